@@ -1,0 +1,98 @@
+"""The easy/hard classifier (paper §4.3): an MLP (64, 32) with ReLU trained on D_a's features and labels.
+
+Easy samples dominate (most forgotten samples are still classified right by the gold model), so the
+loss is class-weighted and the decision threshold can be chosen on the twin data (never on D_f's truth).
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from itertools import combinations
+
+import numpy as np
+import torch
+import torch.nn as nn
+
+from .config import opt
+
+
+@dataclass(frozen=True)
+class ClassifierConfig:
+    """MLP and its training; the paper: (64, 32), SGD 0.01, momentum 0.9, wd 5e-4, 100 epochs."""
+
+    hidden: tuple[int, ...] = opt((64, 32), "hidden layer sizes")
+    epochs: int = opt(100, "training epochs", min=1, max=10000)
+    lr: float = opt(0.01, "SGD learning rate", min=1e-5, max=1.0)
+    batch_size: int = opt(32, "mini-batch size", min=1, max=4096)
+    balance: bool = opt(True, "weight the loss by inverse class frequency (hard samples are rare)")
+    threshold: str = opt("auto", "decision threshold on p(easy): 0.5, or auto (chosen on D_a for balanced accuracy)",
+                         choices=("auto", "0.5"))
+
+
+class MLP(nn.Module):
+    def __init__(self, n_in: int, hidden: tuple[int, ...]):
+        super().__init__()
+        layers, prev = [], n_in
+        for h in hidden:
+            layers += [nn.Linear(prev, h), nn.ReLU()]
+            prev = h
+        layers.append(nn.Linear(prev, 2))
+        self.net = nn.Sequential(*layers)
+
+    def forward(self, x):
+        return self.net(x)
+
+
+@dataclass
+class EasyHardClassifier:
+    model: MLP
+    threshold: float
+
+    def p_easy(self, f: np.ndarray) -> np.ndarray:
+        with torch.no_grad():
+            return torch.softmax(self.model(torch.as_tensor(f, dtype=torch.float32)), 1)[:, 1].numpy()
+
+    def predict(self, f: np.ndarray) -> np.ndarray:
+        return (self.p_easy(f) >= self.threshold).astype(np.int64)
+
+
+def train_classifier(f: np.ndarray, labels: np.ndarray, cfg: ClassifierConfig, seed: int = 0) -> EasyHardClassifier:
+    """Fit the MLP on features f (N, d) and labels (1 = easy, 0 = hard)."""
+    torch.manual_seed(seed + 61)
+    x = torch.as_tensor(f, dtype=torch.float32)
+    y = torch.as_tensor(labels, dtype=torch.long)
+    model = MLP(x.shape[1], tuple(cfg.hidden))
+    counts = torch.bincount(y, minlength=2).float()
+    weight = (len(y) / (2 * counts.clamp_min(1))) if cfg.balance and counts.min() > 0 else None
+    opt = torch.optim.SGD(model.parameters(), lr=cfg.lr, momentum=0.9, weight_decay=5e-4)
+    gen = torch.Generator().manual_seed(seed + 61)
+    for _ in range(cfg.epochs):
+        perm = torch.randperm(len(x), generator=gen)
+        for start in range(0, len(x), cfg.batch_size):
+            idx = perm[start:start + cfg.batch_size]
+            loss = nn.functional.cross_entropy(model(x[idx]), y[idx], weight=weight)
+            opt.zero_grad()
+            loss.backward()
+            opt.step()
+    model.eval()
+    clf = EasyHardClassifier(model, 0.5)
+    if cfg.threshold == "auto" and 0 < labels.sum() < len(labels):
+        clf.threshold = balanced_threshold(clf.p_easy(f), labels)
+    return clf
+
+
+def balanced_threshold(p: np.ndarray, labels: np.ndarray) -> float:
+    """The threshold on p(easy) that maximises balanced accuracy on the given (twin) labels."""
+    best_t, best = 0.5, -1.0
+    for t in np.unique(np.concatenate([p, [0.5]])):
+        pred = p >= t
+        tpr = pred[labels == 1].mean()
+        tnr = (~pred[labels == 0]).mean()
+        score = (tpr + tnr) / 2
+        if score > best + 1e-12 or (abs(score - best) <= 1e-12 and abs(t - 0.5) < abs(best_t - 0.5)):
+            best_t, best = float(t), score
+    return best_t
+
+
+def feature_subsets(names: tuple[str, ...]) -> list[tuple[str, ...]]:
+    """Every non-empty subset, singletons first: NF, AF, CF, NF+AF, NF+CF, AF+CF, NF+AF+CF."""
+    return [c for r in range(1, len(names) + 1) for c in combinations(names, r)]

@@ -1,0 +1,210 @@
+"""Command line: `python -m tmu_core {datasets,models,methods,train,run,execute,sweep,runs,cancel}`.
+
+Flags come from the config dataclasses (tmu_core.options). A user error prints one line on stderr and
+exits 2; no traceback reaches the terminal.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import sys
+
+from . import runs
+from .config import DataConfig, ForgetSpec, RunConfig, TrainConfig
+from .errors import TMUError
+from .options import add_config_args, config_from_args, given
+
+
+def _listing(rows) -> int:
+    width = max(len(n) for n, _ in rows)
+    for name, summary in rows:
+        print(f"{name:<{width}}  {summary}")
+    return 0
+
+
+def cmd_datasets(args) -> int:
+    from .data import DATASETS
+
+    return _listing(DATASETS.describe())
+
+
+def cmd_models(args) -> int:
+    from .models import MODELS
+
+    return _listing(MODELS.describe())
+
+
+def cmd_methods(args) -> int:
+    from .methods import METHODS
+
+    return _listing(METHODS.describe())
+
+
+def _add_common(p: argparse.ArgumentParser) -> None:
+    add_config_args(p, DataConfig, title="data")
+    add_config_args(p, ForgetSpec, title="forget set")
+    add_config_args(p, TrainConfig, title="training recipe (defaults depend on the dataset)")
+    p.add_argument("--recipe", choices=["fast", "paper"], default="fast",
+                   help="per-dataset fast CPU recipe, or the paper's (ResNet-18, lr 0.01 step schedule; for a GPU)")
+    p.add_argument("--seed", type=int, default=0, help="seed of the split, forget set and training (default 0)")
+    p.add_argument("--device", default="auto", help="auto (CUDA, then MPS, then CPU), cpu, cuda, cuda:N or mps")
+
+
+def _run_config(args, methods=()) -> RunConfig:
+    from .methods import METHODS, method_config
+    from .recipes import default_train_config
+
+    data = config_from_args(args, DataConfig)
+    forget = config_from_args(args, ForgetSpec)
+    train = config_from_args(args, TrainConfig, default_train_config(data.dataset, args.recipe))
+    params = []
+    for m in methods:
+        values = given(args, METHODS.get(m).config_cls, prefix=m)
+        if values:
+            method_config(m, data.dataset, values)  # validate now, not later in a worker
+            params.append((m, tuple(sorted(values.items()))))
+    return RunConfig(data=data, forget=forget, train=train, methods=tuple(methods), method_params=tuple(params),
+                     seed=args.seed, device=args.device, name=getattr(args, "name", "") or "")
+
+
+def cmd_train(args) -> int:
+    from .pipeline import train_references
+
+    cfg = _run_config(args)
+    out = train_references(cfg, progress=_stderr_progress if args.verbose else None)
+    print(f"dataset {out['dataset']}  model {out['model']}  forget class {out['forget_class']} "
+          f"({out['forget_class_name']})  |D_f| {out['forget_count']}  device {out['device']}")
+    print(f"{'model':<9} {'A_test':>7} {'A_r':>7} {'A_f':>7} {'seconds':>8}  source")
+    for name in ("original", "gold"):
+        m = out["models"][name]
+        print(f"{name:<9} {m['acc_test']:7.2f} {m['acc_remain']:7.2f} {m['acc_forget']:7.2f} {m['seconds']:8.1f}  "
+              f"{'cache' if m['cached'] else 'trained'}")
+    return 0
+
+
+def _method_flags(p: argparse.ArgumentParser) -> None:
+    from .methods import METHODS
+
+    for name in METHODS.names():
+        add_config_args(p, METHODS.get(name).config_cls, prefix=name, title=f"method {name}")
+
+
+def cmd_run(args) -> int:
+    from .methods import METHODS
+    from .pipeline import execute, start
+
+    methods = args.methods or METHODS.names()
+    if args.mechanism:
+        setattr(args, "tmu_mechanism", args.mechanism)
+    cfg = _run_config(args, methods)
+    run = start(cfg)
+    result = execute(run, progress=None if args.json else _stderr_progress)
+    print(json.dumps(result, indent=2) if args.json else _summary(result))
+    return 0
+
+
+def cmd_execute(args) -> int:
+    from .pipeline import execute
+
+    execute(runs.open_run(args.run_id), progress=None)
+    return 0
+
+
+def cmd_sweep(args) -> int:
+    from .methods import METHODS
+    from .sweep import sweep
+
+    methods = args.methods or METHODS.names()
+    if args.mechanism:
+        setattr(args, "tmu_mechanism", args.mechanism)
+    cfg = _run_config(args, methods)
+    out = sweep(cfg, args.classes, progress=_stderr_progress if not args.quiet else None)
+    print(out["markdown"])
+    print(f"\nwritten: {out['markdown_path']} and {out['csv_path']}", file=sys.stderr)
+    return 0
+
+
+def cmd_runs(args) -> int:
+    items = runs.list_runs()
+    if not items:
+        print(f"no runs in {runs.runs_root()}")
+    for r in items:
+        extra = f"  {r.error}" if r.error and r.state in ("failed", "interrupted", "damaged") else ""
+        print(f"{r.run_id:<60} {r.state:<11} {r.stage:<14} {100 * r.progress:5.1f}%{extra}")
+    return 0
+
+
+def cmd_cancel(args) -> int:
+    runs.open_run(args.run_id).request_cancel()
+    print(f"cancel requested for {args.run_id}")
+    return 0
+
+
+def _summary(result: dict) -> str:
+    lines = [f"run {result['run_id']}  ({result['dataset']}, {result['model']}, class {result['forget_class']} "
+             f"{result['forget_class_name']}, |D_f| {result['forget_count']}, device {result['device']})",
+             f"{'model':<11} {'A_test':>7} {'A_r':>7} {'A_f':>7} {'|delta|':>8} {'act.dist':>8} {'MIA':>6} {'sec':>7}"]
+    for name, m in result["models"].items():
+        lines.append(f"{name:<11} {m['acc_test']:7.2f} {m['acc_remain']:7.2f} {m['acc_forget']:7.2f} "
+                     f"{m['abs_delta']:8.2f} {m['activation_distance']:8.4f} {m['mia']:6.1f} {m['seconds']:7.1f}")
+    t = result.get("tmu")
+    if t:
+        lines.append(f"TMU label accuracy {t['label_accuracy']:.1f}%  predicted easy/hard {t['pred_easy']}/{t['pred_hard']}"
+                     f"  gold hard {t['gold_hard']}  |D_a| {t['aux_count']}  cost ratio {result['cost_ratio']:.3f}")
+    return "\n".join(lines)
+
+
+def _stderr_progress(p) -> None:
+    print(f"[{p.stage}] {100 * p.fraction:5.1f}% {p.message}", file=sys.stderr, flush=True)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="python -m tmu_core", description="Twin Machine Unlearning from the command line")
+    sub = parser.add_subparsers(dest="command", required=True)
+    sub.add_parser("datasets", help="list datasets").set_defaults(fn=cmd_datasets)
+    sub.add_parser("models", help="list models").set_defaults(fn=cmd_models)
+    sub.add_parser("methods", help="list unlearning methods").set_defaults(fn=cmd_methods)
+    p = sub.add_parser("train", help="train (or load cached) original and gold models and print their accuracies")
+    _add_common(p)
+    p.add_argument("-v", "--verbose", action="store_true", help="print training progress on stderr")
+    p.set_defaults(fn=cmd_train)
+    for name, fn, helptext in (("run", cmd_run, "run TMU and the baselines on one forget set"),
+                               ("sweep", cmd_sweep, "run every forget class and write the paper's tables")):
+        p = sub.add_parser(name, help=helptext)
+        _add_common(p)
+        p.add_argument("--methods", nargs="+", help="subset of methods (default: all)")
+        p.add_argument("--mechanism", choices=["randlabel", "neggrad"], help="TMU's forget mechanism on hard samples")
+        if name == "run":
+            p.add_argument("--json", action="store_true", help="print the result as one JSON object")
+            p.add_argument("--name", default="", help="a label for the run (part of its id)")
+        else:
+            p.add_argument("--classes", default="all", help="'all' or comma-separated class indices/names")
+            p.add_argument("--quiet", action="store_true", help="no progress on stderr")
+        _method_flags(p)
+        p.set_defaults(fn=fn)
+    p = sub.add_parser("execute", help="execute a run created by the dashboard (its config.json)")
+    p.add_argument("run_id")
+    p.set_defaults(fn=cmd_execute)
+    sub.add_parser("runs", help="list stored runs").set_defaults(fn=cmd_runs)
+    p = sub.add_parser("cancel", help="ask a running run to stop")
+    p.add_argument("run_id")
+    p.set_defaults(fn=cmd_cancel)
+    return parser
+
+
+def main(argv=None) -> int:
+    logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
+    args = build_parser().parse_args(argv)
+    try:
+        return args.fn(args)
+    except TMUError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print("error: interrupted", file=sys.stderr)
+        return 130
+    except Exception as exc:  # a bug: still one line, never a traceback for the user
+        logging.getLogger(__name__).debug("unexpected error", exc_info=True)
+        print(f"error: unexpected {exc.__class__.__name__}: {exc} (please report this)", file=sys.stderr)
+        return 1

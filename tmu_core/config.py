@@ -1,0 +1,160 @@
+"""Frozen configuration dataclasses: one per component, shared by the CLI and the dashboard.
+
+Every field carries its help text (and bounds or choices) in `metadata`, so `tmu_core.options` builds
+CLI flags from them and the dashboard builds widgets from the same source. Validation happens in
+`__post_init__` and raises `TMUError` naming what is valid. Defaults run on a CPU in seconds.
+"""
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field, fields
+
+from .errors import TMUError
+
+
+def opt(default, help: str, **meta):
+    """A dataclass field with UI/CLI metadata (help, min, max, choices)."""
+    return field(default=default, metadata={"help": help, **meta})
+
+
+def check_bounds(obj) -> None:
+    """Enforce the `min`/`max`/`choices` metadata of every field of a config object."""
+    name = type(obj).__name__
+    for f in fields(obj):
+        value = getattr(obj, f.name)
+        meta = f.metadata
+        if "choices" in meta and value not in meta["choices"]:
+            raise TMUError(f"{f.name} '{value}' is not valid; choose one of: {', '.join(map(str, meta['choices']))}")
+        if isinstance(value, (int, float)) and not isinstance(value, bool):
+            if isinstance(value, float) and not math.isfinite(value):
+                raise TMUError(f"{f.name} must be a finite number, got {value}")
+            lo, hi = meta.get("min"), meta.get("max")
+            if lo is not None and value < lo:
+                raise TMUError(f"{f.name} must be >= {lo} (got {value}) in {name}")
+            if hi is not None and value > hi:
+                raise TMUError(f"{f.name} must be <= {hi} (got {value}) in {name}")
+
+
+@dataclass(frozen=True)
+class DataConfig:
+    """Which data, and how it is split into train / aux / test."""
+
+    dataset: str = opt("digits", "dataset name (see `python -m tmu_core datasets`)")
+    data_root: str = opt("", "folder with the dataset files (torchvision sets, imagefolder); default ./data/<dataset>")
+    image_size: int = opt(32, "side length imagefolder images are resized to", min=8, max=256)
+    aux_fraction: float = opt(0.1, "share of each training class held out as the aux pool (never trained on)", min=0.02, max=0.5)
+    test_fraction: float = opt(0.2, "test share for datasets without an official test split", min=0.05, max=0.5)
+    train_per_class: int = opt(0, "use at most this many training images per class (0 = all)", min=0)
+
+    def __post_init__(self):
+        check_bounds(self)
+        from .data import DATASETS  # late import: the registry imports this module
+
+        DATASETS.entry(self.dataset)
+
+
+@dataclass(frozen=True)
+class ForgetSpec:
+    """The forget set D_f: part of one class, by count, fraction or explicit sample ids."""
+
+    forget_class: str = opt("8", "class to forget from: index or name")
+    forget_count: int = opt(100, "how many samples of the class to forget", min=0)
+    forget_fraction: float = opt(0.0, "forget this share of the class instead of a count (0 = use the count)", min=0.0, max=1.0)
+    forget_ids: tuple[int, ...] = opt((), "explicit training sample ids to forget (overrides count/fraction)")
+
+    def __post_init__(self):
+        check_bounds(self)
+        object.__setattr__(self, "forget_class", str(self.forget_class).strip())
+        object.__setattr__(self, "forget_ids", tuple(int(i) for i in self.forget_ids))
+        if not self.forget_ids and self.forget_fraction == 0.0 and self.forget_count < 1:
+            raise TMUError(f"forget_count must be at least 1 (got {self.forget_count})")
+        if self.forget_fraction >= 1.0:
+            raise TMUError("forget_fraction must be below 1 (the class must keep some samples)")
+
+
+@dataclass(frozen=True)
+class TrainConfig:
+    """One training recipe, used for the original, the gold and every from-scratch model."""
+
+    model: str = opt("small_cnn", "architecture (see `python -m tmu_core models`)")
+    epochs: int = opt(30, "training epochs", min=1, max=1000)
+    batch_size: int = opt(64, "mini-batch size", min=1, max=4096)
+    lr: float = opt(0.05, "initial learning rate (SGD, momentum 0.9)", min=1e-6, max=10.0)
+    momentum: float = opt(0.9, "SGD momentum", min=0.0, max=0.999)
+    weight_decay: float = opt(5e-4, "weight decay", min=0.0, max=0.1)
+    schedule: str = opt("cosine", "learning-rate schedule: cosine, or step (/10 at 50% and 75%, as the paper)",
+                        choices=("cosine", "step", "constant"))
+    augment: str = opt("none", "augmentation: none, flip, crop_flip (pad 4 + crop + flip)",
+                       choices=("none", "flip", "crop_flip"))
+    label_smoothing: float = opt(0.0, "label smoothing of the cross-entropy", min=0.0, max=0.5)
+
+    def __post_init__(self):
+        check_bounds(self)
+        from .models import MODELS
+
+        MODELS.entry(self.model)
+
+
+@dataclass(frozen=True)
+class RunConfig:
+    """Everything that defines a run: data, forget set, training recipe, methods, seed, device."""
+
+    data: DataConfig = field(default_factory=DataConfig)
+    forget: ForgetSpec = field(default_factory=ForgetSpec)
+    train: TrainConfig = field(default_factory=TrainConfig)
+    methods: tuple[str, ...] = ("tmu", "finetune", "neggrad", "randlabel", "badteacher")
+    method_params: tuple[tuple[str, tuple[tuple[str, object], ...]], ...] = ()
+    seed: int = 0
+    device: str = "auto"
+    name: str = ""
+
+    def __post_init__(self):
+        from .methods import METHODS
+
+        object.__setattr__(self, "methods", tuple(self.methods))
+        for m in self.methods:
+            METHODS.entry(m)
+        if len(set(self.methods)) != len(self.methods):
+            raise TMUError(f"methods listed twice: {', '.join(self.methods)}")
+        if self.device not in ("auto", "cpu", "cuda", "mps") and not self.device.startswith("cuda:"):
+            raise TMUError(f"device '{self.device}' is not valid; choose auto, cpu, cuda, cuda:N or mps")
+        if self.seed < 0:
+            raise TMUError(f"seed must be >= 0 (got {self.seed})")
+
+    def params_for(self, method: str) -> dict:
+        """The overrides given for one method's config (empty when none)."""
+        return dict(dict(self.method_params).get(method, ()))
+
+
+def run_config_to_dict(cfg: RunConfig) -> dict:
+    """JSON-ready form of a RunConfig (stored as the run's config.json)."""
+    from dataclasses import asdict
+
+    d = asdict(cfg)
+    d["methods"] = list(cfg.methods)
+    d["method_params"] = {m: dict(p) for m, p in cfg.method_params}
+    d["forget"]["forget_ids"] = list(cfg.forget.forget_ids)
+    return d
+
+
+def run_config_from_dict(d: dict) -> RunConfig:
+    """Inverse of `run_config_to_dict`; unknown keys are refused with the valid ones named."""
+    def build(cls, values):
+        valid = {f.name for f in fields(cls)}
+        extra = sorted(set(values) - valid)
+        if extra:
+            raise TMUError(f"unknown {cls.__name__} setting(s) {extra}; valid: {', '.join(sorted(valid))}")
+        return cls(**values)
+
+    d = dict(d)
+    forget = dict(d.get("forget", {}))
+    forget["forget_ids"] = tuple(forget.get("forget_ids", ()))
+    params = d.get("method_params") or {}
+    return build(RunConfig, {
+        **{k: v for k, v in d.items() if k not in ("data", "forget", "train", "methods", "method_params")},
+        "data": build(DataConfig, d.get("data", {})),
+        "forget": build(ForgetSpec, forget),
+        "train": build(TrainConfig, d.get("train", {})),
+        "methods": tuple(d.get("methods", RunConfig.methods)),
+        "method_params": tuple((m, tuple(sorted(p.items()))) for m, p in params.items()),
+    })

@@ -1,0 +1,190 @@
+"""Datasets: a registry of loaders, the train / aux / test split, and forget-set resolution.
+
+Images are kept as uint8 tensors (N, C, H, W) and become floats in [0, 1] per batch; normalisation
+lives inside the models, so attack budgets are in pixel units. The aux pool (a seeded, stratified share
+of every training class) is never used to train the original model: it feeds TMU's twin problem.
+Sample ids are positions in the dataset's training set and do not depend on the seed.
+"""
+from __future__ import annotations
+
+import functools
+import logging
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+
+from . import runs
+from .config import DataConfig, ForgetSpec
+from .errors import TMUError
+from .registry import Registry
+
+log = logging.getLogger(__name__)
+
+# A loader: DataConfig -> RawData
+DATASETS: Registry = Registry("dataset")
+
+FIXED_TEST_SEED = 20240229  # test split of datasets without one: fixed so sample ids never move
+
+
+@dataclass
+class RawData:
+    """A dataset as loaded: uint8 images (N, C, H, W), int64 labels, class names."""
+
+    x_train: torch.Tensor
+    y_train: torch.Tensor
+    x_test: torch.Tensor
+    y_test: torch.Tensor
+    classes: list[str]
+
+
+@dataclass
+class Dataset:
+    """A loaded dataset with its seeded split. `train_ids` may be trained on; `aux_ids` never are."""
+
+    name: str
+    classes: list[str]
+    x: torch.Tensor  # uint8 (N, C, H, W): the full training set; ids index it
+    y: torch.Tensor
+    x_test: torch.Tensor
+    y_test: torch.Tensor
+    train_ids: np.ndarray
+    aux_ids: np.ndarray
+    mean: tuple[float, ...]
+    std: tuple[float, ...]
+
+    @property
+    def channels(self) -> int:
+        return int(self.x.shape[1])
+
+    @property
+    def size(self) -> int:
+        return int(self.x.shape[-1])
+
+    @property
+    def num_classes(self) -> int:
+        return len(self.classes)
+
+    def class_ids(self, c: int, pool: str = "train") -> np.ndarray:
+        ids = self.train_ids if pool == "train" else self.aux_ids
+        return ids[self.y[ids].numpy() == c]
+
+
+@dataclass(frozen=True)
+class ForgetSet:
+    """D_f: sorted training ids of one class, and what remains of that class."""
+
+    class_index: int
+    class_name: str
+    ids: np.ndarray
+
+    def remain_ids(self, data: Dataset) -> np.ndarray:
+        return np.setdiff1d(data.train_ids, self.ids)
+
+    def remain_class_ids(self, data: Dataset) -> np.ndarray:
+        return np.setdiff1d(data.class_ids(self.class_index), self.ids)
+
+
+def to_float(x: torch.Tensor) -> torch.Tensor:
+    """uint8 images -> float32 in [0, 1]."""
+    return x.float().div_(255.0) if x.dtype == torch.uint8 else x.float()
+
+
+def describe_datasets() -> list[tuple[str, str]]:
+    return DATASETS.describe()
+
+
+@functools.lru_cache(maxsize=4)
+def load_raw(cfg: DataConfig) -> RawData:
+    raw = DATASETS.get(cfg.dataset)(cfg)
+    if len(raw.classes) < 2:
+        raise TMUError(f"{cfg.dataset} has {len(raw.classes)} class; at least 2 are needed")
+    return raw
+
+
+def load_dataset(cfg: DataConfig, seed: int) -> Dataset:
+    """Load `cfg.dataset` and split its training set into train and aux pools (seeded, stratified)."""
+    raw = load_raw(cfg)
+    rng = np.random.default_rng(seed)
+    y = raw.y_train.numpy()
+    train, aux = [], []
+    for c in range(len(raw.classes)):
+        ids = np.flatnonzero(y == c)
+        if len(ids) == 0:
+            continue
+        ids = rng.permutation(ids)
+        n_aux = int(round(cfg.aux_fraction * len(ids)))
+        n_aux = min(max(n_aux, 1), len(ids) - 1) if len(ids) > 1 else 0
+        rest = ids[n_aux:]
+        if cfg.train_per_class:
+            rest = rest[: cfg.train_per_class]
+        aux.append(ids[:n_aux])
+        train.append(rest)
+    xf = raw.x_train.float().div(255.0)
+    mean = tuple(xf.mean(dim=(0, 2, 3)).tolist())
+    std = tuple(xf.std(dim=(0, 2, 3)).clamp_min(1e-3).tolist())
+    return Dataset(cfg.dataset, raw.classes, raw.x_train, raw.y_train, raw.x_test, raw.y_test,
+                   np.sort(np.concatenate(train)), np.sort(np.concatenate(aux)), mean, std)
+
+
+def resolve_class(data: Dataset, name_or_index: str) -> int:
+    """A class given by index or name -> its index."""
+    key = str(name_or_index).strip()
+    if key in data.classes:
+        return data.classes.index(key)
+    if key.lstrip("-").isdigit():
+        c = int(key)
+        if 0 <= c < data.num_classes:
+            return c
+    shown = ", ".join(f"{i}={n}" for i, n in enumerate(data.classes[:12]))
+    more = " ..." if data.num_classes > 12 else ""
+    raise TMUError(f"unknown class '{key}' for {data.name}; valid: 0..{data.num_classes - 1} or a name ({shown}{more})")
+
+
+def resolve_forget(data: Dataset, spec: ForgetSpec, seed: int) -> ForgetSet:
+    """Turn a forget spec into sorted training ids, refusing anything invalid with the valid range."""
+    c = resolve_class(data, spec.forget_class)
+    pool = data.class_ids(c)
+    n = len(pool)
+    name = data.classes[c]
+    if spec.forget_ids:
+        ids = np.asarray(spec.forget_ids, dtype=np.int64)
+        if len(np.unique(ids)) != len(ids):
+            dup = sorted({int(i) for i in ids if (ids == i).sum() > 1})[:5]
+            raise TMUError(f"forget ids are duplicated: {dup}")
+        bad = [int(i) for i in ids if i < 0 or i >= len(data.y)]
+        if bad:
+            raise TMUError(f"forget ids out of range: {bad[:5]}; valid ids are 0..{len(data.y) - 1}")
+        aux = set(data.aux_ids.tolist())
+        in_aux = [int(i) for i in ids if int(i) in aux]
+        if in_aux:
+            raise TMUError(f"forget ids {in_aux[:5]} are in the aux pool (never trained on); pick ids of the training pool")
+        other = [int(i) for i in ids if int(data.y[i]) != c]
+        if other:
+            raise TMUError(f"forget ids {other[:5]} are not of class {c} ({name}); all forget ids must be of one class")
+        unused = np.setdiff1d(ids, pool)
+        if len(unused):
+            raise TMUError(f"forget ids {unused[:5].tolist()} are outside the training subset in use")
+        if len(ids) >= n:
+            raise TMUError(f"cannot forget all {n} training samples of class {name}; keep at least one")
+        return ForgetSet(c, name, np.sort(ids))
+    count = int(round(spec.forget_fraction * n)) if spec.forget_fraction > 0 else spec.forget_count
+    if count < 1 or count >= n:
+        raise TMUError(f"forget count {count} is not valid for class {c} ({name}): it has {n} training samples; "
+                       f"choose 1..{n - 1}")
+    rng = np.random.default_rng([seed, c, 7])
+    return ForgetSet(c, name, np.sort(rng.choice(pool, size=count, replace=False)))
+
+
+def split_test(x: torch.Tensor, y: torch.Tensor, fraction: float):
+    """Stratified fixed split for datasets that ship without a test set."""
+    rng = np.random.default_rng(FIXED_TEST_SEED)
+    yn = y.numpy()
+    test = np.concatenate([rng.permutation(np.flatnonzero(yn == c))[: max(1, int(round(fraction * (yn == c).sum())))]
+                           for c in np.unique(yn)])
+    train = np.setdiff1d(np.arange(len(yn)), test)
+    return x[train], y[train], x[np.sort(test)], y[np.sort(test)]
+
+
+# Loaders live in data_sources.py; importing it fills the registry.
+from . import data_sources  # noqa: E402,F401

@@ -1,0 +1,179 @@
+"""Dataset loaders, registered by name: digits (bundled), torchvision sets, and any image folder.
+
+Each loader returns `RawData` with uint8 images. Decoded image folders are cached as one .npz in the
+run store's cache so the CIFAR-10 JPEG copy is decoded once, not at every run.
+"""
+from __future__ import annotations
+
+import gzip
+import hashlib
+import logging
+import os
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from . import runs
+from .config import DataConfig
+from .data import DATASETS, RawData, split_test
+from .errors import DataUnavailable, TMUError
+
+log = logging.getLogger(__name__)
+
+IMAGE_EXTS = {".jpg", ".jpeg", ".png", ".bmp", ".gif", ".tif", ".tiff", ".webp", ".ppm", ".pgm"}
+FASHION_DEBIAN = Path("/usr/share/datasets/fashion-mnist")
+
+
+@DATASETS.register("digits", "scikit-learn's bundled 8x8 handwritten digits (1797 images, 10 classes); offline, instant")
+def load_digits(cfg: DataConfig) -> RawData:
+    from sklearn.datasets import load_digits as sk_digits
+
+    d = sk_digits()
+    x = torch.from_numpy(np.round(d.images * (255.0 / 16.0)).astype(np.uint8)).unsqueeze(1)
+    y = torch.from_numpy(d.target.astype(np.int64))
+    xtr, ytr, xte, yte = split_test(x, y, cfg.test_fraction)
+    return RawData(xtr, ytr, xte, yte, [str(i) for i in range(10)])
+
+
+def _offline_message(name: str, root: Path, layout: str) -> str:
+    return (f"{name} is not in {root} and could not be downloaded (offline?). Put the files there ({layout}), "
+            f"pass --data-root, or run once with network access")
+
+
+def _torchvision(name: str, cls_name: str, layout: str):
+    def load(cfg: DataConfig) -> RawData:
+        import torchvision.datasets as tvd
+
+        root = Path(cfg.data_root) if cfg.data_root else runs.default_data_root(name)
+        cls = getattr(tvd, cls_name)
+        sets = []
+        for train in (True, False):
+            try:
+                ds = cls(str(root), train=train, download=False)
+            except (RuntimeError, OSError):
+                try:
+                    root.mkdir(parents=True, exist_ok=True)
+                    ds = cls(str(root), train=train, download=True)
+                except Exception as exc:  # any network or file error means: not available here
+                    raise DataUnavailable(_offline_message(name, root, layout)) from exc
+            sets.append(ds)
+        tr, te = sets
+        return RawData(*_tv_arrays(tr), *_tv_arrays(te), list(tr.classes))
+
+    return load
+
+
+def _tv_arrays(ds) -> tuple[torch.Tensor, torch.Tensor]:
+    x = ds.data if isinstance(ds.data, torch.Tensor) else torch.from_numpy(np.asarray(ds.data))
+    x = x.unsqueeze(1) if x.ndim == 3 else x.permute(0, 3, 1, 2)
+    return x.contiguous().to(torch.uint8), torch.as_tensor(np.asarray(ds.targets), dtype=torch.int64)
+
+
+DATASETS.register("mnist", "MNIST 28x28 digits via torchvision (downloaded to --data-root when online)")(
+    _torchvision("mnist", "MNIST", "<root>/MNIST/raw/*-ubyte"))
+DATASETS.register("cifar10", "CIFAR-10 32x32 colour, 10 classes, via torchvision (downloaded when online)")(
+    _torchvision("cifar10", "CIFAR10", "<root>/cifar-10-batches-py/"))
+DATASETS.register("cifar100", "CIFAR-100 32x32 colour, 100 classes, via torchvision (downloaded when online)")(
+    _torchvision("cifar100", "CIFAR100", "<root>/cifar-100-python/"))
+
+_fashion_tv = _torchvision("fashion-mnist", "FashionMNIST", "<root>/FashionMNIST/raw/*-ubyte")
+
+
+@DATASETS.register("fashion-mnist", "Fashion-MNIST 28x28 clothing; reads Debian's dataset-fashion-mnist package, else torchvision")
+def load_fashion(cfg: DataConfig) -> RawData:
+    if not cfg.data_root and FASHION_DEBIAN.is_dir():
+        files = {p.name.split(".")[0]: p for p in FASHION_DEBIAN.iterdir() if "ubyte" in p.name}
+        need = ["train-images-idx3-ubyte", "train-labels-idx1-ubyte", "t10k-images-idx3-ubyte", "t10k-labels-idx1-ubyte"]
+        if all(n in files for n in need):
+            xtr, ytr, xte, yte = (_read_idx(files[n]) for n in need)
+            classes = ["T-shirt/top", "Trouser", "Pullover", "Dress", "Coat", "Sandal", "Shirt", "Sneaker", "Bag", "Ankle boot"]
+            return RawData(torch.from_numpy(xtr).unsqueeze(1), torch.from_numpy(ytr.astype(np.int64)),
+                           torch.from_numpy(xte).unsqueeze(1), torch.from_numpy(yte.astype(np.int64)), classes)
+    return _fashion_tv(cfg)
+
+
+def _read_idx(path: Path) -> np.ndarray:
+    """Read an idx file (gzip or not): the format of MNIST-like datasets."""
+    opener = gzip.open if path.suffix == ".gz" else open
+    with opener(path, "rb") as fh:
+        buf = fh.read()
+    ndim = buf[3]
+    shape = tuple(int.from_bytes(buf[4 + 4 * i: 8 + 4 * i], "big") for i in range(ndim))
+    return np.frombuffer(buf, dtype=np.uint8, offset=4 + 4 * ndim).reshape(shape).copy()
+
+
+@DATASETS.register("imagefolder", "your own images: --data-root with train/ and test/ class folders, or one folder of class folders")
+def load_imagefolder(cfg: DataConfig) -> RawData:
+    if not cfg.data_root:
+        raise TMUError("imagefolder needs --data-root: a folder with train/ and test/ class subfolders, or class subfolders")
+    root = Path(cfg.data_root).expanduser()
+    if not root.is_dir():
+        raise TMUError(f"data root {root} does not exist or is not a folder")
+    split = (root / "train").is_dir() and (root / "test").is_dir()
+    parts = [root / "train", root / "test"] if split else [root]
+    listing = [_list_images(p) for p in parts]
+    classes = sorted(listing[0])
+    if len(classes) < 2:
+        raise TMUError(f"{parts[0]} holds {len(classes)} class folder(s) with images; at least 2 are needed")
+    if split:
+        extra = sorted(set(listing[1]) - set(classes))
+        if extra:
+            raise TMUError(f"test classes {extra} are not among the train classes {classes}")
+    key = hashlib.sha256(repr((str(root.resolve()), cfg.image_size,
+                               [(c, len(f), f[-1][1] if f else 0) for lst in listing for c, f in sorted(lst.items())])).encode()).hexdigest()[:16]
+    cache = runs.data_cache_file(f"imagefolder-{key}")
+    if cache.exists():
+        try:
+            with np.load(cache) as z:
+                arrays = [torch.from_numpy(z[k]) for k in ("xtr", "ytr", "xte", "yte")]
+            return RawData(*arrays, classes)
+        except Exception:
+            log.warning("image cache %s is damaged; decoding again", cache)
+    decoded = [_decode(lst, classes, cfg.image_size) for lst in listing]
+    xtr, ytr = decoded[0]
+    if split:
+        xte, yte = decoded[1]
+    else:
+        xtr, ytr, xte, yte = split_test(xtr, ytr, cfg.test_fraction)
+    runs.atomic_savez(cache, xtr=xtr.numpy(), ytr=ytr.numpy(), xte=xte.numpy(), yte=yte.numpy())
+    return RawData(xtr, ytr, xte, yte, classes)
+
+
+def _list_images(folder: Path) -> dict[str, list[tuple[Path, int]]]:
+    out: dict[str, list[tuple[Path, int]]] = {}
+    for d in sorted(p for p in folder.iterdir() if p.is_dir() and not p.name.startswith(".")):
+        files = sorted(f for f in d.iterdir() if f.suffix.lower() in IMAGE_EXTS and f.is_file())
+        if files:
+            out[d.name] = [(f, int(f.stat().st_mtime)) for f in files]
+    if not out:
+        raise TMUError(f"no images found under {folder}: expected class subfolders holding image files "
+                       f"({', '.join(sorted(IMAGE_EXTS))})")
+    return out
+
+
+def _decode(listing: dict[str, list[tuple[Path, int]]], classes: list[str], size: int):
+    from PIL import Image, UnidentifiedImageError
+
+    files = [(f, classes.index(c)) for c, fs in listing.items() for f, _ in fs]
+    modes = set()
+    imgs = []
+    for f, _ in files:
+        try:
+            with Image.open(f) as im:
+                im.load()
+                modes.add("L" if im.mode in ("L", "1", "I;16", "I") else "RGB")
+                imgs.append(im.copy())
+        except (UnidentifiedImageError, OSError, SyntaxError, ValueError) as exc:
+            raise TMUError(f"cannot read image {f}: {exc.__class__.__name__}; remove or replace that file") from exc
+    mode = "L" if modes == {"L"} else "RGB"
+    x = np.empty((len(imgs), size, size, 1 if mode == "L" else 3), dtype=np.uint8)
+    for i, im in enumerate(imgs):
+        im = im.convert(mode)
+        if im.size != (size, size):
+            im = im.resize((size, size), Image.BILINEAR)
+        a = np.asarray(im, dtype=np.uint8)
+        x[i] = a[..., None] if a.ndim == 2 else a
+    y = np.array([c for _, c in files], dtype=np.int64)
+    log.info("decoded %d images (%s) at %dx%d", len(files), mode, size, size)
+    return torch.from_numpy(x).permute(0, 3, 1, 2).contiguous(), torch.from_numpy(y)

@@ -1,0 +1,75 @@
+"""TMU's three features per sample (paper §4.2), computed for D_a in the twin problem and D_f in the real one.
+
+NF  nearest distance: mean of the k smallest distances from a sample's penultimate activation to those
+    of the reference set (class-c remain samples). Easy samples have close neighbours.
+AF  adversarial: see attacks.adversarial_feature.
+CF  curriculum loss: per-sample loss under a same-architecture network trained from scratch for 1-2
+    epochs; easy samples are learned first, so their loss is small.
+Scaling is fitted on D_a and applied unchanged to D_f.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+from .config import TrainConfig
+from .data import to_float
+from .train import fit, predict, seed_everything
+
+FEATURES = ("NF", "AF", "CF")
+
+
+def nearest_distance(query: torch.Tensor, reference: torch.Tensor, k: int = 5, distance: str = "euclidean",
+                     normalize: bool = True) -> torch.Tensor:
+    """NF: mean of the k smallest distances from each query row to the reference rows.
+
+    Args: query (N, D), reference (M, D) embeddings; k <= M; distance 'euclidean' or 'cosine';
+    normalize: L2-normalise rows first (euclidean only). Returns (N,) float32.
+    """
+    from .errors import TMUError
+
+    if k < 1 or k > len(reference):
+        raise TMUError(f"NF k={k} is not valid: the reference set has {len(reference)} samples; choose 1..{len(reference)}")
+    q, r = query.float(), reference.float()
+    if distance == "cosine":
+        d = 1 - F.normalize(q, dim=1) @ F.normalize(r, dim=1).T
+    else:
+        if normalize:
+            q, r = F.normalize(q, dim=1), F.normalize(r, dim=1)
+        d = torch.cdist(q, r)
+    return d.clamp_min(0).topk(k, dim=1, largest=False).values.mean(1)
+
+
+def curriculum_losses(make_model, x_train: torch.Tensor, y_train: torch.Tensor, queries: list[tuple[torch.Tensor, int]],
+                      cfg: TrainConfig, device: torch.device, seed: int) -> list[torch.Tensor]:
+    """CF: train a fresh model briefly on (x_train, y_train), return per-sample CE for each (x, label) query."""
+    seed_everything(seed + 53)
+    net = make_model()
+    fit(net, x_train, y_train, cfg, device, seed=seed + 53, stage="curriculum")
+    out = []
+    for x, label in queries:
+        logits = predict(net, x, device)
+        out.append(F.cross_entropy(logits, torch.full((len(x),), label, dtype=torch.long), reduction="none"))
+    return out
+
+
+@dataclass
+class Scaler:
+    """Per-feature transform fitted on D_a: optional log1p, then standardise, then clip."""
+
+    mean: np.ndarray
+    std: np.ndarray
+    log: bool
+    clip: float
+
+    @classmethod
+    def fit(cls, f: np.ndarray, log: bool = True, clip: float = 5.0) -> "Scaler":
+        g = np.log1p(np.maximum(f, 0)) if log else f
+        return cls(g.mean(0), g.std(0) + 1e-8, log, clip)
+
+    def transform(self, f: np.ndarray) -> np.ndarray:
+        g = np.log1p(np.maximum(f, 0)) if self.log else f
+        return np.clip((g - self.mean) / self.std, -self.clip, self.clip)

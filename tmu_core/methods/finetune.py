@@ -1,0 +1,24 @@
+"""Fine-tuning baseline: train on D_r only, with a slightly larger learning rate (catastrophic forgetting)."""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from . import METHODS, Method
+from .loop import LoopConfig, batch_ce, retain_forget_tensors, unlearn_loop
+
+
+@dataclass(frozen=True)
+class FinetuneConfig(LoopConfig):
+    """Fine-tuning: the shared loop with retain loss only."""
+
+
+def run(task, cfg: FinetuneConfig, device, progress=None):
+    retain, forget = retain_forget_tensors(task)
+    empty = (forget[0][:0], forget[1][:0])
+    loss = lambda m, xr, yr, xf, tf: batch_ce(m, xr, yr)
+    return unlearn_loop(task.original, retain, empty, loss, cfg, device, seed=task.seed, stage="finetune",
+                        progress=progress, should_stop=task.should_stop)
+
+
+METHODS.register("finetune", "fine-tune on D_r only with a larger learning rate (catastrophic forgetting)")(
+    Method(FinetuneConfig, run, lambda dataset: {"lr": 0.02, "epochs": 3, "retain_fraction": 0.5}))

@@ -1,0 +1,122 @@
+"""The one unlearning loop every method shares; a method supplies only its loss.
+
+Each epoch replays a seeded random share of the retain data in mini-batches; each step pairs a retain
+batch with a batch of the forget data (cycled), and the method's loss sees both. The learning rate decays
+with a cosine schedule (a constant rate cost A_test). The input model is deep-copied, never mutated.
+"""
+from __future__ import annotations
+
+import copy
+import math
+from dataclasses import dataclass, field
+from typing import Callable, Optional
+
+import numpy as np
+import torch
+import torch.nn as nn
+
+from ..config import DataConfig, TrainConfig, opt
+from ..data import Dataset, ForgetSet, to_float
+from ..train import Progress, ProgressFn, autocast, generator, make_schedule, on_device
+
+
+@dataclass
+class UnlearnTask:
+    """What a method may use: the data, the forget set, the original model (shared: do not mutate)."""
+
+    data: Dataset
+    data_cfg: DataConfig
+    train_cfg: TrainConfig
+    forget: ForgetSet
+    original: nn.Module
+    seed: int = 0
+    should_stop: Optional[Callable[[], None]] = None
+    report: dict = field(default_factory=dict)  # a method may leave details here (TMU's predictions, timings)
+
+    @property
+    def remain_ids(self) -> np.ndarray:
+        return self.forget.remain_ids(self.data)
+
+
+@dataclass(frozen=True)
+class LoopConfig:
+    """Settings of the shared unlearning loop (embedded in each method's config)."""
+
+    epochs: int = opt(3, "passes over the replayed retain share", min=1, max=200)
+    lr: float = opt(0.01, "initial learning rate (cosine decay)", min=1e-6, max=1.0)
+    batch_size: int = opt(64, "retain batch size", min=2, max=4096)
+    forget_batch_size: int = opt(32, "forget batch size", min=1, max=4096)
+    retain_fraction: float = opt(0.3, "share of D_r replayed per epoch", min=0.01, max=1.0)
+
+
+# loss(model, x_retain, y_retain, x_forget, t_forget) -> scalar; t_forget is whatever the method passed
+LossFn = Callable[[nn.Module, torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor], torch.Tensor]
+
+
+def unlearn_loop(model: nn.Module, retain: tuple[torch.Tensor, torch.Tensor], forget: tuple[torch.Tensor, torch.Tensor],
+                 loss_fn: LossFn, cfg, device: torch.device, *, seed: int = 0, stage: str = "unlearn",
+                 progress: ProgressFn = None, optimizer: str = "sgd", should_stop=None) -> nn.Module:
+    """Run the shared loop on a deep copy of `model` and return the copy.
+
+    Args: retain (x uint8/float in [0,1], y int64); forget (x, targets) where targets may be labels or
+    soft targets, or empty tensors for methods that use no forget data.
+    """
+    model = copy.deepcopy(model).to(device).train()
+    xr, yr = on_device(retain[0], device), on_device(retain[1], device)
+    xf, tf = on_device(forget[0], device), on_device(forget[1], device)
+    gen = generator(seed)
+    n_r = max(2, int(math.ceil(cfg.retain_fraction * len(xr)))) if len(xr) else 0
+    steps = max(1, math.ceil(max(n_r, len(xf)) / cfg.batch_size))
+    if optimizer == "adam":
+        opt_ = torch.optim.Adam(model.parameters(), lr=cfg.lr)
+    else:
+        opt_ = torch.optim.SGD(model.parameters(), lr=cfg.lr, momentum=0.9, weight_decay=5e-4)
+    sched = make_schedule(opt_, "cosine", cfg.epochs * steps)
+    f_perm, f_pos = torch.randperm(len(xf), generator=gen), 0
+    for epoch in range(cfg.epochs):
+        r_perm = torch.randperm(len(xr), generator=gen)[:n_r] if len(xr) else torch.empty(0, dtype=torch.long)
+        r_batch = max(2, math.ceil(n_r / steps)) if n_r else 0
+        for s in range(steps):
+            ri = r_perm[s * r_batch:(s + 1) * r_batch].to(device)
+            if len(xf):
+                if f_pos + cfg.forget_batch_size > len(xf):
+                    f_perm, f_pos = torch.randperm(len(xf), generator=gen), 0
+                fi = f_perm[f_pos:f_pos + cfg.forget_batch_size].to(device)
+                f_pos += cfg.forget_batch_size
+            else:
+                fi = torch.empty(0, dtype=torch.long, device=device)
+            if len(ri) == 1:  # batch norm cannot train on a single sample
+                ri = ri[:0]
+            if len(ri) == 0 and len(fi) < 2:
+                continue
+            with autocast(device):
+                loss = loss_fn(model, to_float(xr[ri]), yr[ri], to_float(xf[fi]), tf[fi])
+            opt_.zero_grad(set_to_none=True)
+            loss.backward()
+            torch.nn.utils.clip_grad_norm_(model.parameters(), 5.0)
+            opt_.step()
+            sched.step()
+        if progress:
+            progress(Progress(stage, (epoch + 1) / cfg.epochs, f"epoch {epoch + 1}/{cfg.epochs}"))
+        if should_stop is not None:
+            should_stop()
+    return model.eval()
+
+
+def retain_forget_tensors(task: UnlearnTask) -> tuple[tuple[torch.Tensor, torch.Tensor], tuple[torch.Tensor, torch.Tensor]]:
+    """(x, y) of D_r and of D_f, as uint8 images and int64 labels."""
+    r = torch.as_tensor(task.remain_ids)
+    f = torch.as_tensor(task.forget.ids)
+    return (task.data.x[r], task.data.y[r]), (task.data.x[f], task.data.y[f])
+
+
+def random_wrong_labels(y: torch.Tensor, num_classes: int, gen: torch.Generator) -> torch.Tensor:
+    """A uniformly random label different from y, per sample."""
+    shift = torch.randint(1, num_classes, y.shape, generator=gen).to(y.device)
+    return (y + shift) % num_classes
+
+
+def batch_ce(model: nn.Module, x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+    if len(x) == 0:
+        return torch.zeros((), device=y.device)
+    return nn.functional.cross_entropy(model(x), y)

@@ -1,0 +1,28 @@
+"""Random Labeling baseline (Amnesiac): train D_f on random wrong labels while replaying D_r."""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from . import METHODS, Method
+from ..train import generator
+from .loop import LoopConfig, batch_ce, random_wrong_labels, retain_forget_tensors, unlearn_loop
+
+
+@dataclass(frozen=True)
+class RandLabelConfig(LoopConfig):
+    """Random wrong labels on D_f (drawn anew each step) + cross-entropy on replayed D_r."""
+
+
+def relabel_loss(num_classes: int, seed: int):
+    gen = generator(seed + 1)
+    return lambda m, xr, yr, xf, yf: batch_ce(m, xr, yr) + batch_ce(m, xf, random_wrong_labels(yf, num_classes, gen))
+
+
+def run(task, cfg: RandLabelConfig, device, progress=None):
+    retain, forget = retain_forget_tensors(task)
+    return unlearn_loop(task.original, retain, forget, relabel_loss(task.data.num_classes, task.seed), cfg, device,
+                        seed=task.seed, stage="randlabel", progress=progress, should_stop=task.should_stop)
+
+
+METHODS.register("randlabel", "random labeling (Amnesiac): random wrong labels on D_f, replay D_r")(
+    Method(RandLabelConfig, run, lambda dataset: {}))

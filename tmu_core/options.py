@@ -1,0 +1,64 @@
+"""Build CLI flags from the config dataclasses and configs back from parsed flags.
+
+The same field metadata (help, min, max, choices) drives the dashboard's widgets, so a hyperparameter
+added to a dataclass is reachable from both without further code.
+"""
+from __future__ import annotations
+
+import argparse
+from dataclasses import MISSING, fields, is_dataclass, replace
+
+
+def flag_name(prefix: str, name: str) -> str:
+    return "--" + (f"{prefix}-" if prefix else "") + name.replace("_", "-")
+
+
+def dest_name(prefix: str, name: str) -> str:
+    return ((f"{prefix}_" if prefix else "") + name).replace("-", "_")
+
+
+def _default(f):
+    if f.default is not MISSING:
+        return f.default
+    if f.default_factory is not MISSING:  # type: ignore[misc]
+        return f.default_factory()  # type: ignore[misc]
+    return None
+
+
+def add_config_args(parser: argparse.ArgumentParser, cls, prefix: str = "", skip: tuple[str, ...] = (),
+                    title: str | None = None) -> None:
+    """One flag per field of dataclass `cls`; every flag defaults to None (= keep the config's value)."""
+    group = parser.add_argument_group(title or cls.__name__)
+    for f in fields(cls):
+        if f.name in skip or is_dataclass(_default(f)):
+            continue
+        default = _default(f)
+        meta = f.metadata
+        kw: dict = {"dest": dest_name(prefix, f.name), "default": None,
+                    "help": f"{meta.get('help', '')} (default: {default!r})"}
+        if isinstance(default, bool):
+            kw["action"] = argparse.BooleanOptionalAction
+        elif isinstance(default, tuple):
+            kw.update(nargs="+", type=type(default[0]) if default else int)
+        else:
+            kw["type"] = type(default) if default is not None else str
+            if "choices" in meta:
+                kw["choices"] = list(meta["choices"])
+                kw["metavar"] = "{" + ",".join(map(str, meta["choices"])) + "}"
+        group.add_argument(flag_name(prefix, f.name), **kw)
+
+
+def given(args: argparse.Namespace, cls, prefix: str = "") -> dict:
+    """The fields of `cls` the user set on the command line."""
+    out = {}
+    for f in fields(cls):
+        value = getattr(args, dest_name(prefix, f.name), None)
+        if value is not None:
+            out[f.name] = tuple(value) if isinstance(value, list) else value
+    return out
+
+
+def config_from_args(args: argparse.Namespace, cls, base=None, prefix: str = ""):
+    """`base` (or the class defaults) with the user's flags applied; validation runs in __post_init__."""
+    values = given(args, cls, prefix)
+    return replace(base, **values) if base is not None else cls(**values)

@@ -1,0 +1,88 @@
+"""The original model M_o (trained on D_r ∪ D_f) and the gold model M_g (retrained on D_r alone).
+
+Both use the same recipe and are cached in the run store under a hash of everything that made them, so
+a second run with the same inputs reuses them. The original does not depend on which samples will be
+forgotten (it saw the whole training pool), so one original serves every forget set of a split; the
+gold model's key includes the forget ids. A file lock makes concurrent runs build a model once.
+"""
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+import time
+from dataclasses import asdict, dataclass
+
+import numpy as np
+import torch
+
+from . import runs
+from .config import DataConfig, TrainConfig
+from .data import Dataset, ForgetSet
+from .errors import TMUError
+from .models import Net, build_model
+from .train import ProgressFn, fit, seed_everything
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class Trained:
+    model: Net
+    seconds: float  # wall time of the training that made it (also when loaded from the cache)
+    cached: bool
+    key: str
+
+
+def cache_key(kind: str, data_cfg: DataConfig, train_cfg: TrainConfig, seed: int, ids: np.ndarray) -> str:
+    blob = json.dumps({"kind": kind, "data": asdict(data_cfg), "train": asdict(train_cfg), "seed": seed,
+                       "ids": hashlib.sha256(np.asarray(ids, dtype=np.int64).tobytes()).hexdigest()}, sort_keys=True)
+    return f"{kind}-{data_cfg.dataset}-{train_cfg.model}-{hashlib.sha256(blob.encode()).hexdigest()[:20]}"
+
+
+def new_model(data: Dataset, train_cfg: TrainConfig) -> Net:
+    return build_model(train_cfg.model, data.channels, data.num_classes, data.size, data.mean, data.std)
+
+
+def train_cached(kind: str, data: Dataset, data_cfg: DataConfig, train_cfg: TrainConfig, ids: np.ndarray,
+                 seed: int, device: torch.device, progress: ProgressFn = None, should_stop=None) -> Trained:
+    """Train a model on the training ids `ids` (or load it from the cache)."""
+    key = cache_key(kind, data_cfg, train_cfg, seed, ids)
+    path = runs.model_cache_file(key)
+    meta_path = path.with_suffix(".json")
+    with runs.model_lock(key):
+        if path.exists() and meta_path.exists():
+            try:
+                model = new_model(data, train_cfg)
+                model.load_state_dict(runs.load_state(path))
+                meta = runs.read_json(meta_path)
+                log.info("%s model loaded from cache %s", kind, key)
+                if progress:
+                    progress_fn_done(progress, kind)
+                return Trained(model.to(device).eval(), float(meta.get("seconds", 0.0)), True, key)
+            except (TMUError, RuntimeError) as exc:
+                log.warning("cached %s model %s is unusable (%s); training again", kind, key, exc)
+        seed_everything(seed)
+        model = new_model(data, train_cfg)
+        ids_t = torch.as_tensor(ids)
+        t0 = time.perf_counter()
+        fit(model, data.x[ids_t], data.y[ids_t], train_cfg, device, seed=seed, stage=kind,
+            progress=progress, should_stop=should_stop)
+        seconds = time.perf_counter() - t0
+        runs.save_state(path, model.state_dict())
+        runs.atomic_write_json(meta_path, {"kind": kind, "seconds": seconds, "n_train": int(len(ids)),
+                                           "device": str(device)})
+        return Trained(model.eval(), seconds, False, key)
+
+
+def progress_fn_done(progress, stage: str) -> None:
+    from .train import Progress
+
+    progress(Progress(stage, 1.0, "loaded from cache"))
+
+
+def original_and_gold(data: Dataset, data_cfg: DataConfig, forget: ForgetSet, train_cfg: TrainConfig, seed: int,
+                      device: torch.device, progress: ProgressFn = None, should_stop=None) -> tuple[Trained, Trained]:
+    original = train_cached("original", data, data_cfg, train_cfg, data.train_ids, seed, device, progress, should_stop)
+    gold = train_cached("gold", data, data_cfg, train_cfg, forget.remain_ids(data), seed, device, progress, should_stop)
+    return original, gold
