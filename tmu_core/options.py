@@ -34,8 +34,9 @@ def add_config_args(parser: argparse.ArgumentParser, cls, prefix: str = "", skip
             continue
         default = _default(f)
         meta = f.metadata
-        kw: dict = {"dest": dest_name(prefix, f.name), "default": None,
-                    "help": f"{meta.get('help', '')} (default: {default!r})"}
+        # argparse %-formats help texts: a literal '%' (e.g. "50%") must be doubled or --help crashes
+        help_text = f"{meta.get('help', '')} (default: {default!r})".replace("%", "%%")
+        kw: dict = {"dest": dest_name(prefix, f.name), "default": None, "help": help_text}
         if isinstance(default, bool):
             kw["action"] = argparse.BooleanOptionalAction
         elif isinstance(default, tuple):

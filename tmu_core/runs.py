@@ -309,3 +309,21 @@ def list_runs(root: Path | None = None) -> list[RunInfo]:
         out.append(RunInfo(d.name, st.get("state", "damaged"), st.get("stage", ""), float(st.get("progress", 0.0)),
                            st.get("error"), st.get("updated", ""), cfg))
     return sorted(out, key=lambda r: (r.updated, r.run_id), reverse=True)
+
+
+# ---------------------------------------------------------------- sweeps (one forget class after another)
+def sweeps_root(root: Path | None = None) -> Path:
+    return (Path(root) if root is not None else runs_root()) / "_sweeps"
+
+
+def sweep_dir(sweep_id: str, root: Path | None = None) -> Path:
+    return sweeps_root(root) / check_run_id(sweep_id)
+
+
+def list_sweeps(root: Path | None = None) -> list[str]:
+    """Sweep ids with a results file, newest first."""
+    base = sweeps_root(root)
+    if not base.is_dir():
+        return []
+    found = [d for d in base.iterdir() if d.is_dir() and RUN_ID.match(d.name) and (d / "results.json").exists()]
+    return [d.name for d in sorted(found, key=lambda d: d.stat().st_mtime, reverse=True)]

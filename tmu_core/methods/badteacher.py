@@ -21,7 +21,10 @@ class BadTeacherConfig(LoopConfig):
 
 
 def kl_to(student_logits: torch.Tensor, teacher_logits: torch.Tensor, t: float) -> torch.Tensor:
-    return F.kl_div(F.log_softmax(student_logits / t, 1), F.softmax(teacher_logits / t, 1), reduction="batchmean")
+    """Summed KL(teacher || student) at temperature t (zero for an empty batch)."""
+    if len(student_logits) == 0:
+        return student_logits.sum() * 0.0
+    return F.kl_div(F.log_softmax(student_logits / t, 1), F.softmax(teacher_logits / t, 1), reduction="sum")
 
 
 def run(task, cfg: BadTeacherConfig, device, progress=None):
@@ -30,17 +33,11 @@ def run(task, cfg: BadTeacherConfig, device, progress=None):
     bad = new_model(task.data, task.train_cfg).to(device).eval()
     good = task.original.to(device).eval()
 
-    def loss(m, xr, yr, xf, yf):
-        n = len(xr) + len(xf)
-        total = torch.zeros((), device=yr.device)
+    def loss(lr, yr, lf, yf, xr, xf):
         with torch.no_grad():
-            tr = good(xr) if len(xr) else None
-            tf = bad(xf) if len(xf) else None
-        if len(xr):
-            total = total + kl_to(m(xr), tr, cfg.temperature) * len(xr) / n
-        if len(xf):
-            total = total + kl_to(m(xf), tf, cfg.temperature) * len(xf) / n
-        return total
+            competent = good(xr).float()
+            incompetent = bad(xf).float()
+        return kl_to(lr, competent, cfg.temperature), kl_to(lf, incompetent, cfg.temperature)
 
     return unlearn_loop(task.original, retain, forget, loss, cfg, device, seed=task.seed, stage="badteacher",
                         progress=progress, optimizer="adam", should_stop=task.should_stop)

@@ -4,7 +4,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from . import METHODS, Method
-from .loop import LoopConfig, batch_ce, retain_forget_tensors, unlearn_loop
+from .loop import LoopConfig, ce_sum, retain_forget_tensors, unlearn_loop
 
 
 @dataclass(frozen=True)
@@ -15,7 +15,7 @@ class FinetuneConfig(LoopConfig):
 def run(task, cfg: FinetuneConfig, device, progress=None):
     retain, forget = retain_forget_tensors(task)
     empty = (forget[0][:0], forget[1][:0])
-    loss = lambda m, xr, yr, xf, tf: batch_ce(m, xr, yr)
+    loss = lambda lr, yr, lf, tf, xr, xf: (ce_sum(lr, yr), ce_sum(lf, tf))
     return unlearn_loop(task.original, retain, empty, loss, cfg, device, seed=task.seed, stage="finetune",
                         progress=progress, should_stop=task.should_stop)
 

@@ -1,7 +1,8 @@
 """The one unlearning loop every method shares; a method supplies only its loss.
 
-Each epoch replays a seeded random share of the retain data in mini-batches; each step pairs a retain
-batch with a batch of the forget data (cycled), and the method's loss sees both. The learning rate decays
+Each epoch replays a seeded random share of the retain data and passes once over the forget data,
+both spread evenly over the same steps, so every step's batch mixes them in proportion; the method's
+loss sees both halves of the batch. The learning rate decays
 with a cosine schedule (a constant rate cost A_test). The input model is deep-copied, never mutated.
 """
 from __future__ import annotations
@@ -45,12 +46,14 @@ class LoopConfig:
     epochs: int = opt(3, "passes over the replayed retain share", min=1, max=200)
     lr: float = opt(0.01, "initial learning rate (cosine decay)", min=1e-6, max=1.0)
     batch_size: int = opt(64, "retain batch size", min=2, max=4096)
-    forget_batch_size: int = opt(32, "forget batch size", min=1, max=4096)
     retain_fraction: float = opt(0.3, "share of D_r replayed per epoch", min=0.01, max=1.0)
 
 
-# loss(model, x_retain, y_retain, x_forget, t_forget) -> scalar; t_forget is whatever the method passed
-LossFn = Callable[[nn.Module, torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor], torch.Tensor]
+# loss(logits_retain, y_retain, logits_forget, t_forget, x_retain, x_forget) -> (retain sum, forget sum) of
+# per-sample losses. Both halves go through the model as one batch (batch-norm statistics see the mix); the
+# loop averages each half over its own samples and adds them, so each forget sample is met once per epoch
+# but with the weight of a whole retain batch.
+LossFn = Callable[..., torch.Tensor]
 
 
 def unlearn_loop(model: nn.Module, retain: tuple[torch.Tensor, torch.Tensor], forget: tuple[torch.Tensor, torch.Tensor],
@@ -72,25 +75,21 @@ def unlearn_loop(model: nn.Module, retain: tuple[torch.Tensor, torch.Tensor], fo
     else:
         opt_ = torch.optim.SGD(model.parameters(), lr=cfg.lr, momentum=0.9, weight_decay=5e-4)
     sched = make_schedule(opt_, "cosine", cfg.epochs * steps)
-    f_perm, f_pos = torch.randperm(len(xf), generator=gen), 0
     for epoch in range(cfg.epochs):
         r_perm = torch.randperm(len(xr), generator=gen)[:n_r] if len(xr) else torch.empty(0, dtype=torch.long)
-        r_batch = max(2, math.ceil(n_r / steps)) if n_r else 0
+        f_perm = torch.randperm(len(xf), generator=gen)
         for s in range(steps):
-            ri = r_perm[s * r_batch:(s + 1) * r_batch].to(device)
-            if len(xf):
-                if f_pos + cfg.forget_batch_size > len(xf):
-                    f_perm, f_pos = torch.randperm(len(xf), generator=gen), 0
-                fi = f_perm[f_pos:f_pos + cfg.forget_batch_size].to(device)
-                f_pos += cfg.forget_batch_size
-            else:
-                fi = torch.empty(0, dtype=torch.long, device=device)
+            ri = r_perm[s * n_r // steps:(s + 1) * n_r // steps].to(device)
+            fi = f_perm[s * len(xf) // steps:(s + 1) * len(xf) // steps].to(device)
             if len(ri) == 1:  # batch norm cannot train on a single sample
                 ri = ri[:0]
             if len(ri) == 0 and len(fi) < 2:
                 continue
+            xb_r, xb_f = to_float(xr[ri]), to_float(xf[fi])
             with autocast(device):
-                loss = loss_fn(model, to_float(xr[ri]), yr[ri], to_float(xf[fi]), tf[fi])
+                out = model(torch.cat([xb_r, xb_f])).float()
+                retain_sum, forget_sum = loss_fn(out[:len(ri)], yr[ri], out[len(ri):], tf[fi], xb_r, xb_f)
+                loss = retain_sum / max(1, len(ri)) + forget_sum / max(1, len(fi))
             opt_.zero_grad(set_to_none=True)
             loss.backward()
             torch.nn.utils.clip_grad_norm_(model.parameters(), 5.0)
@@ -116,7 +115,8 @@ def random_wrong_labels(y: torch.Tensor, num_classes: int, gen: torch.Generator)
     return (y + shift) % num_classes
 
 
-def batch_ce(model: nn.Module, x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
-    if len(x) == 0:
-        return torch.zeros((), device=y.device)
-    return nn.functional.cross_entropy(model(x), y)
+def ce_sum(logits: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+    """Summed cross-entropy (zero for an empty batch)."""
+    if len(y) == 0:
+        return logits.sum() * 0.0
+    return nn.functional.cross_entropy(logits, y, reduction="sum")

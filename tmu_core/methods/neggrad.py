@@ -11,7 +11,7 @@ import torch.nn.functional as F
 
 from ..config import opt
 from . import METHODS, Method
-from .loop import LoopConfig, batch_ce, retain_forget_tensors, unlearn_loop
+from .loop import LoopConfig, ce_sum, retain_forget_tensors, unlearn_loop
 
 
 @dataclass(frozen=True)
@@ -22,16 +22,16 @@ class NegGradConfig(LoopConfig):
     max_forget_loss: float = opt(5.0, "the ascent stops pushing a sample once its loss exceeds this", min=0.1, max=100.0)
 
 
-def ascent_term(model, xf, yf, cap: float) -> torch.Tensor:
-    """Minus the forget loss, clamped per sample so the gradient vanishes past `cap`."""
-    if len(xf) == 0:
-        return torch.zeros((), device=yf.device)
-    return -F.cross_entropy(model(xf), yf, reduction="none").clamp(max=cap).mean()
+def ascent_term(logits: torch.Tensor, y: torch.Tensor, cap: float) -> torch.Tensor:
+    """Minus the summed forget loss, clamped per sample so the gradient vanishes past `cap`."""
+    if len(y) == 0:
+        return logits.sum() * 0.0
+    return -F.cross_entropy(logits, y, reduction="none").clamp(max=cap).sum()
 
 
 def run(task, cfg: NegGradConfig, device, progress=None):
     retain, forget = retain_forget_tensors(task)
-    loss = lambda m, xr, yr, xf, yf: batch_ce(m, xr, yr) + cfg.forget_weight * ascent_term(m, xf, yf, cfg.max_forget_loss)
+    loss = lambda lr, yr, lf, yf, xr, xf: (ce_sum(lr, yr), cfg.forget_weight * ascent_term(lf, yf, cfg.max_forget_loss))
     return unlearn_loop(task.original, retain, forget, loss, cfg, device, seed=task.seed, stage="neggrad",
                         progress=progress, should_stop=task.should_stop)
 

@@ -5,7 +5,7 @@ from dataclasses import dataclass
 
 from . import METHODS, Method
 from ..train import generator
-from .loop import LoopConfig, batch_ce, random_wrong_labels, retain_forget_tensors, unlearn_loop
+from .loop import LoopConfig, ce_sum, random_wrong_labels, retain_forget_tensors, unlearn_loop
 
 
 @dataclass(frozen=True)
@@ -15,7 +15,7 @@ class RandLabelConfig(LoopConfig):
 
 def relabel_loss(num_classes: int, seed: int):
     gen = generator(seed + 1)
-    return lambda m, xr, yr, xf, yf: batch_ce(m, xr, yr) + batch_ce(m, xf, random_wrong_labels(yf, num_classes, gen))
+    return lambda lr, yr, lf, yf, xr, xf: (ce_sum(lr, yr), ce_sum(lf, random_wrong_labels(yf, num_classes, gen)))
 
 
 def run(task, cfg: RandLabelConfig, device, progress=None):

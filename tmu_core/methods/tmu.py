@@ -24,7 +24,7 @@ from ..references import new_model
 from ..train import Progress, generator, predict
 from ..twin import build_aux, generalization_labels, train_twin
 from . import METHODS, Method
-from .loop import LoopConfig, batch_ce, random_wrong_labels, unlearn_loop
+from .loop import LoopConfig, ce_sum, random_wrong_labels, unlearn_loop
 from .neggrad import ascent_term
 
 
@@ -156,11 +156,11 @@ def run(task, cfg: TMUConfig, device, progress=None):
     retain = (data.x[keep], data.y[keep])
     forget_xy = (data.x[hard], data.y[hard])
     if cfg.mechanism == "neggrad":
-        loss = lambda m, xr, yr, xh, yh: batch_ce(m, xr, yr) + cfg.forget_weight * ascent_term(m, xh, yh, cfg.max_forget_loss)
+        loss = lambda lr, yr, lh, yh, xr, xh: (ce_sum(lr, yr), cfg.forget_weight * ascent_term(lh, yh, cfg.max_forget_loss))
     else:
         gen = generator(seed + 1)
-        loss = lambda m, xr, yr, xh, yh: batch_ce(m, xr, yr) + cfg.forget_weight * batch_ce(
-            m, xh, random_wrong_labels(yh, data.num_classes, gen))
+        loss = lambda lr, yr, lh, yh, xr, xh: (ce_sum(lr, yr), cfg.forget_weight * ce_sum(
+            lh, random_wrong_labels(yh, data.num_classes, gen)))
     sub_progress = (lambda p: progress(Progress("tmu:unlearn", p.fraction, p.message))) if progress else None
     model = unlearn_loop(task.original, retain, forget_xy, loss, cfg, device, seed=seed, stage="tmu:unlearn",
                          progress=sub_progress, should_stop=task.should_stop)
