@@ -107,7 +107,14 @@ def cmd_run(args) -> int:
 def cmd_execute(args) -> int:
     from .pipeline import execute
 
-    execute(runs.open_run(args.run_id), progress=None)
+    run = runs.open_run(args.run_id)
+    state = run.status().get("state")
+    if state == "complete":
+        raise TMUError(f"run {run.id} is already complete; start a new run to change anything")
+    if state == "running":
+        raise TMUError(f"run {run.id} is already running (pid {run.status().get('pid')}); cancel it first")
+    run.clear_cancel()  # executing again is an explicit request: an old cancel must not stop it at once
+    execute(run, progress=None)
     return 0
 
 
@@ -159,9 +166,17 @@ def _stderr_progress(p) -> None:
     print(f"[{p.stage}] {100 * p.fraction:5.1f}% {p.message}", file=sys.stderr, flush=True)
 
 
+class OneLineParser(argparse.ArgumentParser):
+    """argparse, but a usage error is one line on stderr (exit 2), not the 100-line usage block of `run`."""
+
+    def error(self, message: str):
+        self.exit(2, f"error: {message} (see '{self.prog} --help')\n")
+
+
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="python -m tmu_core", description="Twin Machine Unlearning from the command line")
-    sub = parser.add_subparsers(dest="command", required=True)
+    parser = OneLineParser(prog="python -m tmu_core", description="Twin Machine Unlearning from the command line")
+    # no dest: a missing command is then reported with the valid commands, "{datasets,models,...}"
+    sub = parser.add_subparsers(required=True)
     sub.add_parser("datasets", help="list datasets").set_defaults(fn=cmd_datasets)
     sub.add_parser("models", help="list models").set_defaults(fn=cmd_models)
     sub.add_parser("methods", help="list unlearning methods").set_defaults(fn=cmd_methods)

@@ -7,7 +7,8 @@ CLI flags from them and the dashboard builds widgets from the same source. Valid
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass, field, fields
+import numbers
+from dataclasses import MISSING, dataclass, field, fields
 
 from .errors import TMUError
 
@@ -17,11 +18,45 @@ def opt(default, help: str, **meta):
     return field(default=default, metadata={"help": help, **meta})
 
 
+def _coerce(f, value, owner: str):
+    """The value in the type of the field's default (a hand-edited config.json may hold "3" or 3.0)."""
+    default = f.default
+    if default is MISSING or value is None:
+        return value
+    if isinstance(default, bool):
+        if isinstance(value, (bool, numbers.Integral)) and value in (0, 1):
+            return bool(value)
+        raise TMUError(f"{f.name} must be true or false (got {value!r}) in {owner}")
+    if isinstance(default, int):
+        if isinstance(value, numbers.Integral) and not isinstance(value, bool):
+            return int(value)
+        if isinstance(value, float) and value.is_integer():
+            return int(value)
+        raise TMUError(f"{f.name} must be a whole number (got {value!r}) in {owner}")
+    if isinstance(default, float):
+        if isinstance(value, numbers.Real) and not isinstance(value, bool):
+            return float(value)
+        raise TMUError(f"{f.name} must be a number (got {value!r}) in {owner}")
+    if isinstance(default, str):
+        if isinstance(value, str):
+            return value
+        if isinstance(value, numbers.Integral) and not isinstance(value, bool):
+            return str(value)  # a class given as index 3 means "3"
+        raise TMUError(f"{f.name} must be text (got {value!r}) in {owner}")
+    if isinstance(default, tuple):
+        if isinstance(value, (list, tuple)):
+            return tuple(value)
+        raise TMUError(f"{f.name} must be a list (got {value!r}) in {owner}")
+    return value
+
+
 def check_bounds(obj) -> None:
-    """Enforce the `min`/`max`/`choices` metadata of every field of a config object."""
+    """Coerce every field to its default's type, then enforce the `min`/`max`/`choices` metadata."""
     name = type(obj).__name__
     for f in fields(obj):
-        value = getattr(obj, f.name)
+        value = _coerce(f, getattr(obj, f.name), name)
+        if value is not getattr(obj, f.name):
+            object.__setattr__(obj, f.name, value)
         meta = f.metadata
         if "choices" in meta and value not in meta["choices"]:
             raise TMUError(f"{f.name} '{value}' is not valid; choose one of: {', '.join(map(str, meta['choices']))}")
@@ -63,11 +98,14 @@ class ForgetSpec:
     forget_ids: tuple[int, ...] = opt((), "explicit training sample ids to forget (overrides count/fraction)")
 
     def __post_init__(self):
+        count = self.forget_count
+        if isinstance(count, int) and count < 1 and not self.forget_ids and not self.forget_fraction:
+            raise TMUError(f"forget_count must be at least 1 (got {count}); or give forget_fraction or forget_ids")
         check_bounds(self)
         object.__setattr__(self, "forget_class", str(self.forget_class).strip())
+        if not all(isinstance(i, numbers.Integral) and not isinstance(i, bool) for i in self.forget_ids):
+            raise TMUError(f"forget ids must be whole numbers (sample ids of the training set), got {list(self.forget_ids)[:5]}")
         object.__setattr__(self, "forget_ids", tuple(int(i) for i in self.forget_ids))
-        if not self.forget_ids and self.forget_fraction == 0.0 and self.forget_count < 1:
-            raise TMUError(f"forget_count must be at least 1 (got {self.forget_count})")
         if self.forget_fraction >= 1.0:
             raise TMUError("forget_fraction must be below 1 (the class must keep some samples)")
 
@@ -111,6 +149,18 @@ class RunConfig:
     def __post_init__(self):
         from .methods import METHODS
 
+        for part, cls in (("data", DataConfig), ("forget", ForgetSpec), ("train", TrainConfig)):
+            if not isinstance(getattr(self, part), cls):
+                raise TMUError(f"{part} must be a {cls.__name__}, got {type(getattr(self, part)).__name__}")
+        if isinstance(self.seed, float) and self.seed.is_integer():
+            object.__setattr__(self, "seed", int(self.seed))
+        if not isinstance(self.seed, numbers.Integral) or isinstance(self.seed, bool):
+            raise TMUError(f"seed must be a whole number >= 0 (got {self.seed!r})")
+        object.__setattr__(self, "seed", int(self.seed))
+        if not isinstance(self.device, str) or not isinstance(self.name, str):
+            raise TMUError("device and name must be text")
+        if isinstance(self.methods, str) or not all(isinstance(m, str) for m in self.methods):
+            raise TMUError(f"methods must be a list of method names, got {self.methods!r}")
         object.__setattr__(self, "methods", tuple(self.methods))
         for m in self.methods:
             METHODS.entry(m)
@@ -141,15 +191,24 @@ def run_config_from_dict(d: dict) -> RunConfig:
     """Inverse of `run_config_to_dict`; unknown keys are refused with the valid ones named."""
     def build(cls, values):
         valid = {f.name for f in fields(cls)}
+        if not isinstance(values, dict):
+            raise TMUError(f"the {cls.__name__} part of the config is damaged (not a JSON object)")
         extra = sorted(set(values) - valid)
         if extra:
             raise TMUError(f"unknown {cls.__name__} setting(s) {extra}; valid: {', '.join(sorted(valid))}")
         return cls(**values)
 
+    if not isinstance(d, dict):
+        raise TMUError("the run config is damaged (not a JSON object)")
     d = dict(d)
-    forget = dict(d.get("forget", {}))
-    forget["forget_ids"] = tuple(forget.get("forget_ids", ()))
+    forget = d.get("forget", {})
+    if isinstance(forget, dict):
+        forget = dict(forget)
+        ids = forget.get("forget_ids", ())
+        forget["forget_ids"] = tuple(ids) if isinstance(ids, (list, tuple)) else ids
     params = d.get("method_params") or {}
+    if not isinstance(params, dict) or not all(isinstance(p, dict) for p in params.values()):
+        raise TMUError("method_params in the run config is damaged: expected {method: {setting: value}}")
     return build(RunConfig, {
         **{k: v for k, v in d.items() if k not in ("data", "forget", "train", "methods", "method_params")},
         "data": build(DataConfig, d.get("data", {})),

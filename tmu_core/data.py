@@ -120,11 +120,24 @@ def load_dataset(cfg: DataConfig, seed: int) -> Dataset:
             rest = rest[: cfg.train_per_class]
         aux.append(ids[:n_aux])
         train.append(rest)
-    xf = raw.x_train.float().div(255.0)
-    mean = tuple(xf.mean(dim=(0, 2, 3)).tolist())
-    std = tuple(xf.std(dim=(0, 2, 3)).clamp_min(1e-3).tolist())
+    mean, std = channel_stats(raw.x_train)
     return Dataset(cfg.dataset, raw.classes, raw.x_train, raw.y_train, raw.x_test, raw.y_test,
                    np.sort(np.concatenate(train)), np.sort(np.concatenate(aux)), mean, std)
+
+
+def channel_stats(x: torch.Tensor, chunk: int = 8192) -> tuple[tuple[float, ...], tuple[float, ...]]:
+    """Per-channel mean and std of uint8 images in [0, 1] units, summed in chunks: a float copy of all of
+    CIFAR-10 would take 600 MB."""
+    s1 = torch.zeros(x.shape[1], dtype=torch.float64)
+    s2 = torch.zeros(x.shape[1], dtype=torch.float64)
+    for start in range(0, len(x), chunk):
+        xb = x[start:start + chunk].double().div_(255.0)
+        s1 += xb.sum(dim=(0, 2, 3))
+        s2 += xb.pow_(2).sum(dim=(0, 2, 3))
+    n = max(1, len(x) * x.shape[2] * x.shape[3])
+    mean = s1 / n
+    var = (s2 / n - mean ** 2).clamp_min(0) * n / max(1, n - 1)
+    return tuple(mean.tolist()), tuple(var.sqrt().clamp_min(1e-3).tolist())
 
 
 def resolve_class(data: Dataset, name_or_index: str) -> int:
@@ -168,6 +181,8 @@ def resolve_forget(data: Dataset, spec: ForgetSpec, seed: int) -> ForgetSet:
         if len(ids) >= n:
             raise TMUError(f"cannot forget all {n} training samples of class {name}; keep at least one")
         return ForgetSet(c, name, np.sort(ids))
+    if n < 2:
+        raise TMUError(f"class {c} ({name}) has {n} training sample(s); forgetting needs a class with at least 2")
     count = int(round(spec.forget_fraction * n)) if spec.forget_fraction > 0 else spec.forget_count
     if count < 1 or count >= n:
         raise TMUError(f"forget count {count} is not valid for class {c} ({name}): it has {n} training samples; "

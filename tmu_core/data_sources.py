@@ -37,13 +37,17 @@ def load_digits(cfg: DataConfig) -> RawData:
 
 
 def _offline_message(name: str, root: Path, layout: str) -> str:
-    return (f"{name} is not in {root} and could not be downloaded (offline?). Put the files there ({layout}), "
-            f"pass --data-root, or run once with network access")
+    return (f"{name} is not in {root.absolute()} and could not be downloaded (offline?): put its files in "
+            f"{root.absolute() / layout}, pass --data-root DIR, or run once with network access")
 
 
 def _torchvision(name: str, cls_name: str, layout: str):
     def load(cfg: DataConfig) -> RawData:
-        import torchvision.datasets as tvd
+        try:
+            import torchvision.datasets as tvd
+        except ImportError as exc:
+            raise DataUnavailable(f"{name} needs torchvision, which is not installed; run `make setup` "
+                                  f"(or pip install -r requirements.txt)") from exc
 
         root = Path(cfg.data_root) if cfg.data_root else runs.default_data_root(name)
         cls = getattr(tvd, cls_name)
@@ -52,10 +56,13 @@ def _torchvision(name: str, cls_name: str, layout: str):
             try:
                 ds = cls(str(root), train=train, download=False)
             except (RuntimeError, OSError):
+                created = not root.exists()
                 try:
                     root.mkdir(parents=True, exist_ok=True)
                     ds = cls(str(root), train=train, download=True)
                 except Exception as exc:  # any network or file error means: not available here
+                    if created and root.is_dir() and not any(root.iterdir()):
+                        root.rmdir()  # leave no empty folder behind a failed download
                     raise DataUnavailable(_offline_message(name, root, layout)) from exc
             sets.append(ds)
         tr, te = sets
@@ -71,13 +78,13 @@ def _tv_arrays(ds) -> tuple[torch.Tensor, torch.Tensor]:
 
 
 DATASETS.register("mnist", "MNIST 28x28 digits via torchvision (downloaded to --data-root when online)")(
-    _torchvision("mnist", "MNIST", "<root>/MNIST/raw/*-ubyte"))
+    _torchvision("mnist", "MNIST", "MNIST/raw/"))
 DATASETS.register("cifar10", "CIFAR-10 32x32 colour, 10 classes, via torchvision (downloaded when online)")(
-    _torchvision("cifar10", "CIFAR10", "<root>/cifar-10-batches-py/"))
+    _torchvision("cifar10", "CIFAR10", "cifar-10-batches-py/"))
 DATASETS.register("cifar100", "CIFAR-100 32x32 colour, 100 classes, via torchvision (downloaded when online)")(
-    _torchvision("cifar100", "CIFAR100", "<root>/cifar-100-python/"))
+    _torchvision("cifar100", "CIFAR100", "cifar-100-python/"))
 
-_fashion_tv = _torchvision("fashion-mnist", "FashionMNIST", "<root>/FashionMNIST/raw/*-ubyte")
+_fashion_tv = _torchvision("fashion-mnist", "FashionMNIST", "FashionMNIST/raw/")
 
 
 @DATASETS.register("fashion-mnist", "Fashion-MNIST 28x28 clothing; reads Debian's dataset-fashion-mnist package, else torchvision")
@@ -115,7 +122,8 @@ def load_imagefolder(cfg: DataConfig) -> RawData:
     listing = [_list_images(p) for p in parts]
     classes = sorted(listing[0])
     if len(classes) < 2:
-        raise TMUError(f"{parts[0]} holds {len(classes)} class folder(s) with images; at least 2 are needed")
+        hint = " (a train/ folder needs a test/ folder beside it)" if (root / "train").is_dir() and not split else ""
+        raise TMUError(f"{parts[0]} holds {len(classes)} class folder(s) with images; at least 2 are needed{hint}")
     if split:
         extra = sorted(set(listing[1]) - set(classes))
         if extra:

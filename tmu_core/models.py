@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import torch
 import torch.nn as nn
-import torchvision
 
 from .registry import Registry
 
@@ -61,6 +60,8 @@ def small_cnn(channels: int, num_classes: int, size: int) -> Net:
 
 @MODELS.register("resnet18", "ResNet-18, CIFAR variant (3x3 stem, no max-pool), 512-d embedding; the paper's main model")
 def resnet18(channels: int, num_classes: int, size: int) -> Net:
+    import torchvision  # late: importing torchvision costs seconds that every other model and command saves
+
     r = torchvision.models.resnet18(num_classes=num_classes)
     r.conv1 = nn.Conv2d(channels, 64, 3, 1, 1, bias=False)
     r.maxpool = nn.Identity()

@@ -17,6 +17,7 @@ import os
 import re
 import secrets
 import tempfile
+import zipfile
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
@@ -245,6 +246,9 @@ class Run:
             st = read_json(self.dir / "status.json")
         except TMUError as exc:
             return {"state": "damaged", "stage": "", "progress": 0.0, "error": str(exc)}
+        if not isinstance(st, dict) or st.get("state") not in STATES:
+            return {"state": "damaged", "stage": "", "progress": 0.0,
+                    "error": f"status.json in run {self.id} is damaged (no valid state)"}
         if st.get("state") in ("running", "queued") and "pid" in st and not _pid_alive(st["pid"]):
             st["state"] = "interrupted"
             st.setdefault("error", None)
@@ -256,6 +260,7 @@ class Run:
             st = read_json(self.dir / "status.json")
         except TMUError:
             st = {}
+        st = st if isinstance(st, dict) else {}
         st.update(changes)
         st["updated"] = _dt.datetime.now().isoformat(timespec="seconds")
         self.write_json("status.json", st)
@@ -267,11 +272,37 @@ class Run:
     def cancel_requested(self) -> bool:
         return (self.dir / "cancel").exists()
 
+    def clear_cancel(self) -> None:
+        (self.dir / "cancel").unlink(missing_ok=True)
+
+    def damage(self) -> str | None:
+        """Why a complete run's results cannot be trusted (unreadable metrics or weights), or None."""
+        try:
+            metrics = self.read_json("metrics.json")
+        except TMUError as exc:
+            return str(exc)
+        if not isinstance(metrics, dict):
+            return f"metrics.json in run {self.id} is damaged (not a JSON object)"
+        for w in sorted((self.dir / "weights").glob("*.pt")):
+            if not zipfile.is_zipfile(w):  # torch.save writes a zip; a truncated or foreign file is not one
+                return f"weights file {w.name} in run {self.id} is damaged"
+        return None
+
+
+def _inside_root(run: Run) -> bool:
+    """False for a run folder that is a link leading out of the runs directory."""
+    try:
+        return run.dir.resolve().parent == run.root.resolve()
+    except OSError:
+        return False
+
 
 def open_run(run_id: str, root: Path | None = None) -> Run:
     run = Run(run_id, root)
     if not run.dir.is_dir():
         raise TMUError(f"no run '{run_id}' in {run.root}")
+    if not _inside_root(run):
+        raise TMUError(f"run '{run_id}' leads outside {run.root}; it was not opened")
     return run
 
 
@@ -296,18 +327,23 @@ def list_runs(root: Path | None = None) -> list[RunInfo]:
         if not d.is_dir() or d.name.startswith(("_", ".")) or not RUN_ID.match(d.name):
             continue
         run = Run(d.name, root)
+        if not _inside_root(run):
+            continue
         st = run.status()
         try:
             cfg = run.read_json("config.json")
+            if not isinstance(cfg, dict):
+                raise TMUError(f"config.json in run {run.id} is damaged (not a JSON object)")
         except TMUError as exc:
             cfg, st = None, {**st, "state": "damaged", "error": str(exc)}
         if st.get("state") == "complete":
-            try:
-                run.read_json("metrics.json")
-            except TMUError as exc:
-                st = {**st, "state": "damaged", "error": str(exc)}
-        out.append(RunInfo(d.name, st.get("state", "damaged"), st.get("stage", ""), float(st.get("progress", 0.0)),
-                           st.get("error"), st.get("updated", ""), cfg))
+            why = run.damage()
+            if why:
+                st = {**st, "state": "damaged", "error": why}
+        progress = st.get("progress", 0.0)
+        progress = float(progress) if isinstance(progress, (int, float)) else 0.0
+        out.append(RunInfo(d.name, st.get("state", "damaged"), str(st.get("stage", "")), progress,
+                           st.get("error"), str(st.get("updated", "")), cfg))
     return sorted(out, key=lambda r: (r.updated, r.run_id), reverse=True)
 
 
