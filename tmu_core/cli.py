@@ -8,6 +8,7 @@ from __future__ import annotations
 import argparse
 import json
 import logging
+import os
 import sys
 
 from . import runs
@@ -99,6 +100,9 @@ def cmd_run(args) -> int:
         setattr(args, "tmu_mechanism", args.mechanism)
     cfg = _run_config(args, methods)
     run = start(cfg)
+    # this process owns the run from now on: if it dies before execute() marks it running, the run must
+    # read as interrupted, not as queued forever
+    run.set_status(pid=os.getpid())
     result = execute(run, progress=None if args.json else _stderr_progress)
     print(json.dumps(result, indent=2) if args.json else _summary(result))
     return 0

@@ -56,19 +56,31 @@ def _torchvision(name: str, cls_name: str, layout: str):
             try:
                 ds = cls(str(root), train=train, download=False)
             except (RuntimeError, OSError):
-                created = not root.exists()
+                before = _folders(root)
                 try:
                     root.mkdir(parents=True, exist_ok=True)
                     ds = cls(str(root), train=train, download=True)
                 except Exception as exc:  # any network or file error means: not available here
-                    if created and root.is_dir() and not any(root.iterdir()):
-                        root.rmdir()  # leave no empty folder behind a failed download
+                    _remove_empty_new_folders(root, before)
                     raise DataUnavailable(_offline_message(name, root, layout)) from exc
             sets.append(ds)
         tr, te = sets
         return RawData(*_tv_arrays(tr), *_tv_arrays(te), list(tr.classes))
 
     return load
+
+
+def _folders(root: Path) -> set[Path]:
+    return {root, *(p for p in root.rglob("*") if p.is_dir())} if root.is_dir() else set()
+
+
+def _remove_empty_new_folders(root: Path, before: set[Path]) -> None:
+    """A failed download leaves no empty folders behind (torchvision creates MNIST/raw before fetching)."""
+    for p in sorted(_folders(root) - before, key=lambda p: len(p.parts), reverse=True):
+        try:
+            p.rmdir()  # only succeeds on an empty folder
+        except OSError:
+            pass
 
 
 def _tv_arrays(ds) -> tuple[torch.Tensor, torch.Tensor]:

@@ -1,0 +1,55 @@
+"""Helpers for the CLI tests: tiny budgets, an offline switch, the CLI as a subprocess, one-line errors."""
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+
+# `train` / `run` flags: digits, 30 training images per class (300 in all), class 8, 20 forgotten.
+TINY_TRAIN = ["--dataset", "digits", "--train-per-class", "30", "--forget-class", "8", "--forget-count", "20",
+              "--epochs", "3", "--batch-size", "32", "--device", "cpu"]
+# One cheap method for runs whose science does not matter to the test.
+TINY_METHODS = ["--methods", "finetune", "--finetune-epochs", "1"]
+
+# Blocks every network connection in a Python process: how "offline" is simulated on a machine that is online.
+NO_NETWORK = (
+    "import socket\n"
+    "def _deny(*a, **k):\n"
+    "    raise OSError('network is disabled in this test')\n"
+    "socket.getaddrinfo = _deny\n"
+    "socket.create_connection = _deny\n"
+    "socket.socket.connect = _deny\n"
+)
+
+
+def cli_env(runs_dir: Path, **extra: str) -> dict:
+    """Environment of a CLI subprocess: its own run store, the project importable, one thread each."""
+    return {**os.environ, "TMU_RUNS_DIR": str(runs_dir), "PYTHONPATH": str(ROOT), "OMP_NUM_THREADS": "1",
+            "PYTHONDONTWRITEBYTECODE": "1", **extra}
+
+
+def start_cli(args: list[str], runs_dir: Path, cwd: Path = ROOT, offline: bool = False) -> subprocess.Popen:
+    """`python -m tmu_core ARGS` in the background (offline: every network connection fails)."""
+    if offline:
+        cmd = [sys.executable, "-c", NO_NETWORK + "import sys\nfrom tmu_core.cli import main\nsys.exit(main(sys.argv[1:]))",
+               *args]
+    else:
+        cmd = [sys.executable, "-m", "tmu_core", *args]
+    return subprocess.Popen(cmd, cwd=cwd, env=cli_env(runs_dir), stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                            text=True)
+
+
+def assert_one_line_error(proc: subprocess.CompletedProcess, *needles: str) -> str:
+    """Exit 2, exactly one line on stderr, no traceback, and the line names each of `needles`."""
+    lines = proc.stderr.strip().splitlines()
+    assert proc.returncode == 2, (proc.returncode, proc.stderr[-2000:])
+    assert len(lines) == 1, proc.stderr
+    assert "Traceback" not in proc.stderr
+    line = lines[0]
+    assert line.startswith("error: "), line
+    for needle in needles:
+        assert needle in line, f"{needle!r} not in {line!r}"
+    return line

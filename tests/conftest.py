@@ -1,0 +1,60 @@
+"""Shared fixtures: a throw-away run store, the CLI as a subprocess, an offline switch.
+
+Every test that writes runs or cached models points TMU_RUNS_DIR at its own tmp_path, so nothing
+touches ./runs. Budgets are tiny (see clitools.py) because the suite shares two CPU cores; the tests
+check plumbing and invariants, not accuracy.
+"""
+from __future__ import annotations
+
+import os
+import subprocess
+from pathlib import Path
+
+import pytest
+
+from clitools import ROOT, start_cli
+
+# One torch thread: on two shared cores, two threads per process oversubscribe the CPU and a 1-second
+# training run takes 10 (measured). Subprocesses get OMP_NUM_THREADS=1 from clitools.cli_env.
+os.environ.setdefault("OMP_NUM_THREADS", "1")
+import torch  # noqa: E402
+
+torch.set_num_threads(1)
+
+
+@pytest.fixture
+def runs_dir(tmp_path, monkeypatch) -> Path:
+    """A fresh run store for this test (TMU_RUNS_DIR), also seen by in-process calls."""
+    path = tmp_path / "runs"
+    monkeypatch.setenv("TMU_RUNS_DIR", str(path))
+    return path
+
+
+@pytest.fixture
+def cli(runs_dir):
+    """Run `python -m tmu_core ARGS` to completion; returns the CompletedProcess (stdout/stderr as text)."""
+
+    def call(*args: str, timeout: float = 180, cwd: Path = ROOT, offline: bool = False) -> subprocess.CompletedProcess:
+        proc = start_cli(list(args), runs_dir, cwd=cwd, offline=offline)
+        try:
+            out, err = proc.communicate(timeout=timeout)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            out, err = proc.communicate()
+            pytest.fail(f"`python -m tmu_core {' '.join(args)}` took over {timeout}s; stderr: {err[-2000:]}")
+        return subprocess.CompletedProcess(proc.args, proc.returncode, out, err)
+
+    return call
+
+
+@pytest.fixture
+def block_network(monkeypatch):
+    """Make this process offline: every socket connection fails."""
+    import socket
+
+    def deny(*args, **kwargs):
+        raise OSError("network is disabled in this test")
+
+    monkeypatch.setattr(socket, "getaddrinfo", deny)
+    monkeypatch.setattr(socket, "create_connection", deny)
+    monkeypatch.setattr(socket.socket, "connect", deny)

@@ -1,0 +1,118 @@
+"""The training engine: a short run lowers the loss, reports progress per epoch, is seeded (identical
+weights twice on CPU), and its schedules and augmentation do what their docstrings say."""
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pytest
+import torch
+
+from tmu_core.config import DataConfig, TrainConfig
+from tmu_core.data import load_dataset
+from tmu_core.errors import TMUError
+from tmu_core.models import build_model
+from tmu_core.train import accuracy, augment, fit, generator, make_schedule, pick_device, predict, seed_everything
+
+CPU = torch.device("cpu")
+RECIPE = TrainConfig(epochs=3, batch_size=32, lr=0.05)
+
+
+@pytest.fixture(scope="module")
+def small():
+    data = load_dataset(DataConfig(train_per_class=20), seed=0)
+    ids = torch.as_tensor(data.train_ids)
+    return data, data.x[ids], data.y[ids]
+
+
+def _train(small, seed=0, progress=None):
+    data, x, y = small
+    seed_everything(seed)
+    net = build_model("small_cnn", 1, 10, 8, data.mean, data.std)
+    return net, fit(net, x, y, RECIPE, CPU, seed=seed, progress=progress)
+
+
+def test_short_training_lowers_the_loss_and_reports_each_epoch(small):
+    reports = []
+    net, out = _train(small, progress=reports.append)
+    hist = out["history"]
+    assert len(hist) == 3 and out["epochs"] == 3
+    assert hist[0] < math.log(10) + 0.5, "10 classes start near ln 10"
+    assert hist[-1] < 0.7 * hist[0]
+    assert [r.fraction for r in reports] == pytest.approx([1 / 3, 2 / 3, 1.0])
+    assert all(r.stage == "train" for r in reports)
+    assert not net.training, "fit leaves the model in eval mode"
+    data, x, y = small
+    assert accuracy(net, x, y, CPU) > 30.0  # 3 epochs on 200 digits; chance is 10
+
+
+def test_training_is_deterministic_on_cpu(small):
+    a, _ = _train(small, seed=3)
+    b, _ = _train(small, seed=3)
+    c, _ = _train(small, seed=4)
+    sa, sb, sc = a.state_dict(), b.state_dict(), c.state_dict()
+    assert all(torch.equal(sa[k], sb[k]) for k in sa)
+    assert not all(torch.equal(sa[k], sc[k]) for k in sa)
+
+
+def test_should_stop_is_called_after_each_epoch(small):
+    data, x, y = small
+    calls = []
+
+    def stop():
+        calls.append(1)
+        if len(calls) == 2:
+            raise KeyboardInterrupt
+
+    net = build_model("small_cnn", 1, 10, 8)
+    with pytest.raises(KeyboardInterrupt):
+        fit(net, x, y, RECIPE, CPU, should_stop=stop)
+    assert len(calls) == 2
+
+
+def test_predict_and_accuracy_shapes(small):
+    data, x, y = small
+    net = build_model("small_cnn", 1, 10, 8)
+    assert predict(net, x[:5], CPU).shape == (5, 10)
+    assert predict(net, x[:5], CPU, batch=2, what="embed").shape == (5, 256)
+    assert np.isnan(accuracy(net, x[:0], y[:0], CPU))
+
+
+def test_schedules_follow_their_formulas():
+    p = torch.nn.Parameter(torch.zeros(1))
+
+    def lrs(kind):
+        opt = torch.optim.SGD([p], lr=1.0)
+        sched = make_schedule(opt, kind, 100)
+        out = []
+        for _ in range(100):
+            out.append(opt.param_groups[0]["lr"])
+            opt.step()
+            sched.step()
+        return out
+
+    cos = lrs("cosine")
+    assert cos[0] == pytest.approx(1.0) and cos[50] == pytest.approx(0.5) and cos[99] == pytest.approx(0.5 * (1 + math.cos(math.pi * 0.99)))
+    step = lrs("step")
+    assert step[49] == 1.0 and step[50] == pytest.approx(0.1) and step[75] == pytest.approx(0.01)  # /10 twice
+    assert set(lrs("constant")) == {1.0}
+
+
+def test_augment_keeps_shape_and_range_and_none_is_identity():
+    x = torch.rand(16, 3, 32, 32)
+    assert augment(x, "none", generator(0)) is x
+    for mode in ("flip", "crop_flip"):
+        out = augment(x, mode, generator(0))
+        assert out.shape == x.shape and float(out.min()) >= 0 and float(out.max()) <= 1
+        assert torch.equal(out, augment(x, mode, generator(0))), "seeded by the generator"
+    flipped = augment(x, "flip", generator(0))
+    for i in range(16):  # every image is either itself or its mirror
+        assert torch.equal(flipped[i], x[i]) or torch.equal(flipped[i], x[i].flip(2))
+
+
+def test_device_choice():
+    assert pick_device("cpu") == CPU
+    assert pick_device("auto").type in ("cuda", "mps", "cpu")
+    if not torch.cuda.is_available():
+        with pytest.raises(TMUError, match="no CUDA GPU"):
+            pick_device("cuda")
