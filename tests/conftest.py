@@ -58,3 +58,11 @@ def block_network(monkeypatch):
     monkeypatch.setattr(socket, "getaddrinfo", deny)
     monkeypatch.setattr(socket, "create_connection", deny)
     monkeypatch.setattr(socket.socket, "connect", deny)
+
+
+@pytest.fixture(scope="session")
+def lasting_runs_dir(request, tmp_path_factory) -> Path:
+    """A run store that outlives the session (in pytest's cache folder, git-ignored): decoded image
+    folders (`_cache/data`) land here, so the 60k CIFAR-10 JPEGs are decoded once, not at every `make test`."""
+    cache = getattr(request.config, "cache", None)
+    return cache.mkdir("tmu-runs") if cache is not None else tmp_path_factory.mktemp("tmu-runs")

@@ -140,8 +140,12 @@ def load_imagefolder(cfg: DataConfig) -> RawData:
         extra = sorted(set(listing[1]) - set(classes))
         if extra:
             raise TMUError(f"test classes {extra} are not among the train classes {classes}")
-    key = hashlib.sha256(repr((str(root.resolve()), cfg.image_size,
-                               [(c, len(f), f[-1][1] if f else 0) for lst in listing for c, f in sorted(lst.items())])).encode()).hexdigest()[:16]
+    # every file's name, size and mtime: replacing one image (same name, same count) must not reuse stale pixels
+    digest = hashlib.sha256(repr((str(root.resolve()), cfg.image_size)).encode())
+    for lst in listing:
+        for c, files in sorted(lst.items()):
+            digest.update(repr((c, [(f.name, stamp) for f, stamp in files])).encode())
+    key = digest.hexdigest()[:16]
     cache = runs.data_cache_file(f"imagefolder-{key}")
     if cache.exists():
         try:
@@ -160,19 +164,24 @@ def load_imagefolder(cfg: DataConfig) -> RawData:
     return RawData(xtr, ytr, xte, yte, classes)
 
 
-def _list_images(folder: Path) -> dict[str, list[tuple[Path, int]]]:
-    out: dict[str, list[tuple[Path, int]]] = {}
+def _stamp(f: Path) -> tuple[int, int]:
+    st = f.stat()
+    return st.st_size, st.st_mtime_ns
+
+
+def _list_images(folder: Path) -> dict[str, list[tuple[Path, tuple[int, int]]]]:
+    out: dict[str, list[tuple[Path, tuple[int, int]]]] = {}
     for d in sorted(p for p in folder.iterdir() if p.is_dir() and not p.name.startswith(".")):
         files = sorted(f for f in d.iterdir() if f.suffix.lower() in IMAGE_EXTS and f.is_file())
         if files:
-            out[d.name] = [(f, int(f.stat().st_mtime)) for f in files]
+            out[d.name] = [(f, _stamp(f)) for f in files]
     if not out:
         raise TMUError(f"no images found under {folder}: expected class subfolders holding image files "
                        f"({', '.join(sorted(IMAGE_EXTS))})")
     return out
 
 
-def _decode(listing: dict[str, list[tuple[Path, int]]], classes: list[str], size: int):
+def _decode(listing: dict[str, list[tuple[Path, tuple[int, int]]]], classes: list[str], size: int):
     from PIL import Image, UnidentifiedImageError
 
     files = [(f, classes.index(c)) for c, fs in listing.items() for f, _ in fs]

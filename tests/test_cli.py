@@ -1,0 +1,99 @@
+"""The command line as a user meets it: real subprocesses, tiny budgets, one-line errors with exit 2."""
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+
+import pytest
+
+from clitools import ROOT, TINY_METHODS, TINY_TRAIN, assert_one_line_error, cli_env
+from tmu_core.data import DATASETS
+from tmu_core.methods import METHODS
+from tmu_core.models import MODELS
+
+
+@pytest.mark.parametrize("command,registry", [("datasets", DATASETS), ("models", MODELS), ("methods", METHODS)])
+def test_listings_show_every_entry_with_its_summary(cli, command, registry):
+    out = cli(command)
+    assert out.returncode == 0 and out.stderr == ""
+    lines = out.stdout.strip().splitlines()
+    assert len(lines) == len(registry.names())
+    for line, (name, summary) in zip(lines, registry.describe()):
+        assert line.split()[0] == name and line.endswith(summary)
+
+
+def test_help_of_every_command_renders(cli):
+    # argparse %-formats help texts; one '%' in a field's help once crashed `run --help`
+    for command in ("train", "run"):
+        out = cli(command, "--help")
+        assert out.returncode == 0, out.stderr
+        assert "--forget-class" in out.stdout and "Traceback" not in out.stderr
+    assert "--tmu-pgd-eps" in out.stdout and "--finetune-epochs" in out.stdout
+
+
+def _table(stdout: str) -> dict[str, list[str]]:
+    return {line.split()[0]: line.split() for line in stdout.splitlines() if line.split()[:1] in (["original"], ["gold"])}
+
+
+def test_train_prints_both_models_and_reuses_them_the_second_time(cli):
+    first = cli("train", *TINY_TRAIN)
+    assert first.returncode == 0, first.stderr
+    assert "forget class 8 (8)" in first.stdout and "|D_f| 20" in first.stdout
+    rows = _table(first.stdout)
+    assert set(rows) == {"original", "gold"}
+    for name, row in rows.items():
+        a_test, a_r, a_f = map(float, row[1:4])
+        assert 0 <= a_test <= 100 and 0 <= a_r <= 100 and 0 <= a_f <= 100
+        assert row[-1] == "trained"
+    second = cli("train", *TINY_TRAIN)
+    assert second.returncode == 0, second.stderr
+    again = _table(second.stdout)
+    assert [r[-1] for r in again.values()] == ["cache", "cache"]
+    assert [r[1:4] for r in again.values()] == [r[1:4] for r in rows.values()], "the cached models give the same accuracies"
+
+
+def test_run_writes_a_complete_run_that_runs_lists(cli, runs_dir):
+    out = cli("run", *TINY_TRAIN, *TINY_METHODS, "--json", "--name", "cli-smoke")
+    assert out.returncode == 0, out.stderr
+    result = json.loads(out.stdout)
+    assert set(result["models"]) == {"original", "gold", "finetune"}
+    run_dir = runs_dir / result["run_id"]
+    assert json.loads((run_dir / "status.json").read_text())["state"] == "complete"
+    assert json.loads((run_dir / "metrics.json").read_text())["run_id"] == result["run_id"]
+    listing = cli("runs")
+    assert listing.returncode == 0
+    assert result["run_id"] in listing.stdout and "complete" in listing.stdout
+    again = cli("execute", result["run_id"])
+    assert_one_line_error(again, "already complete")
+
+
+@pytest.mark.parametrize("args,needles", [
+    ((), ("datasets", "train", "run")),  # no command: the valid commands are named
+    (("train", "--dataset", "nope"), ("unknown dataset 'nope'", "digits", "cifar10", "imagefolder")),
+    (("train", "--epochs", "abc"), ("--epochs", "invalid int value")),
+    (("run", "--mechanism", "ascent"), ("--mechanism", "randlabel", "neggrad")),
+])
+def test_bad_input_is_one_line_and_exit_2(cli, args, needles):
+    assert_one_line_error(cli(*args), *needles)
+
+
+def test_torchvision_dataset_offline_is_one_clear_line(cli, tmp_path):
+    """The issue's check: `python -m tmu_core train --dataset cifar10` with no data and no network."""
+    out = cli("train", "--dataset", "cifar10", cwd=tmp_path, offline=True)
+    line = assert_one_line_error(out, "cifar10", "could not be downloaded", str(tmp_path / "data" / "cifar10"))
+    assert "--data-root" in line
+
+
+def test_importing_the_core_never_imports_the_dashboard_stack(tmp_path):
+    code = ("import importlib, pkgutil, sys, tmu_core\n"
+            "names = [m.name for m in pkgutil.walk_packages(tmu_core.__path__, 'tmu_core.')\n"
+            "         if not m.name.endswith('__main__')]  # __main__ would run the CLI\n"
+            "for n in names: importlib.import_module(n)\n"
+            "bad = sorted(m for m in sys.modules if m.split('.')[0] in ('streamlit', 'plotly'))\n"
+            "print(len(names), bad)\n")
+    out = subprocess.run([sys.executable, "-c", code], cwd=ROOT, env=cli_env(tmp_path), capture_output=True,
+                         text=True, timeout=120)
+    assert out.returncode == 0, out.stderr
+    count, bad = out.stdout.strip().split(" ", 1)
+    assert int(count) >= 15 and bad == "[]", out.stdout
