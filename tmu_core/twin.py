@@ -37,15 +37,19 @@ class AuxSet:
 
 
 def mild_augment(x: torch.Tensor, gen: torch.Generator, allow_flip: bool) -> torch.Tensor:
-    """Small rotation (<= 8 degrees), sub-pixel shift (<= 0.35 px), light noise; flips only where allowed."""
+    """Small rotation (<= 4 degrees), sub-pixel shift (<= 0.2 px), light noise; flips only where allowed.
+
+    Measured on digits: stronger transforms (8 degrees, 0.35 px) made M_o wrong on up to 20% of the copies of
+    a class it gets 93-100% right, i.e. they changed how hard a sample is; these keep it within ~1 point.
+    """
     n, _, h, w = x.shape
-    angle = (torch.rand(n, generator=gen) * 2 - 1) * math.radians(8)
-    shift = (torch.rand(n, 2, generator=gen) * 2 - 1) * (0.35 * 2 / torch.tensor([w, h]))
+    angle = (torch.rand(n, generator=gen) * 2 - 1) * math.radians(4)
+    shift = (torch.rand(n, 2, generator=gen) * 2 - 1) * (0.2 * 2 / torch.tensor([w, h]))
     cos, sin = torch.cos(angle), torch.sin(angle)
     theta = torch.stack([torch.stack([cos, -sin, shift[:, 0]], 1), torch.stack([sin, cos, shift[:, 1]], 1)], 1)
     grid = F.affine_grid(theta, list(x.shape), align_corners=False)
     out = F.grid_sample(x, grid, padding_mode="border", align_corners=False)
-    out = out + torch.randn(out.shape, generator=gen) * 0.01
+    out = out + torch.randn(out.shape, generator=gen) * 0.005
     if allow_flip:
         flip = torch.rand(n, generator=gen) < 0.5
         out = torch.where(flip.view(-1, 1, 1, 1), out.flip(3), out)

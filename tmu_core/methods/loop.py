@@ -1,8 +1,8 @@
 """The one unlearning loop every method shares; a method supplies only its loss.
 
-Each epoch replays a seeded random share of the retain data and passes once over the forget data,
-both spread evenly over the same steps, so every step's batch mixes them in proportion; the method's
-loss sees both halves of the batch. The learning rate decays
+Each epoch replays a seeded random share of the retain data and passes over the forget data, both
+spread evenly over the same steps (a forget set smaller than the number of steps is cycled, one sample
+a step), so every batch mixes the two; the method's loss sees both halves of the batch. The learning rate decays
 with a cosine schedule (a constant rate cost A_test). The input model is deep-copied, never mutated.
 """
 from __future__ import annotations
@@ -75,12 +75,16 @@ def unlearn_loop(model: nn.Module, retain: tuple[torch.Tensor, torch.Tensor], fo
     else:
         opt_ = torch.optim.SGD(model.parameters(), lr=cfg.lr, momentum=0.9, weight_decay=5e-4)
     sched = make_schedule(opt_, "cosine", cfg.epochs * steps)
+    f_batch = max(1, math.ceil(len(xf) / steps))  # a small forget set is cycled so every step sees some of it
+    f_order, f_pos = torch.randperm(len(xf), generator=gen), 0
     for epoch in range(cfg.epochs):
         r_perm = torch.randperm(len(xr), generator=gen)[:n_r] if len(xr) else torch.empty(0, dtype=torch.long)
-        f_perm = torch.randperm(len(xf), generator=gen)
         for s in range(steps):
             ri = r_perm[s * n_r // steps:(s + 1) * n_r // steps].to(device)
-            fi = f_perm[s * len(xf) // steps:(s + 1) * len(xf) // steps].to(device)
+            if f_pos + f_batch > len(xf):
+                f_order, f_pos = torch.randperm(len(xf), generator=gen), 0
+            fi = f_order[f_pos:f_pos + f_batch].to(device)
+            f_pos += f_batch
             if len(ri) == 1:  # batch norm cannot train on a single sample
                 ri = ri[:0]
             if len(ri) == 0 and len(fi) < 2:

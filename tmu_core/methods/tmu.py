@@ -56,6 +56,8 @@ class TMUConfig(LoopConfig):
     clf_threshold: str = opt("auto", "classifier threshold: auto (balanced accuracy on D_a) or 0.5", choices=("auto", "0.5"))
     forget_weight: float = opt(1.0, "weight of the forget term", min=0.0, max=100.0)
     max_forget_loss: float = opt(5.0, "neggrad mechanism: per-sample loss cap", min=0.1, max=100.0)
+    stop_when_forgotten: bool = opt(True, "push a hard sample only while the model still classifies it correctly "
+                                          "(the aim is gold's accuracy, not maximal damage)")
 
     def __post_init__(self):
         check_bounds(self)
@@ -155,12 +157,17 @@ def run(task, cfg: TMUConfig, device, progress=None):
     hard = torch.as_tensor(hard_ids, dtype=torch.long)
     retain = (data.x[keep], data.y[keep])
     forget_xy = (data.x[hard], data.y[hard])
-    if cfg.mechanism == "neggrad":
-        loss = lambda lr, yr, lh, yh, xr, xh: (ce_sum(lr, yr), cfg.forget_weight * ascent_term(lh, yh, cfg.max_forget_loss))
-    else:
-        gen = generator(seed + 1)
-        loss = lambda lr, yr, lh, yh, xr, xh: (ce_sum(lr, yr), cfg.forget_weight * ce_sum(
-            lh, random_wrong_labels(yh, data.num_classes, gen)))
+    gen = generator(seed + 1)
+
+    def forget_term(logits: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+        if cfg.stop_when_forgotten and len(y):
+            still = logits.detach().argmax(1) == y
+            logits, y = logits[still], y[still]
+        if cfg.mechanism == "neggrad":
+            return ascent_term(logits, y, cfg.max_forget_loss)
+        return ce_sum(logits, random_wrong_labels(y, data.num_classes, gen))
+
+    loss = lambda lr, yr, lh, yh, xr, xh: (ce_sum(lr, yr), cfg.forget_weight * forget_term(lh, yh))
     sub_progress = (lambda p: progress(Progress("tmu:unlearn", p.fraction, p.message))) if progress else None
     model = unlearn_loop(task.original, retain, forget_xy, loss, cfg, device, seed=seed, stage="tmu:unlearn",
                          progress=sub_progress, should_stop=task.should_stop)

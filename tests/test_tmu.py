@@ -1,0 +1,207 @@
+"""TMU's pieces: feature invariants, Eq. 3 sizing, the classifier, every method, the pipeline and its JSON."""
+import copy
+import json
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+import torch
+
+from tmu_core.attacks import adversarial_feature, pgd
+from tmu_core.classifier import ClassifierConfig, balanced_threshold, feature_subsets, train_classifier
+from tmu_core.config import DataConfig, ForgetSpec, TrainConfig
+from tmu_core.data import load_dataset, resolve_forget
+from tmu_core.features import Scaler, nearest_distance
+from tmu_core.methods import METHODS, method_config
+from tmu_core.methods.loop import UnlearnTask
+from tmu_core.references import new_model
+from tmu_core.train import fit
+from tmu_core.twin import build_aux, eq3_size
+
+CPU = torch.device("cpu")
+
+
+@pytest.fixture(scope="module")
+def digits():
+    cfg = DataConfig()
+    data = load_dataset(cfg, 0)
+    forget = resolve_forget(data, ForgetSpec(forget_class="8", forget_count=100), 0)
+    return cfg, data, forget
+
+
+@pytest.fixture(scope="module")
+def tiny_original(digits):
+    cfg, data, _ = digits
+    torch.manual_seed(0)
+    tc = TrainConfig(epochs=3, batch_size=64, lr=0.05)
+    model = new_model(data, tc)
+    ids = torch.as_tensor(data.train_ids)
+    fit(model, data.x[ids], data.y[ids], tc, CPU, seed=0)
+    return tc, model
+
+
+# ---------------------------------------------------------------- features
+def test_nf_is_zero_for_a_sample_in_its_own_reference_set():
+    ref = torch.randn(20, 8)
+    nf = nearest_distance(ref[:5], ref, k=1, normalize=False)
+    assert torch.allclose(nf, torch.zeros(5), atol=1e-5)
+
+
+def test_nf_matches_hand_computed_mean_of_k_smallest():
+    query = torch.tensor([[0.0, 0.0]])
+    ref = torch.tensor([[1.0, 0.0], [0.0, 2.0], [3.0, 0.0], [0.0, 10.0]])
+    assert nearest_distance(query, ref, k=3, normalize=False).item() == pytest.approx((1 + 2 + 3) / 3)
+
+
+def test_nf_refuses_k_larger_than_reference():
+    from tmu_core.errors import TMUError
+
+    with pytest.raises(TMUError, match="1..4"):
+        nearest_distance(torch.zeros(1, 2), torch.zeros(4, 2), k=5)
+
+
+def test_pgd_stays_in_eps_ball_and_pixel_range(tiny_original, digits):
+    _, model = tiny_original
+    _, data, forget = digits
+    x = data.x[torch.as_tensor(forget.ids[:16])].float() / 255
+    clean = torch.softmax(model(x), 1).detach()
+    eps = 8 / 255
+    adv = pgd(model, x, clean, eps, steps=5, step_size=eps / 3)
+    assert (adv - x).abs().max() <= eps + 1e-6
+    assert adv.min() >= 0 and adv.max() <= 1
+    assert (adv - x).abs().max() > 0  # it actually moved
+
+
+def test_af_grows_with_eps(tiny_original, digits):
+    _, model = tiny_original
+    _, data, forget = digits
+    x = data.x[torch.as_tensor(forget.ids[:32])]
+    small = adversarial_feature(model, x, CPU, 2 / 255, 5, 2 / 255 / 3).mean()
+    large = adversarial_feature(model, x, CPU, 32 / 255, 5, 32 / 255 / 3).mean()
+    assert large > small >= 0
+
+
+def test_scaler_is_fitted_on_twin_and_clips():
+    fa = np.array([[1.0, 2.0], [3.0, 4.0], [5.0, 6.0]])
+    s = Scaler.fit(fa, log=False, clip=1.5)
+    za = s.transform(fa)
+    assert np.allclose(za.mean(0), 0) and np.allclose(za.std(0), 1)
+    assert s.transform(np.array([[100.0, -100.0]])).tolist() == [[1.5, -1.5]]
+
+
+# ---------------------------------------------------------------- Eq. 3 and the aux set
+def test_eq3_hand_computed():
+    assert eq3_size(100, 25) == 500  # 100 * (25 + 100) / 25
+    assert eq3_size(100, 4900) == 102  # 100 * 5000 / 4900 = 102.04
+    assert eq3_size(10, 90) == 11  # 10 * 100 / 90 = 11.1
+
+
+def test_aux_sample_branch(digits):
+    _, data, _ = digits
+    forget = resolve_forget(data, ForgetSpec(forget_class="3", forget_count=5), 0)
+    aux = build_aux(data, forget, seed=0, max_factor=4, allow_flip=False)
+    n_rc = len(forget.remain_class_ids(data))
+    assert aux.sizing["requested"] == eq3_size(5, n_rc) <= aux.sizing["available"]
+    assert aux.sizing["augmented"] == 0 and len(aux.x) == aux.sizing["requested"]
+    assert set(aux.source_ids) <= set(data.aux_ids.tolist())
+
+
+def test_aux_augment_branch_is_capped_and_recorded(digits):
+    _, data, forget = digits  # 100 of class 8: Eq. 3 asks ~500 from a pool of ~14
+    aux = build_aux(data, forget, seed=0, max_factor=3, allow_flip=False)
+    s = aux.sizing
+    assert s["requested"] > s["available"] * 3
+    assert s["used"] == len(aux.x) == s["available"] * 3 and s["capped"]
+    assert s["augmented"] == s["used"] - s["available"] == int(aux.augmented.sum())
+    assert aux.x.min() >= 0 and aux.x.max() <= 1
+
+
+# ---------------------------------------------------------------- classifier
+def test_classifier_separates_a_toy_set():
+    rng = np.random.default_rng(0)
+    easy = rng.normal(-1.5, 0.5, size=(80, 3))
+    hard = rng.normal(1.5, 0.5, size=(20, 3))
+    f = np.vstack([easy, hard])
+    y = np.r_[np.ones(80, int), np.zeros(20, int)]
+    clf = train_classifier(f, y, ClassifierConfig(epochs=60), seed=0)
+    assert (clf.predict(f) == y).mean() >= 0.95
+
+
+def test_balanced_threshold_hand_made():
+    p = np.array([0.9, 0.8, 0.7, 0.6, 0.2])
+    labels = np.array([1, 1, 1, 0, 0])
+    t = balanced_threshold(p, labels)
+    assert 0.6 < t <= 0.7
+
+
+def test_feature_subsets():
+    assert ["+".join(s) for s in feature_subsets(("NF", "AF", "CF"))] == ["NF", "AF", "CF", "NF+AF", "NF+CF", "AF+CF", "NF+AF+CF"]
+
+
+# ---------------------------------------------------------------- methods
+@pytest.mark.parametrize("name", METHODS.names())
+def test_every_method_changes_parameters_without_touching_its_input(name, digits, tiny_original):
+    cfg, data, forget = digits
+    tc, original = tiny_original
+    before = copy.deepcopy(original.state_dict())
+    overrides = {"epochs": 1}
+    if name == "tmu":
+        overrides.update(twin_epochs=1, clf_epochs=5, cf_epochs=1)
+    mcfg = method_config(name, "digits", overrides)
+    task = UnlearnTask(data, cfg, tc, forget, original, seed=0)
+    out = METHODS.get(name).run(task, mcfg, CPU, None)
+    after = original.state_dict()
+    assert all(torch.equal(before[k], after[k]) for k in before), "the input model was mutated"
+    changed = [k for k, v in out.state_dict().items() if v.dtype.is_floating_point and not torch.equal(v, before[k])]
+    assert changed, "the method left every parameter as it was"
+    logits = out(data.x[torch.as_tensor(forget.ids[:8])].float() / 255)
+    assert torch.isfinite(logits).all()
+    if name == "tmu":
+        rep = task.report
+        assert len(rep["forget_pred"]) == len(forget.ids) and set(rep["ablation"]) == {"NF", "AF", "CF", "NF+AF", "NF+CF", "AF+CF", "NF+AF+CF"}
+
+
+def test_unknown_method_setting_names_the_valid_ones():
+    from tmu_core.errors import TMUError
+
+    with pytest.raises(TMUError, match="valid: .*lr"):
+        method_config("finetune", "digits", {"learning_rate": 0.1})
+
+
+# ---------------------------------------------------------------- the whole pipeline, through the CLI's JSON contract
+def test_run_json_contract(tmp_path):
+    cmd = [sys.executable, "-m", "tmu_core", "run", "--dataset", "digits", "--forget-class", "8", "--forget-count", "100",
+           "--seed", "0", "--json", "--epochs", "4", "--tmu-twin-epochs", "2", "--tmu-clf-epochs", "20",
+           "--finetune-epochs", "1", "--neggrad-epochs", "1", "--randlabel-epochs", "1", "--tmu-epochs", "1"]
+    out = subprocess.run(cmd, capture_output=True, text=True, env={**__import__("os").environ, "TMU_RUNS_DIR": str(tmp_path)},
+                         timeout=300)
+    assert out.returncode == 0, out.stderr
+    r = json.loads(out.stdout)
+    assert {"run_id", "dataset", "model", "forget_class", "forget_class_name", "forget_count", "seed", "device",
+            "models", "tmu", "cost_ratio"} <= set(r)
+    assert r["forget_class"] == 8 and r["forget_count"] == 100 and r["dataset"] == "digits"
+    assert set(r["models"]) == {"original", "gold", "tmu", "finetune", "neggrad", "randlabel", "badteacher"}
+    keys = {"acc_test", "acc_remain", "acc_forget", "delta", "abs_delta", "activation_distance", "mia", "seconds"}
+    for name, m in r["models"].items():
+        assert keys <= set(m), name
+        assert all(isinstance(m[k], float) for k in keys), name
+        assert m["abs_delta"] == pytest.approx(abs(m["acc_forget"] - r["models"]["gold"]["acc_forget"]))
+    assert r["models"]["gold"]["delta"] == 0 and r["models"]["gold"]["activation_distance"] == 0
+    t = r["tmu"]
+    assert set(t["label_accuracy_by_features"]) == {"NF", "AF", "CF", "NF+AF", "NF+CF", "AF+CF", "NF+AF+CF"}
+    assert t["pred_easy"] + t["pred_hard"] == 100 and 0 <= t["gold_hard"] <= 100 and t["aux_count"] > 0
+    assert {"twin", "nf", "af", "cf", "classifier", "unlearn"} <= set(t["stage_seconds"])
+    assert r["cost_ratio"] > 0
+    # the artifacts are in the run folder
+    run_dir = tmp_path / r["run_id"]
+    import pandas as pd
+
+    table = pd.read_csv(run_dir / "samples.csv")
+    assert (table.role == "forget").sum() == 100 and (table.role == "aux").sum() == t["aux_count"]
+    assert {"NF", "AF", "CF", "p_easy", "pred_label", "true_label", "pred_gold", "conf_tmu"} <= set(table.columns)
+    forget_rows = table[table.role == "forget"]
+    assert (forget_rows.true_label == "hard").sum() == t["gold_hard"]
+    emb = np.load(run_dir / "embeddings.npz")
+    assert {"emb_original", "emb_gold", "emb_tmu", "role", "ids"} <= set(emb.files)
+    assert json.loads((run_dir / "status.json").read_text())["state"] == "complete"
