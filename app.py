@@ -1,5 +1,33 @@
-"""TMU dashboard (placeholder until the dashboard pages land)."""
+"""TMU dashboard: the router. Pages live in pages/, one script each; this file adds the shared sidebar.
+
+Run with `make app` (or `streamlit run app.py`). The sidebar shows the compute device and the run the
+inspection pages look at.
+"""
 import streamlit as st
 
-st.title("Twin Machine Unlearning")
-st.write("Run `python -m tmu_core --help` for the command line.")
+from tmu_core import runs
+from ui import cache, nav, state
+
+st.set_page_config(page_title="TMU dashboard", page_icon=":material/psychology:", layout="wide")
+page = st.navigation(nav.sections())
+
+
+def _pick_run() -> None:
+    state.select_run(st.session_state["sidebar_run"])
+
+
+with st.sidebar:
+    st.caption(f"Compute device: **{cache.device()}**")
+    infos = runs.list_runs()
+    run_ids = [r.run_id for r in infos]
+    selected = state.selected_run_id()
+    if run_ids:
+        labels = {r.run_id: f"{r.run_id} · {r.state}" for r in infos}
+        st.session_state["sidebar_run"] = selected
+        st.selectbox("Selected run", run_ids, key="sidebar_run", format_func=labels.get, on_change=_pick_run,
+                     placeholder="none finished yet", help="The run the audit, features, embeddings and alignment pages show.")
+    else:
+        st.caption("No runs yet: launch one on the Run page.")
+    st.caption(f"Run store: `{runs.runs_root()}`")
+
+page.run()

@@ -1,0 +1,66 @@
+"""Easy/hard audit: D_f grouped by TMU's predicted label, each image marked with the gold model's verdict."""
+import streamlit as st
+
+from ui import cache, charts, nav, state, tables
+
+nav.ensure_router()
+
+st.title("Easy/hard audit")
+run = state.require_complete_run()
+metrics = cache.metrics(cache.root(), run.id)
+if "tmu" not in metrics:
+    st.info("This run did not include TMU, so there are no easy/hard predictions to audit.")
+    st.stop()
+tmu = metrics["tmu"]
+samples = cache.samples(cache.root(), run.id)
+with st.expander("How to read this page"):
+    st.markdown(nav.help_text("audit"))
+
+st.caption(f"Run `{run.id}`: {metrics['dataset']}, class {metrics['forget_class_name']}, |D_f| = {metrics['forget_count']}")
+m = st.columns(5)
+m[0].metric("Label accuracy", f"{tmu['label_accuracy']:.1f}%", help="predicted easy/hard agrees with gold's verdict")
+m[1].metric("Predicted easy / hard", f"{tmu['pred_easy']} / {tmu['pred_hard']}")
+m[2].metric("Gold easy / hard", f"{tmu['gold_easy']} / {tmu['gold_hard']}", help="hard = the gold model gets it wrong")
+m[3].metric("AUC of p(easy)", "—" if tmu.get("auc_p_easy") is None else f"{tmu['auc_p_easy']:.1f}",
+            help="how well p(easy) ranks gold-easy above gold-hard samples (50 = chance)")
+m[4].metric("Threshold", f"{tmu['threshold']:.2f}", help="p(easy) at or above it is predicted easy")
+
+left, right = st.columns([1, 2])
+left.plotly_chart(charts.confusion_figure(tables.confusion_frame(tmu["confusion"]), tmu["label_accuracy"]),
+                  key="audit_confusion")
+with right:
+    st.markdown("**Filters**")
+    f1, f2, f3 = st.columns(3)
+    st.session_state.setdefault("audit_pred", ["easy", "hard"])
+    st.session_state.setdefault("audit_truth", ["easy", "hard"])
+    predicted = f1.multiselect("Predicted", ["easy", "hard"], key="audit_pred")
+    truth = f2.multiselect("Gold truth", ["easy", "hard"], key="audit_truth")
+    disagree = f3.toggle("Disagreements only", key="audit_disagree", help="prediction differs from gold's verdict")
+    st.download_button("Download the per-sample table (CSV)", samples.drop(columns="image").to_csv(index=False),
+                       file_name=f"{run.id}-samples.csv", mime="text/csv", key="audit_download",
+                       icon=":material/download:")
+
+view = tables.filter_audit(tables.audit_frame(samples, "forget"), predicted, truth, disagree)
+config = {"image": st.column_config.ImageColumn("image", width="small"),
+          "p_easy": st.column_config.ProgressColumn("p(easy)", min_value=0.0, max_value=1.0, format="%.2f"),
+          "agree": st.column_config.CheckboxColumn("agrees"),
+          **{f: st.column_config.NumberColumn(f, format="%.3g") for f in tables.FEATURES}}
+for label in ("hard", "easy"):
+    part = view[view["predicted"] == label].drop(columns=["predicted", "truth"])
+    if label not in predicted:
+        continue
+    st.subheader(f"Predicted {label}: {len(part)} sample{'s' if len(part) != 1 else ''}")
+    wrong = int((~part["agree"]).sum())
+    st.caption(f"{wrong} of them disagree with the gold model." if len(part) else "None with these filters.")
+    if len(part):
+        st.dataframe(part, key=f"audit_gallery_{label}", column_config=config, hide_index=True, row_height=56,
+                     height=min(560, 60 + 57 * len(part)))
+
+with st.expander(f"The twin's D_a: {tmu['aux_count']} samples the classifier learned from"):
+    sizing = tmu.get("aux_sizing", {})
+    st.caption(f"Eq. 3 requested {sizing.get('requested')}, the class's aux pool held {sizing.get('available')}, "
+               f"{sizing.get('augmented')} augmented copies, {sizing.get('used')} used"
+               + (" (capped)" if sizing.get("capped") else "") + ". Labels: the original model's verdict; "
+               "augmented copies show their source image.")
+    aux = tables.audit_frame(samples, "aux")
+    st.dataframe(aux, key="audit_aux", column_config=config, hide_index=True, row_height=56, height=420)

@@ -1,0 +1,57 @@
+"""Features: NF, AF, CF for easy vs hard on the twin's D_a and on D_f; a scatter of two; the ablation."""
+import streamlit as st
+
+from ui import cache, charts, nav, state, tables
+
+nav.ensure_router()
+
+SETS = {"aux": "D_a — the twin problem (what the classifier learned from)",
+        "forget": "D_f — the real problem (where it was applied)"}
+COLOR_BY = {"truth": "true label (D_a: original's verdict, D_f: gold's)", "predicted": "TMU's prediction"}
+
+st.title("Features")
+run = state.require_complete_run()
+metrics = cache.metrics(cache.root(), run.id)
+if "tmu" not in metrics:
+    st.info("This run did not include TMU, so no features were computed.")
+    st.stop()
+samples = cache.samples(cache.root(), run.id)
+st.caption(nav.help_text("features"))
+
+c1, c2, c3 = st.columns([3, 2, 1])
+st.session_state.setdefault("feat_set", "aux")
+st.session_state.setdefault("feat_color", "truth")
+role = c1.radio("Samples", list(SETS), key="feat_set", format_func=SETS.get)
+color_by = c2.radio("Colour by", list(COLOR_BY), key="feat_color", format_func=COLOR_BY.get)
+kind = c3.radio("Chart", ["violin", "histogram"], key="feat_kind")
+df = tables.feature_frame(samples, role, color_by)
+st.plotly_chart(charts.feature_distributions(df, kind, f"{SETS[role].split(' —')[0]}: NF, AF, CF by {color_by} label"),
+                key="feat_dist")
+
+st.subheader("Two features against each other")
+axes = ["NF", "AF", "CF", "p_easy"]
+c1, c2 = st.columns(2)
+st.session_state.setdefault("feat_x", "NF")
+st.session_state.setdefault("feat_y", "AF")
+x = c1.selectbox("x axis", axes, key="feat_x")
+y = c2.selectbox("y axis", axes, key="feat_y")
+event = st.plotly_chart(charts.feature_scatter(df, x, y), key=f"feat_scatter_{role}", on_select="rerun",
+                        selection_mode=("box", "lasso", "points"))
+picked = {sid for sid, _ in tables.selected_points(event.selection.points)}
+if picked:
+    chosen = tables.audit_frame(samples, role)
+    st.dataframe(chosen[chosen["id"].isin(picked)], key="feat_selected", hide_index=True, row_height=56,
+                 column_config={"image": st.column_config.ImageColumn("image", width="small")})
+else:
+    st.caption("Select points (box or lasso in the chart's toolbar) to see their images.")
+
+st.subheader("Ablation: label accuracy by feature subset")
+ablation = tables.ablation_frame(metrics)
+c1, c2 = st.columns([2, 1])
+c1.plotly_chart(charts.ablation_figure(ablation), key="feat_ablation")
+c2.dataframe(ablation, hide_index=True, key="feat_ablation_table",
+             column_config={"label_accuracy": st.column_config.NumberColumn("label accuracy (%)", format="%.1f")})
+sizing = metrics["tmu"].get("aux_sizing", {})
+c2.caption(f"D_a: {metrics['tmu']['aux_easy']} easy, {metrics['tmu']['aux_hard']} hard; {sizing.get('used')} used of "
+           f"{sizing.get('requested')} requested by Eq. 3 ({sizing.get('available')} in the pool, "
+           f"{sizing.get('augmented')} augmented).")

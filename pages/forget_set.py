@@ -1,0 +1,112 @@
+"""Forget set: choose the data, the class and D_f (by count, fraction or by picking images), see what it implies."""
+import streamlit as st
+
+from tmu_core.config import DataConfig
+from tmu_core.data import DATASETS
+from tmu_core.errors import TMUError
+from tmu_core.models import MODELS
+from tmu_core.preview import cached_models
+from ui import cache, nav, state, tables
+
+nav.ensure_router()
+
+GALLERY_LIMIT = 600  # images shown per class (a CIFAR class has 4500: pick among the first ones)
+GRID_COLUMNS = 12
+
+st.title("Forget set")
+st.caption("D_f is part of one class. Choose it here; the Run page launches it.")
+d = state.draft()
+
+c1, c2, c3 = st.columns([2, 2, 1])
+datasets = dict(DATASETS.describe())
+state.bind("fs_dataset", "dataset", datasets)
+d["dataset"] = c1.selectbox("Dataset", list(datasets), key="fs_dataset",
+                            help="digits is bundled and instant; the others need their files (or a download).")
+c1.caption(datasets[d["dataset"]])
+models = dict(MODELS.describe())
+state.bind("fs_model", "model", models)
+d["model"] = c2.selectbox("Model", list(models), key="fs_model", help=models.get(d["model"]))
+c2.caption(models[d["model"]])
+state.bind("fs_seed", "seed")
+d["seed"] = int(c3.number_input("Seed", min_value=0, step=1, key="fs_seed",
+                                help="seeds the train/aux split, the forget set and all training"))
+
+data_cfg = DataConfig(dataset=d["dataset"])
+try:
+    data = cache.dataset(cache.as_json(data_cfg), d["seed"])
+except TMUError as exc:
+    st.warning(f"**{d['dataset']}** is not available here: {exc}")
+    st.stop()
+
+counts = {c: len(data.class_ids(c)) for c in range(data.num_classes)}
+state.bind("fs_class", "forget_class", counts)
+c1, c2, c3 = st.columns([2, 2, 1])
+c = c1.selectbox("Forget class", list(counts), key="fs_class",
+                 format_func=lambda i: f"{i} · {data.classes[i]} ({counts[i]} training images)")
+if c != d["forget_class"]:
+    d["ids"] = []  # hand-picked ids belong to one class
+d["forget_class"] = c
+state.bind("fs_mode", "mode", state.MODES)
+d["mode"] = c2.radio("Choose D_f by", state.MODES, key="fs_mode", horizontal=True,
+                     help="hand-pick: select rows (images) in the gallery below")
+n = counts[c]
+if d["mode"] == "count":
+    d["count"] = min(int(d["count"]), n - 1)
+    if st.session_state.get("fs_count", 1) > n - 1:  # a smaller class than the last one
+        st.session_state["fs_count"] = n - 1
+    state.bind("fs_count", "count")
+    d["count"] = int(c3.number_input("Samples", min_value=1, max_value=n - 1, step=1, key="fs_count"))
+elif d["mode"] == "fraction":
+    state.bind("fs_fraction", "fraction")
+    d["fraction"] = float(c3.slider("Fraction", 0.01, 0.99, step=0.01, key="fs_fraction"))
+
+train_cfg = state.train_config(d)
+spec = state.forget_spec(d)
+preview = None
+if d["mode"] != "hand-pick" or d["ids"]:
+    try:
+        preview = cache.forget_preview(cache.as_json(data_cfg), cache.as_json(spec), cache.as_json(train_cfg), d["seed"])
+    except TMUError as exc:
+        st.error(str(exc))
+
+if preview is not None:
+    aux = preview.aux
+    m = st.columns(5)
+    m[0].metric("|D_f| forget", len(preview.forget_ids), help="samples of the class to forget")
+    m[1].metric("|D_r^c| remain in class", preview.remain_class, help="what the gold model still sees of the class")
+    m[2].metric("Eq. 3 |D_a|", aux["requested"], help="twin forget set size: |D_f|·(|D_r^c|+|D_f|)/|D_r^c|")
+    m[3].metric("D_a used", aux["used"], delta=f"{aux['augmented']} augmented" if aux["augmented"] else None,
+                delta_color="off", help=f"aux pool of the class: {aux['available']} images, never trained on")
+    found = cached_models(data, data_cfg, train_cfg, d["seed"], preview.forget_ids)
+    cached = [k for k, v in found.items() if v]
+    m[4].metric("Cached models", {0: "none", 2: "both"}.get(len(cached), cached[0]),
+                help="original and gold models already trained with this recipe are reused; "
+                     "missing ones are trained at the start of the run")
+    if aux["capped"]:
+        st.caption(f"Eq. 3 asks for {aux['requested']} aux images but the class's pool holds {aux['available']}; "
+                   f"augmentation is capped at {aux['max_factor']:g}× the pool, so D_a has {aux['used']}.")
+    nav.link("run", "Continue: launch this forget set on the Run page")
+
+st.subheader(f"Class {data.classes[c]}: {n} training images")
+gallery = cache.class_gallery(cache.as_json(data_cfg), d["seed"], c, GALLERY_LIMIT)
+if n > GALLERY_LIMIT:
+    st.caption(f"Showing the first {GALLERY_LIMIT} of {n}.")
+if d["mode"] != "hand-pick":
+    chosen = set(preview.forget_ids) if preview is not None else set()
+    st.caption(f"Framed in red: the {len(chosen)} samples of D_f. Switch to hand-pick to choose them yourself.")
+    grid = tables.image_grid(gallery, chosen, GRID_COLUMNS)
+    st.dataframe(grid, key="fs_grid", hide_index=True, row_height=60, height=min(640, 38 + 61 * len(grid)),
+                 column_config={col: st.column_config.ImageColumn(" ", width=64) for col in grid.columns})
+    st.stop()
+
+st.info("Tick the rows of the images to forget; they form D_f.")
+rows = [i for i, sid in enumerate(gallery["id"]) if sid in set(d["ids"])]
+table = gallery[["id", "image"]].assign(**{"in D_f": gallery["id"].isin(d["ids"])})
+event = st.dataframe(table, key=f"fs_pick_{d['dataset']}_{d['seed']}_{c}", on_select="rerun", selection_mode="multi-row",
+                     selection_default={"selection": {"rows": rows}}, hide_index=True, row_height=56, height=560,
+                     column_config={"image": st.column_config.ImageColumn("image", width="small"),
+                                    "id": st.column_config.NumberColumn("sample id", format="%d")})
+picked = sorted(int(table["id"].iloc[i]) for i in event.selection.rows)
+if picked != d["ids"]:
+    d["ids"] = picked
+    st.rerun()

@@ -1,0 +1,114 @@
+"""Run: launch the pipeline in a background process, follow it stage by stage, cancel it, open a finished run."""
+import streamlit as st
+
+from tmu_core import launch, runs
+from tmu_core.errors import TMUError
+from tmu_core.methods import METHODS, method_config
+from ui import cache, nav, state, tables, widgets
+
+nav.ensure_router()
+
+POLL_SECONDS = 1.0
+ACTIVE = ("queued", "running")
+
+st.title("Run")
+d = state.draft()
+
+st.subheader("Launch")
+size = {"count": f"{d['count']} samples", "fraction": f"{100 * d['fraction']:.0f}% of the class",
+        "hand-pick": f"{len(d['ids'])} hand-picked samples"}[d["mode"]]
+st.markdown(f"**{d['dataset']}**, forget class **{d['forget_class']}**: {size} · model `{d['model']}` · seed {d['seed']}")
+nav.link("forget_set", "Change the forget set")
+with st.expander("Training recipe of the original and gold models"):
+    try:
+        base = state.train_config(d)
+    except TMUError as exc:
+        st.error(str(exc))
+        st.stop()
+    train_overrides = widgets.config_inputs(base, f"run_train_{d['dataset']}_", skip=("model",))
+with st.expander("Methods and their settings"):
+    st.session_state.setdefault("run_methods", METHODS.names())
+    methods = st.multiselect("Methods", METHODS.names(), key="run_methods",
+                             help="TMU and the paper's baselines; each is compared with the gold model")
+    params = {}
+    for tab, name in zip(st.tabs(methods) if methods else [], methods):
+        with tab:
+            st.caption(dict(METHODS.describe())[name])
+            params[name] = widgets.config_inputs(method_config(name, d["dataset"]), f"run_{name}_{d['dataset']}_")
+name = st.text_input("Run name (optional)", key="run_name", max_chars=60, help="becomes part of the run id")
+if st.button("Launch run", key="run_launch", type="primary", icon=":material/play_arrow:"):
+    try:
+        run = launch.start_run(state.run_config(d, train_overrides, methods, params, name))
+    except TMUError as exc:
+        st.error(str(exc))
+    else:
+        state.select_run(run.id)
+        st.rerun()
+
+
+def cancel(run_id: str) -> None:
+    runs.open_run(run_id).request_cancel()
+
+
+infos = runs.list_runs()
+active = [r.run_id for r in infos if r.state in ACTIVE]
+
+
+@st.fragment(run_every=POLL_SECONDS if active else None)
+def live_progress(watched: list[str]) -> None:
+    """Progress of the runs that were going at the last full rerun; a full rerun once one of them ends."""
+    for run_id in watched:
+        status = runs.open_run(run_id).status()
+        if status.get("state") not in ACTIVE:
+            st.rerun(scope="app")  # refresh the run list, stop polling when nothing is left
+        with st.status(f"{run_id} — {status.get('stage') or 'queued'}", state="running", expanded=True):
+            message = status.get("message") if status.get("message") not in (None, "", "done") else ""
+            st.progress(min(1.0, float(status.get("progress", 0.0))),
+                        text=f"{100 * float(status.get('progress', 0.0)):.0f}% · {status.get('stage')} {message}")
+            st.markdown(tables.stage_line(status))
+            st.button("Cancel", key=f"run_cancel_{run_id}", on_click=cancel, args=(run_id,), icon=":material/stop:")
+
+
+if active:
+    st.subheader("In progress")
+    live_progress(active)
+
+
+def open_selected() -> None:
+    rows = st.session_state["run_table"].selection.rows
+    if rows:
+        state.select_run(st.session_state["run_table_ids"][rows[0]])
+
+
+st.subheader("Runs")
+if not infos:
+    st.caption(f"No runs in `{runs.runs_root()}` yet.")
+    st.stop()
+frame = tables.runs_frame(infos)
+st.session_state["run_table_ids"] = list(frame["run"])
+current = [list(frame["run"]).index(r) for r in [state.selected_run_id()] if r in list(frame["run"])]
+st.dataframe(frame, key="run_table", on_select=open_selected, selection_mode="single-row", hide_index=True,
+             selection_default={"selection": {"rows": current}},
+             column_config={"progress": st.column_config.ProgressColumn("progress", min_value=0.0, max_value=1.0)})
+st.caption("Select a row to open that run in the other pages.")
+
+selected = state.selected_run_id()
+if selected:
+    run = runs.open_run(selected)
+    status = run.status()
+    st.markdown(f"Selected: **{selected}** — {status.get('state')}")
+    if status.get("state") == "complete":
+        result = cache.metrics(cache.root(), selected)["models"]
+        if "tmu" in result:
+            st.caption(f"gold A_f {result['gold']['acc_forget']:.1f}% · TMU A_f {result['tmu']['acc_forget']:.1f}% "
+                       f"(|Δ| {result['tmu']['abs_delta']:.1f}) · TMU A_test {result['tmu']['acc_test']:.1f}%")
+        cols = st.columns(4)
+        for col, key in zip(cols, ("audit", "features", "embeddings", "alignment")):
+            with col:
+                nav.link(key)
+    elif status.get("state") in ("failed", "interrupted", "damaged", "cancelled"):
+        st.error(status.get("error") or status.get("state"))
+        tail = launch.log_tail(run)
+        if tail:
+            with st.expander("Last lines of the run's log"):
+                st.code(tail, language=None)

@@ -1,0 +1,85 @@
+"""Start long work in a detached background process, so it outlives the page (or the server) that started it.
+
+A run is executed by `python -m tmu_core execute <run_id>` in its own session (`start_new_session`), with
+its output in the run folder's run.log; whoever started it follows it through status.json. Two runs go
+side by side as two processes (a cached original/gold model is built once, under a file lock). The UMAP
+maps of the Embeddings page run the same way (`python -m tmu_core.embedding <run_id> <model>`).
+"""
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+from . import runs
+from .config import RunConfig
+from .errors import TMUError
+
+PROJECT_ROOT = Path(__file__).resolve().parent.parent
+RUN_LOG = "run.log"
+
+# Children of this process: polled now and then so finished ones do not linger as zombies.
+_children: list[subprocess.Popen] = []
+
+
+def reap() -> None:
+    """Collect the exit status of finished children (a zombie would still look alive for a moment)."""
+    for proc in list(_children):
+        if proc.poll() is not None:
+            _children.remove(proc)
+
+
+def spawn(args: list[str], log_path: Path) -> subprocess.Popen:
+    """Run `python -m <args>` detached, output appended to `log_path`, same run store as this process.
+
+    TMU_RUNS_DIR is passed as an absolute path because the default (./runs) is relative to the working
+    directory, and the child runs in the project root so that `tmu_core` is importable.
+    """
+    reap()
+    env = dict(os.environ, TMU_RUNS_DIR=str(runs.runs_root().resolve()))
+    env["PYTHONPATH"] = os.pathsep.join(p for p in (str(PROJECT_ROOT), env.get("PYTHONPATH", "")) if p)
+    log_path.parent.mkdir(parents=True, exist_ok=True)
+    try:
+        with open(log_path, "ab") as log:
+            proc = subprocess.Popen([sys.executable, "-m", *args], cwd=PROJECT_ROOT, env=env,
+                                    stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT,
+                                    start_new_session=True)
+    except OSError as exc:
+        raise TMUError(f"cannot start a background process ({exc.strerror})") from exc
+    _children.append(proc)
+    return proc
+
+
+def launch(run: runs.Run) -> int:
+    """Execute a queued run in the background; returns the process id.
+
+    The pid is written to status.json at once, so a process that dies before its first status update
+    (a crash at import) reads as 'interrupted' instead of 'queued' forever. The child needs seconds to
+    import torch before it writes 'running', so this write does not race with it in practice.
+    """
+    state = run.status().get("state")
+    if state != "queued":
+        raise TMUError(f"run {run.id} is {state}; only a queued run can be launched")
+    proc = spawn(["tmu_core", "execute", run.id], run.path(RUN_LOG))
+    if run.status().get("state") == "queued":
+        run.set_status(pid=proc.pid)
+    return proc.pid
+
+
+def start_run(cfg: RunConfig) -> runs.Run:
+    """Validate `cfg`, create its run folder and execute it in the background."""
+    from .pipeline import start
+
+    run = start(cfg)
+    launch(run)
+    return run
+
+
+def log_tail(run: runs.Run, name: str = RUN_LOG, lines: int = 15) -> str:
+    """The last lines of a background process's log ('' when there is none)."""
+    try:
+        text = run.path(name).read_text(errors="replace")
+    except OSError:
+        return ""
+    return "\n".join(text.rstrip().splitlines()[-lines:])

@@ -1,0 +1,106 @@
+"""Cached loaders: st.cache_resource for the dataset and the device (shared, never mutated), st.cache_data
+for tables and galleries.
+
+A complete run never changes, so its files are cached by (runs root, run id); the root is part of the
+key because tests and users may point TMU_RUNS_DIR elsewhere. Runs that are still going are never cached.
+"""
+from __future__ import annotations
+
+import json
+from dataclasses import asdict
+
+import pandas as pd
+import streamlit as st
+
+from tmu_core import embedding, preview, runs
+from tmu_core.config import DataConfig, ForgetSpec, TrainConfig
+from tmu_core.data import Dataset, load_dataset
+
+from .images import FRAME, data_urls
+
+
+def root() -> str:
+    return str(runs.runs_root().resolve())
+
+
+def as_json(cfg) -> str:
+    """A config dataclass as a stable string: a cache key, and the way back with DataConfig(**json.loads)."""
+    return json.dumps(asdict(cfg), sort_keys=True)
+
+
+@st.cache_resource(show_spinner=False)
+def device() -> str:
+    from tmu_core.train import pick_device
+
+    return str(pick_device())
+
+
+@st.cache_resource(show_spinner="Loading the dataset…", max_entries=4)
+def dataset(data_json: str, seed: int) -> Dataset:
+    return load_dataset(DataConfig(**json.loads(data_json)), seed)
+
+
+@st.cache_data(show_spinner=False, max_entries=64)
+def forget_preview(data_json: str, spec_json: str, train_json: str, seed: int) -> preview.ForgetPreview:
+    spec = json.loads(spec_json)
+    spec["forget_ids"] = tuple(spec["forget_ids"])
+    return preview.forget_preview(dataset(data_json, seed), DataConfig(**json.loads(data_json)), ForgetSpec(**spec),
+                                  TrainConfig(**json.loads(train_json)), seed)
+
+
+@st.cache_data(show_spinner="Drawing the gallery…", max_entries=16)
+def class_gallery(data_json: str, seed: int, class_index: int, limit: int) -> pd.DataFrame:
+    """The first `limit` training samples of a class: id, image and framed image (PNG data URLs)."""
+    data = dataset(data_json, seed)
+    ids = preview.class_pool(data, class_index)[:limit]
+    imgs = preview.images(data, ids)
+    return pd.DataFrame({"id": ids.astype(int), "image": data_urls(imgs), "framed": data_urls(imgs, frame=FRAME)})
+
+
+def run_data_config(run_cfg: dict) -> tuple[str, int]:
+    """(data_json, seed) of a run's config.json, for `dataset`."""
+    return as_json(DataConfig(**run_cfg["data"])), int(run_cfg.get("seed", 0))
+
+
+@st.cache_data(show_spinner=False, max_entries=32)
+def metrics(root_dir: str, run_id: str) -> dict:
+    return runs.open_run(run_id, root_dir).read_json("metrics.json")
+
+
+@st.cache_data(show_spinner=False, max_entries=32)
+def config(root_dir: str, run_id: str) -> dict:
+    return runs.open_run(run_id, root_dir).read_json("config.json")
+
+
+@st.cache_data(show_spinner="Loading the samples…", max_entries=16)
+def samples(root_dir: str, run_id: str) -> pd.DataFrame:
+    """samples.csv with an `image` column: D_f rows show their image, D_a rows their aux source image."""
+    run = runs.open_run(run_id, root_dir)
+    df = run.load_table()
+    data = dataset(*run_data_config(run.read_json("config.json")))
+    image_ids = df["id"].where(df["role"] == "forget", df["source_id"]).astype(int).to_numpy()
+    df.insert(0, "image", data_urls(preview.images(data, image_ids)))
+    return df
+
+
+@st.cache_data(show_spinner=False, max_entries=32)
+def embedding_models(root_dir: str, run_id: str) -> list[str]:
+    return embedding.models_in(runs.open_run(run_id, root_dir))
+
+
+@st.cache_data(show_spinner=False, max_entries=16)
+def umap_map(root_dir: str, run_id: str, model: str, mtime: float) -> dict:
+    """A stored UMAP map (`mtime` of its file is part of the key, so a recomputed map is re-read)."""
+    return embedding.load(runs.open_run(run_id, root_dir), model)
+
+
+@st.cache_data(show_spinner=False, max_entries=8)
+def sweep_results(root_dir: str, sweep_id: str, mtime: float) -> list[dict]:
+    return runs.read_json(runs.sweep_dir(sweep_id, root_dir) / "results.json").get("results", [])
+
+
+@st.cache_data(show_spinner=False, max_entries=32)
+def training_images(data_json: str, seed: int, ids: tuple[int, ...]) -> pd.DataFrame:
+    """id and image (data URL) of training samples, for a selection's gallery."""
+    data = dataset(data_json, seed)
+    return pd.DataFrame({"id": list(ids), "image": data_urls(preview.images(data, list(ids)))})

@@ -1,0 +1,155 @@
+"""Chart builders: DataFrame in, plotly Figure out; no Streamlit, so each is unit-tested on its own.
+
+Colours are fixed across pages: easy green, hard red, gold a dark reference, TMU blue. Every scatter
+carries the sample id in `customdata`, so a selection on the page maps back to samples.
+"""
+from __future__ import annotations
+
+import pandas as pd
+import plotly.graph_objects as go
+from plotly.subplots import make_subplots
+
+from .tables import FEATURES, model_label
+
+EASY, HARD = "#2e7d32", "#c62828"
+LABEL_COLORS = {"easy": EASY, "hard": HARD}
+MODEL_COLORS = {"original": "#9e9e9e", "gold": "#212121", "tmu": "#1565c0", "finetune": "#ef6c00",
+                "neggrad": "#6a1b9a", "randlabel": "#ad1457", "badteacher": "#00838f"}
+GROUP_STYLE = {  # UMAP groups: colour, size, opacity, symbol
+    "other classes": ("#bdbdbd", 5, 0.25, "circle"),
+    "D_r of the class": ("#1565c0", 6, 0.55, "circle"),
+    "D_f easy": (EASY, 9, 0.95, "diamond"),
+    "D_f hard": (HARD, 10, 0.95, "x"),
+    "D_a easy": ("#81c784", 7, 0.8, "triangle-up"),
+    "D_a hard": ("#e57373", 8, 0.8, "triangle-down"),
+}
+
+
+def _layout(fig: go.Figure, title: str, height: int = 380) -> go.Figure:
+    fig.update_layout(title=title, height=height, margin=dict(l=10, r=10, t=50, b=10), legend_title_text="")
+    return fig
+
+
+def confusion_figure(cm: pd.DataFrame, label_accuracy: float | None = None) -> go.Figure:
+    """Heatmap of a 2x2 confusion table (rows gold truth, columns predicted; see tables.confusion_frame)."""
+    fig = go.Figure(go.Heatmap(z=cm.values, x=[f"predicted {c}" for c in cm.columns],
+                               y=[f"gold {r}" for r in cm.index], text=cm.values, texttemplate="%{text}",
+                               colorscale="Blues", showscale=False, hovertemplate="%{y}, %{x}: %{z}<extra></extra>"))
+    fig.update_yaxes(autorange="reversed")
+    title = "D_f: predicted vs gold truth"
+    if label_accuracy is not None:
+        title += f" ({label_accuracy:.0f}% agree)"
+    return _layout(fig, title, 320)
+
+
+def feature_distributions(df: pd.DataFrame, kind: str = "violin", title: str = "") -> go.Figure:
+    """NF, AF, CF side by side, split by `label` (easy/hard): violins with points, or overlaid histograms."""
+    fig = make_subplots(rows=1, cols=len(FEATURES), subplot_titles=FEATURES)
+    for i, feat in enumerate(FEATURES, start=1):
+        for label in ("easy", "hard"):
+            part = df[df["label"] == label]
+            common = dict(name=label, legendgroup=label, showlegend=i == 1, marker_color=LABEL_COLORS[label])
+            if kind == "histogram":
+                fig.add_trace(go.Histogram(x=part[feat], opacity=0.6, nbinsx=20, **common), row=1, col=i)
+            else:
+                fig.add_trace(go.Violin(y=part[feat], x=[label] * len(part), points="all", box_visible=True, spanmode="hard",
+                                        customdata=part["id"], hovertemplate="id %{customdata}: %{y:.3g}<extra></extra>",
+                                        **common), row=1, col=i)
+    if kind == "histogram":
+        fig.update_layout(barmode="overlay")
+    return _layout(fig, title or f"Features by label (easy {int((df['label'] == 'easy').sum())}, "
+                                 f"hard {int((df['label'] == 'hard').sum())})", 400)
+
+
+def feature_scatter(df: pd.DataFrame, x: str, y: str, title: str = "") -> go.Figure:
+    """Two features against each other, coloured by `label`; customdata = sample id (for selections)."""
+    fig = go.Figure()
+    for label in ("easy", "hard"):
+        part = df[df["label"] == label]
+        fig.add_trace(go.Scatter(x=part[x], y=part[y], mode="markers", name=label, customdata=part["id"],
+                                 marker=dict(color=LABEL_COLORS[label], size=9, symbol="circle" if label == "easy" else "x"),
+                                 hovertemplate=f"id %{{customdata}}<br>{x} %{{x:.3g}}<br>{y} %{{y:.3g}}<extra>{label}</extra>"))
+    fig.update_xaxes(title=x)
+    fig.update_yaxes(title=y)
+    fig.update_layout(dragmode="lasso")
+    return _layout(fig, title or f"{y} against {x}", 420)
+
+
+def ablation_figure(df: pd.DataFrame) -> go.Figure:
+    """Label accuracy per feature subset (tables.ablation_frame); the subset TMU used is highlighted."""
+    colors = ["#1565c0" if used else "#90caf9" for used in df["used by TMU"]]
+    fig = go.Figure(go.Bar(x=df["features"], y=df["label_accuracy"], marker_color=colors,
+                           text=[f"{v:.0f}" for v in df["label_accuracy"]], textposition="outside",
+                           hovertemplate="%{x}: %{y:.1f}%<extra></extra>"))
+    fig.update_yaxes(title="label accuracy (%)", range=[0, 105])
+    return _layout(fig, "Label accuracy on D_f by feature subset (paper Table 4)", 340)
+
+
+def forget_accuracy_figure(models: pd.DataFrame) -> go.Figure:
+    """A_f of gold and every model, gold's A_f also as the target line: aligned unlearning lands on the line."""
+    df = pd.concat([models[models["model"] == "gold"], models[models["model"] != "gold"]])
+    gold = float(df["A_f"].iloc[0])
+    fig = go.Figure(go.Bar(x=[model_label(m) for m in df["model"]], y=df["A_f"],
+                           marker_color=[MODEL_COLORS.get(m, "#607d8b") for m in df["model"]],
+                           text=[f"{v:.1f}" for v in df["A_f"]], textposition="inside", insidetextanchor="end",
+                           customdata=df["abs_delta"], hovertemplate="%{x}: A_f %{y:.1f}%, |Δ| %{customdata:.1f}<extra></extra>"))
+    fig.add_hline(y=gold, line_dash="dash", line_color=MODEL_COLORS["gold"],
+                  annotation_text=f"target: gold A_f {gold:.1f}%", annotation_position="top right")
+    fig.update_yaxes(title="A_f: accuracy on D_f (%)", range=[0, 110])
+    return _layout(fig, "Accuracy on the forget set: the target is gold's, not 0", 380)
+
+
+def delta_figure(models: pd.DataFrame) -> go.Figure:
+    """|Δ| = |A_f(method) − A_f(gold)| per unlearning method (lower is better aligned)."""
+    df = models[~models["model"].isin(["gold", "original"])].sort_values("abs_delta")
+    fig = go.Figure(go.Bar(x=df["abs_delta"], y=[model_label(m) for m in df["model"]], orientation="h",
+                           marker_color=[MODEL_COLORS.get(m, "#607d8b") for m in df["model"]],
+                           text=[f"{v:.1f}" for v in df["abs_delta"]], textposition="outside",
+                           hovertemplate="%{y}: |Δ| %{x:.1f}<extra></extra>"))
+    fig.update_traces(cliponaxis=False)
+    fig.update_xaxes(title="|Δ| (percentage points)", range=[0, max(1.0, float(df["abs_delta"].max())) * 1.18])
+    return _layout(fig, "|Δ| to gold on D_f (lower is better)", 320)
+
+
+def utility_figure(models: pd.DataFrame) -> go.Figure:
+    """A_test and A_r per model: what unlearning cost the model's usefulness."""
+    fig = go.Figure()
+    for col, name, color in (("A_test", "A_test (test set)", "#1565c0"), ("A_r", "A_r (remain set)", "#90caf9")):
+        fig.add_trace(go.Bar(x=[model_label(m) for m in models["model"]], y=models[col], name=name, marker_color=color,
+                             hovertemplate="%{x}: %{y:.2f}%<extra>" + col + "</extra>"))
+    low = float(min(models["A_test"].min(), models["A_r"].min()))
+    fig.update_yaxes(title="accuracy (%)", range=[max(0.0, low - 5), 100.5])
+    fig.update_layout(barmode="group")
+    return _layout(fig, "Utility kept: test and remain accuracy", 340)
+
+
+def umap_figure(df: pd.DataFrame, title: str) -> go.Figure:
+    """UMAP points by group (tables.umap_frame): other classes faded, D_f easy/hard on top; hover: id, label."""
+    fig = go.Figure()
+    for group, (color, size, opacity, symbol) in GROUP_STYLE.items():
+        part = df[df["group"] == group]
+        if part.empty:
+            continue
+        fig.add_trace(go.Scattergl(x=part["x"], y=part["y"], mode="markers", name=f"{group} ({len(part)})",
+                                   customdata=part[["id", "label", "role"]].to_numpy(),
+                                   marker=dict(color=color, size=size, opacity=opacity, symbol=symbol),
+                                   hovertemplate="id %{customdata[0]} · class %{customdata[1]} · %{customdata[2]}"
+                                                 f"<extra>{group}</extra>"))
+    fig.update_xaxes(showticklabels=False, title="")
+    fig.update_yaxes(showticklabels=False, title="", scaleanchor="x")
+    fig.update_layout(dragmode="lasso")
+    return _layout(fig, title, 560)
+
+
+def sweep_delta_figure(long: pd.DataFrame) -> go.Figure:
+    """|Δ| per forget class per method (tables.sweep_delta_long), grouped bars."""
+    fig = go.Figure()
+    names = {"FT": "finetune", "NG": "neggrad", "RL": "randlabel", "BT": "badteacher", "TMU": "tmu"}
+    for method, part in long.groupby("method", sort=False):
+        fig.add_trace(go.Bar(x=part["class"], y=part["abs_delta"], name=method,
+                             marker_color=MODEL_COLORS.get(names.get(method, method), "#607d8b"),
+                             hovertemplate="class %{x}: |Δ| %{y:.1f}<extra>" + method + "</extra>"))
+    fig.update_xaxes(title="forget class", type="category")
+    fig.update_yaxes(title="|Δ| (percentage points)")
+    fig.update_layout(barmode="group")
+    return _layout(fig, "|Δ| to gold per forget class and method", 400)

@@ -1,0 +1,67 @@
+"""The dashboard's pages and assets, with absolute paths, so app.py and every page link share one list.
+
+Absolute paths let a page run alone (AppTest.from_file, `streamlit run pages/x.py`) and still link to the
+others.
+"""
+from __future__ import annotations
+
+import functools
+from pathlib import Path
+
+import streamlit as st
+
+ROOT = Path(__file__).resolve().parent.parent
+ASSETS = ROOT / "assets"
+
+# key: (file, title, icon, section)
+PAGES = {
+    "about": ("about.py", "About TMU", ":material/school:", "Learn"),
+    "forget_set": ("forget_set.py", "Forget set", ":material/photo_library:", "Set up"),
+    "run": ("run.py", "Run", ":material/play_circle:", "Set up"),
+    "audit": ("audit.py", "Easy/hard audit", ":material/fact_check:", "Inspect a run"),
+    "features": ("features.py", "Features", ":material/bar_chart:", "Inspect a run"),
+    "embeddings": ("embeddings.py", "Embeddings", ":material/scatter_plot:", "Inspect a run"),
+    "alignment": ("alignment.py", "Alignment", ":material/balance:", "Inspect a run"),
+}
+
+
+def page(key: str) -> st.Page:
+    file, title, icon, _ = PAGES[key]
+    return st.Page(ROOT / "pages" / file, title=title, icon=icon, url_path=key, default=key == "about")
+
+
+def sections() -> dict[str, list[st.Page]]:
+    out: dict[str, list[st.Page]] = {}
+    for key, (_, _, _, section) in PAGES.items():
+        out.setdefault(section, []).append(page(key))
+    return out
+
+
+def link(key: str, label: str | None = None) -> None:
+    """A link to another page of the dashboard."""
+    st.page_link(page(key), label=label or PAGES[key][1], icon=PAGES[key][2])
+
+
+@functools.lru_cache(maxsize=None)
+def help_text(name: str) -> str:
+    """A help text from assets/help/<name>.md (our own Markdown, shown with st.markdown)."""
+    return (ASSETS / "help" / f"{name}.md").read_text()
+
+
+def asset(name: str) -> Path:
+    return ASSETS / name
+
+
+def ensure_router() -> None:
+    """Make sure this page runs through app.py's st.navigation (with the shared sidebar).
+
+    Streamlit treats a pages/ folder beside the main script as a legacy multipage app until some session
+    has run st.navigation; a deep link (or a tab reconnecting to a restarted server) would then run the page
+    without app.py. Leave that mode and rerun: a page's url path is the same in both modes, so the rerun
+    lands on this page, through the router. No-op when the page runs alone (AppTest, `streamlit run page`).
+    """
+    from streamlit.runtime.pages_manager import PagesManager
+
+    if getattr(PagesManager, "uses_pages_directory", False):
+        PagesManager.uses_pages_directory = False
+        st.rerun()
