@@ -130,12 +130,14 @@ def load_imagefolder(cfg: DataConfig) -> RawData:
     if not root.is_dir():
         raise TMUError(f"data root {root} does not exist or is not a folder")
     split = (root / "train").is_dir() and (root / "test").is_dir()
+    if (root / "train").is_dir() and not split:
+        raise TMUError(f"{root} has a train/ folder but no test/ folder beside it: add test/ with the same class "
+                       f"folders, or put the class folders directly in {root} to have them split by seed")
     parts = [root / "train", root / "test"] if split else [root]
     listing = [_list_images(p) for p in parts]
     classes = sorted(listing[0])
     if len(classes) < 2:
-        hint = " (a train/ folder needs a test/ folder beside it)" if (root / "train").is_dir() and not split else ""
-        raise TMUError(f"{parts[0]} holds {len(classes)} class folder(s) with images; at least 2 are needed{hint}")
+        raise TMUError(f"{parts[0]} holds {len(classes)} class folder(s) with images; at least 2 are needed")
     if split:
         extra = sorted(set(listing[1]) - set(classes))
         if extra:

@@ -1,0 +1,240 @@
+"""The bad-input catalogue (issue 6): every case is answered with one line naming what is valid, exit 2
+on the CLI and TMUError in the API, and nothing already stored is lost or half-created.
+
+CLI cases call `tmu_core.cli.main` in-process (the same code path as `python -m tmu_core`, a second
+each instead of five); test_cli.py runs a few of them as real subprocesses.
+"""
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+from PIL import Image
+
+from tmu_core import runs
+from tmu_core.cli import main
+from tmu_core.config import DataConfig, ForgetSpec, RunConfig, TrainConfig, run_config_to_dict
+from tmu_core.data import load_dataset, load_raw
+from tmu_core.errors import DataUnavailable, TMUError
+from tmu_core.features import nearest_distance
+from tmu_core.methods import method_config
+
+DIGITS = load_dataset(DataConfig(), seed=0)
+N8 = len(DIGITS.class_ids(8))  # class 8's training pool at seed 0 (125 of its 174 images)
+OTHER_CLASS_ID = int(DIGITS.class_ids(3)[0])
+AUX_ID_OF_8 = int(DIGITS.class_ids(8, pool="aux")[0])
+LAST_ID = len(DIGITS.y) - 1
+TINY = ["--train-per-class", "10", "--forget-count", "3", "--epochs", "1", "--device", "cpu"]
+
+# name -> (argv, substrings the one-line message must contain); {name} fields are prepared folders
+CLI_CASES = {
+    "unknown dataset": (["train", "--dataset", "nope"], ["unknown dataset 'nope'", "digits", "imagefolder"]),
+    "unknown model": (["train", "--model", "resnet99"], ["unknown model 'resnet99'", "small_cnn", "vit_tiny"]),
+    "unknown method": (["run", "--methods", "tmu", "scrub"], ["unknown method 'scrub'", "badteacher", "tmu"]),
+    "unknown mechanism": (["run", "--mechanism", "ascent"], ["--mechanism", "'randlabel'", "'neggrad'"]),
+    "unknown feature": (["run", "--tmu-features", "NF", "XF"], ["XF", "NF, AF, CF"]),
+    "forget class out of range": (["train", "--forget-class", "10"], ["unknown class '10'", "0..9"]),
+    "forget class negative": (["train", "--forget-class", "-1"], ["unknown class '-1'", "0..9"]),
+    "forget class unknown name": (["train", "--forget-class", "cat"], ["unknown class 'cat'", "0..9"]),
+    "forget count 0": (["train", "--forget-count", "0"], ["forget_count must be at least 1"]),
+    "forget count negative": (["train", "--forget-count", "-5"], ["forget_count must be at least 1"]),
+    "forget count = class size": (["train", "--forget-count", str(N8)], [f"has {N8} training samples", f"1..{N8 - 1}"]),
+    "forget count > class size": (["train", "--forget-count", "5000"], [f"1..{N8 - 1}"]),
+    "forget fraction 1": (["train", "--forget-fraction", "1.0"], ["below 1"]),
+    "forget fraction too small": (["train", "--forget-fraction", "0.001"], ["forget count 0", f"1..{N8 - 1}"]),
+    "forget ids out of range": (["train", "--forget-ids", str(LAST_ID + 1)], [f"0..{LAST_ID}"]),
+    "forget ids negative": (["train", "--forget-ids", "-3"], [f"0..{LAST_ID}"]),
+    "forget ids duplicated": (["train", "--forget-ids", *[str(int(DIGITS.class_ids(8)[0]))] * 2], ["duplicated"]),
+    "forget ids of another class": (["train", "--forget-ids", str(OTHER_CLASS_ID)], ["not of class 8", "one class"]),
+    "forget ids in the aux pool": (["train", "--forget-ids", str(AUX_ID_OF_8)], ["aux pool", "training pool"]),
+    "forget ids not numbers": (["train", "--forget-ids", "7", "x"], ["--forget-ids", "invalid int value"]),
+    "epochs 0": (["train", "--epochs", "0"], ["epochs must be >= 1"]),
+    "epochs not a number": (["train", "--epochs", "many"], ["--epochs", "invalid int value"]),
+    # tiny budgets: while the bug below stands, these runs go ahead instead of being refused
+    "method epochs 0": (["run", "--finetune-epochs", "0", "--methods", "finetune", *TINY], ["epochs must be >= 1"]),
+    "method lr negative": (["run", "--neggrad-lr", "-1", "--methods", "neggrad", *TINY], ["lr must be >= "]),
+    "pgd eps negative": (["run", "--tmu-pgd-eps", "-0.01"], ["pgd_eps must be >= 0"]),
+    "learning rate nan": (["train", "--lr", "nan"], ["lr must be a finite number"]),
+    "aux fraction too big": (["train", "--aux-fraction", "0.9"], ["aux_fraction must be <= 0.5"]),
+    "seed negative": (["train", "--seed", "-1"], ["seed must be >= 0"]),
+    "schedule unknown": (["train", "--schedule", "linear"], ["--schedule", "'cosine'", "'step'"]),
+    "imagefolder without root": (["train", "--dataset", "imagefolder"], ["--data-root", "class subfolders"]),
+    "imagefolder root missing": (["train", "--dataset", "imagefolder", "--data-root", "{missing}"], ["does not exist"]),
+    "imagefolder root empty": (["train", "--dataset", "imagefolder", "--data-root", "{empty}"], ["no images found", ".png"]),
+    "imagefolder one class": (["train", "--dataset", "imagefolder", "--data-root", "{one_class}"], ["1 class folder", "at least 2"]),
+    "imagefolder train without test": (["train", "--dataset", "imagefolder", "--data-root", "{train_only}"], ["test/ folder"]),
+    "imagefolder non-image files": (["train", "--dataset", "imagefolder", "--data-root", "{no_images}"], ["no images found"]),
+    "imagefolder corrupt image": (["train", "--dataset", "imagefolder", "--data-root", "{corrupt}"], ["cannot read image", "broken.png"]),
+    "imagefolder test class unknown": (["train", "--dataset", "imagefolder", "--data-root", "{extra_test}"], ["owl", "not among"]),
+    "run id with ../ (execute)": (["execute", "../outside"], ["not a valid run id", "no '/'"]),
+    "run id with ../ (cancel)": (["cancel", "../../etc"], ["not a valid run id"]),
+    "unknown run id": (["execute", "no-such-run"], ["no run 'no-such-run'"]),
+    "damaged config.json": (["execute", "{damaged_config}"], ["config.json", "damaged"]),
+    "hand-edited config.json": (["execute", "{typed_config}"], ["epochs must be a whole number", "'three'"]),
+}
+# Known bugs outside the foundation: strict, so the marker must go once the fix lands.
+KNOWN_BUGS = {
+    case: "methods/loop.py LoopConfig has no __post_init__ calling check_bounds, so the settings of finetune, "
+          "neggrad, randlabel and badteacher are never validated (a run starts with epochs 0 or lr -1)"
+    for case in ("method epochs 0", "method lr negative")
+}
+
+
+def _png(path: Path, colour=(200, 10, 10)) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    Image.new("RGB", (8, 8), colour).save(path)
+
+
+@pytest.fixture
+def store(runs_dir):
+    """A store holding one complete run (must survive every bad input) and the runs the cases name."""
+    good = runs.Run.create("keep-me", run_config_to_dict(RunConfig()))
+    good.write_json("metrics.json", {"models": {}})
+    good.save_weights("tmu", {"w": torch.ones(3)})
+    good.set_status(state="complete", stage="complete", progress=1.0)
+    damaged = runs.Run.create("damaged", {})
+    (damaged.dir / "config.json").write_text('{"data": {"dataset": ')
+    typed = runs.Run.create("typed", {})
+    cfg = run_config_to_dict(RunConfig())
+    cfg["train"]["epochs"] = "three"
+    typed.write_json("config.json", cfg)
+    return {"good": good, "damaged_config": damaged.id, "typed_config": typed.id}
+
+
+@pytest.fixture
+def folders(tmp_path):
+    f = {"missing": tmp_path / "missing", "empty": tmp_path / "empty", "one_class": tmp_path / "one",
+         "train_only": tmp_path / "trainonly", "no_images": tmp_path / "noimg", "corrupt": tmp_path / "corrupt",
+         "extra_test": tmp_path / "extra"}
+    f["empty"].mkdir()
+    _png(f["one_class"] / "cat" / "a.png")
+    for cls in ("cat", "dog"):
+        _png(f["train_only"] / "train" / cls / "a.png")
+        (f["no_images"] / cls).mkdir(parents=True)
+        (f["no_images"] / cls / "notes.txt").write_text("hello")
+        _png(f["corrupt"] / cls / "a.png")
+        _png(f["extra_test"] / "train" / cls / "a.png")
+        _png(f["extra_test"] / "test" / cls / "a.png")
+    _png(f["extra_test"] / "test" / "owl" / "a.png")
+    (f["corrupt"] / "dog" / "broken.png").write_bytes(b"\x89PNG\r\n\x1a\n" + b"\x00" * 40)
+    return {k: str(v) for k, v in f.items()}
+
+
+def _call(argv, capsys) -> tuple[int, str]:
+    try:
+        code = main(argv)
+    except SystemExit as exc:  # argparse usage errors leave through SystemExit
+        code = exc.code
+    return code, capsys.readouterr().err
+
+
+@pytest.mark.parametrize("case", [pytest.param(c, marks=pytest.mark.xfail(strict=True, reason=KNOWN_BUGS[c]))
+                                  if c in KNOWN_BUGS else c for c in CLI_CASES])
+def test_cli_bad_input(case, store, folders, runs_dir, capsys):
+    argv, needles = CLI_CASES[case]
+    argv = [a.format(**folders, **store) if "{" in a else a for a in argv]
+    good = store["good"]
+    before_runs = sorted(r.run_id for r in runs.list_runs())
+    before_good = {p.name: p.read_bytes() for p in good.dir.rglob("*") if p.is_file()}
+    load_raw.cache_clear()
+    code, err = _call(argv, capsys)
+    lines = err.strip().splitlines()
+    assert code == 2 and len(lines) == 1 and "Traceback" not in err, err
+    for needle in needles:
+        assert needle in lines[0], f"{needle!r} not in {lines[0]!r}"
+    assert sorted(r.run_id for r in runs.list_runs()) == before_runs, "a refused input must not create a run"
+    assert {p.name: p.read_bytes() for p in good.dir.rglob("*") if p.is_file()} == before_good
+    assert runs.open_run(good.id).status()["state"] == "complete"
+
+
+def test_runs_dir_unwritable(tmp_path, monkeypatch, capsys):
+    blocker = tmp_path / "a-file"
+    blocker.write_text("not a folder")  # works as root too, where chmod would not stop a write
+    monkeypatch.setenv("TMU_RUNS_DIR", str(blocker / "runs"))
+    for argv in (["train", "--train-per-class", "30", "--forget-count", "5"],
+                 ["run", "--train-per-class", "30", "--forget-count", "5", "--methods", "finetune"]):
+        code, err = _call(argv, capsys)
+        assert code == 2 and len(err.strip().splitlines()) == 1 and "TMU_RUNS_DIR" in err and "writable" in err, err
+
+
+def test_torchvision_dataset_absent_offline(tmp_path, block_network):
+    with pytest.raises(DataUnavailable) as exc:
+        load_raw(DataConfig(dataset="mnist", data_root=str(tmp_path)))
+    assert str(tmp_path / "MNIST") in str(exc.value) and "\n" not in str(exc.value)
+
+
+def test_nf_k_larger_than_the_reference_set():
+    with pytest.raises(TMUError, match=r"k=6 .* has 5 samples; choose 1\.\.5"):
+        nearest_distance(torch.rand(3, 4), torch.rand(5, 4), k=6)
+
+
+@pytest.mark.parametrize("make,needle", [
+    (lambda: method_config("tmu", "digits", {"pgd_eps": -0.1}), "pgd_eps must be >= 0"),
+    (lambda: method_config("tmu", "digits", {"mechanism": "ascent"}), "choose one of: randlabel, neggrad"),
+    (lambda: method_config("tmu", "digits", {"nf_k": 0}), "nf_k must be >= 1"),
+    (lambda: method_config("tmu", "digits", {"warp": 9}), "unknown setting(s) ['warp']"),
+    (lambda: TrainConfig(epochs=0), "epochs must be >= 1"),
+    (lambda: TrainConfig(lr="fast"), "lr must be a number"),
+    (lambda: ForgetSpec(forget_ids=(1, "x")), "whole numbers"),
+    (lambda: RunConfig(methods=("tmu", "tmu")), "listed twice"),
+    (lambda: RunConfig(device="tpu"), "auto, cpu, cuda"),
+    (lambda: DataConfig(image_size=4), "image_size must be >= 8"),
+])
+def test_api_bad_input_raises_tmuerror(make, needle):
+    with pytest.raises(TMUError) as exc:
+        make()
+    assert needle in str(exc.value) and "\n" not in str(exc.value)
+
+
+def test_api_forget_spec_against_the_data():
+    from tmu_core.data import resolve_forget
+
+    with pytest.raises(TMUError, match=f"choose 1..{N8 - 1}"):
+        resolve_forget(DIGITS, ForgetSpec(forget_class="8", forget_count=N8), seed=0)
+    with pytest.raises(TMUError, match="outside the training subset"):  # excluded by train_per_class
+        small = load_dataset(DataConfig(train_per_class=5), seed=0)
+        outside = np.setdiff1d(DIGITS.class_ids(8), small.class_ids(8))[:1]
+        resolve_forget(small, ForgetSpec(forget_class="8", forget_ids=tuple(int(i) for i in outside)), seed=0)
+
+
+def test_damaged_files_are_listed_as_damaged_and_others_still_shown(store, capsys):
+    broken = runs.Run.create("broken", {"a": 1})
+    broken.set_status(state="complete", stage="complete", progress=1.0)
+    (broken.dir / "metrics.json").write_text("{not json")
+    assert main(["runs"]) == 0
+    out = {line.split()[0].rsplit("-", 3)[0]: line for line in capsys.readouterr().out.splitlines()}
+    assert "complete" in out["keep-me"]
+    assert "damaged" in out["broken"] and "metrics.json" in out["broken"]
+    assert "damaged" in out["damaged"] and "config.json" in out["damaged"]
+
+
+def test_a_damaged_cached_model_is_retrained_not_trusted(runs_dir):
+    from tmu_core.references import train_cached
+
+    data = load_dataset(DataConfig(train_per_class=10), seed=0)
+    cfg = TrainConfig(epochs=1, batch_size=32)
+    first = train_cached("original", data, DataConfig(train_per_class=10), cfg, data.train_ids, 0, torch.device("cpu"))
+    path = runs.model_cache_file(first.key)
+    path.write_bytes(path.read_bytes()[:100])  # truncated, as by a full disk
+    with pytest.raises(TMUError, match="damaged"):
+        runs.load_state(path)
+    again = train_cached("original", data, DataConfig(train_per_class=10), cfg, data.train_ids, 0, torch.device("cpu"))
+    assert not again.cached and runs.load_state(path).keys() == first.model.state_dict().keys()
+
+
+def test_forget_set_too_large_for_eq3_falls_back_to_the_capped_augmented_size():
+    """Forget 25 of class 8's 30 training digits: Eq. 3 asks |D_a| = 25 (5 + 25) / 5 = 150 from an aux
+    pool of 14 (10% of the 139 training eights); the cap (4x) allows 56, i.e. 42 augmented copies."""
+    from tmu_core.data import resolve_forget
+    from tmu_core.twin import build_aux
+
+    data = load_dataset(DataConfig(train_per_class=30), seed=0)
+    forget = resolve_forget(data, ForgetSpec(forget_class="8", forget_count=25), seed=0)
+    aux = build_aux(data, forget, seed=0, max_factor=4.0, allow_flip=False)
+    assert {k: aux.sizing[k] for k in ("requested", "available", "augmented", "used", "capped")} == \
+        {"requested": 150, "available": 14, "augmented": 42, "used": 56, "capped": True}
+    assert tuple(aux.x.shape) == (56, 1, 8, 8) and int(aux.augmented.sum()) == 42
+    assert float(aux.x.min()) >= 0 and float(aux.x.max()) <= 1
+    assert np.isin(aux.source_ids, data.class_ids(8, pool="aux")).all(), "augmented copies come from the aux pool"
