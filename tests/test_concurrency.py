@@ -1,0 +1,43 @@
+"""Two identical runs started at the same moment both complete with separate results, and the models
+they share (original, gold) are built once under the file lock: one run trains, the other waits and
+loads the cached result."""
+from __future__ import annotations
+
+import json
+
+from clitools import TINY_TRAIN, start_cli
+from tmu_core import runs
+
+# 12 epochs keep the first run training while the second reaches the lock.
+ARGS = ["run", *TINY_TRAIN, "--epochs", "12", *["--methods", "finetune", "--finetune-epochs", "1"], "--json"]
+
+
+def test_two_runs_at_once_share_models_built_once(runs_dir):
+    procs = [start_cli(ARGS, runs_dir), start_cli(ARGS, runs_dir)]
+    results = []
+    for proc in procs:
+        out, err = proc.communicate(timeout=240)
+        assert proc.returncode == 0, err[-2000:]
+        results.append(json.loads(out))
+
+    ids = [r["run_id"] for r in results]
+    assert ids[0] != ids[1]
+    for r in results:
+        run = runs.open_run(r["run_id"], runs_dir)
+        assert run.status()["state"] == "complete"
+        assert run.read_json("metrics.json")["run_id"] == r["run_id"]
+        assert len(run.load_table()) == 20  # its own per-sample table: the 20 forgotten digits
+
+    for kind in ("original", "gold"):
+        flags = sorted(r["cache"][f"{kind}_cached"] for r in results)
+        assert flags == [False, True], f"{kind}: trained by exactly one run, loaded by the other"
+        assert results[0]["cache"][kind] == results[1]["cache"][kind]
+        models = list((runs_dir / "_cache" / "models").glob(f"{kind}-*.pt"))
+        assert len(models) == 1
+        meta = json.loads(models[0].with_suffix(".json").read_text())
+        assert meta["kind"] == kind and meta["n_train"] == (300 if kind == "original" else 280)
+        runs.load_state(models[0])
+    # the same cached models give the same accuracies in both runs
+    for name in ("original", "gold"):
+        assert results[0]["models"][name]["acc_test"] == results[1]["models"][name]["acc_test"]
+    assert [r.state for r in runs.list_runs(runs_dir)] == ["complete", "complete"]
