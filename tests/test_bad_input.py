@@ -59,6 +59,7 @@ CLI_CASES = {
     "learning rate nan": (["train", "--lr", "nan"], ["lr must be a finite number"]),
     "aux fraction too big": (["train", "--aux-fraction", "0.9"], ["aux_fraction must be <= 0.5"]),
     "seed negative": (["train", "--seed", "-1"], ["seed must be >= 0"]),
+    "device malformed": (["train", "--device", "cuda:x"], ["device 'cuda:x'", "auto, cpu, cuda, cuda:N or mps"]),
     "schedule unknown": (["train", "--schedule", "linear"], ["--schedule", "'cosine'", "'step'"]),
     "imagefolder without root": (["train", "--dataset", "imagefolder"], ["--data-root", "class subfolders"]),
     "imagefolder root missing": (["train", "--dataset", "imagefolder", "--data-root", "{missing}"], ["does not exist"]),

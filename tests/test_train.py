@@ -116,3 +116,8 @@ def test_device_choice():
     if not torch.cuda.is_available():
         with pytest.raises(TMUError, match="no CUDA GPU"):
             pick_device("cuda")
+    else:
+        n = torch.cuda.device_count()
+        assert pick_device("cuda") == torch.device("cuda") and pick_device("cuda:0") == torch.device("cuda:0")
+        with pytest.raises(TMUError, match=f"cuda:0..cuda:{n - 1}"):
+            pick_device(f"cuda:{n}")

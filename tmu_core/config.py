@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import math
 import numbers
+import re
 from dataclasses import MISSING, dataclass, field, fields
 
 from .errors import TMUError
@@ -166,7 +167,7 @@ class RunConfig:
             METHODS.entry(m)
         if len(set(self.methods)) != len(self.methods):
             raise TMUError(f"methods listed twice: {', '.join(self.methods)}")
-        if self.device not in ("auto", "cpu", "cuda", "mps") and not self.device.startswith("cuda:"):
+        if self.device not in ("auto", "cpu", "cuda", "mps") and not re.fullmatch(r"cuda:\d+", self.device):
             raise TMUError(f"device '{self.device}' is not valid; choose auto, cpu, cuda, cuda:N or mps")
         if self.seed < 0:
             raise TMUError(f"seed must be >= 0 (got {self.seed})")

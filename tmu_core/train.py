@@ -44,10 +44,16 @@ def pick_device(preference: str = "auto") -> torch.device:
         if getattr(torch.backends, "mps", None) and torch.backends.mps.is_available():
             return torch.device("mps")
         return torch.device("cpu")
-    if preference.startswith("cuda") and not torch.cuda.is_available():
+    if preference.startswith("cuda"):
         from .errors import TMUError
 
-        raise TMUError("device 'cuda' was asked for but no CUDA GPU is available; use auto or cpu")
+        if not torch.cuda.is_available():
+            raise TMUError(f"device '{preference}' was asked for but no CUDA GPU is available; use auto or cpu")
+        index = preference.partition(":")[2]
+        count = torch.cuda.device_count()
+        if index and (not index.isdigit() or int(index) >= count):
+            raise TMUError(f"device '{preference}' is not valid: this machine has {count} CUDA GPU(s), "
+                           f"cuda:0..cuda:{count - 1}")
     if preference == "mps" and not (getattr(torch.backends, "mps", None) and torch.backends.mps.is_available()):
         from .errors import TMUError
 
