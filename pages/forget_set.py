@@ -79,7 +79,7 @@ if preview is not None:
                 delta_color="off", help=f"aux pool of the class: {aux['available']} images, never trained on")
     found = cached_models(data, data_cfg, train_cfg, d["seed"], preview.forget_ids)
     cached = [k for k, v in found.items() if v]
-    m[4].metric("Cached models", {0: "none", 2: "both"}.get(len(cached), cached[0]),
+    m[4].metric("Cached models", "both" if len(cached) == 2 else (cached[0] if cached else "none"),
                 help="original and gold models already trained with this recipe are reused; "
                      "missing ones are trained at the start of the run")
     if aux["capped"]:

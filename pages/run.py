@@ -47,7 +47,7 @@ if st.button("Launch run", key="run_launch", type="primary", icon=":material/pla
 
 
 def cancel(run_id: str) -> None:
-    runs.open_run(run_id).request_cancel()
+    launch.cancel(runs.open_run(run_id))
 
 
 infos = runs.list_runs()
@@ -74,23 +74,21 @@ if active:
     live_progress(active)
 
 
-def open_selected() -> None:
-    rows = st.session_state["run_table"].selection.rows
-    if rows:
-        state.select_run(st.session_state["run_table_ids"][rows[0]])
-
-
 st.subheader("Runs")
 if not infos:
     st.caption(f"No runs in `{runs.runs_root()}` yet.")
     st.stop()
 frame = tables.runs_frame(infos)
-st.session_state["run_table_ids"] = list(frame["run"])
-current = [list(frame["run"]).index(r) for r in [state.selected_run_id()] if r in list(frame["run"])]
-st.dataframe(frame, key="run_table", on_select=open_selected, selection_mode="single-row", hide_index=True,
-             selection_default={"selection": {"rows": current}},
-             column_config={"progress": st.column_config.ProgressColumn("progress", min_value=0.0, max_value=1.0)})
+ids = list(frame["run"])
+current = [ids.index(r) for r in [state.selected_run_id()] if r in ids]
+# Keyed by the row order: rows move as runs update, and a stored row index must not then open another run.
+event = st.dataframe(frame, key=f"run_table_{hash(tuple(ids))}", on_select="rerun", selection_mode="single-row",
+                     selection_default={"selection": {"rows": current}}, hide_index=True,
+                     column_config={"progress": st.column_config.ProgressColumn("progress", min_value=0.0, max_value=1.0)})
 st.caption("Select a row to open that run in the other pages.")
+if event.selection.rows and ids[event.selection.rows[0]] != state.selected_run_id():
+    state.select_run(ids[event.selection.rows[0]])
+    st.rerun()  # the sidebar, drawn before this page, shows the new selection too
 
 selected = state.selected_run_id()
 if selected:

@@ -66,3 +66,26 @@ def lasting_runs_dir(request, tmp_path_factory) -> Path:
     folders (`_cache/data`) land here, so the 60k CIFAR-10 JPEGs are decoded once, not at every `make test`."""
     cache = getattr(request.config, "cache", None)
     return cache.mkdir("tmu-runs") if cache is not None else tmp_path_factory.mktemp("tmu-runs")
+
+
+# ---------------------------------------------------------------- dashboard (test_app.py, test_browser.py)
+@pytest.fixture(scope="session")
+def stored_runs(tmp_path_factory):
+    """A run store holding two complete tiny runs (launched side by side in background processes, as the
+    Run page does), the UMAP map of the first's TMU model and a two-class sweep. Made once per session;
+    returns (runs_dir, [run ids]), newest last."""
+    from apptools import make_store
+
+    path = tmp_path_factory.mktemp("dashboard") / "runs"
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setenv("TMU_RUNS_DIR", str(path))
+        ids = make_store()
+    return path, ids
+
+
+@pytest.fixture
+def dashboard_runs(stored_runs, monkeypatch):
+    """Point this test's TMU_RUNS_DIR at the stored runs (read them; launch new runs in runs_dir instead)."""
+    path, ids = stored_runs
+    monkeypatch.setenv("TMU_RUNS_DIR", str(path))
+    return path, ids

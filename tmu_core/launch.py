@@ -8,8 +8,10 @@ maps of the Embeddings page run the same way (`python -m tmu_core.embedding <run
 from __future__ import annotations
 
 import os
+import signal
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 from . import runs
@@ -74,6 +76,28 @@ def start_run(cfg: RunConfig) -> runs.Run:
     run = start(cfg)
     launch(run)
     return run
+
+
+def cancel(run: runs.Run, wait: float = 10.0) -> None:
+    """Ask a run to stop: it notices the request at its next progress report and ends as 'cancelled'.
+
+    A run still queued (its process is importing, or not started) is stopped at once instead: `execute`
+    clears old cancel requests when it starts, so a request made that early would be lost.
+    """
+    run.request_cancel()
+    status = run.status()
+    pid = status.get("pid")
+    if status.get("state") != "queued" or not runs._pid_alive(pid):
+        return
+    try:
+        os.killpg(pid, signal.SIGTERM)  # its own session: the group holds the run and nothing else
+    except (ProcessLookupError, PermissionError):
+        return
+    deadline = time.monotonic() + wait
+    while runs._pid_alive(pid) and time.monotonic() < deadline:
+        reap()
+        time.sleep(0.05)
+    run.set_status(state="cancelled", error="cancelled by the user")
 
 
 def log_tail(run: runs.Run, name: str = RUN_LOG, lines: int = 15) -> str:

@@ -1,0 +1,285 @@
+"""The dashboard through Streamlit's AppTest: every page runs (through the router and alone), and each page
+shows what its run store holds. The store is made once per session (conftest.stored_runs)."""
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+
+import pytest
+from streamlit.testing.v1 import AppTest
+
+from apptools import APP, PAGES, ROOT, TITLES, plotly_specs, tables_with, values, wait_for
+from tmu_core import embedding, launch, runs
+from tmu_core.twin import eq3_size
+
+TIMEOUT = 120  # seconds per script run: the first one loads torch and the dataset on a busy machine
+
+
+def page_test(name: str, run_id: str | None = None, **state) -> AppTest:
+    """A page run on its own, with session state seeded as another page would leave it."""
+    at = AppTest.from_file(str(ROOT / "pages" / f"{name}.py"), default_timeout=TIMEOUT)
+    if run_id:
+        at.session_state["run_id"] = run_id
+    for key, value in state.items():
+        at.session_state[key] = value
+    return at.run()
+
+
+def assert_clean(at: AppTest) -> None:
+    assert not at.exception, [e.value for e in at.exception]
+
+
+def metric(at: AppTest, label: str) -> str:
+    return next(m.value for m in at.metric if m.label == label)
+
+
+# ---------------------------------------------------------------- smoke
+def test_every_page_runs_through_the_router(dashboard_runs):
+    at = AppTest.from_file(str(APP), default_timeout=TIMEOUT).run()
+    assert_clean(at)
+    assert at.title[0].value == TITLES["about"]
+    assert any("Compute device" in c.value for c in at.sidebar.caption)
+    for name in PAGES:
+        at.switch_page(f"pages/{name}.py").run()
+        assert_clean(at)
+        assert at.title[0].value == TITLES[name], name
+
+
+@pytest.mark.parametrize("name", PAGES)
+def test_every_page_runs_alone(dashboard_runs, name):
+    at = page_test(name)
+    assert_clean(at)
+    assert at.title[0].value == TITLES[name]
+
+
+@pytest.mark.parametrize("name", ["audit", "features", "embeddings", "alignment"])
+def test_inspection_pages_without_runs_point_to_the_run_page(runs_dir, name):
+    at = page_test(name)
+    assert_clean(at)
+    assert any("No finished run yet" in i.value for i in at.info)
+
+
+def test_core_stays_free_of_ui_libraries():
+    code = ("import sys; import tmu_core.cli, tmu_core.pipeline, tmu_core.launch, tmu_core.embedding, "
+            "tmu_core.preview, tmu_core.sweep; bad = [m for m in ('streamlit', 'plotly') if m in sys.modules]; "
+            "print(bad); sys.exit(1 if bad else 0)")
+    out = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True, timeout=120)
+    assert out.returncode == 0, out.stdout + out.stderr
+
+
+def test_pages_and_ui_do_no_tensor_maths():
+    for path in [APP, *sorted((ROOT / "pages").glob("*.py")), *sorted((ROOT / "ui").glob("*.py"))]:
+        text = path.read_text()
+        for needle in (".backward(", "optim.", "torch.no_grad", "import torch", "unsafe_allow_html"):
+            assert needle not in text, f"{path.name} contains {needle!r}"
+
+
+# ---------------------------------------------------------------- Forget set
+def test_forget_set_shows_d_f_and_eq3_size(runs_dir):
+    at = page_test("forget_set")
+    assert_clean(at)
+    n_df, n_rc = int(metric(at, "|D_f| forget")), int(metric(at, "|D_r^c| remain in class"))
+    assert n_df == 100 and int(metric(at, "Eq. 3 |D_a|")) == eq3_size(n_df, n_rc)
+    assert metric(at, "Cached models") == "none"  # a fresh store
+    at.number_input(key="fs_count").set_value(50).run()
+    assert int(metric(at, "|D_f| forget")) == 50
+    assert int(metric(at, "Eq. 3 |D_a|")) == eq3_size(50, n_rc + 50)
+    at.radio(key="fs_mode").set_value("fraction").run()
+    at.slider(key="fs_fraction").set_value(0.2).run()
+    assert int(metric(at, "|D_f| forget")) == round(0.2 * (n_rc + n_df))
+
+
+def test_forget_set_hand_picked_in_the_gallery_reaches_the_run_page(runs_dir):
+    at = AppTest.from_file(str(APP), default_timeout=TIMEOUT).run()
+    at.switch_page("pages/forget_set.py").run()
+    at.radio(key="fs_mode").set_value("hand-pick").run()
+    assert_clean(at)
+    assert not at.metric  # nothing picked yet
+    gallery = next(df for df in at.dataframe if df.key and df.key.startswith("fs_pick_"))
+    picked_ids = sorted(int(i) for i in gallery.value["id"].iloc[:20])
+    at.session_state[gallery.key] = {"selection": {"rows": list(range(20)), "columns": [], "cells": []}}
+    at.run()
+    assert_clean(at)
+    assert int(metric(at, "|D_f| forget")) == 20
+    assert at.session_state["draft"]["ids"] == picked_ids
+    at.switch_page("pages/run.py").run()  # the draft travels with the session
+    assert any("20 hand-picked samples" in m.value for m in at.markdown)
+
+
+def test_forget_set_unavailable_dataset_is_a_warning(runs_dir, tmp_path, monkeypatch, block_network):
+    monkeypatch.setenv("TMU_DATA_DIR", str(tmp_path / "no-data"))
+    at = page_test("forget_set")
+    at.selectbox(key="fs_dataset").set_value("cifar100").run()
+    assert_clean(at)
+    assert any("not available" in w.value and "could not be downloaded" in w.value for w in at.warning)
+
+
+# ---------------------------------------------------------------- Run
+def test_run_page_lists_runs_and_opens_one(dashboard_runs):
+    _, ids = dashboard_runs
+    at = page_test("run", ids[0])
+    assert_clean(at)
+    (listing,) = [df for df in at.dataframe if df.key and df.key.startswith("run_table_")]
+    table = listing.value
+    assert set(table["run"]) == set(ids) and set(table["state"]) == {"complete"}
+    row = list(table["run"]).index(ids[1])
+    at.session_state[listing.key] = {"selection": {"rows": [row], "columns": [], "cells": []}}
+    at.run()
+    assert at.session_state["run_id"] == ids[1]
+    assert any(f"Selected: **{ids[1]}** — complete" in m.value for m in at.markdown)
+
+
+def test_run_page_refuses_an_empty_hand_pick(runs_dir):
+    draft = {"dataset": "digits", "model": "small_cnn", "seed": 0, "forget_class": 8, "mode": "hand-pick",
+             "count": 100, "fraction": 0.5, "ids": []}
+    at = page_test("run", draft=draft)
+    at.button(key="run_launch").click().run()
+    assert_clean(at)
+    assert any("no samples picked" in e.value for e in at.error)
+    assert runs.list_runs() == []
+
+
+def test_run_page_launches_in_the_background_and_cancels(runs_dir):
+    at = page_test("run", run_train_digits_epochs=1)
+    at.button(key="run_launch").click().run()
+    assert_clean(at)
+    (info,) = runs.list_runs()
+    assert at.session_state["run_id"] == info.run_id
+    assert info.state in ("queued", "running") and "In progress" in [s.value for s in at.subheader]
+    at.button(key=f"run_cancel_{info.run_id}").click().run()
+    run = runs.open_run(info.run_id)
+    wait_for(lambda: run.status()["state"] not in ("queued", "running"), 120, "the run to stop")
+    assert run.status()["state"] == "cancelled"
+    at.run()
+    assert_clean(at)
+    assert any("cancelled by the user" in e.value for e in at.error)
+
+
+def test_cancel_stops_a_run_that_is_training(runs_dir):
+    from tmu_core.config import RunConfig
+
+    run = launch.start_run(RunConfig(device="cpu"))  # the digits demo: 30 epochs, stopped in the first ones
+    wait_for(lambda: run.status().get("stage", "").startswith("original"), 120, "training to start")
+    launch.cancel(run)
+    wait_for(lambda: run.status()["state"] not in ("queued", "running"), 60, "the run to stop")
+    assert run.status()["state"] == "cancelled" and run.status()["error"] == "cancelled by the user"
+    assert not run.exists("metrics.json")
+
+
+def test_a_second_run_does_not_disturb_the_first(dashboard_runs):
+    _, ids = dashboard_runs  # both were launched side by side; each finished with its own forget set
+    first, second = (runs.open_run(i).read_json("metrics.json") for i in ids)
+    assert (first["forget_class"], first["forget_count"]) == (8, 20)
+    assert (second["forget_class"], second["forget_count"]) == (3, 10)
+    assert first["cache"]["original"] == second["cache"]["original"]  # the same original model ...
+    assert sorted([first["cache"]["original_cached"], second["cache"]["original_cached"]]) == [False, True]  # built once
+
+
+# ---------------------------------------------------------------- Easy/hard audit
+def test_audit_gallery_holds_d_f_with_gold_truth(dashboard_runs):
+    _, ids = dashboard_runs
+    metrics = runs.open_run(ids[0]).read_json("metrics.json")
+    at = page_test("audit", ids[0])
+    assert_clean(at)
+    galleries = [g for g in tables_with(at, "verdict", "p_easy") if "source_id" not in g]
+    assert sum(len(g) for g in galleries) == metrics["forget_count"]
+    for g in galleries:
+        assert g["image"].str.startswith("data:image/png;base64,").all()
+        assert set(g["verdict"]) <= {"gold correct ✓", "gold wrong ✗"}
+    assert metric(at, "Label accuracy") == f"{metrics['tmu']['label_accuracy']:.1f}%"
+    (confusion,) = [s for s in plotly_specs(at) if s["data"][0]["type"] == "heatmap"]
+    cm = metrics["tmu"]["confusion"]
+    assert values(confusion["data"][0]["z"]).tolist() == [[cm["easy_as_easy"], cm["easy_as_hard"]],
+                                                          [cm["hard_as_easy"], cm["hard_as_hard"]]]
+    assert at.download_button(key="audit_download").label.startswith("Download")
+
+
+def test_audit_filters_disagreements(dashboard_runs):
+    _, ids = dashboard_runs
+    tmu = runs.open_run(ids[0]).read_json("metrics.json")["tmu"]
+    cm = tmu["confusion"]
+    at = page_test("audit", ids[0])
+    galleries = lambda: [g for g in tables_with(at, "verdict", "p_easy") if "source_id" not in g]
+    at.toggle(key="audit_disagree").set_value(True).run()
+    assert_clean(at)
+    assert sum(len(g) for g in galleries()) == cm["hard_as_easy"] + cm["easy_as_hard"]
+    assert all(not g["agree"].any() for g in galleries())
+    at.toggle(key="audit_disagree").set_value(False)
+    at.multiselect(key="audit_pred").set_value(["hard"]).run()
+    assert sum(len(g) for g in galleries()) == tmu["pred_hard"]
+    assert [s.value for s in at.subheader if s.value.startswith("Predicted")] == [
+        f"Predicted hard: {tmu['pred_hard']} sample{'s' if tmu['pred_hard'] != 1 else ''}"]
+
+
+# ---------------------------------------------------------------- Features
+def test_features_show_both_problems_and_the_ablation(dashboard_runs):
+    _, ids = dashboard_runs
+    run = runs.open_run(ids[0])
+    metrics, samples = run.read_json("metrics.json"), run.load_table()
+    at = page_test("features", ids[0])
+    assert_clean(at)
+    dist = plotly_specs(at)[0]
+    assert sum(len(values(t["y"])) for t in dist["data"]) == 3 * int((samples["role"] == "aux").sum())
+    (ablation,) = tables_with(at, "features", "used by TMU")
+    assert dict(zip(ablation["features"], ablation["label_accuracy"])) == metrics["tmu"]["label_accuracy_by_features"]
+    at.radio(key="feat_set").set_value("forget").run()
+    assert_clean(at)
+    dist = plotly_specs(at)[0]
+    assert sum(len(values(t["y"])) for t in dist["data"]) == 3 * metrics["forget_count"]
+
+
+# ---------------------------------------------------------------- Embeddings
+def test_embeddings_show_the_stored_map(dashboard_runs):
+    _, ids = dashboard_runs
+    metrics = runs.open_run(ids[0]).read_json("metrics.json")
+    at = page_test("embeddings", ids[0])
+    assert_clean(at)
+    (fig,) = plotly_specs(at)
+    names = [t["name"] for t in fig["data"]]
+    assert any(n.startswith("other classes") for n in names) and any(n.startswith("D_r of the class") for n in names)
+    d_f = sum(len(values(t["x"])) for t in fig["data"] if t["name"].startswith("D_f"))
+    assert d_f == metrics["forget_count"]
+
+
+def test_embeddings_compute_a_missing_map_in_the_background(dashboard_runs):
+    _, ids = dashboard_runs
+    run = runs.open_run(ids[1])
+    at = page_test("embeddings", ids[1], emb_model="gold")
+    assert_clean(at)
+    at.button(key="emb_compute").click().run()
+    job = embedding.job_status(run, "gold")
+    assert job["state"] == "running"
+    assert any("Computing the UMAP map" in i.value for i in at.info)
+    os.kill(job["pid"], signal.SIGTERM)  # the page must report a job that dies, not wait forever
+    wait_for(lambda: embedding.job_status(run, "gold")["state"] == "failed", 30, "the killed job to read as failed")
+    at.run()
+    assert_clean(at)
+    assert any("failed" in e.value for e in at.error)
+    assert at.button(key="emb_compute")  # offered again
+
+
+# ---------------------------------------------------------------- Alignment
+def test_alignment_compares_every_method_with_gold(dashboard_runs):
+    _, ids = dashboard_runs
+    metrics = runs.open_run(ids[0]).read_json("metrics.json")
+    at = page_test("alignment", ids[0])
+    assert_clean(at)
+    (table,) = tables_with(at, "label", "activation_distance")
+    assert len(table) == len(metrics["models"]) == 7
+    af = next(s for s in plotly_specs(at) if "forget set" in s["layout"]["title"]["text"])
+    assert values(af["data"][0]["y"])[0] == metrics["models"]["gold"]["acc_forget"]  # gold's bar first
+    (row,) = [t for t in tables_with(at, "class", "TMU |Δ|") if "Avg" not in set(t["class"])]
+    assert len(row) == 1 and row["TMU |Δ|"].iloc[0] == metrics["models"]["tmu"]["abs_delta"]
+
+
+def test_alignment_shows_sweep_tables_with_avg(dashboard_runs):
+    _, ids = dashboard_runs
+    at = page_test("alignment", ids[0])
+    (table1,) = [t for t in tables_with(at, "class", "TMU |Δ|") if "Avg" in set(t["class"])]
+    assert list(table1["class"]) == ["8", "3", "Avg"]
+    tmu = [r["models"]["tmu"]["abs_delta"] for r in (runs.open_run(i).read_json("metrics.json") for i in ids)]
+    assert table1["TMU |Δ|"].iloc[2] == pytest.approx(sum(tmu) / 2)
+    sweep_chart = next(s for s in plotly_specs(at) if "per forget class" in s["layout"]["title"]["text"])
+    assert {t["name"] for t in sweep_chart["data"]} == {"FT", "NG", "RL", "BT", "TMU"}
