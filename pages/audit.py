@@ -1,4 +1,6 @@
 """Easy/hard audit: D_f grouped by TMU's predicted label, each image marked with the gold model's verdict."""
+import math
+
 import streamlit as st
 
 from ui import cache, charts, nav, state, tables
@@ -21,8 +23,10 @@ m = st.columns(5)
 m[0].metric("Label accuracy", f"{tmu['label_accuracy']:.1f}%", help="predicted easy/hard agrees with gold's verdict")
 m[1].metric("Predicted easy / hard", f"{tmu['pred_easy']} / {tmu['pred_hard']}")
 m[2].metric("Gold easy / hard", f"{tmu['gold_easy']} / {tmu['gold_hard']}", help="hard = the gold model gets it wrong")
-m[3].metric("AUC of p(easy)", "—" if tmu.get("auc_p_easy") is None else f"{tmu['auc_p_easy']:.1f}",
-            help="how well p(easy) ranks gold-easy above gold-hard samples (50 = chance)")
+auc = tmu.get("auc_p_easy")
+m[3].metric("AUC of p(easy)", f"{auc:.1f}" if auc is not None and math.isfinite(auc) else "—",
+            help="how well p(easy) ranks gold-easy above gold-hard samples (50 = chance; undefined when all of "
+                 "D_f has one gold label)")
 m[4].metric("Threshold", f"{tmu['threshold']:.2f}", help="p(easy) at or above it is predicted easy")
 
 left, right = st.columns([1, 2])

@@ -62,7 +62,7 @@ def make_store() -> list[str]:
     """Two tiny runs launched side by side (one by count, one by hand-picked ids), then the UMAP map of the
     first's TMU model, and a sweep folder built from their results. Uses the current TMU_RUNS_DIR."""
     picked = tuple(int(i) for i in load_dataset(TINY_DATA, 0).class_ids(3)[:10])  # as the gallery would give them
-    first = launch.start_run(tiny_config(ForgetSpec(forget_class="8", forget_count=20), "tiny-count"))
+    first = launch.start_run(tiny_config(ForgetSpec(forget_class="8", forget_count=10), "tiny-count"))
     second = launch.start_run(tiny_config(ForgetSpec(forget_class="3", forget_ids=picked), "tiny-picked"))
     for run in (first, second):
         wait_done(run)

@@ -73,7 +73,7 @@ def lasting_runs_dir(request, tmp_path_factory) -> Path:
 def stored_runs(tmp_path_factory):
     """A run store holding two complete tiny runs (launched side by side in background processes, as the
     Run page does), the UMAP map of the first's TMU model and a two-class sweep. Made once per session;
-    returns (runs_dir, [run ids]), newest last."""
+    returns (runs_dir, [run ids]) in launch order."""
     from apptools import make_store
 
     path = tmp_path_factory.mktemp("dashboard") / "runs"

@@ -1,0 +1,196 @@
+"""Chart builders (DataFrame -> plotly Figure) and the table shaping behind them, on small hand-made inputs."""
+from __future__ import annotations
+
+import base64
+import io
+
+import numpy as np
+import pandas as pd
+import plotly.graph_objects as go
+import pytest
+from PIL import Image
+
+from ui import charts, images, tables
+
+
+def metrics_fixture() -> dict:
+    """A metrics.json as the pipeline writes it, for three models, with numbers easy to check by hand."""
+    def model(a_f, delta, test=95.0, remain=99.0):
+        return {"acc_test": test, "acc_remain": remain, "acc_forget": a_f, "delta": delta, "abs_delta": abs(delta),
+                "activation_distance": 0.1, "mia": 50.0, "seconds": 1.0}
+
+    return {"models": {"tmu": model(80.0, 0.0), "gold": model(80.0, 0.0), "original": model(100.0, 20.0, 96.0, 100.0),
+                       "neggrad": model(10.0, -70.0, 90.0, 96.0)},
+            "tmu": {"label_accuracy": 90.0, "features_used": ["NF", "AF", "CF"],
+                    "label_accuracy_by_features": {"NF": 85.0, "AF": 70.0, "NF+AF+CF": 90.0},
+                    "confusion": {"easy_as_easy": 7, "easy_as_hard": 1, "hard_as_easy": 2, "hard_as_hard": 3}}}
+
+
+def samples_fixture() -> pd.DataFrame:
+    """Four D_f rows and two D_a rows shaped like samples.csv."""
+    return pd.DataFrame({
+        "id": [10, 11, 12, 13, 0, 1], "role": ["forget"] * 4 + ["aux"] * 2, "source_id": [-1] * 4 + [50, 50],
+        "augmented": [False] * 5 + [True], "NF": [0.1, 0.2, 0.9, 0.8, 0.1, 0.7], "AF": [0.0, 0.1, 2.0, 1.5, 0.0, 1.0],
+        "CF": [1.0, 1.5, 5.0, 4.0, 1.0, 3.0], "p_easy": [0.9, 0.8, 0.2, 0.6, 0.95, 0.1],
+        "pred_label": ["easy", "easy", "hard", "easy", "easy", "hard"],
+        "true_label": ["easy", "hard", "hard", "hard", "easy", "hard"],
+        "pred_original": [8] * 6, "pred_gold": [8, 3, 3, 1, 8, 8], "pred_tmu": [8, 8, 2, 8, 8, 8]})
+
+
+# ---------------------------------------------------------------- tables
+def test_models_frame_orders_models_and_keeps_the_numbers():
+    df = tables.models_frame(metrics_fixture())
+    assert list(df["model"]) == ["original", "gold", "tmu", "neggrad"]
+    row = df.set_index("model").loc["neggrad"]
+    assert (row["A_f"], row["delta"], row["abs_delta"], row["A_test"]) == (10.0, -70.0, 70.0, 90.0)
+
+
+def test_audit_frame_marks_gold_verdicts_and_agreement():
+    df = tables.audit_frame(samples_fixture(), "forget")
+    assert list(df["id"]) == [10, 11, 12, 13]
+    assert list(df["verdict"]) == ["gold correct ✓", "gold wrong ✗", "gold wrong ✗", "gold wrong ✗"]
+    assert list(df["agree"]) == [True, False, True, False]
+    aux = tables.audit_frame(samples_fixture(), "aux")
+    assert list(aux["verdict"]) == ["original correct ✓", "original wrong ✗"] and list(aux["augmented"]) == [False, True]
+
+
+def test_filter_audit_by_prediction_truth_and_disagreement():
+    df = tables.audit_frame(samples_fixture(), "forget")
+    assert list(tables.filter_audit(df, disagreements_only=True)["id"]) == [11, 13]
+    assert list(tables.filter_audit(df, predicted=["hard"])["id"]) == [12]
+    assert list(tables.filter_audit(df, truth=["easy"])["id"]) == [10]
+    assert tables.filter_audit(df, predicted=[]).empty
+
+
+def test_confusion_frame_rows_are_gold_columns_are_predicted():
+    cm = tables.confusion_frame(metrics_fixture()["tmu"]["confusion"])
+    assert cm.loc["easy", "hard"] == 1 and cm.loc["hard", "easy"] == 2 and int(cm.values.sum()) == 13
+
+
+def test_umap_frame_groups_points_by_role_class_and_label():
+    umap = {"xy": np.arange(12, dtype=np.float32).reshape(6, 2), "ids": np.array([100, 101, 10, 12, 0, 1]),
+            "role": np.array(["remain", "remain", "forget", "forget", "aux", "aux"]),
+            "label": np.array([8, 3, 8, 8, 8, 8])}
+    df = tables.umap_frame(umap, samples_fixture(), forget_class=8, color_by="truth")
+    assert list(df["group"]) == ["D_r of the class", "other classes", "D_f easy", "D_f hard"]
+    predicted = tables.umap_frame(umap, samples_fixture(), 8, color_by="predicted", show_aux=True)
+    assert list(predicted["group"]) == ["D_r of the class", "other classes", "D_f easy", "D_f hard", "D_a easy", "D_a hard"]
+
+
+def test_sweep_delta_long_drops_the_avg_row():
+    t1 = pd.DataFrame({"class": ["0", "1", "Avg"], "TMU |Δ|": [1.0, 3.0, 2.0], "FT |Δ|": [5.0, 7.0, 6.0],
+                       "TMU A_f": [90.0, 80.0, 85.0]})
+    long = tables.sweep_delta_long(t1)
+    assert len(long) == 4 and set(long["method"]) == {"TMU", "FT"} and "Avg" not in set(long["class"])
+
+
+def test_runs_frame_describes_the_forget_set_size():
+    from tmu_core.runs import RunInfo
+
+    cfg = lambda forget: {"data": {"dataset": "digits"}, "train": {"model": "small_cnn"}, "forget": forget}
+    infos = [RunInfo("a", "complete", "complete", 1.0, None, "t", cfg({"forget_class": "8", "forget_count": 100})),
+             RunInfo("b", "failed", "gold", 0.3, "boom", "t", cfg({"forget_class": "3", "forget_ids": [1, 2]})),
+             RunInfo("c", "damaged", "", 0.0, "bad", "t", None)]
+    df = tables.runs_frame(infos)
+    assert list(df["|D_f|"][:2]) == ["100", "2"] and pd.isna(df["|D_f|"][2])
+    assert list(df["error"]) == ["", "boom", "bad"] and list(df["state"]) == ["complete", "failed", "damaged"]
+
+
+def test_selected_points_reads_ids_and_roles():
+    points = [{"customdata": [5, 8, "forget"]}, {"customdata": 7}, {"x": 1}]
+    assert tables.selected_points(points) == [(5, "forget"), (7, "")]
+
+
+def test_stage_line_marks_each_stage():
+    line = tables.stage_line({"stages": {"original": {"state": "cached", "seconds": 3.0}, "tmu": {"state": "done", "seconds": 1.25},
+                                         "evaluate": {"state": "pending"}}})
+    assert line == "**original** ♻ cached · **tmu** ✓ 1.2 s · **evaluate** ·"
+
+
+# ---------------------------------------------------------------- images
+def decode(url: str) -> np.ndarray:
+    assert url.startswith("data:image/png;base64,")
+    return np.asarray(Image.open(io.BytesIO(base64.b64decode(url.split(",", 1)[1]))))
+
+
+def test_png_data_url_enlarges_by_whole_pixels_and_frames():
+    img = np.zeros((8, 8, 1), dtype=np.uint8)
+    img[0, 0] = 255
+    plain = decode(images.png_data_url(img, min_side=48))
+    assert plain.shape == (48, 48) and plain[:6, :6].min() == 255 and plain[6:, 6:].max() == 0
+    framed = decode(images.png_data_url(img, min_side=48, frame=(214, 40, 40)))
+    assert framed.shape == (48, 48, 3) and tuple(framed[0, 20]) == (214, 40, 40) and tuple(framed[24, 24]) == (0, 0, 0)
+    with pytest.raises(ValueError):
+        images.png_data_url(np.zeros((8, 8), dtype=np.uint8))
+
+
+def test_image_grid_fills_rows_and_marks_the_chosen():
+    gallery = pd.DataFrame({"id": [1, 2, 3], "image": ["a1", "a2", "a3"], "framed": ["f1", "f2", "f3"]})
+    grid = tables.image_grid(gallery, {2}, per_row=2)
+    assert grid.shape == (2, 2) and grid.values.tolist()[0] == ["a1", "f2"]
+    assert grid.iloc[1, 0] == "a3" and pd.isna(grid.iloc[1, 1])
+
+
+# ---------------------------------------------------------------- charts
+def test_confusion_figure_is_a_2x2_heatmap():
+    fig = charts.confusion_figure(tables.confusion_frame(metrics_fixture()["tmu"]["confusion"]), 90.0)
+    assert isinstance(fig, go.Figure) and fig.data[0].type == "heatmap"
+    assert np.asarray(fig.data[0].z).tolist() == [[7, 1], [2, 3]] and "90% agree" in fig.layout.title.text
+
+
+@pytest.mark.parametrize("kind, trace", [("violin", "violin"), ("histogram", "histogram")])
+def test_feature_distributions_split_each_feature_by_label(kind, trace):
+    df = tables.feature_frame(samples_fixture(), "forget", "truth")
+    fig = charts.feature_distributions(df, kind)
+    assert len(fig.data) == 6 and {t.type for t in fig.data} == {trace}
+    values = {(t.name, t.xaxis): len(t.y if kind == "violin" else t.x) for t in fig.data}
+    assert values[("easy", "x")] == 1 and values[("hard", "x")] == 3
+    assert sum(t.showlegend for t in fig.data) == 2  # one legend entry per label
+
+
+def test_feature_scatter_carries_ids_for_selection():
+    df = tables.feature_frame(samples_fixture(), "forget", "predicted")
+    fig = charts.feature_scatter(df, "NF", "CF")
+    easy = next(t for t in fig.data if t.name == "easy")
+    assert list(easy.customdata) == [10, 11, 13] and list(easy.y) == [1.0, 1.5, 4.0]
+    assert fig.layout.xaxis.title.text == "NF" and fig.layout.dragmode == "lasso"
+
+
+def test_ablation_figure_highlights_the_subset_tmu_used():
+    fig = charts.ablation_figure(tables.ablation_frame(metrics_fixture()))
+    bar = fig.data[0]
+    assert list(bar.x) == ["NF", "AF", "NF+AF+CF"] and list(bar.y) == [85.0, 70.0, 90.0]
+    assert bar.marker.color[2] != bar.marker.color[0]
+
+
+def test_forget_accuracy_figure_puts_gold_first_and_draws_its_target_line():
+    fig = charts.forget_accuracy_figure(tables.models_frame(metrics_fixture()))
+    assert list(fig.data[0].x)[0] == "Gold (retrained)" and list(fig.data[0].y) == [80.0, 100.0, 80.0, 10.0]
+    (line,) = fig.layout.shapes
+    assert line.y0 == line.y1 == 80.0
+
+
+def test_delta_figure_ranks_methods_without_gold_or_original():
+    fig = charts.delta_figure(tables.models_frame(metrics_fixture()))
+    assert list(fig.data[0].y) == ["TMU", "Negative gradient"] and list(fig.data[0].x) == [0.0, 70.0]
+
+
+def test_utility_figure_groups_test_and_remain_accuracy():
+    fig = charts.utility_figure(tables.models_frame(metrics_fixture()))
+    assert [t.name.split()[0] for t in fig.data] == ["A_test", "A_r"] and fig.layout.barmode == "group"
+    assert fig.layout.yaxis.range[0] == pytest.approx(85.0)
+
+
+def test_umap_figure_draws_each_group_once_with_hover_ids():
+    df = pd.DataFrame({"x": [0.0, 1, 2, 3], "y": [0.0, 1, 2, 3], "id": [1, 2, 3, 4], "label": [3, 8, 8, 8],
+                       "role": ["remain", "remain", "forget", "forget"],
+                       "group": ["other classes", "D_r of the class", "D_f easy", "D_f easy"]})
+    fig = charts.umap_figure(df, "map")
+    assert [t.name for t in fig.data] == ["other classes (1)", "D_r of the class (1)", "D_f easy (2)"]
+    assert [list(c) for c in fig.data[2].customdata] == [[3, 8, "forget"], [4, 8, "forget"]]
+
+
+def test_sweep_delta_figure_has_one_series_per_method():
+    long = pd.DataFrame({"class": ["0", "1", "0", "1"], "method": ["TMU", "TMU", "FT", "FT"], "abs_delta": [1.0, 2, 3, 4]})
+    fig = charts.sweep_delta_figure(long)
+    assert [t.name for t in fig.data] == ["TMU", "FT"] and list(fig.data[1].y) == [3.0, 4.0]
