@@ -83,6 +83,17 @@ def test_a_running_run_whose_process_died_reads_as_interrupted(runs_dir):
     assert [r.state for r in runs.list_runs()] == ["interrupted"]
 
 
+def test_a_reused_process_id_does_not_keep_a_dead_run_running(runs_dir):
+    run = runs.Run.create("reused", {})
+    run.set_status(state="running", stage="gold", pid=os.getpid())  # this process: alive, start time recorded
+    assert run.status()["state"] == "running"
+    st = run.read_json("status.json")
+    if st["pid_start"] is None:
+        pytest.skip("no /proc here: process start times are unknown")
+    run.write_json("status.json", {**st, "pid_start": st["pid_start"] - 1})  # same id, another process
+    assert run.status()["state"] == "interrupted"
+
+
 def test_listing_is_newest_first_and_flags_damage_without_hiding_others(runs_dir):
     good = runs.Run.create("agood", {"a": 1})
     good.write_json("metrics.json", {"ok": True})

@@ -157,6 +157,23 @@ def _pid_alive(pid) -> bool:
         return True
 
 
+def _pid_start(pid) -> int | None:
+    """When process `pid` started (clock ticks since boot, from /proc), or None where unknown. Stored next
+    to a run's pid, it tells the run's process from a later one that was given the same id."""
+    try:
+        with open(f"/proc/{int(pid)}/stat") as fh:
+            return int(fh.read().rsplit(")", 1)[1].split()[19])
+    except (OSError, ValueError, IndexError, TypeError):
+        return None
+
+
+def _run_process_alive(st: dict) -> bool:
+    if not _pid_alive(st.get("pid")):
+        return False
+    recorded = st.get("pid_start")
+    return recorded is None or _pid_start(st["pid"]) in (None, recorded)
+
+
 # ---------------------------------------------------------------- runs
 def check_run_id(run_id: str) -> str:
     if not isinstance(run_id, str) or not RUN_ID.match(run_id) or ".." in run_id:
@@ -249,7 +266,7 @@ class Run:
         if not isinstance(st, dict) or st.get("state") not in STATES:
             return {"state": "damaged", "stage": "", "progress": 0.0,
                     "error": f"status.json in run {self.id} is damaged (no valid state)"}
-        if st.get("state") in ("running", "queued") and "pid" in st and not _pid_alive(st["pid"]):
+        if st.get("state") in ("running", "queued") and "pid" in st and not _run_process_alive(st):
             st["state"] = "interrupted"
             st.setdefault("error", None)
             st["error"] = st["error"] or f"the process stopped during '{st.get('stage')}'"
@@ -261,6 +278,8 @@ class Run:
         except TMUError:
             st = {}
         st = st if isinstance(st, dict) else {}
+        if "pid" in changes and "pid_start" not in changes:
+            changes = {**changes, "pid_start": _pid_start(changes["pid"])}
         st.update(changes)
         st["updated"] = _dt.datetime.now().isoformat(timespec="seconds")
         self.write_json("status.json", st)
