@@ -37,6 +37,14 @@ def test_run_config_from_json_coerces_numbers_to_the_field_types():
     assert isinstance(cfg.train.epochs, int) and cfg.train.epochs == 2
 
 
+def test_numpy_values_from_widgets_become_plain_python():
+    from tmu_core.methods import method_config
+
+    cfg = method_config("tmu", "digits", {"nf_normalize": np.False_, "pgd_steps": np.int64(3), "twin_lr": np.float32(0.5)})
+    assert (type(cfg.nf_normalize), type(cfg.pgd_steps), type(cfg.twin_lr)) == (bool, int, float)
+    assert json.loads(json.dumps({"v": cfg.pgd_steps})) == {"v": 3}
+
+
 def test_every_artifact_round_trips(runs_dir):
     run = runs.Run.create("demo", run_config_to_dict(CONFIG))
     assert run.dir.parent == runs_dir and run.id.startswith("demo-")

@@ -25,7 +25,8 @@ def _coerce(f, value, owner: str):
     if default is MISSING or value is None:
         return value
     if isinstance(default, bool):
-        if isinstance(value, (bool, numbers.Integral)) and value in (0, 1):
+        numpy_bool = getattr(getattr(value, "dtype", None), "kind", "") == "b"  # neither bool nor Integral
+        if (isinstance(value, (bool, numbers.Integral)) or numpy_bool) and value in (0, 1):
             return bool(value)
         raise TMUError(f"{f.name} must be true or false (got {value!r}) in {owner}")
     if isinstance(default, int):
