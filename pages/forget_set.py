@@ -61,24 +61,33 @@ elif d["mode"] == "fraction":
     d["fraction"] = float(c3.slider("Fraction", 0.01, 0.99, step=0.01, key="fs_fraction"))
 
 train_cfg = state.train_config(d)
-spec = state.forget_spec(d)
+gallery = cache.class_gallery(cache.as_json(data_cfg), d["seed"], c, GALLERY_LIMIT)
+pick_key = f"fs_pick_{d['dataset']}_{d['seed']}_{c}"
+
+
+def take_picks() -> None:
+    """Selection callback: the ticked rows become D_f before the page reruns."""
+    d["ids"] = sorted(int(gallery["id"].iloc[i]) for i in st.session_state[pick_key].selection.rows)
+
+
 preview = None
 if d["mode"] != "hand-pick" or d["ids"]:
     try:
-        preview = cache.forget_preview(cache.as_json(data_cfg), cache.as_json(spec), cache.as_json(train_cfg), d["seed"])
+        preview = cache.forget_preview(cache.as_json(data_cfg), cache.as_json(state.forget_spec(d)),
+                                       cache.as_json(train_cfg), d["seed"])
     except TMUError as exc:
         st.error(str(exc))
 
+m = st.columns(5)  # drawn even before anything is picked, so the gallery below does not jump
+aux = preview.aux if preview is not None else {}
+m[0].metric("|D_f| forget", len(preview.forget_ids) if preview else "—", help="samples of the class to forget")
+m[1].metric("|D_r^c| remain in class", preview.remain_class if preview else "—",
+            help="what the gold model still sees of the class")
+m[2].metric("Eq. 3 |D_a|", aux.get("requested", "—"), help="twin forget set size: |D_f|·(|D_r^c|+|D_f|)/|D_r^c|")
+m[3].metric("D_a used", aux.get("used", "—"), delta=f"{aux['augmented']} augmented" if aux.get("augmented") else None,
+            delta_color="off", help=f"from the class's aux pool ({aux.get('available', '?')} images, never trained on)")
 if preview is not None:
-    aux = preview.aux
-    m = st.columns(5)
-    m[0].metric("|D_f| forget", len(preview.forget_ids), help="samples of the class to forget")
-    m[1].metric("|D_r^c| remain in class", preview.remain_class, help="what the gold model still sees of the class")
-    m[2].metric("Eq. 3 |D_a|", aux["requested"], help="twin forget set size: |D_f|·(|D_r^c|+|D_f|)/|D_r^c|")
-    m[3].metric("D_a used", aux["used"], delta=f"{aux['augmented']} augmented" if aux["augmented"] else None,
-                delta_color="off", help=f"aux pool of the class: {aux['available']} images, never trained on")
-    found = cached_models(data, data_cfg, train_cfg, d["seed"], preview.forget_ids)
-    cached = [k for k, v in found.items() if v]
+    cached = [k for k, v in cached_models(data, data_cfg, train_cfg, d["seed"], preview.forget_ids).items() if v]
     m[4].metric("Cached models", "both" if len(cached) == 2 else (cached[0] if cached else "none"),
                 help="original and gold models already trained with this recipe are reused; "
                      "missing ones are trained at the start of the run")
@@ -88,7 +97,6 @@ if preview is not None:
     nav.link("run", "Continue: launch this forget set on the Run page")
 
 st.subheader(f"Class {data.classes[c]}: {n} training images")
-gallery = cache.class_gallery(cache.as_json(data_cfg), d["seed"], c, GALLERY_LIMIT)
 if n > GALLERY_LIMIT:
     st.caption(f"Showing the first {GALLERY_LIMIT} of {n}.")
 if d["mode"] != "hand-pick":
@@ -101,12 +109,11 @@ if d["mode"] != "hand-pick":
 
 st.info("Tick the rows of the images to forget; they form D_f.")
 rows = [i for i, sid in enumerate(gallery["id"]) if sid in set(d["ids"])]
-table = gallery[["id", "image"]].assign(**{"in D_f": gallery["id"].isin(d["ids"])})
-event = st.dataframe(table, key=f"fs_pick_{d['dataset']}_{d['seed']}_{c}", on_select="rerun", selection_mode="multi-row",
+event = st.dataframe(gallery[["id", "image"]], key=pick_key, on_select=take_picks, selection_mode="multi-row",
                      selection_default={"selection": {"rows": rows}}, hide_index=True, row_height=56, height=560,
                      column_config={"image": st.column_config.ImageColumn("image", width="small"),
                                     "id": st.column_config.NumberColumn("sample id", format="%d")})
-picked = sorted(int(table["id"].iloc[i]) for i in event.selection.rows)
-if picked != d["ids"]:
+picked = sorted(int(gallery["id"].iloc[i]) for i in event.selection.rows)
+if picked != d["ids"]:  # a selection set without the callback (e.g. through session state in a test)
     d["ids"] = picked
     st.rerun()

@@ -96,7 +96,7 @@ def test_forget_set_hand_picked_in_the_gallery_reaches_the_run_page(runs_dir):
     at.switch_page("pages/forget_set.py").run()
     at.radio(key="fs_mode").set_value("hand-pick").run()
     assert_clean(at)
-    assert not at.metric  # nothing picked yet
+    assert metric(at, "|D_f| forget") == "—"  # nothing picked yet
     gallery = next(df for df in at.dataframe if df.key and df.key.startswith("fs_pick_"))
     picked_ids = sorted(int(i) for i in gallery.value["id"].iloc[:20])
     at.session_state[gallery.key] = {"selection": {"rows": list(range(20)), "columns": [], "cells": []}}
