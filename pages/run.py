@@ -50,58 +50,24 @@ def cancel(run_id: str) -> None:
     launch.cancel(runs.open_run(run_id))
 
 
-infos = runs.list_runs()
-active = [r.run_id for r in infos if r.state in ACTIVE]
+def show_progress(run_id: str, status: dict) -> None:
+    box = st.status(f"{run_id} — {status.get('stage') or 'queued'}", state="running", expanded=True)
+    message = status.get("message") if status.get("message") not in (None, "", "done") else ""
+    box.progress(min(1.0, float(status.get("progress", 0.0))),
+                 text=f"{100 * float(status.get('progress', 0.0)):.0f}% · {status.get('stage')} {message}")
+    box.markdown(tables.stage_line(status))
+    box.button("Cancel", key=f"run_cancel_{run_id}", on_click=cancel, args=(run_id,), icon=":material/stop:")
 
 
-@st.fragment(run_every=POLL_SECONDS if active else None)
-def live_progress(watched: list[str]) -> None:
-    """Progress of the runs that were going at the last full rerun; a full rerun once one of them ends."""
-    for run_id in watched:
-        status = runs.open_run(run_id).status()
-        if status.get("state") not in ACTIVE:
-            st.rerun(scope="app")  # refresh the run list, stop polling when nothing is left
-        with st.status(f"{run_id} — {status.get('stage') or 'queued'}", state="running", expanded=True):
-            message = status.get("message") if status.get("message") not in (None, "", "done") else ""
-            st.progress(min(1.0, float(status.get("progress", 0.0))),
-                        text=f"{100 * float(status.get('progress', 0.0)):.0f}% · {status.get('stage')} {message}")
-            st.markdown(tables.stage_line(status))
-            st.button("Cancel", key=f"run_cancel_{run_id}", on_click=cancel, args=(run_id,), icon=":material/stop:")
-
-
-if active:
-    st.subheader("In progress")
-    live_progress(active)
-
-
-st.subheader("Runs")
-if not infos:
-    st.caption(f"No runs in `{runs.runs_root()}` yet.")
-    st.stop()
-frame = tables.runs_frame(infos)
-ids = list(frame["run"])
-current = [ids.index(r) for r in [state.selected_run_id()] if r in ids]
-# Keyed by the row order: rows move as runs update, and a stored row index must not then open another run.
-event = st.dataframe(frame, key=f"run_table_{hash(tuple(ids))}", on_select="rerun", selection_mode="single-row",
-                     selection_default={"selection": {"rows": current}}, hide_index=True,
-                     column_config={"progress": st.column_config.ProgressColumn("progress", min_value=0.0, max_value=1.0)})
-st.caption("Select a row to open that run in the other pages.")
-if event.selection.rows and ids[event.selection.rows[0]] != state.selected_run_id():
-    state.select_run(ids[event.selection.rows[0]])
-    st.rerun()  # the sidebar, drawn before this page, shows the new selection too
-
-selected = state.selected_run_id()
-if selected:
-    run = runs.open_run(selected)
+def show_selected(run: runs.Run) -> None:
     status = run.status()
-    st.markdown(f"Selected: **{selected}** — {status.get('state')}")
+    st.markdown(f"Selected: **{run.id}** — {status.get('state')}")
     if status.get("state") == "complete":
-        result = cache.metrics(cache.root(), selected)["models"]
+        result = cache.metrics(cache.root(), run.id)["models"]
         if "tmu" in result:
             st.caption(f"gold A_f {result['gold']['acc_forget']:.1f}% · TMU A_f {result['tmu']['acc_forget']:.1f}% "
                        f"(|Δ| {result['tmu']['abs_delta']:.1f}) · TMU A_test {result['tmu']['acc_test']:.1f}%")
-        cols = st.columns(4)
-        for col, key in zip(cols, ("audit", "features", "embeddings", "alignment")):
+        for col, key in zip(st.columns(4), ("audit", "features", "embeddings", "alignment")):
             with col:
                 nav.link(key)
     elif status.get("state") in ("failed", "interrupted", "damaged", "cancelled"):
@@ -110,3 +76,37 @@ if selected:
         if tail:
             with st.expander("Last lines of the run's log"):
                 st.code(tail, language=None)
+
+
+def run_list(watched: list[str]) -> None:
+    """Runs in progress, the run list and the selected run; polled while `watched` runs are going."""
+    infos = runs.list_runs()
+    states = {r.run_id: r.state for r in infos}
+    if any(states.get(r) not in ACTIVE for r in watched):
+        st.rerun(scope="app")  # one of them ended: redraw the page, polling only what is left
+    if watched:
+        st.subheader("In progress")
+        for run_id in watched:
+            show_progress(run_id, runs.open_run(run_id).status())
+    st.subheader("Runs")
+    if not infos:
+        st.caption(f"No runs in `{runs.runs_root()}` yet.")
+        return
+    frame = tables.runs_frame(infos)
+    ids = list(frame["run"])
+    current = [ids.index(r) for r in [state.selected_run_id()] if r in ids]
+    # Keyed by the row order: rows move as runs update, and a stored row index must not then open another run.
+    event = st.dataframe(frame, key=f"run_table_{hash(tuple(ids))}", on_select="rerun", selection_mode="single-row",
+                         selection_default={"selection": {"rows": current}}, hide_index=True,
+                         column_config={"progress": st.column_config.ProgressColumn("progress", format="percent",
+                                                                                    min_value=0.0, max_value=1.0)})
+    st.caption("Select a row to open that run in the other pages.")
+    if event.selection.rows and ids[event.selection.rows[0]] != state.selected_run_id():
+        state.select_run(ids[event.selection.rows[0]])
+        st.rerun(scope="app")  # the sidebar, drawn before this page, shows the new selection too
+    if state.selected_run_id():
+        show_selected(runs.open_run(state.selected_run_id()))
+
+
+active = [r.run_id for r in runs.list_runs() if r.state in ACTIVE]
+st.fragment(run_every=POLL_SECONDS if active else None)(run_list)(active)

@@ -103,8 +103,8 @@ def test_selected_points_reads_ids_and_roles():
 
 def test_stage_line_marks_each_stage():
     line = tables.stage_line({"stages": {"original": {"state": "cached", "seconds": 3.0}, "tmu": {"state": "done", "seconds": 1.25},
-                                         "evaluate": {"state": "pending"}}})
-    assert line == "**original** ♻ cached · **tmu** ✓ 1.2 s · **evaluate** ·"
+                                         "neggrad": {"state": "running"}, "evaluate": {"state": "pending"}}})
+    assert line == "**original** ✓ cached · **tmu** ✓ 1.2 s · :blue[**neggrad** …] · :gray[evaluate]"
 
 
 # ---------------------------------------------------------------- images

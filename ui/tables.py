@@ -159,14 +159,19 @@ def image_grid(gallery: pd.DataFrame, marked: set, per_row: int = 12) -> pd.Data
     return pd.DataFrame([r + [None] * (per_row - len(r)) for r in rows], columns=[str(c + 1) for c in range(per_row)])
 
 
-STAGE_MARKS = {"done": "✓", "cached": "♻ cached", "running": "⏳", "pending": "·"}
-
-
 def stage_line(status: dict) -> str:
-    """Stages in pipeline order as one Markdown line: name, a mark for the state, seconds when done."""
+    """Stages in pipeline order as one Markdown line: done ones with their seconds, the running one in
+    colour, pending ones greyed (Streamlit's :color[...] Markdown)."""
     parts = []
     for name, s in (status.get("stages") or {}).items():
         state = s.get("state", "pending")
-        secs = f" {s['seconds']:.1f} s" if state == "done" and s.get("seconds") is not None else ""
-        parts.append(f"**{name}** {STAGE_MARKS.get(state, state)}{secs}")
+        if state == "done":
+            secs = f" {s['seconds']:.1f} s" if s.get("seconds") is not None else ""
+            parts.append(f"**{name}** ✓{secs}")
+        elif state == "cached":
+            parts.append(f"**{name}** ✓ cached")
+        elif state == "running":
+            parts.append(f":blue[**{name}** …]")
+        else:
+            parts.append(f":gray[{name}]")
     return " · ".join(parts)
