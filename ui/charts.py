@@ -13,7 +13,7 @@ from .tables import FEATURES, model_label
 
 EASY, HARD = "#2e7d32", "#c62828"
 LABEL_COLORS = {"easy": EASY, "hard": HARD}
-MODEL_COLORS = {"original": "#9e9e9e", "gold": "#212121", "tmu": "#1565c0", "finetune": "#ef6c00",
+MODEL_COLORS = {"original": "#9e9e9e", "gold": "#212121", "tmu": "#1565c0", "tmu_ng": "#42a5f5", "finetune": "#ef6c00",
                 "neggrad": "#6a1b9a", "randlabel": "#ad1457", "badteacher": "#00838f"}
 GROUP_STYLE = {  # UMAP groups: colour, size, opacity, symbol
     "other classes": ("#bdbdbd", 5, 0.25, "circle"),
@@ -144,7 +144,7 @@ def umap_figure(df: pd.DataFrame, title: str) -> go.Figure:
 def sweep_delta_figure(long: pd.DataFrame) -> go.Figure:
     """|Δ| per forget class per method (tables.sweep_delta_long), grouped bars."""
     fig = go.Figure()
-    names = {"FT": "finetune", "NG": "neggrad", "RL": "randlabel", "BT": "badteacher", "TMU": "tmu"}
+    names = {"FT": "finetune", "NG": "neggrad", "RL": "randlabel", "BT": "badteacher", "TMU": "tmu", "TMU-NG": "tmu_ng"}
     for method, part in long.groupby("method", sort=False):
         fig.add_trace(go.Bar(x=part["class"], y=part["abs_delta"], name=method,
                              marker_color=MODEL_COLORS.get(names.get(method, method), "#607d8b"),

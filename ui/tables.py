@@ -8,9 +8,10 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
-MODEL_ORDER = ("original", "gold", "tmu", "finetune", "neggrad", "randlabel", "badteacher")
+MODEL_ORDER = ("original", "gold", "tmu", "tmu_ng", "finetune", "neggrad", "randlabel", "badteacher")
 MODEL_LABELS = {"original": "Original", "gold": "Gold (retrained)", "tmu": "TMU", "finetune": "Fine-tuning",
-                "neggrad": "Negative gradient", "randlabel": "Random labels", "badteacher": "Bad Teacher"}
+                "neggrad": "Negative gradient", "randlabel": "Random labels", "badteacher": "Bad Teacher",
+                "tmu_ng": "TMU (neg. gradient)"}
 FEATURES = ("NF", "AF", "CF")
 
 
