@@ -33,7 +33,8 @@ def parse_classes(spec: str, cfg: RunConfig) -> list[int]:
 
 
 def _label(name: str) -> str:
-    return {"finetune": "FT", "neggrad": "NG", "randlabel": "RL", "badteacher": "BT", "tmu": "TMU"}.get(name, name)
+    return {"finetune": "FT", "neggrad": "NG", "randlabel": "RL", "badteacher": "BT", "tmu": "TMU",
+            "tmu_ng": "TMU-NG"}.get(name, name)
 
 
 def tables(results: list[dict]) -> dict[str, pd.DataFrame]:
@@ -41,10 +42,12 @@ def tables(results: list[dict]) -> dict[str, pd.DataFrame]:
     if not results:
         return {}
     methods = [m for m in results[0]["models"] if m not in ("original", "gold")]
-    methods = [m for m in BASELINES + tuple(sorted(set(methods) - set(BASELINES))) if m in methods]
+    methods = [m for m in BASELINES + ("tmu", "tmu_ng") + tuple(sorted(set(methods) - set(BASELINES) - {"tmu", "tmu_ng"}))
+               if m in methods]
     t1, t3, t4, mia = [], [], [], []
     for r in results:
-        cls = f"{r['forget_class']} ({r['forget_class_name']})" if str(r['forget_class']) != r['forget_class_name'] else str(r['forget_class'])
+        cls = r["forget_class"] if str(r["forget_class"]) == r["forget_class_name"] else f"{r['forget_class']} ({r['forget_class_name']})"
+        cls = f"{cls} s{r['seed']}" if len({x["seed"] for x in results}) > 1 else str(cls)
         g = r["models"]["gold"]
         row = {"class": cls, "original A_f": r["models"]["original"]["acc_forget"], "gold A_test": g["acc_test"],
                "gold A_f": g["acc_forget"]}
@@ -59,7 +62,9 @@ def tables(results: list[dict]) -> dict[str, pd.DataFrame]:
         if "tmu" in r:
             by = r["tmu"]["label_accuracy_by_features"]
             t4.append({"class": cls, "NF+AF+CF": r["tmu"]["label_accuracy"], **{k: v for k, v in by.items() if k != "NF+AF+CF"},
-                       "gold hard": r["tmu"]["gold_hard"], "pred hard": r["tmu"]["pred_hard"]})
+                       "AUC p(easy)": r["tmu"].get("auc_p_easy", float("nan")),
+                       "gold hard": r["tmu"]["gold_hard"], "pred hard": r["tmu"]["pred_hard"],
+                       "D_a hard": r["tmu"]["aux_hard"], "|D_a|": r["tmu"]["aux_count"]})
     out = {"table1": pd.DataFrame(t1), "table3": pd.DataFrame(t3), "mia": pd.DataFrame(mia)}
     if t4:
         out["table4"] = pd.DataFrame(t4)

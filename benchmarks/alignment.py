@@ -1,0 +1,122 @@
+"""The paper's alignment protocol on one dataset: every forget class, one or more seeds, all methods.
+
+    python benchmarks/alignment.py --dataset digits --classes all --forget-count 100 --seeds 0
+    python benchmarks/alignment.py --dataset imagefolder --data-root ../shared/data/cifar10 --train-per-class 2000
+
+Runs gold, finetune, neggrad, randlabel, badteacher and TMU with random labels, then TMU again with the
+negative-gradient mechanism (the cached original and gold models are reused), and the forgetting-more-
+data curve (TMU and Bad Teacher as |D_f| grows). Writes benchmarks/results/<dataset>-<model>.md and .csv
+with Table 1, Table 3, Table 4, the MIA table and the curve, under a header naming the command, date,
+machine, device and torch version. All training flags of `python -m tmu_core run` are accepted.
+"""
+from __future__ import annotations
+
+import argparse
+import datetime as dt
+import os
+import platform
+import sys
+import time
+from dataclasses import replace
+from pathlib import Path
+
+import pandas as pd
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from tmu_core.cli import _add_common, _method_flags, _run_config  # noqa: E402  (the CLI's own flag set)
+from tmu_core.methods import METHODS  # noqa: E402
+from tmu_core.pipeline import execute, start  # noqa: E402
+from tmu_core.sweep import parse_classes, tables, to_markdown, _md_table  # noqa: E402
+
+RESULTS = Path(__file__).resolve().parent / "results"
+
+
+def run_all(cfg, classes, seeds, log) -> list[dict]:
+    """One result per (class, seed): all methods, plus TMU with the neggrad mechanism as model 'tmu_ng'."""
+    results = []
+    for seed in seeds:
+        for c in classes:
+            base = replace(cfg, seed=seed, forget=replace(cfg.forget, forget_class=str(c)))
+            t = time.perf_counter()
+            r = execute(start(base))
+            ng_params = dict(base.method_params).get("tmu", ())
+            ng_params = tuple(sorted({**dict(ng_params), "mechanism": "neggrad"}.items()))
+            ng_cfg = replace(base, methods=("tmu",), method_params=(("tmu", ng_params),))
+            r_ng = execute(start(ng_cfg))
+            r["models"]["tmu_ng"] = r_ng["models"]["tmu"]
+            r["tmu_ng"] = r_ng["tmu"]
+            results.append(r)
+            m = r["models"]
+            log(f"seed {seed} class {c}: gold A_f {m['gold']['acc_forget']:.1f}  |Δ| " +
+                "  ".join(f"{k} {v['abs_delta']:.1f}" for k, v in m.items() if k not in ("original", "gold")) +
+                f"  ({time.perf_counter() - t:.0f} s)")
+    return results
+
+
+def curve(cfg, counts, forget_class, seed, log) -> pd.DataFrame:
+    """Label accuracy and |Δ| of TMU and Bad Teacher as the forget set grows (paper Fig. 3)."""
+    rows = []
+    for n in counts:
+        c = replace(cfg, seed=seed, methods=("tmu", "badteacher"),
+                    forget=replace(cfg.forget, forget_class=str(forget_class), forget_count=n))
+        try:
+            r = execute(start(c))
+        except Exception as exc:  # a count too large for the class: say so in the table
+            log(f"curve |D_f|={n}: skipped ({exc})")
+            continue
+        rows.append({"|D_f|": n, "gold A_f": r["models"]["gold"]["acc_forget"],
+                     "TMU label acc": r["tmu"]["label_accuracy"], "TMU |Δ|": r["models"]["tmu"]["abs_delta"],
+                     "BT |Δ|": r["models"]["badteacher"]["abs_delta"], "|D_a| used": r["tmu"]["aux_count"],
+                     "|D_a| requested": r["tmu"]["aux_sizing"]["requested"]})
+        log(f"curve |D_f|={n}: {rows[-1]}")
+    return pd.DataFrame(rows)
+
+
+def main(argv=None) -> int:
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    _add_common(p)
+    _method_flags(p)
+    p.add_argument("--classes", default="all", help="'all' or comma-separated classes")
+    p.add_argument("--seeds", default="0", help="comma-separated seeds")
+    p.add_argument("--curve", default="", help="forget counts for the forgetting-more-data curve, e.g. 20,50,100")
+    p.add_argument("--curve-class", default="", help="class for the curve (default: the first of --classes)")
+    p.add_argument("--tag", default="", help="suffix of the results file name")
+    args = p.parse_args(argv)
+    seeds = [int(s) for s in args.seeds.split(",")]
+    cfg = _run_config(args, METHODS.names())
+    classes = parse_classes(args.classes, cfg)
+    started = time.perf_counter()
+    log = lambda msg: print(msg, file=sys.stderr, flush=True)
+    results = run_all(cfg, classes, seeds, log)
+    frames = tables(results)
+    if args.curve:
+        frames["curve"] = curve(cfg, [int(n) for n in args.curve.split(",")], args.curve_class or classes[0], seeds[0], log)
+    import torch
+
+    r0 = results[0]
+    name = f"{cfg.data.dataset}-{cfg.train.model}{('-' + args.tag) if args.tag else ''}"
+    header = "\n".join([
+        f"# Alignment benchmark: {cfg.data.dataset}, {cfg.train.model}",
+        "",
+        f"- command: `python benchmarks/alignment.py {' '.join(sys.argv[1:] if argv is None else argv)}`",
+        f"- date: {dt.datetime.now().isoformat(timespec='minutes')}; wall time {time.perf_counter() - started:.0f} s",
+        f"- machine: {platform.machine()}, {os.cpu_count()} CPU cores; device: {r0['device']}; torch {torch.__version__}",
+        f"- training recipe: {r0['train_config']}; data: {cfg.data}",
+        f"- forget: {cfg.forget.forget_count} samples of each class in {classes}; seeds {seeds}",
+        "- TMU-NG (`tmu_ng`) is TMU with the negative-gradient mechanism; TMU uses random labels.",
+    ])
+    md = to_markdown({k: v for k, v in frames.items() if k != "curve"}, header)
+    if "curve" in frames and len(frames["curve"]):
+        md += "\n### Forgetting more data (paper Fig. 3)\n\n" + _md_table(frames["curve"]) + "\n"
+    RESULTS.mkdir(parents=True, exist_ok=True)
+    (RESULTS / f"{name}.md").write_text(md)
+    long = pd.concat([df.assign(table=k) for k, df in frames.items()], ignore_index=True)
+    long.to_csv(RESULTS / f"{name}.csv", index=False)
+    print(md)
+    log(f"written {RESULTS / (name + '.md')} and .csv")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
