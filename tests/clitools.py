@@ -31,10 +31,25 @@ def cli_env(runs_dir: Path, **extra: str) -> dict:
             "PYTHONDONTWRITEBYTECODE": "1", **extra}
 
 
-def start_cli(args: list[str], runs_dir: Path, cwd: Path = ROOT, offline: bool = False) -> subprocess.Popen:
-    """`python -m tmu_core ARGS` in the background (offline: every network connection fails)."""
-    if offline:
-        cmd = [sys.executable, "-c", NO_NETWORK + "import sys\nfrom tmu_core.cli import main\nsys.exit(main(sys.argv[1:]))",
+# Makes every epoch of every stage last at least 0.15 s more (each epoch's progress report asks whether the
+# run was cancelled), so a test can catch a stage mid-way however fast the machine is.
+SLOW_EPOCHS = (
+    "import time\n"
+    "from tmu_core import runs\n"
+    "_asked = runs.Run.cancel_requested\n"
+    "def _slow(self):\n"
+    "    time.sleep(0.15)\n"
+    "    return _asked(self)\n"
+    "runs.Run.cancel_requested = _slow\n"
+)
+
+
+def start_cli(args: list[str], runs_dir: Path, cwd: Path = ROOT, offline: bool = False,
+              prelude: str = "") -> subprocess.Popen:
+    """`python -m tmu_core ARGS` in the background; `prelude` is Python run first (offline: no network)."""
+    prelude = (NO_NETWORK if offline else "") + prelude
+    if prelude:
+        cmd = [sys.executable, "-c", prelude + "import sys\nfrom tmu_core.cli import main\nsys.exit(main(sys.argv[1:]))",
                *args]
     else:
         cmd = [sys.executable, "-m", "tmu_core", *args]

@@ -5,15 +5,15 @@ from __future__ import annotations
 
 import json
 
-from clitools import TINY_TRAIN, start_cli
+from clitools import SLOW_EPOCHS, TINY_TRAIN, start_cli
 from tmu_core import runs
 
-# 12 epochs keep the first run training while the second reaches the lock.
+# 12 epochs, each slowed by 0.15 s, keep the first run training while the second reaches the lock.
 ARGS = ["run", *TINY_TRAIN, "--epochs", "12", *["--methods", "finetune", "--finetune-epochs", "1"], "--json"]
 
 
 def test_two_runs_at_once_share_models_built_once(runs_dir):
-    procs = [start_cli(ARGS, runs_dir), start_cli(ARGS, runs_dir)]
+    procs = [start_cli(ARGS, runs_dir, prelude=SLOW_EPOCHS) for _ in range(2)]
     results = []
     for proc in procs:
         out, err = proc.communicate(timeout=240)

@@ -13,11 +13,11 @@ from pathlib import Path
 
 import pytest
 
-from clitools import TINY_TRAIN, start_cli
+from clitools import SLOW_EPOCHS, TINY_TRAIN, start_cli
 from tmu_core import runs
 
-# Long enough stages to be caught mid-way (12 epochs of 300 digits, 30 fine-tuning epochs), still seconds.
-ARGS = ["run", *TINY_TRAIN, "--epochs", "12", "--methods", "finetune", "--finetune-epochs", "30", "--name", "crash"]
+# Stages long enough to be caught mid-way on any machine: 12 epochs each, every epoch slowed by 0.15 s.
+ARGS = ["run", *TINY_TRAIN, "--epochs", "12", "--methods", "finetune", "--finetune-epochs", "12", "--name", "crash"]
 
 
 def _status(runs_dir: Path) -> tuple[str | None, dict]:
@@ -69,17 +69,17 @@ def _cached(runs_dir: Path, kind: str) -> list[Path]:
 
 
 def test_kill_at_each_stage_then_rerun_completes_with_cached_models(runs_dir):
-    run_id = _kill_when(start_cli(ARGS, runs_dir), runs_dir, "original")
+    run_id = _kill_when(start_cli(ARGS, runs_dir, prelude=SLOW_EPOCHS), runs_dir, "original")
     _check_consistent(runs_dir, run_id, "original")
     assert _cached(runs_dir, "original") == [], "a half-trained original must not be cached"
 
-    run_id2 = _kill_when(start_cli(["execute", run_id], runs_dir), runs_dir, "gold")
+    run_id2 = _kill_when(start_cli(["execute", run_id], runs_dir, prelude=SLOW_EPOCHS), runs_dir, "gold")
     assert run_id2 == run_id
     _check_consistent(runs_dir, run_id, "gold")
     assert len(_cached(runs_dir, "original")) == 1 and _cached(runs_dir, "gold") == []
     original_bytes = _cached(runs_dir, "original")[0].read_bytes()
 
-    _kill_when(start_cli(["execute", run_id], runs_dir), runs_dir, "finetune")
+    _kill_when(start_cli(["execute", run_id], runs_dir, prelude=SLOW_EPOCHS), runs_dir, "finetune")
     _check_consistent(runs_dir, run_id, "finetune")
     assert len(_cached(runs_dir, "gold")) == 1
 
