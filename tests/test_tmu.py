@@ -205,3 +205,15 @@ def test_run_json_contract(tmp_path):
     emb = np.load(run_dir / "embeddings.npz")
     assert {"emb_original", "emb_gold", "emb_tmu", "role", "ids"} <= set(emb.files)
     assert json.loads((run_dir / "status.json").read_text())["state"] == "complete"
+
+
+def test_validate_refuses_nf_k_beyond_the_class_before_training(tmp_path, monkeypatch):
+    from tmu_core.config import RunConfig
+    from tmu_core.errors import TMUError
+    from tmu_core.pipeline import validate
+
+    monkeypatch.setenv("TMU_RUNS_DIR", str(tmp_path))
+    cfg = RunConfig(forget=ForgetSpec(forget_class="8", forget_count=100), method_params=(("tmu", (("nf_k", 500),)),))
+    with pytest.raises(TMUError, match=r"NF k=500 .* choose 1\.\.\d+"):
+        validate(cfg)
+    assert not any(tmp_path.iterdir())  # refused before anything was trained or stored

@@ -213,7 +213,11 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv=None) -> int:
+    import signal
+
     logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
+    # a stop signal ends a run like Ctrl-C: its status says interrupted, and `execute` can finish it later
+    signal.signal(signal.SIGTERM, lambda *_: (_ for _ in ()).throw(KeyboardInterrupt()))
     args = build_parser().parse_args(argv)
     try:
         return args.fn(args)

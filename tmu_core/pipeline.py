@@ -37,7 +37,11 @@ def validate(cfg: RunConfig) -> tuple[Dataset, ForgetSet]:
     data = load_dataset(cfg.data, cfg.seed)
     forget = resolve_forget(data, cfg.forget, cfg.seed)
     for m in cfg.methods:
-        method_config(m, cfg.data.dataset, cfg.params_for(m))
+        mcfg = method_config(m, cfg.data.dataset, cfg.params_for(m))
+        n_ref = len(forget.remain_class_ids(data))
+        if getattr(mcfg, "nf_k", 1) > n_ref:
+            raise TMUError(f"NF k={mcfg.nf_k} is larger than the {n_ref} remaining training samples of class "
+                           f"{forget.class_name} it compares with; choose 1..{n_ref}")
     return data, forget
 
 
@@ -146,6 +150,9 @@ def execute(run: runs.Run, progress=None) -> dict:
     except TMUError as exc:
         run.set_status(state="failed", error=str(exc))
         raise
+    except KeyboardInterrupt:
+        run.set_status(state="interrupted", error="interrupted (Ctrl-C or a stop signal); execute it again to finish")
+        raise
     except BaseException as exc:
         (run.dir / "error.log").write_text(traceback.format_exc())
         run.set_status(state="failed", error=f"unexpected {exc.__class__.__name__}: {exc} (details in error.log)")
@@ -231,7 +238,8 @@ def _tmu_summary(rep: dict, gold_easy: np.ndarray, forget: ForgetSet) -> dict:
         "gold_hard": int(len(gold_easy) - gold_easy.sum()), "gold_easy": int(gold_easy.sum()),
         "aux_count": int(len(aux.x)), "aux_sizing": aux.sizing,
         "aux_easy": int(rep["aux_labels"].sum()), "aux_hard": int(len(rep["aux_labels"]) - rep["aux_labels"].sum()),
-        "threshold": float(rep["threshold"]), "features_used": rep["features_used"],
+        "threshold": float(rep["threshold"]), "rule": rep["rule"], "twin_hard_rate": float(rep["twin_hard_rate"]),
+        "features_used": rep["features_used"],
         "stage_seconds": {k: round(v, 3) for k, v in rep["stage_seconds"].items()},
     }
 

@@ -16,7 +16,7 @@ import numpy as np
 import torch
 import torch.nn as nn
 
-from ..config import DataConfig, TrainConfig, opt
+from ..config import DataConfig, TrainConfig, check_bounds, opt
 from ..data import Dataset, ForgetSet, to_float
 from ..train import Progress, ProgressFn, autocast, generator, make_schedule, on_device
 
@@ -47,6 +47,9 @@ class LoopConfig:
     lr: float = opt(0.01, "initial learning rate (cosine decay)", min=1e-6, max=1.0)
     batch_size: int = opt(64, "retain batch size", min=2, max=4096)
     retain_fraction: float = opt(0.3, "share of D_r replayed per epoch", min=0.01, max=1.0)
+
+    def __post_init__(self):
+        check_bounds(self)
 
 
 # loss(logits_retain, y_retain, logits_forget, t_forget, x_retain, x_forget) -> (retain sum, forget sum) of

@@ -53,14 +53,15 @@ class TMUConfig(LoopConfig):
     clf_epochs: int = opt(100, "classifier epochs", min=1, max=10000)
     clf_lr: float = opt(0.01, "classifier learning rate", min=1e-5, max=1.0)
     clf_balance: bool = opt(True, "classifier: class-weighted loss")
-    clf_threshold: str = opt("auto", "classifier threshold: auto (balanced accuracy on D_a) or 0.5", choices=("auto", "0.5"))
+    clf_threshold: str = opt("prior", "classifier decision: prior (as many hard as the twin's hard rate), auto "
+                                      "(balanced accuracy on D_a) or 0.5", choices=("prior", "auto", "0.5"))
     forget_weight: float = opt(1.0, "weight of the forget term", min=0.0, max=100.0)
     max_forget_loss: float = opt(5.0, "neggrad mechanism: per-sample loss cap", min=0.1, max=100.0)
     stop_when_forgotten: bool = opt(True, "push a hard sample only while the model still classifies it correctly "
                                           "(the aim is gold's accuracy, not maximal damage)")
 
     def __post_init__(self):
-        check_bounds(self)
+        super().__post_init__()
         from ..errors import TMUError
 
         object.__setattr__(self, "features", tuple(self.features))
@@ -147,7 +148,8 @@ def run(task, cfg: TMUConfig, device, progress=None):
     clf = train_classifier(sa[:, cols(cfg.features)], aux_labels, clf_cfg, seed)
     p_easy_f = clf.p_easy(sf[:, cols(cfg.features)])
     p_easy_a = clf.p_easy(sa[:, cols(cfg.features)])
-    pred_f = (p_easy_f >= clf.threshold).astype(np.int64)
+    pred_f = clf.predict(sf[:, cols(cfg.features)])
+    pred_a = clf.predict(sa[:, cols(cfg.features)])
     lap("classifier")
 
     # 4. unlearning: keep D_r and predicted-easy D_f, forget predicted-hard D_f
@@ -175,8 +177,8 @@ def run(task, cfg: TMUConfig, device, progress=None):
 
     report.update({
         "aux": aux, "aux_labels": aux_labels, "aux_raw": raw_a, "forget_raw": raw_f, "aux_p_easy": p_easy_a,
-        "aux_pred": (p_easy_a >= clf.threshold).astype(np.int64), "forget_p_easy": p_easy_f, "forget_pred": pred_f,
-        "threshold": clf.threshold, "ablation": ablation, "stage_seconds": stage_seconds, "twin": twin,
+        "aux_pred": pred_a, "forget_p_easy": p_easy_f, "forget_pred": pred_f,
+        "threshold": clf.threshold, "rule": clf.rule, "twin_hard_rate": clf.hard_rate, "ablation": ablation, "stage_seconds": stage_seconds, "twin": twin,
         "features_used": list(cfg.features),
     })
     return model
