@@ -6,6 +6,7 @@ inspection pages look at.
 import streamlit as st
 
 from tmu_core import runs
+from tmu_core.errors import TMUError
 from ui import cache, nav, state
 
 st.set_page_config(page_title="TMU dashboard", page_icon=":material/psychology:", layout="wide")
@@ -30,4 +31,7 @@ with st.sidebar:
         st.caption("No runs yet: launch one on the Run page.")
     st.caption(f"Run store: `{runs.runs_root()}`")
 
-page.run()
+try:
+    page.run()
+except TMUError as exc:  # a missing or damaged file met by a page: its one-line reason, never a traceback
+    st.error(str(exc))

@@ -177,6 +177,35 @@ def test_a_second_run_does_not_disturb_the_first(dashboard_runs):
     assert sorted([first["cache"]["original_cached"], second["cache"]["original_cached"]]) == [False, True]  # built once
 
 
+# ---------------------------------------------------------------- damaged files
+def copy_run(dashboard_runs, runs_dir) -> runs.Run:
+    """A private copy of the first stored run, to damage."""
+    import shutil
+
+    src, ids = dashboard_runs
+    shutil.copytree(src / ids[0], runs_dir / ids[0])
+    return runs.open_run(ids[0], runs_dir)
+
+
+def test_a_run_with_damaged_metrics_is_named_not_shown(stored_runs, runs_dir):
+    run = copy_run(stored_runs, runs_dir)
+    run.path("metrics.json").write_text("{not json")
+    at = page_test("audit", run.id)
+    assert_clean(at)
+    assert any("damaged" in w.value and "metrics.json" in w.value for w in at.warning)
+
+
+def test_a_damaged_sample_table_is_one_error_line(stored_runs, runs_dir):
+    run = copy_run(stored_runs, runs_dir)
+    run.path("samples.csv").write_bytes(b"\x00\xff garbage")
+    at = AppTest.from_file(str(APP), default_timeout=TIMEOUT)
+    at.session_state["run_id"] = run.id
+    at.run()
+    at.switch_page("pages/audit.py").run()
+    assert_clean(at)
+    assert any("samples.csv" in e.value and "damaged" in e.value for e in at.error)
+
+
 # ---------------------------------------------------------------- Easy/hard audit
 def test_audit_gallery_holds_d_f_with_gold_truth(dashboard_runs):
     _, ids = dashboard_runs

@@ -86,15 +86,15 @@ def require_complete_run() -> runs.Run:
         st.info("No finished run yet. Launch one on the Run page (the digits demo gives results in about a minute).")
         nav.link("run", "Go to the Run page")
         st.stop()
-    run = runs.open_run(run_id)
-    status = run.status()
-    if status.get("state") != "complete":
-        msg = f"Run `{run_id}` is {status.get('state')}"
-        if status.get("state") in ("queued", "running"):
-            st.info(f"{msg} ({100 * float(status.get('progress', 0)):.0f}%, {status.get('stage')}); "
-                    "its results appear here when it finishes.")
+    info = {r.run_id: r for r in runs.list_runs()}.get(run_id)  # list_runs reads 'damaged' for broken files
+    if info is None:
+        st.stop()  # deleted since the line above: the next rerun picks another
+    if info.state != "complete":
+        msg = f"Run `{run_id}` is {info.state}"
+        if info.state in ("queued", "running"):
+            st.info(f"{msg} ({100 * info.progress:.0f}%, {info.stage}); its results appear here when it finishes.")
         else:
-            st.warning(f"{msg}: {status.get('error') or 'no results'}. Choose another run on the Run page.")
+            st.warning(f"{msg}: {info.error or 'no results'}. Choose another run on the Run page.")
         nav.link("run", "Go to the Run page")
         st.stop()
-    return run
+    return runs.open_run(run_id)
