@@ -12,6 +12,7 @@ import streamlit as st
 
 from tmu_core import runs
 from tmu_core.config import DataConfig, ForgetSpec, RunConfig
+from tmu_core.errors import TMUError
 from tmu_core.recipes import default_train_config
 
 RUN = "run_id"
@@ -54,8 +55,6 @@ def run_config(d: dict, train_overrides: dict | None = None, methods=None, metho
                name: str = "") -> RunConfig:
     """A RunConfig from the draft and the Run page's settings (validated by the dataclasses)."""
     if d["mode"] == "hand-pick" and not d["ids"]:
-        from tmu_core.errors import TMUError
-
         raise TMUError("no samples picked: select images in the Forget set page's gallery, or choose by count")
     kw = {} if methods is None else {"methods": tuple(methods)}
     return RunConfig(data=DataConfig(dataset=d["dataset"]), forget=forget_spec(d), train=train_config(d, train_overrides),
