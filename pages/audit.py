@@ -3,18 +3,13 @@ import math
 
 import streamlit as st
 
-from ui import cache, charts, nav, state, tables
+from ui import charts, nav, state, tables
 
 nav.ensure_router()
 
 st.title("Easy/hard audit")
-run = state.require_complete_run()
-metrics = cache.metrics(cache.root(), run.id)
-if "tmu" not in metrics:
-    st.info("This run did not include TMU, so there are no easy/hard predictions to audit.")
-    st.stop()
+run, metrics, samples = state.require_tmu_results("there are no easy/hard predictions to audit")
 tmu = metrics["tmu"]
-samples = cache.samples(cache.root(), run.id)
 with st.expander("How to read this page"):
     st.markdown(nav.help_text("audit"))
 

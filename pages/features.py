@@ -1,7 +1,7 @@
 """Features: NF, AF, CF for easy vs hard on the twin's D_a and on D_f; a scatter of two; the ablation."""
 import streamlit as st
 
-from ui import cache, charts, nav, state, tables
+from ui import charts, nav, state, tables
 
 nav.ensure_router()
 
@@ -10,12 +10,7 @@ SETS = {"aux": "D_a — the twin problem (what the classifier learned from)",
 COLOR_BY = {"truth": "true label (D_a: original's verdict, D_f: gold's)", "predicted": "TMU's prediction"}
 
 st.title("Features")
-run = state.require_complete_run()
-metrics = cache.metrics(cache.root(), run.id)
-if "tmu" not in metrics:
-    st.info("This run did not include TMU, so no features were computed.")
-    st.stop()
-samples = cache.samples(cache.root(), run.id)
+run, metrics, samples = state.require_tmu_results("no features were computed")
 st.caption(nav.help_text("features"))
 
 c1, c2, c3 = st.columns([3, 2, 1])

@@ -206,6 +206,17 @@ def test_a_damaged_sample_table_is_one_error_line(stored_runs, runs_dir):
     assert any("samples.csv" in e.value and "damaged" in e.value for e in at.error)
 
 
+@pytest.mark.parametrize("name", ["audit", "features"])
+def test_a_run_without_tmu_says_so(stored_runs, runs_dir, name):
+    run = copy_run(stored_runs, runs_dir)
+    metrics = run.read_json("metrics.json")
+    del metrics["tmu"], metrics["models"]["tmu"]
+    run.write_json("metrics.json", metrics)
+    at = page_test(name, run.id)
+    assert_clean(at)
+    assert any("did not include TMU" in i.value for i in at.info)
+
+
 # ---------------------------------------------------------------- Easy/hard audit
 def test_audit_gallery_holds_d_f_with_gold_truth(dashboard_runs):
     _, ids = dashboard_runs

@@ -97,3 +97,15 @@ def require_complete_run() -> runs.Run:
         nav.link("run", "Go to the Run page")
         st.stop()
     return runs.open_run(run_id)
+
+
+def require_tmu_results(missing: str):
+    """(run, metrics, samples) of the selected complete run when it includes TMU; otherwise say so and stop."""
+    from ui import cache
+
+    run = require_complete_run()
+    metrics = cache.metrics(cache.root(), run.id)
+    if "tmu" not in metrics:
+        st.info(f"Run `{run.id}` did not include TMU, so {missing}.")
+        st.stop()
+    return run, metrics, cache.samples(cache.root(), run.id)
