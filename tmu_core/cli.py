@@ -117,7 +117,9 @@ def cmd_execute(args) -> int:
         raise TMUError(f"run {run.id} is already complete; start a new run to change anything")
     if state == "running":
         raise TMUError(f"run {run.id} is already running (pid {run.status().get('pid')}); cancel it first")
-    run.clear_cancel()  # executing again is an explicit request: an old cancel must not stop it at once
+    if state in ("cancelled", "interrupted", "failed"):
+        run.clear_cancel()  # executing again is an explicit request: an old cancel must not stop it at once
+    # a queued run keeps its flag: a cancel pressed while this process was starting still counts
     execute(run, progress=None)
     return 0
 

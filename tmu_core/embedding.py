@@ -96,7 +96,7 @@ def job_status(run: runs.Run, model: str) -> dict:
         job = runs.read_json(job_path(run, model))
     except TMUError:
         return {"state": "none"}
-    if job.get("state") == "running" and not runs._pid_alive(job.get("pid")):
+    if job.get("state") == "running" and not runs.pid_alive(job.get("pid")):
         return {"state": "failed", "error": "the UMAP process stopped before it finished"}
     return job
 

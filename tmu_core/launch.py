@@ -87,14 +87,14 @@ def cancel(run: runs.Run, wait: float = 10.0) -> None:
     run.request_cancel()
     status = run.status()
     pid = status.get("pid")
-    if status.get("state") != "queued" or not runs._pid_alive(pid):
+    if status.get("state") != "queued" or not runs.pid_alive(pid):
         return
     try:
         os.killpg(pid, signal.SIGTERM)  # its own session: the group holds the run and nothing else
     except (ProcessLookupError, PermissionError):
         return
     deadline = time.monotonic() + wait
-    while runs._pid_alive(pid) and time.monotonic() < deadline:
+    while runs.pid_alive(pid) and time.monotonic() < deadline:
         reap()
         time.sleep(0.05)
     run.set_status(state="cancelled", error="cancelled by the user")

@@ -23,7 +23,7 @@ from .data import Dataset, ForgetSet, load_dataset, resolve_forget, to_float
 from .errors import Cancelled, TMUError
 from .methods import METHODS, method_config
 from .methods.loop import UnlearnTask
-from .references import original_and_gold
+from .references import original_and_gold, train_cached
 from .train import Progress, pick_device, predict, seed_everything
 
 log = logging.getLogger(__name__)
@@ -172,8 +172,9 @@ def _execute(run: runs.Run, cfg: RunConfig, writer: StatusWriter, report) -> dic
         if run.cancel_requested():
             raise Cancelled()
 
-    original, gold = original_and_gold(data, cfg.data, forget, cfg.train, cfg.seed, device, report, should_stop)
+    original = train_cached("original", data, cfg.data, cfg.train, data.train_ids, cfg.seed, device, report, should_stop)
     writer.done("original", original.seconds, original.cached)
+    gold = train_cached("gold", data, cfg.data, cfg.train, forget.remain_ids(data), cfg.seed, device, report, should_stop)
     writer.done("gold", gold.seconds, gold.cached)
 
     models = {"original": original.model, "gold": gold.model}

@@ -141,7 +141,7 @@ def _json_default(o):
     raise TypeError(f"not JSON serialisable: {type(o).__name__}")
 
 
-def _pid_alive(pid) -> bool:
+def pid_alive(pid) -> bool:
     if not isinstance(pid, int) or pid <= 0:
         return False
     try:
@@ -168,7 +168,7 @@ def _pid_start(pid) -> int | None:
 
 
 def _run_process_alive(st: dict) -> bool:
-    if not _pid_alive(st.get("pid")):
+    if not pid_alive(st.get("pid")):
         return False
     recorded = st.get("pid_start")
     return recorded is None or _pid_start(st["pid"]) in (None, recorded)
