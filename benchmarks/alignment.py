@@ -32,20 +32,38 @@ from tmu_core.sweep import parse_classes, tables, to_markdown, _md_table  # noqa
 RESULTS = Path(__file__).resolve().parent / "results"
 
 
-def run_all(cfg, classes, seeds, log) -> list[dict]:
-    """One result per (class, seed): all methods, plus TMU with the neggrad mechanism as model 'tmu_ng'."""
+def parse_variants(spec: str) -> dict[str, dict]:
+    """'tmu_ng:mechanism=neggrad;tmu_auto:clf_threshold=auto' -> {name: {setting: value}}."""
+    out = {}
+    for part in filter(None, (p.strip() for p in spec.split(";"))):
+        name, _, settings = part.partition(":")
+        values = {}
+        for kv in filter(None, settings.split(",")):
+            k, _, v = kv.partition("=")
+            values[k.strip()] = v.strip()
+        out[name.strip()] = values
+    return out
+
+
+def run_all(cfg, classes, seeds, variants, log) -> list[dict]:
+    """One result per (class, seed): all methods, plus each TMU variant (reusing the cached original and gold)."""
+    from tmu_core.methods import method_config
+
     results = []
     for seed in seeds:
         for c in classes:
             base = replace(cfg, seed=seed, forget=replace(cfg.forget, forget_class=str(c)))
             t = time.perf_counter()
             r = execute(start(base))
-            ng_params = dict(base.method_params).get("tmu", ())
-            ng_params = tuple(sorted({**dict(ng_params), "mechanism": "neggrad"}.items()))
-            ng_cfg = replace(base, methods=("tmu",), method_params=(("tmu", ng_params),))
-            r_ng = execute(start(ng_cfg))
-            r["models"]["tmu_ng"] = r_ng["models"]["tmu"]
-            r["tmu_ng"] = r_ng["tmu"]
+            for name, settings in variants.items():
+                defaults = method_config("tmu", base.data.dataset)
+                typed = {k: type(getattr(defaults, k))(v) if not isinstance(getattr(defaults, k), bool)
+                         else v.lower() in ("1", "true", "yes") for k, v in settings.items()}
+                params = {**dict(dict(base.method_params).get("tmu", ())), **typed}
+                v_cfg = replace(base, methods=("tmu",), method_params=(("tmu", tuple(sorted(params.items()))),))
+                r_v = execute(start(v_cfg))
+                r["models"][name] = r_v["models"]["tmu"]
+                r[name] = r_v["tmu"]
             results.append(r)
             m = r["models"]
             log(f"seed {seed} class {c}: gold A_f {m['gold']['acc_forget']:.1f}  |Δ| " +
@@ -82,13 +100,15 @@ def main(argv=None) -> int:
     p.add_argument("--curve", default="", help="forget counts for the forgetting-more-data curve, e.g. 20,50,100")
     p.add_argument("--curve-class", default="", help="class for the curve (default: the first of --classes)")
     p.add_argument("--tag", default="", help="suffix of the results file name")
+    p.add_argument("--variants", default="tmu_ng:mechanism=neggrad",
+                   help="extra TMU runs as name:setting=value,...; separated by ';' (default: the neggrad mechanism)")
     args = p.parse_args(argv)
     seeds = [int(s) for s in args.seeds.split(",")]
     cfg = _run_config(args, METHODS.names())
     classes = parse_classes(args.classes, cfg)
     started = time.perf_counter()
     log = lambda msg: print(msg, file=sys.stderr, flush=True)
-    results = run_all(cfg, classes, seeds, log)
+    results = run_all(cfg, classes, seeds, parse_variants(args.variants), log)
     frames = tables(results)
     if args.curve:
         frames["curve"] = curve(cfg, [int(n) for n in args.curve.split(",")], args.curve_class or classes[0], seeds[0], log)
@@ -104,7 +124,7 @@ def main(argv=None) -> int:
         f"- machine: {platform.machine()}, {os.cpu_count()} CPU cores; device: {r0['device']}; torch {torch.__version__}",
         f"- training recipe: {r0['train_config']}; data: {cfg.data}",
         f"- forget: {cfg.forget.forget_count} samples of each class in {classes}; seeds {seeds}",
-        "- TMU-NG (`tmu_ng`) is TMU with the negative-gradient mechanism; TMU uses random labels.",
+        f"- TMU variants beside the default `tmu`: {parse_variants(args.variants)} (TMU-NG = the negative-gradient mechanism).",
     ])
     md = to_markdown({k: v for k, v in frames.items() if k != "curve"}, header)
     if "curve" in frames and len(frames["curve"]):

@@ -34,7 +34,7 @@ def parse_classes(spec: str, cfg: RunConfig) -> list[int]:
 
 def _label(name: str) -> str:
     return {"finetune": "FT", "neggrad": "NG", "randlabel": "RL", "badteacher": "BT", "tmu": "TMU",
-            "tmu_ng": "TMU-NG"}.get(name, name)
+            "tmu_ng": "TMU-NG", "tmu_auto": "TMU-auto"}.get(name, name)
 
 
 def tables(results: list[dict]) -> dict[str, pd.DataFrame]:
@@ -42,7 +42,7 @@ def tables(results: list[dict]) -> dict[str, pd.DataFrame]:
     if not results:
         return {}
     methods = [m for m in results[0]["models"] if m not in ("original", "gold")]
-    methods = [m for m in BASELINES + ("tmu", "tmu_ng") + tuple(sorted(set(methods) - set(BASELINES) - {"tmu", "tmu_ng"}))
+    methods = [m for m in BASELINES + ("tmu", "tmu_ng", "tmu_auto") + tuple(sorted(set(methods) - set(BASELINES) - {"tmu", "tmu_ng", "tmu_auto"}))
                if m in methods]
     t1, t3, t4, mia = [], [], [], []
     for r in results:

@@ -23,6 +23,10 @@ from .data import to_float
 
 log = logging.getLogger(__name__)
 
+# Denormal floats make CPU convolutions crawl once a network has trained a while (measured: 3x slower
+# batches of CIFAR images on 2 cores); flushing them to zero changes no result that matters.
+torch.set_flush_denormal(True)
+
 
 @dataclass(frozen=True)
 class Progress:
