@@ -197,6 +197,9 @@ def _execute(run: runs.Run, cfg: RunConfig, writer: StatusWriter, report) -> dic
     ev = Evaluator(data, forget, device, cfg.seed)
     logits = {name: ev.logits(m) for name, m in models.items()}
     result_models = {name: {**ev.report(logits[name], logits["gold"]), "seconds": seconds[name]} for name in models}
+    # original and gold may come from the cache: their seconds are those of the training that made them
+    result_models["original"]["cached"] = original.cached
+    result_models["gold"]["cached"] = gold.cached
     gold_easy = (logits["gold"]["forget"].argmax(1) == forget.class_index).numpy().astype(np.int64)
     result = {
         "run_id": run.id, "dataset": cfg.data.dataset, "model": cfg.train.model, "forget_class": forget.class_index,

@@ -150,6 +150,8 @@ def run(task, cfg: TMUConfig, device, progress=None):
     p_easy_a = clf.p_easy(sa[:, cols(cfg.features)])
     pred_f = clf.predict(sf[:, cols(cfg.features)])
     pred_a = clf.predict(sa[:, cols(cfg.features)])
+    if clf.rule == "prior" and 0 < pred_f.sum() < len(pred_f):  # report the cut the rule placed on D_f
+        clf.threshold = float((p_easy_f[pred_f == 0].max() + p_easy_f[pred_f == 1].min()) / 2)
     lap("classifier")
 
     # 4. unlearning: keep D_r and predicted-easy D_f, forget predicted-hard D_f
