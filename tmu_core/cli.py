@@ -63,7 +63,10 @@ def _run_config(args, methods=()) -> RunConfig:
     for m in methods:
         values = given(args, METHODS.get(m).config_cls, prefix=m)
         if values:
-            method_config(m, data.dataset, values)  # validate now, not later in a worker
+            try:
+                method_config(m, data.dataset, values)  # validate now, not later in a worker
+            except TMUError as exc:  # the flags are --<method>-<setting>: say which method the setting is of
+                raise TMUError(f"method {m}: {exc}") from exc
             params.append((m, tuple(sorted(values.items()))))
     return RunConfig(data=data, forget=forget, train=train, methods=tuple(methods), method_params=tuple(params),
                      seed=args.seed, device=args.device, name=getattr(args, "name", "") or "")
@@ -142,9 +145,13 @@ def cmd_runs(args) -> int:
     items = runs.list_runs()
     if not items:
         print(f"no runs in {runs.runs_root()}")
+        return 0
+    width = max(20, *(len(r.run_id) for r in items))
+    print(f"{'run':<{width}} {'state':<11} {'stage':<14} {'progress':>8}  error")
     for r in items:
-        extra = f"  {r.error}" if r.error and r.state in ("failed", "interrupted", "damaged") else ""
-        print(f"{r.run_id:<60} {r.state:<11} {r.stage:<14} {100 * r.progress:5.1f}%{extra}")
+        stage = "" if r.state == "complete" or r.stage == r.state else r.stage  # where an unfinished run is (or stopped)
+        extra = r.error if r.error and r.state in ("failed", "interrupted", "damaged") else ""
+        print(f"{r.run_id:<{width}} {r.state:<11} {stage:<14} {100 * r.progress:7.1f}%  {extra}".rstrip())
     return 0
 
 

@@ -19,57 +19,63 @@ def opt(default, help: str, **meta):
     return field(default=default, metadata={"help": help, **meta})
 
 
-def _coerce(f, value, owner: str):
+def words(name: str) -> str:
+    """A field as plain words ("forget_count" -> "forget count"): the dashboard's widget label, and the CLI
+    flag (--forget-count) without its dashes, so one error message reads right in both."""
+    return name.replace("_", " ")
+
+
+def _coerce(f, value):
     """The value in the type of the field's default (a hand-edited config.json may hold "3" or 3.0)."""
     default = f.default
+    what = words(f.name)
     if default is MISSING or value is None:
         return value
     if isinstance(default, bool):
         numpy_bool = getattr(getattr(value, "dtype", None), "kind", "") == "b"  # neither bool nor Integral
         if (isinstance(value, (bool, numbers.Integral)) or numpy_bool) and value in (0, 1):
             return bool(value)
-        raise TMUError(f"{f.name} must be true or false (got {value!r}) in {owner}")
+        raise TMUError(f"{what} must be true or false (got {value!r})")
     if isinstance(default, int):
         if isinstance(value, numbers.Integral) and not isinstance(value, bool):
             return int(value)
         if isinstance(value, float) and value.is_integer():
             return int(value)
-        raise TMUError(f"{f.name} must be a whole number (got {value!r}) in {owner}")
+        raise TMUError(f"{what} must be a whole number (got {value!r})")
     if isinstance(default, float):
         if isinstance(value, numbers.Real) and not isinstance(value, bool):
             return float(value)
-        raise TMUError(f"{f.name} must be a number (got {value!r}) in {owner}")
+        raise TMUError(f"{what} must be a number (got {value!r})")
     if isinstance(default, str):
         if isinstance(value, str):
             return value
         if isinstance(value, numbers.Integral) and not isinstance(value, bool):
             return str(value)  # a class given as index 3 means "3"
-        raise TMUError(f"{f.name} must be text (got {value!r}) in {owner}")
+        raise TMUError(f"{what} must be text (got {value!r})")
     if isinstance(default, tuple):
         if isinstance(value, (list, tuple)):
             return tuple(value)
-        raise TMUError(f"{f.name} must be a list (got {value!r}) in {owner}")
+        raise TMUError(f"{what} must be a list (got {value!r})")
     return value
 
 
 def check_bounds(obj) -> None:
     """Coerce every field to its default's type, then enforce the `min`/`max`/`choices` metadata."""
-    name = type(obj).__name__
     for f in fields(obj):
-        value = _coerce(f, getattr(obj, f.name), name)
+        value = _coerce(f, getattr(obj, f.name))
         if value is not getattr(obj, f.name):
             object.__setattr__(obj, f.name, value)
         meta = f.metadata
         if "choices" in meta and value not in meta["choices"]:
-            raise TMUError(f"{f.name} '{value}' is not valid; choose one of: {', '.join(map(str, meta['choices']))}")
+            raise TMUError(f"{words(f.name)} '{value}' is not valid; choose one of: {', '.join(map(str, meta['choices']))}")
         if isinstance(value, (int, float)) and not isinstance(value, bool):
             if isinstance(value, float) and not math.isfinite(value):
-                raise TMUError(f"{f.name} must be a finite number, got {value}")
+                raise TMUError(f"{words(f.name)} must be a finite number (got {value})")
             lo, hi = meta.get("min"), meta.get("max")
             if lo is not None and value < lo:
-                raise TMUError(f"{f.name} must be >= {lo} (got {value}) in {name}")
+                raise TMUError(f"{words(f.name)} must be at least {lo:g} (got {value:g})")
             if hi is not None and value > hi:
-                raise TMUError(f"{f.name} must be <= {hi} (got {value}) in {name}")
+                raise TMUError(f"{words(f.name)} must be at most {hi:g} (got {value:g})")
 
 
 @dataclass(frozen=True)
@@ -90,6 +96,9 @@ class DataConfig:
         DATASETS.entry(self.dataset)
 
 
+FRACTION_ERROR = "forget fraction must be below 1 (got {:g}): the class must keep some samples"
+
+
 @dataclass(frozen=True)
 class ForgetSpec:
     """The forget set D_f: part of one class, by count, fraction or explicit sample ids."""
@@ -100,16 +109,16 @@ class ForgetSpec:
     forget_ids: tuple[int, ...] = opt((), "explicit training sample ids to forget (overrides count/fraction)")
 
     def __post_init__(self):
-        count = self.forget_count
-        if isinstance(count, int) and count < 1 and not self.forget_ids and not self.forget_fraction:
-            raise TMUError(f"forget_count must be at least 1 (got {count}); or give forget_fraction or forget_ids")
+        count, fraction = self.forget_count, self.forget_fraction
+        if isinstance(count, int) and count < 1 and not self.forget_ids and not fraction:
+            raise TMUError(f"forget count must be at least 1 (got {count}), or give a forget fraction or forget ids")
+        if isinstance(fraction, numbers.Real) and not isinstance(fraction, bool) and fraction >= 1.0:
+            raise TMUError(FRACTION_ERROR.format(fraction))  # one message for 1.0 and 1.5 alike
         check_bounds(self)
         object.__setattr__(self, "forget_class", str(self.forget_class).strip())
         if not all(isinstance(i, numbers.Integral) and not isinstance(i, bool) for i in self.forget_ids):
             raise TMUError(f"forget ids must be whole numbers (sample ids of the training set), got {list(self.forget_ids)[:5]}")
         object.__setattr__(self, "forget_ids", tuple(int(i) for i in self.forget_ids))
-        if self.forget_fraction >= 1.0:
-            raise TMUError("forget_fraction must be below 1 (the class must keep some samples)")
 
 
 @dataclass(frozen=True)
@@ -157,7 +166,7 @@ class RunConfig:
         if isinstance(self.seed, float) and self.seed.is_integer():
             object.__setattr__(self, "seed", int(self.seed))
         if not isinstance(self.seed, numbers.Integral) or isinstance(self.seed, bool):
-            raise TMUError(f"seed must be a whole number >= 0 (got {self.seed!r})")
+            raise TMUError(f"seed must be a whole number, at least 0 (got {self.seed!r})")
         object.__setattr__(self, "seed", int(self.seed))
         if not isinstance(self.device, str) or not isinstance(self.name, str):
             raise TMUError("device and name must be text")
@@ -171,7 +180,7 @@ class RunConfig:
         if self.device not in ("auto", "cpu", "cuda", "mps") and not re.fullmatch(r"cuda:\d+", self.device):
             raise TMUError(f"device '{self.device}' is not valid; choose auto, cpu, cuda, cuda:N or mps")
         if self.seed < 0:
-            raise TMUError(f"seed must be >= 0 (got {self.seed})")
+            raise TMUError(f"seed must be at least 0 (got {self.seed})")
 
     def params_for(self, method: str) -> dict:
         """The overrides given for one method's config (empty when none)."""
