@@ -7,7 +7,7 @@ import streamlit as st
 
 from tmu_core import runs
 from tmu_core.errors import TMUError
-from ui import cache, nav, state
+from ui import cache, nav, state, tables
 
 st.set_page_config(page_title="TMU dashboard", page_icon=":material/psychology:", layout="wide")
 page = st.navigation(nav.sections())
@@ -23,10 +23,13 @@ with st.sidebar:
     run_ids = [r.run_id for r in infos]
     selected = state.selected_run_id()
     if run_ids:
-        labels = {r.run_id: f"{r.run_id} · {r.state}" for r in infos}
+        labels = {r.run_id: tables.run_label(r) for r in infos}  # the full id is on the Run page
         st.session_state["sidebar_run"] = selected
         st.selectbox("Selected run", run_ids, key="sidebar_run", format_func=labels.get, on_change=_pick_run,
-                     placeholder="none finished yet", help="The run the audit, features, embeddings and alignment pages show.")
+                     placeholder="none finished yet", help="The run the audit, features, embeddings and alignment pages show "
+                          "(dataset · forget class · |D_f| · last update).")
+        if selected:
+            st.caption(f"`{selected}`")
     else:
         st.caption("No runs yet: launch one on the Run page.")
     st.caption(f"Run store: `{runs.runs_root()}`")

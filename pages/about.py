@@ -10,7 +10,7 @@ nav.ensure_router()
 st.title("Twin Machine Unlearning")
 st.caption("Aligning unlearning with retraining: forget the hard samples, keep the easy ones.")
 
-col_text, col_demo = st.columns([3, 1])
+col_text, col_demo = st.columns([2, 1])
 with col_text:
     st.markdown(nav.help_text("about"))
 with col_demo, st.container(border=True):
@@ -25,7 +25,8 @@ with col_demo, st.container(border=True):
         else:
             state.select_run(run.id)
             st.switch_page(nav.page("run"))
-    nav.link("forget_set", "Or choose your own forget set")
+    st.caption("Or choose your own forget set:")
+    nav.link("forget_set", "Forget set page")
 
 st.image(str(nav.asset("twin_trick.svg")), caption="The real problem, its twin, and the transfer between them.")
 st.markdown(nav.help_text("twin"))

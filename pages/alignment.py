@@ -10,6 +10,23 @@ st.title("Alignment")
 st.caption(nav.help_text("alignment"))
 
 
+PCT = st.column_config.NumberColumn(format=tables.PERCENT_FORMAT)
+DIST = st.column_config.NumberColumn(format=tables.DISTANCE_FORMAT)
+
+
+def number_formats(df, distance: bool = False) -> dict:
+    """One decimal for every numeric column of a paper table (accuracies, |Δ|, MIA are %); three for distances."""
+    return {c: DIST if distance else PCT for c in df.columns if c != "class" and df[c].dtype.kind in "fi"}
+
+
+def show_table1(row) -> None:
+    """The paper's Table 1 is one wide row: split into accuracies and |Δ| so each fits the page."""
+    deltas = ["class"] + [c for c in row.columns if c.endswith("|Δ|")]
+    rest = [c for c in row.columns if c not in deltas[1:]]
+    st.dataframe(row[rest], hide_index=True, key="align_table1", column_config=number_formats(row[rest]))
+    st.dataframe(row[deltas], hide_index=True, key="align_table1_delta", column_config=number_formats(row[deltas]))
+
+
 def show_run() -> None:
     run = state.require_complete_run()
     metrics = cache.metrics(cache.root(), run.id)
@@ -21,24 +38,33 @@ def show_run() -> None:
     m[0].metric("Gold A_f (target)", f"{gold['A_f']:.1f}%")
     if "tmu" in metrics["models"]:
         m[1].metric("TMU |Δ|", f"{metrics['models']['tmu']['abs_delta']:.1f}")
-    best = models[~models["model"].isin(["original", "gold"])].sort_values("abs_delta").iloc[0]
-    m[2].metric("Best aligned", best["label"], help=f"smallest |Δ|: {best['abs_delta']:.1f}")
-    if metrics.get("cost_ratio") is not None:
-        m[3].metric("TMU cost / retrain", f"{metrics['cost_ratio']:.2f}×", help="TMU's seconds over the gold model's")
+    best, best_delta = tables.best_aligned(models)
+    m[2].metric("Best aligned", best, help=f"smallest |Δ|: {best_delta:.1f} (FT fine-tuning, NG negative gradient, "
+                                           "RL random labels, BT Bad Teacher)")
+    cost = tables.cost_text(metrics)
+    if cost:
+        m[3].metric("TMU time / gold's training time", f"{metrics['cost_ratio']:.2f}×", help=cost)
+        st.caption(cost)
+    note = tables.alignment_note(metrics)
+    if note:
+        st.info(f"**Why TMU is not the closest to gold here.** {note}", icon=":material/info:")
 
     c1, c2 = st.columns([3, 2])
     c1.plotly_chart(charts.forget_accuracy_figure(models), key="align_af")
     c2.plotly_chart(charts.delta_figure(models), key="align_delta")
     st.plotly_chart(charts.utility_figure(models), key="align_utility")
     st.dataframe(models.drop(columns="model"), hide_index=True, key="align_table", column_config={
-        "label": "model", "delta": st.column_config.NumberColumn("Δ = A_f − gold A_f", format="%+.1f"),
-        "abs_delta": st.column_config.NumberColumn("|Δ|", format="%.1f"),
-        "activation_distance": st.column_config.NumberColumn("activation distance (L2)", format="%.4f"),
-        "mia": st.column_config.NumberColumn("MIA (%)", format="%.1f"),
-        "seconds": st.column_config.NumberColumn("seconds", format="%.1f")})
+        "label": "model", **{c: st.column_config.NumberColumn(c, format=tables.PERCENT_FORMAT) for c in ("A_test", "A_r", "A_f")},
+        "delta": st.column_config.NumberColumn("Δ = A_f − gold A_f", format="%+.1f"),
+        "abs_delta": st.column_config.NumberColumn("|Δ|", format=tables.PERCENT_FORMAT),
+        "activation_distance": st.column_config.NumberColumn("activation distance (L2)", format=tables.DISTANCE_FORMAT),
+        "mia": st.column_config.NumberColumn("MIA (%)", format=tables.PERCENT_FORMAT),
+        "seconds": st.column_config.NumberColumn("seconds", format="%.1f"),
+        "timing": st.column_config.TextColumn("seconds spent", help="a cached original or gold model was trained "
+                                              "by an earlier run with the same recipe; this run only loaded it")})
     st.markdown("**This run as a row of the paper's Table 1** (accuracy %, |Δ| = |A_f − gold A_f|)")
     row = sweep.tables([metrics])["table1"]
-    st.dataframe(row[row["class"] != "Avg"], hide_index=True, key="align_table1")
+    show_table1(row[row["class"] != "Avg"])
 
 
 def show_sweeps() -> None:
@@ -58,7 +84,7 @@ def show_sweeps() -> None:
     st.plotly_chart(charts.sweep_delta_figure(tables.sweep_delta_long(frames["table1"])), key="align_sweep_chart")
     for key, df in frames.items():
         st.markdown(f"**{sweep.TITLES.get(key, key)}**")
-        st.dataframe(df, hide_index=True, key=f"align_sweep_{key}")
+        st.dataframe(df, hide_index=True, key=f"align_sweep_{key}", column_config=number_formats(df, key == "table3"))
     st.download_button("Download the tables (Markdown)", sweep.to_markdown(frames, f"## Sweep {sweep_id}"),
                        file_name=f"{sweep_id}.md", key="align_sweep_download", icon=":material/download:")
 

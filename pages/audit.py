@@ -14,8 +14,11 @@ with st.expander("How to read this page"):
     st.markdown(nav.help_text("audit"))
 
 st.caption(f"Run `{run.id}`: {metrics['dataset']}, class {metrics['forget_class_name']}, |D_f| = {metrics['forget_count']}")
-m = st.columns(5)
+m = st.columns(6)
 m[0].metric("Label accuracy", f"{tmu['label_accuracy']:.1f}%", help="predicted easy/hard agrees with gold's verdict")
+m[5].metric("'All easy' baseline", f"{tables.all_easy_baseline(tmu):.1f}%",
+            help="the label accuracy of calling every sample easy (the share of D_f gold gets right): the "
+                 "classifier is only useful where it beats this")
 m[1].metric("Predicted easy / hard", f"{tmu['pred_easy']} / {tmu['pred_hard']}")
 m[2].metric("Gold easy / hard", f"{tmu['gold_easy']} / {tmu['gold_hard']}", help="hard = the gold model gets it wrong")
 auc = tmu.get("auc_p_easy")
@@ -23,6 +26,14 @@ m[3].metric("AUC of p(easy)", f"{auc:.1f}" if auc is not None and math.isfinite(
             help="how well p(easy) ranks gold-easy above gold-hard samples (50 = chance; undefined when all of "
                  "D_f has one gold label)")
 m[4].metric("Threshold", f"{tmu['threshold']:.2f}", help="p(easy) at or above it is predicted easy")
+
+
+
+def table_height(rows: int) -> int:
+    """Pixels for a table of 56-px rows under its 35-px header: exactly its rows (no blank one below the
+    last), at most 9 and a half (the half says it scrolls)."""
+    return 38 + (56 * rows if rows <= 9 else 56 * 9 + 28)
+
 
 left, right = st.columns([1, 2])
 left.plotly_chart(charts.confusion_figure(tables.confusion_frame(tmu["confusion"]), tmu["label_accuracy"]),
@@ -35,14 +46,15 @@ with right:
     predicted = f1.multiselect("Predicted", ["easy", "hard"], key="audit_pred")
     truth = f2.multiselect("Gold truth", ["easy", "hard"], key="audit_truth")
     disagree = f3.toggle("Disagreements only", key="audit_disagree", help="prediction differs from gold's verdict")
-    st.download_button("Download the per-sample table (CSV)", samples.drop(columns="image").to_csv(index=False),
+    st.download_button("Download the per-sample table (CSV)", tables.samples_csv(samples),
                        file_name=f"{run.id}-samples.csv", mime="text/csv", key="audit_download",
                        icon=":material/download:")
 
 view = tables.filter_audit(tables.audit_frame(samples, "forget"), predicted, truth, disagree)
 config = {"image": st.column_config.ImageColumn("image", width="small"),
           "p_easy": st.column_config.ProgressColumn("p(easy)", min_value=0.0, max_value=1.0, format="%.2f"),
-          "agree": st.column_config.CheckboxColumn("agrees"),
+          "agree": st.column_config.TextColumn("agrees", width="small"),
+          "augmented": st.column_config.TextColumn("augmented", width="small"),
           **{f: st.column_config.NumberColumn(f, format="%.3g") for f in tables.FEATURES}}
 for label in ("hard", "easy"):
     part = view[view["predicted"] == label].drop(columns=["predicted", "truth"])
@@ -52,8 +64,8 @@ for label in ("hard", "easy"):
     wrong = int((~part["agree"]).sum())
     st.caption(f"{wrong} of them disagree with the gold model." if len(part) else "None with these filters.")
     if len(part):
-        st.dataframe(part, key=f"audit_gallery_{label}", column_config=config, hide_index=True, row_height=56,
-                     height=min(560, 60 + 57 * len(part)))
+        st.dataframe(tables.for_display(part), key=f"audit_gallery_{label}", column_config=config, hide_index=True,
+                     row_height=56, height=table_height(len(part)))
 
 with st.expander(f"The twin's D_a: {tmu['aux_count']} samples the classifier learned from"):
     sizing = tmu.get("aux_sizing", {})
@@ -62,4 +74,7 @@ with st.expander(f"The twin's D_a: {tmu['aux_count']} samples the classifier lea
                + (" (capped)" if sizing.get("capped") else "") + ". Labels: the original model's verdict; "
                "augmented copies show their source image.")
     aux = tables.audit_frame(samples, "aux")
-    st.dataframe(aux, key="audit_aux", column_config=config, hide_index=True, row_height=56, height=420)
+    aux_config = {**config, "id": st.column_config.NumberColumn(
+        "D_a index", format="%d", help="position in D_a (not a training id); its image is training image source_id")}
+    st.dataframe(tables.for_display(aux), key="audit_aux", column_config=aux_config, hide_index=True, row_height=56,
+                 height=table_height(len(aux)))

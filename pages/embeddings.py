@@ -17,13 +17,14 @@ samples = cache.samples(cache.root(), run.id)
 st.caption(nav.help_text("embeddings"))
 
 models = cache.embedding_models(cache.root(), run.id)
-c1, c2, c3 = st.columns([3, 2, 1])
+c1, c2, c3 = st.columns([3, 2, 2])
 st.session_state.setdefault("emb_model", "tmu" if "tmu" in models else models[0])
 st.session_state.setdefault("emb_color", "truth")
 model = c1.radio("Model", models, key="emb_model", format_func=tables.model_label, horizontal=True)
 color_by = c2.radio("D_f easy/hard by", list(COLOR_BY), key="emb_color", format_func=COLOR_BY.get, horizontal=True,
                     disabled="tmu" not in metrics)
 show_aux = c3.toggle("Show D_a", key="emb_aux", help="the twin's aux samples (by the original model's verdict)")
+zoom = c3.toggle("Zoom to the forget class", key="emb_zoom", help="show only the region of the forget class's samples")
 
 path = embedding.map_path(run, model)
 umap = cache.umap_map(cache.root(), run.id, model, path.stat().st_mtime) if path.exists() else None
@@ -56,9 +57,11 @@ if umap is None:
     st.stop()
 
 df = tables.umap_frame(umap, samples, int(metrics["forget_class"]), color_by if "tmu" in metrics else "truth", show_aux)
-title = f"UMAP of the {tables.model_label(model)} model's penultimate activations (class {metrics['forget_class_name']})"
-event = st.plotly_chart(charts.umap_figure(df, title), key=f"emb_chart_{model}", on_select="rerun",
-                        selection_mode=("box", "lasso", "points"))
+title = f"UMAP of penultimate activations: {tables.model_label(model)} model (forget class {metrics['forget_class_name']})"
+plot, _ = st.columns([4, 1])  # equal axis scales: a narrower, taller plot gives the clusters room
+with plot:
+    event = st.plotly_chart(charts.umap_figure(df, title, zoom), key=f"emb_chart_{model}", on_select="rerun",
+                            selection_mode=("box", "lasso", "points"))
 picked = tables.selected_points(event.selection.points)
 if not picked:
     st.caption("Hover for a sample's id and class; box- or lasso-select points to see their images.")

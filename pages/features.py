@@ -35,7 +35,7 @@ event = st.plotly_chart(charts.feature_scatter(df, x, y), key=f"feat_scatter_{ro
 picked = {sid for sid, _ in tables.selected_points(event.selection.points)}
 if picked:
     chosen = tables.audit_frame(samples, role)
-    st.dataframe(chosen[chosen["id"].isin(picked)], key="feat_selected", hide_index=True, row_height=56,
+    st.dataframe(tables.for_display(chosen[chosen["id"].isin(picked)]), key="feat_selected", hide_index=True, row_height=56,
                  column_config={"image": st.column_config.ImageColumn("image", width="small")})
 else:
     st.caption("Select points (box or lasso in the chart's toolbar) to see their images.")
@@ -44,8 +44,13 @@ st.subheader("Ablation: label accuracy by feature subset")
 ablation = tables.ablation_frame(metrics)
 c1, c2 = st.columns([2, 1])
 c1.plotly_chart(charts.ablation_figure(ablation), key="feat_ablation")
-c2.dataframe(ablation, hide_index=True, key="feat_ablation_table",
-             column_config={"label_accuracy": st.column_config.NumberColumn("label accuracy (%)", format="%.1f")})
+c2.dataframe(tables.for_display(ablation), hide_index=True, key="feat_ablation_table",
+             column_config={"features": st.column_config.TextColumn("features", width="medium"),
+                            "label_accuracy": st.column_config.NumberColumn("label accuracy (%)",
+                                                                            format=tables.PERCENT_FORMAT)})
+c2.caption(f"The last row, *{tables.BASELINE_ROW}*, calls every D_f sample easy without any feature: "
+           f"{tables.all_easy_baseline(metrics['tmu']):.1f}% of D_f is easy for the gold model. A feature subset "
+           "helps only where it beats that.")
 sizing = metrics["tmu"].get("aux_sizing", {})
 c2.caption(f"D_a: {metrics['tmu']['aux_easy']} easy, {metrics['tmu']['aux_hard']} hard; {sizing.get('used')} used of "
            f"{sizing.get('requested')} requested by Eq. 3 ({sizing.get('available')} in the pool, "

@@ -1,7 +1,12 @@
-"""Forget set: choose the data, the class and D_f (by count, fraction or by picking images), see what it implies."""
+"""Forget set: choose the data, the class and D_f (by count, fraction or by picking images), see what it implies.
+
+An invalid choice (data that is not there, a bad forget set) leaves the draft at the last valid one, and the
+Run page says so.
+"""
+import copy
+
 import streamlit as st
 
-from tmu_core.config import DataConfig
 from tmu_core.data import DATASETS
 from tmu_core.errors import TMUError
 from tmu_core.models import MODELS
@@ -11,18 +16,27 @@ from ui import cache, nav, state, tables
 nav.ensure_router()
 
 GALLERY_LIMIT = 600  # images shown per class (a CIFAR class has 4500: pick among the first ones)
-GRID_COLUMNS = 12
+GRID_COLUMNS = 8  # (id, image) pairs per row
 
 st.title("Forget set")
 st.caption("D_f is part of one class. Choose it here; the Run page launches it.")
 d = state.draft()
+before = copy.deepcopy(d)  # the last valid choice: kept if this one fails
+
+
+def invalid(message: str, show=st.error) -> None:
+    """Show why this choice cannot run, keep the previous draft for the Run page, and stop."""
+    show(message)
+    state.reject(d, before, message)
+    st.stop()
+
 
 c1, c2, c3 = st.columns([2, 2, 1])
 datasets = dict(DATASETS.describe())
 state.bind("fs_dataset", "dataset", datasets)
 d["dataset"] = c1.selectbox("Dataset", list(datasets), key="fs_dataset",
                             help="digits is bundled and instant; the others need their files (or a download).")
-c1.caption(datasets[d["dataset"]])
+c1.caption(state.ui_message(datasets[d["dataset"]]))
 models = dict(MODELS.describe())
 state.bind("fs_model", "model", models)
 d["model"] = c2.selectbox("Model", list(models), key="fs_model", help=models.get(d["model"]))
@@ -31,12 +45,22 @@ state.bind("fs_seed", "seed")
 d["seed"] = int(c3.number_input("Seed", min_value=0, step=1, key="fs_seed",
                                 help="seeds the train/aux split, the forget set and all training"))
 
-data_cfg = DataConfig(dataset=d["dataset"])
+if d["dataset"] not in state.BUNDLED:
+    state.bind("fs_data_root", "data_root")
+    required = d["dataset"] in state.FOLDER_REQUIRED
+    d["data_root"] = st.text_input(
+        "Data folder" + ("" if required else " (optional)"), key="fs_data_root",
+        placeholder="/path/to/images" if required else f"empty: ./data/{d['dataset']}",
+        help="a folder with train/ and test/ folders of class folders, or one folder of class folders (split by "
+             "the seed)" if required else "where the dataset's files are, or are downloaded to when online").strip()
+    if required and not d["data_root"]:
+        invalid("**imagefolder** reads your own images: enter their folder above, holding train/ and test/ "
+                "folders of class folders (e.g. train/cat/*.png), or just class folders.", st.info)
+data_cfg = state.data_config(d)
 try:
     data = cache.dataset(cache.as_json(data_cfg), d["seed"])
 except TMUError as exc:
-    st.warning(f"**{d['dataset']}** is not available here: {exc}")
-    st.stop()
+    invalid(f"**{d['dataset']}** is not available here: {state.ui_message(exc)}", st.warning)
 
 counts = {c: len(data.class_ids(c)) for c in range(data.num_classes)}
 state.bind("fs_class", "forget_class", counts)
@@ -60,7 +84,10 @@ elif d["mode"] == "fraction":
     state.bind("fs_fraction", "fraction")
     d["fraction"] = float(c3.slider("Fraction", 0.01, 0.99, step=0.01, key="fs_fraction"))
 
-train_cfg = state.train_config(d)
+try:
+    train_cfg = state.train_config(d)
+except TMUError as exc:
+    invalid(state.ui_message(exc))
 gallery = cache.class_gallery(cache.as_json(data_cfg), d["seed"], c, GALLERY_LIMIT)
 pick_key = f"fs_pick_{d['dataset']}_{d['seed']}_{c}"
 
@@ -76,7 +103,8 @@ if d["mode"] != "hand-pick" or d["ids"]:
         preview = cache.forget_preview(cache.as_json(data_cfg), cache.as_json(state.forget_spec(d)),
                                        cache.as_json(train_cfg), d["seed"])
     except TMUError as exc:
-        st.error(str(exc))
+        invalid(state.ui_message(exc))
+state.accept()
 
 m = st.columns(5)  # drawn even before anything is picked, so the gallery below does not jump
 aux = preview.aux if preview is not None else {}
@@ -84,8 +112,9 @@ m[0].metric("|D_f| forget", len(preview.forget_ids) if preview else "—", help=
 m[1].metric("|D_r^c| remain in class", preview.remain_class if preview else "—",
             help="what the gold model still sees of the class")
 m[2].metric("Eq. 3 |D_a|", aux.get("requested", "—"), help="twin forget set size: |D_f|·(|D_r^c|+|D_f|)/|D_r^c|")
-m[3].metric("D_a used", aux.get("used", "—"), delta=f"{aux['augmented']} augmented" if aux.get("augmented") else None,
-            delta_color="off", help=f"from the class's aux pool ({aux.get('available', '?')} images, never trained on)")
+m[3].metric("D_a used", aux.get("used", "—"),
+            help=f"from the class's aux pool ({aux.get('available', '?')} images, never trained on)"
+                 + (f", {aux['augmented']} of them augmented copies" if aux.get("augmented") else ""))
 if preview is not None:
     cached = [k for k, v in cached_models(data, data_cfg, train_cfg, d["seed"], preview.forget_ids).items() if v]
     m[4].metric("Cached models", "both" if len(cached) == 2 else (cached[0] if cached else "none"),
@@ -93,7 +122,10 @@ if preview is not None:
                      "missing ones are trained at the start of the run")
     if aux["capped"]:
         st.caption(f"Eq. 3 asks for {aux['requested']} aux images but the class's pool holds {aux['available']}; "
-                   f"augmentation is capped at {aux['max_factor']:g}× the pool, so D_a has {aux['used']}.")
+                   f"augmentation is capped at {aux['max_factor']:g}× the pool, so D_a has {aux['used']} "
+                   f"({aux['augmented']} augmented copies).")
+    elif aux.get("augmented"):
+        st.caption(f"D_a: {aux['available']} pool images and {aux['augmented']} augmented copies.")
     nav.link("run", "Continue: launch this forget set on the Run page")
 
 st.subheader(f"Class {data.classes[c]}: {n} training images")
@@ -101,10 +133,13 @@ if n > GALLERY_LIMIT:
     st.caption(f"Showing the first {GALLERY_LIMIT} of {n}.")
 if d["mode"] != "hand-pick":
     chosen = set(preview.forget_ids) if preview is not None else set()
-    st.caption(f"Framed in red: the {len(chosen)} samples of D_f. Switch to hand-pick to choose them yourself.")
+    st.caption(f"Framed in red: the {len(chosen)} samples of D_f, each beside its sample id. Switch to hand-pick "
+               "to choose them yourself.")
     grid = tables.image_grid(gallery, chosen, GRID_COLUMNS)
-    st.dataframe(grid, key="fs_grid", hide_index=True, row_height=60, height=min(640, 38 + 61 * len(grid)),
-                 column_config={col: st.column_config.ImageColumn(" ", width=64) for col in grid.columns})
+    config = {col: (st.column_config.NumberColumn("id", format="%d", width=52) if col.startswith("id ")
+                    else st.column_config.ImageColumn(" ", width=64)) for col in grid.columns}
+    st.dataframe(grid, key="fs_grid", hide_index=True, row_height=60, height=min(640, 63 + 60 * len(grid)),
+                 column_config=config)
     st.stop()
 
 st.info("Tick the rows of the images to forget; they form D_f.")

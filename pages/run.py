@@ -15,9 +15,11 @@ st.title("Run")
 d = state.draft()
 
 st.subheader("Launch")
-size = {"count": f"{d['count']} samples", "fraction": f"{100 * d['fraction']:.0f}% of the class",
-        "hand-pick": f"{len(d['ids'])} hand-picked samples"}[d["mode"]]
-st.markdown(f"**{d['dataset']}**, forget class **{d['forget_class']}**: {size} · model `{d['model']}` · seed {d['seed']}")
+rejected = state.draft_error()
+if rejected:
+    st.warning(f"The Forget set page's last choice ({rejected['choice']}) is not valid: {rejected['error']}  \n"
+               "This page launches the last valid setup instead, shown below.", icon=":material/warning:")
+st.markdown(f"Will launch: {state.describe(d)}")
 nav.link("forget_set", "Change the forget set")
 with st.expander("Training recipe of the original and gold models"):
     try:
@@ -40,7 +42,7 @@ if st.button("Launch run", key="run_launch", type="primary", icon=":material/pla
     try:
         run = launch.start_run(state.run_config(d, train_overrides, methods, params, name))
     except TMUError as exc:
-        st.error(str(exc))
+        st.error(state.ui_message(exc))
     else:
         state.select_run(run.id)
         st.rerun()

@@ -21,7 +21,7 @@ def metrics_fixture() -> dict:
 
     return {"models": {"tmu": model(80.0, 0.0), "gold": model(80.0, 0.0), "original": model(100.0, 20.0, 96.0, 100.0),
                        "neggrad": model(10.0, -70.0, 90.0, 96.0)},
-            "tmu": {"label_accuracy": 90.0, "features_used": ["NF", "AF", "CF"],
+            "tmu": {"label_accuracy": 90.0, "features_used": ["NF", "AF", "CF"], "gold_easy": 9, "gold_hard": 1,
                     "label_accuracy_by_features": {"NF": 85.0, "AF": 70.0, "NF+AF+CF": 90.0},
                     "confusion": {"easy_as_easy": 7, "easy_as_hard": 1, "hard_as_easy": 2, "hard_as_hard": 3}}}
 
@@ -43,6 +43,71 @@ def test_models_frame_orders_models_and_keeps_the_numbers():
     assert list(df["model"]) == ["original", "gold", "tmu", "neggrad"]
     row = df.set_index("model").loc["neggrad"]
     assert (row["A_f"], row["delta"], row["abs_delta"], row["A_test"]) == (10.0, -70.0, 70.0, 90.0)
+    assert set(df["timing"]) == {"this run"}
+
+
+def test_models_frame_labels_the_seconds_of_cached_models():
+    metrics = metrics_fixture()
+    metrics["models"]["gold"]["cached"] = True
+    metrics["models"]["original"]["cached"] = False
+    timing = tables.models_frame(metrics).set_index("model")["timing"]
+    assert timing["gold"] == "trained earlier (cached)" and timing["original"] == timing["tmu"] == "this run"
+    metrics["cost_ratio"] = 1.0
+    assert tables.cost_text(metrics) == ("TMU took 1.0 s; training the gold model from scratch took 1.0 s "
+                                         "(trained earlier (cached), not by this run).")
+
+
+def test_best_aligned_names_every_method_in_a_tie_by_short_name():
+    models = tables.models_frame(metrics_fixture())
+    assert tables.best_aligned(models) == ("TMU", 0.0)
+    tie = models.assign(abs_delta=[20.0, 0.0, 4.0, 4.04])  # 4.0 and 4.04 both show as 4.0
+    assert tables.best_aligned(tie) == ("tie: TMU, NG", 4.0)
+
+
+def explain_fixture(tmu_delta: float) -> dict:
+    metrics = metrics_fixture()
+    metrics["models"]["tmu"]["abs_delta"] = tmu_delta
+    metrics["models"]["finetune"] = {**metrics["models"]["tmu"], "abs_delta": 4.0}
+    metrics["tmu"].update({"gold_easy": 96, "gold_hard": 4, "pred_hard": 11, "aux_hard": 6, "aux_count": 56,
+                           "aux_sizing": {"requested": 500, "used": 56, "capped": True}})
+    return metrics
+
+
+def test_alignment_note_explains_a_worse_tmu_with_the_runs_numbers():
+    note = tables.alignment_note(explain_fixture(7.0))
+    for needle in ("Gold misclassifies 4 of the 100", "TMU called 11", "D_a had 56 samples of the 500 Eq. 3 asks for",
+                   "(6 hard)", "too few", "CIFAR-10"):
+        assert needle in note, needle
+    assert tables.alignment_note(explain_fixture(4.0)) is None  # tied for best: nothing to explain
+    assert tables.alignment_note(explain_fixture(1.0)) is None
+
+
+def test_all_easy_baseline_is_the_share_gold_gets_right():
+    assert tables.all_easy_baseline({"gold_easy": 96, "gold_hard": 4}) == 96.0
+    ablation = tables.ablation_frame(metrics_fixture())
+    assert ablation.iloc[-1].tolist() == ["all easy (baseline)", 90.0, False]
+    assert len(tables.ablation_frame(metrics_fixture(), baseline=False)) == 3
+
+
+def test_for_display_shows_yes_no_as_text():
+    df = tables.for_display(tables.audit_frame(samples_fixture(), "aux"))
+    assert list(df["agree"]) == ["✓", "✓"] and list(df["augmented"]) == ["✗", "✓"]
+
+
+def test_samples_csv_splits_the_id_by_meaning():
+    csv = pd.read_csv(io.StringIO(tables.samples_csv(samples_fixture().assign(image="data:"))))
+    assert list(csv.columns[:2]) == ["forget_id", "aux_index"] and "id" not in csv and "image" not in csv
+    assert csv["forget_id"].tolist()[:4] == [10, 11, 12, 13] and csv["forget_id"].iloc[4:].isna().all()
+    assert csv["aux_index"].iloc[4:].tolist() == [0, 1] and csv["aux_index"].iloc[:4].isna().all()
+
+
+def test_run_label_is_short():
+    from tmu_core.runs import RunInfo
+
+    info = RunInfo("demo-20261127-001139-ad55", "complete", "complete", 1.0, None, "2026-11-27T00:11:39",
+                   {"data": {"dataset": "digits"}, "forget": {"forget_class": "8", "forget_count": 100}})
+    assert tables.run_label(info) == "digits · class 8 · 100 · 11-27 00:11"
+    assert tables.run_label(RunInfo("x", "failed", "gold", 0.3, "boom", "", None)) == "x · class ? (failed)"
 
 
 def test_audit_frame_marks_gold_verdicts_and_agreement():
@@ -94,6 +159,7 @@ def test_runs_frame_describes_the_forget_set_size():
     df = tables.runs_frame(infos)
     assert list(df["|D_f|"][:2]) == ["100", "2"] and pd.isna(df["|D_f|"][2])
     assert list(df["error"]) == ["", "boom", "bad"] and list(df["state"]) == ["complete", "failed", "damaged"]
+    assert list(df["stage"]) == ["", "gold", ""]  # a complete run's stage would only repeat its state
 
 
 def test_selected_points_reads_ids_and_roles():
@@ -127,8 +193,9 @@ def test_png_data_url_enlarges_by_whole_pixels_and_frames():
 def test_image_grid_fills_rows_and_marks_the_chosen():
     gallery = pd.DataFrame({"id": [1, 2, 3], "image": ["a1", "a2", "a3"], "framed": ["f1", "f2", "f3"]})
     grid = tables.image_grid(gallery, {2}, per_row=2)
-    assert grid.shape == (2, 2) and grid.values.tolist()[0] == ["a1", "f2"]
-    assert grid.iloc[1, 0] == "a3" and pd.isna(grid.iloc[1, 1])
+    assert list(grid.columns) == ["id 1", "image 1", "id 2", "image 2"]
+    assert grid.values.tolist()[0] == [1, "a1", 2, "f2"]  # each image beside its sample id
+    assert grid.iloc[1, :2].tolist() == [3, "a3"] and pd.isna(grid.iloc[1, 2]) and pd.isna(grid.iloc[1, 3])
 
 
 # ---------------------------------------------------------------- charts
@@ -146,6 +213,10 @@ def test_feature_distributions_split_each_feature_by_label(kind, trace):
     values = {(t.name, t.xaxis): len(t.y if kind == "violin" else t.x) for t in fig.data}
     assert values[("easy", "x")] == 1 and values[("hard", "x")] == 3
     assert sum(t.showlegend for t in fig.data) == 2  # one legend entry per label
+    axis = "xaxis" if kind == "histogram" else "yaxis"
+    assert [fig.layout[f"{axis}{i}"].title.text for i in ("", "2", "3")] == ["NF value", "AF value", "CF value"]
+    if kind == "histogram":
+        assert fig.layout.yaxis.title.text == "samples"
 
 
 def test_feature_scatter_carries_ids_for_selection():
@@ -159,8 +230,8 @@ def test_feature_scatter_carries_ids_for_selection():
 def test_ablation_figure_highlights_the_subset_tmu_used():
     fig = charts.ablation_figure(tables.ablation_frame(metrics_fixture()))
     bar = fig.data[0]
-    assert list(bar.x) == ["NF", "AF", "NF+AF+CF"] and list(bar.y) == [85.0, 70.0, 90.0]
-    assert bar.marker.color[2] != bar.marker.color[0]
+    assert list(bar.x) == ["NF", "AF", "NF+AF+CF", "all easy (baseline)"] and list(bar.y) == [85.0, 70.0, 90.0, 90.0]
+    assert len({bar.marker.color[0], bar.marker.color[2], bar.marker.color[3]}) == 3  # plain, used, baseline
 
 
 def test_forget_accuracy_figure_puts_gold_first_and_draws_its_target_line():
@@ -168,6 +239,20 @@ def test_forget_accuracy_figure_puts_gold_first_and_draws_its_target_line():
     assert list(fig.data[0].x)[0] == "Gold (retrained)" and list(fig.data[0].y) == [80.0, 100.0, 80.0, 10.0]
     (line,) = fig.layout.shapes
     assert line.y0 == line.y1 == 80.0
+
+
+def test_forget_accuracy_labels_stay_clear_of_the_target_line_and_bars():
+    metrics = metrics_fixture()
+    metrics["models"]["randlabel"] = {**metrics["models"]["neggrad"], "acc_forget": 0.0}
+    fig = charts.forget_accuracy_figure(tables.models_frame(metrics))
+    bar = fig.data[0]
+    assert list(bar.text) == ["80.0", "100.0", "80.0", "10.0", "0.0"]  # a bar at 0 still has its label
+    # tall bars: the label at the bar's foot, far below the line near the top; short bars: just above
+    assert list(bar.textposition) == ["inside", "inside", "inside", "outside", "outside"]
+    assert bar.insidetextanchor == "start"
+    (note,) = fig.layout.annotations  # the line's note in the band above 100%, where no bar reaches
+    assert note.yref == "paper" and note.y == 1 and note.yanchor == "top" and "gold's A_f, 80.0%" in note.text
+    assert fig.layout.yaxis.range[1] >= 115
 
 
 def test_delta_figure_ranks_methods_without_gold_or_original():
@@ -188,6 +273,10 @@ def test_umap_figure_draws_each_group_once_with_hover_ids():
     fig = charts.umap_figure(df, "map")
     assert [t.name for t in fig.data] == ["other classes (1)", "D_r of the class (1)", "D_f easy (2)"]
     assert [list(c) for c in fig.data[2].customdata] == [[3, 8, "forget"], [4, 8, "forget"]]
+    assert fig.layout.height >= 700 and fig.layout.xaxis.range is None
+    zoomed = charts.umap_figure(df, "map", zoom=True)  # the forget class spans x and y 1..3
+    assert list(zoomed.layout.xaxis.range) == pytest.approx([0.8, 3.2])
+    assert list(zoomed.layout.yaxis.range) == pytest.approx([0.8, 3.2])
 
 
 def test_sweep_delta_figure_has_one_series_per_method():

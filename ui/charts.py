@@ -9,7 +9,7 @@ import pandas as pd
 import plotly.graph_objects as go
 from plotly.subplots import make_subplots
 
-from .tables import FEATURES, model_label
+from .tables import BASELINE_ROW, FEATURES, model_label
 
 EASY, HARD = "#2e7d32", "#c62828"
 LABEL_COLORS = {"easy": EASY, "hard": HARD}
@@ -51,10 +51,13 @@ def feature_distributions(df: pd.DataFrame, kind: str = "violin", title: str = "
             common = dict(name=label, legendgroup=label, showlegend=i == 1, marker_color=LABEL_COLORS[label])
             if kind == "histogram":
                 fig.add_trace(go.Histogram(x=part[feat], opacity=0.6, nbinsx=20, **common), row=1, col=i)
+                fig.update_xaxes(title_text=f"{feat} value", row=1, col=i)
+                fig.update_yaxes(title_text="samples" if i == 1 else None, row=1, col=i)
             else:
                 fig.add_trace(go.Violin(y=part[feat], x=[label] * len(part), points="all", box_visible=True, spanmode="hard",
                                         customdata=part["id"], hovertemplate="id %{customdata}: %{y:.3g}<extra></extra>",
                                         **common), row=1, col=i)
+                fig.update_yaxes(title_text=f"{feat} value", row=1, col=i)
     if kind == "histogram":
         fig.update_layout(barmode="overlay")
     return _layout(fig, title or f"Features by label (easy {int((df['label'] == 'easy').sum())}, "
@@ -76,8 +79,10 @@ def feature_scatter(df: pd.DataFrame, x: str, y: str, title: str = "") -> go.Fig
 
 
 def ablation_figure(df: pd.DataFrame) -> go.Figure:
-    """Label accuracy per feature subset (tables.ablation_frame); the subset TMU used is highlighted."""
-    colors = ["#1565c0" if used else "#90caf9" for used in df["used by TMU"]]
+    """Label accuracy per feature subset (tables.ablation_frame); the subset TMU used is highlighted, the
+    all-easy baseline grey."""
+    colors = ["#9e9e9e" if f == BASELINE_ROW else "#1565c0" if used else "#90caf9"
+              for f, used in zip(df["features"], df["used by TMU"])]
     fig = go.Figure(go.Bar(x=df["features"], y=df["label_accuracy"], marker_color=colors,
                            text=[f"{v:.0f}" for v in df["label_accuracy"]], textposition="outside",
                            hovertemplate="%{x}: %{y:.1f}%<extra></extra>"))
@@ -86,16 +91,25 @@ def ablation_figure(df: pd.DataFrame) -> go.Figure:
 
 
 def forget_accuracy_figure(models: pd.DataFrame) -> go.Figure:
-    """A_f of gold and every model, gold's A_f also as the target line: aligned unlearning lands on the line."""
+    """A_f of gold and every model, gold's A_f also as the target line: aligned unlearning lands on the line.
+
+    Bar labels sit at the foot of the bars, away from the target line (which is near the top whenever gold
+    keeps most of D_f); a bar too short to hold its label (A_f = 0) gets it just above. The line's note
+    sits in the empty band above 100%, clear of every bar.
+    """
     df = pd.concat([models[models["model"] == "gold"], models[models["model"] != "gold"]])
     gold = float(df["A_f"].iloc[0])
+    short = df["A_f"] < 12  # too short for a label inside
     fig = go.Figure(go.Bar(x=[model_label(m) for m in df["model"]], y=df["A_f"],
                            marker_color=[MODEL_COLORS.get(m, "#607d8b") for m in df["model"]],
-                           text=[f"{v:.1f}" for v in df["A_f"]], textposition="inside", insidetextanchor="end",
+                           text=[f"{v:.1f}" for v in df["A_f"]],
+                           textposition=["outside" if s else "inside" for s in short], insidetextanchor="start",
+                           textfont=dict(color=["#212121" if s else "white" for s in short]), cliponaxis=False,
                            customdata=df["abs_delta"], hovertemplate="%{x}: A_f %{y:.1f}%, |Δ| %{customdata:.1f}<extra></extra>"))
-    fig.add_hline(y=gold, line_dash="dash", line_color=MODEL_COLORS["gold"],
-                  annotation_text=f"target: gold A_f {gold:.1f}%", annotation_position="top right")
-    fig.update_yaxes(title="A_f: accuracy on D_f (%)", range=[0, 110])
+    fig.add_hline(y=gold, line_dash="dash", line_color=MODEL_COLORS["gold"])
+    fig.add_annotation(x=1, xref="paper", xanchor="right", y=1, yref="paper", yanchor="top", showarrow=False,
+                       text=f"dashed line: target = gold's A_f, {gold:.1f}%", bgcolor="rgba(255,255,255,0.85)")
+    fig.update_yaxes(title="A_f: accuracy on D_f (%)", range=[0, 118], tickvals=[0, 20, 40, 60, 80, 100])
     return _layout(fig, "Accuracy on the forget set: the target is gold's, not 0", 380)
 
 
@@ -123,8 +137,13 @@ def utility_figure(models: pd.DataFrame) -> go.Figure:
     return _layout(fig, "Utility kept: test and remain accuracy", 340)
 
 
-def umap_figure(df: pd.DataFrame, title: str) -> go.Figure:
-    """UMAP points by group (tables.umap_frame): other classes faded, D_f easy/hard on top; hover: id, label."""
+def umap_figure(df: pd.DataFrame, title: str, zoom: bool = False, height: int = 720) -> go.Figure:
+    """UMAP points by group (tables.umap_frame): other classes faded, D_f easy/hard on top; hover: id, label.
+
+    Args:
+        zoom: show only the forget class's region (its remaining samples, D_f and D_a, with a 10% margin).
+        height: pixels; with equal axis scales a tall plot keeps a class's cluster from shrinking to a blob.
+    """
     fig = go.Figure()
     for group, (color, size, opacity, symbol) in GROUP_STYLE.items():
         part = df[df["group"] == group]
@@ -137,8 +156,14 @@ def umap_figure(df: pd.DataFrame, title: str) -> go.Figure:
                                                  f"<extra>{group}</extra>"))
     fig.update_xaxes(showticklabels=False, title="")
     fig.update_yaxes(showticklabels=False, title="", scaleanchor="x")
-    fig.update_layout(dragmode="lasso")
-    return _layout(fig, title, 560)
+    focus = df[df["group"] != "other classes"]
+    if zoom and not focus.empty:
+        for axis, col in ((fig.update_xaxes, "x"), (fig.update_yaxes, "y")):
+            lo, hi = float(focus[col].min()), float(focus[col].max())
+            pad = 0.1 * (hi - lo) or 1.0
+            axis(range=[lo - pad, hi + pad])
+    fig.update_layout(dragmode="lasso", legend=dict(orientation="h", yanchor="top", y=-0.02, x=0))
+    return _layout(fig, title, height)
 
 
 def sweep_delta_figure(long: pd.DataFrame) -> go.Figure:

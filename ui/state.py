@@ -17,17 +17,61 @@ from tmu_core.recipes import default_train_config
 
 RUN = "run_id"
 DRAFT = "draft"
+DRAFT_ERROR = "draft_error"  # the Forget set page's last choice, when it was invalid (the draft kept the one before)
 MODES = ("count", "fraction", "hand-pick")
+BUNDLED = ("digits",)  # datasets without files: no data folder to choose
+FOLDER_REQUIRED = ("imagefolder",)
 
 
 def default_draft() -> dict:
     """The digits demo: class 8, 100 samples (about 80% of the class, so gold misses some of them)."""
     return {"dataset": "digits", "model": default_train_config("digits").model, "seed": 0, "forget_class": 8,
-            "mode": "count", "count": 100, "fraction": 0.5, "ids": []}
+            "mode": "count", "count": 100, "fraction": 0.5, "ids": [], "data_root": ""}
 
 
 def draft() -> dict:
-    return st.session_state.setdefault(DRAFT, default_draft())
+    d = st.session_state.setdefault(DRAFT, default_draft())
+    d.setdefault("data_root", "")  # a draft from before the data folder existed
+    return d
+
+
+def data_config(d: dict) -> DataConfig:
+    """The draft's DataConfig; the data folder counts only for datasets that read files."""
+    root = "" if d["dataset"] in BUNDLED else str(d.get("data_root") or "").strip()
+    return DataConfig(dataset=d["dataset"], data_root=root)
+
+
+def describe(d: dict) -> str:
+    """The draft in one Markdown line: dataset, class, size of D_f, model, seed (and the data folder)."""
+    size = {"count": f"{d['count']} samples", "fraction": f"{100 * d['fraction']:.0f}% of the class",
+            "hand-pick": f"{len(d['ids'])} hand-picked samples"}[d["mode"]]
+    folder = f" · data folder `{d['data_root']}`" if d.get("data_root") and d["dataset"] not in BUNDLED else ""
+    return (f"**{d['dataset']}**, forget class **{d['forget_class']}**: {size} · model `{d['model']}` · "
+            f"seed {d['seed']}{folder}")
+
+
+def reject(d: dict, before: dict, error: str) -> None:
+    """The Forget set page's choice `d` is invalid: remember it and why, and put the draft back to `before`
+    (the last valid one), so the Run page launches that and can say so."""
+    st.session_state[DRAFT_ERROR] = {"choice": describe(d), "error": error}
+    d.clear()
+    d.update(before)
+
+
+def accept() -> None:
+    st.session_state.pop(DRAFT_ERROR, None)
+
+
+def draft_error() -> dict | None:
+    return st.session_state.get(DRAFT_ERROR)
+
+
+def ui_message(text: str) -> str:
+    """A core message (written for the CLI) worded for the dashboard: the --data-root flag is the Data folder field."""
+    return (str(text).replace("pass --data-root DIR", "enter its folder in the Data folder field")
+            .replace("needs --data-root:", "needs a data folder (the Data folder field):")
+            .replace("downloaded to --data-root", "downloaded to the data folder")
+            .replace("--data-root", "the Data folder field"))
 
 
 def bind(key: str, field: str, valid=None) -> None:
@@ -57,7 +101,7 @@ def run_config(d: dict, train_overrides: dict | None = None, methods=None, metho
     if d["mode"] == "hand-pick" and not d["ids"]:
         raise TMUError("no samples picked: select images in the Forget set page's gallery, or choose by count")
     kw = {} if methods is None else {"methods": tuple(methods)}
-    return RunConfig(data=DataConfig(dataset=d["dataset"]), forget=forget_spec(d), train=train_config(d, train_overrides),
+    return RunConfig(data=data_config(d), forget=forget_spec(d), train=train_config(d, train_overrides),
                      method_params=tuple((m, tuple(sorted(p.items()))) for m, p in (method_params or {}).items() if p),
                      seed=int(d["seed"]), name=name.strip(), **kw)
 

@@ -12,23 +12,96 @@ MODEL_ORDER = ("original", "gold", "tmu", "tmu_ng", "finetune", "neggrad", "rand
 MODEL_LABELS = {"original": "Original", "gold": "Gold (retrained)", "tmu": "TMU", "finetune": "Fine-tuning",
                 "neggrad": "Negative gradient", "randlabel": "Random labels", "badteacher": "Bad Teacher",
                 "tmu_ng": "TMU (neg. gradient)"}
+SHORT_LABELS = {"original": "Orig", "gold": "Gold", "tmu": "TMU", "tmu_ng": "TMU-NG", "finetune": "FT", "neggrad": "NG",
+                "randlabel": "RL", "badteacher": "BT"}  # as the paper's tables (and tmu_core.sweep) name them
 FEATURES = ("NF", "AF", "CF")
+CACHED_NOTE = "trained earlier (cached)"
+BASELINE_ROW = "all easy (baseline)"
+# Display precision, one place for every table: accuracies and |Δ| in %, one decimal; distances three.
+PERCENT_FORMAT, DISTANCE_FORMAT = "%.1f", "%.3f"
 
 
 def model_label(name: str) -> str:
     return MODEL_LABELS.get(name, name)
 
 
+def short_label(name: str) -> str:
+    return SHORT_LABELS.get(name, name)
+
+
 def models_frame(metrics: dict) -> pd.DataFrame:
-    """One row per model: accuracies (%), |Δ| to gold's A_f, activation distance (L2), MIA, seconds."""
+    """One row per model: accuracies (%), |Δ| to gold's A_f, activation distance (L2), MIA, seconds.
+
+    `timing` says whose seconds they are: a cached original or gold was trained by an earlier run, so its
+    seconds were not spent by this one.
+    """
     names = sorted(metrics["models"], key=lambda m: (MODEL_ORDER.index(m) if m in MODEL_ORDER else 99, m))
     rows = []
     for name in names:
         m = metrics["models"][name]
         rows.append({"model": name, "label": model_label(name), "A_test": m["acc_test"], "A_r": m["acc_remain"],
                      "A_f": m["acc_forget"], "delta": m["delta"], "abs_delta": m["abs_delta"],
-                     "activation_distance": m["activation_distance"], "mia": m["mia"], "seconds": m["seconds"]})
+                     "activation_distance": m["activation_distance"], "mia": m["mia"], "seconds": m["seconds"],
+                     "timing": CACHED_NOTE if m.get("cached") else "this run"})
     return pd.DataFrame(rows)
+
+
+def best_aligned(models: pd.DataFrame) -> tuple[str, float]:
+    """(short name(s), |Δ|) of the unlearning method(s) closest to gold: "TMU", or "tie: FT, NG, BT" when
+    several share the smallest |Δ| as displayed (one decimal)."""
+    methods = models[~models["model"].isin(["original", "gold"])]
+    shown = methods["abs_delta"].round(1)
+    best = methods[shown == shown.min()]
+    names = [short_label(m) for m in best["model"]]
+    return (names[0] if len(names) == 1 else "tie: " + ", ".join(names)), float(shown.min())
+
+
+def cost_text(metrics: dict) -> str | None:
+    """The TMU cost / retrain ratio spelled out: TMU's seconds over the seconds gold's training took."""
+    models = metrics["models"]
+    if metrics.get("cost_ratio") is None or "tmu" not in models:
+        return None
+    gold = models["gold"]
+    when = f" ({CACHED_NOTE}, not by this run)" if gold.get("cached") else ""
+    return (f"TMU took {models['tmu']['seconds']:.1f} s; training the gold model from scratch took "
+            f"{gold['seconds']:.1f} s{when}.")
+
+
+def all_easy_baseline(tmu: dict) -> float:
+    """Label accuracy (%) of calling every D_f sample easy: the share of D_f the gold model gets right."""
+    total = tmu["gold_easy"] + tmu["gold_hard"]
+    return 100.0 * tmu["gold_easy"] / total if total else float("nan")
+
+
+def alignment_note(metrics: dict) -> str | None:
+    """Why TMU is not the best aligned in this run, from the run's own numbers; None when it is (or has no TMU).
+
+    |Δ| follows from how many D_f samples TMU calls hard against how many gold gets wrong, and TMU learns
+    that count on the twin's D_a: a D_a smaller than Eq. 3 asks, or with few hard samples, estimates it badly.
+    """
+    tmu = metrics.get("tmu")
+    models = metrics["models"]
+    if not tmu or "tmu" not in models:
+        return None
+    others = [m for n, m in models.items() if n not in ("original", "gold", "tmu")]
+    if not others or round(models["tmu"]["abs_delta"], 1) <= min(round(m["abs_delta"], 1) for m in others):
+        return None
+    n = tmu["gold_easy"] + tmu["gold_hard"]
+    sizing = tmu.get("aux_sizing", {})
+    requested, used = sizing.get("requested"), sizing.get("used", tmu.get("aux_count"))
+    text = (f"Gold misclassifies {tmu['gold_hard']} of the {n} forgotten images (gold hard); TMU called "
+            f"{tmu['pred_hard']} of them hard. Its |Δ| is roughly the gap between those two counts, and TMU "
+            f"learns the count on the twin problem, where D_a had {used} samples")
+    if requested is not None and used is not None and used < requested:
+        text += f" of the {requested} Eq. 3 asks for"
+    text += f" ({tmu.get('aux_hard', '?')} hard)."
+    hard = tmu.get("aux_hard")
+    if sizing.get("capped") or (hard is not None and hard < 10):
+        text += (" That is too few to estimate the hard count well"
+                 + (": the class's held-out pool is small and augmentation is capped" if sizing.get("capped") else "")
+                 + ". On a larger data set (CIFAR-10, benchmarks/results/NOTES.md) the twin gets the samples "
+                   "Eq. 3 asks for.")
+    return text
 
 
 def runs_frame(infos) -> pd.DataFrame:
@@ -39,7 +112,8 @@ def runs_frame(infos) -> pd.DataFrame:
         forget = cfg.get("forget", {})
         size = len(forget.get("forget_ids") or []) or (f"{100 * forget['forget_fraction']:.0f}%"
                                                         if forget.get("forget_fraction") else forget.get("forget_count"))
-        rows.append({"run": r.run_id, "state": r.state, "stage": r.stage, "progress": r.progress,
+        stage = "" if r.state == "complete" or r.stage == r.state else r.stage  # a finished run's stage repeats it
+        rows.append({"run": r.run_id, "state": r.state, "stage": stage, "progress": r.progress,
                      "dataset": cfg.get("data", {}).get("dataset"), "class": forget.get("forget_class"),
                      "|D_f|": None if size is None else str(size), "model": cfg.get("train", {}).get("model"),
                      "updated": r.updated, "error": r.error or ""})
@@ -55,12 +129,16 @@ def confusion_frame(confusion: dict) -> pd.DataFrame:
                         columns=pd.Index(["easy", "hard"], name="predicted"))
 
 
-def ablation_frame(metrics: dict) -> pd.DataFrame:
-    """Label accuracy (%) per feature subset, the subset TMU used marked."""
+def ablation_frame(metrics: dict, baseline: bool = True) -> pd.DataFrame:
+    """Label accuracy (%) per feature subset, the subset TMU used marked; with `baseline`, a last row for
+    calling every sample easy (no features at all), the bar any subset must clear."""
     tmu = metrics["tmu"]
     used = "+".join(tmu.get("features_used", FEATURES))
-    return pd.DataFrame([{"features": k, "label_accuracy": v, "used by TMU": k == used}
-                         for k, v in tmu["label_accuracy_by_features"].items()])
+    rows = [{"features": k, "label_accuracy": v, "used by TMU": k == used}
+            for k, v in tmu["label_accuracy_by_features"].items()]
+    if baseline and "gold_easy" in tmu:
+        rows.append({"features": BASELINE_ROW, "label_accuracy": all_easy_baseline(tmu), "used by TMU": False})
+    return pd.DataFrame(rows)
 
 
 def audit_frame(samples: pd.DataFrame, role: str = "forget") -> pd.DataFrame:
@@ -87,6 +165,40 @@ def audit_frame(samples: pd.DataFrame, role: str = "forget") -> pd.DataFrame:
         if f"pred_{m}" in df:
             out[f"{m} says"] = df[f"pred_{m}"].astype(int)
     return out.reset_index(drop=True)
+
+
+def for_display(df: pd.DataFrame) -> pd.DataFrame:
+    """Yes/no columns as text (agree, augmented: ✓/✗; used by TMU: ✓ on its one row): a read-only table
+    should not look like checkboxes."""
+    out = df.copy()
+    for col, no in (("agree", "✗"), ("augmented", "✗"), ("used by TMU", "")):
+        if col in out and out[col].dtype == bool:
+            out[col] = np.where(out[col], "✓", no)
+    return out
+
+
+def samples_csv(samples: pd.DataFrame) -> str:
+    """samples.csv for download, its `id` split by meaning: `forget_id` (the training sample id of a D_f row)
+    and `aux_index` (a D_a row's position in D_a; its image is `source_id`). Empty where it does not apply."""
+    df = samples.drop(columns=[c for c in ("image",) if c in samples])
+    forget = df["role"] == "forget"
+    ids = df.pop("id").astype(int)
+    df.insert(0, "aux_index", ids.where(~forget).astype("Int64"))
+    df.insert(0, "forget_id", ids.where(forget).astype("Int64"))
+    return df.to_csv(index=False)
+
+
+def run_label(info) -> str:
+    """A short name for a run (tmu_core.runs.RunInfo) in a narrow list: dataset, class, |D_f|, time, state."""
+    cfg = info.config or {}
+    forget = cfg.get("forget", {})
+    size = (len(forget.get("forget_ids") or []) or (f"{100 * forget['forget_fraction']:.0f}%"
+                                                    if forget.get("forget_fraction") else forget.get("forget_count")))
+    stamp = (info.updated or "")[5:16].replace("T", " ")  # "MM-DD HH:MM" of an ISO time
+    parts = [cfg.get("data", {}).get("dataset") or info.run_id, f"class {forget.get('forget_class', '?')}",
+             "" if size is None else f"{size}", stamp]
+    label = " · ".join(p for p in parts if p)
+    return label if info.state == "complete" else f"{label} ({info.state})"
 
 
 def filter_audit(df: pd.DataFrame, predicted=("easy", "hard"), truth=("easy", "hard"),
@@ -153,11 +265,19 @@ def selected_points(points) -> list[tuple[int, str]]:
     return out
 
 
-def image_grid(gallery: pd.DataFrame, marked: set, per_row: int = 12) -> pd.DataFrame:
-    """A gallery (id, image, framed) as a grid of `per_row` image columns; `marked` ids show framed."""
-    urls = [f if i in marked else im for i, im, f in zip(gallery["id"], gallery["image"], gallery["framed"])]
-    rows = [urls[i:i + per_row] for i in range(0, len(urls), per_row)]
-    return pd.DataFrame([r + [None] * (per_row - len(r)) for r in rows], columns=[str(c + 1) for c in range(per_row)])
+def image_grid(gallery: pd.DataFrame, marked: set, per_row: int = 8) -> pd.DataFrame:
+    """A gallery (id, image, framed) as a grid: `per_row` pairs of columns, the sample id ("id 1") then its
+    image ("image 1"); `marked` ids show framed."""
+    cells = [(int(i), f if i in marked else im) for i, im, f in zip(gallery["id"], gallery["image"], gallery["framed"])]
+    rows = []
+    for start in range(0, len(cells), per_row):
+        chunk = cells[start:start + per_row] + [(None, None)] * (per_row - len(cells[start:start + per_row]))
+        rows.append([v for cell in chunk for v in cell])
+    columns = [name for c in range(per_row) for name in (f"id {c + 1}", f"image {c + 1}")]
+    grid = pd.DataFrame(rows, columns=columns)
+    for c in range(per_row):
+        grid[f"id {c + 1}"] = grid[f"id {c + 1}"].astype("Int64")
+    return grid
 
 
 def stage_line(status: dict) -> str:
