@@ -136,9 +136,9 @@ if d["mode"] != "hand-pick":
     st.caption(f"Framed in red: the {len(chosen)} samples of D_f, each beside its sample id. Switch to hand-pick "
                "to choose them yourself.")
     grid = tables.image_grid(gallery, chosen, GRID_COLUMNS)
-    config = {col: (st.column_config.NumberColumn("id", format="%d", width=52) if col.startswith("id ")
+    config = {col: (st.column_config.TextColumn("id", width=52) if col.startswith("id ")
                     else st.column_config.ImageColumn(" ", width=64)) for col in grid.columns}
-    st.dataframe(grid, key="fs_grid", hide_index=True, row_height=60, height=min(640, 63 + 60 * len(grid)),
+    st.dataframe(grid, key="fs_grid", hide_index=True, row_height=60, height=min(640, 38 + 60 * len(grid)),
                  column_config=config)
     st.stop()
 

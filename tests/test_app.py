@@ -13,6 +13,7 @@ from streamlit.testing.v1 import AppTest
 from apptools import APP, PAGES, ROOT, TITLES, plotly_specs, tables_with, values, wait_for
 from tmu_core import embedding, launch, runs
 from tmu_core.twin import eq3_size
+from ui import tables
 
 TIMEOUT = 120  # seconds per script run: the first one loads torch and the dataset on a busy machine
 
@@ -114,6 +115,74 @@ def test_forget_set_unavailable_dataset_is_a_warning(runs_dir, tmp_path, monkeyp
     at.selectbox(key="fs_dataset").set_value("cifar100").run()
     assert_clean(at)
     assert any("not available" in w.value and "could not be downloaded" in w.value for w in at.warning)
+    assert not any("--data-root" in w.value for w in at.warning)  # the dashboard has a field, not a flag
+    assert any("Data folder field" in w.value for w in at.warning)
+
+
+def test_run_page_names_its_setup_after_an_invalid_forget_set_choice(runs_dir, tmp_path, monkeypatch, block_network):
+    monkeypatch.setenv("TMU_DATA_DIR", str(tmp_path / "no-data"))
+    at = AppTest.from_file(str(APP), default_timeout=TIMEOUT).run()
+    at.switch_page("pages/forget_set.py").run()
+    at.selectbox(key="fs_dataset").set_value("cifar10").run()
+    assert_clean(at)
+    assert at.session_state["draft"]["dataset"] == "digits"  # the last valid choice is kept ...
+    at.switch_page("pages/run.py").run()
+    assert_clean(at)
+    (warning,) = at.warning  # ... and the Run page says which one it launches, and why
+    assert "**cifar10**" in warning.value and "not valid" in warning.value and "last valid setup" in warning.value
+    assert any(m.value.startswith("Will launch: **digits**, forget class **8**") for m in at.markdown)
+    at.switch_page("pages/forget_set.py").run()  # a valid choice again clears the warning
+    at.switch_page("pages/run.py").run()
+    assert not at.warning
+
+
+def tiny_image_folder(root) -> str:
+    """train/ and test/ folders of two classes (circles, squares) of 16x16 PNGs."""
+    import numpy as np
+    from PIL import Image
+
+    rng = np.random.default_rng(0)
+    yy, xx = np.mgrid[:16, :16]
+    shapes = {"circle": (yy - 8) ** 2 + (xx - 8) ** 2 < 25, "square": (abs(yy - 8) < 4) & (abs(xx - 8) < 4)}
+    for split, n in (("train", 20), ("test", 5)):
+        for name, mask in shapes.items():
+            (root / split / name).mkdir(parents=True)
+            for i in range(n):
+                img = (mask * 200 + rng.integers(0, 40, mask.shape)).astype(np.uint8)
+                Image.fromarray(img).save(root / split / name / f"{i}.png")
+    return str(root)
+
+
+def test_imagefolder_runs_from_the_dashboard(runs_dir, tmp_path):
+    at = AppTest.from_file(str(APP), default_timeout=TIMEOUT).run()
+    at.switch_page("pages/forget_set.py").run()
+    at.selectbox(key="fs_dataset").set_value("imagefolder").run()
+    assert_clean(at)
+    assert any("enter their folder" in i.value for i in at.info)  # a hint beside the empty field, not a flag
+    at.text_input(key="fs_data_root").set_value(tiny_image_folder(tmp_path / "images")).run()
+    assert_clean(at)
+    assert not at.warning and not at.error
+    assert int(metric(at, "|D_f| forget")) >= 1
+    at.selectbox(key="fs_class").set_value(1).run()
+    at.number_input(key="fs_count").set_value(5).run()
+    at.switch_page("pages/run.py").run()
+    assert any("**imagefolder**" in m.value and "data folder" in m.value for m in at.markdown)
+    # launch from the Run page alone (AppTest does not deliver a button click to a page run through the
+    # router), with the draft the Forget set page left and a tiny budget
+    settings = {"run_methods": ["tmu", "finetune"], "run_train_imagefolder_epochs": 1}
+    for key, value in {"tmu_imagefolder_epochs": 1, "tmu_imagefolder_twin_epochs": 1, "tmu_imagefolder_cf_epochs": 1,
+                       "tmu_imagefolder_clf_epochs": 10, "finetune_imagefolder_epochs": 1}.items():
+        settings[f"run_{key}"] = value
+    at = page_test("run", draft=dict(at.session_state["draft"]), **settings)
+    at.button(key="run_launch").click().run()
+    assert_clean(at)
+    (info,) = runs.list_runs()
+    run = runs.open_run(info.run_id)
+    wait_for(lambda: run.status()["state"] not in ("queued", "running"), 240, "the imagefolder run")
+    assert run.status()["state"] == "complete", launch.log_tail(run, lines=30)
+    cfg = run.read_json("config.json")
+    assert cfg["data"] == {**cfg["data"], "dataset": "imagefolder", "data_root": str(tmp_path / "images")}
+    assert (cfg["forget"]["forget_class"], cfg["forget"]["forget_count"]) == ("1", 5)
 
 
 # ---------------------------------------------------------------- Run
@@ -229,6 +298,8 @@ def test_audit_gallery_holds_d_f_with_gold_truth(dashboard_runs):
         assert g["image"].str.startswith("data:image/png;base64,").all()
         assert set(g["verdict"]) <= {"gold correct ✓", "gold wrong ✗"}
     assert metric(at, "Label accuracy") == f"{metrics['tmu']['label_accuracy']:.1f}%"
+    tmu = metrics["tmu"]
+    assert metric(at, "'All easy' baseline") == f"{100 * tmu['gold_easy'] / metrics['forget_count']:.1f}%"
     (confusion,) = [s for s in plotly_specs(at) if s["data"][0]["type"] == "heatmap"]
     cm = metrics["tmu"]["confusion"]
     assert values(confusion["data"][0]["z"]).tolist() == [[cm["easy_as_easy"], cm["easy_as_hard"]],
@@ -245,7 +316,7 @@ def test_audit_filters_disagreements(dashboard_runs):
     at.toggle(key="audit_disagree").set_value(True).run()
     assert_clean(at)
     assert sum(len(g) for g in galleries()) == cm["hard_as_easy"] + cm["easy_as_hard"]
-    assert all(not g["agree"].any() for g in galleries())
+    assert all(set(g["agree"]) == {"✗"} for g in galleries())  # shown as text, not as a checkbox
     at.toggle(key="audit_disagree").set_value(False)
     at.multiselect(key="audit_pred").set_value(["hard"]).run()
     assert sum(len(g) for g in galleries()) == tmu["pred_hard"]
@@ -263,7 +334,9 @@ def test_features_show_both_problems_and_the_ablation(dashboard_runs):
     dist = plotly_specs(at)[0]
     assert sum(len(values(t["y"])) for t in dist["data"]) == 3 * int((samples["role"] == "aux").sum())
     (ablation,) = tables_with(at, "features", "used by TMU")
-    assert dict(zip(ablation["features"], ablation["label_accuracy"])) == metrics["tmu"]["label_accuracy_by_features"]
+    tmu = metrics["tmu"]
+    assert dict(zip(ablation["features"], ablation["label_accuracy"])) == {
+        **tmu["label_accuracy_by_features"], "all easy (baseline)": 100 * tmu["gold_easy"] / metrics["forget_count"]}
     at.radio(key="feat_set").set_value("forget").run()
     assert_clean(at)
     dist = plotly_specs(at)[0]
@@ -312,6 +385,16 @@ def test_alignment_compares_every_method_with_gold(dashboard_runs):
     assert values(af["data"][0]["y"])[0] == metrics["models"]["gold"]["acc_forget"]  # gold's bar first
     (row,) = [t for t in tables_with(at, "class", "TMU |Δ|") if "Avg" not in set(t["class"])]
     assert len(row) == 1 and row["TMU |Δ|"].iloc[0] == metrics["models"]["tmu"]["abs_delta"]
+    assert "TMU A_f" not in row  # Table 1's row is split: accuracies in one table, |Δ| in the other
+    best = min(round(m["abs_delta"], 1) for n, m in metrics["models"].items() if n not in ("original", "gold"))
+    tied = [n for n, m in metrics["models"].items() if n not in ("original", "gold") and round(m["abs_delta"], 1) == best]
+    assert metric(at, "Best aligned") == (tables.short_label(tied[0]) if len(tied) == 1
+                                          else "tie: " + ", ".join(tables.short_label(n) for n in tied))
+    gold_cached = metrics["models"]["gold"]["cached"]
+    assert dict(zip(table["label"], table["timing"]))["Gold (retrained)"] == (
+        "trained earlier (cached)" if gold_cached else "this run")
+    explained = [i.value for i in at.info if "Why TMU is not the closest" in i.value]
+    assert bool(explained) == (round(metrics["models"]["tmu"]["abs_delta"], 1) > best)
 
 
 def test_alignment_shows_sweep_tables_with_avg(dashboard_runs):

@@ -194,8 +194,7 @@ def test_image_grid_fills_rows_and_marks_the_chosen():
     gallery = pd.DataFrame({"id": [1, 2, 3], "image": ["a1", "a2", "a3"], "framed": ["f1", "f2", "f3"]})
     grid = tables.image_grid(gallery, {2}, per_row=2)
     assert list(grid.columns) == ["id 1", "image 1", "id 2", "image 2"]
-    assert grid.values.tolist()[0] == [1, "a1", 2, "f2"]  # each image beside its sample id
-    assert grid.iloc[1, :2].tolist() == [3, "a3"] and pd.isna(grid.iloc[1, 2]) and pd.isna(grid.iloc[1, 3])
+    assert grid.values.tolist() == [["1", "a1", "2", "f2"], ["3", "a3", "", ""]]  # each image beside its sample id
 
 
 # ---------------------------------------------------------------- charts

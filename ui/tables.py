@@ -267,17 +267,15 @@ def selected_points(points) -> list[tuple[int, str]]:
 
 def image_grid(gallery: pd.DataFrame, marked: set, per_row: int = 8) -> pd.DataFrame:
     """A gallery (id, image, framed) as a grid: `per_row` pairs of columns, the sample id ("id 1") then its
-    image ("image 1"); `marked` ids show framed."""
-    cells = [(int(i), f if i in marked else im) for i, im, f in zip(gallery["id"], gallery["image"], gallery["framed"])]
+    image ("image 1"); `marked` ids show framed. Ids are text and the last row is padded with "" (a missing
+    value would read "None")."""
+    cells = [(str(int(i)), f if i in marked else im) for i, im, f in zip(gallery["id"], gallery["image"], gallery["framed"])]
     rows = []
     for start in range(0, len(cells), per_row):
-        chunk = cells[start:start + per_row] + [(None, None)] * (per_row - len(cells[start:start + per_row]))
+        chunk = cells[start:start + per_row] + [("", "")] * (per_row - len(cells[start:start + per_row]))
         rows.append([v for cell in chunk for v in cell])
     columns = [name for c in range(per_row) for name in (f"id {c + 1}", f"image {c + 1}")]
-    grid = pd.DataFrame(rows, columns=columns)
-    for c in range(per_row):
-        grid[f"id {c + 1}"] = grid[f"id {c + 1}"].astype("Int64")
-    return grid
+    return pd.DataFrame(rows, columns=columns)
 
 
 def stage_line(status: dict) -> str:
