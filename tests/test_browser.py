@@ -41,7 +41,7 @@ def server(stored_runs, tmp_path_factory):
     runs_dir, ids = stored_runs
     port = free_port()
     proc = start_streamlit(runs_dir, port, tmp_path_factory.mktemp("streamlit") / "streamlit.log")
-    yield f"http://127.0.0.1:{port}", ids
+    yield f"http://127.0.0.1:{port}", ids, runs_dir
     os.killpg(proc.pid, signal.SIGTERM)
     proc.wait(timeout=30)
 
@@ -61,16 +61,20 @@ def assert_no_error_box(page, key: str) -> None:
 
 
 def test_every_page_in_a_real_browser(browser, server):
-    url, ids = server
+    from tmu_core.runs import list_runs
+    from ui.tables import run_label
+
+    url, ids, runs_dir = server
     ARTIFACTS.mkdir(exist_ok=True)
     page = browser.new_page(viewport={"width": 1400, "height": 1000})
     page.goto(url)
     settle(page, "about")
     sidebar = page.locator('[data-testid="stSidebar"]')
     assert re.search(r"Compute device: (cpu|cuda|mps)", sidebar.inner_text())
-    # choose the run that has a UMAP map, as a user would, in the sidebar
+    # choose the run that has a UMAP map, as a user would, in the sidebar (by its short label)
+    label = run_label(next(r for r in list_runs(runs_dir) if r.run_id == ids[0]))
     sidebar.locator('[data-testid="stSelectbox"]').click()
-    page.get_by_role("option", name=re.compile(re.escape(ids[0]))).click()
+    page.get_by_role("option", name=label, exact=True).click()
     page.wait_for_function("!document.querySelector('[data-testid=\"stStatusWidget\"]')", timeout=30_000)
     for key in TITLES:  # navigate by the sidebar's links: one session, the selection kept
         sidebar.locator('[data-testid="stSidebarNav"] a', has_text=_nav_label(key)).click()
@@ -81,7 +85,7 @@ def test_every_page_in_a_real_browser(browser, server):
 
 
 def test_audit_csv_downloads(browser, server):
-    url, ids = server
+    url, ids, _ = server
     page = browser.new_page(viewport={"width": 1400, "height": 1000})
     page.goto(f"{url}/audit")
     settle(page, "audit")
