@@ -217,3 +217,16 @@ def test_validate_refuses_nf_k_beyond_the_class_before_training(tmp_path, monkey
     with pytest.raises(TMUError, match=r"NF k=500 .* choose 1\.\.\d+"):
         validate(cfg)
     assert not any(tmp_path.iterdir())  # refused before anything was trained or stored
+
+
+def test_hard_rate_estimate_is_a_wilson_lower_bound_counting_sources_once():
+    from tmu_core.classifier import hard_rate_estimate
+
+    labels = np.r_[np.zeros(6, int), np.ones(50, int)]  # 6 hard of 56
+    full = hard_rate_estimate(labels)  # n = 56
+    few_sources = hard_rate_estimate(labels, n_effective=14)
+    assert 0 < few_sources < full < 6 / 56
+    # hand computation, z = 1, p = 0.3, n = 100: (0.305 - sqrt(0.0021 + 0.000025)) / 1.01
+    assert hard_rate_estimate(np.r_[np.zeros(30, int), np.ones(70, int)]) == pytest.approx(
+        (0.3 + 0.005 - np.sqrt(0.21 / 100 + 1 / 40000)) / 1.01, abs=1e-9)
+    assert hard_rate_estimate(np.ones(10, int)) == 0.0

@@ -142,10 +142,11 @@ def run(task, cfg: TMUConfig, device, progress=None):
     cols = lambda names: [FEATURES.index(n) for n in names]
     clf_cfg = cfg.classifier()
     ablation = {}
+    n_eff = len(np.unique(aux.source_ids))  # augmented copies of one image are not independent evidence
     for subset in feature_subsets(FEATURES):
-        sub = train_classifier(sa[:, cols(subset)], aux_labels, clf_cfg, seed)
+        sub = train_classifier(sa[:, cols(subset)], aux_labels, clf_cfg, seed, n_eff)
         ablation["+".join(subset)] = sub.predict(sf[:, cols(subset)])
-    clf = train_classifier(sa[:, cols(cfg.features)], aux_labels, clf_cfg, seed)
+    clf = train_classifier(sa[:, cols(cfg.features)], aux_labels, clf_cfg, seed, n_eff)
     p_easy_f = clf.p_easy(sf[:, cols(cfg.features)])
     p_easy_a = clf.p_easy(sa[:, cols(cfg.features)])
     pred_f = clf.predict(sf[:, cols(cfg.features)])
