@@ -191,7 +191,7 @@ def test_run_json_contract(tmp_path):
     t = r["tmu"]
     assert set(t["label_accuracy_by_features"]) == {"NF", "AF", "CF", "NF+AF", "NF+CF", "AF+CF", "NF+AF+CF"}
     assert t["pred_easy"] + t["pred_hard"] == 100 and 0 <= t["gold_hard"] <= 100 and t["aux_count"] > 0
-    assert {"twin", "nf", "af", "cf", "classifier", "unlearn"} <= set(t["stage_seconds"])
+    assert {"twin", "nf", "af", "cf", "classifier", "ablation", "unlearn"} <= set(t["stage_seconds"])
     assert r["cost_ratio"] > 0
     # the artifacts are in the run folder
     run_dir = tmp_path / r["run_id"]

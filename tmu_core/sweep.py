@@ -91,9 +91,10 @@ def to_markdown(frames: dict[str, pd.DataFrame], header: str = "") -> str:
 def _md_table(df: pd.DataFrame) -> str:
     cols = list(df.columns)
     fmt = lambda v: (f"{v:.3f}" if abs(v) < 10 else f"{v:.1f}") if isinstance(v, float) else str(v)
-    lines = ["| " + " | ".join(cols) + " |", "|" + "|".join("---" for _ in cols) + "|"]
+    esc = lambda text: str(text).replace("|", "\\|")  # |Δ| in a header must not split the column
+    lines = ["| " + " | ".join(esc(c) for c in cols) + " |", "|" + "|".join("---" for _ in cols) + "|"]
     for _, row in df.iterrows():
-        lines.append("| " + " | ".join(fmt(row[c]) for c in cols) + " |")
+        lines.append("| " + " | ".join(esc(fmt(row[c])) for c in cols) + " |")
     return "\n".join(lines)
 
 
