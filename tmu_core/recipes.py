@@ -14,9 +14,11 @@ _FAST = {
     "digits": TrainConfig(model="small_cnn", epochs=30, batch_size=64, lr=0.05, schedule="cosine", augment="none"),
     "mnist": TrainConfig(model="small_cnn", epochs=6, batch_size=128, lr=0.05, schedule="cosine", augment="none"),
     "fashion-mnist": TrainConfig(model="small_cnn", epochs=10, batch_size=128, lr=0.05, schedule="cosine", augment="none"),
-    "cifar10": TrainConfig(model="small_cnn", epochs=15, batch_size=128, lr=0.05, schedule="cosine", augment="flip"),
-    "cifar100": TrainConfig(model="small_cnn", epochs=20, batch_size=128, lr=0.05, schedule="cosine", augment="flip"),
-    "imagefolder": TrainConfig(model="small_cnn", epochs=15, batch_size=128, lr=0.05, schedule="cosine", augment="flip"),
+    # 32x32 colour data without augmentation: on the CIFAR-10 copy (45k images, 15 epochs, ~16 min on 2 cores)
+    # flips gave A_test 80.2% but an original that got only 80% of D_f right; none gives 79.2% and 93%.
+    "cifar10": TrainConfig(model="small_cnn", epochs=15, batch_size=128, lr=0.05, schedule="cosine", augment="none"),
+    "cifar100": TrainConfig(model="small_cnn", epochs=20, batch_size=128, lr=0.05, schedule="cosine", augment="none"),
+    "imagefolder": TrainConfig(model="small_cnn", epochs=15, batch_size=128, lr=0.05, schedule="cosine", augment="none"),
 }
 
 # The paper: SGD, momentum 0.9, weight decay 5e-4, lr 0.01 divided by 10 twice.
