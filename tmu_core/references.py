@@ -21,7 +21,7 @@ from .config import DataConfig, TrainConfig
 from .data import Dataset, ForgetSet
 from .errors import TMUError
 from .models import Net, build_model
-from .train import ProgressFn, fit, seed_everything
+from .train import Progress, ProgressFn, fit, seed_everything
 
 log = logging.getLogger(__name__)
 
@@ -58,7 +58,7 @@ def train_cached(kind: str, data: Dataset, data_cfg: DataConfig, train_cfg: Trai
                 meta = runs.read_json(meta_path)
                 log.info("%s model loaded from cache %s", kind, key)
                 if progress:
-                    progress_fn_done(progress, kind)
+                    progress(Progress(kind, 1.0, "loaded from cache"))
                 return Trained(model.to(device).eval(), float(meta.get("seconds", 0.0)), True, key)
             except (TMUError, RuntimeError) as exc:
                 log.warning("cached %s model %s is unusable (%s); training again", kind, key, exc)
@@ -73,12 +73,6 @@ def train_cached(kind: str, data: Dataset, data_cfg: DataConfig, train_cfg: Trai
         runs.atomic_write_json(meta_path, {"kind": kind, "seconds": seconds, "n_train": int(len(ids)),
                                            "device": str(device)})
         return Trained(model.eval(), seconds, False, key)
-
-
-def progress_fn_done(progress, stage: str) -> None:
-    from .train import Progress
-
-    progress(Progress(stage, 1.0, "loaded from cache"))
 
 
 def original_and_gold(data: Dataset, data_cfg: DataConfig, forget: ForgetSet, train_cfg: TrainConfig, seed: int,

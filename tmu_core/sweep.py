@@ -32,9 +32,13 @@ def parse_classes(spec: str, cfg: RunConfig) -> list[int]:
     return classes
 
 
+# the paper's short names of the methods; the dashboard uses the same table
+SHORT_NAMES = {"finetune": "FT", "neggrad": "NG", "randlabel": "RL", "badteacher": "BT", "tmu": "TMU",
+               "tmu_ng": "TMU-NG", "tmu_auto": "TMU-auto"}
+
+
 def _label(name: str) -> str:
-    return {"finetune": "FT", "neggrad": "NG", "randlabel": "RL", "badteacher": "BT", "tmu": "TMU",
-            "tmu_ng": "TMU-NG", "tmu_auto": "TMU-auto"}.get(name, name)
+    return SHORT_NAMES.get(name, name)
 
 
 def tables(results: list[dict]) -> dict[str, pd.DataFrame]:

@@ -9,6 +9,8 @@ import pandas as pd
 import plotly.graph_objects as go
 from plotly.subplots import make_subplots
 
+from tmu_core.sweep import SHORT_NAMES
+
 from .tables import BASELINE_ROW, FEATURES, model_label
 
 EASY, HARD = "#2e7d32", "#c62828"
@@ -169,7 +171,7 @@ def umap_figure(df: pd.DataFrame, title: str, zoom: bool = False, height: int = 
 def sweep_delta_figure(long: pd.DataFrame) -> go.Figure:
     """|Δ| per forget class per method (tables.sweep_delta_long), grouped bars."""
     fig = go.Figure()
-    names = {"FT": "finetune", "NG": "neggrad", "RL": "randlabel", "BT": "badteacher", "TMU": "tmu", "TMU-NG": "tmu_ng"}
+    names = {short: name for name, short in SHORT_NAMES.items()}
     for method, part in long.groupby("method", sort=False):
         fig.add_trace(go.Bar(x=part["class"], y=part["abs_delta"], name=method,
                              marker_color=MODEL_COLORS.get(names.get(method, method), "#607d8b"),

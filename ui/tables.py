@@ -8,12 +8,13 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
+from tmu_core.sweep import SHORT_NAMES
+
 MODEL_ORDER = ("original", "gold", "tmu", "tmu_ng", "finetune", "neggrad", "randlabel", "badteacher")
 MODEL_LABELS = {"original": "Original", "gold": "Gold (retrained)", "tmu": "TMU", "finetune": "Fine-tuning",
                 "neggrad": "Negative gradient", "randlabel": "Random labels", "badteacher": "Bad Teacher",
                 "tmu_ng": "TMU (neg. gradient)"}
-SHORT_LABELS = {"original": "Orig", "gold": "Gold", "tmu": "TMU", "tmu_ng": "TMU-NG", "finetune": "FT", "neggrad": "NG",
-                "randlabel": "RL", "badteacher": "BT"}  # as the paper's tables (and tmu_core.sweep) name them
+SHORT_LABELS = {"original": "Orig", "gold": "Gold", **SHORT_NAMES}  # as the paper's tables name them
 FEATURES = ("NF", "AF", "CF")
 CACHED_NOTE = "trained earlier (cached)"
 BASELINE_ROW = "all easy (baseline)"

@@ -182,7 +182,7 @@ def run(task, cfg: TMUConfig, device, progress=None):
     report.update({
         "aux": aux, "aux_labels": aux_labels, "aux_raw": raw_a, "forget_raw": raw_f, "aux_p_easy": p_easy_a,
         "aux_pred": pred_a, "forget_p_easy": p_easy_f, "forget_pred": pred_f,
-        "threshold": clf.threshold, "rule": clf.rule, "twin_hard_rate": clf.hard_rate, "ablation": ablation, "stage_seconds": stage_seconds, "twin": twin,
+        "threshold": clf.threshold, "rule": clf.rule, "twin_hard_rate": clf.hard_rate, "ablation": ablation, "stage_seconds": stage_seconds,
         "features_used": list(cfg.features),
     })
     return model
