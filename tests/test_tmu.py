@@ -230,3 +230,50 @@ def test_hard_rate_estimate_is_a_wilson_lower_bound_counting_sources_once():
     assert hard_rate_estimate(np.r_[np.zeros(30, int), np.ones(70, int)]) == pytest.approx(
         (0.3 + 0.005 - np.sqrt(0.21 / 100 + 1 / 40000)) / 1.01, abs=1e-9)
     assert hard_rate_estimate(np.ones(10, int)) == 0.0
+
+
+@pytest.mark.parametrize("held_out", [True, False])
+def test_cf_network_never_sees_the_scored_samples_when_held_out(held_out, digits, tiny_original, monkeypatch):
+    """CF's from-scratch network trains on part of D_r only by default; the paper's variant adds D_f and D_a."""
+    import tmu_core.methods.tmu as tmu_mod
+
+    cfg, data, forget = digits
+    tc, original = tiny_original
+    seen = {}
+    real = tmu_mod.curriculum_losses
+
+    def spy(make_model, x_train, y_train, queries, *args, **kwargs):
+        seen["x"] = x_train
+        seen["queries"] = queries
+        return real(make_model, x_train, y_train, queries, *args, **kwargs)
+
+    monkeypatch.setattr(tmu_mod, "curriculum_losses", spy)
+    mcfg = method_config("tmu", "digits", {"epochs": 1, "twin_epochs": 1, "clf_epochs": 5, "cf_epochs": 1,
+                                           "cf_held_out": held_out})
+    task = UnlearnTask(data, cfg, tc, forget, original, seed=0)
+    METHODS.get("tmu").run(task, mcfg, CPU, None)
+    x_train = seen["x"].reshape(len(seen["x"]), -1)
+    scored = torch.cat([q[0] for q in seen["queries"]]).reshape(-1, x_train.shape[1])
+    # is any scored image (D_a or D_f) among the training images?
+    dist = torch.cdist(scored.float(), x_train.float(), compute_mode="donot_use_mm_for_euclid_dist")
+    overlap = (dist.min(1).values < 1e-6).sum().item()
+    part = int(mcfg.cf_fraction * len(forget.remain_ids(data)))
+    if held_out:
+        assert overlap == 0 and len(x_train) == part
+    else:
+        assert overlap == len(scored) and len(x_train) == part + len(scored)
+
+
+def test_fit_map_keeps_separated_clusters_apart_and_is_seeded():
+    from tmu_core.embedding import fit_map
+
+    rng = np.random.default_rng(0)
+    centres = rng.normal(0, 10, (3, 120))
+    labels = np.repeat(np.arange(3), 80)
+    x = (centres[labels] + rng.normal(0, 1, (len(labels), 120))).astype(np.float32)
+    xy = fit_map(x, seed=0)
+    assert xy.shape == (240, 2) and xy.dtype == np.float32
+    means = np.stack([xy[labels == k].mean(0) for k in range(3)])
+    nearest = np.argmin(((xy[:, None, :] - means[None]) ** 2).sum(-1), 1)
+    assert (nearest == labels).mean() == 1.0
+    assert np.array_equal(xy, fit_map(x, seed=0))

@@ -4,7 +4,8 @@ NF  nearest distance: mean of the k smallest distances from a sample's penultima
     of the reference set (class-c remain samples). Easy samples have close neighbours.
 AF  adversarial: see attacks.adversarial_feature.
 CF  curriculum loss: per-sample loss under a same-architecture network trained from scratch for 1-2
-    epochs; easy samples are learned first, so their loss is small.
+    epochs; easy samples are learned first, so their loss is small. By default that network trains on
+    part of D_r only (TMUConfig.cf_held_out), never on the samples it scores.
 Scaling is fitted on D_a and applied unchanged to D_f.
 """
 from __future__ import annotations

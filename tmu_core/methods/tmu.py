@@ -46,8 +46,10 @@ class TMUConfig(LoopConfig):
     pgd_steps: int = opt(5, "AF: PGD steps", min=1, max=1000)
     pgd_step_ratio: float = opt(1 / 3, "AF: PGD step size as a share of eps", min=0.01, max=2.0)
     cf_epochs: int = opt(2, "CF: epochs of the from-scratch curriculum network", min=1, max=50)
-    cf_fraction: float = opt(0.3, "CF: share of D_r it trains on (plus D_f and D_a)", min=0.01, max=1.0)
+    cf_fraction: float = opt(0.3, "CF: share of D_r it trains on (plus D_f and D_a unless held out)", min=0.01, max=1.0)
     cf_lr: float = opt(0.05, "CF: learning rate", min=1e-6, max=1.0)
+    cf_held_out: bool = opt(True, "CF: train the curriculum network on D_r only, so it never sees D_f or D_a "
+                                   "(its loss then measures how well the sample is predicted without being learned)")
     scale_log: bool = opt(True, "feature scaling: log1p before standardising")
     scale_clip: float = opt(5.0, "feature scaling: clip standardised values at +-this", min=0.5, max=100.0)
     clf_epochs: int = opt(100, "classifier epochs", min=1, max=10000)
@@ -76,7 +78,7 @@ class TMUConfig(LoopConfig):
 
 def _defaults(dataset: str) -> dict:
     if dataset == "digits":
-        return {"pgd_eps": 16 / 255, "twin_epochs": 6, "epochs": 4, "retain_fraction": 0.5}
+        return {"pgd_eps": 16 / 255, "twin_epochs": 3, "epochs": 3, "retain_fraction": 0.5}
     if dataset in ("mnist", "fashion-mnist"):
         return {"pgd_eps": 8 / 255}
     return {}
@@ -126,8 +128,11 @@ def run(task, cfg: TMUConfig, device, progress=None):
     rng = np.random.default_rng([seed, 59])
     remain = task.remain_ids
     part = torch.as_tensor(np.sort(rng.choice(remain, size=max(2, int(cfg.cf_fraction * len(remain))), replace=False)))
-    x_cf = torch.cat([to_float(data.x[part]), xf, aux.x])
-    y_cf = torch.cat([data.y[part], torch.full((len(xf) + len(aux.x),), c, dtype=torch.long)])
+    if cfg.cf_held_out:
+        x_cf, y_cf = to_float(data.x[part]), data.y[part]
+    else:
+        x_cf = torch.cat([to_float(data.x[part]), xf, aux.x])
+        y_cf = torch.cat([data.y[part], torch.full((len(xf) + len(aux.x),), c, dtype=torch.long)])
     cf_cfg = TrainConfig(model=task.train_cfg.model, epochs=cfg.cf_epochs, batch_size=task.train_cfg.batch_size,
                          lr=cfg.cf_lr, schedule="constant", augment="none")
     cf_a, cf_f = curriculum_losses(lambda: new_model(data, task.train_cfg), x_cf, y_cf, [(aux.x, c), (xf, c)],
