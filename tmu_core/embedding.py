@@ -2,10 +2,11 @@
 
 The pipeline stores the penultimate activations of the original, gold and TMU models for D_f, D_a and a
 sample of D_r; this module maps one model's activations to 2-D with umap-learn (McInnes et al. 2018),
-seeded with the run's seed (umap-learn is then single-threaded and reproducible). A map is computed once
-per (run, model) and kept as umap-<model>.npz. The first fit in a process takes 10-20 s on a CPU while
-numba compiles UMAP's kernels, so the dashboard runs `python -m tmu_core.embedding <run_id> <model>` in
-the background (tmu_core.launch) and follows umap-<model>.json.
+seeded with the run's seed (umap-learn is then single-threaded and reproducible). A map is computed
+once per (run, model) and kept as umap-<model>.npz. The first fit in a process takes 10-30 s on a CPU
+while numba compiles UMAP's kernels (and, above 4096 points, pynndescent's), so the dashboard runs
+`python -m tmu_core.embedding <run_id> <model>` in the background (tmu_core.launch) and follows
+umap-<model>.json.
 """
 from __future__ import annotations
 
@@ -24,6 +25,17 @@ log = logging.getLogger(__name__)
 
 N_NEIGHBORS = 15
 MIN_DIST = 0.1
+
+
+def fit_map(emb: np.ndarray, seed: int) -> np.ndarray:
+    """2-D UMAP coordinates (N, 2) of activations `emb` (N, D), seeded (single-threaded, reproducible)."""
+    emb = np.asarray(emb, dtype=np.float32)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # "n_jobs overridden by random_state": seeded runs are serial
+        import umap
+
+        reducer = umap.UMAP(n_neighbors=min(N_NEIGHBORS, len(emb) - 1), min_dist=MIN_DIST, random_state=seed)
+        return reducer.fit_transform(emb).astype(np.float32)
 
 
 def map_path(run: runs.Run, model: str):
@@ -61,14 +73,9 @@ def compute(run: runs.Run, model: str) -> dict[str, np.ndarray]:
     if key not in arrays:
         raise TMUError(f"run {run.id} has no activations of model '{model}'; valid: {', '.join(models_in(run))}")
     seed = int(run.read_json("config.json").get("seed", 0))
-    emb = arrays[key].astype(np.float32)
+    emb = arrays[key]
     t0 = time.perf_counter()
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")  # "n_jobs overridden by random_state": seeded runs are serial
-        import umap
-
-        reducer = umap.UMAP(n_neighbors=min(N_NEIGHBORS, len(emb) - 1), min_dist=MIN_DIST, random_state=seed)
-        xy = reducer.fit_transform(emb).astype(np.float32)
+    xy = fit_map(emb, seed)
     log.info("UMAP of %s (%d points) in %.1f s", model, len(emb), time.perf_counter() - t0)
     out = {"ids": arrays["ids"], "role": arrays["role"], "label": arrays["label"], "xy": xy}
     runs.atomic_savez(map_path(run, model), **out)

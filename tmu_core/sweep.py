@@ -97,7 +97,7 @@ def _md_table(df: pd.DataFrame) -> str:
     fmt = lambda v: (f"{v:.3f}" if abs(v) < 10 else f"{v:.1f}") if isinstance(v, float) else str(v)
     esc = lambda text: str(text).replace("|", "\\|")  # |Δ| in a header must not split the column
     lines = ["| " + " | ".join(esc(c) for c in cols) + " |", "|" + "|".join("---" for _ in cols) + "|"]
-    for _, row in df.iterrows():
+    for row in df.to_dict("records"):  # per column types: a row of ints and floats stays ints and floats
         lines.append("| " + " | ".join(esc(fmt(row[c])) for c in cols) + " |")
     return "\n".join(lines)
 
