@@ -31,8 +31,9 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from tmu_core.cli import _add_common, _run_config  # noqa: E402  (the CLI's own flag set)
 from tmu_core.data import load_dataset, resolve_forget  # noqa: E402
 from tmu_core.references import train_cached  # noqa: E402
-from tmu_core.sweep import _md_table, parse_classes  # noqa: E402
-from tmu_core.train import pick_device, predict, to_float  # noqa: E402
+from tmu_core.sweep import _md_table, parse_classes, with_avg  # noqa: E402
+from tmu_core.train import pick_device, to_float  # noqa: E402
+from tmu_core.twin import generalization_labels  # noqa: E402
 
 RESULTS = Path(__file__).resolve().parent / "results"
 
@@ -47,7 +48,7 @@ def agreement_row(cfg, second_seed: int, device, log) -> dict:
     for s in (cfg.seed, second_seed):
         t = time.perf_counter()
         gold = train_cached("gold", data, cfg.data, cfg.train, remain, s, device)
-        right[s] = (predict(gold.model, xf, device).argmax(1) == c).numpy()
+        right[s] = generalization_labels(gold.model, xf, c, device).astype(bool)
         log(f"class {forget.class_name}: gold (training seed {s}) A_f {100 * right[s].mean():.1f} "
             f"({'cache' if gold.cached else f'{time.perf_counter() - t:.0f} s'})")
     a, b = right[cfg.seed], right[second_seed]
@@ -75,12 +76,8 @@ def main(argv=None) -> int:
     started = time.perf_counter()
     rows = [agreement_row(replace(cfg, forget=replace(cfg.forget, forget_class=str(c))), args.second_seed, device, log)
             for c in parse_classes(args.classes, cfg)]
-    df = pd.DataFrame(rows)
-    avg = {"class": "Avg", "|D_f|": int(df["|D_f|"].mean())}
-    avg.update({k: round(float(df[k].mean()), 1) for k in df.columns if k not in avg})
-    counts = ["hard in both", "hard in one only"]  # whole numbers per class, a mean in the Avg row
-    avg.update({k: f"{avg[k]:.1f}" for k in counts})
-    df = pd.concat([df.astype({k: object for k in counts}), pd.DataFrame([avg])], ignore_index=True)
+    counts = ["|D_f|", "hard in both", "hard in one only"]  # whole numbers per class, a mean in the Avg row
+    df = with_avg(pd.DataFrame(rows).astype({k: object for k in counts}))
     name = f"{cfg.data.dataset}-{cfg.train.model}-gold-agreement{('-' + args.tag) if args.tag else ''}"
     md = "\n".join([
         f"# How predictable is gold's correctness on D_f? {cfg.data.dataset}, {cfg.train.model}",

@@ -72,10 +72,13 @@ def tables(results: list[dict]) -> dict[str, pd.DataFrame]:
     out = {"table1": pd.DataFrame(t1), "table3": pd.DataFrame(t3), "mia": pd.DataFrame(mia)}
     if t4:
         out["table4"] = pd.DataFrame(t4)
-    for k, df in out.items():
-        avg = {"class": "Avg", **{c: float(np.nanmean(df[c].astype(float))) for c in df.columns if c != "class"}}
-        out[k] = pd.concat([df, pd.DataFrame([avg])], ignore_index=True)
-    return out
+    return {k: with_avg(df) for k, df in out.items()}
+
+
+def with_avg(df: pd.DataFrame) -> pd.DataFrame:
+    """`df` (one row per class) with an 'Avg' row: the mean of every other column, NaNs left out."""
+    avg = {"class": "Avg", **{c: float(np.nanmean(df[c].astype(float))) for c in df.columns if c != "class"}}
+    return pd.concat([df, pd.DataFrame([avg])], ignore_index=True)
 
 
 TITLES = {"table1": "Table 1 — accuracy (%) and |Δ| = |A_f(method) − A_f(gold)|",
