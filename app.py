@@ -5,7 +5,7 @@ inspection pages look at.
 """
 import streamlit as st
 
-from tmu_core import runs
+from tmu_core import store
 from tmu_core.errors import TMUError
 from ui import cache, nav, state, tables
 
@@ -19,7 +19,7 @@ def _pick_run() -> None:
 
 with st.sidebar:
     st.caption(f"Compute device: **{cache.device()}**")
-    infos = runs.list_runs()
+    infos = store.list_runs()
     run_ids = [r.run_id for r in infos]
     selected = state.selected_run_id()
     if run_ids:
@@ -32,7 +32,7 @@ with st.sidebar:
             st.caption(f"`{selected}`")
     else:
         st.caption("No runs yet: launch one on the Run page.")
-    st.caption(f"Run store: `{runs.runs_root()}`")
+    st.caption(f"Run store: `{store.runs_root()}`")
 
 try:
     page.run()

@@ -26,8 +26,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from tmu_core.cli import _add_common, _method_flags, _run_config  # noqa: E402  (the CLI's own flag set)
 from tmu_core.methods import METHODS  # noqa: E402
-from tmu_core.pipeline import execute, start  # noqa: E402
-from tmu_core.sweep import parse_classes, tables, to_markdown, _md_table  # noqa: E402
+from tmu_core.jobs.pipeline import execute, start  # noqa: E402
+from tmu_core.jobs.sweep import parse_classes, tables, to_markdown, _md_table  # noqa: E402
 
 RESULTS = Path(__file__).resolve().parent / "results"
 

@@ -26,7 +26,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 ROOT = Path(__file__).resolve().parents[1]
 RESULTS = ROOT / "benchmarks" / "results"
 
-from tmu_core.embedding import fit_map  # noqa: E402
+from tmu_core.jobs.embedding import fit_map  # noqa: E402
 
 
 def umap_seconds(emb: np.ndarray, n: int, seed: int = 0) -> float:
@@ -70,8 +70,8 @@ def main(argv=None) -> int:
     args = p.parse_args(argv)
     if not args.keep_store:
         os.environ["TMU_RUNS_DIR"] = tempfile.mkdtemp(prefix="tmu-cost-")
-    from tmu_core import runs
-    from tmu_core.pipeline import execute, start
+    from tmu_core import store
+    from tmu_core.jobs.pipeline import execute, start
 
     cfg = _run_config(args, METHODS.names())
     t = time.perf_counter()
@@ -89,7 +89,7 @@ def main(argv=None) -> int:
     lines += ["", f"TMU stages (s): {result['tmu']['stage_seconds']} (cost_ratio leaves out 'ablation': the audit's extra classifiers)", "",
               f"**cost_ratio (TMU / gold retrain) = {result['cost_ratio']:.3f}** (target <= 0.15: "
               f"{'met' if result['cost_ratio'] <= 0.15 else 'missed'})", ""]
-    emb = runs.open_run(result["run_id"]).load_arrays("embeddings.npz")["emb_original"]
+    emb = store.open_run(result["run_id"]).load_arrays("embeddings.npz")["emb_original"]
     # The first fits in a process include numba's compilation: at 1k points UMAP's own kernels, and at the
     # first fit over 4096 points pynndescent's neighbour search. Each is reported, then warm timings.
     cold1, cold10 = umap_seconds(emb, 1000), umap_seconds(emb, 10000)

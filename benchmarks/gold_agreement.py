@@ -31,9 +31,9 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from tmu_core.cli import _add_common, _run_config  # noqa: E402  (the CLI's own flag set)
 from tmu_core.data import load_dataset, resolve_forget  # noqa: E402
 from tmu_core.references import train_cached  # noqa: E402
-from tmu_core.sweep import _md_table, parse_classes, with_avg  # noqa: E402
+from tmu_core.jobs.sweep import _md_table, parse_classes, with_avg  # noqa: E402
 from tmu_core.train import pick_device, to_float  # noqa: E402
-from tmu_core.twin import generalization_labels  # noqa: E402
+from tmu_core.tmu.twin import generalization_labels  # noqa: E402
 
 RESULTS = Path(__file__).resolve().parent / "results"
 

@@ -1,7 +1,7 @@
 """About TMU: the teaching page — the problem, the twin trick, the features, the pages; the digits demo."""
 import streamlit as st
 
-from tmu_core import launch
+from tmu_core.jobs import launch
 from tmu_core.errors import TMUError
 from ui import nav, state
 

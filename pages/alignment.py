@@ -1,7 +1,8 @@
 """Alignment: every method's A_f against gold's, |Δ|, utility, activation distance, MIA; sweep tables."""
 import streamlit as st
 
-from tmu_core import runs, sweep
+from tmu_core import store
+from tmu_core.evaluate import tables as paper_tables
 from ui import cache, charts, nav, state, tables
 
 nav.ensure_router()
@@ -63,29 +64,28 @@ def show_run() -> None:
         "timing": st.column_config.TextColumn("seconds spent", help="a cached original or gold model was trained "
                                               "by an earlier run with the same recipe; this run only loaded it")})
     st.markdown("**This run as a row of the paper's Table 1** (accuracy %, |Δ| = |A_f − gold A_f|)")
-    row = sweep.tables([metrics])["table1"]
+    row = paper_tables.tables([metrics])["table1"]
     show_table1(row[row["class"] != "Avg"])
 
 
 def show_sweeps() -> None:
-    ids = runs.list_sweeps()
+    ids = store.list_sweeps()
     if not ids:
         st.caption("No sweeps yet. `python -m tmu_core sweep --dataset digits --classes all` runs every forget "
                    "class and writes the paper's tables; they appear here.")
         return
     sweep_id = st.selectbox("Sweep", ids, key="align_sweep")
-    results_file = runs.sweep_dir(sweep_id) / "results.json"
-    results = cache.sweep_results(cache.root(), sweep_id, results_file.stat().st_mtime)
+    results = cache.sweep_results(cache.root(), sweep_id, store.Sweep(sweep_id).version())
     if not results:
         st.info("This sweep has no finished class yet.")
         return
-    frames = sweep.tables(results)
+    frames = paper_tables.tables(results)
     st.caption(f"{len(results)} forget classes done.")
     st.plotly_chart(charts.sweep_delta_figure(tables.sweep_delta_long(frames["table1"])), key="align_sweep_chart")
     for key, df in frames.items():
-        st.markdown(f"**{sweep.TITLES.get(key, key)}**")
+        st.markdown(f"**{paper_tables.TITLES.get(key, key)}**")
         st.dataframe(df, hide_index=True, key=f"align_sweep_{key}", column_config=number_formats(df, key == "table3"))
-    st.download_button("Download the tables (Markdown)", sweep.to_markdown(frames, f"## Sweep {sweep_id}"),
+    st.download_button("Download the tables (Markdown)", paper_tables.to_markdown(frames, f"## Sweep {sweep_id}"),
                        file_name=f"{sweep_id}.md", key="align_sweep_download", icon=":material/download:")
 
 

@@ -2,7 +2,7 @@
 import pandas as pd
 import streamlit as st
 
-from tmu_core import embedding
+from tmu_core.jobs import embedding
 from tmu_core.errors import TMUError
 from ui import cache, charts, nav, state, tables
 
@@ -26,8 +26,8 @@ color_by = c2.radio("D_f easy/hard by", list(COLOR_BY), key="emb_color", format_
 show_aux = c3.toggle("Show D_a", key="emb_aux", help="the twin's aux samples (by the original model's verdict)")
 zoom = c3.toggle("Zoom to the forget class", key="emb_zoom", help="show only the region of the forget class's samples")
 
-path = embedding.map_path(run, model)
-umap = cache.umap_map(cache.root(), run.id, model, path.stat().st_mtime) if path.exists() else None
+version = run.umap_version(model)
+umap = cache.umap_map(cache.root(), run.id, model, version) if version else None
 
 
 @st.fragment(run_every=1.0)

@@ -10,7 +10,7 @@ import streamlit as st
 from tmu_core.data import DATASETS
 from tmu_core.errors import TMUError
 from tmu_core.models import MODELS
-from tmu_core.preview import cached_models
+from tmu_core.jobs.preview import cached_models
 from ui import cache, nav, state, tables
 
 nav.ensure_router()

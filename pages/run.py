@@ -1,7 +1,8 @@
 """Run: launch the pipeline in a background process, follow it stage by stage, cancel it, open a finished run."""
 import streamlit as st
 
-from tmu_core import launch, runs
+from tmu_core import store
+from tmu_core.jobs import launch
 from tmu_core.errors import TMUError
 from tmu_core.methods import METHODS, method_config
 from ui import cache, nav, state, tables, widgets
@@ -49,7 +50,7 @@ if st.button("Launch run", key="run_launch", type="primary", icon=":material/pla
 
 
 def cancel(run_id: str) -> None:
-    launch.cancel(runs.open_run(run_id))
+    launch.cancel(store.open_run(run_id))
 
 
 def show_progress(run_id: str, status: dict) -> None:
@@ -61,7 +62,7 @@ def show_progress(run_id: str, status: dict) -> None:
     box.button("Cancel", key=f"run_cancel_{run_id}", on_click=cancel, args=(run_id,), icon=":material/stop:")
 
 
-def show_selected(run: runs.Run) -> None:
+def show_selected(run: store.Run) -> None:
     status = run.status()
     st.markdown(f"Selected: **{run.id}** — {status.get('state')}")
     if status.get("state") == "complete":
@@ -74,7 +75,7 @@ def show_selected(run: runs.Run) -> None:
                 nav.link(key)
     elif status.get("state") in ("failed", "interrupted", "damaged", "cancelled"):
         st.error(status.get("error") or status.get("state"))
-        tail = launch.log_tail(run)
+        tail = run.log_tail()
         if tail:
             with st.expander("Last lines of the run's log"):
                 st.code(tail, language=None)
@@ -82,17 +83,17 @@ def show_selected(run: runs.Run) -> None:
 
 def run_list(watched: list[str]) -> None:
     """Runs in progress, the run list and the selected run; polled while `watched` runs are going."""
-    infos = runs.list_runs()
+    infos = store.list_runs()
     states = {r.run_id: r.state for r in infos}
     if any(states.get(r) not in ACTIVE for r in watched):
         st.rerun(scope="app")  # one of them ended: redraw the page, polling only what is left
     if watched:
         st.subheader("In progress")
         for run_id in watched:
-            show_progress(run_id, runs.open_run(run_id).status())
+            show_progress(run_id, store.open_run(run_id).status())
     st.subheader("Runs")
     if not infos:
-        st.caption(f"No runs in `{runs.runs_root()}` yet.")
+        st.caption(f"No runs in `{store.runs_root()}` yet.")
         return
     frame = tables.runs_frame(infos)
     ids = list(frame["run"])
@@ -107,8 +108,8 @@ def run_list(watched: list[str]) -> None:
         state.select_run(ids[event.selection.rows[0]])
         st.rerun(scope="app")  # the sidebar, drawn before this page, shows the new selection too
     if state.selected_run_id():
-        show_selected(runs.open_run(state.selected_run_id()))
+        show_selected(store.open_run(state.selected_run_id()))
 
 
-active = [r.run_id for r in runs.list_runs() if r.state in ACTIVE]
+active = [r.run_id for r in store.list_runs() if r.state in ACTIVE]
 st.fragment(run_every=POLL_SECONDS if active else None)(run_list)(active)

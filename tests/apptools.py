@@ -19,7 +19,8 @@ from pathlib import Path
 import numpy as np
 
 from clitools import ROOT
-from tmu_core import embedding, launch, runs
+from tmu_core import store
+from tmu_core.jobs import embedding, launch
 from tmu_core.config import DataConfig, ForgetSpec, RunConfig, TrainConfig
 from tmu_core.data import load_dataset
 
@@ -51,10 +52,10 @@ def wait_for(check, timeout: float, what: str, interval: float = 0.5):
     raise AssertionError(f"timed out after {timeout:.0f}s waiting for {what}")
 
 
-def wait_done(run: runs.Run, timeout: float = 300) -> dict:
+def wait_done(run: store.Run, timeout: float = 300) -> dict:
     status = wait_for(lambda: (lambda s: s if s.get("state") not in ("queued", "running") else None)(run.status()),
                       timeout, f"run {run.id}")
-    assert status["state"] == "complete", f"{run.id}: {status.get('error')}\n{launch.log_tail(run, lines=40)}"
+    assert status["state"] == "complete", f"{run.id}: {status.get('error')}\n{run.log_tail(lines=40)}"
     return status
 
 
@@ -68,10 +69,9 @@ def make_store() -> list[str]:
         wait_done(run)
     embedding.start(first, "tmu")
     wait_for(lambda: embedding.job_status(first, "tmu")["state"] != "running", 240, "the UMAP map")
-    assert embedding.job_status(first, "tmu")["state"] == "complete", launch.log_tail(first, embedding.log_name("tmu"))
-    results = [first.read_json("metrics.json"), second.read_json("metrics.json")]
-    runs.atomic_write_json(runs.sweep_dir("sweep-tiny") / "results.json",
-                           {"sweep_id": "sweep-tiny", "classes": [8, 3], "results": results})
+    assert embedding.job_status(first, "tmu")["state"] == "complete", first.log_tail(first.umap_log_name("tmu"))
+    results = [first.metrics(), second.metrics()]
+    store.Sweep("sweep-tiny").save_results({"sweep_id": "sweep-tiny", "classes": [8, 3], "results": results})
     return [first.id, second.id]
 
 

@@ -35,12 +35,12 @@ def cli_env(runs_dir: Path, **extra: str) -> dict:
 # run was cancelled), so a test can catch a stage mid-way however fast the machine is.
 SLOW_EPOCHS = (
     "import time\n"
-    "from tmu_core import runs\n"
-    "_asked = runs.Run.cancel_requested\n"
+    "from tmu_core import store\n"
+    "_asked = store.Run.cancel_requested\n"
     "def _slow(self):\n"
     "    time.sleep(0.15)\n"
     "    return _asked(self)\n"
-    "runs.Run.cancel_requested = _slow\n"
+    "store.Run.cancel_requested = _slow\n"
 )
 
 

@@ -11,8 +11,9 @@ import pytest
 from streamlit.testing.v1 import AppTest
 
 from apptools import APP, PAGES, ROOT, TITLES, plotly_specs, tables_with, values, wait_for
-from tmu_core import embedding, launch, runs
-from tmu_core.twin import eq3_size
+from tmu_core import store
+from tmu_core.jobs import embedding, launch
+from tmu_core.tmu.twin import eq3_size
 from ui import tables
 
 TIMEOUT = 120  # seconds per script run: the first one loads torch and the dataset on a busy machine
@@ -63,8 +64,8 @@ def test_inspection_pages_without_runs_point_to_the_run_page(runs_dir, name):
 
 
 def test_core_stays_free_of_ui_libraries():
-    code = ("import sys; import tmu_core.cli, tmu_core.pipeline, tmu_core.launch, tmu_core.embedding, "
-            "tmu_core.preview, tmu_core.sweep; bad = [m for m in ('streamlit', 'plotly') if m in sys.modules]; "
+    code = ("import sys; import tmu_core.cli, tmu_core.jobs.pipeline, tmu_core.jobs.launch, tmu_core.jobs.embedding, "
+            "tmu_core.jobs.preview, tmu_core.jobs.sweep; bad = [m for m in ('streamlit', 'plotly') if m in sys.modules]; "
             "print(bad); sys.exit(1 if bad else 0)")
     out = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True, timeout=120)
     assert out.returncode == 0, out.stdout + out.stderr
@@ -176,10 +177,10 @@ def test_imagefolder_runs_from_the_dashboard(runs_dir, tmp_path):
     at = page_test("run", draft=dict(at.session_state["draft"]), **settings)
     at.button(key="run_launch").click().run()
     assert_clean(at)
-    (info,) = runs.list_runs()
-    run = runs.open_run(info.run_id)
+    (info,) = store.list_runs()
+    run = store.open_run(info.run_id)
     wait_for(lambda: run.status()["state"] not in ("queued", "running"), 240, "the imagefolder run")
-    assert run.status()["state"] == "complete", launch.log_tail(run, lines=30)
+    assert run.status()["state"] == "complete", run.log_tail(lines=30)
     cfg = run.read_json("config.json")
     assert cfg["data"] == {**cfg["data"], "dataset": "imagefolder", "data_root": str(tmp_path / "images")}
     assert (cfg["forget"]["forget_class"], cfg["forget"]["forget_count"]) == ("1", 5)
@@ -207,18 +208,18 @@ def test_run_page_refuses_an_empty_hand_pick(runs_dir):
     at.button(key="run_launch").click().run()
     assert_clean(at)
     assert any("no samples picked" in e.value for e in at.error)
-    assert runs.list_runs() == []
+    assert store.list_runs() == []
 
 
 def test_run_page_launches_in_the_background_and_cancels(runs_dir):
     at = page_test("run", run_train_digits_epochs=1)
     at.button(key="run_launch").click().run()
     assert_clean(at)
-    (info,) = runs.list_runs()
+    (info,) = store.list_runs()
     assert at.session_state["run_id"] == info.run_id
     assert info.state in ("queued", "running") and "In progress" in [s.value for s in at.subheader]
     at.button(key=f"run_cancel_{info.run_id}").click().run()
-    run = runs.open_run(info.run_id)
+    run = store.open_run(info.run_id)
     wait_for(lambda: run.status()["state"] not in ("queued", "running"), 120, "the run to stop")
     assert run.status()["state"] == "cancelled"
     at.run()
@@ -239,7 +240,7 @@ def test_cancel_stops_a_run_that_is_training(runs_dir):
 
 def test_a_second_run_does_not_disturb_the_first(dashboard_runs):
     _, ids = dashboard_runs  # both were launched side by side; each finished with its own forget set
-    first, second = (runs.open_run(i).read_json("metrics.json") for i in ids)
+    first, second = (store.open_run(i).read_json("metrics.json") for i in ids)
     assert (first["forget_class"], first["forget_count"]) == (8, 10)
     assert (second["forget_class"], second["forget_count"]) == (3, 10)
     assert first["cache"]["original"] == second["cache"]["original"]  # the same original model ...
@@ -247,18 +248,18 @@ def test_a_second_run_does_not_disturb_the_first(dashboard_runs):
 
 
 # ---------------------------------------------------------------- damaged files
-def copy_run(dashboard_runs, runs_dir) -> runs.Run:
+def copy_run(dashboard_runs, runs_dir) -> store.Run:
     """A private copy of the first stored run, to damage."""
     import shutil
 
     src, ids = dashboard_runs
     shutil.copytree(src / ids[0], runs_dir / ids[0])
-    return runs.open_run(ids[0], runs_dir)
+    return store.open_run(ids[0], runs_dir)
 
 
 def test_a_run_with_damaged_metrics_is_named_not_shown(stored_runs, runs_dir):
     run = copy_run(stored_runs, runs_dir)
-    run.path("metrics.json").write_text("{not json")
+    (run.dir / "metrics.json").write_text("{not json")
     at = page_test("audit", run.id)
     assert_clean(at)
     assert any("damaged" in w.value and "metrics.json" in w.value for w in at.warning)
@@ -266,7 +267,7 @@ def test_a_run_with_damaged_metrics_is_named_not_shown(stored_runs, runs_dir):
 
 def test_a_damaged_sample_table_is_one_error_line(stored_runs, runs_dir):
     run = copy_run(stored_runs, runs_dir)
-    run.path("samples.csv").write_bytes(b"\x00\xff garbage")
+    (run.dir / "samples.csv").write_bytes(b"\x00\xff garbage")
     at = AppTest.from_file(str(APP), default_timeout=TIMEOUT)
     at.session_state["run_id"] = run.id
     at.run()
@@ -289,7 +290,7 @@ def test_a_run_without_tmu_says_so(stored_runs, runs_dir, name):
 # ---------------------------------------------------------------- Easy/hard audit
 def test_audit_gallery_holds_d_f_with_gold_truth(dashboard_runs):
     _, ids = dashboard_runs
-    metrics = runs.open_run(ids[0]).read_json("metrics.json")
+    metrics = store.open_run(ids[0]).read_json("metrics.json")
     at = page_test("audit", ids[0])
     assert_clean(at)
     galleries = [g for g in tables_with(at, "verdict", "p_easy") if "source_id" not in g]
@@ -309,7 +310,7 @@ def test_audit_gallery_holds_d_f_with_gold_truth(dashboard_runs):
 
 def test_audit_filters_disagreements(dashboard_runs):
     _, ids = dashboard_runs
-    tmu = runs.open_run(ids[0]).read_json("metrics.json")["tmu"]
+    tmu = store.open_run(ids[0]).read_json("metrics.json")["tmu"]
     cm = tmu["confusion"]
     at = page_test("audit", ids[0])
     galleries = lambda: [g for g in tables_with(at, "verdict", "p_easy") if "source_id" not in g]
@@ -327,7 +328,7 @@ def test_audit_filters_disagreements(dashboard_runs):
 # ---------------------------------------------------------------- Features
 def test_features_show_both_problems_and_the_ablation(dashboard_runs):
     _, ids = dashboard_runs
-    run = runs.open_run(ids[0])
+    run = store.open_run(ids[0])
     metrics, samples = run.read_json("metrics.json"), run.load_table()
     at = page_test("features", ids[0])
     assert_clean(at)
@@ -346,7 +347,7 @@ def test_features_show_both_problems_and_the_ablation(dashboard_runs):
 # ---------------------------------------------------------------- Embeddings
 def test_embeddings_show_the_stored_map(dashboard_runs):
     _, ids = dashboard_runs
-    metrics = runs.open_run(ids[0]).read_json("metrics.json")
+    metrics = store.open_run(ids[0]).read_json("metrics.json")
     at = page_test("embeddings", ids[0])
     assert_clean(at)
     (fig,) = plotly_specs(at)
@@ -358,7 +359,7 @@ def test_embeddings_show_the_stored_map(dashboard_runs):
 
 def test_embeddings_compute_a_missing_map_in_the_background(dashboard_runs):
     _, ids = dashboard_runs
-    run = runs.open_run(ids[1])
+    run = store.open_run(ids[1])
     at = page_test("embeddings", ids[1], emb_model="gold")
     assert_clean(at)
     at.button(key="emb_compute").click().run()
@@ -376,7 +377,7 @@ def test_embeddings_compute_a_missing_map_in_the_background(dashboard_runs):
 # ---------------------------------------------------------------- Alignment
 def test_alignment_compares_every_method_with_gold(dashboard_runs):
     _, ids = dashboard_runs
-    metrics = runs.open_run(ids[0]).read_json("metrics.json")
+    metrics = store.open_run(ids[0]).read_json("metrics.json")
     at = page_test("alignment", ids[0])
     assert_clean(at)
     (table,) = tables_with(at, "label", "activation_distance")
@@ -402,7 +403,7 @@ def test_alignment_shows_sweep_tables_with_avg(dashboard_runs):
     at = page_test("alignment", ids[0])
     (table1,) = [t for t in tables_with(at, "class", "TMU |Δ|") if "Avg" in set(t["class"])]
     assert [str(c) for c in table1["class"]] == ["8", "3", "Avg"]
-    tmu = [r["models"]["tmu"]["abs_delta"] for r in (runs.open_run(i).read_json("metrics.json") for i in ids)]
+    tmu = [r["models"]["tmu"]["abs_delta"] for r in (store.open_run(i).read_json("metrics.json") for i in ids)]
     assert table1["TMU |Δ|"].iloc[2] == pytest.approx(sum(tmu) / 2)
     sweep_chart = next(s for s in plotly_specs(at) if "per forget class" in s["layout"]["title"]["text"])
     methods = {c[: -len(" |Δ|")] for c in table1.columns if c.endswith(" |Δ|")}

@@ -13,12 +13,12 @@ import pytest
 import torch
 from PIL import Image
 
-from tmu_core import runs
+from tmu_core import store as tmu_store
 from tmu_core.cli import main
 from tmu_core.config import DataConfig, ForgetSpec, RunConfig, TrainConfig, run_config_to_dict
 from tmu_core.data import load_dataset, load_raw
 from tmu_core.errors import DataUnavailable, TMUError
-from tmu_core.features import nearest_distance
+from tmu_core.tmu.features import nearest_distance
 from tmu_core.methods import method_config
 
 DIGITS = load_dataset(DataConfig(), seed=0)
@@ -76,8 +76,6 @@ CLI_CASES = {
     "damaged config.json": (["execute", "{damaged_config}"], ["config.json", "damaged"]),
     "hand-edited config.json": (["execute", "{typed_config}"], ["epochs must be a whole number", "'three'"]),
 }
-# Known bugs outside the foundation: strict, so the marker must go once the fix lands.
-KNOWN_BUGS: dict[str, str] = {}
 
 
 def _png(path: Path, colour=(200, 10, 10)) -> None:
@@ -86,15 +84,15 @@ def _png(path: Path, colour=(200, 10, 10)) -> None:
 
 
 @pytest.fixture
-def store(runs_dir):
+def stored(runs_dir):
     """A store holding one complete run (must survive every bad input) and the runs the cases name."""
-    good = runs.Run.create("keep-me", run_config_to_dict(RunConfig()))
+    good = tmu_store.Run.create("keep-me", run_config_to_dict(RunConfig()))
     good.write_json("metrics.json", {"models": {}})
     good.save_weights("tmu", {"w": torch.ones(3)})
     good.set_status(state="complete", stage="complete", progress=1.0)
-    damaged = runs.Run.create("damaged", {})
+    damaged = tmu_store.Run.create("damaged", {})
     (damaged.dir / "config.json").write_text('{"data": {"dataset": ')
-    typed = runs.Run.create("typed", {})
+    typed = tmu_store.Run.create("typed", {})
     cfg = run_config_to_dict(RunConfig())
     cfg["train"]["epochs"] = "three"
     typed.write_json("config.json", cfg)
@@ -128,13 +126,12 @@ def _call(argv, capsys) -> tuple[int, str]:
     return code, capsys.readouterr().err
 
 
-@pytest.mark.parametrize("case", [pytest.param(c, marks=pytest.mark.xfail(strict=True, reason=KNOWN_BUGS[c]))
-                                  if c in KNOWN_BUGS else c for c in CLI_CASES])
-def test_cli_bad_input(case, store, folders, runs_dir, capsys):
+@pytest.mark.parametrize("case", list(CLI_CASES))
+def test_cli_bad_input(case, stored, folders, runs_dir, capsys):
     argv, needles = CLI_CASES[case]
-    argv = [a.format(**folders, **store) if "{" in a else a for a in argv]
-    good = store["good"]
-    before_runs = sorted(r.run_id for r in runs.list_runs())
+    argv = [a.format(**folders, **stored) if "{" in a else a for a in argv]
+    good = stored["good"]
+    before_runs = sorted(r.run_id for r in tmu_store.list_runs())
     before_good = {p.name: p.read_bytes() for p in good.dir.rglob("*") if p.is_file()}
     load_raw.cache_clear()
     code, err = _call(argv, capsys)
@@ -142,9 +139,9 @@ def test_cli_bad_input(case, store, folders, runs_dir, capsys):
     assert code == 2 and len(lines) == 1 and "Traceback" not in err, err
     for needle in needles:
         assert needle in lines[0], f"{needle!r} not in {lines[0]!r}"
-    assert sorted(r.run_id for r in runs.list_runs()) == before_runs, "a refused input must not create a run"
+    assert sorted(r.run_id for r in tmu_store.list_runs()) == before_runs, "a refused input must not create a run"
     assert {p.name: p.read_bytes() for p in good.dir.rglob("*") if p.is_file()} == before_good
-    assert runs.open_run(good.id).status()["state"] == "complete"
+    assert tmu_store.open_run(good.id).status()["state"] == "complete"
 
 
 def test_runs_dir_unwritable(tmp_path, monkeypatch, capsys):
@@ -197,8 +194,8 @@ def test_api_forget_spec_against_the_data():
         resolve_forget(small, ForgetSpec(forget_class="8", forget_ids=tuple(int(i) for i in outside)), seed=0)
 
 
-def test_damaged_files_are_listed_as_damaged_and_others_still_shown(store, capsys):
-    broken = runs.Run.create("broken", {"a": 1})
+def test_damaged_files_are_listed_as_damaged_and_others_still_shown(stored, capsys):
+    broken = tmu_store.Run.create("broken", {"a": 1})
     broken.set_status(state="complete", stage="complete", progress=1.0)
     (broken.dir / "metrics.json").write_text("{not json")
     assert main(["runs"]) == 0
@@ -214,19 +211,19 @@ def test_a_damaged_cached_model_is_retrained_not_trusted(runs_dir):
     data = load_dataset(DataConfig(train_per_class=10), seed=0)
     cfg = TrainConfig(epochs=1, batch_size=32)
     first = train_cached("original", data, DataConfig(train_per_class=10), cfg, data.train_ids, 0, torch.device("cpu"))
-    path = runs.model_cache_file(first.key)
+    path = tmu_store.model_cache_file(first.key)
     path.write_bytes(path.read_bytes()[:100])  # truncated, as by a full disk
     with pytest.raises(TMUError, match="damaged"):
-        runs.load_state(path)
+        tmu_store.load_state(path)
     again = train_cached("original", data, DataConfig(train_per_class=10), cfg, data.train_ids, 0, torch.device("cpu"))
-    assert not again.cached and runs.load_state(path).keys() == first.model.state_dict().keys()
+    assert not again.cached and tmu_store.load_state(path).keys() == first.model.state_dict().keys()
 
 
 def test_forget_set_too_large_for_eq3_falls_back_to_the_capped_augmented_size():
     """Forget 25 of class 8's 30 training digits: Eq. 3 asks |D_a| = 25 (5 + 25) / 5 = 150 from an aux
     pool of 14 (10% of the 139 training eights); the cap (4x) allows 56, i.e. 42 augmented copies."""
     from tmu_core.data import resolve_forget
-    from tmu_core.twin import build_aux
+    from tmu_core.tmu.twin import build_aux
 
     data = load_dataset(DataConfig(train_per_class=30), seed=0)
     forget = resolve_forget(data, ForgetSpec(forget_class="8", forget_count=25), seed=0)

@@ -61,7 +61,7 @@ def assert_no_error_box(page, key: str) -> None:
 
 
 def test_every_page_in_a_real_browser(browser, server):
-    from tmu_core.runs import list_runs
+    from tmu_core.store import list_runs
     from ui.tables import run_label
 
     url, ids, runs_dir = server

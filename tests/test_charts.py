@@ -40,7 +40,7 @@ def samples_fixture() -> pd.DataFrame:
 # ---------------------------------------------------------------- tables
 def test_models_frame_orders_models_and_keeps_the_numbers():
     df = tables.models_frame(metrics_fixture())
-    assert list(df["model"]) == ["original", "gold", "tmu", "neggrad"]
+    assert list(df["model"]) == ["original", "gold", "tmu", "neggrad"]  # references, then the registry's order
     row = df.set_index("model").loc["neggrad"]
     assert (row["A_f"], row["delta"], row["abs_delta"], row["A_test"]) == (10.0, -70.0, 70.0, 90.0)
     assert set(df["timing"]) == {"this run"}
@@ -102,7 +102,7 @@ def test_samples_csv_splits_the_id_by_meaning():
 
 
 def test_run_label_is_short():
-    from tmu_core.runs import RunInfo
+    from tmu_core.store import RunInfo
 
     info = RunInfo("demo-20261127-001139-ad55", "complete", "complete", 1.0, None, "2026-11-27T00:11:39",
                    {"data": {"dataset": "digits"}, "forget": {"forget_class": "8", "forget_count": 100}})
@@ -150,7 +150,7 @@ def test_sweep_delta_long_drops_the_avg_row():
 
 
 def test_runs_frame_describes_the_forget_set_size():
-    from tmu_core.runs import RunInfo
+    from tmu_core.store import RunInfo
 
     cfg = lambda forget: {"data": {"dataset": "digits"}, "train": {"model": "small_cnn"}, "forget": forget}
     infos = [RunInfo("a", "complete", "complete", 1.0, None, "t", cfg({"forget_class": "8", "forget_count": 100})),

@@ -6,7 +6,7 @@ from __future__ import annotations
 import json
 
 from clitools import SLOW_EPOCHS, TINY_TRAIN, start_cli
-from tmu_core import runs
+from tmu_core import store
 
 # 12 epochs, each slowed by 0.15 s, keep the first run training while the second reaches the lock.
 ARGS = ["run", *TINY_TRAIN, "--epochs", "12", *["--methods", "finetune", "--finetune-epochs", "1"], "--json"]
@@ -23,7 +23,7 @@ def test_two_runs_at_once_share_models_built_once(runs_dir):
     ids = [r["run_id"] for r in results]
     assert ids[0] != ids[1]
     for r in results:
-        run = runs.open_run(r["run_id"], runs_dir)
+        run = store.open_run(r["run_id"], runs_dir)
         assert run.status()["state"] == "complete"
         assert run.read_json("metrics.json")["run_id"] == r["run_id"]
         assert len(run.load_table()) == 20  # its own per-sample table: the 20 forgotten digits
@@ -36,8 +36,8 @@ def test_two_runs_at_once_share_models_built_once(runs_dir):
         assert len(models) == 1
         meta = json.loads(models[0].with_suffix(".json").read_text())
         assert meta["kind"] == kind and meta["n_train"] == (300 if kind == "original" else 280)
-        runs.load_state(models[0])
+        store.load_state(models[0])
     # the same cached models give the same accuracies in both runs
     for name in ("original", "gold"):
         assert results[0]["models"][name]["acc_test"] == results[1]["models"][name]["acc_test"]
-    assert [r.state for r in runs.list_runs(runs_dir)] == ["complete", "complete"]
+    assert [r.state for r in store.list_runs(runs_dir)] == ["complete", "complete"]

@@ -14,7 +14,7 @@ from pathlib import Path
 import pytest
 
 from clitools import SLOW_EPOCHS, TINY_TRAIN, start_cli
-from tmu_core import runs
+from tmu_core import store
 
 # Stages long enough to be caught mid-way on any machine: 12 epochs each, every epoch slowed by 0.15 s.
 ARGS = ["run", *TINY_TRAIN, "--epochs", "12", "--methods", "finetune", "--finetune-epochs", "12", "--name", "crash"]
@@ -48,10 +48,10 @@ def _kill_when(proc, runs_dir: Path, stage: str, timeout: float = 120) -> str:
 
 
 def _check_consistent(runs_dir: Path, run_id: str, stage: str) -> None:
-    run = runs.open_run(run_id, runs_dir)
+    run = store.open_run(run_id, runs_dir)
     st = run.status()
     assert st["state"] == "interrupted" and stage in st["error"], st
-    assert [(r.run_id, r.state) for r in runs.list_runs(runs_dir)] == [(run_id, "interrupted")]
+    assert [(r.run_id, r.state) for r in store.list_runs(runs_dir)] == [(run_id, "interrupted")]
     assert not run.exists("metrics.json"), "no results may appear for an unfinished run"
     for path in runs_dir.rglob("*"):
         if path.is_file() and not path.name.startswith("."):  # dot-files are unfinished temporaries
@@ -59,7 +59,7 @@ def _check_consistent(runs_dir: Path, run_id: str, stage: str) -> None:
                 json.loads(path.read_text())
             elif path.suffix == ".pt":
                 assert path.with_suffix(".json").exists(), f"{path.name} has no meta: it would be retrained"
-                runs.load_state(path)
+                store.load_state(path)
     leftovers = [p.name for p in runs_dir.rglob(".*") if p.is_file()]
     assert all(n.endswith(".tmp") for n in leftovers), leftovers
 
@@ -86,11 +86,11 @@ def test_kill_at_each_stage_then_rerun_completes_with_cached_models(runs_dir):
     final = start_cli(["execute", run_id], runs_dir)
     _, err = final.communicate(timeout=180)
     assert final.returncode == 0, err[-2000:]
-    run = runs.open_run(run_id, runs_dir)
+    run = store.open_run(run_id, runs_dir)
     assert run.status()["state"] == "complete"
     metrics = run.read_json("metrics.json")
     assert metrics["cache"]["original_cached"] and metrics["cache"]["gold_cached"]
     assert run.status()["stages"]["original"]["state"] == "cached"
     assert _cached(runs_dir, "original")[0].read_bytes() == original_bytes, "the cached original was not rebuilt"
     assert set(metrics["models"]) == {"original", "gold", "finetune"}
-    assert [(r.run_id, r.state) for r in runs.list_runs(runs_dir)] == [(run_id, "complete")]
+    assert [(r.run_id, r.state) for r in store.list_runs(runs_dir)] == [(run_id, "complete")]

@@ -10,7 +10,7 @@ import pytest
 import torch
 
 from clitools import ROOT
-from tmu_core import runs
+from tmu_core import store
 from tmu_core.config import DataConfig, TrainConfig
 from tmu_core.errors import TMUError
 
@@ -39,7 +39,7 @@ def test_a_pickle_that_would_run_code_is_refused(tmp_path):
     marker, files = _hostile_files(tmp_path)
     for path in files:
         with pytest.raises(TMUError, match="not loaded") as exc:
-            runs.load_state(path)
+            store.load_state(path)
         assert path.name in str(exc.value)
     assert not marker.exists(), "the payload ran"
 
@@ -49,7 +49,7 @@ def test_a_hostile_file_in_a_run_or_the_model_cache_is_never_executed(tmp_path, 
     from tmu_core.references import train_cached
 
     marker, (zipped, _) = _hostile_files(tmp_path)
-    run = runs.Run.create("victim", {})
+    run = store.Run.create("victim", {})
     run.save_weights("tmu", {"w": torch.zeros(1)})
     run.weights_path("tmu").write_bytes(zipped.read_bytes())
     with pytest.raises(TMUError):
@@ -58,7 +58,7 @@ def test_a_hostile_file_in_a_run_or_the_model_cache_is_never_executed(tmp_path, 
     data = load_dataset(DataConfig(train_per_class=10), seed=0)
     cfg = TrainConfig(epochs=1)
     first = train_cached("original", data, DataConfig(train_per_class=10), cfg, data.train_ids, 0, torch.device("cpu"))
-    runs.model_cache_file(first.key).write_bytes(zipped.read_bytes())
+    store.model_cache_file(first.key).write_bytes(zipped.read_bytes())
     again = train_cached("original", data, DataConfig(train_per_class=10), cfg, data.train_ids, 0, torch.device("cpu"))
     assert not again.cached and not marker.exists()
 
@@ -69,20 +69,20 @@ def test_weights_must_be_a_dict_of_tensors(tmp_path):
     torch.save({"w": torch.zeros(1), "n": 3}, buf)  # loadable with weights_only, but not a state dict
     path.write_bytes(buf.getvalue())
     with pytest.raises(TMUError, match="state dict of tensors"):
-        runs.load_state(path)
+        store.load_state(path)
 
 
 @pytest.mark.parametrize("bad", ["../x", "..", "a/../../b", "a/b", "/etc", ".hidden", "-flag", "x" * 129, "a\\b",
                                  "run\x00id", ""])
 def test_run_ids_that_could_leave_the_runs_dir_are_refused(bad, runs_dir):
     with pytest.raises(TMUError, match="not a valid run id"):
-        runs.Run(bad)
+        store.Run(bad)
     with pytest.raises(TMUError):
-        runs.open_run(bad)
+        store.open_run(bad)
 
 
 def test_weight_names_cannot_escape_the_run(runs_dir):
-    run = runs.Run.create("w", {})
+    run = store.Run.create("w", {})
     with pytest.raises(TMUError):
         run.save_weights("../../escaped", {"w": torch.zeros(1)})
     assert not list(runs_dir.parent.rglob("escaped*"))
@@ -90,7 +90,7 @@ def test_weight_names_cannot_escape_the_run(runs_dir):
 
 def test_run_names_are_made_safe(runs_dir):
     for hint in ("../../etc/passwd", "/abs/path", "..", "a b/c\\d", "\x00"):
-        run = runs.Run.create(hint, {})
+        run = store.Run.create(hint, {})
         assert run.dir.parent == runs_dir and run.dir.is_dir()
         assert ".." not in run.id and "/" not in run.id
     written = list(runs_dir.parent.rglob("config.json"))
@@ -105,8 +105,8 @@ def test_a_run_folder_linking_out_of_the_store_is_not_opened(tmp_path, runs_dir)
     runs_dir.mkdir(exist_ok=True)
     (runs_dir / "sneaky").symlink_to(outside, target_is_directory=True)
     with pytest.raises(TMUError, match="outside"):
-        runs.open_run("sneaky")
-    assert runs.list_runs() == []
+        store.open_run("sneaky")
+    assert store.list_runs() == []
 
 
 def test_the_dashboard_binds_to_localhost_and_keeps_xsrf_protection():

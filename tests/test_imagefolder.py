@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from tmu_core import data_sources
+from tmu_core.data import sources as data_sources
 from tmu_core.config import DataConfig, ForgetSpec
 from tmu_core.data import load_dataset, load_raw, resolve_forget
 

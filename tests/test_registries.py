@@ -7,6 +7,7 @@ import pytest
 from tmu_core.config import DataConfig
 from tmu_core.data import DATASETS, load_raw
 from tmu_core.errors import DataUnavailable, TMUError
+from tmu_core.config import flatten
 from tmu_core.methods import METHODS, method_config
 from tmu_core.models import MODELS
 from tmu_core.registry import Registry
@@ -58,7 +59,7 @@ def test_every_method_has_a_valid_config_for_every_dataset(dataset):
     for name in METHODS.names():
         cfg = method_config(name, dataset)
         assert isinstance(cfg, METHODS.get(name).config_cls)
-        assert cfg.epochs >= 1
+        assert flatten(cfg)["epochs"] >= 1
 
 
 @pytest.mark.parametrize("dataset", sorted(EXPECTED["dataset"]))

@@ -12,7 +12,7 @@ import pandas as pd
 import pytest
 import torch
 
-from tmu_core import runs
+from tmu_core import store
 from tmu_core.config import DataConfig, ForgetSpec, RunConfig, TrainConfig, run_config_from_dict, run_config_to_dict
 from tmu_core.errors import TMUError
 
@@ -41,12 +41,13 @@ def test_numpy_values_from_widgets_become_plain_python():
     from tmu_core.methods import method_config
 
     cfg = method_config("tmu", "digits", {"nf_normalize": np.False_, "pgd_steps": np.int64(3), "twin_lr": np.float32(0.5)})
-    assert (type(cfg.nf_normalize), type(cfg.pgd_steps), type(cfg.twin_lr)) == (bool, int, float)
-    assert json.loads(json.dumps({"v": cfg.pgd_steps})) == {"v": 3}
+    f, twin = cfg.features, cfg.twin
+    assert (type(f.nf_normalize), type(f.pgd_steps), type(twin.twin_lr)) == (bool, int, float)
+    assert json.loads(json.dumps({"v": f.pgd_steps})) == {"v": 3}
 
 
 def test_every_artifact_round_trips(runs_dir):
-    run = runs.Run.create("demo", run_config_to_dict(CONFIG))
+    run = store.Run.create("demo", run_config_to_dict(CONFIG))
     assert run.dir.parent == runs_dir and run.id.startswith("demo-")
     assert run.read_json("config.json") == run_config_to_dict(CONFIG)
     assert run.status()["state"] == "queued"
@@ -62,11 +63,11 @@ def test_every_artifact_round_trips(runs_dir):
     run.save_arrays("embeddings.npz", emb=np.eye(3, dtype=np.float32), role=np.array(["a", "b", "c"]))
     arrays = run.load_arrays()
     assert np.array_equal(arrays["emb"], np.eye(3)) and arrays["role"].tolist() == ["a", "b", "c"]
-    assert runs.open_run(run.id).dir == run.dir
+    assert store.open_run(run.id).dir == run.dir
 
 
 def test_set_status_merges_and_stamps(runs_dir):
-    run = runs.Run.create("s", {})
+    run = store.Run.create("s", {})
     run.set_status(state="running", stage="gold", progress=0.5, pid=os.getpid())
     st = run.set_status(progress=0.75)
     assert st["stage"] == "gold" and st["progress"] == 0.75 and st["updated"]
@@ -74,7 +75,7 @@ def test_set_status_merges_and_stamps(runs_dir):
 
 
 def test_a_failed_write_leaves_the_old_file_and_no_temp_file(runs_dir):
-    run = runs.Run.create("atomic", {"v": 1})
+    run = store.Run.create("atomic", {"v": 1})
     with pytest.raises(TypeError):
         run.write_json("config.json", {"v": object()})  # not serialisable: fails before anything is replaced
     assert run.read_json("config.json") == {"v": 1}
@@ -84,15 +85,15 @@ def test_a_failed_write_leaves_the_old_file_and_no_temp_file(runs_dir):
 def test_a_running_run_whose_process_died_reads_as_interrupted(runs_dir):
     dead = subprocess.Popen([sys.executable, "-c", "pass"])
     dead.wait()
-    run = runs.Run.create("dead", {})
+    run = store.Run.create("dead", {})
     run.set_status(state="running", stage="original", progress=0.2, pid=dead.pid)
     st = run.status()
     assert st["state"] == "interrupted" and "original" in st["error"]
-    assert [r.state for r in runs.list_runs()] == ["interrupted"]
+    assert [r.state for r in store.list_runs()] == ["interrupted"]
 
 
 def test_a_reused_process_id_does_not_keep_a_dead_run_running(runs_dir):
-    run = runs.Run.create("reused", {})
+    run = store.Run.create("reused", {})
     run.set_status(state="running", stage="gold", pid=os.getpid())  # this process: alive, start time recorded
     assert run.status()["state"] == "running"
     st = run.read_json("status.json")
@@ -103,43 +104,43 @@ def test_a_reused_process_id_does_not_keep_a_dead_run_running(runs_dir):
 
 
 def test_listing_is_newest_first_and_flags_damage_without_hiding_others(runs_dir):
-    good = runs.Run.create("agood", {"a": 1})
+    good = store.Run.create("agood", {"a": 1})
     good.write_json("metrics.json", {"ok": True})
     good.save_weights("tmu", {"w": torch.zeros(2)})
     good.write_json("status.json", {"state": "complete", "stage": "complete", "progress": 1.0,
                                     "updated": "2999-01-01T00:00:00"})  # newer than the others
-    bad_metrics = runs.Run.create("badmetrics", {"a": 1})
+    bad_metrics = store.Run.create("badmetrics", {"a": 1})
     bad_metrics.set_status(state="complete", progress=1.0)
     (bad_metrics.dir / "metrics.json").write_text('{"truncated": ')
-    bad_weights = runs.Run.create("badweights", {"a": 1})
+    bad_weights = store.Run.create("badweights", {"a": 1})
     bad_weights.write_json("metrics.json", {"ok": True})
     bad_weights.save_weights("tmu", {"w": torch.zeros(2)})
     bad_weights.set_status(state="complete", progress=1.0)
     bad_weights.weights_path("tmu").write_bytes(b"\x00" * 64)
-    bad_status = runs.Run.create("badstatus", {"a": 1})
+    bad_status = store.Run.create("badstatus", {"a": 1})
     (bad_status.dir / "status.json").write_text("[1, 2]")
     (runs_dir / "_cache").mkdir(exist_ok=True)  # not a run
-    listed = {r.run_id.split("-")[0]: r for r in runs.list_runs()}
+    listed = {r.run_id.split("-")[0]: r for r in store.list_runs()}
     assert set(listed) == {"agood", "badmetrics", "badweights", "badstatus"}
     assert listed["agood"].state == "complete" and listed["agood"].config == {"a": 1}
     assert listed["badmetrics"].state == "damaged" and "metrics.json" in listed["badmetrics"].error
     assert listed["badweights"].state == "damaged" and "tmu.pt" in listed["badweights"].error
     assert listed["badstatus"].state == "damaged"
-    assert runs.list_runs()[0].run_id == good.id
+    assert store.list_runs()[0].run_id == good.id
 
 
 def test_list_of_a_missing_store_is_empty(tmp_path):
-    assert runs.list_runs(tmp_path / "nowhere") == []
+    assert store.list_runs(tmp_path / "nowhere") == []
 
 
 def test_run_ids_are_unique_and_readable(runs_dir):
-    ids = {runs.Run.create("same name", {}).id for _ in range(5)}
+    ids = {store.Run.create("same name", {}).id for _ in range(5)}
     assert len(ids) == 5 and all(i.startswith("same-name-") for i in ids)
 
 
 def test_missing_files_are_user_errors(runs_dir):
-    run = runs.Run.create("m", {})
+    run = store.Run.create("m", {})
     for call in (lambda: run.read_json("metrics.json"), lambda: run.load_weights("tmu"),
-                 run.load_table, run.load_arrays, lambda: runs.open_run("no-such-run")):
+                 run.load_table, run.load_arrays, lambda: store.open_run("no-such-run")):
         with pytest.raises(TMUError):
             call()

@@ -8,16 +8,16 @@ import numpy as np
 import pytest
 import torch
 
-from tmu_core.attacks import adversarial_feature, pgd
-from tmu_core.classifier import ClassifierConfig, balanced_threshold, feature_subsets, train_classifier
+from tmu_core.tmu.attacks import adversarial_feature, pgd
+from tmu_core.tmu.classifier import ClassifierConfig, balanced_threshold, feature_subsets, train_classifier
 from tmu_core.config import DataConfig, ForgetSpec, TrainConfig
 from tmu_core.data import load_dataset, resolve_forget
-from tmu_core.features import Scaler, nearest_distance
+from tmu_core.tmu.features import Scaler, nearest_distance
 from tmu_core.methods import METHODS, method_config
 from tmu_core.methods.loop import UnlearnTask
 from tmu_core.references import new_model
 from tmu_core.train import fit
-from tmu_core.twin import build_aux, eq3_size
+from tmu_core.tmu.twin import build_aux, eq3_size
 
 CPU = torch.device("cpu")
 
@@ -124,7 +124,7 @@ def test_classifier_separates_a_toy_set():
     hard = rng.normal(1.5, 0.5, size=(20, 3))
     f = np.vstack([easy, hard])
     y = np.r_[np.ones(80, int), np.zeros(20, int)]
-    clf = train_classifier(f, y, ClassifierConfig(epochs=60), seed=0)
+    clf = train_classifier(f, y, ClassifierConfig(clf_epochs=60), seed=0)
     assert (clf.predict(f) == y).mean() >= 0.95
 
 
@@ -150,7 +150,8 @@ def test_every_method_changes_parameters_without_touching_its_input(name, digits
         overrides.update(twin_epochs=1, clf_epochs=5, cf_epochs=1)
     mcfg = method_config(name, "digits", overrides)
     task = UnlearnTask(data, cfg, tc, forget, original, seed=0)
-    out = METHODS.get(name).run(task, mcfg, CPU, None)
+    result = METHODS.get(name).run(task, mcfg, CPU, None)
+    out = result.model
     after = original.state_dict()
     assert all(torch.equal(before[k], after[k]) for k in before), "the input model was mutated"
     changed = [k for k, v in out.state_dict().items() if v.dtype.is_floating_point and not torch.equal(v, before[k])]
@@ -158,8 +159,10 @@ def test_every_method_changes_parameters_without_touching_its_input(name, digits
     logits = out(data.x[torch.as_tensor(forget.ids[:8])].float() / 255)
     assert torch.isfinite(logits).all()
     if name == "tmu":
-        rep = task.report
-        assert len(rep["forget_pred"]) == len(forget.ids) and set(rep["ablation"]) == {"NF", "AF", "CF", "NF+AF", "NF+CF", "AF+CF", "NF+AF+CF"}
+        rep = result.report
+        assert len(rep.forget_pred) == len(forget.ids) and set(rep.ablation) == {"NF", "AF", "CF", "NF+AF", "NF+CF", "AF+CF", "NF+AF+CF"}
+    else:
+        assert result.report is None
 
 
 def test_unknown_method_setting_names_the_valid_ones():
@@ -186,8 +189,6 @@ def test_run_json_contract(tmp_path):
     for name, m in r["models"].items():
         assert keys <= set(m), name
         assert all(isinstance(m[k], float) for k in keys), name
-        assert m["abs_delta"] == pytest.approx(abs(m["acc_forget"] - r["models"]["gold"]["acc_forget"]))
-    assert r["models"]["gold"]["delta"] == 0 and r["models"]["gold"]["activation_distance"] == 0
     t = r["tmu"]
     assert set(t["label_accuracy_by_features"]) == {"NF", "AF", "CF", "NF+AF", "NF+CF", "AF+CF", "NF+AF+CF"}
     assert t["pred_easy"] + t["pred_hard"] == 100 and 0 <= t["gold_hard"] <= 100 and t["aux_count"] > 0
@@ -202,6 +203,11 @@ def test_run_json_contract(tmp_path):
     assert {"NF", "AF", "CF", "p_easy", "pred_label", "true_label", "pred_gold", "conf_tmu"} <= set(table.columns)
     forget_rows = table[table.role == "forget"]
     assert (forget_rows.true_label == "hard").sum() == t["gold_hard"]
+    # every model's A_f and |delta| agree with its stored per-sample predictions (an independent path)
+    gold_right = 100 * float((forget_rows.pred_gold == 8).mean())
+    for name, m in r["models"].items():
+        right = 100 * float((forget_rows[f"pred_{name}"] == 8).mean())
+        assert m["acc_forget"] == pytest.approx(right) and m["abs_delta"] == pytest.approx(abs(right - gold_right)), name
     emb = np.load(run_dir / "embeddings.npz")
     assert {"emb_original", "emb_gold", "emb_tmu", "role", "ids"} <= set(emb.files)
     assert json.loads((run_dir / "status.json").read_text())["state"] == "complete"
@@ -210,7 +216,7 @@ def test_run_json_contract(tmp_path):
 def test_validate_refuses_nf_k_beyond_the_class_before_training(tmp_path, monkeypatch):
     from tmu_core.config import RunConfig
     from tmu_core.errors import TMUError
-    from tmu_core.pipeline import validate
+    from tmu_core.jobs.pipeline import validate
 
     monkeypatch.setenv("TMU_RUNS_DIR", str(tmp_path))
     cfg = RunConfig(forget=ForgetSpec(forget_class="8", forget_count=100), method_params=(("tmu", (("nf_k", 500),)),))
@@ -220,7 +226,7 @@ def test_validate_refuses_nf_k_beyond_the_class_before_training(tmp_path, monkey
 
 
 def test_hard_rate_estimate_is_a_wilson_lower_bound_counting_sources_once():
-    from tmu_core.classifier import hard_rate_estimate
+    from tmu_core.tmu.classifier import hard_rate_estimate
 
     labels = np.r_[np.zeros(6, int), np.ones(50, int)]  # 6 hard of 56
     full = hard_rate_estimate(labels)  # n = 56
@@ -235,7 +241,7 @@ def test_hard_rate_estimate_is_a_wilson_lower_bound_counting_sources_once():
 @pytest.mark.parametrize("held_out", [True, False])
 def test_cf_network_never_sees_the_scored_samples_when_held_out(held_out, digits, tiny_original, monkeypatch):
     """CF's from-scratch network trains on part of D_r only by default; the paper's variant adds D_f and D_a."""
-    import tmu_core.methods.tmu as tmu_mod
+    import tmu_core.tmu.method as tmu_mod
 
     cfg, data, forget = digits
     tc, original = tiny_original
@@ -257,7 +263,7 @@ def test_cf_network_never_sees_the_scored_samples_when_held_out(held_out, digits
     # is any scored image (D_a or D_f) among the training images?
     dist = torch.cdist(scored.float(), x_train.float(), compute_mode="donot_use_mm_for_euclid_dist")
     overlap = (dist.min(1).values < 1e-6).sum().item()
-    part = int(mcfg.cf_fraction * len(forget.remain_ids(data)))
+    part = int(mcfg.features.cf_fraction * len(forget.remain_ids(data)))
     if held_out:
         assert overlap == 0 and len(x_train) == part
     else:
@@ -265,7 +271,7 @@ def test_cf_network_never_sees_the_scored_samples_when_held_out(held_out, digits
 
 
 def test_fit_map_keeps_separated_clusters_apart_and_is_seeded():
-    from tmu_core.embedding import fit_map
+    from tmu_core.jobs.embedding import fit_map
 
     rng = np.random.default_rng(0)
     centres = rng.normal(0, 10, (3, 120))
@@ -277,3 +283,37 @@ def test_fit_map_keeps_separated_clusters_apart_and_is_seeded():
     nearest = np.argmin(((xy[:, None, :] - means[None]) ** 2).sum(-1), 1)
     assert (nearest == labels).mean() == 1.0
     assert np.array_equal(xy, fit_map(x, seed=0))
+
+
+def test_tmu_forget_term_acts_on_predicted_hard_samples_only(digits, tiny_original, monkeypatch):
+    """The unlearning step gets D_r plus the predicted-easy D_f as retain data and only the predicted-hard D_f
+    as forget data; the forget term leaves a retain sample's loss untouched."""
+    import tmu_core.tmu.method as tmu_mod
+
+    cfg, data, forget = digits
+    tc, original = tiny_original
+    pred = np.ones(len(forget.ids), dtype=np.int64)
+    pred[[0, 3, 7]] = 0  # three predicted hard
+    seen = {}
+
+    def spy(model, retain, forget_xy, loss_fn, *args, **kwargs):
+        seen.update(retain=retain, forget=forget_xy, loss=loss_fn)
+        return model
+
+    monkeypatch.setattr(tmu_mod, "unlearn_loop", spy)
+    task = UnlearnTask(data, cfg, tc, forget, original, seed=0)
+    tmu_mod.unlearn(task, pred, method_config("tmu", "digits").unlearn, CPU, None)
+    hard_x = data.x[torch.as_tensor(forget.ids[[0, 3, 7]])]
+    assert torch.equal(seen["forget"][0], hard_x) and len(seen["forget"][1]) == 3
+    retain_x = seen["retain"][0].reshape(len(seen["retain"][0]), -1).float()
+    assert len(retain_x) == len(forget.remain_ids(data)) + len(forget.ids) - 3
+    # every predicted-easy D_f image is in the retain data, no predicted-hard one is
+    dist = torch.cdist(data.x[torch.as_tensor(forget.ids)].reshape(len(forget.ids), -1).float(), retain_x)
+    in_retain = (dist.min(1).values == 0).numpy()
+    assert in_retain[pred == 1].all() and not in_retain[pred == 0].any()
+    # the loss: the forget term is zero when no hard sample is in the batch, so easy D_f gets the retain loss only
+    logits = torch.randn(4, 10, requires_grad=True)
+    y = torch.tensor([8, 8, 1, 2])
+    retain_sum, forget_sum = seen["loss"](logits, y, logits[:0], y[:0], None, None)
+    assert float(forget_sum.detach()) == 0.0
+    assert float(retain_sum.detach()) == pytest.approx(float(torch.nn.functional.cross_entropy(logits.detach(), y, reduction="sum")))

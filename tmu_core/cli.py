@@ -11,7 +11,7 @@ import logging
 import os
 import sys
 
-from . import runs
+from . import store
 from .config import DataConfig, ForgetSpec, RunConfig, TrainConfig
 from .errors import TMUError
 from .options import add_config_args, config_from_args, given
@@ -54,7 +54,7 @@ def _add_common(p: argparse.ArgumentParser) -> None:
 
 def _run_config(args, methods=()) -> RunConfig:
     from .methods import METHODS, method_config
-    from .recipes import default_train_config
+    from .data.recipes import default_train_config
 
     data = config_from_args(args, DataConfig)
     forget = config_from_args(args, ForgetSpec)
@@ -73,7 +73,7 @@ def _run_config(args, methods=()) -> RunConfig:
 
 
 def cmd_train(args) -> int:
-    from .pipeline import train_references
+    from .jobs.pipeline import train_references
 
     cfg = _run_config(args)
     out = train_references(cfg, progress=_stderr_progress if args.verbose else None)
@@ -96,7 +96,7 @@ def _method_flags(p: argparse.ArgumentParser) -> None:
 
 def cmd_run(args) -> int:
     from .methods import METHODS
-    from .pipeline import execute, start
+    from .jobs.pipeline import execute, start
 
     methods = args.methods or METHODS.names()
     if args.mechanism:
@@ -112,9 +112,9 @@ def cmd_run(args) -> int:
 
 
 def cmd_execute(args) -> int:
-    from .pipeline import execute
+    from .jobs.pipeline import execute
 
-    run = runs.open_run(args.run_id)
+    run = store.open_run(args.run_id)
     state = run.status().get("state")
     if state == "complete":
         raise TMUError(f"run {run.id} is already complete; start a new run to change anything")
@@ -129,7 +129,7 @@ def cmd_execute(args) -> int:
 
 def cmd_sweep(args) -> int:
     from .methods import METHODS
-    from .sweep import sweep
+    from .jobs.sweep import sweep
 
     methods = args.methods or METHODS.names()
     if args.mechanism:
@@ -142,9 +142,9 @@ def cmd_sweep(args) -> int:
 
 
 def cmd_runs(args) -> int:
-    items = runs.list_runs()
+    items = store.list_runs()
     if not items:
-        print(f"no runs in {runs.runs_root()}")
+        print(f"no runs in {store.runs_root()}")
         return 0
     width = max(20, *(len(r.run_id) for r in items))
     print(f"{'run':<{width}} {'state':<11} {'stage':<14} {'progress':>8}  error")
@@ -156,7 +156,7 @@ def cmd_runs(args) -> int:
 
 
 def cmd_cancel(args) -> int:
-    runs.open_run(args.run_id).request_cancel()
+    store.open_run(args.run_id).request_cancel()
     print(f"cancel requested for {args.run_id}")
     return 0
 

@@ -3,13 +3,16 @@
 Every field carries its help text (and bounds or choices) in `metadata`, so `tmu_core.options` builds
 CLI flags from them and the dashboard builds widgets from the same source. Validation happens in
 `__post_init__` and raises `TMUError` naming what is valid. Defaults run on a CPU in seconds.
+This module imports no registry: dataset, model and method names are checked where a config is resolved
+(`jobs.pipeline.validate`). A config may nest section configs (TMU's twin / features / classifier /
+unlearning); `leaf_fields`, `flatten` and `with_flat` address their fields by their (unique) names.
 """
 from __future__ import annotations
 
 import math
 import numbers
 import re
-from dataclasses import MISSING, dataclass, field, fields
+from dataclasses import MISSING, dataclass, field, fields, is_dataclass, replace
 
 from .errors import TMUError
 
@@ -91,9 +94,6 @@ class DataConfig:
 
     def __post_init__(self):
         check_bounds(self)
-        from .data import DATASETS  # late import: the registry imports this module
-
-        DATASETS.entry(self.dataset)
 
 
 FRACTION_ERROR = "forget fraction must be below 1 (got {:g}): the class must keep some samples"
@@ -139,9 +139,6 @@ class TrainConfig:
 
     def __post_init__(self):
         check_bounds(self)
-        from .models import MODELS
-
-        MODELS.entry(self.model)
 
 
 @dataclass(frozen=True)
@@ -158,8 +155,6 @@ class RunConfig:
     name: str = ""
 
     def __post_init__(self):
-        from .methods import METHODS
-
         for part, cls in (("data", DataConfig), ("forget", ForgetSpec), ("train", TrainConfig)):
             if not isinstance(getattr(self, part), cls):
                 raise TMUError(f"{part} must be a {cls.__name__}, got {type(getattr(self, part)).__name__}")
@@ -173,8 +168,6 @@ class RunConfig:
         if isinstance(self.methods, str) or not all(isinstance(m, str) for m in self.methods):
             raise TMUError(f"methods must be a list of method names, got {self.methods!r}")
         object.__setattr__(self, "methods", tuple(self.methods))
-        for m in self.methods:
-            METHODS.entry(m)
         if len(set(self.methods)) != len(self.methods):
             raise TMUError(f"methods listed twice: {', '.join(self.methods)}")
         if self.device not in ("auto", "cpu", "cuda", "mps") and not re.fullmatch(r"cuda:\d+", self.device):
@@ -185,6 +178,48 @@ class RunConfig:
     def params_for(self, method: str) -> dict:
         """The overrides given for one method's config (empty when none)."""
         return dict(dict(self.method_params).get(method, ()))
+
+
+def _section(f) -> type | None:
+    """The dataclass type of a nested section field (one whose default factory is a dataclass), else None."""
+    factory = f.default_factory
+    return factory if factory is not MISSING and is_dataclass(factory) else None
+
+
+def leaf_fields(cls) -> list:
+    """The fields of a config class, nested sections flattened in order; names are unique across sections."""
+    out = []
+    for f in fields(cls):
+        sub = _section(f)
+        out.extend(leaf_fields(sub) if sub else [f])
+    return out
+
+
+def flatten(obj) -> dict:
+    """{leaf name: value} of a (possibly nested) config object."""
+    out = {}
+    for f in fields(obj):
+        value = getattr(obj, f.name)
+        out.update(flatten(value) if _section(f) else {f.name: value})
+    return out
+
+
+def with_flat(obj, values: dict):
+    """A copy of config `obj` with leaf fields set by name (sections rebuilt and validated); an unknown
+    name is refused with the valid ones named."""
+    valid = {f.name for f in leaf_fields(type(obj))}
+    unknown = sorted(set(values) - valid)
+    if unknown:
+        raise TMUError(f"unknown setting(s) {unknown}; valid: {', '.join(sorted(valid))}")
+    changes = {}
+    for f in fields(obj):
+        if _section(f):
+            mine = {k: v for k, v in values.items() if k in {g.name for g in leaf_fields(_section(f))}}
+            if mine:
+                changes[f.name] = with_flat(getattr(obj, f.name), mine)
+        elif f.name in values:
+            changes[f.name] = values[f.name]
+    return replace(obj, **changes) if changes else obj
 
 
 def run_config_to_dict(cfg: RunConfig) -> dict:

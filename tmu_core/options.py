@@ -6,7 +6,9 @@ added to a dataclass is reachable from both without further code.
 from __future__ import annotations
 
 import argparse
-from dataclasses import MISSING, fields, is_dataclass, replace
+from dataclasses import MISSING, is_dataclass, replace
+
+from .config import leaf_fields
 
 
 def flag_name(prefix: str, name: str) -> str:
@@ -27,9 +29,9 @@ def _default(f):
 
 def add_config_args(parser: argparse.ArgumentParser, cls, prefix: str = "", skip: tuple[str, ...] = (),
                     title: str | None = None) -> None:
-    """One flag per field of dataclass `cls`; every flag defaults to None (= keep the config's value)."""
+    """One flag per (leaf) field of dataclass `cls`; every flag defaults to None (= keep the config's value)."""
     group = parser.add_argument_group(title or cls.__name__)
-    for f in fields(cls):
+    for f in leaf_fields(cls):
         if f.name in skip or is_dataclass(_default(f)):
             continue
         default = _default(f)
@@ -50,9 +52,9 @@ def add_config_args(parser: argparse.ArgumentParser, cls, prefix: str = "", skip
 
 
 def given(args: argparse.Namespace, cls, prefix: str = "") -> dict:
-    """The fields of `cls` the user set on the command line."""
+    """The (leaf) fields of `cls` the user set on the command line, by name."""
     out = {}
-    for f in fields(cls):
+    for f in leaf_fields(cls):
         value = getattr(args, dest_name(prefix, f.name), None)
         if value is not None:
             out[f.name] = tuple(value) if isinstance(value, list) else value

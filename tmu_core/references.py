@@ -16,7 +16,7 @@ from dataclasses import asdict, dataclass
 import numpy as np
 import torch
 
-from . import runs
+from . import store
 from .config import DataConfig, TrainConfig
 from .data import Dataset, ForgetSet
 from .errors import TMUError
@@ -48,14 +48,14 @@ def train_cached(kind: str, data: Dataset, data_cfg: DataConfig, train_cfg: Trai
                  seed: int, device: torch.device, progress: ProgressFn = None, should_stop=None) -> Trained:
     """Train a model on the training ids `ids` (or load it from the cache)."""
     key = cache_key(kind, data_cfg, train_cfg, seed, ids)
-    path = runs.model_cache_file(key)
-    meta_path = path.with_suffix(".json")
-    with runs.model_lock(key):
+    path = store.model_cache_file(key)
+    meta_path = store.model_meta_file(key)
+    with store.model_lock(key):
         if path.exists() and meta_path.exists():
             try:
                 model = new_model(data, train_cfg)
-                model.load_state_dict(runs.load_state(path))
-                meta = runs.read_json(meta_path)
+                model.load_state_dict(store.load_state(path))
+                meta = store.read_json(meta_path)
                 log.info("%s model loaded from cache %s", kind, key)
                 if progress:
                     progress(Progress(kind, 1.0, "loaded from cache"))
@@ -69,8 +69,8 @@ def train_cached(kind: str, data: Dataset, data_cfg: DataConfig, train_cfg: Trai
         fit(model, data.x[ids_t], data.y[ids_t], train_cfg, device, seed=seed, stage=kind,
             progress=progress, should_stop=should_stop)
         seconds = time.perf_counter() - t0
-        runs.save_state(path, model.state_dict())
-        runs.atomic_write_json(meta_path, {"kind": kind, "seconds": seconds, "n_train": int(len(ids)),
+        store.save_state(path, model.state_dict())
+        store.atomic_write_json(meta_path, {"kind": kind, "seconds": seconds, "n_train": int(len(ids)),
                                            "device": str(device)})
         return Trained(model.eval(), seconds, False, key)
 

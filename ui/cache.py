@@ -12,7 +12,8 @@ from dataclasses import asdict
 import pandas as pd
 import streamlit as st
 
-from tmu_core import embedding, preview, runs
+from tmu_core import store
+from tmu_core.jobs import embedding, preview
 from tmu_core.config import DataConfig, ForgetSpec, TrainConfig
 from tmu_core.data import Dataset, load_dataset
 
@@ -20,7 +21,7 @@ from .images import FRAME, data_urls
 
 
 def root() -> str:
-    return str(runs.runs_root().resolve())
+    return str(store.runs_root().resolve())
 
 
 def as_json(cfg) -> str:
@@ -64,20 +65,20 @@ def run_data_config(run_cfg: dict) -> tuple[str, int]:
 
 @st.cache_data(show_spinner=False, max_entries=32)
 def metrics(root_dir: str, run_id: str) -> dict:
-    return runs.open_run(run_id, root_dir).read_json("metrics.json")
+    return store.open_run(run_id, root_dir).metrics()
 
 
 @st.cache_data(show_spinner=False, max_entries=32)
 def config(root_dir: str, run_id: str) -> dict:
-    return runs.open_run(run_id, root_dir).read_json("config.json")
+    return store.open_run(run_id, root_dir).config()
 
 
 @st.cache_data(show_spinner="Loading the samples…", max_entries=16)
 def samples(root_dir: str, run_id: str) -> pd.DataFrame:
     """samples.csv with an `image` column: D_f rows show their image, D_a rows their aux source image."""
-    run = runs.open_run(run_id, root_dir)
-    df = run.load_table()
-    data = dataset(*run_data_config(run.read_json("config.json")))
+    run = store.open_run(run_id, root_dir)
+    df = run.samples()
+    data = dataset(*run_data_config(run.config()))
     image_ids = df["id"].where(df["role"] == "forget", df["source_id"]).astype(int).to_numpy()
     df.insert(0, "image", data_urls(preview.images(data, image_ids)))
     return df
@@ -85,18 +86,18 @@ def samples(root_dir: str, run_id: str) -> pd.DataFrame:
 
 @st.cache_data(show_spinner=False, max_entries=32)
 def embedding_models(root_dir: str, run_id: str) -> list[str]:
-    return embedding.models_in(runs.open_run(run_id, root_dir))
+    return embedding.models_in(store.open_run(run_id, root_dir))
 
 
 @st.cache_data(show_spinner=False, max_entries=16)
-def umap_map(root_dir: str, run_id: str, model: str, mtime: float) -> dict:
-    """A stored UMAP map (`mtime` of its file is part of the key, so a recomputed map is re-read)."""
-    return embedding.load(runs.open_run(run_id, root_dir), model)
+def umap_map(root_dir: str, run_id: str, model: str, version: str) -> dict:
+    """A stored UMAP map (its version token is part of the key, so a recomputed map is re-read)."""
+    return embedding.load(store.open_run(run_id, root_dir), model)
 
 
 @st.cache_data(show_spinner=False, max_entries=8)
-def sweep_results(root_dir: str, sweep_id: str, mtime: float) -> list[dict]:
-    return runs.read_json(runs.sweep_dir(sweep_id, root_dir) / "results.json").get("results", [])
+def sweep_results(root_dir: str, sweep_id: str, version: str) -> list[dict]:
+    return store.Sweep(sweep_id, root_dir).results().get("results", [])
 
 
 @st.cache_data(show_spinner=False, max_entries=32)

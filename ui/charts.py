@@ -9,14 +9,12 @@ import pandas as pd
 import plotly.graph_objects as go
 from plotly.subplots import make_subplots
 
-from tmu_core.sweep import SHORT_NAMES
+from tmu_core.methods import METHODS, display
 
-from .tables import BASELINE_ROW, FEATURES, model_label
+from .tables import BASELINE_ROW, FEATURES, model_color, model_label
 
 EASY, HARD = "#2e7d32", "#c62828"
 LABEL_COLORS = {"easy": EASY, "hard": HARD}
-MODEL_COLORS = {"original": "#9e9e9e", "gold": "#212121", "tmu": "#1565c0", "tmu_ng": "#42a5f5", "finetune": "#ef6c00",
-                "neggrad": "#6a1b9a", "randlabel": "#ad1457", "badteacher": "#00838f"}
 GROUP_STYLE = {  # UMAP groups: colour, size, opacity, symbol
     "other classes": ("#bdbdbd", 5, 0.25, "circle"),
     "D_r of the class": ("#1565c0", 6, 0.55, "circle"),
@@ -103,12 +101,12 @@ def forget_accuracy_figure(models: pd.DataFrame) -> go.Figure:
     gold = float(df["A_f"].iloc[0])
     short = df["A_f"] < 12  # too short for a label inside
     fig = go.Figure(go.Bar(x=[model_label(m) for m in df["model"]], y=df["A_f"],
-                           marker_color=[MODEL_COLORS.get(m, "#607d8b") for m in df["model"]],
+                           marker_color=[model_color(m) for m in df["model"]],
                            text=[f"{v:.1f}" for v in df["A_f"]],
                            textposition=["outside" if s else "inside" for s in short], insidetextanchor="start",
                            textfont=dict(color=["#212121" if s else "white" for s in short]), cliponaxis=False,
                            customdata=df["abs_delta"], hovertemplate="%{x}: A_f %{y:.1f}%, |Δ| %{customdata:.1f}<extra></extra>"))
-    fig.add_hline(y=gold, line_dash="dash", line_color=MODEL_COLORS["gold"])
+    fig.add_hline(y=gold, line_dash="dash", line_color=model_color("gold"))
     fig.add_annotation(x=1, xref="paper", xanchor="right", y=1, yref="paper", yanchor="top", showarrow=False,
                        text=f"dashed line: target = gold's A_f, {gold:.1f}%", bgcolor="rgba(255,255,255,0.85)")
     fig.update_yaxes(title="A_f: accuracy on D_f (%)", range=[0, 118], tickvals=[0, 20, 40, 60, 80, 100])
@@ -119,7 +117,7 @@ def delta_figure(models: pd.DataFrame) -> go.Figure:
     """|Δ| = |A_f(method) − A_f(gold)| per unlearning method (lower is better aligned)."""
     df = models[~models["model"].isin(["gold", "original"])].sort_values("abs_delta")
     fig = go.Figure(go.Bar(x=df["abs_delta"], y=[model_label(m) for m in df["model"]], orientation="h",
-                           marker_color=[MODEL_COLORS.get(m, "#607d8b") for m in df["model"]],
+                           marker_color=[model_color(m) for m in df["model"]],
                            text=[f"{v:.1f}" for v in df["abs_delta"]], textposition="outside",
                            hovertemplate="%{y}: |Δ| %{x:.1f}<extra></extra>"))
     fig.update_traces(cliponaxis=False)
@@ -171,10 +169,10 @@ def umap_figure(df: pd.DataFrame, title: str, zoom: bool = False, height: int = 
 def sweep_delta_figure(long: pd.DataFrame) -> go.Figure:
     """|Δ| per forget class per method (tables.sweep_delta_long), grouped bars."""
     fig = go.Figure()
-    names = {short: name for name, short in SHORT_NAMES.items()}
+    names = {display(name).short: name for name in METHODS.names()}
     for method, part in long.groupby("method", sort=False):
         fig.add_trace(go.Bar(x=part["class"], y=part["abs_delta"], name=method,
-                             marker_color=MODEL_COLORS.get(names.get(method, method), "#607d8b"),
+                             marker_color=model_color(names.get(method, method)),
                              hovertemplate="class %{x}: |Δ| %{y:.1f}<extra>" + method + "</extra>"))
     fig.update_xaxes(title="forget class", type="category")
     fig.update_yaxes(title="|Δ| (percentage points)")

@@ -10,10 +10,10 @@ from dataclasses import replace
 
 import streamlit as st
 
-from tmu_core import runs
+from tmu_core import store
 from tmu_core.config import DataConfig, ForgetSpec, RunConfig
 from tmu_core.errors import TMUError
-from tmu_core.recipes import default_train_config
+from tmu_core.data.recipes import default_train_config
 
 RUN = "run_id"
 DRAFT = "draft"
@@ -112,7 +112,7 @@ def select_run(run_id: str | None) -> None:
 
 def selected_run_id() -> str | None:
     """The selected run; by default (and when it has vanished) the newest complete run."""
-    infos = runs.list_runs()
+    infos = store.list_runs()
     current = st.session_state.get(RUN)
     if current not in {r.run_id for r in infos}:
         current = next((r.run_id for r in infos if r.state == "complete"), None)
@@ -120,7 +120,7 @@ def selected_run_id() -> str | None:
     return current
 
 
-def require_complete_run() -> runs.Run:
+def require_complete_run() -> store.Run:
     """The selected run when it is complete; otherwise say why, link to the Run page and stop the page."""
     from ui import nav
 
@@ -129,7 +129,7 @@ def require_complete_run() -> runs.Run:
         st.info("No finished run yet. Launch one on the Run page (the digits demo gives results in about a minute).")
         nav.link("run", "Go to the Run page")
         st.stop()
-    info = {r.run_id: r for r in runs.list_runs()}.get(run_id)  # list_runs reads 'damaged' for broken files
+    info = {r.run_id: r for r in store.list_runs()}.get(run_id)  # list_runs reads 'damaged' for broken files
     if info is None:
         st.stop()  # deleted since the line above: the next rerun picks another
     if info.state != "complete":
@@ -140,7 +140,7 @@ def require_complete_run() -> runs.Run:
             st.warning(f"{msg}: {info.error or 'no results'}. Choose another run on the Run page.")
         nav.link("run", "Go to the Run page")
         st.stop()
-    return runs.open_run(run_id)
+    return store.open_run(run_id)
 
 
 def require_tmu_results(missing: str):

@@ -8,13 +8,8 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
-from tmu_core.sweep import SHORT_NAMES
+from tmu_core.methods import display, ordered
 
-MODEL_ORDER = ("original", "gold", "tmu", "tmu_ng", "finetune", "neggrad", "randlabel", "badteacher")
-MODEL_LABELS = {"original": "Original", "gold": "Gold (retrained)", "tmu": "TMU", "finetune": "Fine-tuning",
-                "neggrad": "Negative gradient", "randlabel": "Random labels", "badteacher": "Bad Teacher",
-                "tmu_ng": "TMU (neg. gradient)"}
-SHORT_LABELS = {"original": "Orig", "gold": "Gold", **SHORT_NAMES}  # as the paper's tables name them
 FEATURES = ("NF", "AF", "CF")
 CACHED_NOTE = "trained earlier (cached)"
 BASELINE_ROW = "all easy (baseline)"
@@ -23,11 +18,17 @@ PERCENT_FORMAT, DISTANCE_FORMAT = "%.1f", "%.3f"
 
 
 def model_label(name: str) -> str:
-    return MODEL_LABELS.get(name, name)
+    """The name a model row carries everywhere (from the method registry)."""
+    return display(name).label
 
 
 def short_label(name: str) -> str:
-    return SHORT_LABELS.get(name, name)
+    """The paper's short name of a model row (FT, BT, TMU, ...)."""
+    return display(name).short
+
+
+def model_color(name: str) -> str:
+    return display(name).color
 
 
 def models_frame(metrics: dict) -> pd.DataFrame:
@@ -36,7 +37,7 @@ def models_frame(metrics: dict) -> pd.DataFrame:
     `timing` says whose seconds they are: a cached original or gold was trained by an earlier run, so its
     seconds were not spent by this one.
     """
-    names = sorted(metrics["models"], key=lambda m: (MODEL_ORDER.index(m) if m in MODEL_ORDER else 99, m))
+    names = ordered(metrics["models"])
     rows = []
     for name in names:
         m = metrics["models"][name]

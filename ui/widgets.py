@@ -6,9 +6,9 @@ TMUError of a bad combination.
 """
 from __future__ import annotations
 
-from dataclasses import fields
-
 import streamlit as st
+
+from tmu_core.config import flatten, leaf_fields
 
 
 def field_input(f, default, key: str):
@@ -54,11 +54,12 @@ def config_inputs(base, prefix: str, skip: tuple[str, ...] = (), columns: int = 
         prefix: widget key prefix, unique per page and per base (e.g. "run_train_digits_").
     Returns: {field: value} for the fields whose value differs from `base`.
     """
-    chosen = [f for f in fields(base) if f.name not in skip]
+    chosen = [f for f in leaf_fields(type(base)) if f.name not in skip]
+    values = flatten(base)
     cols = st.columns(columns)
     out = {}
     for i, f in enumerate(chosen):
-        default = getattr(base, f.name)
+        default = values[f.name]
         with cols[i % columns]:
             value = field_input(f, default, f"{prefix}{f.name}")
         if value != default:

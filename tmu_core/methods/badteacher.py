@@ -9,7 +9,7 @@ import torch.nn.functional as F
 
 from ..config import opt
 from ..references import new_model
-from . import METHODS, Method
+from .registry import Display, Method, MethodResult, register
 from .loop import LoopConfig, retain_forget_tensors, unlearn_loop
 
 
@@ -39,9 +39,9 @@ def run(task, cfg: BadTeacherConfig, device, progress=None):
             incompetent = bad(xf).float()
         return kl_to(lr, competent, cfg.temperature), kl_to(lf, incompetent, cfg.temperature)
 
-    return unlearn_loop(task.original, retain, forget, loss, cfg, device, seed=task.seed, stage="badteacher",
-                        progress=progress, optimizer="adam", should_stop=task.should_stop)
+    return MethodResult(unlearn_loop(task.original, retain, forget, loss, cfg, device, seed=task.seed, stage="badteacher",
+                        progress=progress, optimizer="adam", should_stop=task.should_stop))
 
 
-METHODS.register("badteacher", "Bad Teacher: KL to a random teacher on D_f and to M_o on 30% of D_r")(
-    Method(BadTeacherConfig, run, lambda dataset: {"lr": 1e-4, "epochs": 1, "retain_fraction": 0.3}))
+register("badteacher", "Bad Teacher: KL to a random teacher on D_f and to M_o on 30% of D_r",
+         Method(BadTeacherConfig, run, lambda dataset: {"lr": 1e-4, "epochs": 1, "retain_fraction": 0.3}, Display("Bad Teacher", "BT", "#00838f", 40)))

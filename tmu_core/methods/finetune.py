@@ -3,7 +3,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from . import METHODS, Method
+from .registry import Display, Method, MethodResult, register
 from .loop import LoopConfig, ce_sum, retain_forget_tensors, unlearn_loop
 
 
@@ -16,9 +16,9 @@ def run(task, cfg: FinetuneConfig, device, progress=None):
     retain, forget = retain_forget_tensors(task)
     empty = (forget[0][:0], forget[1][:0])
     loss = lambda lr, yr, lf, tf, xr, xf: (ce_sum(lr, yr), ce_sum(lf, tf))
-    return unlearn_loop(task.original, retain, empty, loss, cfg, device, seed=task.seed, stage="finetune",
-                        progress=progress, should_stop=task.should_stop)
+    return MethodResult(unlearn_loop(task.original, retain, empty, loss, cfg, device, seed=task.seed, stage="finetune",
+                        progress=progress, should_stop=task.should_stop))
 
 
-METHODS.register("finetune", "fine-tune on D_r only with a larger learning rate (catastrophic forgetting)")(
-    Method(FinetuneConfig, run, lambda dataset: {"lr": 0.02, "epochs": 3, "retain_fraction": 0.5}))
+register("finetune", "fine-tune on D_r only with a larger learning rate (catastrophic forgetting)",
+         Method(FinetuneConfig, run, lambda dataset: {"lr": 0.02, "epochs": 3, "retain_fraction": 0.5}, Display("Fine-tuning", "FT", "#ef6c00", 10)))

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import copy
 import math
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Callable, Optional
 
 import numpy as np
@@ -32,7 +32,6 @@ class UnlearnTask:
     original: nn.Module
     seed: int = 0
     should_stop: Optional[Callable[[], None]] = None
-    report: dict = field(default_factory=dict)  # a method may leave details here (TMU's predictions, timings)
 
     @property
     def remain_ids(self) -> np.ndarray:

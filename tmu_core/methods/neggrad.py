@@ -10,7 +10,7 @@ import torch
 import torch.nn.functional as F
 
 from ..config import opt
-from . import METHODS, Method
+from .registry import Display, Method, MethodResult, register
 from .loop import LoopConfig, ce_sum, retain_forget_tensors, unlearn_loop
 
 
@@ -32,9 +32,9 @@ def ascent_term(logits: torch.Tensor, y: torch.Tensor, cap: float) -> torch.Tens
 def run(task, cfg: NegGradConfig, device, progress=None):
     retain, forget = retain_forget_tensors(task)
     loss = lambda lr, yr, lf, yf, xr, xf: (ce_sum(lr, yr), cfg.forget_weight * ascent_term(lf, yf, cfg.max_forget_loss))
-    return unlearn_loop(task.original, retain, forget, loss, cfg, device, seed=task.seed, stage="neggrad",
-                        progress=progress, should_stop=task.should_stop)
+    return MethodResult(unlearn_loop(task.original, retain, forget, loss, cfg, device, seed=task.seed, stage="neggrad",
+                        progress=progress, should_stop=task.should_stop))
 
 
-METHODS.register("neggrad", "negative gradient: ascend the (bounded) loss on D_f, replay D_r")(
-    Method(NegGradConfig, run, lambda dataset: {}))
+register("neggrad", "negative gradient: ascend the (bounded) loss on D_f, replay D_r",
+         Method(NegGradConfig, run, lambda dataset: {}, Display("Negative gradient", "NG", "#6a1b9a", 20)))

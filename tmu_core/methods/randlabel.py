@@ -3,8 +3,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from . import METHODS, Method
 from ..train import generator
+from .registry import Display, Method, MethodResult, register
 from .loop import LoopConfig, ce_sum, random_wrong_labels, retain_forget_tensors, unlearn_loop
 
 
@@ -20,9 +20,9 @@ def relabel_loss(num_classes: int, seed: int):
 
 def run(task, cfg: RandLabelConfig, device, progress=None):
     retain, forget = retain_forget_tensors(task)
-    return unlearn_loop(task.original, retain, forget, relabel_loss(task.data.num_classes, task.seed), cfg, device,
-                        seed=task.seed, stage="randlabel", progress=progress, should_stop=task.should_stop)
+    return MethodResult(unlearn_loop(task.original, retain, forget, relabel_loss(task.data.num_classes, task.seed), cfg, device,
+                        seed=task.seed, stage="randlabel", progress=progress, should_stop=task.should_stop))
 
 
-METHODS.register("randlabel", "random labeling (Amnesiac): random wrong labels on D_f, replay D_r")(
-    Method(RandLabelConfig, run, lambda dataset: {}))
+register("randlabel", "random labeling (Amnesiac): random wrong labels on D_f, replay D_r",
+         Method(RandLabelConfig, run, lambda dataset: {}, Display("Random labels", "RL", "#ad1457", 30)))

@@ -3,7 +3,7 @@
 A run is executed by `python -m tmu_core execute <run_id>` in its own session (`start_new_session`), with
 its output in the run folder's run.log; whoever started it follows it through status.json. Two runs go
 side by side as two processes (a cached original/gold model is built once, under a file lock). The UMAP
-maps of the Embeddings page run the same way (`python -m tmu_core.embedding <run_id> <model>`).
+maps of the Embeddings page run the same way (`python -m tmu_core.jobs.embedding <run_id> <model>`).
 """
 from __future__ import annotations
 
@@ -14,12 +14,11 @@ import sys
 import time
 from pathlib import Path
 
-from . import runs
-from .config import RunConfig
-from .errors import TMUError
+from .. import store
+from ..config import RunConfig
+from ..errors import TMUError
 
-PROJECT_ROOT = Path(__file__).resolve().parent.parent
-RUN_LOG = "run.log"
+PROJECT_ROOT = Path(__file__).resolve().parents[2]
 
 # Children of this process: polled now and then so finished ones do not linger as zombies.
 _children: list[subprocess.Popen] = []
@@ -39,7 +38,7 @@ def spawn(args: list[str], log_path: Path) -> subprocess.Popen:
     directory, and the child runs in the project root so that `tmu_core` is importable.
     """
     reap()
-    env = dict(os.environ, TMU_RUNS_DIR=str(runs.runs_root().resolve()))
+    env = dict(os.environ, TMU_RUNS_DIR=str(store.runs_root().resolve()))
     env["PYTHONPATH"] = os.pathsep.join(p for p in (str(PROJECT_ROOT), env.get("PYTHONPATH", "")) if p)
     log_path.parent.mkdir(parents=True, exist_ok=True)
     try:
@@ -53,7 +52,7 @@ def spawn(args: list[str], log_path: Path) -> subprocess.Popen:
     return proc
 
 
-def launch(run: runs.Run) -> int:
+def launch(run: store.Run) -> int:
     """Execute a queued run in the background; returns the process id.
 
     The pid is written to status.json at once, so a process that dies before its first status update
@@ -63,13 +62,13 @@ def launch(run: runs.Run) -> int:
     state = run.status().get("state")
     if state != "queued":
         raise TMUError(f"run {run.id} is {state}; only a queued run can be launched")
-    proc = spawn(["tmu_core", "execute", run.id], run.path(RUN_LOG))
+    proc = spawn(["tmu_core", "execute", run.id], run.log_path())
     if run.status().get("state") == "queued":
         run.set_status(pid=proc.pid)
     return proc.pid
 
 
-def start_run(cfg: RunConfig) -> runs.Run:
+def start_run(cfg: RunConfig) -> store.Run:
     """Validate `cfg`, create its run folder and execute it in the background."""
     from .pipeline import start
 
@@ -78,7 +77,7 @@ def start_run(cfg: RunConfig) -> runs.Run:
     return run
 
 
-def cancel(run: runs.Run, wait: float = 10.0) -> None:
+def cancel(run: store.Run, wait: float = 10.0) -> None:
     """Ask a run to stop: it notices the request at its next progress report and ends as 'cancelled'.
 
     A run still queued (its process is importing, or not started) is stopped at once instead: `execute`
@@ -87,23 +86,15 @@ def cancel(run: runs.Run, wait: float = 10.0) -> None:
     run.request_cancel()
     status = run.status()
     pid = status.get("pid")
-    if status.get("state") != "queued" or not runs.pid_alive(pid):
+    if status.get("state") != "queued" or not store.pid_alive(pid):
         return
     try:
         os.killpg(pid, signal.SIGTERM)  # its own session: the group holds the run and nothing else
     except (ProcessLookupError, PermissionError):
         return
     deadline = time.monotonic() + wait
-    while runs.pid_alive(pid) and time.monotonic() < deadline:
+    while store.pid_alive(pid) and time.monotonic() < deadline:
         reap()
         time.sleep(0.05)
     run.set_status(state="cancelled", error="cancelled by the user")
 
-
-def log_tail(run: runs.Run, name: str = RUN_LOG, lines: int = 15) -> str:
-    """The last lines of a background process's log ('' when there is none)."""
-    try:
-        text = run.path(name).read_text(errors="replace")
-    except OSError:
-        return ""
-    return "\n".join(text.rstrip().splitlines()[-lines:])

@@ -9,8 +9,8 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
-from .data import to_float
-from .train import on_device
+from ..data import to_float
+from ..train import on_device
 
 
 def pgd(model: nn.Module, x: torch.Tensor, target_probs: torch.Tensor, eps: float, steps: int, step_size: float,

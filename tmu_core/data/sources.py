@@ -14,10 +14,10 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from . import runs
-from .config import DataConfig
-from .data import DATASETS, RawData, split_test
-from .errors import DataUnavailable, TMUError
+from .. import store
+from ..config import DataConfig
+from ..errors import DataUnavailable, TMUError
+from .registry import DATASETS, RawData, split_test
 
 log = logging.getLogger(__name__)
 
@@ -49,7 +49,7 @@ def _torchvision(name: str, cls_name: str, layout: str):
             raise DataUnavailable(f"{name} needs torchvision, which is not installed; run `make setup` "
                                   f"(or pip install -r requirements.txt)") from exc
 
-        root = Path(cfg.data_root) if cfg.data_root else runs.default_data_root(name)
+        root = Path(cfg.data_root) if cfg.data_root else store.default_data_root(name)
         cls = getattr(tvd, cls_name)
         sets = []
         for train in (True, False):
@@ -148,7 +148,7 @@ def load_imagefolder(cfg: DataConfig) -> RawData:
         for c, files in sorted(lst.items()):
             digest.update(repr((c, [(f.name, stamp) for f, stamp in files])).encode())
     key = digest.hexdigest()[:16]
-    cache = runs.data_cache_file(f"imagefolder-{key}")
+    cache = store.data_cache_file(f"imagefolder-{key}")
     if cache.exists():
         try:
             with np.load(cache) as z:
@@ -162,7 +162,7 @@ def load_imagefolder(cfg: DataConfig) -> RawData:
         xte, yte = decoded[1]
     else:
         xtr, ytr, xte, yte = split_test(xtr, ytr, cfg.test_fraction)
-    runs.atomic_savez(cache, xtr=xtr.numpy(), ytr=ytr.numpy(), xte=xte.numpy(), yte=yte.numpy())
+    store.atomic_savez(cache, xtr=xtr.numpy(), ytr=ytr.numpy(), xte=xte.numpy(), yte=yte.numpy())
     return RawData(xtr, ytr, xte, yte, classes)
 
 

@@ -16,9 +16,9 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from .config import TrainConfig
-from .data import Dataset, ForgetSet, to_float
-from .train import ProgressFn, fit, generator, predict
+from ..config import TrainConfig
+from ..data import Dataset, ForgetSet, to_float
+from ..train import ProgressFn, fit, generator, predict
 
 
 def eq3_size(n_forget: int, n_remain_class: int) -> int:

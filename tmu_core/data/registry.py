@@ -14,10 +14,9 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
-from . import runs
-from .config import DataConfig, ForgetSpec
-from .errors import TMUError
-from .registry import Registry
+from ..config import DataConfig, ForgetSpec
+from ..errors import TMUError
+from ..registry import Registry
 
 log = logging.getLogger(__name__)
 
@@ -200,6 +199,3 @@ def split_test(x: torch.Tensor, y: torch.Tensor, fraction: float):
     train = np.setdiff1d(np.arange(len(yn)), test)
     return x[train], y[train], x[np.sort(test)], y[np.sort(test)]
 
-
-# Loaders live in data_sources.py; importing it fills the registry.
-from . import data_sources  # noqa: E402,F401

@@ -5,7 +5,7 @@ sample of D_r; this module maps one model's activations to 2-D with umap-learn (
 seeded with the run's seed (umap-learn is then single-threaded and reproducible). A map is computed
 once per (run, model) and kept as umap-<model>.npz. The first fit in a process takes 10-30 s on a CPU
 while numba compiles UMAP's kernels (and, above 4096 points, pynndescent's), so the dashboard runs
-`python -m tmu_core.embedding <run_id> <model>` in the background (tmu_core.launch) and follows
+`python -m tmu_core.jobs.embedding <run_id> <model>` in the background (jobs.launch) and follows
 umap-<model>.json.
 """
 from __future__ import annotations
@@ -18,8 +18,8 @@ import warnings
 
 import numpy as np
 
-from . import runs
-from .errors import TMUError
+from .. import store
+from ..errors import TMUError
 
 log = logging.getLogger(__name__)
 
@@ -38,113 +38,85 @@ def fit_map(emb: np.ndarray, seed: int) -> np.ndarray:
         return reducer.fit_transform(emb).astype(np.float32)
 
 
-def map_path(run: runs.Run, model: str):
-    return run.path(f"umap-{runs.check_run_id(model)}.npz")
-
-
-def job_path(run: runs.Run, model: str):
-    return run.path(f"umap-{runs.check_run_id(model)}.json")
-
-
-def log_name(model: str) -> str:
-    return f"umap-{runs.check_run_id(model)}.log"
-
-
-def models_in(run: runs.Run) -> list[str]:
+def models_in(run: store.Run) -> list[str]:
     """Models whose activations the run stored (e.g. original, gold, tmu)."""
-    try:
-        with np.load(run.path("embeddings.npz"), allow_pickle=False) as z:
-            return [k[len("emb_"):] for k in z.files if k.startswith("emb_")]
-    except FileNotFoundError as exc:
-        raise TMUError(f"embeddings.npz is missing in run {run.id}") from exc
-    except Exception as exc:
-        raise TMUError(f"embeddings.npz in run {run.id} is damaged ({exc.__class__.__name__})") from exc
+    return run.embedding_models()
 
 
-def compute(run: runs.Run, model: str) -> dict[str, np.ndarray]:
+def compute(run: store.Run, model: str) -> dict[str, np.ndarray]:
     """Fit UMAP on one model's activations and store the map.
 
     Returns: ids (N,), role (N,) in remain/forget/aux, label (N,) class index, xy (N, 2) float32.
     """
     if run.status().get("state") != "complete":
         raise TMUError(f"run {run.id} is not complete; its embeddings are not ready")
-    arrays = run.load_arrays("embeddings.npz")
+    arrays = run.embeddings()
     key = f"emb_{model}"
     if key not in arrays:
         raise TMUError(f"run {run.id} has no activations of model '{model}'; valid: {', '.join(models_in(run))}")
-    seed = int(run.read_json("config.json").get("seed", 0))
+    seed = int(run.config().get("seed", 0))
     emb = arrays[key]
     t0 = time.perf_counter()
     xy = fit_map(emb, seed)
     log.info("UMAP of %s (%d points) in %.1f s", model, len(emb), time.perf_counter() - t0)
     out = {"ids": arrays["ids"], "role": arrays["role"], "label": arrays["label"], "xy": xy}
-    runs.atomic_savez(map_path(run, model), **out)
+    run.save_umap_map(model, **out)
     return out
 
 
-def load(run: runs.Run, model: str) -> dict[str, np.ndarray] | None:
+def load(run: store.Run, model: str) -> dict[str, np.ndarray] | None:
     """The stored map of `model`, or None when it has not been computed (or the file is unreadable)."""
-    path = map_path(run, model)
-    if not path.exists():
-        return None
-    try:
-        with np.load(path, allow_pickle=False) as z:
-            return {k: z[k] for k in z.files}
-    except Exception:
-        log.warning("UMAP file %s is damaged; it will be computed again", path)
-        return None
+    return run.umap_map(model)
 
 
-def job_status(run: runs.Run, model: str) -> dict:
+def job_status(run: store.Run, model: str) -> dict:
     """State of the background job for `model`: none, running, complete or failed (with its error)."""
-    if map_path(run, model).exists():
+    if run.umap_map(model) is not None:
         return {"state": "complete"}
-    try:
-        job = runs.read_json(job_path(run, model))
-    except TMUError:
+    job = run.umap_job(model)
+    if job is None:
         return {"state": "none"}
-    if job.get("state") == "running" and not runs.pid_alive(job.get("pid")):
+    if job.get("state") == "running" and not store.pid_alive(job.get("pid")):
         return {"state": "failed", "error": "the UMAP process stopped before it finished"}
     return job
 
 
-def start(run: runs.Run, model: str) -> int:
+def start(run: store.Run, model: str) -> int:
     """Compute the map of `model` in a background process; returns its pid."""
     from .launch import spawn
 
     if model not in models_in(run):
         raise TMUError(f"run {run.id} has no activations of model '{model}'; valid: {', '.join(models_in(run))}")
-    proc = spawn(["tmu_core.embedding", run.id, model], run.path(log_name(model)))
-    runs.atomic_write_json(job_path(run, model), {"state": "running", "pid": proc.pid, "started": time.time()})
+    proc = spawn(["tmu_core.jobs.embedding", run.id, model], run.log_path(run.umap_log_name(model)))
+    run.set_umap_job(model, state="running", pid=proc.pid, started=time.time())
     return proc.pid
 
 
 def main(argv: list[str]) -> int:
-    """`python -m tmu_core.embedding <run_id> <model>`: compute one map, recording the job's outcome."""
+    """`python -m tmu_core.jobs.embedding <run_id> <model>`: compute one map, recording the job's outcome."""
     logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
     if len(argv) != 2:
-        print("usage: python -m tmu_core.embedding <run_id> <model>", file=sys.stderr)
+        print("usage: python -m tmu_core.jobs.embedding <run_id> <model>", file=sys.stderr)
         return 2
     run_id, model = argv
     try:
-        run = runs.open_run(run_id)
-        runs.check_run_id(model)
+        run = store.open_run(run_id)
+        store.check_run_id(model)
     except TMUError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
-    runs.atomic_write_json(job_path(run, model), {"state": "running", "pid": os.getpid(), "started": time.time()})
+    run.set_umap_job(model, state="running", pid=os.getpid(), started=time.time())
     try:
         compute(run, model)
     except TMUError as exc:
         print(f"error: {exc}", file=sys.stderr)
-        runs.atomic_write_json(job_path(run, model), {"state": "failed", "error": str(exc)})
+        run.set_umap_job(model, state="failed", error=str(exc))
         return 2
     except Exception as exc:  # a bug: one line for the page, the traceback in the log
         log.exception("UMAP failed")
-        runs.atomic_write_json(job_path(run, model), {"state": "failed",
-                                                      "error": f"unexpected {exc.__class__.__name__}: {exc}"})
+        run.set_umap_job(model, state="failed", error=f"unexpected {exc.__class__.__name__}: {exc}")
         return 1
-    runs.atomic_write_json(job_path(run, model), {"state": "complete"})
+    run.set_umap_job(model, state="complete")
     return 0
 
 

@@ -11,11 +11,12 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
-from . import runs
-from .config import DataConfig, ForgetSpec, TrainConfig
-from .data import Dataset, resolve_forget
-from .references import cache_key
-from .twin import build_aux
+from .. import store
+from ..config import DataConfig, ForgetSpec, TrainConfig
+from ..data import Dataset, resolve_forget
+from ..methods import method_config
+from ..references import cache_key
+from ..tmu.twin import build_aux
 
 
 @dataclass(frozen=True)
@@ -37,12 +38,10 @@ def forget_preview(data: Dataset, data_cfg: DataConfig, spec: ForgetSpec, train_
     Args:
         tmu_settings: overrides of TMU's config (aux_scale, aux_max_factor); its dataset defaults otherwise.
     """
-    from .methods import method_config
-
     forget = resolve_forget(data, spec, seed)
-    tmu = method_config("tmu", data_cfg.dataset, tmu_settings or {})
-    aux = build_aux(data, forget, seed, tmu.aux_max_factor, allow_flip=train_cfg.augment != "none",
-                    size_scale=tmu.aux_scale)
+    twin = method_config("tmu", data_cfg.dataset, tmu_settings or {}).twin
+    aux = build_aux(data, forget, seed, twin.aux_max_factor, allow_flip=train_cfg.augment != "none",
+                    size_scale=twin.aux_scale)
     return ForgetPreview(forget.class_index, forget.class_name, int(len(data.class_ids(forget.class_index))),
                          tuple(int(i) for i in forget.ids), int(len(forget.remain_class_ids(data))), aux.sizing)
 
@@ -50,7 +49,7 @@ def forget_preview(data: Dataset, data_cfg: DataConfig, spec: ForgetSpec, train_
 def cached_models(data: Dataset, data_cfg: DataConfig, train_cfg: TrainConfig, seed: int, forget_ids) -> dict[str, bool]:
     """Whether the original and gold models of this recipe and forget set are in the model cache already."""
     remain = np.setdiff1d(data.train_ids, np.asarray(forget_ids, dtype=np.int64))
-    return {kind: runs.model_cache_file(cache_key(kind, data_cfg, train_cfg, seed, ids)).exists()
+    return {kind: store.model_cache_file(cache_key(kind, data_cfg, train_cfg, seed, ids)).exists()
             for kind, ids in (("original", data.train_ids), ("gold", remain))}
 
 

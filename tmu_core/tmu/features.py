@@ -16,9 +16,10 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from .config import TrainConfig
-from .data import to_float
-from .train import fit, predict, seed_everything
+from ..config import TrainConfig
+from ..data import to_float
+from ..errors import TMUError
+from ..train import fit, predict, seed_everything
 
 FEATURES = ("NF", "AF", "CF")
 
@@ -30,7 +31,6 @@ def nearest_distance(query: torch.Tensor, reference: torch.Tensor, k: int = 5, d
     Args: query (N, D), reference (M, D) embeddings; k <= M; distance 'euclidean' or 'cosine';
     normalize: L2-normalise rows first (euclidean only). Returns (N,) float32.
     """
-    from .errors import TMUError
 
     if k < 1 or k > len(reference):
         raise TMUError(f"NF k={k} is not valid: the reference set has {len(reference)} samples; choose 1..{len(reference)}")

@@ -6,9 +6,7 @@ leaves nothing to unlearn.
 """
 from __future__ import annotations
 
-from dataclasses import replace
-
-from .config import TrainConfig
+from ..config import TrainConfig
 
 _FAST = {
     "digits": TrainConfig(model="small_cnn", epochs=30, batch_size=64, lr=0.05, schedule="cosine", augment="none"),
@@ -31,7 +29,3 @@ def default_train_config(dataset: str, recipe: str = "fast") -> TrainConfig:
         return PAPER
     return _FAST.get(dataset, _FAST["imagefolder"])
 
-
-def with_overrides(cfg, **overrides):
-    """`dataclasses.replace` that ignores None (flags the user did not give)."""
-    return replace(cfg, **{k: v for k, v in overrides.items() if v is not None})

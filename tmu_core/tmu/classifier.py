@@ -15,21 +15,23 @@ import numpy as np
 import torch
 import torch.nn as nn
 
-from .config import opt
+from ..config import check_bounds, opt
 
 
 @dataclass(frozen=True)
 class ClassifierConfig:
-    """MLP and its training; the paper: (64, 32), SGD 0.01, momentum 0.9, wd 5e-4, 100 epochs."""
+    """The easy/hard MLP and its training; the paper: (64, 32), SGD 0.01, momentum 0.9, wd 5e-4, 100 epochs."""
 
-    hidden: tuple[int, ...] = opt((64, 32), "hidden layer sizes")
-    epochs: int = opt(100, "training epochs", min=1, max=10000)
-    lr: float = opt(0.01, "SGD learning rate", min=1e-5, max=1.0)
-    batch_size: int = opt(32, "mini-batch size", min=1, max=4096)
-    balance: bool = opt(True, "weight the loss by inverse class frequency (hard samples are rare)")
-    threshold: str = opt("prior", "decision rule on p(easy): prior (call hard the D_f samples least likely easy, as many "
-                                  "as the twin's hard rate predicts), auto (threshold with the best balanced accuracy on "
-                                  "D_a) or 0.5", choices=("prior", "auto", "0.5"))
+    clf_hidden: tuple[int, ...] = opt((64, 32), "classifier: hidden layer sizes")
+    clf_epochs: int = opt(100, "classifier epochs", min=1, max=10000)
+    clf_lr: float = opt(0.01, "classifier learning rate", min=1e-5, max=1.0)
+    clf_batch_size: int = opt(32, "classifier mini-batch size", min=1, max=4096)
+    clf_balance: bool = opt(True, "classifier: class-weighted loss (hard samples are rare)")
+    clf_threshold: str = opt("prior", "classifier decision: prior (as many hard as the twin's hard rate), auto "
+                                      "(balanced accuracy on D_a) or 0.5", choices=("prior", "auto", "0.5"))
+
+    def __post_init__(self):
+        check_bounds(self)
 
 
 class MLP(nn.Module):
@@ -93,22 +95,22 @@ def train_classifier(f: np.ndarray, labels: np.ndarray, cfg: ClassifierConfig, s
     torch.manual_seed(seed + 61)
     x = torch.as_tensor(f, dtype=torch.float32)
     y = torch.as_tensor(labels, dtype=torch.long)
-    model = MLP(x.shape[1], tuple(cfg.hidden))
+    model = MLP(x.shape[1], tuple(cfg.clf_hidden))
     counts = torch.bincount(y, minlength=2).float()
-    weight = (len(y) / (2 * counts.clamp_min(1))) if cfg.balance and counts.min() > 0 else None
-    opt = torch.optim.SGD(model.parameters(), lr=cfg.lr, momentum=0.9, weight_decay=5e-4)
+    weight = (len(y) / (2 * counts.clamp_min(1))) if cfg.clf_balance and counts.min() > 0 else None
+    opt = torch.optim.SGD(model.parameters(), lr=cfg.clf_lr, momentum=0.9, weight_decay=5e-4)
     gen = torch.Generator().manual_seed(seed + 61)
-    for _ in range(cfg.epochs):
+    for _ in range(cfg.clf_epochs):
         perm = torch.randperm(len(x), generator=gen)
-        for start in range(0, len(x), cfg.batch_size):
-            idx = perm[start:start + cfg.batch_size]
+        for start in range(0, len(x), cfg.clf_batch_size):
+            idx = perm[start:start + cfg.clf_batch_size]
             loss = nn.functional.cross_entropy(model(x[idx]), y[idx], weight=weight)
             opt.zero_grad()
             loss.backward()
             opt.step()
     model.eval()
-    clf = EasyHardClassifier(model, 0.5, hard_rate=hard_rate_estimate(labels, n_effective), rule=cfg.threshold)
-    if cfg.threshold == "auto" and 0 < labels.sum() < len(labels):
+    clf = EasyHardClassifier(model, 0.5, hard_rate=hard_rate_estimate(labels, n_effective), rule=cfg.clf_threshold)
+    if cfg.clf_threshold == "auto" and 0 < labels.sum() < len(labels):
         clf.threshold = balanced_threshold(clf.p_easy(f), labels)
     return clf
 

@@ -1,0 +1,137 @@
+"""The shape the README promises: no import cycle in tmu_core (lazy imports inside functions included), no
+function over 60 lines, a pipeline that names no method, and the store as the only owner of file names."""
+from __future__ import annotations
+
+import ast
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+CORE = ROOT / "tmu_core"
+
+
+def module_name(path: Path) -> str:
+    parts = list(path.relative_to(ROOT).with_suffix("").parts)
+    return ".".join(parts[:-1] if parts[-1] == "__init__" else parts)
+
+
+def modules() -> dict[str, Path]:
+    return {module_name(p): p for p in CORE.rglob("*.py")}
+
+
+def imports_of(name: str, path: Path, known: set[str]) -> set[str]:
+    """Every tmu_core module `name` imports, at the top or inside a function: `from .x import y` counts as
+    an import of module x.y when that is a module, else of x."""
+    package = name if path.name == "__init__.py" else name.rpartition(".")[0]
+    out = set()
+    for node in ast.walk(ast.parse(path.read_text())):
+        if isinstance(node, ast.Import):
+            out.update(a.name for a in node.names if a.name in known)
+        elif isinstance(node, ast.ImportFrom):
+            if node.level:
+                base = package.split(".")
+                base = base[:len(base) - node.level + 1]
+                target = ".".join(base + ([node.module] if node.module else []))
+            else:
+                target = node.module or ""
+            for alias in node.names:
+                sub = f"{target}.{alias.name}"
+                if sub in known:
+                    out.add(sub)
+                elif target in known:
+                    out.add(target)
+    out.discard(name)
+    return out
+
+
+def find_cycle(graph: dict[str, set[str]]) -> list[str] | None:
+    state: dict[str, int] = {}
+    stack: list[str] = []
+
+    def visit(n: str) -> list[str] | None:
+        state[n] = 1
+        stack.append(n)
+        for m in sorted(graph[n]):
+            if state.get(m) == 1:
+                return stack[stack.index(m):] + [m]
+            if m not in state:
+                found = visit(m)
+                if found:
+                    return found
+        stack.pop()
+        state[n] = 2
+        return None
+
+    for n in sorted(graph):
+        if n not in state:
+            found = visit(n)
+            if found:
+                return found
+    return None
+
+
+def test_cycle_finder_sees_a_cycle_through_a_lazy_import():
+    graph = {"a": {"b"}, "b": {"c"}, "c": {"a"}, "d": set()}
+    assert find_cycle(graph) == ["a", "b", "c", "a"]
+    assert find_cycle({"a": {"b"}, "b": set()}) is None
+
+
+def test_no_import_cycle_in_tmu_core():
+    mods = modules()
+    graph = {n: imports_of(n, p, set(mods)) for n, p in mods.items()}
+    assert graph["tmu_core.jobs.pipeline"], "the import graph came out empty: the parser is broken"
+    assert find_cycle(graph) is None, f"import cycle: {' -> '.join(find_cycle(graph))}"
+
+
+def test_config_imports_no_registry():
+    mods = modules()
+    deps = imports_of("tmu_core.config", mods["tmu_core.config"], set(mods))
+    assert deps <= {"tmu_core.errors"}, deps
+
+
+def test_no_function_in_tmu_core_is_over_60_lines():
+    long = []
+    for name, path in modules().items():
+        for node in ast.walk(ast.parse(path.read_text())):
+            if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef)):
+                n = node.end_lineno - node.lineno + 1
+                if n > 60:
+                    long.append(f"{name}.{node.name}: {n} lines")
+    assert not long, long
+
+
+def test_the_pipeline_names_no_method():
+    from tmu_core.methods import METHODS
+
+    text = (CORE / "jobs" / "pipeline.py").read_text()
+    named = [m for m in METHODS.names() if f'"{m}"' in text or f"'{m}'" in text]
+    assert not named, f"jobs/pipeline.py names methods {named}; their traits belong on the registry entry"
+
+
+def test_only_the_store_spells_out_run_file_names():
+    """File names of a run (metrics.json, samples.csv, ...) appear in the store's paths module and nowhere
+    else in tmu_core, ui/ or pages/ (messages that merely name a file are allowed in the store itself)."""
+    names = ("config.json", "status.json", "metrics.json", "samples.csv", "embeddings.npz", "results.json",
+             "error.log", "run.log", "umap-")
+    offenders = []
+    files = [p for p in CORE.rglob("*.py") if "store" not in p.parts]
+    files += list((ROOT / "ui").glob("*.py")) + list((ROOT / "pages").glob("*.py")) + [ROOT / "app.py"]
+    for path in files:
+        for node in ast.walk(ast.parse(path.read_text())):
+            if isinstance(node, ast.Constant) and isinstance(node.value, str):
+                hits = [n for n in names if n in node.value and not node.value.startswith(("#", " ", "-"))]
+                if hits and len(node.value) < 40:  # a file name used as a path, not a sentence that mentions it
+                    offenders.append(f"{path.relative_to(ROOT)}: {node.value!r}")
+    assert not offenders, offenders
+
+
+def test_pages_and_ui_build_no_paths():
+    """Pages and ui/ get data or version tokens from the store, never a path into it. (ui/nav.py locates the
+    app's own page scripts and help texts, which are not part of the run store.)"""
+    offenders = []
+    ui_files = [p for p in (ROOT / "ui").glob("*.py") if p.name != "nav.py"]
+    for path in ui_files + list((ROOT / "pages").glob("*.py")) + [ROOT / "app.py"]:
+        text = path.read_text()
+        for needle in ("from pathlib", "import pathlib", ".stat()", " / \"", "open("):
+            if needle in text:
+                offenders.append(f"{path.relative_to(ROOT)}: {needle}")
+    assert not offenders, offenders

@@ -1,0 +1,242 @@
+"""One run end to end: data, original and gold models, every chosen method, metrics and artifacts.
+
+`start(cfg)` validates the config and creates the run folder; `execute(run)` does the work and keeps
+`status.json` current (stage, progress, per-stage seconds), so the dashboard can follow a run that is
+executed by another process (`python -m tmu_core execute <run_id>`). Results are written before the
+status says complete, so a reader that trusts only complete runs never sees half a run. The pipeline
+names no method: what it needs to know about one (its report, whether it is the primary method whose
+cost is compared with the gold retrain, whether its activations are kept) comes from the registry.
+"""
+from __future__ import annotations
+
+import logging
+import os
+import time
+import traceback
+from dataclasses import dataclass, field
+
+from .. import store
+from ..config import RunConfig, flatten, run_config_from_dict, run_config_to_dict
+from ..data import DATASETS, Dataset, ForgetSet, load_dataset, resolve_forget
+from ..errors import Cancelled, TMUError
+from ..evaluate import artifacts
+from ..evaluate.evaluator import Evaluator
+from ..methods import METHODS, REFERENCES, config_dict, method_config
+from ..methods.loop import UnlearnTask
+from ..models import MODELS
+from ..references import Trained, original_and_gold, train_cached
+from ..train import Progress, pick_device, seed_everything
+
+log = logging.getLogger(__name__)
+
+
+def check_names(cfg: RunConfig) -> None:
+    """Dataset, model and method names against their registries (config.py imports none of them)."""
+    DATASETS.entry(cfg.data.dataset)
+    MODELS.entry(cfg.train.model)
+    for m in cfg.methods:
+        METHODS.entry(m)
+
+
+def validate(cfg: RunConfig) -> tuple[Dataset, ForgetSet]:
+    """Load the data and resolve the forget set; raises TMUError naming what is valid."""
+    check_names(cfg)
+    data = load_dataset(cfg.data, cfg.seed)
+    forget = resolve_forget(data, cfg.forget, cfg.seed)
+    for m in cfg.methods:
+        mcfg = method_config(m, cfg.data.dataset, cfg.params_for(m))
+        n_ref = len(forget.remain_class_ids(data))
+        nf_k = flatten(mcfg).get("nf_k", 1)
+        if nf_k > n_ref:
+            raise TMUError(f"NF k={nf_k} is larger than the {n_ref} remaining training samples of class "
+                           f"{forget.class_name} it compares with; choose 1..{n_ref}")
+    return data, forget
+
+
+def start(cfg: RunConfig, root=None) -> store.Run:
+    """Validate and create a queued run folder holding config.json."""
+    _, forget = validate(cfg)
+    hint = cfg.name or f"{cfg.data.dataset}-c{forget.class_index}-n{len(forget.ids)}-s{cfg.seed}"
+    return store.Run.create(hint, run_config_to_dict(cfg), root)
+
+
+def train_references(cfg: RunConfig, progress=None) -> dict:
+    """The `train` command: original and gold models (cached) and their accuracies."""
+    data, forget = validate(cfg)
+    device = pick_device(cfg.device)
+    original, gold = original_and_gold(data, cfg.data, forget, cfg.train, cfg.seed, device, progress)
+    ev = Evaluator(data, forget, device, cfg.seed)
+    models = {}
+    for name, t in (("original", original), ("gold", gold)):
+        models[name] = {**ev.accuracies(t.model), "seconds": t.seconds, "cached": t.cached}
+    return {"dataset": cfg.data.dataset, "model": cfg.train.model, "forget_class": forget.class_index,
+            "forget_class_name": forget.class_name, "forget_count": int(len(forget.ids)), "device": str(device),
+            "models": models}
+
+
+class StatusWriter:
+    """Maps stage progress onto the run's overall progress and writes status.json (throttled)."""
+
+    def __init__(self, run: store.Run, stages: list[str]):
+        self.run, self.stages, self.t_last = run, stages, 0.0
+        self.times: dict[str, dict] = {s: {"state": "pending"} for s in stages}
+
+    def __call__(self, p: Progress) -> None:
+        top = p.stage.split(":")[0]
+        if top not in self.stages:
+            return
+        i = self.stages.index(top)
+        if self.times[top]["state"] == "pending":
+            self.times[top] = {"state": "running", "started": time.time()}
+        now = time.monotonic()
+        if now - self.t_last > 0.5 or p.fraction >= 1.0:
+            self.t_last = now
+            self.run.set_status(stage=p.stage, progress=min(1.0, (i + min(p.fraction, 1.0)) / len(self.stages)),
+                                message=p.message, stages=self.times)
+        if self.run.cancel_requested():
+            raise Cancelled()
+
+    def done(self, stage: str, seconds: float, cached: bool = False) -> None:
+        self.times[stage] = {"state": "cached" if cached else "done", "seconds": round(seconds, 3)}
+        i = self.stages.index(stage)
+        self.run.set_status(stage=stage, progress=(i + 1) / len(self.stages), message="done", stages=self.times)
+
+
+def execute(run: store.Run, progress=None) -> dict:
+    """Execute a queued run; returns the result dict (the CLI's --json contract). Never leaves status 'running'."""
+    try:
+        cfg = run_config_from_dict(run.config())
+        check_names(cfg)
+    except TMUError as exc:
+        run.set_status(state="failed", error=str(exc))
+        raise
+    stages = ["data", "original", "gold", *cfg.methods, "evaluate"]
+    writer = StatusWriter(run, stages)
+    run.set_status(state="running", stage="data", progress=0.0, pid=os.getpid(), error=None,
+                   started=time.time(), stages=writer.times)
+
+    def report(p: Progress) -> None:
+        writer(p)
+        if progress:
+            progress(p)
+
+    try:
+        result = _execute(run, cfg, writer, report)
+    except Cancelled:
+        run.set_status(state="cancelled", error="cancelled by the user")
+        raise TMUError(f"run {run.id} was cancelled")
+    except TMUError as exc:
+        run.set_status(state="failed", error=str(exc))
+        raise
+    except KeyboardInterrupt:
+        run.set_status(state="interrupted", error="interrupted (Ctrl-C or a stop signal); execute it again to finish")
+        raise
+    except BaseException as exc:
+        run.write_error_log(traceback.format_exc())
+        run.set_status(state="failed", error=f"unexpected {exc.__class__.__name__}: {exc} (details in error.log)")
+        raise
+    run.set_status(state="complete", stage="complete", progress=1.0, message="done", stages=writer.times)
+    return result
+
+
+@dataclass
+class Outcome:
+    """What the methods of one run produced: models, wall seconds, configs and typed reports by name."""
+
+    models: dict = field(default_factory=dict)
+    seconds: dict = field(default_factory=dict)
+    configs: dict = field(default_factory=dict)
+    reports: dict = field(default_factory=dict)
+
+
+def _references(run, cfg, data, forget, device, writer, report) -> tuple[Trained, Trained]:
+    def should_stop():
+        if run.cancel_requested():
+            raise Cancelled()
+
+    original = train_cached("original", data, cfg.data, cfg.train, data.train_ids, cfg.seed, device, report, should_stop)
+    writer.done("original", original.seconds, original.cached)
+    gold = train_cached("gold", data, cfg.data, cfg.train, forget.remain_ids(data), cfg.seed, device, report, should_stop)
+    writer.done("gold", gold.seconds, gold.cached)
+    return original, gold
+
+
+def _run_methods(run, cfg, data, forget, original, device, writer, report) -> Outcome:
+    def should_stop():
+        if run.cancel_requested():
+            raise Cancelled()
+
+    out = Outcome()
+    for name in cfg.methods:
+        mcfg = method_config(name, cfg.data.dataset, cfg.params_for(name))
+        out.configs[name] = mcfg
+        task = UnlearnTask(data, cfg.data, cfg.train, forget, original.model, cfg.seed, should_stop)
+        seed_everything(cfg.seed)
+        t = time.perf_counter()
+        result = METHODS.get(name).run(task, mcfg, device, report)
+        out.seconds[name] = time.perf_counter() - t
+        out.models[name] = result.model
+        if result.report is not None:
+            out.reports[name] = result.report
+        writer.done(name, out.seconds[name])
+    return out
+
+
+def _cost_ratio(out: Outcome, gold_seconds: float) -> float | None:
+    """The primary method's cost (audit extras left out) over the gold retrain's."""
+    for name, seconds in out.seconds.items():
+        if METHODS.get(name).primary and gold_seconds > 0:
+            rep = out.reports.get(name)
+            return (seconds - getattr(rep, "audit_seconds", 0.0)) / gold_seconds
+    return None
+
+
+def _execute(run: store.Run, cfg: RunConfig, writer: StatusWriter, report) -> dict:
+    seed_everything(cfg.seed)
+    device = pick_device(cfg.device)
+    t0 = time.perf_counter()
+    data, forget = validate(cfg)
+    writer.done("data", time.perf_counter() - t0)
+    original, gold = _references(run, cfg, data, forget, device, writer, report)
+    out = _run_methods(run, cfg, data, forget, original, device, writer, report)
+    models = {"original": original.model, "gold": gold.model, **out.models}
+    seconds = {"original": original.seconds, "gold": gold.seconds, **out.seconds}
+
+    t = time.perf_counter()
+    ev = Evaluator(data, forget, device, cfg.seed)
+    logits = {name: ev.logits(m) for name, m in models.items()}
+    result_models = {name: {**ev.report(logits[name], logits["gold"]), "seconds": seconds[name]} for name in models}
+    # original and gold may come from the cache: their seconds are those of the training that made them
+    result_models["original"]["cached"] = original.cached
+    result_models["gold"]["cached"] = gold.cached
+    gold_easy = ev.gold_easy(logits["gold"])
+    result = {
+        "run_id": run.id, "dataset": cfg.data.dataset, "model": cfg.train.model, "forget_class": forget.class_index,
+        "forget_class_name": forget.class_name, "forget_count": int(len(forget.ids)), "seed": cfg.seed,
+        "device": str(device), "models": result_models, "cost_ratio": _cost_ratio(out, gold.seconds),
+        "cache": {"original": original.key, "gold": gold.key, "original_cached": original.cached, "gold_cached": gold.cached},
+        "method_config": {k: config_dict(v) for k, v in out.configs.items()},
+        "train_config": run.config()["train"],
+    }
+    for name, rep in out.reports.items():
+        result[name] = rep.summary(gold_easy)
+    _save_artifacts(run, data, forget, models, out, gold_easy, device, cfg.seed)
+    writer.done("evaluate", time.perf_counter() - t)
+    result["stage_seconds"] = {k: v.get("seconds") for k, v in writer.times.items()}
+    run.save_metrics(result)
+    return result
+
+
+def _save_artifacts(run, data, forget, models, out: Outcome, gold_easy, device, seed: int) -> None:
+    """The per-sample table, the activations for the embedding maps and the weights of embedded methods."""
+    reports = list(out.reports.values())
+    groups = [artifacts.forget_group(data, forget, gold_easy, reports)]
+    for rep in reports:
+        groups.extend(rep.sample_groups(forget.class_index))
+    run.save_samples(artifacts.sample_table(groups, forget, models, device))
+    embedded = {n: m for n, m in models.items() if n in REFERENCES or (n in out.models and METHODS.get(n).embed)}
+    points = [p for rep in reports for p in rep.embedding_points(forget.class_index)]
+    run.save_embeddings(**artifacts.embeddings(data, forget, embedded, points, device, seed))
+    for name in out.models:
+        if METHODS.get(name).embed:
+            run.save_weights(name, out.models[name].state_dict())

@@ -1,0 +1,85 @@
+"""The method registry: one entry per unlearning method or control, carrying everything the pipeline, the
+sweep tables and the dashboard need about it (config class, per-dataset defaults, label, short name,
+colour, order, kind). Nothing else keeps a parallel list of methods.
+
+Contract: `run(task, cfg, device, progress) -> MethodResult`. A method starts from a deep copy of
+`task.original` (cached models are shared and never mutated) and returns the unlearned model plus an
+optional typed report (TMU's easy/hard split), which the pipeline stores without knowing its type.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any, Callable, Optional
+
+import torch.nn as nn
+
+from ..config import flatten, leaf_fields, with_flat
+from ..errors import TMUError
+from ..registry import Registry
+
+
+@dataclass(frozen=True)
+class MethodResult:
+    model: nn.Module
+    report: Optional[Any] = None  # e.g. tmu.report.TMUReport: summary(gold_easy), forget_columns(), ...
+
+
+@dataclass(frozen=True)
+class Display:
+    """How a model row is named and drawn everywhere (tables, charts, pickers)."""
+
+    label: str  # "Bad Teacher"
+    short: str  # the paper's short name, "BT"
+    color: str
+    order: int
+    kind: str = "method"  # method, control (never a default or a "best aligned" candidate) or reference
+
+
+@dataclass(frozen=True)
+class Method:
+    config_cls: type
+    run: Callable  # (task, cfg, device, progress) -> MethodResult
+    defaults: Callable[[str], dict]  # dataset -> flat overrides of config_cls defaults
+    display: Display
+    primary: bool = False  # the method whose cost is compared with the gold retrain (cost_ratio)
+    embed: bool = False  # keep its penultimate activations for the embedding maps
+
+
+METHODS: Registry[Method] = Registry("method")
+
+# The two reference models every run trains; they are rows of every table but not methods.
+REFERENCES = {"original": Display("Original", "Orig", "#9e9e9e", 0, "reference"),
+              "gold": Display("Gold (retrained)", "Gold", "#212121", 1, "reference")}
+
+
+def register(name: str, summary: str, method: Method) -> None:
+    METHODS.register(name, summary)(method)
+
+
+def display(name: str) -> Display:
+    """The display of a method or reference model; an unregistered name (an old run's) shows as itself."""
+    if name in REFERENCES:
+        return REFERENCES[name]
+    if name in METHODS:
+        return METHODS.get(name).display
+    return Display(name, name, "#607d8b", 999)
+
+
+def ordered(names) -> list[str]:
+    """Model names in display order (references first, then methods, then controls)."""
+    return sorted(names, key=lambda n: (display(n).order, n))
+
+
+def method_config(name: str, dataset: str, overrides: dict | None = None):
+    """The config of a method for a dataset: class defaults, then per-dataset defaults, then overrides."""
+    m = METHODS.get(name)
+    valid = {f.name for f in leaf_fields(m.config_cls)}
+    unknown = sorted(set(overrides or {}) - valid)
+    if unknown:
+        raise TMUError(f"unknown setting(s) {unknown} for method {name}; valid: {', '.join(sorted(valid))}")
+    return with_flat(with_flat(m.config_cls(), m.defaults(dataset)), overrides or {})
+
+
+def config_dict(cfg) -> dict:
+    """A method config as flat JSON-ready {setting: value} (tuples as lists)."""
+    return {k: (list(v) if isinstance(v, tuple) else v) for k, v in flatten(cfg).items()}

@@ -1,0 +1,58 @@
+"""Where every file of the run store lives: the one place that spells out folder and file names.
+
+    <TMU_RUNS_DIR or ./runs>/
+      <run_id>/config.json status.json metrics.json samples.csv embeddings.npz run.log error.log cancel
+               weights/<model>.pt   umap-<model>.npz / .json / .log (the Embeddings page's maps)
+      _cache/models/<hash>.pt .json .lock   original and gold models keyed by a hash of what made them
+      _cache/data/<key>.npz                 decoded image folders
+      _sweeps/<sweep_id>/results.json tables.md <table>.csv
+"""
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+from .io import ensure_dir
+
+CONFIG, STATUS, METRICS, SAMPLES, EMBEDDINGS = "config.json", "status.json", "metrics.json", "samples.csv", "embeddings.npz"
+RUN_LOG, ERROR_LOG, CANCEL = "run.log", "error.log", "cancel"
+SWEEP_RESULTS, SWEEP_TABLES = "results.json", "tables.md"
+
+
+def runs_root() -> Path:
+    return Path(os.environ.get("TMU_RUNS_DIR") or "runs")
+
+
+def default_data_root(dataset: str) -> Path:
+    return Path(os.environ.get("TMU_DATA_DIR") or "data") / dataset
+
+
+def cache_dir(kind: str) -> Path:
+    path = runs_root() / "_cache" / kind
+    ensure_dir(path)
+    return path
+
+
+def data_cache_file(key: str) -> Path:
+    return cache_dir("data") / f"{key}.npz"
+
+
+def model_cache_file(key: str) -> Path:
+    return cache_dir("models") / f"{key}.pt"
+
+
+def model_meta_file(key: str) -> Path:
+    return cache_dir("models") / f"{key}.json"
+
+
+def model_lock_file(key: str) -> Path:
+    return cache_dir("models") / f"{key}.lock"
+
+
+def sweeps_root(root: Path | None = None) -> Path:
+    return (Path(root) if root is not None else runs_root()) / "_sweeps"
+
+
+def umap_files(model: str) -> tuple[str, str, str]:
+    """The map, job-state and log file names of one model's UMAP map inside a run folder."""
+    return f"umap-{model}.npz", f"umap-{model}.json", f"umap-{model}.log"

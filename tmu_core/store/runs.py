@@ -1,0 +1,350 @@
+"""Runs and sweeps in the store: create, read, write and list them, only through named accessors.
+
+A run folder holds its config, status, results, per-sample table, activations and weights (file names in
+`paths`). Readers trust a run's results only when its status says complete; a damaged file makes the run
+read as 'damaged' with the reason, and every other run still lists.
+"""
+from __future__ import annotations
+
+import datetime as _dt
+import re
+import secrets
+import zipfile
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from ..errors import TMUError
+from . import paths as P
+from .io import (atomic_savez, atomic_write_bytes, atomic_write_json, atomic_write_text, ensure_dir, load_state,
+                 read_json, save_state)
+from .process import pid_start, run_process_alive
+
+RUN_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$")
+STATES = ("queued", "running", "complete", "failed", "cancelled", "interrupted")
+
+
+@contextmanager
+def model_lock(key: str):
+    """Hold a file lock while a cached model is built, so concurrent runs build it once."""
+    from filelock import FileLock
+
+    with FileLock(str(P.model_lock_file(key))):
+        yield
+
+
+def check_run_id(run_id: str) -> str:
+    if not isinstance(run_id, str) or not RUN_ID.match(run_id) or ".." in run_id:
+        raise TMUError(f"'{run_id}' is not a valid run id: use letters, digits, '.', '_' and '-' "
+                       f"(no '/', no '..', at most 128 characters)")
+    return run_id
+
+
+class Run:
+    """One run folder. Construct with `Run.create` or `open_run`."""
+
+    def __init__(self, run_id: str, root: Path | None = None):
+        self.id = check_run_id(run_id)
+        self.root = Path(root) if root is not None else P.runs_root()
+        self.dir = self.root / self.id
+
+    # --- creation
+    @classmethod
+    def create(cls, hint: str, config: dict, root: Path | None = None) -> "Run":
+        slug = re.sub(r"[^A-Za-z0-9._-]+", "-", hint).strip("-.")[:60] or "run"
+        stamp = _dt.datetime.now().strftime("%Y%m%d-%H%M%S")
+        run = cls(f"{slug}-{stamp}-{secrets.token_hex(2)}", root)
+        ensure_dir(run.root)
+        try:
+            run.dir.mkdir()
+        except FileExistsError:
+            return cls.create(hint, config, root)
+        except OSError as exc:
+            raise TMUError(f"cannot create a run in {run.root}: {exc.strerror}; set TMU_RUNS_DIR to a writable folder") from exc
+        run.write_json(P.CONFIG, config)
+        run.set_status(state="queued", stage="queued", progress=0.0)
+        return run
+
+    # --- named files
+    def config(self) -> dict:
+        return self.read_json(P.CONFIG)
+
+    def metrics(self) -> dict:
+        return self.read_json(P.METRICS)
+
+    def save_metrics(self, result: dict) -> None:
+        self.write_json(P.METRICS, result)
+
+    def samples(self):
+        return self.load_table(P.SAMPLES)
+
+    def save_samples(self, df) -> None:
+        self.save_table(df, P.SAMPLES)
+
+    def embeddings(self) -> dict[str, np.ndarray]:
+        return self.load_arrays(P.EMBEDDINGS)
+
+    def save_embeddings(self, **arrays) -> None:
+        self.save_arrays(P.EMBEDDINGS, **arrays)
+
+    def embedding_models(self) -> list[str]:
+        """Models whose activations the run stored (e.g. original, gold, tmu)."""
+        return [k[len("emb_"):] for k in self.embeddings() if k.startswith("emb_")]
+
+    def log_path(self, name: str = P.RUN_LOG) -> Path:
+        """A background process's log (run.log, or a UMAP job's log); only process launchers write it."""
+        return self.dir / name
+
+    def log_tail(self, name: str = P.RUN_LOG, lines: int = 15) -> str:
+        """The last lines of a log ('' when there is none)."""
+        try:
+            text = self.log_path(name).read_text(errors="replace")
+        except OSError:
+            return ""
+        return "\n".join(text.rstrip().splitlines()[-lines:])
+
+    def write_error_log(self, text: str) -> None:
+        atomic_write_text(self.dir / P.ERROR_LOG, text)
+
+    def version(self) -> str:
+        """A token that changes whenever the run's status or results change (for caches keyed on it)."""
+        stamps = []
+        for name in (P.STATUS, P.METRICS):
+            try:
+                st = (self.dir / name).stat()
+                stamps.append(f"{st.st_mtime_ns}:{st.st_size}")
+            except OSError:
+                stamps.append("-")
+        return "/".join(stamps)
+
+    # --- UMAP maps of one model (the Embeddings page)
+    def umap_map(self, model: str) -> dict[str, np.ndarray] | None:
+        """The stored map, or None when absent or unreadable (it is then computed again)."""
+        path = self.dir / P.umap_files(check_run_id(model))[0]
+        if not path.exists():
+            return None
+        try:
+            with np.load(path, allow_pickle=False) as z:
+                return {k: z[k] for k in z.files}
+        except Exception:
+            return None
+
+    def save_umap_map(self, model: str, **arrays) -> None:
+        atomic_savez(self.dir / P.umap_files(check_run_id(model))[0], **arrays)
+
+    def umap_version(self, model: str) -> str | None:
+        """A token that changes when the stored map changes; None while there is no map."""
+        try:
+            st = (self.dir / P.umap_files(check_run_id(model))[0]).stat()
+        except OSError:
+            return None
+        return f"{st.st_mtime_ns}:{st.st_size}"
+
+    def umap_job(self, model: str) -> dict | None:
+        try:
+            job = read_json(self.dir / P.umap_files(check_run_id(model))[1])
+        except TMUError:
+            return None
+        return job if isinstance(job, dict) else None
+
+    def set_umap_job(self, model: str, **state) -> None:
+        atomic_write_json(self.dir / P.umap_files(check_run_id(model))[1], state)
+
+    def umap_log_name(self, model: str) -> str:
+        return P.umap_files(check_run_id(model))[2]
+
+    # --- generic files (names from `paths`)
+    def write_json(self, name: str, obj) -> None:
+        atomic_write_json(self.dir / name, obj)
+
+    def read_json(self, name: str):
+        return read_json(self.dir / name)
+
+    def exists(self, name: str) -> bool:
+        return (self.dir / name).exists()
+
+    def weights_path(self, model: str) -> Path:
+        return self.dir / "weights" / f"{check_run_id(model)}.pt"
+
+    def save_weights(self, model: str, state_dict: dict) -> None:
+        save_state(self.weights_path(model), state_dict)
+
+    def load_weights(self, model: str) -> dict:
+        return load_state(self.weights_path(model))
+
+    def save_table(self, df, name: str = P.SAMPLES) -> None:
+        atomic_write_bytes(self.dir / name, df.to_csv(index=False).encode())
+
+    def load_table(self, name: str = P.SAMPLES):
+        import pandas as pd
+
+        try:
+            return pd.read_csv(self.dir / name)
+        except FileNotFoundError as exc:
+            raise TMUError(f"{name} is missing in run {self.id}") from exc
+        except Exception as exc:
+            raise TMUError(f"{name} in run {self.id} is damaged ({exc.__class__.__name__})") from exc
+
+    def save_arrays(self, name: str, **arrays) -> None:
+        atomic_savez(self.dir / name, **arrays)
+
+    def load_arrays(self, name: str = P.EMBEDDINGS) -> dict[str, np.ndarray]:
+        try:
+            with np.load(self.dir / name, allow_pickle=False) as z:
+                return {k: z[k] for k in z.files}
+        except FileNotFoundError as exc:
+            raise TMUError(f"{name} is missing in run {self.id}") from exc
+        except Exception as exc:
+            raise TMUError(f"{name} in run {self.id} is damaged ({exc.__class__.__name__})") from exc
+
+    # --- status
+    def status(self) -> dict:
+        """The run's status; a 'running' run whose process has died reads as 'interrupted'."""
+        try:
+            st = read_json(self.dir / P.STATUS)
+        except TMUError as exc:
+            return {"state": "damaged", "stage": "", "progress": 0.0, "error": str(exc)}
+        if not isinstance(st, dict) or st.get("state") not in STATES:
+            return {"state": "damaged", "stage": "", "progress": 0.0,
+                    "error": f"status.json in run {self.id} is damaged (no valid state)"}
+        if st.get("state") in ("running", "queued") and "pid" in st and not run_process_alive(st):
+            st["state"] = "interrupted"
+            st.setdefault("error", None)
+            st["error"] = st["error"] or f"the process stopped during '{st.get('stage')}'"
+        return st
+
+    def set_status(self, **changes) -> dict:
+        try:
+            st = read_json(self.dir / P.STATUS)
+        except TMUError:
+            st = {}
+        st = st if isinstance(st, dict) else {}
+        if "pid" in changes and "pid_start" not in changes:
+            changes = {**changes, "pid_start": pid_start(changes["pid"])}
+        st.update(changes)
+        st["updated"] = _dt.datetime.now().isoformat(timespec="seconds")
+        self.write_json(P.STATUS, st)
+        return st
+
+    def request_cancel(self) -> None:
+        atomic_write_bytes(self.dir / P.CANCEL, b"1")
+
+    def cancel_requested(self) -> bool:
+        return (self.dir / P.CANCEL).exists()
+
+    def clear_cancel(self) -> None:
+        (self.dir / P.CANCEL).unlink(missing_ok=True)
+
+    def damage(self) -> str | None:
+        """Why a complete run's results cannot be trusted (unreadable metrics or weights), or None."""
+        try:
+            metrics = self.metrics()
+        except TMUError as exc:
+            return str(exc)
+        if not isinstance(metrics, dict):
+            return f"metrics.json in run {self.id} is damaged (not a JSON object)"
+        for w in sorted((self.dir / "weights").glob("*.pt")):
+            if not zipfile.is_zipfile(w):  # torch.save writes a zip; a truncated or foreign file is not one
+                return f"weights file {w.name} in run {self.id} is damaged"
+        return None
+
+
+def _inside_root(run: Run) -> bool:
+    """False for a run folder that is a link leading out of the runs directory."""
+    try:
+        return run.dir.resolve().parent == run.root.resolve()
+    except OSError:
+        return False
+
+
+def open_run(run_id: str, root: Path | None = None) -> Run:
+    run = Run(run_id, root)
+    if not run.dir.is_dir():
+        raise TMUError(f"no run '{run_id}' in {run.root}")
+    if not _inside_root(run):
+        raise TMUError(f"run '{run_id}' leads outside {run.root}; it was not opened")
+    return run
+
+
+@dataclass(frozen=True)
+class RunInfo:
+    run_id: str
+    state: str
+    stage: str
+    progress: float
+    error: str | None
+    updated: str
+    config: dict | None
+
+
+def list_runs(root: Path | None = None) -> list[RunInfo]:
+    """All runs, newest first. A damaged run is listed as 'damaged' with its reason; others still show."""
+    root = Path(root) if root is not None else P.runs_root()
+    if not root.is_dir():
+        return []
+    out = []
+    for d in root.iterdir():
+        if not d.is_dir() or d.name.startswith(("_", ".")) or not RUN_ID.match(d.name):
+            continue
+        run = Run(d.name, root)
+        if not _inside_root(run):
+            continue
+        out.append(_info(run))
+    return sorted(out, key=lambda r: (r.updated, r.run_id), reverse=True)
+
+
+def _info(run: Run) -> RunInfo:
+    st = run.status()
+    try:
+        cfg = run.config()
+        if not isinstance(cfg, dict):
+            raise TMUError(f"config.json in run {run.id} is damaged (not a JSON object)")
+    except TMUError as exc:
+        cfg, st = None, {**st, "state": "damaged", "error": str(exc)}
+    if st.get("state") == "complete":
+        why = run.damage()
+        if why:
+            st = {**st, "state": "damaged", "error": why}
+    progress = st.get("progress", 0.0)
+    progress = float(progress) if isinstance(progress, (int, float)) else 0.0
+    return RunInfo(run.id, st.get("state", "damaged"), str(st.get("stage", "")), progress,
+                   st.get("error"), str(st.get("updated", "")), cfg)
+
+
+class Sweep:
+    """One sweep folder: the results of its runs and the tables made from them."""
+
+    def __init__(self, sweep_id: str, root: Path | None = None):
+        self.id = check_run_id(sweep_id)
+        self.dir = P.sweeps_root(root) / self.id
+
+    def results(self) -> dict:
+        return read_json(self.dir / P.SWEEP_RESULTS)
+
+    def save_results(self, obj: dict) -> None:
+        atomic_write_json(self.dir / P.SWEEP_RESULTS, obj)
+
+    def save_tables(self, markdown: str, frames: dict) -> tuple[Path, Path]:
+        """Write tables.md and one CSV per table; returns the paths of the Markdown and of Table 1's CSV."""
+        atomic_write_text(self.dir / P.SWEEP_TABLES, markdown)
+        for key, df in frames.items():
+            atomic_write_bytes(self.dir / f"{key}.csv", df.to_csv(index=False).encode())
+        return self.dir / P.SWEEP_TABLES, self.dir / "table1.csv"
+
+    def version(self) -> str:
+        try:
+            st = (self.dir / P.SWEEP_RESULTS).stat()
+            return f"{st.st_mtime_ns}:{st.st_size}"
+        except OSError:
+            return "-"
+
+
+def list_sweeps(root: Path | None = None) -> list[str]:
+    """Sweep ids with a results file, newest first."""
+    base = P.sweeps_root(root)
+    if not base.is_dir():
+        return []
+    found = [d for d in base.iterdir() if d.is_dir() and RUN_ID.match(d.name) and (d / P.SWEEP_RESULTS).exists()]
+    return [d.name for d in sorted(found, key=lambda d: d.stat().st_mtime, reverse=True)]

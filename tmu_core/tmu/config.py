@@ -1,0 +1,86 @@
+"""TMU's settings, one frozen section per stage: the twin problem, the features, the easy/hard classifier and
+the final unlearning. Leaf names are unique across sections, so the CLI flags (--tmu-twin-epochs,
+--tmu-nf-k, --tmu-clf-epochs, --tmu-epochs) and the stored `method_params` address them flat.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from ..config import check_bounds, opt
+from ..errors import TMUError
+from ..methods.loop import LoopConfig
+from .classifier import ClassifierConfig
+from .features import FEATURES
+
+
+@dataclass(frozen=True)
+class TwinConfig:
+    """The twin problem: D_a sized by Eq. 3 from the aux pool, and M_o fine-tuned on it (with replay)."""
+
+    aux_scale: float = opt(1.0, "multiplier on Eq. 3's |D_a|", min=0.05, max=20.0)
+    aux_max_factor: float = opt(4.0, "cap on augmentation: |D_a| <= factor x the aux pool of the class", min=1.0, max=100.0)
+    twin_epochs: int = opt(4, "epochs fine-tuning M_o into the twin model", min=1, max=200)
+    twin_lr: float = opt(0.01, "twin fine-tuning learning rate", min=1e-6, max=1.0)
+    twin_replay: float = opt(3.0, "replayed D_r ∪ D_f samples per D_a sample while fine-tuning the twin", min=0.0, max=100.0)
+
+    def __post_init__(self):
+        check_bounds(self)
+
+
+@dataclass(frozen=True)
+class FeatureConfig:
+    """NF (nearest distance), AF (adversarial) and CF (curriculum loss), and how they are scaled."""
+
+    features: tuple[str, ...] = opt(FEATURES, "features the classifier uses (any of NF AF CF)")
+    nf_k: int = opt(5, "NF: number of nearest neighbours averaged", min=1, max=1000)
+    nf_distance: str = opt("euclidean", "NF distance", choices=("euclidean", "cosine"))
+    nf_normalize: bool = opt(True, "NF: L2-normalise activations first")
+    pgd_eps: float = opt(4 / 255, "AF: PGD budget in pixel units ([0,1] scale)", min=0.0, max=1.0)
+    pgd_steps: int = opt(5, "AF: PGD steps", min=1, max=1000)
+    pgd_step_ratio: float = opt(1 / 3, "AF: PGD step size as a share of eps", min=0.01, max=2.0)
+    cf_epochs: int = opt(2, "CF: epochs of the from-scratch curriculum network", min=1, max=50)
+    cf_fraction: float = opt(0.3, "CF: share of D_r it trains on (plus D_f and D_a unless held out)", min=0.01, max=1.0)
+    cf_lr: float = opt(0.05, "CF: learning rate", min=1e-6, max=1.0)
+    cf_held_out: bool = opt(True, "CF: train the curriculum network on D_r only, so it never sees D_f or D_a "
+                                   "(its loss then measures how well the sample is predicted without being learned)")
+    scale_log: bool = opt(True, "feature scaling: log1p before standardising")
+    scale_clip: float = opt(5.0, "feature scaling: clip standardised values at +-this", min=0.5, max=100.0)
+
+    def __post_init__(self):
+        check_bounds(self)
+        object.__setattr__(self, "features", tuple(self.features))
+        bad = [f for f in self.features if f not in FEATURES]
+        if bad or not self.features:
+            raise TMUError(f"unknown feature(s) {bad}; choose from {', '.join(FEATURES)}")
+
+
+@dataclass(frozen=True)
+class UnlearnConfig(LoopConfig):
+    """The final step from M_o: retain loss on replayed D_r and predicted-easy D_f, the forget mechanism on
+    predicted-hard D_f only. The loop fields (epochs, lr, ...) drive it."""
+
+    mechanism: str = opt("randlabel", "forget mechanism on predicted-hard samples", choices=("randlabel", "neggrad"))
+    forget_weight: float = opt(1.0, "weight of the forget term", min=0.0, max=100.0)
+    max_forget_loss: float = opt(5.0, "neggrad mechanism: per-sample loss cap", min=0.1, max=100.0)
+    stop_when_forgotten: bool = opt(True, "push a hard sample only while the model still classifies it correctly "
+                                          "(the aim is gold's accuracy, not maximal damage)")
+
+
+@dataclass(frozen=True)
+class TMUConfig:
+    """All of TMU's settings, by stage."""
+
+    twin: TwinConfig = field(default_factory=TwinConfig)
+    features: FeatureConfig = field(default_factory=FeatureConfig)
+    classifier: ClassifierConfig = field(default_factory=ClassifierConfig)
+    unlearn: UnlearnConfig = field(default_factory=UnlearnConfig)
+
+
+def dataset_defaults(dataset: str) -> dict:
+    """Per-dataset overrides (flat names). Digits: 8x8 images need a larger PGD budget; its tiny twin and
+    gold retrain make shorter twin and unlearning schedules cheaper at equal |delta|."""
+    if dataset == "digits":
+        return {"pgd_eps": 16 / 255, "twin_epochs": 3, "epochs": 3, "retain_fraction": 0.5}
+    if dataset in ("mnist", "fashion-mnist"):
+        return {"pgd_eps": 8 / 255}
+    return {}

@@ -1,0 +1,74 @@
+"""What TMU hands back beside its model: the twin problem, the features, the easy/hard split and timings.
+
+`summary` is what metrics.json stores under "tmu" (label accuracy against gold, the twin's sizing, the
+rule's cut); `sample_groups` and `forget_columns` add TMU's columns and D_a's rows to the per-sample
+table; `embedding_points` adds D_a to the activation maps.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import numpy as np
+import torch
+
+from ..evaluate import metrics as M
+from ..evaluate.artifacts import SampleGroup
+from .twin import AuxSet
+
+
+@dataclass(frozen=True)
+class TMUReport:
+    aux: AuxSet  # D_a
+    aux_labels: np.ndarray  # (|D_a|,) 1 = easy for M_o (the twin's gold), 0 = hard
+    aux_raw: np.ndarray  # (|D_a|, 3) NF, AF, CF before scaling
+    forget_raw: np.ndarray  # (|D_f|, 3)
+    aux_p_easy: np.ndarray
+    aux_pred: np.ndarray  # 1 = predicted easy
+    forget_p_easy: np.ndarray
+    forget_pred: np.ndarray
+    threshold: float  # the cut on p(easy) the decision rule placed
+    rule: str
+    twin_hard_rate: float
+    ablation: dict  # "NF+AF" -> predicted labels of D_f with that feature subset
+    features_used: list
+    stage_seconds: dict = field(default_factory=dict)
+
+    @property
+    def audit_seconds(self) -> float:
+        """Seconds spent on audit extras (the ablation, paper Table 4) that unlearning does not need."""
+        return self.stage_seconds.get("ablation", 0.0)
+
+    def summary(self, gold_easy: np.ndarray) -> dict:
+        pred = self.forget_pred
+        la = M.label_accuracy(pred, gold_easy)
+        aux = self.aux
+        return {
+            "label_accuracy": la["accuracy"], "confusion": {k: v for k, v in la.items() if k != "accuracy"},
+            "label_accuracy_by_features": {n: M.label_accuracy(p, gold_easy)["accuracy"] for n, p in self.ablation.items()},
+            "auc_p_easy": M.roc_auc(self.forget_p_easy, gold_easy),
+            "pred_easy": int(pred.sum()), "pred_hard": int(len(pred) - pred.sum()),
+            "gold_hard": int(len(gold_easy) - gold_easy.sum()), "gold_easy": int(gold_easy.sum()),
+            "aux_count": int(len(aux.x)), "aux_sizing": aux.sizing,
+            "aux_easy": int(self.aux_labels.sum()), "aux_hard": int(len(self.aux_labels) - self.aux_labels.sum()),
+            "threshold": float(self.threshold), "rule": self.rule, "twin_hard_rate": float(self.twin_hard_rate),
+            "features_used": self.features_used,
+            "stage_seconds": {k: round(v, 3) for k, v in self.stage_seconds.items()},
+        }
+
+    def forget_columns(self) -> dict:
+        return _columns(self.forget_raw, self.forget_p_easy, self.forget_pred)
+
+    def sample_groups(self, class_index: int) -> list[SampleGroup]:
+        aux = self.aux
+        return [SampleGroup("aux", aux.x, np.arange(len(aux.x)), aux.source_ids, aux.augmented,
+                            _columns(self.aux_raw, self.aux_p_easy, self.aux_pred), self.aux_labels,
+                            "original model (twin gold)")]
+
+    def embedding_points(self, class_index: int) -> list[tuple[str, torch.Tensor, np.ndarray, np.ndarray]]:
+        n = len(self.aux.x)
+        return [("aux", self.aux.x, np.arange(n), np.full(n, class_index))]
+
+
+def _columns(raw: np.ndarray, p_easy: np.ndarray, pred: np.ndarray) -> dict:
+    return {"NF": raw[:, 0], "AF": raw[:, 1], "CF": raw[:, 2], "p_easy": p_easy,
+            "pred_label": np.where(pred == 1, "easy", "hard")}
