@@ -27,7 +27,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from tmu_core.cli import _add_common, _method_flags, _run_config  # noqa: E402  (the CLI's own flag set)
 from tmu_core.methods import METHODS  # noqa: E402
 from tmu_core.jobs.pipeline import execute, start  # noqa: E402
-from tmu_core.jobs.sweep import parse_classes, tables, to_markdown, _md_table  # noqa: E402
+from tmu_core.evaluate.tables import md_table, tables, to_markdown  # noqa: E402
+from tmu_core.jobs.sweep import parse_classes  # noqa: E402
 
 RESULTS = Path(__file__).resolve().parent / "results"
 
@@ -128,7 +129,7 @@ def main(argv=None) -> int:
     ])
     md = to_markdown({k: v for k, v in frames.items() if k != "curve"}, header)
     if "curve" in frames and len(frames["curve"]):
-        md += "\n### Forgetting more data (paper Fig. 3)\n\n" + _md_table(frames["curve"]) + "\n"
+        md += "\n### Forgetting more data (paper Fig. 3)\n\n" + md_table(frames["curve"]) + "\n"
     RESULTS.mkdir(parents=True, exist_ok=True)
     (RESULTS / f"{name}.md").write_text(md)
     long = pd.concat([df.assign(table=k) for k, df in frames.items()], ignore_index=True)

@@ -31,7 +31,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from tmu_core.cli import _add_common, _run_config  # noqa: E402  (the CLI's own flag set)
 from tmu_core.data import load_dataset, resolve_forget  # noqa: E402
 from tmu_core.references import train_cached  # noqa: E402
-from tmu_core.jobs.sweep import _md_table, parse_classes, with_avg  # noqa: E402
+from tmu_core.evaluate.tables import md_table, with_avg  # noqa: E402
+from tmu_core.jobs.sweep import parse_classes  # noqa: E402
 from tmu_core.train import pick_device, to_float  # noqa: E402
 from tmu_core.tmu.twin import generalization_labels  # noqa: E402
 
@@ -91,7 +92,7 @@ def main(argv=None) -> int:
         "which forgotten samples they classify correctly bounds any easy/hard predictor's label accuracy",
         "against one of them; 'all easy' (the majority guess) is the floor.",
         "",
-        _md_table(df),
+        md_table(df),
         "",
     ])
     RESULTS.mkdir(parents=True, exist_ok=True)

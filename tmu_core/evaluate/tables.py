@@ -75,11 +75,11 @@ def to_markdown(frames: dict[str, pd.DataFrame], header: str = "") -> str:
     parts = [header] if header else []
     for key, df in frames.items():
         parts.append(f"### {TITLES.get(key, key)}\n")
-        parts.append(_md_table(df))
+        parts.append(md_table(df))
     return "\n\n".join(parts) + "\n"
 
 
-def _md_table(df: pd.DataFrame) -> str:
+def md_table(df: pd.DataFrame) -> str:
     cols = list(df.columns)
     fmt = lambda v: (f"{v:.3f}" if abs(v) < 10 else f"{v:.1f}") if isinstance(v, float) else str(v)
     esc = lambda text: str(text).replace("|", "\\|")  # |Δ| in a header must not split the column
