@@ -135,7 +135,8 @@ def cmd_sweep(args) -> int:
     if args.mechanism:
         setattr(args, "tmu_mechanism", args.mechanism)
     cfg = _run_config(args, methods)
-    out = sweep(cfg, args.classes, progress=_stderr_progress if not args.quiet else None)
+    out = sweep(cfg, args.classes, progress=_stderr_progress if not args.quiet else None, seeds=args.seeds,
+                forget_counts=args.forget_counts)
     print(out["markdown"])
     print(f"\nwritten: {out['markdown_path']} and {out['csv_path']}", file=sys.stderr)
     return 0
@@ -208,6 +209,9 @@ def build_parser() -> argparse.ArgumentParser:
             p.add_argument("--name", default="", help="a label for the run (part of its id)")
         else:
             p.add_argument("--classes", default="all", help="'all' or comma-separated class indices/names")
+            p.add_argument("--seeds", type=int, nargs="+", help="several seeds (default: --seed alone)")
+            p.add_argument("--forget-counts", type=int, nargs="+",
+                           help="several forget-set sizes, e.g. 100 500 1000 (default: --forget-count alone)")
             p.add_argument("--quiet", action="store_true", help="no progress on stderr")
         _method_flags(p)
         p.set_defaults(fn=fn)

@@ -1,10 +1,16 @@
-"""Sweeps over forget classes: one run per class, then the paper's tables (evaluate.tables) over their results,
-written as Markdown and CSV into the sweep's folder of the run store."""
+"""Sweeps: one run per (forget class, seed, forget count), then the paper's tables (evaluate.tables) over
+their results, written as Markdown and CSV into the sweep's folder of the run store.
+
+`plan` lists the runs of a sweep as RunConfigs; an executor turns a list of RunConfigs into their results
+in the same order. The local executor runs them one after another in this process; other executors (a Ray
+cluster) plug in through `EXECUTORS` and must give the same results for the same configs.
+"""
 from __future__ import annotations
 
 import datetime as _dt
 import platform
 from dataclasses import replace
+from typing import Callable, Sequence
 
 from .. import store
 from ..config import RunConfig
@@ -12,6 +18,8 @@ from ..data import load_dataset, resolve_class
 from ..errors import TMUError
 from ..evaluate.tables import tables, to_markdown
 from .pipeline import execute, start
+
+Executor = Callable[..., list]  # (configs, progress=None, on_result=None) -> results in the configs' order
 
 
 def parse_classes(spec: str, cfg: RunConfig) -> list[int]:
@@ -21,24 +29,57 @@ def parse_classes(spec: str, cfg: RunConfig) -> list[int]:
     classes = [resolve_class(data, part) for part in spec.split(",") if part.strip()]
     if not classes:
         raise TMUError("no classes given; use 'all' or a comma-separated list such as 0,3,8")
+    twice = sorted({c for c in classes if classes.count(c) > 1})
+    if twice:
+        raise TMUError(f"class(es) {', '.join(map(str, twice))} listed twice in --classes; each class is one row of the tables")
     return classes
 
 
-def sweep(cfg: RunConfig, classes: str = "all", progress=None, sweep_id: str | None = None) -> dict:
-    """Run `cfg` once per forget class; write results.json and the tables (Markdown + CSV)."""
+def plan(cfg: RunConfig, classes: Sequence[int], seeds: Sequence[int], forget_counts: Sequence[int],
+         sweep_id: str) -> list[RunConfig]:
+    """The runs of a sweep, seed-major then forget count then class, each named after the sweep."""
+    out = []
+    for seed in seeds:
+        for n in forget_counts:
+            for c in classes:
+                forget = replace(cfg.forget, forget_class=str(c), forget_count=n)
+                out.append(replace(cfg, seed=seed, forget=forget, name=f"{sweep_id}-c{c}-n{n}-s{seed}"))
+    return out
+
+
+def local_executor(configs: list[RunConfig], progress=None, on_result=None) -> list[dict]:
+    """Run the configs one after another in this process."""
+    results = []
+    for run_cfg in configs:
+        results.append(execute(start(run_cfg), progress=progress))
+        if on_result:
+            on_result(results)
+    return results
+
+
+EXECUTORS: dict[str, Executor] = {"local": local_executor}
+
+
+def sweep(cfg: RunConfig, classes: str = "all", progress=None, sweep_id: str | None = None,
+          seeds: Sequence[int] | None = None, forget_counts: Sequence[int] | None = None,
+          executor: str = "local") -> dict:
+    """Run `cfg` for every class x seed x forget count; write results.json and the tables (Markdown + CSV)."""
+    if executor not in EXECUTORS:
+        raise TMUError(f"unknown executor '{executor}'; valid: {', '.join(EXECUTORS)}")
     chosen = parse_classes(classes, cfg)
-    sweep_id = sweep_id or f"sweep-{cfg.data.dataset}-{cfg.train.model}-n{cfg.forget.forget_count}-s{cfg.seed}-" \
+    seeds = list(seeds) if seeds else [cfg.seed]
+    counts = list(forget_counts) if forget_counts else [cfg.forget.forget_count]
+    sweep_id = sweep_id or f"sweep-{cfg.data.dataset}-{cfg.train.model}-n{counts[0]}-s{seeds[0]}-" \
                            f"{_dt.datetime.now().strftime('%Y%m%d-%H%M%S')}"
     folder = store.Sweep(sweep_id)
-    results = []
-    for c in chosen:
-        run_cfg = replace(cfg, forget=replace(cfg.forget, forget_class=str(c)), name=f"{sweep_id}-c{c}")
-        results.append(execute(start(run_cfg), progress=progress))
-        folder.save_results({"sweep_id": sweep_id, "classes": chosen, "results": results})
+    meta = {"sweep_id": sweep_id, "classes": chosen, "seeds": seeds, "forget_counts": counts, "executor": executor}
+    results = EXECUTORS[executor](plan(cfg, chosen, seeds, counts, sweep_id), progress=progress,
+                                  on_result=lambda done: folder.save_results({**meta, "results": list(done)}))
+    folder.save_results({**meta, "results": results})
     frames = tables(results)
     header = (f"## Sweep {sweep_id}\n\ndataset {cfg.data.dataset}, model {cfg.train.model}, |D_f| = "
-              f"{cfg.forget.forget_count} per class, seed {cfg.seed}, device {results[0]['device']}, "
-              f"machine {platform.machine()} / {platform.processor() or 'cpu'}")
+              f"{', '.join(map(str, counts))} per class, seeds {', '.join(map(str, seeds))}, device "
+              f"{results[0]['device']}, machine {platform.machine()} / {platform.processor() or 'cpu'}")
     markdown = to_markdown(frames, header)
     md_path, csv_path = folder.save_tables(markdown, frames)
     return {"sweep_id": sweep_id, "results": results, "tables": frames, "markdown": markdown,
