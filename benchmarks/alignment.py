@@ -25,7 +25,7 @@ import pandas as pd
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from tmu_core.cli import _add_common, _method_flags, _run_config  # noqa: E402  (the CLI's own flag set)
-from tmu_core.methods import METHODS  # noqa: E402
+from tmu_core.methods import METHODS, ordered  # noqa: E402
 from tmu_core.jobs.pipeline import execute, start  # noqa: E402
 from tmu_core.evaluate.tables import md_table, tables, to_markdown  # noqa: E402
 from tmu_core.jobs.sweep import parse_classes  # noqa: E402
@@ -48,6 +48,7 @@ def parse_variants(spec: str) -> dict[str, dict]:
 
 def run_all(cfg, classes, seeds, variants, log) -> list[dict]:
     """One result per (class, seed): all methods, plus each TMU variant (reusing the cached original and gold)."""
+    from tmu_core.config import flatten
     from tmu_core.methods import method_config
 
     results = []
@@ -57,8 +58,8 @@ def run_all(cfg, classes, seeds, variants, log) -> list[dict]:
             t = time.perf_counter()
             r = execute(start(base))
             for name, settings in variants.items():
-                defaults = method_config("tmu", base.data.dataset)
-                typed = {k: type(getattr(defaults, k))(v) if not isinstance(getattr(defaults, k), bool)
+                defaults = flatten(method_config("tmu", base.data.dataset))
+                typed = {k: type(defaults[k])(v) if not isinstance(defaults[k], bool)
                          else v.lower() in ("1", "true", "yes") for k, v in settings.items()}
                 params = {**dict(dict(base.method_params).get("tmu", ())), **typed}
                 v_cfg = replace(base, methods=("tmu",), method_params=(("tmu", tuple(sorted(params.items()))),))
@@ -105,7 +106,7 @@ def main(argv=None) -> int:
                    help="extra TMU runs as name:setting=value,...; separated by ';' (default: the neggrad mechanism)")
     args = p.parse_args(argv)
     seeds = [int(s) for s in args.seeds.split(",")]
-    cfg = _run_config(args, METHODS.names())
+    cfg = _run_config(args, ordered(METHODS.names()))
     classes = parse_classes(args.classes, cfg)
     started = time.perf_counter()
     log = lambda msg: print(msg, file=sys.stderr, flush=True)

@@ -22,7 +22,7 @@ def number_formats(df, distance: bool = False) -> dict:
 
 def show_table1(row) -> None:
     """The paper's Table 1 is one wide row: split into accuracies and |Δ| so each fits the page."""
-    deltas = ["class"] + [c for c in row.columns if c.endswith("|Δ|")]
+    deltas = ["class"] + [c for c in row.columns if c.endswith(("|Δ|", " agree"))]
     rest = [c for c in row.columns if c not in deltas[1:]]
     st.dataframe(row[rest], hide_index=True, key="align_table1", column_config=number_formats(row[rest]))
     st.dataframe(row[deltas], hide_index=True, key="align_table1_delta", column_config=number_formats(row[deltas]))
@@ -40,8 +40,8 @@ def show_run() -> None:
     if "tmu" in metrics["models"]:
         m[1].metric("TMU |Δ|", f"{metrics['models']['tmu']['abs_delta']:.1f}")
     best, best_delta = tables.best_aligned(models)
-    m[2].metric("Best aligned", best, help=f"smallest |Δ|: {best_delta:.1f} (FT fine-tuning, NG negative gradient, "
-                                           "RL random labels, BT Bad Teacher)")
+    m[2].metric("Best aligned", best, help=f"smallest |Δ|: {best_delta:.1f} among the unlearning methods; "
+                                           "controls († random k, oracle labels) are not candidates")
     cost = tables.cost_text(metrics)
     if cost:
         m[3].metric("TMU time / gold's training time", f"{metrics['cost_ratio']:.2f}×", help=cost)
@@ -59,7 +59,12 @@ def show_run() -> None:
         "delta": st.column_config.NumberColumn("Δ = A_f − gold A_f", format="%+.1f"),
         "abs_delta": st.column_config.NumberColumn("|Δ|", format=tables.PERCENT_FORMAT),
         "activation_distance": st.column_config.NumberColumn("activation distance (L2)", format=tables.DISTANCE_FORMAT),
+        "agreement": st.column_config.NumberColumn("per-sample agreement (%)", format=tables.PERCENT_FORMAT,
+                                                   help="share of D_f where the model and gold are both right or both wrong"),
         "mia": st.column_config.NumberColumn("MIA (%)", format=tables.PERCENT_FORMAT),
+        "mia_auc": st.column_config.NumberColumn("MIA attack AUC (%)", format=tables.PERCENT_FORMAT,
+                                                 help="the attack's AUC on the data it was fitted on; near 50 it "
+                                                      "cannot tell members at all and its MIA value means nothing"),
         "seconds": st.column_config.NumberColumn("seconds", format="%.1f"),
         "timing": st.column_config.TextColumn("seconds spent", help="a cached original or gold model was trained "
                                               "by an earlier run with the same recipe; this run only loaded it")})

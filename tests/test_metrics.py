@@ -44,3 +44,19 @@ def test_roc_auc_of_a_hand_ranked_case():
     # positives score 0.35 and 0.8, negatives 0.1 and 0.4: of the 4 pairs, 3 are ranked right -> 75%
     assert M.roc_auc(np.array([0.1, 0.4, 0.35, 0.8]), np.array([0, 0, 1, 1])) == pytest.approx(75.0)
     assert np.isnan(M.roc_auc(np.array([0.1, 0.2]), np.array([1, 1])))  # one class only: undefined
+
+
+def test_sample_agreement_counts_both_right_or_both_wrong():
+    y = torch.tensor([0, 0, 1, 1])
+    model = torch.tensor([[1.0, 0], [0, 1.0], [0, 1.0], [1.0, 0]])  # right, wrong, right, wrong
+    gold = torch.tensor([[1.0, 0], [1.0, 0], [1.0, 0], [1.0, 0]])  # right, right, wrong, wrong
+    assert M.sample_agreement(model, gold, y) == pytest.approx(50.0)  # samples 1 and 4 agree
+
+
+def test_mia_reports_its_own_auc_perfect_and_chance():
+    confident = torch.tensor([[12.0, 0.0, 0.0]]).repeat(50, 1)
+    unsure = torch.zeros(50, 3)
+    _, auc = M.mia(confident, unsure, confident[:4])
+    assert auc == pytest.approx(100.0)  # entropy separates members from non-members perfectly
+    _, chance = M.mia(unsure, unsure, unsure[:4])
+    assert chance == pytest.approx(50.0)  # identical outputs: no better than chance

@@ -16,7 +16,7 @@ REGISTRIES = {"dataset": DATASETS, "model": MODELS, "method": METHODS}
 EXPECTED = {
     "dataset": {"digits", "mnist", "fashion-mnist", "cifar10", "cifar100", "imagefolder"},
     "model": {"small_cnn", "resnet18", "allcnn", "vit_tiny"},
-    "method": {"tmu", "finetune", "neggrad", "randlabel", "badteacher"},
+    "method": {"tmu", "finetune", "neggrad", "randlabel", "badteacher", "scrub", "salun", "random_k", "oracle_labels"},
 }
 ENTRIES = [(kind, name) for kind, reg in REGISTRIES.items() for name in reg.names()]
 

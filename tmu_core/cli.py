@@ -39,7 +39,11 @@ def cmd_models(args) -> int:
 def cmd_methods(args) -> int:
     from .methods import METHODS
 
-    return _listing(METHODS.describe())
+    from .methods import display, ordered
+
+    rows = dict(METHODS.describe())
+    return _listing([(name + (" (control)" if display(name).kind == "control" else ""), rows[name])
+                     for name in ordered(METHODS.names())])
 
 
 def _add_common(p: argparse.ArgumentParser) -> None:
@@ -95,10 +99,10 @@ def _method_flags(p: argparse.ArgumentParser) -> None:
 
 
 def cmd_run(args) -> int:
-    from .methods import METHODS
+    from .methods import METHODS, ordered
     from .jobs.pipeline import execute, start
 
-    methods = args.methods or METHODS.names()
+    methods = args.methods or ordered(METHODS.names())
     if args.mechanism:
         setattr(args, "tmu_mechanism", args.mechanism)
     cfg = _run_config(args, methods)
@@ -128,10 +132,10 @@ def cmd_execute(args) -> int:
 
 
 def cmd_sweep(args) -> int:
-    from .methods import METHODS
+    from .methods import METHODS, ordered
     from .jobs.sweep import sweep
 
-    methods = args.methods or METHODS.names()
+    methods = args.methods or ordered(METHODS.names())
     if args.mechanism:
         setattr(args, "tmu_mechanism", args.mechanism)
     cfg = _run_config(args, methods)

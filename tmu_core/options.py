@@ -12,7 +12,7 @@ from .config import leaf_fields
 
 
 def flag_name(prefix: str, name: str) -> str:
-    return "--" + (f"{prefix}-" if prefix else "") + name.replace("_", "-")
+    return "--" + (f"{prefix}-" if prefix else "").replace("_", "-") + name.replace("_", "-")
 
 
 def dest_name(prefix: str, name: str) -> str:

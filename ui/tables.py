@@ -43,15 +43,18 @@ def models_frame(metrics: dict) -> pd.DataFrame:
         m = metrics["models"][name]
         rows.append({"model": name, "label": model_label(name), "A_test": m["acc_test"], "A_r": m["acc_remain"],
                      "A_f": m["acc_forget"], "delta": m["delta"], "abs_delta": m["abs_delta"],
-                     "activation_distance": m["activation_distance"], "mia": m["mia"], "seconds": m["seconds"],
+                     "agreement": m.get("sample_agreement", float("nan")),
+                     "activation_distance": m["activation_distance"], "mia": m["mia"],
+                     "mia_auc": m.get("mia_auc", float("nan")), "seconds": m["seconds"],
                      "timing": CACHED_NOTE if m.get("cached") else "this run"})
     return pd.DataFrame(rows)
 
 
 def best_aligned(models: pd.DataFrame) -> tuple[str, float]:
     """(short name(s), |Δ|) of the unlearning method(s) closest to gold: "TMU", or "tie: FT, NG, BT" when
-    several share the smallest |Δ| as displayed (one decimal)."""
-    methods = models[~models["model"].isin(["original", "gold"])]
+    several share the smallest |Δ| as displayed (one decimal). References and controls (which may read gold)
+    are never candidates."""
+    methods = models[[display(m).kind == "method" for m in models["model"]]]
     shown = methods["abs_delta"].round(1)
     best = methods[shown == shown.min()]
     names = [short_label(m) for m in best["model"]]
@@ -85,7 +88,7 @@ def alignment_note(metrics: dict) -> str | None:
     models = metrics["models"]
     if not tmu or "tmu" not in models:
         return None
-    others = [m for n, m in models.items() if n not in ("original", "gold", "tmu")]
+    others = [m for n, m in models.items() if n != "tmu" and display(n).kind == "method"]
     if not others or round(models["tmu"]["abs_delta"], 1) <= min(round(m["abs_delta"], 1) for m in others):
         return None
     n = tmu["gold_easy"] + tmu["gold_hard"]

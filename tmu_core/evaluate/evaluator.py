@@ -35,9 +35,11 @@ class Evaluator:
         acc = {f"acc_{k}": M.accuracy_from_logits(logits[k], self.sets[k][1]) for k in self.sets}
         gold_af = M.accuracy_from_logits(gold_logits["forget"], self.sets["forget"][1])
         delta = acc["acc_forget"] - gold_af
+        mia, mia_auc = M.mia(logits["remain"], logits["test"], logits["forget"], self.seed)
         return {**acc, "delta": delta, "abs_delta": abs(delta),
+                "sample_agreement": M.sample_agreement(logits["forget"], gold_logits["forget"], self.sets["forget"][1]),
                 "activation_distance": M.activation_distance(F.softmax(logits["forget"], 1), F.softmax(gold_logits["forget"], 1)),
-                "mia": M.mia_score(logits["remain"], logits["test"], logits["forget"], self.seed)}
+                "mia": mia, "mia_auc": mia_auc}
 
     def gold_easy(self, gold_logits: dict) -> np.ndarray:
         """1 where the gold model classifies the D_f sample correctly (easy), 0 where not (hard)."""

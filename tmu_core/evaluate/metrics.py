@@ -6,7 +6,11 @@
   gold model (paper Table 3; SCRUB's code uses L1, we show L2).
 - MIA: entropy-based logistic-regression attack (as in Bad Teacher / SCRUB): trained to tell D_r (member)
   from test (non-member) by the entropy of the model's output, then applied to D_f; the score is the
-  percentage of D_f it calls members. The gold model's score is the target.
+  percentage of D_f it calls members. The gold model's score is the target. The attack's own quality is
+  its AUC on the data it was fitted on: near 50 the attack cannot tell members at all, and its verdict on
+  D_f means nothing.
+- per-sample agreement: the share of D_f where a model and gold are both right or both wrong (the TMU
+  paper's Fig. 3 measure); |delta| only compares counts.
 - label accuracy: agreement of predicted easy/hard with the gold model's correctness on D_f.
 """
 from __future__ import annotations
@@ -34,18 +38,33 @@ def entropy(logits: torch.Tensor) -> np.ndarray:
 
 def mia_score(remain_logits: torch.Tensor, test_logits: torch.Tensor, forget_logits: torch.Tensor, seed: int = 0) -> float:
     """Percentage of D_f that an entropy-based logistic-regression attack classifies as training members."""
+    return mia(remain_logits, test_logits, forget_logits, seed)[0]
+
+
+def mia(remain_logits: torch.Tensor, test_logits: torch.Tensor, forget_logits: torch.Tensor,
+        seed: int = 0) -> tuple[float, float]:
+    """(% of D_f called members, the attack's AUC in % on the D_r-vs-test data it was fitted on)."""
     from sklearn.linear_model import LogisticRegression
+    from sklearn.metrics import roc_auc_score
 
     rng = np.random.default_rng([seed, 71])
     n = min(len(remain_logits), len(test_logits))
     if n < 2 or len(forget_logits) == 0:
-        return float("nan")
+        return float("nan"), float("nan")
     r = rng.choice(len(remain_logits), n, replace=False)
     t = rng.choice(len(test_logits), n, replace=False)
     x = np.concatenate([entropy(remain_logits[r]), entropy(test_logits[t])])[:, None]
     y = np.concatenate([np.ones(n), np.zeros(n)])
     attack = LogisticRegression(class_weight="balanced").fit(x, y)
-    return 100.0 * float(attack.predict(entropy(forget_logits)[:, None]).mean())
+    auc = 100.0 * float(roc_auc_score(y, attack.decision_function(x)))
+    return 100.0 * float(attack.predict(entropy(forget_logits)[:, None]).mean()), auc
+
+
+def sample_agreement(logits: torch.Tensor, gold_logits: torch.Tensor, y: torch.Tensor) -> float:
+    """% of samples where the model and gold are both right or both wrong."""
+    if len(y) == 0:
+        return float("nan")
+    return 100.0 * float(((logits.argmax(1) == y) == (gold_logits.argmax(1) == y)).float().mean())
 
 
 def label_accuracy(pred_easy: np.ndarray, true_easy: np.ndarray) -> dict:

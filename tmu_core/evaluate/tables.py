@@ -18,45 +18,55 @@ def _label(name: str) -> str:
 
 
 def easy_hard_summary(result: dict) -> dict | None:
-    """The easy/hard split a run's primary method reported (TMU's label accuracy, AUC, counts), or None."""
+    """The easy/hard split a run's method reported with its feature ablation (TMU's), or None."""
     for name in result.get("models", {}):
         part = result.get(name)
-        if isinstance(part, dict) and "label_accuracy" in part:
+        if isinstance(part, dict) and "label_accuracy_by_features" in part:
             return part
     return None
 
 
+def _class_label(r: dict, results: list[dict]) -> str:
+    cls = r["forget_class"] if str(r["forget_class"]) == r["forget_class_name"] else f"{r['forget_class']} ({r['forget_class_name']})"
+    return f"{cls} s{r['seed']}" if len({x["seed"] for x in results}) > 1 else str(cls)
+
+
+def _table1_row(r: dict, cls: str, methods: list[str]) -> dict:
+    g = r["models"]["gold"]
+    row = {"class": cls, "original A_f": r["models"]["original"]["acc_forget"], "gold A_test": g["acc_test"],
+           "gold A_f": g["acc_forget"]}
+    for m in methods:
+        mm = r["models"][m]
+        row.update({f"{_label(m)} A_test": mm["acc_test"], f"{_label(m)} A_f": mm["acc_forget"],
+                    f"{_label(m)} |Δ|": mm["abs_delta"], f"{_label(m)} agree": mm.get("sample_agreement", float("nan"))})
+    return row
+
+
+def _table4_row(split: dict, cls: str) -> dict:
+    by = split["label_accuracy_by_features"]
+    return {"class": cls, "NF+AF+CF": split["label_accuracy"], **{k: v for k, v in by.items() if k != "NF+AF+CF"},
+            "AUC p(easy)": split.get("auc_p_easy", float("nan")), "gold hard": split["gold_hard"],
+            "pred hard": split["pred_hard"], "D_a hard": split["aux_hard"], "|D_a|": split["aux_count"]}
+
+
 def tables(results: list[dict]) -> dict[str, pd.DataFrame]:
-    """Table 1, Table 3, Table 4 and MIA from a list of run results (metrics.json dicts)."""
+    """Table 1, Table 3, Table 4, MIA and the MIA attack's AUC from a list of run results (metrics.json dicts)."""
     if not results:
         return {}
     methods = ordered(m for m in results[0]["models"] if m not in REFERENCES)
-    t1, t3, t4, mia = [], [], [], []
+    rows = {"table1": [], "table3": [], "table4": [], "mia": [], "mia_auc": []}
     for r in results:
-        cls = r["forget_class"] if str(r["forget_class"]) == r["forget_class_name"] else f"{r['forget_class']} ({r['forget_class_name']})"
-        cls = f"{cls} s{r['seed']}" if len({x["seed"] for x in results}) > 1 else str(cls)
-        g = r["models"]["gold"]
-        row = {"class": cls, "original A_f": r["models"]["original"]["acc_forget"], "gold A_test": g["acc_test"],
-               "gold A_f": g["acc_forget"]}
-        for m in methods:
-            mm = r["models"][m]
-            row.update({f"{_label(m)} A_test": mm["acc_test"], f"{_label(m)} A_f": mm["acc_forget"],
-                        f"{_label(m)} |Δ|": mm["abs_delta"]})
-        t1.append(row)
-        t3.append({"class": cls, **{_label(m): r["models"][m]["activation_distance"] for m in methods}})
-        mia.append({"class": cls, "original": r["models"]["original"]["mia"], "gold": g["mia"],
-                    **{_label(m): r["models"][m]["mia"] for m in methods}})
+        cls = _class_label(r, results)
+        models = r["models"]
+        rows["table1"].append(_table1_row(r, cls, methods))
+        rows["table3"].append({"class": cls, **{_label(m): models[m]["activation_distance"] for m in methods}})
+        for key, field in (("mia", "mia"), ("mia_auc", "mia_auc")):
+            rows[key].append({"class": cls, **{_label(m): models[m].get(field, float("nan"))
+                                                for m in ("original", "gold", *methods)}})
         split = easy_hard_summary(r)
         if split:
-            by = split["label_accuracy_by_features"]
-            t4.append({"class": cls, "NF+AF+CF": split["label_accuracy"], **{k: v for k, v in by.items() if k != "NF+AF+CF"},
-                       "AUC p(easy)": split.get("auc_p_easy", float("nan")),
-                       "gold hard": split["gold_hard"], "pred hard": split["pred_hard"],
-                       "D_a hard": split["aux_hard"], "|D_a|": split["aux_count"]})
-    out = {"table1": pd.DataFrame(t1), "table3": pd.DataFrame(t3), "mia": pd.DataFrame(mia)}
-    if t4:
-        out["table4"] = pd.DataFrame(t4)
-    return {k: with_avg(df) for k, df in out.items()}
+            rows["table4"].append(_table4_row(split, cls))
+    return {k: with_avg(pd.DataFrame(v)) for k, v in rows.items() if v}
 
 
 def with_avg(df: pd.DataFrame) -> pd.DataFrame:
@@ -65,10 +75,13 @@ def with_avg(df: pd.DataFrame) -> pd.DataFrame:
     return pd.concat([df, pd.DataFrame([avg])], ignore_index=True)
 
 
-TITLES = {"table1": "Table 1 — accuracy (%) and |Δ| = |A_f(method) − A_f(gold)|",
+TITLES = {"table1": "Table 1 — accuracy (%), |Δ| = |A_f(method) − A_f(gold)| and per-sample agreement with gold "
+                    "on D_f (% both right or both wrong); † marks a control",
           "table3": "Table 3 — activation distance to gold on D_f (mean L2 between softmax outputs; lower is better)",
           "table4": "Table 4 — TMU label accuracy (%) on D_f: all features and each subset",
-          "mia": "MIA — % of D_f an entropy-based logistic-regression attack calls members (gold is the target)"}
+          "mia": "MIA — % of D_f an entropy-based logistic-regression attack calls members (gold is the target)",
+          "mia_auc": "MIA attack quality — its AUC (%) on the D_r-vs-test data it was fitted on (50 = chance: "
+                     "that model's MIA row says nothing)"}
 
 
 def to_markdown(frames: dict[str, pd.DataFrame], header: str = "") -> str:

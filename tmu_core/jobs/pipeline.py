@@ -21,7 +21,7 @@ from ..data import DATASETS, Dataset, ForgetSet, load_dataset, resolve_forget
 from ..errors import Cancelled, TMUError
 from ..evaluate import artifacts
 from ..evaluate.evaluator import Evaluator
-from ..methods import METHODS, REFERENCES, config_dict, method_config
+from ..methods import METHODS, REFERENCES, config_dict, method_config, run_order
 from ..methods.loop import UnlearnTask
 from ..models import MODELS
 from ..references import Trained, original_and_gold, train_cached
@@ -161,19 +161,21 @@ def _references(run, cfg, data, forget, device, writer, report) -> tuple[Trained
     return original, gold
 
 
-def _run_methods(run, cfg, data, forget, original, device, writer, report) -> Outcome:
+def _run_methods(run, cfg, data, forget, original, gold, device, writer, report) -> Outcome:
     def should_stop():
         if run.cancel_requested():
             raise Cancelled()
 
     out = Outcome()
-    for name in cfg.methods:
+    for name in run_order(cfg.methods):
+        entry = METHODS.get(name)
         mcfg = method_config(name, cfg.data.dataset, cfg.params_for(name))
         out.configs[name] = mcfg
-        task = UnlearnTask(data, cfg.data, cfg.train, forget, original.model, cfg.seed, should_stop)
+        task = UnlearnTask(data, cfg.data, cfg.train, forget, original.model, cfg.seed, should_stop,
+                           gold=gold.model if entry.uses_gold else None, earlier=dict(out.reports))
         seed_everything(cfg.seed)
         t = time.perf_counter()
-        result = METHODS.get(name).run(task, mcfg, device, report)
+        result = entry.run(task, mcfg, device, report)
         out.seconds[name] = time.perf_counter() - t
         out.models[name] = result.model
         if result.report is not None:
@@ -198,8 +200,8 @@ def _execute(run: store.Run, cfg: RunConfig, writer: StatusWriter, report) -> di
     data, forget = validate(cfg)
     writer.done("data", time.perf_counter() - t0)
     original, gold = _references(run, cfg, data, forget, device, writer, report)
-    out = _run_methods(run, cfg, data, forget, original, device, writer, report)
-    models = {"original": original.model, "gold": gold.model, **out.models}
+    out = _run_methods(run, cfg, data, forget, original, gold, device, writer, report)
+    models = {"original": original.model, "gold": gold.model, **{m: out.models[m] for m in cfg.methods}}
     seconds = {"original": original.seconds, "gold": gold.seconds, **out.seconds}
 
     t = time.perf_counter()

@@ -1,10 +1,12 @@
-"""Fine-tuning baseline: train on D_r only, with a slightly larger learning rate (catastrophic forgetting)."""
+"""Fine-tuning baseline (the TMU paper's Table 1 "FT"; Golatkar et al. 2020): train on D_r only, with a slightly
+larger learning rate than the original's last one, so that D_f is forgotten by catastrophic forgetting.
+No forget data enters the loss, so the weighting is moot."""
 from __future__ import annotations
 
 from dataclasses import dataclass
 
-from .registry import Display, Method, MethodResult, register
 from .loop import LoopConfig, ce_sum, retain_forget_tensors, unlearn_loop
+from .registry import Display, Method, MethodResult, register
 
 
 @dataclass(frozen=True)
@@ -16,9 +18,10 @@ def run(task, cfg: FinetuneConfig, device, progress=None):
     retain, forget = retain_forget_tensors(task)
     empty = (forget[0][:0], forget[1][:0])
     loss = lambda lr, yr, lf, tf, xr, xf: (ce_sum(lr, yr), ce_sum(lf, tf))
-    return MethodResult(unlearn_loop(task.original, retain, empty, loss, cfg, device, seed=task.seed, stage="finetune",
-                        progress=progress, should_stop=task.should_stop))
+    return MethodResult(unlearn_loop(task.original, retain, empty, loss, cfg, device, seed=task.seed,
+                                     stage="finetune", progress=progress, should_stop=task.should_stop))
 
 
 register("finetune", "fine-tune on D_r only with a larger learning rate (catastrophic forgetting)",
-         Method(FinetuneConfig, run, lambda dataset: {"lr": 0.02, "epochs": 3, "retain_fraction": 0.5}, Display("Fine-tuning", "FT", "#ef6c00", 10)))
+         Method(FinetuneConfig, run, lambda dataset: {"lr": 0.02, "epochs": 3, "retain_fraction": 0.5},
+                Display("Fine-tuning", "FT", "#ef6c00", 10)))

@@ -1,15 +1,20 @@
-"""The one unlearning loop every method shares; a method supplies only its loss.
+"""The one unlearning loop every method shares; a method supplies only its loss and its weighting.
 
 Each epoch replays a seeded random share of the retain data and passes over the forget data, both
 spread evenly over the same steps (a forget set smaller than the number of steps is cycled, one sample
 a step), so every batch mixes the two; the method's loss sees both halves of the batch. The learning rate decays
 with a cosine schedule (a constant rate cost A_test). The input model is deep-copied, never mutated.
+
+How the two halves are weighed is part of each method (see `combine`): "separate" averages each half over
+its own samples and adds the two means, so one forget sample weighs as much as n_r / n_f retain samples;
+"pooled" averages one loss over every sample of the batch, so all samples weigh the same (as a shuffled
+pool of the retain share and D_f would).
 """
 from __future__ import annotations
 
 import copy
 import math
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Callable, Optional
 
 import numpy as np
@@ -32,6 +37,8 @@ class UnlearnTask:
     original: nn.Module
     seed: int = 0
     should_stop: Optional[Callable[[], None]] = None
+    gold: Optional[nn.Module] = None  # only for controls that declare uses_gold
+    earlier: dict = field(default_factory=dict)  # reports of the methods run before this one, by name
 
     @property
     def remain_ids(self) -> np.ndarray:
@@ -43,28 +50,43 @@ class LoopConfig:
     """Settings of the shared unlearning loop (embedded in each method's config)."""
 
     epochs: int = opt(3, "passes over the replayed retain share", min=1, max=200)
-    lr: float = opt(0.01, "initial learning rate (cosine decay)", min=1e-6, max=1.0)
-    batch_size: int = opt(64, "retain batch size", min=2, max=4096)
+    lr: float = opt(0.01, "initial learning rate", min=1e-6, max=1.0)
+    batch_size: int = opt(64, "retain samples per step (the forget samples of a step come on top)", min=2, max=4096)
     retain_fraction: float = opt(0.3, "share of D_r replayed per epoch", min=0.01, max=1.0)
+    weighting: str = opt("separate", "loss weighting: separate (mean of each half, added) or pooled (one mean over "
+                                     "every sample of the batch)", choices=("separate", "pooled"))
+    optimizer: str = opt("sgd", "sgd (momentum 0.9, weight decay 5e-4) or adam", choices=("sgd", "adam"))
+    schedule: str = opt("cosine", "learning-rate schedule over the steps", choices=("cosine", "constant"))
 
     def __post_init__(self):
         check_bounds(self)
 
 
 # loss(logits_retain, y_retain, logits_forget, t_forget, x_retain, x_forget) -> (retain sum, forget sum) of
-# per-sample losses. Both halves go through the model as one batch (batch-norm statistics see the mix); the
-# loop averages each half over its own samples and adds them, so each forget sample is met once per epoch
-# but with the weight of a whole retain batch.
+# per-sample losses. Both halves go through the model as one batch (batch-norm statistics see the mix);
+# `combine` turns the two sums into the step's loss by the method's weighting.
 LossFn = Callable[..., torch.Tensor]
+
+
+def combine(retain_sum: torch.Tensor, forget_sum: torch.Tensor, n_retain: int, n_forget: int, weighting: str):
+    """The step's loss from the summed per-sample losses of its two halves.
+
+    separate: retain_sum / n_r + forget_sum / n_f (a forget sample weighs n_r / n_f retain samples);
+    pooled:   (retain_sum + forget_sum) / (n_r + n_f) (every sample weighs the same).
+    """
+    if weighting == "pooled":
+        return (retain_sum + forget_sum) / max(1, n_retain + n_forget)
+    return retain_sum / max(1, n_retain) + forget_sum / max(1, n_forget)
 
 
 def unlearn_loop(model: nn.Module, retain: tuple[torch.Tensor, torch.Tensor], forget: tuple[torch.Tensor, torch.Tensor],
                  loss_fn: LossFn, cfg, device: torch.device, *, seed: int = 0, stage: str = "unlearn",
-                 progress: ProgressFn = None, optimizer: str = "sgd", should_stop=None) -> nn.Module:
+                 progress: ProgressFn = None, should_stop=None, grad_mask: dict | None = None) -> nn.Module:
     """Run the shared loop on a deep copy of `model` and return the copy.
 
     Args: retain (x uint8/float in [0,1], y int64); forget (x, targets) where targets may be labels or
-    soft targets, or empty tensors for methods that use no forget data.
+    soft targets, or empty tensors for methods that use no forget data; grad_mask: {parameter name: 0/1
+    tensor} -- only masked-in weights are updated (SalUn).
     """
     model = copy.deepcopy(model).to(device).train()
     xr, yr = on_device(retain[0], device), on_device(retain[1], device)
@@ -72,11 +94,9 @@ def unlearn_loop(model: nn.Module, retain: tuple[torch.Tensor, torch.Tensor], fo
     gen = generator(seed)
     n_r = max(2, int(math.ceil(cfg.retain_fraction * len(xr)))) if len(xr) else 0
     steps = max(1, math.ceil(max(n_r, len(xf)) / cfg.batch_size))
-    if optimizer == "adam":
-        opt_ = torch.optim.Adam(model.parameters(), lr=cfg.lr)
-    else:
-        opt_ = torch.optim.SGD(model.parameters(), lr=cfg.lr, momentum=0.9, weight_decay=5e-4)
-    sched = make_schedule(opt_, "cosine", cfg.epochs * steps)
+    opt_ = make_optimizer(model, cfg)
+    sched = make_schedule(opt_, cfg.schedule, cfg.epochs * steps)
+    masks = {n: m.to(device) for n, m in (grad_mask or {}).items()}
     f_batch = max(1, math.ceil(len(xf) / steps))  # a small forget set is cycled so every step sees some of it
     f_order, f_pos = torch.randperm(len(xf), generator=gen), 0
     for epoch in range(cfg.epochs):
@@ -95,9 +115,12 @@ def unlearn_loop(model: nn.Module, retain: tuple[torch.Tensor, torch.Tensor], fo
             with autocast(device):
                 out = model(torch.cat([xb_r, xb_f])).float()
                 retain_sum, forget_sum = loss_fn(out[:len(ri)], yr[ri], out[len(ri):], tf[fi], xb_r, xb_f)
-                loss = retain_sum / max(1, len(ri)) + forget_sum / max(1, len(fi))
+                loss = combine(retain_sum, forget_sum, len(ri), len(fi), cfg.weighting)
             opt_.zero_grad(set_to_none=True)
             loss.backward()
+            for name, p in model.named_parameters():
+                if name in masks and p.grad is not None:
+                    p.grad.mul_(masks[name])
             torch.nn.utils.clip_grad_norm_(model.parameters(), 5.0)
             opt_.step()
             sched.step()
@@ -106,6 +129,12 @@ def unlearn_loop(model: nn.Module, retain: tuple[torch.Tensor, torch.Tensor], fo
         if should_stop is not None:
             should_stop()
     return model.eval()
+
+
+def make_optimizer(model: nn.Module, cfg) -> torch.optim.Optimizer:
+    if cfg.optimizer == "adam":
+        return torch.optim.Adam(model.parameters(), lr=cfg.lr)
+    return torch.optim.SGD(model.parameters(), lr=cfg.lr, momentum=0.9, weight_decay=5e-4)
 
 
 def retain_forget_tensors(task: UnlearnTask) -> tuple[tuple[torch.Tensor, torch.Tensor], tuple[torch.Tensor, torch.Tensor]]:

@@ -1,11 +1,16 @@
-"""Random Labeling baseline (Amnesiac): train D_f on random wrong labels while replaying D_r."""
+"""Random Labeling baseline (Amnesiac unlearning, Graves et al. 2021; the TMU paper's Table 1 "RL"): train D_f on
+random wrong labels while replaying D_r.
+
+Weighting: as the TMU paper runs it (A_f near 0, |Δ| 87 on CIFAR-10), the relabelled D_f term and the replay
+term are each a mean over their own samples ("separate").
+"""
 from __future__ import annotations
 
 from dataclasses import dataclass
 
 from ..train import generator
-from .registry import Display, Method, MethodResult, register
 from .loop import LoopConfig, ce_sum, random_wrong_labels, retain_forget_tensors, unlearn_loop
+from .registry import Display, Method, MethodResult, register
 
 
 @dataclass(frozen=True)
@@ -20,8 +25,9 @@ def relabel_loss(num_classes: int, seed: int):
 
 def run(task, cfg: RandLabelConfig, device, progress=None):
     retain, forget = retain_forget_tensors(task)
-    return MethodResult(unlearn_loop(task.original, retain, forget, relabel_loss(task.data.num_classes, task.seed), cfg, device,
-                        seed=task.seed, stage="randlabel", progress=progress, should_stop=task.should_stop))
+    return MethodResult(unlearn_loop(task.original, retain, forget, relabel_loss(task.data.num_classes, task.seed),
+                                     cfg, device, seed=task.seed, stage="randlabel", progress=progress,
+                                     should_stop=task.should_stop))
 
 
 register("randlabel", "random labeling (Amnesiac): random wrong labels on D_f, replay D_r",

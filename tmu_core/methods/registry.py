@@ -9,7 +9,7 @@ optional typed report (TMU's easy/hard split), which the pipeline stores without
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any, Callable, Optional
+from typing import Callable, Optional
 
 import torch.nn as nn
 
@@ -18,10 +18,32 @@ from ..errors import TMUError
 from ..registry import Registry
 
 
+class MethodReport:
+    """What a method may hand back beside its model; every hook is optional (these defaults add nothing)."""
+
+    audit_seconds: float = 0.0  # seconds spent on audit extras that unlearning does not need (left out of cost)
+
+    def summary(self, gold_easy) -> dict:
+        """Stored in metrics.json under the method's name."""
+        return {}
+
+    def forget_columns(self) -> dict:
+        """Extra per-sample columns for the D_f rows of samples.csv."""
+        return {}
+
+    def sample_groups(self, class_index: int) -> list:
+        """Extra rows of samples.csv (evaluate.artifacts.SampleGroup), e.g. TMU's D_a."""
+        return []
+
+    def embedding_points(self, class_index: int) -> list:
+        """Extra points for the embedding maps: (role, images, ids, labels)."""
+        return []
+
+
 @dataclass(frozen=True)
 class MethodResult:
     model: nn.Module
-    report: Optional[Any] = None  # e.g. tmu.report.TMUReport: summary(gold_easy), forget_columns(), ...
+    report: Optional[MethodReport] = None
 
 
 @dataclass(frozen=True)
@@ -43,6 +65,8 @@ class Method:
     display: Display
     primary: bool = False  # the method whose cost is compared with the gold retrain (cost_ratio)
     embed: bool = False  # keep its penultimate activations for the embedding maps
+    uses_gold: bool = False  # a control that reads the gold model (never a default, never "best aligned")
+    after: tuple[str, ...] = ()  # methods whose reports it reads, when they are in the same run
 
 
 METHODS: Registry[Method] = Registry("method")
@@ -68,6 +92,17 @@ def display(name: str) -> Display:
 def ordered(names) -> list[str]:
     """Model names in display order (references first, then methods, then controls)."""
     return sorted(names, key=lambda n: (display(n).order, n))
+
+
+def run_order(names) -> list[str]:
+    """The run's methods in the order given, except that a method runs after those it reads (`after`)."""
+    names, out = list(names), []
+    while names:
+        ready = [n for n in names if not any(a in names for a in METHODS.get(n).after)]
+        for n in ready or names[:1]:
+            names.remove(n)
+            out.append(n)
+    return out
 
 
 def method_config(name: str, dataset: str, overrides: dict | None = None):

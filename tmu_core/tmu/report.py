@@ -13,11 +13,12 @@ import torch
 
 from ..evaluate import metrics as M
 from ..evaluate.artifacts import SampleGroup
+from ..methods.registry import MethodReport
 from .twin import AuxSet
 
 
 @dataclass(frozen=True)
-class TMUReport:
+class TMUReport(MethodReport):
     aux: AuxSet  # D_a
     aux_labels: np.ndarray  # (|D_a|,) 1 = easy for M_o (the twin's gold), 0 = hard
     aux_raw: np.ndarray  # (|D_a|, 3) NF, AF, CF before scaling

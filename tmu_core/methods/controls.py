@@ -1,0 +1,81 @@
+"""Controls that price TMU's parts (EVALUATION.md §2). Both run TMU's own unlearning step (tmu.method.unlearn,
+with TMU's settings for the dataset) on a chosen set of D_f samples:
+
+- random_k: as many samples as TMU called hard, chosen at random (seeded). If TMU does not beat it, its
+  features chose no better than chance and only its count mattered. Reads TMU's count from TMU's report when
+  TMU is in the same run, else computes TMU's split itself.
+- oracle_labels: gold's true hard set. It reads the gold model, so it is never a default and never a
+  "best aligned" candidate: it is the floor the unlearning step can reach; TMU -> oracle is the price of
+  predicting easy/hard.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, fields
+
+import numpy as np
+
+from ..evaluate import metrics as M
+from ..tmu import method as tmu_method
+from ..tmu.config import TMUConfig, UnlearnConfig, dataset_defaults
+from ..train import predict
+from .registry import Display, Method, MethodReport, MethodResult, register
+
+
+@dataclass(frozen=True)
+class ChoiceReport(MethodReport):
+    """Which D_f samples a control forgot (1 = kept as easy, 0 = forgotten as hard)."""
+
+    name: str
+    pred: np.ndarray
+
+    def summary(self, gold_easy) -> dict:
+        return {"forgotten": int(len(self.pred) - self.pred.sum()),
+                "choice_agreement": M.label_accuracy(self.pred, gold_easy)["accuracy"]}
+
+    def forget_columns(self) -> dict:
+        return {f"{self.name}_choice": np.where(self.pred == 1, "easy", "hard")}
+
+
+def _unlearn_defaults(dataset: str) -> dict:
+    names = {f.name for f in fields(UnlearnConfig)}
+    return {k: v for k, v in dataset_defaults(dataset).items() if k in names}
+
+
+def tmu_hard_count(task, device) -> int:
+    """How many D_f samples TMU calls hard: from TMU's report in this run, else TMU's split computed here."""
+    rep = task.earlier.get("tmu")
+    if rep is not None:
+        return int(len(rep.forget_pred) - rep.forget_pred.sum())
+    from ..config import with_flat
+
+    cfg = with_flat(TMUConfig(), dataset_defaults(task.data_cfg.dataset))
+    clock = tmu_method.StageClock(task, None)
+    twin = tmu_method.twin_problem(task, cfg.twin, device, None)
+    raw_a, raw_f = tmu_method.features(task, twin, cfg.features, device, clock)
+    scaler = tmu_method.Scaler.fit(raw_a, cfg.features.scale_log, cfg.features.scale_clip)
+    split = tmu_method.easy_hard_split(scaler.transform(raw_a), scaler.transform(raw_f), twin, cfg, task.seed)
+    return int(len(split.pred_f) - split.pred_f.sum())
+
+
+def run_random_k(task, cfg: UnlearnConfig, device, progress=None):
+    k = tmu_hard_count(task, device)
+    rng = np.random.default_rng([task.seed, 97])
+    pred = np.ones(len(task.forget.ids), dtype=np.int64)
+    pred[rng.choice(len(pred), size=k, replace=False)] = 0
+    model = tmu_method.unlearn(task, pred, cfg, device, progress)
+    return MethodResult(model, ChoiceReport("random_k", pred))
+
+
+def run_oracle(task, cfg: UnlearnConfig, device, progress=None):
+    xf = task.data.x[task.forget.ids]
+    pred = (predict(task.gold, xf, device).argmax(1) == task.forget.class_index).numpy().astype(np.int64)
+    model = tmu_method.unlearn(task, pred, cfg, device, progress)
+    return MethodResult(model, ChoiceReport("oracle_labels", pred))
+
+
+register("random_k", "control: TMU's unlearning step on as many random D_f samples as TMU called hard",
+         Method(UnlearnConfig, run_random_k, _unlearn_defaults,
+                Display("Random k (control)", "Rand-k†", "#78909c", 90, "control"), after=("tmu",)))
+register("oracle_labels", "control: TMU's unlearning step on gold's true hard set (uses gold; a floor, not a method)",
+         Method(UnlearnConfig, run_oracle, _unlearn_defaults,
+                Display("Oracle labels (control)", "Oracle†", "#263238", 91, "control"), uses_gold=True))
