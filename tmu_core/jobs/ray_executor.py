@@ -57,6 +57,8 @@ def connect(address: str | None) -> bool:
 
     if ray.is_initialized():
         return False
+    if address is not None:
+        _use_token_if_any()
     env = {"PYTHONPATH": os.pathsep.join(p for p in (str(PROJECT_ROOT), os.environ.get("PYTHONPATH", "")) if p)}
     try:
         ray.init(address=address, include_dashboard=False if address is None else None, log_to_driver=False,
@@ -65,6 +67,19 @@ def connect(address: str | None) -> bool:
         raise TMUError(f"cannot connect to the Ray cluster at '{address}' ({str(exc).splitlines()[0]}); start one "
                        f"with `ray start --head` and pass the address it prints, or leave the address out") from exc
     return True
+
+
+def _use_token_if_any() -> None:
+    """Ray (2.52+) starts clusters with token authentication and a token in ~/.ray/auth_token, but a driver
+    given an explicit address sends the token only in token mode: turn it on when a token is there and
+    RAY_AUTH_MODE says nothing (Ray's own `ray.init()` does the same for the clusters it starts)."""
+    if "RAY_AUTH_MODE" in os.environ:
+        return
+    try:
+        from ray._private.authentication.authentication_token_setup import maybe_enable_token_auth_if_token_available
+    except ImportError:  # another Ray release: RAY_AUTH_MODE=token does the same by hand
+        return
+    maybe_enable_token_auth_if_token_available(warn_if_disabled=False)
 
 
 def _gpus_per_task(cfg: RunConfig, opts: RayOptions) -> float:
