@@ -1,12 +1,13 @@
 """TMU dashboard: the router. Pages live in pages/, one script each; this file adds the shared sidebar.
 
-Run with `make app` (or `streamlit run app.py`). The sidebar shows the compute device and the run the
-inspection pages look at.
+Run with `make app` (or `streamlit run app.py`). The sidebar shows the compute device (and the Ray cluster
+that runs go to, when TMU_RAY_ADDRESS is set) and the run the inspection pages look at.
 """
 import streamlit as st
 
 from tmu_core import store
 from tmu_core.errors import TMUError
+from tmu_core.jobs.launch import ray_address
 from ui import cache, nav, state, tables
 
 st.set_page_config(page_title="TMU dashboard", page_icon=":material/psychology:", layout="wide")
@@ -18,7 +19,8 @@ def _pick_run() -> None:
 
 
 with st.sidebar:
-    st.caption(f"Compute device: **{cache.device()}**")
+    address = ray_address()
+    st.caption(f"Compute device: **{cache.device()}**" + (f" · runs go to Ray at **`{address}`**" if address else ""))
     infos = store.list_runs()
     run_ids = [r.run_id for r in infos]
     selected = state.selected_run_id()

@@ -140,9 +140,13 @@ def cmd_sweep(args) -> int:
         setattr(args, "tmu_mechanism", args.mechanism)
     cfg = _run_config(args, methods)
     out = sweep(cfg, args.classes, progress=_stderr_progress if not args.quiet else None, seeds=args.seeds,
-                forget_counts=args.forget_counts)
+                forget_counts=args.forget_counts, executor=args.executor, ray_address=args.ray_address)
     print(out["markdown"])
     print(f"\nwritten: {out['markdown_path']} and {out['csv_path']}", file=sys.stderr)
+    if out["failed"]:
+        print(f"error: {len(out['failed'])} of {len(out['failed']) + len(out['results'])} runs failed "
+              f"(listed under 'Failed runs')", file=sys.stderr)
+        return 1
     return 0
 
 
@@ -217,6 +221,11 @@ def build_parser() -> argparse.ArgumentParser:
             p.add_argument("--forget-counts", type=int, nargs="+",
                            help="several forget-set sizes, e.g. 100 500 1000 (default: --forget-count alone)")
             p.add_argument("--quiet", action="store_true", help="no progress on stderr")
+            p.add_argument("--executor", choices=["local", "ray"], default="local",
+                           help="local: one run after another in this process; ray: each run is a Ray task")
+            p.add_argument("--ray-address", default=None,
+                           help="a running Ray cluster (e.g. HOST:6379 from `ray start --head`; default: start a "
+                                "local Ray instance sized to this machine); needs --executor ray")
         _method_flags(p)
         p.set_defaults(fn=fn)
     p = sub.add_parser("execute", help="execute a run created by the dashboard (its config.json)")

@@ -4,6 +4,9 @@ A run is executed by `python -m tmu_core execute <run_id>` in its own session (`
 its output in the run folder's run.log; whoever started it follows it through status.json. Two runs go
 side by side as two processes (a cached original/gold model is built once, under a file lock). The UMAP
 maps of the Embeddings page run the same way (`python -m tmu_core.jobs.embedding <run_id> <model>`).
+With TMU_RAY_ADDRESS set, the background process is instead a thin Ray driver
+(`python -m tmu_core.jobs.ray_executor <run_id> <address>`) that runs the run as a task on that cluster;
+status.json, cancel and the run list work the same (the run store must be shared with the cluster).
 """
 from __future__ import annotations
 
@@ -52,6 +55,11 @@ def spawn(args: list[str], log_path: Path) -> subprocess.Popen:
     return proc
 
 
+def ray_address() -> str | None:
+    """The Ray cluster that dashboard runs go to (TMU_RAY_ADDRESS), or None for local background processes."""
+    return os.environ.get("TMU_RAY_ADDRESS", "").strip() or None
+
+
 def launch(run: store.Run) -> int:
     """Execute a queued run in the background; returns the process id.
 
@@ -62,14 +70,16 @@ def launch(run: store.Run) -> int:
     state = run.status().get("state")
     if state != "queued":
         raise TMUError(f"run {run.id} is {state}; only a queued run can be launched")
-    proc = spawn(["tmu_core", "execute", run.id], run.log_path())
+    address = ray_address()
+    args = ["tmu_core.jobs.ray_executor", run.id, address] if address else ["tmu_core", "execute", run.id]
+    proc = spawn(args, run.log_path())
     if run.status().get("state") == "queued":
         run.set_status(pid=proc.pid)
     return proc.pid
 
 
 def start_run(cfg: RunConfig) -> store.Run:
-    """Validate `cfg`, create its run folder and execute it in the background."""
+    """Validate `cfg`, create its run folder and execute it in the background (on Ray when TMU_RAY_ADDRESS is set)."""
     from .pipeline import start
 
     run = start(cfg)

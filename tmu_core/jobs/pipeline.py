@@ -60,6 +60,12 @@ def start(cfg: RunConfig, root=None) -> store.Run:
     return store.Run.create(hint, run_config_to_dict(cfg), root)
 
 
+def failure(run: store.Run | None, cfg: RunConfig, error: str) -> dict:
+    """What a sweep keeps of a run that did not complete: which class, seed and count, and why."""
+    return {"failed": True, "run_id": run.id if run else None, "forget_class": cfg.forget.forget_class,
+            "forget_count": cfg.forget.forget_count, "seed": cfg.seed, "error": error}
+
+
 def train_references(cfg: RunConfig, progress=None) -> dict:
     """The `train` command: original and gold models (cached) and their accuracies."""
     data, forget = validate(cfg)

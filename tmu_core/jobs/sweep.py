@@ -2,8 +2,10 @@
 their results, written as Markdown and CSV into the sweep's folder of the run store.
 
 `plan` lists the runs of a sweep as RunConfigs; an executor turns a list of RunConfigs into their results
-in the same order. The local executor runs them one after another in this process; other executors (a Ray
-cluster) plug in through `EXECUTORS` and must give the same results for the same configs.
+in the same order, a run that did not complete being a failure record (its class, seed, count and error:
+the others still finish, and the tables list it under "Failed runs"). The local executor runs them one after
+another in this process; the Ray executor (`ray_executor`, imported only when asked for) runs each as a Ray
+task; both give the same results for the same configs.
 """
 from __future__ import annotations
 
@@ -12,12 +14,14 @@ import platform
 from dataclasses import replace
 from typing import Callable, Sequence
 
+import pandas as pd
+
 from .. import store
 from ..config import RunConfig
 from ..data import load_dataset, resolve_class
 from ..errors import TMUError
-from ..evaluate.tables import tables, to_markdown
-from .pipeline import execute, start
+from ..evaluate.tables import md_table, tables, to_markdown
+from .pipeline import execute, failure, start
 
 Executor = Callable[..., list]  # (configs, progress=None, on_result=None) -> results in the configs' order
 
@@ -48,24 +52,45 @@ def plan(cfg: RunConfig, classes: Sequence[int], seeds: Sequence[int], forget_co
 
 
 def local_executor(configs: list[RunConfig], progress=None, on_result=None) -> list[dict]:
-    """Run the configs one after another in this process."""
+    """Run the configs one after another in this process; a run that fails is recorded and the next starts."""
     results = []
     for run_cfg in configs:
-        results.append(execute(start(run_cfg), progress=progress))
+        run = None
+        try:
+            run = start(run_cfg)
+            results.append(execute(run, progress=progress))
+        except TMUError as exc:
+            results.append(failure(run, run_cfg, str(exc)))
+        except Exception as exc:  # a bug in one run: its error.log has the details; the sweep goes on
+            results.append(failure(run, run_cfg, f"unexpected {exc.__class__.__name__}: {exc}"))
         if on_result:
             on_result(results)
     return results
 
 
-EXECUTORS: dict[str, Executor] = {"local": local_executor}
+def ray_executor(configs: list[RunConfig], progress=None, on_result=None, address: str | None = None) -> list[dict]:
+    """Each config is one task on the Ray cluster at `address` (None: a local Ray instance sized to this machine)."""
+    from .ray_executor import RayOptions, run_on_ray  # Ray is imported only when this executor is used
+
+    return run_on_ray(configs, progress=progress, on_result=on_result, options=RayOptions(address=address))
+
+
+EXECUTORS: dict[str, Executor] = {"local": local_executor, "ray": ray_executor}
 
 
 def sweep(cfg: RunConfig, classes: str = "all", progress=None, sweep_id: str | None = None,
           seeds: Sequence[int] | None = None, forget_counts: Sequence[int] | None = None,
-          executor: str = "local") -> dict:
-    """Run `cfg` for every class x seed x forget count; write results.json and the tables (Markdown + CSV)."""
+          executor: str = "local", ray_address: str | None = None) -> dict:
+    """Run `cfg` for every class x seed x forget count; write results.json and the tables (Markdown + CSV).
+
+    Runs that fail are kept apart (`failed`: class, seed, count, error) and listed below the tables; the
+    sweep raises only when none completed.
+    """
     if executor not in EXECUTORS:
         raise TMUError(f"unknown executor '{executor}'; valid: {', '.join(EXECUTORS)}")
+    if ray_address and executor != "ray":
+        raise TMUError("a Ray address needs the ray executor (--executor ray)")
+    options = {"address": ray_address} if executor == "ray" else {}
     chosen = parse_classes(classes, cfg)
     seeds = list(seeds) if seeds else [cfg.seed]
     counts = list(forget_counts) if forget_counts else [cfg.forget.forget_count]
@@ -73,14 +98,32 @@ def sweep(cfg: RunConfig, classes: str = "all", progress=None, sweep_id: str | N
                            f"{_dt.datetime.now().strftime('%Y%m%d-%H%M%S')}"
     folder = store.Sweep(sweep_id)
     meta = {"sweep_id": sweep_id, "classes": chosen, "seeds": seeds, "forget_counts": counts, "executor": executor}
-    results = EXECUTORS[executor](plan(cfg, chosen, seeds, counts, sweep_id), progress=progress,
-                                  on_result=lambda done: folder.save_results({**meta, "results": list(done)}))
-    folder.save_results({**meta, "results": results})
+    outcomes = EXECUTORS[executor](plan(cfg, chosen, seeds, counts, sweep_id), progress=progress,
+                                   on_result=lambda done: folder.save_results({**meta, **_split(done)}), **options)
+    parts = _split(outcomes)
+    folder.save_results({**meta, **parts})
+    results, failed = parts["results"], parts["failed"]
+    if not results:
+        raise TMUError(f"no run of sweep {sweep_id} completed; first error (class {failed[0]['forget_class']}, "
+                       f"seed {failed[0]['seed']}): {failed[0]['error']}")
     frames = tables(results)
     header = (f"## Sweep {sweep_id}\n\ndataset {cfg.data.dataset}, model {cfg.train.model}, |D_f| = "
               f"{', '.join(map(str, counts))} per class, seeds {', '.join(map(str, seeds))}, device "
               f"{results[0]['device']}, machine {platform.machine()} / {platform.processor() or 'cpu'}")
-    markdown = to_markdown(frames, header)
-    md_path, csv_path = folder.save_tables(markdown, frames)
-    return {"sweep_id": sweep_id, "results": results, "tables": frames, "markdown": markdown,
+    markdown = to_markdown(frames, header) + failed_markdown(failed)
+    md_path, csv_path = folder.save_tables(markdown, {**frames, **({"failed": pd.DataFrame(failed)} if failed else {})})
+    return {"sweep_id": sweep_id, "results": results, "failed": failed, "tables": frames, "markdown": markdown,
             "markdown_path": str(md_path), "csv_path": str(csv_path)}
+
+
+def _split(outcomes) -> dict:
+    """Completed results (what the tables and the dashboard read) apart from failure records."""
+    return {"results": [r for r in outcomes if not r.get("failed")], "failed": [r for r in outcomes if r.get("failed")]}
+
+
+def failed_markdown(failed: list[dict]) -> str:
+    """The runs that did not complete, one line each (empty when all did)."""
+    if not failed:
+        return ""
+    cols = ["forget_class", "seed", "forget_count", "run_id", "error"]
+    return "\n### Failed runs\n\n" + md_table(pd.DataFrame(failed)[cols]) + "\n"

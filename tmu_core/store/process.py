@@ -2,6 +2,12 @@
 from __future__ import annotations
 
 import os
+import socket
+
+
+def this_host() -> str:
+    return socket.gethostname()
+
 
 def pid_alive(pid) -> bool:
     if not isinstance(pid, int) or pid <= 0:
@@ -30,6 +36,10 @@ def pid_start(pid) -> int | None:
 
 
 def run_process_alive(st: dict) -> bool:
+    """A run whose process is on another machine (a Ray worker) cannot be checked from here: it counts as
+    alive, and its Ray driver marks it failed if the task is lost."""
+    if st.get("host") not in (None, this_host()):
+        return True
     if not pid_alive(st.get("pid")):
         return False
     recorded = st.get("pid_start")

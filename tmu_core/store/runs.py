@@ -20,7 +20,7 @@ from ..errors import TMUError
 from . import paths as P
 from .io import (atomic_savez, atomic_write_bytes, atomic_write_json, atomic_write_text, ensure_dir, load_state,
                  read_json, save_state)
-from .process import pid_start, run_process_alive
+from .process import pid_start, run_process_alive, this_host
 
 RUN_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$")
 STATES = ("queued", "running", "complete", "failed", "cancelled", "interrupted")
@@ -222,7 +222,7 @@ class Run:
             st = {}
         st = st if isinstance(st, dict) else {}
         if "pid" in changes and "pid_start" not in changes:
-            changes = {**changes, "pid_start": pid_start(changes["pid"])}
+            changes = {**changes, "pid_start": pid_start(changes["pid"]), "host": this_host()}
         st.update(changes)
         st["updated"] = _dt.datetime.now().isoformat(timespec="seconds")
         self.write_json(P.STATUS, st)
