@@ -69,7 +69,8 @@ def _run_config(args, methods=()) -> RunConfig:
                 raise TMUError(f"method {m}: {exc}") from exc
             params.append((m, tuple(sorted(values.items()))))
     return RunConfig(data=data, forget=forget, train=train, methods=tuple(methods), method_params=tuple(params),
-                     seed=args.seed, device=args.device, name=getattr(args, "name", "") or "")
+                     seed=args.seed, device=args.device, name=getattr(args, "name", "") or "",
+                     gold_seeds=getattr(args, "gold_seeds", 1))
 
 
 def cmd_train(args) -> int:
@@ -136,7 +137,7 @@ def cmd_sweep(args) -> int:
         setattr(args, "tmu_mechanism", args.mechanism)
     cfg = _run_config(args, methods)
     out = sweep(cfg, args.classes, progress=_stderr_progress if not args.quiet else None, seeds=args.seeds,
-                forget_counts=args.forget_counts)
+                forget_counts=args.forget_counts, tuning_classes=args.tuning_classes)
     print(out["markdown"])
     print(f"\nwritten: {out['markdown_path']} and {out['csv_path']}", file=sys.stderr)
     return 0
@@ -204,12 +205,18 @@ def build_parser() -> argparse.ArgumentParser:
         _add_common(p)
         p.add_argument("--methods", nargs="+", help="subset of methods (default: all)")
         p.add_argument("--mechanism", choices=["randlabel", "neggrad"], help="TMU's forget mechanism on hard samples")
+        p.add_argument("--gold-seeds", type=int, default=1, metavar="K",
+                       help="train K gold models (training seeds differ) for soft truth p_i, gold-vs-gold agreement "
+                            "and the label-accuracy ceiling (default 1: the run's gold alone)")
         if name == "run":
             p.add_argument("--json", action="store_true", help="print the result as one JSON object")
             p.add_argument("--name", default="", help="a label for the run (part of its id)")
         else:
             p.add_argument("--classes", default="all", help="'all' or comma-separated class indices/names")
             p.add_argument("--seeds", type=int, nargs="+", help="several seeds (default: --seed alone)")
+            p.add_argument("--tuning-classes", default="", metavar="CLASSES",
+                           help="comma-separated classes used to choose defaults (e.g. 3,8); the tables "
+                                "summarise them apart from the held-out classes")
             p.add_argument("--forget-counts", type=int, nargs="+",
                            help="several forget-set sizes, e.g. 100 500 1000 (default: --forget-count alone)")
             p.add_argument("--quiet", action="store_true", help="no progress on stderr")

@@ -37,7 +37,9 @@ class Evaluator:
         delta = acc["acc_forget"] - gold_af
         return {**acc, "delta": delta, "abs_delta": abs(delta),
                 "activation_distance": M.activation_distance(F.softmax(logits["forget"], 1), F.softmax(gold_logits["forget"], 1)),
-                "mia": M.mia_score(logits["remain"], logits["test"], logits["forget"], self.seed)}
+                "mia": M.mia_score(logits["remain"], logits["test"], logits["forget"], self.seed),
+                "sample_agreement": M.sample_agreement(logits["forget"].argmax(1), gold_logits["forget"].argmax(1),
+                                                       self.sets["forget"][1])}
 
     def gold_easy(self, gold_logits: dict) -> np.ndarray:
         """1 where the gold model classifies the D_f sample correctly (easy), 0 where not (hard)."""

@@ -7,6 +7,8 @@
 - MIA: entropy-based logistic-regression attack (as in Bad Teacher / SCRUB): trained to tell D_r (member)
   from test (non-member) by the entropy of the model's output, then applied to D_f; the score is the
   percentage of D_f it calls members. The gold model's score is the target.
+- per-sample agreement: share of D_f where a model and gold are both right or both wrong (paper Fig. 3's
+  "generalization-label accuracy").
 - label accuracy: agreement of predicted easy/hard with the gold model's correctness on D_f.
 """
 from __future__ import annotations
@@ -25,6 +27,12 @@ def accuracy_from_logits(logits: torch.Tensor, y: torch.Tensor) -> float:
 def activation_distance(probs: torch.Tensor, gold_probs: torch.Tensor) -> float:
     """Mean L2 distance between two models' softmax outputs on the same samples."""
     return float((probs - gold_probs).norm(dim=1).mean()) if len(probs) else float("nan")
+
+
+def sample_agreement(pred_model, pred_gold, label) -> float:
+    """Percent of samples where the model and gold are both right or both wrong (predicted class vs label)."""
+    pm, pg, y = (np.asarray(v) for v in (pred_model, pred_gold, label))
+    return 100.0 * float(((pm == y) == (pg == y)).mean()) if len(y) else float("nan")
 
 
 def entropy(logits: torch.Tensor) -> np.ndarray:

@@ -19,6 +19,16 @@ from ..errors import TMUError
 from ..evaluate.tables import tables, to_markdown
 from .pipeline import execute, start
 
+def classes_line(meta: dict) -> str:
+    """Which classes chose the defaults (tuning) and which are held out, as a results file states them."""
+    tuning = meta.get("tuning_classes") or []
+    if not tuning:
+        return "tuning classes: none named (every class is summarised together)"
+    held = meta.get("held_out_classes", [])
+    return (f"tuning classes (used to choose defaults): {', '.join(map(str, tuning))}; held-out classes: "
+            f"{', '.join(map(str, held)) or 'none'}")
+
+
 Executor = Callable[..., list]  # (configs, progress=None, on_result=None) -> results in the configs' order
 
 
@@ -33,6 +43,14 @@ def parse_classes(spec: str, cfg: RunConfig) -> list[int]:
     if twice:
         raise TMUError(f"class(es) {', '.join(map(str, twice))} listed twice in --classes; each class is one row of the tables")
     return classes
+
+
+def parse_tuning(spec: str, cfg: RunConfig) -> list[int]:
+    """The classes used to choose defaults ('' = none named); they may lie outside the sweep's classes."""
+    if not spec or not spec.strip():
+        return []
+    data = load_dataset(cfg.data, cfg.seed)
+    return sorted({resolve_class(data, part) for part in spec.split(",") if part.strip()})
 
 
 def plan(cfg: RunConfig, classes: Sequence[int], seeds: Sequence[int], forget_counts: Sequence[int],
@@ -62,24 +80,30 @@ EXECUTORS: dict[str, Executor] = {"local": local_executor}
 
 def sweep(cfg: RunConfig, classes: str = "all", progress=None, sweep_id: str | None = None,
           seeds: Sequence[int] | None = None, forget_counts: Sequence[int] | None = None,
-          executor: str = "local") -> dict:
-    """Run `cfg` for every class x seed x forget count; write results.json and the tables (Markdown + CSV)."""
+          executor: str = "local", tuning_classes: str = "") -> dict:
+    """Run `cfg` for every class x seed x forget count; write results.json and the tables (Markdown + CSV).
+    `tuning_classes` names the classes used to choose defaults: they are summarised apart from the others."""
     if executor not in EXECUTORS:
         raise TMUError(f"unknown executor '{executor}'; valid: {', '.join(EXECUTORS)}")
     chosen = parse_classes(classes, cfg)
+    tuning = parse_tuning(tuning_classes, cfg)
     seeds = list(seeds) if seeds else [cfg.seed]
     counts = list(forget_counts) if forget_counts else [cfg.forget.forget_count]
     sweep_id = sweep_id or f"sweep-{cfg.data.dataset}-{cfg.train.model}-n{counts[0]}-s{seeds[0]}-" \
                            f"{_dt.datetime.now().strftime('%Y%m%d-%H%M%S')}"
     folder = store.Sweep(sweep_id)
-    meta = {"sweep_id": sweep_id, "classes": chosen, "seeds": seeds, "forget_counts": counts, "executor": executor}
+    meta = {"sweep_id": sweep_id, "classes": chosen, "seeds": seeds, "forget_counts": counts, "executor": executor,
+            "tuning_classes": tuning, "held_out_classes": [c for c in chosen if c not in tuning],
+            "gold_seeds": cfg.gold_seeds}
     results = EXECUTORS[executor](plan(cfg, chosen, seeds, counts, sweep_id), progress=progress,
                                   on_result=lambda done: folder.save_results({**meta, "results": list(done)}))
     folder.save_results({**meta, "results": results})
-    frames = tables(results)
+    frames = tables(results, tuning)
     header = (f"## Sweep {sweep_id}\n\ndataset {cfg.data.dataset}, model {cfg.train.model}, |D_f| = "
-              f"{', '.join(map(str, counts))} per class, seeds {', '.join(map(str, seeds))}, device "
-              f"{results[0]['device']}, machine {platform.machine()} / {platform.processor() or 'cpu'}")
+              f"{', '.join(map(str, counts))} per class, seeds {', '.join(map(str, seeds))}, "
+              f"{cfg.gold_seeds} gold model(s) per run, device "
+              f"{results[0]['device']}, machine {platform.machine()} / {platform.processor() or 'cpu'}\n\n"
+              f"{classes_line(meta)}")
     markdown = to_markdown(frames, header)
     md_path, csv_path = folder.save_tables(markdown, frames)
     return {"sweep_id": sweep_id, "results": results, "tables": frames, "markdown": markdown,

@@ -11,6 +11,7 @@ from dataclasses import dataclass, field
 import numpy as np
 import torch
 
+from ..evaluate import ensemble
 from ..evaluate import metrics as M
 from ..evaluate.artifacts import SampleGroup
 from .twin import AuxSet
@@ -54,6 +55,10 @@ class TMUReport:
             "features_used": self.features_used,
             "stage_seconds": {k: round(v, 3) for k, v in self.stage_seconds.items()},
         }
+
+    def soft_summary(self, p_gold: np.ndarray) -> dict:
+        """Label accuracy and AUC of p(easy) against soft truth p_i (share of K golds right on each D_f sample)."""
+        return ensemble.soft_scores(self.forget_pred, self.forget_p_easy, p_gold)
 
     def forget_columns(self) -> dict:
         return _columns(self.forget_raw, self.forget_p_easy, self.forget_pred)
