@@ -184,7 +184,7 @@ def _soft_truth(cfg, ev, gold_logits, golds, out, result) -> dict:
     correct, acc_f = ensemble.gold_correctness(ev, gold_logits, [g.model for g in golds])
     p = ensemble.p_right(correct)
     result["gold_ensemble"] = {**ensemble.summary(correct, acc_f, [gold_seed(cfg.seed, k) for k in range(cfg.gold_seeds)]),
-                               "cache": [g.key for g in golds]}
+                               "extra_gold_cache": [g.key for g in golds]}
     for name, rep in out.reports.items():
         result[name].update(rep.soft_summary(p))
     return {"p_gold": p, "golds_right": correct.sum(0)}
