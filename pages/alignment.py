@@ -15,9 +15,16 @@ PCT = st.column_config.NumberColumn(format=tables.PERCENT_FORMAT)
 DIST = st.column_config.NumberColumn(format=tables.DISTANCE_FORMAT)
 
 
+SPECIAL = {"p": st.column_config.NumberColumn(format="%.2g", help="paired t-test, two-sided"),
+           "t": st.column_config.NumberColumn(format="%.2f"), "n": st.column_config.NumberColumn(format="%d"),
+           "runs": st.column_config.NumberColumn(format="%d"), "K": st.column_config.NumberColumn(format="%d")}
+
+
 def number_formats(df, distance: bool = False) -> dict:
-    """One decimal for every numeric column of a paper table (accuracies, |Δ|, MIA are %); three for distances."""
-    return {c: DIST if distance else PCT for c in df.columns if c != "class" and df[c].dtype.kind in "fi"}
+    """One decimal for every numeric column of a paper table (accuracies, |Δ|, MIA are %); three for distances;
+    p-values in two significant digits, counts whole."""
+    return {c: SPECIAL.get(c, DIST if distance else PCT) for c in df.columns
+            if c != "class" and df[c].dtype.kind in "fi"}
 
 
 def show_table1(row) -> None:
@@ -70,7 +77,7 @@ def show_run() -> None:
                                               "by an earlier run with the same recipe; this run only loaded it")})
     st.markdown("**This run as a row of the paper's Table 1** (accuracy %, |Δ| = |A_f − gold A_f|)")
     row = paper_tables.tables([metrics])["table1"]
-    show_table1(row[row["class"] != "Avg"])
+    show_table1(row[~row["class"].map(tables.is_summary)])
 
 
 def show_sweeps() -> None:
@@ -84,9 +91,17 @@ def show_sweeps() -> None:
     if not results:
         st.info("This sweep has no finished class yet.")
         return
-    frames = paper_tables.tables(results)
-    st.caption(f"{len(results)} forget classes done.")
+    version = store.Sweep(sweep_id).version()
+    tuning = cache.sweep_tuning_classes(cache.root(), sweep_id, version)
+    frames = paper_tables.tables(results, tuning)
+    st.caption(f"{len(results)} runs done (forget class × seed × |D_f|). Avg and 95% CI rows: mean and Student-t "
+               "interval over these runs" + (f"; tuning classes {', '.join(map(str, tuning))} (used to choose "
+                                             "defaults) are summarised apart from the held-out ones." if tuning else "."))
     st.plotly_chart(charts.sweep_delta_figure(tables.sweep_delta_long(frames["table1"])), key="align_sweep_chart")
+    if "curve" in frames:
+        c1, c2 = st.columns(2)
+        c1.plotly_chart(charts.forget_curve_figure(frames["curve"], "|Δ|"), key="align_curve_delta")
+        c2.plotly_chart(charts.forget_curve_figure(frames["curve"], "agreement"), key="align_curve_agreement")
     for key, df in frames.items():
         st.markdown(f"**{paper_tables.TITLES.get(key, key)}**")
         st.dataframe(df, hide_index=True, key=f"align_sweep_{key}", column_config=number_formats(df, key == "table3"))

@@ -26,6 +26,20 @@ m[3].metric("AUC of p(easy)", f"{auc:.1f}" if auc is not None and math.isfinite(
             help="how well p(easy) ranks gold-easy above gold-hard samples (50 = chance; undefined when all of "
                  "D_f has one gold label)")
 m[4].metric("Threshold", f"{tmu['threshold']:.2f}", help="p(easy) at or above it is predicted easy")
+ens = metrics.get("gold_ensemble")
+if ens:
+    st.markdown(f"**Against {ens['k']} gold models** (same D_r, training seeds differ; p_i = share of them that "
+                "get sample i right)")
+    e = st.columns(4)
+    e[0].metric("Label accuracy vs p_i", f"{tmu.get('soft_label_accuracy', float('nan')):.1f}%",
+                help="expected agreement with a fresh gold: mean of p_i where predicted easy, 1 − p_i where hard")
+    e[1].metric("Ceiling", f"{ens['ceiling']:.1f}%",
+                help="mean(max(p_i, 1 − p_i)): the best label accuracy any predictor can expect against a fresh gold")
+    e[2].metric("Gold-vs-gold agreement", f"{ens['gold_agreement']:.1f}%",
+                help="how often two golds agree on a sample (both right or both wrong), averaged over pairs")
+    soft_auc = tmu.get("soft_auc_p_easy")
+    e[3].metric("AUC of p(easy) vs p_i", f"{soft_auc:.1f}" if soft_auc is not None and math.isfinite(soft_auc) else "—",
+                help="pairs weighted by p_i (easy) and 1 − p_j (hard); 50 = chance")
 
 
 
@@ -54,6 +68,9 @@ view = tables.filter_audit(tables.audit_frame(samples, "forget"), predicted, tru
 config = {"image": st.column_config.ImageColumn("image", width="small"),
           "p_easy": st.column_config.ProgressColumn("p(easy)", min_value=0.0, max_value=1.0, format="%.2f"),
           "agree": st.column_config.TextColumn("agrees", width="small"),
+          "p_gold": st.column_config.ProgressColumn("p_i (golds right)", min_value=0.0, max_value=1.0, format="%.2f",
+                                                    help="share of the gold models that classify this sample "
+                                                         "correctly; the verdict is the run's own gold"),
           "augmented": st.column_config.TextColumn("augmented", width="small"),
           **{f: st.column_config.NumberColumn(f, format="%.3g") for f in tables.FEATURES}}
 for label in ("hard", "easy"):

@@ -402,9 +402,13 @@ def test_alignment_shows_sweep_tables_with_avg(dashboard_runs):
     _, ids = dashboard_runs
     at = page_test("alignment", ids[0])
     (table1,) = [t for t in tables_with(at, "class", "TMU |Δ|") if "Avg" in set(t["class"])]
-    assert [str(c) for c in table1["class"]] == ["8", "3", "Avg"]
+    assert [str(c) for c in table1["class"]] == ["8", "3", "Avg", "95% CI ±"]
     tmu = [r["models"]["tmu"]["abs_delta"] for r in (store.open_run(i).read_json("metrics.json") for i in ids)]
     assert table1["TMU |Δ|"].iloc[2] == pytest.approx(sum(tmu) / 2)
+    # two runs: t(0.975, 1 df) = 12.7062 times s / sqrt(2) = |a - b| / 2
+    assert table1["TMU |Δ|"].iloc[3] == pytest.approx(12.7062 * abs(tmu[0] - tmu[1]) / 2, rel=1e-4, abs=1e-9)
+    (paired,) = tables_with(at, "method", "mean diff")
+    assert "TMU" not in set(paired["method"]) and list(paired["n"].unique()) == [2]
     sweep_chart = next(s for s in plotly_specs(at) if "per forget class" in s["layout"]["title"]["text"])
     methods = {c[: -len(" |Δ|")] for c in table1.columns if c.endswith(" |Δ|")}
     assert {t["name"] for t in sweep_chart["data"]} == methods and {"TMU", "FT"} <= methods

@@ -32,7 +32,7 @@ TINY = ["--train-per-class", "10", "--forget-count", "3", "--epochs", "1", "--de
 CLI_CASES = {
     "unknown dataset": (["train", "--dataset", "nope"], ["unknown dataset 'nope'", "digits", "imagefolder"]),
     "unknown model": (["train", "--model", "resnet99"], ["unknown model 'resnet99'", "small_cnn", "vit_tiny"]),
-    "unknown method": (["run", "--methods", "tmu", "scrub"], ["unknown method 'scrub'", "badteacher", "tmu"]),
+    "unknown method": (["run", "--methods", "tmu", "sgda"], ["unknown method 'sgda'", "badteacher", "scrub"]),
     "unknown mechanism": (["run", "--mechanism", "ascent"], ["--mechanism", "'randlabel'", "'neggrad'"]),
     "unknown feature": (["run", "--tmu-features", "NF", "XF"], ["XF", "NF, AF, CF"]),
     "forget class out of range": (["train", "--forget-class", "10"], ["unknown class '10'", "0..9"]),
@@ -60,6 +60,9 @@ CLI_CASES = {
     "learning rate nan": (["train", "--lr", "nan"], ["lr must be a finite number"]),
     "aux fraction too big": (["train", "--aux-fraction", "0.9"], ["aux fraction must be at most 0.5"]),
     "seed negative": (["train", "--seed", "-1"], ["seed must be at least 0"]),
+    "gold seeds 0": (["run", "--gold-seeds", "0"], ["gold seeds must be a whole number from 1 to 20 (got 0)"]),
+    "gold seeds too many": (["sweep", "--gold-seeds", "50"], ["gold seeds must be a whole number from 1 to 20"]),
+    "tuning class unknown": (["sweep", "--classes", "1,8", "--tuning-classes", "3,cat"], ["unknown class 'cat'", "0..9"]),
     "device malformed": (["train", "--device", "cuda:x"], ["device 'cuda:x'", "auto, cpu, cuda, cuda:N or mps"]),
     "schedule unknown": (["train", "--schedule", "linear"], ["--schedule", "'cosine'", "'step'"]),
     "imagefolder without root": (["train", "--dataset", "imagefolder"], ["--data-root", "class subfolders"]),
@@ -175,6 +178,7 @@ def test_nf_k_larger_than_the_reference_set():
     (lambda: ForgetSpec(forget_ids=(1, "x")), "whole numbers"),
     (lambda: RunConfig(methods=("tmu", "tmu")), "listed twice"),
     (lambda: RunConfig(device="tpu"), "auto, cpu, cuda"),
+    (lambda: RunConfig(gold_seeds=1.5), "gold seeds must be a whole number from 1 to 20"),
     (lambda: DataConfig(image_size=4), "image size must be at least 8"),
 ])
 def test_api_bad_input_raises_tmuerror(make, needle):

@@ -282,3 +282,30 @@ def test_sweep_delta_figure_has_one_series_per_method():
     long = pd.DataFrame({"class": ["0", "1", "0", "1"], "method": ["TMU", "TMU", "FT", "FT"], "abs_delta": [1.0, 2, 3, 4]})
     fig = charts.sweep_delta_figure(long)
     assert [t.name for t in fig.data] == ["TMU", "FT"] and list(fig.data[1].y) == [3.0, 4.0]
+
+
+def test_sweep_delta_long_drops_the_ci_rows_of_tuning_and_held_out_blocks():
+    t1 = pd.DataFrame({"class": ["3", "5", "Avg (held-out)", "95% CI ± (held-out)", "Avg (tuning)", "95% CI ± (tuning)"],
+                       "TMU |Δ|": [1.0, 3.0, 3.0, float("nan"), 1.0, float("nan")]})
+    assert list(tables.sweep_delta_long(t1)["class"]) == ["3", "5"]
+
+
+def test_audit_frame_shows_p_gold_beside_the_verdict_when_there_are_several_golds():
+    samples = samples_fixture()
+    assert "p_gold" not in tables.audit_frame(samples, "forget")
+    samples["p_gold"] = [1.0, 1 / 3, 0.0, 2 / 3, np.nan, np.nan]
+    df = tables.audit_frame(samples, "forget")
+    cols = list(df.columns)
+    assert cols.index("p_gold") == cols.index("verdict") + 1 and list(df["p_gold"]) == pytest.approx([1, 1 / 3, 0, 2 / 3])
+    assert "p_gold" not in tables.audit_frame(samples, "aux")
+
+
+def test_forget_curve_figure_draws_one_line_per_method_with_ci_bars():
+    curve = pd.DataFrame({"|D_f|": [100, 500, 100, 500], "method": ["TMU", "TMU", "FT", "FT"], "runs": 3,
+                          "|Δ|": [2.0, 4.0, 6.0, 9.0], "|Δ| CI ±": [1.0, 0.5, np.nan, 2.0],
+                          "agreement": [90.0, 85.0, 70.0, 60.0], "agreement CI ±": [1.0, 1.0, 1.0, 1.0]})
+    fig = charts.forget_curve_figure(curve, "|Δ|")
+    assert [t.name for t in fig.data] == ["TMU", "FT"] and list(fig.data[1].y) == [6.0, 9.0]
+    assert list(fig.data[1].error_y.array) == [0.0, 2.0]  # a missing interval draws no bar
+    agreement = charts.forget_curve_figure(curve, "agreement")
+    assert list(agreement.data[0].y) == [90.0, 85.0] and "agreement" in agreement.layout.yaxis.title.text

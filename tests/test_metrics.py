@@ -50,7 +50,7 @@ def test_sample_agreement_counts_both_right_or_both_wrong():
     y = torch.tensor([0, 0, 1, 1])
     model = torch.tensor([[1.0, 0], [0, 1.0], [0, 1.0], [1.0, 0]])  # right, wrong, right, wrong
     gold = torch.tensor([[1.0, 0], [1.0, 0], [1.0, 0], [1.0, 0]])  # right, right, wrong, wrong
-    assert M.sample_agreement(model, gold, y) == pytest.approx(50.0)  # samples 1 and 4 agree
+    assert M.sample_agreement(model.argmax(1), gold.argmax(1), y) == pytest.approx(50.0)  # samples 1 and 4 agree
 
 
 def test_mia_reports_its_own_auc_perfect_and_chance():

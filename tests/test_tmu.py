@@ -376,3 +376,29 @@ def test_salun_updates_only_its_salient_weights(digits, tiny_original):
         # a frozen weight moves only by weight decay (SGD adds it after the mask), never by the loss gradient
         if frozen.any():
             assert torch.allclose(after[name][m == 0], before[name][m == 0], rtol=0.05, atol=1e-3), name
+
+
+def test_a_tiny_image_folder_runs_with_defaults_and_says_its_evidence_is_thin(tmp_path, monkeypatch):
+    """10 images per identity, 5 forgotten: the default NF k = 5 adapts to the 2 samples left (with a note)
+    instead of being refused, and the run stores twin fidelity and plain-words warnings."""
+    from PIL import Image
+
+    from tmu_core.jobs.pipeline import execute, start
+
+    rng = np.random.default_rng(0)
+    for c in ("alice", "bob", "carol"):
+        (tmp_path / "faces" / c).mkdir(parents=True)
+        base = rng.integers(0, 255, (3,))
+        for i in range(10):
+            img = np.clip(base + rng.normal(0, 40, (16, 16, 3)), 0, 255).astype(np.uint8)
+            Image.fromarray(img).save(tmp_path / "faces" / c / f"{i}.png")
+    monkeypatch.setenv("TMU_RUNS_DIR", str(tmp_path / "runs"))
+    cfg = RunConfig(data=DataConfig(dataset="imagefolder", data_root=str(tmp_path / "faces"), image_size=16),
+                    forget=ForgetSpec(forget_class="alice", forget_count=5), train=TrainConfig(epochs=2),
+                    methods=("tmu",), method_params=(("tmu", (("epochs", 1), ("twin_epochs", 1), ("clf_epochs", 5))),))
+    r = execute(start(cfg))
+    fid, warnings = r["tmu"]["twin_fidelity"], " ".join(r["tmu"]["warnings"])
+    assert set(fid) == {"twin_acc_aux", "twin_loss_aux", "original_acc_forget", "original_loss_forget"}
+    assert 0 <= fid["twin_acc_aux"] <= 100 and fid["twin_loss_aux"] >= 0
+    assert "distinct aux images" in warnings and "--aux-fraction" in warnings
+    assert "NF uses k = 2 nearest neighbours instead of 5" in warnings

@@ -73,7 +73,8 @@ def _run_config(args, methods=()) -> RunConfig:
                 raise TMUError(f"method {m}: {exc}") from exc
             params.append((m, tuple(sorted(values.items()))))
     return RunConfig(data=data, forget=forget, train=train, methods=tuple(methods), method_params=tuple(params),
-                     seed=args.seed, device=args.device, name=getattr(args, "name", "") or "")
+                     seed=args.seed, device=args.device, name=getattr(args, "name", "") or "",
+                     gold_seeds=getattr(args, "gold_seeds", 1))
 
 
 def cmd_train(args) -> int:
@@ -140,7 +141,8 @@ def cmd_sweep(args) -> int:
         setattr(args, "tmu_mechanism", args.mechanism)
     cfg = _run_config(args, methods)
     out = sweep(cfg, args.classes, progress=_stderr_progress if not args.quiet else None, seeds=args.seeds,
-                forget_counts=args.forget_counts, executor=args.executor, ray_address=args.ray_address)
+                forget_counts=args.forget_counts, tuning_classes=args.tuning_classes, executor=args.executor,
+                ray_address=args.ray_address)
     print(out["markdown"])
     print(f"\nwritten: {out['markdown_path']} and {out['csv_path']}", file=sys.stderr)
     if out["failed"]:
@@ -171,16 +173,30 @@ def cmd_cancel(args) -> int:
 
 
 def _summary(result: dict) -> str:
+    from .methods import display
+
     lines = [f"run {result['run_id']}  ({result['dataset']}, {result['model']}, class {result['forget_class']} "
              f"{result['forget_class_name']}, |D_f| {result['forget_count']}, device {result['device']})",
-             f"{'model':<11} {'A_test':>7} {'A_r':>7} {'A_f':>7} {'|delta|':>8} {'act.dist':>8} {'MIA':>6} {'sec':>7}"]
+             f"{'model':<14} {'A_test':>7} {'A_r':>7} {'A_f':>7} {'|delta|':>8} {'agree':>6} {'act.dist':>8} "
+             f"{'MIA':>6} {'MIA AUC':>7} {'sec':>7}"]
     for name, m in result["models"].items():
-        lines.append(f"{name:<11} {m['acc_test']:7.2f} {m['acc_remain']:7.2f} {m['acc_forget']:7.2f} "
-                     f"{m['abs_delta']:8.2f} {m['activation_distance']:8.4f} {m['mia']:6.1f} {m['seconds']:7.1f}")
+        mark = "†" if display(name).kind == "control" else ""
+        lines.append(f"{name + mark:<14} {m['acc_test']:7.2f} {m['acc_remain']:7.2f} {m['acc_forget']:7.2f} "
+                     f"{m['abs_delta']:8.2f} {m.get('sample_agreement', float('nan')):6.1f} "
+                     f"{m['activation_distance']:8.4f} {m['mia']:6.1f} {m.get('mia_auc', float('nan')):7.1f} "
+                     f"{m['seconds']:7.1f}")
+    if any(display(n).kind == "control" for n in result["models"]):
+        lines.append("† control (reads gold or chooses at random): never a candidate for 'best aligned'")
     t = result.get("tmu")
     if t:
+        cost = result.get("cost_ratio")
         lines.append(f"TMU label accuracy {t['label_accuracy']:.1f}%  predicted easy/hard {t['pred_easy']}/{t['pred_hard']}"
-                     f"  gold hard {t['gold_hard']}  |D_a| {t['aux_count']}  cost ratio {result['cost_ratio']:.3f}")
+                     f"  gold hard {t['gold_hard']}  |D_a| {t['aux_count']}" + (f"  cost ratio {cost:.3f}" if cost else ""))
+        fid = t.get("twin_fidelity") or {}
+        if fid:
+            lines.append(f"twin fidelity: M_t on D_a {fid['twin_acc_aux']:.1f}% (loss {fid['twin_loss_aux']:.3f}); "
+                         f"M_o on D_f {fid['original_acc_forget']:.1f}% (loss {fid['original_loss_forget']:.3f})")
+        lines += [f"warning: {w}" for w in t.get("warnings", [])]
     return "\n".join(lines)
 
 
@@ -212,12 +228,18 @@ def build_parser() -> argparse.ArgumentParser:
         _add_common(p)
         p.add_argument("--methods", nargs="+", help="subset of methods (default: all)")
         p.add_argument("--mechanism", choices=["randlabel", "neggrad"], help="TMU's forget mechanism on hard samples")
+        p.add_argument("--gold-seeds", type=int, default=1, metavar="K",
+                       help="train K gold models (training seeds differ) for soft truth p_i, gold-vs-gold agreement "
+                            "and the label-accuracy ceiling (default 1: the run's gold alone)")
         if name == "run":
             p.add_argument("--json", action="store_true", help="print the result as one JSON object")
             p.add_argument("--name", default="", help="a label for the run (part of its id)")
         else:
             p.add_argument("--classes", default="all", help="'all' or comma-separated class indices/names")
             p.add_argument("--seeds", type=int, nargs="+", help="several seeds (default: --seed alone)")
+            p.add_argument("--tuning-classes", default="", metavar="CLASSES",
+                           help="comma-separated classes used to choose defaults (e.g. 3,8); the tables "
+                                "summarise them apart from the held-out classes")
             p.add_argument("--forget-counts", type=int, nargs="+",
                            help="several forget-set sizes, e.g. 100 500 1000 (default: --forget-count alone)")
             p.add_argument("--quiet", action="store_true", help="no progress on stderr")

@@ -141,6 +141,9 @@ class TrainConfig:
         check_bounds(self)
 
 
+MAX_GOLD_SEEDS = 20  # each gold is a full retrain on D_r
+
+
 @dataclass(frozen=True)
 class RunConfig:
     """Everything that defines a run: data, forget set, training recipe, methods, seed, device."""
@@ -153,6 +156,7 @@ class RunConfig:
     seed: int = 0
     device: str = "auto"
     name: str = ""
+    gold_seeds: int = 1  # K gold models (training seeds differ) for soft truth p_i; 1 = the run's gold alone
 
     def __post_init__(self):
         for part, cls in (("data", DataConfig), ("forget", ForgetSpec), ("train", TrainConfig)):
@@ -174,6 +178,10 @@ class RunConfig:
             raise TMUError(f"device '{self.device}' is not valid; choose auto, cpu, cuda, cuda:N or mps")
         if self.seed < 0:
             raise TMUError(f"seed must be at least 0 (got {self.seed})")
+        k = self.gold_seeds
+        if isinstance(k, bool) or not isinstance(k, numbers.Integral) or not 1 <= k <= MAX_GOLD_SEEDS:
+            raise TMUError(f"gold seeds must be a whole number from 1 to {MAX_GOLD_SEEDS} (got {k!r})")
+        object.__setattr__(self, "gold_seeds", int(k))
 
     def params_for(self, method: str) -> dict:
         """The overrides given for one method's config (empty when none)."""

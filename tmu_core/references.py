@@ -80,3 +80,20 @@ def original_and_gold(data: Dataset, data_cfg: DataConfig, forget: ForgetSet, tr
     original = train_cached("original", data, data_cfg, train_cfg, data.train_ids, seed, device, progress, should_stop)
     gold = train_cached("gold", data, data_cfg, train_cfg, forget.remain_ids(data), seed, device, progress, should_stop)
     return original, gold
+
+
+GOLD_SEED_STRIDE = 1000  # gold k of a run with seed s trains with seed s + 1000 k (gold 0 is the run's own gold)
+
+
+def gold_seed(seed: int, k: int) -> int:
+    """Training seed of gold k of a gold ensemble; k = 0 is the run's gold (its seed, its cache key)."""
+    return seed + GOLD_SEED_STRIDE * k
+
+
+def extra_golds(data: Dataset, data_cfg: DataConfig, forget: ForgetSet, train_cfg: TrainConfig, seed: int, k: int,
+                device: torch.device, progress: ProgressFn = None, should_stop=None) -> list[Trained]:
+    """Golds 1..k-1 of a k-gold ensemble: the gold recipe on the same D_r, only the training seed differs;
+    cached like the run's gold (k = 1 trains nothing)."""
+    remain = forget.remain_ids(data)
+    return [train_cached("gold", data, data_cfg, train_cfg, remain, gold_seed(seed, j), device, progress, should_stop)
+            for j in range(1, k)]

@@ -100,6 +100,12 @@ def sweep_results(root_dir: str, sweep_id: str, version: str) -> list[dict]:
     return store.Sweep(sweep_id, root_dir).results().get("results", [])
 
 
+@st.cache_data(show_spinner=False, max_entries=8)
+def sweep_tuning_classes(root_dir: str, sweep_id: str, version: str) -> list[int]:
+    """The classes a sweep names as used to choose defaults (none for sweeps made before it could say)."""
+    return list(store.Sweep(sweep_id, root_dir).results().get("tuning_classes") or [])
+
+
 @st.cache_data(show_spinner=False, max_entries=32)
 def training_images(data_json: str, seed: int, ids: tuple[int, ...]) -> pd.DataFrame:
     """id and image (data URL) of training samples, for a selection's gallery."""

@@ -178,3 +178,23 @@ def sweep_delta_figure(long: pd.DataFrame) -> go.Figure:
     fig.update_yaxes(title="|Δ| (percentage points)")
     fig.update_layout(barmode="group")
     return _layout(fig, "|Δ| to gold per forget class and method", 400)
+
+
+CURVE_MEASURES = {"|Δ|": "|Δ| to gold (percentage points)", "agreement": "per-sample agreement with gold (%)"}
+
+
+def forget_curve_figure(curve: pd.DataFrame, measure: str = "|Δ|") -> go.Figure:
+    """Forgetting more data (paper Fig. 3): `measure` ('|Δ|' or 'agreement') per method against |D_f|, one
+    line per method with its 95% CI as error bars (evaluate.protocol.curve_frame)."""
+    fig = go.Figure()
+    names = {display(name).short: name for name in METHODS.names()}
+    for method, part in curve.groupby("method", sort=False):
+        part = part.sort_values("|D_f|")
+        fig.add_trace(go.Scatter(
+            x=part["|D_f|"], y=part[measure], name=method, mode="lines+markers",
+            line=dict(color=model_color(names.get(method, method))),
+            error_y=dict(type="data", array=part[f"{measure} CI ±"].fillna(0.0), visible=True),
+            hovertemplate="|D_f| %{x}: %{y:.1f}<extra>" + method + "</extra>"))
+    fig.update_xaxes(title="|D_f| (samples forgotten)", type="log")
+    fig.update_yaxes(title=CURVE_MEASURES[measure])
+    return _layout(fig, f"{CURVE_MEASURES[measure]} against |D_f|", 400)

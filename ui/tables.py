@@ -8,6 +8,7 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
+from tmu_core.evaluate.protocol import is_summary
 from tmu_core.methods import display, ordered
 
 FEATURES = ("NF", "AF", "CF")
@@ -161,6 +162,8 @@ def audit_frame(samples: pd.DataFrame, role: str = "forget") -> pd.DataFrame:
     out["verdict"] = np.where(df["true_label"] == "easy", f"{judge} correct ✓", f"{judge} wrong ✗")
     out["agree"] = df["pred_label"] == df["true_label"]
     out["p_easy"] = df["p_easy"].astype(float)
+    if role == "forget" and "p_gold" in df:  # the gold ensemble's share of golds right (K > 1)
+        out.insert(out.columns.get_loc("verdict") + 1, "p_gold", df["p_gold"].astype(float))
     for f in FEATURES:
         out[f] = df[f].astype(float)
     if role == "aux":
@@ -247,9 +250,9 @@ def umap_frame(umap: dict, samples: pd.DataFrame, forget_class: int, color_by: s
 
 
 def sweep_delta_long(table1: pd.DataFrame) -> pd.DataFrame:
-    """Table 1 of a sweep -> long rows (class, method, abs_delta) without the Avg row."""
+    """Table 1 of a sweep -> long rows (class, method, abs_delta) without the Avg and CI rows."""
     cols = [c for c in table1.columns if c.endswith(" |Δ|")]
-    body = table1[table1["class"].astype(str) != "Avg"]
+    body = table1[~table1["class"].map(is_summary)]
     long = body.melt(id_vars=["class"], value_vars=cols, var_name="method", value_name="abs_delta")
     long["method"] = long["method"].str.replace(" |Δ|", "", regex=False)
     long["class"] = long["class"].astype(str)

@@ -29,10 +29,12 @@ class SampleGroup:
     truth_source: str = ""
 
 
-def forget_group(data: Dataset, forget: ForgetSet, gold_easy: np.ndarray, reports: list) -> SampleGroup:
+def forget_group(data: Dataset, forget: ForgetSet, gold_easy: np.ndarray, reports: list,
+                 extra: dict | None = None) -> SampleGroup:
     columns = {}
     for rep in reports:
         columns.update(rep.forget_columns())
+    columns.update(extra or {})  # e.g. the gold ensemble's p_gold
     n = len(forget.ids)
     return SampleGroup("forget", data.x[torch.as_tensor(forget.ids)], forget.ids, np.full(n, -1), np.zeros(n, bool),
                        columns, gold_easy, "gold model")

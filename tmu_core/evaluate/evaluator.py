@@ -37,7 +37,8 @@ class Evaluator:
         delta = acc["acc_forget"] - gold_af
         mia, mia_auc = M.mia(logits["remain"], logits["test"], logits["forget"], self.seed)
         return {**acc, "delta": delta, "abs_delta": abs(delta),
-                "sample_agreement": M.sample_agreement(logits["forget"], gold_logits["forget"], self.sets["forget"][1]),
+                "sample_agreement": M.sample_agreement(logits["forget"].argmax(1), gold_logits["forget"].argmax(1),
+                                                       self.sets["forget"][1]),
                 "activation_distance": M.activation_distance(F.softmax(logits["forget"], 1), F.softmax(gold_logits["forget"], 1)),
                 "mia": mia, "mia_auc": mia_auc}
 

@@ -31,6 +31,12 @@ def activation_distance(probs: torch.Tensor, gold_probs: torch.Tensor) -> float:
     return float((probs - gold_probs).norm(dim=1).mean()) if len(probs) else float("nan")
 
 
+def sample_agreement(pred_model, pred_gold, label) -> float:
+    """Percent of samples where the model and gold are both right or both wrong (predicted class vs label)."""
+    pm, pg, y = (np.asarray(v) for v in (pred_model, pred_gold, label))
+    return 100.0 * float(((pm == y) == (pg == y)).mean()) if len(y) else float("nan")
+
+
 def entropy(logits: torch.Tensor) -> np.ndarray:
     p = F.softmax(logits.float(), 1)
     return (-(p * torch.log(p.clamp_min(1e-12))).sum(1)).numpy()
@@ -58,13 +64,6 @@ def mia(remain_logits: torch.Tensor, test_logits: torch.Tensor, forget_logits: t
     attack = LogisticRegression(class_weight="balanced").fit(x, y)
     auc = 100.0 * float(roc_auc_score(y, attack.decision_function(x)))
     return 100.0 * float(attack.predict(entropy(forget_logits)[:, None]).mean()), auc
-
-
-def sample_agreement(logits: torch.Tensor, gold_logits: torch.Tensor, y: torch.Tensor) -> float:
-    """% of samples where the model and gold are both right or both wrong."""
-    if len(y) == 0:
-        return float("nan")
-    return 100.0 * float(((logits.argmax(1) == y) == (gold_logits.argmax(1) == y)).float().mean())
 
 
 def label_accuracy(pred_easy: np.ndarray, true_easy: np.ndarray) -> dict:

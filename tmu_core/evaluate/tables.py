@@ -1,8 +1,10 @@
 """The paper's tables from a list of run results (metrics.json dicts), as DataFrames, Markdown and CSV.
 
-Table 1: per forget class, gold A_test and A_f, then each method's A_test, A_f and |delta|, with an Avg
-row. Table 3: activation distance to the gold model on D_f. Table 4: the easy/hard split's label accuracy
-with all features and each subset (ablation). A MIA table rides along. Method names, order and short names
+Table 1: per forget class, gold A_test and A_f, then each method's A_test, A_f and |delta|, then an Avg
+row and a 95% CI row (evaluate.protocol; per group when tuning classes are named). Table 3: activation
+distance to the gold model on D_f. Table 4: the easy/hard split's label accuracy with all features and
+each subset (ablation). A MIA table rides along; with several runs, the paired comparison of the primary
+method against each other method; with K > 1 golds, the gold ensemble; with several |D_f|, the curve. Method names, order and short names
 come from the method registry.
 """
 from __future__ import annotations
@@ -10,7 +12,8 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
-from ..methods import REFERENCES, display, ordered
+from ..methods import METHODS, REFERENCES, display, ordered
+from . import protocol
 
 
 def _label(name: str) -> str:
@@ -26,9 +29,11 @@ def easy_hard_summary(result: dict) -> dict | None:
     return None
 
 
-def _class_label(r: dict, results: list[dict]) -> str:
+def _row_label(r: dict, results: list[dict]) -> str:
+    """The forget class, with the seed and |D_f| when the sweep has several."""
     cls = r["forget_class"] if str(r["forget_class"]) == r["forget_class_name"] else f"{r['forget_class']} ({r['forget_class_name']})"
-    return f"{cls} s{r['seed']}" if len({x["seed"] for x in results}) > 1 else str(cls)
+    cls = f"{cls} s{r['seed']}" if len({x["seed"] for x in results}) > 1 else str(cls)
+    return f"{cls} n{r['forget_count']}" if len({x["forget_count"] for x in results}) > 1 else cls
 
 
 def _table1_row(r: dict, cls: str, methods: list[str]) -> dict:
@@ -49,14 +54,16 @@ def _table4_row(split: dict, cls: str) -> dict:
             "pred hard": split["pred_hard"], "D_a hard": split["aux_hard"], "|D_a|": split["aux_count"]}
 
 
-def tables(results: list[dict]) -> dict[str, pd.DataFrame]:
-    """Table 1, Table 3, Table 4, MIA and the MIA attack's AUC from a list of run results (metrics.json dicts)."""
+def tables(results: list[dict], tuning_classes=()) -> dict[str, pd.DataFrame]:
+    """Table 1, Table 3, Table 4, MIA and the MIA attack's AUC from a list of run results (metrics.json dicts),
+    each with Avg and 95% CI rows (held-out and tuning classes apart when `tuning_classes` is given); the
+    paired comparison, the gold ensemble and the forgetting-more-data curve where the results allow them."""
     if not results:
         return {}
     methods = ordered(m for m in results[0]["models"] if m not in REFERENCES)
     rows = {"table1": [], "table3": [], "table4": [], "mia": [], "mia_auc": []}
     for r in results:
-        cls = _class_label(r, results)
+        cls = _row_label(r, results)
         models = r["models"]
         rows["table1"].append(_table1_row(r, cls, methods))
         rows["table3"].append({"class": cls, **{_label(m): models[m]["activation_distance"] for m in methods}})
@@ -66,7 +73,34 @@ def tables(results: list[dict]) -> dict[str, pd.DataFrame]:
         split = easy_hard_summary(r)
         if split:
             rows["table4"].append(_table4_row(split, cls))
-    return {k: with_avg(pd.DataFrame(v)) for k, v in rows.items() if v}
+    out = {k: pd.DataFrame(v) for k, v in rows.items() if v}
+    groups = protocol.row_groups(results, tuning_classes)
+    ens = [_ensemble_row(r, _row_label(r, results)) for r in results if "gold_ensemble" in r]
+    if len(ens) == len(results):
+        out["ensemble"] = pd.DataFrame(ens)
+    out = {k: protocol.with_summary(df, groups) for k, df in out.items()}
+    return {**out, **_protocol_frames(results, methods, groups)}
+
+
+def _ensemble_row(r: dict, cls: str) -> dict:
+    e, split = r["gold_ensemble"], easy_hard_summary(r) or {}
+    return {"class": cls, "K": e["k"], "gold-vs-gold agreement": e["gold_agreement"], "ceiling": e["ceiling"],
+            "label acc. vs gold": split.get("label_accuracy", float("nan")),
+            "label acc. vs p_i": split.get("soft_label_accuracy", float("nan")),
+            "AUC vs p_i": split.get("soft_auc_p_easy", float("nan")),
+            "gold A_f spread": float(np.ptp(e["gold_acc_forget"]))}
+
+
+def _protocol_frames(results: list[dict], methods: list[str], groups) -> dict[str, pd.DataFrame]:
+    """The paired comparison (several runs, a primary method and another) and the curve (several |D_f|)."""
+    out = {}
+    primary = [m for m in methods if METHODS.get(m).primary]
+    others = [m for m in methods if m not in primary]
+    if len(results) > 1 and primary and others:
+        out["paired"] = protocol.paired_frame(results, primary[0], others, _label, groups)
+    if len({r["forget_count"] for r in results}) > 1:
+        out["curve"] = protocol.curve_frame(results, methods, _label)
+    return out
 
 
 def with_avg(df: pd.DataFrame) -> pd.DataFrame:
@@ -81,20 +115,29 @@ TITLES = {"table1": "Table 1 — accuracy (%), |Δ| = |A_f(method) − A_f(gold)
           "table4": "Table 4 — TMU label accuracy (%) on D_f: all features and each subset",
           "mia": "MIA — % of D_f an entropy-based logistic-regression attack calls members (gold is the target)",
           "mia_auc": "MIA attack quality — its AUC (%) on the D_r-vs-test data it was fitted on (50 = chance: "
-                     "that model's MIA row says nothing)"}
+                     "that model's MIA row says nothing)",
+          "ensemble": "Gold ensemble — K golds (training seeds differ): gold-vs-gold agreement, the ceiling "
+                      "mean(max(p_i, 1 − p_i)), TMU's label accuracy against gold and against soft truth p_i (%)",
+          "paired": "Paired comparison on |Δ| — mean difference (primary − method) over class × seed runs, its "
+                    "Student-t 95% CI, paired t-test p (negative: the primary method is closer to gold)",
+          "curve": "Forgetting more data (paper Fig. 3) — |Δ| and per-sample agreement with gold (%) per |D_f|: "
+                   "mean and Student-t 95% CI half-width over class × seed runs"}
+SUMMARISED = ("table1", "table3", "table4", "mia", "mia_auc", "ensemble")  # frames that carry Avg / 95% CI rows
 
 
 def to_markdown(frames: dict[str, pd.DataFrame], header: str = "") -> str:
     parts = [header] if header else []
     for key, df in frames.items():
-        parts.append(f"### {TITLES.get(key, key)}\n")
+        note = f" ({protocol.CI_NOTE})" if key in SUMMARISED else ""
+        parts.append(f"### {TITLES.get(key, key)}{note}\n")
         parts.append(md_table(df))
     return "\n\n".join(parts) + "\n"
 
 
 def md_table(df: pd.DataFrame) -> str:
     cols = list(df.columns)
-    fmt = lambda v: (f"{v:.3f}" if abs(v) < 10 else f"{v:.1f}") if isinstance(v, float) else str(v)
+    fmt = lambda v: (f"{v:.1e}" if 0 < abs(v) < 1e-3 else f"{v:.3f}" if abs(v) < 10 else f"{v:.1f}") \
+        if isinstance(v, float) else str(v)  # a p-value of 1e-5 must not read as 0.000
     esc = lambda text: str(text).replace("|", "\\|")  # |Δ| in a header must not split the column
     lines = ["| " + " | ".join(esc(c) for c in cols) + " |", "|" + "|".join("---" for _ in cols) + "|"]
     for row in df.to_dict("records"):  # per column types: a row of ints and floats stays ints and floats

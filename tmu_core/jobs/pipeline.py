@@ -16,15 +16,15 @@ import traceback
 from dataclasses import dataclass, field
 
 from .. import store
-from ..config import RunConfig, flatten, run_config_from_dict, run_config_to_dict
+from ..config import RunConfig, run_config_from_dict, run_config_to_dict
 from ..data import DATASETS, Dataset, ForgetSet, load_dataset, resolve_forget
 from ..errors import Cancelled, TMUError
-from ..evaluate import artifacts
+from ..evaluate import artifacts, ensemble
 from ..evaluate.evaluator import Evaluator
 from ..methods import METHODS, REFERENCES, config_dict, method_config, run_order
 from ..methods.loop import UnlearnTask
 from ..models import MODELS
-from ..references import Trained, original_and_gold, train_cached
+from ..references import Trained, extra_golds, gold_seed, original_and_gold, train_cached
 from ..train import Progress, pick_device, seed_everything
 
 log = logging.getLogger(__name__)
@@ -43,11 +43,11 @@ def validate(cfg: RunConfig) -> tuple[Dataset, ForgetSet]:
     check_names(cfg)
     data = load_dataset(cfg.data, cfg.seed)
     forget = resolve_forget(data, cfg.forget, cfg.seed)
+    n_ref = len(forget.remain_class_ids(data))
     for m in cfg.methods:
-        mcfg = method_config(m, cfg.data.dataset, cfg.params_for(m))
-        n_ref = len(forget.remain_class_ids(data))
-        nf_k = flatten(mcfg).get("nf_k", 1)
-        if nf_k > n_ref:
+        method_config(m, cfg.data.dataset, cfg.params_for(m))  # settings valid for this method
+        nf_k = cfg.params_for(m).get("nf_k")  # only a k the user chose is refused; a default adapts (with a note)
+        if nf_k is not None and nf_k > n_ref:
             raise TMUError(f"NF k={nf_k} is larger than the {n_ref} remaining training samples of class "
                            f"{forget.class_name} it compares with; choose 1..{n_ref}")
     return data, forget
@@ -116,7 +116,7 @@ def execute(run: store.Run, progress=None) -> dict:
     except TMUError as exc:
         run.set_status(state="failed", error=str(exc))
         raise
-    stages = ["data", "original", "gold", *cfg.methods, "evaluate"]
+    stages = ["data", "original", "gold", *(["golds"] if cfg.gold_seeds > 1 else []), *cfg.methods, "evaluate"]
     writer = StatusWriter(run, stages)
     run.set_status(state="running", stage="data", progress=0.0, pid=os.getpid(), error=None,
                    started=time.time(), stages=writer.times)
@@ -167,6 +167,35 @@ def _references(run, cfg, data, forget, device, writer, report) -> tuple[Trained
     return original, gold
 
 
+def _extra_golds(run, cfg, data, forget, device, writer, report) -> list[Trained]:
+    """Golds 2..K of the gold ensemble (none when K = 1), reported as the 'golds' stage."""
+    def should_stop():
+        if run.cancel_requested():
+            raise Cancelled()
+
+    if cfg.gold_seeds < 2:
+        return []
+    t = time.perf_counter()
+    golds = extra_golds(data, cfg.data, forget, cfg.train, cfg.seed, cfg.gold_seeds, device,
+                        lambda p: report(Progress("golds", p.fraction, p.message)), should_stop)
+    writer.done("golds", time.perf_counter() - t, all(g.cached for g in golds))
+    return golds
+
+
+def _soft_truth(cfg, ev, gold_logits, golds, out, result) -> dict:
+    """With K > 1 golds: the ensemble block and each easy/hard report scored against p_i; {column: values}
+    for the per-sample table (empty when K = 1)."""
+    if not golds:
+        return {}
+    correct, acc_f = ensemble.gold_correctness(ev, gold_logits, [g.model for g in golds])
+    p = ensemble.p_right(correct)
+    result["gold_ensemble"] = {**ensemble.summary(correct, acc_f, [gold_seed(cfg.seed, k) for k in range(cfg.gold_seeds)]),
+                               "extra_gold_cache": [g.key for g in golds]}
+    for name, rep in out.reports.items():
+        result[name].update(rep.soft_summary(p))
+    return {"p_gold": p, "golds_right": correct.sum(0)}
+
+
 def _run_methods(run, cfg, data, forget, original, gold, device, writer, report) -> Outcome:
     def should_stop():
         if run.cancel_requested():
@@ -206,6 +235,7 @@ def _execute(run: store.Run, cfg: RunConfig, writer: StatusWriter, report) -> di
     data, forget = validate(cfg)
     writer.done("data", time.perf_counter() - t0)
     original, gold = _references(run, cfg, data, forget, device, writer, report)
+    golds = _extra_golds(run, cfg, data, forget, device, writer, report)
     out = _run_methods(run, cfg, data, forget, original, gold, device, writer, report)
     models = {"original": original.model, "gold": gold.model, **{m: out.models[m] for m in cfg.methods}}
     seconds = {"original": original.seconds, "gold": gold.seconds, **out.seconds}
@@ -228,17 +258,19 @@ def _execute(run: store.Run, cfg: RunConfig, writer: StatusWriter, report) -> di
     }
     for name, rep in out.reports.items():
         result[name] = rep.summary(gold_easy)
-    _save_artifacts(run, data, forget, models, out, gold_easy, device, cfg.seed)
+    columns = _soft_truth(cfg, ev, logits["gold"], golds, out, result)
+    _save_artifacts(run, data, forget, models, out, gold_easy, device, cfg.seed, columns)
     writer.done("evaluate", time.perf_counter() - t)
     result["stage_seconds"] = {k: v.get("seconds") for k, v in writer.times.items()}
     run.save_metrics(result)
     return result
 
 
-def _save_artifacts(run, data, forget, models, out: Outcome, gold_easy, device, seed: int) -> None:
-    """The per-sample table, the activations for the embedding maps and the weights of embedded methods."""
+def _save_artifacts(run, data, forget, models, out: Outcome, gold_easy, device, seed: int, columns=None) -> None:
+    """The per-sample table, the activations for the embedding maps and the weights of embedded methods;
+    `columns` are extra per-sample columns of D_f (the gold ensemble's p_i)."""
     reports = list(out.reports.values())
-    groups = [artifacts.forget_group(data, forget, gold_easy, reports)]
+    groups = [artifacts.forget_group(data, forget, gold_easy, reports, columns)]
     for rep in reports:
         groups.extend(rep.sample_groups(forget.class_index))
     run.save_samples(artifacts.sample_table(groups, forget, models, device))

@@ -23,6 +23,16 @@ from ..errors import TMUError
 from ..evaluate.tables import md_table, tables, to_markdown
 from .pipeline import execute, failure, start
 
+def classes_line(meta: dict) -> str:
+    """Which classes chose the defaults (tuning) and which are held out, as a results file states them."""
+    tuning = meta.get("tuning_classes") or []
+    if not tuning:
+        return "tuning classes: none named (every class is summarised together)"
+    held = meta.get("held_out_classes", [])
+    return (f"tuning classes (used to choose defaults): {', '.join(map(str, tuning))}; held-out classes: "
+            f"{', '.join(map(str, held)) or 'none'}")
+
+
 Executor = Callable[..., list]  # (configs, progress=None, on_result=None) -> results in the configs' order
 
 
@@ -37,6 +47,14 @@ def parse_classes(spec: str, cfg: RunConfig) -> list[int]:
     if twice:
         raise TMUError(f"class(es) {', '.join(map(str, twice))} listed twice in --classes; each class is one row of the tables")
     return classes
+
+
+def parse_tuning(spec: str, cfg: RunConfig) -> list[int]:
+    """The classes used to choose defaults ('' = none named); they may lie outside the sweep's classes."""
+    if not spec or not spec.strip():
+        return []
+    data = load_dataset(cfg.data, cfg.seed)
+    return sorted({resolve_class(data, part) for part in spec.split(",") if part.strip()})
 
 
 def plan(cfg: RunConfig, classes: Sequence[int], seeds: Sequence[int], forget_counts: Sequence[int],
@@ -80,9 +98,10 @@ EXECUTORS: dict[str, Executor] = {"local": local_executor, "ray": ray_executor}
 
 def sweep(cfg: RunConfig, classes: str = "all", progress=None, sweep_id: str | None = None,
           seeds: Sequence[int] | None = None, forget_counts: Sequence[int] | None = None,
-          executor: str = "local", ray_address: str | None = None) -> dict:
+          executor: str = "local", ray_address: str | None = None, tuning_classes: str = "") -> dict:
     """Run `cfg` for every class x seed x forget count; write results.json and the tables (Markdown + CSV).
 
+    `tuning_classes` names the classes used to choose defaults: they are summarised apart from the others.
     Runs that fail are kept apart (`failed`: class, seed, count, error) and listed below the tables; the
     sweep raises only when none completed.
     """
@@ -92,12 +111,15 @@ def sweep(cfg: RunConfig, classes: str = "all", progress=None, sweep_id: str | N
         raise TMUError("a Ray address needs the ray executor (--executor ray)")
     options = {"address": ray_address} if executor == "ray" else {}
     chosen = parse_classes(classes, cfg)
+    tuning = parse_tuning(tuning_classes, cfg)
     seeds = list(seeds) if seeds else [cfg.seed]
     counts = list(forget_counts) if forget_counts else [cfg.forget.forget_count]
     sweep_id = sweep_id or f"sweep-{cfg.data.dataset}-{cfg.train.model}-n{counts[0]}-s{seeds[0]}-" \
                            f"{_dt.datetime.now().strftime('%Y%m%d-%H%M%S')}"
     folder = store.Sweep(sweep_id)
-    meta = {"sweep_id": sweep_id, "classes": chosen, "seeds": seeds, "forget_counts": counts, "executor": executor}
+    meta = {"sweep_id": sweep_id, "classes": chosen, "seeds": seeds, "forget_counts": counts, "executor": executor,
+            "tuning_classes": tuning, "held_out_classes": [c for c in chosen if c not in tuning],
+            "gold_seeds": cfg.gold_seeds}
     outcomes = EXECUTORS[executor](plan(cfg, chosen, seeds, counts, sweep_id), progress=progress,
                                    on_result=lambda done: folder.save_results({**meta, **_split(done)}), **options)
     parts = _split(outcomes)
@@ -106,14 +128,18 @@ def sweep(cfg: RunConfig, classes: str = "all", progress=None, sweep_id: str | N
     if not results:
         raise TMUError(f"no run of sweep {sweep_id} completed; first error (class {failed[0]['forget_class']}, "
                        f"seed {failed[0]['seed']}): {failed[0]['error']}")
-    frames = tables(results)
-    header = (f"## Sweep {sweep_id}\n\ndataset {cfg.data.dataset}, model {cfg.train.model}, |D_f| = "
-              f"{', '.join(map(str, counts))} per class, seeds {', '.join(map(str, seeds))}, device "
-              f"{results[0]['device']}, machine {platform.machine()} / {platform.processor() or 'cpu'}")
-    markdown = to_markdown(frames, header) + failed_markdown(failed)
+    frames = tables(results, tuning)
+    markdown = to_markdown(frames, _header(cfg, meta, results)) + failed_markdown(failed)
     md_path, csv_path = folder.save_tables(markdown, {**frames, **({"failed": pd.DataFrame(failed)} if failed else {})})
     return {"sweep_id": sweep_id, "results": results, "failed": failed, "tables": frames, "markdown": markdown,
             "markdown_path": str(md_path), "csv_path": str(csv_path)}
+
+
+def _header(cfg: RunConfig, meta: dict, results: list[dict]) -> str:
+    return (f"## Sweep {meta['sweep_id']}\n\ndataset {cfg.data.dataset}, model {cfg.train.model}, |D_f| = "
+            f"{', '.join(map(str, meta['forget_counts']))} per class, seeds {', '.join(map(str, meta['seeds']))}, "
+            f"{cfg.gold_seeds} gold model(s) per run, device {results[0]['device']}, "
+            f"machine {platform.machine()} / {platform.processor() or 'cpu'}\n\n{classes_line(meta)}")
 
 
 def _split(outcomes) -> dict:

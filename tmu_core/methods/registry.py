@@ -27,6 +27,10 @@ class MethodReport:
         """Stored in metrics.json under the method's name."""
         return {}
 
+    def soft_summary(self, p_right) -> dict:
+        """With a gold ensemble: extra summary scored against p_i, the share of golds right on each D_f sample."""
+        return {}
+
     def forget_columns(self) -> dict:
         """Extra per-sample columns for the D_f rows of samples.csv."""
         return {}

@@ -15,6 +15,7 @@ from dataclasses import dataclass
 
 import numpy as np
 import torch
+import torch.nn.functional as F
 
 from ..config import TrainConfig
 from ..data import to_float
@@ -56,6 +57,21 @@ class TwinProblem:
     aux: AuxSet
     model: torch.nn.Module  # M_t
     labels: np.ndarray  # 1 = easy for M_o
+    fidelity: dict  # how well M_t fits D_a against how well M_o fits D_f (the twin should mirror the real problem)
+
+
+def fit_of(model, x, label: int, device) -> tuple[float, float]:
+    """(accuracy %, mean cross-entropy) of `model` on images `x`, all of class `label`."""
+    logits = predict(model, x, device)
+    y = torch.full((len(x),), label, dtype=torch.long)
+    return 100.0 * float((logits.argmax(1) == y).float().mean()), float(F.cross_entropy(logits, y))
+
+
+def twin_fidelity(task: UnlearnTask, twin_model, aux: AuxSet, device) -> dict:
+    c = task.forget.class_index
+    t_acc, t_loss = fit_of(twin_model, aux.x, c, device)
+    o_acc, o_loss = fit_of(task.original, to_float(task.data.x[torch.as_tensor(task.forget.ids)]), c, device)
+    return {"twin_acc_aux": t_acc, "twin_loss_aux": t_loss, "original_acc_forget": o_acc, "original_loss_forget": o_loss}
 
 
 @dataclass(frozen=True)
@@ -74,7 +90,8 @@ def twin_problem(task: UnlearnTask, cfg: TwinConfig, device, progress) -> TwinPr
                            lr=cfg.twin_lr, schedule="cosine", augment="none")
     twin = train_twin(task.original, task.data, task.forget, aux, twin_cfg, cfg.twin_replay, device, task.seed,
                       progress=progress)
-    return TwinProblem(aux, twin, generalization_labels(task.original, aux.x, task.forget.class_index, device))
+    return TwinProblem(aux, twin, generalization_labels(task.original, aux.x, task.forget.class_index, device),
+                       twin_fidelity(task, twin, aux, device))
 
 
 def features(task: UnlearnTask, twin: TwinProblem, cfg: FeatureConfig, device, clock: StageClock):
@@ -176,4 +193,30 @@ def run(task: UnlearnTask, cfg: TMUConfig, device, progress=None) -> MethodResul
     clf = split.classifier
     return MethodResult(model, TMUReport(
         twin.aux, twin.labels, raw_a, raw_f, split.p_easy_a, split.pred_a, split.p_easy_f, split.pred_f,
-        clf.threshold, clf.rule, clf.hard_rate, by_subset, list(cfg.features.features), clock.seconds))
+        clf.threshold, clf.rule, clf.hard_rate, by_subset, list(cfg.features.features), clock.seconds,
+        twin.fidelity, evidence_warnings(task, twin, cfg)))
+
+
+THIN_TWIN = 20  # fewer distinct D_a images than this: the easy/hard classifier learns from too little
+
+
+def evidence_warnings(task: UnlearnTask, twin: TwinProblem, cfg: TMUConfig) -> list[str]:
+    """Plain-words warnings when the twin gives thin evidence, each with what would help."""
+    out = []
+    distinct = len(np.unique(twin.aux.source_ids))
+    sizing = twin.aux.sizing
+    if distinct < THIN_TWIN:
+        out.append(f"the twin problem has only {distinct} distinct aux images of this class (under {THIN_TWIN}): "
+                   "its easy/hard labels are thin evidence; a larger aux fraction (--aux-fraction) or a smaller "
+                   "forget set would help")
+    if sizing.get("capped"):
+        out.append(f"D_a was capped at {sizing['used']} of the {sizing['requested']} samples Eq. 3 asks for "
+                   f"({sizing['augmented']} augmented copies): a larger aux fraction or a smaller forget set would help")
+    if int(twin.labels.sum()) == len(twin.labels):
+        out.append("no aux sample is hard for the original model, so the classifier never saw a hard example: "
+                   "TMU cannot call any sample hard on evidence; a larger aux fraction would help")
+    n_ref = len(task.forget.remain_class_ids(task.data))
+    if cfg.features.nf_k > n_ref:
+        out.append(f"NF uses k = {n_ref} nearest neighbours instead of {cfg.features.nf_k}: the class keeps only "
+                   f"{n_ref} training samples after forgetting")
+    return out

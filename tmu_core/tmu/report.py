@@ -11,6 +11,7 @@ from dataclasses import dataclass, field
 import numpy as np
 import torch
 
+from ..evaluate import ensemble
 from ..evaluate import metrics as M
 from ..evaluate.artifacts import SampleGroup
 from ..methods.registry import MethodReport
@@ -33,6 +34,8 @@ class TMUReport(MethodReport):
     ablation: dict  # "NF+AF" -> predicted labels of D_f with that feature subset
     features_used: list
     stage_seconds: dict = field(default_factory=dict)
+    twin_fidelity: dict = field(default_factory=dict)  # M_t on D_a vs M_o on D_f: accuracy %, mean loss
+    warnings: list = field(default_factory=list)  # thin evidence, in plain words, with what would help
 
     @property
     def audit_seconds(self) -> float:
@@ -54,7 +57,12 @@ class TMUReport(MethodReport):
             "threshold": float(self.threshold), "rule": self.rule, "twin_hard_rate": float(self.twin_hard_rate),
             "features_used": self.features_used,
             "stage_seconds": {k: round(v, 3) for k, v in self.stage_seconds.items()},
+            "twin_fidelity": self.twin_fidelity, "warnings": list(self.warnings),
         }
+
+    def soft_summary(self, p_gold: np.ndarray) -> dict:
+        """Label accuracy and AUC of p(easy) against soft truth p_i (share of K golds right on each D_f sample)."""
+        return ensemble.soft_scores(self.forget_pred, self.forget_p_easy, p_gold)
 
     def forget_columns(self) -> dict:
         return _columns(self.forget_raw, self.forget_p_easy, self.forget_pred)

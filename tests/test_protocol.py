@@ -1,0 +1,118 @@
+"""The evaluation protocol's statistics on hand-computed cases: the t interval, the paired test, the gold
+ensemble's agreement, ceiling and soft scores, and the sweep tables' summary blocks."""
+import math
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from tmu_core.evaluate import ensemble as E
+from tmu_core.evaluate import metrics as M
+from tmu_core.evaluate import protocol as P
+from tmu_core.evaluate.tables import tables
+
+
+def test_mean_ci_is_the_student_t_interval():
+    # 1..5: mean 3, s = sqrt(2.5), t(0.975, df 4) = 2.776445 (tables), half = t s / sqrt(5)
+    mean, half, n = P.mean_ci([1, 2, 3, 4, 5])
+    assert (mean, n) == (3.0, 5)
+    assert half == pytest.approx(2.776445 * math.sqrt(2.5) / math.sqrt(5), rel=1e-6)  # 1.963243
+
+
+def test_mean_ci_leaves_out_nan_and_has_no_width_for_one_value():
+    assert P.mean_ci([2.0, float("nan")])[0] == 2.0 and math.isnan(P.mean_ci([2.0])[1])
+    assert P.mean_ci([])[2] == 0
+
+
+def test_paired_test_on_a_constructed_case():
+    # differences 2, 3, 4, 2: mean 2.75, s = sqrt(2.75 / 3), t = 2.75 / (s / 2) = 5.7446; df 3 -> p just above
+    # 0.01 (the two-sided 1% point of t with 3 df is 5.841)
+    res = P.paired_test([3, 5, 7, 4], [1, 2, 3, 2])
+    s = math.sqrt(2.75 / 3)
+    assert res["n"] == 4 and res["diff"] == pytest.approx(2.75)
+    assert res["t"] == pytest.approx(2.75 / (s / 2), rel=1e-9)
+    assert 0.01 < res["p"] < 0.012
+    half = 3.182446 * s / 2  # t(0.975, df 3) = 3.182446
+    assert (res["ci_low"], res["ci_high"]) == pytest.approx((2.75 - half, 2.75 + half), rel=1e-6)
+
+
+def test_paired_test_without_spread_has_no_p():
+    res = P.paired_test([2, 3], [1, 2])
+    assert res["diff"] == 1.0 and math.isnan(res["p"])
+
+
+CORRECT = np.array([[1, 1, 0, 0], [1, 0, 1, 0], [1, 1, 0, 0]])  # 3 golds x 4 samples
+
+
+def test_gold_ensemble_agreement_and_ceiling():
+    p = E.p_right(CORRECT)
+    assert p == pytest.approx([1, 2 / 3, 1 / 3, 0])
+    # pairs (0,1): 2 of 4 agree; (0,2): 4 of 4; (1,2): 2 of 4 -> 2/3
+    assert E.pairwise_agreement(CORRECT) == pytest.approx(100 * 2 / 3)
+    # max(p, 1 - p) = 1, 2/3, 2/3, 1 -> 5/6: above gold-vs-gold agreement
+    assert E.ceiling(p) == pytest.approx(100 * 5 / 6)
+
+
+def test_soft_label_accuracy_is_the_expected_agreement_with_a_fresh_gold():
+    p = np.array([1, 2 / 3, 1 / 3, 0])
+    assert E.soft_label_accuracy([1, 1, 0, 0], p) == pytest.approx(100 * 5 / 6)  # the majority reaches the ceiling
+    assert E.soft_label_accuracy([1, 0, 1, 0], p) == pytest.approx(100 * (1 + 1 / 3 + 1 / 3 + 1) / 4)
+
+
+def test_soft_auc_weights_pairs_by_p_and_one_minus_p():
+    p = np.array([1, 2 / 3, 1 / 3, 0])
+    # easy weights p, hard weights q = 1 - p over pairs i != j: total 2 * 2 - sum(p q) = 32/9; only the pair
+    # (i = 2 as easy, j = 1 as hard, weight 1/3 * 1/3) is ranked the wrong way -> 31/32
+    assert E.soft_auc([0.9, 0.6, 0.4, 0.1], p) == pytest.approx(100 * 31 / 32)
+    assert E.soft_auc([0.5] * 4, p) == pytest.approx(50.0)
+    assert math.isnan(E.soft_auc([0.1, 0.2], [1.0, 1.0]))
+
+
+def test_soft_auc_with_hard_truth_is_the_ordinary_auc():
+    rng = np.random.default_rng(0)
+    score, truth = rng.random(40), rng.random(40) < 0.6
+    score[:5] = 0.5  # ties
+    assert E.soft_auc(score, truth.astype(float)) == pytest.approx(M.roc_auc(score, truth))
+
+
+def test_sample_agreement_counts_both_right_or_both_wrong():
+    # label 8: model right, right, wrong, wrong; gold right, wrong, wrong (other class), right
+    assert M.sample_agreement([8, 8, 1, 2], [8, 3, 5, 8], [8, 8, 8, 8]) == 50.0
+
+
+def fake_result(cls: int, seed: int, n: int, tmu: float, ft: float) -> dict:
+    def model(delta):
+        return {"acc_test": 90.0, "acc_forget": 80.0 + delta, "abs_delta": delta, "activation_distance": 0.1,
+                "mia": 50.0, "sample_agreement": 100.0 - delta}
+    return {"forget_class": cls, "forget_class_name": str(cls), "seed": seed, "forget_count": n,
+            "models": {"original": model(20.0), "gold": model(0.0), "tmu": model(tmu), "finetune": model(ft)}}
+
+
+def test_tables_summarise_tuning_and_held_out_classes_apart():
+    results = [fake_result(c, s, 100, tmu=1.0 + c + s, ft=5.0 + c) for s in (0, 1) for c in (3, 5)]
+    t1 = tables(results, tuning_classes=[3])["table1"]
+    labels = list(t1["class"])
+    assert labels[-4:] == ["Avg (held-out)", "95% CI ± (held-out)", "Avg (tuning)", "95% CI ± (tuning)"]
+    by = t1.set_index("class")
+    assert by.loc["Avg (held-out)", "TMU |Δ|"] == pytest.approx(6.5)  # class 5: 6 and 7
+    assert by.loc["Avg (tuning)", "TMU |Δ|"] == pytest.approx(4.5)  # class 3: 4 and 5
+    assert by.loc["95% CI ± (tuning)", "TMU |Δ|"] == pytest.approx(12.706205 * math.sqrt(0.5) / math.sqrt(2), rel=1e-6)
+
+
+def test_tables_pair_the_primary_method_with_the_others_and_draw_the_curve():
+    results = [fake_result(c, 0, n, tmu=1.0 + c, ft=2.0 + 2 * c) for n in (100, 500) for c in (1, 2, 3)]
+    frames = tables(results)
+    paired = frames["paired"].iloc[0]
+    # FT - TMU differences 1 + c over both sizes: 2, 3, 4, 2, 3, 4 -> TMU - FT = -3 on average
+    assert paired["method"] == "FT" and paired["n"] == 6 and paired["mean diff"] == pytest.approx(-3.0)
+    assert paired["p"] < 0.01
+    curve = frames["curve"]
+    assert list(curve["|D_f|"].unique()) == [100, 500]
+    row = curve[(curve["|D_f|"] == 500) & (curve["method"] == "TMU")].iloc[0]
+    assert row["|Δ|"] == pytest.approx(3.0) and row["agreement"] == pytest.approx(97.0) and row["runs"] == 3
+    assert "1 n100" in set(frames["table1"]["class"])
+
+
+def test_with_summary_without_groups_adds_one_avg_and_one_ci_row():
+    df = P.with_summary(pd.DataFrame({"class": ["a", "b"], "x": [1.0, 3.0]}))
+    assert list(df["class"]) == ["a", "b", "Avg", "95% CI ±"] and df["x"].iloc[2] == 2.0
