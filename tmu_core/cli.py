@@ -56,6 +56,7 @@ def _run_config(args, methods=()) -> RunConfig:
     from .methods import METHODS, method_config
     from .data.recipes import default_train_config
 
+    _no_conflicts(args)
     data = config_from_args(args, DataConfig)
     forget = config_from_args(args, ForgetSpec)
     train = config_from_args(args, TrainConfig, default_train_config(data.dataset, args.recipe))
@@ -70,6 +71,20 @@ def _run_config(args, methods=()) -> RunConfig:
             params.append((m, tuple(sorted(values.items()))))
     return RunConfig(data=data, forget=forget, train=train, methods=tuple(methods), method_params=tuple(params),
                      seed=args.seed, device=args.device, name=getattr(args, "name", "") or "")
+
+
+def _no_conflicts(args) -> None:
+    """Flags that would silently override each other are refused; --mechanism is --tmu-mechanism's short form."""
+    sizes = [f"--{k.replace('_', '-')}" for k in ("forget_count", "forget_fraction", "forget_ids")
+             if getattr(args, k, None) is not None]
+    if len(sizes) > 1:
+        raise TMUError(f"{' and '.join(sizes)} both choose the forget set; give only one of --forget-count, "
+                       f"--forget-fraction, --forget-ids")
+    mechanism, tmu_mechanism = getattr(args, "mechanism", None), getattr(args, "tmu_mechanism", None)
+    if mechanism and tmu_mechanism and mechanism != tmu_mechanism:
+        raise TMUError(f"--mechanism {mechanism} and --tmu-mechanism {tmu_mechanism} disagree; give one of them")
+    if mechanism:
+        args.tmu_mechanism = mechanism
 
 
 def cmd_train(args) -> int:
@@ -98,10 +113,7 @@ def cmd_run(args) -> int:
     from .methods import METHODS
     from .jobs.pipeline import execute, start
 
-    methods = args.methods or METHODS.names()
-    if args.mechanism:
-        setattr(args, "tmu_mechanism", args.mechanism)
-    cfg = _run_config(args, methods)
+    cfg = _run_config(args, args.methods or METHODS.names())
     run = start(cfg)
     # this process owns the run from now on: if it dies before execute() marks it running, the run must
     # read as interrupted, not as queued forever
@@ -115,15 +127,8 @@ def cmd_execute(args) -> int:
     from .jobs.pipeline import execute
 
     run = store.open_run(args.run_id)
-    state = run.status().get("state")
-    if state == "complete":
-        raise TMUError(f"run {run.id} is already complete; start a new run to change anything")
-    if state == "running":
-        raise TMUError(f"run {run.id} is already running (pid {run.status().get('pid')}); cancel it first")
-    if state in ("cancelled", "interrupted", "failed"):
-        run.clear_cancel()  # executing again is an explicit request: an old cancel must not stop it at once
-    # a queued run keeps its flag: a cancel pressed while this process was starting still counts
-    execute(run, progress=None)
+    result = execute(run, progress=None)
+    print(_summary(result))
     return 0
 
 
@@ -131,10 +136,7 @@ def cmd_sweep(args) -> int:
     from .methods import METHODS
     from .jobs.sweep import sweep
 
-    methods = args.methods or METHODS.names()
-    if args.mechanism:
-        setattr(args, "tmu_mechanism", args.mechanism)
-    cfg = _run_config(args, methods)
+    cfg = _run_config(args, args.methods or METHODS.names())
     out = sweep(cfg, args.classes, progress=_stderr_progress if not args.quiet else None, seeds=args.seeds,
                 forget_counts=args.forget_counts)
     print(out["markdown"])
@@ -157,8 +159,12 @@ def cmd_runs(args) -> int:
 
 
 def cmd_cancel(args) -> int:
-    store.open_run(args.run_id).request_cancel()
-    print(f"cancel requested for {args.run_id}")
+    run = store.open_run(args.run_id)
+    state = run.status().get("state")
+    if state not in ("queued", "running"):
+        raise TMUError(f"run {run.id} is {state}; only a queued or running run can be cancelled")
+    run.request_cancel()
+    print(f"cancel requested for {run.id}")
     return 0
 
 
@@ -234,6 +240,9 @@ def main(argv=None) -> int:
     args = build_parser().parse_args(argv)
     try:
         return args.fn(args)
+    except BrokenPipeError:  # `runs | head -1`: the reader left; say nothing more
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return 141
     except TMUError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2

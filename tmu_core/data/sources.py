@@ -36,6 +36,14 @@ def load_digits(cfg: DataConfig) -> RawData:
     return RawData(xtr, ytr, xte, yte, [str(i) for i in range(10)])
 
 
+def user_path(text: str) -> Path:
+    """A folder the user typed, with ~ expanded; an unknown ~user is refused in one line."""
+    try:
+        return Path(text).expanduser()
+    except RuntimeError as exc:  # "~nosuchuser/x": no such user's home
+        raise TMUError(f"data root '{text}': {exc} (no such user?); give an absolute path") from None
+
+
 def _offline_message(name: str, root: Path, layout: str) -> str:
     return (f"{name} is not in {root.absolute()} and could not be downloaded (offline?): put its files in "
             f"{root.absolute() / layout}, pass --data-root DIR, or run once with network access")
@@ -49,7 +57,7 @@ def _torchvision(name: str, cls_name: str, layout: str):
             raise DataUnavailable(f"{name} needs torchvision, which is not installed; run `make setup` "
                                   f"(or pip install -r requirements.txt)") from exc
 
-        root = Path(cfg.data_root) if cfg.data_root else store.default_data_root(name)
+        root = user_path(cfg.data_root) if cfg.data_root else store.default_data_root(name)
         cls = getattr(tvd, cls_name)
         sets = []
         for train in (True, False):
@@ -126,7 +134,7 @@ def _read_idx(path: Path) -> np.ndarray:
 def load_imagefolder(cfg: DataConfig) -> RawData:
     if not cfg.data_root:
         raise TMUError("imagefolder needs --data-root: a folder with train/ and test/ class subfolders, or class subfolders")
-    root = Path(cfg.data_root).expanduser()
+    root = user_path(cfg.data_root)
     if not root.is_dir():
         raise TMUError(f"data root {root} does not exist or is not a folder")
     split = (root / "train").is_dir() and (root / "test").is_dir()
@@ -195,7 +203,7 @@ def _decode(listing: dict[str, list[tuple[Path, tuple[int, int]]]], classes: lis
                 im.load()
                 modes.add("L" if im.mode in ("L", "1", "I;16", "I") else "RGB")
                 imgs.append(im.copy())
-        except (UnidentifiedImageError, OSError, SyntaxError, ValueError) as exc:
+        except (UnidentifiedImageError, Image.DecompressionBombError, OSError, SyntaxError, ValueError) as exc:
             raise TMUError(f"cannot read image {f}: {exc.__class__.__name__}; remove or replace that file") from exc
     mode = "L" if modes == {"L"} else "RGB"
     x = np.empty((len(imgs), size, size, 1 if mode == "L" else 3), dtype=np.uint8)
