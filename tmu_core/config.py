@@ -178,7 +178,7 @@ class RunConfig:
         if self.device not in ("auto", "cpu", "cuda", "mps") and not re.fullmatch(r"cuda:\d+", self.device):
             raise TMUError(f"device '{self.device}' is not valid; choose auto, cpu, cuda, cuda:N or mps")
         if not 0 <= self.seed <= MAX_SEED:
-            raise TMUError(f"seed must be a whole number from 0 to {MAX_SEED} (got {self.seed})")
+            raise TMUError(f"seed must be at least 0 and at most {MAX_SEED} (got {self.seed})")
 
     def params_for(self, method: str) -> dict:
         """The overrides given for one method's config (empty when none)."""

@@ -46,6 +46,15 @@ def model_meta_file(key: str) -> Path:
     return cache_dir("models") / f"{key}.json"
 
 
+def read_model_meta(key: str) -> dict:
+    """A cached model's metadata, checked in shape (TMUError when damaged: the model is then retrained)."""
+    from .io import read_json
+    from .schema import check_model_meta
+
+    path = model_meta_file(key)
+    return check_model_meta(read_json(path), f"cached model metadata {path.name}")
+
+
 def model_lock_file(key: str) -> Path:
     return cache_dir("models") / f"{key}.lock"
 
