@@ -166,7 +166,7 @@ def check_samples(df, metrics: dict, what: str) -> None:
             raise TMUError(f"{what} is damaged (column '{col}' has missing or malformed values)")
     if not set(df["role"]) <= {"forget", "aux"}:
         raise TMUError(f"{what} is damaged (role is neither 'forget' nor 'aux')")
-    counts = {"forget": metrics["forget_count"], "aux": (metrics.get("tmu") or {}).get("aux_count", 0)}
+    counts = {"forget": metrics["forget_count"], **({"aux": metrics["tmu"]["aux_count"]} if metrics.get("tmu") else {})}
     for role, n in counts.items():
         if int((df["role"] == role).sum()) != n:
             raise TMUError(f"{what} is damaged ({int((df['role'] == role).sum())} {role} rows, the run has {n})")
