@@ -196,7 +196,7 @@ def test_api_forget_spec_against_the_data():
 
 
 def test_damaged_files_are_listed_as_damaged_and_others_still_shown(stored, capsys):
-    broken = tmu_store.Run.create("broken", {"a": 1})
+    broken = tmu_store.Run.create("broken", run_config_to_dict(RunConfig()))
     broken.set_status(state="complete", stage="complete", progress=1.0)
     (broken.dir / "metrics.json").write_text("{not json")
     assert main(["runs"]) == 0

@@ -159,7 +159,7 @@ def test_a_diverging_method_keeps_the_others(runs_dir, monkeypatch):
 @pytest.mark.parametrize("argv,needle", [
     (["--forget-class", "⁸"], "unknown class '⁸'"),
     (["--forget-class=--8"], "unknown class '--8'"),
-    (["--forget-ids", "99999999999999999999999"], "forget ids must be training sample ids"),
+    (["--forget-ids", "99999999999999999999999"], "far beyond any data set's size"),
     (["--seed", "99999999999999999999"], "seed must be at least 0 and at most"),
     (["--dataset", "imagefolder", "--data-root", "~nosuchuser/x"], "no such user"),
     (["--forget-count", "10", "--forget-fraction", "0.5"], "give only one of"),

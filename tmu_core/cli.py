@@ -152,7 +152,7 @@ def cmd_runs(args) -> int:
     width = max(20, *(len(r.run_id) for r in items))
     print(f"{'run':<{width}} {'state':<11} {'stage':<14} {'progress':>8}  error")
     for r in items:
-        stage = "" if r.state == "complete" or r.stage == r.state else r.stage  # where an unfinished run is (or stopped)
+        stage = "" if r.stage in (r.state, "complete") else r.stage  # where an unfinished run is (or stopped)
         extra = r.error if r.error and r.state in ("failed", "interrupted", "damaged") else ""
         print(f"{r.run_id:<{width}} {r.state:<11} {stage:<14} {100 * r.progress:7.1f}%  {extra}".rstrip())
     return 0
@@ -175,6 +175,8 @@ def _summary(result: dict) -> str:
     for name, m in result["models"].items():
         lines.append(f"{name:<11} {m['acc_test']:7.2f} {m['acc_remain']:7.2f} {m['acc_forget']:7.2f} "
                      f"{m['abs_delta']:8.2f} {m['activation_distance']:8.4f} {m['mia']:6.1f} {m['seconds']:7.1f}")
+    for name, why in result.get("diverged", {}).items():
+        lines.append(f"{name:<11} no results: {why}")
     t = result.get("tmu")
     if t:
         lines.append(f"TMU label accuracy {t['label_accuracy']:.1f}%  predicted easy/hard {t['pred_easy']}/{t['pred_hard']}"

@@ -121,9 +121,9 @@ class ForgetSpec:
         if not all(isinstance(i, numbers.Integral) and not isinstance(i, bool) for i in self.forget_ids):
             raise TMUError(f"forget ids must be whole numbers (sample ids of the training set), got {list(self.forget_ids)[:5]}")
         object.__setattr__(self, "forget_ids", tuple(int(i) for i in self.forget_ids))
-        big = [i for i in self.forget_ids if not 0 <= i <= MAX_ID]
+        big = [i for i in self.forget_ids if i > MAX_ID]  # a negative id is refused against the data, with its range
         if big:
-            raise TMUError(f"forget ids must be training sample ids, 0 or more (got {big[0]})")
+            raise TMUError(f"forget ids must be training sample ids; {big[0]} is far beyond any data set's size")
 
 
 @dataclass(frozen=True)

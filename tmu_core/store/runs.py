@@ -38,7 +38,7 @@ def model_lock(key: str):
 
 def check_run_id(run_id: str) -> str:
     if not isinstance(run_id, str) or not RUN_ID.fullmatch(run_id) or ".." in run_id:
-        raise TMUError(f"'{run_id}' is not a valid run id: use letters, digits, '.', '_' and '-' "
+        raise TMUError(f"{run_id!r} is not a valid run id: use letters, digits, '.', '_' and '-' "
                        f"(no '/', no '..', at most 128 characters)")
     return run_id
 
