@@ -62,11 +62,15 @@ def show_progress(run_id: str, status: dict) -> None:
     box.button("Cancel", key=f"run_cancel_{run_id}", on_click=cancel, args=(run_id,), icon=":material/stop:")
 
 
-def show_selected(run: store.Run) -> None:
-    status = run.status()
+def show_selected(run: store.Run, info: store.RunInfo) -> None:
+    """The selected run; `info` is its list entry, whose state reads 'damaged' for a broken stored file."""
+    status = {"state": info.state, "error": info.error}
     st.markdown(f"Selected: **{run.id}** — {status.get('state')}")
     if status.get("state") == "complete":
-        result = cache.metrics(cache.root(), run.id)["models"]
+        metrics = cache.metrics(cache.root(), run.id)
+        result = metrics["models"]
+        if metrics.get("diverged"):
+            st.warning("Diverged (no results): " + "; ".join(metrics["diverged"].values()))
         if "tmu" in result:
             st.caption(f"gold A_f {result['gold']['acc_forget']:.1f}% · TMU A_f {result['tmu']['acc_forget']:.1f}% "
                        f"(|Δ| {result['tmu']['abs_delta']:.1f}) · TMU A_test {result['tmu']['acc_test']:.1f}%")
@@ -107,8 +111,9 @@ def run_list(watched: list[str]) -> None:
     if event.selection.rows and ids[event.selection.rows[0]] != state.selected_run_id():
         state.select_run(ids[event.selection.rows[0]])
         st.rerun(scope="app")  # the sidebar, drawn before this page, shows the new selection too
-    if state.selected_run_id():
-        show_selected(store.open_run(state.selected_run_id()))
+    selected = {r.run_id: r for r in infos}.get(state.selected_run_id())
+    if selected is not None:
+        show_selected(store.open_run(selected.run_id), selected)
 
 
 active = [r.run_id for r in store.list_runs() if r.state in ACTIVE]

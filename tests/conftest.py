@@ -89,3 +89,22 @@ def dashboard_runs(stored_runs, monkeypatch):
     path, ids = stored_runs
     monkeypatch.setenv("TMU_RUNS_DIR", str(path))
     return path, ids
+
+
+@pytest.fixture(scope="session")
+def finished_run(tmp_path_factory):
+    """One complete tiny digits run (TMU and fine-tuning, one epoch each), made in-process once per session;
+    returns (runs_dir, run_id). Tests copy it before damaging it."""
+    from dataclasses import replace
+
+    from apptools import tiny_config
+    from tmu_core.config import ForgetSpec
+    from tmu_core.jobs.pipeline import execute, start
+
+    path = tmp_path_factory.mktemp("finished") / "runs"
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setenv("TMU_RUNS_DIR", str(path))
+        cfg = tiny_config(ForgetSpec(forget_class="8", forget_count=10), "finished")
+        run = start(replace(cfg, methods=("tmu", "finetune")))
+        execute(run)
+    return path, run.id

@@ -273,7 +273,26 @@ def test_a_damaged_sample_table_is_one_error_line(stored_runs, runs_dir):
     at.run()
     at.switch_page("pages/audit.py").run()
     assert_clean(at)
-    assert any("samples.csv" in e.value and "damaged" in e.value for e in at.error)
+    # the run lists as damaged (every stored file is checked), so the page names it and shows nothing of it
+    assert any("samples.csv" in e.value and "damaged" in e.value for e in [*at.error, *at.warning])
+
+
+@pytest.mark.parametrize("file,damage", [("config.json", b'{"data": "digits"}'), ("metrics.json", b"{}"),
+                                         ("samples.csv", None), ("embeddings.npz", None), ("status.json", b"[]")])
+def test_every_page_renders_with_a_damaged_run_selected(stored_runs, runs_dir, file, damage):
+    import shutil
+
+    run = copy_run(stored_runs, runs_dir)
+    shutil.copytree(stored_runs[0] / stored_runs[1][1], runs_dir / stored_runs[1][1])  # an intact run beside it
+    path = run.dir / file
+    path.write_bytes(path.read_bytes()[: path.stat().st_size // 2] if damage is None else damage)
+    at = AppTest.from_file(str(APP), default_timeout=TIMEOUT)
+    at.session_state["run_id"] = run.id
+    at.run()
+    for name in PAGES:
+        at.switch_page(f"pages/{name}.py").run()
+        assert_clean(at)
+    assert {r.run_id: r.state for r in store.list_runs()} == {run.id: "damaged", stored_runs[1][1]: "complete"}
 
 
 @pytest.mark.parametrize("name", ["audit", "features"])

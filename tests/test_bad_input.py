@@ -87,12 +87,13 @@ def _png(path: Path, colour=(200, 10, 10)) -> None:
 
 
 @pytest.fixture
-def stored(runs_dir):
+def stored(runs_dir, finished_run):
     """A store holding one complete run (must survive every bad input) and the runs the cases name."""
-    good = tmu_store.Run.create("keep-me", run_config_to_dict(RunConfig()))
-    good.write_json("metrics.json", {"models": {}})
-    good.save_weights("tmu", {"w": torch.ones(3)})
-    good.set_status(state="complete", stage="complete", progress=1.0)
+    import shutil
+
+    src, run_id = finished_run
+    shutil.copytree(src / run_id, runs_dir / "keep-me-0-0-0")
+    good = tmu_store.open_run("keep-me-0-0-0")
     damaged = tmu_store.Run.create("damaged", {})
     (damaged.dir / "config.json").write_text('{"data": {"dataset": ')
     typed = tmu_store.Run.create("typed", {})
@@ -199,7 +200,7 @@ def test_api_forget_spec_against_the_data():
 
 
 def test_damaged_files_are_listed_as_damaged_and_others_still_shown(stored, capsys):
-    broken = tmu_store.Run.create("broken", {"a": 1})
+    broken = tmu_store.Run.create("broken", run_config_to_dict(RunConfig()))
     broken.set_status(state="complete", stage="complete", progress=1.0)
     (broken.dir / "metrics.json").write_text("{not json")
     assert main(["runs"]) == 0

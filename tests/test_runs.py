@@ -103,26 +103,26 @@ def test_a_reused_process_id_does_not_keep_a_dead_run_running(runs_dir):
     assert run.status()["state"] == "interrupted"
 
 
-def test_listing_is_newest_first_and_flags_damage_without_hiding_others(runs_dir):
-    good = store.Run.create("agood", {"a": 1})
-    good.write_json("metrics.json", {"ok": True})
-    good.save_weights("tmu", {"w": torch.zeros(2)})
-    good.write_json("status.json", {"state": "complete", "stage": "complete", "progress": 1.0,
-                                    "updated": "2999-01-01T00:00:00"})  # newer than the others
-    bad_metrics = store.Run.create("badmetrics", {"a": 1})
-    bad_metrics.set_status(state="complete", progress=1.0)
+def test_listing_is_newest_first_and_flags_damage_without_hiding_others(runs_dir, finished_run):
+    import shutil
+
+    def copy(name: str) -> store.Run:
+        shutil.copytree(finished_run[0] / finished_run[1], runs_dir / f"{name}-0")
+        return store.open_run(f"{name}-0")
+
+    good = copy("agood")
+    (good.dir / "status.json").write_text((good.dir / "status.json").read_text().replace(
+        good.status()["updated"], "2999-01-01T00:00:00"))  # newer than the others
+    bad_metrics = copy("badmetrics")
     (bad_metrics.dir / "metrics.json").write_text('{"truncated": ')
-    bad_weights = store.Run.create("badweights", {"a": 1})
-    bad_weights.write_json("metrics.json", {"ok": True})
-    bad_weights.save_weights("tmu", {"w": torch.zeros(2)})
-    bad_weights.set_status(state="complete", progress=1.0)
+    bad_weights = copy("badweights")
     bad_weights.weights_path("tmu").write_bytes(b"\x00" * 64)
     bad_status = store.Run.create("badstatus", {"a": 1})
     (bad_status.dir / "status.json").write_text("[1, 2]")
     (runs_dir / "_cache").mkdir(exist_ok=True)  # not a run
     listed = {r.run_id.split("-")[0]: r for r in store.list_runs()}
     assert set(listed) == {"agood", "badmetrics", "badweights", "badstatus"}
-    assert listed["agood"].state == "complete" and listed["agood"].config == {"a": 1}
+    assert listed["agood"].state == "complete" and listed["agood"].config["data"]["dataset"] == "digits"
     assert listed["badmetrics"].state == "damaged" and "metrics.json" in listed["badmetrics"].error
     assert listed["badweights"].state == "damaged" and "tmu.pt" in listed["badweights"].error
     assert listed["badstatus"].state == "damaged"

@@ -60,6 +60,7 @@ def _run_config(args, methods=()) -> RunConfig:
     from .methods import METHODS, method_config
     from .data.recipes import default_train_config
 
+    _no_conflicts(args)
     data = config_from_args(args, DataConfig)
     forget = config_from_args(args, ForgetSpec)
     train = config_from_args(args, TrainConfig, default_train_config(data.dataset, args.recipe))
@@ -75,6 +76,20 @@ def _run_config(args, methods=()) -> RunConfig:
     return RunConfig(data=data, forget=forget, train=train, methods=tuple(methods), method_params=tuple(params),
                      seed=args.seed, device=args.device, name=getattr(args, "name", "") or "",
                      gold_seeds=getattr(args, "gold_seeds", 1))
+
+
+def _no_conflicts(args) -> None:
+    """Flags that would silently override each other are refused; --mechanism is --tmu-mechanism's short form."""
+    sizes = [f"--{k.replace('_', '-')}" for k in ("forget_count", "forget_fraction", "forget_ids")
+             if getattr(args, k, None) is not None]
+    if len(sizes) > 1:
+        raise TMUError(f"{' and '.join(sizes)} both choose the forget set; give only one of --forget-count, "
+                       f"--forget-fraction, --forget-ids")
+    mechanism, tmu_mechanism = getattr(args, "mechanism", None), getattr(args, "tmu_mechanism", None)
+    if mechanism and tmu_mechanism and mechanism != tmu_mechanism:
+        raise TMUError(f"--mechanism {mechanism} and --tmu-mechanism {tmu_mechanism} disagree; give one of them")
+    if mechanism:
+        args.tmu_mechanism = mechanism
 
 
 def cmd_train(args) -> int:
@@ -103,10 +118,7 @@ def cmd_run(args) -> int:
     from .methods import METHODS, ordered
     from .jobs.pipeline import execute, start
 
-    methods = args.methods or ordered(METHODS.names())
-    if args.mechanism:
-        setattr(args, "tmu_mechanism", args.mechanism)
-    cfg = _run_config(args, methods)
+    cfg = _run_config(args, args.methods or ordered(METHODS.names()))
     run = start(cfg)
     # this process owns the run from now on: if it dies before execute() marks it running, the run must
     # read as interrupted, not as queued forever
@@ -120,15 +132,8 @@ def cmd_execute(args) -> int:
     from .jobs.pipeline import execute
 
     run = store.open_run(args.run_id)
-    state = run.status().get("state")
-    if state == "complete":
-        raise TMUError(f"run {run.id} is already complete; start a new run to change anything")
-    if state == "running":
-        raise TMUError(f"run {run.id} is already running (pid {run.status().get('pid')}); cancel it first")
-    if state in ("cancelled", "interrupted", "failed"):
-        run.clear_cancel()  # executing again is an explicit request: an old cancel must not stop it at once
-    # a queued run keeps its flag: a cancel pressed while this process was starting still counts
-    execute(run, progress=None)
+    result = execute(run, progress=None)
+    print(_summary(result))
     return 0
 
 
@@ -136,10 +141,7 @@ def cmd_sweep(args) -> int:
     from .methods import METHODS, ordered
     from .jobs.sweep import sweep
 
-    methods = args.methods or ordered(METHODS.names())
-    if args.mechanism:
-        setattr(args, "tmu_mechanism", args.mechanism)
-    cfg = _run_config(args, methods)
+    cfg = _run_config(args, args.methods or ordered(METHODS.names()))
     out = sweep(cfg, args.classes, progress=_stderr_progress if not args.quiet else None, seeds=args.seeds,
                 forget_counts=args.forget_counts, tuning_classes=args.tuning_classes, executor=args.executor,
                 ray_address=args.ray_address)
@@ -160,15 +162,19 @@ def cmd_runs(args) -> int:
     width = max(20, *(len(r.run_id) for r in items))
     print(f"{'run':<{width}} {'state':<11} {'stage':<14} {'progress':>8}  error")
     for r in items:
-        stage = "" if r.state == "complete" or r.stage == r.state else r.stage  # where an unfinished run is (or stopped)
+        stage = "" if r.stage in (r.state, "complete") else r.stage  # where an unfinished run is (or stopped)
         extra = r.error if r.error and r.state in ("failed", "interrupted", "damaged") else ""
         print(f"{r.run_id:<{width}} {r.state:<11} {stage:<14} {100 * r.progress:7.1f}%  {extra}".rstrip())
     return 0
 
 
 def cmd_cancel(args) -> int:
-    store.open_run(args.run_id).request_cancel()
-    print(f"cancel requested for {args.run_id}")
+    run = store.open_run(args.run_id)
+    state = run.status().get("state")
+    if state not in ("queued", "running"):
+        raise TMUError(f"run {run.id} is {state}; only a queued or running run can be cancelled")
+    run.request_cancel()
+    print(f"cancel requested for {run.id}")
     return 0
 
 
@@ -187,6 +193,8 @@ def _summary(result: dict) -> str:
                      f"{m['seconds']:7.1f}")
     if any(display(n).kind == "control" for n in result["models"]):
         lines.append("† control (reads gold or chooses at random): never a candidate for 'best aligned'")
+    for name, why in result.get("diverged", {}).items():
+        lines.append(f"{name:<14} no results: {why}")
     t = result.get("tmu")
     if t:
         cost = result.get("cost_ratio")
@@ -269,6 +277,9 @@ def main(argv=None) -> int:
     args = build_parser().parse_args(argv)
     try:
         return args.fn(args)
+    except BrokenPipeError:  # `runs | head -1`: the reader left; say nothing more
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return 141
     except TMUError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2

@@ -96,6 +96,8 @@ class DataConfig:
         check_bounds(self)
 
 
+MAX_ID = 2**31 - 1  # no data set here has more samples; a larger id would overflow the tensors
+MAX_SEED = 2**32 - 1  # the largest seed numpy accepts
 FRACTION_ERROR = "forget fraction must be below 1 (got {:g}): the class must keep some samples"
 
 
@@ -119,6 +121,9 @@ class ForgetSpec:
         if not all(isinstance(i, numbers.Integral) and not isinstance(i, bool) for i in self.forget_ids):
             raise TMUError(f"forget ids must be whole numbers (sample ids of the training set), got {list(self.forget_ids)[:5]}")
         object.__setattr__(self, "forget_ids", tuple(int(i) for i in self.forget_ids))
+        big = [i for i in self.forget_ids if i > MAX_ID]  # a negative id is refused against the data, with its range
+        if big:
+            raise TMUError(f"forget ids must be training sample ids; {big[0]} is far beyond any data set's size")
 
 
 @dataclass(frozen=True)
@@ -176,8 +181,8 @@ class RunConfig:
             raise TMUError(f"methods listed twice: {', '.join(self.methods)}")
         if self.device not in ("auto", "cpu", "cuda", "mps") and not re.fullmatch(r"cuda:\d+", self.device):
             raise TMUError(f"device '{self.device}' is not valid; choose auto, cpu, cuda, cuda:N or mps")
-        if self.seed < 0:
-            raise TMUError(f"seed must be at least 0 (got {self.seed})")
+        if not 0 <= self.seed <= MAX_SEED:
+            raise TMUError(f"seed must be at least 0 and at most {MAX_SEED} (got {self.seed})")
         k = self.gold_seeds
         if isinstance(k, bool) or not isinstance(k, numbers.Integral) or not 1 <= k <= MAX_GOLD_SEEDS:
             raise TMUError(f"gold seeds must be a whole number from 1 to {MAX_GOLD_SEEDS} (got {k!r})")

@@ -14,5 +14,17 @@ class DataUnavailable(TMUError):
     """A dataset's files are absent and cannot be downloaded (offline)."""
 
 
+class Diverged(TMUError):
+    """A loss became NaN or infinite: the recipe (learning rate, momentum) is too aggressive for this model."""
+
+
+def check_finite(loss, stage: str, epoch: int) -> None:
+    """Raise Diverged naming `stage` when the (scalar tensor) loss is not finite."""
+    value = float(loss.detach())
+    if value != value or value in (float("inf"), float("-inf")):
+        raise Diverged(f"{stage} diverged: its loss became {value} in epoch {epoch + 1}; "
+                       f"lower the learning rate or the momentum")
+
+
 class Cancelled(Exception):
     """Raised inside a pipeline when its run was asked to stop."""

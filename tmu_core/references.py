@@ -55,11 +55,11 @@ def train_cached(kind: str, data: Dataset, data_cfg: DataConfig, train_cfg: Trai
             try:
                 model = new_model(data, train_cfg)
                 model.load_state_dict(store.load_state(path))
-                meta = store.read_json(meta_path)
+                meta = store.read_model_meta(key)
                 log.info("%s model loaded from cache %s", kind, key)
                 if progress:
                     progress(Progress(kind, 1.0, "loaded from cache"))
-                return Trained(model.to(device).eval(), float(meta.get("seconds", 0.0)), True, key)
+                return Trained(model.to(device).eval(), float(meta["seconds"]), True, key)
             except (TMUError, RuntimeError) as exc:
                 log.warning("cached %s model %s is unusable (%s); training again", kind, key, exc)
         seed_everything(seed)

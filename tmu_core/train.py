@@ -20,6 +20,7 @@ import torch.nn.functional as F
 
 from .config import TrainConfig
 from .data import to_float
+from .errors import check_finite
 
 log = logging.getLogger(__name__)
 
@@ -144,6 +145,7 @@ def fit(model: nn.Module, x: torch.Tensor, y: torch.Tensor, cfg: TrainConfig, de
             xb = augment(to_float(x[idx]), cfg.augment, gen)
             with autocast(device):
                 loss = F.cross_entropy(model(xb), y[idx], label_smoothing=cfg.label_smoothing)
+            check_finite(loss, f"training of the {stage} model", epoch)
             opt.zero_grad(set_to_none=True)
             loss.backward()
             opt.step()

@@ -144,7 +144,7 @@ def resolve_class(data: Dataset, name_or_index: str) -> int:
     key = str(name_or_index).strip()
     if key in data.classes:
         return data.classes.index(key)
-    if key.lstrip("-").isdigit():
+    if key.isascii() and key.isdigit():  # not "⁸" (a digit to isdigit, not to int) nor "-8"
         c = int(key)
         if 0 <= c < data.num_classes:
             return c

@@ -36,6 +36,14 @@ def load_digits(cfg: DataConfig) -> RawData:
     return RawData(xtr, ytr, xte, yte, [str(i) for i in range(10)])
 
 
+def user_path(text: str) -> Path:
+    """A folder the user typed, with ~ expanded; an unknown ~user is refused in one line."""
+    try:
+        return Path(text).expanduser()
+    except RuntimeError as exc:  # "~nosuchuser/x": no such user's home
+        raise TMUError(f"data root '{text}': {exc} (no such user?); give an absolute path") from None
+
+
 def _offline_message(name: str, root: Path, layout: str) -> str:
     return (f"{name} is not in {root.absolute()} and could not be downloaded (offline?): put its files in "
             f"{root.absolute() / layout}, pass --data-root DIR, or run once with network access")
@@ -49,7 +57,7 @@ def _torchvision(name: str, cls_name: str, layout: str):
             raise DataUnavailable(f"{name} needs torchvision, which is not installed; run `make setup` "
                                   f"(or pip install -r requirements.txt)") from exc
 
-        root = Path(cfg.data_root) if cfg.data_root else store.default_data_root(name)
+        root = user_path(cfg.data_root) if cfg.data_root else store.default_data_root(name)
         cls = getattr(tvd, cls_name)
         sets = []
         for train in (True, False):
@@ -126,7 +134,7 @@ def _read_idx(path: Path) -> np.ndarray:
 def load_imagefolder(cfg: DataConfig) -> RawData:
     if not cfg.data_root:
         raise TMUError("imagefolder needs --data-root: a folder with train/ and test/ class subfolders, or class subfolders")
-    root = Path(cfg.data_root).expanduser()
+    root = user_path(cfg.data_root)
     if not root.is_dir():
         raise TMUError(f"data root {root} does not exist or is not a folder")
     split = (root / "train").is_dir() and (root / "test").is_dir()
@@ -183,21 +191,51 @@ def _list_images(folder: Path) -> dict[str, list[tuple[Path, tuple[int, int]]]]:
     return out
 
 
+GREY = ("1", "L", "LA", "La", "I", "F") + tuple(f"I;16{e}" for e in ("", "B", "L", "N"))
+
+
+def eight_bit(im):
+    """Any image Pillow opens as an 8-bit "L" (greyscale modes) or "RGB" image, its range scaled, not clipped.
+
+    16-bit greyscale (I;16*) is divided by 257 (65535 -> 255); 32-bit integer ("I") and float ("F") images are
+    read as 8-bit when their values fit 0..255, as 16-bit when they fit 0..65535, else stretched to their own
+    min..max ("F" in [0, 1] is scaled by 255). Transparency (P with a transparent colour, LA, RGBA) is
+    composited on black; CMYK and YCbCr are converted by Pillow.
+    """
+    from PIL import Image
+
+    if im.mode in ("I", "F") or im.mode.startswith("I;16"):
+        a = np.asarray(im, dtype=np.float64)
+        a = np.nan_to_num(a, nan=0.0, posinf=0.0, neginf=0.0)
+        lo, hi = float(a.min(initial=0.0)), float(a.max(initial=0.0))
+        if im.mode.startswith("I;16") or (lo >= 0 and 255 < hi <= 65535 and im.mode == "I"):
+            a = a / 257.0
+        elif im.mode == "F" and lo >= 0 and hi <= 1.0:
+            a = a * 255.0
+        elif lo < 0 or hi > 255:
+            a = (a - lo) * (255.0 / (hi - lo)) if hi > lo else np.zeros_like(a)
+        return Image.fromarray(np.clip(np.rint(a), 0, 255).astype(np.uint8), "L")
+    if im.mode == "P" and "transparency" in im.info or im.mode in ("PA", "LA", "La", "RGBA", "RGBa"):
+        rgba = im.convert("RGBA")
+        black = Image.new("RGBA", rgba.size, (0, 0, 0, 255))
+        out = Image.alpha_composite(black, rgba)
+        return out.convert("L" if im.mode in ("LA", "La") else "RGB")
+    return im.convert("L" if im.mode in GREY else "RGB")
+
+
 def _decode(listing: dict[str, list[tuple[Path, tuple[int, int]]]], classes: list[str], size: int):
     from PIL import Image, UnidentifiedImageError
 
     files = [(f, classes.index(c)) for c, fs in listing.items() for f, _ in fs]
-    modes = set()
     imgs = []
     for f, _ in files:
         try:
             with Image.open(f) as im:
                 im.load()
-                modes.add("L" if im.mode in ("L", "1", "I;16", "I") else "RGB")
-                imgs.append(im.copy())
-        except (UnidentifiedImageError, OSError, SyntaxError, ValueError) as exc:
+                imgs.append(eight_bit(im))
+        except (UnidentifiedImageError, Image.DecompressionBombError, OSError, SyntaxError, ValueError) as exc:
             raise TMUError(f"cannot read image {f}: {exc.__class__.__name__}; remove or replace that file") from exc
-    mode = "L" if modes == {"L"} else "RGB"
+    mode = "L" if all(im.mode == "L" for im in imgs) else "RGB"
     x = np.empty((len(imgs), size, size, 1 if mode == "L" else 3), dtype=np.uint8)
     for i, im in enumerate(imgs):
         im = im.convert(mode)

@@ -16,6 +16,10 @@ from ..methods import METHODS, REFERENCES, display, ordered
 from . import protocol
 
 
+NO_RESULT = {k: float("nan") for k in ("acc_test", "acc_forget", "abs_delta", "sample_agreement", "activation_distance",
+                                       "mia", "mia_auc")}
+
+
 def _label(name: str) -> str:
     return display(name).short
 
@@ -41,7 +45,7 @@ def _table1_row(r: dict, cls: str, methods: list[str]) -> dict:
     row = {"class": cls, "original A_f": r["models"]["original"]["acc_forget"], "gold A_test": g["acc_test"],
            "gold A_f": g["acc_forget"]}
     for m in methods:
-        mm = r["models"][m]
+        mm = r["models"].get(m, NO_RESULT)  # a method that diverged in this run has no results
         row.update({f"{_label(m)} A_test": mm["acc_test"], f"{_label(m)} A_f": mm["acc_forget"],
                     f"{_label(m)} |Δ|": mm["abs_delta"], f"{_label(m)} agree": mm.get("sample_agreement", float("nan"))})
     return row
@@ -66,9 +70,9 @@ def tables(results: list[dict], tuning_classes=()) -> dict[str, pd.DataFrame]:
         cls = _row_label(r, results)
         models = r["models"]
         rows["table1"].append(_table1_row(r, cls, methods))
-        rows["table3"].append({"class": cls, **{_label(m): models[m]["activation_distance"] for m in methods}})
+        rows["table3"].append({"class": cls, **{_label(m): models.get(m, NO_RESULT)["activation_distance"] for m in methods}})
         for key, field in (("mia", "mia"), ("mia_auc", "mia_auc")):
-            rows[key].append({"class": cls, **{_label(m): models[m].get(field, float("nan"))
+            rows[key].append({"class": cls, **{_label(m): models.get(m, NO_RESULT).get(field, float("nan"))
                                                 for m in ("original", "gold", *methods)}})
         split = easy_hard_summary(r)
         if split:

@@ -45,7 +45,9 @@ def spawn(args: list[str], log_path: Path) -> subprocess.Popen:
     env["PYTHONPATH"] = os.pathsep.join(p for p in (str(PROJECT_ROOT), env.get("PYTHONPATH", "")) if p)
     log_path.parent.mkdir(parents=True, exist_ok=True)
     try:
-        with open(log_path, "ab") as log:
+        # O_NOFOLLOW: a link planted at the log's place is refused, never written through
+        fd = os.open(log_path, os.O_WRONLY | os.O_CREAT | os.O_APPEND | os.O_NOFOLLOW, 0o644)
+        with os.fdopen(fd, "ab") as log:
             proc = subprocess.Popen([sys.executable, "-m", *args], cwd=PROJECT_ROOT, env=env,
                                     stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT,
                                     start_new_session=True)

@@ -11,6 +11,8 @@ from __future__ import annotations
 
 import logging
 import os
+
+import torch
 import time
 import traceback
 from dataclasses import dataclass, field
@@ -18,7 +20,7 @@ from dataclasses import dataclass, field
 from .. import store
 from ..config import RunConfig, run_config_from_dict, run_config_to_dict
 from ..data import DATASETS, Dataset, ForgetSet, load_dataset, resolve_forget
-from ..errors import Cancelled, TMUError
+from ..errors import Cancelled, Diverged, TMUError
 from ..evaluate import artifacts, ensemble
 from ..evaluate.evaluator import Evaluator
 from ..methods import METHODS, REFERENCES, config_dict, method_config, run_order
@@ -54,7 +56,9 @@ def validate(cfg: RunConfig) -> tuple[Dataset, ForgetSet]:
 
 
 def start(cfg: RunConfig, root=None) -> store.Run:
-    """Validate and create a queued run folder holding config.json."""
+    """Validate (the device too) and create a queued run folder holding config.json: refused input leaves
+    no run folder behind."""
+    pick_device(cfg.device)
     _, forget = validate(cfg)
     hint = cfg.name or f"{cfg.data.dataset}-c{forget.class_index}-n{len(forget.ids)}-s{cfg.seed}"
     return store.Run.create(hint, run_config_to_dict(cfg), root)
@@ -109,7 +113,23 @@ class StatusWriter:
 
 
 def execute(run: store.Run, progress=None) -> dict:
-    """Execute a queued run; returns the result dict (the CLI's --json contract). Never leaves status 'running'."""
+    """Execute a queued run, or again one that failed, was cancelled or interrupted; returns the result dict
+    (the CLI's --json contract). One process at a time executes a run (the run's lock): a second is refused."""
+    with run.executing():
+        status = run.status()
+        state = status.get("state")
+        if state == "complete":
+            raise TMUError(f"run {run.id} is already complete; start a new run to change anything")
+        if state == "damaged":
+            raise TMUError(f"run {run.id} is damaged: {status.get('error')}")
+        if state in ("cancelled", "interrupted", "failed"):
+            run.clear_cancel()  # executing again is an explicit request: an old cancel must not stop it at once
+        # a queued run keeps its flag: a cancel pressed while this process was starting still counts
+        return _execute_owned(run, progress)
+
+
+def _execute_owned(run: store.Run, progress=None) -> dict:
+    """Execute a run whose lock this process holds. Never leaves status 'running'."""
     try:
         cfg = run_config_from_dict(run.config())
         check_names(cfg)
@@ -153,6 +173,7 @@ class Outcome:
     seconds: dict = field(default_factory=dict)
     configs: dict = field(default_factory=dict)
     reports: dict = field(default_factory=dict)
+    diverged: dict = field(default_factory=dict)  # method -> why it has no results (a non-finite loss or output)
 
 
 def _references(run, cfg, data, forget, device, writer, report) -> tuple[Trained, Trained]:
@@ -210,7 +231,13 @@ def _run_methods(run, cfg, data, forget, original, gold, device, writer, report)
                            gold=gold.model if entry.uses_gold else None, earlier=dict(out.reports))
         seed_everything(cfg.seed)
         t = time.perf_counter()
-        result = entry.run(task, mcfg, device, report)
+        try:
+            result = entry.run(task, mcfg, device, report)
+        except Diverged as exc:  # the others' results are kept; this one is recorded and left out
+            log.warning("method %s diverged: %s", name, exc)
+            out.diverged[name] = f"method {name}: {exc}"
+            writer.done(name, time.perf_counter() - t)
+            continue
         out.seconds[name] = time.perf_counter() - t
         out.models[name] = result.model
         if result.report is not None:
@@ -237,12 +264,13 @@ def _execute(run: store.Run, cfg: RunConfig, writer: StatusWriter, report) -> di
     original, gold = _references(run, cfg, data, forget, device, writer, report)
     golds = _extra_golds(run, cfg, data, forget, device, writer, report)
     out = _run_methods(run, cfg, data, forget, original, gold, device, writer, report)
-    models = {"original": original.model, "gold": gold.model, **{m: out.models[m] for m in cfg.methods}}
+    models = {"original": original.model, "gold": gold.model, **{m: out.models[m] for m in cfg.methods if m in out.models}}
     seconds = {"original": original.seconds, "gold": gold.seconds, **out.seconds}
 
     t = time.perf_counter()
     ev = Evaluator(data, forget, device, cfg.seed)
-    logits = {name: ev.logits(m) for name, m in models.items()}
+    logits = _finite_logits(ev, models, out)
+    models = {name: m for name, m in models.items() if name in logits}
     result_models = {name: {**ev.report(logits[name], logits["gold"]), "seconds": seconds[name]} for name in models}
     # original and gold may come from the cache: their seconds are those of the training that made them
     result_models["original"]["cached"] = original.cached
@@ -254,7 +282,7 @@ def _execute(run: store.Run, cfg: RunConfig, writer: StatusWriter, report) -> di
         "device": str(device), "models": result_models, "cost_ratio": _cost_ratio(out, gold.seconds),
         "cache": {"original": original.key, "gold": gold.key, "original_cached": original.cached, "gold_cached": gold.cached},
         "method_config": {k: config_dict(v) for k, v in out.configs.items()},
-        "train_config": run.config()["train"],
+        "train_config": run.config()["train"], "diverged": out.diverged,
     }
     for name, rep in out.reports.items():
         result[name] = rep.summary(gold_easy)
@@ -264,6 +292,23 @@ def _execute(run: store.Run, cfg: RunConfig, writer: StatusWriter, report) -> di
     result["stage_seconds"] = {k: v.get("seconds") for k, v in writer.times.items()}
     run.save_metrics(result)
     return result
+
+
+def _finite_logits(ev: Evaluator, models: dict, out: Outcome) -> dict:
+    """Every model's logits; a method whose outputs are not finite is moved to `out.diverged` (a reference
+    model with such outputs fails the run: nothing can be compared with it)."""
+    logits = {}
+    for name, model in models.items():
+        lg = ev.logits(model)
+        if all(bool(torch.isfinite(v).all()) for v in lg.values()):
+            logits[name] = lg
+        elif name in REFERENCES:
+            raise Diverged(f"the {name} model's outputs are not finite numbers; lower the learning rate or the momentum")
+        else:
+            out.diverged[name] = f"method {name}: its outputs are not finite numbers (it diverged)"
+            for part in (out.models, out.seconds, out.reports):
+                part.pop(name, None)
+    return logits
 
 
 def _save_artifacts(run, data, forget, models, out: Outcome, gold_easy, device, seed: int, columns=None) -> None:

@@ -23,6 +23,7 @@ import torch.nn as nn
 
 from ..config import DataConfig, TrainConfig, check_bounds, opt
 from ..data import Dataset, ForgetSet, to_float
+from ..errors import check_finite
 from ..train import Progress, ProgressFn, autocast, generator, make_schedule, on_device
 
 
@@ -116,6 +117,7 @@ def unlearn_loop(model: nn.Module, retain: tuple[torch.Tensor, torch.Tensor], fo
                 out = model(torch.cat([xb_r, xb_f])).float()
                 retain_sum, forget_sum = loss_fn(out[:len(ri)], yr[ri], out[len(ri):], tf[fi], xb_r, xb_f)
                 loss = combine(retain_sum, forget_sum, len(ri), len(fi), cfg.weighting)
+            check_finite(loss, stage, epoch)
             opt_.zero_grad(set_to_none=True)
             loss.backward()
             for name, p in model.named_parameters():

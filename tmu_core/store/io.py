@@ -35,6 +35,10 @@ def atomic_write_bytes(path: Path, data: bytes) -> None:
             fh.flush()
             os.fsync(fh.fileno())
         os.replace(tmp, path)
+    except OSError as exc:  # a full disk, a quota: the old file stays as it was
+        Path(tmp).unlink(missing_ok=True)
+        raise TMUError(f"cannot write {path.name} in {path.parent}: {exc.strerror or exc}; free some space "
+                       f"or set TMU_RUNS_DIR to another folder") from exc
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
         raise
@@ -83,8 +87,10 @@ def read_json(path: Path):
         return json.loads(path.read_text())
     except FileNotFoundError as exc:
         raise TMUError(f"{path.name} is missing in {path.parent}") from exc
-    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
+    except (json.JSONDecodeError, UnicodeDecodeError, RecursionError) as exc:
         raise TMUError(f"{path} is damaged (not valid JSON)") from exc
+    except OSError as exc:  # a folder, a fifo or an unreadable file where the JSON file should be
+        raise TMUError(f"{path} is damaged (cannot be read: {exc.strerror or exc.__class__.__name__})") from exc
 
 
 def _json_default(o):

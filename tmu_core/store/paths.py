@@ -1,7 +1,7 @@
 """Where every file of the run store lives: the one place that spells out folder and file names.
 
     <TMU_RUNS_DIR or ./runs>/
-      <run_id>/config.json status.json metrics.json samples.csv embeddings.npz run.log error.log cancel
+      <run_id>/config.json status.json metrics.json samples.csv embeddings.npz run.log error.log cancel execute.lock
                weights/<model>.pt   umap-<model>.npz / .json / .log (the Embeddings page's maps)
       _cache/models/<hash>.pt .json .lock   original and gold models keyed by a hash of what made them
       _cache/data/<key>.npz                 decoded image folders
@@ -16,6 +16,7 @@ from .io import ensure_dir
 
 CONFIG, STATUS, METRICS, SAMPLES, EMBEDDINGS = "config.json", "status.json", "metrics.json", "samples.csv", "embeddings.npz"
 RUN_LOG, ERROR_LOG, CANCEL = "run.log", "error.log", "cancel"
+EXECUTE_LOCK = "execute.lock"  # held by the one process that executes the run
 SWEEP_RESULTS, SWEEP_TABLES = "results.json", "tables.md"
 
 
@@ -43,6 +44,15 @@ def model_cache_file(key: str) -> Path:
 
 def model_meta_file(key: str) -> Path:
     return cache_dir("models") / f"{key}.json"
+
+
+def read_model_meta(key: str) -> dict:
+    """A cached model's metadata, checked in shape (TMUError when damaged: the model is then retrained)."""
+    from .io import read_json
+    from .schema import check_model_meta
+
+    path = model_meta_file(key)
+    return check_model_meta(read_json(path), f"cached model metadata {path.name}")
 
 
 def model_lock_file(key: str) -> Path:

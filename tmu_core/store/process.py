@@ -14,7 +14,7 @@ def pid_alive(pid) -> bool:
         return False
     try:
         os.kill(pid, 0)
-    except ProcessLookupError:
+    except (ProcessLookupError, OverflowError):  # a number too large for a pid is no process
         return False
     except PermissionError:
         return True

@@ -18,12 +18,13 @@ import numpy as np
 
 from ..errors import TMUError
 from . import paths as P
+from . import schema
 from .io import (atomic_savez, atomic_write_bytes, atomic_write_json, atomic_write_text, ensure_dir, load_state,
                  read_json, save_state)
 from .process import pid_start, run_process_alive, this_host
 
-RUN_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$")
-STATES = ("queued", "running", "complete", "failed", "cancelled", "interrupted")
+RUN_ID = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,127}")  # used with fullmatch: no trailing newline slips through
+STATES = schema.STATES
 
 
 @contextmanager
@@ -36,8 +37,8 @@ def model_lock(key: str):
 
 
 def check_run_id(run_id: str) -> str:
-    if not isinstance(run_id, str) or not RUN_ID.match(run_id) or ".." in run_id:
-        raise TMUError(f"'{run_id}' is not a valid run id: use letters, digits, '.', '_' and '-' "
+    if not isinstance(run_id, str) or not RUN_ID.fullmatch(run_id) or ".." in run_id:
+        raise TMUError(f"{run_id!r} is not a valid run id: use letters, digits, '.', '_' and '-' "
                        f"(no '/', no '..', at most 128 characters)")
     return run_id
 
@@ -53,7 +54,7 @@ class Run:
     # --- creation
     @classmethod
     def create(cls, hint: str, config: dict, root: Path | None = None) -> "Run":
-        slug = re.sub(r"[^A-Za-z0-9._-]+", "-", hint).strip("-.")[:60] or "run"
+        slug = re.sub(r"\.{2,}", ".", re.sub(r"[^A-Za-z0-9._-]+", "-", hint)).strip("-.")[:60].strip("-.") or "run"
         stamp = _dt.datetime.now().strftime("%Y%m%d-%H%M%S")
         run = cls(f"{slug}-{stamp}-{secrets.token_hex(2)}", root)
         ensure_dir(run.root)
@@ -69,22 +70,37 @@ class Run:
 
     # --- named files
     def config(self) -> dict:
-        return self.read_json(P.CONFIG)
+        """config.json, checked in shape and values (a mismatch raises TMUError: the run is damaged)."""
+        from ..config import run_config_from_dict
+
+        cfg = schema.check_config(self.read_json(P.CONFIG), self._what(P.CONFIG))
+        try:
+            run_config_from_dict(cfg)
+        except (TMUError, TypeError, ValueError, OverflowError) as exc:
+            raise TMUError(f"{self._what(P.CONFIG)} is damaged ({exc})") from None
+        return cfg
 
     def metrics(self) -> dict:
-        return self.read_json(P.METRICS)
+        return schema.check_metrics(self.read_json(P.METRICS), self._what(P.METRICS))
+
+    def _what(self, name: str) -> str:
+        return f"{name} in run {self.id}"
 
     def save_metrics(self, result: dict) -> None:
         self.write_json(P.METRICS, result)
 
     def samples(self):
-        return self.load_table(P.SAMPLES)
+        df = self.load_table(P.SAMPLES)
+        schema.check_samples(df, self.metrics(), self._what(P.SAMPLES))
+        return df
 
     def save_samples(self, df) -> None:
         self.save_table(df, P.SAMPLES)
 
     def embeddings(self) -> dict[str, np.ndarray]:
-        return self.load_arrays(P.EMBEDDINGS)
+        arrays = self.load_arrays(P.EMBEDDINGS)
+        schema.check_embeddings(arrays, self._what(P.EMBEDDINGS))
+        return arrays
 
     def save_embeddings(self, **arrays) -> None:
         self.save_arrays(P.EMBEDDINGS, **arrays)
@@ -144,10 +160,10 @@ class Run:
 
     def umap_job(self, model: str) -> dict | None:
         try:
-            job = read_json(self.dir / P.umap_files(check_run_id(model))[1])
+            name = P.umap_files(check_run_id(model))[1]
+            return schema.check_umap_job(read_json(self.dir / name), self._what(name))
         except TMUError:
             return None
-        return job if isinstance(job, dict) else None
 
     def set_umap_job(self, model: str, **state) -> None:
         atomic_write_json(self.dir / P.umap_files(check_run_id(model))[1], state)
@@ -203,16 +219,12 @@ class Run:
     def status(self) -> dict:
         """The run's status; a 'running' run whose process has died reads as 'interrupted'."""
         try:
-            st = read_json(self.dir / P.STATUS)
+            st = schema.check_status(read_json(self.dir / P.STATUS), self._what(P.STATUS))
         except TMUError as exc:
             return {"state": "damaged", "stage": "", "progress": 0.0, "error": str(exc)}
-        if not isinstance(st, dict) or st.get("state") not in STATES:
-            return {"state": "damaged", "stage": "", "progress": 0.0,
-                    "error": f"status.json in run {self.id} is damaged (no valid state)"}
-        if st.get("state") in ("running", "queued") and "pid" in st and not run_process_alive(st):
+        if st.get("state") in ("running", "queued") and st.get("pid") is not None and not run_process_alive(st):
             st["state"] = "interrupted"
-            st.setdefault("error", None)
-            st["error"] = st["error"] or f"the process stopped during '{st.get('stage')}'"
+            st["error"] = st.get("error") or f"the process stopped during '{st.get('stage')}'"
         return st
 
     def set_status(self, **changes) -> dict:
@@ -228,6 +240,24 @@ class Run:
         self.write_json(P.STATUS, st)
         return st
 
+    @contextmanager
+    def executing(self):
+        """Hold the run's execute lock: one run, one executor. A second process is refused at once."""
+        from filelock import FileLock, Timeout
+
+        lock = FileLock(str(self.dir / P.EXECUTE_LOCK), timeout=0)
+        try:
+            lock.acquire()
+        except Timeout:
+            raise TMUError(f"run {self.id} is already being executed by another process; wait for it to end "
+                           f"or cancel it") from None
+        except OSError as exc:
+            raise TMUError(f"cannot lock run {self.id}: {exc.strerror or exc}") from exc
+        try:
+            yield
+        finally:
+            lock.release()
+
     def request_cancel(self) -> None:
         atomic_write_bytes(self.dir / P.CANCEL, b"1")
 
@@ -238,17 +268,41 @@ class Run:
         (self.dir / P.CANCEL).unlink(missing_ok=True)
 
     def damage(self) -> str | None:
-        """Why a complete run's results cannot be trusted (unreadable metrics or weights), or None."""
+        """Why a complete run's results cannot be trusted (a stored file unreadable or of the wrong shape),
+        or None. Remembered per file version, so listing runs does not re-read unchanged files."""
+        stamps = []
+        for f in sorted([*(self.dir / n for n in (P.METRICS, P.SAMPLES, P.EMBEDDINGS)), *self._weight_files()]):
+            try:
+                st = f.stat()
+                stamps.append((f.name, st.st_mtime_ns, st.st_size, st.st_ino))
+            except OSError:
+                stamps.append((f.name, None))
+        key = (str(self.dir.resolve()), tuple(stamps))
+        if key not in _DAMAGE:
+            _DAMAGE.clear() if len(_DAMAGE) > 512 else None
+            _DAMAGE[key] = self._find_damage()
+        return _DAMAGE[key]
+
+    def _weight_files(self) -> list[Path]:
         try:
-            metrics = self.metrics()
+            return list((self.dir / "weights").glob("*.pt"))
+        except OSError:
+            return []
+
+    def _find_damage(self) -> str | None:
+        try:
+            self.metrics()
+            self.samples()
+            self.embeddings()
         except TMUError as exc:
             return str(exc)
-        if not isinstance(metrics, dict):
-            return f"metrics.json in run {self.id} is damaged (not a JSON object)"
-        for w in sorted((self.dir / "weights").glob("*.pt")):
+        for w in sorted(self._weight_files()):
             if not zipfile.is_zipfile(w):  # torch.save writes a zip; a truncated or foreign file is not one
                 return f"weights file {w.name} in run {self.id} is damaged"
         return None
+
+
+_DAMAGE: dict[tuple, str | None] = {}
 
 
 def _inside_root(run: Run) -> bool:
@@ -286,7 +340,7 @@ def list_runs(root: Path | None = None) -> list[RunInfo]:
         return []
     out = []
     for d in root.iterdir():
-        if not d.is_dir() or d.name.startswith(("_", ".")) or not RUN_ID.match(d.name):
+        if not d.is_dir() or d.name.startswith(("_", ".")) or not RUN_ID.fullmatch(d.name):
             continue
         run = Run(d.name, root)
         if not _inside_root(run):
@@ -299,17 +353,13 @@ def _info(run: Run) -> RunInfo:
     st = run.status()
     try:
         cfg = run.config()
-        if not isinstance(cfg, dict):
-            raise TMUError(f"config.json in run {run.id} is damaged (not a JSON object)")
     except TMUError as exc:
         cfg, st = None, {**st, "state": "damaged", "error": str(exc)}
     if st.get("state") == "complete":
         why = run.damage()
         if why:
             st = {**st, "state": "damaged", "error": why}
-    progress = st.get("progress", 0.0)
-    progress = float(progress) if isinstance(progress, (int, float)) else 0.0
-    return RunInfo(run.id, st.get("state", "damaged"), str(st.get("stage", "")), progress,
+    return RunInfo(run.id, st.get("state", "damaged"), str(st.get("stage", "")), float(st.get("progress", 0.0)),
                    st.get("error"), str(st.get("updated", "")), cfg)
 
 
@@ -346,5 +396,5 @@ def list_sweeps(root: Path | None = None) -> list[str]:
     base = P.sweeps_root(root)
     if not base.is_dir():
         return []
-    found = [d for d in base.iterdir() if d.is_dir() and RUN_ID.match(d.name) and (d / P.SWEEP_RESULTS).exists()]
+    found = [d for d in base.iterdir() if d.is_dir() and RUN_ID.fullmatch(d.name) and (d / P.SWEEP_RESULTS).exists()]
     return [d.name for d in sorted(found, key=lambda d: d.stat().st_mtime, reverse=True)]

@@ -52,6 +52,8 @@ class FeatureConfig:
         bad = [f for f in self.features if f not in FEATURES]
         if bad or not self.features:
             raise TMUError(f"unknown feature(s) {bad}; choose from {', '.join(FEATURES)}")
+        if len(set(self.features)) != len(self.features):
+            raise TMUError(f"features listed twice: {' '.join(self.features)}; give each of {', '.join(FEATURES)} at most once")
 
 
 @dataclass(frozen=True)

@@ -1,0 +1,244 @@
+"""Hostile stored files, odd images, diverging recipes, double execution and input mistakes: each is named in
+one line (exit 2 on the CLI), nothing else in the store is lost, no page raises."""
+from __future__ import annotations
+
+import json
+import shutil
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+import torch
+from PIL import Image
+
+from clitools import ROOT
+from tmu_core import store
+from tmu_core.cli import main
+from tmu_core.errors import Diverged, TMUError
+
+
+def copy_run(finished_run, runs_dir, name: str | None = None) -> store.Run:
+    src, run_id = finished_run
+    shutil.copytree(src / run_id, runs_dir / (name or run_id))
+    return store.open_run(name or run_id)
+
+
+def states(capsys) -> dict[str, str]:
+    assert main(["runs"]) == 0
+    lines = capsys.readouterr().out.splitlines()[1:]
+    return {line.split()[0]: line for line in lines}
+
+
+def call(argv, capsys) -> tuple[int, str]:
+    code = main(argv)
+    err = capsys.readouterr().err
+    return code, err
+
+
+# ---------------------------------------------------------------- 1, 2: damaged status and wrong shapes
+WRONG = {
+    "status.json": ['{"state":"running","pid":99999999999999999999999}', '{"state":"complete","progress":"x"}', "[]"],
+    "config.json": ['{"data": "digits"}', '{"seed": "zero"}', '{"train": {"epochs": "three"}}', "[1, 2]"],
+    "metrics.json": ["{}", '{"models": {}}', "[]"],
+    "samples.csv": ["id,role\n1,forget\n", None],  # None: the real file truncated
+    "embeddings.npz": [None],
+}
+
+
+CASES = [pytest.param(name, text, id=f"{name}-{i}") for name, contents in WRONG.items() for i, text in enumerate(contents)]
+
+
+@pytest.mark.parametrize("name,text", CASES)
+def test_a_file_of_the_wrong_shape_marks_its_run_damaged_and_others_list(name, text, finished_run, runs_dir, capsys):
+    good = copy_run(finished_run, runs_dir, "good")
+    bad = copy_run(finished_run, runs_dir, "bad")
+    path = bad.dir / name
+    path.write_bytes(path.read_bytes()[: len(path.read_bytes()) * 2 // 3] if text is None else text.encode())
+    rows = states(capsys)
+    assert "complete" in rows["good"]
+    assert "damaged" in rows["bad"] and name in rows["bad"], rows["bad"]
+
+
+def test_a_folder_in_place_of_status_json_is_damage(finished_run, runs_dir, capsys):
+    copy_run(finished_run, runs_dir, "good")
+    (runs_dir / "r2" / "status.json").mkdir(parents=True)
+    rows = states(capsys)
+    assert "damaged" in rows["r2"] and "complete" in rows["good"]
+
+
+def test_damaged_cache_metadata_is_retrained(runs_dir):
+    from tmu_core.config import DataConfig, TrainConfig
+    from tmu_core.data import load_dataset
+    from tmu_core.references import train_cached
+
+    cfg, data_cfg = TrainConfig(epochs=1, batch_size=32), DataConfig(train_per_class=10)
+    data = load_dataset(data_cfg, seed=0)
+    first = train_cached("original", data, data_cfg, cfg, data.train_ids, 0, torch.device("cpu"))
+    store.model_meta_file(first.key).write_text("[]")
+    again = train_cached("original", data, data_cfg, cfg, data.train_ids, 0, torch.device("cpu"))
+    assert not again.cached
+    assert json.loads(store.model_meta_file(first.key).read_text())["seconds"] >= 0
+
+
+# ---------------------------------------------------------------- 3: image modes
+def _save(path, im):
+    path.parent.mkdir(parents=True, exist_ok=True)
+    im.save(path)
+
+
+def test_sixteen_bit_and_other_modes_decode_to_their_grey_level(tmp_path, runs_dir):
+    from tmu_core.config import DataConfig
+    from tmu_core.data import load_raw
+
+    grey16 = Image.fromarray(np.full((8, 8), 127 * 257, dtype=np.uint16))
+    for i in range(3):
+        _save(tmp_path / "sixteen" / "a" / f"{i}.png", grey16)
+        _save(tmp_path / "sixteen" / "b" / f"{i}.png", grey16)
+    raw = load_raw(DataConfig(dataset="imagefolder", data_root=str(tmp_path / "sixteen"), image_size=8))
+    assert raw.x_train.shape[1] == 1 and abs(float(raw.x_train.float().mean()) - 127) < 1
+
+    from tmu_core.data.sources import eight_bit
+
+    assert np.asarray(eight_bit(Image.fromarray(np.full((4, 4), 0.5, np.float32), "F"))).mean() == 128
+    assert np.asarray(eight_bit(Image.fromarray(np.full((4, 4), 1000, np.int32), "I"))).mean() == 4  # 16-bit range
+    cmyk = eight_bit(Image.new("CMYK", (4, 4), (0, 0, 0, 0)))
+    assert cmyk.mode == "RGB" and np.asarray(cmyk).mean() == 255
+    pal = Image.new("P", (4, 4))
+    pal.putpalette([255, 0, 0] * 256)
+    pal.info["transparency"] = 0  # every pixel transparent: black, not red
+    assert np.asarray(eight_bit(pal)).max() == 0
+
+
+def test_a_decompression_bomb_is_one_line(tmp_path, runs_dir, monkeypatch, capsys):
+    monkeypatch.setattr(Image, "MAX_IMAGE_PIXELS", 1000)  # a 100x100 image then counts as a bomb
+    for c in ("a", "b"):
+        _save(tmp_path / "bomb" / c / "x.png", Image.new("L", (100, 100)))
+    code, err = call(["train", "--dataset", "imagefolder", "--data-root", str(tmp_path / "bomb")], capsys)
+    assert code == 2 and "cannot read image" in err and len(err.strip().splitlines()) == 1
+
+
+# ---------------------------------------------------------------- 4: diverging recipes
+def test_the_loops_name_what_diverged():
+    from tmu_core.config import TrainConfig
+    from tmu_core.methods.loop import LoopConfig, unlearn_loop
+    from tmu_core.models import build_model
+    from tmu_core.train import fit
+
+    model = build_model("small_cnn", 1, 10, 8, (0.5,), (0.25,))
+    x, y = torch.rand(8, 1, 8, 8), torch.arange(8) % 10
+    nan_loss = lambda lr, yr, lf, tf, xr, xf: (lr.sum() * float("nan"), lf.sum() * 0.0)
+    with pytest.raises(Diverged, match="neggrad diverged"):
+        unlearn_loop(model, (x, y), (x[:0], y[:0]), nan_loss, LoopConfig(epochs=1), torch.device("cpu"), stage="neggrad")
+    with pytest.raises(Diverged, match="gold model diverged"):
+        fit(model, x * float("inf"), y, TrainConfig(epochs=1, batch_size=8), torch.device("cpu"), stage="gold")
+
+
+def test_a_diverging_method_keeps_the_others(runs_dir, monkeypatch):
+    from dataclasses import replace
+
+    from apptools import tiny_config
+    from tmu_core.config import ForgetSpec
+    from tmu_core.evaluate import tables as paper_tables
+    from tmu_core.jobs.pipeline import execute, start
+    from tmu_core.methods import finetune
+
+    real = finetune.ce_sum
+    monkeypatch.setattr(finetune, "ce_sum", lambda logits, y: real(logits, y) * float("nan"))
+    cfg = replace(tiny_config(ForgetSpec(forget_class="8", forget_count=10), "div"), methods=("finetune", "neggrad"))
+    run = start(cfg)
+    result = execute(run)
+    assert run.status()["state"] == "complete"
+    assert "finetune" in result["diverged"] and "finetune diverged" in result["diverged"]["finetune"]
+    assert "finetune" not in result["models"] and "neggrad" in result["models"]
+    assert [r.state for r in store.list_runs()] == ["complete"]
+    assert "NG |Δ|" in " ".join(paper_tables.tables([run.metrics()])["table1"].columns)
+
+
+# ---------------------------------------------------------------- 6, 7, 10: input mistakes
+@pytest.mark.parametrize("argv,needle", [
+    (["--forget-class", "⁸"], "unknown class '⁸'"),
+    (["--forget-class=--8"], "unknown class '--8'"),
+    (["--forget-ids", "99999999999999999999999"], "far beyond any data set's size"),
+    (["--seed", "99999999999999999999"], "seed must be at least 0 and at most"),
+    (["--dataset", "imagefolder", "--data-root", "~nosuchuser/x"], "no such user"),
+    (["--forget-count", "10", "--forget-fraction", "0.5"], "give only one of"),
+    (["--tmu-features", "NF", "NF"], "features listed twice"),
+    (["--mechanism", "neggrad", "--tmu-mechanism", "randlabel"], "disagree"),
+])
+def test_input_mistakes_are_one_line_and_leave_no_run(argv, needle, runs_dir, capsys):
+    code, err = call(["run", "--train-per-class", "30", "--epochs", "1", "--methods", "tmu", *argv], capsys)
+    assert code == 2 and needle in err and len(err.strip().splitlines()) == 1, err
+    assert not runs_dir.exists() or not [p for p in runs_dir.iterdir() if not p.name.startswith("_")]
+
+
+@pytest.mark.skipif(torch.cuda.is_available(), reason="needs a machine without CUDA")
+def test_an_unavailable_device_leaves_no_run(runs_dir, capsys):
+    code, err = call(["run", "--device", "cuda", "--methods", "finetune"], capsys)
+    assert code == 2 and "no CUDA GPU" in err
+    assert not runs_dir.exists() or not [p for p in runs_dir.iterdir() if not p.name.startswith("_")]
+
+
+def test_a_full_disk_is_one_line(runs_dir, monkeypatch, capsys):
+    import errno
+    import os
+
+    def full(fd):
+        raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
+
+    monkeypatch.setattr(os, "fsync", full)
+    code, err = call(["run", "--train-per-class", "30", "--forget-count", "5", "--methods", "finetune"], capsys)
+    assert code == 2 and "No space left" in err and len(err.strip().splitlines()) == 1, err
+
+
+def test_a_broken_pipe_exits_quietly(finished_run, runs_dir):
+    for i in range(400):  # enough rows to outgrow the pipe's buffer
+        (runs_dir / f"r{i:03d}").mkdir(parents=True)
+    env = {**__import__("os").environ, "TMU_RUNS_DIR": str(runs_dir)}
+    proc = subprocess.run(f"{sys.executable} -m tmu_core runs | head -1", shell=True, cwd=ROOT, env=env,
+                          capture_output=True, text=True, timeout=120)
+    assert proc.stderr == "" and len(proc.stdout.splitlines()) == 1
+
+
+def test_names_ids_cancel_and_execute(finished_run, runs_dir, capsys):
+    run = store.Run.create("v1..2", {})
+    assert run.id.startswith("v1.2-")
+    with pytest.raises(TMUError, match="not a valid run id"):
+        store.check_run_id("abc\n")
+    done = copy_run(finished_run, runs_dir)
+    code, err = call(["cancel", done.id], capsys)
+    assert code == 2 and "complete" in err and not done.cancel_requested()
+
+
+# ---------------------------------------------------------------- 8, 9: one executor, safe error.log
+def test_a_second_executor_is_refused(finished_run, runs_dir, capsys):
+    run = copy_run(finished_run, runs_dir)
+    run.set_status(state="interrupted")
+    before = (run.dir / "status.json").read_bytes()
+    with run.executing():  # another process executing it
+        code, err = call(["execute", run.id], capsys)
+    assert code == 2 and "already being executed" in err
+    assert (run.dir / "status.json").read_bytes() == before
+
+
+def test_execute_prints_its_result(finished_run, runs_dir, capsys):
+    run = copy_run(finished_run, runs_dir)
+    run.set_status(state="interrupted")
+    assert main(["execute", run.id]) == 0
+    out = capsys.readouterr().out
+    assert run.id in out and "gold" in out and "finetune" in out
+
+
+def test_error_log_and_run_log_do_not_follow_links(tmp_path, runs_dir):
+    from tmu_core.jobs.launch import spawn
+
+    victim = tmp_path / "victim"
+    victim.write_text("keep")
+    run = store.Run.create("links", {})
+    (run.dir / "error.log").symlink_to(victim)
+    run.write_error_log("Traceback ...")
+    assert victim.read_text() == "keep" and not (run.dir / "error.log").is_symlink()
+    (run.dir / "run.log").symlink_to(victim)
+    with pytest.raises(TMUError):
+        spawn(["tmu_core", "runs"], run.log_path())
+    assert victim.read_text() == "keep"
