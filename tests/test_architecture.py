@@ -135,3 +135,14 @@ def test_pages_and_ui_build_no_paths():
             if needle in text:
                 offenders.append(f"{path.relative_to(ROOT)}: {needle}")
     assert not offenders, offenders
+
+
+def test_the_stored_config_schema_knows_every_run_config_field():
+    """store/schema.py checks config.json's top-level keys; a RunConfig field it does not know would make
+    every new run read as damaged."""
+    from dataclasses import fields
+
+    from tmu_core.config import RunConfig
+    from tmu_core.store.schema import ConfigFile
+
+    assert set(ConfigFile.model_fields) == {f.name for f in fields(RunConfig)}

@@ -56,6 +56,7 @@ class ConfigFile(BaseModel):
     seed: int = 0
     device: str = "auto"
     name: str = ""
+    gold_seeds: int = 1
 
 
 class ModelMetrics(_Open):
