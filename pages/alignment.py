@@ -40,8 +40,12 @@ def show_run() -> None:
     if "tmu" in metrics["models"]:
         m[1].metric("TMU |Δ|", f"{metrics['models']['tmu']['abs_delta']:.1f}")
     best, best_delta = tables.best_aligned(models)
-    m[2].metric("Best aligned", best, help=f"smallest |Δ|: {best_delta:.1f} (FT fine-tuning, NG negative gradient, "
-                                           "RL random labels, BT Bad Teacher)")
+    if best == "none":
+        m[2].metric("Best aligned", "—", help="this run trained no unlearning method")
+    else:
+        m[2].metric("Best aligned", best, help=f"smallest |Δ|: {best_delta:.1f}; methods within one D_f image of it "
+                                               "tie. " + ", ".join(f"{tables.short_label(n)} {tables.model_label(n)}"
+                                                                  for n in models.loc[models["kind"] != "reference", "model"]))
     cost = tables.cost_text(metrics)
     if cost:
         m[3].metric("TMU time / gold's training time", f"{metrics['cost_ratio']:.2f}×", help=cost)
@@ -50,14 +54,21 @@ def show_run() -> None:
     if note:
         st.info(f"**Why TMU is not the closest to gold here.** {note}", icon=":material/info:")
 
+    if best == "none":
+        st.info("This run trained only the original and gold models: there is no unlearning method to align. "
+                "Launch a run with at least one method on the Run page.", icon=":material/info:")
+        nav.link("run", "Go to the Run page")
     c1, c2 = st.columns([3, 2])
     c1.plotly_chart(charts.forget_accuracy_figure(models), key="align_af")
-    c2.plotly_chart(charts.delta_figure(models), key="align_delta")
+    if best != "none":
+        c2.plotly_chart(charts.delta_figure(models), key="align_delta")
     st.plotly_chart(charts.utility_figure(models), key="align_utility")
-    st.dataframe(models.drop(columns="model"), hide_index=True, key="align_table", column_config={
+    st.dataframe(models.drop(columns=["model", "kind"]), hide_index=True, key="align_table", column_config={
         "label": "model", **{c: st.column_config.NumberColumn(c, format=tables.PERCENT_FORMAT) for c in ("A_test", "A_r", "A_f")},
         "delta": st.column_config.NumberColumn("Δ = A_f − gold A_f", format="%+.1f"),
         "abs_delta": st.column_config.NumberColumn("|Δ|", format=tables.PERCENT_FORMAT),
+        "images": st.column_config.NumberColumn("|Δ| in D_f images", format="%d",
+                                                help="how many more or fewer D_f images it gets right than gold"),
         "activation_distance": st.column_config.NumberColumn("activation distance (L2)", format=tables.DISTANCE_FORMAT),
         "mia": st.column_config.NumberColumn("MIA (%)", format=tables.PERCENT_FORMAT),
         "seconds": st.column_config.NumberColumn("seconds", format="%.1f"),

@@ -27,9 +27,33 @@ N_NEIGHBORS = 15
 MIN_DIST = 0.1
 
 
+def _cache_compiled_code() -> None:
+    """Make numba keep every UMAP kernel it compiles on disk (in the run store), not only the few that umap-learn
+    and pynndescent mark `cache=True`: a fresh process then loads them instead of compiling for 30 s or more.
+
+    Must run before umap is imported (its kernels are compiled with the options of that moment). A kernel numba
+    cannot cache (it says so in a warning) is compiled as before.
+    """
+    if "umap" in sys.modules or getattr(_cache_compiled_code, "done", False):
+        return
+    import numba
+
+    numba.config.CACHE_DIR = str(store.compiled_code_dir())
+    for name in ("njit", "jit"):
+        original = getattr(numba, name)
+
+        def caching(*args, _original=original, **kwargs):
+            kwargs.setdefault("cache", True)
+            return _original(*args, **kwargs)
+
+        setattr(numba, name, caching)
+    _cache_compiled_code.done = True
+
+
 def fit_map(emb: np.ndarray, seed: int) -> np.ndarray:
     """2-D UMAP coordinates (N, 2) of activations `emb` (N, D), seeded (single-threaded, reproducible)."""
     emb = np.asarray(emb, dtype=np.float32)
+    _cache_compiled_code()
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")  # "n_jobs overridden by random_state": seeded runs are serial
         import umap

@@ -56,3 +56,9 @@ def sweeps_root(root: Path | None = None) -> Path:
 def umap_files(model: str) -> tuple[str, str, str]:
     """The map, job-state and log file names of one model's UMAP map inside a run folder."""
     return f"umap-{model}.npz", f"umap-{model}.json", f"umap-{model}.log"
+
+
+def compiled_code_dir() -> Path:
+    """Where numba keeps the machine code it compiles for UMAP, so a fresh process loads it instead of
+    compiling again (minutes on a busy CPU)."""
+    return cache_dir("numba")
