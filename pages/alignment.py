@@ -35,7 +35,7 @@ def show_run() -> None:
     st.caption(f"Run `{run.id}`: {metrics['dataset']}, {metrics['model']}, class {metrics['forget_class_name']}, "
                f"|D_f| = {metrics['forget_count']}, device {metrics['device']}")
     gold = models.set_index("model").loc["gold"]
-    m = st.columns(4)
+    m = st.columns([1, 1, 2, 1.4])  # "tie: FT, NG, TMU" needs the room
     m[0].metric("Gold A_f (target)", f"{gold['A_f']:.1f}%")
     if "tmu" in metrics["models"]:
         m[1].metric("TMU |Δ|", f"{metrics['models']['tmu']['abs_delta']:.1f}")

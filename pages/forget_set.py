@@ -132,7 +132,8 @@ if d["mode"] != "hand-pick" or d["ids"]:
         last = state.last_valid(before)
         same_class = all(last.get(k) == d[k] for k in ("dataset", "seed", "forget_class")) and last["mode"] == "hand-pick"
         d["ids"] = list(last["ids"]) if same_class else []
-        pick_error = (f"{bad} hand-picked samples cannot be forgotten: {state.ui_message(exc)} The selection is back "
+        reason = state.ui_message(exc).rstrip(".")
+        pick_error = (f"{bad} hand-picked samples cannot be forgotten: {reason}. The selection is back "
                       f"to the last valid one ({len(d['ids'])} samples).")
         state.note_rejected(f"{bad} hand-picked samples of class {class_name(c)}", state.ui_message(exc))
         st.session_state["fs_pick_generation"] = st.session_state.get("fs_pick_generation", 0) + 1
@@ -145,10 +146,10 @@ aux = preview.aux if preview is not None else {}
 m[0].metric("Forget set |D_f|", len(preview.forget_ids) if preview else "—", help="D_f: the samples of the class to forget")
 m[1].metric("Rest of the class |D_r^c|", preview.remain_class if preview else "—",
             help="D_r^c: the class's training samples that stay; the gold model still trains on them")
-m[2].metric("Twin forget set asked |D_a|", aux.get("requested", "—"),
+m[2].metric("Twin set |D_a|, Eq. 3", aux.get("requested", "—"),
             help="Eq. 3 of the paper sizes the twin's forget set D_a so the twin forgets the same share of its class "
                  "as D_f is of the real one: |D_a| = |D_f|·(|D_r^c|+|D_f|)/|D_r^c|")
-m[3].metric("Twin forget set used", aux.get("used", "—"),
+m[3].metric("Twin set used", aux.get("used", "—"),
             help=f"from the class's aux pool ({aux.get('available', '?')} images, never trained on)"
                  + (f", {aux['augmented']} of them augmented copies" if aux.get("augmented") else ""))
 if preview is not None:

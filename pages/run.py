@@ -52,7 +52,7 @@ def result_card(run: store.Run) -> None:
     card = st.container(border=True, key="run_result")
     card.markdown(f"**Result** · {metrics['dataset']}, forget class {metrics['forget_class_name']}, "
                   f"|D_f| = {metrics['forget_count']}")
-    m = card.columns(4)
+    m = card.columns([1, 1, 1, 2])  # "tie: FT, NG, TMU" needs the room
     rows = models.set_index("model")
     m[0].metric("Gold A_f (the target)", f"{rows.loc['gold', 'A_f']:.1f}%",
                 help="accuracy on D_f of the model retrained without it: what unlearning should reach")
@@ -112,7 +112,7 @@ st.fragment(run_every=POLL_SECONDS if active else None)(live)(active)
 st.subheader("Launch")
 rejected = state.draft_error()
 if rejected:
-    st.warning(f"The Forget set page's last choice ({rejected['choice']}) is not valid: {rejected['error']}  \n"
+    st.warning(f"The Forget set page's last choice ({rejected['choice']}) is not valid: {rejected['error'].rstrip('.')}.  \n"
                "This page launches the last valid setup instead, shown below.", icon=":material/warning:")
 st.markdown(f"Will launch: {state.describe(d)}")
 nav.link("forget_set", "Change the forget set")

@@ -88,11 +88,11 @@ def test_forget_set_shows_d_f_and_eq3_size(runs_dir):
     at = page_test("forget_set")
     assert_clean(at)
     n_df, n_rc = int(metric(at, DF)), int(metric(at, "Rest of the class |D_r^c|"))
-    assert n_df == 100 and int(metric(at, "Twin forget set asked |D_a|")) == eq3_size(n_df, n_rc)
+    assert n_df == 100 and int(metric(at, "Twin set |D_a|, Eq. 3")) == eq3_size(n_df, n_rc)
     assert metric(at, "Cached models") == "none"  # a fresh store
     at.text_input(key="fs_count").set_value("50").run()
     assert int(metric(at, DF)) == 50
-    assert int(metric(at, "Twin forget set asked |D_a|")) == eq3_size(50, n_rc + 50)
+    assert int(metric(at, "Twin set |D_a|, Eq. 3")) == eq3_size(50, n_rc + 50)
     assert "8 (125 training images)" in at.selectbox(key="fs_class").options  # not "8 · 8"
     at.radio(key="fs_mode").set_value("fraction").run()
     at.slider(key="fs_fraction").set_value(0.2).run()

@@ -149,14 +149,13 @@ def delta_figure(models: pd.DataFrame) -> go.Figure:
         label = f"{v:.1f}" + (f" ({n} image{'s' if n != 1 else ''})" if n is not None else "")
         if c and ties > 1 and n is not None and n <= best + 1:
             label += " · tie"
-        text.append(label + (" ▸ off scale" if v > cap else ""))
+        text.append(label + (" ▸ axis cut" if v > cap else ""))
     fig = go.Figure(go.Bar(x=[min(v, cap) for v in values], y=[model_label(m) for m in df["model"]], orientation="h",
                            marker_color=[model_color(m) for m in df["model"]], customdata=values,
                            marker_pattern_shape=["/" if v > cap else "" for v in values],
-                           text=text, textposition=["inside" if v > cap else "outside" for v in values],
-                           insidetextanchor="end", hovertemplate="%{y}: |Δ| %{customdata:.1f}<extra></extra>"))
+                           text=text, textposition="outside", hovertemplate="%{y}: |Δ| %{customdata:.1f}<extra></extra>"))
     fig.update_traces(cliponaxis=False)
-    fig.update_xaxes(title="|Δ| (percentage points of D_f)", range=[0, cap * 1.45])
+    fig.update_xaxes(title="|Δ| (percentage points of D_f)", range=[0, cap * (2.2 if max(values, default=0) > cap else 1.6)])
     fig.update_yaxes(autorange="reversed")  # the best aligned on top
     return _layout(fig, "|Δ| to gold on D_f (lower is better)", 320)
 

@@ -191,7 +191,7 @@ def audit_frame(samples: pd.DataFrame, role: str = "forget") -> pd.DataFrame:
         out["augmented"] = df["augmented"].astype(str).str.lower() == "true"
     for m in ("original", "gold", "tmu"):
         if f"pred_{m}" in df:
-            out[f"{m} says"] = df[f"pred_{m}"].astype(int)
+            out[f"{short_label(m)} says"] = df[f"pred_{m}"].astype(int)
     return out.reset_index(drop=True)
 
 
