@@ -61,7 +61,7 @@ def test_every_page_runs_alone(dashboard_runs, name):
     assert at.title[0].value == TITLES[name]
 
 
-@pytest.mark.parametrize("name", ["audit", "features", "embeddings", "alignment"])
+@pytest.mark.parametrize("name", ["demo", "audit", "features", "embeddings", "alignment"])
 def test_inspection_pages_without_runs_point_to_the_run_page(runs_dir, name):
     at = page_test(name)
     assert_clean(at)
@@ -81,6 +81,27 @@ def test_pages_and_ui_do_no_tensor_maths():
         text = path.read_text()
         for needle in (".backward(", "optim.", "torch.no_grad", "import torch", "unsafe_allow_html"):
             assert needle not in text, f"{path.name} contains {needle!r}"
+
+
+# ---------------------------------------------------------------- Guided demo
+def test_guided_demo_walks_through_the_run_with_its_numbers(dashboard_runs):
+    _, ids = dashboard_runs
+    metrics = store.open_run(ids[0]).read_json("metrics.json")
+    tmu, gold = metrics["tmu"], metrics["models"]["gold"]
+    at = page_test("demo", ids[0])
+    expected = [f"{metrics['forget_count']} training images", f"{tmu['aux_easy']} easy", "(NF)",
+                f"{tmu['label_accuracy']:.1f}%", f"**{gold['acc_forget']:.1f}%**",
+                f"**{metrics['models']['tmu']['abs_delta']:.1f} points**"]
+    for i, words in enumerate(expected):
+        assert_clean(at)
+        assert at.subheader[0].value.startswith(f"{i + 1} ·")
+        assert any(words in m.value for m in at.markdown), (i, words)
+        assert plotly_specs(at) or at.dataframe  # every step shows a chart (or the forget set's images)
+        if i < len(expected) - 1:
+            at.button(key="demo_next").click().run()
+    assert at.button(key="demo_next").disabled
+    at.button(key="demo_back").click().run()
+    assert at.subheader[0].value.startswith("5 ·")
 
 
 # ---------------------------------------------------------------- Forget set
@@ -347,7 +368,7 @@ def test_a_damaged_sample_table_is_one_error_line(stored_runs, runs_dir):
     assert any("samples.csv" in e.value and "damaged" in e.value for e in at.error)
 
 
-@pytest.mark.parametrize("name", ["audit", "features"])
+@pytest.mark.parametrize("name", ["demo", "audit", "features"])
 def test_a_run_without_tmu_says_so(stored_runs, runs_dir, name):
     run = copy_run(stored_runs, runs_dir)
     metrics = run.read_json("metrics.json")
@@ -478,6 +499,27 @@ def test_embeddings_show_the_stored_map(dashboard_runs):
     assert any(n.startswith("other classes") for n in names) and any(n.startswith("D_r of the class") for n in names)
     d_f = sum(len(values(t["x"])) for t in fig["data"] if t["name"].startswith("D_f"))
     assert d_f == metrics["forget_count"]
+
+
+def test_embeddings_side_by_side_in_one_frame(dashboard_runs):
+    _, ids = dashboard_runs
+    run = store.open_run(ids[0])
+    metrics = run.read_json("metrics.json")
+    at = page_test("embeddings", ids[0], emb_side=True)
+    assert_clean(at)
+    missing = [m for m in ("original", "gold", "tmu") if not run.umap_version(m)]
+    if missing:  # one background job computes every missing map
+        at.button(key="emb_compute").click().run()
+        assert any("Computing the UMAP map" in i.value for i in at.info)
+        wait_for(lambda: all(run.umap_version(m) for m in missing), 600, "the side-by-side maps")
+        at.run()
+    assert_clean(at)
+    figs = plotly_specs(at)
+    assert [f["layout"]["title"]["text"] for f in figs] == ["Original", "Gold (retrained)", "TMU"]
+    assert len({tuple(f["layout"]["xaxis"]["range"]) for f in figs}) == 1  # one frame for the three
+    for f in figs:
+        assert sum(len(values(t["x"])) for t in f["data"] if t["name"].startswith("D_f")) == metrics["forget_count"]
+        assert {a["text"] for a in f["layout"]["annotations"]} >= {"<b>8</b>", "<b>3</b>"}  # clusters named
 
 
 def test_embeddings_compute_a_missing_map_in_the_background(dashboard_runs):

@@ -349,3 +349,27 @@ def test_sweep_delta_figure_has_one_series_per_method():
     long = pd.DataFrame({"class": ["0", "1", "0", "1"], "method": ["TMU", "TMU", "FT", "FT"], "abs_delta": [1.0, 2, 3, 4]})
     fig = charts.sweep_delta_figure(long)
     assert [t.name for t in fig.data] == ["TMU", "FT"] and list(fig.data[1].y) == [3.0, 4.0]
+
+
+def test_umap_figure_labels_clusters_and_shares_a_frame():
+    df = pd.DataFrame({"x": [0.0, 0.2, 5, 5.2], "y": [0.0, 0.2, 5, 5.4], "id": [1, 2, 3, 4], "label": [3, 3, 8, 8],
+                       "role": ["remain"] * 2 + ["forget"] * 2,
+                       "group": ["other classes", "other classes", "D_f easy", "D_f hard"]})
+    names = [str(i) for i in range(10)]
+    fig = charts.umap_figure(df, "map", class_names=names)
+    labels = {a.text: (a.x, a.y) for a in fig.layout.annotations}
+    assert labels == {"<b>3</b>": (0.1, 0.1), "<b>8</b>": (5.1, 5.2)}  # each cluster named at its median
+    wider = pd.concat([df, df.assign(x=df["x"] + 10)])  # the frame of all side-by-side maps
+    shared = charts.umap_figure(df, "map", frame=wider, legend=False)
+    assert list(shared.layout.xaxis.range) == pytest.approx([-1.52, 16.72]) and shared.layout.showlegend is False
+
+
+def test_maps_of_two_models_are_aligned_onto_the_first():
+    from tmu_core.jobs.embedding import aligned
+
+    rng = np.random.default_rng(0)
+    xy = rng.normal(size=(40, 2)).astype(np.float32)
+    turn = np.array([[0.0, -1.0], [1.0, 0.0]])
+    maps = {"original": {"xy": xy}, "gold": {"xy": (2.5 * xy @ turn + 7).astype(np.float32)}}
+    out = aligned(maps)
+    assert out["original"]["xy"] is xy and np.allclose(out["gold"]["xy"], xy, atol=1e-4)

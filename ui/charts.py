@@ -183,12 +183,17 @@ def utility_figure(models: pd.DataFrame) -> go.Figure:
     return _layout(fig, "Utility kept: test and remain accuracy", 340)
 
 
-def umap_figure(df: pd.DataFrame, title: str, zoom: bool = False, height: int = 720) -> go.Figure:
+def umap_figure(df: pd.DataFrame, title: str, zoom: bool = False, height: int = 720,
+                class_names: list[str] | None = None, frame: pd.DataFrame | None = None,
+                legend: bool = True) -> go.Figure:
     """UMAP points by group (tables.umap_frame): other classes faded, D_f easy/hard on top; hover: id, label.
 
     Args:
         zoom: show only the forget class's region (its remaining samples, D_f and D_a, with a 10% margin).
         height: pixels; with equal axis scales a tall plot keeps a class's cluster from shrinking to a blob.
+        class_names: names by class index; each class's cluster is labelled at its median point.
+        frame: the points that set the axis ranges (all maps of a side-by-side view, so they share them);
+            default `df`.
     """
     fig = go.Figure()
     for group, (color, size, opacity, symbol) in GROUP_STYLE.items():
@@ -200,15 +205,21 @@ def umap_figure(df: pd.DataFrame, title: str, zoom: bool = False, height: int = 
                                    marker=dict(color=color, size=size, opacity=opacity, symbol=symbol),
                                    hovertemplate="id %{customdata[0]} · class %{customdata[1]} · %{customdata[2]}"
                                                  f"<extra>{group}</extra>"))
+    if class_names is not None:
+        for label, part in df.groupby("label"):
+            name = class_names[int(label)] if 0 <= int(label) < len(class_names) else str(label)
+            fig.add_annotation(x=float(part["x"].median()), y=float(part["y"].median()), text=f"<b>{name}</b>",
+                               showarrow=False, font=dict(size=15, color="#212121"), bgcolor="rgba(255,255,255,0.7)")
     fig.update_xaxes(showticklabels=False, title="")
     fig.update_yaxes(showticklabels=False, title="", scaleanchor="x")
-    focus = df[df["group"] != "other classes"]
-    if zoom and not focus.empty:
+    frame = df if frame is None else frame
+    focus = frame[frame["group"] != "other classes"] if zoom else frame
+    if (zoom or frame is not df) and not focus.empty:
         for axis, col in ((fig.update_xaxes, "x"), (fig.update_yaxes, "y")):
             lo, hi = float(focus[col].min()), float(focus[col].max())
             pad = 0.1 * (hi - lo) or 1.0
             axis(range=[lo - pad, hi + pad])
-    fig.update_layout(dragmode="lasso", legend=dict(orientation="h", yanchor="top", y=-0.02, x=0))
+    fig.update_layout(dragmode="lasso", showlegend=legend, legend=dict(orientation="h", yanchor="top", y=-0.02, x=0))
     return _layout(fig, title, height)
 
 

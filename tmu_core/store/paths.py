@@ -62,3 +62,12 @@ def compiled_code_dir() -> Path:
     """Where numba keeps the machine code it compiles for UMAP, so a fresh process loads it instead of
     compiling again (minutes on a busy CPU)."""
     return cache_dir("numba")
+
+
+def compiled_code_ready() -> bool:
+    """Whether numba has cached UMAP's compiled code in this run store (an index file per kernel)."""
+    return any(compiled_code_dir().rglob("*.nbi"))
+
+
+def compiled_code_log() -> Path:
+    return compiled_code_dir() / "warm.log"
