@@ -12,6 +12,7 @@ from ui import cache, nav, state, tables
 
 st.set_page_config(page_title="TMU dashboard", page_icon=":material/psychology:", layout="wide")
 page = st.navigation(nav.sections())
+cache.warm_umap(cache.root())  # the first UMAP map then loads compiled code instead of compiling it
 
 
 def _pick_run() -> None:

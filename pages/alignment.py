@@ -38,17 +38,22 @@ def show_table1(row) -> None:
 def show_run() -> None:
     run = state.require_complete_run()
     metrics = cache.metrics(cache.root(), run.id)
+    state.evidence_warnings(metrics)
     models = tables.models_frame(metrics)
     st.caption(f"Run `{run.id}`: {metrics['dataset']}, {metrics['model']}, class {metrics['forget_class_name']}, "
                f"|D_f| = {metrics['forget_count']}, device {metrics['device']}")
     gold = models.set_index("model").loc["gold"]
-    m = st.columns(4)
+    m = st.columns([1, 1, 2, 1.4])  # "tie: FT, NG, TMU" needs the room
     m[0].metric("Gold A_f (target)", f"{gold['A_f']:.1f}%")
     if "tmu" in metrics["models"]:
         m[1].metric("TMU |Δ|", f"{metrics['models']['tmu']['abs_delta']:.1f}")
     best, best_delta = tables.best_aligned(models)
-    m[2].metric("Best aligned", best, help=f"smallest |Δ|: {best_delta:.1f} among the unlearning methods; "
-                                           "controls († random k, oracle labels) are not candidates")
+    if best == "none":
+        m[2].metric("Best aligned", "—", help="this run trained no unlearning method")
+    else:
+        m[2].metric("Best aligned", best, help=f"smallest |Δ|: {best_delta:.1f}; methods within one D_f image of it "
+                                               "tie. " + ", ".join(f"{tables.short_label(n)} {tables.model_label(n)}"
+                                                                  for n in models.loc[models["kind"] != "reference", "model"]))
     cost = tables.cost_text(metrics)
     if cost:
         m[3].metric("TMU time / gold's training time", f"{metrics['cost_ratio']:.2f}×", help=cost)
@@ -57,14 +62,21 @@ def show_run() -> None:
     if note:
         st.info(f"**Why TMU is not the closest to gold here.** {note}", icon=":material/info:")
 
+    if best == "none":
+        st.info("This run trained only the original and gold models: there is no unlearning method to align. "
+                "Launch a run with at least one method on the Run page.", icon=":material/info:")
+        nav.link("run", "Go to the Run page")
     c1, c2 = st.columns([3, 2])
     c1.plotly_chart(charts.forget_accuracy_figure(models), key="align_af")
-    c2.plotly_chart(charts.delta_figure(models), key="align_delta")
+    if best != "none":
+        c2.plotly_chart(charts.delta_figure(models), key="align_delta")
     st.plotly_chart(charts.utility_figure(models), key="align_utility")
-    st.dataframe(models.drop(columns="model"), hide_index=True, key="align_table", column_config={
+    st.dataframe(models.drop(columns=["model", "kind"]), hide_index=True, key="align_table", column_config={
         "label": "model", **{c: st.column_config.NumberColumn(c, format=tables.PERCENT_FORMAT) for c in ("A_test", "A_r", "A_f")},
         "delta": st.column_config.NumberColumn("Δ = A_f − gold A_f", format="%+.1f"),
         "abs_delta": st.column_config.NumberColumn("|Δ|", format=tables.PERCENT_FORMAT),
+        "images": st.column_config.NumberColumn("|Δ| in D_f images", format="%d",
+                                                help="how many more or fewer D_f images it gets right than gold"),
         "activation_distance": st.column_config.NumberColumn("activation distance (L2)", format=tables.DISTANCE_FORMAT),
         "agreement": st.column_config.NumberColumn("per-sample agreement (%)", format=tables.PERCENT_FORMAT,
                                                    help="share of D_f where the model and gold are both right or both wrong"),

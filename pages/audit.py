@@ -7,6 +7,8 @@ from ui import charts, nav, state, tables
 
 nav.ensure_router()
 
+ROW = 96  # row height (px) of the galleries: thumbnails large enough to tell a digit
+
 st.title("Easy/hard audit")
 run, metrics, samples = state.require_tmu_results("there are no easy/hard predictions to audit")
 tmu = metrics["tmu"]
@@ -14,18 +16,35 @@ with st.expander("How to read this page"):
     st.markdown(nav.help_text("audit"))
 
 st.caption(f"Run `{run.id}`: {metrics['dataset']}, class {metrics['forget_class_name']}, |D_f| = {metrics['forget_count']}")
-m = st.columns(6)
+baseline = tables.all_easy_baseline(tmu)
+m = st.columns(5)
 m[0].metric("Label accuracy", f"{tmu['label_accuracy']:.1f}%", help="predicted easy/hard agrees with gold's verdict")
-m[5].metric("'All easy' baseline", f"{tables.all_easy_baseline(tmu):.1f}%",
+m[1].metric("'All easy' baseline", f"{baseline:.1f}%",
             help="the label accuracy of calling every sample easy (the share of D_f gold gets right): the "
                  "classifier is only useful where it beats this")
-m[1].metric("Predicted easy / hard", f"{tmu['pred_easy']} / {tmu['pred_hard']}")
-m[2].metric("Gold easy / hard", f"{tmu['gold_easy']} / {tmu['gold_hard']}", help="hard = the gold model gets it wrong")
+m[2].metric("Predicted easy / hard", f"{tmu['pred_easy']} / {tmu['pred_hard']}")
+m[3].metric("Gold easy / hard", f"{tmu['gold_easy']} / {tmu['gold_hard']}", help="hard = the gold model gets it wrong")
 auc = tmu.get("auc_p_easy")
-m[3].metric("AUC of p(easy)", f"{auc:.1f}" if auc is not None and math.isfinite(auc) else "—",
-            help="how well p(easy) ranks gold-easy above gold-hard samples (50 = chance; undefined when all of "
-                 "D_f has one gold label)")
-m[4].metric("Threshold", f"{tmu['threshold']:.2f}", help="p(easy) at or above it is predicted easy")
+m[4].metric("AUC of p(easy)", f"{auc / 100:.2f}" if auc is not None and math.isfinite(auc) else "—",
+            help="how well p(easy) ranks gold-easy above gold-hard samples, from 0 to 1 (0.50 = chance; undefined "
+                 f"when all of D_f has one gold label). Threshold: p(easy) ≥ {tmu['threshold']:.2f} is predicted easy.")
+gap = tmu["label_accuracy"] - baseline
+if math.isfinite(baseline) and gap < 0:
+    st.warning(f"**TMU's labels do worse than calling every sample easy**: {tmu['label_accuracy']:.1f}% against "
+               f"{baseline:.1f}% ({-gap:.1f} points lower). Here the classifier hurts more than it helps.",
+               icon=":material/warning:")
+elif math.isfinite(baseline) and gap == 0:
+    st.info(f"TMU's labels are only as good as calling every sample easy ({baseline:.1f}%).", icon=":material/info:")
+else:
+    st.caption(f"TMU's labels beat calling every sample easy by {gap:.1f} points.")
+fid = tmu.get("twin_fidelity")
+if fid:
+    f = st.columns(4)
+    f[0].metric("Twin M_t: accuracy on D_a", f"{fid['twin_acc_aux']:.1f}%",
+                help="how well the twin model fits its forget set D_a; it should mirror how M_o fits D_f")
+    f[1].metric("Twin M_t: loss on D_a", f"{fid['twin_loss_aux']:.3f}")
+    f[2].metric("Original M_o: accuracy on D_f", f"{fid['original_acc_forget']:.1f}%")
+    f[3].metric("Original M_o: loss on D_f", f"{fid['original_loss_forget']:.3f}")
 ens = metrics.get("gold_ensemble")
 if ens:
     st.markdown(f"**Against {ens['k']} gold models** (same D_r, training seeds differ; p_i = share of them that "
@@ -44,9 +63,9 @@ if ens:
 
 
 def table_height(rows: int) -> int:
-    """Pixels for a table of 56-px rows under its 35-px header: exactly its rows (no blank one below the
-    last), at most 9 and a half (the half says it scrolls)."""
-    return 38 + (56 * rows if rows <= 9 else 56 * 9 + 28)
+    """Pixels for a table of ROW-px rows under its 35-px header: exactly its rows (no blank one below the
+    last), at most 7 and a half (the half says it scrolls)."""
+    return 38 + (ROW * rows if rows <= 7 else ROW * 7 + ROW // 2)
 
 
 left, right = st.columns([1, 2])
@@ -65,7 +84,7 @@ with right:
                        icon=":material/download:")
 
 view = tables.filter_audit(tables.audit_frame(samples, "forget"), predicted, truth, disagree)
-config = {"image": st.column_config.ImageColumn("image", width="small"),
+config = {"image": st.column_config.ImageColumn("image", width=ROW - 8),
           "p_easy": st.column_config.ProgressColumn("p(easy)", min_value=0.0, max_value=1.0, format="%.2f"),
           "agree": st.column_config.TextColumn("agrees", width="small"),
           "p_gold": st.column_config.ProgressColumn("p_i (golds right)", min_value=0.0, max_value=1.0, format="%.2f",
@@ -73,16 +92,26 @@ config = {"image": st.column_config.ImageColumn("image", width="small"),
                                                          "correctly; the verdict is the run's own gold"),
           "augmented": st.column_config.TextColumn("augmented", width="small"),
           **{f: st.column_config.NumberColumn(f, format="%.3g") for f in tables.FEATURES}}
+if not predicted or not truth:
+    missing = " and ".join(n for n, v in (("Predicted", predicted), ("Gold truth", truth)) if not v)
+    st.info(f"No samples shown: the {missing} filter has nothing ticked. Choose easy, hard or both there.",
+            icon=":material/filter_alt_off:")
 for label in ("hard", "easy"):
     part = view[view["predicted"] == label].drop(columns=["predicted", "truth"])
-    if label not in predicted:
+    if label not in predicted or not truth:
         continue
     st.subheader(f"Predicted {label}: {len(part)} sample{'s' if len(part) != 1 else ''}")
     wrong = int((~part["agree"]).sum())
-    st.caption(f"{wrong} of them disagree with the gold model." if len(part) else "None with these filters.")
     if len(part):
+        st.caption(f"{wrong} of them disagree with the gold model.")
         st.dataframe(tables.for_display(part), key=f"audit_gallery_{label}", column_config=config, hide_index=True,
-                     row_height=56, height=table_height(len(part)))
+                     row_height=ROW, height=table_height(len(part)))
+    else:
+        why = [f"gold truth {', '.join(truth)}"] if len(truth) < 2 else []
+        if disagree:
+            why.append("disagreements only")
+        st.caption(f"None: no sample predicted {label} matches " + (" and ".join(why) if why else "these filters")
+                   + (f" (TMU predicted {label} for {tmu['pred_' + label]} samples in all)." if why else "."))
 
 with st.expander(f"The twin's D_a: {tmu['aux_count']} samples the classifier learned from"):
     sizing = tmu.get("aux_sizing", {})
@@ -93,5 +122,5 @@ with st.expander(f"The twin's D_a: {tmu['aux_count']} samples the classifier lea
     aux = tables.audit_frame(samples, "aux")
     aux_config = {**config, "id": st.column_config.NumberColumn(
         "D_a index", format="%d", help="position in D_a (not a training id); its image is training image source_id")}
-    st.dataframe(tables.for_display(aux), key="audit_aux", column_config=aux_config, hide_index=True, row_height=56,
+    st.dataframe(tables.for_display(aux), key="audit_aux", column_config=aux_config, hide_index=True, row_height=ROW,
                  height=table_height(len(aux)))

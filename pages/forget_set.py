@@ -11,7 +11,7 @@ from tmu_core.data import DATASETS
 from tmu_core.errors import TMUError
 from tmu_core.models import MODELS
 from tmu_core.jobs.preview import cached_models
-from ui import cache, nav, state, tables
+from ui import cache, nav, state, tables, widgets
 
 nav.ensure_router()
 
@@ -25,10 +25,15 @@ before = copy.deepcopy(d)  # the last valid choice: kept if this one fails
 
 
 def invalid(message: str, show=st.error) -> None:
-    """Show why this choice cannot run, keep the previous draft for the Run page, and stop."""
+    """Show why this choice cannot run, keep the last valid draft for the Run page, and stop."""
     show(message)
-    state.reject(d, before, message)
+    state.reject(d, state.last_valid(before), message)
     st.stop()
+
+
+def class_name(i: int) -> str:
+    """'8' for digits' class 8 (its name is its number), '3 · cat' where the name says more."""
+    return data.classes[i] if str(data.classes[i]) == str(i) else f"{i} · {data.classes[i]}"
 
 
 c1, c2, c3 = st.columns([2, 2, 1])
@@ -66,7 +71,7 @@ counts = {c: len(data.class_ids(c)) for c in range(data.num_classes)}
 state.bind("fs_class", "forget_class", counts)
 c1, c2, c3 = st.columns([2, 2, 1])
 c = c1.selectbox("Forget class", list(counts), key="fs_class",
-                 format_func=lambda i: f"{i} · {data.classes[i]} ({counts[i]} training images)")
+                 format_func=lambda i: f"{class_name(i)} ({counts[i]} training images)")
 if c != d["forget_class"]:
     d["ids"] = []  # hand-picked ids belong to one class
 d["forget_class"] = c
@@ -76,10 +81,16 @@ d["mode"] = c2.radio("Choose D_f by", state.MODES, key="fs_mode", horizontal=Tru
 n = counts[c]
 if d["mode"] == "count":
     d["count"] = min(int(d["count"]), n - 1)
-    if st.session_state.get("fs_count", 1) > n - 1:  # a smaller class than the last one
-        st.session_state["fs_count"] = n - 1
-    state.bind("fs_count", "count")
-    d["count"] = int(c3.number_input("Samples", min_value=1, max_value=n - 1, step=1, key="fs_count"))
+    if "fs_count" not in st.session_state or st.session_state.get("fs_count_class") != (d["dataset"], c):
+        st.session_state["fs_count"] = str(d["count"])  # seeded per visit and per class (a smaller class clamps it)
+        st.session_state["fs_count_class"] = (d["dataset"], c)
+    # A text field, not a number field: a cleared or mistyped number field silently snaps to its minimum.
+    typed = c3.text_input("Samples", key="fs_count", help=f"how many of the class's {n} images to forget (1 to {n - 1})")
+    count_error = widgets.whole_number_error(typed, 1, n - 1)
+    if count_error:
+        c3.error(f"{count_error}; still {d['count']}.", icon=":material/error:")
+    else:
+        d["count"] = int(typed.strip())
 elif d["mode"] == "fraction":
     state.bind("fs_fraction", "fraction")
     d["fraction"] = float(c3.slider("Fraction", 0.01, 0.99, step=0.01, key="fs_fraction"))
@@ -89,30 +100,56 @@ try:
 except TMUError as exc:
     invalid(state.ui_message(exc))
 gallery = cache.class_gallery(cache.as_json(data_cfg), d["seed"], c, GALLERY_LIMIT)
-pick_key = f"fs_pick_{d['dataset']}_{d['seed']}_{c}"
+st.session_state.setdefault("fs_pick_generation", 0)
+
+
+def pick_key() -> str:
+    """The gallery's key; a new generation redraws it with the draft's selection (after an undone pick)."""
+    return f"fs_pick_{d['dataset']}_{d['seed']}_{c}_{st.session_state['fs_pick_generation']}"
+
 
 
 def take_picks() -> None:
     """Selection callback: the ticked rows become D_f before the page reruns."""
-    d["ids"] = sorted(int(gallery["id"].iloc[i]) for i in st.session_state[pick_key].selection.rows)
+    d["ids"] = sorted(int(gallery["id"].iloc[i]) for i in st.session_state[pick_key()].selection.rows)
 
 
-preview = None
+def compute_preview():
+    return cache.forget_preview(cache.as_json(data_cfg), cache.as_json(state.forget_spec(d)), cache.as_json(train_cfg),
+                                d["seed"])
+
+
+preview, pick_error = None, None
 if d["mode"] != "hand-pick" or d["ids"]:
     try:
-        preview = cache.forget_preview(cache.as_json(data_cfg), cache.as_json(state.forget_spec(d)),
-                                       cache.as_json(train_cfg), d["seed"])
+        preview = compute_preview()
     except TMUError as exc:
-        invalid(state.ui_message(exc))
-state.accept()
+        if d["mode"] != "hand-pick":
+            invalid(state.ui_message(exc))
+        # A hand-picked set that cannot run (all of the class, say): undo the pick, keep the gallery on screen
+        # so it can be changed, and let the Run page name what was refused.
+        bad = len(d["ids"])
+        last = state.last_valid(before)
+        same_class = all(last.get(k) == d[k] for k in ("dataset", "seed", "forget_class")) and last["mode"] == "hand-pick"
+        d["ids"] = list(last["ids"]) if same_class else []
+        reason = state.ui_message(exc).rstrip(".")
+        pick_error = (f"{bad} hand-picked samples cannot be forgotten: {reason}. The selection is back "
+                      f"to the last valid one ({len(d['ids'])} samples).")
+        state.note_rejected(f"{bad} hand-picked samples of class {class_name(c)}", state.ui_message(exc))
+        st.session_state["fs_pick_generation"] = st.session_state.get("fs_pick_generation", 0) + 1
+        preview = compute_preview() if d["ids"] else None
+if pick_error is None:
+    state.accept(d)
 
 m = st.columns(5)  # drawn even before anything is picked, so the gallery below does not jump
 aux = preview.aux if preview is not None else {}
-m[0].metric("|D_f| forget", len(preview.forget_ids) if preview else "—", help="samples of the class to forget")
-m[1].metric("|D_r^c| remain in class", preview.remain_class if preview else "—",
-            help="what the gold model still sees of the class")
-m[2].metric("Eq. 3 |D_a|", aux.get("requested", "—"), help="twin forget set size: |D_f|·(|D_r^c|+|D_f|)/|D_r^c|")
-m[3].metric("D_a used", aux.get("used", "—"),
+m[0].metric("Forget set |D_f|", len(preview.forget_ids) if preview else "—", help="D_f: the samples of the class to forget")
+m[1].metric("Rest of the class |D_r^c|", preview.remain_class if preview else "—",
+            help="D_r^c: the class's training samples that stay; the gold model still trains on them")
+m[2].metric("Twin set |D_a|, Eq. 3", aux.get("requested", "—"),
+            help="Eq. 3 of the paper sizes the twin's forget set D_a so the twin forgets the same share of its class "
+                 "as D_f is of the real one: |D_a| = |D_f|·(|D_r^c|+|D_f|)/|D_r^c|")
+m[3].metric("Twin set used", aux.get("used", "—"),
             help=f"from the class's aux pool ({aux.get('available', '?')} images, never trained on)"
                  + (f", {aux['augmented']} of them augmented copies" if aux.get("augmented") else ""))
 if preview is not None:
@@ -128,7 +165,9 @@ if preview is not None:
         st.caption(f"D_a: {aux['available']} pool images and {aux['augmented']} augmented copies.")
     nav.link("run", "Continue: launch this forget set on the Run page")
 
-st.subheader(f"Class {data.classes[c]}: {n} training images")
+st.caption("D_f: the images to forget · D_r^c: the rest of the class, kept · D_a: held-out images of the class that "
+           "play D_f in the twin problem, where TMU learns which forgotten images stay recognised (easy).")
+st.subheader(f"Class {class_name(c)}: {n} training images")
 if n > GALLERY_LIMIT:
     st.caption(f"Showing the first {GALLERY_LIMIT} of {n}.")
 if d["mode"] != "hand-pick":
@@ -142,9 +181,12 @@ if d["mode"] != "hand-pick":
                  column_config=config)
     st.stop()
 
-st.info("Tick the rows of the images to forget; they form D_f.")
+if pick_error:
+    st.error(pick_error, icon=":material/error:")
+st.info(f"Tick the rows of the images to forget; they form D_f (at most {n - 1}: the gold model keeps at least one "
+        "image of the class).")
 rows = [i for i, sid in enumerate(gallery["id"]) if sid in set(d["ids"])]
-event = st.dataframe(gallery[["id", "image"]], key=pick_key, on_select=take_picks, selection_mode="multi-row",
+event = st.dataframe(gallery[["id", "image"]], key=pick_key(), on_select=take_picks, selection_mode="multi-row",
                      selection_default={"selection": {"rows": rows}}, hide_index=True, row_height=56, height=560,
                      column_config={"image": st.column_config.ImageColumn("image", width="small"),
                                     "id": st.column_config.NumberColumn("sample id", format="%d")})

@@ -4,7 +4,7 @@ import streamlit as st
 from tmu_core import store
 from tmu_core.jobs import launch
 from tmu_core.errors import TMUError
-from tmu_core.methods import METHODS, method_config
+from tmu_core.methods import METHODS, display, method_config
 from ui import cache, nav, state, tables, widgets
 
 nav.ensure_router()
@@ -14,39 +14,6 @@ ACTIVE = ("queued", "running")
 
 st.title("Run")
 d = state.draft()
-
-st.subheader("Launch")
-rejected = state.draft_error()
-if rejected:
-    st.warning(f"The Forget set page's last choice ({rejected['choice']}) is not valid: {rejected['error']}  \n"
-               "This page launches the last valid setup instead, shown below.", icon=":material/warning:")
-st.markdown(f"Will launch: {state.describe(d)}")
-nav.link("forget_set", "Change the forget set")
-with st.expander("Training recipe of the original and gold models"):
-    try:
-        base = state.train_config(d)
-    except TMUError as exc:
-        st.error(str(exc))
-        st.stop()
-    train_overrides = widgets.config_inputs(base, f"run_train_{d['dataset']}_", skip=("model",))
-with st.expander("Methods and their settings"):
-    st.session_state.setdefault("run_methods", METHODS.names())
-    methods = st.multiselect("Methods", METHODS.names(), key="run_methods",
-                             help="TMU and the paper's baselines; each is compared with the gold model")
-    params = {}
-    for tab, name in zip(st.tabs(methods) if methods else [], methods):
-        with tab:
-            st.caption(dict(METHODS.describe())[name])
-            params[name] = widgets.config_inputs(method_config(name, d["dataset"]), f"run_{name}_{d['dataset']}_")
-name = st.text_input("Run name (optional)", key="run_name", max_chars=60, help="becomes part of the run id")
-if st.button("Launch run", key="run_launch", type="primary", icon=":material/play_arrow:"):
-    try:
-        run = launch.start_run(state.run_config(d, train_overrides, methods, params, name))
-    except TMUError as exc:
-        st.error(state.ui_message(exc))
-    else:
-        state.select_run(run.id)
-        st.rerun()
 
 
 def cancel(run_id: str) -> None:
@@ -62,22 +29,20 @@ def show_progress(run_id: str, status: dict) -> None:
     box.button("Cancel", key=f"run_cancel_{run_id}", on_click=cancel, args=(run_id,), icon=":material/stop:")
 
 
-def show_selected(run: store.Run, info: store.RunInfo) -> None:
+def show_selected(run: store.Run, info: store.RunInfo | None = None) -> None:
     """The selected run; `info` is its list entry, whose state reads 'damaged' for a broken stored file."""
-    status = {"state": info.state, "error": info.error}
+    info = info or {r.run_id: r for r in store.list_runs()}.get(run.id)
+    status = {"state": info.state, "error": info.error} if info else run.status()
     st.markdown(f"Selected: **{run.id}** — {status.get('state')}")
     if status.get("state") == "complete":
-        metrics = cache.metrics(cache.root(), run.id)
-        result = metrics["models"]
-        if metrics.get("diverged"):
-            st.warning("Diverged (no results): " + "; ".join(metrics["diverged"].values()))
-        if "tmu" in result:
-            st.caption(f"gold A_f {result['gold']['acc_forget']:.1f}% · TMU A_f {result['tmu']['acc_forget']:.1f}% "
-                       f"(|Δ| {result['tmu']['abs_delta']:.1f}) · TMU A_test {result['tmu']['acc_test']:.1f}%")
-        for col, key in zip(st.columns(4), ("audit", "features", "embeddings", "alignment")):
-            with col:
-                nav.link(key)
-    elif status.get("state") in ("failed", "interrupted", "damaged", "cancelled"):
+        result_card(run)
+        diverged = cache.metrics(cache.root(), run.id).get("diverged")
+        if diverged:
+            st.warning("Diverged (no results): " + "; ".join(diverged.values()))
+    elif status.get("state") == "cancelled":
+        st.info(f"Cancelled{': ' + status['error'] if status.get('error') else ''}. Launch it again to finish it.",
+                icon=":material/stop_circle:")
+    elif status.get("state") in ("failed", "interrupted", "damaged"):
         st.error(status.get("error") or status.get("state"))
         tail = run.log_tail()
         if tail:
@@ -85,16 +50,49 @@ def show_selected(run: store.Run, info: store.RunInfo) -> None:
                 st.code(tail, language=None)
 
 
-def run_list(watched: list[str]) -> None:
-    """Runs in progress, the run list and the selected run; polled while `watched` runs are going."""
-    infos = store.list_runs()
-    states = {r.run_id: r.state for r in infos}
+def result_card(run: store.Run) -> None:
+    """The run's result as the headline: gold's and TMU's A_f, |Δ| (in images too), the best aligned method."""
+    metrics = cache.metrics(cache.root(), run.id)
+    models = tables.models_frame(metrics)
+    card = st.container(border=True, key="run_result")
+    card.markdown(f"**Result** · {metrics['dataset']}, forget class {metrics['forget_class_name']}, "
+                  f"|D_f| = {metrics['forget_count']}")
+    m = card.columns([1, 1, 1, 2])  # "tie: FT, NG, TMU" needs the room
+    rows = models.set_index("model")
+    m[0].metric("Gold A_f (the target)", f"{rows.loc['gold', 'A_f']:.1f}%",
+                help="accuracy on D_f of the model retrained without it: what unlearning should reach")
+    if "tmu" in rows.index:
+        m[1].metric("TMU A_f", f"{rows.loc['tmu', 'A_f']:.1f}%")
+        m[2].metric("TMU |Δ| to gold", f"{rows.loc['tmu', 'abs_delta']:.1f}",
+                    help=f"|A_f(TMU) − A_f(gold)| in percentage points: {tables.images_text(rows.loc['tmu', 'images'])}")
+    best, best_delta = tables.best_aligned(models)
+    m[3].metric("Best aligned", best, help=f"smallest |Δ| among the methods run: {best_delta:.1f}; within one image "
+                                           "counts as a tie")
+    c1, c2, c3 = card.columns(3)
+    with c1:
+        nav.link("audit", "Audit TMU's easy/hard labels")
+    with c2:
+        nav.link("alignment", "Compare every method with gold")
+    with c3:
+        nav.link("embeddings", "See the embeddings")
+
+
+def live(watched: list[str]) -> None:
+    """Runs in progress and the selected run (its result card once complete), at the top of the page so a
+    launched run's progress is in view; polled while `watched` runs are going."""
+    states = {r.run_id: r.state for r in store.list_runs()}
     if any(states.get(r) not in ACTIVE for r in watched):
-        st.rerun(scope="app")  # one of them ended: redraw the page, polling only what is left
-    if watched:
-        st.subheader("In progress")
-        for run_id in watched:
-            show_progress(run_id, store.open_run(run_id).status())
+        st.rerun(scope="app")  # one of them ended: redraw the page (and its card), polling only what is left
+    for run_id in watched:
+        show_progress(run_id, store.open_run(run_id).status())
+    selected = state.selected_run_id()
+    if selected and selected not in watched:
+        show_selected(store.open_run(selected))
+
+
+def run_table() -> None:
+    """Every run in the store; selecting a row opens that run in the other pages."""
+    infos = store.list_runs()
     st.subheader("Runs")
     if not infos:
         st.caption(f"No runs in `{store.runs_root()}` yet.")
@@ -111,10 +109,48 @@ def run_list(watched: list[str]) -> None:
     if event.selection.rows and ids[event.selection.rows[0]] != state.selected_run_id():
         state.select_run(ids[event.selection.rows[0]])
         st.rerun(scope="app")  # the sidebar, drawn before this page, shows the new selection too
-    selected = {r.run_id: r for r in infos}.get(state.selected_run_id())
-    if selected is not None:
-        show_selected(store.open_run(selected.run_id), selected)
 
 
 active = [r.run_id for r in store.list_runs() if r.state in ACTIVE]
-st.fragment(run_every=POLL_SECONDS if active else None)(run_list)(active)
+st.fragment(run_every=POLL_SECONDS if active else None)(live)(active)
+
+st.subheader("Launch")
+rejected = state.draft_error()
+if rejected:
+    st.warning(f"The Forget set page's last choice ({rejected['choice']}) is not valid: {rejected['error'].rstrip('.')}.  \n"
+               "This page launches the last valid setup instead, shown below.", icon=":material/warning:")
+st.markdown(f"Will launch: {state.describe(d)}")
+nav.link("forget_set", "Change the forget set")
+with st.expander("Training recipe of the original and gold models"):
+    try:
+        base = state.train_config(d)
+    except TMUError as exc:
+        st.error(str(exc))
+        st.stop()
+    train_overrides = widgets.config_inputs(base, f"run_train_{d['dataset']}_", skip=("model",))
+with st.expander("Methods and their settings"):
+    # Controls (random_k, oracle_labels) are offered but not ticked by default: they bound, not compete.
+    st.session_state.setdefault("run_methods", [n for n in METHODS.names() if display(n).kind == "method"])
+    methods = st.multiselect("Methods", METHODS.names(), key="run_methods", format_func=lambda n: display(n).label,
+                             help="TMU and the paper's baselines; each is compared with the gold model")
+    params = {}
+    for tab, name in zip(st.tabs([display(m).label for m in methods]) if methods else [], methods):
+        with tab:
+            st.caption(dict(METHODS.describe())[name])
+            params[name] = widgets.config_inputs(method_config(name, d["dataset"]), f"run_{name}_{d['dataset']}_")
+if not methods:
+    st.warning("No method chosen: open *Methods and their settings* and pick at least one (TMU or a baseline) to "
+               "compare with the gold model.", icon=":material/warning:")
+name = st.text_input("Run name (optional)", key="run_name", max_chars=60, help="becomes part of the run id and "
+                     "names the run in the sidebar")
+if st.button("Launch run", key="run_launch", type="primary", icon=":material/play_arrow:", disabled=not methods):
+    try:
+        run = launch.start_run(state.run_config(d, train_overrides, methods, params, name))
+    except TMUError as exc:
+        st.error(state.ui_message(exc))
+    else:
+        state.select_run(run.id)
+        st.rerun()
+
+
+run_table()

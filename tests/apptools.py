@@ -25,8 +25,8 @@ from tmu_core.config import DataConfig, ForgetSpec, RunConfig, TrainConfig
 from tmu_core.data import load_dataset
 
 APP = ROOT / "app.py"
-PAGES = ("about", "forget_set", "run", "audit", "features", "embeddings", "alignment")
-TITLES = {"about": "Twin Machine Unlearning", "forget_set": "Forget set", "run": "Run", "audit": "Easy/hard audit",
+PAGES = ("about", "demo", "forget_set", "run", "audit", "features", "embeddings", "alignment")
+TITLES = {"about": "Twin Machine Unlearning", "demo": "Guided demo", "forget_set": "Forget set", "run": "Run", "audit": "Easy/hard audit",
           "features": "Features", "embeddings": "Embeddings", "alignment": "Alignment"}
 ARTIFACTS = ROOT / "test-artifacts"
 

@@ -17,6 +17,7 @@ from clitools import ROOT, start_cli
 # One torch thread: on two shared cores, two threads per process oversubscribe the CPU and a 1-second
 # training run takes 10 (measured). Subprocesses get OMP_NUM_THREADS=1 from clitools.cli_env.
 os.environ.setdefault("OMP_NUM_THREADS", "1")
+os.environ.setdefault("TMU_NO_WARMUP", "1")  # no UMAP compile in the background of every dashboard test
 import torch  # noqa: E402
 
 torch.set_num_threads(1)

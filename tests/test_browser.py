@@ -17,6 +17,7 @@ ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-net
         "--disable-sync", "--no-first-run"]
 # page key -> (what must be on it once it has rendered, how many)
 EXPECT = {"about": [('[data-testid="stImage"] img', 1)],
+          "demo": [('[data-testid="stDataFrame"]', 1)],
           "forget_set": [('[data-testid="stDataFrame"]', 1), ('[data-testid="stMetric"]', 5)],
           "run": [('[data-testid="stDataFrame"]', 1)],
           "audit": [(".js-plotly-plot", 1), ('[data-testid="stDataFrame"]', 2)],
@@ -104,3 +105,71 @@ def _nav_label(key: str) -> str:
     from ui.nav import PAGES
 
     return PAGES[key][1]
+
+
+def _idle(page) -> None:
+    page.wait_for_timeout(500)
+    page.wait_for_function("!document.querySelector('[data-testid=\"stStatusWidget\"]')", timeout=90_000)
+    page.wait_for_timeout(500)
+
+
+def _forget_set_size(page) -> str:
+    return page.locator('[data-testid="stMetric"]').first.inner_text().split("\n")[-1].strip()
+
+
+def test_forget_set_bad_count_and_whole_class_pick_in_a_real_browser(browser, server):
+    url, _, _ = server
+    page = browser.new_page(viewport={"width": 1400, "height": 1000})
+    page.goto(f"{url}/forget_set")
+    settle(page, "forget_set")
+    field = page.get_by_label("Samples", exact=True).and_(page.locator("input"))
+    field.fill("")  # a cleared field is named, and |D_f| stays what it was
+    field.press("Enter")
+    _idle(page)
+    assert "Enter a whole number from 1 to 124; still 100." in " ".join(page.locator('[data-testid="stAlert"]').all_inner_texts())
+    assert _forget_set_size(page) == "100"
+    field.fill("40")
+    field.press("Enter")
+    _idle(page)
+    assert _forget_set_size(page) == "40"
+    page.get_by_text("hand-pick", exact=True).click()
+    _idle(page)
+    grid = page.locator('[data-testid="stDataFrame"]').last
+    grid.scroll_into_view_if_needed()
+    for row in (0, 1):  # tick two images (56-px rows under a 35-px header), then the header's select-all
+        box = grid.bounding_box()
+        page.mouse.click(box["x"] + 18, box["y"] + 35 + 28 + 56 * row)
+        _idle(page)
+    assert _forget_set_size(page) == "2"
+    box = grid.bounding_box()
+    page.mouse.click(box["x"] + 18, box["y"] + 17)
+    _idle(page)
+    alerts = " ".join(page.locator('[data-testid="stAlert"]').all_inner_texts())
+    assert "125 hand-picked samples cannot be forgotten" in alerts and "last valid one (2 samples)" in alerts
+    assert _forget_set_size(page) == "2" and page.locator('[data-testid="stDataFrame"]').count() == 1  # gallery kept
+    page.screenshot(path=str(ARTIFACTS / "forget_set-whole-class.png"), full_page=True)
+    page.locator('[data-testid="stSidebarNav"] a', has_text="Run").click()
+    settle(page, "run")
+    assert "2 hand-picked samples" in page.get_by_text("Will launch").inner_text()
+    page.close()
+
+
+def test_run_page_card_and_method_picker_in_a_real_browser(browser, server):
+    url, ids, _ = server
+    page = browser.new_page(viewport={"width": 1400, "height": 1000})
+    page.goto(f"{url}/run")
+    settle(page, "run")
+    card = page.locator(".st-key-run_result")
+    assert card.is_visible() and card.bounding_box()["y"] < 1000  # the result is in view without scrolling
+    for label in ("Gold A_f (the target)", "TMU A_f", "TMU |Δ| to gold", "Best aligned"):
+        assert label in card.inner_text()
+    page.get_by_text("Methods and their settings").click()
+    _idle(page)
+    picker = page.locator('[data-testid="stMultiSelect"]').first
+    assert "Bad Teacher" in picker.inner_text() and "badteacher" not in picker.inner_text()
+    picker.get_by_role("button", name="Clear all").click()
+    _idle(page)
+    assert page.get_by_role("button", name="Launch run").is_disabled()
+    assert "No method chosen" in " ".join(page.locator('[data-testid="stAlert"]').all_inner_texts())
+    page.screenshot(path=str(ARTIFACTS / "run-no-methods.png"), full_page=True)
+    page.close()

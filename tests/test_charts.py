@@ -60,7 +60,7 @@ def test_models_frame_labels_the_seconds_of_cached_models():
 def test_best_aligned_names_every_method_in_a_tie_by_short_name():
     models = tables.models_frame(metrics_fixture())
     assert tables.best_aligned(models) == ("TMU", 0.0)
-    tie = models.assign(abs_delta=[20.0, 0.0, 4.0, 4.04])  # 4.0 and 4.04 both show as 4.0
+    tie = models.assign(abs_delta=[20.0, 0.0, 4.0, 4.04])  # 4.0 and 4.04 both show as 4.0 (no image counts)
     assert tables.best_aligned(tie) == ("tie: TMU, NG", 4.0)
 
 
@@ -99,6 +99,26 @@ def test_samples_csv_splits_the_id_by_meaning():
     assert list(csv.columns[:2]) == ["forget_id", "aux_index"] and "id" not in csv and "image" not in csv
     assert csv["forget_id"].tolist()[:4] == [10, 11, 12, 13] and csv["forget_id"].iloc[4:].isna().all()
     assert csv["aux_index"].iloc[4:].tolist() == [0, 1] and csv["aux_index"].iloc[:4].isna().all()
+
+
+def test_run_label_leads_with_the_users_run_name():
+    from tmu_core.store import RunInfo
+
+    cfg = {"name": "demo for class", "data": {"dataset": "digits"}, "forget": {"forget_class": "8", "forget_count": 100}}
+    info = RunInfo("x", "complete", "done", 1.0, "", "2026-11-27T00:11:00", cfg)
+    assert tables.run_label(info) == "demo for class · digits · class 8 · 100 · 11-27 00:11"
+
+
+@pytest.mark.parametrize("text, error", [("", "Enter a whole number from 1 to 124"),
+                                         ("abc", "'abc' is not a whole number: enter one from 1 to 124"),
+                                         ("2.5", "'2.5' is not a whole number: enter one from 1 to 124"),
+                                         ("125", "125 is out of range: enter a whole number from 1 to 124"),
+                                         ("0", "0 is out of range: enter a whole number from 1 to 124"),
+                                         (" 50 ", None), ("124", None)])
+def test_typed_sample_counts_are_checked_with_a_reason(text, error):
+    from ui.widgets import whole_number_error
+
+    assert whole_number_error(text, 1, 124) == error
 
 
 def test_run_label_is_short():
@@ -198,10 +218,15 @@ def test_image_grid_fills_rows_and_marks_the_chosen():
 
 
 # ---------------------------------------------------------------- charts
-def test_confusion_figure_is_a_2x2_heatmap():
+def test_confusion_figure_colours_agreements_green_and_errors_red():
     fig = charts.confusion_figure(tables.confusion_frame(metrics_fixture()["tmu"]["confusion"]), 90.0)
     assert isinstance(fig, go.Figure) and fig.data[0].type == "heatmap"
-    assert np.asarray(fig.data[0].z).tolist() == [[7, 1], [2, 3]] and "90% agree" in fig.layout.title.text
+    assert np.asarray(fig.data[0].customdata).tolist() == [[7, 1], [2, 3]] and "90% agree" in fig.layout.title.text
+    z = np.asarray(fig.data[0].z)
+    assert (z[0, 0] > 0 and z[1, 1] > 0) and (z[0, 1] < 0 and z[1, 0] < 0)  # diagonal agrees, off-diagonal errs
+    assert z[0, 0] > z[1, 1] > 0  # 7 agreements shade deeper than 3
+    assert fig.data[0].colorscale[0][1] == charts.HARD and fig.data[0].colorscale[-1][1] == charts.EASY
+    assert [list(r) for r in fig.data[0].text] == [["7<br>agree", "1<br>error"], ["2<br>error", "3<br>agree"]]
 
 
 @pytest.mark.parametrize("kind, trace", [("violin", "violin"), ("histogram", "histogram")])
@@ -231,6 +256,10 @@ def test_ablation_figure_highlights_the_subset_tmu_used():
     bar = fig.data[0]
     assert list(bar.x) == ["NF", "AF", "NF+AF+CF", "all easy (baseline)"] and list(bar.y) == [85.0, 70.0, 90.0, 90.0]
     assert len({bar.marker.color[0], bar.marker.color[2], bar.marker.color[3]}) == 3  # plain, used, baseline
+    lo, hi = fig.layout.yaxis.range  # scaled to the data (70..90), with room above the top label
+    assert 50 <= lo < 70 and 90 < hi <= 100 and bar.cliponaxis is False
+    (line,) = fig.layout.shapes
+    assert line.y0 == 90.0  # the baseline as a line across the chart
 
 
 def test_forget_accuracy_figure_puts_gold_first_and_draws_its_target_line():
@@ -257,6 +286,44 @@ def test_forget_accuracy_labels_stay_clear_of_the_target_line_and_bars():
 def test_delta_figure_ranks_methods_without_gold_or_original():
     fig = charts.delta_figure(tables.models_frame(metrics_fixture()))
     assert list(fig.data[0].y) == ["TMU", "Negative gradient"] and list(fig.data[0].x) == [0.0, 70.0]
+
+
+def outlier_models() -> pd.DataFrame:
+    """TMU 2.0 and FT 3.0 beside NG 86 and RL 97, on a D_f of 100 images."""
+    metrics = metrics_fixture()
+    metrics["forget_count"] = 100
+    base = metrics["models"]["neggrad"]
+    for name, d in (("tmu", 2.0), ("finetune", 3.0), ("neggrad", 86.0), ("randlabel", 97.0)):
+        metrics["models"][name] = {**base, "abs_delta": d, "delta": -d}
+    return tables.models_frame(metrics)
+
+
+def test_delta_figure_scales_to_the_close_methods_and_cuts_the_outliers():
+    fig = charts.delta_figure(outlier_models())
+    bar = fig.data[0]
+    assert list(bar.y) == ["TMU", "Fine-tuning", "Negative gradient", "Random labels"]
+    hi = fig.layout.xaxis.range[1]
+    assert hi < 12  # 2 and 3 fill the axis instead of being slivers beside 97
+    assert list(bar.customdata) == [2.0, 3.0, 86.0, 97.0]  # the true values stay in the hover ...
+    assert bar.text[3].startswith("97.0 (97 images)") and "axis cut" in bar.text[3]  # ... and in the label
+    assert list(bar.marker.pattern.shape) == ["", "", "/", "/"]
+    assert "tie" in bar.text[0] and "tie" in bar.text[1]  # 2 and 3 images apart: within one image
+
+
+def test_delta_figure_keeps_a_plain_axis_without_outliers():
+    fig = charts.delta_figure(tables.models_frame(metrics_fixture()))
+    assert fig.layout.xaxis.range[1] >= 70 and not any("axis cut" in t for t in fig.data[0].text)
+
+
+def test_best_aligned_ties_within_one_image_and_skips_controls():
+    models = outlier_models()
+    assert tables.best_aligned(models) == ("tie: TMU, FT", 2.0)
+    apart = models.assign(images=[None, None, 2, 5, 86, 97])
+    assert tables.best_aligned(apart) == ("TMU", 2.0)
+    control = apart.assign(kind=["reference", "reference", "control", "method", "method", "method"])
+    assert tables.best_aligned(control) == ("FT", 3.0)  # a control is never the best aligned
+    none = models[models["model"].isin(["original", "gold"])]
+    assert tables.best_aligned(none)[0] == "none"
 
 
 def test_utility_figure_groups_test_and_remain_accuracy():
@@ -309,3 +376,27 @@ def test_forget_curve_figure_draws_one_line_per_method_with_ci_bars():
     assert list(fig.data[1].error_y.array) == [0.0, 2.0]  # a missing interval draws no bar
     agreement = charts.forget_curve_figure(curve, "agreement")
     assert list(agreement.data[0].y) == [90.0, 85.0] and "agreement" in agreement.layout.yaxis.title.text
+
+
+def test_umap_figure_labels_clusters_and_shares_a_frame():
+    df = pd.DataFrame({"x": [0.0, 0.2, 5, 5.2], "y": [0.0, 0.2, 5, 5.4], "id": [1, 2, 3, 4], "label": [3, 3, 8, 8],
+                       "role": ["remain"] * 2 + ["forget"] * 2,
+                       "group": ["other classes", "other classes", "D_f easy", "D_f hard"]})
+    names = [str(i) for i in range(10)]
+    fig = charts.umap_figure(df, "map", class_names=names)
+    labels = {a.text: (a.x, a.y) for a in fig.layout.annotations}
+    assert labels == {"<b>3</b>": (0.1, 0.1), "<b>8</b>": (5.1, 5.2)}  # each cluster named at its median
+    wider = pd.concat([df, df.assign(x=df["x"] + 10)])  # the frame of all side-by-side maps
+    shared = charts.umap_figure(df, "map", frame=wider, legend=False)
+    assert list(shared.layout.xaxis.range) == pytest.approx([-1.52, 16.72]) and shared.layout.showlegend is False
+
+
+def test_maps_of_two_models_are_aligned_onto_the_first():
+    from tmu_core.jobs.embedding import aligned
+
+    rng = np.random.default_rng(0)
+    xy = rng.normal(size=(40, 2)).astype(np.float32)
+    turn = np.array([[0.0, -1.0], [1.0, 0.0]])
+    maps = {"original": {"xy": xy}, "gold": {"xy": (2.5 * xy @ turn + 7).astype(np.float32)}}
+    out = aligned(maps)
+    assert out["original"]["xy"] is xy and np.allclose(out["gold"]["xy"], xy, atol=1e-4)

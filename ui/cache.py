@@ -36,6 +36,12 @@ def device() -> str:
     return str(pick_device())
 
 
+@st.cache_resource(show_spinner=False)
+def warm_umap(root_dir: str) -> int | None:
+    """Once per server and run store: compile UMAP's code in the background if it is not cached yet."""
+    return embedding.warm()
+
+
 @st.cache_resource(show_spinner="Loading the dataset…", max_entries=4)
 def dataset(data_json: str, seed: int) -> Dataset:
     return load_dataset(DataConfig(**json.loads(data_json)), seed)
@@ -93,6 +99,19 @@ def embedding_models(root_dir: str, run_id: str) -> list[str]:
 def umap_map(root_dir: str, run_id: str, model: str, version: str) -> dict:
     """A stored UMAP map (its version token is part of the key, so a recomputed map is re-read)."""
     return embedding.load(store.open_run(run_id, root_dir), model)
+
+
+@st.cache_data(show_spinner=False, max_entries=8)
+def aligned_maps(root_dir: str, run_id: str, models: tuple[str, ...], versions: tuple[str, ...]) -> dict:
+    """Stored maps of `models`, aligned onto the first one's frame (versions are part of the key)."""
+    run = store.open_run(run_id, root_dir)
+    return embedding.aligned({m: embedding.load(run, m) for m in models})
+
+
+@st.cache_data(show_spinner=False, max_entries=8)
+def class_names(root_dir: str, run_id: str) -> list[str]:
+    """The run's class names by index (for cluster labels)."""
+    return list(dataset(*run_data_config(config(root_dir, run_id))).classes)
 
 
 @st.cache_data(show_spinner=False, max_entries=8)

@@ -31,10 +31,19 @@ def _layout(fig: go.Figure, title: str, height: int = 380) -> go.Figure:
 
 
 def confusion_figure(cm: pd.DataFrame, label_accuracy: float | None = None) -> go.Figure:
-    """Heatmap of a 2x2 confusion table (rows gold truth, columns predicted; see tables.confusion_frame)."""
-    fig = go.Figure(go.Heatmap(z=cm.values, x=[f"predicted {c}" for c in cm.columns],
-                               y=[f"gold {r}" for r in cm.index], text=cm.values, texttemplate="%{text}",
-                               colorscale="Blues", showscale=False, hovertemplate="%{y}, %{x}: %{z}<extra></extra>"))
+    """The 2x2 confusion table (rows gold truth, columns predicted; see tables.confusion_frame) as coloured
+    cells: agreements green, errors red, each cell's shade by its share of D_f, its count written in it."""
+    total = max(1, int(cm.values.sum()))
+    agree = [[r == c for c in cm.columns] for r in cm.index]
+    # z in [-1, 1]: errors negative (red), agreements positive (green), the strength their share of D_f
+    z = [[(1 if a else -1) * (0.25 + 0.75 * v / total) for a, v in zip(row_a, row_v)]
+         for row_a, row_v in zip(agree, cm.values.tolist())]
+    text = [[f"{v}<br>{'agree' if a else 'error'}" for a, v in zip(row_a, row_v)]
+            for row_a, row_v in zip(agree, cm.values.tolist())]
+    fig = go.Figure(go.Heatmap(z=z, x=[f"predicted {c}" for c in cm.columns], y=[f"gold {r}" for r in cm.index],
+                               text=text, texttemplate="%{text}", customdata=cm.values, zmin=-1, zmax=1,
+                               colorscale=[[0, HARD], [0.5, "#ffffff"], [1, EASY]], showscale=False,
+                               textfont=dict(size=16), hovertemplate="%{y}, %{x}: %{customdata}<extra></extra>"))
     fig.update_yaxes(autorange="reversed")
     title = "D_f: predicted vs gold truth"
     if label_accuracy is not None:
@@ -80,14 +89,22 @@ def feature_scatter(df: pd.DataFrame, x: str, y: str, title: str = "") -> go.Fig
 
 def ablation_figure(df: pd.DataFrame) -> go.Figure:
     """Label accuracy per feature subset (tables.ablation_frame); the subset TMU used is highlighted, the
-    all-easy baseline grey."""
+    all-easy baseline grey and drawn as a dashed line. The axis spans the data (a 0-100 axis makes 80 and 90
+    look alike), with room above the top bar for its label."""
     colors = ["#9e9e9e" if f == BASELINE_ROW else "#1565c0" if used else "#90caf9"
               for f, used in zip(df["features"], df["used by TMU"])]
     fig = go.Figure(go.Bar(x=df["features"], y=df["label_accuracy"], marker_color=colors,
-                           text=[f"{v:.0f}" for v in df["label_accuracy"]], textposition="outside",
+                           text=[f"{v:.1f}" for v in df["label_accuracy"]], textposition="outside", cliponaxis=False,
                            hovertemplate="%{x}: %{y:.1f}%<extra></extra>"))
-    fig.update_yaxes(title="label accuracy (%)", range=[0, 105])
-    return _layout(fig, "Label accuracy on D_f by feature subset (paper Table 4)", 340)
+    lo, hi = float(df["label_accuracy"].min()), float(df["label_accuracy"].max())
+    span = max(hi - lo, 5.0)
+    fig.update_yaxes(title="label accuracy (%)", range=[max(0.0, lo - 0.5 * span), min(100.0, hi) + 0.25 * span])
+    base = df.loc[df["features"] == BASELINE_ROW, "label_accuracy"]
+    if len(base):
+        fig.add_hline(y=float(base.iloc[0]), line_dash="dot", line_color="#757575")
+    fig = _layout(fig, "Label accuracy on D_f by feature subset (paper Table 4)", 360)
+    fig.update_layout(margin=dict(l=10, r=10, t=60, b=10))
+    return fig
 
 
 def forget_accuracy_figure(models: pd.DataFrame) -> go.Figure:
@@ -114,15 +131,44 @@ def forget_accuracy_figure(models: pd.DataFrame) -> go.Figure:
 
 
 def delta_figure(models: pd.DataFrame) -> go.Figure:
-    """|Δ| = |A_f(method) − A_f(gold)| per unlearning method (lower is better aligned)."""
+    """|Δ| = |A_f(method) − A_f(gold)| per unlearning method and control (lower is better aligned).
+
+    Each bar says how many D_f images it is from gold (tables.models_frame's `images`); bars within one image of
+    the smallest are marked "tie". The axis spans the methods: a bar far longer than the rest (random labels
+    at 97 beside 2 and 3) is cut at the axis end, hatched, and its label keeps the true value.
+    """
     df = models[~models["model"].isin(["gold", "original"])].sort_values("abs_delta")
-    fig = go.Figure(go.Bar(x=df["abs_delta"], y=[model_label(m) for m in df["model"]], orientation="h",
-                           marker_color=[model_color(m) for m in df["model"]],
-                           text=[f"{v:.1f}" for v in df["abs_delta"]], textposition="outside",
-                           hovertemplate="%{y}: |Δ| %{x:.1f}<extra></extra>"))
+    values = df["abs_delta"].astype(float).tolist()
+    images = df["images"].tolist() if "images" in df else [None] * len(df)
+    cap = _axis_cap(values)
+    best = min((i for i in images if i is not None), default=None)
+    candidates = (df["kind"] == "method").tolist() if "kind" in df else [True] * len(df)
+    ties = sum(1 for i, c in zip(images, candidates) if c and best is not None and i is not None and i <= best + 1)
+    text = []
+    for v, n, c in zip(values, images, candidates):
+        label = f"{v:.1f}" + (f" ({n} image{'s' if n != 1 else ''})" if n is not None else "")
+        if c and ties > 1 and n is not None and n <= best + 1:
+            label += " · tie"
+        text.append(label + (" ▸ axis cut" if v > cap else ""))
+    fig = go.Figure(go.Bar(x=[min(v, cap) for v in values], y=[model_label(m) for m in df["model"]], orientation="h",
+                           marker_color=[model_color(m) for m in df["model"]], customdata=values,
+                           marker_pattern_shape=["/" if v > cap else "" for v in values],
+                           text=text, textposition="outside", hovertemplate="%{y}: |Δ| %{customdata:.1f}<extra></extra>"))
     fig.update_traces(cliponaxis=False)
-    fig.update_xaxes(title="|Δ| (percentage points)", range=[0, max(1.0, float(df["abs_delta"].max())) * 1.18])
+    fig.update_xaxes(title="|Δ| (percentage points of D_f)", range=[0, cap * (2.2 if max(values, default=0) > cap else 1.6)])
+    fig.update_yaxes(autorange="reversed")  # the best aligned on top
     return _layout(fig, "|Δ| to gold on D_f (lower is better)", 320)
+
+
+def _axis_cap(values: list[float]) -> float:
+    """The axis end for |Δ| bars: the largest value, unless the bars split into a group of at least two small
+    ones and a gap to values over 3 times larger (and 10 points more); then 1.5 times the small group's top, so
+    2.0 and 3.0 look different and the large ones are cut."""
+    v = sorted(values)
+    for i in range(1, len(v) - 1):
+        if v[i + 1] > 3 * max(v[i], 1.0) and v[i + 1] - v[i] > 10:
+            return max(1.0, 1.5 * v[i])
+    return max([1.0, *v])
 
 
 def utility_figure(models: pd.DataFrame) -> go.Figure:
@@ -137,12 +183,17 @@ def utility_figure(models: pd.DataFrame) -> go.Figure:
     return _layout(fig, "Utility kept: test and remain accuracy", 340)
 
 
-def umap_figure(df: pd.DataFrame, title: str, zoom: bool = False, height: int = 720) -> go.Figure:
+def umap_figure(df: pd.DataFrame, title: str, zoom: bool = False, height: int = 720,
+                class_names: list[str] | None = None, frame: pd.DataFrame | None = None,
+                legend: bool = True) -> go.Figure:
     """UMAP points by group (tables.umap_frame): other classes faded, D_f easy/hard on top; hover: id, label.
 
     Args:
         zoom: show only the forget class's region (its remaining samples, D_f and D_a, with a 10% margin).
         height: pixels; with equal axis scales a tall plot keeps a class's cluster from shrinking to a blob.
+        class_names: names by class index; each class's cluster is labelled at its median point.
+        frame: the points that set the axis ranges (all maps of a side-by-side view, so they share them);
+            default `df`.
     """
     fig = go.Figure()
     for group, (color, size, opacity, symbol) in GROUP_STYLE.items():
@@ -154,15 +205,21 @@ def umap_figure(df: pd.DataFrame, title: str, zoom: bool = False, height: int = 
                                    marker=dict(color=color, size=size, opacity=opacity, symbol=symbol),
                                    hovertemplate="id %{customdata[0]} · class %{customdata[1]} · %{customdata[2]}"
                                                  f"<extra>{group}</extra>"))
+    if class_names is not None:
+        for label, part in df.groupby("label"):
+            name = class_names[int(label)] if 0 <= int(label) < len(class_names) else str(label)
+            fig.add_annotation(x=float(part["x"].median()), y=float(part["y"].median()), text=f"<b>{name}</b>",
+                               showarrow=False, font=dict(size=15, color="#212121"), bgcolor="rgba(255,255,255,0.7)")
     fig.update_xaxes(showticklabels=False, title="")
     fig.update_yaxes(showticklabels=False, title="", scaleanchor="x")
-    focus = df[df["group"] != "other classes"]
-    if zoom and not focus.empty:
+    frame = df if frame is None else frame
+    focus = frame[frame["group"] != "other classes"] if zoom else frame
+    if (zoom or frame is not df) and not focus.empty:
         for axis, col in ((fig.update_xaxes, "x"), (fig.update_yaxes, "y")):
             lo, hi = float(focus[col].min()), float(focus[col].max())
             pad = 0.1 * (hi - lo) or 1.0
             axis(range=[lo - pad, hi + pad])
-    fig.update_layout(dragmode="lasso", legend=dict(orientation="h", yanchor="top", y=-0.02, x=0))
+    fig.update_layout(dragmode="lasso", showlegend=legend, legend=dict(orientation="h", yanchor="top", y=-0.02, x=0))
     return _layout(fig, title, height)
 
 

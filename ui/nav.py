@@ -16,6 +16,7 @@ ASSETS = ROOT / "assets"
 # key: (file, title, icon, section)
 PAGES = {
     "about": ("about.py", "About TMU", ":material/school:", "Learn"),
+    "demo": ("demo.py", "Guided demo", ":material/co_present:", "Learn"),
     "forget_set": ("forget_set.py", "Forget set", ":material/photo_library:", "Set up"),
     "run": ("run.py", "Run", ":material/play_circle:", "Set up"),
     "audit": ("audit.py", "Easy/hard audit", ":material/fact_check:", "Inspect a run"),

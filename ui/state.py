@@ -6,6 +6,7 @@ Every accessor sets its default with `session_state.setdefault`, so each page al
 """
 from __future__ import annotations
 
+import copy
 from dataclasses import replace
 
 import streamlit as st
@@ -17,6 +18,7 @@ from tmu_core.data.recipes import default_train_config
 
 RUN = "run_id"
 DRAFT = "draft"
+DRAFT_VALID = "draft_valid"  # a copy of the draft as it was when last accepted
 DRAFT_ERROR = "draft_error"  # the Forget set page's last choice, when it was invalid (the draft kept the one before)
 MODES = ("count", "fraction", "hand-pick")
 BUNDLED = ("digits",)  # datasets without files: no data folder to choose
@@ -58,8 +60,22 @@ def reject(d: dict, before: dict, error: str) -> None:
     d.update(before)
 
 
-def accept() -> None:
+def accept(d: dict | None = None) -> None:
+    """The Forget set page's choice is valid: forget the last error and keep a copy of `d` as the last valid."""
     st.session_state.pop(DRAFT_ERROR, None)
+    if d is not None:
+        st.session_state[DRAFT_VALID] = copy.deepcopy(d)
+
+
+def last_valid(fallback: dict) -> dict:
+    """The draft as it was when last accepted (`fallback` before any was). A gallery's selection callback
+    changes the draft before the page runs, so the draft at the top of the page may already be invalid."""
+    return copy.deepcopy(st.session_state.get(DRAFT_VALID) or fallback)
+
+
+def note_rejected(choice: str, error: str) -> None:
+    """Remember an invalid choice that the Forget set page undid itself, for the Run page to name."""
+    st.session_state[DRAFT_ERROR] = {"choice": choice, "error": error}
 
 
 def draft_error() -> dict | None:
@@ -100,6 +116,8 @@ def run_config(d: dict, train_overrides: dict | None = None, methods=None, metho
     """A RunConfig from the draft and the Run page's settings (validated by the dataclasses)."""
     if d["mode"] == "hand-pick" and not d["ids"]:
         raise TMUError("no samples picked: select images in the Forget set page's gallery, or choose by count")
+    if methods is not None and not list(methods):
+        raise TMUError("no method chosen: pick at least one method (TMU or a baseline) to compare with gold")
     kw = {} if methods is None else {"methods": tuple(methods)}
     return RunConfig(data=data_config(d), forget=forget_spec(d), train=train_config(d, train_overrides),
                      method_params=tuple((m, tuple(sorted(p.items()))) for m, p in (method_params or {}).items() if p),
@@ -132,15 +150,29 @@ def require_complete_run() -> store.Run:
     info = {r.run_id: r for r in store.list_runs()}.get(run_id)  # list_runs reads 'damaged' for broken files
     if info is None:
         st.stop()  # deleted since the line above: the next rerun picks another
+    if info.state in ("queued", "running"):
+        _wait_for(run_id)
+        nav.link("run", "Go to the Run page")
+        st.stop()
     if info.state != "complete":
-        msg = f"Run `{run_id}` is {info.state}"
-        if info.state in ("queued", "running"):
-            st.info(f"{msg} ({100 * info.progress:.0f}%, {info.stage}); its results appear here when it finishes.")
-        else:
-            st.warning(f"{msg}: {info.error or 'no results'}. Choose another run on the Run page.")
+        st.warning(f"Run `{run_id}` is {info.state}: {info.error or 'no results'}. Choose another run on the Run page.")
         nav.link("run", "Go to the Run page")
         st.stop()
     return store.open_run(run_id)
+
+
+POLL_SECONDS = 2.0
+
+
+@st.fragment(run_every=POLL_SECONDS)
+def _wait_for(run_id: str) -> None:
+    """The selected run's progress, polled; the whole page reruns (and shows the results) once it ends."""
+    info = {r.run_id: r for r in store.list_runs()}.get(run_id)
+    if info is None or info.state not in ("queued", "running"):
+        st.rerun(scope="app")
+    st.info(f"Run `{run_id}` is {info.state} ({100 * info.progress:.0f}%, {info.stage}); its results appear here "
+            "when it finishes (this page checks every few seconds).", icon=":material/hourglass_top:")
+    st.progress(min(1.0, float(info.progress)))
 
 
 def require_tmu_results(missing: str):
@@ -152,4 +184,11 @@ def require_tmu_results(missing: str):
     if "tmu" not in metrics:
         st.info(f"Run `{run.id}` did not include TMU, so {missing}.")
         st.stop()
+    evidence_warnings(metrics)
     return run, metrics, cache.samples(cache.root(), run.id)
+
+
+def evidence_warnings(metrics: dict) -> None:
+    """TMU's thin-evidence warnings (a tiny or capped twin, no hard example, an adapted setting), in plain words."""
+    for text in (metrics.get("tmu") or {}).get("warnings", []):
+        st.warning(f"Thin evidence: {text}.", icon=":material/warning:")

@@ -39,27 +39,47 @@ def models_frame(metrics: dict) -> pd.DataFrame:
     seconds were not spent by this one.
     """
     names = ordered(metrics["models"])
+    n = metrics.get("forget_count")
     rows = []
     for name in names:
         m = metrics["models"][name]
         rows.append({"model": name, "label": model_label(name), "A_test": m["acc_test"], "A_r": m["acc_remain"],
                      "A_f": m["acc_forget"], "delta": m["delta"], "abs_delta": m["abs_delta"],
                      "agreement": m.get("sample_agreement", float("nan")),
+                     "images": images_apart(m["abs_delta"], n), "kind": display(name).kind,
                      "activation_distance": m["activation_distance"], "mia": m["mia"],
                      "mia_auc": m.get("mia_auc", float("nan")), "seconds": m["seconds"],
                      "timing": CACHED_NOTE if m.get("cached") else "this run"})
     return pd.DataFrame(rows)
 
 
+def images_apart(abs_delta: float, forget_count: int | None) -> int | None:
+    """|Δ| (percentage points of D_f) as a number of D_f images: how many more or fewer gold gets right."""
+    return None if forget_count is None else int(round(abs_delta * forget_count / 100.0))
+
+
+def images_text(images) -> str:
+    """'3 images of D_f' (or '' when the count is unknown)."""
+    if images is None or images != images:
+        return ""
+    return f"{int(images)} image{'s' if int(images) != 1 else ''} of D_f"
+
+
 def best_aligned(models: pd.DataFrame) -> tuple[str, float]:
     """(short name(s), |Δ|) of the unlearning method(s) closest to gold: "TMU", or "tie: FT, NG, BT" when
-    several share the smallest |Δ| as displayed (one decimal). References and controls (which may read gold)
-    are never candidates."""
-    methods = models[[display(m).kind == "method" for m in models["model"]]]
-    shown = methods["abs_delta"].round(1)
-    best = methods[shown == shown.min()]
+    several are within one D_f image of the smallest |Δ| (within 0.05 points, as displayed, when the frame
+    has no image counts). Controls and reference models are never candidates; ("none", nan) without methods."""
+    methods = models[models["kind"] == "method"] if "kind" in models else models[~models["model"].isin(["original", "gold"])]
+    if methods.empty:
+        return "none", float("nan")
+    if "images" in methods and methods["images"].notna().all():
+        near = methods["images"] <= methods["images"].min() + 1
+    else:
+        shown = methods["abs_delta"].round(1)
+        near = shown == shown.min()
+    best = methods[near].sort_values("abs_delta", kind="stable")
     names = [short_label(m) for m in best["model"]]
-    return (names[0] if len(names) == 1 else "tie: " + ", ".join(names)), float(shown.min())
+    return (names[0] if len(names) == 1 else "tie: " + ", ".join(names)), round(float(methods["abs_delta"].min()), 1)
 
 
 def cost_text(metrics: dict) -> str | None:
@@ -90,7 +110,12 @@ def alignment_note(metrics: dict) -> str | None:
     if not tmu or "tmu" not in models:
         return None
     others = [m for n, m in models.items() if n != "tmu" and display(n).kind == "method"]
-    if not others or round(models["tmu"]["abs_delta"], 1) <= min(round(m["abs_delta"], 1) for m in others):
+    n_f = metrics.get("forget_count")
+    if n_f:  # within one D_f image of the best is a tie (best_aligned), not a miss
+        if not others or images_apart(models["tmu"]["abs_delta"], n_f) <= min(
+                images_apart(m["abs_delta"], n_f) for m in others) + 1:
+            return None
+    elif not others or round(models["tmu"]["abs_delta"], 1) <= min(round(m["abs_delta"], 1) for m in others):
         return None
     n = tmu["gold_easy"] + tmu["gold_hard"]
     sizing = tmu.get("aux_sizing", {})
@@ -171,7 +196,7 @@ def audit_frame(samples: pd.DataFrame, role: str = "forget") -> pd.DataFrame:
         out["augmented"] = df["augmented"].astype(str).str.lower() == "true"
     for m in ("original", "gold", "tmu"):
         if f"pred_{m}" in df:
-            out[f"{m} says"] = df[f"pred_{m}"].astype(int)
+            out[f"{short_label(m)} says"] = df[f"pred_{m}"].astype(int)
     return out.reset_index(drop=True)
 
 
@@ -197,13 +222,14 @@ def samples_csv(samples: pd.DataFrame) -> str:
 
 
 def run_label(info) -> str:
-    """A short name for a run (tmu_core.runs.RunInfo) in a narrow list: dataset, class, |D_f|, time, state."""
+    """A short name for a run (tmu_core.runs.RunInfo) in a narrow list: the user's run name (if any), dataset,
+    class, |D_f|, time, state."""
     cfg = info.config or {}
     forget = cfg.get("forget", {})
     size = (len(forget.get("forget_ids") or []) or (f"{100 * forget['forget_fraction']:.0f}%"
                                                     if forget.get("forget_fraction") else forget.get("forget_count")))
     stamp = (info.updated or "")[5:16].replace("T", " ")  # "MM-DD HH:MM" of an ISO time
-    parts = [cfg.get("data", {}).get("dataset") or info.run_id, f"class {forget.get('forget_class', '?')}",
+    parts = [cfg.get("name") or "", cfg.get("data", {}).get("dataset") or info.run_id, f"class {forget.get('forget_class', '?')}",
              "" if size is None else f"{size}", stamp]
     label = " · ".join(p for p in parts if p)
     return label if info.state == "complete" else f"{label} ({info.state})"

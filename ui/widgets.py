@@ -65,3 +65,15 @@ def config_inputs(base, prefix: str, skip: tuple[str, ...] = (), columns: int = 
         if value != default:
             out[f.name] = value
     return out
+
+
+def whole_number_error(text: str, low: int, high: int) -> str | None:
+    """Why `text` (a typed field) is not a whole number from `low` to `high`; None when it is."""
+    t = (text or "").strip()
+    if not t:
+        return f"Enter a whole number from {low} to {high}"
+    if not (t.isdigit() or (t[0] in "+-" and t[1:].isdigit())):
+        return f"'{t}' is not a whole number: enter one from {low} to {high}"
+    if not low <= int(t) <= high:
+        return f"{int(t)} is out of range: enter a whole number from {low} to {high}"
+    return None

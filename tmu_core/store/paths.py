@@ -66,3 +66,18 @@ def sweeps_root(root: Path | None = None) -> Path:
 def umap_files(model: str) -> tuple[str, str, str]:
     """The map, job-state and log file names of one model's UMAP map inside a run folder."""
     return f"umap-{model}.npz", f"umap-{model}.json", f"umap-{model}.log"
+
+
+def compiled_code_dir() -> Path:
+    """Where numba keeps the machine code it compiles for UMAP, so a fresh process loads it instead of
+    compiling again (minutes on a busy CPU)."""
+    return cache_dir("numba")
+
+
+def compiled_code_ready() -> bool:
+    """Whether numba has cached UMAP's compiled code in this run store (an index file per kernel)."""
+    return any(compiled_code_dir().rglob("*.nbi"))
+
+
+def compiled_code_log() -> Path:
+    return compiled_code_dir() / "warm.log"
