@@ -1,8 +1,13 @@
 """Alignment: every method's A_f against gold's, |Δ|, utility, activation distance, MIA; sweep tables."""
 import streamlit as st
 
+import datetime as dt
+
 from tmu_core import store
+from tmu_core.errors import TMUError
 from tmu_core.evaluate import tables as paper_tables
+from tmu_core.jobs import launch
+from tmu_core.methods import METHODS, display, ordered
 from ui import cache, charts, nav, state, tables
 
 nav.ensure_router()
@@ -92,7 +97,60 @@ def show_run() -> None:
     show_table1(row[~row["class"].map(tables.is_summary)])
 
 
+def sweep_form() -> None:
+    """Launch a sweep (classes x seeds x forget counts) on the Forget set page's dataset, in the background."""
+    d = state.draft()
+    data = cache.dataset(cache.as_json(state.data_config(d)), 0)
+    names = [str(c) for c in data.classes]
+    with st.expander(f"Launch a sweep on {d['dataset']}", expanded=not store.list_sweeps()):
+        c1, c2, c3 = st.columns([3, 2, 2])
+        classes = c1.multiselect("Forget classes", names, default=names[:2], key="align_sw_classes")
+        seeds = c2.text_input("Seeds", "0 1 2", key="align_sw_seeds", help="whole numbers separated by spaces")
+        counts = c3.text_input("Forget counts", "100", key="align_sw_counts",
+                               help="|D_f| per class, e.g. 100 500 1000 for the forgetting-more-data curve")
+        methods = st.multiselect("Methods", ordered(METHODS.names()), default=ordered(METHODS.names()),
+                                 format_func=lambda n: display(n).label, key="align_sw_methods")
+        where = f" on the Ray cluster at {launch.ray_address()}" if launch.ray_address() else ""
+        if st.button(f"Launch sweep{where}", key="align_sw_launch", type="primary", icon=":material/play_arrow:"):
+            try:
+                seed_list, count_list = [int(x) for x in seeds.split()], [int(x) for x in counts.split()]
+            except ValueError:
+                st.error("Seeds and forget counts must be whole numbers separated by spaces.")
+                return
+            sweep_id = f"sweep-{d['dataset']}-{dt.datetime.now().strftime('%Y%m%d-%H%M%S')}"
+            try:
+                launch.start_sweep(d["dataset"], [str(names.index(c)) for c in classes], seed_list, count_list,
+                                   methods, sweep_id, state.data_config(d).data_root)
+            except TMUError as exc:
+                st.error(str(exc))
+                return
+            st.session_state["align_sw_running"] = (sweep_id, len(classes) * len(seed_list) * len(count_list))
+            st.session_state["align_sweep"] = sweep_id
+    if st.session_state.get("align_sw_running"):
+        sweep_progress()
+
+
+@st.fragment(run_every=2.0)
+def sweep_progress() -> None:
+    """Runs done of the launched sweep; the page redraws its tables when it ends."""
+    sweep_id, planned = st.session_state["align_sw_running"]
+    sweep = store.Sweep(sweep_id)
+    try:
+        done = sweep.results()
+    except TMUError:
+        done = {}
+    n = len(done.get("results", [])) + len(done.get("failed", []))
+    st.progress(min(1.0, n / planned), text=f"Sweep {sweep_id}: {n} of {planned} runs done")
+    tail = sweep.log_tail(3)
+    if n >= planned or (tail and "error" in tail.lower()):
+        del st.session_state["align_sw_running"]
+        if tail and n < planned:
+            st.error(tail)
+        st.rerun(scope="app")
+
+
 def show_sweeps() -> None:
+    sweep_form()
     ids = store.list_sweeps()
     if not ids:
         st.caption("No sweeps yet. `python -m tmu_core sweep --dataset digits --classes all` runs every forget "

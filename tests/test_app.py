@@ -599,3 +599,33 @@ def test_alignment_shows_sweep_tables_with_avg(dashboard_runs):
     sweep_chart = next(s for s in plotly_specs(at) if "per forget class" in s["layout"]["title"]["text"])
     methods = {c[: -len(" |Δ|")] for c in table1.columns if c.endswith(" |Δ|")}
     assert {t["name"] for t in sweep_chart["data"]} == methods and {"TMU", "FT"} <= methods
+
+
+def test_a_sweep_is_launched_from_the_alignment_page_and_followed(runs_dir, monkeypatch):
+    """The Sweeps tab launches `python -m tmu_core sweep` in the background with the chosen classes, seeds and
+    forget counts, then shows its progress from the sweep's results file."""
+    spawned = []
+    monkeypatch.setattr(launch, "spawn", lambda args, log: spawned.append((args, log)))
+    at = page_test("alignment")
+    at.multiselect(key="align_sw_classes").set_value(["1", "8"])
+    at.text_input(key="align_sw_seeds").set_value("0 1")
+    at.text_input(key="align_sw_counts").set_value("50 100")
+    at.multiselect(key="align_sw_methods").set_value(["tmu", "finetune"])
+    at.button(key="align_sw_launch").click().run()
+    assert not at.exception and not at.error
+    (args, log), = spawned
+    assert args[:3] == ["tmu_core", "sweep", "--dataset"] and "--quiet" in args
+    i = args.index
+    assert args[i("--classes") + 1] == "1,8" and args[i("--seeds") + 1: i("--seeds") + 3] == ["0", "1"]
+    assert args[i("--forget-counts") + 1: i("--forget-counts") + 3] == ["50", "100"]
+    sweep_id, planned = at.session_state["align_sw_running"]
+    assert planned == 8 and args[i("--sweep-id") + 1] == sweep_id and log.parent.name == sweep_id
+    assert any("0 of 8 runs done" in str(p.text) for p in at.get("progress"))
+
+
+def test_a_sweep_launch_with_bad_seeds_says_what_is_wrong(runs_dir, monkeypatch):
+    monkeypatch.setattr(launch, "spawn", lambda args, log: pytest.fail("nothing may start"))
+    at = page_test("alignment")
+    at.text_input(key="align_sw_seeds").set_value("zero")
+    at.button(key="align_sw_launch").click().run()
+    assert any("whole numbers" in e.value for e in at.error)

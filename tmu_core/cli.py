@@ -142,7 +142,10 @@ def cmd_sweep(args) -> int:
     from .jobs.sweep import sweep
 
     cfg = _run_config(args, args.methods or ordered(METHODS.names()))
+    if args.sweep_id is not None:
+        store.check_run_id(args.sweep_id)
     out = sweep(cfg, args.classes, progress=_stderr_progress if not args.quiet else None, seeds=args.seeds,
+                sweep_id=args.sweep_id,
                 forget_counts=args.forget_counts, tuning_classes=args.tuning_classes, executor=args.executor,
                 ray_address=args.ray_address)
     print(out["markdown"])
@@ -244,6 +247,7 @@ def build_parser() -> argparse.ArgumentParser:
             p.add_argument("--name", default="", help="a label for the run (part of its id)")
         else:
             p.add_argument("--classes", default="all", help="'all' or comma-separated class indices/names")
+            p.add_argument("--sweep-id", default=None, help="name of the sweep's folder (default: made from the settings)")
             p.add_argument("--seeds", type=int, nargs="+", help="several seeds (default: --seed alone)")
             p.add_argument("--tuning-classes", default="", metavar="CLASSES",
                            help="comma-separated classes used to choose defaults (e.g. 3,8); the tables "

@@ -17,7 +17,7 @@ from .io import ensure_dir
 CONFIG, STATUS, METRICS, SAMPLES, EMBEDDINGS = "config.json", "status.json", "metrics.json", "samples.csv", "embeddings.npz"
 RUN_LOG, ERROR_LOG, CANCEL = "run.log", "error.log", "cancel"
 EXECUTE_LOCK = "execute.lock"  # held by the one process that executes the run
-SWEEP_RESULTS, SWEEP_TABLES = "results.json", "tables.md"
+SWEEP_RESULTS, SWEEP_TABLES, SWEEP_LOG = "results.json", "tables.md", "sweep.log"
 
 
 def runs_root() -> Path:

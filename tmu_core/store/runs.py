@@ -383,6 +383,18 @@ class Sweep:
             atomic_write_bytes(self.dir / f"{key}.csv", df.to_csv(index=False).encode())
         return self.dir / P.SWEEP_TABLES, self.dir / "table1.csv"
 
+    def log_path(self) -> Path:
+        """The log of a sweep started in the background (only process launchers write it)."""
+        ensure_dir(self.dir)
+        return self.dir / P.SWEEP_LOG
+
+    def log_tail(self, lines: int = 15) -> str:
+        try:
+            text = (self.dir / P.SWEEP_LOG).read_text(errors="replace")
+        except OSError:
+            return ""
+        return "\n".join(text.rstrip().splitlines()[-lines:])
+
     def version(self) -> str:
         try:
             st = (self.dir / P.SWEEP_RESULTS).stat()
