@@ -122,14 +122,17 @@ def _check(model: type[BaseModel], obj, what: str):
         raise TMUError(f"{what} is damaged ({where}: {err['msg']})") from None
 
 
-def check_status(obj, what: str) -> dict:
-    _check(StatusFile, obj, what)
-    return obj
+def _checker(model: type[BaseModel]):
+    """check_<file>(obj, what) -> obj: raises TMUError naming the damage when `obj` does not fit `model`."""
+    def check(obj, what: str) -> dict:
+        _check(model, obj, what)
+        return obj
+
+    return check
 
 
-def check_config(obj, what: str) -> dict:
-    _check(ConfigFile, obj, what)
-    return obj
+check_status, check_config = _checker(StatusFile), _checker(ConfigFile)
+check_model_meta, check_umap_job = _checker(ModelMeta), _checker(UmapJob)
 
 
 def check_metrics(obj, what: str) -> dict:
@@ -140,14 +143,6 @@ def check_metrics(obj, what: str) -> dict:
     return obj
 
 
-def check_model_meta(obj, what: str) -> dict:
-    _check(ModelMeta, obj, what)
-    return obj
-
-
-def check_umap_job(obj, what: str) -> dict:
-    _check(UmapJob, obj, what)
-    return obj
 
 
 SAMPLE_COLUMNS = {"id": "i", "role": "O", "source_id": "i", "true_label": "O"}
