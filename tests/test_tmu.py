@@ -10,7 +10,7 @@ import torch
 
 from tmu_core.tmu.attacks import adversarial_feature, pgd
 from tmu_core.tmu.classifier import ClassifierConfig, balanced_threshold, feature_subsets, train_classifier
-from tmu_core.config import DataConfig, ForgetSpec, TrainConfig
+from tmu_core.config import DataConfig, ForgetSpec, RunConfig, TrainConfig
 from tmu_core.data import load_dataset, resolve_forget
 from tmu_core.tmu.features import Scaler, nearest_distance
 from tmu_core.methods import METHODS, method_config
@@ -217,7 +217,6 @@ def test_run_json_contract(tmp_path):
 
 
 def test_validate_refuses_nf_k_beyond_the_class_before_training(tmp_path, monkeypatch):
-    from tmu_core.config import RunConfig
     from tmu_core.errors import TMUError
     from tmu_core.jobs.pipeline import validate
 
