@@ -7,6 +7,7 @@ import os
 import re
 import shutil
 import signal
+import subprocess
 
 import pytest
 
@@ -173,3 +174,31 @@ def test_run_page_card_and_method_picker_in_a_real_browser(browser, server):
     assert "No method chosen" in " ".join(page.locator('[data-testid="stAlert"]').all_inner_texts())
     page.screenshot(path=str(ARTIFACTS / "run-no-methods.png"), full_page=True)
     page.close()
+
+
+def test_sweep_launched_from_the_alignment_page_in_a_real_browser(browser, server):
+    """The Sweeps tab starts a real background sweep and shows its progress; the sweep is stopped afterwards."""
+    url, ids, runs_dir = server
+    page = browser.new_page(viewport={"width": 1400, "height": 1000})
+    page.goto(f"{url}/alignment")
+    settle(page, "alignment")
+    page.get_by_role("tab", name="Sweeps over forget classes").click()
+    _idle(page)
+    page.get_by_text("Launch a sweep on digits").click()  # the expander (closed when sweeps exist)
+    _idle(page)
+    seeds = page.get_by_role("textbox", name="Seeds")
+    seeds.fill("0")
+    seeds.press("Enter")
+    counts = page.get_by_role("textbox", name="Forget counts")
+    counts.fill("5")
+    counts.press("Enter")
+    _idle(page)
+    page.get_by_role("button", name=re.compile("^Launch sweep")).click()
+    try:
+        page.get_by_text(re.compile(r"Sweep sweep-digits-\d+-\d+: \d of 2 runs done")).wait_for(timeout=60_000)
+        page.screenshot(path=str(ARTIFACTS / "alignment-sweep-launched.png"), full_page=True)
+        logs = list((runs_dir / "_sweeps").glob("sweep-digits-*/sweep.log"))
+        assert logs, "the sweep's log is in its folder of the run store"
+    finally:
+        subprocess.run(["pkill", "-f", "--sweep-id sweep-digits-"], check=False)
+        page.close()
