@@ -337,8 +337,9 @@ def test_umap_figure_draws_each_group_once_with_hover_ids():
                        "role": ["remain", "remain", "forget", "forget"],
                        "group": ["other classes", "D_r of the class", "D_f easy", "D_f easy"]})
     fig = charts.umap_figure(df, "map")
-    assert [t.name for t in fig.data] == ["other classes (1)", "D_r of the class (1)", "D_f easy (2)"]
-    assert [list(c) for c in fig.data[2].customdata] == [[3, 8, "forget"], [4, 8, "forget"]]
+    # the class's remaining samples are drawn above D_f
+    assert [t.name for t in fig.data] == ["other classes (1)", "D_f easy (2)", "D_r of the class (1)"]
+    assert [list(c) for c in fig.data[1].customdata] == [[3, 8, "forget"], [4, 8, "forget"]]
     assert fig.layout.height >= 700 and fig.layout.xaxis.range is None
     zoomed = charts.umap_figure(df, "map", zoom=True)  # the forget class spans x and y 1..3
     assert list(zoomed.layout.xaxis.range) == pytest.approx([0.8, 3.2])

@@ -15,13 +15,14 @@ from .tables import BASELINE_ROW, FEATURES, model_color, model_label
 
 EASY, HARD = "#2e7d32", "#c62828"
 LABEL_COLORS = {"easy": EASY, "hard": HARD}
-GROUP_STYLE = {  # UMAP groups: colour, size, opacity, symbol
+GROUP_STYLE = {  # UMAP groups, drawn in this order: colour, size, opacity, symbol
     "other classes": ("#bdbdbd", 5, 0.25, "circle"),
-    "D_r of the class": ("#1565c0", 6, 0.55, "circle"),
     "D_f easy": (EASY, 9, 0.95, "diamond"),
     "D_f hard": (HARD, 10, 0.95, "x"),
     "D_a easy": ("#81c784", 7, 0.8, "triangle-up"),
     "D_a hard": ("#e57373", 8, 0.8, "triangle-down"),
+    # drawn last, above D_f: its small translucent points show the forgotten samples sitting inside the class
+    "D_r of the class": ("#1565c0", 6, 0.55, "circle"),
 }
 
 
