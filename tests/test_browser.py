@@ -57,6 +57,14 @@ def settle(page, key: str) -> None:
     page.wait_for_timeout(500)  # plotly draws after the element appears
 
 
+def open_page(browser, url: str, key: str):
+    """A new 1400x1000 page on `key`, settled."""
+    page = browser.new_page(viewport={"width": 1400, "height": 1000})
+    page.goto(f"{url}/{key}")
+    settle(page, key)
+    return page
+
+
 def assert_no_error_box(page, key: str) -> None:
     boxes = page.locator('[data-testid="stException"]')
     assert boxes.count() == 0, f"{key}: {boxes.first.inner_text()}"
@@ -88,9 +96,7 @@ def test_every_page_in_a_real_browser(browser, server):
 
 def test_audit_csv_downloads(browser, server):
     url, ids, _ = server
-    page = browser.new_page(viewport={"width": 1400, "height": 1000})
-    page.goto(f"{url}/audit")
-    settle(page, "audit")
+    page = open_page(browser, url, "audit")
     with page.expect_download() as info:
         page.get_by_role("button", name=re.compile("Download the per-sample table")).click()
     download = info.value
@@ -120,9 +126,7 @@ def _forget_set_size(page) -> str:
 
 def test_forget_set_bad_count_and_whole_class_pick_in_a_real_browser(browser, server):
     url, _, _ = server
-    page = browser.new_page(viewport={"width": 1400, "height": 1000})
-    page.goto(f"{url}/forget_set")
-    settle(page, "forget_set")
+    page = open_page(browser, url, "forget_set")
     field = page.get_by_label("Samples", exact=True).and_(page.locator("input"))
     field.fill("")  # a cleared field is named, and |D_f| stays what it was
     field.press("Enter")
@@ -157,9 +161,7 @@ def test_forget_set_bad_count_and_whole_class_pick_in_a_real_browser(browser, se
 
 def test_run_page_card_and_method_picker_in_a_real_browser(browser, server):
     url, ids, _ = server
-    page = browser.new_page(viewport={"width": 1400, "height": 1000})
-    page.goto(f"{url}/run")
-    settle(page, "run")
+    page = open_page(browser, url, "run")
     card = page.locator(".st-key-run_result")
     assert card.is_visible() and card.bounding_box()["y"] < 1000  # the result is in view without scrolling
     for label in ("Gold A_f (the target)", "TMU A_f", "TMU |Δ| to gold", "Best aligned"):
@@ -179,19 +181,15 @@ def test_run_page_card_and_method_picker_in_a_real_browser(browser, server):
 def test_sweep_launched_from_the_alignment_page_in_a_real_browser(browser, server):
     """The Sweeps tab starts a real background sweep and shows its progress; the sweep is stopped afterwards."""
     url, ids, runs_dir = server
-    page = browser.new_page(viewport={"width": 1400, "height": 1000})
-    page.goto(f"{url}/alignment")
-    settle(page, "alignment")
+    page = open_page(browser, url, "alignment")
     page.get_by_role("tab", name="Sweeps over forget classes").click()
     _idle(page)
     page.get_by_text("Launch a sweep on digits").click()  # the expander (closed when sweeps exist)
     _idle(page)
-    seeds = page.get_by_role("textbox", name="Seeds")
-    seeds.fill("0")
-    seeds.press("Enter")
-    counts = page.get_by_role("textbox", name="Forget counts")
-    counts.fill("5")
-    counts.press("Enter")
+    for name, text in (("Seeds", "0"), ("Forget counts", "5")):
+        box = page.get_by_role("textbox", name=name)
+        box.fill(text)
+        box.press("Enter")
     _idle(page)
     page.get_by_role("button", name=re.compile("^Launch sweep")).click()
     try:

@@ -36,6 +36,15 @@ def model_lock(key: str):
         yield
 
 
+def tail_lines(path: Path, lines: int) -> str:
+    """The last `lines` lines of a text file ('' when it cannot be read)."""
+    try:
+        text = path.read_text(errors="replace")
+    except OSError:
+        return ""
+    return "\n".join(text.rstrip().splitlines()[-lines:])
+
+
 def check_run_id(run_id: str) -> str:
     if not isinstance(run_id, str) or not RUN_ID.fullmatch(run_id) or ".." in run_id:
         raise TMUError(f"{run_id!r} is not a valid run id: use letters, digits, '.', '_' and '-' "
@@ -115,11 +124,7 @@ class Run:
 
     def log_tail(self, name: str = P.RUN_LOG, lines: int = 15) -> str:
         """The last lines of a log ('' when there is none)."""
-        try:
-            text = self.log_path(name).read_text(errors="replace")
-        except OSError:
-            return ""
-        return "\n".join(text.rstrip().splitlines()[-lines:])
+        return tail_lines(self.dir / name, lines)
 
     def write_error_log(self, text: str) -> None:
         atomic_write_text(self.dir / P.ERROR_LOG, text)
@@ -389,11 +394,7 @@ class Sweep:
         return self.dir / P.SWEEP_LOG
 
     def log_tail(self, lines: int = 15) -> str:
-        try:
-            text = (self.dir / P.SWEEP_LOG).read_text(errors="replace")
-        except OSError:
-            return ""
-        return "\n".join(text.rstrip().splitlines()[-lines:])
+        return tail_lines(self.dir / P.SWEEP_LOG, lines)
 
     def version(self) -> str:
         try:
