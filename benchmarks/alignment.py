@@ -46,11 +46,24 @@ def parse_variants(spec: str) -> dict[str, dict]:
     return out
 
 
-def run_all(cfg, classes, seeds, variants, log) -> list[dict]:
-    """One result per (class, seed): all methods, plus each TMU variant (reusing the cached original and gold)."""
+def typed_params(dataset: str, settings: dict) -> dict:
+    """{setting: text} -> TMU settings in their types (a tuple setting such as features is space-separated)."""
     from tmu_core.config import flatten
     from tmu_core.methods import method_config
 
+    defaults = flatten(method_config("tmu", dataset))
+
+    def typed(k, v):
+        d = defaults[k]
+        if isinstance(d, bool):
+            return v.lower() in ("1", "true", "yes")
+        return tuple(v.split()) if isinstance(d, tuple) else type(d)(v)
+
+    return {k: typed(k, v) for k, v in settings.items()}
+
+
+def run_all(cfg, classes, seeds, variants, log) -> list[dict]:
+    """One result per (class, seed): all methods, plus each TMU variant (reusing the cached original and gold)."""
     results = []
     for seed in seeds:
         for c in classes:
@@ -58,10 +71,7 @@ def run_all(cfg, classes, seeds, variants, log) -> list[dict]:
             t = time.perf_counter()
             r = execute(start(base))
             for name, settings in variants.items():
-                defaults = flatten(method_config("tmu", base.data.dataset))
-                typed = {k: type(defaults[k])(v) if not isinstance(defaults[k], bool)
-                         else v.lower() in ("1", "true", "yes") for k, v in settings.items()}
-                params = {**dict(dict(base.method_params).get("tmu", ())), **typed}
+                params = {**dict(dict(base.method_params).get("tmu", ())), **typed_params(base.data.dataset, settings)}
                 v_cfg = replace(base, methods=("tmu",), method_params=(("tmu", tuple(sorted(params.items()))),))
                 r_v = execute(start(v_cfg))
                 r["models"][name] = r_v["models"]["tmu"]

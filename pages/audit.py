@@ -45,6 +45,10 @@ if fid:
     f[1].metric("Twin M_t: loss on D_a", f"{fid['twin_loss_aux']:.3f}")
     f[2].metric("Original M_o: accuracy on D_f", f"{fid['original_acc_forget']:.1f}%")
     f[3].metric("Original M_o: loss on D_f", f"{fid['original_loss_forget']:.3f}")
+    if "twin_epochs" in fid:
+        st.caption(f"The twin trained {fid['twin_epochs']:g} epochs"
+                   + (f"; {fid['bags']} twins (bags) pooled, fidelity averaged over them" if fid.get("bags", 1) > 1 else "")
+                   + ".")
 ens = metrics.get("gold_ensemble")
 if ens:
     st.markdown(f"**Against {ens['k']} gold models** (same D_r, training seeds differ; p_i = share of them that "

@@ -19,6 +19,7 @@ ray = pytest.importorskip("ray")
 from apptools import APP, ROOT, tiny_config, wait_done, wait_for  # noqa: E402
 from tmu_core import store  # noqa: E402
 from tmu_core.config import ForgetSpec, TrainConfig  # noqa: E402
+from tmu_core.errors import TMUError  # noqa: E402
 from tmu_core.jobs import launch, ray_executor  # noqa: E402
 from tmu_core.jobs.pipeline import start  # noqa: E402
 from tmu_core.jobs.sweep import failed_markdown, plan, sweep  # noqa: E402
@@ -29,10 +30,17 @@ TIMING = ("seconds", "cached", "run_id", "cost_ratio", "stage_seconds", "origina
 
 @pytest.fixture(scope="module", autouse=True)
 def local_ray():
+    """A 2-CPU Ray instance; this process computes with 1 torch thread, so by default each task asks for 1 CPU
+    (the same thread count as the local executor: the condition for equal numbers) and two run side by side."""
+    import torch
+
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
     ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False,
              runtime_env={"env_vars": {"PYTHONPATH": str(launch.PROJECT_ROOT)}})
     yield
     ray.shutdown()
+    torch.set_num_threads(threads)
 
 
 def tiny(methods=("tmu", "finetune"), epochs: int = 3):
@@ -63,6 +71,16 @@ def test_ray_sweep_equals_the_local_sweep(tmp_path, monkeypatch):
     # both tasks need the same original model: built once under the store's lock, loaded by the other task
     assert sorted(r["cache"]["original_cached"] for r in remote["results"]) == [False, True]
     assert json.loads((tmp_path / "ray" / "_sweeps" / "sweep-ray" / "results.json").read_text())["executor"] == "ray"
+
+
+def test_a_task_asking_more_cpus_than_the_cluster_has_is_refused_with_what_fits(runs_dir):
+    with pytest.raises(TMUError, match="asks for 3 CPUs but the Ray cluster has 2; pass --ray-cpus-per-task 2"):
+        sweep(tiny(("finetune",)), "8", sweep_id="sweep-big", executor="ray", ray_cpus_per_task=3)
+
+
+def test_cpus_per_task_need_the_ray_executor():
+    with pytest.raises(TMUError, match="--executor ray"):
+        sweep(tiny(), "8", ray_cpus_per_task=1)
 
 
 def test_a_task_that_raises_is_named_and_the_others_finish(runs_dir):

@@ -397,7 +397,82 @@ def test_a_tiny_image_folder_runs_with_defaults_and_says_its_evidence_is_thin(tm
                     methods=("tmu",), method_params=(("tmu", (("epochs", 1), ("twin_epochs", 1), ("clf_epochs", 5))),))
     r = execute(start(cfg))
     fid, warnings = r["tmu"]["twin_fidelity"], " ".join(r["tmu"]["warnings"])
-    assert set(fid) == {"twin_acc_aux", "twin_loss_aux", "original_acc_forget", "original_loss_forget"}
+    assert set(fid) == {"twin_acc_aux", "twin_loss_aux", "original_acc_forget", "original_loss_forget", "twin_epochs", "bags"}
     assert 0 <= fid["twin_acc_aux"] <= 100 and fid["twin_loss_aux"] >= 0
     assert "distinct aux images" in warnings and "--aux-fraction" in warnings
     assert "NF uses k = 2 nearest neighbours instead of 5" in warnings
+
+
+# ---------------------------------------------------------------- audit-quality options (all off by default)
+def _tmu(digits, tiny_original, **flat):
+    cfg, data, forget = digits
+    tc, original = tiny_original
+    mcfg = method_config("tmu", "digits", {"epochs": 1, "twin_epochs": 1, "clf_epochs": 5, "cf_epochs": 1, **flat})
+    return METHODS.get("tmu").run(UnlearnTask(data, cfg, tc, forget, original, seed=0), mcfg, CPU, None)
+
+
+def test_bagged_twins_draw_disjoint_aux_sets_while_the_pool_allows_and_pool_them(digits, tiny_original):
+    one = _tmu(digits, tiny_original).report
+    three = _tmu(digits, tiny_original, twin_bags=3).report
+    n = len(one.aux.x)
+    assert len(three.aux.x) == 3 * n and three.twin_fidelity["bags"] == 3
+    assert three.aux.sizing["pooled"] == 3 * n and len(three.aux_labels) == 3 * n
+    assert torch.equal(three.aux.x[:n], one.aux.x), "the first bag is today's twin"
+    assert not torch.equal(three.aux.x[n:2 * n], one.aux.x), "a later bag is a fresh draw"
+
+
+def test_a_later_bag_avoids_earlier_images_only_while_the_pool_still_holds_a_full_d_a(digits):
+    _, data, forget = digits
+    pool = data.class_ids(forget.class_index, pool="aux")
+    first = build_aux(data, forget, 0, 4, allow_flip=False, size_scale=0.01)  # a small D_a: the pool holds several
+    second = build_aux(data, forget, 1000, 4, allow_flip=False, size_scale=0.01, exclude=first.source_ids)
+    assert len(first.x) * 2 <= len(pool) and not set(first.source_ids) & set(second.source_ids)
+    full = build_aux(data, forget, 0, 4, allow_flip=False)  # the full Eq. 3 size needs the whole pool: no exclusion
+    again = build_aux(data, forget, 1000, 4, allow_flip=False, exclude=full.source_ids)
+    assert len(again.x) == len(full.x) and set(again.source_ids) <= set(pool)
+
+
+def test_twin_fit_match_stops_once_the_twin_fits_d_a_as_the_original_fits_d_f(digits, tiny_original):
+    fid = _tmu(digits, tiny_original, twin_fit="match", twin_max_epochs=6).report.twin_fidelity
+    assert 1 <= fid["twin_epochs"] <= 6
+    assert fid["twin_loss_aux"] <= fid["original_loss_forget"] or fid["twin_epochs"] == 6
+
+
+def test_held_out_features_are_stored_and_used_in_the_chosen_order(digits, tiny_original):
+    rep = _tmu(digits, tiny_original, features=("HM", "NF", "HNF")).report
+    assert rep.feature_names == ["NF", "AF", "CF", "HNF", "HM"] and rep.features_used == ["HM", "NF", "HNF"]
+    cols = rep.forget_columns()
+    assert {"NF", "AF", "CF", "HNF", "HM"} <= set(cols) and (cols["HNF"] >= 0).all()
+    assert (cols["HM"] < 0).any() or (cols["HM"] > 0).all(), "a margin keeps its sign"
+    assert "NF+AF+CF" in rep.ablation  # the paper's Table 4 subsets stay
+
+
+def test_held_out_features_and_kl_refuse_a_cf_network_that_saw_the_samples():
+    from tmu_core.errors import TMUError
+
+    with pytest.raises(TMUError, match="held-out"):
+        method_config("tmu", "digits", {"features": ("NF", "HM"), "cf_held_out": False})
+    with pytest.raises(TMUError, match="heldout_kl needs"):
+        method_config("tmu", "digits", {"mechanism": "heldout_kl", "cf_held_out": False})
+
+
+def test_scaling_per_problem_standardises_each_problem_with_its_own_statistics():
+    from tmu_core.tmu.config import FeatureConfig
+    from tmu_core.tmu.method import Features, scaled
+
+    rng = np.random.default_rng(0)
+    feats = Features(("NF", "AF", "CF"), rng.normal(1, 1, (50, 3)) ** 2, rng.normal(3, 2, (40, 3)) ** 2)
+    _, f_shared = scaled(feats, FeatureConfig(scale_log=False, scale_clip=100))
+    _, f_own = scaled(feats, FeatureConfig(scale_log=False, scale_clip=100, scale_per_problem=True))
+    assert np.allclose(f_own.mean(0), 0, atol=1e-6) and not np.allclose(f_shared.mean(0), 0, atol=0.5)
+
+
+def test_heldout_kl_moves_hard_samples_toward_the_held_out_network(digits, tiny_original, monkeypatch):
+    import tmu_core.tmu.method as tmu_mod
+
+    calls = []
+    real = torch.nn.functional.kl_div
+    monkeypatch.setattr(tmu_mod.F, "kl_div", lambda *a, **k: calls.append(1) or real(*a, **k))
+    out = _tmu(digits, tiny_original, mechanism="heldout_kl", epochs=1)
+    assert out.report.forget_pred.sum() < len(out.report.forget_pred), "some sample is predicted hard"
+    assert calls, "the KL term ran on predicted-hard samples"

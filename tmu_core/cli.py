@@ -147,7 +147,7 @@ def cmd_sweep(args) -> int:
     out = sweep(cfg, args.classes, progress=_stderr_progress if not args.quiet else None, seeds=args.seeds,
                 sweep_id=args.sweep_id,
                 forget_counts=args.forget_counts, tuning_classes=args.tuning_classes, executor=args.executor,
-                ray_address=args.ray_address)
+                ray_address=args.ray_address, ray_cpus_per_task=args.ray_cpus_per_task)
     print(out["markdown"])
     print(f"\nwritten: {out['markdown_path']} and {out['csv_path']}", file=sys.stderr)
     if out["failed"]:
@@ -206,7 +206,9 @@ def _summary(result: dict) -> str:
         fid = t.get("twin_fidelity") or {}
         if fid:
             lines.append(f"twin fidelity: M_t on D_a {fid['twin_acc_aux']:.1f}% (loss {fid['twin_loss_aux']:.3f}); "
-                         f"M_o on D_f {fid['original_acc_forget']:.1f}% (loss {fid['original_loss_forget']:.3f})")
+                         f"M_o on D_f {fid['original_acc_forget']:.1f}% (loss {fid['original_loss_forget']:.3f})"
+                         + (f"; {fid['twin_epochs']:g} twin epochs" if "twin_epochs" in fid else "")
+                         + (f", {fid['bags']} twins pooled" if fid.get("bags", 1) > 1 else ""))
         lines += [f"warning: {w}" for w in t.get("warnings", [])]
     return "\n".join(lines)
 
@@ -238,7 +240,7 @@ def build_parser() -> argparse.ArgumentParser:
         p = sub.add_parser(name, help=helptext)
         _add_common(p)
         p.add_argument("--methods", nargs="+", help="subset of methods (default: all)")
-        p.add_argument("--mechanism", choices=["randlabel", "neggrad"], help="TMU's forget mechanism on hard samples")
+        p.add_argument("--mechanism", choices=["randlabel", "neggrad", "heldout_kl"], help="TMU's forget mechanism on hard samples")
         p.add_argument("--gold-seeds", type=int, default=1, metavar="K",
                        help="train K gold models (training seeds differ) for soft truth p_i, gold-vs-gold agreement "
                             "and the label-accuracy ceiling (default 1: the run's gold alone)")
@@ -260,6 +262,10 @@ def build_parser() -> argparse.ArgumentParser:
             p.add_argument("--ray-address", default=None,
                            help="a running Ray cluster (e.g. HOST:6379 from `ray start --head`; default: start a "
                                 "local Ray instance sized to this machine); needs --executor ray")
+            p.add_argument("--ray-cpus-per-task", type=int, default=None, metavar="N",
+                           help="CPUs (torch threads) per Ray task (default: as many as a local run uses, so the "
+                                "tables equal the local executor's; fewer run tasks side by side, with float "
+                                "rounding that differs in the last digits)")
         _method_flags(p)
         p.set_defaults(fn=fn)
     p = sub.add_parser("execute", help="execute a run created by the dashboard (its config.json)")

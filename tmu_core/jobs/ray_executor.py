@@ -34,12 +34,28 @@ class RayOptions:
     """Where the tasks go and what each asks for."""
 
     address: str | None = None  # a running cluster ("auto", "HOST:6379", "ray://HOST:10001"); None: start a local one
-    num_cpus: float = 1.0  # CPUs per task (Ray sets each worker's OMP_NUM_THREADS from it)
+    num_cpus: int | None = None  # CPUs (= torch threads) per task; None: this process's torch thread count
     num_gpus: float | None = None  # GPUs per task; None: 1 when the run wants CUDA (device cuda, or auto on a GPU cluster)
 
 
-def _execute_task(run_id: str, runs_dir: str) -> dict:
-    """The body of one Ray task: execute a queued run of the shared run store; its result dict."""
+def threads_per_task(opts: RayOptions) -> int:
+    """The torch threads (and Ray CPUs) of one task. By default this process's own thread count: a task then
+    computes exactly what the local executor computes here (float sums depend on how many threads share them),
+    and on one machine the tasks run one at a time. Fewer CPUs per task run tasks side by side instead."""
+    if opts.num_cpus is None:
+        import torch
+
+        return torch.get_num_threads()
+    if int(opts.num_cpus) < 1:
+        raise TMUError(f"CPUs per Ray task must be a whole number of at least 1, not {opts.num_cpus}")
+    return int(opts.num_cpus)
+
+
+def _execute_task(run_id: str, runs_dir: str, threads: int) -> dict:
+    """The body of one Ray task: execute a queued run of the shared run store with `threads` torch threads."""
+    import torch
+
+    torch.set_num_threads(threads)
     os.environ["TMU_RUNS_DIR"] = runs_dir
     try:
         run = store.open_run(run_id)
@@ -99,9 +115,14 @@ def submit(run: store.Run, cfg: RunConfig, opts: RayOptions):
     """Submit one queued run as a Ray task; returns its ObjectRef."""
     import ray
 
-    task = ray.remote(_execute_task).options(num_cpus=opts.num_cpus, num_gpus=_gpus_per_task(cfg, opts),
+    threads = threads_per_task(opts)
+    have = ray.cluster_resources().get("CPU", 0)
+    if threads > have:
+        raise TMUError(f"a task asks for {threads} CPUs but the Ray cluster has {have:g}; pass --ray-cpus-per-task "
+                       f"{max(1, int(have))} or fewer")
+    task = ray.remote(_execute_task).options(num_cpus=threads, num_gpus=_gpus_per_task(cfg, opts),
                                              max_retries=1, retry_exceptions=False, name=f"tmu:{run.id}")
-    return task.remote(run.id, str(store.runs_root().resolve()))
+    return task.remote(run.id, str(store.runs_root().resolve()), threads)
 
 
 def error_text(exc: BaseException) -> str:

@@ -86,11 +86,14 @@ def local_executor(configs: list[RunConfig], progress=None, on_result=None) -> l
     return results
 
 
-def ray_executor(configs: list[RunConfig], progress=None, on_result=None, address: str | None = None) -> list[dict]:
-    """Each config is one task on the Ray cluster at `address` (None: a local Ray instance sized to this machine)."""
+def ray_executor(configs: list[RunConfig], progress=None, on_result=None, address: str | None = None,
+                 cpus_per_task: int | None = None) -> list[dict]:
+    """Each config is one task on the Ray cluster at `address` (None: a local Ray instance sized to this machine)
+    asking for `cpus_per_task` CPUs (None: as many threads as a local run here uses, so the numbers are the same)."""
     from .ray_executor import RayOptions, run_on_ray  # Ray is imported only when this executor is used
 
-    return run_on_ray(configs, progress=progress, on_result=on_result, options=RayOptions(address=address))
+    return run_on_ray(configs, progress=progress, on_result=on_result,
+                      options=RayOptions(address=address, num_cpus=cpus_per_task))
 
 
 EXECUTORS: dict[str, Executor] = {"local": local_executor, "ray": ray_executor}
@@ -98,7 +101,8 @@ EXECUTORS: dict[str, Executor] = {"local": local_executor, "ray": ray_executor}
 
 def sweep(cfg: RunConfig, classes: str = "all", progress=None, sweep_id: str | None = None,
           seeds: Sequence[int] | None = None, forget_counts: Sequence[int] | None = None,
-          executor: str = "local", ray_address: str | None = None, tuning_classes: str = "") -> dict:
+          executor: str = "local", ray_address: str | None = None, tuning_classes: str = "",
+          ray_cpus_per_task: int | None = None) -> dict:
     """Run `cfg` for every class x seed x forget count; write results.json and the tables (Markdown + CSV).
 
     `tuning_classes` names the classes used to choose defaults: they are summarised apart from the others.
@@ -107,9 +111,9 @@ def sweep(cfg: RunConfig, classes: str = "all", progress=None, sweep_id: str | N
     """
     if executor not in EXECUTORS:
         raise TMUError(f"unknown executor '{executor}'; valid: {', '.join(EXECUTORS)}")
-    if ray_address and executor != "ray":
-        raise TMUError("a Ray address needs the ray executor (--executor ray)")
-    options = {"address": ray_address} if executor == "ray" else {}
+    if (ray_address or ray_cpus_per_task) and executor != "ray":
+        raise TMUError("a Ray address or CPUs per Ray task need the ray executor (--executor ray)")
+    options = {"address": ray_address, "cpus_per_task": ray_cpus_per_task} if executor == "ray" else {}
     chosen = parse_classes(classes, cfg)
     tuning = parse_tuning(tuning_classes, cfg)
     seeds = list(seeds) if seeds else [cfg.seed]

@@ -49,12 +49,8 @@ def tmu_hard_count(task, device) -> int:
     from ..config import with_flat
 
     cfg = with_flat(TMUConfig(), dataset_defaults(task.data_cfg.dataset))
-    clock = tmu_method.StageClock(task, None)
-    twin = tmu_method.twin_problem(task, cfg.twin, device, None)
-    raw_a, raw_f = tmu_method.features(task, twin, cfg.features, device, clock)
-    scaler = tmu_method.Scaler.fit(raw_a, cfg.features.scale_log, cfg.features.scale_clip)
-    split = tmu_method.easy_hard_split(scaler.transform(raw_a), scaler.transform(raw_f), twin, cfg, task.seed)
-    return int(len(split.pred_f) - split.pred_f.sum())
+    pred = tmu_method.predict_easy_hard(task, cfg, device, tmu_method.StageClock(task, None)).split.pred_f
+    return int(len(pred) - pred.sum())
 
 
 def run_random_k(task, cfg: UnlearnConfig, device, progress=None):

@@ -10,7 +10,7 @@ from ..config import check_bounds, opt
 from ..errors import TMUError
 from ..methods.loop import LoopConfig
 from .classifier import ClassifierConfig
-from .features import FEATURES
+from .features import ALL_FEATURES, FEATURES, HELD_OUT_FEATURES
 
 
 @dataclass(frozen=True)
@@ -22,6 +22,12 @@ class TwinConfig:
     twin_epochs: int = opt(4, "epochs fine-tuning M_o into the twin model", min=1, max=200)
     twin_lr: float = opt(0.01, "twin fine-tuning learning rate", min=1e-6, max=1.0)
     twin_replay: float = opt(3.0, "replayed D_r ∪ D_f samples per D_a sample while fine-tuning the twin", min=0.0, max=100.0)
+    twin_fit: str = opt("epochs", "twin training: epochs (exactly twin epochs, cosine) or match (one epoch at a time "
+                                  "until M_t's loss on D_a is no higher than M_o's on D_f, at most twin max epochs)",
+                        choices=("epochs", "match"))
+    twin_max_epochs: int = opt(20, "twin fit match: the most epochs it may take", min=1, max=500)
+    twin_bags: int = opt(1, "twins drawn (bagging): each an Eq. 3-sized D_a (disjoint while the aux pool allows) "
+                            "with its own M_t; their labelled features are pooled", min=1, max=20)
 
     def __post_init__(self):
         check_bounds(self)
@@ -31,7 +37,8 @@ class TwinConfig:
 class FeatureConfig:
     """NF (nearest distance), AF (adversarial) and CF (curriculum loss), and how they are scaled."""
 
-    features: tuple[str, ...] = opt(FEATURES, "features the classifier uses (any of NF AF CF)")
+    features: tuple[str, ...] = opt(FEATURES, "features the classifier uses: any of NF AF CF (the paper's) and HNF HM "
+                                              "(from the held-out network)")
     nf_k: int = opt(5, "NF: number of nearest neighbours averaged", min=1, max=1000)
     nf_distance: str = opt("euclidean", "NF distance", choices=("euclidean", "cosine"))
     nf_normalize: bool = opt(True, "NF: L2-normalise activations first")
@@ -45,15 +52,20 @@ class FeatureConfig:
                                    "(its loss then measures how well the sample is predicted without being learned)")
     scale_log: bool = opt(True, "feature scaling: log1p before standardising")
     scale_clip: float = opt(5.0, "feature scaling: clip standardised values at +-this", min=0.5, max=100.0)
+    scale_per_problem: bool = opt(False, "feature scaling: standardise D_a and D_f each with its own statistics "
+                                         "(default: D_a's statistics for both)")
 
     def __post_init__(self):
         check_bounds(self)
         object.__setattr__(self, "features", tuple(self.features))
-        bad = [f for f in self.features if f not in FEATURES]
+        bad = [f for f in self.features if f not in ALL_FEATURES]
         if bad or not self.features:
-            raise TMUError(f"unknown feature(s) {bad}; choose from {', '.join(FEATURES)}")
+            raise TMUError(f"unknown feature(s) {bad}; choose from {', '.join(ALL_FEATURES)}")
         if len(set(self.features)) != len(self.features):
-            raise TMUError(f"features listed twice: {' '.join(self.features)}; give each of {', '.join(FEATURES)} at most once")
+            raise TMUError(f"features listed twice: {' '.join(self.features)}; give each of {', '.join(ALL_FEATURES)} at most once")
+        if not self.cf_held_out and set(self.features) & set(HELD_OUT_FEATURES):
+            raise TMUError(f"features {', '.join(HELD_OUT_FEATURES)} come from the held-out CF network: keep "
+                           f"--tmu-cf-held-out on, or choose from {', '.join(FEATURES)}")
 
 
 @dataclass(frozen=True)
@@ -61,7 +73,9 @@ class UnlearnConfig(LoopConfig):
     """The final step from M_o: retain loss on replayed D_r and predicted-easy D_f, the forget mechanism on
     predicted-hard D_f only. The loop fields (epochs, lr, ...) drive it."""
 
-    mechanism: str = opt("randlabel", "forget mechanism on predicted-hard samples", choices=("randlabel", "neggrad"))
+    mechanism: str = opt("randlabel", "forget mechanism on predicted-hard samples: random wrong labels, bounded "
+                                      "negative gradient, or heldout_kl (KL toward the held-out CF network's softmax, "
+                                      "a network that never saw the sample)", choices=("randlabel", "neggrad", "heldout_kl"))
     forget_weight: float = opt(1.0, "weight of the forget term", min=0.0, max=100.0)
     max_forget_loss: float = opt(5.0, "neggrad mechanism: per-sample loss cap", min=0.1, max=100.0)
     stop_when_forgotten: bool = opt(True, "push a hard sample only while the model still classifies it correctly "
@@ -76,6 +90,11 @@ class TMUConfig:
     features: FeatureConfig = field(default_factory=FeatureConfig)
     classifier: ClassifierConfig = field(default_factory=ClassifierConfig)
     unlearn: UnlearnConfig = field(default_factory=UnlearnConfig)
+
+    def __post_init__(self):
+        if self.unlearn.mechanism == "heldout_kl" and not self.features.cf_held_out:
+            raise TMUError("mechanism heldout_kl needs the held-out CF network: keep --tmu-cf-held-out on, or use "
+                           "mechanism randlabel or neggrad")
 
 
 def dataset_defaults(dataset: str) -> dict:

@@ -6,7 +6,12 @@ AF  adversarial: see attacks.adversarial_feature.
 CF  curriculum loss: per-sample loss under a same-architecture network trained from scratch for 1-2
     epochs; easy samples are learned first, so their loss is small. By default that network trains on
     part of D_r only (TMUConfig.cf_held_out), never on the samples it scores.
-Scaling is fitted on D_a and applied unchanged to D_f.
+Scaling is fitted on D_a and applied unchanged to D_f (or, with `scale_per_problem`, each problem on its own).
+
+Two optional features ask gold's question directly, from the held-out network (the CF network trained on
+part of D_r only, which never saw D_a or D_f, so both problems are measured alike):
+HNF  NF in the held-out network's embedding space (reference: the class's remaining training samples).
+HM   the held-out network's margin on class c (its class-c logit minus the largest other one).
 """
 from __future__ import annotations
 
@@ -21,7 +26,9 @@ from ..data import to_float
 from ..errors import TMUError
 from ..train import fit, predict, seed_everything
 
-FEATURES = ("NF", "AF", "CF")
+FEATURES = ("NF", "AF", "CF")  # the paper's three: the default
+HELD_OUT_FEATURES = ("HNF", "HM")  # from the held-out network (see above)
+ALL_FEATURES = FEATURES + HELD_OUT_FEATURES
 
 
 def nearest_distance(query: torch.Tensor, reference: torch.Tensor, k: int = 5, distance: str = "euclidean",
@@ -45,8 +52,8 @@ def nearest_distance(query: torch.Tensor, reference: torch.Tensor, k: int = 5, d
 
 
 def curriculum_losses(make_model, x_train: torch.Tensor, y_train: torch.Tensor, queries: list[tuple[torch.Tensor, int]],
-                      cfg: TrainConfig, device: torch.device, seed: int) -> list[torch.Tensor]:
-    """CF: train a fresh model briefly on (x_train, y_train), return per-sample CE for each (x, label) query."""
+                      cfg: TrainConfig, device: torch.device, seed: int) -> tuple[list[torch.Tensor], torch.nn.Module]:
+    """CF: train a fresh model briefly on (x_train, y_train); per-sample CE for each (x, label) query, and the net."""
     seed_everything(seed + 53)
     net = make_model()
     fit(net, x_train, y_train, cfg, device, seed=seed + 53, stage="curriculum")
@@ -54,7 +61,14 @@ def curriculum_losses(make_model, x_train: torch.Tensor, y_train: torch.Tensor, 
     for x, label in queries:
         logits = predict(net, x, device)
         out.append(F.cross_entropy(logits, torch.full((len(x),), label, dtype=torch.long), reduction="none"))
-    return out
+    return out, net
+
+
+def class_margin(logits: torch.Tensor, label: int) -> torch.Tensor:
+    """HM: the class-`label` logit minus the largest other logit, per row (positive = classified right)."""
+    other = logits.clone()
+    other[:, label] = float("-inf")
+    return logits[:, label] - other.max(1).values
 
 
 @dataclass
@@ -66,11 +80,18 @@ class Scaler:
     log: bool
     clip: float
 
+    signed: np.ndarray | None = None  # columns that may be negative (HM): no log1p for them
+
     @classmethod
-    def fit(cls, f: np.ndarray, log: bool = True, clip: float = 5.0) -> "Scaler":
-        g = np.log1p(np.maximum(f, 0)) if log else f
-        return cls(g.mean(0), g.std(0) + 1e-8, log, clip)
+    def fit(cls, f: np.ndarray, log: bool = True, clip: float = 5.0, signed: np.ndarray | None = None) -> "Scaler":
+        signed = np.zeros(f.shape[1], bool) if signed is None else np.asarray(signed, bool)
+        g = _log(f, log, signed)
+        return cls(g.mean(0), g.std(0) + 1e-8, log, clip, signed)
 
     def transform(self, f: np.ndarray) -> np.ndarray:
-        g = np.log1p(np.maximum(f, 0)) if self.log else f
+        g = _log(f, self.log, self.signed if self.signed is not None else np.zeros(f.shape[1], bool))
         return np.clip((g - self.mean) / self.std, -self.clip, self.clip)
+
+
+def _log(f: np.ndarray, log: bool, signed: np.ndarray) -> np.ndarray:
+    return np.where(signed, f, np.log1p(np.maximum(f, 0))) if log else f

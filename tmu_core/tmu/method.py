@@ -2,16 +2,18 @@
 
 1. `twin_problem`: D_a (Eq. 3) from the aux pool, twin model M_t = M_o fine-tuned on D_a with replay;
    D_a's labels are free: easy = M_o classifies it correctly (M_o is the twin's gold model);
-2. `features`: NF, AF, CF for D_a (on M_t) and D_f (on M_o);
-3. `easy_hard_split`: scaling fitted on D_a; the MLP learns easy/hard on D_a and predicts it for D_f;
+   (optionally several twins, `twin_bags`, pooled);
+2. `features`: NF, AF, CF for D_a (on M_t) and D_f (on M_o); optionally HNF, HM from the held-out network;
+3. `easy_hard_split`: scaling fitted on D_a; the MLP learns easy/hard on D_a and predicts it for D_f
+   (`predict_easy_hard` runs stages 1-3, for TMU and for the random_k control);
    `ablation` repeats it for every feature subset (paper Table 4, an audit extra);
 4. `unlearn`: from M_o, retain loss on replayed D_r plus predicted-easy D_f, the forget mechanism
-   (random wrong labels or bounded negative gradient) on predicted-hard D_f only.
+   (random wrong labels, bounded negative gradient, or KL toward the held-out network) on predicted-hard D_f.
 """
 from __future__ import annotations
 
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import numpy as np
 import torch
@@ -27,9 +29,9 @@ from ..train import Progress, generator, predict
 from .attacks import adversarial_feature
 from .classifier import EasyHardClassifier, feature_subsets, train_classifier
 from .config import FeatureConfig, TMUConfig, TwinConfig, UnlearnConfig
-from .features import FEATURES, Scaler, curriculum_losses, nearest_distance
+from .features import ALL_FEATURES, FEATURES, HELD_OUT_FEATURES, Scaler, class_margin, curriculum_losses, nearest_distance
 from .report import TMUReport
-from .twin import AuxSet, build_aux, generalization_labels, train_twin
+from .twin import AuxSet, build_aux, concat_aux, fit_of, generalization_labels, train_twin
 
 
 class StageClock:
@@ -54,24 +56,34 @@ class StageClock:
 
 @dataclass(frozen=True)
 class TwinProblem:
-    aux: AuxSet
-    model: torch.nn.Module  # M_t
+    aux: AuxSet  # D_a: every bag's samples, concatenated
+    models: list  # M_t of each bag
+    bag: np.ndarray  # (|D_a|,) which bag (and so which M_t) each D_a sample belongs to
     labels: np.ndarray  # 1 = easy for M_o
     fidelity: dict  # how well M_t fits D_a against how well M_o fits D_f (the twin should mirror the real problem)
 
 
-def fit_of(model, x, label: int, device) -> tuple[float, float]:
-    """(accuracy %, mean cross-entropy) of `model` on images `x`, all of class `label`."""
-    logits = predict(model, x, device)
-    y = torch.full((len(x),), label, dtype=torch.long)
-    return 100.0 * float((logits.argmax(1) == y).float().mean()), float(F.cross_entropy(logits, y))
-
-
-def twin_fidelity(task: UnlearnTask, twin_model, aux: AuxSet, device) -> dict:
+def twin_fidelity(task: UnlearnTask, twins: list, bags: list[AuxSet], epochs: list[int], device) -> dict:
+    """M_t's accuracy and loss on its D_a (averaged over bags) beside M_o's on D_f, and the twin's epochs."""
     c = task.forget.class_index
-    t_acc, t_loss = fit_of(twin_model, aux.x, c, device)
+    fits = np.array([fit_of(m, b.x, c, device) for m, b in zip(twins, bags)])
     o_acc, o_loss = fit_of(task.original, to_float(task.data.x[torch.as_tensor(task.forget.ids)]), c, device)
-    return {"twin_acc_aux": t_acc, "twin_loss_aux": t_loss, "original_acc_forget": o_acc, "original_loss_forget": o_loss}
+    return {"twin_acc_aux": float(fits[:, 0].mean()), "twin_loss_aux": float(fits[:, 1].mean()),
+            "original_acc_forget": o_acc, "original_loss_forget": o_loss, "twin_epochs": float(np.mean(epochs)),
+            "bags": len(bags)}
+
+
+@dataclass(frozen=True)
+class Features:
+    """Raw (unscaled) features of D_a and D_f, one column per name, and the held-out network they may use."""
+
+    names: tuple[str, ...]
+    a: np.ndarray
+    f: np.ndarray
+    held_out: torch.nn.Module | None = None
+
+    def columns(self, chosen) -> list[int]:
+        return [self.names.index(n) for n in chosen]
 
 
 @dataclass(frozen=True)
@@ -84,87 +96,145 @@ class Split:
 
 
 def twin_problem(task: UnlearnTask, cfg: TwinConfig, device, progress) -> TwinProblem:
-    aux = build_aux(task.data, task.forget, task.seed, cfg.aux_max_factor, allow_flip=task.train_cfg.augment != "none",
-                    size_scale=cfg.aux_scale)
-    twin_cfg = TrainConfig(model=task.train_cfg.model, epochs=cfg.twin_epochs, batch_size=task.train_cfg.batch_size,
-                           lr=cfg.twin_lr, schedule="cosine", augment="none")
-    twin = train_twin(task.original, task.data, task.forget, aux, twin_cfg, cfg.twin_replay, device, task.seed,
-                      progress=progress)
-    return TwinProblem(aux, twin, generalization_labels(task.original, aux.x, task.forget.class_index, device),
-                       twin_fidelity(task, twin, aux, device))
+    """`cfg.twin_bags` twins: each an Eq. 3-sized D_a (later bags avoid earlier ones' images while the pool
+    allows) and M_o fine-tuned on it; their samples and labels pooled."""
+    c = task.forget.class_index
+    xf = to_float(task.data.x[torch.as_tensor(task.forget.ids)])
+    until = fit_of(task.original, xf, c, device)[1] if cfg.twin_fit == "match" else None
+    twin_cfg = TrainConfig(model=task.train_cfg.model, epochs=cfg.twin_max_epochs if until is not None else cfg.twin_epochs,
+                           batch_size=task.train_cfg.batch_size, lr=cfg.twin_lr, schedule="cosine", augment="none")
+    bags, models, epochs = [], [], []
+    for b in range(cfg.twin_bags):
+        seed = task.seed + 1000 * b
+        used = np.concatenate([x.source_ids for x in bags]) if bags else None
+        bags.append(build_aux(task.data, task.forget, seed, cfg.aux_max_factor, size_scale=cfg.aux_scale,
+                              allow_flip=task.train_cfg.augment != "none", exclude=used))
+        model, n = train_twin(task.original, task.data, task.forget, bags[-1], twin_cfg, cfg.twin_replay, device,
+                              seed, progress=progress, until_loss=until)
+        models.append(model)
+        epochs.append(n)
+    aux = concat_aux(bags)
+    bag = np.concatenate([np.full(len(x.x), i) for i, x in enumerate(bags)])
+    return TwinProblem(aux, models, bag, generalization_labels(task.original, aux.x, c, device),
+                       twin_fidelity(task, models, bags, epochs, device))
 
 
-def features(task: UnlearnTask, twin: TwinProblem, cfg: FeatureConfig, device, clock: StageClock):
-    """Raw NF, AF, CF of D_a (twin problem: M_t, class c of D_r ∪ D_f) and of D_f (real: M_o, class c of D_r)."""
+def _per_bag(twin: TwinProblem, fn) -> torch.Tensor:
+    """fn(M_t, x) on each bag's D_a with that bag's twin model, back in D_a's order."""
+    out = torch.empty(len(twin.aux.x))
+    for i, model in enumerate(twin.models):
+        rows = torch.as_tensor(np.flatnonzero(twin.bag == i))
+        out[rows] = fn(model, twin.aux.x[rows]).float()
+    return out
+
+
+def features(task: UnlearnTask, twin: TwinProblem, cfg: FeatureConfig, device, clock: StageClock) -> Features:
+    """Raw NF, AF, CF of D_a (twin problem: M_t, class c of D_r ∪ D_f) and of D_f (real: M_o, class c of D_r),
+    plus the held-out network's HNF and HM when asked for."""
     data, forget, original = task.data, task.forget, task.original
     xf = to_float(data.x[torch.as_tensor(forget.ids)])
     ref_twin = data.x[torch.as_tensor(data.class_ids(forget.class_index))]
     ref_real = data.x[torch.as_tensor(forget.remain_class_ids(data))]
     k = min(cfg.nf_k, len(ref_real))
     embed = lambda model, x: predict(model, x, device, what="embed")
-    nf_a = nearest_distance(embed(twin.model, twin.aux.x), embed(twin.model, ref_twin), k, cfg.nf_distance, cfg.nf_normalize)
-    nf_f = nearest_distance(embed(original, xf), embed(original, ref_real), k, cfg.nf_distance, cfg.nf_normalize)
+    nf = lambda model, x, ref: nearest_distance(embed(model, x), embed(model, ref), k, cfg.nf_distance, cfg.nf_normalize)
+    cols = {"NF": (_per_bag(twin, lambda m, x: nf(m, x, ref_twin)), nf(original, xf, ref_real))}
     clock.lap("nf")
     step = cfg.pgd_eps * cfg.pgd_step_ratio
-    af_a = adversarial_feature(twin.model, twin.aux.x, device, cfg.pgd_eps, cfg.pgd_steps, step)
-    af_f = adversarial_feature(original, xf, device, cfg.pgd_eps, cfg.pgd_steps, step)
+    af = lambda model, x: adversarial_feature(model, x, device, cfg.pgd_eps, cfg.pgd_steps, step)
+    cols["AF"] = (_per_bag(twin, af), af(original, xf))
     clock.lap("af")
-    cf_a, cf_f = curriculum_feature(task, twin.aux.x, xf, cfg, device)
+    cf_a, cf_f, held_out = curriculum_feature(task, twin.aux.x, xf, cfg, device)
+    cols["CF"] = (cf_a, cf_f)
+    if set(cfg.features) & set(HELD_OUT_FEATURES):
+        ref = data.x[torch.as_tensor(forget.remain_class_ids(data))]  # D_a and D_f are both unseen by this network
+        cols["HNF"] = (nf(held_out, twin.aux.x, ref), nf(held_out, xf, ref))
+        margin = lambda x: class_margin(predict(held_out, x, device), forget.class_index)
+        cols["HM"] = (margin(twin.aux.x), margin(xf))
     clock.lap("cf")
-    return np.stack([nf_a.numpy(), af_a.numpy(), cf_a.numpy()], 1), np.stack([nf_f.numpy(), af_f.numpy(), cf_f.numpy()], 1)
+    names = tuple(n for n in ALL_FEATURES if n in cols)
+    stack = lambda i: np.stack([cols[n][i].numpy() for n in names], 1)
+    return Features(names, stack(0), stack(1), held_out)
 
 
 def curriculum_feature(task: UnlearnTask, x_aux: torch.Tensor, xf: torch.Tensor, cfg: FeatureConfig, device):
-    """CF: per-sample loss of a briefly trained from-scratch network (on a share of D_r; held out by default)."""
+    """CF: per-sample loss of a briefly trained from-scratch network (on a share of D_r; held out by default),
+    and that network (with cf_held_out it never saw D_a or D_f)."""
+    c = task.forget.class_index
+    x_cf, y_cf, cf_cfg = _cf_training(task, cfg, torch.cat([xf, x_aux]) if not cfg.cf_held_out else None)
+    (cf_a, cf_f), net = curriculum_losses(lambda: new_model(task.data, task.train_cfg), x_cf, y_cf,
+                                          [(x_aux, c), (xf, c)], cf_cfg, device, task.seed)
+    return cf_a, cf_f, net
+
+
+def held_out_network(task: UnlearnTask, cfg: FeatureConfig, device) -> torch.nn.Module:
+    """The held-out CF network alone (what `features` trains; the same seed gives the same network)."""
+    x_cf, y_cf, cf_cfg = _cf_training(task, cfg, None)
+    return curriculum_losses(lambda: new_model(task.data, task.train_cfg), x_cf, y_cf, [], cf_cfg, device, task.seed)[1]
+
+
+def _cf_training(task: UnlearnTask, cfg: FeatureConfig, scored: torch.Tensor | None):
+    """The CF network's training images, labels and schedule: a share of D_r, plus `scored` (class c) if given."""
     data, c = task.data, task.forget.class_index
     rng = np.random.default_rng([task.seed, 59])
     remain = task.remain_ids
     part = torch.as_tensor(np.sort(rng.choice(remain, size=max(2, int(cfg.cf_fraction * len(remain))), replace=False)))
-    if cfg.cf_held_out:
-        x_cf, y_cf = to_float(data.x[part]), data.y[part]
-    else:
-        x_cf = torch.cat([to_float(data.x[part]), xf, x_aux])
-        y_cf = torch.cat([data.y[part], torch.full((len(xf) + len(x_aux),), c, dtype=torch.long)])
+    x_cf, y_cf = to_float(data.x[part]), data.y[part]
+    if scored is not None:
+        x_cf = torch.cat([x_cf, scored])
+        y_cf = torch.cat([y_cf, torch.full((len(scored),), c, dtype=torch.long)])
     cf_cfg = TrainConfig(model=task.train_cfg.model, epochs=cfg.cf_epochs, batch_size=task.train_cfg.batch_size,
                          lr=cfg.cf_lr, schedule="constant", augment="none")
-    return curriculum_losses(lambda: new_model(data, task.train_cfg), x_cf, y_cf, [(x_aux, c), (xf, c)],
-                             cf_cfg, device, task.seed)
+    return x_cf, y_cf, cf_cfg
 
 
-def _columns(names) -> list[int]:
-    return [FEATURES.index(n) for n in names]
+def scaled(feats: Features, cfg: FeatureConfig) -> tuple[np.ndarray, np.ndarray]:
+    """The chosen features of D_a and D_f, scaled: D_a's statistics for both, or each its own."""
+    cols = feats.columns(cfg.features)
+    a, f = feats.a[:, cols], feats.f[:, cols]
+    signed = np.array([n == "HM" for n in cfg.features])  # a margin is signed: no log1p
+    scaler = Scaler.fit(a, cfg.scale_log, cfg.scale_clip, signed)
+    other = Scaler.fit(f, cfg.scale_log, cfg.scale_clip, signed) if cfg.scale_per_problem else scaler
+    return scaler.transform(a), other.transform(f)
 
 
 def easy_hard_split(sa: np.ndarray, sf: np.ndarray, twin: TwinProblem, cfg: TMUConfig, seed: int) -> Split:
-    """Train the MLP on the scaled twin features and predict D_f (1 = easy)."""
-    cols = _columns(cfg.features.features)
+    """Train the MLP on the scaled twin features (columns in cfg.features' order) and predict D_f (1 = easy)."""
     n_eff = len(np.unique(twin.aux.source_ids))  # augmented copies of one image are not independent evidence
-    clf = train_classifier(sa[:, cols], twin.labels, cfg.classifier, seed, n_eff)
-    p_easy_f, p_easy_a = clf.p_easy(sf[:, cols]), clf.p_easy(sa[:, cols])
-    pred_f, pred_a = clf.predict(sf[:, cols]), clf.predict(sa[:, cols])
+    clf = train_classifier(sa, twin.labels, cfg.classifier, seed, n_eff)
+    p_easy_f, p_easy_a = clf.p_easy(sf), clf.p_easy(sa)
+    pred_f, pred_a = clf.predict(sf), clf.predict(sa)
     if clf.rule == "prior" and 0 < pred_f.sum() < len(pred_f):  # report the cut the rule placed on D_f
         clf.threshold = float((p_easy_f[pred_f == 0].max() + p_easy_f[pred_f == 1].min()) / 2)
     return Split(p_easy_a, p_easy_f, pred_a, pred_f, clf)
 
 
-def ablation(sa: np.ndarray, sf: np.ndarray, twin: TwinProblem, cfg: TMUConfig, seed: int) -> dict:
-    """Predicted D_f labels with every feature subset (paper Table 4): an audit extra, not needed to unlearn."""
+def ablation(feats: Features, twin: TwinProblem, cfg: TMUConfig, seed: int) -> dict:
+    """Predicted D_f labels with every subset of the paper's features (Table 4): an audit extra."""
     n_eff = len(np.unique(twin.aux.source_ids))
     out = {}
     for subset in feature_subsets(FEATURES):
-        sub = train_classifier(sa[:, _columns(subset)], twin.labels, cfg.classifier, seed, n_eff)
-        out["+".join(subset)] = sub.predict(sf[:, _columns(subset)])
+        sa, sf = scaled(feats, replace(cfg.features, features=subset))
+        out["+".join(subset)] = train_classifier(sa, twin.labels, cfg.classifier, seed, n_eff).predict(sf)
     return out
 
 
-def unlearn(task: UnlearnTask, pred_f: np.ndarray, cfg: UnlearnConfig, device, progress) -> torch.nn.Module:
-    """Keep D_r and predicted-easy D_f (retain loss); apply the forget mechanism to predicted-hard D_f only."""
+def unlearn(task: UnlearnTask, pred_f: np.ndarray, cfg: UnlearnConfig, device, progress,
+            held_out: torch.nn.Module | None = None) -> torch.nn.Module:
+    """Keep D_r and predicted-easy D_f (retain loss); apply the forget mechanism to predicted-hard D_f only.
+    heldout_kl needs the held-out network (`held_out`; trained here with default CF settings when None)."""
     data, forget = task.data, task.forget
     keep = torch.as_tensor(np.concatenate([task.remain_ids, forget.ids[pred_f == 1]]))
     hard = torch.as_tensor(forget.ids[pred_f == 0], dtype=torch.long)
     gen = generator(task.seed + 1)
+    if cfg.mechanism == "heldout_kl":
+        teacher = (held_out or held_out_network(task, FeatureConfig(), device)).to(device).eval()
 
-    def forget_term(logits: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+    def forget_term(logits: torch.Tensor, y: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
+        if cfg.mechanism == "heldout_kl":  # move toward what a network that never saw the sample predicts
+            with torch.no_grad():
+                target = torch.softmax(teacher(x).float(), 1)
+            return F.kl_div(torch.log_softmax(logits, 1), target, reduction="sum")
         if cfg.stop_when_forgotten and len(y):
             still = logits.detach().argmax(1) == y
             logits, y = logits[still], y[still]
@@ -172,29 +242,41 @@ def unlearn(task: UnlearnTask, pred_f: np.ndarray, cfg: UnlearnConfig, device, p
             return ascent_term(logits, y, cfg.max_forget_loss)
         return ce_sum(logits, random_wrong_labels(y, data.num_classes, gen))
 
-    loss = lambda lr, yr, lh, yh, xr, xh: (ce_sum(lr, yr), cfg.forget_weight * forget_term(lh, yh))
+    loss = lambda lr, yr, lh, yh, xr, xh: (ce_sum(lr, yr), cfg.forget_weight * forget_term(lh, yh, xh))
     return unlearn_loop(task.original, (data.x[keep], data.y[keep]), (data.x[hard], data.y[hard]), loss, cfg, device,
                         seed=task.seed, stage="tmu:unlearn", progress=progress, should_stop=task.should_stop)
 
 
-def run(task: UnlearnTask, cfg: TMUConfig, device, progress=None) -> MethodResult:
-    clock = StageClock(task, progress)
+@dataclass(frozen=True)
+class EasyHard:
+    twin: TwinProblem
+    features: Features
+    split: Split
+
+
+def predict_easy_hard(task: UnlearnTask, cfg: TMUConfig, device, clock: StageClock) -> EasyHard:
+    """Stages 1-3: the twin problem, the features, and the easy/hard split of D_f."""
     twin = twin_problem(task, cfg.twin, device, clock.sub("twin"))
     clock.lap("twin")
-    raw_a, raw_f = features(task, twin, cfg.features, device, clock)
-    scaler = Scaler.fit(raw_a, cfg.features.scale_log, cfg.features.scale_clip)
-    sa, sf = scaler.transform(raw_a), scaler.transform(raw_f)
-    split = easy_hard_split(sa, sf, twin, cfg, task.seed)
+    feats = features(task, twin, cfg.features, device, clock)
+    split = easy_hard_split(*scaled(feats, cfg.features), twin, cfg, task.seed)
     clock.lap("classifier")
-    by_subset = ablation(sa, sf, twin, cfg, task.seed)
+    return EasyHard(twin, feats, split)
+
+
+def run(task: UnlearnTask, cfg: TMUConfig, device, progress=None) -> MethodResult:
+    clock = StageClock(task, progress)
+    eh = predict_easy_hard(task, cfg, device, clock)
+    twin, feats, split = eh.twin, eh.features, eh.split
+    by_subset = ablation(feats, twin, cfg, task.seed)
     clock.lap("ablation")
-    model = unlearn(task, split.pred_f, cfg.unlearn, device, clock.sub("unlearn"))
+    model = unlearn(task, split.pred_f, cfg.unlearn, device, clock.sub("unlearn"), feats.held_out)
     clock.lap("unlearn")
     clf = split.classifier
     return MethodResult(model, TMUReport(
-        twin.aux, twin.labels, raw_a, raw_f, split.p_easy_a, split.pred_a, split.p_easy_f, split.pred_f,
+        twin.aux, twin.labels, feats.a, feats.f, split.p_easy_a, split.pred_a, split.p_easy_f, split.pred_f,
         clf.threshold, clf.rule, clf.hard_rate, by_subset, list(cfg.features.features), clock.seconds,
-        twin.fidelity, evidence_warnings(task, twin, cfg)))
+        twin.fidelity, evidence_warnings(task, twin, cfg), list(feats.names)))
 
 
 THIN_TWIN = 20  # fewer distinct D_a images than this: the easy/hard classifier learns from too little

@@ -22,8 +22,8 @@ from .twin import AuxSet
 class TMUReport(MethodReport):
     aux: AuxSet  # D_a
     aux_labels: np.ndarray  # (|D_a|,) 1 = easy for M_o (the twin's gold), 0 = hard
-    aux_raw: np.ndarray  # (|D_a|, 3) NF, AF, CF before scaling
-    forget_raw: np.ndarray  # (|D_f|, 3)
+    aux_raw: np.ndarray  # (|D_a|, len(feature_names)) NF, AF, CF (and HNF, HM when used) before scaling
+    forget_raw: np.ndarray  # (|D_f|, len(feature_names))
     aux_p_easy: np.ndarray
     aux_pred: np.ndarray  # 1 = predicted easy
     forget_p_easy: np.ndarray
@@ -36,6 +36,7 @@ class TMUReport(MethodReport):
     stage_seconds: dict = field(default_factory=dict)
     twin_fidelity: dict = field(default_factory=dict)  # M_t on D_a vs M_o on D_f: accuracy %, mean loss
     warnings: list = field(default_factory=list)  # thin evidence, in plain words, with what would help
+    feature_names: list = field(default_factory=lambda: ["NF", "AF", "CF"])  # the raw arrays' columns
 
     @property
     def audit_seconds(self) -> float:
@@ -65,12 +66,12 @@ class TMUReport(MethodReport):
         return ensemble.soft_scores(self.forget_pred, self.forget_p_easy, p_gold)
 
     def forget_columns(self) -> dict:
-        return _columns(self.forget_raw, self.forget_p_easy, self.forget_pred)
+        return _columns(self.feature_names, self.forget_raw, self.forget_p_easy, self.forget_pred)
 
     def sample_groups(self, class_index: int) -> list[SampleGroup]:
         aux = self.aux
         return [SampleGroup("aux", aux.x, np.arange(len(aux.x)), aux.source_ids, aux.augmented,
-                            _columns(self.aux_raw, self.aux_p_easy, self.aux_pred), self.aux_labels,
+                            _columns(self.feature_names, self.aux_raw, self.aux_p_easy, self.aux_pred), self.aux_labels,
                             "original model (twin gold)")]
 
     def embedding_points(self, class_index: int) -> list[tuple[str, torch.Tensor, np.ndarray, np.ndarray]]:
@@ -78,6 +79,6 @@ class TMUReport(MethodReport):
         return [("aux", self.aux.x, np.arange(n), np.full(n, class_index))]
 
 
-def _columns(raw: np.ndarray, p_easy: np.ndarray, pred: np.ndarray) -> dict:
-    return {"NF": raw[:, 0], "AF": raw[:, 1], "CF": raw[:, 2], "p_easy": p_easy,
+def _columns(names: list, raw: np.ndarray, p_easy: np.ndarray, pred: np.ndarray) -> dict:
+    return {**{n: raw[:, i] for i, n in enumerate(names)}, "p_easy": p_easy,
             "pred_label": np.where(pred == 1, "easy", "hard")}

@@ -4,13 +4,15 @@ Eq. 3 keeps the forgetting ratio, counted within the forget class c:
     |D_a| / (|D_r^c| + |D_f|) = |D_f| / |D_r^c|   =>   |D_a| = |D_f| (|D_r^c| + |D_f|) / |D_r^c|.
 D_a comes from the aux pool of class c (never trained on): sampled when the pool is long, augmented
 with mild transforms (that do not change how hard a sample is) when it is short, up to a capped factor.
-The twin model M_t is M_o fine-tuned until it has learned D_a, with replay from D_r ∪ D_f.
+The twin model M_t is M_o fine-tuned until it has learned D_a, with replay from D_r ∪ D_f: for a fixed number
+of epochs, or (twin_fit = match) one epoch at a time until its loss on D_a is no higher than M_o's on D_f.
+Several twins (bags) can be drawn, disjoint while the aux pool allows, and their labelled samples pooled.
 """
 from __future__ import annotations
 
 import copy
 import math
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import numpy as np
 import torch
@@ -57,11 +59,14 @@ def mild_augment(x: torch.Tensor, gen: torch.Generator, allow_flip: bool) -> tor
 
 
 def build_aux(data: Dataset, forget: ForgetSet, seed: int, max_factor: float, allow_flip: bool,
-              size_scale: float = 1.0) -> AuxSet:
-    """Draw D_a of Eq. 3's size from the aux pool of the forget class (sample or augment)."""
+              size_scale: float = 1.0, exclude: np.ndarray | None = None) -> AuxSet:
+    """Draw D_a of Eq. 3's size from the aux pool of the forget class (sample or augment); aux ids in `exclude`
+    (earlier bags) are left out while the rest of the pool still holds a full-size D_a."""
     pool = data.class_ids(forget.class_index, pool="aux")
     n_rc = len(forget.remain_class_ids(data))
     requested = max(1, int(round(size_scale * eq3_size(len(forget.ids), n_rc))))
+    if exclude is not None and len(np.setdiff1d(pool, exclude)) >= requested:
+        pool = np.setdiff1d(pool, exclude)
     available = len(pool)
     rng = np.random.default_rng([seed, 31])
     gen = generator(seed + 31)
@@ -84,17 +89,44 @@ def build_aux(data: Dataset, forget: ForgetSet, seed: int, max_factor: float, al
     return AuxSet(x, ids.astype(np.int64), aug, sizing)
 
 
+def concat_aux(bags: list[AuxSet]) -> AuxSet:
+    """One D_a from several bags (the first bag's sizing, plus how many bags and samples in all)."""
+    if len(bags) == 1:
+        return bags[0]
+    sizing = {**bags[0].sizing, "bags": len(bags), "pooled": int(sum(len(b.x) for b in bags))}
+    return AuxSet(torch.cat([b.x for b in bags]), np.concatenate([b.source_ids for b in bags]),
+                  np.concatenate([b.augmented for b in bags]), sizing)
+
+
+def fit_of(model, x, label: int, device) -> tuple[float, float]:
+    """(accuracy %, mean cross-entropy) of `model` on images `x`, all of class `label`."""
+    logits = predict(model, x, device)
+    y = torch.full((len(x),), label, dtype=torch.long)
+    return 100.0 * float((logits.argmax(1) == y).float().mean()), float(F.cross_entropy(logits, y))
+
+
 def train_twin(original: torch.nn.Module, data: Dataset, forget: ForgetSet, aux: AuxSet, cfg: TrainConfig,
-               replay: float, device: torch.device, seed: int, progress: ProgressFn = None) -> torch.nn.Module:
-    """M_t: M_o fine-tuned on D_a plus `replay` x |D_a| samples of D_r ∪ D_f, so it does not collapse onto c."""
+               replay: float, device: torch.device, seed: int, progress: ProgressFn = None,
+               until_loss: float | None = None) -> tuple[torch.nn.Module, int]:
+    """M_t: M_o fine-tuned on D_a plus `replay` x |D_a| samples of D_r ∪ D_f, so it does not collapse onto c.
+
+    With `until_loss`, one constant-rate epoch at a time until M_t's mean loss on D_a is at most `until_loss`
+    (M_o's on D_f), at most cfg.epochs epochs. Returns M_t and the epochs it took."""
     rng = np.random.default_rng([seed, 41])
     n_replay = min(len(data.train_ids), int(math.ceil(replay * len(aux.x))))
     replay_ids = torch.as_tensor(np.sort(rng.choice(data.train_ids, size=n_replay, replace=False)))
     x = torch.cat([aux.x, to_float(data.x[replay_ids])])
     y = torch.cat([torch.full((len(aux.x),), forget.class_index, dtype=torch.long), data.y[replay_ids]])
     twin = copy.deepcopy(original)
-    fit(twin, x, y, cfg, device, seed=seed, stage="twin", progress=progress)
-    return twin
+    if until_loss is None:
+        fit(twin, x, y, cfg, device, seed=seed, stage="twin", progress=progress)
+        return twin, cfg.epochs
+    one = replace(cfg, epochs=1, schedule="constant")
+    for epoch in range(cfg.epochs):
+        fit(twin, x, y, one, device, seed=seed + epoch, stage="twin", progress=progress)
+        if fit_of(twin, aux.x, forget.class_index, device)[1] <= until_loss:
+            return twin, epoch + 1
+    return twin, cfg.epochs
 
 
 def generalization_labels(model: torch.nn.Module, x: torch.Tensor, label: int, device: torch.device) -> np.ndarray:

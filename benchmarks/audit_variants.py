@@ -1,0 +1,138 @@
+"""TMU variants for the audit-quality question, side by side on the same cached original and gold models.
+
+    python benchmarks/audit_variants.py --dataset imagefolder --data-root ../shared/data/cifar10 \
+        --train-per-class 500 --classes 3,8 --seeds 0 1 2 --gold-seeds 3 --tag tuning \
+        --variants "paper:;held_out:features=NF AF CF HNF HM;bags3:twin_bags=3"
+
+Each (class, seed) runs TMU with each variant's settings and the random_k control beside it (its unlearning
+step takes the variant's mechanism), with --gold-seeds K gold models for soft truth. The table gives, per
+variant, the mean and 95% Student-t half-width over class x seed of: label accuracy and AUC of p(easy)
+against gold's hard labels and against soft truth p_i (K > 1), TMU's and random_k's per-sample agreement
+with gold, gold-vs-gold agreement and the ceiling, |Δ|, activation distance, MIA beside gold's, cost ratio.
+A paired t-test of each variant against the first one follows. Writes
+benchmarks/results/audit-variants-<dataset>-<tag>.md and .csv.
+"""
+from __future__ import annotations
+
+import argparse
+import datetime as dt
+import os
+import platform
+import sys
+import time
+from dataclasses import replace
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+from alignment import parse_variants, typed_params  # noqa: E402
+from tmu_core.cli import _add_common, _run_config  # noqa: E402
+from tmu_core.evaluate.protocol import CI_NOTE, mean_ci, paired_test  # noqa: E402
+from tmu_core.evaluate.tables import md_table  # noqa: E402
+from tmu_core.jobs.pipeline import execute, start  # noqa: E402
+from tmu_core.jobs.sweep import parse_classes  # noqa: E402
+
+RESULTS = Path(__file__).resolve().parent / "results"
+UNLEARN_SHARED = ("mechanism",)  # settings random_k takes from the variant, so the control stays comparable
+COLUMNS = ["label acc", "AUC", "soft label acc", "soft AUC", "TMU agree", "rand-k agree", "gold-gold agree",
+           "ceiling", "TMU |Δ|", "rand-k |Δ|", "TMU act dist", "rand-k act dist", "TMU MIA", "gold MIA",
+           "cost ratio", "pred hard", "gold hard"]
+
+
+def row_of(r: dict) -> dict:
+    """The table's columns from one run's metrics."""
+    m, t, ens = r["models"], r["tmu"], r.get("gold_ensemble") or {}
+    return {"label acc": t["label_accuracy"], "AUC": t["auc_p_easy"], "soft label acc": t.get("soft_label_accuracy"),
+            "soft AUC": t.get("soft_auc_p_easy"), "TMU agree": m["tmu"]["sample_agreement"],
+            "rand-k agree": m["random_k"]["sample_agreement"], "gold-gold agree": ens.get("gold_agreement"),
+            "ceiling": ens.get("ceiling"), "TMU |Δ|": m["tmu"]["abs_delta"], "rand-k |Δ|": m["random_k"]["abs_delta"],
+            "TMU act dist": m["tmu"]["activation_distance"], "rand-k act dist": m["random_k"]["activation_distance"],
+            "TMU MIA": m["tmu"]["mia"], "gold MIA": m["gold"]["mia"], "cost ratio": r["cost_ratio"],
+            "pred hard": t["pred_hard"], "gold hard": t["gold_hard"]}
+
+
+def run_variant(cfg, name: str, settings: dict, classes, seeds, log) -> list[dict]:
+    typed = typed_params(cfg.data.dataset, settings)
+    shared = {k: v for k, v in typed.items() if k in UNLEARN_SHARED}
+    params = (("random_k", tuple(sorted(shared.items()))), ("tmu", tuple(sorted(typed.items()))))
+    rows = []
+    for seed in seeds:
+        for c in classes:
+            run_cfg = replace(cfg, seed=seed, forget=replace(cfg.forget, forget_class=str(c)), methods=("tmu", "random_k"),
+                              method_params=params)
+            t = time.perf_counter()
+            r = execute(start(run_cfg))
+            rows.append({"variant": name, "class": c, "seed": seed, **row_of(r)})
+            log(f"{name} class {c} seed {seed}: label acc {rows[-1]['label acc']:.1f} AUC {rows[-1]['AUC']:.1f} "
+                f"|Δ| {rows[-1]['TMU |Δ|']:.1f} ({time.perf_counter() - t:.0f} s)")
+    return rows
+
+
+def summary(df: pd.DataFrame) -> pd.DataFrame:
+    out = []
+    for name, g in df.groupby("variant", sort=False):
+        row = {"variant": name, "n": len(g)}
+        for col in COLUMNS:
+            mean, half, _ = mean_ci(pd.to_numeric(g[col], errors="coerce"))
+            row[col] = f"{mean:.1f} ± {half:.1f}" if np.isfinite(half) else f"{mean:.1f}"
+        out.append(row)
+    return pd.DataFrame(out)
+
+
+def paired(df: pd.DataFrame, first: str) -> pd.DataFrame:
+    """Each variant against the first, matched on (class, seed)."""
+    base = df[df["variant"] == first].set_index(["class", "seed"])
+    out = []
+    for name, g in df.groupby("variant", sort=False):
+        if name == first:
+            continue
+        g = g.set_index(["class", "seed"]).loc[base.index]
+        for col in ("label acc", "AUC", "soft AUC", "TMU agree", "TMU |Δ|", "TMU act dist", "TMU MIA"):
+            t = paired_test(pd.to_numeric(g[col], errors="coerce"), pd.to_numeric(base[col], errors="coerce"))
+            out.append({"variant": name, "metric": col, "n": t["n"], "variant − reference": round(t["diff"], 3),
+                        "95% CI": f"[{t['ci_low']:.2f}, {t['ci_high']:.2f}]", "p": round(t["p"], 4)})
+    return pd.DataFrame(out)
+
+
+def main(argv=None) -> int:
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    _add_common(p)
+    p.add_argument("--gold-seeds", type=int, default=1, metavar="K", help="gold models per run (soft truth when > 1)")
+    p.add_argument("--classes", default="3,8", help="comma-separated classes (the tuning classes, unless reporting)")
+    p.add_argument("--seeds", type=int, nargs="+", default=[0])
+    p.add_argument("--tag", default="", help="suffix of the results file name")
+    p.add_argument("--variants", default="paper:", help="name:setting=value,...; separated by ';' (the first is "
+                                                         "the reference of the paired tests)")
+    args = p.parse_args(argv)
+    cfg = _run_config(args, ("tmu", "random_k"))
+    classes, variants = parse_classes(args.classes, cfg), parse_variants(args.variants)
+    log = lambda msg: print(msg, file=sys.stderr, flush=True)
+    started = time.perf_counter()
+    df = pd.DataFrame([row for name, s in variants.items() for row in run_variant(cfg, name, s, classes, args.seeds, log)])
+    first = next(iter(variants))
+    name = f"audit-variants-{cfg.data.dataset}{('-' + args.tag) if args.tag else ''}"
+    md = "\n".join([
+        f"# TMU variants for the easy/hard audit: {cfg.data.dataset}, {cfg.train.model}", "",
+        f"- command: `python benchmarks/audit_variants.py {' '.join(sys.argv[1:] if argv is None else argv)}`",
+        f"- date: {dt.datetime.now().isoformat(timespec='minutes')}; wall time {time.perf_counter() - started:.0f} s; "
+        f"{platform.machine()}, {os.cpu_count()} CPU cores",
+        f"- data: {cfg.data}; forget {cfg.forget.forget_count} of each class in {classes}; seeds {args.seeds}; "
+        f"{cfg.gold_seeds} gold model(s) per run", f"- variants: {variants}", "",
+        f"### Mean ± 95% CI over class × seed ({CI_NOTE.split('; ')[1]}); soft = against p_i of the K golds; AUC "
+        "and agreement in %", "", md_table(summary(df)), "",
+        f"### Paired t-tests against `{first}` (matched class × seed)", "", md_table(paired(df, first)), "",
+        "### Every run", "", md_table(df), ""])
+    RESULTS.mkdir(parents=True, exist_ok=True)
+    (RESULTS / f"{name}.md").write_text(md)
+    df.to_csv(RESULTS / f"{name}.csv", index=False)
+    print(md)
+    log(f"written {RESULTS / (name + '.md')} and .csv")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
