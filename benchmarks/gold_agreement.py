@@ -31,7 +31,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from tmu_core.cli import _add_common, _run_config  # noqa: E402  (the CLI's own flag set)
 from tmu_core.data import load_dataset, resolve_forget  # noqa: E402
 from tmu_core.references import train_cached  # noqa: E402
-from tmu_core.evaluate.tables import md_table, with_avg  # noqa: E402
+from tmu_core.evaluate.protocol import with_summary  # noqa: E402
+from tmu_core.evaluate.tables import md_table  # noqa: E402
 from tmu_core.jobs.sweep import parse_classes  # noqa: E402
 from tmu_core.train import pick_device, to_float  # noqa: E402
 from tmu_core.tmu.twin import generalization_labels  # noqa: E402
@@ -77,8 +78,8 @@ def main(argv=None) -> int:
     started = time.perf_counter()
     rows = [agreement_row(replace(cfg, forget=replace(cfg.forget, forget_class=str(c))), args.second_seed, device, log)
             for c in parse_classes(args.classes, cfg)]
-    counts = ["|D_f|", "hard in both", "hard in one only"]  # whole numbers per class, a mean in the Avg row
-    df = with_avg(pd.DataFrame(rows).astype({k: object for k in counts}))
+    counts = ["|D_f|", "hard in both", "hard in one only"]  # whole numbers per class; the Avg and CI rows below
+    df = with_summary(pd.DataFrame(rows).astype({k: object for k in counts}))
     name = f"{cfg.data.dataset}-{cfg.train.model}-gold-agreement{('-' + args.tag) if args.tag else ''}"
     md = "\n".join([
         f"# How predictable is gold's correctness on D_f? {cfg.data.dataset}, {cfg.train.model}",

@@ -107,12 +107,6 @@ def _protocol_frames(results: list[dict], methods: list[str], groups) -> dict[st
     return out
 
 
-def with_avg(df: pd.DataFrame) -> pd.DataFrame:
-    """`df` (one row per class) with an 'Avg' row: the mean of every other column, NaNs left out."""
-    avg = {"class": "Avg", **{c: float(np.nanmean(df[c].astype(float))) for c in df.columns if c != "class"}}
-    return pd.concat([df, pd.DataFrame([avg])], ignore_index=True)
-
-
 TITLES = {"table1": "Table 1 — accuracy (%), |Δ| = |A_f(method) − A_f(gold)| and per-sample agreement with gold "
                     "on D_f (% both right or both wrong); † marks a control",
           "table3": "Table 3 — activation distance to gold on D_f (mean L2 between softmax outputs; lower is better)",
