@@ -476,3 +476,16 @@ def test_heldout_kl_moves_hard_samples_toward_the_held_out_network(digits, tiny_
     out = _tmu(digits, tiny_original, mechanism="heldout_kl", epochs=1)
     assert out.report.forget_pred.sum() < len(out.report.forget_pred), "some sample is predicted hard"
     assert calls, "the KL term ran on predicted-hard samples"
+
+
+def test_keep_easy_off_leaves_predicted_easy_samples_out_of_the_retain_set(digits, tiny_original, monkeypatch):
+    import tmu_core.tmu.method as tmu_mod
+
+    seen = []
+    real = tmu_mod.unlearn_loop
+    monkeypatch.setattr(tmu_mod, "unlearn_loop", lambda model, retain, *a, **k: seen.append(len(retain[0])) or
+                        real(model, retain, *a, **k))
+    kept = _tmu(digits, tiny_original).report
+    _tmu(digits, tiny_original, keep_easy=False)
+    remain = len(digits[2].remain_ids(digits[1]))
+    assert seen == [remain + int(kept.forget_pred.sum()), remain]

@@ -78,6 +78,8 @@ class UnlearnConfig(LoopConfig):
                                       "a network that never saw the sample)", choices=("randlabel", "neggrad", "heldout_kl"))
     forget_weight: float = opt(1.0, "weight of the forget term", min=0.0, max=100.0)
     max_forget_loss: float = opt(5.0, "neggrad mechanism: per-sample loss cap", min=0.1, max=100.0)
+    keep_easy: bool = opt(True, "keep predicted-easy D_f samples in the retain set (off: they are left to drift like "
+                                "the rest of the class, as fine-tuning leaves all of D_f)")
     stop_when_forgotten: bool = opt(True, "push a hard sample only while the model still classifies it correctly "
                                           "(the aim is gold's accuracy, not maximal damage)")
 

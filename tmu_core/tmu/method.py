@@ -221,10 +221,12 @@ def ablation(feats: Features, twin: TwinProblem, cfg: TMUConfig, seed: int) -> d
 
 def unlearn(task: UnlearnTask, pred_f: np.ndarray, cfg: UnlearnConfig, device, progress,
             held_out: torch.nn.Module | None = None) -> torch.nn.Module:
-    """Keep D_r and predicted-easy D_f (retain loss); apply the forget mechanism to predicted-hard D_f only.
+    """Keep D_r and predicted-easy D_f (retain loss; easy ones only with keep_easy); apply the forget mechanism to
+    predicted-hard D_f only.
     heldout_kl needs the held-out network (`held_out`; trained here with default CF settings when None)."""
     data, forget = task.data, task.forget
-    keep = torch.as_tensor(np.concatenate([task.remain_ids, forget.ids[pred_f == 1]]))
+    easy = forget.ids[pred_f == 1] if cfg.keep_easy else forget.ids[:0]
+    keep = torch.as_tensor(np.concatenate([task.remain_ids, easy]))
     hard = torch.as_tensor(forget.ids[pred_f == 0], dtype=torch.long)
     gen = generator(task.seed + 1)
     if cfg.mechanism == "heldout_kl":
