@@ -1,4 +1,4 @@
-"""Features: NF, AF, CF for easy vs hard on the twin's D_a and on D_f; a scatter of two; the ablation."""
+"""Features: NF, AF, CF (and HNF, HM when the run used them) for easy vs hard on the twin's D_a and on D_f; a scatter of two; the ablation."""
 import streamlit as st
 
 from ui import charts, nav, state, tables
@@ -20,11 +20,15 @@ role = c1.radio("Samples", list(SETS), key="feat_set", format_func=SETS.get)
 color_by = c2.radio("Colour by", list(COLOR_BY), key="feat_color", format_func=COLOR_BY.get)
 kind = c3.radio("Chart", ["violin", "histogram"], key="feat_kind")
 df = tables.feature_frame(samples, role, color_by)
-st.plotly_chart(charts.feature_distributions(df, kind, f"{SETS[role].split(' —')[0]}: NF, AF, CF by {color_by} label"),
+feats = tables.feature_columns(samples)
+st.plotly_chart(charts.feature_distributions(df, kind, f"{SETS[role].split(' —')[0]}: {', '.join(feats)} by {color_by} label"),
                 key="feat_dist")
+if len(feats) > 3:
+    st.caption("HNF and HM come from the held-out network (trained on part of D_r only, it never saw D_a or D_f): "
+               "NF in its embedding space, and its margin on the forget class.")
 
 st.subheader("Two features against each other")
-axes = ["NF", "AF", "CF", "p_easy"]
+axes = [*feats, "p_easy"]
 c1, c2 = st.columns(2)
 st.session_state.setdefault("feat_x", "NF")
 st.session_state.setdefault("feat_y", "AF")

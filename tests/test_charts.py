@@ -243,6 +243,17 @@ def test_feature_distributions_split_each_feature_by_label(kind, trace):
         assert fig.layout.yaxis.title.text == "samples"
 
 
+def test_held_out_features_join_the_charts_and_tables_only_when_the_run_stored_them():
+    plain = samples_fixture()
+    assert tables.feature_columns(plain) == ["NF", "AF", "CF"]
+    extra = plain.assign(HNF=np.linspace(0.1, 0.6, len(plain)), HM=np.linspace(-2, 3, len(plain)))
+    assert tables.feature_columns(extra) == ["NF", "AF", "CF", "HNF", "HM"]
+    fig = charts.feature_distributions(tables.feature_frame(extra, "forget", "truth"))
+    assert [a.text for a in fig.layout.annotations] == ["NF", "AF", "CF", "HNF", "HM"]
+    assert {"HNF", "HM"} <= set(tables.audit_frame(extra, "forget").columns)
+    assert "HM" not in tables.audit_frame(plain, "forget").columns
+
+
 def test_feature_scatter_carries_ids_for_selection():
     df = tables.feature_frame(samples_fixture(), "forget", "predicted")
     fig = charts.feature_scatter(df, "NF", "CF")

@@ -11,7 +11,7 @@ from plotly.subplots import make_subplots
 
 from tmu_core.methods import METHODS, display
 
-from .tables import BASELINE_ROW, FEATURES, model_color, model_label
+from .tables import BASELINE_ROW, FEATURES, HELD_OUT_FEATURES, model_color, model_label
 
 EASY, HARD = "#2e7d32", "#c62828"
 LABEL_COLORS = {"easy": EASY, "hard": HARD}
@@ -54,8 +54,9 @@ def confusion_figure(cm: pd.DataFrame, label_accuracy: float | None = None) -> g
 
 def feature_distributions(df: pd.DataFrame, kind: str = "violin", title: str = "") -> go.Figure:
     """NF, AF, CF side by side, split by `label` (easy/hard): violins with points, or overlaid histograms."""
-    fig = make_subplots(rows=1, cols=len(FEATURES), subplot_titles=FEATURES)
-    for i, feat in enumerate(FEATURES, start=1):
+    feats = [f for f in (*FEATURES, *HELD_OUT_FEATURES) if f in df.columns]
+    fig = make_subplots(rows=1, cols=len(feats), subplot_titles=feats)
+    for i, feat in enumerate(feats, start=1):
         for label in ("easy", "hard"):
             part = df[df["label"] == label]
             common = dict(name=label, legendgroup=label, showlegend=i == 1, marker_color=LABEL_COLORS[label])

@@ -12,6 +12,12 @@ from tmu_core.evaluate.protocol import is_summary
 from tmu_core.methods import display, ordered
 
 FEATURES = ("NF", "AF", "CF")
+HELD_OUT_FEATURES = ("HNF", "HM")  # stored only by runs that asked for them (--tmu-features ... HNF HM)
+
+
+def feature_columns(samples: pd.DataFrame) -> list[str]:
+    """The feature columns a run stored: the paper's three, plus the held-out network's where present."""
+    return [*FEATURES, *(f for f in HELD_OUT_FEATURES if f in samples.columns and samples[f].notna().any())]
 CACHED_NOTE = "trained earlier (cached)"
 BASELINE_ROW = "all easy (baseline)"
 # Display precision, one place for every table: accuracies and |Δ| in %, one decimal; distances three.
@@ -189,7 +195,7 @@ def audit_frame(samples: pd.DataFrame, role: str = "forget") -> pd.DataFrame:
     out["p_easy"] = df["p_easy"].astype(float)
     if role == "forget" and "p_gold" in df:  # the gold ensemble's share of golds right (K > 1)
         out.insert(out.columns.get_loc("verdict") + 1, "p_gold", df["p_gold"].astype(float))
-    for f in FEATURES:
+    for f in feature_columns(samples):
         out[f] = df[f].astype(float)
     if role == "aux":
         out["source_id"] = df["source_id"].astype(int)
@@ -247,7 +253,7 @@ def feature_frame(samples: pd.DataFrame, role: str, color_by: str) -> pd.DataFra
     """Features of one role with a `label` column: 'truth' (true_label) or 'predicted' (pred_label)."""
     df = samples[samples["role"] == role]
     col = "true_label" if color_by == "truth" else "pred_label"
-    return pd.DataFrame({"id": df["id"].astype(int), "NF": df["NF"], "AF": df["AF"], "CF": df["CF"],
+    return pd.DataFrame({"id": df["id"].astype(int), **{f: df[f] for f in feature_columns(samples)},
                          "p_easy": df["p_easy"], "label": df[col]}).reset_index(drop=True)
 
 
