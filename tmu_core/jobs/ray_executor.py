@@ -34,7 +34,8 @@ class RayOptions:
     """Where the tasks go and what each asks for."""
 
     address: str | None = None  # a running cluster ("auto", "HOST:6379", "ray://HOST:10001"); None: start a local one
-    num_cpus: int | None = None  # CPUs (= torch threads) per task; None: this process's torch thread count
+    num_cpus: int | None = None  # CPUs (= torch threads) per task; None: TMU_RAY_CPUS_PER_TASK, else this
+    # process's torch thread count
     num_gpus: float | None = None  # GPUs per task; None: 1 when the run wants CUDA (device cuda, or auto on a GPU cluster)
 
 
@@ -43,11 +44,15 @@ def threads_per_task(opts: RayOptions) -> int:
     computes exactly what the local executor computes here (float sums depend on how many threads share them),
     and on one machine the tasks run one at a time. Fewer CPUs per task run tasks side by side instead."""
     if opts.num_cpus is None:
+        env = os.environ.get("TMU_RAY_CPUS_PER_TASK", "").strip()
+        if env:
+            return threads_per_task(RayOptions(num_cpus=int(env) if env.isdigit() else -1))
         import torch
 
         return torch.get_num_threads()
     if int(opts.num_cpus) < 1:
-        raise TMUError(f"CPUs per Ray task must be a whole number of at least 1, not {opts.num_cpus}")
+        raise TMUError(f"CPUs per Ray task (--ray-cpus-per-task, TMU_RAY_CPUS_PER_TASK) must be a whole number of at "
+                       f"least 1, not {os.environ.get('TMU_RAY_CPUS_PER_TASK') or opts.num_cpus}")
     return int(opts.num_cpus)
 
 
@@ -116,10 +121,10 @@ def submit(run: store.Run, cfg: RunConfig, opts: RayOptions):
     import ray
 
     threads = threads_per_task(opts)
-    have = ray.cluster_resources().get("CPU", 0)
-    if threads > have:
-        raise TMUError(f"a task asks for {threads} CPUs but the Ray cluster has {have:g}; pass --ray-cpus-per-task "
-                       f"{max(1, int(have))} or fewer")
+    have = max((n.get("Resources", {}).get("CPU", 0) for n in ray.nodes() if n.get("Alive")), default=0)
+    if threads > have:  # a task runs on one node: more CPUs than the largest node has would wait forever
+        raise TMUError(f"a task asks for {threads} CPUs but the largest Ray node has {have:g}; pass "
+                       f"--ray-cpus-per-task (or set TMU_RAY_CPUS_PER_TASK) to {max(1, int(have))} or fewer")
     task = ray.remote(_execute_task).options(num_cpus=threads, num_gpus=_gpus_per_task(cfg, opts),
                                              max_retries=1, retry_exceptions=False, name=f"tmu:{run.id}")
     return task.remote(run.id, str(store.runs_root().resolve()), threads)
