@@ -7,6 +7,14 @@ Reads the sweep from the run store (TMU_RUNS_DIR), writes <name>.md (header + th
 <name>-<table>.csv for each table. When the sweep has several forget counts it also draws the
 forgetting-more-data curve (paper Fig. 3) with the dashboard's own chart, |Δ| and per-sample agreement
 against |D_f|, and saves it as <name>-curve.png through the headless Chromium the browser tests use.
+
+`--add OTHER_SWEEP_ID` (repeatable) adds runs another sweep already made, so nothing is computed twice: the
+tables are then rebuilt from both sweeps' results with the sweep's own table code. `--add-where seed=0
+class=3,8` keeps only the added runs that match (seed, class, count). An added run with K > 1 gold models joins
+a K = 1 sweep as a K = 1 run (its gold ensemble is left out: the first gold is the same model either way).
+
+    python benchmarks/export_sweep.py --sweep-id cifar-rest --add cifar-4x3 --add-where seed=0 --name ... \
+        --command "..."
 """
 from __future__ import annotations
 
@@ -24,6 +32,8 @@ import pandas as pd
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from tmu_core import store  # noqa: E402
+from tmu_core.evaluate.tables import tables, to_markdown  # noqa: E402
+from tmu_core.jobs.sweep import classes_line, failed_markdown  # noqa: E402
 
 RESULTS = Path(__file__).resolve().parent / "results"
 
@@ -49,27 +59,85 @@ def curve_png(curve: pd.DataFrame, out: Path) -> None:
             browser.close()
 
 
+WHERE_KEYS = {"seed": "seed", "class": "forget_class", "count": "forget_count"}
+SOFT_KEYS = ("soft_label_accuracy", "soft_auc_p_easy")
+
+
+def parse_where(items: list[str]) -> dict[str, set[int]]:
+    """['seed=0', 'class=3,8'] -> {'seed': {0}, 'forget_class': {3, 8}}; one clear error for anything else."""
+    out = {}
+    for item in items:
+        key, _, values = item.partition("=")
+        if key not in WHERE_KEYS or not values:
+            raise SystemExit(f"--add-where takes {', '.join(k + '=N[,N]' for k in WHERE_KEYS)}; got '{item}'")
+        out[WHERE_KEYS[key]] = {int(v) for v in values.split(",")}
+    return out
+
+
+def as_k1(r: dict) -> dict:
+    """A run as a K = 1 run: without its gold ensemble and the soft-truth numbers that come from it."""
+    r = {k: v for k, v in r.items() if k != "gold_ensemble"}
+    if isinstance(r.get("tmu"), dict):
+        r["tmu"] = {k: v for k, v in r["tmu"].items() if k not in SOFT_KEYS}
+    return r
+
+
+def merged(meta: dict, added: list[str], where: dict[str, set[int]]) -> tuple[str, list[dict], list[str]]:
+    """The tables (Markdown) and results of a sweep with other sweeps' matching runs added, and what was added."""
+    results, notes = list(meta.get("results", [])), []
+    for other in added:
+        runs = [r for r in store.Sweep(other).results().get("results", [])
+                if all(r.get(k) in v for k, v in where.items())]
+        if meta.get("gold_seeds", 1) == 1:
+            runs = [as_k1(r) for r in runs]
+        results += runs
+        notes.append(f"{len(runs)} runs added from sweep `{other}`"
+                     + (f" ({', '.join(f'{k}={sorted(v)}' for k, v in where.items())})" if where else ""))
+    all_meta = {**meta, "classes": sorted({r["forget_class"] for r in results}), "results": results,
+                "held_out_classes": sorted({r["forget_class"] for r in results} - set(meta.get("tuning_classes", [])))}
+    first = results[0]
+    header = (f"## Sweep {meta['sweep_id']} + {', '.join(added)}\n\ndataset {first['dataset']}, model {first['model']}, "
+              f"|D_f| = {', '.join(map(str, sorted({r['forget_count'] for r in results})))} per class, seeds "
+              f"{', '.join(map(str, sorted({r['seed'] for r in results})))}, {meta.get('gold_seeds', 1)} gold model(s) "
+              f"per run, device {first['device']}\n\n{classes_line(all_meta)}")
+    frames = tables(results, meta.get("tuning_classes", []))
+    return to_markdown(frames, header) + failed_markdown(meta.get("failed", [])), frames, notes
+
+
 def main(argv=None) -> int:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--sweep-id", required=True)
     p.add_argument("--name", required=True, help="file name stem under benchmarks/results")
     p.add_argument("--command", required=True, help="the command that made the sweep, quoted")
     p.add_argument("--note", action="append", default=[], help="a line for the header (repeatable)")
+    p.add_argument("--add", action="append", default=[], metavar="SWEEP_ID", help="another sweep whose runs join")
+    p.add_argument("--add-where", nargs="+", default=[], metavar="KEY=N[,N]",
+                   help="keep only added runs with these seed= / class= / count= values")
     a = p.parse_args(argv)
     sweep = store.Sweep(a.sweep_id)
-    tables_md = (sweep.dir / "tables.md").read_text()
     meta = sweep.results()
     done = meta.get("results", [])
+    frames = None
+    if a.add:
+        tables_md, frames, added = merged(meta, a.add, parse_where(a.add_where))
+        a.note += added
+    else:
+        tables_md = (sweep.dir / "tables.md").read_text()
     header = [f"# {a.name}", "", f"- command: `{a.command}`",
               f"- exported {dt.datetime.now().isoformat(timespec='minutes')} from sweep `{a.sweep_id}` "
               f"({len(done)} runs, {len(meta.get('failed', []))} failed); {platform.machine()}, {os.cpu_count()} "
               f"CPU cores; executor {meta.get('executor')}", *[f"- {n}" for n in a.note], ""]
     RESULTS.mkdir(parents=True, exist_ok=True)
     (RESULTS / f"{a.name}.md").write_text("\n".join(header) + "\n" + tables_md)
-    for csv in sorted(sweep.dir.glob("*.csv")):
-        shutil.copyfile(csv, RESULTS / f"{a.name}-{csv.stem}.csv")
-    if (sweep.dir / "curve.csv").exists():
-        curve_png(pd.read_csv(sweep.dir / "curve.csv"), RESULTS / f"{a.name}-curve.png")
+    if frames is not None:
+        for key, frame in frames.items():
+            frame.to_csv(RESULTS / f"{a.name}-{key}.csv", index=False)
+    else:
+        for csv in sorted(sweep.dir.glob("*.csv")):
+            shutil.copyfile(csv, RESULTS / f"{a.name}-{csv.stem}.csv")
+    curve = RESULTS / f"{a.name}-curve.csv"
+    if curve.exists():
+        curve_png(pd.read_csv(curve), RESULTS / f"{a.name}-curve.png")
     print(f"written {RESULTS / a.name}.md and its CSVs", file=sys.stderr)
     return 0
 

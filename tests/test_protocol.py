@@ -116,3 +116,37 @@ def test_tables_pair_the_primary_method_with_the_others_and_draw_the_curve():
 def test_with_summary_without_groups_adds_one_avg_and_one_ci_row():
     df = P.with_summary(pd.DataFrame({"class": ["a", "b"], "x": [1.0, 3.0]}))
     assert list(df["class"]) == ["a", "b", "Avg", "95% CI ±"] and df["x"].iloc[2] == 2.0
+
+
+def test_export_adds_another_sweeps_matching_runs_and_rebuilds_the_tables(tmp_path, monkeypatch):
+    """benchmarks/export_sweep.py --add: runs already made by another sweep join the tables instead of being
+    computed again; --add-where keeps only the matching ones, and a K = 3 run joins a K = 1 sweep as K = 1."""
+    import importlib.util
+    from pathlib import Path
+
+    from tmu_core import store
+
+    monkeypatch.setenv("TMU_RUNS_DIR", str(tmp_path / "runs"))
+    spec = importlib.util.spec_from_file_location(
+        "export_sweep", Path(__file__).resolve().parents[1] / "benchmarks" / "export_sweep.py")
+    export = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(export)
+    monkeypatch.setattr(export, "RESULTS", tmp_path / "results")
+    extra = {"dataset": "digits", "model": "small_cnn", "device": "cpu"}
+    own = [{**fake_result(c, 0, 100, tmu=1.0, ft=5.0), **extra} for c in (0, 2)]
+    other = [{**fake_result(c, s, 100, tmu=3.0, ft=7.0), **extra, "gold_ensemble": {"k": 3}} for s in (0, 1)
+             for c in (3, 8)]
+    store.Sweep("own").save_results({"sweep_id": "own", "results": own, "failed": [], "tuning_classes": [3],
+                                     "gold_seeds": 1})
+    store.Sweep("other").save_results({"sweep_id": "other", "results": other, "failed": [], "gold_seeds": 3})
+    assert export.main(["--sweep-id", "own", "--add", "other", "--add-where", "seed=0", "--name", "all",
+                        "--command", "x"]) == 0
+    t1 = pd.read_csv(tmp_path / "results" / "all-table1.csv").set_index("class")
+    assert {"0", "2", "3", "8"} <= set(t1.index)  # seed 1 of the other sweep left out
+    assert t1.loc["Avg (held-out)", "TMU |Δ|"] == pytest.approx(5 / 3)  # classes 0, 2, 8: 1, 1, 3 (3 is tuning)
+    assert t1.loc["Avg (tuning)", "TMU |Δ|"] == pytest.approx(3.0)
+    assert not (tmp_path / "results" / "all-ensemble.csv").exists()  # added K = 3 runs count as K = 1 here
+    md = (tmp_path / "results" / "all.md").read_text()
+    assert "2 runs added from sweep `other` (seed=[0])" in md and "held-out classes: 0, 2, 8" in md
+    with pytest.raises(SystemExit, match="--add-where takes"):
+        export.main(["--sweep-id", "own", "--add", "other", "--add-where", "colour=1", "--name", "x", "--command", "x"])
