@@ -36,7 +36,7 @@ def local_ray():
 
     threads = torch.get_num_threads()
     torch.set_num_threads(1)
-    ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False,
+    ray.init(address="local", num_cpus=2, include_dashboard=False, log_to_driver=False,  # own, beside any cluster
              runtime_env={"env_vars": {"PYTHONPATH": str(launch.PROJECT_ROOT)}})
     yield
     ray.shutdown()
@@ -171,3 +171,15 @@ def test_cpus_per_task_come_from_the_flag_then_the_setting_then_the_local_thread
     monkeypatch.setenv("TMU_RAY_CPUS_PER_TASK", "two")
     with pytest.raises(TMUError, match="TMU_RAY_CPUS_PER_TASK.*not two"):
         ray_executor.threads_per_task(ray_executor.RayOptions())
+
+
+def test_without_an_address_a_new_local_instance_starts_even_beside_a_running_cluster(monkeypatch):
+    """Plain ray.init() joins a cluster that `ray start` left on this machine; a sweep without --ray-address
+    must start its own instance instead (as the README says), so it asks for address 'local'."""
+    calls = []
+    monkeypatch.setattr(ray, "is_initialized", lambda: False)
+    monkeypatch.setattr(ray, "init", lambda **kw: calls.append(kw["address"]))
+    monkeypatch.setattr(ray_executor, "_use_token_if_any", lambda: None)
+    assert ray_executor.connect(None) is True
+    assert ray_executor.connect("10.0.0.5:6379") is True
+    assert calls == ["local", "10.0.0.5:6379"]

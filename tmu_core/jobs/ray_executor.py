@@ -81,8 +81,9 @@ def connect(address: str | None) -> bool:
     if address is not None:
         _use_token_if_any()
     env = {"PYTHONPATH": os.pathsep.join(p for p in (str(PROJECT_ROOT), os.environ.get("PYTHONPATH", "")) if p)}
-    try:
-        ray.init(address=address, include_dashboard=False if address is None else None, log_to_driver=False,
+    try:  # "local": a new instance even when `ray start` left a cluster running on this machine (plain
+        # ray.init() would join that one instead)
+        ray.init(address=address or "local", include_dashboard=False if address is None else None, log_to_driver=False,
                  runtime_env={"env_vars": env}, logging_level=logging.WARNING)
     except (ConnectionError, RuntimeError, ValueError) as exc:
         raise TMUError(f"cannot connect to the Ray cluster at '{address}' ({str(exc).splitlines()[0]}); start one "
