@@ -412,3 +412,12 @@ def test_maps_of_two_models_are_aligned_onto_the_first():
     maps = {"original": {"xy": xy}, "gold": {"xy": (2.5 * xy @ turn + 7).astype(np.float32)}}
     out = aligned(maps)
     assert out["original"]["xy"] is xy and np.allclose(out["gold"]["xy"], xy, atol=1e-4)
+
+
+def test_forget_curve_figure_draws_no_bar_from_fewer_than_three_runs():
+    """Two runs give a t interval 12.7 times their spread: the curve keeps its points and drops those bars."""
+    curve = pd.DataFrame({"|D_f|": [50, 100], "method": ["TMU", "TMU"], "runs": [2, 6], "|Δ|": [8.0, 4.0],
+                          "|Δ| CI ±": [150.0, 2.0], "agreement": [74.0, 78.0], "agreement CI ±": [90.0, 3.0]})
+    fig = charts.forget_curve_figure(curve, "|Δ|")
+    assert list(fig.data[0].error_y.array) == [0.0, 2.0] and list(fig.layout.yaxis.range) == [-2, 102]
+    assert "no 95% CI bar where fewer than 3 runs" in fig.layout.title.text

@@ -242,18 +242,26 @@ def sweep_delta_figure(long: pd.DataFrame) -> go.Figure:
 CURVE_MEASURES = {"|Δ|": "|Δ| to gold (percentage points)", "agreement": "per-sample agreement with gold (%)"}
 
 
+CURVE_MIN_RUNS = 3  # fewer runs at a point: its interval is not drawn
+
+
 def forget_curve_figure(curve: pd.DataFrame, measure: str = "|Δ|") -> go.Figure:
     """Forgetting more data (paper Fig. 3): `measure` ('|Δ|' or 'agreement') per method against |D_f|, one
-    line per method with its 95% CI as error bars (evaluate.protocol.curve_frame)."""
+    line per method with its 95% CI as error bars (evaluate.protocol.curve_frame). Points from fewer than 3 runs
+    get no bar (a t interval over 2 runs is 12.7 times their spread and would flatten every line); the title
+    says so. Both measures are percentages: the axis stays on 0-100."""
     fig = go.Figure()
     names = {display(name).short: name for name in METHODS.names()}
+    thin = bool((curve["runs"] < CURVE_MIN_RUNS).any()) if "runs" in curve else False
     for method, part in curve.groupby("method", sort=False):
         part = part.sort_values("|D_f|")
+        bars = part[f"{measure} CI ±"].where(part["runs"] >= CURVE_MIN_RUNS) if "runs" in part else part[f"{measure} CI ±"]
         fig.add_trace(go.Scatter(
             x=part["|D_f|"], y=part[measure], name=method, mode="lines+markers",
             line=dict(color=model_color(names.get(method, method))),
-            error_y=dict(type="data", array=part[f"{measure} CI ±"].fillna(0.0), visible=True),
+            error_y=dict(type="data", array=bars.fillna(0.0), visible=True),
             hovertemplate="|D_f| %{x}: %{y:.1f}<extra>" + method + "</extra>"))
     fig.update_xaxes(title="|D_f| (samples forgotten)", type="log")
-    fig.update_yaxes(title=CURVE_MEASURES[measure])
-    return _layout(fig, f"{CURVE_MEASURES[measure]} against |D_f|", 400)
+    fig.update_yaxes(title=CURVE_MEASURES[measure], range=[-2, 102])
+    note = f"<br><sup>no 95% CI bar where fewer than {CURVE_MIN_RUNS} runs</sup>" if thin else ""
+    return _layout(fig, f"{CURVE_MEASURES[measure]} against |D_f|{note}", 400)
