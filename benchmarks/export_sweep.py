@@ -3,8 +3,9 @@
     python benchmarks/export_sweep.py --sweep-id SWEEP_ID --name digits-small_cnn-all \
         --command "python -m tmu_core sweep --dataset digits --classes all --seeds 0 1 2" [--note "..."]
 
-Reads the sweep from the run store (TMU_RUNS_DIR), writes <name>.md (header + the sweep's own tables.md) and
-<name>-<table>.csv for each table. When the sweep has several forget counts it also draws the
+Reads the sweep's results from the run store (TMU_RUNS_DIR) and rebuilds its tables with the sweep's own table
+code (so a file exported later has today's columns; the numbers are the runs'), writes <name>.md (header +
+tables) and <name>-<table>.csv for each table. When the sweep has several forget counts it also draws the
 forgetting-more-data curve (paper Fig. 3) with the dashboard's own chart, |Δ| and per-sample agreement
 against |D_f|, and saves it as <name>-curve.png through the headless Chromium the browser tests use.
 
@@ -96,12 +97,14 @@ def merged(meta: dict, added: list[str], where: dict[str, set[int]]) -> tuple[st
     all_meta = {**meta, "classes": sorted({r["forget_class"] for r in results}), "results": results,
                 "held_out_classes": sorted({r["forget_class"] for r in results} - set(meta.get("tuning_classes", [])))}
     first = results[0]
-    header = (f"## Sweep {meta['sweep_id']} + {', '.join(added)}\n\ndataset {first['dataset']}, model {first['model']}, "
+    header = (f"## Sweep {' + '.join([meta['sweep_id'], *added])}\n\ndataset {first['dataset']}, model {first['model']}, "
               f"|D_f| = {', '.join(map(str, sorted({r['forget_count'] for r in results})))} per class, seeds "
               f"{', '.join(map(str, sorted({r['seed'] for r in results})))}, {meta.get('gold_seeds', 1)} gold model(s) "
               f"per run, device {first['device']}\n\n{classes_line(all_meta)}")
     frames = tables(results, meta.get("tuning_classes", []))
-    return to_markdown(frames, header) + failed_markdown(meta.get("failed", [])), frames, notes
+    failed = meta.get("failed", [])
+    markdown = to_markdown(frames, header) + failed_markdown(failed)
+    return markdown, {**frames, **({"failed": pd.DataFrame(failed)} if failed else {})}, notes
 
 
 def main(argv=None) -> int:
@@ -117,24 +120,16 @@ def main(argv=None) -> int:
     sweep = store.Sweep(a.sweep_id)
     meta = sweep.results()
     done = meta.get("results", [])
-    frames = None
-    if a.add:
-        tables_md, frames, added = merged(meta, a.add, parse_where(a.add_where))
-        a.note += added
-    else:
-        tables_md = (sweep.dir / "tables.md").read_text()
+    tables_md, frames, added = merged(meta, a.add, parse_where(a.add_where))  # today's table code, same numbers
+    a.note += added
     header = [f"# {a.name}", "", f"- command: `{a.command}`",
               f"- exported {dt.datetime.now().isoformat(timespec='minutes')} from sweep `{a.sweep_id}` "
               f"({len(done)} runs, {len(meta.get('failed', []))} failed); {platform.machine()}, {os.cpu_count()} "
               f"CPU cores; executor {meta.get('executor')}", *[f"- {n}" for n in a.note], ""]
     RESULTS.mkdir(parents=True, exist_ok=True)
     (RESULTS / f"{a.name}.md").write_text("\n".join(header) + "\n" + tables_md)
-    if frames is not None:
-        for key, frame in frames.items():
-            frame.to_csv(RESULTS / f"{a.name}-{key}.csv", index=False)
-    else:
-        for csv in sorted(sweep.dir.glob("*.csv")):
-            shutil.copyfile(csv, RESULTS / f"{a.name}-{csv.stem}.csv")
+    for key, frame in frames.items():
+        frame.to_csv(RESULTS / f"{a.name}-{key}.csv", index=False)
     curve = RESULTS / f"{a.name}-curve.csv"
     if curve.exists():
         curve_png(pd.read_csv(curve), RESULTS / f"{a.name}-curve.png")

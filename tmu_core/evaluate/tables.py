@@ -51,11 +51,12 @@ def _table1_row(r: dict, cls: str, methods: list[str]) -> dict:
     return row
 
 
-def _table4_row(split: dict, cls: str) -> dict:
+def _table4_row(split: dict, cls: str, cost_ratio) -> dict:
     by = split["label_accuracy_by_features"]
     return {"class": cls, "NF+AF+CF": split["label_accuracy"], **{k: v for k, v in by.items() if k != "NF+AF+CF"},
             "AUC p(easy)": split.get("auc_p_easy", float("nan")), "gold hard": split["gold_hard"],
-            "pred hard": split["pred_hard"], "D_a hard": split["aux_hard"], "|D_a|": split["aux_count"]}
+            "pred hard": split["pred_hard"], "D_a hard": split["aux_hard"], "|D_a|": split["aux_count"],
+            "cost ratio": float("nan") if cost_ratio is None else cost_ratio}
 
 
 def tables(results: list[dict], tuning_classes=()) -> dict[str, pd.DataFrame]:
@@ -76,7 +77,7 @@ def tables(results: list[dict], tuning_classes=()) -> dict[str, pd.DataFrame]:
                                                 for m in ("original", "gold", *methods)}})
         split = easy_hard_summary(r)
         if split:
-            rows["table4"].append(_table4_row(split, cls))
+            rows["table4"].append(_table4_row(split, cls, r.get("cost_ratio")))
     out = {k: pd.DataFrame(v) for k, v in rows.items() if v}
     groups = protocol.row_groups(results, tuning_classes)
     ens = [_ensemble_row(r, _row_label(r, results)) for r in results if "gold_ensemble" in r]
@@ -110,7 +111,8 @@ def _protocol_frames(results: list[dict], methods: list[str], groups) -> dict[st
 TITLES = {"table1": "Table 1 — accuracy (%), |Δ| = |A_f(method) − A_f(gold)| and per-sample agreement with gold "
                     "on D_f (% both right or both wrong); † marks a control",
           "table3": "Table 3 — activation distance to gold on D_f (mean L2 between softmax outputs; lower is better)",
-          "table4": "Table 4 — TMU label accuracy (%) on D_f: all features and each subset",
+          "table4": "Table 4 — TMU label accuracy (%) on D_f: all features and each subset; cost ratio = TMU's "
+                    "seconds / the gold retrain's",
           "mia": "MIA — % of D_f an entropy-based logistic-regression attack calls members (gold is the target)",
           "mia_auc": "MIA attack quality — its AUC (%) on the D_r-vs-test data it was fitted on (50 = chance: "
                      "that model's MIA row says nothing)",
