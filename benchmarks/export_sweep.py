@@ -33,7 +33,7 @@ import pandas as pd
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from tmu_core import store  # noqa: E402
-from tmu_core.evaluate.tables import tables, to_markdown  # noqa: E402
+from tmu_core.evaluate.tables import cost_frame, tables, to_markdown  # noqa: E402
 from tmu_core.jobs.sweep import classes_line, failed_markdown  # noqa: E402
 
 RESULTS = Path(__file__).resolve().parent / "results"
@@ -101,7 +101,7 @@ def merged(meta: dict, added: list[str], where: dict[str, set[int]]) -> tuple[st
               f"|D_f| = {', '.join(map(str, sorted({r['forget_count'] for r in results})))} per class, seeds "
               f"{', '.join(map(str, sorted({r['seed'] for r in results})))}, {meta.get('gold_seeds', 1)} gold model(s) "
               f"per run, device {first['device']}\n\n{classes_line(all_meta)}")
-    frames = tables(results, meta.get("tuning_classes", []))
+    frames = {**tables(results, meta.get("tuning_classes", [])), "cost": cost_frame(results, meta.get("tuning_classes", []))}
     failed = meta.get("failed", [])
     markdown = to_markdown(frames, header) + failed_markdown(failed)
     return markdown, {**frames, **({"failed": pd.DataFrame(failed)} if failed else {})}, notes

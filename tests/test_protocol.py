@@ -132,7 +132,7 @@ def test_export_adds_another_sweeps_matching_runs_and_rebuilds_the_tables(tmp_pa
     export = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(export)
     monkeypatch.setattr(export, "RESULTS", tmp_path / "results")
-    extra = {"dataset": "digits", "model": "small_cnn", "device": "cpu"}
+    extra = {"dataset": "digits", "model": "small_cnn", "device": "cpu", "cost_ratio": 0.2}
     own = [{**fake_result(c, 0, 100, tmu=1.0, ft=5.0), **extra} for c in (0, 2)]
     other = [{**fake_result(c, s, 100, tmu=3.0, ft=7.0), **extra, "gold_ensemble": {"k": 3}} for s in (0, 1)
              for c in (3, 8)]
@@ -146,6 +146,8 @@ def test_export_adds_another_sweeps_matching_runs_and_rebuilds_the_tables(tmp_pa
     assert t1.loc["Avg (held-out)", "TMU |Δ|"] == pytest.approx(5 / 3)  # classes 0, 2, 8: 1, 1, 3 (3 is tuning)
     assert t1.loc["Avg (tuning)", "TMU |Δ|"] == pytest.approx(3.0)
     assert not (tmp_path / "results" / "all-ensemble.csv").exists()  # added K = 3 runs count as K = 1 here
+    cost = pd.read_csv(tmp_path / "results" / "all-cost.csv").set_index("class")
+    assert cost.loc["Avg (tuning)", "cost ratio"] == pytest.approx(0.2)  # every fake run's ratio
     md = (tmp_path / "results" / "all.md").read_text()
     assert "2 runs added from sweep `other` (seed=[0])" in md and "held-out classes: 0, 2, 8" in md
     with pytest.raises(SystemExit, match="--add-where takes"):

@@ -51,12 +51,11 @@ def _table1_row(r: dict, cls: str, methods: list[str]) -> dict:
     return row
 
 
-def _table4_row(split: dict, cls: str, cost_ratio) -> dict:
+def _table4_row(split: dict, cls: str) -> dict:
     by = split["label_accuracy_by_features"]
     return {"class": cls, "NF+AF+CF": split["label_accuracy"], **{k: v for k, v in by.items() if k != "NF+AF+CF"},
             "AUC p(easy)": split.get("auc_p_easy", float("nan")), "gold hard": split["gold_hard"],
-            "pred hard": split["pred_hard"], "D_a hard": split["aux_hard"], "|D_a|": split["aux_count"],
-            "cost ratio": float("nan") if cost_ratio is None else cost_ratio}
+            "pred hard": split["pred_hard"], "D_a hard": split["aux_hard"], "|D_a|": split["aux_count"]}
 
 
 def tables(results: list[dict], tuning_classes=()) -> dict[str, pd.DataFrame]:
@@ -77,7 +76,7 @@ def tables(results: list[dict], tuning_classes=()) -> dict[str, pd.DataFrame]:
                                                 for m in ("original", "gold", *methods)}})
         split = easy_hard_summary(r)
         if split:
-            rows["table4"].append(_table4_row(split, cls, r.get("cost_ratio")))
+            rows["table4"].append(_table4_row(split, cls))
     out = {k: pd.DataFrame(v) for k, v in rows.items() if v}
     groups = protocol.row_groups(results, tuning_classes)
     ens = [_ensemble_row(r, _row_label(r, results)) for r in results if "gold_ensemble" in r]
@@ -85,6 +84,15 @@ def tables(results: list[dict], tuning_classes=()) -> dict[str, pd.DataFrame]:
         out["ensemble"] = pd.DataFrame(ens)
     out = {k: protocol.with_summary(df, groups) for k, df in out.items()}
     return {**out, **_protocol_frames(results, methods, groups)}
+
+
+def cost_frame(results: list[dict], tuning_classes=()) -> pd.DataFrame:
+    """TMU's cost ratio per run with Avg and 95% CI rows. Kept out of `tables`: a sweep's tables hold only what
+    the same seeds reproduce exactly (the local and Ray executors must print the same tables)."""
+    rows = [{"class": _row_label(r, results), "TMU seconds": r["models"].get("tmu", {}).get("seconds", float("nan")),
+             "gold retrain seconds": r["models"]["gold"].get("seconds", float("nan")),
+             "cost ratio": float("nan") if r.get("cost_ratio") is None else r["cost_ratio"]} for r in results]
+    return protocol.with_summary(pd.DataFrame(rows), protocol.row_groups(results, tuning_classes))
 
 
 def _ensemble_row(r: dict, cls: str) -> dict:
@@ -111,8 +119,9 @@ def _protocol_frames(results: list[dict], methods: list[str], groups) -> dict[st
 TITLES = {"table1": "Table 1 — accuracy (%), |Δ| = |A_f(method) − A_f(gold)| and per-sample agreement with gold "
                     "on D_f (% both right or both wrong); † marks a control",
           "table3": "Table 3 — activation distance to gold on D_f (mean L2 between softmax outputs; lower is better)",
-          "table4": "Table 4 — TMU label accuracy (%) on D_f: all features and each subset; cost ratio = TMU's "
-                    "seconds / the gold retrain's",
+          "table4": "Table 4 — TMU label accuracy (%) on D_f: all features and each subset",
+          "cost": "Cost — TMU's seconds / the gold retrain's seconds, per run (timing: it differs from run to run, so "
+                  "the sweep's own tables leave it out)",
           "mia": "MIA — % of D_f an entropy-based logistic-regression attack calls members (gold is the target)",
           "mia_auc": "MIA attack quality — its AUC (%) on the D_r-vs-test data it was fitted on (50 = chance: "
                      "that model's MIA row says nothing)",
@@ -122,7 +131,7 @@ TITLES = {"table1": "Table 1 — accuracy (%), |Δ| = |A_f(method) − A_f(gold)
                     "Student-t 95% CI, paired t-test p (negative: the primary method is closer to gold)",
           "curve": "Forgetting more data (paper Fig. 3) — |Δ| and per-sample agreement with gold (%) per |D_f|: "
                    "mean and Student-t 95% CI half-width over class × seed runs"}
-SUMMARISED = ("table1", "table3", "table4", "mia", "mia_auc", "ensemble")  # frames that carry Avg / 95% CI rows
+SUMMARISED = ("table1", "table3", "table4", "mia", "mia_auc", "ensemble", "cost")  # frames that carry Avg / 95% CI rows
 
 
 def to_markdown(frames: dict[str, pd.DataFrame], header: str = "") -> str:
