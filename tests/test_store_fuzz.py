@@ -57,7 +57,9 @@ def load_everything(run: store.Run) -> None:
         tables.feature_frame(samples, "aux", "truth")
     for model in run.embedding_models():
         run.umap_map(model)
-    assert isinstance(config["data"], dict)
+    from ui import cache
+
+    cache.run_data_config(config)  # what the pages read the run's data set from
 
 
 @pytest.fixture(scope="module")
@@ -88,3 +90,11 @@ def test_any_damage_is_named_never_a_crash(name, data, store_pair, monkeypatch, 
     assert code in (0, 2) and "unexpected" not in err, err
     assert {p: p.read_bytes() for p in (root / "keep").rglob("*") if p.is_file()} == keep
     assert store.open_run("keep").status()["state"] == "complete"
+
+
+def test_a_config_without_its_data_section_is_named_damaged():
+    """config.json reading `{}` (found by the fuzz test above): the pages name the damage instead of a KeyError."""
+    from ui import cache
+
+    with pytest.raises(TMUError, match="no data section"):
+        cache.run_data_config({})
