@@ -55,13 +55,19 @@ def row_of(r: dict) -> dict:
             "pred hard": t["pred_hard"], "gold hard": t["gold_hard"]}
 
 
-def run_variant(cfg, name: str, settings: dict, classes, seeds, log) -> list[dict]:
+def run_variant(cfg, name: str, settings: dict, classes, seeds, log, done: dict | None = None) -> list[dict]:
+    """One row per (class, seed); a row found in `done` (keyed by variant, class, seed) is kept, not rerun."""
+    done = done or {}
     typed = typed_params(cfg.data.dataset, settings)
     shared = {k: v for k, v in typed.items() if k in UNLEARN_SHARED}
     params = (("random_k", tuple(sorted(shared.items()))), ("tmu", tuple(sorted(typed.items()))))
     rows = []
     for seed in seeds:
         for c in classes:
+            if (name, int(c), int(seed)) in done:
+                rows.append(done[(name, int(c), int(seed))])
+                log(f"{name} class {c} seed {seed}: reused")
+                continue
             run_cfg = replace(cfg, seed=seed, forget=replace(cfg.forget, forget_class=str(c)), methods=("tmu", "random_k"),
                               method_params=params)
             t = time.perf_counter()
@@ -70,6 +76,22 @@ def run_variant(cfg, name: str, settings: dict, classes, seeds, log) -> list[dic
             log(f"{name} class {c} seed {seed}: label acc {rows[-1]['label acc']:.1f} AUC {rows[-1]['AUC']:.1f} "
                 f"|Δ| {rows[-1]['TMU |Δ|']:.1f} ({time.perf_counter() - t:.0f} s)")
     return rows
+
+
+def reused_rows(paths: list[Path]) -> dict:
+    """Rows of earlier results files keyed by (variant, class, seed); a missing file or column is one clear error."""
+    done = {}
+    for path in paths:
+        try:
+            old = pd.read_csv(path)
+        except (OSError, ValueError) as e:
+            raise SystemExit(f"--reuse {path}: cannot read it as an audit_variants CSV ({e})")
+        missing = {"variant", "class", "seed", *COLUMNS} - set(old.columns)
+        if missing:
+            raise SystemExit(f"--reuse {path}: not an audit_variants CSV (no column {', '.join(sorted(missing))})")
+        for row in old.to_dict("records"):
+            done[(row["variant"], int(row["class"]), int(row["seed"]))] = row
+    return done
 
 
 def summary(df: pd.DataFrame) -> pd.DataFrame:
@@ -107,12 +129,17 @@ def main(argv=None) -> int:
     p.add_argument("--tag", default="", help="suffix of the results file name")
     p.add_argument("--variants", default="paper:", help="name:setting=value,...; separated by ';' (the first is "
                                                          "the reference of the paired tests)")
+    p.add_argument("--reuse", type=Path, action="append", default=[], metavar="CSV",
+                   help="rows of an earlier audit_variants CSV made with the same data settings: a (variant, class, "
+                        "seed) found there is kept instead of rerun (repeatable)")
     args = p.parse_args(argv)
     cfg = _run_config(args, ("tmu", "random_k"))
     classes, variants = parse_classes(args.classes, cfg), parse_variants(args.variants)
     log = lambda msg: print(msg, file=sys.stderr, flush=True)
+    done = reused_rows(args.reuse)
     started = time.perf_counter()
-    df = pd.DataFrame([row for name, s in variants.items() for row in run_variant(cfg, name, s, classes, args.seeds, log)])
+    df = pd.DataFrame([row for name, s in variants.items()
+                       for row in run_variant(cfg, name, s, classes, args.seeds, log, done)])
     first = next(iter(variants))
     name = f"audit-variants-{cfg.data.dataset}{('-' + args.tag) if args.tag else ''}"
     md = "\n".join([
@@ -121,7 +148,9 @@ def main(argv=None) -> int:
         f"- date: {dt.datetime.now().isoformat(timespec='minutes')}; wall time {time.perf_counter() - started:.0f} s; "
         f"{platform.machine()}, {os.cpu_count()} CPU cores",
         f"- data: {cfg.data}; forget {cfg.forget.forget_count} of each class in {classes}; seeds {args.seeds}; "
-        f"{cfg.gold_seeds} gold model(s) per run", f"- variants: {variants}", "",
+        f"{cfg.gold_seeds} gold model(s) per run", f"- variants: {variants}",
+        *([f"- rows reused from: {', '.join(str(x) for x in args.reuse)} ({len(done)} rows there)"] if args.reuse else []),
+        "",
         f"### Mean ± 95% CI over class × seed ({CI_NOTE.split('; ')[1]}); soft = against p_i of the K golds; AUC "
         "and agreement in %", "", md_table(summary(df)), "",
         f"### Paired t-tests against `{first}` (matched class × seed)", "", md_table(paired(df, first)), "",

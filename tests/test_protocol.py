@@ -152,3 +152,33 @@ def test_export_adds_another_sweeps_matching_runs_and_rebuilds_the_tables(tmp_pa
     assert "2 runs added from sweep `other` (seed=[0])" in md and "held-out classes: 0, 2, 8" in md
     with pytest.raises(SystemExit, match="--add-where takes"):
         export.main(["--sweep-id", "own", "--add", "other", "--add-where", "colour=1", "--name", "x", "--command", "x"])
+
+
+def test_audit_variants_keeps_reused_rows_instead_of_running_them_again(tmp_path):
+    """benchmarks/audit_variants.py --reuse: a (variant, class, seed) found in an earlier CSV is taken from it and
+    the pipeline is not started for it; a file that is not such a CSV is one clear error."""
+    import importlib.util
+    from pathlib import Path
+
+    spec = importlib.util.spec_from_file_location(
+        "audit_variants", Path(__file__).resolve().parents[1] / "benchmarks" / "audit_variants.py")
+    av = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(av)
+    rows = [{"variant": "paper", "class": c, "seed": 0, **{col: float(c) for col in av.COLUMNS}} for c in (3, 8)]
+    pd.DataFrame(rows).to_csv(tmp_path / "old.csv", index=False)
+    done = av.reused_rows([tmp_path / "old.csv"])
+    assert set(done) == {("paper", 3, 0), ("paper", 8, 0)}
+
+    def no_run(*_a, **_k):
+        raise AssertionError("a reused row must not run the pipeline")
+
+    av.execute, av.start = no_run, no_run
+    from tmu_core.config import RunConfig
+    logged = []
+    out = av.run_variant(RunConfig(), "paper", {}, [3, 8], [0], logged.append, done)
+    assert [r["TMU |Δ|"] for r in out] == [3.0, 8.0] and all("reused" in m for m in logged)
+    with pytest.raises(AssertionError):  # seed 1 is not in the file: it would run
+        av.run_variant(RunConfig(), "paper", {}, [3], [1], logged.append, done)
+    pd.DataFrame([{"a": 1}]).to_csv(tmp_path / "bad.csv", index=False)
+    with pytest.raises(SystemExit, match="not an audit_variants CSV"):
+        av.reused_rows([tmp_path / "bad.csv"])
