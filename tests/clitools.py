@@ -14,6 +14,15 @@ TINY_TRAIN = ["--dataset", "digits", "--train-per-class", "30", "--forget-class"
 # One cheap method for runs whose science does not matter to the test.
 TINY_METHODS = ["--methods", "finetune", "--finetune-epochs", "1"]
 
+
+def default_config() -> dict:
+    """config.json of a run with every default: for store tests whose run content does not matter (a config
+    without its data, forget and train sections reads as damaged)."""
+    from tmu_core.config import RunConfig, run_config_to_dict
+
+    return run_config_to_dict(RunConfig())
+
+
 # Blocks every network connection in a Python process: how "offline" is simulated on a machine that is online.
 NO_NETWORK = (
     "import socket\n"

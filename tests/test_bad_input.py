@@ -13,6 +13,7 @@ import pytest
 import torch
 from PIL import Image
 
+from clitools import default_config
 from tmu_core import store as tmu_store
 from tmu_core.cli import main
 from tmu_core.config import DataConfig, ForgetSpec, RunConfig, TrainConfig, run_config_to_dict
@@ -94,9 +95,9 @@ def stored(runs_dir, finished_run):
     src, run_id = finished_run
     shutil.copytree(src / run_id, runs_dir / "keep-me-0-0-0")
     good = tmu_store.open_run("keep-me-0-0-0")
-    damaged = tmu_store.Run.create("damaged", {})
+    damaged = tmu_store.Run.create("damaged", default_config())
     (damaged.dir / "config.json").write_text('{"data": {"dataset": ')
-    typed = tmu_store.Run.create("typed", {})
+    typed = tmu_store.Run.create("typed", default_config())
     cfg = run_config_to_dict(RunConfig())
     cfg["train"]["epochs"] = "three"
     typed.write_json("config.json", cfg)

@@ -9,7 +9,7 @@ import tomllib
 import pytest
 import torch
 
-from clitools import ROOT
+from clitools import ROOT, default_config
 from tmu_core import store
 from tmu_core.config import DataConfig, TrainConfig
 from tmu_core.errors import TMUError
@@ -49,7 +49,7 @@ def test_a_hostile_file_in_a_run_or_the_model_cache_is_never_executed(tmp_path, 
     from tmu_core.references import train_cached
 
     marker, (zipped, _) = _hostile_files(tmp_path)
-    run = store.Run.create("victim", {})
+    run = store.Run.create("victim", default_config())
     run.save_weights("tmu", {"w": torch.zeros(1)})
     run.weights_path("tmu").write_bytes(zipped.read_bytes())
     with pytest.raises(TMUError):
@@ -82,7 +82,7 @@ def test_run_ids_that_could_leave_the_runs_dir_are_refused(bad, runs_dir):
 
 
 def test_weight_names_cannot_escape_the_run(runs_dir):
-    run = store.Run.create("w", {})
+    run = store.Run.create("w", default_config())
     with pytest.raises(TMUError):
         run.save_weights("../../escaped", {"w": torch.zeros(1)})
     assert not list(runs_dir.parent.rglob("escaped*"))
@@ -90,7 +90,7 @@ def test_weight_names_cannot_escape_the_run(runs_dir):
 
 def test_run_names_are_made_safe(runs_dir):
     for hint in ("../../etc/passwd", "/abs/path", "..", "a b/c\\d", "\x00"):
-        run = store.Run.create(hint, {})
+        run = store.Run.create(hint, default_config())
         assert run.dir.parent == runs_dir and run.dir.is_dir()
         assert ".." not in run.id and "/" not in run.id
     written = list(runs_dir.parent.rglob("config.json"))

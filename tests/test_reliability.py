@@ -12,7 +12,7 @@ import pytest
 import torch
 from PIL import Image
 
-from clitools import ROOT
+from clitools import ROOT, default_config
 from tmu_core import store
 from tmu_core.cli import main
 from tmu_core.errors import Diverged, TMUError
@@ -201,7 +201,7 @@ def test_a_broken_pipe_exits_quietly(finished_run, runs_dir):
 
 
 def test_names_ids_cancel_and_execute(finished_run, runs_dir, capsys):
-    run = store.Run.create("v1..2", {})
+    run = store.Run.create("v1..2", default_config())
     assert run.id.startswith("v1.2-")
     with pytest.raises(TMUError, match="not a valid run id"):
         store.check_run_id("abc\n")
@@ -234,7 +234,7 @@ def test_error_log_and_run_log_do_not_follow_links(tmp_path, runs_dir):
 
     victim = tmp_path / "victim"
     victim.write_text("keep")
-    run = store.Run.create("links", {})
+    run = store.Run.create("links", default_config())
     (run.dir / "error.log").symlink_to(victim)
     run.write_error_log("Traceback ...")
     assert victim.read_text() == "keep" and not (run.dir / "error.log").is_symlink()

@@ -12,6 +12,7 @@ import pandas as pd
 import pytest
 import torch
 
+from clitools import default_config
 from tmu_core import store
 from tmu_core.config import DataConfig, ForgetSpec, RunConfig, TrainConfig, run_config_from_dict, run_config_to_dict
 from tmu_core.errors import TMUError
@@ -67,7 +68,7 @@ def test_every_artifact_round_trips(runs_dir):
 
 
 def test_set_status_merges_and_stamps(runs_dir):
-    run = store.Run.create("s", {})
+    run = store.Run.create("s", default_config())
     run.set_status(state="running", stage="gold", progress=0.5, pid=os.getpid())
     st = run.set_status(progress=0.75)
     assert st["stage"] == "gold" and st["progress"] == 0.75 and st["updated"]
@@ -85,7 +86,7 @@ def test_a_failed_write_leaves_the_old_file_and_no_temp_file(runs_dir):
 def test_a_running_run_whose_process_died_reads_as_interrupted(runs_dir):
     dead = subprocess.Popen([sys.executable, "-c", "pass"])
     dead.wait()
-    run = store.Run.create("dead", {})
+    run = store.Run.create("dead", default_config())
     run.set_status(state="running", stage="original", progress=0.2, pid=dead.pid)
     st = run.status()
     assert st["state"] == "interrupted" and "original" in st["error"]
@@ -93,7 +94,7 @@ def test_a_running_run_whose_process_died_reads_as_interrupted(runs_dir):
 
 
 def test_a_reused_process_id_does_not_keep_a_dead_run_running(runs_dir):
-    run = store.Run.create("reused", {})
+    run = store.Run.create("reused", default_config())
     run.set_status(state="running", stage="gold", pid=os.getpid())  # this process: alive, start time recorded
     assert run.status()["state"] == "running"
     st = run.read_json("status.json")
@@ -134,12 +135,12 @@ def test_list_of_a_missing_store_is_empty(tmp_path):
 
 
 def test_run_ids_are_unique_and_readable(runs_dir):
-    ids = {store.Run.create("same name", {}).id for _ in range(5)}
+    ids = {store.Run.create("same name", default_config()).id for _ in range(5)}
     assert len(ids) == 5 and all(i.startswith("same-name-") for i in ids)
 
 
 def test_missing_files_are_user_errors(runs_dir):
-    run = store.Run.create("m", {})
+    run = store.Run.create("m", default_config())
     for call in (lambda: run.read_json("metrics.json"), lambda: run.load_weights("tmu"),
                  run.load_table, run.load_arrays, lambda: store.open_run("no-such-run")):
         with pytest.raises(TMUError):

@@ -92,9 +92,10 @@ def test_any_damage_is_named_never_a_crash(name, data, store_pair, monkeypatch, 
     assert store.open_run("keep").status()["state"] == "complete"
 
 
-def test_a_config_without_its_data_section_is_named_damaged():
-    """config.json reading `{}` (found by the fuzz test above): the pages name the damage instead of a KeyError."""
-    from ui import cache
-
-    with pytest.raises(TMUError, match="no data section"):
-        cache.run_data_config({})
+@pytest.mark.parametrize("cfg", [{}, {"forget": {}, "train": {}}])
+def test_a_config_without_its_data_section_is_named_damaged(cfg, tmp_path):
+    """config.json reading `{}` (found by the fuzz test above): reading the run names the damage instead of
+    taking the default data set (and the pages' data loader raising KeyError)."""
+    run = store.Run.create("no-data", cfg, tmp_path)
+    with pytest.raises(TMUError, match=r"config.json in run no-data.* is damaged.*data"):
+        run.config()

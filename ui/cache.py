@@ -16,7 +16,6 @@ from tmu_core import store
 from tmu_core.jobs import embedding, preview
 from tmu_core.config import DataConfig, ForgetSpec, TrainConfig
 from tmu_core.data import Dataset, load_dataset
-from tmu_core.errors import TMUError
 
 from .images import FRAME, data_urls
 
@@ -66,10 +65,7 @@ def class_gallery(data_json: str, seed: int, class_index: int, limit: int) -> pd
 
 
 def run_data_config(run_cfg: dict) -> tuple[str, int]:
-    """(data_json, seed) of a run's config.json, for `dataset`; a config without its data section is damaged
-    (every run writes it), and is named as such instead of being read as the default data set."""
-    if not isinstance(run_cfg.get("data"), dict):
-        raise TMUError("this run's config.json has no data section: the run is damaged; start a new run")
+    """(data_json, seed) of a run's config.json (as `store.Run.config` checked it), for `dataset`."""
     return as_json(DataConfig(**run_cfg["data"])), int(run_cfg.get("seed", 0))
 
 

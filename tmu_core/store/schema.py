@@ -45,12 +45,13 @@ class StatusFile(_Open):
 
 
 class ConfigFile(BaseModel):
-    """config.json's sections; their values are checked by `config.run_config_from_dict`."""
+    """config.json's sections; their values are checked by `config.run_config_from_dict`. Every run writes its
+    data, forget and train sections, so a config without one is damaged (not read as the defaults)."""
 
     model_config = ConfigDict(extra="forbid", strict=True)
-    data: dict = {}
-    forget: dict = {}
-    train: dict = {}
+    data: dict
+    forget: dict
+    train: dict
     methods: list[str] = []
     method_params: dict[str, dict] = {}
     seed: int = 0
