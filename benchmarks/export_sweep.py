@@ -34,7 +34,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from tmu_core import store  # noqa: E402
 from tmu_core.evaluate.tables import cost_frame, tables, to_markdown  # noqa: E402
-from tmu_core.jobs.sweep import classes_line, failed_markdown  # noqa: E402
+from tmu_core.jobs.sweep import failed_markdown, sweep_header  # noqa: E402
 
 RESULTS = Path(__file__).resolve().parent / "results"
 
@@ -94,13 +94,11 @@ def merged(meta: dict, added: list[str], where: dict[str, set[int]]) -> tuple[st
         results += runs
         notes.append(f"{len(runs)} runs added from sweep `{other}`"
                      + (f" ({', '.join(f'{k}={sorted(v)}' for k, v in where.items())})" if where else ""))
-    all_meta = {**meta, "classes": sorted({r["forget_class"] for r in results}), "results": results,
-                "held_out_classes": sorted({r["forget_class"] for r in results} - set(meta.get("tuning_classes", [])))}
-    first = results[0]
-    header = (f"## Sweep {' + '.join([meta['sweep_id'], *added])}\n\ndataset {first['dataset']}, model {first['model']}, "
-              f"|D_f| = {', '.join(map(str, sorted({r['forget_count'] for r in results})))} per class, seeds "
-              f"{', '.join(map(str, sorted({r['seed'] for r in results})))}, {meta.get('gold_seeds', 1)} gold model(s) "
-              f"per run, device {first['device']}\n\n{classes_line(all_meta)}")
+    classes = sorted({r["forget_class"] for r in results})
+    all_meta = {**meta, "sweep_id": " + ".join([meta["sweep_id"], *added]), "classes": classes, "results": results,
+                "held_out_classes": [c for c in classes if c not in meta.get("tuning_classes", [])],
+                "forget_counts": sorted({r["forget_count"] for r in results}), "seeds": sorted({r["seed"] for r in results})}
+    header = sweep_header(all_meta, results, machine=False)
     frames = {**tables(results, meta.get("tuning_classes", [])), "cost": cost_frame(results, meta.get("tuning_classes", []))}
     failed = meta.get("failed", [])
     markdown = to_markdown(frames, header) + failed_markdown(failed)

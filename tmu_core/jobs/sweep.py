@@ -133,17 +133,21 @@ def sweep(cfg: RunConfig, classes: str = "all", progress=None, sweep_id: str | N
         raise TMUError(f"no run of sweep {sweep_id} completed; first error (class {failed[0]['forget_class']}, "
                        f"seed {failed[0]['seed']}): {failed[0]['error']}")
     frames = tables(results, tuning)
-    markdown = to_markdown(frames, _header(cfg, meta, results)) + failed_markdown(failed)
+    markdown = to_markdown(frames, sweep_header(meta, results)) + failed_markdown(failed)
     md_path, csv_path = folder.save_tables(markdown, {**frames, **({"failed": pd.DataFrame(failed)} if failed else {})})
     return {"sweep_id": sweep_id, "results": results, "failed": failed, "tables": frames, "markdown": markdown,
             "markdown_path": str(md_path), "csv_path": str(csv_path)}
 
 
-def _header(cfg: RunConfig, meta: dict, results: list[dict]) -> str:
-    return (f"## Sweep {meta['sweep_id']}\n\ndataset {cfg.data.dataset}, model {cfg.train.model}, |D_f| = "
+def sweep_header(meta: dict, results: list[dict], machine: bool = True) -> str:
+    """The tables' heading: what the sweep ran (from its meta and its first result) and, for tables made where
+    the sweep ran, on which machine (an export made later leaves it out)."""
+    first = results[0]
+    where = f", machine {platform.machine()} / {platform.processor() or 'cpu'}" if machine else ""
+    return (f"## Sweep {meta['sweep_id']}\n\ndataset {first['dataset']}, model {first['model']}, |D_f| = "
             f"{', '.join(map(str, meta['forget_counts']))} per class, seeds {', '.join(map(str, meta['seeds']))}, "
-            f"{cfg.gold_seeds} gold model(s) per run, device {results[0]['device']}, "
-            f"machine {platform.machine()} / {platform.processor() or 'cpu'}\n\n{classes_line(meta)}")
+            f"{meta.get('gold_seeds', 1)} gold model(s) per run, device {first['device']}{where}\n\n"
+            f"{classes_line(meta)}")
 
 
 def _split(outcomes) -> dict:
