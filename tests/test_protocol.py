@@ -39,6 +39,9 @@ def test_paired_test_on_a_constructed_case():
 def test_paired_test_without_spread_has_no_p():
     res = P.paired_test([2, 3], [1, 2])
     assert res["diff"] == 1.0 and math.isnan(res["p"])
+    # the same difference up to float32 rounding (two runs of a results file: 4.0 - 12.0 twice) has no p either
+    res = P.paired_test([3.9999961853027344, 4.000004291534424], [12.0, 12.000000715255737])
+    assert res["diff"] == pytest.approx(-8.0) and math.isnan(res["p"]) and math.isnan(res["t"])
 
 
 CORRECT = np.array([[1, 1, 0, 0], [1, 0, 1, 0], [1, 1, 0, 0]])  # 3 golds x 4 samples

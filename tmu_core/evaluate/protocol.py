@@ -32,11 +32,16 @@ def mean_ci(values, level: float = LEVEL) -> tuple[float, float, int]:
     return float(x.mean()), float(half), n
 
 
+SAME_TOL = 1e-5  # relative spread of the differences below which they count as equal (float32 noise is ~1e-7)
+
+
 def paired_test(a, b, level: float = LEVEL) -> dict:
     """Paired t-test of a − b over matched rows (non-finite pairs left out).
 
     Returns n, mean of a and of b, the mean difference, its `level` interval (low, high), t and the
-    two-sided p (nan when n < 2, or when every difference is the same, where t is undefined)."""
+    two-sided p (nan when n < 2, or when every difference is the same, where t is undefined). "The same" allows
+    float32 rounding: accuracies stored as 3.9999962 and 4.0000043 differ by noise, and a t of millions would
+    claim a certainty the runs do not hold."""
     from scipy import stats
 
     a, b = np.asarray(a, dtype=float), np.asarray(b, dtype=float)
@@ -44,7 +49,7 @@ def paired_test(a, b, level: float = LEVEL) -> dict:
     a, b = a[ok], b[ok]
     diff, half, n = mean_ci(a - b, level)
     t, p = (float("nan"), float("nan"))
-    if n >= 2 and np.ptp(a - b) > 0:
+    if n >= 2 and np.ptp(a - b) > SAME_TOL * max(1.0, float(np.abs(a - b).max())):
         res = stats.ttest_rel(a, b)
         t, p = float(res.statistic), float(res.pvalue)
     return {"n": n, "mean_a": float(a.mean()) if n else float("nan"), "mean_b": float(b.mean()) if n else float("nan"),
