@@ -5,7 +5,7 @@ Eq. 3 keeps the forgetting ratio, counted within the forget class c:
 D_a comes from the aux pool of class c (never trained on): sampled when the pool is long, augmented
 with mild transforms (that do not change how hard a sample is) when it is short, up to a capped factor.
 The twin model M_t is M_o fine-tuned until it has learned D_a, with replay from D_r ∪ D_f: for a fixed number
-of epochs, or (twin_fit = match) one epoch at a time until its loss on D_a is no higher than M_o's on D_f.
+of epochs, or (twin_fit = match) a quarter epoch at a time until its loss on D_a is no higher than M_o's on D_f.
 Several twins (bags) can be drawn, disjoint while the aux pool allows, and their labelled samples pooled.
 """
 from __future__ import annotations
@@ -20,7 +20,7 @@ import torch.nn.functional as F
 
 from ..config import TrainConfig
 from ..data import Dataset, ForgetSet, to_float
-from ..train import ProgressFn, fit, generator, predict
+from ..train import Progress, ProgressFn, fit, generator, predict
 
 
 def eq3_size(n_forget: int, n_remain_class: int) -> int:
@@ -105,13 +105,18 @@ def fit_of(model, x, label: int, device) -> tuple[float, float]:
     return 100.0 * float((logits.argmax(1) == y).float().mean()), float(F.cross_entropy(logits, y))
 
 
+MATCH_CHECKS = 4  # twin_fit = match looks at M_t's fit this many times per epoch
+
+
 def train_twin(original: torch.nn.Module, data: Dataset, forget: ForgetSet, aux: AuxSet, cfg: TrainConfig,
                replay: float, device: torch.device, seed: int, progress: ProgressFn = None,
-               until_loss: float | None = None) -> tuple[torch.nn.Module, int]:
+               until_loss: float | None = None) -> tuple[torch.nn.Module, float]:
     """M_t: M_o fine-tuned on D_a plus `replay` x |D_a| samples of D_r ∪ D_f, so it does not collapse onto c.
 
-    With `until_loss`, one constant-rate epoch at a time until M_t's mean loss on D_a is at most `until_loss`
-    (M_o's on D_f), at most cfg.epochs epochs. Returns M_t and the epochs it took."""
+    With `until_loss`, a constant-rate quarter epoch (a disjoint quarter of the shuffled samples) at a time until
+    M_t's mean loss on D_a is at most `until_loss` (M_o's on D_f), at most cfg.epochs epochs: a whole epoch
+    already fits D_a better than M_o fits D_f on the CIFAR copy (90% against 67% on cat), so the check has to
+    come sooner. Returns M_t and the epochs it took (in quarters)."""
     rng = np.random.default_rng([seed, 41])
     n_replay = min(len(data.train_ids), int(math.ceil(replay * len(aux.x))))
     replay_ids = torch.as_tensor(np.sort(rng.choice(data.train_ids, size=n_replay, replace=False)))
@@ -123,10 +128,14 @@ def train_twin(original: torch.nn.Module, data: Dataset, forget: ForgetSet, aux:
         return twin, cfg.epochs
     one = replace(cfg, epochs=1, schedule="constant")
     for epoch in range(cfg.epochs):
-        fit(twin, x, y, one, device, seed=seed + epoch, stage="twin", progress=progress)
-        if fit_of(twin, aux.x, forget.class_index, device)[1] <= until_loss:
-            return twin, epoch + 1
-    return twin, cfg.epochs
+        for k, part in enumerate(np.array_split(rng.permutation(len(x)), MATCH_CHECKS)):
+            part = torch.as_tensor(part)
+            fit(twin, x[part], y[part], one, device, seed=seed + epoch * MATCH_CHECKS + k, stage="twin")
+            if fit_of(twin, aux.x, forget.class_index, device)[1] <= until_loss:
+                return twin, epoch + (k + 1) / MATCH_CHECKS
+        if progress:
+            progress(Progress("twin", (epoch + 1) / cfg.epochs, f"twin epoch {epoch + 1}/{cfg.epochs}"))
+    return twin, float(cfg.epochs)
 
 
 def generalization_labels(model: torch.nn.Module, x: torch.Tensor, label: int, device: torch.device) -> np.ndarray:
