@@ -41,6 +41,7 @@ UNLEARN_SHARED = ("mechanism",)  # settings random_k takes from the variant, so 
 COLUMNS = ["label acc", "AUC", "soft label acc", "soft AUC", "TMU agree", "rand-k agree", "gold-gold agree",
            "ceiling", "TMU |Δ|", "rand-k |Δ|", "TMU act dist", "rand-k act dist", "TMU MIA", "gold MIA",
            "cost ratio", "pred hard", "gold hard"]
+FINE = ("TMU act dist", "rand-k act dist", "cost ratio")  # columns below 1: three decimals
 
 
 def row_of(r: dict) -> dict:
@@ -100,7 +101,8 @@ def summary(df: pd.DataFrame) -> pd.DataFrame:
         row = {"variant": name, "n": len(g)}
         for col in COLUMNS:
             mean, half, _ = mean_ci(pd.to_numeric(g[col], errors="coerce"))
-            row[col] = f"{mean:.1f} ± {half:.1f}" if np.isfinite(half) else f"{mean:.1f}"
+            digits = 3 if col in FINE else 1
+            row[col] = f"{mean:.{digits}f} ± {half:.{digits}f}" if np.isfinite(half) else f"{mean:.{digits}f}"
         out.append(row)
     return pd.DataFrame(out)
 
@@ -129,6 +131,7 @@ def main(argv=None) -> int:
     p.add_argument("--tag", default="", help="suffix of the results file name")
     p.add_argument("--variants", default="paper:", help="name:setting=value,...; separated by ';' (the first is "
                                                          "the reference of the paired tests)")
+    p.add_argument("--note", action="append", default=[], help="a line for the results file's header (repeatable)")
     p.add_argument("--reuse", type=Path, action="append", default=[], metavar="CSV",
                    help="rows of an earlier audit_variants CSV made with the same data settings: a (variant, class, "
                         "seed) found there is kept instead of rerun (repeatable)")
@@ -149,6 +152,7 @@ def main(argv=None) -> int:
         f"{platform.machine()}, {os.cpu_count()} CPU cores",
         f"- data: {cfg.data}; forget {cfg.forget.forget_count} of each class in {classes}; seeds {args.seeds}; "
         f"{cfg.gold_seeds} gold model(s) per run", f"- variants: {variants}",
+        *[f"- {n}" for n in args.note],
         *([f"- rows reused from: {', '.join(str(x) for x in args.reuse)} ({len(done)} rows there)"] if args.reuse else []),
         "",
         f"### Mean ± 95% CI over class × seed ({CI_NOTE.split('; ')[1]}); soft = against p_i of the K golds; AUC "
