@@ -15,6 +15,7 @@ import argparse
 import datetime as dt
 import os
 import platform
+import shlex
 import sys
 import time
 from dataclasses import replace
@@ -131,7 +132,7 @@ def main(argv=None) -> int:
     header = "\n".join([
         f"# Alignment benchmark: {cfg.data.dataset}, {cfg.train.model}",
         "",
-        f"- command: `python benchmarks/alignment.py {' '.join(sys.argv[1:] if argv is None else argv)}`",
+        f"- command: `python benchmarks/alignment.py {shlex.join(sys.argv[1:] if argv is None else argv)}`",
         f"- date: {dt.datetime.now().isoformat(timespec='minutes')}; wall time {time.perf_counter() - started:.0f} s",
         f"- machine: {platform.machine()}, {os.cpu_count()} CPU cores; device: {r0['device']}; torch {torch.__version__}",
         f"- training recipe: {r0['train_config']}; data: {cfg.data}",

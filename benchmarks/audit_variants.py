@@ -18,6 +18,7 @@ import argparse
 import datetime as dt
 import os
 import platform
+import shlex
 import sys
 import time
 from dataclasses import replace
@@ -147,7 +148,7 @@ def main(argv=None) -> int:
     name = f"audit-variants-{cfg.data.dataset}{('-' + args.tag) if args.tag else ''}"
     md = "\n".join([
         f"# TMU variants for the easy/hard audit: {cfg.data.dataset}, {cfg.train.model}", "",
-        f"- command: `python benchmarks/audit_variants.py {' '.join(sys.argv[1:] if argv is None else argv)}`",
+        f"- command: `python benchmarks/audit_variants.py {shlex.join(sys.argv[1:] if argv is None else argv)}`",
         f"- date: {dt.datetime.now().isoformat(timespec='minutes')}; wall time {time.perf_counter() - started:.0f} s; "
         f"{platform.machine()}, {os.cpu_count()} CPU cores",
         f"- data: {cfg.data}; forget {cfg.forget.forget_count} of each class in {classes}; seeds {args.seeds}; "

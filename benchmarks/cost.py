@@ -15,6 +15,7 @@ import argparse
 import datetime as dt
 import os
 import platform
+import shlex
 import sys
 import tempfile
 import time
@@ -79,7 +80,7 @@ def main(argv=None) -> int:
     wall = time.perf_counter() - t
     gold = result["models"]["gold"]["seconds"]
     lines = [f"# Cost benchmark: {cfg.data.dataset}, {cfg.train.model}", "",
-             f"- command: `python benchmarks/cost.py {' '.join(sys.argv[1:] if argv is None else argv)}`",
+             f"- command: `python benchmarks/cost.py {shlex.join(sys.argv[1:] if argv is None else argv)}`",
              f"- date: {dt.datetime.now().isoformat(timespec='minutes')}; machine {platform.machine()}, "
              f"{os.cpu_count()} CPU cores; device {result['device']}; run wall time {wall:.1f} s", "",
              "## One run: seconds and ratio to the gold retrain", "",

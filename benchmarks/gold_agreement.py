@@ -17,6 +17,7 @@ import argparse
 import datetime as dt
 import os
 import platform
+import shlex
 import sys
 import time
 from dataclasses import replace
@@ -84,7 +85,7 @@ def main(argv=None) -> int:
     md = "\n".join([
         f"# How predictable is gold's correctness on D_f? {cfg.data.dataset}, {cfg.train.model}",
         "",
-        f"- command: `python benchmarks/gold_agreement.py {' '.join(sys.argv[1:] if argv is None else argv)}`",
+        f"- command: `python benchmarks/gold_agreement.py {shlex.join(sys.argv[1:] if argv is None else argv)}`",
         f"- date: {dt.datetime.now().isoformat(timespec='minutes')}; wall time {time.perf_counter() - started:.0f} s",
         f"- machine: {platform.machine()}, {os.cpu_count()} CPU cores; device: {device}; torch {torch.__version__}",
         f"- training recipe: {cfg.train}; forget {cfg.forget.forget_count} per class, split/forget seed {cfg.seed}",
