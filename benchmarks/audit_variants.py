@@ -85,7 +85,7 @@ def reused_rows(paths: list[Path]) -> dict:
     done = {}
     for path in paths:
         try:
-            old = pd.read_csv(path)
+            old = pd.read_csv(path, dtype={"variant": str})
         except (OSError, ValueError) as e:
             raise SystemExit(f"--reuse {path}: cannot read it as an audit_variants CSV ({e})")
         missing = {"variant", "class", "seed", *COLUMNS} - set(old.columns)
@@ -134,8 +134,10 @@ def main(argv=None) -> int:
                                                          "the reference of the paired tests)")
     p.add_argument("--note", action="append", default=[], help="a line for the results file's header (repeatable)")
     p.add_argument("--reuse", type=Path, action="append", default=[], metavar="CSV",
-                   help="rows of an earlier audit_variants CSV made with the same data settings: a (variant, class, "
-                        "seed) found there is kept instead of rerun (repeatable)")
+                   help="rows of an earlier audit_variants CSV made with the same data settings, forget count, K "
+                        "and variant settings (rows are matched by variant name, class and seed only, so a "
+                        "variant name must mean the same settings in both): a row found there is kept instead "
+                        "of rerun (repeatable)")
     args = p.parse_args(argv)
     cfg = _run_config(args, ("tmu", "random_k"))
     classes, variants = parse_classes(args.classes, cfg), parse_variants(args.variants)
@@ -144,6 +146,7 @@ def main(argv=None) -> int:
     started = time.perf_counter()
     df = pd.DataFrame([row for name, s in variants.items()
                        for row in run_variant(cfg, name, s, classes, args.seeds, log, done)])
+    n_reused = sum((r["variant"], int(r["class"]), int(r["seed"])) in done for r in df.to_dict("records"))
     first = next(iter(variants))
     name = f"audit-variants-{cfg.data.dataset}{('-' + args.tag) if args.tag else ''}"
     md = "\n".join([
@@ -154,7 +157,8 @@ def main(argv=None) -> int:
         f"- data: {cfg.data}; forget {cfg.forget.forget_count} of each class in {classes}; seeds {args.seeds}; "
         f"{cfg.gold_seeds} gold model(s) per run", f"- variants: {variants}",
         *[f"- {n}" for n in args.note],
-        *([f"- rows reused from: {', '.join(str(x) for x in args.reuse)} ({len(done)} rows there)"] if args.reuse else []),
+        *([f"- rows reused from: {', '.join(str(x) for x in args.reuse)} ({n_reused} of the {len(df)} rows)"]
+          if args.reuse else []),
         "",
         f"### Mean ± 95% CI over class × seed ({CI_NOTE.split('; ')[1]}); soft = against p_i of the K golds; AUC "
         "and agreement in %", "", md_table(summary(df)), "",

@@ -94,6 +94,9 @@ def merged(meta: dict, added: list[str], where: dict[str, set[int]]) -> tuple[st
         results += runs
         notes.append(f"{len(runs)} runs added from sweep `{other}`"
                      + (f" ({', '.join(f'{k}={sorted(v)}' for k, v in where.items())})" if where else ""))
+    if not results:
+        raise SystemExit(f"sweep {meta['sweep_id']} has no completed run to export"
+                         + (f" and the added sweeps gave none either ({'; '.join(notes)})" if notes else ""))
     classes = sorted({r["forget_class"] for r in results})
     all_meta = {**meta, "sweep_id": " + ".join([meta["sweep_id"], *added]), "classes": classes, "results": results,
                 "held_out_classes": [c for c in classes if c not in meta.get("tuning_classes", [])],

@@ -42,6 +42,8 @@ def test_paired_test_without_spread_has_no_p():
     # the same difference up to float32 rounding (two runs of a results file: 4.0 - 12.0 twice) has no p either
     res = P.paired_test([3.9999961853027344, 4.000004291534424], [12.0, 12.000000715255737])
     assert res["diff"] == pytest.approx(-8.0) and math.isnan(res["p"]) and math.isnan(res["t"])
+    res = P.paired_test([96.99999809265137, 97.00000405311584], [97.0, 97.0])  # a zero difference, in noise
+    assert math.isnan(res["p"])
 
 
 CORRECT = np.array([[1, 1, 0, 0], [1, 0, 1, 0], [1, 1, 0, 0]])  # 3 golds x 4 samples
@@ -155,6 +157,9 @@ def test_export_adds_another_sweeps_matching_runs_and_rebuilds_the_tables(tmp_pa
     assert "2 runs added from sweep `other` (seed=[0])" in md and "held-out classes: 0, 2, 8" in md
     with pytest.raises(SystemExit, match="--add-where takes"):
         export.main(["--sweep-id", "own", "--add", "other", "--add-where", "colour=1", "--name", "x", "--command", "x"])
+    store.Sweep("empty").save_results({"sweep_id": "empty", "results": [], "failed": [], "gold_seeds": 1})
+    with pytest.raises(SystemExit, match="no completed run"):
+        export.main(["--sweep-id", "empty", "--name", "x", "--command", "x"])
 
 
 def test_audit_variants_keeps_reused_rows_instead_of_running_them_again(tmp_path):

@@ -434,7 +434,7 @@ def test_a_later_bag_avoids_earlier_images_only_while_the_pool_still_holds_a_ful
 
 def test_twin_fit_match_stops_once_the_twin_fits_d_a_as_the_original_fits_d_f(digits, tiny_original):
     fid = _tmu(digits, tiny_original, twin_fit="match", twin_max_epochs=6).report.twin_fidelity
-    assert 0.25 <= fid["twin_epochs"] <= 6 and (fid["twin_epochs"] * 4).is_integer()  # checked every quarter epoch
+    assert 0 < fid["twin_epochs"] <= 6
     assert fid["twin_loss_aux"] <= fid["original_loss_forget"] or fid["twin_epochs"] == 6
 
 

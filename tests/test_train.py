@@ -70,6 +70,24 @@ def test_should_stop_is_called_after_each_epoch(small):
     assert len(calls) == 2
 
 
+def test_done_when_is_asked_every_few_steps_in_train_mode_and_ends_training(small):
+    """fit(done_when=..., check_every=k): asked after every k optimizer steps, with one optimizer throughout;
+    True ends training (mid-epoch too) and the steps taken are reported."""
+    data, x, y = small  # 200 samples, batch 32: 7 steps per epoch
+    net = build_model("small_cnn", 1, 10, 8)
+    calls = []
+
+    def done():
+        calls.append(net.training)
+        return len(calls) == 5
+
+    out = fit(net, x, y, RECIPE, CPU, done_when=done, check_every=2)
+    assert out["steps"] == 10 and out["steps_per_epoch"] == 7 and len(out["history"]) == 2  # stopped in epoch 2
+    assert not net.training
+    never = fit(build_model("small_cnn", 1, 10, 8), x, y, RECIPE, CPU, done_when=lambda: False, check_every=3)
+    assert never["steps"] == 21 and len(never["history"]) == 3
+
+
 def test_predict_and_accuracy_shapes(small):
     data, x, y = small
     net = build_model("small_cnn", 1, 10, 8)

@@ -119,11 +119,13 @@ def autocast(device: torch.device):
 
 
 def fit(model: nn.Module, x: torch.Tensor, y: torch.Tensor, cfg: TrainConfig, device: torch.device, *,
-        seed: int = 0, stage: str = "train", progress: ProgressFn = None, should_stop=None) -> dict:
+        seed: int = 0, stage: str = "train", progress: ProgressFn = None, should_stop=None,
+        done_when: Callable[[], bool] | None = None, check_every: int = 1) -> dict:
     """Train `model` in place with cross-entropy on (x, y).
 
-    Args: x uint8 or float images in [0, 1], (N, C, H, W); y int64 labels (N,).
-    Returns: {"loss": last epoch's mean loss, "epochs": n, "seconds": wall time}.
+    Args: x uint8 or float images in [0, 1], (N, C, H, W); y int64 labels (N,). `done_when()`, asked every
+    `check_every` optimizer steps (the model in eval mode while it looks), ends training early when True.
+    Returns: {"loss": last epoch's mean loss, "epochs": n, "steps": optimizer steps taken, "seconds": wall time}.
     """
     import time
 
@@ -134,7 +136,7 @@ def fit(model: nn.Module, x: torch.Tensor, y: torch.Tensor, cfg: TrainConfig, de
     steps_per_epoch = math.ceil(len(x) / cfg.batch_size)
     opt = make_optimizer(model, cfg.lr, cfg.momentum, cfg.weight_decay)
     sched = make_schedule(opt, cfg.schedule, cfg.epochs * steps_per_epoch)
-    history = []
+    history, steps, finished = [], 0, False
     for epoch in range(cfg.epochs):
         perm = torch.randperm(len(x), generator=gen).to(device)
         total, count = 0.0, 0
@@ -152,14 +154,22 @@ def fit(model: nn.Module, x: torch.Tensor, y: torch.Tensor, cfg: TrainConfig, de
             sched.step()
             total += float(loss.detach()) * len(idx)
             count += len(idx)
+            steps += 1
+            if done_when is not None and steps % check_every == 0:
+                finished = done_when()
+                model.train()
+                if finished:
+                    break
         history.append(total / max(count, 1))
+        if finished:
+            break
         if progress:
             progress(Progress(stage, (epoch + 1) / cfg.epochs, f"epoch {epoch + 1}/{cfg.epochs} loss {history[-1]:.3f}"))
         if should_stop is not None:
             should_stop()
     model.eval()
     return {"loss": history[-1] if history else float("nan"), "history": history, "epochs": cfg.epochs,
-            "seconds": time.perf_counter() - t0}
+            "steps": steps, "steps_per_epoch": steps_per_epoch, "seconds": time.perf_counter() - t0}
 
 
 @torch.no_grad()
