@@ -22,8 +22,9 @@ class TwinConfig:
     twin_epochs: int = opt(4, "epochs fine-tuning M_o into the twin model", min=1, max=200)
     twin_lr: float = opt(0.01, "twin fine-tuning learning rate", min=1e-6, max=1.0)
     twin_replay: float = opt(3.0, "replayed D_r ∪ D_f samples per D_a sample while fine-tuning the twin", min=0.0, max=100.0)
-    twin_fit: str = opt("epochs", "twin training: epochs (exactly twin epochs, cosine) or match (a quarter epoch at a "
-                                  "time until M_t's loss on D_a is no higher than M_o's on D_f, at most twin max epochs)",
+    twin_fit: str = opt("epochs", "twin training: epochs (exactly twin epochs, cosine) or match (constant rate until, "
+                                  "looked at after every step, M_t's loss on D_a is no higher than M_o's on D_f, at "
+                                  "most twin max epochs)",
                         choices=("epochs", "match"))
     twin_max_epochs: int = opt(20, "twin fit match: the most epochs it may take", min=1, max=500)
     twin_bags: int = opt(1, "twins drawn (bagging): each an Eq. 3-sized D_a (disjoint while the aux pool allows) "
