@@ -33,8 +33,8 @@ import pandas as pd
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from tmu_core import store  # noqa: E402
-from tmu_core.evaluate.tables import cost_frame, tables, to_markdown  # noqa: E402
-from tmu_core.jobs.sweep import failed_markdown, sweep_header  # noqa: E402
+from tmu_core.evaluate.tables import cost_frame, tables  # noqa: E402
+from tmu_core.jobs.sweep import sweep_header, tables_with_failures  # noqa: E402
 
 RESULTS = Path(__file__).resolve().parent / "results"
 
@@ -103,9 +103,8 @@ def merged(meta: dict, added: list[str], where: dict[str, set[int]]) -> tuple[st
                 "forget_counts": sorted({r["forget_count"] for r in results}), "seeds": sorted({r["seed"] for r in results})}
     header = sweep_header(all_meta, results, machine=False)
     frames = {**tables(results, meta.get("tuning_classes", [])), "cost": cost_frame(results, meta.get("tuning_classes", []))}
-    failed = meta.get("failed", [])
-    markdown = to_markdown(frames, header) + failed_markdown(failed)
-    return markdown, {**frames, **({"failed": pd.DataFrame(failed)} if failed else {})}, notes
+    markdown, files = tables_with_failures(frames, header, meta.get("failed", []))
+    return markdown, files, notes
 
 
 def main(argv=None) -> int:

@@ -133,8 +133,8 @@ def sweep(cfg: RunConfig, classes: str = "all", progress=None, sweep_id: str | N
         raise TMUError(f"no run of sweep {sweep_id} completed; first error (class {failed[0]['forget_class']}, "
                        f"seed {failed[0]['seed']}): {failed[0]['error']}")
     frames = tables(results, tuning)
-    markdown = to_markdown(frames, sweep_header(meta, results)) + failed_markdown(failed)
-    md_path, csv_path = folder.save_tables(markdown, {**frames, **({"failed": pd.DataFrame(failed)} if failed else {})})
+    markdown, files = tables_with_failures(frames, sweep_header(meta, results), failed)
+    md_path, csv_path = folder.save_tables(markdown, files)
     return {"sweep_id": sweep_id, "results": results, "failed": failed, "tables": frames, "markdown": markdown,
             "markdown_path": str(md_path), "csv_path": str(csv_path)}
 
@@ -148,6 +148,13 @@ def sweep_header(meta: dict, results: list[dict], machine: bool = True) -> str:
             f"{', '.join(map(str, meta['forget_counts']))} per class, seeds {', '.join(map(str, meta['seeds']))}, "
             f"{meta.get('gold_seeds', 1)} gold model(s) per run, device {first['device']}{where}\n\n"
             f"{classes_line(meta)}")
+
+
+def tables_with_failures(frames: dict[str, pd.DataFrame], header: str, failed: list[dict]):
+    """(Markdown of the tables under `header` with the failed runs after them, the frames to save as CSV with a
+    `failed` frame when some run failed): what a sweep and an exported results file write."""
+    files = {**frames, **({"failed": pd.DataFrame(failed)} if failed else {})}
+    return to_markdown(frames, header) + failed_markdown(failed), files
 
 
 def _split(outcomes) -> dict:
