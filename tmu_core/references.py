@@ -78,16 +78,19 @@ def train_cached(kind: str, data: Dataset, data_cfg: DataConfig, train_cfg: Trai
 def original_and_gold(data: Dataset, data_cfg: DataConfig, forget: ForgetSet, train_cfg: TrainConfig, seed: int,
                       device: torch.device, progress: ProgressFn = None, should_stop=None) -> tuple[Trained, Trained]:
     original = train_cached("original", data, data_cfg, train_cfg, data.train_ids, seed, device, progress, should_stop)
-    gold = train_cached("gold", data, data_cfg, train_cfg, forget.remain_ids(data), seed, device, progress, should_stop)
+    gold = train_cached("gold", data, data_cfg, train_cfg, forget.remain_ids(data), gold_seed(seed, 0), device,
+                        progress, should_stop)
     return original, gold
 
 
-GOLD_SEED_STRIDE = 1000  # gold k of a run with seed s trains with seed s + 1000 k (gold 0 is the run's own gold)
+GOLD_SEED_STRIDE = 1000  # gold k of a run with seed s trains with seed s + 500 + 1000 k (gold 0 is the run's gold)
+GOLD_SEED_OFFSET = 500  # gold is a retrain from scratch: it never starts from the original's initial weights
 
 
 def gold_seed(seed: int, k: int) -> int:
-    """Training seed of gold k of a gold ensemble; k = 0 is the run's gold (its seed, its cache key)."""
-    return seed + GOLD_SEED_STRIDE * k
+    """Training seed of gold k of a gold ensemble; k = 0 is the run's gold. Offset from the run's seed, so no
+    gold shares the original's initialisation or data order (EVALUATION.md §5), as a real retrain would not."""
+    return seed + GOLD_SEED_OFFSET + GOLD_SEED_STRIDE * k
 
 
 def extra_golds(data: Dataset, data_cfg: DataConfig, forget: ForgetSet, train_cfg: TrainConfig, seed: int, k: int,
