@@ -95,7 +95,8 @@ class Verdict:
             return self.short(self.winner)
         names = [self.short(n) for n in self.leaders if n != "original"]
         if self.original_ties:
-            return "none: " + ", ".join(names) + " tie the original" if names else "none: the original leads"
+            return ("none: " + ", ".join(names) + (" ties" if len(names) == 1 else " tie") + " the original"
+                    if names else "none: the original leads")
         return "tie: " + ", ".join(names)
 
     def sentences(self) -> list[str]:
@@ -125,7 +126,7 @@ class Verdict:
     def _measures_sentence(self) -> str:
         """Who leads on |Δ|, on per-sample agreement and on activation distance; says so when they differ."""
         names = lambda ns: ", ".join(self.short(n) for n in ns)
-        agree = "; ".join(f"{self.short(n)} {self.row(n).agreement:.1f}%" for n in self.agreement_leaders)
+        agree = ", ".join(f"{self.short(n)} {self.row(n).agreement:.1f}%" for n in self.agreement_leaders)
         dist = self.distance_leader
         parts = [f"on |Δ| {names(self.leaders)}",
                  f"on per-sample agreement with gold {agree or '(not stored)'}"
@@ -159,9 +160,11 @@ def verdict(metrics: dict, floor: NoiseFloor | None = None) -> Verdict:
         if name == "gold":
             continue
         m, d = metrics["models"][name], display(name)
-        images = round(m["abs_delta"] * n_f / 100.0) if n_f else m["abs_delta"]  # A_f counts whole images
-        rows.append(Row(name, d.short, "reference" if name == "original" else ("control" if d.kind == "control" else "method"),
-                        float(m["abs_delta"]), float(images), float(m.get("sample_agreement", float("nan"))),
+        short = "original" if name == "original" else d.short  # "Orig" reads as a method in a sentence
+        delta = float(m.get("abs_delta", float("nan")))
+        images = float(round(delta * n_f / 100.0)) if n_f and math.isfinite(delta) else delta  # whole images
+        rows.append(Row(name, short, "reference" if name == "original" else ("control" if d.kind == "control" else "method"),
+                        delta, images, float(m.get("sample_agreement", float("nan"))),
                         float(m.get("activation_distance", float("nan")))))
     candidates = sorted((r for r in rows if r.kind != "control" and math.isfinite(r.abs_delta)),
                         key=lambda r: (r.images, r.kind != "reference"))
