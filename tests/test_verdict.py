@@ -2,8 +2,6 @@
 the untouched original as a candidate, controls left out, and the leaders by measure."""
 import math
 
-import pytest
-
 from tmu_core.cli import _summary
 from tmu_core.evaluate.verdict import noise_floor, verdict
 

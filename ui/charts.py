@@ -132,24 +132,28 @@ def forget_accuracy_figure(models: pd.DataFrame) -> go.Figure:
     return _layout(fig, "Accuracy on the forget set: the target is gold's, not 0", 380)
 
 
-def delta_figure(models: pd.DataFrame) -> go.Figure:
-    """|Δ| = |A_f(method) − A_f(gold)| per unlearning method and control (lower is better aligned).
+def delta_figure(models: pd.DataFrame, verdict=None) -> go.Figure:
+    """|Δ| = |A_f(method) − A_f(gold)| per model: the untouched original, every method and control (lower is better).
 
-    Each bar says how many D_f images it is from gold (tables.models_frame's `images`); bars within one image of
-    the smallest are marked "tie". The axis spans the methods: a bar far longer than the rest (random labels
-    at 97 beside 2 and 3) is cut at the axis end, hatched, and its label keeps the true value.
+    Each bar says how many D_f images it is from gold (tables.models_frame's `images`). With the run's `verdict`
+    (tmu_core.evaluate.verdict.Verdict) the closest method is marked "closest", or the candidates within the noise
+    floor "tie", and the floor is drawn as a band from the smallest candidate |Δ|; controls are marked † and
+    never take part. The axis spans the models: a bar far longer than the rest (random labels at 97 beside 2 and
+    3) is cut at the axis end, hatched, and its label keeps the true value.
     """
-    df = models[~models["model"].isin(["gold", "original"])].sort_values("abs_delta")
+    df = models[models["model"] != "gold"].sort_values("abs_delta", kind="stable")
     values = df["abs_delta"].astype(float).tolist()
     images = df["images"].tolist() if "images" in df else [None] * len(df)
+    kinds = df["kind"].tolist() if "kind" in df else ["method"] * len(df)
     cap = _axis_cap(values)
-    best = min((i for i in images if i is not None), default=None)
-    candidates = (df["kind"] == "method").tolist() if "kind" in df else [True] * len(df)
-    ties = sum(1 for i, c in zip(images, candidates) if c and best is not None and i is not None and i <= best + 1)
     text = []
-    for v, n, c in zip(values, images, candidates):
-        label = f"{v:.1f}" + (f" ({n} image{'s' if n != 1 else ''})" if n is not None else "")
-        if c and ties > 1 and n is not None and n <= best + 1:
+    for name, v, n, kind in zip(df["model"], values, images, kinds):
+        label = f"{v:.1f}" + (f" ({n:.0f} image{'s' if n != 1 else ''})" if n is not None and n == n else "")
+        if kind == "control":
+            label += " · control †"
+        elif verdict is not None and name == verdict.winner:
+            label += " · closest"
+        elif verdict is not None and verdict.winner is None and name in verdict.leaders:
             label += " · tie"
         text.append(label + (" ▸ axis cut" if v > cap else ""))
     fig = go.Figure(go.Bar(x=[min(v, cap) for v in values], y=[model_label(m) for m in df["model"]], orientation="h",
@@ -159,7 +163,12 @@ def delta_figure(models: pd.DataFrame) -> go.Figure:
     fig.update_traces(cliponaxis=False)
     fig.update_xaxes(title="|Δ| (percentage points of D_f)", range=[0, cap * (2.2 if max(values, default=0) > cap else 1.6)])
     fig.update_yaxes(autorange="reversed")  # the best aligned on top
-    return _layout(fig, "|Δ| to gold on D_f (lower is better)", 320)
+    if verdict is not None and verdict.leaders:
+        best = verdict.row(verdict.leaders[0]).abs_delta
+        width = verdict.floor.images * 100.0 / verdict.forget_count if verdict.forget_count else verdict.floor.images
+        fig.add_vrect(x0=best, x1=min(best + width, cap), fillcolor="#9e9e9e", opacity=0.15, line_width=0,
+                      annotation_text="noise floor", annotation_position="top left")
+    return _layout(fig, "|Δ| to gold on D_f (lower is better)", 340)
 
 
 def _axis_cap(values: list[float]) -> float:

@@ -17,7 +17,6 @@ from ..methods import METHODS, REFERENCES, display, ordered
 from . import protocol
 from .verdict import verdict
 
-
 NO_RESULT = {k: float("nan") for k in ("acc_test", "acc_forget", "abs_delta", "sample_agreement", "activation_distance",
                                        "mia", "mia_auc")}
 
@@ -98,7 +97,10 @@ def tables(results: list[dict], tuning_classes=()) -> dict[str, pd.DataFrame]:
 def _verdict_row(r: dict, cls: str) -> dict:
     """One run's verdict (evaluate.verdict): the floor, the leaders by measure, whether the original ties."""
     v = verdict(r)
-    short = lambda names: ", ".join(v.short(n) for n in names)
+
+    def short(names) -> str:
+        return ", ".join(v.short(n) for n in names)
+
     return {"class": cls, "noise floor (images)": v.floor.images, "floor from": "K golds" if v.floor.source == "golds"
             else "default", "closest to gold": v.headline(), "|Δ| leaders": short(v.leaders),
             "agreement leaders": short(v.agreement_leaders),

@@ -104,7 +104,10 @@ class Verdict:
         if not self.has_methods:
             return ["This run trained no unlearning method: there is nothing to rank against gold."]
         n_f = self.forget_count
-        fmt = lambda name: f"{self.short(name)} ({_delta_text(self.row(name), n_f)})"
+
+        def fmt(name: str) -> str:
+            return f"{self.short(name)} ({_delta_text(self.row(name), n_f)})"
+
         out = []
         if self.winner:
             second = next(r for r in self.rows if r.kind != "control" and r.name != self.winner)
@@ -125,10 +128,9 @@ class Verdict:
 
     def _measures_sentence(self) -> str:
         """Who leads on |Δ|, on per-sample agreement and on activation distance; says so when they differ."""
-        names = lambda ns: ", ".join(self.short(n) for n in ns)
         agree = ", ".join(f"{self.short(n)} {self.row(n).agreement:.1f}%" for n in self.agreement_leaders)
         dist = self.distance_leader
-        parts = [f"on |Δ| {names(self.leaders)}",
+        parts = [f"on |Δ| {', '.join(self.short(n) for n in self.leaders)}",
                  f"on per-sample agreement with gold {agree or '(not stored)'}"
                  + (" (within the floor)" if len(self.agreement_leaders) > 1 else ""),
                  f"on activation distance {self.short(dist)} ({self.row(dist).activation_distance:.3f})"
