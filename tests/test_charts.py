@@ -440,3 +440,13 @@ def test_forget_curve_figure_draws_no_bar_from_fewer_than_three_runs():
     fig = charts.forget_curve_figure(curve, "|Δ|")
     assert list(fig.data[0].error_y.array) == [0.0, 2.0] and list(fig.layout.yaxis.range) == [-2, 102]
     assert "no 95% CI bar where fewer than 3 runs" in fig.layout.title.text
+
+
+def test_forget_curve_figure_counts_classes_not_runs_for_its_bars():
+    """The interval is over classes (the unit): 2 classes of 3 seeds each (6 runs) still get no bar."""
+    curve = pd.DataFrame({"|D_f|": [50, 100], "method": ["TMU", "TMU"], "classes": [2, 3], "runs": [6, 9],
+                          "|Δ|": [8.0, 4.0], "|Δ| CI ±": [150.0, 2.0], "agreement": [74.0, 78.0],
+                          "agreement CI ±": [90.0, 3.0]})
+    fig = charts.forget_curve_figure(curve, "|Δ|")
+    assert list(fig.data[0].error_y.array) == [0.0, 2.0]
+    assert "no 95% CI bar where fewer than 3 classes" in fig.layout.title.text

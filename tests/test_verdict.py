@@ -74,7 +74,8 @@ def test_the_verdict_says_when_leaders_differ_by_measure():
 
 
 def test_a_run_without_methods_and_a_diverged_method():
-    assert verdict(run(original=3.0)).headline() == "no method run"
+    alone = verdict(run(original=3.0))
+    assert alone.headline() == "no method run" and not alone.original_ties and alone.winner is None
     v = verdict(run(original=20.0, tmu=0.0, finetune=float("nan")))  # a method without a finite |Δ| is left out
     assert v.winner == "tmu" and "finetune" not in v.leaders and not math.isnan(v.row("tmu").abs_delta)
 
@@ -85,3 +86,10 @@ def test_the_cli_summary_prints_the_verdict():
     assert "verdict: none: TMU, FT tie the original" in text
     assert "no method is shown to have unlearned anything aligned better than doing nothing" in text
     assert "never a candidate for 'closest to gold'" in text
+
+
+def test_the_original_alone_in_front_is_said_plainly():
+    v = verdict(run(original=1.0, tmu=9.0, finetune=12.0))
+    assert v.sentences()[0] == ("The untouched original (|Δ| 1.0, 1 image) is closer to gold than every method by "
+                                "more than the noise floor.")
+    assert "better than doing nothing" in v.text()

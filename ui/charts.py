@@ -9,7 +9,7 @@ import pandas as pd
 import plotly.graph_objects as go
 from plotly.subplots import make_subplots
 
-from tmu_core.methods import METHODS, display
+from tmu_core.methods import METHODS, REFERENCES, display
 
 from .tables import BASELINE_ROW, FEATURES, HELD_OUT_FEATURES, model_color, model_label
 
@@ -237,7 +237,7 @@ def umap_figure(df: pd.DataFrame, title: str, zoom: bool = False, height: int = 
 def sweep_delta_figure(long: pd.DataFrame) -> go.Figure:
     """|Δ| per forget class per method (tables.sweep_delta_long), grouped bars."""
     fig = go.Figure()
-    names = {display(name).short: name for name in METHODS.names()}
+    names = {display(name).short: name for name in (*REFERENCES, *METHODS.names())}  # Table 1 has the original
     for method, part in long.groupby("method", sort=False):
         fig.add_trace(go.Bar(x=part["class"], y=part["abs_delta"], name=method,
                              marker_color=model_color(names.get(method, method)),
@@ -256,15 +256,16 @@ CURVE_MIN_RUNS = 3  # fewer runs at a point: its interval is not drawn
 
 def forget_curve_figure(curve: pd.DataFrame, measure: str = "|Δ|") -> go.Figure:
     """Forgetting more data (paper Fig. 3): `measure` ('|Δ|' or 'agreement') per method against |D_f|, one
-    line per method with its 95% CI as error bars (evaluate.protocol.curve_frame). Points from fewer than 3 runs
-    get no bar (a t interval over 2 runs is 12.7 times their spread and would flatten every line); the title
+    line per method with its 95% CI over classes as error bars (evaluate.protocol.curve_frame). Points from fewer
+    than 3 classes get no bar (a t interval over 2 is 12.7 times their spread and would flatten every line); the title
     says so. Both measures are percentages: the axis stays on 0-100."""
     fig = go.Figure()
     names = {display(name).short: name for name in METHODS.names()}
-    thin = bool((curve["runs"] < CURVE_MIN_RUNS).any()) if "runs" in curve else False
+    units = "classes" if "classes" in curve else "runs"  # the interval is over classes (evaluate.protocol)
+    thin = bool((curve[units] < CURVE_MIN_RUNS).any()) if units in curve else False
     for method, part in curve.groupby("method", sort=False):
         part = part.sort_values("|D_f|")
-        bars = part[f"{measure} CI ±"].where(part["runs"] >= CURVE_MIN_RUNS) if "runs" in part else part[f"{measure} CI ±"]
+        bars = part[f"{measure} CI ±"].where(part[units] >= CURVE_MIN_RUNS) if units in part else part[f"{measure} CI ±"]
         fig.add_trace(go.Scatter(
             x=part["|D_f|"], y=part[measure], name=method, mode="lines+markers",
             line=dict(color=model_color(names.get(method, method))),
@@ -272,5 +273,5 @@ def forget_curve_figure(curve: pd.DataFrame, measure: str = "|Δ|") -> go.Figure
             hovertemplate="|D_f| %{x}: %{y:.1f}<extra>" + method + "</extra>"))
     fig.update_xaxes(title="|D_f| (samples forgotten)", type="log")
     fig.update_yaxes(title=CURVE_MEASURES[measure], range=[-2, 102])
-    note = f"<br><sup>no 95% CI bar where fewer than {CURVE_MIN_RUNS} runs</sup>" if thin else ""
+    note = f"<br><sup>no 95% CI bar where fewer than {CURVE_MIN_RUNS} {units}</sup>" if thin else ""
     return _layout(fig, f"{CURVE_MEASURES[measure]} against |D_f|{note}", 400)

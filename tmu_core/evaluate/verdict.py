@@ -75,7 +75,7 @@ class Verdict:
     @property
     def original_ties(self) -> bool:
         """The untouched original is among the leaders: no method shown to unlearn better than doing nothing."""
-        return "original" in self.leaders
+        return self.has_methods and "original" in self.leaders
 
     @property
     def has_methods(self) -> bool:
@@ -88,7 +88,8 @@ class Verdict:
         return next(r for r in self.rows if r.name == name)
 
     def headline(self) -> str:
-        """A few words for a metric card: 'TMU', 'tie: FT, TMU', 'none (ties Orig)', or 'no method run'."""
+        """A few words for a metric card: 'TMU', 'tie: FT, TMU', 'none: TMU, FT tie the original', 'none: the
+        original leads' or 'no method run'."""
         if not self.has_methods:
             return "no method run"
         if self.winner:
@@ -110,9 +111,12 @@ class Verdict:
 
         out = []
         if self.winner:
-            second = next(r for r in self.rows if r.kind != "control" and r.name != self.winner)
+            second = next((r for r in self.rows if r.kind != "control" and r.name != self.winner), None)
             out.append(f"Closest to gold: {fmt(self.winner)}, ahead of every other method and the untouched original "
-                       f"by more than the noise floor (next: {fmt(second.name)}).")
+                       f"by more than the noise floor" + (f" (next: {fmt(second.name)})." if second else "."))
+        elif self.leaders == ("original",):
+            out.append(f"The untouched original ({_delta_text(self.row('original'), n_f)}) is closer to gold than every "
+                       f"method by more than the noise floor.")
         else:
             tied = ", ".join(fmt(n) for n in self.leaders)
             out.append(f"No method is closest to gold on its own: {tied} lie within the noise floor of the smallest |Δ|.")
