@@ -564,6 +564,20 @@ def test_embeddings_compute_a_missing_map_in_the_background(dashboard_runs):
     assert at.button(key="emb_compute")  # offered again
 
 
+@pytest.mark.parametrize("loo, label, value", [(50.0, "Ceiling (leave-one-gold-out)", "50.0%"),
+                                               (None, "Ceiling (plug-in, reads high at small K)", "75.0%")])
+def test_audit_reads_the_leave_one_gold_out_ceiling_and_labels_the_plug_in_one(stored_runs, runs_dir, loo, label,
+                                                                               value):
+    run = copy_run(stored_runs, runs_dir)  # (a run stored before the leave-one-out ceiling has only the plug-in)
+    metrics = run.read_json("metrics.json")
+    metrics["gold_ensemble"] = {"k": 3, "gold_agreement": 50.0, "ceiling": 75.0, "gold_acc_forget": [80.0, 82.0, 84.0],
+                                "train_seeds": [0, 500, 1500], "mean_p": 0.5, **({"ceiling_loo": loo} if loo else {})}
+    run.write_json("metrics.json", metrics)
+    at = page_test("audit", run.id)
+    assert_clean(at)
+    assert metric(at, label) == value
+
+
 # ---------------------------------------------------------------- Alignment
 def test_alignment_compares_every_method_with_gold(dashboard_runs):
     _, ids = dashboard_runs

@@ -253,3 +253,25 @@ def test_audit_variants_keeps_reused_rows_instead_of_running_them_again(tmp_path
     pd.DataFrame([{"a": 1}]).to_csv(tmp_path / "bad.csv", index=False)
     with pytest.raises(SystemExit, match="not an audit_variants CSV"):
         av.reused_rows([tmp_path / "bad.csv"])
+
+
+def test_audit_variants_summarise_and_pair_with_the_class_as_the_unit():
+    import importlib.util
+    from pathlib import Path
+
+    spec = importlib.util.spec_from_file_location(
+        "audit_variants", Path(__file__).resolve().parents[1] / "benchmarks" / "audit_variants.py")
+    av = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(av)
+    # reference: class 3 seeds 1, 3 (mean 2), class 8: 10, 10; variant x is 1 lower on every run
+    rows = [{"variant": v, "class": c, "seed": s, **{col: 0.0 for col in av.COLUMNS},
+             "TMU |Δ|": (1.0 + 2 * s if c == 3 else 10.0) - (v == "x")} for v in ("paper", "x") for c in (3, 8)
+            for s in (0, 1)]
+    df = pd.DataFrame(rows)
+    summ = av.summary(df).set_index("variant")
+    assert (summ.loc["paper", "classes"], summ.loc["paper", "runs"]) == (2, 4)
+    # class means 2 and 10: mean 6, t(0.975, 1) x s / sqrt 2 = 12.706 x 4 = 50.8
+    assert summ.loc["paper", "TMU |Δ|"] == "6.0 ± 50.8"
+    pair = av.paired(df, "paper").set_index("metric").loc["TMU |Δ|"]
+    assert (pair["classes"], pair["runs"], pair["variant − reference"]) == (2, 4, -1.0)
+    assert pair["sign p"] == 0.5  # 2 of 2 classes lower: 2 / 4
