@@ -162,7 +162,7 @@ def delta_figure(models: pd.DataFrame, verdict=None) -> go.Figure:
                            text=text, textposition="outside", hovertemplate="%{y}: |Δ| %{customdata:.1f}<extra></extra>"))
     fig.update_traces(cliponaxis=False)
     fig.update_xaxes(title="|Δ| (percentage points of D_f)", range=[0, cap * (2.2 if max(values, default=0) > cap else 1.6)])
-    fig.update_yaxes(autorange="reversed")  # the best aligned on top
+    fig.update_yaxes(autorange="reversed")  # the closest to gold on top
     if verdict is not None and verdict.leaders:
         best = verdict.row(verdict.leaders[0]).abs_delta
         width = verdict.floor.images * 100.0 / verdict.forget_count if verdict.forget_count else verdict.floor.images
