@@ -275,3 +275,14 @@ def test_audit_variants_summarise_and_pair_with_the_class_as_the_unit():
     pair = av.paired(df, "paper").set_index("metric").loc["TMU |Δ|"]
     assert (pair["classes"], pair["runs"], pair["variant − reference"]) == (2, 4, -1.0)
     assert pair["sign p"] == 0.5  # 2 of 2 classes lower: 2 / 4
+
+
+def test_the_verdict_table_names_a_winner_only_above_the_floor_and_counts_the_runs():
+    # |D_f| = 100, one gold: 5-image floor. Class 1: TMU 1 vs FT 10 -> TMU; class 2: TMU 1 vs FT 3 -> a tie;
+    # class 3: the original (20) within 5 of both -> no method shown better than doing nothing
+    results = [fake_result(1, 0, 100, tmu=1.0, ft=10.0), fake_result(2, 0, 100, tmu=1.0, ft=3.0),
+               fake_result(3, 0, 100, tmu=17.0, ft=18.0)]
+    v = tables(results)["verdict"].set_index("class")
+    assert list(v["closest to gold"]) == ["TMU", "tie: TMU, FT", "none: TMU, FT tie the original",
+                                          "winner named: TMU 1; no winner: 2"]
+    assert list(v["original ties"]) == ["no", "no", "yes", "1 of 3"] and v.loc["1", "noise floor (images)"] == 5

@@ -60,8 +60,9 @@ def _table4_row(split: dict, cls: str) -> dict:
 
 def tables(results: list[dict], tuning_classes=()) -> dict[str, pd.DataFrame]:
     """Table 1, Table 3, Table 4, MIA and the MIA attack's AUC from a list of run results (metrics.json dicts),
-    each with Avg and 95% CI rows (held-out and tuning classes apart when `tuning_classes` is given); the
-    paired comparison, the gold ensemble and the forgetting-more-data curve where the results allow them."""
+    each with Avg and 95% CI rows over classes (held-out and tuning classes apart when `tuning_classes` is given);
+    each run's verdict above its noise floor with a count of them; the paired comparison, the gold ensemble and
+    the forgetting-more-data curve where the results allow them."""
     if not results:
         return {}
     methods = ordered(m for m in results[0]["models"] if m not in REFERENCES)
