@@ -93,3 +93,11 @@ def test_the_original_alone_in_front_is_said_plainly():
     assert v.sentences()[0] == ("The untouched original (|Δ| 1.0, 1 image) is closer to gold than every method by "
                                 "more than the noise floor.")
     assert "better than doing nothing" in v.text()
+
+
+def test_missing_or_null_numbers_are_left_out_not_a_crash():
+    m = run(original=20.0, tmu=0.0, finetune=3.0, golds=[80.0, None])
+    m["models"]["finetune"].update(abs_delta=None, sample_agreement=None)
+    del m["models"]["tmu"]["activation_distance"]
+    v = verdict(m)
+    assert v.floor.source == "default" and v.winner == "tmu" and "finetune" not in v.leaders

@@ -149,7 +149,7 @@ def noise_floor(metrics: dict) -> NoiseFloor:
     """The run's noise floor: from its K > 1 golds' A_f range when it has a gold ensemble, else the default."""
     n_f = metrics.get("forget_count")
     ens = metrics.get("gold_ensemble") or {}
-    accs = [a for a in ens.get("gold_acc_forget", []) if a is not None and math.isfinite(a)]
+    accs = [a for a in map(_num, ens.get("gold_acc_forget") or []) if math.isfinite(a)]
     if len(accs) > 1:
         spread = max(accs) - min(accs)
         images = round(spread * n_f / 100.0) if n_f else spread  # A_f counts whole images
@@ -168,11 +168,10 @@ def verdict(metrics: dict, floor: NoiseFloor | None = None) -> Verdict:
             continue
         m, d = metrics["models"][name], display(name)
         short = "original" if name == "original" else d.short  # "Orig" reads as a method in a sentence
-        delta = float(m.get("abs_delta", float("nan")))
+        delta = _num(m.get("abs_delta"))
         images = float(round(delta * n_f / 100.0)) if n_f and math.isfinite(delta) else delta  # whole images
         rows.append(Row(name, short, "reference" if name == "original" else ("control" if d.kind == "control" else "method"),
-                        delta, images, float(m.get("sample_agreement", float("nan"))),
-                        float(m.get("activation_distance", float("nan")))))
+                        delta, images, _num(m.get("sample_agreement")), _num(m.get("activation_distance"))))
     candidates = sorted((r for r in rows if r.kind != "control" and math.isfinite(r.abs_delta)),
                         key=lambda r: (r.images, r.kind != "reference"))
     controls = [r for r in rows if r.kind == "control"]
@@ -184,6 +183,14 @@ def verdict(metrics: dict, floor: NoiseFloor | None = None) -> Verdict:
     dist = min(dists, key=lambda r: r.activation_distance).name if dists else None
     return Verdict(floor, tuple(candidates + controls), tuple(r.name for r in leaders), tuple(r.name for r in agree),
                    dist, n_f)
+
+
+def _num(value) -> float:
+    """A stored number as a float; nan for a missing or non-numeric one (a results file may hold null)."""
+    try:
+        return float(value)
+    except (TypeError, ValueError):
+        return float("nan")
 
 
 def _within(rows: list[Row], value, floor: float, lowest: bool) -> list[Row]:
