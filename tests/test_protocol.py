@@ -154,14 +154,16 @@ def test_sign_test_exact_p():
 def test_tables_pair_the_primary_method_with_the_others_by_class_and_draw_the_curve():
     results = [fake_result(c, 0, n, tmu=1.0 + c, ft=2.0 + 2 * c) for n in (100, 500) for c in (1, 2, 3)]
     frames = tables(results)
-    paired = frames["paired"].iloc[0]
+    assert list(frames["paired"]["method"]) == ["Orig", "FT"]  # doing nothing is the first comparison
+    paired = frames["paired"].iloc[1]
     # FT - TMU = 1 + c in both sizes: the class means of TMU - FT are -2, -3, -4 (3 classes, not 6 runs):
     # t = -3 / (1 / sqrt 3) = -5.196 with 2 df -> p = 0.0351; all 3 closer: sign p = 2 / 8
     assert paired["method"] == "FT" and (paired["classes"], paired["runs"]) == (3, 6)
     assert paired["mean diff"] == pytest.approx(-3.0) and paired["t"] == pytest.approx(-3 * math.sqrt(3))
     assert 0.035 < paired["p"] < 0.0352 and paired["sign p"] == pytest.approx(0.25)
     assert paired["closer / farther"] == "3/0"
-    assert paired["p Holm"] == pytest.approx(paired["p"])  # a family of one comparison
+    # the family is {original, FT}: TMU - original = c - 19 per class, so its p is tiny and FT's p is the larger
+    assert paired["p Holm"] == pytest.approx(max(paired["p"], 2 * frames["paired"].iloc[0]["p"]))
     curve = frames["curve"]
     assert list(curve["|D_f|"].unique()) == [100, 500]
     row = curve[(curve["|D_f|"] == 500) & (curve["method"] == "TMU")].iloc[0]
@@ -176,9 +178,13 @@ def test_paired_p_values_are_holm_corrected_over_the_groups_comparisons():
         r["models"]["neggrad"] = {**r["models"]["finetune"], "abs_delta": 5.0 + 2 * r["forget_class"]}
     paired = tables(results)["paired"].set_index("method")
     p_ft, p_ng = paired.loc["FT", "p"], paired.loc["NG", "p"]
+    # TMU 1 against the original's 20 in every class: the same difference everywhere has no t-test p, and is
+    # left out of the t-test family (m = 2)
+    assert math.isnan(paired.loc["Orig", "p"]) and math.isnan(paired.loc["Orig", "p Holm"])
     lo, hi = sorted([p_ft, p_ng])
-    assert sorted(paired["p Holm"]) == pytest.approx(sorted([2 * lo, max(2 * lo, hi)]))
-    assert list(paired["sign p Holm"]) == pytest.approx([0.25, 0.25])  # 2 x 0.125 each (4 of 4 closer)
+    assert sorted(paired.loc[["FT", "NG"], "p Holm"]) == pytest.approx(sorted([2 * lo, max(2 * lo, hi)]))
+    # sign test: 4 of 4 classes closer in all three, 0.125 each: Holm 3 x 0.125, then monotone
+    assert list(paired["sign p Holm"]) == pytest.approx([0.375, 0.375, 0.375])
 
 
 def test_with_summary_without_groups_adds_one_avg_and_one_ci_row():

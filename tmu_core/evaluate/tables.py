@@ -142,11 +142,12 @@ def _ensemble_row(r: dict, cls: str) -> dict:
 
 
 def _protocol_frames(results: list[dict], methods: list[str], groups) -> dict[str, pd.DataFrame]:
-    """The paired comparison (several runs, a primary method and another) and the curve (several |D_f|)."""
+    """The paired comparison (several runs, a primary method and the others, doing nothing first: the original is
+    the |Δ| every method must beat) and the curve (several |D_f|)."""
     out = {}
     primary = [m for m in methods if METHODS.get(m).primary]
-    others = [m for m in methods if m not in primary]
-    if len(results) > 1 and primary and others:
+    others = ["original", *(m for m in methods if m not in primary)]
+    if len(results) > 1 and primary:
         out["paired"] = protocol.paired_frame(results, primary[0], others, _label, groups)
     if len({r["forget_count"] for r in results}) > 1:
         out["curve"] = protocol.curve_frame(results, methods, _label)
@@ -168,11 +169,11 @@ TITLES = {"table1": "Table 1 — accuracy (%), |Δ| = |A_f(method) − A_f(gold)
                       "K − 1's majority: no small-K optimism, a little under the true ceiling); TMU's label accuracy "
                       "against gold and against soft truth p_i (%); the golds' A_f spread (points)",
           "paired": "Paired comparison on |Δ|, the class as the unit — per-class mean |Δ| of the primary method "
-                    "and each other (over the runs where both have one); mean difference (primary − method; "
+                    "and each other, the untouched original first (over the runs where both have one); mean difference (primary − method; "
                     "negative: the primary method is closer to gold) and its Student-t 95% CI over classes; paired "
                     "t-test p; classes where the primary is closer / farther and the exact two-sided sign test p "
                     "(read it when there are fewer than 10 classes); both p values also Holm-corrected over this "
-                    "group's comparisons (the family: the primary method against each other method)",
+                    "group's comparisons (the family: the primary method against the original and each other method)",
           "curve": "Forgetting more data (paper Fig. 3) — |Δ| and per-sample agreement with gold (%) per |D_f|: "
                    "mean of the per-class means and Student-t 95% CI half-width over classes",
           "verdict": "Verdict per run (EVALUATION.md §5) — a method is closest to gold only when its |Δ| beats every "
