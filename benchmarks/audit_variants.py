@@ -32,7 +32,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from alignment import parse_variants, typed_params  # noqa: E402
 from tmu_core.cli import _add_common, _run_config  # noqa: E402
-from tmu_core.evaluate.protocol import CI_NOTE, mean_ci, paired_test  # noqa: E402
+from tmu_core.evaluate.protocol import class_ci, class_means, paired_test, sign_test  # noqa: E402
 from tmu_core.evaluate.tables import md_table  # noqa: E402
 from tmu_core.jobs.pipeline import execute, start  # noqa: E402
 from tmu_core.jobs.sweep import parse_classes  # noqa: E402
@@ -99,9 +99,10 @@ def reused_rows(paths: list[Path]) -> dict:
 def summary(df: pd.DataFrame) -> pd.DataFrame:
     out = []
     for name, g in df.groupby("variant", sort=False):
-        row = {"variant": name, "n": len(g)}
-        for col in COLUMNS:
-            mean, half, _ = mean_ci(pd.to_numeric(g[col], errors="coerce"))
+        row = {"variant": name, "classes": g["class"].nunique(), "runs": len(g)}
+        for col in COLUMNS:  # the class is the unit: per-class means over seeds, Student-t over classes
+            ci = class_ci(pd.to_numeric(g[col], errors="coerce"), g["class"])
+            mean, half = ci["mean"], ci["half"]
             digits = 3 if col in FINE else 1
             row[col] = f"{mean:.{digits}f} ± {half:.{digits}f}" if np.isfinite(half) else f"{mean:.{digits}f}"
         out.append(row)
@@ -116,10 +117,15 @@ def paired(df: pd.DataFrame, first: str) -> pd.DataFrame:
         if name == first:
             continue
         g = g.set_index(["class", "seed"]).loc[base.index]
+        units = base.index.get_level_values("class")
         for col in ("label acc", "AUC", "soft AUC", "TMU agree", "TMU |Δ|", "TMU act dist", "TMU MIA"):
-            t = paired_test(pd.to_numeric(g[col], errors="coerce"), pd.to_numeric(base[col], errors="coerce"))
-            out.append({"variant": name, "metric": col, "n": t["n"], "variant − reference": round(t["diff"], 3),
-                        "95% CI": f"[{t['ci_low']:.2f}, {t['ci_high']:.2f}]", "p": round(t["p"], 4)})
+            a, b = pd.to_numeric(g[col], errors="coerce").to_numpy(), pd.to_numeric(base[col], errors="coerce").to_numpy()
+            ok = np.isfinite(a) & np.isfinite(b)  # per-class means over the matched seeds: the class is the unit
+            ca, cb = class_means(a[ok], units[ok])[0], class_means(b[ok], units[ok])[0]
+            t, sign = paired_test(ca, cb), sign_test(ca - cb)
+            out.append({"variant": name, "metric": col, "classes": t["n"], "runs": int(ok.sum()),
+                        "variant − reference": round(t["diff"], 3), "95% CI": f"[{t['ci_low']:.2f}, {t['ci_high']:.2f}]",
+                        "p": round(t["p"], 4), "sign p": round(sign["p"], 4)})
     return pd.DataFrame(out)
 
 
@@ -160,9 +166,10 @@ def main(argv=None) -> int:
         *([f"- rows reused from: {', '.join(str(x) for x in args.reuse)} ({n_reused} of the {len(df)} rows)"]
           if args.reuse else []),
         "",
-        f"### Mean ± 95% CI over class × seed ({CI_NOTE.split('; ')[1]}); soft = against p_i of the K golds; AUC "
-        "and agreement in %", "", md_table(summary(df)), "",
-        f"### Paired t-tests against `{first}` (matched class × seed)", "", md_table(paired(df, first)), "",
+        "### Mean ± 95% CI with the class as the unit (per-class means over seeds; Student-t half-width over "
+        "classes); soft = against p_i of the K golds; AUC and agreement in %", "", md_table(summary(df)), "",
+        f"### Paired tests against `{first}` over per-class means of the matched class × seed runs: t-test and "
+        "exact sign test (read the sign test with fewer than 10 classes)", "", md_table(paired(df, first)), "",
         "### Every run", "", md_table(df), ""])
     RESULTS.mkdir(parents=True, exist_ok=True)
     (RESULTS / f"{name}.md").write_text(md)

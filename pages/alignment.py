@@ -8,7 +8,7 @@ from tmu_core.errors import TMUError
 from tmu_core.evaluate import tables as paper_tables
 from tmu_core.jobs import launch
 from tmu_core.methods import METHODS, display, ordered
-from ui import cache, charts, nav, state, tables
+from ui import cache, charts, nav, state, tables, verdict
 
 nav.ensure_router()
 
@@ -20,7 +20,11 @@ PCT = st.column_config.NumberColumn(format=tables.PERCENT_FORMAT)
 DIST = st.column_config.NumberColumn(format=tables.DISTANCE_FORMAT)
 
 
-SPECIAL = {"p": st.column_config.NumberColumn(format="%.2g", help="paired t-test, two-sided"),
+SPECIAL = {"p": st.column_config.NumberColumn(format="%.2g", help="paired t-test over classes, two-sided"),
+           "p Holm": st.column_config.NumberColumn(format="%.2g", help="Holm-corrected over this group's comparisons"),
+           "sign p": st.column_config.NumberColumn(format="%.2g", help="exact two-sided sign test over classes"),
+           "sign p Holm": st.column_config.NumberColumn(format="%.2g", help="Holm-corrected sign test"),
+           "classes": st.column_config.NumberColumn(format="%d"),
            "t": st.column_config.NumberColumn(format="%.2f"), "n": st.column_config.NumberColumn(format="%d"),
            "runs": st.column_config.NumberColumn(format="%d"), "K": st.column_config.NumberColumn(format="%d")}
 
@@ -48,33 +52,27 @@ def show_run() -> None:
     st.caption(f"Run `{run.id}`: {metrics['dataset']}, {metrics['model']}, class {metrics['forget_class_name']}, "
                f"|D_f| = {metrics['forget_count']}, device {metrics['device']}")
     gold = models.set_index("model").loc["gold"]
-    m = st.columns([1, 1, 2, 1.4])  # "tie: FT, NG, TMU" needs the room
+    m = st.columns(3)
     m[0].metric("Gold A_f (target)", f"{gold['A_f']:.1f}%")
     if "tmu" in metrics["models"]:
         m[1].metric("TMU |Δ|", f"{metrics['models']['tmu']['abs_delta']:.1f}")
-    best, best_delta = tables.best_aligned(models)
-    if best == "none":
-        m[2].metric("Best aligned", "—", help="this run trained no unlearning method")
-    else:
-        m[2].metric("Best aligned", best, help=f"smallest |Δ|: {best_delta:.1f}; methods within one D_f image of it "
-                                               "tie. " + ", ".join(f"{tables.short_label(n)} {tables.model_label(n)}"
-                                                                  for n in models.loc[models["kind"] != "reference", "model"]))
     cost = tables.cost_text(metrics)
     if cost:
-        m[3].metric("TMU time / gold's training time", f"{metrics['cost_ratio']:.2f}×", help=cost)
+        m[2].metric("TMU time / gold's training time", f"{metrics['cost_ratio']:.2f}×", help=cost)
         st.caption(cost)
+    v = verdict.show(metrics, "align_verdict")
     note = tables.alignment_note(metrics)
     if note:
         st.info(f"**Why TMU is not the closest to gold here.** {note}", icon=":material/info:")
 
-    if best == "none":
+    if not v.has_methods:
         st.info("This run trained only the original and gold models: there is no unlearning method to align. "
                 "Launch a run with at least one method on the Run page.", icon=":material/info:")
         nav.link("run", "Go to the Run page")
     c1, c2 = st.columns([3, 2])
     c1.plotly_chart(charts.forget_accuracy_figure(models), key="align_af")
-    if best != "none":
-        c2.plotly_chart(charts.delta_figure(models), key="align_delta")
+    if v.has_methods:
+        c2.plotly_chart(charts.delta_figure(models, v), key="align_delta")
     st.plotly_chart(charts.utility_figure(models), key="align_utility")
     st.dataframe(models.drop(columns=["model", "kind"]), hide_index=True, key="align_table", column_config={
         "label": "model", **{c: st.column_config.NumberColumn(c, format=tables.PERCENT_FORMAT) for c in ("A_test", "A_r", "A_f")},
@@ -164,8 +162,9 @@ def show_sweeps() -> None:
     version = store.Sweep(sweep_id).version()
     tuning = cache.sweep_tuning_classes(cache.root(), sweep_id, version)
     frames = paper_tables.tables(results, tuning)
-    st.caption(f"{len(results)} runs done (forget class × seed × |D_f|). Avg and 95% CI rows: mean and Student-t "
-               "interval over these runs" + (f"; tuning classes {', '.join(map(str, tuning))} (used to choose "
+    st.caption(f"{len(results)} runs done (forget class × seed × |D_f|). Avg and 95% CI rows: the class is the unit "
+               "(mean of the per-class means, Student-t interval over classes; each row says how many classes and "
+               "runs)" + (f"; tuning classes {', '.join(map(str, tuning))} (used to choose "
                                              "defaults) are summarised apart from the held-out ones." if tuning else "."))
     st.plotly_chart(charts.sweep_delta_figure(tables.sweep_delta_long(frames["table1"])), key="align_sweep_chart")
     if "curve" in frames:

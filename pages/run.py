@@ -5,7 +5,7 @@ from tmu_core import store
 from tmu_core.jobs import launch
 from tmu_core.errors import TMUError
 from tmu_core.methods import METHODS, display, method_config
-from ui import cache, nav, state, tables, widgets
+from ui import cache, nav, state, tables, verdict, widgets
 
 nav.ensure_router()
 
@@ -51,13 +51,14 @@ def show_selected(run: store.Run, info: store.RunInfo | None = None) -> None:
 
 
 def result_card(run: store.Run) -> None:
-    """The run's result as the headline: gold's and TMU's A_f, |Δ| (in images too), the best aligned method."""
+    """The run's result as the headline: gold's and TMU's A_f, |Δ| (in images too), and the verdict above the
+    noise floor with the untouched original beside the methods."""
     metrics = cache.metrics(cache.root(), run.id)
     models = tables.models_frame(metrics)
     card = st.container(border=True, key="run_result")
     card.markdown(f"**Result** · {metrics['dataset']}, forget class {metrics['forget_class_name']}, "
                   f"|D_f| = {metrics['forget_count']}")
-    m = card.columns([1, 1, 1, 2])  # "tie: FT, NG, TMU" needs the room
+    m = card.columns(3)
     rows = models.set_index("model")
     m[0].metric("Gold A_f (the target)", f"{rows.loc['gold', 'A_f']:.1f}%",
                 help="accuracy on D_f of the model retrained without it: what unlearning should reach")
@@ -65,9 +66,7 @@ def result_card(run: store.Run) -> None:
         m[1].metric("TMU A_f", f"{rows.loc['tmu', 'A_f']:.1f}%")
         m[2].metric("TMU |Δ| to gold", f"{rows.loc['tmu', 'abs_delta']:.1f}",
                     help=f"|A_f(TMU) − A_f(gold)| in percentage points: {tables.images_text(rows.loc['tmu', 'images'])}")
-    best, best_delta = tables.best_aligned(models)
-    m[3].metric("Best aligned", best, help=f"smallest |Δ| among the methods run: {best_delta:.1f}; within one image "
-                                           "counts as a tie")
+    verdict.show(metrics, "run_verdict", card, table=False)
     c1, c2, c3 = card.columns(3)
     with c1:
         nav.link("audit", "Audit TMU's easy/hard labels")

@@ -15,6 +15,7 @@ from tmu_core import store
 from tmu_core.jobs import embedding, launch
 from tmu_core.tmu.twin import eq3_size
 from tmu_core.errors import TMUError
+from tmu_core.evaluate.verdict import verdict
 from tmu_core.methods import display
 from ui import state, tables
 
@@ -100,6 +101,10 @@ def test_guided_demo_walks_through_the_run_with_its_numbers(dashboard_runs):
         if i < len(expected) - 1:
             at.button(key="demo_next").click().run()
     assert at.button(key="demo_next").disabled
+    # the last step gives the verdict above the noise floor, the untouched original among the candidates
+    assert metric(at, "Closest to gold") == verdict(metrics).headline()
+    assert any(f"the untouched original **{metrics['models']['original']['abs_delta']:.1f}**" in m.value
+               for m in at.markdown)
     at.button(key="demo_back").click().run()
     assert at.subheader[0].value.startswith("5 ·")
 
@@ -298,7 +303,7 @@ def test_run_page_shows_the_result_card_of_a_finished_run(dashboard_runs):
     assert metric(at, "Gold A_f (the target)") == f"{metrics['models']['gold']['acc_forget']:.1f}%"
     assert metric(at, "TMU A_f") == f"{metrics['models']['tmu']['acc_forget']:.1f}%"
     assert metric(at, "TMU |Δ| to gold") == f"{metrics['models']['tmu']['abs_delta']:.1f}"
-    assert metric(at, "Best aligned") == tables.best_aligned(tables.models_frame(metrics))[0]
+    assert metric(at, "Closest to gold") == verdict(metrics).headline()
     # the card comes before the Launch form: the headline is the first thing on the page
     assert [s.value for s in at.subheader][0] == "Launch"
 
@@ -422,7 +427,7 @@ def test_alignment_of_a_run_without_methods_says_so(stored_runs, runs_dir):
     run.write_json("metrics.json", metrics)
     at = page_test("alignment", run.id)
     assert_clean(at)
-    assert metric(at, "Best aligned") == "—" and not any("tie" in m.value for m in at.metric)
+    assert metric(at, "Closest to gold") == "no method run" and not any("tie" in m.value for m in at.metric)
     assert any("no unlearning method to align" in i.value for i in at.info)
     assert not any("|Δ| to gold" in s["layout"]["title"]["text"] for s in plotly_specs(at))
 
@@ -559,6 +564,20 @@ def test_embeddings_compute_a_missing_map_in_the_background(dashboard_runs):
     assert at.button(key="emb_compute")  # offered again
 
 
+@pytest.mark.parametrize("loo, label, value", [(50.0, "Ceiling (leave-one-gold-out)", "50.0%"),
+                                               (None, "Ceiling (plug-in, reads high at small K)", "75.0%")])
+def test_audit_reads_the_leave_one_gold_out_ceiling_and_labels_the_plug_in_one(stored_runs, runs_dir, loo, label,
+                                                                               value):
+    run = copy_run(stored_runs, runs_dir)  # (a run stored before the leave-one-out ceiling has only the plug-in)
+    metrics = run.read_json("metrics.json")
+    metrics["gold_ensemble"] = {"k": 3, "gold_agreement": 50.0, "ceiling": 75.0, "gold_acc_forget": [80.0, 82.0, 84.0],
+                                "train_seeds": [0, 500, 1500], "mean_p": 0.5, **({"ceiling_loo": loo} if loo else {})}
+    run.write_json("metrics.json", metrics)
+    at = page_test("audit", run.id)
+    assert_clean(at)
+    assert metric(at, label) == value
+
+
 # ---------------------------------------------------------------- Alignment
 def test_alignment_compares_every_method_with_gold(dashboard_runs):
     _, ids = dashboard_runs
@@ -569,33 +588,33 @@ def test_alignment_compares_every_method_with_gold(dashboard_runs):
     assert list(table["label"])[:2] == ["Original", "Gold (retrained)"] and len(table) == len(metrics["models"])
     af = next(s for s in plotly_specs(at) if "forget set" in s["layout"]["title"]["text"])
     assert values(af["data"][0]["y"])[0] == metrics["models"]["gold"]["acc_forget"]  # gold's bar first
-    (row,) = [t for t in tables_with(at, "class", "TMU |Δ|") if "Avg" not in set(t["class"])]
+    (row,) = [t for t in tables_with(at, "class", "TMU |Δ|") if not any(str(c).startswith("Avg") for c in t["class"])]
     assert len(row) == 1 and row["TMU |Δ|"].iloc[0] == metrics["models"]["tmu"]["abs_delta"]
     assert "TMU A_f" not in row  # Table 1's row is split: accuracies in one table, |Δ| in the other
-    n_f = metrics["forget_count"]
-    images = {n: round(m["abs_delta"] * n_f / 100) for n, m in metrics["models"].items() if n not in ("original", "gold")}
-    tied = sorted((n for n in images if images[n] <= min(images.values()) + 1),
-                  key=lambda n: metrics["models"][n]["abs_delta"])  # within one D_f image of the best: a tie
-    assert metric(at, "Best aligned") == (tables.short_label(tied[0]) if len(tied) == 1
-                                          else "tie: " + ", ".join(tables.short_label(n) for n in tied))
+    v = verdict(metrics)
+    assert metric(at, "Closest to gold") == v.headline()
+    (ranked,) = tables_with(at, "model", "standing")  # the verdict's ranking: the original is a candidate
+    assert "Original (did nothing)" in set(ranked["model"]) and "Gold (retrained)" not in set(ranked["model"])
     gold_cached = metrics["models"]["gold"]["cached"]
     assert dict(zip(table["label"], table["timing"]))["Gold (retrained)"] == (
         "trained earlier (cached)" if gold_cached else "this run")
     explained = [i.value for i in at.info if "Why TMU is not the closest" in i.value]
-    assert bool(explained) == ("tmu" not in tied)
+    assert bool(explained) == ("tmu" not in v.leaders)
 
 
 def test_alignment_shows_sweep_tables_with_avg(dashboard_runs):
     _, ids = dashboard_runs
     at = page_test("alignment", ids[0])
-    (table1,) = [t for t in tables_with(at, "class", "TMU |Δ|") if "Avg" in set(t["class"])]
-    assert [str(c) for c in table1["class"]] == ["8", "3", "Avg", "95% CI ±"]
+    (table1,) = [t for t in tables_with(at, "class", "TMU |Δ|") if any(str(c).startswith("Avg") for c in t["class"])]
+    # one run of each of two classes: the class is the unit, and the rows say so
+    assert [str(c) for c in table1["class"]] == ["8", "3", "Avg (2 classes, 2 runs)", "95% CI ± (2 classes, 2 runs)"]
     tmu = [r["models"]["tmu"]["abs_delta"] for r in (store.open_run(i).read_json("metrics.json") for i in ids)]
     assert table1["TMU |Δ|"].iloc[2] == pytest.approx(sum(tmu) / 2)
     # two runs: t(0.975, 1 df) = 12.7062 times s / sqrt(2) = |a - b| / 2
     assert table1["TMU |Δ|"].iloc[3] == pytest.approx(12.7062 * abs(tmu[0] - tmu[1]) / 2, rel=1e-4, abs=1e-9)
     (paired,) = tables_with(at, "method", "mean diff")
-    assert "TMU" not in set(paired["method"]) and list(paired["n"].unique()) == [2]
+    assert "TMU" not in set(paired["method"]) and list(paired["classes"].unique()) == [2]
+    assert {"p Holm", "sign p", "sign p Holm"} <= set(paired.columns)
     sweep_chart = next(s for s in plotly_specs(at) if "per forget class" in s["layout"]["title"]["text"])
     methods = {c[: -len(" |Δ|")] for c in table1.columns if c.endswith(" |Δ|")}
     assert {t["name"] for t in sweep_chart["data"]} == methods and {"TMU", "FT"} <= methods

@@ -164,7 +164,7 @@ def test_run_page_card_and_method_picker_in_a_real_browser(browser, server):
     page = open_page(browser, url, "run")
     card = page.locator(".st-key-run_result")
     assert card.is_visible() and card.bounding_box()["y"] < 1000  # the result is in view without scrolling
-    for label in ("Gold A_f (the target)", "TMU A_f", "TMU |Δ| to gold", "Best aligned"):
+    for label in ("Gold A_f (the target)", "TMU A_f", "TMU |Δ| to gold", "Closest to gold"):
         assert label in card.inner_text()
     page.get_by_text("Methods and their settings").click()
     _idle(page)

@@ -10,6 +10,7 @@ import plotly.graph_objects as go
 import pytest
 from PIL import Image
 
+from tmu_core.evaluate.verdict import verdict
 from ui import charts, images, tables
 
 
@@ -57,15 +58,9 @@ def test_models_frame_labels_the_seconds_of_cached_models():
                                          "(trained earlier (cached), not by this run).")
 
 
-def test_best_aligned_names_every_method_in_a_tie_by_short_name():
-    models = tables.models_frame(metrics_fixture())
-    assert tables.best_aligned(models) == ("TMU", 0.0)
-    tie = models.assign(abs_delta=[20.0, 0.0, 4.0, 4.04])  # 4.0 and 4.04 both show as 4.0 (no image counts)
-    assert tables.best_aligned(tie) == ("tie: TMU, NG", 4.0)
-
-
 def explain_fixture(tmu_delta: float) -> dict:
     metrics = metrics_fixture()
+    metrics["forget_count"] = 100
     metrics["models"]["tmu"]["abs_delta"] = tmu_delta
     metrics["models"]["finetune"] = {**metrics["models"]["tmu"], "abs_delta": 4.0}
     metrics["tmu"].update({"gold_easy": 96, "gold_hard": 4, "pred_hard": 11, "aux_hard": 6, "aux_count": 56,
@@ -74,11 +69,11 @@ def explain_fixture(tmu_delta: float) -> dict:
 
 
 def test_alignment_note_explains_a_worse_tmu_with_the_runs_numbers():
-    note = tables.alignment_note(explain_fixture(7.0))
+    note = tables.alignment_note(explain_fixture(10.0))  # 6 images behind FT's 4: beyond the 5-image floor
     for needle in ("Gold misclassifies 4 of the 100", "TMU called 11", "D_a had 56 samples of the 500 Eq. 3 asks for",
                    "(6 hard)", "too few", "CIFAR-10"):
         assert needle in note, needle
-    assert tables.alignment_note(explain_fixture(4.0)) is None  # tied for best: nothing to explain
+    assert tables.alignment_note(explain_fixture(9.0)) is None  # 5 images behind: a tie within the floor
     assert tables.alignment_note(explain_fixture(1.0)) is None
 
 
@@ -294,9 +289,11 @@ def test_forget_accuracy_labels_stay_clear_of_the_target_line_and_bars():
     assert fig.layout.yaxis.range[1] >= 115
 
 
-def test_delta_figure_ranks_methods_without_gold_or_original():
+def test_delta_figure_ranks_the_original_beside_the_methods_without_gold():
     fig = charts.delta_figure(tables.models_frame(metrics_fixture()))
-    assert list(fig.data[0].y) == ["TMU", "Negative gradient"] and list(fig.data[0].x) == [0.0, 70.0]
+    assert list(fig.data[0].y) == ["TMU", "Original", "Negative gradient"]
+    assert list(fig.data[0].customdata) == [0.0, 20.0, 70.0]
+    assert not any("tie" in t or "closest" in t for t in fig.data[0].text)  # no verdict given: no marks
 
 
 def outlier_models() -> pd.DataFrame:
@@ -310,31 +307,53 @@ def outlier_models() -> pd.DataFrame:
 
 
 def test_delta_figure_scales_to_the_close_methods_and_cuts_the_outliers():
-    fig = charts.delta_figure(outlier_models())
+    metrics = metrics_fixture()
+    metrics["forget_count"] = 100
+    base = metrics["models"]["neggrad"]
+    for name, d in (("tmu", 2.0), ("finetune", 3.0), ("neggrad", 86.0), ("randlabel", 97.0), ("original", 5.0)):
+        metrics["models"][name] = {**base, "abs_delta": d, "delta": -d}
+    fig = charts.delta_figure(tables.models_frame(metrics), verdict(metrics))
     bar = fig.data[0]
-    assert list(bar.y) == ["TMU", "Fine-tuning", "Negative gradient", "Random labels"]
+    assert list(bar.y) == ["TMU", "Fine-tuning", "Original", "Negative gradient", "Random labels"]
     hi = fig.layout.xaxis.range[1]
-    assert hi < 12  # 2 and 3 fill the axis instead of being slivers beside 97
-    assert list(bar.customdata) == [2.0, 3.0, 86.0, 97.0]  # the true values stay in the hover ...
-    assert bar.text[3].startswith("97.0 (97 images)") and "axis cut" in bar.text[3]  # ... and in the label
-    assert list(bar.marker.pattern.shape) == ["", "", "/", "/"]
-    assert "tie" in bar.text[0] and "tie" in bar.text[1]  # 2 and 3 images apart: within one image
+    assert hi < 20  # 2, 3 and 5 fill the axis (cut at 7.5) instead of being slivers beside 97
+    assert list(bar.customdata) == [2.0, 3.0, 5.0, 86.0, 97.0]  # the true values stay in the hover ...
+    assert bar.text[4].startswith("97.0 (97 images)") and "axis cut" in bar.text[4]  # ... and in the label
+    assert list(bar.marker.pattern.shape) == ["", "", "", "/", "/"]
+    # 2, 3 and 5 images from gold: all within the 5-image floor of the best, the original (doing nothing) too
+    assert all("tie" in t for t in bar.text[:3]) and not any("tie" in t for t in bar.text[3:])
+    (band,) = fig.layout.shapes  # the noise floor from the best |Δ|: 2 to 2 + 5 images of 100
+    assert (band.x0, band.x1) == (2.0, 7.0)
+
+
+def test_delta_figure_marks_a_winner_and_never_a_control():
+    metrics = metrics_fixture()
+    metrics["forget_count"] = 100
+    metrics["models"]["oracle_labels"] = {**metrics["models"]["tmu"], "abs_delta": 0.0}
+    fig = charts.delta_figure(tables.models_frame(metrics), verdict(metrics))
+    text = dict(zip(fig.data[0].y, fig.data[0].text))
+    assert text["TMU"].endswith("· closest")  # TMU 0 against the original's 20 and NG's 70
+    assert "control †" in text[tables.model_label("oracle_labels")] and "tie" not in text[tables.model_label("oracle_labels")]
 
 
 def test_delta_figure_keeps_a_plain_axis_without_outliers():
-    fig = charts.delta_figure(tables.models_frame(metrics_fixture()))
+    metrics = metrics_fixture()
+    metrics["models"]["original"]["abs_delta"] = 60.0
+    fig = charts.delta_figure(tables.models_frame(metrics))
     assert fig.layout.xaxis.range[1] >= 70 and not any("axis cut" in t for t in fig.data[0].text)
 
 
-def test_best_aligned_ties_within_one_image_and_skips_controls():
-    models = outlier_models()
-    assert tables.best_aligned(models) == ("tie: TMU, FT", 2.0)
-    apart = models.assign(images=[None, None, 2, 5, 86, 97])
-    assert tables.best_aligned(apart) == ("TMU", 2.0)
-    control = apart.assign(kind=["reference", "reference", "control", "method", "method", "method"])
-    assert tables.best_aligned(control) == ("FT", 3.0)  # a control is never the best aligned
-    none = models[models["model"].isin(["original", "gold"])]
-    assert tables.best_aligned(none)[0] == "none"
+def test_verdict_frame_ranks_candidates_then_controls():
+    from ui.verdict import verdict_frame
+
+    metrics = metrics_fixture()
+    metrics["forget_count"] = 100
+    metrics["models"]["random_k"] = {**metrics["models"]["tmu"], "abs_delta": 1.0}
+    frame = verdict_frame(verdict(metrics))
+    assert list(frame["model"]) == ["TMU", "Original (did nothing)", "Negative gradient",
+                                    tables.model_label("random_k")]
+    assert list(frame["standing"]) == ["closest to gold", "", "", "control † (not ranked)"]
+    assert list(frame["|Δ| in images"]) == [0, 20, 70, 1]
 
 
 def test_utility_figure_groups_test_and_remain_accuracy():
@@ -421,3 +440,13 @@ def test_forget_curve_figure_draws_no_bar_from_fewer_than_three_runs():
     fig = charts.forget_curve_figure(curve, "|Δ|")
     assert list(fig.data[0].error_y.array) == [0.0, 2.0] and list(fig.layout.yaxis.range) == [-2, 102]
     assert "no 95% CI bar where fewer than 3 runs" in fig.layout.title.text
+
+
+def test_forget_curve_figure_counts_classes_not_runs_for_its_bars():
+    """The interval is over classes (the unit): 2 classes of 3 seeds each (6 runs) still get no bar."""
+    curve = pd.DataFrame({"|D_f|": [50, 100], "method": ["TMU", "TMU"], "classes": [2, 3], "runs": [6, 9],
+                          "|Δ|": [8.0, 4.0], "|Δ| CI ±": [150.0, 2.0], "agreement": [74.0, 78.0],
+                          "agreement CI ±": [90.0, 3.0]})
+    fig = charts.forget_curve_figure(curve, "|Δ|")
+    assert list(fig.data[0].error_y.array) == [0.0, 2.0]
+    assert "no 95% CI bar where fewer than 3 classes" in fig.layout.title.text

@@ -56,6 +56,19 @@ def test_gold_ensemble_agreement_and_ceiling():
     assert E.pairwise_agreement(CORRECT) == pytest.approx(100 * 2 / 3)
     # max(p, 1 - p) = 1, 2/3, 2/3, 1 -> 5/6: above gold-vs-gold agreement
     assert E.ceiling(p) == pytest.approx(100 * 5 / 6)
+    # leave one gold out: samples 0 and 3 (all agree) score 1; on samples 1 and 2 the gold in the minority is
+    # predicted wrong (0) and each of the other two faces a split majority (1/2): 1/3 -> (1 + 1/3 + 1/3 + 1) / 4
+    assert E.ceiling_loo(CORRECT) == pytest.approx(100 * 2 / 3)
+    assert E.ceiling_loo(CORRECT[:2]) == pytest.approx(E.pairwise_agreement(CORRECT[:2]))  # K = 2: agreement
+    assert math.isnan(E.ceiling_loo(CORRECT[:1]))
+
+
+def test_leave_one_gold_out_ceiling_has_no_small_k_bias():
+    # every sample's true p is 0.5: no predictor beats 50; the plug-in ceiling of K = 3 golds reads 75
+    correct = np.random.default_rng(0).random((3, 20000)) < 0.5
+    assert E.ceiling(E.p_right(correct)) == pytest.approx(75.0, abs=1.0)
+    assert E.ceiling_loo(correct) == pytest.approx(50.0, abs=1.0)
+    assert E.summary(correct, [50.0] * 3, [0, 1, 2])["ceiling_loo"] == pytest.approx(E.ceiling_loo(correct))
 
 
 def test_soft_label_accuracy_is_the_expected_agreement_with_a_fresh_gold():
@@ -93,34 +106,90 @@ def fake_result(cls: int, seed: int, n: int, tmu: float, ft: float) -> dict:
             "models": {"original": model(20.0), "gold": model(0.0), "tmu": model(tmu), "finetune": model(ft)}}
 
 
-def test_tables_summarise_tuning_and_held_out_classes_apart():
-    results = [fake_result(c, s, 100, tmu=1.0 + c + s, ft=5.0 + c) for s in (0, 1) for c in (3, 5)]
+def test_tables_summarise_tuning_and_held_out_classes_apart_with_the_class_as_the_unit():
+    results = [fake_result(c, s, 100, tmu=1.0 + c + s, ft=5.0 + c) for s in (0, 1) for c in (3, 4, 5)]
     t1 = tables(results, tuning_classes=[3])["table1"]
     labels = list(t1["class"])
-    assert labels[-4:] == ["Avg (held-out)", "95% CI ± (held-out)", "Avg (tuning)", "95% CI ± (tuning)"]
+    assert labels[-4:] == ["Avg (held-out: 2 classes, 4 runs)", "95% CI ± (held-out: 2 classes, 4 runs)",
+                           "Avg (tuning: 1 class, 2 runs)", "95% CI ± (tuning: 1 class, 2 runs)"]
     by = t1.set_index("class")
-    assert by.loc["Avg (held-out)", "TMU |Δ|"] == pytest.approx(6.5)  # class 5: 6 and 7
-    assert by.loc["Avg (tuning)", "TMU |Δ|"] == pytest.approx(4.5)  # class 3: 4 and 5
-    assert by.loc["95% CI ± (tuning)", "TMU |Δ|"] == pytest.approx(12.706205 * math.sqrt(0.5) / math.sqrt(2), rel=1e-6)
+    assert by.loc["Avg (held-out: 2 classes, 4 runs)", "TMU |Δ|"] == pytest.approx(6.0)  # class 4: 5, 6; 5: 6, 7
+    # two class means 5.5 and 6.5 (not four runs): t(0.975, df 1) = 12.706205, s = sqrt(0.5), k = 2
+    assert by.loc["95% CI ± (held-out: 2 classes, 4 runs)", "TMU |Δ|"] == pytest.approx(
+        12.706205 * math.sqrt(0.5) / math.sqrt(2), rel=1e-6)
+    assert by.loc["Avg (tuning: 1 class, 2 runs)", "TMU |Δ|"] == pytest.approx(4.5)  # class 3: 4 and 5
+    assert math.isnan(by.loc["95% CI ± (tuning: 1 class, 2 runs)", "TMU |Δ|"])  # one class: no interval
+    assert by.loc["Avg (held-out: 2 classes, 4 runs)", "Orig |Δ|"] == 20.0  # the original is a row
 
 
-def test_tables_pair_the_primary_method_with_the_others_and_draw_the_curve():
+def test_class_level_interval_on_a_toy_table_counts_classes_runs_and_left_out_values():
+    # class a: 1, 3 (mean 2); class b: 10; class c: nan, 6 (mean 6, one value left out) -> means 2, 10, 6
+    df = pd.DataFrame({"class": ["a0", "a1", "b0", "c0", "c1"], "x": [1.0, 3.0, 10.0, float("nan"), 6.0]})
+    out = P.with_summary(df, units=["a", "a", "b", "c", "c"]).set_index("class")
+    assert out.loc["Avg (3 classes, 5 runs)", "x"] == pytest.approx(6.0)  # not the run mean 5.0
+    # s of (2, 10, 6) = 4; t(0.975, df 2) = 4.302653
+    assert out.loc["95% CI ± (3 classes, 5 runs)", "x"] == pytest.approx(4.302653 * 4 / math.sqrt(3), rel=1e-6)
+    assert out.loc["non-finite left out", "x"] == 1
+    assert P.is_summary("non-finite left out (held-out)")
+    ci = P.class_ci([1.0, 3.0, 10.0, float("nan"), 6.0], ["a", "a", "b", "c", "c"])
+    assert (ci["classes"], ci["runs"], ci["left_out"]) == (3, 4, 1)
+
+
+def test_holm_on_a_known_vector():
+    # sorted 0.005 x4 = 0.02, 0.01 x3 = 0.03, 0.03 x2 = 0.06, 0.04 x1 = 0.04 -> kept monotone at 0.06
+    assert P.holm([0.01, 0.04, 0.03, 0.005]) == pytest.approx([0.03, 0.06, 0.06, 0.02])
+    out = P.holm([0.02, float("nan"), 0.04])  # a missing p is not part of the family: m = 2
+    assert out[0] == pytest.approx(0.04) and math.isnan(out[1]) and out[2] == pytest.approx(0.04)
+    assert P.holm([0.6, 0.7]) == pytest.approx([1.0, 1.0])  # capped at 1
+
+
+def test_sign_test_exact_p():
+    # 5 closer, 1 farther, 1 tie (left out): n = 6, P(X <= 1) = (1 + 6) / 64, two-sided 14/64
+    res = P.sign_test([-1, -2, -3, -4, -5, 1, 0])
+    assert (res["below"], res["above"]) == (5, 1) and res["p"] == pytest.approx(14 / 64)
+    assert P.sign_test([-1] * 8)["p"] == pytest.approx(2 / 256)
+    assert math.isnan(P.sign_test([1e-6, -1e-6, 0.0])["p"])  # float noise is a tie: nothing left to test
+
+
+def test_tables_pair_the_primary_method_with_the_others_by_class_and_draw_the_curve():
     results = [fake_result(c, 0, n, tmu=1.0 + c, ft=2.0 + 2 * c) for n in (100, 500) for c in (1, 2, 3)]
     frames = tables(results)
-    paired = frames["paired"].iloc[0]
-    # FT - TMU differences 1 + c over both sizes: 2, 3, 4, 2, 3, 4 -> TMU - FT = -3 on average
-    assert paired["method"] == "FT" and paired["n"] == 6 and paired["mean diff"] == pytest.approx(-3.0)
-    assert paired["p"] < 0.01
+    assert list(frames["paired"]["method"]) == ["Orig", "FT"]  # doing nothing is the first comparison
+    paired = frames["paired"].iloc[1]
+    # FT - TMU = 1 + c in both sizes: the class means of TMU - FT are -2, -3, -4 (3 classes, not 6 runs):
+    # t = -3 / (1 / sqrt 3) = -5.196 with 2 df -> p = 0.0351; all 3 closer: sign p = 2 / 8
+    assert paired["method"] == "FT" and (paired["classes"], paired["runs"]) == (3, 6)
+    assert paired["mean diff"] == pytest.approx(-3.0) and paired["t"] == pytest.approx(-3 * math.sqrt(3))
+    assert 0.035 < paired["p"] < 0.0352 and paired["sign p"] == pytest.approx(0.25)
+    assert paired["closer / farther"] == "3/0"
+    # the family is {original, FT}: TMU - original = c - 19 per class, so its p is tiny and FT's p is the larger
+    assert paired["p Holm"] == pytest.approx(max(paired["p"], 2 * frames["paired"].iloc[0]["p"]))
     curve = frames["curve"]
     assert list(curve["|D_f|"].unique()) == [100, 500]
     row = curve[(curve["|D_f|"] == 500) & (curve["method"] == "TMU")].iloc[0]
     assert row["|Δ|"] == pytest.approx(3.0) and row["agreement"] == pytest.approx(97.0) and row["runs"] == 3
+    assert row["classes"] == 3
     assert "1 n100" in set(frames["table1"]["class"])
+
+
+def test_paired_p_values_are_holm_corrected_over_the_groups_comparisons():
+    results = [fake_result(c, 0, 100, tmu=1.0, ft=2.0 + c) for c in range(4)]
+    for r in results:  # a second comparison: NG, farther from gold still
+        r["models"]["neggrad"] = {**r["models"]["finetune"], "abs_delta": 5.0 + 2 * r["forget_class"]}
+    paired = tables(results)["paired"].set_index("method")
+    p_ft, p_ng = paired.loc["FT", "p"], paired.loc["NG", "p"]
+    # TMU 1 against the original's 20 in every class: the same difference everywhere has no t-test p, and is
+    # left out of the t-test family (m = 2)
+    assert math.isnan(paired.loc["Orig", "p"]) and math.isnan(paired.loc["Orig", "p Holm"])
+    lo, hi = sorted([p_ft, p_ng])
+    assert sorted(paired.loc[["FT", "NG"], "p Holm"]) == pytest.approx(sorted([2 * lo, max(2 * lo, hi)]))
+    # sign test: 4 of 4 classes closer in all three, 0.125 each: Holm 3 x 0.125, then monotone
+    assert list(paired["sign p Holm"]) == pytest.approx([0.375, 0.375, 0.375])
 
 
 def test_with_summary_without_groups_adds_one_avg_and_one_ci_row():
     df = P.with_summary(pd.DataFrame({"class": ["a", "b"], "x": [1.0, 3.0]}))
-    assert list(df["class"]) == ["a", "b", "Avg", "95% CI ±"] and df["x"].iloc[2] == 2.0
+    assert list(df["class"]) == ["a", "b", "Avg (2 rows)", "95% CI ± (2 rows)"] and df["x"].iloc[2] == 2.0
 
 
 def test_export_adds_another_sweeps_matching_runs_and_rebuilds_the_tables(tmp_path, monkeypatch):
@@ -148,11 +217,11 @@ def test_export_adds_another_sweeps_matching_runs_and_rebuilds_the_tables(tmp_pa
                         "--command", "x"]) == 0
     t1 = pd.read_csv(tmp_path / "results" / "all-table1.csv").set_index("class")
     assert {"0", "2", "3", "8"} <= set(t1.index)  # seed 1 of the other sweep left out
-    assert t1.loc["Avg (held-out)", "TMU |Δ|"] == pytest.approx(5 / 3)  # classes 0, 2, 8: 1, 1, 3 (3 is tuning)
-    assert t1.loc["Avg (tuning)", "TMU |Δ|"] == pytest.approx(3.0)
+    assert t1.loc["Avg (held-out: 3 classes, 3 runs)", "TMU |Δ|"] == pytest.approx(5 / 3)  # 0, 2, 8: 1, 1, 3
+    assert t1.loc["Avg (tuning: 1 class, 1 run)", "TMU |Δ|"] == pytest.approx(3.0)  # class 3 is tuning
     assert not (tmp_path / "results" / "all-ensemble.csv").exists()  # added K = 3 runs count as K = 1 here
     cost = pd.read_csv(tmp_path / "results" / "all-cost.csv").set_index("class")
-    assert cost.loc["Avg (tuning)", "cost ratio"] == pytest.approx(0.2)  # every fake run's ratio
+    assert cost.loc["Avg (tuning: 1 class, 1 run)", "cost ratio"] == pytest.approx(0.2)  # every fake run's ratio
     md = (tmp_path / "results" / "all.md").read_text()
     assert "2 runs added from sweep `other` (seed=[0])" in md and "held-out classes: 0, 2, 8" in md
     with pytest.raises(SystemExit, match="--add-where takes"):
@@ -190,3 +259,36 @@ def test_audit_variants_keeps_reused_rows_instead_of_running_them_again(tmp_path
     pd.DataFrame([{"a": 1}]).to_csv(tmp_path / "bad.csv", index=False)
     with pytest.raises(SystemExit, match="not an audit_variants CSV"):
         av.reused_rows([tmp_path / "bad.csv"])
+
+
+def test_audit_variants_summarise_and_pair_with_the_class_as_the_unit():
+    import importlib.util
+    from pathlib import Path
+
+    spec = importlib.util.spec_from_file_location(
+        "audit_variants", Path(__file__).resolve().parents[1] / "benchmarks" / "audit_variants.py")
+    av = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(av)
+    # reference: class 3 seeds 1, 3 (mean 2), class 8: 10, 10; variant x is 1 lower on every run
+    rows = [{"variant": v, "class": c, "seed": s, **{col: 0.0 for col in av.COLUMNS},
+             "TMU |Δ|": (1.0 + 2 * s if c == 3 else 10.0) - (v == "x")} for v in ("paper", "x") for c in (3, 8)
+            for s in (0, 1)]
+    df = pd.DataFrame(rows)
+    summ = av.summary(df).set_index("variant")
+    assert (summ.loc["paper", "classes"], summ.loc["paper", "runs"]) == (2, 4)
+    # class means 2 and 10: mean 6, t(0.975, 1) x s / sqrt 2 = 12.706 x 4 = 50.8
+    assert summ.loc["paper", "TMU |Δ|"] == "6.0 ± 50.8"
+    pair = av.paired(df, "paper").set_index("metric").loc["TMU |Δ|"]
+    assert (pair["classes"], pair["runs"], pair["variant − reference"]) == (2, 4, -1.0)
+    assert pair["sign p"] == 0.5  # 2 of 2 classes lower: 2 / 4
+
+
+def test_the_verdict_table_names_a_winner_only_above_the_floor_and_counts_the_runs():
+    # |D_f| = 100, one gold: 5-image floor. Class 1: TMU 1 vs FT 10 -> TMU; class 2: TMU 1 vs FT 3 -> a tie;
+    # class 3: the original (20) within 5 of both -> no method shown better than doing nothing
+    results = [fake_result(1, 0, 100, tmu=1.0, ft=10.0), fake_result(2, 0, 100, tmu=1.0, ft=3.0),
+               fake_result(3, 0, 100, tmu=17.0, ft=18.0)]
+    v = tables(results)["verdict"].set_index("class")
+    assert list(v["closest to gold"]) == ["TMU", "tie: TMU, FT", "none: TMU, FT tie the original",
+                                          "winner named: TMU 1; no winner: 2"]
+    assert list(v["original ties"]) == ["no", "no", "yes", "1 of 3"] and v.loc["1", "noise floor (images)"] == 5

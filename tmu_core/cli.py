@@ -182,6 +182,7 @@ def cmd_cancel(args) -> int:
 
 
 def _summary(result: dict) -> str:
+    from .evaluate.verdict import verdict
     from .methods import display
 
     lines = [f"run {result['run_id']}  ({result['dataset']}, {result['model']}, class {result['forget_class']} "
@@ -195,9 +196,12 @@ def _summary(result: dict) -> str:
                      f"{m['activation_distance']:8.4f} {m['mia']:6.1f} {m.get('mia_auc', float('nan')):7.1f} "
                      f"{m['seconds']:7.1f}")
     if any(display(n).kind == "control" for n in result["models"]):
-        lines.append("† control (reads gold or chooses at random): never a candidate for 'best aligned'")
+        lines.append("† control (reads gold or chooses at random): never a candidate for 'closest to gold'")
     for name, why in result.get("diverged", {}).items():
         lines.append(f"{name:<14} no results: {why}")
+    v = verdict(result)
+    lines.append(f"verdict: {v.headline()}")
+    lines += [f"  {s}" for s in v.sentences()]
     t = result.get("tmu")
     if t:
         cost = result.get("cost_ratio")

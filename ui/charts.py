@@ -9,7 +9,7 @@ import pandas as pd
 import plotly.graph_objects as go
 from plotly.subplots import make_subplots
 
-from tmu_core.methods import METHODS, display
+from tmu_core.methods import METHODS, REFERENCES, display
 
 from .tables import BASELINE_ROW, FEATURES, HELD_OUT_FEATURES, model_color, model_label
 
@@ -132,24 +132,28 @@ def forget_accuracy_figure(models: pd.DataFrame) -> go.Figure:
     return _layout(fig, "Accuracy on the forget set: the target is gold's, not 0", 380)
 
 
-def delta_figure(models: pd.DataFrame) -> go.Figure:
-    """|Δ| = |A_f(method) − A_f(gold)| per unlearning method and control (lower is better aligned).
+def delta_figure(models: pd.DataFrame, verdict=None) -> go.Figure:
+    """|Δ| = |A_f(method) − A_f(gold)| per model: the untouched original, every method and control (lower is better).
 
-    Each bar says how many D_f images it is from gold (tables.models_frame's `images`); bars within one image of
-    the smallest are marked "tie". The axis spans the methods: a bar far longer than the rest (random labels
-    at 97 beside 2 and 3) is cut at the axis end, hatched, and its label keeps the true value.
+    Each bar says how many D_f images it is from gold (tables.models_frame's `images`). With the run's `verdict`
+    (tmu_core.evaluate.verdict.Verdict) the closest method is marked "closest", or the candidates within the noise
+    floor "tie", and the floor is drawn as a band from the smallest candidate |Δ|; controls are marked † and
+    never take part. The axis spans the models: a bar far longer than the rest (random labels at 97 beside 2 and
+    3) is cut at the axis end, hatched, and its label keeps the true value.
     """
-    df = models[~models["model"].isin(["gold", "original"])].sort_values("abs_delta")
+    df = models[models["model"] != "gold"].sort_values("abs_delta", kind="stable")
     values = df["abs_delta"].astype(float).tolist()
     images = df["images"].tolist() if "images" in df else [None] * len(df)
+    kinds = df["kind"].tolist() if "kind" in df else ["method"] * len(df)
     cap = _axis_cap(values)
-    best = min((i for i in images if i is not None), default=None)
-    candidates = (df["kind"] == "method").tolist() if "kind" in df else [True] * len(df)
-    ties = sum(1 for i, c in zip(images, candidates) if c and best is not None and i is not None and i <= best + 1)
     text = []
-    for v, n, c in zip(values, images, candidates):
-        label = f"{v:.1f}" + (f" ({n} image{'s' if n != 1 else ''})" if n is not None else "")
-        if c and ties > 1 and n is not None and n <= best + 1:
+    for name, v, n, kind in zip(df["model"], values, images, kinds):
+        label = f"{v:.1f}" + (f" ({n:.0f} image{'s' if n != 1 else ''})" if n is not None and n == n else "")
+        if kind == "control":
+            label += " · control †"
+        elif verdict is not None and name == verdict.winner:
+            label += " · closest"
+        elif verdict is not None and verdict.winner is None and name in verdict.leaders:
             label += " · tie"
         text.append(label + (" ▸ axis cut" if v > cap else ""))
     fig = go.Figure(go.Bar(x=[min(v, cap) for v in values], y=[model_label(m) for m in df["model"]], orientation="h",
@@ -158,8 +162,13 @@ def delta_figure(models: pd.DataFrame) -> go.Figure:
                            text=text, textposition="outside", hovertemplate="%{y}: |Δ| %{customdata:.1f}<extra></extra>"))
     fig.update_traces(cliponaxis=False)
     fig.update_xaxes(title="|Δ| (percentage points of D_f)", range=[0, cap * (2.2 if max(values, default=0) > cap else 1.6)])
-    fig.update_yaxes(autorange="reversed")  # the best aligned on top
-    return _layout(fig, "|Δ| to gold on D_f (lower is better)", 320)
+    fig.update_yaxes(autorange="reversed")  # the closest to gold on top
+    if verdict is not None and verdict.leaders:
+        best = verdict.row(verdict.leaders[0]).abs_delta
+        width = verdict.floor.images * 100.0 / verdict.forget_count if verdict.forget_count else verdict.floor.images
+        fig.add_vrect(x0=best, x1=min(best + width, cap), fillcolor="#9e9e9e", opacity=0.15, line_width=0,
+                      annotation_text="noise floor", annotation_position="top left")
+    return _layout(fig, "|Δ| to gold on D_f (lower is better)", 340)
 
 
 def _axis_cap(values: list[float]) -> float:
@@ -228,7 +237,7 @@ def umap_figure(df: pd.DataFrame, title: str, zoom: bool = False, height: int = 
 def sweep_delta_figure(long: pd.DataFrame) -> go.Figure:
     """|Δ| per forget class per method (tables.sweep_delta_long), grouped bars."""
     fig = go.Figure()
-    names = {display(name).short: name for name in METHODS.names()}
+    names = {display(name).short: name for name in (*REFERENCES, *METHODS.names())}  # Table 1 has the original
     for method, part in long.groupby("method", sort=False):
         fig.add_trace(go.Bar(x=part["class"], y=part["abs_delta"], name=method,
                              marker_color=model_color(names.get(method, method)),
@@ -247,15 +256,16 @@ CURVE_MIN_RUNS = 3  # fewer runs at a point: its interval is not drawn
 
 def forget_curve_figure(curve: pd.DataFrame, measure: str = "|Δ|") -> go.Figure:
     """Forgetting more data (paper Fig. 3): `measure` ('|Δ|' or 'agreement') per method against |D_f|, one
-    line per method with its 95% CI as error bars (evaluate.protocol.curve_frame). Points from fewer than 3 runs
-    get no bar (a t interval over 2 runs is 12.7 times their spread and would flatten every line); the title
+    line per method with its 95% CI over classes as error bars (evaluate.protocol.curve_frame). Points from fewer
+    than 3 classes get no bar (a t interval over 2 is 12.7 times their spread and would flatten every line); the title
     says so. Both measures are percentages: the axis stays on 0-100."""
     fig = go.Figure()
     names = {display(name).short: name for name in METHODS.names()}
-    thin = bool((curve["runs"] < CURVE_MIN_RUNS).any()) if "runs" in curve else False
+    units = "classes" if "classes" in curve else "runs"  # the interval is over classes (evaluate.protocol)
+    thin = bool((curve[units] < CURVE_MIN_RUNS).any()) if units in curve else False
     for method, part in curve.groupby("method", sort=False):
         part = part.sort_values("|D_f|")
-        bars = part[f"{measure} CI ±"].where(part["runs"] >= CURVE_MIN_RUNS) if "runs" in part else part[f"{measure} CI ±"]
+        bars = part[f"{measure} CI ±"].where(part[units] >= CURVE_MIN_RUNS) if units in part else part[f"{measure} CI ±"]
         fig.add_trace(go.Scatter(
             x=part["|D_f|"], y=part[measure], name=method, mode="lines+markers",
             line=dict(color=model_color(names.get(method, method))),
@@ -263,5 +273,5 @@ def forget_curve_figure(curve: pd.DataFrame, measure: str = "|Δ|") -> go.Figure
             hovertemplate="|D_f| %{x}: %{y:.1f}<extra>" + method + "</extra>"))
     fig.update_xaxes(title="|D_f| (samples forgotten)", type="log")
     fig.update_yaxes(title=CURVE_MEASURES[measure], range=[-2, 102])
-    note = f"<br><sup>no 95% CI bar where fewer than {CURVE_MIN_RUNS} runs</sup>" if thin else ""
+    note = f"<br><sup>no 95% CI bar where fewer than {CURVE_MIN_RUNS} {units}</sup>" if thin else ""
     return _layout(fig, f"{CURVE_MEASURES[measure]} against |D_f|{note}", 400)

@@ -9,6 +9,7 @@ import numpy as np
 import pandas as pd
 
 from tmu_core.evaluate.protocol import is_summary
+from tmu_core.evaluate.verdict import verdict
 from tmu_core.methods import display, ordered
 
 FEATURES = ("NF", "AF", "CF")
@@ -71,23 +72,6 @@ def images_text(images) -> str:
     return f"{int(images)} image{'s' if int(images) != 1 else ''} of D_f"
 
 
-def best_aligned(models: pd.DataFrame) -> tuple[str, float]:
-    """(short name(s), |Δ|) of the unlearning method(s) closest to gold: "TMU", or "tie: FT, NG, BT" when
-    several are within one D_f image of the smallest |Δ| (within 0.05 points, as displayed, when the frame
-    has no image counts). Controls and reference models are never candidates; ("none", nan) without methods."""
-    methods = models[models["kind"] == "method"] if "kind" in models else models[~models["model"].isin(["original", "gold"])]
-    if methods.empty:
-        return "none", float("nan")
-    if "images" in methods and methods["images"].notna().all():
-        near = methods["images"] <= methods["images"].min() + 1
-    else:
-        shown = methods["abs_delta"].round(1)
-        near = shown == shown.min()
-    best = methods[near].sort_values("abs_delta", kind="stable")
-    names = [short_label(m) for m in best["model"]]
-    return (names[0] if len(names) == 1 else "tie: " + ", ".join(names)), round(float(methods["abs_delta"].min()), 1)
-
-
 def cost_text(metrics: dict) -> str | None:
     """The TMU cost / retrain ratio spelled out: TMU's seconds over the seconds gold's training took."""
     models = metrics["models"]
@@ -106,23 +90,15 @@ def all_easy_baseline(tmu: dict) -> float:
 
 
 def alignment_note(metrics: dict) -> str | None:
-    """Why TMU is not the best aligned in this run, from the run's own numbers; None when it is (or has no TMU).
+    """Why TMU is not among the leaders of this run's verdict (beyond the noise floor from the closest), from the
+    run's own numbers; None when it is (or has no TMU).
 
     |Δ| follows from how many D_f samples TMU calls hard against how many gold gets wrong, and TMU learns
     that count on the twin's D_a: a D_a smaller than Eq. 3 asks, or with few hard samples, estimates it badly.
     """
     tmu = metrics.get("tmu")
-    models = metrics["models"]
-    if not tmu or "tmu" not in models:
-        return None
-    others = [m for n, m in models.items() if n != "tmu" and display(n).kind == "method"]
-    n_f = metrics.get("forget_count")
-    if n_f:  # within one D_f image of the best is a tie (best_aligned), not a miss
-        if not others or images_apart(models["tmu"]["abs_delta"], n_f) <= min(
-                images_apart(m["abs_delta"], n_f) for m in others) + 1:
-            return None
-    elif not others or round(models["tmu"]["abs_delta"], 1) <= min(round(m["abs_delta"], 1) for m in others):
-        return None
+    if not tmu or "tmu" not in metrics["models"] or "tmu" in verdict(metrics).leaders:
+        return None  # within the noise floor of the best is a tie, not a miss
     n = tmu["gold_easy"] + tmu["gold_hard"]
     sizing = tmu.get("aux_sizing", {})
     requested, used = sizing.get("requested"), sizing.get("used", tmu.get("aux_count"))

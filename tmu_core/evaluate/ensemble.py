@@ -6,8 +6,12 @@ With correct[k, i] = 1 when gold k classifies D_f sample i correctly:
 - gold-vs-gold agreement = mean over gold pairs (k < l) of the share of D_f where k and l agree
   (both right or both wrong): how well one gold predicts another.
 - ceiling = mean_i max(p_i, 1 − p_i): the best expected label accuracy any predictor of easy/hard can reach
-  against a fresh gold drawn like these (predict the majority verdict). With small K, p_i is a coarse
-  estimate (K = 3: 0, 1/3, 2/3, 1), which tends to overstate the ceiling a little.
+  against a fresh gold drawn like these (predict the majority verdict). Plugging the K-gold estimate of p_i in
+  overstates it at small K: where the true p_i is 0.5 for every sample, K = 3 golds read 0.75.
+- leave-one-gold-out ceiling = mean over k and i of [the majority of the other K − 1 golds predicts gold k's
+  verdict on i] (a split majority counts ½): a predictor scored on a gold it did not see, so it has no small-K
+  optimism (true p_i = 0.5 reads 0.5); it is the majority of K − 1 golds, so it sits a little under the true
+  ceiling. With K = 2 it is the gold-vs-gold agreement.
 - soft label accuracy of a 0/1 prediction (1 = easy) = mean_i (pred_i p_i + (1 − pred_i)(1 − p_i)): its
   expected agreement with a fresh gold.
 - soft AUC of a score s (p(easy)) = P(s_i > s_j) (+ ½ for ties) over pairs i ≠ j where i is drawn as easy
@@ -40,6 +44,18 @@ def ceiling(p: np.ndarray) -> float:
     return 100.0 * float(np.maximum(p, 1 - p).mean()) if len(p) else float("nan")
 
 
+def ceiling_loo(correct: np.ndarray) -> float:
+    """Leave-one-gold-out ceiling (percent) of (K, n) 0/1 correctness: each gold predicted by the majority of the
+    other K − 1 (a split majority counts ½), averaged over golds and samples; nan when K < 2."""
+    c = np.asarray(correct, dtype=float)
+    k = len(c)
+    if k < 2 or c.shape[1] == 0:
+        return float("nan")
+    others = (c.sum(0, keepdims=True) - c) / (k - 1)  # share of the other golds right, per gold and sample
+    pred = np.where(others > 0.5, 1.0, np.where(others < 0.5, 0.0, 0.5))  # P(predict "right")
+    return 100.0 * float((c * pred + (1 - c) * (1 - pred)).mean())
+
+
 def soft_label_accuracy(pred_easy: np.ndarray, p: np.ndarray) -> float:
     """Expected agreement (percent) of 0/1 predictions (1 = easy) with a gold that is right on i w.p. p_i."""
     pred, p = np.asarray(pred_easy, dtype=float), np.asarray(p, dtype=float)
@@ -64,7 +80,7 @@ def summary(correct: np.ndarray, acc_forget: list[float], seeds: list[int]) -> d
     """The metrics.json block of a K-gold ensemble (correct: (K, |D_f|), gold 0 being the run's gold)."""
     p = p_right(correct)
     return {"k": int(len(correct)), "train_seeds": [int(s) for s in seeds],
-            "gold_agreement": pairwise_agreement(correct), "ceiling": ceiling(p),
+            "gold_agreement": pairwise_agreement(correct), "ceiling": ceiling(p), "ceiling_loo": ceiling_loo(correct),
             "gold_acc_forget": [float(a) for a in acc_forget], "mean_p": float(p.mean()) if len(p) else float("nan")}
 
 

@@ -1,10 +1,13 @@
-"""The evaluation protocol over a sweep (EVALUATION.md §4): mean and 95% confidence interval over the
-class x seed rows of a table, tuning classes reported apart from held-out ones, a paired comparison of the
-primary method against every other method, and the forgetting-more-data curve (paper Fig. 3).
+"""The evaluation protocol over a sweep (EVALUATION.md §4, §6): mean and 95% confidence interval with the class
+as the unit, tuning classes reported apart from held-out ones, a paired comparison of the primary method against
+every other method with Holm-corrected and exact sign-test p values, and the forgetting-more-data curve (Fig. 3).
 
-The interval is Student's t over the rows (each row is one class x seed run, treated as independent
-draws): mean ± t_{0.975, n-1} · s / sqrt(n). The paired comparison is a paired t-test on |Δ| over the same
-rows (scipy.stats.ttest_rel), with the t interval of the mean difference.
+Runs of one class share its D_f, its gold and its difficulty, so class x seed rows are not independent draws:
+every interval here is Student's t over per-class means (each class's mean over its runs, non-finite values left
+out): mean ± t_{0.975, k-1} · s / sqrt(k) over k classes. The paired comparison is a paired t-test over the
+classes' mean |Δ| (scipy.stats.ttest_rel), an exact two-sided sign test over the same classes (the test to read
+when there are fewer than ten), and Holm's step-down correction of both over the family of comparisons in one
+block of the table (the primary method against each other method, on one group of classes).
 """
 from __future__ import annotations
 
@@ -14,7 +17,9 @@ import numpy as np
 import pandas as pd
 
 LEVEL = 0.95
-CI_NOTE = "Avg: mean over the class × seed rows; 95% CI ±: half-width of the Student-t 95% interval over them"
+CI_NOTE = ("Avg: mean of the per-class means (the class is the unit: runs of one class share its D_f and gold); "
+           "95% CI ±: half-width of the Student-t 95% interval over those class means; each row says how many "
+           "classes and runs it holds, and a 'non-finite left out' row counts the runs left out per column")
 
 
 def mean_ci(values, level: float = LEVEL) -> tuple[float, float, int]:
@@ -67,57 +72,135 @@ def row_groups(results: list[dict], tuning_classes=()) -> list[str] | None:
     return [group_of(r, tuning_classes) for r in results] if tuning_classes else None
 
 
-def summary_label(kind: str, group: str | None) -> str:
-    base = "Avg" if kind == "mean" else "95% CI ±"
-    return f"{base} ({group})" if group else base
+def class_means(values, units) -> tuple[np.ndarray, int, int]:
+    """Per-class means of the finite `values` (one per run, `units` its class): (means, runs used, left out)."""
+    x = np.asarray(values, dtype=float)
+    u = np.asarray([str(c) for c in units]) if units is not None else np.arange(len(x)).astype(str)
+    ok = np.isfinite(x)
+    means = [x[ok & (u == c)].mean() for c in dict.fromkeys(u[ok])]
+    return np.asarray(means, dtype=float), int(ok.sum()), int((~ok).sum())
 
 
-def with_summary(df: pd.DataFrame, groups: list[str] | None = None) -> pd.DataFrame:
-    """`df` (one row per class x seed) followed by an 'Avg' row and a '95% CI ±' row per group.
+def class_ci(values, units, level: float = LEVEL) -> dict:
+    """Mean and Student-t half-width over per-class means; classes, runs used and runs left out (non-finite)."""
+    means, runs, left_out = class_means(values, units)
+    mean, half, k = mean_ci(means, level)
+    return {"mean": mean, "half": half, "classes": k, "runs": runs, "left_out": left_out}
 
-    With `groups` (one label per row: 'held-out' / 'tuning'), each group gets its own pair of rows, held-out
-    first; without, one pair over all rows. NaNs are left out of both."""
+
+def _count(n: int, word: str) -> str:
+    return f"{n} {word}{'' if n == 1 else 'es' if word.endswith('s') else 's'}"
+
+
+def summary_label(kind: str, group: str | None, size: str = "") -> str:
+    """'Avg', '95% CI ±' or 'non-finite left out', with the group and the block's size: 'Avg (held-out: 8
+    classes, 24 runs)'."""
+    base = {"mean": "Avg", "ci": "95% CI ±", "left_out": "non-finite left out"}[kind]
+    inside = ": ".join(p for p in (group, size) if p)
+    return f"{base} ({inside})" if inside else base
+
+
+def with_summary(df: pd.DataFrame, groups: list[str] | None = None, units=None) -> pd.DataFrame:
+    """`df` (one row per class x seed) followed by an 'Avg' row and a '95% CI ±' row per group, over classes.
+
+    `units` gives each row's class (the unit of the interval: its runs are averaged first); without it each row
+    is its own unit. With `groups` (one label per row: 'held-out' / 'tuning'), each group gets its own rows,
+    held-out first; without, one block over all rows. Each label says how many classes and runs the block
+    holds; a 'non-finite left out' row follows when some column had values left out (their count per column)."""
     cols = [c for c in df.columns if c != "class"]
+    per_row = units is None
+    units = list(range(len(df))) if per_row else list(units)
     blocks = [(None, np.ones(len(df), bool))] if groups is None else \
         [(g, np.asarray(groups) == g) for g in ("held-out", "tuning") if g in groups]
     rows = []
     for group, mask in blocks:
-        stats = {c: mean_ci(df.loc[mask, c].astype(float)) for c in cols}
-        rows.append({"class": summary_label("mean", group), **{c: s[0] for c, s in stats.items()}})
-        rows.append({"class": summary_label("ci", group), **{c: s[1] for c, s in stats.items()}})
+        block_units = [u for u, m in zip(units, mask) if m]
+        stats = {c: class_ci(pd.to_numeric(df.loc[mask, c], errors="coerce"), block_units) for c in cols}
+        size = _count(int(mask.sum()), "row") if per_row else \
+            f"{_count(len(set(map(str, block_units))), 'class')}, {_count(int(mask.sum()), 'run')}"
+        rows.append({"class": summary_label("mean", group, size), **{c: s["mean"] for c, s in stats.items()}})
+        rows.append({"class": summary_label("ci", group, size), **{c: s["half"] for c, s in stats.items()}})
+        if any(s["left_out"] for s in stats.values()):
+            rows.append({"class": summary_label("left_out", group), **{c: float(s["left_out"]) for c, s in stats.items()}})
     return pd.concat([df, pd.DataFrame(rows)], ignore_index=True)
 
 
 def is_summary(label) -> bool:
-    """True for the Avg / CI rows `with_summary` adds."""
-    return str(label).startswith(("Avg", "95% CI"))
+    """True for the Avg / CI / non-finite rows `with_summary` adds."""
+    return str(label).startswith(("Avg", "95% CI", "non-finite left out"))
+
+
+def holm(p) -> np.ndarray:
+    """Holm's step-down adjusted p values of a family (non-finite p values stay nan and are not counted).
+
+    Sorted ascending p_(1) <= ... <= p_(m): adj_(j) = max over i <= j of min(1, (m − i + 1) p_(i))."""
+    p = np.asarray(p, dtype=float)
+    out = np.full(len(p), np.nan)
+    idx = np.flatnonzero(np.isfinite(p))
+    order = idx[np.argsort(p[idx], kind="stable")]
+    m, running = len(order), 0.0
+    for j, i in enumerate(order):
+        running = max(running, min(1.0, (m - j) * p[i]))
+        out[i] = running
+    return out
+
+
+SIGN_TOL = 1e-4  # |differences| (percentage points) up to this are float rounding: ties, left out of the sign test
+
+
+def sign_test(diff) -> dict:
+    """Exact two-sided sign test of the finite, non-zero differences: P(a split at least as uneven | p = 1/2)."""
+    d = np.asarray(diff, dtype=float)
+    d = d[np.isfinite(d)]
+    below, above = int((d < -SIGN_TOL).sum()), int((d > SIGN_TOL).sum())
+    n = below + above
+    if n == 0:
+        return {"below": below, "above": above, "p": float("nan")}
+    k = min(below, above)
+    tail = sum(math.comb(n, i) for i in range(k + 1)) / 2 ** n
+    return {"below": below, "above": above, "p": float(min(1.0, 2 * tail))}
 
 
 def paired_frame(results: list[dict], primary: str, others: list[str], label, groups: list[str] | None) -> pd.DataFrame:
-    """The primary method against each other method on |Δ|, per group: a paired t-test over the runs."""
+    """The primary method against each other method on |Δ|, per group, with the class as the unit: per-class mean
+    |Δ| of each (over the runs where both have a finite value), a paired t-test and an exact sign test over the
+    classes, and both p values Holm-corrected over the group's family of comparisons."""
     groups = groups or ["all"] * len(results)
     rows = []
     for group in [g for g in ("all", "held-out", "tuning") if g in groups]:
         mine = [r for r, g in zip(results, groups) if g == group]
-        a = [r["models"][primary]["abs_delta"] for r in mine]
+        a = np.array([r["models"].get(primary, {}).get("abs_delta", np.nan) for r in mine], dtype=float)
+        block = []
         for other in others:
-            res = paired_test(a, [r["models"][other]["abs_delta"] for r in mine])
-            rows.append({"classes": group, "method": label(other), "n": res["n"],
-                         f"{label(primary)} |Δ|": res["mean_a"], "method |Δ|": res["mean_b"],
-                         "mean diff": res["diff"], "CI low": res["ci_low"], "CI high": res["ci_high"],
-                         "t": res["t"], "p": res["p"]})
+            b = np.array([r["models"].get(other, {}).get("abs_delta", np.nan) for r in mine], dtype=float)
+            ok = np.isfinite(a) & np.isfinite(b)
+            units = [r["forget_class"] for r, k in zip(mine, ok) if k]
+            ca, _, _ = class_means(a[ok], units)
+            cb, _, _ = class_means(b[ok], units)
+            res, sign = paired_test(ca, cb), sign_test(ca - cb)
+            block.append({"group": group, "method": label(other), "classes": res["n"], "runs": int(ok.sum()),
+                          f"{label(primary)} |Δ|": res["mean_a"], "method |Δ|": res["mean_b"],
+                          "mean diff": res["diff"], "CI low": res["ci_low"], "CI high": res["ci_high"],
+                          "t": res["t"], "p": res["p"], "p Holm": np.nan,
+                          "closer / farther": f"{sign['below']}/{sign['above']}", "sign p": sign["p"],
+                          "sign p Holm": np.nan})
+        for col, adj in (("p", "p Holm"), ("sign p", "sign p Holm")):
+            for row, v in zip(block, holm([r[col] for r in block])):
+                row[adj] = float(v)
+        rows += block
     return pd.DataFrame(rows)
 
 
 def curve_frame(results: list[dict], methods: list[str], label) -> pd.DataFrame:
     """Forgetting more data (paper Fig. 3): per |D_f| and method, |Δ| and per-sample agreement with gold
-    (mean and 95% CI half-width over the class x seed runs of that size)."""
+    (mean of the per-class means and the Student-t 95% CI half-width over classes)."""
     rows = []
     for n in sorted({int(r["forget_count"]) for r in results}):
         mine = [r for r in results if int(r["forget_count"]) == n]
+        units = [r["forget_class"] for r in mine]
         for m in methods:
-            d = mean_ci([r["models"][m]["abs_delta"] for r in mine])
-            a = mean_ci([r["models"][m].get("sample_agreement", float("nan")) for r in mine])
-            rows.append({"|D_f|": n, "method": label(m), "runs": d[2], "|Δ|": d[0], "|Δ| CI ±": d[1],
-                         "agreement": a[0], "agreement CI ±": a[1]})
+            d = class_ci([r["models"].get(m, {}).get("abs_delta", np.nan) for r in mine], units)
+            a = class_ci([r["models"].get(m, {}).get("sample_agreement", np.nan) for r in mine], units)
+            rows.append({"|D_f|": n, "method": label(m), "classes": d["classes"], "runs": d["runs"], "|Δ|": d["mean"],
+                         "|Δ| CI ±": d["half"], "agreement": a["mean"], "agreement CI ±": a["half"]})
     return pd.DataFrame(rows)

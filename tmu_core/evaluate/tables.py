@@ -1,7 +1,8 @@
 """The paper's tables from a list of run results (metrics.json dicts), as DataFrames, Markdown and CSV.
 
-Table 1: per forget class, gold A_test and A_f, then each method's A_test, A_f and |delta|, then an Avg
-row and a 95% CI row (evaluate.protocol; per group when tuning classes are named). Table 3: activation
+Table 1: per forget class, gold A_test and A_f, then the untouched original's and each method's A_test, A_f,
+|delta| and per-sample agreement, then an Avg row and a 95% CI row over classes (evaluate.protocol; per group
+when tuning classes are named). The verdict table: each run's verdict above its noise floor (evaluate.verdict). Table 3: activation
 distance to the gold model on D_f. Table 4: the easy/hard split's label accuracy with all features and
 each subset (ablation). A MIA table rides along; with several runs, the paired comparison of the primary
 method against each other method; with K > 1 golds, the gold ensemble; with several |D_f|, the curve. Method names, order and short names
@@ -14,7 +15,7 @@ import pandas as pd
 
 from ..methods import METHODS, REFERENCES, display, ordered
 from . import protocol
-
+from .verdict import verdict
 
 NO_RESULT = {k: float("nan") for k in ("acc_test", "acc_forget", "abs_delta", "sample_agreement", "activation_distance",
                                        "mia", "mia_auc")}
@@ -42,9 +43,8 @@ def _row_label(r: dict, results: list[dict]) -> str:
 
 def _table1_row(r: dict, cls: str, methods: list[str]) -> dict:
     g = r["models"]["gold"]
-    row = {"class": cls, "original A_f": r["models"]["original"]["acc_forget"], "gold A_test": g["acc_test"],
-           "gold A_f": g["acc_forget"]}
-    for m in methods:
+    row = {"class": cls, "gold A_test": g["acc_test"], "gold A_f": g["acc_forget"]}
+    for m in ("original", *methods):  # the untouched original is a row of every verdict (EVALUATION.md §5)
         mm = r["models"].get(m, NO_RESULT)  # a method that diverged in this run has no results
         row.update({f"{_label(m)} A_test": mm["acc_test"], f"{_label(m)} A_f": mm["acc_forget"],
                     f"{_label(m)} |Δ|": mm["abs_delta"], f"{_label(m)} agree": mm.get("sample_agreement", float("nan"))})
@@ -60,30 +60,64 @@ def _table4_row(split: dict, cls: str) -> dict:
 
 def tables(results: list[dict], tuning_classes=()) -> dict[str, pd.DataFrame]:
     """Table 1, Table 3, Table 4, MIA and the MIA attack's AUC from a list of run results (metrics.json dicts),
-    each with Avg and 95% CI rows (held-out and tuning classes apart when `tuning_classes` is given); the
-    paired comparison, the gold ensemble and the forgetting-more-data curve where the results allow them."""
+    each with Avg and 95% CI rows over classes (held-out and tuning classes apart when `tuning_classes` is given);
+    each run's verdict above its noise floor with a count of them; the paired comparison, the gold ensemble and
+    the forgetting-more-data curve where the results allow them."""
     if not results:
         return {}
     methods = ordered(m for m in results[0]["models"] if m not in REFERENCES)
-    rows = {"table1": [], "table3": [], "table4": [], "mia": [], "mia_auc": []}
+    rows = {"table1": [], "table3": [], "table4": [], "mia": [], "mia_auc": [], "verdict": []}
+    split_runs = []  # the runs behind Table 4's rows (a run without TMU has none)
     for r in results:
         cls = _row_label(r, results)
         models = r["models"]
         rows["table1"].append(_table1_row(r, cls, methods))
-        rows["table3"].append({"class": cls, **{_label(m): models.get(m, NO_RESULT)["activation_distance"] for m in methods}})
+        rows["table3"].append({"class": cls, **{_label(m): models.get(m, NO_RESULT)["activation_distance"]
+                                                for m in ("original", *methods)}})
+        rows["verdict"].append(_verdict_row(r, cls))
         for key, field in (("mia", "mia"), ("mia_auc", "mia_auc")):
             rows[key].append({"class": cls, **{_label(m): models.get(m, NO_RESULT).get(field, float("nan"))
                                                 for m in ("original", "gold", *methods)}})
         split = easy_hard_summary(r)
         if split:
             rows["table4"].append(_table4_row(split, cls))
+            split_runs.append(r)
     out = {k: pd.DataFrame(v) for k, v in rows.items() if v}
-    groups = protocol.row_groups(results, tuning_classes)
     ens = [_ensemble_row(r, _row_label(r, results)) for r in results if "gold_ensemble" in r]
     if len(ens) == len(results):
         out["ensemble"] = pd.DataFrame(ens)
-    out = {k: protocol.with_summary(df, groups) for k, df in out.items()}
+    for k in [k for k in out if k in SUMMARISED]:  # the class is the unit of every interval
+        behind = split_runs if k == "table4" else results
+        out[k] = protocol.with_summary(out[k], protocol.row_groups(behind, tuning_classes),
+                                       [r["forget_class"] for r in behind])
+    out["verdict"] = _verdict_count(out["verdict"])
+    groups = protocol.row_groups(results, tuning_classes)
     return {**out, **_protocol_frames(results, methods, groups)}
+
+
+def _verdict_row(r: dict, cls: str) -> dict:
+    """One run's verdict (evaluate.verdict): the floor, the leaders by measure, whether the original ties."""
+    v = verdict(r)
+
+    def short(names) -> str:
+        return ", ".join(v.short(n) for n in names)
+
+    return {"class": cls, "noise floor (images)": v.floor.images, "floor from": "K golds" if v.floor.source == "golds"
+            else "default", "closest to gold": v.headline(), "|Δ| leaders": short(v.leaders),
+            "agreement leaders": short(v.agreement_leaders),
+            "act. dist. leader": v.short(v.distance_leader) if v.distance_leader else "",
+            "original ties": "yes" if v.original_ties else "no"}
+
+
+def _verdict_count(df: pd.DataFrame) -> pd.DataFrame:
+    """The verdict rows and one last row that counts them: runs with a winner (by method), ties, original ties."""
+    winners = df.loc[~df["closest to gold"].str.startswith(("tie", "none", "no method")), "closest to gold"]
+    named = ", ".join(f"{m} {k}" for m, k in winners.value_counts().items()) or "none"
+    total = {"class": f"all {len(df)} runs", "noise floor (images)": float(df["noise floor (images)"].median()),
+             "floor from": "median", "closest to gold": f"winner named: {named}; no winner: {len(df) - len(winners)}",
+             "|Δ| leaders": "", "agreement leaders": "", "act. dist. leader": "",
+             "original ties": f"{int((df['original ties'] == 'yes').sum())} of {len(df)}"}
+    return pd.concat([df, pd.DataFrame([total])], ignore_index=True)
 
 
 def cost_frame(results: list[dict], tuning_classes=()) -> pd.DataFrame:
@@ -92,12 +126,15 @@ def cost_frame(results: list[dict], tuning_classes=()) -> pd.DataFrame:
     rows = [{"class": _row_label(r, results), "TMU seconds": r["models"].get("tmu", {}).get("seconds", float("nan")),
              "gold retrain seconds": r["models"]["gold"].get("seconds", float("nan")),
              "cost ratio": float("nan") if r.get("cost_ratio") is None else r["cost_ratio"]} for r in results]
-    return protocol.with_summary(pd.DataFrame(rows), protocol.row_groups(results, tuning_classes))
+    return protocol.with_summary(pd.DataFrame(rows), protocol.row_groups(results, tuning_classes),
+                                 [r["forget_class"] for r in results])
 
 
 def _ensemble_row(r: dict, cls: str) -> dict:
     e, split = r["gold_ensemble"], easy_hard_summary(r) or {}
-    return {"class": cls, "K": e["k"], "gold-vs-gold agreement": e["gold_agreement"], "ceiling": e["ceiling"],
+    return {"class": cls, "K": e["k"], "gold-vs-gold agreement": e["gold_agreement"],
+            "ceiling (plug-in, high at small K)": e["ceiling"],
+            "ceiling (leave-one-gold-out)": e.get("ceiling_loo", float("nan")),
             "label acc. vs gold": split.get("label_accuracy", float("nan")),
             "label acc. vs p_i": split.get("soft_label_accuracy", float("nan")),
             "AUC vs p_i": split.get("soft_auc_p_easy", float("nan")),
@@ -105,11 +142,12 @@ def _ensemble_row(r: dict, cls: str) -> dict:
 
 
 def _protocol_frames(results: list[dict], methods: list[str], groups) -> dict[str, pd.DataFrame]:
-    """The paired comparison (several runs, a primary method and another) and the curve (several |D_f|)."""
+    """The paired comparison (several runs, a primary method and the others, doing nothing first: the original is
+    the |Δ| every method must beat) and the curve (several |D_f|)."""
     out = {}
     primary = [m for m in methods if METHODS.get(m).primary]
-    others = [m for m in methods if m not in primary]
-    if len(results) > 1 and primary and others:
+    others = ["original", *(m for m in methods if m not in primary)]
+    if len(results) > 1 and primary:
         out["paired"] = protocol.paired_frame(results, primary[0], others, _label, groups)
     if len({r["forget_count"] for r in results}) > 1:
         out["curve"] = protocol.curve_frame(results, methods, _label)
@@ -125,12 +163,23 @@ TITLES = {"table1": "Table 1 — accuracy (%), |Δ| = |A_f(method) − A_f(gold)
           "mia": "MIA — % of D_f an entropy-based logistic-regression attack calls members (gold is the target)",
           "mia_auc": "MIA attack quality — its AUC (%) on the D_r-vs-test data it was fitted on (50 = chance: "
                      "that model's MIA row says nothing)",
-          "ensemble": "Gold ensemble — K golds (training seeds differ): gold-vs-gold agreement, the ceiling "
-                      "mean(max(p_i, 1 − p_i)), TMU's label accuracy against gold and against soft truth p_i (%)",
-          "paired": "Paired comparison on |Δ| — mean difference (primary − method) over class × seed runs, its "
-                    "Student-t 95% CI, paired t-test p (negative: the primary method is closer to gold)",
+          "ensemble": "Gold ensemble — K golds (training seeds differ): gold-vs-gold agreement; the ceiling "
+                      "mean(max(p_i, 1 − p_i)) with p_i plugged in from K golds (it reads high at small K: 75 where "
+                      "the true p_i is 0.5 and K = 3) and leave-one-gold-out (each gold predicted by the other "
+                      "K − 1's majority: no small-K optimism, a little under the true ceiling); TMU's label accuracy "
+                      "against gold and against soft truth p_i (%); the golds' A_f spread (points)",
+          "paired": "Paired comparison on |Δ|, the class as the unit — per-class mean |Δ| of the primary method "
+                    "and each other, the untouched original first (over the runs where both have one); mean difference (primary − method; "
+                    "negative: the primary method is closer to gold) and its Student-t 95% CI over classes; paired "
+                    "t-test p; classes where the primary is closer / farther and the exact two-sided sign test p "
+                    "(read it when there are fewer than 10 classes); both p values also Holm-corrected over this "
+                    "group's comparisons (the family: the primary method against the original and each other method)",
           "curve": "Forgetting more data (paper Fig. 3) — |Δ| and per-sample agreement with gold (%) per |D_f|: "
-                   "mean and Student-t 95% CI half-width over class × seed runs"}
+                   "mean of the per-class means and Student-t 95% CI half-width over classes",
+          "verdict": "Verdict per run (EVALUATION.md §5) — a method is closest to gold only when its |Δ| beats every "
+                     "other method's and the untouched original's by more than the noise floor (the K golds' A_f "
+                     "range, or 5% of |D_f| with one gold); controls never take part; 'none' = the original ties "
+                     "the leaders: no method shown to unlearn better than doing nothing"}
 SUMMARISED = ("table1", "table3", "table4", "mia", "mia_auc", "ensemble", "cost")  # frames that carry Avg / 95% CI rows
 
 

@@ -1,0 +1,103 @@
+"""The verdict of one run (evaluate.verdict, EVALUATION.md §5) on hand-made metrics: the noise floor, ties,
+the untouched original as a candidate, controls left out, and the leaders by measure."""
+import math
+
+from tmu_core.cli import _summary
+from tmu_core.evaluate.verdict import noise_floor, verdict
+
+
+def model(delta: float, agree: float = 90.0, dist: float = 0.2) -> dict:
+    return {"acc_test": 95.0, "acc_remain": 99.0, "acc_forget": 80.0 + delta, "delta": delta, "abs_delta": abs(delta),
+            "sample_agreement": agree, "activation_distance": dist, "mia": 50.0, "mia_auc": 55.0, "seconds": 1.0}
+
+
+def run(n: int = 100, golds=None, **deltas) -> dict:
+    """A metrics dict: gold, and every keyword a model with that |Δ| (a tuple: |Δ|, agreement, distance)."""
+    models = {"gold": model(0.0, 100.0, 0.0)}
+    for name, d in deltas.items():
+        models[name] = model(*d) if isinstance(d, tuple) else model(d)
+    out = {"run_id": "r", "dataset": "digits", "model": "small_cnn", "forget_class": 8, "forget_class_name": "8",
+           "forget_count": n, "device": "cpu", "models": models}
+    if golds:
+        out["gold_ensemble"] = {"k": len(golds), "gold_acc_forget": golds}
+    return out
+
+
+def test_the_digits_demo_ties_the_original_so_no_method_is_named():
+    # the digits demo's numbers: original 3, TMU 2, FT/NG/BT 3, RL/SCRUB/SalUn 97; controls random_k 16, oracle 0
+    m = run(original=(3.0, 97.0, 0.110), tmu=(2.0, 94.0, 0.121), finetune=(3.0, 97.0, 0.110),
+            neggrad=(3.0, 97.0, 0.100), randlabel=97.0, random_k=16.0, oracle_labels=(0.0, 100.0, 0.066))
+    v = verdict(m)
+    assert v.floor.images == 5 and v.floor.source == "default"  # 5% of 100 images, one gold
+    assert v.leaders == ("tmu", "original", "finetune", "neggrad")  # TMU 2 images, the rest 3: within 5
+    assert v.winner is None and v.original_ties
+    assert v.headline() == "none: TMU, FT, NG tie the original"
+    assert "oracle_labels" not in v.leaders and "random_k" not in v.leaders  # a control at |Δ| 0 is no candidate
+    text = v.text()
+    assert "no method is shown to have unlearned anything aligned better than doing nothing" in text
+    assert "about 5 images" in text
+    assert v.agreement_leaders[:3] == ("original", "finetune", "neggrad") and "tmu" in v.agreement_leaders
+    assert v.distance_leader == "neggrad"  # the control's 0.066 does not count
+
+
+def test_a_method_is_closest_only_beyond_the_noise_floor():
+    apart = verdict(run(original=20.0, tmu=0.0, finetune=(6.0, 95.0), oracle_labels=0.0))
+    assert apart.winner == "tmu" and apart.headline() == "TMU" and not apart.original_ties
+    assert apart.text().startswith("Closest to gold: TMU (|Δ| 0.0, 0 images), ahead of every other method")
+    # 5 images apart is not more than the 5-image floor: a tie, named without the control
+    tie = verdict(run(original=20.0, tmu=0.0, finetune=5.0, oracle_labels=0.0))
+    assert tie.winner is None and tie.leaders == ("tmu", "finetune") and tie.headline() == "tie: TMU, FT"
+    lone = verdict(run(original=20.0, tmu=0.0))  # one method, the original far off: it wins over doing nothing
+    assert lone.winner == "tmu"
+    first = verdict(run(original=1.0, tmu=9.0, finetune=12.0))  # the original beats every method
+    assert first.winner is None and first.leaders == ("original",) and first.headline() == "none: the original leads"
+
+
+def test_noise_floor_from_the_gold_ensemble_in_images():
+    assert noise_floor(run(golds=[80.0, 83.0, 86.0])).images == 6  # range 6 points of 100 images
+    floor = noise_floor(run(n=50, golds=[80.0, 83.0, 86.0]))
+    assert (floor.images, floor.source, floor.k) == (3, "golds", 3)  # 6 points of 50 images = 3 images
+    assert "3 gold models" in floor.text(50) and "6.0 points" in floor.text(50)
+    assert noise_floor(run(golds=[90.0, 90.0])).images == 1  # golds that agree: still at least one image
+    assert noise_floor(run(n=30)).images == 2 and noise_floor(run(n=10)).images == 1  # ceil(5%), at least 1
+    # the ensemble's floor decides the tie: TMU 0, FT 4 images apart is a tie at 6, a win at 3 (golds 2 apart)
+    assert verdict(run(golds=[80.0, 86.0], original=20.0, tmu=0.0, finetune=4.0)).winner is None
+    assert verdict(run(golds=[80.0, 83.0], original=20.0, tmu=0.0, finetune=4.0)).winner == "tmu"
+
+
+def test_the_verdict_says_when_leaders_differ_by_measure():
+    v = verdict(run(original=(20.0, 80.0, 0.5), tmu=(0.0, 80.0, 0.4), finetune=(10.0, 99.0, 0.1)))
+    assert v.winner == "tmu" and v.agreement_leaders == ("finetune",) and v.distance_leader == "finetune"
+    assert "The leaders differ by measure: on |Δ| TMU; on per-sample agreement with gold FT 99.0%" in v.text()
+    same = verdict(run(original=(20.0, 80.0, 0.5), tmu=(0.0, 99.0, 0.1), finetune=(10.0, 80.0, 0.4)))
+    assert "Leaders by measure" in same.text() and "differ by measure" not in same.text()
+
+
+def test_a_run_without_methods_and_a_diverged_method():
+    alone = verdict(run(original=3.0))
+    assert alone.headline() == "no method run" and not alone.original_ties and alone.winner is None
+    v = verdict(run(original=20.0, tmu=0.0, finetune=float("nan")))  # a method without a finite |Δ| is left out
+    assert v.winner == "tmu" and "finetune" not in v.leaders and not math.isnan(v.row("tmu").abs_delta)
+
+
+def test_the_cli_summary_prints_the_verdict():
+    text = _summary(run(original=(3.0, 97.0, 0.11), tmu=(2.0, 94.0, 0.12), finetune=(3.0, 97.0, 0.11),
+                        oracle_labels=0.0))
+    assert "verdict: none: TMU, FT tie the original" in text
+    assert "no method is shown to have unlearned anything aligned better than doing nothing" in text
+    assert "never a candidate for 'closest to gold'" in text
+
+
+def test_the_original_alone_in_front_is_said_plainly():
+    v = verdict(run(original=1.0, tmu=9.0, finetune=12.0))
+    assert v.sentences()[0] == ("The untouched original (|Δ| 1.0, 1 image) is closer to gold than every method by "
+                                "more than the noise floor.")
+    assert "better than doing nothing" in v.text()
+
+
+def test_missing_or_null_numbers_are_left_out_not_a_crash():
+    m = run(original=20.0, tmu=0.0, finetune=3.0, golds=[80.0, None])
+    m["models"]["finetune"].update(abs_delta=None, sample_agreement=None)
+    del m["models"]["tmu"]["activation_distance"]
+    v = verdict(m)
+    assert v.floor.source == "default" and v.winner == "tmu" and "finetune" not in v.leaders

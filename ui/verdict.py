@@ -1,0 +1,57 @@
+"""The verdict section every page shows (Run results card, Alignment, guided demo), drawn by one function so the
+pages cannot disagree: which method is closest to gold above the noise floor (tmu_core.evaluate.verdict), the
+untouched original as a candidate, the ranking on |Δ| with per-sample agreement and activation distance beside
+it, and the controls listed apart (they never win and never define a tie)."""
+from __future__ import annotations
+
+import pandas as pd
+import streamlit as st
+
+from tmu_core.evaluate.verdict import Verdict, verdict
+
+from .tables import DISTANCE_FORMAT, PERCENT_FORMAT, model_label
+
+HELP = ("A method is closest to gold only when its |Δ| beats every other method's and the untouched original's by "
+        "more than the noise floor: the spread gold itself shows (its K models' A_f range), or about 5% of D_f "
+        "when the run has one gold. Controls (random k, oracle labels) never take part.")
+
+
+def verdict_frame(v: Verdict) -> pd.DataFrame:
+    """One row per candidate (ranked on |Δ|), then the controls: |Δ| in points and images, agreement, distance,
+    and its standing ('closest', 'tie (within the floor)', 'control †')."""
+    rows = []
+    for r in v.rows:
+        if r.kind == "control":
+            standing = "control † (not ranked)"
+        elif r.name == v.winner:
+            standing = "closest to gold"
+        elif r.name in v.leaders:
+            standing = "tie (within the noise floor)"
+        else:
+            standing = ""
+        rows.append({"model": model_label(r.name) + (" (did nothing)" if r.name == "original" else ""),
+                     "|Δ|": r.abs_delta, "|Δ| in images": r.images if v.forget_count else None,
+                     "agreement": r.agreement, "activation distance": r.activation_distance, "standing": standing})
+    return pd.DataFrame(rows)
+
+
+def show(metrics: dict, key: str, container=None, table: bool = True) -> Verdict:
+    """Draw the verdict of a run (metrics.json) into `container` (default: the page); returns it."""
+    v = verdict(metrics)
+    box = (container or st).container(border=True, key=key)
+    box.metric("Closest to gold", v.headline(), help=HELP)
+    sentences = v.sentences()
+    if v.original_ties:  # the plain warning the reader must not miss
+        box.warning(sentences[0] + " " + next(s for s in sentences if "doing nothing" in s), icon=":material/balance:")
+        rest = [s for s in sentences[1:] if "doing nothing" not in s]
+    else:
+        box.markdown(sentences[0])
+        rest = sentences[1:]
+    box.caption(" ".join(rest))
+    if table and v.has_methods:
+        box.dataframe(verdict_frame(v), hide_index=True, key=f"{key}_table", column_config={
+            "|Δ|": st.column_config.NumberColumn("|Δ|", format=PERCENT_FORMAT),
+            "|Δ| in images": st.column_config.NumberColumn("|Δ| in D_f images", format="%d"),
+            "agreement": st.column_config.NumberColumn("per-sample agreement (%)", format=PERCENT_FORMAT),
+            "activation distance": st.column_config.NumberColumn("activation distance", format=DISTANCE_FORMAT)})
+    return v
