@@ -18,8 +18,19 @@ Remaining deviations, and why:
 - Random generators (the retain sample, the shuffles, the bad teacher's weights) are seeded from the run's
   seed.
 
-Why its A_f on D_f sits below gold on automobile and truck (EVALUATION.md's CIFAR files: 48-60 vs gold 72-80
-on automobile, 50 vs 70 on truck): see `A_F_BELOW_GOLD` below.
+Why its A_f sits below gold's on automobile (48-60 vs 72-80 in the earlier CIFAR files) and truck (50 vs 70): it
+forgets the class, not the samples. Measured with this code on the CIFAR copy (500 per class, |D_f| = 100,
+seeds 0-2, the cached M_o and class-1 gold): the untrained teacher's output on D_f is uniform (entropy 2.30 =
+ln 10, probability of the true class 0.10), so BT pulls D_f toward "no class". D_f looks like the rest of its
+class, and in the pool it is matched about one to one by that class's retain images (30% of 400) that keep
+M_o's targets, so one epoch moves the whole class half way: forgetting automobile, BT classifies the class's
+remaining training images (D_r^c) right 47-48% of the time (M_o 94%, gold trained on them) and automobile test
+images 32-33% (M_o 75%, gold 72%), and D_f at the same level (45-48; gold 78). Truck: D_f 50-54, truck test
+images 38-39% (M_o 77%). Gold forgets only the samples, so its A_f is what the class's generalisation gives:
+high on the classes a model generalises to best (automobile, truck: M_o's test accuracy 75-77%), where BT's
+gap is largest, and low on hard ones (dog: M_o's test accuracy 54%, BT's A_f 42-47, near gold's), where BT
+happens to land close. Their experiments forget whole classes, where this is the aim; on part of a class it is
+over-forgetting, and the method is kept as its authors wrote it.
 """
 from __future__ import annotations
 
@@ -101,8 +112,6 @@ def run(task, cfg: BadTeacherConfig, device, progress=None):
             task.should_stop()
     return MethodResult(student.eval())
 
-
-A_F_BELOW_GOLD = """to be measured"""
 
 register("badteacher", "Bad Teacher: KL to a random teacher on D_f and to M_o on 30% of D_r, one shuffled pool",
          Method(BadTeacherConfig, run, lambda dataset: {}, Display("Bad Teacher", "BT", "#00838f", 40)))
