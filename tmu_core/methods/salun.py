@@ -28,7 +28,10 @@ Remaining deviations, and why:
 - A batch of a single sample (|D_f| or |D_r| one more than a multiple of 256) is skipped, as batch norm
   cannot train on it; theirs would take the step.
 - Random generators: seeded from the run's seed (theirs from their --seed through global RNG state).
-`retain_fraction` (1.0, theirs: all of D_r every epoch) can be lowered to save time on a CPU.
+`retain_fraction` (1.0, theirs: all of D_r every epoch) can be lowered to save time on a CPU: at 1.0 a run steps
+through D_r 10 times, two thirds of what training M_o costs (on the CIFAR copy, class 1: 350-510 s on a loaded
+2-core machine, where M_o took 416 s). There it landed 9 and 15 points from gold's A_f (87 and 93 vs 78, seeds 0
+and 1): with a label drawn over all classes and ten full passes over D_r, it can keep D_f as M_o had it.
 """
 from __future__ import annotations
 
