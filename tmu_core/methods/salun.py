@@ -30,8 +30,8 @@ Remaining deviations, and why:
 - Random generators: seeded from the run's seed (theirs from their --seed through global RNG state).
 `retain_fraction` (1.0, theirs: all of D_r every epoch) can be lowered to save time on a CPU: at 1.0 a run steps
 through D_r 10 times, two thirds of what training M_o costs (on the CIFAR copy, class 1: 350-510 s on a loaded
-2-core machine, where M_o took 416 s). There it landed 9 and 15 points from gold's A_f (87 and 93 vs 78, seeds 0
-and 1): with a label drawn over all classes and ten full passes over D_r, it can keep D_f as M_o had it.
+2-core machine, where M_o took 416 s). There it landed 9, 15 and 3 points from gold's A_f (87, 93 and 81 vs 78,
+seeds 0-2; M_o 91): with labels drawn over all classes and ten full passes over D_r it may keep D_f as M_o had it.
 """
 from __future__ import annotations
 
