@@ -102,3 +102,26 @@ def test_importing_the_core_never_imports_the_dashboard_stack(tmp_path):
     assert out.returncode == 0, out.stderr
     count, bad = out.stdout.strip().split(" ", 1)
     assert int(count) >= 15 and bad == "[]", out.stdout
+
+
+def test_controls_run_tmus_unlearning_step_with_tmus_settings_whatever_flags_changed_them(cli, runs_dir):
+    """--mechanism and --tmu-* unlearning flags reach random_k and oracle_labels (they price TMU's choice of
+    samples, so nothing else may differ), also when TMU itself is not in the run; a control's own flag wins."""
+    out = cli("run", *TINY_TRAIN, "--methods", "oracle_labels", "random_k", "--mechanism", "neggrad",
+              "--tmu-lr", "0.02", "--tmu-epochs", "1", "--random-k-lr", "0.03", "--json")
+    assert out.returncode == 0, out.stderr
+    stored = json.loads((runs_dir / json.loads(out.stdout)["run_id"] / "metrics.json").read_text())["method_config"]
+    for control in ("oracle_labels", "random_k"):
+        assert stored[control]["mechanism"] == "neggrad" and stored[control]["epochs"] == 1, control
+    assert stored["oracle_labels"]["lr"] == 0.02 and stored["random_k"]["lr"] == 0.03
+
+
+def test_a_controls_settings_follow_tmus_resolved_unlearning_settings():
+    from tmu_core.methods import method_config
+
+    for dataset in ("digits", "cifar10"):  # TMU's dataset defaults (digits: 3 epochs, half of D_r) carry over
+        assert method_config("random_k", dataset) == method_config("tmu", dataset).unlearn
+    run = {"tmu": (("mechanism", "heldout_kl"), ("retain_fraction", 0.2)), "random_k": (("lr", 0.5),)}
+    cfg = method_config("oracle_labels", "digits", {"epochs": 7}, run)
+    assert (cfg.mechanism, cfg.retain_fraction, cfg.epochs) == ("heldout_kl", 0.2, 7)
+    assert method_config("random_k", "digits", {"lr": 0.5}, run).lr == 0.5

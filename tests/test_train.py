@@ -139,3 +139,38 @@ def test_device_choice():
         assert pick_device("cuda") == torch.device("cuda") and pick_device("cuda:0") == torch.device("cuda:0")
         with pytest.raises(TMUError, match=f"cuda:0..cuda:{n - 1}"):
             pick_device(f"cuda:{n}")
+
+
+def _first_conv(model: torch.nn.Module) -> torch.Tensor:
+    return next(m for m in model.modules() if isinstance(m, torch.nn.Conv2d)).weight.detach().clone()
+
+
+def test_gold_models_start_from_their_own_initial_weights(runs_dir, monkeypatch):
+    """Gold is a retrain from scratch: through the real path (original_and_gold, extra_golds -> train_cached) the
+    first conv's weights at the moment training starts differ between the original and every gold, and
+    between golds. Fails if gold_seed(seed, 0) == seed, as it was when both called seed_everything(seed)."""
+    import tmu_core.references as refs
+    from tmu_core.config import ForgetSpec
+    from tmu_core.data import resolve_forget
+
+    cfg = DataConfig(train_per_class=20)
+    data = load_dataset(cfg, seed=0)
+    forget = resolve_forget(data, ForgetSpec(forget_class="8", forget_count=5), 0)
+    at_init = {}
+
+    def record_init(model, x, y, tc, device, *, seed, stage, **kwargs):  # stands for training: look, train nothing
+        at_init[(stage, seed)] = _first_conv(model)
+        return {}
+
+    monkeypatch.setattr(refs, "fit", record_init)
+    tc = TrainConfig(epochs=1)
+    original, gold = refs.original_and_gold(data, cfg, forget, tc, 7, CPU)
+    refs.extra_golds(data, cfg, forget, tc, 7, 3, CPU)
+    assert sorted(at_init) == [("gold", refs.gold_seed(7, k)) for k in range(3)] + [("original", 7)]
+    keys = list(at_init)
+    for i in range(len(keys)):
+        for j in range(i + 1, len(keys)):
+            assert not torch.allclose(at_init[keys[i]], at_init[keys[j]]), f"{keys[i]} and {keys[j]} start alike"
+    # the stored gold is the model that started from gold's own seed (nothing trained: still its init)
+    assert torch.equal(_first_conv(gold.model), at_init[("gold", refs.gold_seed(7, 0))])
+    assert not torch.equal(_first_conv(gold.model), _first_conv(original.model))

@@ -65,7 +65,8 @@ def _run_config(args, methods=()) -> RunConfig:
     forget = config_from_args(args, ForgetSpec)
     train = config_from_args(args, TrainConfig, default_train_config(data.dataset, args.recipe))
     params = []
-    for m in methods:
+    followed = [f[0] for f in (METHODS.get(m).settings_of for m in methods) if f]  # a control takes TMU's flags
+    for m in dict.fromkeys([*methods, *followed]):
         values = given(args, METHODS.get(m).config_cls, prefix=m)
         if values:
             try:

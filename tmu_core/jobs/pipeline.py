@@ -47,7 +47,7 @@ def validate(cfg: RunConfig) -> tuple[Dataset, ForgetSet]:
     forget = resolve_forget(data, cfg.forget, cfg.seed)
     n_ref = len(forget.remain_class_ids(data))
     for m in cfg.methods:
-        method_config(m, cfg.data.dataset, cfg.params_for(m))  # settings valid for this method
+        method_config(m, cfg.data.dataset, cfg.params_for(m), dict(cfg.method_params))  # valid for this method
         nf_k = cfg.params_for(m).get("nf_k")  # only a k the user chose is refused; a default adapts (with a note)
         if nf_k is not None and nf_k > n_ref:
             raise TMUError(f"NF k={nf_k} is larger than the {n_ref} remaining training samples of class "
@@ -225,7 +225,7 @@ def _run_methods(run, cfg, data, forget, original, gold, device, writer, report)
     out = Outcome()
     for name in run_order(cfg.methods):
         entry = METHODS.get(name)
-        mcfg = method_config(name, cfg.data.dataset, cfg.params_for(name))
+        mcfg = method_config(name, cfg.data.dataset, cfg.params_for(name), dict(cfg.method_params))
         out.configs[name] = mcfg
         task = UnlearnTask(data, cfg.data, cfg.train, forget, original.model, cfg.seed, should_stop,
                            gold=gold.model if entry.uses_gold else None, earlier=dict(out.reports))

@@ -1,5 +1,7 @@
-"""Controls that price TMU's parts (EVALUATION.md §2). Both run TMU's own unlearning step (tmu.method.unlearn,
-with TMU's settings for the dataset) on a chosen set of D_f samples:
+"""Controls that price TMU's parts (EVALUATION.md §2). Both run TMU's own unlearning step (tmu.method.unlearn)
+on a chosen set of D_f samples, with TMU's unlearning settings as this run resolves them (its dataset defaults
+and whatever flags changed them: --mechanism, --tmu-lr, --tmu-epochs, ...; `settings_of` in the registry), so
+a control differs from TMU only in which samples it forgets; a control's own flags (--random-k-lr) come last:
 
 - random_k: as many samples as TMU called hard, chosen at random (seeded). If TMU does not beat it, its
   features chose no better than chance and only its count mattered. Reads TMU's count from TMU's report when
@@ -10,7 +12,7 @@ with TMU's settings for the dataset) on a chosen set of D_f samples:
 """
 from __future__ import annotations
 
-from dataclasses import dataclass, fields
+from dataclasses import dataclass
 
 import numpy as np
 
@@ -34,11 +36,6 @@ class ChoiceReport(MethodReport):
 
     def forget_columns(self) -> dict:
         return {f"{self.name}_choice": np.where(self.pred == 1, "easy", "hard")}
-
-
-def _unlearn_defaults(dataset: str) -> dict:
-    names = {f.name for f in fields(UnlearnConfig)}
-    return {k: v for k, v in dataset_defaults(dataset).items() if k in names}
 
 
 def tmu_hard_count(task, device) -> int:
@@ -70,8 +67,10 @@ def run_oracle(task, cfg: UnlearnConfig, device, progress=None):
 
 
 register("random_k", "control: TMU's unlearning step on as many random D_f samples as TMU called hard",
-         Method(UnlearnConfig, run_random_k, _unlearn_defaults,
-                Display("Random k (control)", "Rand-k†", "#78909c", 90, "control"), after=("tmu",)))
+         Method(UnlearnConfig, run_random_k, lambda dataset: {},
+                Display("Random k (control)", "Rand-k†", "#78909c", 90, "control"), after=("tmu",),
+                settings_of=("tmu", "unlearn")))
 register("oracle_labels", "control: TMU's unlearning step on gold's true hard set (uses gold; a floor, not a method)",
-         Method(UnlearnConfig, run_oracle, _unlearn_defaults,
-                Display("Oracle labels (control)", "Oracle†", "#263238", 91, "control"), uses_gold=True))
+         Method(UnlearnConfig, run_oracle, lambda dataset: {},
+                Display("Oracle labels (control)", "Oracle†", "#263238", 91, "control"), uses_gold=True,
+                settings_of=("tmu", "unlearn")))

@@ -71,6 +71,9 @@ class Method:
     embed: bool = False  # keep its penultimate activations for the embedding maps
     uses_gold: bool = False  # a control that reads the gold model (never a default, never "best aligned")
     after: tuple[str, ...] = ()  # methods whose reports it reads, when they are in the same run
+    # (method, section): a control that runs that method's step starts from that method's settings of it in this
+    # run (its defaults for the dataset and the run's overrides of it), then applies its own overrides
+    settings_of: Optional[tuple[str, str]] = None
 
 
 METHODS: Registry[Method] = Registry("method")
@@ -109,14 +112,23 @@ def run_order(names) -> list[str]:
     return out
 
 
-def method_config(name: str, dataset: str, overrides: dict | None = None):
-    """The config of a method for a dataset: class defaults, then per-dataset defaults, then overrides."""
+def method_config(name: str, dataset: str, overrides: dict | None = None, run_params: dict | None = None):
+    """The config of a method for a dataset: class defaults, then per-dataset defaults, then overrides.
+
+    run_params ({method: overrides (a dict or (setting, value) pairs)} of the whole run) matter only to a method with `settings_of`: it takes the
+    named method's settings of that section as resolved in this run before its own overrides, so a control
+    runs TMU's unlearning step with TMU's settings whatever flags changed them (--mechanism, --tmu-lr, ...)."""
     m = METHODS.get(name)
     valid = {f.name for f in leaf_fields(m.config_cls)}
     unknown = sorted(set(overrides or {}) - valid)
     if unknown:
         raise TMUError(f"unknown setting(s) {unknown} for method {name}; valid: {', '.join(sorted(valid))}")
-    return with_flat(with_flat(m.config_cls(), m.defaults(dataset)), overrides or {})
+    base = with_flat(m.config_cls(), m.defaults(dataset))
+    if m.settings_of:
+        source, section = m.settings_of
+        followed = getattr(method_config(source, dataset, dict((run_params or {}).get(source) or {})), section)
+        base = with_flat(base, {k: v for k, v in flatten(followed).items() if k in valid})
+    return with_flat(base, overrides or {})
 
 
 def config_dict(cfg) -> dict:
