@@ -174,3 +174,24 @@ def test_gold_models_start_from_their_own_initial_weights(runs_dir, monkeypatch)
     # the stored gold is the model that started from gold's own seed (nothing trained: still its init)
     assert torch.equal(_first_conv(gold.model), at_init[("gold", refs.gold_seed(7, 0))])
     assert not torch.equal(_first_conv(gold.model), _first_conv(original.model))
+
+
+def test_a_run_trains_its_gold_from_gold_seed(runs_dir, monkeypatch):
+    """The pipeline's own reference step (what `run` and `sweep` use) seeds gold with gold_seed, like
+    original_and_gold: a run's gold never shares the original's initial weights."""
+    import types
+
+    import tmu_core.references as refs
+    from tmu_core.config import ForgetSpec
+    from tmu_core.data import resolve_forget
+    from tmu_core.jobs import pipeline
+
+    cfg = types.SimpleNamespace(data=DataConfig(train_per_class=20), train=TrainConfig(epochs=1), seed=3)
+    data = load_dataset(cfg.data, seed=0)
+    forget = resolve_forget(data, ForgetSpec(forget_class="8", forget_count=5), 0)
+    seeds = {}
+    monkeypatch.setattr(refs, "fit", lambda model, x, y, tc, device, *, seed, stage, **kw: seeds.setdefault(stage, seed))
+    run = types.SimpleNamespace(cancel_requested=lambda: False)
+    writer = types.SimpleNamespace(done=lambda *a, **k: None)
+    pipeline._references(run, cfg, data, forget, CPU, writer, None)
+    assert seeds == {"original": 3, "gold": refs.gold_seed(3, 0)} and refs.gold_seed(3, 0) != 3

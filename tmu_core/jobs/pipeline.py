@@ -183,7 +183,8 @@ def _references(run, cfg, data, forget, device, writer, report) -> tuple[Trained
 
     original = train_cached("original", data, cfg.data, cfg.train, data.train_ids, cfg.seed, device, report, should_stop)
     writer.done("original", original.seconds, original.cached)
-    gold = train_cached("gold", data, cfg.data, cfg.train, forget.remain_ids(data), cfg.seed, device, report, should_stop)
+    gold = train_cached("gold", data, cfg.data, cfg.train, forget.remain_ids(data), gold_seed(cfg.seed, 0), device,
+                        report, should_stop)
     writer.done("gold", gold.seconds, gold.cached)
     return original, gold
 
