@@ -22,9 +22,7 @@ def cancel(run_id: str) -> None:
 
 def show_progress(run_id: str, status: dict) -> None:
     box = st.status(f"{run_id} — {status.get('stage') or 'queued'}", state="running", expanded=True)
-    message = status.get("message") if status.get("message") not in (None, "", "done") else ""
-    box.progress(min(1.0, float(status.get("progress", 0.0))),
-                 text=f"{100 * float(status.get('progress', 0.0)):.0f}% · {status.get('stage')} {message}")
+    box.progress(min(1.0, float(status.get("progress", 0.0))), text=tables.progress_text(status))
     box.markdown(tables.stage_line(status))
     box.button("Cancel", key=f"run_cancel_{run_id}", on_click=cancel, args=(run_id,), icon=":material/stop:")
 

@@ -318,9 +318,22 @@ def image_grid(gallery: pd.DataFrame, marked: set, per_row: int = 8) -> pd.DataF
     return pd.DataFrame(rows, columns=columns)
 
 
+def duration(seconds) -> str:
+    """'8 s', '2 min 05 s', '1 h 03 min' (empty for an unknown duration)."""
+    if seconds is None or seconds != seconds:
+        return ""
+    s = max(0, int(round(float(seconds))))
+    if s < 60:
+        return f"{s} s"
+    if s < 3600:
+        return f"{s // 60} min {s % 60:02d} s"
+    return f"{s // 3600} h {s % 3600 // 60:02d} min"
+
+
 def stage_line(status: dict) -> str:
     """Stages in pipeline order as one Markdown line: done ones with their seconds, the running one in
-    colour, pending ones greyed (Streamlit's :color[...] Markdown)."""
+    colour with its elapsed time and an estimate of the time left, pending ones greyed (Streamlit's
+    :color[...] Markdown)."""
     parts = []
     for name, s in (status.get("stages") or {}).items():
         state = s.get("state", "pending")
@@ -330,7 +343,25 @@ def stage_line(status: dict) -> str:
         elif state == "cached":
             parts.append(f"**{name}** ✓ cached")
         elif state == "running":
-            parts.append(f":blue[**{name}** …]")
+            timing = ", ".join(t for t in (duration(s.get("elapsed")) and f"{duration(s.get('elapsed'))} so far",
+                                           s.get("left") is not None and f"about {duration(s['left'])} left") if t)
+            parts.append(f":blue[**{name}** …{' ' + timing if timing else ''}]")
         else:
             parts.append(f":gray[{name}]")
     return " · ".join(parts)
+
+
+def progress_text(status: dict) -> str:
+    """The progress bar's caption: percent, stage, and the run's time so far and left when known."""
+    pct = f"{100 * float(status.get('progress') or 0.0):.0f}%"
+    stage = status.get("stage") or status.get("state") or "queued"
+    message = status.get("message") if status.get("message") not in (None, "", "done") else ""
+    started, eta = status.get("started"), status.get("eta_seconds")
+    times = []
+    if isinstance(started, (int, float)) and status.get("state") == "running":
+        import time
+
+        times.append(f"{duration(time.time() - started)} so far")
+    if eta is not None and status.get("state") == "running":
+        times.append(f"about {duration(eta)} left")
+    return " · ".join(p for p in (pct, f"{stage} {message}".strip(), ", ".join(times)) if p)
