@@ -16,7 +16,7 @@ from tmu_core.jobs import embedding, launch
 from tmu_core.tmu.twin import eq3_size
 from tmu_core.errors import TMUError
 from tmu_core.methods import display
-from ui import state, tables
+from ui import nav, state, tables
 
 TIMEOUT = 120  # seconds per script run: the first one loads torch and the dataset on a busy machine
 
@@ -61,7 +61,7 @@ def test_every_page_runs_alone(dashboard_runs, name):
     assert at.title[0].value == TITLES[name]
 
 
-@pytest.mark.parametrize("name", ["demo", "audit", "features", "embeddings", "alignment"])
+@pytest.mark.parametrize("name", ["audit", "features", "embeddings", "alignment"])
 def test_inspection_pages_without_runs_point_to_the_run_page(runs_dir, name):
     at = page_test(name)
     assert_clean(at)
@@ -88,7 +88,7 @@ def test_guided_demo_walks_through_the_run_with_its_numbers(dashboard_runs):
     _, ids = dashboard_runs
     metrics = store.open_run(ids[0]).read_json("metrics.json")
     tmu, gold = metrics["tmu"], metrics["models"]["gold"]
-    at = page_test("demo", ids[0])
+    at = page_test("demo", ids[0], demo_source="selected")
     expected = [f"{metrics['forget_count']} training images", f"{tmu['aux_easy']} easy", "(NF)",
                 f"{tmu['label_accuracy']:.1f}%", f"**{gold['acc_forget']:.1f}%**",
                 f"**{metrics['models']['tmu']['abs_delta']:.1f} points**"]
@@ -102,6 +102,47 @@ def test_guided_demo_walks_through_the_run_with_its_numbers(dashboard_runs):
     assert at.button(key="demo_next").disabled
     at.button(key="demo_back").click().run()
     assert at.subheader[0].value.startswith("5 ·")
+
+
+def test_guided_demo_opens_the_bundled_demo_in_an_empty_store(runs_dir):
+    """A fresh clone: no run trained, yet the demo shows its result at once, and it shows the phenomenon (gold
+    forgets part of D_f), with the paper's definitions of the features (the ones the About page gives)."""
+    from tmu_core import demo
+
+    at = page_test("demo")
+    assert_clean(at)
+    metrics = store.open_run(demo.RUN_ID).metrics()
+    gold = metrics["models"]["gold"]["acc_forget"]
+    assert any(f"110 training images of class 8" in m.value and f"**{gold:.1f}%**" in m.value for m in at.markdown)
+    at.button(key="demo_next").click().run()
+    at.button(key="demo_next").click().run()
+    assert at.subheader[0].value.startswith("3 ·")
+    assert any(nav.feature_text().strip() in m.value for m in at.markdown)
+    assert not any("noise" in m.value and "NF" in m.value for m in at.markdown)  # the old, second story of NF
+
+
+def test_guided_demo_presentation_mode_folds_warnings_and_sets_text_beside_the_chart(runs_dir):
+    at = page_test("demo")
+    assert [w for w in at.warning if w.value.startswith("Thin evidence")]  # the demo's twin is small
+    at.toggle(key="demo_present").set_value(True).run()
+    assert_clean(at)
+    assert not [w for w in at.warning if w.value.startswith("Thin evidence")]
+    assert [e for e in at.expander if e.label.startswith("Thin evidence: 2 warnings")]  # one line
+    for _ in range(4):
+        at.button(key="demo_next").click().run()
+    (spec,) = plotly_specs(at)
+    assert spec["layout"]["height"] <= 420  # beside its text, above the fold at 1280×720
+    assert len(at.columns) >= 2
+
+
+def test_about_opens_the_bundled_demo_without_training(runs_dir):
+    from tmu_core import demo
+
+    at = page_test("about")
+    at.button(key="about_demo").click().run()
+    assert_clean(at)
+    assert at.session_state["run_id"] == demo.RUN_ID
+    assert {r.run_id: r.state for r in store.list_runs()} == {demo.RUN_ID: "complete"}  # nothing launched
 
 
 # ---------------------------------------------------------------- Forget set

@@ -49,6 +49,11 @@ def help_text(name: str) -> str:
     return (ASSETS / "help" / f"{name}.md").read_text()
 
 
+def feature_text() -> str:
+    """The one definition of NF, AF and CF (the paper's), shown by the About page and the guided demo."""
+    return help_text("feature_definitions")
+
+
 def asset(name: str) -> Path:
     return ASSETS / name
 
