@@ -103,7 +103,7 @@ st.subheader(f"{len(picked)} selected samples")
 rows = []
 for role in ("forget", "aux"):
     ids = {sid for sid, r in picked if r == role}
-    part = tables.audit_frame(samples, role)
+    part = tables.audit_frame(samples, role, cache.class_names(cache.root(), run.id))
     rows.append(part[part["id"].isin(ids)].assign(role=role))
 remain = tuple(sorted(sid for sid, r in picked if r == "remain"))
 if remain:

@@ -38,14 +38,31 @@ def show_selected(run: store.Run, info: store.RunInfo | None = None) -> None:
         if diverged:
             st.warning("Diverged (no results): " + "; ".join(diverged.values()))
     elif status.get("state") == "cancelled":
-        st.info(f"Cancelled{': ' + status['error'] if status.get('error') else ''}. Launch it again to finish it.",
-                icon=":material/stop_circle:")
+        st.info(f"Cancelled{': ' + status['error'] if status.get('error') else ''}. Resume it to finish it: the "
+                "same run, its cached models reused.", icon=":material/stop_circle:")
+        resume_button(run)
     elif status.get("state") in ("failed", "interrupted", "damaged"):
         st.error(status.get("error") or status.get("state"))
+        if status.get("state") in launch.RESUMABLE:
+            resume_button(run)
         tail = run.log_tail()
         if tail:
             with st.expander("Last lines of the run's log"):
                 st.code(tail, language=None)
+
+
+def resume(run_id: str) -> None:
+    try:
+        launch.resume(store.open_run(run_id))
+    except TMUError as exc:
+        st.session_state["run_resume_error"] = str(exc)
+
+
+def resume_button(run: store.Run) -> None:
+    st.button("Resume this run", key=f"run_resume_{run.id}", on_click=resume, args=(run.id,),
+              icon=":material/play_arrow:", help="execute the same run again (not a new one)")
+    if st.session_state.get("run_resume_error"):
+        st.error(st.session_state.pop("run_resume_error"))
 
 
 def result_card(run: store.Run) -> None:

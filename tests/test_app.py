@@ -292,7 +292,84 @@ def test_imagefolder_runs_from_the_dashboard(runs_dir, tmp_path):
     assert (cfg["forget"]["forget_class"], cfg["forget"]["forget_count"]) == ("1", 5)
 
 
+def test_switching_the_dataset_resets_class_mode_and_picked_ids(runs_dir, tmp_path):
+    """Hand-picked digits of class 3, then another data set: its own class 0 by count, no error about old ids."""
+    draft = {**state.default_draft(), "forget_class": 3, "mode": "hand-pick", "ids": [10, 11, 12]}
+    at = page_test("forget_set", draft=draft)
+    at.selectbox(key="fs_dataset").set_value("imagefolder").run()
+    at.text_input(key="fs_data_root").set_value(tiny_image_folder(tmp_path / "images")).run()
+    assert_clean(at)
+    assert not at.error
+    assert at.radio(key="fs_mode").value == "count" and at.selectbox(key="fs_class").value == 0
+    d = at.session_state["draft"]
+    assert (d["dataset"], d["forget_class"], d["mode"], d["ids"]) == ("imagefolder", 0, "count", [])
+
+
+def test_forget_set_warns_before_launch_about_a_thin_twin_and_offers_the_settings(runs_dir):
+    """The demo's class 8 at 110 leaves the twin 14 distinct aux images: said before launch, in a warning, with
+    the aux fraction and the number of gold models right there to change."""
+    at = page_test("forget_set")
+    assert_clean(at)
+    (warning,) = [w for w in at.warning if w.value.startswith("Thin evidence before launch")]
+    assert "distinct aux images** (under 20)" in warning.value and "aux fraction" in warning.value
+    at.number_input(key="fs_aux_fraction").set_value(0.3).run()
+    at.number_input(key="fs_gold_seeds").set_value(3).run()
+    assert_clean(at)
+    assert not [w for w in at.warning if "distinct aux images" in w.value]  # 30% of each class: a real pool
+    d = at.session_state["draft"]
+    assert (d["aux_fraction"], d["gold_seeds"]) == (0.3, 3)
+    cfg = state.run_config(d)
+    assert cfg.data.aux_fraction == 0.3 and cfg.gold_seeds == 3
+    assert "aux fraction 0.3 · 3 gold models" in state.describe(d)
+
+
+def test_forget_set_names_no_hard_example_when_the_cached_original_gets_the_pool_right(runs_dir):
+    from tmu_core import demo
+
+    demo.install()  # seeds the cache with the demo's original: its verdict on the aux pool is known
+    at = page_test("forget_set", draft={**state.default_draft(), "forget_class": 9})  # the original gets 9's pool right
+    (warning,) = [w for w in at.warning if w.value.startswith("Thin evidence before launch")]
+    assert "no hard example" in warning.value
+
+
+def test_out_of_range_seed_is_refused(runs_dir):
+    at = page_test("forget_set")
+    from tmu_core.config import MAX_SEED
+
+    assert at.number_input(key="fs_seed").max == MAX_SEED
+
+
 # ---------------------------------------------------------------- Run
+def test_selected_run_survives_a_reload_through_the_address(dashboard_runs):
+    """A reload starts a new session: the run in the address (?run=) is the one shown, not the newest."""
+    _, ids = dashboard_runs
+    older = ids[0]
+    at = AppTest.from_file(str(ROOT / "pages" / "alignment.py"), default_timeout=TIMEOUT)
+    at.query_params["run"] = older
+    at.run()
+    assert_clean(at)
+    assert at.session_state["run_id"] == older
+    assert any(older in c.value for c in at.caption)
+    fresh = page_test("alignment", ids[1])
+    assert fresh.query_params["run"] == [ids[1]]  # selecting a run writes it into the address
+
+
+def test_resume_executes_the_same_run_again(runs_dir, monkeypatch):
+    """'Launch it again' used to mean a new run; a cancelled run is resumed in place."""
+    from tmu_core.config import RunConfig, run_config_to_dict
+
+    launched = []
+    monkeypatch.setattr(launch, "launch", lambda run: launched.append(run.id) or 0)
+    run = store.Run.create("stopped", run_config_to_dict(RunConfig()))
+    run.set_status(state="cancelled", error="cancelled by the user")
+    run.request_cancel()
+    at = page_test("run", run.id)
+    at.button(key=f"run_resume_{run.id}").click().run()
+    assert_clean(at)
+    assert launched == [run.id] and [r.run_id for r in store.list_runs()] == [run.id]  # no new run
+    assert run.status()["state"] == "queued" and not run.cancel_requested()
+
+
 def test_run_page_lists_runs_and_opens_one(dashboard_runs):
     _, ids = dashboard_runs
     at = page_test("run", ids[0])
@@ -624,6 +701,10 @@ def test_alignment_compares_every_method_with_gold(dashboard_runs):
         "trained earlier (cached)" if gold_cached else "this run")
     explained = [i.value for i in at.info if "Why TMU is not the closest" in i.value]
     assert bool(explained) == ("tmu" not in tied)
+    # no table wider than 1280 px can show: the per-model table and Table 1 come in parts of at most 8 columns
+    assert all(len(df.value.columns) <= 8 for df in at.dataframe), [list(df.value.columns) for df in at.dataframe]
+    cost = [c.value for c in at.caption if "× = TMU's unlearning time over gold's training time" in c.value]
+    assert len(cost) == 1 and "original model is not counted" in cost[0]
 
 
 def test_alignment_shows_sweep_tables_with_avg(dashboard_runs):
@@ -664,9 +745,67 @@ def test_a_sweep_is_launched_from_the_alignment_page_and_followed(runs_dir, monk
     assert any("0 of 8 runs done" in str(p.text) for p in at.get("progress"))
 
 
-def test_a_sweep_launch_with_bad_seeds_says_what_is_wrong(runs_dir, monkeypatch):
+@pytest.mark.parametrize("field, typed, reason", [
+    ("align_sw_seeds", "zero", "'zero' is not a whole number"),
+    ("align_sw_seeds", "-1", "-1 is out of range"),
+    ("align_sw_seeds", "4294967296", "4294967296 is out of range: enter a whole number from 0 to 4294967295"),
+    ("align_sw_counts", "-5", "-5 is out of range"),
+    ("align_sw_counts", "99999", "99999 is out of range"),
+    ("align_sw_counts", "", "Forget counts: enter at least one whole number")])
+def test_a_sweep_launch_with_bad_input_says_what_is_wrong_and_starts_nothing(runs_dir, monkeypatch, field, typed, reason):
+    """A forget count of -5 or 99999 used to start a sweep that then failed (the -5 one never listed)."""
     monkeypatch.setattr(launch, "spawn", lambda args, log: pytest.fail("nothing may start"))
     at = page_test("alignment")
-    at.text_input(key="align_sw_seeds").set_value("zero")
+    at.text_input(key=field).set_value(typed)
     at.button(key="align_sw_launch").click().run()
-    assert any("whole numbers" in e.value for e in at.error)
+    assert_clean(at)
+    assert any(e.value.startswith("Nothing was started") and reason in e.value for e in at.error), [e.value for e in at.error]
+    assert not store.list_sweeps(started=True) and "align_sw_running" not in at.session_state
+
+
+def fake_spawn(spawned: list):
+    """launch.spawn as a stub that records the call and creates the log file, as the real one does."""
+    def spawn(args, log):
+        spawned.append((args, log))
+        log.write_text("")
+    return spawn
+
+
+def test_the_sweep_just_launched_is_selected_and_its_runs_show_their_progress(runs_dir, monkeypatch):
+    from tmu_core.config import RunConfig, run_config_to_dict
+
+    store.Sweep("sweep-older").save_results({"sweep_id": "sweep-older", "results": [], "failed": []})
+    spawned = []
+    monkeypatch.setattr(launch, "spawn", fake_spawn(spawned))
+    at = page_test("alignment")
+    at.text_input(key="align_sw_seeds").set_value("0")
+    at.button(key="align_sw_launch").click().run()
+    assert_clean(at)
+    sweep_id, planned = at.session_state["align_sw_running"]
+    assert at.selectbox(key="align_sweep").value == sweep_id  # not the older sweep
+    run = store.Run.create(f"{sweep_id}-c0-n100-s0", run_config_to_dict(RunConfig(name=f"{sweep_id}-c0-n100-s0")))
+    run.set_status(state="running", stage="gold", progress=0.4, eta_seconds=65.0, pid=os.getpid())
+    at.run()
+    assert_clean(at)
+    (table,) = tables_with(at, "run", "progress", "time left")
+    assert table["run"].tolist() == [run.id] and table["stage"].tolist() == ["gold"]
+    assert table["time left"].tolist() == ["1 min 05 s"]
+    assert any(f"0 of {planned} runs done" in str(p.text) and "40%" in str(p.text) for p in at.get("progress"))
+
+
+def test_failed_sweeps_are_listed_with_their_reason(runs_dir):
+    """A sweep whose runs all failed, and one that stopped before any run, are listed with why; a sweep
+    written last comes first even when an older one failed later."""
+    store.Sweep("sweep-failed").save_results({"sweep_id": "sweep-failed", "results": [], "failed": [
+        {"failed": True, "forget_class": "1", "seed": 0, "forget_count": 99999, "run_id": None,
+         "error": "forget count 99999 is larger than class 1's 130 training images"}]})
+    store.Sweep("sweep-stopped").log_path().write_text("error: no classes given\n")
+    at = page_test("alignment")
+    assert_clean(at)
+    assert at.selectbox(key="align_sweep").value == "sweep-stopped"  # the newest
+    assert any("no classes given" in c.value for c in at.code)
+    at.selectbox(key="align_sweep").set_value("sweep-failed").run()
+    assert_clean(at)
+    (failed,) = tables_with(at, "error")
+    assert "larger than class 1's 130" in failed["error"].iloc[0]
+    assert "None" not in failed.astype(str).to_numpy()  # a missing run id reads as a dash

@@ -53,8 +53,19 @@ def test_models_frame_labels_the_seconds_of_cached_models():
     timing = tables.models_frame(metrics).set_index("model")["timing"]
     assert timing["gold"] == "trained earlier (cached)" and timing["original"] == timing["tmu"] == "this run"
     metrics["cost_ratio"] = 1.0
-    assert tables.cost_text(metrics) == ("TMU took 1.0 s; training the gold model from scratch took 1.0 s "
-                                         "(trained earlier (cached), not by this run).")
+    text = tables.cost_text(metrics)
+    assert text.startswith("1.00× = TMU's unlearning time over gold's training time. TMU took 1.0 s")
+    assert "gold model from scratch took 1.0 s (trained earlier (cached), not by this run)" in text
+
+
+def test_cost_text_says_the_audit_extras_are_left_out():
+    """'0.17×' beside 'TMU 223.9 s, gold 498.3 s' reads wrong unless the ablation's seconds are named."""
+    metrics = metrics_fixture()
+    metrics["models"]["tmu"]["seconds"], metrics["models"]["gold"]["seconds"] = 223.9, 498.3
+    metrics["tmu"]["stage_seconds"] = {"twin": 10.0, "ablation": 139.2, "unlearn": 70.0}
+    metrics["cost_ratio"] = (223.9 - 139.2) / 498.3
+    text = tables.cost_text(metrics)
+    assert "0.17×" in text and "139.2 s went to the audit extras" in text and "84.7 s counted" in text
 
 
 def test_best_aligned_names_every_method_in_a_tie_by_short_name():
@@ -267,8 +278,8 @@ def test_ablation_figure_highlights_the_subset_tmu_used():
     bar = fig.data[0]
     assert list(bar.x) == ["NF", "AF", "NF+AF+CF", "all easy (baseline)"] and list(bar.y) == [85.0, 70.0, 90.0, 90.0]
     assert len({bar.marker.color[0], bar.marker.color[2], bar.marker.color[3]}) == 3  # plain, used, baseline
-    lo, hi = fig.layout.yaxis.range  # scaled to the data (70..90), with room above the top label
-    assert 50 <= lo < 70 and 90 < hi <= 100 and bar.cliponaxis is False
+    lo, hi = fig.layout.yaxis.range  # from 0: AF 70 is drawn 70/85 of NF 85, not a third of it
+    assert lo == 0 and hi > 100 and bar.cliponaxis is False
     (line,) = fig.layout.shapes
     assert line.y0 == 90.0  # the baseline as a line across the chart
 
@@ -309,21 +320,26 @@ def outlier_models() -> pd.DataFrame:
     return tables.models_frame(metrics)
 
 
-def test_delta_figure_scales_to_the_close_methods_and_cuts_the_outliers():
-    fig = charts.delta_figure(outlier_models())
+def test_delta_figure_draws_every_bar_from_zero_at_its_true_length():
+    """With a best |Δ| of 0, 22, 56 and 100 must not be drawn alike (an axis cut at 0-2 did that)."""
+    metrics = metrics_fixture()
+    metrics["forget_count"] = 100
+    base = metrics["models"]["neggrad"]
+    for name, d in (("tmu", 0.0), ("finetune", 22.2), ("neggrad", 55.6), ("randlabel", 100.0)):
+        metrics["models"][name] = {**base, "abs_delta": d, "delta": -d}
+    fig = charts.delta_figure(tables.models_frame(metrics))
     bar = fig.data[0]
+    assert list(bar.x) == [0.0, 22.2, 55.6, 100.0]  # the drawn lengths are the values
+    lo, hi = fig.layout.xaxis.range
+    assert lo == 0 and hi >= 100
+    assert not any("cut" in t for t in bar.text) and bar.text[3].startswith("100.0 (100 images)")
+
+
+def test_delta_figure_marks_ties_within_one_image():
+    bar = charts.delta_figure(outlier_models()).data[0]
     assert list(bar.y) == ["TMU", "Fine-tuning", "Negative gradient", "Random labels"]
-    hi = fig.layout.xaxis.range[1]
-    assert hi < 12  # 2 and 3 fill the axis instead of being slivers beside 97
-    assert list(bar.customdata) == [2.0, 3.0, 86.0, 97.0]  # the true values stay in the hover ...
-    assert bar.text[3].startswith("97.0 (97 images)") and "axis cut" in bar.text[3]  # ... and in the label
-    assert list(bar.marker.pattern.shape) == ["", "", "/", "/"]
+    assert list(bar.x) == [2.0, 3.0, 86.0, 97.0]
     assert "tie" in bar.text[0] and "tie" in bar.text[1]  # 2 and 3 images apart: within one image
-
-
-def test_delta_figure_keeps_a_plain_axis_without_outliers():
-    fig = charts.delta_figure(tables.models_frame(metrics_fixture()))
-    assert fig.layout.xaxis.range[1] >= 70 and not any("axis cut" in t for t in fig.data[0].text)
 
 
 def test_best_aligned_ties_within_one_image_and_skips_controls():
@@ -340,7 +356,7 @@ def test_best_aligned_ties_within_one_image_and_skips_controls():
 def test_utility_figure_groups_test_and_remain_accuracy():
     fig = charts.utility_figure(tables.models_frame(metrics_fixture()))
     assert [t.name.split()[0] for t in fig.data] == ["A_test", "A_r"] and fig.layout.barmode == "group"
-    assert fig.layout.yaxis.range[0] == pytest.approx(85.0)
+    assert fig.layout.yaxis.range[0] == 0  # from zero: 89 is not drawn a third of 99
 
 
 def test_umap_figure_draws_each_group_once_with_hover_ids():
@@ -421,3 +437,12 @@ def test_forget_curve_figure_draws_no_bar_from_fewer_than_three_runs():
     fig = charts.forget_curve_figure(curve, "|Δ|")
     assert list(fig.data[0].error_y.array) == [0.0, 2.0] and list(fig.layout.yaxis.range) == [-2, 102]
     assert "no 95% CI bar where fewer than 3 runs" in fig.layout.title.text
+
+
+def test_audit_frame_names_the_classes_the_models_say():
+    """'Gold says 11' meant nothing on a 40-identity face set: the class is named."""
+    df = tables.audit_frame(samples_fixture(), "forget", [f"class{i}" for i in range(20)])
+    says = [c for c in df.columns if c.endswith(" says")]
+    assert says and all(" · class" in str(v) for c in says for v in df[c])
+    assert tables.class_label(8, [str(i) for i in range(10)]) == "8"  # digits: the index is the name
+    assert tables.class_label(3, ["airplane", "automobile", "bird", "cat"]) == "3 · cat"

@@ -130,3 +130,11 @@ def training_images(data_json: str, seed: int, ids: tuple[int, ...]) -> pd.DataF
     """id and image (data URL) of training samples, for a selection's gallery."""
     data = dataset(data_json, seed)
     return pd.DataFrame({"id": list(ids), "image": data_urls(preview.images(data, list(ids)))})
+
+
+@st.cache_data(show_spinner=False, max_entries=32)
+def aux_pool_misses(data_json: str, train_json: str, seed: int, class_index: int, original_cached: bool) -> int | None:
+    """Aux pool images of the class that the cached original gets wrong (None before it is trained); the flag
+    `original_cached` is part of the key, so the count appears once the original exists."""
+    return preview.aux_pool_misses(dataset(data_json, seed), DataConfig(**json.loads(data_json)),
+                                   TrainConfig(**json.loads(train_json)), seed, class_index)

@@ -91,16 +91,14 @@ def feature_scatter(df: pd.DataFrame, x: str, y: str, title: str = "") -> go.Fig
 
 def ablation_figure(df: pd.DataFrame) -> go.Figure:
     """Label accuracy per feature subset (tables.ablation_frame); the subset TMU used is highlighted, the
-    all-easy baseline grey and drawn as a dashed line. The axis spans the data (a 0-100 axis makes 80 and 90
-    look alike), with room above the top bar for its label."""
+    all-easy baseline grey and drawn as a dashed line. Bars start at 0, so their lengths keep the ratios
+    (AF 92 is not drawn a third of NF 98); each carries its value, with room above the top one for it."""
     colors = ["#9e9e9e" if f == BASELINE_ROW else "#1565c0" if used else "#90caf9"
               for f, used in zip(df["features"], df["used by TMU"])]
     fig = go.Figure(go.Bar(x=df["features"], y=df["label_accuracy"], marker_color=colors,
                            text=[f"{v:.1f}" for v in df["label_accuracy"]], textposition="outside", cliponaxis=False,
                            hovertemplate="%{x}: %{y:.1f}%<extra></extra>"))
-    lo, hi = float(df["label_accuracy"].min()), float(df["label_accuracy"].max())
-    span = max(hi - lo, 5.0)
-    fig.update_yaxes(title="label accuracy (%)", range=[max(0.0, lo - 0.5 * span), min(100.0, hi) + 0.25 * span])
+    fig.update_yaxes(title="label accuracy (%)", range=[0, 112], tickvals=[0, 20, 40, 60, 80, 100])
     base = df.loc[df["features"] == BASELINE_ROW, "label_accuracy"]
     if len(base):
         fig.add_hline(y=float(base.iloc[0]), line_dash="dot", line_color="#757575")
@@ -136,13 +134,12 @@ def delta_figure(models: pd.DataFrame) -> go.Figure:
     """|Δ| = |A_f(method) − A_f(gold)| per unlearning method and control (lower is better aligned).
 
     Each bar says how many D_f images it is from gold (tables.models_frame's `images`); bars within one image of
-    the smallest are marked "tie". The axis spans the methods: a bar far longer than the rest (random labels
-    at 97 beside 2 and 3) is cut at the axis end, hatched, and its label keeps the true value.
+    the smallest are marked "tie". Bars start at 0 on one plain axis, so 22, 56 and 100 are drawn as different as
+    they are; a bar too short to see still carries its value.
     """
     df = models[~models["model"].isin(["gold", "original"])].sort_values("abs_delta")
     values = df["abs_delta"].astype(float).tolist()
     images = df["images"].tolist() if "images" in df else [None] * len(df)
-    cap = _axis_cap(values)
     best = min((i for i in images if i is not None), default=None)
     candidates = (df["kind"] == "method").tolist() if "kind" in df else [True] * len(df)
     ties = sum(1 for i, c in zip(images, candidates) if c and best is not None and i is not None and i <= best + 1)
@@ -151,36 +148,26 @@ def delta_figure(models: pd.DataFrame) -> go.Figure:
         label = f"{v:.1f}" + (f" ({n} image{'s' if n != 1 else ''})" if n is not None else "")
         if c and ties > 1 and n is not None and n <= best + 1:
             label += " · tie"
-        text.append(label + (" ▸ axis cut" if v > cap else ""))
-    fig = go.Figure(go.Bar(x=[min(v, cap) for v in values], y=[model_label(m) for m in df["model"]], orientation="h",
+        text.append(label)
+    fig = go.Figure(go.Bar(x=values, y=[model_label(m) for m in df["model"]], orientation="h",
                            marker_color=[model_color(m) for m in df["model"]], customdata=values,
-                           marker_pattern_shape=["/" if v > cap else "" for v in values],
                            text=text, textposition="outside", hovertemplate="%{y}: |Δ| %{customdata:.1f}<extra></extra>"))
     fig.update_traces(cliponaxis=False)
-    fig.update_xaxes(title="|Δ| (percentage points of D_f)", range=[0, cap * (2.2 if max(values, default=0) > cap else 1.6)])
+    top = max([1.0, *values])
+    fig.update_xaxes(title="|Δ| (percentage points of D_f)", range=[0, top * 1.45])  # room for the labels
     fig.update_yaxes(autorange="reversed")  # the best aligned on top
     return _layout(fig, "|Δ| to gold on D_f (lower is better)", 320)
 
 
-def _axis_cap(values: list[float]) -> float:
-    """The axis end for |Δ| bars: the largest value, unless the bars split into a group of at least two small
-    ones and a gap to values over 3 times larger (and 10 points more); then 1.5 times the small group's top, so
-    2.0 and 3.0 look different and the large ones are cut."""
-    v = sorted(values)
-    for i in range(1, len(v) - 1):
-        if v[i + 1] > 3 * max(v[i], 1.0) and v[i + 1] - v[i] > 10:
-            return max(1.0, 1.5 * v[i])
-    return max([1.0, *v])
-
-
 def utility_figure(models: pd.DataFrame) -> go.Figure:
-    """A_test and A_r per model: what unlearning cost the model's usefulness."""
+    """A_test and A_r per model: what unlearning cost the model's usefulness. Bars start at 0 (an axis from 85
+    would draw 89 a third of 99); each carries its value."""
     fig = go.Figure()
     for col, name, color in (("A_test", "A_test (test set)", "#1565c0"), ("A_r", "A_r (remain set)", "#90caf9")):
         fig.add_trace(go.Bar(x=[model_label(m) for m in models["model"]], y=models[col], name=name, marker_color=color,
+                             text=[f"{v:.1f}" for v in models[col]], textposition="outside", cliponaxis=False,
                              hovertemplate="%{x}: %{y:.2f}%<extra>" + col + "</extra>"))
-    low = float(min(models["A_test"].min(), models["A_r"].min()))
-    fig.update_yaxes(title="accuracy (%)", range=[max(0.0, low - 5), 100.5])
+    fig.update_yaxes(title="accuracy (%)", range=[0, 105], tickvals=[0, 20, 40, 60, 80, 100])
     fig.update_layout(barmode="group")
     return _layout(fig, "Utility kept: test and remain accuracy", 340)
 
