@@ -80,7 +80,7 @@ if side:
                "never saw it; TMU should look like gold. One frame: each map is rotated and scaled onto the "
                "original's, so the same place means the same neighbourhood.")
     for col, m in zip(st.columns(len(trio)), trio):
-        col.plotly_chart(charts.umap_figure(frames[m], tables.model_label(m), zoom, 560, names, every, legend=m == trio[0]),
+        col.plotly_chart(charts.umap_figure(frames[m], tables.model_label(m), zoom, 460, names, every, legend=m == trio[0]),
                          key=f"emb_side_{m}")
     st.stop()
 

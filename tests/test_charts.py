@@ -366,7 +366,7 @@ def test_umap_figure_draws_each_group_once_with_hover_ids():
     fig = charts.umap_figure(df, "map")
     # the class's remaining samples are drawn above D_f
     assert [t.name for t in fig.data] == ["other classes (1)", "D_f easy (2)", "D_r of the class (1)"]
-    assert [list(c) for c in fig.data[1].customdata] == [[3, 8, "forget"], [4, 8, "forget"]]
+    assert [list(c) for c in fig.data[1].customdata] == [[3, 8, "forget", "8"], [4, 8, "forget", "8"]]
     assert fig.layout.height >= 700 and fig.layout.xaxis.range is None
     zoomed = charts.umap_figure(df, "map", zoom=True)  # the forget class spans x and y 1..3
     assert list(zoomed.layout.xaxis.range) == pytest.approx([0.8, 3.2])
@@ -417,6 +417,24 @@ def test_umap_figure_labels_clusters_and_shares_a_frame():
     wider = pd.concat([df, df.assign(x=df["x"] + 10)])  # the frame of all side-by-side maps
     shared = charts.umap_figure(df, "map", frame=wider, legend=False)
     assert list(shared.layout.xaxis.range) == pytest.approx([-1.52, 16.72]) and shared.layout.showlegend is False
+    # a panel of a side-by-side view fills its box: no equal scales (a narrow panel was mostly empty space)
+    assert shared.layout.yaxis.scaleanchor is None and fig.layout.yaxis.scaleanchor == "x"
+    # names sit beside their cluster, a short line pointing at it, not on top of the points
+    assert all(a.showarrow and a.ax > 0 and a.xanchor == "left" for a in fig.layout.annotations)
+
+
+def test_umap_figure_with_many_classes_names_only_the_forget_class_on_the_map():
+    """40 face identities labelled at their medians made an illegible pile: only the forget class is named on the
+    map, every point's class name is in its hover."""
+    rng = np.random.default_rng(0)
+    labels = np.repeat(np.arange(40), 3)
+    df = pd.DataFrame({"x": rng.normal(size=120), "y": rng.normal(size=120), "id": np.arange(120), "label": labels,
+                       "role": "remain", "group": np.where(labels == 11, "D_r of the class", "other classes")})
+    names = [f"person {i}" for i in range(40)]
+    fig = charts.umap_figure(df, "map", class_names=names)
+    assert [a.text for a in fig.layout.annotations] == ["<b>person 11</b>"]
+    other = next(t for t in fig.data if t.name.startswith("other classes"))
+    assert other.customdata[0][3].startswith("person ") and "customdata[3]" in other.hovertemplate
 
 
 def test_maps_of_two_models_are_aligned_onto_the_first():

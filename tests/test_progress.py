@@ -115,3 +115,16 @@ def test_stage_line_shows_elapsed_and_time_left():
     text = tables.progress_text({"state": "running", "progress": 0.5, "stage": "gold", "eta_seconds": 125,
                                  "started": 0.0})
     assert text.startswith("50% · gold") and "about 2 min 05 s left" in text
+
+
+def test_a_stop_signal_while_the_cli_builds_its_parser_is_one_line(monkeypatch, capsys):
+    """Cancelling a queued run sends SIGTERM while `execute` is still importing torch (building its parser):
+    run.log got a KeyboardInterrupt traceback. It is one line and exit status 130."""
+    from tmu_core import cli
+
+    def interrupted():
+        raise KeyboardInterrupt()
+
+    monkeypatch.setattr(cli, "build_parser", interrupted)
+    assert cli.main(["execute", "whatever"]) == 130
+    assert capsys.readouterr().err.strip() == "error: interrupted"

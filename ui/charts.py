@@ -172,44 +172,63 @@ def utility_figure(models: pd.DataFrame) -> go.Figure:
     return _layout(fig, "Utility kept: test and remain accuracy", 340)
 
 
+MAX_CLUSTER_LABELS = 12  # more classes than this: only the forget class's cluster is labelled (hover names the rest)
+
+
 def umap_figure(df: pd.DataFrame, title: str, zoom: bool = False, height: int = 720,
                 class_names: list[str] | None = None, frame: pd.DataFrame | None = None,
                 legend: bool = True) -> go.Figure:
-    """UMAP points by group (tables.umap_frame): other classes faded, D_f easy/hard on top; hover: id, label.
+    """UMAP points by group (tables.umap_frame): other classes faded, D_f easy/hard on top; hover: id, class name.
 
     Args:
         zoom: show only the forget class's region (its remaining samples, D_f and D_a, with a 10% margin).
         height: pixels; with equal axis scales a tall plot keeps a class's cluster from shrinking to a blob.
-        class_names: names by class index; each class's cluster is labelled at its median point.
+        class_names: names by class index. Each class's cluster gets its name beside it (a short line points at
+            the cluster's median point, so the name does not cover it); with more than MAX_CLUSTER_LABELS classes
+            only the forget class is named on the map, the others in the hover.
         frame: the points that set the axis ranges (all maps of a side-by-side view, so they share them);
-            default `df`.
+            default `df`. A side-by-side panel fills its box (no equal-scale constraint, which left a narrow
+            panel mostly empty); the shared ranges keep the maps comparable.
     """
+    def name_of(label) -> str:
+        i = int(label)
+        return str(class_names[i]) if class_names is not None and 0 <= i < len(class_names) else str(i)
+
     fig = go.Figure()
     for group, (color, size, opacity, symbol) in GROUP_STYLE.items():
         part = df[df["group"] == group]
         if part.empty:
             continue
+        custom = part[["id", "label", "role"]].assign(name=[name_of(v) for v in part["label"]]).to_numpy()
         fig.add_trace(go.Scattergl(x=part["x"], y=part["y"], mode="markers", name=f"{group} ({len(part)})",
-                                   customdata=part[["id", "label", "role"]].to_numpy(),
+                                   customdata=custom,
                                    marker=dict(color=color, size=size, opacity=opacity, symbol=symbol),
-                                   hovertemplate="id %{customdata[0]} · class %{customdata[1]} · %{customdata[2]}"
+                                   hovertemplate="id %{customdata[0]} · class %{customdata[3]} · %{customdata[2]}"
                                                  f"<extra>{group}</extra>"))
-    if class_names is not None:
+    if class_names is not None and len(df):
+        focus_labels = set(df.loc[df["group"] != "other classes", "label"].astype(int))
+        many = df["label"].nunique() > MAX_CLUSTER_LABELS
         for label, part in df.groupby("label"):
-            name = class_names[int(label)] if 0 <= int(label) < len(class_names) else str(label)
-            fig.add_annotation(x=float(part["x"].median()), y=float(part["y"].median()), text=f"<b>{name}</b>",
-                               showarrow=False, font=dict(size=15, color="#212121"), bgcolor="rgba(255,255,255,0.7)")
+            if many and int(label) not in focus_labels:
+                continue
+            fig.add_annotation(x=float(part["x"].median()), y=float(part["y"].median()), text=f"<b>{name_of(label)}</b>",
+                               showarrow=True, arrowhead=0, arrowcolor="#616161", ax=26, ay=-22, xanchor="left",
+                               font=dict(size=14, color="#212121"), bgcolor="rgba(255,255,255,0.8)")
     fig.update_xaxes(showticklabels=False, title="")
-    fig.update_yaxes(showticklabels=False, title="", scaleanchor="x")
     frame = df if frame is None else frame
+    side_by_side = frame is not df
+    fig.update_yaxes(showticklabels=False, title="", **({} if side_by_side else {"scaleanchor": "x"}))
     focus = frame[frame["group"] != "other classes"] if zoom else frame
-    if (zoom or frame is not df) and not focus.empty:
+    if (zoom or side_by_side) and not focus.empty:
         for axis, col in ((fig.update_xaxes, "x"), (fig.update_yaxes, "y")):
             lo, hi = float(focus[col].min()), float(focus[col].max())
             pad = 0.1 * (hi - lo) or 1.0
             axis(range=[lo - pad, hi + pad])
     fig.update_layout(dragmode="lasso", showlegend=legend, legend=dict(orientation="h", yanchor="top", y=-0.02, x=0))
-    return _layout(fig, title, height)
+    fig = _layout(fig, title, height)
+    if side_by_side:
+        fig.update_layout(margin=dict(l=4, r=4, t=44, b=4))
+    return fig
 
 
 def sweep_delta_figure(long: pd.DataFrame) -> go.Figure:
