@@ -12,16 +12,17 @@ nav.ensure_router()
 STEPS = ("1 · The forget set", "2 · The twin and its labels", "3 · The features", "4 · The predicted split",
          "5 · The unlearning", "6 · The alignment")
 SOURCES = {"demo": "The digits demo (bundled)", "selected": "The selected run"}
-PRESENT_CHART_HEIGHT = 400  # px: title, step bar and chart fit 720 px with the browser's own bars
+PRESENT_CHART_HEIGHT = 340  # px: with the title, the step bar and the browser's own bars, inside 720 px
 PRESENT_CSS = """<style>
-.block-container {padding-top: 1.2rem; padding-bottom: 0;}
+.block-container {padding-top: 2.2rem; padding-bottom: 0;}
 .block-container [data-testid="stMarkdownContainer"] p, .block-container [data-testid="stMarkdownContainer"] li
-  {font-size: 1.35rem; line-height: 1.45;}
-.block-container h1 {font-size: 1.9rem; padding: 0;}
+  {font-size: 1.3rem; line-height: 1.4;}
+.block-container h1 {font-size: 1.6rem; padding: 0;}
+.block-container h3 {font-size: 1.35rem; padding: 0 0 0.3rem 0;}
 </style>"""
 
 st.title("Guided demo")
-top = st.columns([3, 2, 2])
+top = st.columns([2, 3, 2], vertical_alignment="center")
 present = top[2].toggle("Presentation mode", key="demo_present",
                         help="larger text, warnings folded to one line, each step's chart beside its text")
 if present:
@@ -35,17 +36,18 @@ except TMUError as exc:
 selected = state.selected_run_id()
 st.session_state.setdefault("demo_source", "demo" if bundled else "selected")
 if bundled and selected and selected != bundled:
-    source = top[0].segmented_control("Walk through", list(SOURCES), key="demo_source", format_func=SOURCES.get)
+    source = top[0].segmented_control("Walk through", list(SOURCES), key="demo_source", format_func=SOURCES.get,
+                                      label_visibility="collapsed")
 else:
     source = "demo" if bundled else "selected"
-if source == "demo" and bundled:
-    run_id = bundled
-    metrics, samples = cache.metrics(cache.root(), run_id), cache.samples(cache.root(), run_id)
-else:
-    run, metrics, samples = state.require_tmu_results("there is no easy/hard split to walk through", fold=present)
-    run_id = run.id
-if source == "demo" and bundled:
-    state.evidence_warnings(metrics, fold=present)
+with top[1] if present else st.container():  # the run's thin-evidence warnings (one line in presentation mode)
+    if source == "demo" and bundled:
+        run_id = bundled
+        metrics, samples = cache.metrics(cache.root(), run_id), cache.samples(cache.root(), run_id)
+        state.evidence_warnings(metrics, fold=present)
+    else:
+        run, metrics, samples = state.require_tmu_results("there is no easy/hard split to walk through", fold=present)
+        run_id = run.id
 
 tmu, models = metrics["tmu"], tables.models_frame(metrics)
 rows = models.set_index("model")
