@@ -262,8 +262,11 @@ def show_sweeps() -> None:
         c2.plotly_chart(charts.forget_curve_figure(frames["curve"], "agreement"), key="align_curve_agreement")
     for key, df in frames.items():
         st.markdown(f"**{paper_tables.TITLES.get(key, key)}**")
-        st.dataframe(display_frame(df), hide_index=True, key=f"align_sweep_{key}",
-                     column_config=number_formats(df, key == "table3"))
+        first, rest = list(df.columns[:1]), list(df.columns[1:])  # the row label, then parts that fit 1280 px
+        for i, cols in enumerate(tables.column_chunks(rest)):
+            part = df[first + cols]
+            st.dataframe(display_frame(part), hide_index=True, key=f"align_sweep_{key}" + (f"_{i}" if i else ""),
+                         column_config=number_formats(part, key == "table3"))
     st.download_button("Download the tables (Markdown)", paper_tables.to_markdown(frames, f"## Sweep {sweep_id}"),
                        file_name=f"{sweep_id}.md", key="align_sweep_download", icon=":material/download:")
 

@@ -4,7 +4,6 @@ its chart in larger type, so every step reads on a 1280×720 screen without scro
 import streamlit as st
 
 from tmu_core import demo
-from tmu_core.errors import TMUError
 from ui import cache, charts, nav, state, tables
 
 nav.ensure_router()
@@ -28,11 +27,13 @@ present = top[2].toggle("Presentation mode", key="demo_present",
 if present:
     st.html(PRESENT_CSS)
 
-try:
-    bundled = demo.install().id
-except TMUError as exc:
-    bundled = None
-    st.warning(f"The bundled demo cannot be opened: {exc}", icon=":material/warning:")
+# The bundled demo run: from the run store once installed (the About page's button), else read in place.
+bundled, root = demo.RUN_ID, cache.root()
+if not demo.installed():
+    root = str(demo.bundle_root())
+    if not demo.bundled():
+        bundled = None
+        st.warning("The bundled demo is missing; regenerate it with `python -m tmu_core.demo`.", icon=":material/warning:")
 selected = state.selected_run_id()
 st.session_state.setdefault("demo_source", "demo" if bundled else "selected")
 if bundled and selected and selected != bundled:
@@ -43,11 +44,11 @@ else:
 with top[1] if present else st.container():  # the run's thin-evidence warnings (one line in presentation mode)
     if source == "demo" and bundled:
         run_id = bundled
-        metrics, samples = cache.metrics(cache.root(), run_id), cache.samples(cache.root(), run_id)
+        metrics, samples = cache.metrics(root, run_id), cache.samples(root, run_id)
         state.evidence_warnings(metrics, fold=present)
     else:
         run, metrics, samples = state.require_tmu_results("there is no easy/hard split to walk through", fold=present)
-        run_id = run.id
+        run_id, root = run.id, cache.root()
 
 tmu, models = metrics["tmu"], tables.models_frame(metrics)
 rows = models.set_index("model")
@@ -89,7 +90,7 @@ if step == STEPS[0]:
                   f"model is retrained without them, and it still recognises **{gold_af:.1f}%** of them from the "
                   f"rest of the class: it forgets only {tables.images_apart(100 - gold_af, n_f)} of the {n_f}. Good "
                   f"unlearning should land there, not at 0%.")
-    forget = tables.audit_frame(samples, "forget", cache.class_names(cache.root(), run_id))
+    forget = tables.audit_frame(samples, "forget", cache.class_names(root, run_id))
     chart.dataframe(forget[["image", "id", "verdict"]], key="demo_forget", hide_index=True, row_height=72,
                     height=PRESENT_CHART_HEIGHT if present else 400,
                     column_config={"image": st.column_config.ImageColumn("image", width=64)})

@@ -230,7 +230,7 @@ def test_demo_first_result_in_under_10_seconds_on_a_fresh_store(browser, fresh_s
     page = browser.new_page(viewport=FOLD)
     page.goto(url)
     settle(page, "about")
-    gold = json.loads((demo.BUNDLE / "run" / "metrics.json").read_text())["models"]["gold"]["acc_forget"]
+    gold = json.loads((demo.bundle_root() / demo.RUN_ID / "metrics.json").read_text())["models"]["gold"]["acc_forget"]
     t0 = time.monotonic()
     page.get_by_role("button", name="Open the digits demo").click()
     page.get_by_text(re.compile(rf"still recognises {gold:.1f}%")).wait_for(timeout=10_000)

@@ -38,7 +38,7 @@ def test_demo_shows_the_phenomenon():
     where gold kept 97% and every method sat at |Δ| 3."""
     import json
 
-    metrics = json.loads((demo.BUNDLE / "run" / "metrics.json").read_text())
+    metrics = json.loads((demo.bundle_root() / demo.RUN_ID / "metrics.json").read_text())
     gold_af = metrics["models"]["gold"]["acc_forget"]
     assert 60.0 <= gold_af <= 85.0
     deltas = {m: v["abs_delta"] for m, v in metrics["models"].items() if m in demo.METHODS}

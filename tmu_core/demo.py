@@ -5,14 +5,15 @@ gold model misses about a sixth of them (A_f near 83%), so the methods differ vi
 100%, some drive it to 0, TMU lands between. `install()` copies the bundled run into the run store (the
 dashboard shows it in seconds, with no training) and seeds the model cache with the bundled original and
 gold state dicts under the keys the run used, so running the same configuration again trains neither.
-`build()` regenerates the bundle (`python -m tmu_core.demo`): run it whenever the training recipe, the data
+The bundled run can also be read in place (`bundle_root()` is a run store of its own, holding only it), which
+the guided demo does until the run is installed. `build()` regenerates the bundle (`python -m tmu_core.demo`): run it whenever the training recipe, the data
 split or the results format changes (tests/test_demo.py fails while the bundle is stale).
 
 Bundle layout (assets/demo/):
-    run/      config.json status.json metrics.json samples.csv embeddings.npz umap-<model>.npz
-              (activations stored in float16 to keep the bundle small; the UMAP maps are the ones computed
-              from the full-precision activations)
-    models/   <cache key>.pt <cache key>.json   the original and gold models, float32, exactly as trained
+    runs/demo-digits-c8-n110-s0/   config.json status.json metrics.json samples.csv embeddings.npz umap-<model>.npz
+                   (activations stored in float16 to keep the bundle small; the UMAP maps are the ones computed
+                   from the full-precision activations)
+    models/                        <cache key>.pt <cache key>.json   the original and gold models, float32, exactly as trained
 """
 from __future__ import annotations
 
@@ -45,8 +46,19 @@ def config() -> RunConfig:
                      train=default_train_config("digits"), methods=METHODS, seed=0, name="demo")
 
 
+def bundle_root(bundle: Path = BUNDLE) -> Path:
+    """The bundle's run store (read-only): the demo run lies in it under RUN_ID."""
+    return bundle / "runs"
+
+
 def bundled(bundle: Path = BUNDLE) -> bool:
-    return all((bundle / "run" / f).is_file() for f in RUN_FILES)
+    return all((bundle_root(bundle) / RUN_ID / f).is_file() for f in RUN_FILES)
+
+
+def installed(root: Path | None = None) -> bool:
+    """Whether the run store holds a complete, intact copy of the demo run."""
+    run = store.Run(RUN_ID, Path(root) if root is not None else store.runs_root())
+    return run.dir.is_dir() and run.status().get("state") == "complete" and not run.damage()
 
 
 def install(root: Path | None = None, bundle: Path = BUNDLE) -> store.Run:
@@ -57,13 +69,13 @@ def install(root: Path | None = None, bundle: Path = BUNDLE) -> store.Run:
         raise TMUError(f"the demo bundle is missing in {bundle}; regenerate it with `python -m tmu_core.demo`")
     _seed_cache(bundle / "models")
     run = store.Run(RUN_ID, root)
-    if run.dir.is_dir() and run.status().get("state") == "complete" and not run.damage():
+    if installed(root):
         return run
     root.mkdir(parents=True, exist_ok=True)
     tmp = Path(tempfile.mkdtemp(prefix=".demo-", dir=root))  # complete before it gets its name
     try:
         for name in RUN_FILES:
-            shutil.copyfile(bundle / "run" / name, tmp / name)
+            shutil.copyfile(bundle_root(bundle) / RUN_ID / name, tmp / name)
         status = json.loads((tmp / "status.json").read_text())
         status["updated"] = time.strftime("%Y-%m-%dT%H:%M:%S")  # installed now: the newest run in the list
         (tmp / "status.json").write_text(json.dumps(status, indent=1))
@@ -108,7 +120,7 @@ def build(bundle: Path = BUNDLE, log=print) -> dict:
             for m in UMAP_MODELS:
                 log(f"UMAP map of {m}")
                 embedding.compute(run, m)
-            out = bundle / "run"
+            out = bundle_root(bundle) / RUN_ID
             if bundle.exists():
                 shutil.rmtree(bundle)
             out.mkdir(parents=True)
