@@ -146,6 +146,21 @@ def test_about_opens_the_bundled_demo_without_training(runs_dir):
     assert {r.run_id: r.state for r in store.list_runs()} == {demo.RUN_ID: "complete"}  # nothing launched
 
 
+def test_audit_draws_p_easy_in_the_colour_of_easy_and_names_classes(runs_dir):
+    """p(easy) bars were red (the theme's primary colour) even at 1.00 easy; easy is green everywhere."""
+    import json as _json
+
+    from tmu_core import demo
+    from ui import charts
+
+    demo.install()
+    at = page_test("audit", demo.RUN_ID)
+    assert_clean(at)
+    configs = [_json.loads(df.proto.columns) for df in at.dataframe if "p_easy" in df.proto.columns]
+    assert configs and all(c["p_easy"]["type_config"]["color"] == charts.EASY for c in configs)
+    assert charts.LABEL_COLORS["easy"] == charts.EASY != charts.HARD
+
+
 # ---------------------------------------------------------------- Forget set
 def test_forget_set_shows_d_f_and_eq3_size(runs_dir):
     at = page_test("forget_set")
