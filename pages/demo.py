@@ -14,14 +14,14 @@ SOURCES = {"demo": "The digits demo (bundled)", "selected": "The selected run"}
 PRESENT_CHART_HEIGHT = 340  # px: with the title, the step bar and the browser's own bars, inside 720 px
 PRESENT_CSS = """<style>
 .block-container {padding-top: 2.2rem; padding-bottom: 0;}
-.block-container [data-testid="stMarkdownContainer"] p, .block-container [data-testid="stMarkdownContainer"] li
-  {font-size: 1.3rem; line-height: 1.4;}
+.block-container [data-testid="stMarkdown"] p {font-size: 1.3rem; line-height: 1.4;}
+.block-container [data-testid="stMarkdown"] li {font-size: 1.15rem; line-height: 1.35;}
 .block-container h1 {font-size: 1.6rem; padding: 0;}
 .block-container h3 {font-size: 1.35rem; padding: 0 0 0.3rem 0;}
 </style>"""
 
 st.title("Guided demo")
-top = st.columns([2, 3, 2], vertical_alignment="center")
+top = st.columns([1.6, 3, 2.4], vertical_alignment="center")
 present = top[2].toggle("Presentation mode", key="demo_present",
                         help="larger text, warnings folded to one line, each step's chart beside its text")
 if present:
@@ -37,7 +37,7 @@ if not demo.installed():
 selected = state.selected_run_id()
 st.session_state.setdefault("demo_source", "demo" if bundled else "selected")
 if bundled and selected and selected != bundled:
-    source = top[0].segmented_control("Walk through", list(SOURCES), key="demo_source", format_func=SOURCES.get,
+    source = top[0].segmented_control("Walk through", list(SOURCES), key="demo_source", format_func=SOURCES.get, required=True,
                                       label_visibility="collapsed")
 else:
     source = "demo" if bundled else "selected"
@@ -64,7 +64,7 @@ def move(by: int) -> None:
 
 
 st.session_state.setdefault("demo_step", STEPS[0])
-nav_cols = st.columns([1, 1, 10])
+nav_cols = st.columns([1.5, 1.5, 9])
 nav_cols[0].button("Back", key="demo_back", on_click=move, args=(-1,), disabled=st.session_state["demo_step"] == STEPS[0],
                    icon=":material/arrow_back:")
 nav_cols[1].button("Next", key="demo_next", on_click=move, args=(1,), disabled=st.session_state["demo_step"] == STEPS[-1],
@@ -102,9 +102,11 @@ elif step == STEPS[1]:
     aux = tables.feature_frame(samples, "aux", "truth")
     show(charts.feature_scatter(aux, "NF", "CF", "The twin's D_a: its easy and hard samples"), "demo_twin")
 elif step == STEPS[2]:
-    text.markdown("Each sample gets three numbers (the features), computed with the problem's original model:")
-    text.markdown(nav.feature_text())
-    text.markdown("If easy samples sit apart from hard ones, a small classifier can learn the difference on the twin.")
+    text.markdown("Each sample gets three numbers from the problem's original model:")
+    text.markdown(nav.feature_text(short=present))
+    if not present:
+        text.markdown("If easy samples sit apart from hard ones, a small classifier can learn the difference on the "
+                      "twin.")
     show(charts.feature_distributions(tables.feature_frame(samples, "aux", "truth")), "demo_features")
 elif step == STEPS[3]:
     text.markdown(f"The classifier, trained on the twin, calls **{tmu['pred_easy']} of D_f easy and {tmu['pred_hard']} "

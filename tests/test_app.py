@@ -114,7 +114,7 @@ def test_guided_demo_opens_the_bundled_demo_in_an_empty_store(runs_dir):
     assert store.list_runs() == []  # read in place: visiting the page adds no run to the store
     metrics = store.open_run(demo.RUN_ID, demo.bundle_root()).metrics()
     gold = metrics["models"]["gold"]["acc_forget"]
-    assert any(f"110 training images of class 8" in m.value and f"**{gold:.1f}%**" in m.value for m in at.markdown)
+    assert any("110 training images of class 8" in m.value and f"**{gold:.1f}%**" in m.value for m in at.markdown)
     at.button(key="demo_next").click().run()
     at.button(key="demo_next").click().run()
     assert at.subheader[0].value.startswith("3 ·")

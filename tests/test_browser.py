@@ -7,7 +7,6 @@ import os
 import re
 import shutil
 import signal
-import subprocess
 
 import pytest
 
@@ -198,8 +197,26 @@ def test_sweep_launched_from_the_alignment_page_in_a_real_browser(browser, serve
         logs = list((runs_dir / "_sweeps").glob("sweep-digits-*/sweep.log"))
         assert logs, "the sweep's log is in its folder of the run store"
     finally:
-        subprocess.run(["pkill", "-f", "--sweep-id sweep-digits-"], check=False)
+        for log in (runs_dir / "_sweeps").glob("sweep-digits-*/sweep.log"):
+            _stop_sweep(log.parent.name)
         page.close()
+
+
+def _stop_sweep(sweep_id: str) -> None:
+    """Stop the background sweep this test started: the process whose command line names exactly its id (in its
+    own session, so its group holds the sweep and nothing else)."""
+    from pathlib import Path
+
+    for proc in Path("/proc").iterdir():
+        try:
+            args = (proc / "cmdline").read_bytes().split(b"\0")
+        except OSError:
+            continue
+        if b"--sweep-id" in args and args[args.index(b"--sweep-id") + 1:][:1] == [sweep_id.encode()]:
+            try:
+                os.killpg(int(proc.name), signal.SIGTERM)
+            except (ProcessLookupError, PermissionError, ValueError):
+                pass
 
 
 # ---------------------------------------------------------------- a fresh clone: the bundled demo
@@ -252,12 +269,23 @@ def test_presentation_mode_keeps_every_chart_above_the_fold(browser, fresh_serve
     page.get_by_text("Presentation mode").click()
     _idle(page)
     assert page.locator('[data-testid="stExpander"]', has_text="Thin evidence").count() == 1  # folded to one line
-    for step in range(6):
-        chart = page.locator('.js-plotly-plot, [data-testid="stDataFrame"]').first
+    titles = (None, "The twin's D_a", "Features by label", "predicted vs gold truth", "Accuracy on the forget set",
+              "to gold on D_f")
+    for step, title in enumerate(titles):
+        # this step's own chart (found by its title), not the last step's while it is being replaced
+        chart = (page.locator('[data-testid="stDataFrame"]') if title is None
+                 else page.locator(".js-plotly-plot", has_text=title)).first
         chart.wait_for(timeout=30_000)
+        page.wait_for_timeout(500)
         box = chart.bounding_box()
         assert box["y"] + box["height"] <= FOLD["height"] + 2, f"step {step + 1}: chart ends at {box['y'] + box['height']:.0f}px"
         assert page.evaluate("window.scrollY") == 0
+        bottoms = page.evaluate("""Array.from(document.querySelectorAll('.block-container [data-testid="stMarkdownContainer"]'))
+            .map(e => e.getBoundingClientRect().bottom)""")
+        assert max(bottoms) <= FOLD["height"] + 2, f"step {step + 1}: text ends at {max(bottoms):.0f}px"
+        for name in ("Back", "Next"):  # the buttons read whole, not cut to an initial
+            button = page.get_by_role("button", name=name)
+            assert button.evaluate("b => b.scrollWidth <= b.clientWidth + 1")
         page.screenshot(path=str(ARTIFACTS / f"demo-present-{step + 1}.png"))
         if step < 5:
             page.get_by_role("button", name="Next").click()
