@@ -449,9 +449,11 @@ def test_run_page_launches_in_the_background_and_cancels(runs_dir):
     run = store.open_run(info.run_id)
     wait_for(lambda: run.status()["state"] not in ("queued", "running"), 120, "the run to stop")
     assert run.status()["state"] == "cancelled"
+    assert "Traceback" not in run.log_tail(lines=500)  # a cancel while it imports torch is one line, if any
     at.run()
     assert_clean(at)
     assert any("cancelled by the user" in i.value for i in at.info) and not at.error  # a choice, not a failure
+    assert any(b.key == f"run_resume_{info.run_id}" for b in at.button)  # resumed in place, not launched anew
 
 
 def test_cancel_stops_a_run_that_is_training(runs_dir):
