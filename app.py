@@ -5,7 +5,7 @@ that runs go to, when TMU_RAY_ADDRESS is set) and the run the inspection pages l
 """
 import streamlit as st
 
-from tmu_core import store
+from tmu_core import demo, store
 from tmu_core.errors import TMUError
 from tmu_core.jobs.launch import ray_address
 from ui import cache, nav, state, tables
@@ -13,6 +13,7 @@ from ui import cache, nav, state, tables
 st.set_page_config(page_title="TMU dashboard", page_icon=":material/psychology:", layout="wide")
 page = st.navigation(nav.sections())
 cache.warm_umap(cache.root())  # the first UMAP map then loads compiled code instead of compiling it
+cache.preload(cache.as_json(demo.config().data), demo.config().seed)  # the demo's data, loaded before it is asked for
 
 
 def _pick_run() -> None:

@@ -1,14 +1,16 @@
 """Alignment: every method's A_f against gold's, |Δ|, utility, activation distance, MIA; sweep tables."""
-import streamlit as st
-
 import datetime as dt
 
+import pandas as pd
+import streamlit as st
+
 from tmu_core import store
+from tmu_core.config import MAX_SEED
 from tmu_core.errors import TMUError
 from tmu_core.evaluate import tables as paper_tables
 from tmu_core.jobs import launch
 from tmu_core.methods import METHODS, display, ordered
-from ui import cache, charts, nav, state, tables, verdict
+from ui import cache, charts, nav, state, tables, verdict, widgets
 
 nav.ensure_router()
 
@@ -37,11 +39,13 @@ def number_formats(df, distance: bool = False) -> dict:
 
 
 def show_table1(row) -> None:
-    """The paper's Table 1 is one wide row: split into accuracies and |Δ| so each fits the page."""
-    deltas = ["class"] + [c for c in row.columns if c.endswith(("|Δ|", " agree"))]
-    rest = [c for c in row.columns if c not in deltas[1:]]
-    st.dataframe(row[rest], hide_index=True, key="align_table1", column_config=number_formats(row[rest]))
-    st.dataframe(row[deltas], hide_index=True, key="align_table1_delta", column_config=number_formats(row[deltas]))
+    """The paper's Table 1 is one wide row: split into accuracies and |Δ|, each in parts of at most eight columns,
+    so none is clipped at 1280 px."""
+    deltas = [c for c in row.columns if c.endswith(("|Δ|", " agree"))]
+    rest = [c for c in row.columns if c not in deltas and c != "class"]
+    for i, cols in enumerate(tables.column_chunks(rest) + tables.column_chunks(deltas)):
+        part = row[["class", *cols]]
+        st.dataframe(part, hide_index=True, key=f"align_table1_{i}", column_config=number_formats(part))
 
 
 def show_run() -> None:
@@ -58,7 +62,7 @@ def show_run() -> None:
         m[1].metric("TMU |Δ|", f"{metrics['models']['tmu']['abs_delta']:.1f}")
     cost = tables.cost_text(metrics)
     if cost:
-        m[2].metric("TMU time / gold's training time", f"{metrics['cost_ratio']:.2f}×", help=cost)
+        m[2].metric("Cost: TMU unlearning / gold training", f"{metrics['cost_ratio']:.2f}×", help=cost)
         st.caption(cost)
     v = verdict.show(metrics, "align_verdict")
     note = tables.alignment_note(metrics)
@@ -74,7 +78,8 @@ def show_run() -> None:
     if v.has_methods:
         c2.plotly_chart(charts.delta_figure(models, v), key="align_delta")
     st.plotly_chart(charts.utility_figure(models), key="align_utility")
-    st.dataframe(models.drop(columns=["model", "kind"]), hide_index=True, key="align_table", column_config={
+    # Two tables of at most eight columns each: one of thirteen is clipped at 1280 px (its last columns hidden).
+    config = {
         "label": "model", **{c: st.column_config.NumberColumn(c, format=tables.PERCENT_FORMAT) for c in ("A_test", "A_r", "A_f")},
         "delta": st.column_config.NumberColumn("Δ = A_f − gold A_f", format="%+.1f"),
         "abs_delta": st.column_config.NumberColumn("|Δ|", format=tables.PERCENT_FORMAT),
@@ -89,31 +94,57 @@ def show_run() -> None:
                                                       "cannot tell members at all and its MIA value means nothing"),
         "seconds": st.column_config.NumberColumn("seconds", format="%.1f"),
         "timing": st.column_config.TextColumn("seconds spent", help="a cached original or gold model was trained "
-                                              "by an earlier run with the same recipe; this run only loaded it")})
+                                              "by an earlier run with the same recipe; this run only loaded it")}
+    for key, cols in tables.MODEL_TABLE_PARTS.items():
+        st.dataframe(models[list(cols)], hide_index=True, key=f"align_table_{key}", column_config=config)
     st.markdown("**This run as a row of the paper's Table 1** (accuracy %, |Δ| = |A_f − gold A_f|)")
     row = paper_tables.tables([metrics])["table1"]
     show_table1(row[~row["class"].map(tables.is_summary)])
 
 
+def sweep_inputs(classes: list[str], seeds: str, counts: str, methods: list[str], smallest: int) -> tuple[list, list, list]:
+    """(errors, seeds, forget counts) of the sweep form: every input checked before anything starts."""
+    errors, seed_list, count_list = [], [], []
+    if not classes:
+        errors.append("choose at least one forget class")
+    if not methods:
+        errors.append("choose at least one method")
+    for label, text, low, high, out in (("Seeds", seeds, 0, MAX_SEED, seed_list),
+                                        ("Forget counts", counts, 1, smallest - 1, count_list)):
+        parts = text.split()
+        if not parts:
+            errors.append(f"{label}: enter at least one whole number from {low} to {high}")
+        for part in parts:
+            why = widgets.whole_number_error(part, low, high)
+            if why:
+                errors.append(f"{label}: {why[0].lower() + why[1:]}" + (
+                    f" (the smallest chosen class has {smallest} training images)" if label == "Forget counts" else ""))
+            else:
+                out.append(int(part))
+    return errors, seed_list, count_list
+
+
 def sweep_form() -> None:
-    """Launch a sweep (classes x seeds x forget counts) on the Forget set page's dataset, in the background."""
+    """Launch a sweep (classes x seeds x forget counts) on the Forget set page's dataset, in the background;
+    inputs are checked first, and the new sweep is then the one shown."""
     d = state.draft()
-    data = cache.dataset(cache.as_json(state.data_config(d)), 0)
+    data = cache.dataset(cache.as_json(state.data_config(d)), d["seed"])
     names = [str(c) for c in data.classes]
-    with st.expander(f"Launch a sweep on {d['dataset']}", expanded=not store.list_sweeps()):
+    with st.expander(f"Launch a sweep on {d['dataset']}", expanded=not store.list_sweeps(started=True)):
         c1, c2, c3 = st.columns([3, 2, 2])
         classes = c1.multiselect("Forget classes", names, default=names[:2], key="align_sw_classes")
-        seeds = c2.text_input("Seeds", "0 1 2", key="align_sw_seeds", help="whole numbers separated by spaces")
+        seeds = c2.text_input("Seeds", "0 1 2", key="align_sw_seeds",
+                              help=f"whole numbers from 0 to {MAX_SEED}, separated by spaces")
         counts = c3.text_input("Forget counts", "100", key="align_sw_counts",
                                help="|D_f| per class, e.g. 100 500 1000 for the forgetting-more-data curve")
         methods = st.multiselect("Methods", ordered(METHODS.names()), default=ordered(METHODS.names()),
                                  format_func=lambda n: display(n).label, key="align_sw_methods")
         where = f" on the Ray cluster at {launch.ray_address()}" if launch.ray_address() else ""
         if st.button(f"Launch sweep{where}", key="align_sw_launch", type="primary", icon=":material/play_arrow:"):
-            try:
-                seed_list, count_list = [int(x) for x in seeds.split()], [int(x) for x in counts.split()]
-            except ValueError:
-                st.error("Seeds and forget counts must be whole numbers separated by spaces.")
+            smallest = min((len(data.class_ids(names.index(c))) for c in classes), default=2)
+            errors, seed_list, count_list = sweep_inputs(classes, seeds, counts, methods, smallest)
+            if errors:
+                st.error("Nothing was started: " + "; ".join(errors) + ".", icon=":material/error:")
                 return
             sweep_id = f"sweep-{d['dataset']}-{dt.datetime.now().strftime('%Y%m%d-%H%M%S')}"
             try:
@@ -123,14 +154,30 @@ def sweep_form() -> None:
                 st.error(str(exc))
                 return
             st.session_state["align_sw_running"] = (sweep_id, len(classes) * len(seed_list) * len(count_list))
-            st.session_state["align_sweep"] = sweep_id
+            st.session_state["align_sweep"] = sweep_id  # the selectbox below shows the sweep just launched
     if st.session_state.get("align_sw_running"):
         sweep_progress()
 
 
+def sweep_runs(sweep_id: str) -> list:
+    """The runs a sweep has started so far (named after it), oldest first."""
+    return sorted((r for r in store.list_runs() if r.run_id.startswith(f"{sweep_id}-")), key=lambda r: r.updated)
+
+
+def runs_progress_frame(runs) -> "pd.DataFrame":
+    rows = []
+    for r in runs:
+        status = store.open_run(r.run_id).status() if r.state in ("queued", "running") else {}
+        rows.append({"run": r.run_id, "state": r.state, "stage": "" if r.state == "complete" else r.stage,
+                     "progress": r.progress, "time left": tables.duration(status.get("eta_seconds")) or "",
+                     "error": r.error or ""})
+    return pd.DataFrame(rows, columns=["run", "state", "stage", "progress", "time left", "error"])
+
+
 @st.fragment(run_every=2.0)
 def sweep_progress() -> None:
-    """Runs done of the launched sweep; the page redraws its tables when it ends."""
+    """The launched sweep: runs done of those planned, each started run's stage progress; the page redraws its
+    tables when it ends."""
     sweep_id, planned = st.session_state["align_sw_running"]
     sweep = store.Sweep(sweep_id)
     try:
@@ -138,7 +185,14 @@ def sweep_progress() -> None:
     except TMUError:
         done = {}
     n = len(done.get("results", [])) + len(done.get("failed", []))
-    st.progress(min(1.0, n / planned), text=f"Sweep {sweep_id}: {n} of {planned} runs done")
+    runs = sweep_runs(sweep_id)
+    running = next((r for r in runs if r.state in ("queued", "running")), None)
+    part = running.progress if running else 0.0
+    st.progress(min(1.0, (n + part) / planned), text=f"Sweep {sweep_id}: {n} of {planned} runs done"
+                + (f"; {running.run_id} at {100 * part:.0f}% ({running.stage})" if running else ""))
+    if runs:
+        st.dataframe(runs_progress_frame(runs), hide_index=True, key="align_sw_runs", column_config={
+            "progress": st.column_config.ProgressColumn("progress", format="percent", min_value=0.0, max_value=1.0)})
     tail = sweep.log_tail(3)
     if n >= planned or (tail and "error" in tail.lower()):
         del st.session_state["align_sw_running"]
@@ -147,25 +201,59 @@ def sweep_progress() -> None:
         st.rerun(scope="app")
 
 
+def display_frame(df: "pd.DataFrame") -> "pd.DataFrame":
+    """Text columns with a dash for a missing value (a table cell must not read 'None')."""
+    out = df.copy()
+    for c in out.columns:
+        if out[c].dtype == object:
+            out[c] = out[c].map(lambda v: "—" if v is None or v != v else v)
+    return out
+
+
+def show_failed(failed: list[dict]) -> None:
+    if failed:
+        st.markdown(f"**Failed runs ({len(failed)})**, each with its stored reason")
+        cols = [c for c in ("forget_class", "seed", "forget_count", "run_id", "error") if any(c in f for f in failed)]
+        st.dataframe(display_frame(pd.DataFrame(failed)[cols]), hide_index=True, key="align_sweep_failed",
+                     column_config={"error": st.column_config.TextColumn("error", width="large")})
+
+
 def show_sweeps() -> None:
     sweep_form()
-    ids = store.list_sweeps()
+    ids = store.list_sweeps(started=True)
     if not ids:
         st.caption("No sweeps yet. `python -m tmu_core sweep --dataset digits --classes all` runs every forget "
                    "class and writes the paper's tables; they appear here.")
         return
+    if st.session_state.get("align_sweep") not in ids:
+        st.session_state.pop("align_sweep", None)
     sweep_id = st.selectbox("Sweep", ids, key="align_sweep")
-    results = cache.sweep_results(cache.root(), sweep_id, store.Sweep(sweep_id).version())
+    sweep = store.Sweep(sweep_id)
+    try:
+        stored = sweep.results()
+    except TMUError:
+        stored = None
+    results = cache.sweep_results(cache.root(), sweep_id, sweep.version()) if stored is not None else []
+    failed = (stored or {}).get("failed", [])
     if not results:
-        st.info("This sweep has no finished class yet.")
+        running = st.session_state.get("align_sw_running", (None,))[0] == sweep_id
+        if failed:
+            st.error(f"No run of this sweep completed; {len(failed)} failed.", icon=":material/error:")
+            show_failed(failed)
+        elif not running:
+            tail = sweep.log_tail(5)
+            st.info("This sweep has no finished run yet." + ("" if not tail else " The end of its log:"))
+            if tail:
+                st.code(tail, language=None)
         return
-    version = store.Sweep(sweep_id).version()
+    version = sweep.version()
     tuning = cache.sweep_tuning_classes(cache.root(), sweep_id, version)
     frames = paper_tables.tables(results, tuning)
     st.caption(f"{len(results)} runs done (forget class × seed × |D_f|). Avg and 95% CI rows: the class is the unit "
                "(mean of the per-class means, Student-t interval over classes; each row says how many classes and "
                "runs)" + (f"; tuning classes {', '.join(map(str, tuning))} (used to choose "
                                              "defaults) are summarised apart from the held-out ones." if tuning else "."))
+    show_failed(failed)
     st.plotly_chart(charts.sweep_delta_figure(tables.sweep_delta_long(frames["table1"])), key="align_sweep_chart")
     if "curve" in frames:
         c1, c2 = st.columns(2)
@@ -173,12 +261,16 @@ def show_sweeps() -> None:
         c2.plotly_chart(charts.forget_curve_figure(frames["curve"], "agreement"), key="align_curve_agreement")
     for key, df in frames.items():
         st.markdown(f"**{paper_tables.TITLES.get(key, key)}**")
-        st.dataframe(df, hide_index=True, key=f"align_sweep_{key}", column_config=number_formats(df, key == "table3"))
+        first, rest = list(df.columns[:1]), list(df.columns[1:])  # the row label, then parts that fit 1280 px
+        for i, cols in enumerate(tables.column_chunks(rest)):
+            part = df[first + cols]
+            st.dataframe(display_frame(part), hide_index=True, key=f"align_sweep_{key}" + (f"_{i}" if i else ""),
+                         column_config=number_formats(part, key == "table3"))
     st.download_button("Download the tables (Markdown)", paper_tables.to_markdown(frames, f"## Sweep {sweep_id}"),
                        file_name=f"{sweep_id}.md", key="align_sweep_download", icon=":material/download:")
 
 
-tab_run, tab_sweeps = st.tabs(["Selected run", "Sweeps over forget classes"])
+tab_run, tab_sweeps = st.tabs(["Selected run", "Sweeps over forget classes"], key="tab", bind="query-params")
 with tab_sweeps:
     show_sweeps()
 with tab_run:

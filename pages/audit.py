@@ -3,7 +3,7 @@ import math
 
 import streamlit as st
 
-from ui import charts, nav, state, tables
+from ui import cache, charts, nav, state, tables
 
 nav.ensure_router()
 
@@ -91,11 +91,14 @@ with right:
                        file_name=f"{run.id}-samples.csv", mime="text/csv", key="audit_download",
                        icon=":material/download:")
 
-view = tables.filter_audit(tables.audit_frame(samples, "forget"), predicted, truth, disagree)
+view = tables.filter_audit(tables.audit_frame(samples, "forget", cache.class_names(cache.root(), run.id)), predicted, truth, disagree)
 config = {"image": st.column_config.ImageColumn("image", width=ROW - 8),
-          "p_easy": st.column_config.ProgressColumn("p(easy)", min_value=0.0, max_value=1.0, format="%.2f"),
+          # green, the colour of easy everywhere: a full bar (1.00) is a sure "easy", never red
+          "p_easy": st.column_config.ProgressColumn("p(easy)", min_value=0.0, max_value=1.0, format="%.2f",
+                                                    color=charts.EASY),
           "agree": st.column_config.TextColumn("agrees", width="small"),
           "p_gold": st.column_config.ProgressColumn("p_i (golds right)", min_value=0.0, max_value=1.0, format="%.2f",
+                                                    color=charts.EASY,
                                                     help="share of the gold models that classify this sample "
                                                          "correctly; the verdict is the run's own gold"),
           "augmented": st.column_config.TextColumn("augmented", width="small"),
@@ -127,7 +130,7 @@ with st.expander(f"The twin's D_a: {tmu['aux_count']} samples the classifier lea
                f"{sizing.get('augmented')} augmented copies, {sizing.get('used')} used"
                + (" (capped)" if sizing.get("capped") else "") + ". Labels: the original model's verdict; "
                "augmented copies show their source image.")
-    aux = tables.audit_frame(samples, "aux")
+    aux = tables.audit_frame(samples, "aux", cache.class_names(cache.root(), run.id))
     aux_config = {**config, "id": st.column_config.NumberColumn(
         "D_a index", format="%d", help="position in D_a (not a training id); its image is training image source_id")}
     st.dataframe(tables.for_display(aux), key="audit_aux", column_config=aux_config, hide_index=True, row_height=ROW,

@@ -80,7 +80,7 @@ if side:
                "never saw it; TMU should look like gold. One frame: each map is rotated and scaled onto the "
                "original's, so the same place means the same neighbourhood.")
     for col, m in zip(st.columns(len(trio)), trio):
-        col.plotly_chart(charts.umap_figure(frames[m], tables.model_label(m), zoom, 560, names, every, legend=m == trio[0]),
+        col.plotly_chart(charts.umap_figure(frames[m], tables.model_label(m), zoom, 460, names, every, legend=m == trio[0]),
                          key=f"emb_side_{m}")
     st.stop()
 
@@ -103,7 +103,7 @@ st.subheader(f"{len(picked)} selected samples")
 rows = []
 for role in ("forget", "aux"):
     ids = {sid for sid, r in picked if r == role}
-    part = tables.audit_frame(samples, role)
+    part = tables.audit_frame(samples, role, cache.class_names(cache.root(), run.id))
     rows.append(part[part["id"].isin(ids)].assign(role=role))
 remain = tuple(sorted(sid for sid, r in picked if r == "remain"))
 if remain:

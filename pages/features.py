@@ -1,7 +1,7 @@
 """Features: NF, AF, CF (and HNF, HM when the run used them) for easy vs hard on the twin's D_a and on D_f; a scatter of two; the ablation."""
 import streamlit as st
 
-from ui import charts, nav, state, tables
+from ui import cache, charts, nav, state, tables
 
 nav.ensure_router()
 
@@ -38,7 +38,7 @@ event = st.plotly_chart(charts.feature_scatter(df, x, y), key=f"feat_scatter_{ro
                         selection_mode=("box", "lasso", "points"))
 picked = {sid for sid, _ in tables.selected_points(event.selection.points)}
 if picked:
-    chosen = tables.audit_frame(samples, role)
+    chosen = tables.audit_frame(samples, role, cache.class_names(cache.root(), run.id))
     st.dataframe(tables.for_display(chosen[chosen["id"].isin(picked)]), key="feat_selected", hide_index=True, row_height=56,
                  column_config={"image": st.column_config.ImageColumn("image", width="small")})
 else:
@@ -46,7 +46,7 @@ else:
 
 st.subheader("Ablation: label accuracy by feature subset")
 ablation = tables.ablation_frame(metrics)
-c1, c2 = st.columns([2, 1])
+c1, c2 = st.columns([1, 1])  # the table needs room for its three columns at 1280 px
 c1.plotly_chart(charts.ablation_figure(ablation), key="feat_ablation")
 c2.dataframe(tables.for_display(ablation), hide_index=True, key="feat_ablation_table",
              column_config={"features": st.column_config.TextColumn("features", width="medium"),

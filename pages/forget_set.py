@@ -7,7 +7,9 @@ import copy
 
 import streamlit as st
 
+from tmu_core.config import MAX_GOLD_SEEDS, MAX_SEED, DataConfig
 from tmu_core.data import DATASETS
+from tmu_core.tmu.method import THIN_TWIN
 from tmu_core.errors import TMUError
 from tmu_core.models import MODELS
 from tmu_core.jobs.preview import cached_models
@@ -36,10 +38,20 @@ def class_name(i: int) -> str:
     return data.classes[i] if str(data.classes[i]) == str(i) else f"{i} · {data.classes[i]}"
 
 
+FS_KEYS = ("fs_class", "fs_mode", "fs_count", "fs_count_class", "fs_fraction")  # widgets of the class and D_f
+
+
+def dataset_changed() -> None:
+    """Another dataset: its classes are others, so class, mode and hand-picked ids start afresh."""
+    d.update(dataset=st.session_state["fs_dataset"], forget_class=0, mode="count", ids=[])
+    for key in FS_KEYS:
+        st.session_state.pop(key, None)
+
+
 c1, c2, c3 = st.columns([2, 2, 1])
 datasets = dict(DATASETS.describe())
 state.bind("fs_dataset", "dataset", datasets)
-d["dataset"] = c1.selectbox("Dataset", list(datasets), key="fs_dataset",
+d["dataset"] = c1.selectbox("Dataset", list(datasets), key="fs_dataset", on_change=dataset_changed,
                             help="digits is bundled and instant; the others need their files (or a download).")
 c1.caption(state.ui_message(datasets[d["dataset"]]))
 models = dict(MODELS.describe())
@@ -47,8 +59,21 @@ state.bind("fs_model", "model", models)
 d["model"] = c2.selectbox("Model", list(models), key="fs_model", help=models.get(d["model"]))
 c2.caption(models[d["model"]])
 state.bind("fs_seed", "seed")
-d["seed"] = int(c3.number_input("Seed", min_value=0, step=1, key="fs_seed",
-                                help="seeds the train/aux split, the forget set and all training"))
+d["seed"] = int(c3.number_input("Seed", min_value=0, max_value=MAX_SEED, step=1, key="fs_seed",
+                                help=f"seeds the train/aux split, the forget set and all training (0 to {MAX_SEED})"))
+with st.expander("Run settings: the twin's aux pool and the gold models", expanded=False):
+    r1, r2 = st.columns(2)
+    aux_field = DataConfig.__dataclass_fields__["aux_fraction"].metadata
+    state.bind("fs_aux_fraction", "aux_fraction")
+    d["aux_fraction"] = float(r1.number_input(
+        "Aux fraction", min_value=float(aux_field["min"]), max_value=float(aux_field["max"]), step=0.05, format="%.2f",
+        key="fs_aux_fraction", help=f"{aux_field['help']}: a larger share gives the twin more distinct images "
+                                    "(fewer augmented copies) but trains the models on fewer"))
+    state.bind("fs_gold_seeds", "gold_seeds")
+    d["gold_seeds"] = int(r2.number_input(
+        "Gold models (K)", min_value=1, max_value=MAX_GOLD_SEEDS, step=1, key="fs_gold_seeds",
+        help="K > 1 trains K-1 more gold models (other seeds): each D_f sample then gets p_i, the share of golds "
+             "that get it right, and the run reports the golds' own spread (the ceiling). Each costs one training."))
 
 if d["dataset"] not in state.BUNDLED:
     state.bind("fs_data_root", "data_root")
@@ -119,6 +144,32 @@ def compute_preview():
                                 d["seed"])
 
 
+def thin_evidence(aux: dict, original_cached: bool) -> None:
+    """Before launch: say when the twin will learn easy/hard from too little (under THIN_TWIN distinct images, or
+    no hard example), and which setting helps."""
+    distinct = min(aux["available"], aux["used"])
+    problems = []
+    if distinct < THIN_TWIN:
+        problems.append(f"the twin will have only **{distinct} distinct aux images** (under {THIN_TWIN}): its "
+                        "easy/hard labels are thin evidence")
+    misses = cache.aux_pool_misses(cache.as_json(data_cfg), cache.as_json(train_cfg), d["seed"], c, original_cached)
+    if misses == 0:
+        problems.append(f"the original model gets all {aux['available']} aux pool images right, so **no hard "
+                        "example** is likely: TMU cannot learn what a hard sample looks like")
+    elif misses is None and distinct < THIN_TWIN:
+        problems.append("with so few images a hard example (one the original gets wrong) is unlikely")
+    if aux["capped"]:
+        problems.append(f"Eq. 3 asks for {aux['requested']} aux images but the pool holds {aux['available']}; "
+                        f"augmentation is capped at {aux['max_factor']:g}× the pool, so D_a has {aux['used']} "
+                        f"({aux['augmented']} augmented copies)")
+    if problems:
+        st.warning("Thin evidence before launch: " + "; ".join(problems) + ". A larger **aux fraction** (Run "
+                   "settings above) or a smaller forget set would help; more gold models (K) show the spread TMU's "
+                   "labels are judged against.", icon=":material/warning:")
+    elif aux.get("augmented"):
+        st.caption(f"D_a: {aux['available']} pool images and {aux['augmented']} augmented copies.")
+
+
 preview, pick_error = None, None
 if d["mode"] != "hand-pick" or d["ids"]:
     try:
@@ -157,12 +208,7 @@ if preview is not None:
     m[4].metric("Cached models", "both" if len(cached) == 2 else (cached[0] if cached else "none"),
                 help="original and gold models already trained with this recipe are reused; "
                      "missing ones are trained at the start of the run")
-    if aux["capped"]:
-        st.caption(f"Eq. 3 asks for {aux['requested']} aux images but the class's pool holds {aux['available']}; "
-                   f"augmentation is capped at {aux['max_factor']:g}× the pool, so D_a has {aux['used']} "
-                   f"({aux['augmented']} augmented copies).")
-    elif aux.get("augmented"):
-        st.caption(f"D_a: {aux['available']} pool images and {aux['augmented']} augmented copies.")
+    thin_evidence(aux, "original" in cached)
     nav.link("run", "Continue: launch this forget set on the Run page")
 
 st.caption("D_f: the images to forget · D_r^c: the rest of the class, kept · D_a: held-out images of the class that "

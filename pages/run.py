@@ -22,9 +22,7 @@ def cancel(run_id: str) -> None:
 
 def show_progress(run_id: str, status: dict) -> None:
     box = st.status(f"{run_id} — {status.get('stage') or 'queued'}", state="running", expanded=True)
-    message = status.get("message") if status.get("message") not in (None, "", "done") else ""
-    box.progress(min(1.0, float(status.get("progress", 0.0))),
-                 text=f"{100 * float(status.get('progress', 0.0)):.0f}% · {status.get('stage')} {message}")
+    box.progress(min(1.0, float(status.get("progress", 0.0))), text=tables.progress_text(status))
     box.markdown(tables.stage_line(status))
     box.button("Cancel", key=f"run_cancel_{run_id}", on_click=cancel, args=(run_id,), icon=":material/stop:")
 
@@ -40,14 +38,31 @@ def show_selected(run: store.Run, info: store.RunInfo | None = None) -> None:
         if diverged:
             st.warning("Diverged (no results): " + "; ".join(diverged.values()))
     elif status.get("state") == "cancelled":
-        st.info(f"Cancelled{': ' + status['error'] if status.get('error') else ''}. Launch it again to finish it.",
-                icon=":material/stop_circle:")
+        st.info(f"Cancelled{': ' + status['error'] if status.get('error') else ''}. Resume it to finish it: the "
+                "same run, its cached models reused.", icon=":material/stop_circle:")
+        resume_button(run)
     elif status.get("state") in ("failed", "interrupted", "damaged"):
         st.error(status.get("error") or status.get("state"))
+        if status.get("state") in launch.RESUMABLE:
+            resume_button(run)
         tail = run.log_tail()
         if tail:
             with st.expander("Last lines of the run's log"):
                 st.code(tail, language=None)
+
+
+def resume(run_id: str) -> None:
+    try:
+        launch.resume(store.open_run(run_id))
+    except TMUError as exc:
+        st.session_state["run_resume_error"] = str(exc)
+
+
+def resume_button(run: store.Run) -> None:
+    st.button("Resume this run", key=f"run_resume_{run.id}", on_click=resume, args=(run.id,),
+              icon=":material/play_arrow:", help="execute the same run again (not a new one)")
+    if st.session_state.get("run_resume_error"):
+        st.error(st.session_state.pop("run_resume_error"))
 
 
 def result_card(run: store.Run) -> None:

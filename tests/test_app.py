@@ -17,7 +17,7 @@ from tmu_core.tmu.twin import eq3_size
 from tmu_core.errors import TMUError
 from tmu_core.evaluate.verdict import verdict
 from tmu_core.methods import display
-from ui import state, tables
+from ui import nav, state, tables
 
 TIMEOUT = 120  # seconds per script run: the first one loads torch and the dataset on a busy machine
 
@@ -62,7 +62,7 @@ def test_every_page_runs_alone(dashboard_runs, name):
     assert at.title[0].value == TITLES[name]
 
 
-@pytest.mark.parametrize("name", ["demo", "audit", "features", "embeddings", "alignment"])
+@pytest.mark.parametrize("name", ["audit", "features", "embeddings", "alignment"])
 def test_inspection_pages_without_runs_point_to_the_run_page(runs_dir, name):
     at = page_test(name)
     assert_clean(at)
@@ -89,8 +89,8 @@ def test_guided_demo_walks_through_the_run_with_its_numbers(dashboard_runs):
     _, ids = dashboard_runs
     metrics = store.open_run(ids[0]).read_json("metrics.json")
     tmu, gold = metrics["tmu"], metrics["models"]["gold"]
-    at = page_test("demo", ids[0])
-    expected = [f"{metrics['forget_count']} training images", f"{tmu['aux_easy']} easy", "(NF)",
+    at = page_test("demo", ids[0], demo_source="selected")
+    expected = [f"{metrics['forget_count']} training images", f"{tmu['aux_easy']} easy", "NF — nearest distance",
                 f"{tmu['label_accuracy']:.1f}%", f"**{gold['acc_forget']:.1f}%**",
                 f"**{metrics['models']['tmu']['abs_delta']:.1f} points**"]
     for i, words in enumerate(expected):
@@ -109,16 +109,73 @@ def test_guided_demo_walks_through_the_run_with_its_numbers(dashboard_runs):
     assert at.subheader[0].value.startswith("5 ·")
 
 
+def test_guided_demo_opens_the_bundled_demo_in_an_empty_store(runs_dir):
+    """A fresh clone: no run trained, yet the demo shows its result at once, and it shows the phenomenon (gold
+    forgets part of D_f), with the paper's definitions of the features (the ones the About page gives)."""
+    from tmu_core import demo
+
+    at = page_test("demo")
+    assert_clean(at)
+    assert store.list_runs() == []  # read in place: visiting the page adds no run to the store
+    metrics = store.open_run(demo.RUN_ID, demo.bundle_root()).metrics()
+    gold = metrics["models"]["gold"]["acc_forget"]
+    assert any("110 training images of class 8" in m.value and f"**{gold:.1f}%**" in m.value for m in at.markdown)
+    at.button(key="demo_next").click().run()
+    at.button(key="demo_next").click().run()
+    assert at.subheader[0].value.startswith("3 ·")
+    assert any(nav.feature_text().strip() in m.value for m in at.markdown)
+    assert not any("noise" in m.value and "NF" in m.value for m in at.markdown)  # the old, second story of NF
+
+
+def test_guided_demo_presentation_mode_folds_warnings_and_sets_text_beside_the_chart(runs_dir):
+    at = page_test("demo")
+    assert [w for w in at.warning if w.value.startswith("Thin evidence")]  # the demo's twin is small
+    at.toggle(key="demo_present").set_value(True).run()
+    assert_clean(at)
+    assert not [w for w in at.warning if w.value.startswith("Thin evidence")]
+    assert [e for e in at.expander if e.label.startswith("Thin evidence: 2 warnings")]  # one line
+    for _ in range(4):
+        at.button(key="demo_next").click().run()
+    (spec,) = plotly_specs(at)
+    assert spec["layout"]["height"] <= 420  # beside its text, above the fold at 1280×720
+    assert len(at.columns) >= 2
+
+
+def test_about_opens_the_bundled_demo_without_training(runs_dir):
+    from tmu_core import demo
+
+    at = page_test("about")
+    at.button(key="about_demo").click().run()
+    assert_clean(at)
+    assert at.session_state["run_id"] == demo.RUN_ID
+    assert {r.run_id: r.state for r in store.list_runs()} == {demo.RUN_ID: "complete"}  # nothing launched
+
+
+def test_audit_draws_p_easy_in_the_colour_of_easy_and_names_classes(runs_dir):
+    """p(easy) bars were red (the theme's primary colour) even at 1.00 easy; easy is green everywhere."""
+    import json as _json
+
+    from tmu_core import demo
+    from ui import charts
+
+    demo.install()
+    at = page_test("audit", demo.RUN_ID)
+    assert_clean(at)
+    configs = [_json.loads(df.proto.columns) for df in at.dataframe if "p_easy" in df.proto.columns]
+    assert configs and all(c["p_easy"]["type_config"]["color"] == charts.EASY for c in configs)
+    assert charts.LABEL_COLORS["easy"] == charts.EASY != charts.HARD
+
+
 # ---------------------------------------------------------------- Forget set
 def test_forget_set_shows_d_f_and_eq3_size(runs_dir):
     at = page_test("forget_set")
     assert_clean(at)
     n_df, n_rc = int(metric(at, DF)), int(metric(at, "Rest of the class |D_r^c|"))
-    assert n_df == 100 and int(metric(at, "Twin set |D_a|, Eq. 3")) == eq3_size(n_df, n_rc)
+    assert n_df == 110 and int(metric(at, "Twin set |D_a|, Eq. 3")) == eq3_size(n_df, n_rc)
     assert metric(at, "Cached models") == "none"  # a fresh store
     at.text_input(key="fs_count").set_value("50").run()
     assert int(metric(at, DF)) == 50
-    assert int(metric(at, "Twin set |D_a|, Eq. 3")) == eq3_size(50, n_rc + 50)
+    assert int(metric(at, "Twin set |D_a|, Eq. 3")) == eq3_size(50, n_rc + n_df - 50)
     assert "8 (125 training images)" in at.selectbox(key="fs_class").options  # not "8 · 8"
     at.radio(key="fs_mode").set_value("fraction").run()
     at.slider(key="fs_fraction").set_value(0.2).run()
@@ -232,7 +289,8 @@ def test_imagefolder_runs_from_the_dashboard(runs_dir, tmp_path):
     assert any("enter their folder" in i.value for i in at.info)  # a hint beside the empty field, not a flag
     at.text_input(key="fs_data_root").set_value(tiny_image_folder(tmp_path / "images")).run()
     assert_clean(at)
-    assert not at.warning and not at.error
+    # the only warning: 20 images a class leave the twin a tiny aux pool, said before launch
+    assert not at.error and all(w.value.startswith("Thin evidence before launch") for w in at.warning)
     assert int(metric(at, DF)) >= 1
     at.selectbox(key="fs_class").set_value(1).run()
     at.text_input(key="fs_count").set_value("5").run()
@@ -256,7 +314,84 @@ def test_imagefolder_runs_from_the_dashboard(runs_dir, tmp_path):
     assert (cfg["forget"]["forget_class"], cfg["forget"]["forget_count"]) == ("1", 5)
 
 
+def test_switching_the_dataset_resets_class_mode_and_picked_ids(runs_dir, tmp_path):
+    """Hand-picked digits of class 3, then another data set: its own class 0 by count, no error about old ids."""
+    draft = {**state.default_draft(), "forget_class": 3, "mode": "hand-pick", "ids": [10, 11, 12]}
+    at = page_test("forget_set", draft=draft)
+    at.selectbox(key="fs_dataset").set_value("imagefolder").run()
+    at.text_input(key="fs_data_root").set_value(tiny_image_folder(tmp_path / "images")).run()
+    assert_clean(at)
+    assert not at.error
+    assert at.radio(key="fs_mode").value == "count" and at.selectbox(key="fs_class").value == 0
+    d = at.session_state["draft"]
+    assert (d["dataset"], d["forget_class"], d["mode"], d["ids"]) == ("imagefolder", 0, "count", [])
+
+
+def test_forget_set_warns_before_launch_about_a_thin_twin_and_offers_the_settings(runs_dir):
+    """The demo's class 8 at 110 leaves the twin 14 distinct aux images: said before launch, in a warning, with
+    the aux fraction and the number of gold models right there to change."""
+    at = page_test("forget_set")
+    assert_clean(at)
+    (warning,) = [w for w in at.warning if w.value.startswith("Thin evidence before launch")]
+    assert "distinct aux images** (under 20)" in warning.value and "aux fraction" in warning.value
+    at.number_input(key="fs_aux_fraction").set_value(0.3).run()
+    at.number_input(key="fs_gold_seeds").set_value(3).run()
+    assert_clean(at)
+    assert not [w for w in at.warning if "distinct aux images" in w.value]  # 30% of each class: a real pool
+    d = at.session_state["draft"]
+    assert (d["aux_fraction"], d["gold_seeds"]) == (0.3, 3)
+    cfg = state.run_config(d)
+    assert cfg.data.aux_fraction == 0.3 and cfg.gold_seeds == 3
+    assert "aux fraction 0.3 · 3 gold models" in state.describe(d)
+
+
+def test_forget_set_names_no_hard_example_when_the_cached_original_gets_the_pool_right(runs_dir):
+    from tmu_core import demo
+
+    demo.install()  # seeds the cache with the demo's original: its verdict on the aux pool is known
+    at = page_test("forget_set", draft={**state.default_draft(), "forget_class": 9})  # the original gets 9's pool right
+    (warning,) = [w for w in at.warning if w.value.startswith("Thin evidence before launch")]
+    assert "no hard example" in warning.value
+
+
+def test_out_of_range_seed_is_refused(runs_dir):
+    at = page_test("forget_set")
+    from tmu_core.config import MAX_SEED
+
+    assert at.number_input(key="fs_seed").max == MAX_SEED
+
+
 # ---------------------------------------------------------------- Run
+def test_selected_run_survives_a_reload_through_the_address(dashboard_runs):
+    """A reload starts a new session: the run in the address (?run=) is the one shown, not the newest."""
+    _, ids = dashboard_runs
+    older = ids[0]
+    at = AppTest.from_file(str(ROOT / "pages" / "alignment.py"), default_timeout=TIMEOUT)
+    at.query_params["run"] = older
+    at.run()
+    assert_clean(at)
+    assert at.session_state["run_id"] == older
+    assert any(older in c.value for c in at.caption)
+    fresh = page_test("alignment", ids[1])
+    assert fresh.query_params["run"] == ids[1]  # selecting a run writes it into the address
+
+
+def test_resume_executes_the_same_run_again(runs_dir, monkeypatch):
+    """'Launch it again' used to mean a new run; a cancelled run is resumed in place."""
+    from tmu_core.config import RunConfig, run_config_to_dict
+
+    launched = []
+    monkeypatch.setattr(launch, "launch", lambda run: launched.append(run.id) or 0)
+    run = store.Run.create("stopped", run_config_to_dict(RunConfig()))
+    run.set_status(state="cancelled", error="cancelled by the user")
+    run.request_cancel()
+    at = page_test("run", run.id)
+    at.button(key=f"run_resume_{run.id}").click().run()
+    assert_clean(at)
+    assert launched == [run.id] and [r.run_id for r in store.list_runs()] == [run.id]  # no new run
+    assert run.status()["state"] == "queued" and not run.cancel_requested()
+
+
 def test_run_page_lists_runs_and_opens_one(dashboard_runs):
     _, ids = dashboard_runs
     at = page_test("run", ids[0])
@@ -320,9 +455,11 @@ def test_run_page_launches_in_the_background_and_cancels(runs_dir):
     run = store.open_run(info.run_id)
     wait_for(lambda: run.status()["state"] not in ("queued", "running"), 120, "the run to stop")
     assert run.status()["state"] == "cancelled"
+    assert "Traceback" not in run.log_tail(lines=500)  # a cancel while it imports torch is one line, if any
     at.run()
     assert_clean(at)
     assert any("cancelled by the user" in i.value for i in at.info) and not at.error  # a choice, not a failure
+    assert any(b.key == f"run_resume_{info.run_id}" for b in at.button)  # resumed in place, not launched anew
 
 
 def test_cancel_stops_a_run_that_is_training(runs_dir):
@@ -399,7 +536,7 @@ def test_a_run_without_tmu_says_so(stored_runs, runs_dir, name):
     metrics = run.read_json("metrics.json")
     del metrics["tmu"], metrics["models"]["tmu"]
     run.write_json("metrics.json", metrics)
-    at = page_test(name, run.id)
+    at = page_test(name, run.id, demo_source="selected")
     assert_clean(at)
     assert any("did not include TMU" in i.value for i in at.info)
 
@@ -600,6 +737,10 @@ def test_alignment_compares_every_method_with_gold(dashboard_runs):
         "trained earlier (cached)" if gold_cached else "this run")
     explained = [i.value for i in at.info if "Why TMU is not the closest" in i.value]
     assert bool(explained) == ("tmu" not in v.leaders)
+    # no table wider than 1280 px can show: the per-model table and Table 1 come in parts of at most 8 columns
+    assert all(len(df.value.columns) <= 8 for df in at.dataframe), [list(df.value.columns) for df in at.dataframe]
+    cost = [c.value for c in at.caption if "× = TMU's unlearning time over gold's training time" in c.value]
+    assert len(cost) == 1 and "original model is not counted" in cost[0]
 
 
 def test_alignment_shows_sweep_tables_with_avg(dashboard_runs):
@@ -616,7 +757,9 @@ def test_alignment_shows_sweep_tables_with_avg(dashboard_runs):
     assert "TMU" not in set(paired["method"]) and list(paired["classes"].unique()) == [2]
     assert {"p Holm", "sign p", "sign p Holm"} <= set(paired.columns)
     sweep_chart = next(s for s in plotly_specs(at) if "per forget class" in s["layout"]["title"]["text"])
-    methods = {c[: -len(" |Δ|")] for c in table1.columns if c.endswith(" |Δ|")}
+    parts = [t for t in tables_with(at, "class") if "Avg" in set(t["class"])]  # Table 1 comes in parts
+    assert all(len(t.columns) <= 8 for t in parts)  # none clipped at 1280 px
+    methods = {c[: -len(" |Δ|")] for t in parts for c in t.columns if c.endswith(" |Δ|")}
     assert {t["name"] for t in sweep_chart["data"]} == methods and {"TMU", "FT"} <= methods
 
 
@@ -642,9 +785,67 @@ def test_a_sweep_is_launched_from_the_alignment_page_and_followed(runs_dir, monk
     assert any("0 of 8 runs done" in str(p.text) for p in at.get("progress"))
 
 
-def test_a_sweep_launch_with_bad_seeds_says_what_is_wrong(runs_dir, monkeypatch):
+@pytest.mark.parametrize("field, typed, reason", [
+    ("align_sw_seeds", "zero", "'zero' is not a whole number"),
+    ("align_sw_seeds", "-1", "-1 is out of range"),
+    ("align_sw_seeds", "4294967296", "4294967296 is out of range: enter a whole number from 0 to 4294967295"),
+    ("align_sw_counts", "-5", "-5 is out of range"),
+    ("align_sw_counts", "99999", "99999 is out of range"),
+    ("align_sw_counts", "", "Forget counts: enter at least one whole number")])
+def test_a_sweep_launch_with_bad_input_says_what_is_wrong_and_starts_nothing(runs_dir, monkeypatch, field, typed, reason):
+    """A forget count of -5 or 99999 used to start a sweep that then failed (the -5 one never listed)."""
     monkeypatch.setattr(launch, "spawn", lambda args, log: pytest.fail("nothing may start"))
     at = page_test("alignment")
-    at.text_input(key="align_sw_seeds").set_value("zero")
+    at.text_input(key=field).set_value(typed)
     at.button(key="align_sw_launch").click().run()
-    assert any("whole numbers" in e.value for e in at.error)
+    assert_clean(at)
+    assert any(e.value.startswith("Nothing was started") and reason in e.value for e in at.error), [e.value for e in at.error]
+    assert not store.list_sweeps(started=True) and "align_sw_running" not in at.session_state
+
+
+def fake_spawn(spawned: list):
+    """launch.spawn as a stub that records the call and creates the log file, as the real one does."""
+    def spawn(args, log):
+        spawned.append((args, log))
+        log.write_text("")
+    return spawn
+
+
+def test_the_sweep_just_launched_is_selected_and_its_runs_show_their_progress(runs_dir, monkeypatch):
+    from tmu_core.config import RunConfig, run_config_to_dict
+
+    store.Sweep("sweep-older").save_results({"sweep_id": "sweep-older", "results": [], "failed": []})
+    spawned = []
+    monkeypatch.setattr(launch, "spawn", fake_spawn(spawned))
+    at = page_test("alignment")
+    at.text_input(key="align_sw_seeds").set_value("0")
+    at.button(key="align_sw_launch").click().run()
+    assert_clean(at)
+    sweep_id, planned = at.session_state["align_sw_running"]
+    assert at.selectbox(key="align_sweep").value == sweep_id  # not the older sweep
+    run = store.Run.create(f"{sweep_id}-c0-n100-s0", run_config_to_dict(RunConfig(name=f"{sweep_id}-c0-n100-s0")))
+    run.set_status(state="running", stage="gold", progress=0.4, eta_seconds=65.0, pid=os.getpid())
+    at.run()
+    assert_clean(at)
+    (table,) = tables_with(at, "run", "progress", "time left")
+    assert table["run"].tolist() == [run.id] and table["stage"].tolist() == ["gold"]
+    assert table["time left"].tolist() == ["1 min 05 s"]
+    assert any(f"0 of {planned} runs done" in str(p.text) and "40%" in str(p.text) for p in at.get("progress"))
+
+
+def test_failed_sweeps_are_listed_with_their_reason(runs_dir):
+    """A sweep whose runs all failed, and one that stopped before any run, are listed with why; a sweep
+    written last comes first even when an older one failed later."""
+    store.Sweep("sweep-failed").save_results({"sweep_id": "sweep-failed", "results": [], "failed": [
+        {"failed": True, "forget_class": "1", "seed": 0, "forget_count": 99999, "run_id": None,
+         "error": "forget count 99999 is larger than class 1's 130 training images"}]})
+    store.Sweep("sweep-stopped").log_path().write_text("error: no classes given\n")
+    at = page_test("alignment")
+    assert_clean(at)
+    assert at.selectbox(key="align_sweep").value == "sweep-stopped"  # the newest
+    assert any("no classes given" in c.value for c in at.code)
+    at.selectbox(key="align_sweep").set_value("sweep-failed").run()
+    assert_clean(at)
+    (failed,) = tables_with(at, "error")
+    assert "larger than class 1's 130" in failed["error"].iloc[0]
+    assert "None" not in failed.astype(str).to_numpy()  # a missing run id reads as a dash

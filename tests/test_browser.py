@@ -7,7 +7,6 @@ import os
 import re
 import shutil
 import signal
-import subprocess
 
 import pytest
 
@@ -131,8 +130,8 @@ def test_forget_set_bad_count_and_whole_class_pick_in_a_real_browser(browser, se
     field.fill("")  # a cleared field is named, and |D_f| stays what it was
     field.press("Enter")
     _idle(page)
-    assert "Enter a whole number from 1 to 124; still 100." in " ".join(page.locator('[data-testid="stAlert"]').all_inner_texts())
-    assert _forget_set_size(page) == "100"
+    assert "Enter a whole number from 1 to 124; still 110." in " ".join(page.locator('[data-testid="stAlert"]').all_inner_texts())
+    assert _forget_set_size(page) == "110"
     field.fill("40")
     field.press("Enter")
     _idle(page)
@@ -198,5 +197,117 @@ def test_sweep_launched_from_the_alignment_page_in_a_real_browser(browser, serve
         logs = list((runs_dir / "_sweeps").glob("sweep-digits-*/sweep.log"))
         assert logs, "the sweep's log is in its folder of the run store"
     finally:
-        subprocess.run(["pkill", "-f", "--sweep-id sweep-digits-"], check=False)
+        for log in (runs_dir / "_sweeps").glob("sweep-digits-*/sweep.log"):
+            _stop_sweep(log.parent.name)
         page.close()
+
+
+def _stop_sweep(sweep_id: str) -> None:
+    """Stop the background sweep this test started: the process whose command line names exactly its id (in its
+    own session, so its group holds the sweep and nothing else)."""
+    from pathlib import Path
+
+    for proc in Path("/proc").iterdir():
+        try:
+            args = (proc / "cmdline").read_bytes().split(b"\0")
+        except OSError:
+            continue
+        if b"--sweep-id" in args and args[args.index(b"--sweep-id") + 1:][:1] == [sweep_id.encode()]:
+            try:
+                os.killpg(int(proc.name), signal.SIGTERM)
+            except (ProcessLookupError, PermissionError, ValueError):
+                pass
+
+
+# ---------------------------------------------------------------- a fresh clone: the bundled demo
+FOLD = {"width": 1280, "height": 720}
+
+
+@pytest.fixture(scope="module")
+def fresh_server(tmp_path_factory):
+    """The dashboard on an empty run store, as on a fresh clone (nothing trained, nothing cached)."""
+    runs_dir = tmp_path_factory.mktemp("fresh") / "runs"
+    port = free_port()
+    proc = start_streamlit(runs_dir, port, tmp_path_factory.mktemp("streamlit-fresh") / "streamlit.log")
+    yield f"http://127.0.0.1:{port}", runs_dir
+    os.killpg(proc.pid, signal.SIGTERM)
+    proc.wait(timeout=30)
+
+
+def test_demo_first_result_in_under_10_seconds_on_a_fresh_store(browser, fresh_server):
+    """About → 'Open the digits demo': the guided demo shows the bundled run's first result (gold keeps part of
+    D_f) within 10 s of the click, at 1280×720, with no training."""
+    import json
+    import time
+
+    from tmu_core import demo
+
+    url, runs_dir = fresh_server
+    ARTIFACTS.mkdir(exist_ok=True)
+    page = browser.new_page(viewport=FOLD)
+    page.goto(url)
+    settle(page, "about")
+    gold = json.loads((demo.bundle_root() / demo.RUN_ID / "metrics.json").read_text())["models"]["gold"]["acc_forget"]
+    t0 = time.monotonic()
+    page.get_by_role("button", name="Open the digits demo").click()
+    page.get_by_text(re.compile(rf"still recognises {gold:.1f}%")).wait_for(timeout=10_000)
+    page.locator('[data-testid="stDataFrame"]').first.wait_for(timeout=10_000)
+    elapsed = time.monotonic() - t0
+    page.screenshot(path=str(ARTIFACTS / "demo-first-result.png"))
+    print(f"click to first result: {elapsed:.1f} s")
+    assert elapsed < 10.0
+    assert f"run={demo.RUN_ID}" in page.url  # the selection is in the address
+    assert not list(runs_dir.glob("demo-2*"))  # nothing was launched
+    page.close()
+
+
+def test_presentation_mode_keeps_every_chart_above_the_fold(browser, fresh_server):
+    url, _ = fresh_server
+    page = browser.new_page(viewport=FOLD)
+    page.goto(f"{url}/demo")
+    settle(page, "demo")
+    page.get_by_text("Presentation mode").click()
+    _idle(page)
+    assert page.locator('[data-testid="stExpander"]', has_text="Thin evidence").count() == 1  # folded to one line
+    titles = (None, "The twin's D_a", "Features by label", "predicted vs gold truth", "Accuracy on the forget set",
+              "to gold on D_f")
+    for step, title in enumerate(titles):
+        # this step's own chart (found by its title), not the last step's while it is being replaced
+        chart = (page.locator('[data-testid="stDataFrame"]') if title is None
+                 else page.locator(".js-plotly-plot", has_text=title)).first
+        chart.wait_for(timeout=30_000)
+        page.wait_for_timeout(500)
+        box = chart.bounding_box()
+        assert box["y"] + box["height"] <= FOLD["height"] + 2, f"step {step + 1}: chart ends at {box['y'] + box['height']:.0f}px"
+        assert page.evaluate("window.scrollY") == 0
+        bottoms = page.evaluate("""Array.from(document.querySelectorAll('.block-container [data-testid="stMarkdownContainer"]'))
+            .map(e => e.getBoundingClientRect().bottom)""")
+        assert max(bottoms) <= FOLD["height"] + 2, f"step {step + 1}: text ends at {max(bottoms):.0f}px"
+        for name in ("Back", "Next"):  # the buttons read whole, not cut to an initial
+            button = page.get_by_role("button", name=name)
+            assert button.evaluate("b => b.scrollWidth <= b.clientWidth + 1")
+        page.screenshot(path=str(ARTIFACTS / f"demo-present-{step + 1}.png"))
+        if step < 5:
+            page.get_by_role("button", name="Next").click()
+            _idle(page)
+    page.close()
+
+
+def test_selected_run_and_tab_survive_a_reload(browser, fresh_server):
+    """A reload used to switch to the newest run and reset the Alignment tab."""
+    from tmu_core import demo
+
+    url, runs_dir = fresh_server
+    demo.install(root=runs_dir)
+    page = browser.new_page(viewport=FOLD)
+    page.goto(f"{url}/alignment?run={demo.RUN_ID}")
+    settle(page, "alignment")
+    page.get_by_role("tab", name="Sweeps over forget classes").click()
+    _idle(page)
+    assert "tab=" in page.url and f"run={demo.RUN_ID}" in page.url
+    page.reload()
+    page.get_by_role("heading", name=TITLES["alignment"], level=1).wait_for(timeout=60_000)
+    _idle(page)
+    assert page.get_by_role("tab", name="Sweeps over forget classes").get_attribute("aria-selected") == "true"
+    assert demo.RUN_ID in page.locator('[data-testid="stSidebar"]').inner_text()
+    page.close()

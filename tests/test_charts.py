@@ -54,8 +54,19 @@ def test_models_frame_labels_the_seconds_of_cached_models():
     timing = tables.models_frame(metrics).set_index("model")["timing"]
     assert timing["gold"] == "trained earlier (cached)" and timing["original"] == timing["tmu"] == "this run"
     metrics["cost_ratio"] = 1.0
-    assert tables.cost_text(metrics) == ("TMU took 1.0 s; training the gold model from scratch took 1.0 s "
-                                         "(trained earlier (cached), not by this run).")
+    text = tables.cost_text(metrics)
+    assert text.startswith("1.00× = TMU's unlearning time over gold's training time. TMU took 1.0 s")
+    assert "gold model from scratch took 1.0 s (trained earlier (cached), not by this run)" in text
+
+
+def test_cost_text_says_the_audit_extras_are_left_out():
+    """'0.17×' beside 'TMU 223.9 s, gold 498.3 s' reads wrong unless the ablation's seconds are named."""
+    metrics = metrics_fixture()
+    metrics["models"]["tmu"]["seconds"], metrics["models"]["gold"]["seconds"] = 223.9, 498.3
+    metrics["tmu"]["stage_seconds"] = {"twin": 10.0, "ablation": 139.2, "unlearn": 70.0}
+    metrics["cost_ratio"] = (223.9 - 139.2) / 498.3
+    text = tables.cost_text(metrics)
+    assert "0.17×" in text and "139.2 s went to the audit extras" in text and "84.7 s counted" in text
 
 
 def explain_fixture(tmu_delta: float) -> dict:
@@ -262,8 +273,8 @@ def test_ablation_figure_highlights_the_subset_tmu_used():
     bar = fig.data[0]
     assert list(bar.x) == ["NF", "AF", "NF+AF+CF", "all easy (baseline)"] and list(bar.y) == [85.0, 70.0, 90.0, 90.0]
     assert len({bar.marker.color[0], bar.marker.color[2], bar.marker.color[3]}) == 3  # plain, used, baseline
-    lo, hi = fig.layout.yaxis.range  # scaled to the data (70..90), with room above the top label
-    assert 50 <= lo < 70 and 90 < hi <= 100 and bar.cliponaxis is False
+    lo, hi = fig.layout.yaxis.range  # from 0: AF 70 is drawn 70/85 of NF 85, not a third of it
+    assert lo == 0 and hi > 100 and bar.cliponaxis is False
     (line,) = fig.layout.shapes
     assert line.y0 == 90.0  # the baseline as a line across the chart
 
@@ -306,24 +317,23 @@ def outlier_models() -> pd.DataFrame:
     return tables.models_frame(metrics)
 
 
-def test_delta_figure_scales_to_the_close_methods_and_cuts_the_outliers():
+def test_delta_figure_draws_every_bar_from_zero_at_its_true_length():
+    """With a best |Δ| of 0, 22, 56 and 100 must not be drawn alike (an axis cut at 0-2 did that)."""
     metrics = metrics_fixture()
     metrics["forget_count"] = 100
     base = metrics["models"]["neggrad"]
-    for name, d in (("tmu", 2.0), ("finetune", 3.0), ("neggrad", 86.0), ("randlabel", 97.0), ("original", 5.0)):
+    for name, d in (("tmu", 0.0), ("finetune", 22.2), ("neggrad", 55.6), ("randlabel", 100.0), ("original", 3.0)):
         metrics["models"][name] = {**base, "abs_delta": d, "delta": -d}
     fig = charts.delta_figure(tables.models_frame(metrics), verdict(metrics))
     bar = fig.data[0]
-    assert list(bar.y) == ["TMU", "Fine-tuning", "Original", "Negative gradient", "Random labels"]
-    hi = fig.layout.xaxis.range[1]
-    assert hi < 20  # 2, 3 and 5 fill the axis (cut at 7.5) instead of being slivers beside 97
-    assert list(bar.customdata) == [2.0, 3.0, 5.0, 86.0, 97.0]  # the true values stay in the hover ...
-    assert bar.text[4].startswith("97.0 (97 images)") and "axis cut" in bar.text[4]  # ... and in the label
-    assert list(bar.marker.pattern.shape) == ["", "", "", "/", "/"]
-    # 2, 3 and 5 images from gold: all within the 5-image floor of the best, the original (doing nothing) too
-    assert all("tie" in t for t in bar.text[:3]) and not any("tie" in t for t in bar.text[3:])
-    (band,) = fig.layout.shapes  # the noise floor from the best |Δ|: 2 to 2 + 5 images of 100
-    assert (band.x0, band.x1) == (2.0, 7.0)
+    assert list(bar.x) == [0.0, 3.0, 22.2, 55.6, 100.0]  # the drawn lengths are the values
+    lo, hi = fig.layout.xaxis.range
+    assert lo == 0 and hi >= 100
+    assert not any("cut" in t for t in bar.text) and bar.text[4].startswith("100.0 (100 images)")
+    # 0 and 3 images from gold: within the 5-image floor, the original (doing nothing) too
+    assert "tie" in bar.text[0] and "tie" in bar.text[1] and not any("tie" in t for t in bar.text[2:])
+    (band,) = fig.layout.shapes  # the noise floor from the best |Δ|: 0 to 0 + 5 images of 100
+    assert (band.x0, band.x1) == (0.0, 5.0)
 
 
 def test_delta_figure_marks_a_winner_and_never_a_control():
@@ -334,13 +344,6 @@ def test_delta_figure_marks_a_winner_and_never_a_control():
     text = dict(zip(fig.data[0].y, fig.data[0].text))
     assert text["TMU"].endswith("· closest")  # TMU 0 against the original's 20 and NG's 70
     assert "control †" in text[tables.model_label("oracle_labels")] and "tie" not in text[tables.model_label("oracle_labels")]
-
-
-def test_delta_figure_keeps_a_plain_axis_without_outliers():
-    metrics = metrics_fixture()
-    metrics["models"]["original"]["abs_delta"] = 60.0
-    fig = charts.delta_figure(tables.models_frame(metrics))
-    assert fig.layout.xaxis.range[1] >= 70 and not any("axis cut" in t for t in fig.data[0].text)
 
 
 def test_verdict_frame_ranks_candidates_then_controls():
@@ -359,7 +362,7 @@ def test_verdict_frame_ranks_candidates_then_controls():
 def test_utility_figure_groups_test_and_remain_accuracy():
     fig = charts.utility_figure(tables.models_frame(metrics_fixture()))
     assert [t.name.split()[0] for t in fig.data] == ["A_test", "A_r"] and fig.layout.barmode == "group"
-    assert fig.layout.yaxis.range[0] == pytest.approx(85.0)
+    assert fig.layout.yaxis.range[0] == 0  # from zero: 89 is not drawn a third of 99
 
 
 def test_umap_figure_draws_each_group_once_with_hover_ids():
@@ -369,7 +372,7 @@ def test_umap_figure_draws_each_group_once_with_hover_ids():
     fig = charts.umap_figure(df, "map")
     # the class's remaining samples are drawn above D_f
     assert [t.name for t in fig.data] == ["other classes (1)", "D_f easy (2)", "D_r of the class (1)"]
-    assert [list(c) for c in fig.data[1].customdata] == [[3, 8, "forget"], [4, 8, "forget"]]
+    assert [list(c) for c in fig.data[1].customdata] == [[3, 8, "forget", "8"], [4, 8, "forget", "8"]]
     assert fig.layout.height >= 700 and fig.layout.xaxis.range is None
     zoomed = charts.umap_figure(df, "map", zoom=True)  # the forget class spans x and y 1..3
     assert list(zoomed.layout.xaxis.range) == pytest.approx([0.8, 3.2])
@@ -420,6 +423,24 @@ def test_umap_figure_labels_clusters_and_shares_a_frame():
     wider = pd.concat([df, df.assign(x=df["x"] + 10)])  # the frame of all side-by-side maps
     shared = charts.umap_figure(df, "map", frame=wider, legend=False)
     assert list(shared.layout.xaxis.range) == pytest.approx([-1.52, 16.72]) and shared.layout.showlegend is False
+    # a panel of a side-by-side view fills its box: no equal scales (a narrow panel was mostly empty space)
+    assert shared.layout.yaxis.scaleanchor is None and fig.layout.yaxis.scaleanchor == "x"
+    # names sit beside their cluster, a short line pointing at it, not on top of the points
+    assert all(a.showarrow and a.ax > 0 and a.xanchor == "left" for a in fig.layout.annotations)
+
+
+def test_umap_figure_with_many_classes_names_only_the_forget_class_on_the_map():
+    """40 face identities labelled at their medians made an illegible pile: only the forget class is named on the
+    map, every point's class name is in its hover."""
+    rng = np.random.default_rng(0)
+    labels = np.repeat(np.arange(40), 3)
+    df = pd.DataFrame({"x": rng.normal(size=120), "y": rng.normal(size=120), "id": np.arange(120), "label": labels,
+                       "role": "remain", "group": np.where(labels == 11, "D_r of the class", "other classes")})
+    names = [f"person {i}" for i in range(40)]
+    fig = charts.umap_figure(df, "map", class_names=names)
+    assert [a.text for a in fig.layout.annotations] == ["<b>person 11</b>"]
+    other = next(t for t in fig.data if t.name.startswith("other classes"))
+    assert other.customdata[0][3].startswith("person ") and "customdata[3]" in other.hovertemplate
 
 
 def test_maps_of_two_models_are_aligned_onto_the_first():
@@ -450,3 +471,12 @@ def test_forget_curve_figure_counts_classes_not_runs_for_its_bars():
     fig = charts.forget_curve_figure(curve, "|Δ|")
     assert list(fig.data[0].error_y.array) == [0.0, 2.0]
     assert "no 95% CI bar where fewer than 3 classes" in fig.layout.title.text
+
+
+def test_audit_frame_names_the_classes_the_models_say():
+    """'Gold says 11' meant nothing on a 40-identity face set: the class is named."""
+    df = tables.audit_frame(samples_fixture(), "forget", [f"class{i}" for i in range(20)])
+    says = [c for c in df.columns if c.endswith(" says")]
+    assert says and all(" · class" in str(v) for c in says for v in df[c])
+    assert tables.class_label(8, [str(i) for i in range(10)]) == "8"  # digits: the index is the name
+    assert tables.class_label(3, ["airplane", "automobile", "bird", "cat"]) == "3 · cat"

@@ -289,8 +289,8 @@ def main(argv=None) -> int:
     logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
     # a stop signal ends a run like Ctrl-C: its status says interrupted, and `execute` can finish it later
     signal.signal(signal.SIGTERM, lambda *_: (_ for _ in ()).throw(KeyboardInterrupt()))
-    args = build_parser().parse_args(argv)
-    try:
+    try:  # building the parser imports torch (seconds): a stop signal then is one line too, never a traceback
+        args = build_parser().parse_args(argv)
         return args.fn(args)
     except BrokenPipeError:  # `runs | head -1`: the reader left; say nothing more
         os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())

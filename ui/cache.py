@@ -7,6 +7,7 @@ key because tests and users may point TMU_RUNS_DIR elsewhere. Runs that are stil
 from __future__ import annotations
 
 import json
+import threading
 from dataclasses import asdict
 
 import pandas as pd
@@ -42,9 +43,34 @@ def warm_umap(root_dir: str) -> int | None:
     return embedding.warm()
 
 
+_PRELOADING: dict[tuple[str, int], threading.Thread] = {}
+_PRELOADED: dict[tuple[str, int], Dataset] = {}
+
+
+@st.cache_resource(show_spinner=False)
+def preload(data_json: str, seed: int) -> None:
+    """Once per server: load a dataset in a background thread (the demo's digits, seconds on a busy CPU), so the
+    first page that needs it finds it loaded instead of loading it after the click."""
+    key = (data_json, seed)
+
+    def work() -> None:
+        try:
+            _PRELOADED[key] = load_dataset(DataConfig(**json.loads(data_json)), seed)
+        except Exception:  # noqa: BLE001 - the page that needs it loads it again and reports why
+            pass
+
+    thread = threading.Thread(target=work, name="tmu-preload-dataset", daemon=True)
+    _PRELOADING[key] = thread
+    thread.start()
+
+
 @st.cache_resource(show_spinner="Loading the dataset…", max_entries=4)
 def dataset(data_json: str, seed: int) -> Dataset:
-    return load_dataset(DataConfig(**json.loads(data_json)), seed)
+    thread = _PRELOADING.pop((data_json, seed), None)
+    if thread is not None:
+        thread.join()
+    loaded = _PRELOADED.pop((data_json, seed), None)
+    return loaded if loaded is not None else load_dataset(DataConfig(**json.loads(data_json)), seed)
 
 
 @st.cache_data(show_spinner=False, max_entries=64)
@@ -130,3 +156,11 @@ def training_images(data_json: str, seed: int, ids: tuple[int, ...]) -> pd.DataF
     """id and image (data URL) of training samples, for a selection's gallery."""
     data = dataset(data_json, seed)
     return pd.DataFrame({"id": list(ids), "image": data_urls(preview.images(data, list(ids)))})
+
+
+@st.cache_data(show_spinner=False, max_entries=32)
+def aux_pool_misses(data_json: str, train_json: str, seed: int, class_index: int, original_cached: bool) -> int | None:
+    """Aux pool images of the class that the cached original gets wrong (None before it is trained); the flag
+    `original_cached` is part of the key, so the count appears once the original exists."""
+    return preview.aux_pool_misses(dataset(data_json, seed), DataConfig(**json.loads(data_json)),
+                                   TrainConfig(**json.loads(train_json)), seed, class_index)

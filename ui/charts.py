@@ -91,16 +91,14 @@ def feature_scatter(df: pd.DataFrame, x: str, y: str, title: str = "") -> go.Fig
 
 def ablation_figure(df: pd.DataFrame) -> go.Figure:
     """Label accuracy per feature subset (tables.ablation_frame); the subset TMU used is highlighted, the
-    all-easy baseline grey and drawn as a dashed line. The axis spans the data (a 0-100 axis makes 80 and 90
-    look alike), with room above the top bar for its label."""
+    all-easy baseline grey and drawn as a dashed line. Bars start at 0, so their lengths keep the ratios
+    (AF 92 is not drawn a third of NF 98); each carries its value, with room above the top one for it."""
     colors = ["#9e9e9e" if f == BASELINE_ROW else "#1565c0" if used else "#90caf9"
               for f, used in zip(df["features"], df["used by TMU"])]
     fig = go.Figure(go.Bar(x=df["features"], y=df["label_accuracy"], marker_color=colors,
                            text=[f"{v:.1f}" for v in df["label_accuracy"]], textposition="outside", cliponaxis=False,
                            hovertemplate="%{x}: %{y:.1f}%<extra></extra>"))
-    lo, hi = float(df["label_accuracy"].min()), float(df["label_accuracy"].max())
-    span = max(hi - lo, 5.0)
-    fig.update_yaxes(title="label accuracy (%)", range=[max(0.0, lo - 0.5 * span), min(100.0, hi) + 0.25 * span])
+    fig.update_yaxes(title="label accuracy (%)", range=[0, 112], tickvals=[0, 20, 40, 60, 80, 100])
     base = df.loc[df["features"] == BASELINE_ROW, "label_accuracy"]
     if len(base):
         fig.add_hline(y=float(base.iloc[0]), line_dash="dot", line_color="#757575")
@@ -138,14 +136,13 @@ def delta_figure(models: pd.DataFrame, verdict=None) -> go.Figure:
     Each bar says how many D_f images it is from gold (tables.models_frame's `images`). With the run's `verdict`
     (tmu_core.evaluate.verdict.Verdict) the closest method is marked "closest", or the candidates within the noise
     floor "tie", and the floor is drawn as a band from the smallest candidate |Δ|; controls are marked † and
-    never take part. The axis spans the models: a bar far longer than the rest (random labels at 97 beside 2 and
-    3) is cut at the axis end, hatched, and its label keeps the true value.
+    never take part. Bars start at 0 on one plain axis, so 22, 56 and 100 are drawn as different as they are; a
+    bar too short to see still carries its value.
     """
     df = models[models["model"] != "gold"].sort_values("abs_delta", kind="stable")
     values = df["abs_delta"].astype(float).tolist()
     images = df["images"].tolist() if "images" in df else [None] * len(df)
     kinds = df["kind"].tolist() if "kind" in df else ["method"] * len(df)
-    cap = _axis_cap(values)
     text = []
     for name, v, n, kind in zip(df["model"], values, images, kinds):
         label = f"{v:.1f}" + (f" ({n:.0f} image{'s' if n != 1 else ''})" if n is not None and n == n else "")
@@ -155,83 +152,92 @@ def delta_figure(models: pd.DataFrame, verdict=None) -> go.Figure:
             label += " · closest"
         elif verdict is not None and verdict.winner is None and name in verdict.leaders:
             label += " · tie"
-        text.append(label + (" ▸ axis cut" if v > cap else ""))
-    fig = go.Figure(go.Bar(x=[min(v, cap) for v in values], y=[model_label(m) for m in df["model"]], orientation="h",
+        text.append(label)
+    fig = go.Figure(go.Bar(x=values, y=[model_label(m) for m in df["model"]], orientation="h",
                            marker_color=[model_color(m) for m in df["model"]], customdata=values,
-                           marker_pattern_shape=["/" if v > cap else "" for v in values],
                            text=text, textposition="outside", hovertemplate="%{y}: |Δ| %{customdata:.1f}<extra></extra>"))
     fig.update_traces(cliponaxis=False)
-    fig.update_xaxes(title="|Δ| (percentage points of D_f)", range=[0, cap * (2.2 if max(values, default=0) > cap else 1.6)])
+    top = max([1.0, *values])
+    fig.update_xaxes(title="|Δ| (percentage points of D_f)", range=[0, top * 1.45])  # room for the labels
     fig.update_yaxes(autorange="reversed")  # the closest to gold on top
     if verdict is not None and verdict.leaders:
         best = verdict.row(verdict.leaders[0]).abs_delta
         width = verdict.floor.images * 100.0 / verdict.forget_count if verdict.forget_count else verdict.floor.images
-        fig.add_vrect(x0=best, x1=min(best + width, cap), fillcolor="#9e9e9e", opacity=0.15, line_width=0,
+        fig.add_vrect(x0=best, x1=best + width, fillcolor="#9e9e9e", opacity=0.15, line_width=0,
                       annotation_text="noise floor", annotation_position="top left")
     return _layout(fig, "|Δ| to gold on D_f (lower is better)", 340)
 
 
-def _axis_cap(values: list[float]) -> float:
-    """The axis end for |Δ| bars: the largest value, unless the bars split into a group of at least two small
-    ones and a gap to values over 3 times larger (and 10 points more); then 1.5 times the small group's top, so
-    2.0 and 3.0 look different and the large ones are cut."""
-    v = sorted(values)
-    for i in range(1, len(v) - 1):
-        if v[i + 1] > 3 * max(v[i], 1.0) and v[i + 1] - v[i] > 10:
-            return max(1.0, 1.5 * v[i])
-    return max([1.0, *v])
-
-
 def utility_figure(models: pd.DataFrame) -> go.Figure:
-    """A_test and A_r per model: what unlearning cost the model's usefulness."""
+    """A_test and A_r per model: what unlearning cost the model's usefulness. Bars start at 0 (an axis from 85
+    would draw 89 a third of 99); each carries its value."""
     fig = go.Figure()
     for col, name, color in (("A_test", "A_test (test set)", "#1565c0"), ("A_r", "A_r (remain set)", "#90caf9")):
         fig.add_trace(go.Bar(x=[model_label(m) for m in models["model"]], y=models[col], name=name, marker_color=color,
+                             text=[f"{v:.1f}" for v in models[col]], textposition="outside", cliponaxis=False,
                              hovertemplate="%{x}: %{y:.2f}%<extra>" + col + "</extra>"))
-    low = float(min(models["A_test"].min(), models["A_r"].min()))
-    fig.update_yaxes(title="accuracy (%)", range=[max(0.0, low - 5), 100.5])
+    fig.update_yaxes(title="accuracy (%)", range=[0, 105], tickvals=[0, 20, 40, 60, 80, 100])
     fig.update_layout(barmode="group")
     return _layout(fig, "Utility kept: test and remain accuracy", 340)
+
+
+MAX_CLUSTER_LABELS = 12  # more classes than this: only the forget class's cluster is labelled (hover names the rest)
 
 
 def umap_figure(df: pd.DataFrame, title: str, zoom: bool = False, height: int = 720,
                 class_names: list[str] | None = None, frame: pd.DataFrame | None = None,
                 legend: bool = True) -> go.Figure:
-    """UMAP points by group (tables.umap_frame): other classes faded, D_f easy/hard on top; hover: id, label.
+    """UMAP points by group (tables.umap_frame): other classes faded, D_f easy/hard on top; hover: id, class name.
 
     Args:
         zoom: show only the forget class's region (its remaining samples, D_f and D_a, with a 10% margin).
         height: pixels; with equal axis scales a tall plot keeps a class's cluster from shrinking to a blob.
-        class_names: names by class index; each class's cluster is labelled at its median point.
+        class_names: names by class index. Each class's cluster gets its name beside it (a short line points at
+            the cluster's median point, so the name does not cover it); with more than MAX_CLUSTER_LABELS classes
+            only the forget class is named on the map, the others in the hover.
         frame: the points that set the axis ranges (all maps of a side-by-side view, so they share them);
-            default `df`.
+            default `df`. A side-by-side panel fills its box (no equal-scale constraint, which left a narrow
+            panel mostly empty); the shared ranges keep the maps comparable.
     """
+    def name_of(label) -> str:
+        i = int(label)
+        return str(class_names[i]) if class_names is not None and 0 <= i < len(class_names) else str(i)
+
     fig = go.Figure()
     for group, (color, size, opacity, symbol) in GROUP_STYLE.items():
         part = df[df["group"] == group]
         if part.empty:
             continue
+        custom = part[["id", "label", "role"]].assign(name=[name_of(v) for v in part["label"]]).to_numpy()
         fig.add_trace(go.Scattergl(x=part["x"], y=part["y"], mode="markers", name=f"{group} ({len(part)})",
-                                   customdata=part[["id", "label", "role"]].to_numpy(),
+                                   customdata=custom,
                                    marker=dict(color=color, size=size, opacity=opacity, symbol=symbol),
-                                   hovertemplate="id %{customdata[0]} · class %{customdata[1]} · %{customdata[2]}"
+                                   hovertemplate="id %{customdata[0]} · class %{customdata[3]} · %{customdata[2]}"
                                                  f"<extra>{group}</extra>"))
-    if class_names is not None:
+    if class_names is not None and len(df):
+        focus_labels = set(df.loc[df["group"] != "other classes", "label"].astype(int))
+        many = df["label"].nunique() > MAX_CLUSTER_LABELS
         for label, part in df.groupby("label"):
-            name = class_names[int(label)] if 0 <= int(label) < len(class_names) else str(label)
-            fig.add_annotation(x=float(part["x"].median()), y=float(part["y"].median()), text=f"<b>{name}</b>",
-                               showarrow=False, font=dict(size=15, color="#212121"), bgcolor="rgba(255,255,255,0.7)")
+            if many and int(label) not in focus_labels:
+                continue
+            fig.add_annotation(x=float(part["x"].median()), y=float(part["y"].median()), text=f"<b>{name_of(label)}</b>",
+                               showarrow=True, arrowhead=0, arrowcolor="#616161", ax=26, ay=-22, xanchor="left",
+                               font=dict(size=14, color="#212121"), bgcolor="rgba(255,255,255,0.8)")
     fig.update_xaxes(showticklabels=False, title="")
-    fig.update_yaxes(showticklabels=False, title="", scaleanchor="x")
     frame = df if frame is None else frame
+    side_by_side = frame is not df
+    fig.update_yaxes(showticklabels=False, title="", **({} if side_by_side else {"scaleanchor": "x"}))
     focus = frame[frame["group"] != "other classes"] if zoom else frame
-    if (zoom or frame is not df) and not focus.empty:
+    if (zoom or side_by_side) and not focus.empty:
         for axis, col in ((fig.update_xaxes, "x"), (fig.update_yaxes, "y")):
             lo, hi = float(focus[col].min()), float(focus[col].max())
             pad = 0.1 * (hi - lo) or 1.0
             axis(range=[lo - pad, hi + pad])
     fig.update_layout(dragmode="lasso", showlegend=legend, legend=dict(orientation="h", yanchor="top", y=-0.02, x=0))
-    return _layout(fig, title, height)
+    fig = _layout(fig, title, height)
+    if side_by_side:
+        fig.update_layout(margin=dict(l=4, r=4, t=44, b=4))
+    return fig
 
 
 def sweep_delta_figure(long: pd.DataFrame) -> go.Figure:

@@ -49,6 +49,16 @@ def help_text(name: str) -> str:
     return (ASSETS / "help" / f"{name}.md").read_text()
 
 
+def feature_text(short: bool = False) -> str:
+    """The one definition of NF, AF and CF (the paper's), shown by the About page and the guided demo; `short`:
+    the first sentence of each (the same definition, for a projected slide)."""
+    text = help_text("feature_definitions")
+    if not short:
+        return text
+    items = [" ".join(item.split()) for item in text.split("* ")[1:]]
+    return "\n".join(f"* {item[:item.index('. ') + 1] if '. ' in item else item}" for item in items)
+
+
 def asset(name: str) -> Path:
     return ASSETS / name
 

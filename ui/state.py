@@ -11,7 +11,7 @@ from dataclasses import replace
 
 import streamlit as st
 
-from tmu_core import store
+from tmu_core import demo, store
 from tmu_core.config import DataConfig, ForgetSpec, RunConfig
 from tmu_core.errors import TMUError
 from tmu_core.data.recipes import default_train_config
@@ -26,21 +26,26 @@ FOLDER_REQUIRED = ("imagefolder",)
 
 
 def default_draft() -> dict:
-    """The digits demo: class 8, 100 samples (about 80% of the class, so gold misses some of them)."""
-    return {"dataset": "digits", "model": default_train_config("digits").model, "seed": 0, "forget_class": 8,
-            "mode": "count", "count": 100, "fraction": 0.5, "ids": [], "data_root": ""}
+    """The digits demo's forget set (tmu_core.demo): 110 of class 8's 125 training images, so the retrained gold
+    model misses about a sixth of them."""
+    cfg = demo.config()
+    return {"dataset": cfg.data.dataset, "model": cfg.train.model, "seed": cfg.seed,
+            "forget_class": int(cfg.forget.forget_class), "mode": "count", "count": cfg.forget.forget_count,
+            "fraction": 0.5, "ids": [], "data_root": "", "aux_fraction": cfg.data.aux_fraction, "gold_seeds": 1}
 
 
 def draft() -> dict:
     d = st.session_state.setdefault(DRAFT, default_draft())
     d.setdefault("data_root", "")  # a draft from before the data folder existed
+    d.setdefault("aux_fraction", DataConfig.aux_fraction)
+    d.setdefault("gold_seeds", 1)
     return d
 
 
 def data_config(d: dict) -> DataConfig:
     """The draft's DataConfig; the data folder counts only for datasets that read files."""
     root = "" if d["dataset"] in BUNDLED else str(d.get("data_root") or "").strip()
-    return DataConfig(dataset=d["dataset"], data_root=root)
+    return DataConfig(dataset=d["dataset"], data_root=root, aux_fraction=float(d.get("aux_fraction", DataConfig.aux_fraction)))
 
 
 def describe(d: dict) -> str:
@@ -48,8 +53,10 @@ def describe(d: dict) -> str:
     size = {"count": f"{d['count']} samples", "fraction": f"{100 * d['fraction']:.0f}% of the class",
             "hand-pick": f"{len(d['ids'])} hand-picked samples"}[d["mode"]]
     folder = f" · data folder `{d['data_root']}`" if d.get("data_root") and d["dataset"] not in BUNDLED else ""
+    extra = "".join([f" · aux fraction {d['aux_fraction']:g}" if d.get("aux_fraction", 0.1) != DataConfig.aux_fraction
+                     else "", f" · {d['gold_seeds']} gold models" if d.get("gold_seeds", 1) > 1 else ""])
     return (f"**{d['dataset']}**, forget class **{d['forget_class']}**: {size} · model `{d['model']}` · "
-            f"seed {d['seed']}{folder}")
+            f"seed {d['seed']}{folder}{extra}")
 
 
 def reject(d: dict, before: dict, error: str) -> None:
@@ -121,20 +128,36 @@ def run_config(d: dict, train_overrides: dict | None = None, methods=None, metho
     kw = {} if methods is None else {"methods": tuple(methods)}
     return RunConfig(data=data_config(d), forget=forget_spec(d), train=train_config(d, train_overrides),
                      method_params=tuple((m, tuple(sorted(p.items()))) for m, p in (method_params or {}).items() if p),
-                     seed=int(d["seed"]), name=name.strip(), **kw)
+                     seed=int(d["seed"]), name=name.strip(), gold_seeds=int(d.get("gold_seeds", 1)), **kw)
+
+
+URL_RUN = "run"  # the selected run in the page's address (?run=<id>): it survives a reload and makes deep links
 
 
 def select_run(run_id: str | None) -> None:
     st.session_state[RUN] = run_id
+    _to_url(run_id)
+
+
+def _to_url(run_id: str | None) -> None:
+    if run_id is None:
+        st.query_params.pop(URL_RUN, None)
+    elif st.query_params.get(URL_RUN) != run_id:
+        st.query_params[URL_RUN] = run_id
 
 
 def selected_run_id() -> str | None:
-    """The selected run; by default (and when it has vanished) the newest complete run."""
+    """The selected run: this session's choice, else the one in the address (a reload or a deep link), else
+    (and when it has vanished) the newest complete run. Kept in the address too."""
     infos = store.list_runs()
+    ids = {r.run_id for r in infos}
     current = st.session_state.get(RUN)
-    if current not in {r.run_id for r in infos}:
+    if current is None and st.query_params.get(URL_RUN) in ids:
+        current = st.query_params.get(URL_RUN)
+    if current not in ids:
         current = next((r.run_id for r in infos if r.state == "complete"), None)
-        st.session_state[RUN] = current
+    st.session_state[RUN] = current
+    _to_url(current)
     return current
 
 
@@ -144,7 +167,8 @@ def require_complete_run() -> store.Run:
 
     run_id = selected_run_id()
     if run_id is None:
-        st.info("No finished run yet. Launch one on the Run page (the digits demo gives results in about a minute).")
+        st.info("No finished run yet. Launch one on the Run page, or open the digits demo on the About page (its "
+                "results come with the dashboard).")
         nav.link("run", "Go to the Run page")
         st.stop()
     info = {r.run_id: r for r in store.list_runs()}.get(run_id)  # list_runs reads 'damaged' for broken files
@@ -175,8 +199,9 @@ def _wait_for(run_id: str) -> None:
     st.progress(min(1.0, float(info.progress)))
 
 
-def require_tmu_results(missing: str):
-    """(run, metrics, samples) of the selected complete run when it includes TMU; otherwise say so and stop."""
+def require_tmu_results(missing: str, fold: bool = False):
+    """(run, metrics, samples) of the selected complete run when it includes TMU; otherwise say so and stop.
+    `fold`: its thin-evidence warnings in one line (presentation mode)."""
     from ui import cache
 
     run = require_complete_run()
@@ -184,11 +209,19 @@ def require_tmu_results(missing: str):
     if "tmu" not in metrics:
         st.info(f"Run `{run.id}` did not include TMU, so {missing}.")
         st.stop()
-    evidence_warnings(metrics)
+    evidence_warnings(metrics, fold)
     return run, metrics, cache.samples(cache.root(), run.id)
 
 
-def evidence_warnings(metrics: dict) -> None:
-    """TMU's thin-evidence warnings (a tiny or capped twin, no hard example, an adapted setting), in plain words."""
-    for text in (metrics.get("tmu") or {}).get("warnings", []):
+def evidence_warnings(metrics: dict, fold: bool = False) -> None:
+    """TMU's thin-evidence warnings (a tiny or capped twin, no hard example, an adapted setting), in plain words;
+    `fold`: one line that opens to show them."""
+    texts = (metrics.get("tmu") or {}).get("warnings", [])
+    if fold and texts:
+        with st.expander(f"Thin evidence: {len(texts)} warning{'s' if len(texts) > 1 else ''} about this run's "
+                         "twin", icon=":material/warning:"):
+            for text in texts:
+                st.markdown(f"- {text}.")
+        return
+    for text in texts:
         st.warning(f"Thin evidence: {text}.", icon=":material/warning:")

@@ -60,6 +60,19 @@ def models_frame(metrics: dict) -> pd.DataFrame:
     return pd.DataFrame(rows)
 
 
+# The Alignment page's per-model table in two parts that each fit 1280 px (a table of 13 columns is clipped).
+MODEL_TABLE_PARTS = {
+    "accuracy": ("label", "A_test", "A_r", "A_f", "delta", "abs_delta", "images", "agreement"),
+    "distance": ("label", "activation_distance", "mia", "mia_auc", "seconds", "timing"),
+}
+MAX_TABLE_COLUMNS = 7  # besides the row label: what fits 1280 px with the sidebar open
+
+
+def column_chunks(columns: list[str], size: int = MAX_TABLE_COLUMNS) -> list[list[str]]:
+    """`columns` in runs of at most `size` (none empty), for tables that must not be clipped."""
+    return [columns[i:i + size] for i in range(0, len(columns), size)]
+
+
 def images_apart(abs_delta: float, forget_count: int | None) -> int | None:
     """|Δ| (percentage points of D_f) as a number of D_f images: how many more or fewer gold gets right."""
     return None if forget_count is None else int(round(abs_delta * forget_count / 100.0))
@@ -73,14 +86,19 @@ def images_text(images) -> str:
 
 
 def cost_text(metrics: dict) -> str | None:
-    """The TMU cost / retrain ratio spelled out: TMU's seconds over the seconds gold's training took."""
+    """The TMU cost / retrain ratio spelled out, with what it counts: TMU's seconds less its audit extras (the
+    feature ablation, which unlearning does not need) over the seconds gold's training took."""
     models = metrics["models"]
     if metrics.get("cost_ratio") is None or "tmu" not in models:
         return None
     gold = models["gold"]
     when = f" ({CACHED_NOTE}, not by this run)" if gold.get("cached") else ""
-    return (f"TMU took {models['tmu']['seconds']:.1f} s; training the gold model from scratch took "
-            f"{gold['seconds']:.1f} s{when}.")
+    total = float(models["tmu"]["seconds"])
+    audit = float(((metrics.get("tmu") or {}).get("stage_seconds") or {}).get("ablation", 0.0))
+    extras = f", of which {audit:.1f} s went to the audit extras (the feature ablation) and are left out" if audit else ""
+    return (f"{metrics['cost_ratio']:.2f}× = TMU's unlearning time over gold's training time. TMU took {total:.1f} s"
+            f"{extras}: {total - audit:.1f} s counted; training the gold model from scratch took {gold['seconds']:.1f} s"
+            f"{when}. Loading or training the original model is not counted (both start from it).")
 
 
 def all_easy_baseline(tmu: dict) -> float:
@@ -154,8 +172,17 @@ def ablation_frame(metrics: dict, baseline: bool = True) -> pd.DataFrame:
     return pd.DataFrame(rows)
 
 
-def audit_frame(samples: pd.DataFrame, role: str = "forget") -> pd.DataFrame:
-    """Gallery rows of one role: prediction, truth (gold's verdict for D_f, original's for D_a), p(easy), features.
+def class_label(index: int, names=None) -> str:
+    """A class as people read it: '8' for digits' 8, '3 · cat' where the name says more than the index."""
+    i = int(index)
+    if not names or not 0 <= i < len(names) or str(names[i]) == str(i):
+        return str(i)
+    return f"{i} · {names[i]}"
+
+
+def audit_frame(samples: pd.DataFrame, role: str = "forget", class_names=None) -> pd.DataFrame:
+    """Gallery rows of one role: prediction, truth (gold's verdict for D_f, original's for D_a), p(easy), features;
+    what each reference model says, by class name when `class_names` are given.
 
     `samples` may carry an `image` column (data URLs); it is kept first.
     """
@@ -178,7 +205,8 @@ def audit_frame(samples: pd.DataFrame, role: str = "forget") -> pd.DataFrame:
         out["augmented"] = df["augmented"].astype(str).str.lower() == "true"
     for m in ("original", "gold", "tmu"):
         if f"pred_{m}" in df:
-            out[f"{short_label(m)} says"] = df[f"pred_{m}"].astype(int)
+            says = df[f"pred_{m}"].astype(int)
+            out[f"{short_label(m)} says"] = says if class_names is None else [class_label(i, class_names) for i in says]
     return out.reset_index(drop=True)
 
 
@@ -294,9 +322,22 @@ def image_grid(gallery: pd.DataFrame, marked: set, per_row: int = 8) -> pd.DataF
     return pd.DataFrame(rows, columns=columns)
 
 
+def duration(seconds) -> str:
+    """'8 s', '2 min 05 s', '1 h 03 min' (empty for an unknown duration)."""
+    if seconds is None or seconds != seconds:
+        return ""
+    s = max(0, int(round(float(seconds))))
+    if s < 60:
+        return f"{s} s"
+    if s < 3600:
+        return f"{s // 60} min {s % 60:02d} s"
+    return f"{s // 3600} h {s % 3600 // 60:02d} min"
+
+
 def stage_line(status: dict) -> str:
     """Stages in pipeline order as one Markdown line: done ones with their seconds, the running one in
-    colour, pending ones greyed (Streamlit's :color[...] Markdown)."""
+    colour with its elapsed time and an estimate of the time left, pending ones greyed (Streamlit's
+    :color[...] Markdown)."""
     parts = []
     for name, s in (status.get("stages") or {}).items():
         state = s.get("state", "pending")
@@ -306,7 +347,25 @@ def stage_line(status: dict) -> str:
         elif state == "cached":
             parts.append(f"**{name}** ✓ cached")
         elif state == "running":
-            parts.append(f":blue[**{name}** …]")
+            timing = ", ".join(t for t in (duration(s.get("elapsed")) and f"{duration(s.get('elapsed'))} so far",
+                                           s.get("left") is not None and f"about {duration(s['left'])} left") if t)
+            parts.append(f":blue[**{name}** …{' ' + timing if timing else ''}]")
         else:
             parts.append(f":gray[{name}]")
     return " · ".join(parts)
+
+
+def progress_text(status: dict) -> str:
+    """The progress bar's caption: percent, stage, and the run's time so far and left when known."""
+    pct = f"{100 * float(status.get('progress') or 0.0):.0f}%"
+    stage = status.get("stage") or status.get("state") or "queued"
+    message = status.get("message") if status.get("message") not in (None, "", "done") else ""
+    started, eta = status.get("started"), status.get("eta_seconds")
+    times = []
+    if isinstance(started, (int, float)) and status.get("state") == "running":
+        import time
+
+        times.append(f"{duration(time.time() - started)} so far")
+    if eta is not None and status.get("state") == "running":
+        times.append(f"about {duration(eta)} left")
+    return " · ".join(p for p in (pct, f"{stage} {message}".strip(), ", ".join(times)) if p)

@@ -80,6 +80,20 @@ def launch(run: store.Run) -> int:
     return proc.pid
 
 
+RESUMABLE = ("cancelled", "interrupted", "failed")
+
+
+def resume(run: store.Run) -> int:
+    """Execute a cancelled, interrupted or failed run again, in the background: the same run (its folder, id and
+    config), its cached original and gold models loaded instead of trained. Returns the process id."""
+    state = run.status().get("state")
+    if state not in RESUMABLE:
+        raise TMUError(f"run {run.id} is {state}; only a cancelled, interrupted or failed run can be launched again")
+    run.clear_cancel()  # the old request must not stop it at once (a queued run keeps its flag)
+    run.set_status(state="queued", stage="queued", progress=0.0, error=None, eta_seconds=None, pid=None)
+    return launch(run)
+
+
 def start_run(cfg: RunConfig) -> store.Run:
     """Validate `cfg`, create its run folder and execute it in the background (on Ray when TMU_RAY_ADDRESS is set)."""
     from .pipeline import start

@@ -26,7 +26,7 @@ from ..evaluate.evaluator import Evaluator
 from ..methods import METHODS, REFERENCES, config_dict, method_config, run_order
 from ..methods.loop import UnlearnTask
 from ..models import MODELS
-from ..references import Trained, extra_golds, gold_seed, original_and_gold, train_cached
+from ..references import Trained, cache_key, extra_golds, gold_seed, original_and_gold, train_cached
 from ..train import Progress, pick_device, seed_everything
 
 log = logging.getLogger(__name__)
@@ -84,32 +84,134 @@ def train_references(cfg: RunConfig, progress=None) -> dict:
             "models": models}
 
 
-class StatusWriter:
-    """Maps stage progress onto the run's overall progress and writes status.json (throttled)."""
+# Expected cost of each stage, in epochs of training on the whole training set: the original and the gold
+# model dominate (a fast recipe's 15-30 epochs), an unlearning method replays a share of D_r for a few epochs,
+# TMU adds its twin and features. Measured on digits (fast recipe, 2 CPU cores): original 15 s, gold 10 s,
+# TMU 2-3 s, other methods 0.2-1 s, evaluate 2 s. Only ratios matter; a cached model weighs almost nothing.
+STAGE_WEIGHTS = {"data": 0.2, "evaluate": 3.0}
+PRIMARY_WEIGHT = 5.0  # the primary method (TMU) trains a twin and its feature networks
+METHOD_EPOCH_WEIGHT = 0.35  # one unlearning epoch (a replayed share of D_r plus D_f) against one training epoch
+CACHED_WEIGHT = 0.05
 
-    def __init__(self, run: store.Run, stages: list[str]):
+
+def stage_weights(cfg: RunConfig) -> dict[str, float]:
+    """The expected relative cost of every stage of a run of `cfg` (see STAGE_WEIGHTS)."""
+    epochs = float(cfg.train.epochs)
+    out = {"data": STAGE_WEIGHTS["data"], "original": epochs, "gold": epochs}
+    if cfg.gold_seeds > 1:
+        out["golds"] = epochs * (cfg.gold_seeds - 1)
+    for m in cfg.methods:
+        if METHODS.get(m).primary:
+            out[m] = PRIMARY_WEIGHT
+        else:
+            try:
+                m_epochs = float(getattr(method_config(m, cfg.data.dataset, cfg.params_for(m)), "epochs", 3))
+            except TMUError:
+                m_epochs = 3.0
+            out[m] = METHOD_EPOCH_WEIGHT * m_epochs
+    out["evaluate"] = STAGE_WEIGHTS["evaluate"]
+    return out
+
+
+class StatusWriter:
+    """Maps stage progress onto the run's overall progress and writes status.json (throttled).
+
+    Overall progress weighs each stage by its expected cost (`stage_weights`; training dominates) and never
+    goes back: every report is counted for the stage that is running (a control reports TMU's unlearning step
+    as `tmu:unlearn`, TMU its sub-stages as `tmu:<name>`), and a sub-stage other than the stage's own loop
+    fills half of what is left of the stage. Each stage records when it started, its elapsed seconds and an
+    estimate of the seconds left; the run's estimate of the seconds left (`eta_seconds`) uses the pace of the
+    stages done so far.
+    """
+
+    def __init__(self, run: store.Run, stages: list[str], weights: dict[str, float] | None = None):
         self.run, self.stages, self.t_last = run, stages, 0.0
+        self.weights = {s: float((weights or {}).get(s, 1.0)) for s in stages}
         self.times: dict[str, dict] = {s: {"state": "pending"} for s in stages}
+        self.current: str | None = None
+        self.fraction, self.progress = 0.0, 0.0  # within the current stage; overall
+        self.sub: dict[str, tuple[float, float]] = {}  # sub-stage -> (start, span) within the current stage
+
+    def cached(self, stage: str) -> None:
+        """A stage that will load a cached model: it weighs almost nothing."""
+        if stage in self.weights and self.times[stage]["state"] == "pending":
+            self.weights[stage] = CACHED_WEIGHT
+
+    def begin(self, stage: str) -> None:
+        """`stage` starts now: reports until the next `done` count for it."""
+        if self.current == stage:
+            return
+        self.current, self.fraction, self.sub = stage, 0.0, {}
+        self.times[stage] = {"state": "running", "started": time.time(), "weight": self.weights[stage]}
+
+    def _within(self, p: Progress) -> float:
+        """The fraction of the current stage a report means (monotone)."""
+        own = p.stage == self.current or p.stage.endswith(":unlearn")  # the stage's own (last) loop
+        if p.stage not in self.sub:
+            rest = 1.0 - self.fraction
+            self.sub[p.stage] = (self.fraction, rest if own else 0.5 * rest)
+        start, span = self.sub[p.stage]
+        return max(self.fraction, min(1.0, start + span * min(max(p.fraction, 0.0), 1.0)))
+
+    def _overall(self) -> float:
+        total = sum(self.weights.values()) or 1.0
+        done = sum(self.weights[s] for s in self.stages if self.times[s]["state"] in ("done", "cached"))
+        running = self.weights[self.current] * self.fraction if self.current and \
+            self.times[self.current]["state"] == "running" else 0.0
+        return min(1.0, (done + running) / total)
+
+    def _pace(self) -> float | None:
+        """Seconds per unit of weight: from the stages done (cached ones left out), else the running one."""
+        secs = sum(t.get("seconds", 0.0) for t in self.times.values() if t["state"] == "done")
+        units = sum(self.weights[s] for s in self.stages if self.times[s]["state"] == "done")
+        cur = self.times.get(self.current or "", {})
+        if cur.get("state") == "running" and self.fraction > 0.02:
+            secs += time.time() - cur["started"]
+            units += self.weights[self.current] * self.fraction
+        return secs / units if units > 0.5 and secs > 0 else None
+
+    def _estimates(self) -> float | None:
+        """Update the running stage's elapsed and left seconds; return the run's seconds left (None: unknown)."""
+        pace = self._pace()
+        cur = self.times.get(self.current or "", {})
+        if cur.get("state") == "running":
+            elapsed = time.time() - cur["started"]
+            cur["elapsed"] = round(elapsed, 1)
+            if self.fraction > 0.02:
+                cur["left"] = round(elapsed * (1.0 - self.fraction) / self.fraction, 1)
+            elif pace is not None:
+                cur["left"] = round(pace * self.weights[self.current], 1)
+        if pace is None:
+            return None
+        pending = sum(self.weights[s] for s in self.stages if self.times[s]["state"] == "pending")
+        return round(pace * pending + float(cur.get("left", 0.0) if cur.get("state") == "running" else 0.0), 1)
+
+    def _write(self, **fields) -> None:
+        self.progress = max(self.progress, self._overall())
+        self.run.set_status(progress=self.progress, stages=self.times, eta_seconds=self._estimates(), **fields)
 
     def __call__(self, p: Progress) -> None:
         top = p.stage.split(":")[0]
-        if top not in self.stages:
-            return
-        i = self.stages.index(top)
-        if self.times[top]["state"] == "pending":
-            self.times[top] = {"state": "running", "started": time.time()}
+        if self.current is None or self.times[self.current]["state"] != "running":
+            if top not in self.stages:
+                return
+            self.begin(top)
+        self.fraction = self._within(p)
         now = time.monotonic()
         if now - self.t_last > 0.5 or p.fraction >= 1.0:
             self.t_last = now
-            self.run.set_status(stage=p.stage, progress=min(1.0, (i + min(p.fraction, 1.0)) / len(self.stages)),
-                                message=p.message, stages=self.times)
+            self._write(stage=self.current if p.stage == self.current else f"{self.current} · {p.stage}",
+                        message=p.message)
         if self.run.cancel_requested():
             raise Cancelled()
 
     def done(self, stage: str, seconds: float, cached: bool = False) -> None:
-        self.times[stage] = {"state": "cached" if cached else "done", "seconds": round(seconds, 3)}
-        i = self.stages.index(stage)
-        self.run.set_status(stage=stage, progress=(i + 1) / len(self.stages), message="done", stages=self.times)
+        self.times[stage] = {"state": "cached" if cached else "done", "seconds": round(seconds, 3),
+                             "weight": CACHED_WEIGHT if cached else self.weights[stage]}
+        if cached:
+            self.weights[stage] = CACHED_WEIGHT
+        self.current, self.fraction = None, 0.0
+        self._write(stage=stage, message="done")
 
 
 def execute(run: store.Run, progress=None) -> dict:
@@ -137,9 +239,10 @@ def _execute_owned(run: store.Run, progress=None) -> dict:
         run.set_status(state="failed", error=str(exc))
         raise
     stages = ["data", "original", "gold", *(["golds"] if cfg.gold_seeds > 1 else []), *cfg.methods, "evaluate"]
-    writer = StatusWriter(run, stages)
+    writer = StatusWriter(run, stages, stage_weights(cfg))
+    writer.begin("data")
     run.set_status(state="running", stage="data", progress=0.0, pid=os.getpid(), error=None,
-                   started=time.time(), stages=writer.times)
+                   started=time.time(), stages=writer.times, eta_seconds=None)
 
     def report(p: Progress) -> None:
         writer(p)
@@ -161,7 +264,8 @@ def _execute_owned(run: store.Run, progress=None) -> dict:
         run.write_error_log(traceback.format_exc())
         run.set_status(state="failed", error=f"unexpected {exc.__class__.__name__}: {exc} (details in error.log)")
         raise
-    run.set_status(state="complete", stage="complete", progress=1.0, message="done", stages=writer.times)
+    run.set_status(state="complete", stage="complete", progress=1.0, message="done", stages=writer.times,
+                   eta_seconds=0.0)
     return result
 
 
@@ -181,8 +285,13 @@ def _references(run, cfg, data, forget, device, writer, report) -> tuple[Trained
         if run.cancel_requested():
             raise Cancelled()
 
+    for kind, ids, seed in (("original", data.train_ids, cfg.seed), ("gold", forget.remain_ids(data), gold_seed(cfg.seed, 0))):
+        if store.model_cache_file(cache_key(kind, cfg.data, cfg.train, seed, ids)).exists():
+            writer.cached(kind)  # loading it takes a moment: the bar's weight goes to the stages that train
+    writer.begin("original")
     original = train_cached("original", data, cfg.data, cfg.train, data.train_ids, cfg.seed, device, report, should_stop)
     writer.done("original", original.seconds, original.cached)
+    writer.begin("gold")
     gold = train_cached("gold", data, cfg.data, cfg.train, forget.remain_ids(data), gold_seed(cfg.seed, 0), device,
                         report, should_stop)
     writer.done("gold", gold.seconds, gold.cached)
@@ -198,8 +307,16 @@ def _extra_golds(run, cfg, data, forget, device, writer, report) -> list[Trained
     if cfg.gold_seeds < 2:
         return []
     t = time.perf_counter()
-    golds = extra_golds(data, cfg.data, forget, cfg.train, cfg.seed, cfg.gold_seeds, device,
-                        lambda p: report(Progress("golds", p.fraction, p.message)), should_stop)
+    writer.begin("golds")
+    seen = {"gold": 0, "last": 0.0}  # each gold reports 0..1: count them, so the stage's fraction only grows
+
+    def each(p: Progress) -> None:
+        if p.fraction < seen["last"]:
+            seen["gold"] += 1
+        seen["last"] = p.fraction
+        report(Progress("golds", min(1.0, (seen["gold"] + p.fraction) / (cfg.gold_seeds - 1)), p.message))
+
+    golds = extra_golds(data, cfg.data, forget, cfg.train, cfg.seed, cfg.gold_seeds, device, each, should_stop)
     writer.done("golds", time.perf_counter() - t, all(g.cached for g in golds))
     return golds
 
@@ -231,6 +348,7 @@ def _run_methods(run, cfg, data, forget, original, gold, device, writer, report)
         task = UnlearnTask(data, cfg.data, cfg.train, forget, original.model, cfg.seed, should_stop,
                            gold=gold.model if entry.uses_gold else None, earlier=dict(out.reports))
         seed_everything(cfg.seed)
+        writer.begin(name)
         t = time.perf_counter()
         try:
             result = entry.run(task, mcfg, device, report)
@@ -269,6 +387,7 @@ def _execute(run: store.Run, cfg: RunConfig, writer: StatusWriter, report) -> di
     seconds = {"original": original.seconds, "gold": gold.seconds, **out.seconds}
 
     t = time.perf_counter()
+    writer.begin("evaluate")
     ev = Evaluator(data, forget, device, cfg.seed)
     logits = _finite_logits(ev, models, out)
     models = {name: m for name, m in models.items() if name in logits}

@@ -62,3 +62,21 @@ def images(data: Dataset, ids) -> np.ndarray:
     """Training images by sample id as uint8 (N, H, W, C) arrays, ready to encode for a gallery."""
     ids = np.array(ids, dtype=np.int64)  # a copy: ids may come read-only from pandas or a cache
     return data.x[torch.from_numpy(ids)].permute(0, 2, 3, 1).contiguous().numpy()
+
+
+def aux_pool_misses(data: Dataset, data_cfg: DataConfig, train_cfg: TrainConfig, seed: int,
+                    class_index: int) -> int | None:
+    """How many of the class's aux pool images the cached original model gets wrong: the twin's hard examples
+    before any augmentation (an augmented copy of an easy image is rarely hard). None while the original is not
+    in the model cache (it is trained at the start of the run)."""
+    from ..references import new_model
+    from ..train import predict
+
+    path = store.model_cache_file(cache_key("original", data_cfg, train_cfg, seed, data.train_ids))
+    if not path.exists():
+        return None
+    model = new_model(data, train_cfg)
+    model.load_state_dict(store.load_state(path))
+    pool = torch.as_tensor(data.class_ids(class_index, pool="aux"))
+    logits = predict(model, data.x[pool], torch.device("cpu"))
+    return int((logits.argmax(1) != class_index).sum())

@@ -404,10 +404,17 @@ class Sweep:
             return "-"
 
 
-def list_sweeps(root: Path | None = None) -> list[str]:
-    """Sweep ids with a results file, newest first."""
+def list_sweeps(root: Path | None = None, started: bool = False) -> list[str]:
+    """Sweep ids with a results file (with `started`, also those with only a log: running, or failed before
+    any run ended), the most recently written first."""
     base = P.sweeps_root(root)
     if not base.is_dir():
         return []
-    found = [d for d in base.iterdir() if d.is_dir() and RUN_ID.fullmatch(d.name) and (d / P.SWEEP_RESULTS).exists()]
-    return [d.name for d in sorted(found, key=lambda d: d.stat().st_mtime, reverse=True)]
+    out = []
+    for d in base.iterdir():
+        if not d.is_dir() or not RUN_ID.fullmatch(d.name):
+            continue
+        stamps = [f.stat().st_mtime for f in (d / P.SWEEP_RESULTS, d / P.SWEEP_LOG) if f.exists()]
+        if (d / P.SWEEP_RESULTS).exists() or (started and stamps):
+            out.append((max(stamps), d.name))
+    return [name for _, name in sorted(out, reverse=True)]
