@@ -285,6 +285,9 @@ def test_fit_map_keeps_separated_clusters_apart_and_is_seeded():
     nearest = np.argmin(((xy[:, None, :] - means[None]) ** 2).sum(-1), 1)
     assert (nearest == labels).mean() == 1.0
     assert np.array_equal(xy, fit_map(x, seed=0))
+    import numba  # numba's own decorators: only the UMAP worker process makes them cache by default
+
+    assert numba.njit.__module__.startswith("numba.") and numba.jit.__module__.startswith("numba.")
 
 
 def test_tmu_forget_term_acts_on_predicted_hard_samples_only(digits, tiny_original, monkeypatch):
