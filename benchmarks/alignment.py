@@ -24,7 +24,7 @@ from pathlib import Path
 import pandas as pd
 
 from tmu_core.cli import add_method_args, add_run_args, run_config_from_args  # the CLI's own flags
-from tmu_core.evaluate.tables import md_table, tables, to_markdown
+from tmu_core.evaluate.paper_tables import md_table, tables, to_markdown
 from tmu_core.jobs.pipeline import execute, start
 from tmu_core.jobs.sweep import parse_classes
 from tmu_core.methods import METHODS, ordered

@@ -31,7 +31,7 @@ from pathlib import Path
 import pandas as pd
 
 from tmu_core import store
-from tmu_core.evaluate.tables import cost_frame, tables
+from tmu_core.evaluate.paper_tables import cost_frame, tables
 from tmu_core.jobs.sweep import sweep_header, tables_with_failures
 
 RESULTS = Path(__file__).resolve().parent / "results"

@@ -9,7 +9,7 @@ import json
 import sys
 from pathlib import Path
 
-from tmu_core.evaluate.tables import tables, to_markdown
+from tmu_core.evaluate.paper_tables import tables, to_markdown
 
 
 def main(folder: str, knobs: str = "") -> str:

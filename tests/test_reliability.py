@@ -139,7 +139,7 @@ def test_a_diverging_method_keeps_the_others(runs_dir, monkeypatch):
 
     from apptools import tiny_config
     from tmu_core.config import ForgetSpec
-    from tmu_core.evaluate import tables as paper_tables
+    from tmu_core.evaluate import paper_tables
     from tmu_core.jobs.pipeline import execute, start
     from tmu_core.methods import finetune
 

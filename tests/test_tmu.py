@@ -265,7 +265,7 @@ def test_cf_network_never_sees_the_scored_samples_when_held_out(held_out, digits
     # is any scored image (D_a or D_f) among the training images?
     dist = torch.cdist(scored.float(), x_train.float(), compute_mode="donot_use_mm_for_euclid_dist")
     overlap = (dist.min(1).values < 1e-6).sum().item()
-    part = int(mcfg.features.cf_fraction * len(forget.remain_ids(data)))
+    part = int(mcfg.scoring.cf_fraction * len(forget.remain_ids(data)))
     if held_out:
         assert overlap == 0 and len(x_train) == part
     else:
@@ -461,10 +461,10 @@ def test_held_out_features_and_kl_refuse_a_cf_network_that_saw_the_samples():
 
 def test_scaling_per_problem_standardises_each_problem_with_its_own_statistics():
     from tmu_core.tmu.config import FeatureConfig
-    from tmu_core.tmu.method import Features, scaled
+    from tmu_core.tmu.method import FeatureValues, scaled
 
     rng = np.random.default_rng(0)
-    feats = Features(("NF", "AF", "CF"), rng.normal(1, 1, (50, 3)) ** 2, rng.normal(3, 2, (40, 3)) ** 2)
+    feats = FeatureValues(("NF", "AF", "CF"), rng.normal(1, 1, (50, 3)) ** 2, rng.normal(3, 2, (40, 3)) ** 2)
     _, f_shared = scaled(feats, FeatureConfig(scale_log=False, scale_clip=100))
     _, f_own = scaled(feats, FeatureConfig(scale_log=False, scale_clip=100, scale_per_problem=True))
     assert np.allclose(f_own.mean(0), 0, atol=1e-6) and not np.allclose(f_shared.mean(0), 0, atol=0.5)

@@ -40,11 +40,11 @@ def run(task, cfg: BadTeacherConfig, device, progress=None):
     bad = new_model(task.data, task.train_cfg).to(device).eval()
     good = task.original.to(device).eval()
 
-    def loss(lr, yr, lf, yf, xr, xf):
+    def loss(logits_r, y_r, logits_f, y_f, x_r, x_f):
         with torch.no_grad():
-            competent = good(xr).float()
-            incompetent = bad(xf).float()
-        return kl_to(lr, competent, cfg.temperature), kl_to(lf, incompetent, cfg.temperature)
+            competent = good(x_r).float()
+            incompetent = bad(x_f).float()
+        return kl_to(logits_r, competent, cfg.temperature), kl_to(logits_f, incompetent, cfg.temperature)
 
     return MethodResult(unlearn_loop(task.original, retain, forget, loss, cfg, device, seed=task.seed,
                                      stage="badteacher", progress=progress, should_stop=task.should_stop))
