@@ -29,8 +29,8 @@ import pandas as pd
 from alignment import parse_variants, typed_params
 
 from tmu_core.cli import add_run_args, run_config_from_args
-from tmu_core.evaluate.protocol import CI_NOTE, mean_ci, paired_test
 from tmu_core.evaluate.paper_tables import md_table
+from tmu_core.evaluate.protocol import CI_NOTE, mean_ci, paired_test
 from tmu_core.jobs.pipeline import execute, start
 from tmu_core.jobs.sweep import parse_classes
 

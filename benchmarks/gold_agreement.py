@@ -28,8 +28,8 @@ import torch
 
 from tmu_core.cli import add_run_args, run_config_from_args  # the CLI's own flags
 from tmu_core.data import load_dataset, resolve_forget
-from tmu_core.evaluate.protocol import with_summary
 from tmu_core.evaluate.paper_tables import md_table
+from tmu_core.evaluate.protocol import with_summary
 from tmu_core.jobs.sweep import parse_classes
 from tmu_core.references import train_cached
 from tmu_core.tmu.twin import generalization_labels

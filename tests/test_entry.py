@@ -15,7 +15,6 @@ from tmu_core.entry import run_entry
 from tmu_core.errors import TMUError
 
 ROOT = Path(__file__).resolve().parents[1]
-pytestmark = pytest.mark.fast
 
 
 def _one_line(capsys) -> str:

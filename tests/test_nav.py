@@ -13,7 +13,6 @@ from streamlit.runtime.scriptrunner import script_runner
 from streamlit.testing.v1 import AppTest
 
 ROOT = Path(__file__).resolve().parents[1]
-pytestmark = pytest.mark.fast
 
 
 @pytest.fixture

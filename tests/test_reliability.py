@@ -240,5 +240,5 @@ def test_error_log_and_run_log_do_not_follow_links(tmp_path, runs_dir):
     assert victim.read_text() == "keep" and not (run.dir / "error.log").is_symlink()
     (run.dir / "run.log").symlink_to(victim)
     with pytest.raises(TMUError):
-        spawn(["tmu_core", "runs"], run.log_path())
+        spawn(["runs"], run.log_path())
     assert victim.read_text() == "keep"
