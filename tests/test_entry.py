@@ -17,6 +17,13 @@ from tmu_core.errors import TMUError
 ROOT = Path(__file__).resolve().parents[1]
 
 
+@pytest.fixture
+def restore_sigterm():
+    before = signal.getsignal(signal.SIGTERM)
+    yield
+    signal.signal(signal.SIGTERM, before)
+
+
 def _one_line(capsys) -> str:
     err = capsys.readouterr().err.strip()
     assert len(err.splitlines()) == 1 and "Traceback" not in err, err
@@ -35,7 +42,7 @@ def test_abbreviated_flags_are_refused(argv, needle, capsys):
     assert needle in _one_line(capsys)
 
 
-def test_workers_are_hidden_from_help_but_answer(capsys, runs_dir):
+def test_workers_are_hidden_from_help_but_answer(capsys, runs_dir, restore_sigterm):
     with pytest.raises(SystemExit):
         main(["--help"])
     listing = capsys.readouterr().out
@@ -47,13 +54,6 @@ def test_workers_are_hidden_from_help_but_answer(capsys, runs_dir):
     assert "no-such-run" in _one_line(capsys)
     assert main(["_worker-ray", "no-such-run"]) == 2
     assert "usage: tmu _worker-ray" in _one_line(capsys)
-
-
-@pytest.fixture
-def restore_sigterm():
-    before = signal.getsignal(signal.SIGTERM)
-    yield
-    signal.signal(signal.SIGTERM, before)
 
 
 def _raise(exc):
@@ -99,15 +99,15 @@ def test_no_import_path_tricks_or_private_ray_anywhere():
 def test_a_ray_token_turns_on_token_mode_only_when_there(tmp_path, monkeypatch):
     from tmu_core.jobs.ray_executor import _use_token_if_any
 
-    for name in ("RAY_AUTH_MODE", "RAY_AUTH_TOKEN", "RAY_AUTH_TOKEN_PATH"):
-        monkeypatch.delenv(name, raising=False)
-    monkeypatch.setenv("HOME", str(tmp_path))
+    # a copy of the environment: what the function sets must not leak into later tests (Ray's among them)
+    env = {k: v for k, v in os.environ.items() if not k.startswith("RAY_AUTH")}
+    monkeypatch.setattr(os, "environ", {**env, "HOME": str(tmp_path)})
     _use_token_if_any()
     assert "RAY_AUTH_MODE" not in os.environ  # no token: nothing changes
     (tmp_path / ".ray").mkdir()
     (tmp_path / ".ray" / "auth_token").write_text("secret")
     _use_token_if_any()
     assert os.environ["RAY_AUTH_MODE"] == "token"
-    monkeypatch.setenv("RAY_AUTH_MODE", "disabled")  # an explicit choice is kept
+    os.environ["RAY_AUTH_MODE"] = "disabled"  # an explicit choice is kept
     _use_token_if_any()
     assert os.environ["RAY_AUTH_MODE"] == "disabled"
