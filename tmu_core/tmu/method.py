@@ -3,7 +3,7 @@
 1. `twin_problem`: D_a (Eq. 3) from the aux pool, twin model M_t = M_o fine-tuned on D_a with replay;
    D_a's labels are free: easy = M_o classifies it correctly (M_o is the twin's gold model);
    (optionally several twins, `twin_bags`, pooled);
-2. `features`: NF, AF, CF for D_a (on M_t) and D_f (on M_o); optionally HNF, HM from the held-out network;
+2. `compute_features`: NF, AF, CF for D_a (on M_t) and D_f (on M_o); optionally HNF, HM from the held-out network;
 3. `easy_hard_split`: scaling fitted on D_a; the MLP learns easy/hard on D_a and predicts it for D_f
    (`predict_easy_hard` runs stages 1-3, for TMU and for the random_k control);
    `ablation` repeats it for every feature subset (paper Table 4, an audit extra);
@@ -168,7 +168,7 @@ def curriculum_feature(task: UnlearnTask, x_aux: torch.Tensor, xf: torch.Tensor,
 
 
 def held_out_network(task: UnlearnTask, cfg: FeatureConfig, device) -> torch.nn.Module:
-    """The held-out CF network alone (what `features` trains; the same seed gives the same network)."""
+    """The held-out CF network alone (what `compute_features` trains; the same seed gives the same network)."""
     x_cf, y_cf, cf_cfg = _cf_training(task, cfg, None)
     return curriculum_losses(lambda: new_model(task.data, task.train_cfg), x_cf, y_cf, [], cf_cfg, device, task.seed)[1]
 
