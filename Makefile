@@ -1,13 +1,14 @@
 # Two commands for a fresh machine:
 #   make app   set up .venv and start the dashboard on the bundled digits data (http://localhost:8501)
 #   make test  set up .venv (and Chromium for the browser test) and run the tests
+#   make test-fast  the unit tests marked `fast` (under a minute), while working on the code
 PYTHON ?= python3
 VENV := .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed-$(shell cat requirements.txt pyproject.toml | cksum | cut -d' ' -f1)
 PORT ?= 8501
 
-.PHONY: app test setup browser clean
+.PHONY: app test test-fast setup browser clean
 
 setup: $(STAMP)
 
@@ -31,6 +32,9 @@ app: setup
 
 test: setup browser
 	$(PY) -m pytest -q tests
+
+test-fast: setup
+	$(PY) -m pytest -q -m fast tests
 
 clean:
 	rm -rf $(VENV) .pytest_cache test-artifacts

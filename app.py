@@ -5,13 +5,19 @@ that runs go to, when TMU_RAY_ADDRESS is set) and the run the inspection pages l
 """
 import streamlit as st
 
-from tmu_core import demo, store
-from tmu_core.errors import TMUError
-from tmu_core.jobs.launch import ray_address
-from ui import cache, nav, state, tables
+from ui import nav  # streamlit alone: imported in a moment
 
 st.set_page_config(page_title="TMU dashboard", page_icon=":material/psychology:", layout="wide")
+# First, before the imports below (torch, plotly: seconds on a cold start). Streamlit reads a pages/ folder beside
+# app.py as a legacy multipage app, listing its file names (app, about, ...) in the sidebar, until some session
+# has run st.navigation (see ui.nav.ensure_router): the sooner it runs, the sooner our navigation replaces them.
 page = st.navigation(nav.sections())
+
+from tmu_core import demo, store  # noqa: E402
+from tmu_core.errors import TMUError  # noqa: E402
+from tmu_core.jobs.launch import ray_address  # noqa: E402
+from ui import cache, state, tables  # noqa: E402
+
 cache.warm_umap(cache.root())  # the first UMAP map then loads compiled code instead of compiling it
 cache.preload(cache.as_json(demo.config().data), demo.config().seed)  # the demo's data, loaded before it is asked for
 
@@ -23,9 +29,9 @@ def _pick_run() -> None:
 with st.sidebar:
     address = ray_address()
     st.caption(f"Compute device: **{cache.device()}**" + (f" · runs go to Ray at **`{address}`**" if address else ""))
-    infos = store.list_runs()
+    infos = state.share_run_list()  # the Run page reuses this list (it polls every 2 s)
     run_ids = [r.run_id for r in infos]
-    selected = state.selected_run_id()
+    selected = state.selected_run_id(infos)
     if run_ids:
         labels = {r.run_id: tables.run_label(r) for r in infos}  # the full id is on the Run page
         st.session_state["sidebar_run"] = selected

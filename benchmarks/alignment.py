@@ -23,13 +23,11 @@ from pathlib import Path
 
 import pandas as pd
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-
-from tmu_core.cli import _add_common, _method_flags, _run_config  # noqa: E402  (the CLI's own flag set)
-from tmu_core.methods import METHODS, ordered  # noqa: E402
-from tmu_core.jobs.pipeline import execute, start  # noqa: E402
-from tmu_core.evaluate.tables import md_table, tables, to_markdown  # noqa: E402
-from tmu_core.jobs.sweep import parse_classes  # noqa: E402
+from tmu_core.cli import add_method_args, add_run_args, run_config_from_args  # the CLI's own flags
+from tmu_core.evaluate.paper_tables import md_table, tables, to_markdown
+from tmu_core.jobs.pipeline import execute, start
+from tmu_core.jobs.sweep import parse_classes
+from tmu_core.methods import METHODS, ordered
 
 RESULTS = Path(__file__).resolve().parent / "results"
 
@@ -105,9 +103,9 @@ def curve(cfg, counts, forget_class, seed, log) -> pd.DataFrame:
 
 
 def main(argv=None) -> int:
-    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    _add_common(p)
-    _method_flags(p)
+    p = argparse.ArgumentParser(allow_abbrev=False, description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    add_run_args(p)
+    add_method_args(p)
     p.add_argument("--classes", default="all", help="'all' or comma-separated classes")
     p.add_argument("--seeds", default="0", help="comma-separated seeds")
     p.add_argument("--curve", default="", help="forget counts for the forgetting-more-data curve, e.g. 20,50,100")
@@ -117,10 +115,12 @@ def main(argv=None) -> int:
                    help="extra TMU runs as name:setting=value,...; separated by ';' (default: the neggrad mechanism)")
     args = p.parse_args(argv)
     seeds = [int(s) for s in args.seeds.split(",")]
-    cfg = _run_config(args, ordered(METHODS.names()))
+    cfg = run_config_from_args(args, ordered(METHODS.names()))
     classes = parse_classes(args.classes, cfg)
     started = time.perf_counter()
-    log = lambda msg: print(msg, file=sys.stderr, flush=True)
+    def log(msg):
+        print(msg, file=sys.stderr, flush=True)
+
     results = run_all(cfg, classes, seeds, parse_variants(args.variants), log)
     frames = tables(results)
     if args.curve:

@@ -26,16 +26,13 @@ from pathlib import Path
 
 import numpy as np
 import pandas as pd
+from alignment import parse_variants, typed_params
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-sys.path.insert(0, str(Path(__file__).resolve().parent))
-
-from alignment import parse_variants, typed_params  # noqa: E402
-from tmu_core.cli import _add_common, _run_config  # noqa: E402
-from tmu_core.evaluate.protocol import class_ci, class_means, paired_test, sign_test  # noqa: E402
-from tmu_core.evaluate.tables import md_table  # noqa: E402
-from tmu_core.jobs.pipeline import execute, start  # noqa: E402
-from tmu_core.jobs.sweep import parse_classes  # noqa: E402
+from tmu_core.cli import add_run_args, run_config_from_args
+from tmu_core.evaluate.paper_tables import md_table
+from tmu_core.evaluate.protocol import class_ci, class_means, paired_test, sign_test
+from tmu_core.jobs.pipeline import execute, start
+from tmu_core.jobs.sweep import parse_classes
 
 RESULTS = Path(__file__).resolve().parent / "results"
 UNLEARN_SHARED = ("mechanism",)  # settings random_k takes from the variant, so the control stays comparable
@@ -87,7 +84,7 @@ def reused_rows(paths: list[Path]) -> dict:
         try:
             old = pd.read_csv(path, dtype={"variant": str})
         except (OSError, ValueError) as e:
-            raise SystemExit(f"--reuse {path}: cannot read it as an audit_variants CSV ({e})")
+            raise SystemExit(f"--reuse {path}: cannot read it as an audit_variants CSV ({e})") from None
         missing = {"variant", "class", "seed", *COLUMNS} - set(old.columns)
         if missing:
             raise SystemExit(f"--reuse {path}: not an audit_variants CSV (no column {', '.join(sorted(missing))})")
@@ -130,8 +127,8 @@ def paired(df: pd.DataFrame, first: str) -> pd.DataFrame:
 
 
 def main(argv=None) -> int:
-    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    _add_common(p)
+    p = argparse.ArgumentParser(allow_abbrev=False, description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    add_run_args(p)
     p.add_argument("--gold-seeds", type=int, default=1, metavar="K", help="gold models per run (soft truth when > 1)")
     p.add_argument("--classes", default="3,8", help="comma-separated classes (the tuning classes, unless reporting)")
     p.add_argument("--seeds", type=int, nargs="+", default=[0])
@@ -145,9 +142,11 @@ def main(argv=None) -> int:
                         "variant name must mean the same settings in both): a row found there is kept instead "
                         "of rerun (repeatable)")
     args = p.parse_args(argv)
-    cfg = _run_config(args, ("tmu", "random_k"))
+    cfg = run_config_from_args(args, ("tmu", "random_k"))
     classes, variants = parse_classes(args.classes, cfg), parse_variants(args.variants)
-    log = lambda msg: print(msg, file=sys.stderr, flush=True)
+    def log(msg):
+        print(msg, file=sys.stderr, flush=True)
+
     done = reused_rows(args.reuse)
     started = time.perf_counter()
     df = pd.DataFrame([row for name, s in variants.items()

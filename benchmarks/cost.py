@@ -23,11 +23,10 @@ from pathlib import Path
 
 import numpy as np
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+from tmu_core.jobs.embedding import fit_map
+
 ROOT = Path(__file__).resolve().parents[1]
 RESULTS = ROOT / "benchmarks" / "results"
-
-from tmu_core.jobs.embedding import fit_map  # noqa: E402
 
 
 def umap_seconds(emb: np.ndarray, n: int, seed: int = 0) -> float:
@@ -61,12 +60,12 @@ def page_seconds(run_id: str) -> dict[str, float]:
 
 
 def main(argv=None) -> int:
-    from tmu_core.cli import _add_common, _method_flags, _run_config
+    from tmu_core.cli import add_method_args, add_run_args, run_config_from_args
     from tmu_core.methods import METHODS
 
-    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    _add_common(p)
-    _method_flags(p)
+    p = argparse.ArgumentParser(allow_abbrev=False, description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    add_run_args(p)
+    add_method_args(p)
     p.add_argument("--keep-store", action="store_true", help="use TMU_RUNS_DIR as is (cached models count as 0 s)")
     args = p.parse_args(argv)
     if not args.keep_store:
@@ -74,7 +73,7 @@ def main(argv=None) -> int:
     from tmu_core import store
     from tmu_core.jobs.pipeline import execute, start
 
-    cfg = _run_config(args, METHODS.names())
+    cfg = run_config_from_args(args, METHODS.names())
     t = time.perf_counter()
     result = execute(start(cfg))
     wall = time.perf_counter() - t

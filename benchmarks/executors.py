@@ -39,7 +39,7 @@ def torch_threads() -> int:
 
 
 def main() -> None:
-    p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    p = argparse.ArgumentParser(allow_abbrev=False, description=__doc__.split("\n")[0])
     p.add_argument("--dataset", default="digits")
     p.add_argument("--classes", default="1,2,3")
     p.add_argument("--forget-count", default="50")

@@ -30,11 +30,9 @@ from pathlib import Path
 
 import pandas as pd
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-
-from tmu_core import store  # noqa: E402
-from tmu_core.evaluate.tables import cost_frame, tables  # noqa: E402
-from tmu_core.jobs.sweep import sweep_header, tables_with_failures  # noqa: E402
+from tmu_core import store
+from tmu_core.evaluate.paper_tables import cost_frame, tables
+from tmu_core.jobs.sweep import sweep_header, tables_with_failures
 
 RESULTS = Path(__file__).resolve().parent / "results"
 
@@ -108,7 +106,7 @@ def merged(meta: dict, added: list[str], where: dict[str, set[int]]) -> tuple[st
 
 
 def main(argv=None) -> int:
-    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p = argparse.ArgumentParser(allow_abbrev=False, description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--sweep-id", required=True)
     p.add_argument("--name", required=True, help="file name stem under benchmarks/results")
     p.add_argument("--command", required=True, help="the command that made the sweep, quoted")

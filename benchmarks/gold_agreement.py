@@ -23,20 +23,17 @@ import time
 from dataclasses import replace
 from pathlib import Path
 
-import numpy as np
 import pandas as pd
 import torch
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-
-from tmu_core.cli import _add_common, _run_config  # noqa: E402  (the CLI's own flag set)
-from tmu_core.data import load_dataset, resolve_forget  # noqa: E402
-from tmu_core.references import train_cached  # noqa: E402
-from tmu_core.evaluate.protocol import with_summary  # noqa: E402
-from tmu_core.evaluate.tables import md_table  # noqa: E402
-from tmu_core.jobs.sweep import parse_classes  # noqa: E402
-from tmu_core.train import pick_device, to_float  # noqa: E402
-from tmu_core.tmu.twin import generalization_labels  # noqa: E402
+from tmu_core.cli import add_run_args, run_config_from_args  # the CLI's own flags
+from tmu_core.data import load_dataset, resolve_forget
+from tmu_core.evaluate.paper_tables import md_table
+from tmu_core.evaluate.protocol import with_summary
+from tmu_core.jobs.sweep import parse_classes
+from tmu_core.references import train_cached
+from tmu_core.tmu.twin import generalization_labels
+from tmu_core.train import pick_device, to_float
 
 RESULTS = Path(__file__).resolve().parent / "results"
 
@@ -65,17 +62,19 @@ def agreement_row(cfg, second_seed: int, device, log) -> dict:
 
 
 def main(argv=None) -> int:
-    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    _add_common(p)
+    p = argparse.ArgumentParser(allow_abbrev=False, description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    add_run_args(p)
     p.add_argument("--classes", default="all", help="'all' or comma-separated classes")
     p.add_argument("--second-seed", type=int, default=1, help="training seed of the second gold model (default 1)")
     p.add_argument("--tag", default="", help="suffix of the results file name")
     args = p.parse_args(argv)
-    cfg = _run_config(args)
+    cfg = run_config_from_args(args)
     if args.second_seed == cfg.seed:
         p.error("--second-seed must differ from --seed")
     device = pick_device(cfg.device)
-    log = lambda msg: print(msg, file=sys.stderr, flush=True)
+    def log(msg):
+        print(msg, file=sys.stderr, flush=True)
+
     started = time.perf_counter()
     rows = [agreement_row(replace(cfg, forget=replace(cfg.forget, forget_class=str(c))), args.second_seed, device, log)
             for c in parse_classes(args.classes, cfg)]

@@ -9,9 +9,7 @@ import json
 import sys
 from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-
-from tmu_core.evaluate.tables import tables, to_markdown  # noqa: E402
+from tmu_core.evaluate.paper_tables import tables, to_markdown
 
 
 def main(folder: str, knobs: str = "") -> str:

@@ -3,8 +3,8 @@
     python benchmarks/umap_first_map.py                 # synthetic digits-sized activations
     python benchmarks/umap_first_map.py --run RUN_ID    # a stored run's activations (TMU_RUNS_DIR)
 
-Each try is a new `python` process that imports tmu_core.jobs.embedding and fits one map (embedding.fit_map),
-as the background job does; the first fit in a process pays for numba compiling UMAP's kernels. Tries run
+Each try is a new `python` process that imports tmu_core.jobs.embedding, turns on numba's on-disk cache and
+fits one map (embedding.fit_map), as the background job (`tmu _worker-embedding`) does; the first fit in a process pays for numba compiling UMAP's kernels. Tries run
 one after another, so the later ones show what numba's on-disk cache saves. Prints one line per try and
 writes nothing else. Timings, not assertions: run it on an idle machine.
 """
@@ -23,6 +23,7 @@ import sys, time
 t0 = time.perf_counter()
 import numpy as np
 from tmu_core.jobs import embedding
+embedding.use_compiled_code_cache()
 t1 = time.perf_counter()
 if sys.argv[1]:
     from tmu_core import store
@@ -38,7 +39,7 @@ print(f"{len(emb)} {t1 - t0:.2f} {t2 - t1:.2f}")
 
 
 def main() -> None:
-    p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    p = argparse.ArgumentParser(allow_abbrev=False, description=__doc__.split("\n")[0])
     p.add_argument("--run", default="", help="a stored run's id (default: synthetic activations)")
     p.add_argument("--model", default="tmu", help="whose activations (original, gold, tmu)")
     p.add_argument("--tries", type=int, default=3, help="fresh processes, one after another")

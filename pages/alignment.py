@@ -7,7 +7,7 @@ import streamlit as st
 from tmu_core import store
 from tmu_core.config import MAX_SEED
 from tmu_core.errors import TMUError
-from tmu_core.evaluate import tables as paper_tables
+from tmu_core.evaluate import paper_tables
 from tmu_core.jobs import launch
 from tmu_core.methods import METHODS, display, ordered
 from ui import cache, charts, nav, state, tables, verdict, widgets
@@ -51,7 +51,7 @@ def show_table1(row) -> None:
 def show_run() -> None:
     run = state.require_complete_run()
     metrics = cache.metrics(cache.root(), run.id)
-    state.evidence_warnings(metrics)
+    state.show_evidence_warnings(metrics)
     models = tables.models_frame(metrics)
     st.caption(f"Run `{run.id}`: {metrics['dataset']}, {metrics['model']}, class {metrics['forget_class_name']}, "
                f"|D_f| = {metrics['forget_count']}, device {metrics['device']}")

@@ -45,7 +45,7 @@ with top[1] if present else st.container():  # the run's thin-evidence warnings 
     if source == "demo" and bundled:
         run_id = bundled
         metrics, samples = cache.metrics(root, run_id), cache.samples(root, run_id)
-        state.evidence_warnings(metrics, fold=present)
+        state.show_evidence_warnings(metrics, fold=present)
     else:
         run, metrics, samples = state.require_tmu_results("there is no easy/hard split to walk through", fold=present)
         run_id, root = run.id, cache.root()

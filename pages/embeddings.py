@@ -14,7 +14,7 @@ COLOR_BY = {"truth": "gold's verdict", "predicted": "TMU's prediction"}
 st.title("Embeddings")
 run = state.require_complete_run()
 metrics = cache.metrics(cache.root(), run.id)
-state.evidence_warnings(metrics)
+state.show_evidence_warnings(metrics)
 samples = cache.samples(cache.root(), run.id)
 st.caption(nav.help_text("embeddings"))
 

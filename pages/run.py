@@ -94,38 +94,39 @@ def result_card(run: store.Run) -> None:
 def live(watched: list[str]) -> None:
     """Runs in progress and the selected run (its result card once complete), at the top of the page so a
     launched run's progress is in view; polled while `watched` runs are going."""
-    states = {r.run_id: r.state for r in store.list_runs()}
-    if any(states.get(r) not in ACTIVE for r in watched):
+    infos = {r.run_id: r for r in state.run_list(last=True)}  # this rerun's list; a poll reads it afresh
+    if any(r not in infos or infos[r].state not in ACTIVE for r in watched):
         st.rerun(scope="app")  # one of them ended: redraw the page (and its card), polling only what is left
     for run_id in watched:
         show_progress(run_id, store.open_run(run_id).status())
-    selected = state.selected_run_id()
+    selected = state.selected_run_id(list(infos.values()))
     if selected and selected not in watched:
-        show_selected(store.open_run(selected))
+        show_selected(store.open_run(selected), infos[selected])
 
 
-def run_table() -> None:
-    """Every run in the store; selecting a row opens that run in the other pages."""
-    infos = store.list_runs()
+def run_table(infos: list[store.RunInfo]) -> None:
+    """Every run in the store (`infos`); selecting a row opens that run in the other pages."""
     st.subheader("Runs")
     if not infos:
         st.caption(f"No runs in `{store.runs_root()}` yet.")
         return
     frame = tables.runs_frame(infos)
     ids = list(frame["run"])
-    current = [ids.index(r) for r in [state.selected_run_id()] if r in ids]
+    selected = state.selected_run_id(infos)
+    current = [ids.index(r) for r in [selected] if r in ids]
     # Keyed by the row order: rows move as runs update, and a stored row index must not then open another run.
     event = st.dataframe(frame, key=f"run_table_{hash(tuple(ids))}", on_select="rerun", selection_mode="single-row",
                          selection_default={"selection": {"rows": current}}, hide_index=True,
                          column_config={"progress": st.column_config.ProgressColumn("progress", format="percent",
                                                                                     min_value=0.0, max_value=1.0)})
     st.caption("Select a row to open that run in the other pages.")
-    if event.selection.rows and ids[event.selection.rows[0]] != state.selected_run_id():
+    if event.selection.rows and ids[event.selection.rows[0]] != selected:
         state.select_run(ids[event.selection.rows[0]])
         st.rerun(scope="app")  # the sidebar, drawn before this page, shows the new selection too
 
 
-active = [r.run_id for r in store.list_runs() if r.state in ACTIVE]
+infos = state.run_list()  # app.py's list of this rerun; the fragment below takes it (a poll reads its own)
+active = [r.run_id for r in infos if r.state in ACTIVE]
 st.fragment(run_every=POLL_SECONDS if active else None)(live)(active)
 
 st.subheader("Launch")
@@ -167,4 +168,4 @@ if st.button("Launch run", key="run_launch", type="primary", icon=":material/pla
         st.rerun()
 
 
-run_table()
+run_table(infos)

@@ -35,8 +35,8 @@ NO_NETWORK = (
 
 
 def cli_env(runs_dir: Path, **extra: str) -> dict:
-    """Environment of a CLI subprocess: its own run store, the project importable, one thread each."""
-    return {**os.environ, "TMU_RUNS_DIR": str(runs_dir), "PYTHONPATH": str(ROOT), "OMP_NUM_THREADS": "1",
+    """Environment of a CLI subprocess: its own run store, one thread each (tmu_core is installed: `make setup`)."""
+    return {**os.environ, "TMU_RUNS_DIR": str(runs_dir), "OMP_NUM_THREADS": "1",
             "PYTHONDONTWRITEBYTECODE": "1", **extra}
 
 

@@ -23,6 +23,26 @@ import torch  # noqa: E402
 torch.set_num_threads(1)
 
 
+# `pytest -m fast` (`make test-fast`): the unit tests, under a minute together on two cores. The rest train
+# models, start background processes, Ray or a browser, or fit UMAP.
+FAST_MODULES = {"test_architecture", "test_charts", "test_data", "test_entry", "test_metrics", "test_models", "test_nav",
+                "test_protocol", "test_registries", "test_train"}
+FAST_TESTS = {"test_nf_is_zero_for_a_sample_in_its_own_reference_set", "test_nf_matches_hand_computed_mean_of_k_smallest",
+              "test_scaler_is_fitted_on_twin_and_clips", "test_eq3_hand_computed", "test_aux_sample_branch",
+              "test_aux_augment_branch_is_capped_and_recorded", "test_classifier_separates_a_toy_set",
+              "test_balanced_threshold_hand_made", "test_feature_subsets", "test_unknown_method_setting_names_the_valid_ones",
+              "test_hard_rate_estimate_is_a_wilson_lower_bound_counting_sources_once",
+              "test_each_method_weighs_a_forget_sample_as_documented",
+              "test_scaling_per_problem_standardises_each_problem_with_its_own_statistics",
+              "test_nf_k_larger_than_the_reference_set", "test_api_bad_input_raises_tmuerror"}
+
+
+def pytest_collection_modifyitems(config, items):
+    for item in items:
+        if item.module.__name__ in FAST_MODULES or getattr(item, "originalname", item.name) in FAST_TESTS:
+            item.add_marker(pytest.mark.fast)
+
+
 @pytest.fixture
 def runs_dir(tmp_path, monkeypatch) -> Path:
     """A fresh run store for this test (TMU_RUNS_DIR), also seen by in-process calls."""
@@ -71,24 +91,42 @@ def lasting_runs_dir(request, tmp_path_factory) -> Path:
 
 # ---------------------------------------------------------------- dashboard (test_app.py, test_browser.py)
 @pytest.fixture(scope="session")
-def stored_runs(tmp_path_factory):
-    """A run store holding two complete tiny runs (launched side by side in background processes, as the
-    Run page does), the UMAP map of the first's TMU model and a two-class sweep. Made once per session;
-    returns (runs_dir, [run ids]) in launch order."""
-    from apptools import make_store
+def synthetic_runs(tmp_path_factory, lasting_runs_dir):
+    """A run store written directly with the store's writers (apptools.synthetic_store, a second or two): two
+    complete tiny runs, the UMAP map of the first's TMU model and a two-class sweep. Returns (runs_dir, [run
+    ids]) in the order a launch would give them. Its compiled-code folder is the lasting store's, so the UMAP
+    kernels a background map compiles (minutes on two busy cores) are compiled once, not at every session."""
+    from apptools import synthetic_store
 
-    path = tmp_path_factory.mktemp("dashboard") / "runs"
+    path = tmp_path_factory.mktemp("synthetic") / "runs"
+    numba_cache = lasting_runs_dir / "_cache" / "numba"
+    numba_cache.mkdir(parents=True, exist_ok=True)
+    (path / "_cache").mkdir(parents=True)
+    (path / "_cache" / "numba").symlink_to(numba_cache, target_is_directory=True)
     with pytest.MonkeyPatch.context() as mp:
         mp.setenv("TMU_RUNS_DIR", str(path))
-        ids = make_store()
+        ids = synthetic_store()
     return path, ids
 
 
 @pytest.fixture
-def dashboard_runs(stored_runs, monkeypatch):
-    """Point this test's TMU_RUNS_DIR at the stored runs (read them; launch new runs in runs_dir instead)."""
-    path, ids = stored_runs
+def dashboard_runs(synthetic_runs, monkeypatch):
+    """Point this test's TMU_RUNS_DIR at the synthetic runs (read them; launch new runs in runs_dir instead)."""
+    path, ids = synthetic_runs
     monkeypatch.setenv("TMU_RUNS_DIR", str(path))
+    return path, ids
+
+
+@pytest.fixture(scope="session")
+def launched_runs(tmp_path_factory):
+    """Two tiny runs launched side by side in background processes, as the Run page does (apptools.launch_pair):
+    for the tests about computing them. Made once per session; returns (runs_dir, [run ids]) in launch order."""
+    from apptools import launch_pair
+
+    path = tmp_path_factory.mktemp("dashboard") / "runs"
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setenv("TMU_RUNS_DIR", str(path))
+        ids = launch_pair()
     return path, ids
 
 

@@ -1,11 +1,10 @@
 """The dashboard through Streamlit's AppTest: every page runs (through the router and alone), and each page
-shows what its run store holds. The store is made once per session (conftest.stored_runs)."""
+shows what its run store holds. The store is written directly, once per session (conftest.synthetic_runs);
+the tests about computing runs launch their own (conftest.launched_runs, or a run of their own)."""
 from __future__ import annotations
 
 import os
 import signal
-import subprocess
-import sys
 
 import pytest
 from streamlit.testing.v1 import AppTest
@@ -67,14 +66,6 @@ def test_inspection_pages_without_runs_point_to_the_run_page(runs_dir, name):
     at = page_test(name)
     assert_clean(at)
     assert any("No finished run yet" in i.value for i in at.info)
-
-
-def test_core_stays_free_of_ui_libraries():
-    code = ("import sys; import tmu_core.cli, tmu_core.jobs.pipeline, tmu_core.jobs.launch, tmu_core.jobs.embedding, "
-            "tmu_core.jobs.preview, tmu_core.jobs.sweep; bad = [m for m in ('streamlit', 'plotly') if m in sys.modules]; "
-            "print(bad); sys.exit(1 if bad else 0)")
-    out = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True, timeout=120)
-    assert out.returncode == 0, out.stdout + out.stderr
 
 
 def test_pages_and_ui_do_no_tensor_maths():
@@ -406,6 +397,21 @@ def test_run_page_lists_runs_and_opens_one(dashboard_runs):
     assert any(f"Selected: **{ids[1]}** — complete" in m.value for m in at.markdown)
 
 
+def test_the_run_page_reads_the_run_list_once_per_rerun(dashboard_runs, monkeypatch):
+    """It polls every 2 s while a run goes: app.py's sidebar reads the list (every status.json, schema-checked)
+    and the page reuses it."""
+    calls = []
+    real = store.list_runs
+    monkeypatch.setattr(store, "list_runs", lambda *a, **k: calls.append(1) or real(*a, **k))
+    at = AppTest.from_file(str(APP), default_timeout=TIMEOUT).run()
+    at.switch_page("pages/run.py").run()
+    assert_clean(at)
+    assert at.title[0].value == TITLES["run"] and at.dataframe  # the run table is drawn from that list
+    calls.clear()
+    at.run()
+    assert len(calls) == 1
+
+
 def test_run_page_refuses_an_empty_hand_pick(runs_dir):
     draft = {"dataset": "digits", "model": "small_cnn", "seed": 0, "forget_class": 8, "mode": "hand-pick",
              "count": 100, "fraction": 0.5, "ids": []}
@@ -473,9 +479,9 @@ def test_cancel_stops_a_run_that_is_training(runs_dir):
     assert not run.exists("metrics.json")
 
 
-def test_a_second_run_does_not_disturb_the_first(dashboard_runs):
-    _, ids = dashboard_runs  # both were launched side by side; each finished with its own forget set
-    first, second = (store.open_run(i).read_json("metrics.json") for i in ids)
+def test_a_second_run_does_not_disturb_the_first(launched_runs):
+    path, ids = launched_runs  # both were launched side by side; each finished with its own forget set
+    first, second = (store.open_run(i, path).read_json("metrics.json") for i in ids)
     assert (first["forget_class"], first["forget_count"]) == (8, 10)
     assert (second["forget_class"], second["forget_count"]) == (3, 10)
     assert first["cache"]["original"] == second["cache"]["original"]  # the same original model ...
@@ -492,16 +498,16 @@ def copy_run(dashboard_runs, runs_dir) -> store.Run:
     return store.open_run(ids[0], runs_dir)
 
 
-def test_a_run_with_damaged_metrics_is_named_not_shown(stored_runs, runs_dir):
-    run = copy_run(stored_runs, runs_dir)
+def test_a_run_with_damaged_metrics_is_named_not_shown(synthetic_runs, runs_dir):
+    run = copy_run(synthetic_runs, runs_dir)
     (run.dir / "metrics.json").write_text("{not json")
     at = page_test("audit", run.id)
     assert_clean(at)
     assert any("damaged" in w.value and "metrics.json" in w.value for w in at.warning)
 
 
-def test_a_damaged_sample_table_is_one_error_line(stored_runs, runs_dir):
-    run = copy_run(stored_runs, runs_dir)
+def test_a_damaged_sample_table_is_one_error_line(synthetic_runs, runs_dir):
+    run = copy_run(synthetic_runs, runs_dir)
     (run.dir / "samples.csv").write_bytes(b"\x00\xff garbage")
     at = AppTest.from_file(str(APP), default_timeout=TIMEOUT)
     at.session_state["run_id"] = run.id
@@ -514,11 +520,11 @@ def test_a_damaged_sample_table_is_one_error_line(stored_runs, runs_dir):
 
 @pytest.mark.parametrize("file,damage", [("config.json", b'{"data": "digits"}'), ("metrics.json", b"{}"),
                                          ("samples.csv", None), ("embeddings.npz", None), ("status.json", b"[]")])
-def test_every_page_renders_with_a_damaged_run_selected(stored_runs, runs_dir, file, damage):
+def test_every_page_renders_with_a_damaged_run_selected(synthetic_runs, runs_dir, file, damage):
     import shutil
 
-    run = copy_run(stored_runs, runs_dir)
-    shutil.copytree(stored_runs[0] / stored_runs[1][1], runs_dir / stored_runs[1][1])  # an intact run beside it
+    run = copy_run(synthetic_runs, runs_dir)
+    shutil.copytree(synthetic_runs[0] / synthetic_runs[1][1], runs_dir / synthetic_runs[1][1])  # an intact run beside it
     path = run.dir / file
     path.write_bytes(path.read_bytes()[: path.stat().st_size // 2] if damage is None else damage)
     at = AppTest.from_file(str(APP), default_timeout=TIMEOUT)
@@ -527,12 +533,12 @@ def test_every_page_renders_with_a_damaged_run_selected(stored_runs, runs_dir, f
     for name in PAGES:
         at.switch_page(f"pages/{name}.py").run()
         assert_clean(at)
-    assert {r.run_id: r.state for r in store.list_runs()} == {run.id: "damaged", stored_runs[1][1]: "complete"}
+    assert {r.run_id: r.state for r in store.list_runs()} == {run.id: "damaged", synthetic_runs[1][1]: "complete"}
 
 
 @pytest.mark.parametrize("name", ["demo", "audit", "features"])
-def test_a_run_without_tmu_says_so(stored_runs, runs_dir, name):
-    run = copy_run(stored_runs, runs_dir)
+def test_a_run_without_tmu_says_so(synthetic_runs, runs_dir, name):
+    run = copy_run(synthetic_runs, runs_dir)
     metrics = run.read_json("metrics.json")
     del metrics["tmu"], metrics["models"]["tmu"]
     run.write_json("metrics.json", metrics)
@@ -542,8 +548,8 @@ def test_a_run_without_tmu_says_so(stored_runs, runs_dir, name):
 
 
 @pytest.mark.parametrize("name", ["audit", "alignment"])
-def test_an_unfinished_run_is_followed_until_its_results_show(stored_runs, runs_dir, name):
-    run = copy_run(stored_runs, runs_dir)
+def test_an_unfinished_run_is_followed_until_its_results_show(synthetic_runs, runs_dir, name):
+    run = copy_run(synthetic_runs, runs_dir)
     done = run.status()
     running = {k: v for k, v in done.items() if k not in ("pid", "pid_start")}  # no process: not 'interrupted'
     run.write_json("status.json", {**running, "state": "running", "stage": "gold", "progress": 0.4})
@@ -556,8 +562,8 @@ def test_an_unfinished_run_is_followed_until_its_results_show(stored_runs, runs_
     assert not any("checks every few seconds" in i.value for i in at.info) and at.metric
 
 
-def test_alignment_of_a_run_without_methods_says_so(stored_runs, runs_dir):
-    run = copy_run(stored_runs, runs_dir)
+def test_alignment_of_a_run_without_methods_says_so(synthetic_runs, runs_dir):
+    run = copy_run(synthetic_runs, runs_dir)
     metrics = run.read_json("metrics.json")
     metrics["models"] = {k: v for k, v in metrics["models"].items() if k in ("original", "gold")}
     del metrics["tmu"]
@@ -569,8 +575,8 @@ def test_alignment_of_a_run_without_methods_says_so(stored_runs, runs_dir):
     assert not any("|Δ| to gold" in s["layout"]["title"]["text"] for s in plotly_specs(at))
 
 
-def test_audit_says_plainly_when_tmu_does_worse_than_all_easy(stored_runs, runs_dir):
-    run = copy_run(stored_runs, runs_dir)
+def test_audit_says_plainly_when_tmu_does_worse_than_all_easy(synthetic_runs, runs_dir):
+    run = copy_run(synthetic_runs, runs_dir)
     metrics = run.read_json("metrics.json")
     tmu = metrics["tmu"]
     baseline = 100 * tmu["gold_easy"] / (tmu["gold_easy"] + tmu["gold_hard"])
@@ -670,11 +676,11 @@ def test_embeddings_side_by_side_in_one_frame(dashboard_runs):
     at = page_test("embeddings", ids[0], emb_side=True)
     assert_clean(at)
     missing = [m for m in ("original", "gold", "tmu") if not run.umap_version(m)]
-    if missing:  # one background job computes every missing map
-        at.button(key="emb_compute").click().run()
-        assert any("Computing the UMAP map" in i.value for i in at.info)
-        wait_for(lambda: all(run.umap_version(m) for m in missing), 600, "the side-by-side maps")
-        at.run()
+    assert missing == ["original", "gold"]  # the store holds TMU's map alone: one background job computes the rest
+    at.button(key="emb_compute").click().run()
+    assert any("Computing the UMAP map" in i.value for i in at.info)
+    wait_for(lambda: all(run.umap_version(m) for m in missing), 600, "the side-by-side maps")
+    at.run()
     assert_clean(at)
     figs = plotly_specs(at)
     assert [f["layout"]["title"]["text"] for f in figs] == ["Original", "Gold (retrained)", "TMU"]
@@ -776,7 +782,7 @@ def test_a_sweep_is_launched_from_the_alignment_page_and_followed(runs_dir, monk
     at.button(key="align_sw_launch").click().run()
     assert not at.exception and not at.error
     (args, log), = spawned
-    assert args[:3] == ["tmu_core", "sweep", "--dataset"] and "--quiet" in args
+    assert args[:2] == ["sweep", "--dataset"] and "--quiet" in args
     i = args.index
     assert args[i("--classes") + 1] == "1,8" and args[i("--seeds") + 1: i("--seeds") + 3] == ["0", "1"]
     assert args[i("--forget-counts") + 1: i("--forget-counts") + 3] == ["50", "100"]

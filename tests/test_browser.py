@@ -1,5 +1,5 @@
 """A real browser through the dashboard: `streamlit run app.py` headless on a loopback port, Debian's Chromium
-driven by Playwright over every page of the stored runs. No Streamlit error box anywhere; charts and galleries
+driven by Playwright over every page of the synthetic stored runs (conftest.synthetic_runs). No Streamlit error box anywhere; charts and galleries
 present; the audit CSV downloads. Screenshots go to test-artifacts/ (git-ignored)."""
 from __future__ import annotations
 
@@ -38,8 +38,8 @@ def browser():
 
 
 @pytest.fixture(scope="module")
-def server(stored_runs, tmp_path_factory):
-    runs_dir, ids = stored_runs
+def server(synthetic_runs, tmp_path_factory):
+    runs_dir, ids = synthetic_runs
     port = free_port()
     proc = start_streamlit(runs_dir, port, tmp_path_factory.mktemp("streamlit") / "streamlit.log")
     yield f"http://127.0.0.1:{port}", ids, runs_dir
@@ -119,42 +119,44 @@ def _idle(page) -> None:
     page.wait_for_timeout(500)
 
 
-def _forget_set_size(page) -> str:
-    return page.locator('[data-testid="stMetric"]').first.inner_text().split("\n")[-1].strip()
-
-
 def test_forget_set_bad_count_and_whole_class_pick_in_a_real_browser(browser, server):
+    """Every step waits for what it needs (Playwright's expect retries until the page shows it): a rerun
+    replaces elements, so nothing is held across one and nothing waits on a guess at idleness."""
+    from playwright.sync_api import expect
+
     url, _, _ = server
     page = open_page(browser, url, "forget_set")
+    size = page.locator('[data-testid="stMetric"]').first.locator('[data-testid="stMetricValue"]')  # |D_f|
+    alerts = page.locator('[data-testid="stAlert"]')
     field = page.get_by_label("Samples", exact=True).and_(page.locator("input"))
     field.fill("")  # a cleared field is named, and |D_f| stays what it was
     field.press("Enter")
-    _idle(page)
-    assert "Enter a whole number from 1 to 124; still 110." in " ".join(page.locator('[data-testid="stAlert"]').all_inner_texts())
-    assert _forget_set_size(page) == "110"
+    expect(alerts.filter(has_text="Enter a whole number from 1 to 124; still 110.")).to_have_count(1)
+    expect(size).to_have_text("110")
     field.fill("40")
     field.press("Enter")
-    _idle(page)
-    assert _forget_set_size(page) == "40"
+    expect(size).to_have_text("40")
+    expect(alerts).to_have_count(0)
     page.get_by_text("hand-pick", exact=True).click()
-    _idle(page)
-    grid = page.locator('[data-testid="stDataFrame"]').last
+    # the gallery of hand-pick mode (keyed fs_pick_...), drawn by the current run (a rerun's leftovers are stale)
+    grid = page.locator('[data-testid="stElementContainer"][class*="st-key-fs_pick_"]:not([data-stale="true"]) '
+                        '[data-testid="stDataFrame"]')
+    expect(grid).to_have_count(1)
     grid.scroll_into_view_if_needed()
     for row in (0, 1):  # tick two images (56-px rows under a 35-px header), then the header's select-all
         box = grid.bounding_box()
         page.mouse.click(box["x"] + 18, box["y"] + 35 + 28 + 56 * row)
-        _idle(page)
-    assert _forget_set_size(page) == "2"
+        expect(size).to_have_text(str(row + 1))
     box = grid.bounding_box()
     page.mouse.click(box["x"] + 18, box["y"] + 17)
-    _idle(page)
-    alerts = " ".join(page.locator('[data-testid="stAlert"]').all_inner_texts())
-    assert "125 hand-picked samples cannot be forgotten" in alerts and "last valid one (2 samples)" in alerts
-    assert _forget_set_size(page) == "2" and page.locator('[data-testid="stDataFrame"]').count() == 1  # gallery kept
+    refused = alerts.filter(has_text="125 hand-picked samples cannot be forgotten")
+    expect(refused).to_have_count(1)
+    expect(refused).to_contain_text("last valid one (2 samples)")
+    expect(size).to_have_text("2")
+    expect(page.locator('[data-testid="stDataFrame"]')).to_have_count(1)  # the gallery is kept
     page.screenshot(path=str(ARTIFACTS / "forget_set-whole-class.png"), full_page=True)
     page.locator('[data-testid="stSidebarNav"] a', has_text="Run").click()
-    settle(page, "run")
-    assert "2 hand-picked samples" in page.get_by_text("Will launch").inner_text()
+    expect(page.get_by_text("Will launch")).to_contain_text("2 hand-picked samples", timeout=60_000)
     page.close()
 
 

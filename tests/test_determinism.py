@@ -63,9 +63,28 @@ def test_results_are_complete_and_in_range(two_runs):
     for name, m in res["models"].items():
         for key in ("acc_test", "acc_remain", "acc_forget"):
             assert 0.0 <= m[key] <= 100.0, (name, key)
-    forget_rows = run.samples().query("role == 'forget'")
-    assert res["models"]["gold"]["acc_forget"] == pytest.approx(100 * float((forget_rows.true_label == "easy").mean()))
     assert run.status()["state"] == "complete"
+
+
+def test_gold_accuracy_and_truth_match_the_cached_gold_model(two_runs, monkeypatch):
+    """Gold's A_f and D_f's easy/hard truth, recomputed from the cached gold model's own predictions on D_f (an
+    independent path: the model file, not the pipeline's evaluation)."""
+    import torch
+
+    from tmu_core.data import load_dataset, resolve_forget
+    from tmu_core.references import new_model
+    from tmu_core.train import predict
+
+    run, res = two_runs[0]
+    monkeypatch.setenv("TMU_RUNS_DIR", str(run.dir.parent))
+    data = load_dataset(CONFIG.data, CONFIG.seed)
+    forget = resolve_forget(data, CONFIG.forget, CONFIG.seed)
+    gold = new_model(data, CONFIG.train)
+    gold.load_state_dict(store.load_state(store.model_cache_file(res["cache"]["gold"])))
+    right = predict(gold, data.x[torch.as_tensor(forget.ids)], torch.device("cpu")).argmax(1).numpy() == 8
+    assert res["models"]["gold"]["acc_forget"] == pytest.approx(100 * right.mean())
+    rows = run.samples().query("role == 'forget'").set_index("id").loc[forget.ids]
+    assert list(rows.true_label) == ["easy" if r else "hard" for r in right]
 
 
 def test_the_capped_aux_set_is_recorded_in_the_run(two_runs):

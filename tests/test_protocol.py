@@ -9,7 +9,7 @@ import pytest
 from tmu_core.evaluate import ensemble as E
 from tmu_core.evaluate import metrics as M
 from tmu_core.evaluate import protocol as P
-from tmu_core.evaluate.tables import tables
+from tmu_core.evaluate.paper_tables import tables
 
 
 def test_mean_ci_is_the_student_t_interval():
@@ -231,14 +231,15 @@ def test_export_adds_another_sweeps_matching_runs_and_rebuilds_the_tables(tmp_pa
         export.main(["--sweep-id", "empty", "--name", "x", "--command", "x"])
 
 
-def test_audit_variants_keeps_reused_rows_instead_of_running_them_again(tmp_path):
+def test_audit_variants_keeps_reused_rows_instead_of_running_them_again(tmp_path, monkeypatch):
     """benchmarks/audit_variants.py --reuse: a (variant, class, seed) found in an earlier CSV is taken from it and
     the pipeline is not started for it; a file that is not such a CSV is one clear error."""
     import importlib.util
     from pathlib import Path
 
-    spec = importlib.util.spec_from_file_location(
-        "audit_variants", Path(__file__).resolve().parents[1] / "benchmarks" / "audit_variants.py")
+    folder = Path(__file__).resolve().parents[1] / "benchmarks"
+    monkeypatch.syspath_prepend(str(folder))  # as when run as a script: its sibling alignment.py is importable
+    spec = importlib.util.spec_from_file_location("audit_variants", folder / "audit_variants.py")
     av = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(av)
     rows = [{"variant": "paper", "class": c, "seed": 0, **{col: float(c) for col in av.COLUMNS}} for c in (3, 8)]

@@ -36,8 +36,7 @@ def local_ray():
 
     threads = torch.get_num_threads()
     torch.set_num_threads(1)
-    ray.init(address="local", num_cpus=2, include_dashboard=False, log_to_driver=False,  # own, beside any cluster
-             runtime_env={"env_vars": {"PYTHONPATH": str(launch.PROJECT_ROOT)}})
+    ray.init(address="local", num_cpus=2, include_dashboard=False, log_to_driver=False)  # own, beside any cluster
     yield
     ray.shutdown()
     torch.set_num_threads(threads)

@@ -139,7 +139,7 @@ def test_a_diverging_method_keeps_the_others(runs_dir, monkeypatch):
 
     from apptools import tiny_config
     from tmu_core.config import ForgetSpec
-    from tmu_core.evaluate import tables as paper_tables
+    from tmu_core.evaluate import paper_tables
     from tmu_core.jobs.pipeline import execute, start
     from tmu_core.methods import finetune
 
@@ -240,5 +240,5 @@ def test_error_log_and_run_log_do_not_follow_links(tmp_path, runs_dir):
     assert victim.read_text() == "keep" and not (run.dir / "error.log").is_symlink()
     (run.dir / "run.log").symlink_to(victim)
     with pytest.raises(TMUError):
-        spawn(["tmu_core", "runs"], run.log_path())
+        spawn(["runs"], run.log_path())
     assert victim.read_text() == "keep"

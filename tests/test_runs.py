@@ -42,7 +42,7 @@ def test_numpy_values_from_widgets_become_plain_python():
     from tmu_core.methods import method_config
 
     cfg = method_config("tmu", "digits", {"nf_normalize": np.False_, "pgd_steps": np.int64(3), "twin_lr": np.float32(0.5)})
-    f, twin = cfg.features, cfg.twin
+    f, twin = cfg.scoring, cfg.twin
     assert (type(f.nf_normalize), type(f.pgd_steps), type(twin.twin_lr)) == (bool, int, float)
     assert json.loads(json.dumps({"v": f.pgd_steps})) == {"v": 3}
 

@@ -16,7 +16,7 @@ from tmu_core.tmu.features import Scaler, nearest_distance
 from tmu_core.methods import METHODS, method_config
 from tmu_core.methods.loop import UnlearnTask
 from tmu_core.references import new_model
-from tmu_core.train import fit
+from tmu_core.train import fit, predict
 from tmu_core.tmu.twin import build_aux, eq3_size
 
 CPU = torch.device("cpu")
@@ -52,13 +52,6 @@ def test_nf_matches_hand_computed_mean_of_k_smallest():
     query = torch.tensor([[0.0, 0.0]])
     ref = torch.tensor([[1.0, 0.0], [0.0, 2.0], [3.0, 0.0], [0.0, 10.0]])
     assert nearest_distance(query, ref, k=3, normalize=False).item() == pytest.approx((1 + 2 + 3) / 3)
-
-
-def test_nf_refuses_k_larger_than_reference():
-    from tmu_core.errors import TMUError
-
-    with pytest.raises(TMUError, match="1..4"):
-        nearest_distance(torch.zeros(1, 2), torch.zeros(4, 2), k=5)
 
 
 def test_pgd_stays_in_eps_ball_and_pixel_range(tiny_original, digits):
@@ -175,8 +168,10 @@ def test_unknown_method_setting_names_the_valid_ones():
 
 # ---------------------------------------------------------------- the whole pipeline, through the CLI's JSON contract
 def test_run_json_contract(tmp_path):
-    cmd = [sys.executable, "-m", "tmu_core", "run", "--dataset", "digits", "--forget-class", "8", "--forget-count", "100",
-           "--seed", "0", "--json", "--epochs", "4", "--tmu-twin-epochs", "2", "--tmu-clf-epochs", "20",
+    # every method and control, on 30 training images per class (the contract, not the science)
+    cmd = [sys.executable, "-m", "tmu_core", "run", "--dataset", "digits", "--train-per-class", "30", "--forget-class",
+           "8", "--forget-count", "20", "--seed", "0", "--json", "--epochs", "2", "--batch-size", "32",
+           "--tmu-twin-epochs", "1", "--tmu-clf-epochs", "20", "--tmu-cf-epochs", "1",
            "--finetune-epochs", "1", "--neggrad-epochs", "1", "--randlabel-epochs", "1", "--tmu-epochs", "1",
            "--scrub-epochs", "1", "--salun-epochs", "1", "--random-k-epochs", "1", "--oracle-labels-epochs", "1"]
     out = subprocess.run(cmd, capture_output=True, text=True, env={**__import__("os").environ, "TMU_RUNS_DIR": str(tmp_path)},
@@ -185,7 +180,7 @@ def test_run_json_contract(tmp_path):
     r = json.loads(out.stdout)
     assert {"run_id", "dataset", "model", "forget_class", "forget_class_name", "forget_count", "seed", "device",
             "models", "tmu", "cost_ratio"} <= set(r)
-    assert r["forget_class"] == 8 and r["forget_count"] == 100 and r["dataset"] == "digits"
+    assert r["forget_class"] == 8 and r["forget_count"] == 20 and r["dataset"] == "digits"
     assert set(r["models"]) == {"original", "gold", *METHODS.names()}  # every method and control by default
     keys = {"acc_test", "acc_remain", "acc_forget", "delta", "abs_delta", "sample_agreement", "activation_distance",
             "mia", "mia_auc", "seconds"}
@@ -194,7 +189,7 @@ def test_run_json_contract(tmp_path):
         assert all(isinstance(m[k], float) for k in keys), name
     t = r["tmu"]
     assert set(t["label_accuracy_by_features"]) == {"NF", "AF", "CF", "NF+AF", "NF+CF", "AF+CF", "NF+AF+CF"}
-    assert t["pred_easy"] + t["pred_hard"] == 100 and 0 <= t["gold_hard"] <= 100 and t["aux_count"] > 0
+    assert t["pred_easy"] + t["pred_hard"] == 20 and 0 <= t["gold_hard"] <= 20 and t["aux_count"] > 0
     assert {"twin", "nf", "af", "cf", "classifier", "ablation", "unlearn"} <= set(t["stage_seconds"])
     assert r["cost_ratio"] > 0
     # the artifacts are in the run folder
@@ -202,7 +197,7 @@ def test_run_json_contract(tmp_path):
     import pandas as pd
 
     table = pd.read_csv(run_dir / "samples.csv")
-    assert (table.role == "forget").sum() == 100 and (table.role == "aux").sum() == t["aux_count"]
+    assert (table.role == "forget").sum() == 20 and (table.role == "aux").sum() == t["aux_count"]
     assert {"NF", "AF", "CF", "p_easy", "pred_label", "true_label", "pred_gold", "conf_tmu"} <= set(table.columns)
     forget_rows = table[table.role == "forget"]
     assert (forget_rows.true_label == "hard").sum() == t["gold_hard"]
@@ -265,7 +260,7 @@ def test_cf_network_never_sees_the_scored_samples_when_held_out(held_out, digits
     # is any scored image (D_a or D_f) among the training images?
     dist = torch.cdist(scored.float(), x_train.float(), compute_mode="donot_use_mm_for_euclid_dist")
     overlap = (dist.min(1).values < 1e-6).sum().item()
-    part = int(mcfg.features.cf_fraction * len(forget.remain_ids(data)))
+    part = int(mcfg.scoring.cf_fraction * len(forget.remain_ids(data)))
     if held_out:
         assert overlap == 0 and len(x_train) == part
     else:
@@ -285,6 +280,9 @@ def test_fit_map_keeps_separated_clusters_apart_and_is_seeded():
     nearest = np.argmin(((xy[:, None, :] - means[None]) ** 2).sum(-1), 1)
     assert (nearest == labels).mean() == 1.0
     assert np.array_equal(xy, fit_map(x, seed=0))
+    import numba  # numba's own decorators: only the UMAP worker process makes them cache by default
+
+    assert numba.njit.__module__.startswith("numba.") and numba.jit.__module__.startswith("numba.")
 
 
 def test_tmu_forget_term_acts_on_predicted_hard_samples_only(digits, tiny_original, monkeypatch):
@@ -492,9 +490,9 @@ def test_a_later_bag_avoids_earlier_images_only_while_the_pool_still_holds_a_ful
 
 
 def test_twin_fit_match_stops_once_the_twin_fits_d_a_as_the_original_fits_d_f(digits, tiny_original):
-    fid = _tmu(digits, tiny_original, twin_fit="match", twin_max_epochs=6).report.twin_fidelity
-    assert 0 < fid["twin_epochs"] <= 6
-    assert fid["twin_loss_aux"] <= fid["original_loss_forget"] or fid["twin_epochs"] == 6
+    fid = _tmu(digits, tiny_original, twin_fit="match", twin_max_epochs=20).report.twin_fidelity
+    assert 0 < fid["twin_epochs"] < 20, "it stopped on the fit, before the epoch cap"
+    assert fid["twin_loss_aux"] <= fid["original_loss_forget"]
 
 
 def test_held_out_features_are_stored_and_used_in_the_chosen_order(digits, tiny_original):
@@ -517,24 +515,37 @@ def test_held_out_features_and_kl_refuse_a_cf_network_that_saw_the_samples():
 
 def test_scaling_per_problem_standardises_each_problem_with_its_own_statistics():
     from tmu_core.tmu.config import FeatureConfig
-    from tmu_core.tmu.method import Features, scaled
+    from tmu_core.tmu.method import FeatureValues, scaled
 
     rng = np.random.default_rng(0)
-    feats = Features(("NF", "AF", "CF"), rng.normal(1, 1, (50, 3)) ** 2, rng.normal(3, 2, (40, 3)) ** 2)
+    feats = FeatureValues(("NF", "AF", "CF"), rng.normal(1, 1, (50, 3)) ** 2, rng.normal(3, 2, (40, 3)) ** 2)
     _, f_shared = scaled(feats, FeatureConfig(scale_log=False, scale_clip=100))
     _, f_own = scaled(feats, FeatureConfig(scale_log=False, scale_clip=100, scale_per_problem=True))
     assert np.allclose(f_own.mean(0), 0, atol=1e-6) and not np.allclose(f_shared.mean(0), 0, atol=0.5)
 
 
-def test_heldout_kl_moves_hard_samples_toward_the_held_out_network(digits, tiny_original, monkeypatch):
-    import tmu_core.tmu.method as tmu_mod
+def test_heldout_kl_moves_hard_samples_toward_the_held_out_network(digits, tiny_original):
+    """On the predicted-hard samples, the unlearned model's softmax is closer (KL) to the held-out network's than
+    the original's was, and closer than where random wrong labels take it."""
+    from tmu_core.tmu.method import held_out_network
 
-    calls = []
-    real = torch.nn.functional.kl_div
-    monkeypatch.setattr(tmu_mod.F, "kl_div", lambda *a, **k: calls.append(1) or real(*a, **k))
+    cfg, data, forget = digits
+    tc, original = tiny_original
     out = _tmu(digits, tiny_original, mechanism="heldout_kl", epochs=1)
-    assert out.report.forget_pred.sum() < len(out.report.forget_pred), "some sample is predicted hard"
-    assert calls, "the KL term ran on predicted-hard samples"
+    hard = forget.ids[out.report.forget_pred == 0]
+    assert 0 < len(hard) < len(forget.ids), "some samples are predicted hard, not all"
+    mcfg = method_config("tmu", "digits", {"cf_epochs": 1})  # the held-out network _tmu's run trained (same seed)
+    teacher = held_out_network(UnlearnTask(data, cfg, tc, forget, original, seed=0), mcfg.scoring, CPU)
+    x = data.x[torch.as_tensor(hard)]
+    target = torch.softmax(predict(teacher, x, CPU), 1)
+
+    def kl(model) -> float:
+        return float(torch.nn.functional.kl_div(torch.log_softmax(predict(model, x, CPU), 1), target,
+                                                reduction="batchmean"))
+
+    randlabel = _tmu(digits, tiny_original, mechanism="randlabel", epochs=1).model
+    assert kl(out.model) < 0.8 * kl(original), (kl(out.model), kl(original))
+    assert kl(out.model) < kl(randlabel), (kl(out.model), kl(randlabel))
 
 
 def test_keep_easy_off_leaves_predicted_easy_samples_out_of_the_retain_set(digits, tiny_original, monkeypatch):

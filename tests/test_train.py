@@ -83,9 +83,10 @@ def test_done_when_is_asked_every_few_steps_in_train_mode_and_ends_training(smal
 
     out = fit(net, x, y, RECIPE, CPU, done_when=done, check_every=2)
     assert out["steps"] == 10 and out["steps_per_epoch"] == 7 and len(out["history"]) == 2  # stopped in epoch 2
+    assert out["epochs"] == 2  # the epochs run, not the 3 asked for
     assert not net.training
     never = fit(build_model("small_cnn", 1, 10, 8), x, y, RECIPE, CPU, done_when=lambda: False, check_every=3)
-    assert never["steps"] == 21 and len(never["history"]) == 3
+    assert never["steps"] == 21 and len(never["history"]) == 3 and never["epochs"] == 3
 
 
 def test_predict_and_accuracy_shapes(small):

@@ -1,7 +1,10 @@
-"""Command line: `python -m tmu_core {datasets,models,methods,train,run,execute,sweep,runs,cancel}`.
+"""Command line: `tmu {datasets,models,methods,train,run,execute,sweep,runs,cancel}` (or `python -m tmu_core ...`).
 
-Flags come from the config dataclasses (tmu_core.options). A user error prints one line on stderr and
-exits 2; no traceback reaches the terminal.
+Flags come from the config dataclasses (tmu_core.options); abbreviated flags are refused (`--gold` is not
+`--gold-seeds`). A user error prints one line on stderr and exits 2; no traceback reaches the terminal
+(tmu_core.entry). Scripts build a RunConfig from the same flags with `add_run_args`, `add_method_args`
+and `run_config_from_args`. The background workers are hidden commands (`_worker-embedding`,
+`_worker-ray`), not listed by --help.
 """
 from __future__ import annotations
 
@@ -13,6 +16,7 @@ import sys
 
 from . import store
 from .config import DataConfig, ForgetSpec, RunConfig, TrainConfig
+from .entry import run_entry
 from .errors import TMUError
 from .options import add_config_args, config_from_args, given
 
@@ -46,7 +50,8 @@ def cmd_methods(args) -> int:
                      for name in ordered(METHODS.names())])
 
 
-def _add_common(p: argparse.ArgumentParser) -> None:
+def add_run_args(p: argparse.ArgumentParser) -> None:
+    """The flags of one run's data, forget set, training recipe, seed and device (those of `tmu train`)."""
     add_config_args(p, DataConfig, title="data")
     add_config_args(p, ForgetSpec, title="forget set")
     add_config_args(p, TrainConfig, title="training recipe (defaults depend on the dataset)")
@@ -56,7 +61,9 @@ def _add_common(p: argparse.ArgumentParser) -> None:
     p.add_argument("--device", default="auto", help="auto (CUDA, then MPS, then CPU), cpu, cuda, cuda:N or mps")
 
 
-def _run_config(args, methods=()) -> RunConfig:
+def run_config_from_args(args, methods=()) -> RunConfig:
+    """The RunConfig that `args` (parsed with `add_run_args`, and `add_method_args` for method settings) describe,
+    running `methods`; a conflict or a bad method setting is a TMUError."""
     from .methods import METHODS, method_config
     from .data.recipes import default_train_config
 
@@ -96,7 +103,7 @@ def _no_conflicts(args) -> None:
 def cmd_train(args) -> int:
     from .jobs.pipeline import train_references
 
-    cfg = _run_config(args)
+    cfg = run_config_from_args(args)
     out = train_references(cfg, progress=_stderr_progress if args.verbose else None)
     print(f"dataset {out['dataset']}  model {out['model']}  forget class {out['forget_class']} "
           f"({out['forget_class_name']})  |D_f| {out['forget_count']}  device {out['device']}")
@@ -108,7 +115,8 @@ def cmd_train(args) -> int:
     return 0
 
 
-def _method_flags(p: argparse.ArgumentParser) -> None:
+def add_method_args(p: argparse.ArgumentParser) -> None:
+    """A --<method>-<setting> flag for every setting of every registered method."""
     from .methods import METHODS
 
     for name in METHODS.names():
@@ -119,7 +127,7 @@ def cmd_run(args) -> int:
     from .methods import METHODS, ordered
     from .jobs.pipeline import execute, start
 
-    cfg = _run_config(args, args.methods or ordered(METHODS.names()))
+    cfg = run_config_from_args(args, args.methods or ordered(METHODS.names()))
     run = start(cfg)
     # this process owns the run from now on: if it dies before execute() marks it running, the run must
     # read as interrupted, not as queued forever
@@ -142,7 +150,7 @@ def cmd_sweep(args) -> int:
     from .methods import METHODS, ordered
     from .jobs.sweep import sweep
 
-    cfg = _run_config(args, args.methods or ordered(METHODS.names()))
+    cfg = run_config_from_args(args, args.methods or ordered(METHODS.names()))
     if args.sweep_id is not None:
         store.check_run_id(args.sweep_id)
     out = sweep(cfg, args.classes, progress=_stderr_progress if not args.quiet else None, seeds=args.seeds,
@@ -229,21 +237,29 @@ class OneLineParser(argparse.ArgumentParser):
         self.exit(2, f"error: {message} (see '{self.prog} --help')\n")
 
 
+def _sub_parser(**kwargs) -> OneLineParser:
+    """A subcommand's parser: one-line errors, and no abbreviations (argparse's default would read
+    `--gold none` as `--gold-seeds none`)."""
+    return OneLineParser(allow_abbrev=False, **kwargs)
+
+
 def build_parser() -> argparse.ArgumentParser:
-    parser = OneLineParser(prog="python -m tmu_core", description="Twin Machine Unlearning from the command line")
-    # no dest: a missing command is then reported with the valid commands, "{datasets,models,...}"
-    sub = parser.add_subparsers(required=True)
+    parser = OneLineParser(prog="tmu", description="Twin Machine Unlearning from the command line",
+                           allow_abbrev=False)
+    # no dest: a missing command is then reported with the valid commands, "{datasets,models,...}";
+    # every subcommand's parser is a OneLineParser that refuses abbreviated flags too
+    sub = parser.add_subparsers(required=True, parser_class=_sub_parser)
     sub.add_parser("datasets", help="list datasets").set_defaults(fn=cmd_datasets)
     sub.add_parser("models", help="list models").set_defaults(fn=cmd_models)
     sub.add_parser("methods", help="list unlearning methods").set_defaults(fn=cmd_methods)
     p = sub.add_parser("train", help="train (or load cached) original and gold models and print their accuracies")
-    _add_common(p)
+    add_run_args(p)
     p.add_argument("-v", "--verbose", action="store_true", help="print training progress on stderr")
     p.set_defaults(fn=cmd_train)
     for name, fn, helptext in (("run", cmd_run, "run TMU and the baselines on one forget set"),
                                ("sweep", cmd_sweep, "run every forget class and write the paper's tables")):
         p = sub.add_parser(name, help=helptext)
-        _add_common(p)
+        add_run_args(p)
         p.add_argument("--methods", nargs="+", help="subset of methods (default: all)")
         p.add_argument("--mechanism", choices=["randlabel", "neggrad", "heldout_kl"], help="TMU's forget mechanism on hard samples")
         p.add_argument("--gold-seeds", type=int, default=1, metavar="K",
@@ -271,7 +287,7 @@ def build_parser() -> argparse.ArgumentParser:
                            help="CPUs (torch threads) per Ray task (default: as many as a local run uses, so the "
                                 "tables equal the local executor's; fewer run tasks side by side, with float "
                                 "rounding that differs in the last digits)")
-        _method_flags(p)
+        add_method_args(p)
         p.set_defaults(fn=fn)
     p = sub.add_parser("execute", help="execute a run created by the dashboard (its config.json)")
     p.add_argument("run_id")
@@ -283,25 +299,31 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
-def main(argv=None) -> int:
-    import signal
+def _worker_embedding(argv: list[str]) -> int:
+    from .jobs.embedding import worker_main
 
-    logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
-    # a stop signal ends a run like Ctrl-C: its status says interrupted, and `execute` can finish it later
-    signal.signal(signal.SIGTERM, lambda *_: (_ for _ in ()).throw(KeyboardInterrupt()))
-    try:  # building the parser imports torch (seconds): a stop signal then is one line too, never a traceback
+    return worker_main(argv)
+
+
+def _worker_ray(argv: list[str]) -> int:
+    from .jobs.ray_executor import worker_main
+
+    return worker_main(argv)
+
+
+# Hidden commands, started by jobs.launch as `python -m tmu_core <name> ...`: the UMAP worker (which logs
+# its progress at INFO into the run's log) and the Ray driver of a dashboard run.
+WORKERS = {"_worker-embedding": (_worker_embedding, logging.INFO), "_worker-ray": (_worker_ray, logging.WARNING)}
+
+
+def main(argv=None) -> int:
+    argv = sys.argv[1:] if argv is None else list(argv)
+    if argv and argv[0] in WORKERS:
+        worker, level = WORKERS[argv[0]]
+        return run_entry(lambda: worker(argv[1:]), level=level)
+
+    def command() -> int:  # building the parser imports torch (seconds): a stop signal then is one line too
         args = build_parser().parse_args(argv)
         return args.fn(args)
-    except BrokenPipeError:  # `runs | head -1`: the reader left; say nothing more
-        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
-        return 141
-    except TMUError as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        return 2
-    except KeyboardInterrupt:
-        print("error: interrupted", file=sys.stderr)
-        return 130
-    except Exception as exc:  # a bug: still one line, never a traceback for the user
-        logging.getLogger(__name__).debug("unexpected error", exc_info=True)
-        print(f"error: unexpected {exc.__class__.__name__}: {exc} (please report this)", file=sys.stderr)
-        return 1
+
+    return run_entry(command)

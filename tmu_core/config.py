@@ -4,7 +4,7 @@ Every field carries its help text (and bounds or choices) in `metadata`, so `tmu
 CLI flags from them and the dashboard builds widgets from the same source. Validation happens in
 `__post_init__` and raises `TMUError` naming what is valid. Defaults run on a CPU in seconds.
 This module imports no registry: dataset, model and method names are checked where a config is resolved
-(`jobs.pipeline.validate`). A config may nest section configs (TMU's twin / features / classifier /
+(`jobs.pipeline.validate`). A config may nest section configs (TMU's twin / scoring / classifier /
 unlearning); `leaf_fields`, `flatten` and `with_flat` address their fields by their (unique) names.
 """
 from __future__ import annotations

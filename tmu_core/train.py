@@ -125,7 +125,9 @@ def fit(model: nn.Module, x: torch.Tensor, y: torch.Tensor, cfg: TrainConfig, de
 
     Args: x uint8 or float images in [0, 1], (N, C, H, W); y int64 labels (N,). `done_when()`, asked every
     `check_every` optimizer steps (the model in eval mode while it looks), ends training early when True.
-    Returns: {"loss": last epoch's mean loss, "epochs": n, "steps": optimizer steps taken, "seconds": wall time}.
+    Returns: {"loss": last epoch's mean loss, "history": each epoch's mean loss, "epochs": epochs run (after an
+    early stop by `done_when`, the epoch it stopped in counts), "steps": optimizer steps taken, "steps_per_epoch",
+    "seconds": wall time}.
     """
     import time
 
@@ -168,7 +170,7 @@ def fit(model: nn.Module, x: torch.Tensor, y: torch.Tensor, cfg: TrainConfig, de
         if should_stop is not None:
             should_stop()
     model.eval()
-    return {"loss": history[-1] if history else float("nan"), "history": history, "epochs": cfg.epochs,
+    return {"loss": history[-1] if history else float("nan"), "history": history, "epochs": len(history),
             "steps": steps, "steps_per_epoch": steps_per_epoch, "seconds": time.perf_counter() - t0}
 
 

@@ -118,7 +118,7 @@ def samples(root_dir: str, run_id: str) -> pd.DataFrame:
 
 @st.cache_data(show_spinner=False, max_entries=32)
 def embedding_models(root_dir: str, run_id: str) -> list[str]:
-    return embedding.models_in(store.open_run(run_id, root_dir))
+    return store.open_run(run_id, root_dir).embedding_models()
 
 
 @st.cache_data(show_spinner=False, max_entries=16)

@@ -146,10 +146,28 @@ def _to_url(run_id: str | None) -> None:
         st.query_params[URL_RUN] = run_id
 
 
-def selected_run_id() -> str | None:
-    """The selected run: this session's choice, else the one in the address (a reload or a deep link), else
-    (and when it has vanished) the newest complete run. Kept in the address too."""
-    infos = store.list_runs()
+_RUN_LIST = "_run_list_this_rerun"
+
+
+def share_run_list() -> list[store.RunInfo]:
+    """Read the run list (every run's status, schema-checked) for this rerun: app.py calls it first, and the
+    page takes the same list with `run_list` instead of reading it again."""
+    st.session_state[_RUN_LIST] = infos = store.list_runs()
+    return infos
+
+
+def run_list(last: bool = False) -> list[store.RunInfo]:
+    """The run list app.py read for this rerun (read now when there is none: a page run alone). The last reader of
+    a rerun passes last=True and takes it away, so a fragment's rerun (a poll: app.py does not run) reads afresh."""
+    infos = st.session_state.pop(_RUN_LIST, None) if last else st.session_state.get(_RUN_LIST)
+    return store.list_runs() if infos is None else infos
+
+
+def selected_run_id(infos: list[store.RunInfo] | None = None) -> str | None:
+    """The selected run among `infos` (default: the run list read now): this session's choice, else the one in the
+    address (a reload or a deep link), else (and when it has vanished) the newest complete run. Kept in the address
+    too."""
+    infos = store.list_runs() if infos is None else infos
     ids = {r.run_id for r in infos}
     current = st.session_state.get(RUN)
     if current is None and st.query_params.get(URL_RUN) in ids:
@@ -209,11 +227,11 @@ def require_tmu_results(missing: str, fold: bool = False):
     if "tmu" not in metrics:
         st.info(f"Run `{run.id}` did not include TMU, so {missing}.")
         st.stop()
-    evidence_warnings(metrics, fold)
+    show_evidence_warnings(metrics, fold)
     return run, metrics, cache.samples(cache.root(), run.id)
 
 
-def evidence_warnings(metrics: dict, fold: bool = False) -> None:
+def show_evidence_warnings(metrics: dict, fold: bool = False) -> None:
     """TMU's thin-evidence warnings (a tiny or capped twin, no hard example, an adapted setting), in plain words;
     `fold`: one line that opens to show them."""
     texts = (metrics.get("tmu") or {}).get("warnings", [])

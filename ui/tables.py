@@ -136,7 +136,7 @@ def alignment_note(metrics: dict) -> str | None:
 
 
 def runs_frame(infos) -> pd.DataFrame:
-    """The run list (tmu_core.runs.RunInfo items) as a table."""
+    """The run list (tmu_core.store.RunInfo items) as a table."""
     rows = []
     for r in infos:
         cfg = r.config or {}
@@ -232,7 +232,7 @@ def samples_csv(samples: pd.DataFrame) -> str:
 
 
 def run_label(info) -> str:
-    """A short name for a run (tmu_core.runs.RunInfo) in a narrow list: the user's run name (if any), dataset,
+    """A short name for a run (tmu_core.store.RunInfo) in a narrow list: the user's run name (if any), dataset,
     class, |D_f|, time, state."""
     cfg = info.config or {}
     forget = cfg.get("forget", {})
@@ -259,9 +259,6 @@ def feature_frame(samples: pd.DataFrame, role: str, color_by: str) -> pd.DataFra
     col = "true_label" if color_by == "truth" else "pred_label"
     return pd.DataFrame({"id": df["id"].astype(int), **{f: df[f] for f in feature_columns(samples)},
                          "p_easy": df["p_easy"], "label": df[col]}).reset_index(drop=True)
-
-
-UMAP_GROUPS = ("other classes", "D_r of the class", "D_f easy", "D_f hard", "D_a easy", "D_a hard")
 
 
 def umap_frame(umap: dict, samples: pd.DataFrame, forget_class: int, color_by: str = "truth",

@@ -89,10 +89,6 @@ def to_float(x: torch.Tensor) -> torch.Tensor:
     return x.float().div_(255.0) if x.dtype == torch.uint8 else x.float()
 
 
-def describe_datasets() -> list[tuple[str, str]]:
-    return DATASETS.describe()
-
-
 @functools.lru_cache(maxsize=4)
 def load_raw(cfg: DataConfig) -> RawData:
     raw = DATASETS.get(cfg.dataset)(cfg)

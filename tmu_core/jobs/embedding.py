@@ -5,8 +5,8 @@ sample of D_r; this module maps one model's activations to 2-D with umap-learn (
 seeded with the run's seed (umap-learn is then single-threaded and reproducible). A map is computed
 once per (run, model) and kept as umap-<model>.npz. The first fit in a process takes 10-30 s on a CPU
 while numba compiles UMAP's kernels (and, above 4096 points, pynndescent's), so the dashboard runs
-`python -m tmu_core.jobs.embedding <run_id> <model>` in the background (jobs.launch) and follows
-umap-<model>.json.
+`python -m tmu_core _worker-embedding <run_id> <model>` in the background (jobs.launch) and follows
+umap-<model>.json; that worker process keeps the compiled kernels on disk (`use_compiled_code_cache`).
 """
 from __future__ import annotations
 
@@ -28,14 +28,17 @@ REFERENCE = "original"  # the map the others start from and are aligned to
 MIN_DIST = 0.1
 
 
-def _cache_compiled_code() -> None:
+def use_compiled_code_cache() -> None:
     """Make numba keep every UMAP kernel it compiles on disk (in the run store), not only the few that umap-learn
     and pynndescent mark `cache=True`: a fresh process then loads them instead of compiling for 30 s or more.
 
-    Must run before umap is imported (its kernels are compiled with the options of that moment). A kernel numba
-    cannot cache (it says so in a warning) is compiled as before.
+    numba has no setting for "cache by default", so this replaces `numba.njit` / `numba.jit` with versions
+    that default to cache=True, for the whole process: only the UMAP worker (`worker_main`), a process of its
+    own, calls it; an import of this module changes nothing. Must run before umap is imported (its kernels are
+    compiled with the options of that moment). A kernel numba cannot cache (it says so in a warning) is
+    compiled as before.
     """
-    if "umap" in sys.modules or getattr(_cache_compiled_code, "done", False):
+    if "umap" in sys.modules or getattr(use_compiled_code_cache, "done", False):
         return
     import numba
 
@@ -48,7 +51,7 @@ def _cache_compiled_code() -> None:
             return _original(*args, **kwargs)
 
         setattr(numba, name, caching)
-    _cache_compiled_code.done = True
+    use_compiled_code_cache.done = True
 
 
 def fit_map(emb: np.ndarray, seed: int, init: np.ndarray | None = None) -> np.ndarray:
@@ -57,7 +60,6 @@ def fit_map(emb: np.ndarray, seed: int, init: np.ndarray | None = None) -> np.nd
     init: a start layout (N, 2), e.g. the original model's map, so another model's map keeps its clusters
     where the original had them (default: UMAP's spectral start)."""
     emb = np.asarray(emb, dtype=np.float32)
-    _cache_compiled_code()
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")  # "n_jobs overridden by random_state": seeded runs are serial
         import umap
@@ -65,11 +67,6 @@ def fit_map(emb: np.ndarray, seed: int, init: np.ndarray | None = None) -> np.nd
         reducer = umap.UMAP(n_neighbors=min(N_NEIGHBORS, len(emb) - 1), min_dist=MIN_DIST, random_state=seed,
                             init="spectral" if init is None else np.asarray(init, dtype=np.float64))
         return reducer.fit_transform(emb).astype(np.float32)
-
-
-def models_in(run: store.Run) -> list[str]:
-    """Models whose activations the run stored (e.g. original, gold, tmu)."""
-    return run.embedding_models()
 
 
 def compute(run: store.Run, model: str) -> dict[str, np.ndarray]:
@@ -82,7 +79,7 @@ def compute(run: store.Run, model: str) -> dict[str, np.ndarray]:
     arrays = run.embeddings()
     key = f"emb_{model}"
     if key not in arrays:
-        raise TMUError(f"run {run.id} has no activations of model '{model}'; valid: {', '.join(models_in(run))}")
+        raise TMUError(f"run {run.id} has no activations of model '{model}'; valid: {', '.join(run.embedding_models())}")
     seed = int(run.config().get("seed", 0))
     emb = arrays[key]
     # Started from the original's map when it is stored: the maps of one run then share their layout.
@@ -142,9 +139,9 @@ def start(run: store.Run, model: str | list[str]) -> int:
 
     models = [model] if isinstance(model, str) else list(model)
     for m in models:
-        if m not in models_in(run):
-            raise TMUError(f"run {run.id} has no activations of model '{m}'; valid: {', '.join(models_in(run))}")
-    proc = spawn(["tmu_core.jobs.embedding", run.id, *models], run.log_path(run.umap_log_name(models[0])))
+        if m not in run.embedding_models():
+            raise TMUError(f"run {run.id} has no activations of model '{m}'; valid: {', '.join(run.embedding_models())}")
+    proc = spawn(["_worker-embedding", run.id, *models], run.log_path(run.umap_log_name(models[0])))
     for m in models:
         run.set_umap_job(m, state="running", pid=proc.pid, started=time.time())
     return proc.pid
@@ -158,7 +155,7 @@ def warm() -> int | None:
 
     if os.environ.get("TMU_NO_WARMUP") == "1" or store.compiled_code_ready():
         return None
-    return spawn(["tmu_core.jobs.embedding", "--warm"], store.compiled_code_log()).pid
+    return spawn(["_worker-embedding", "--warm"], store.compiled_code_log()).pid
 
 
 def _warm_fit() -> int:
@@ -171,23 +168,18 @@ def _warm_fit() -> int:
     return 0
 
 
-def main(argv: list[str]) -> int:
-    """`python -m tmu_core.jobs.embedding <run_id> <model> [<model> ...]`: compute the maps, recording each
-    job's outcome."""
-    logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
+def worker_main(argv: list[str]) -> int:
+    """`python -m tmu_core _worker-embedding <run_id> <model> [<model> ...]` (or `--warm`): compute the maps,
+    recording each job's outcome; logging, signals and exit codes are tmu_core.entry's."""
+    use_compiled_code_cache()
     if argv == ["--warm"]:
         return _warm_fit()
     if len(argv) < 2:
-        print("usage: python -m tmu_core.jobs.embedding <run_id> <model> [<model> ...]", file=sys.stderr)
-        return 2
+        raise TMUError("usage: tmu _worker-embedding <run_id> <model> [<model> ...] (or --warm)")
     run_id, models = argv[0], argv[1:]
-    try:
-        run = store.open_run(run_id)
-        for model in models:
-            store.check_run_id(model)
-    except TMUError as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        return 2
+    run = store.open_run(run_id)
+    for model in models:
+        store.check_run_id(model)
     codes = [_compute_one(run, model) for model in sorted(models, key=lambda m: m != REFERENCE)]
     return max(codes)
 
@@ -206,7 +198,3 @@ def _compute_one(run: store.Run, model: str) -> int:
         return 1
     run.set_umap_job(model, state="complete")
     return 0
-
-
-if __name__ == "__main__":
-    sys.exit(main(sys.argv[1:]))

@@ -3,9 +3,9 @@
 A run is executed by `python -m tmu_core execute <run_id>` in its own session (`start_new_session`), with
 its output in the run folder's run.log; whoever started it follows it through status.json. Two runs go
 side by side as two processes (a cached original/gold model is built once, under a file lock). The UMAP
-maps of the Embeddings page run the same way (`python -m tmu_core.jobs.embedding <run_id> <model>`).
-With TMU_RAY_ADDRESS set, the background process is instead a thin Ray driver
-(`python -m tmu_core.jobs.ray_executor <run_id> <address>`) that runs the run as a task on that cluster;
+maps of the Embeddings page run the same way (the hidden command `python -m tmu_core _worker-embedding
+<run_id> <model>`). With TMU_RAY_ADDRESS set, the background process is instead a thin Ray driver
+(`python -m tmu_core _worker-ray <run_id> <address>`) that runs the run as a task on that cluster;
 status.json, cancel and the run list work the same (the run store must be shared with the cluster).
 """
 from __future__ import annotations
@@ -21,8 +21,6 @@ from .. import store
 from ..config import RunConfig
 from ..errors import TMUError
 
-PROJECT_ROOT = Path(__file__).resolve().parents[2]
-
 # Children of this process: polled now and then so finished ones do not linger as zombies.
 _children: list[subprocess.Popen] = []
 
@@ -35,20 +33,19 @@ def reap() -> None:
 
 
 def spawn(args: list[str], log_path: Path) -> subprocess.Popen:
-    """Run `python -m <args>` detached, output appended to `log_path`, same run store as this process.
-
-    TMU_RUNS_DIR is passed as an absolute path because the default (./runs) is relative to the working
-    directory, and the child runs in the project root so that `tmu_core` is importable.
+    """Run `python -m tmu_core <args>` detached (tmu_core is installed in this Python), output appended to
+    `log_path`, with the same run store and data folder as this process: TMU_RUNS_DIR and TMU_DATA_DIR are
+    passed as absolute paths, since their defaults (./runs, ./data) are relative to the working directory.
     """
     reap()
-    env = dict(os.environ, TMU_RUNS_DIR=str(store.runs_root().resolve()))
-    env["PYTHONPATH"] = os.pathsep.join(p for p in (str(PROJECT_ROOT), env.get("PYTHONPATH", "")) if p)
+    env = dict(os.environ, TMU_RUNS_DIR=str(store.runs_root().resolve()),
+               TMU_DATA_DIR=str(store.default_data_root("").resolve()))
     log_path.parent.mkdir(parents=True, exist_ok=True)
     try:
         # O_NOFOLLOW: a link planted at the log's place is refused, never written through
         fd = os.open(log_path, os.O_WRONLY | os.O_CREAT | os.O_APPEND | os.O_NOFOLLOW, 0o644)
         with os.fdopen(fd, "ab") as log:
-            proc = subprocess.Popen([sys.executable, "-m", *args], cwd=PROJECT_ROOT, env=env,
+            proc = subprocess.Popen([sys.executable, "-m", "tmu_core", *args], env=env,
                                     stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT,
                                     start_new_session=True)
     except OSError as exc:
@@ -73,7 +70,7 @@ def launch(run: store.Run) -> int:
     if state != "queued":
         raise TMUError(f"run {run.id} is {state}; only a queued run can be launched")
     address = ray_address()
-    args = ["tmu_core.jobs.ray_executor", run.id, address] if address else ["tmu_core", "execute", run.id]
+    args = ["_worker-ray", run.id, address] if address else ["execute", run.id]
     proc = spawn(args, run.log_path())
     if run.status().get("state") == "queued":
         run.set_status(pid=proc.pid)
@@ -106,8 +103,9 @@ def start_run(cfg: RunConfig) -> store.Run:
 def cancel(run: store.Run, wait: float = 10.0) -> None:
     """Ask a run to stop: it notices the request at its next progress report and ends as 'cancelled'.
 
-    A run still queued (its process is importing, or not started) is stopped at once instead: `execute`
-    clears old cancel requests when it starts, so a request made that early would be lost.
+    A run still queued (its process is still importing torch, or not started) is stopped at once instead: its
+    request is kept (`execute` clears only the old request of a run executed again), but it would be seen
+    only at the run's first progress report, after the imports and the data set-up.
     """
     run.request_cancel()
     status = run.status()
@@ -125,7 +123,6 @@ def cancel(run: store.Run, wait: float = 10.0) -> None:
     run.set_status(state="cancelled", error="cancelled by the user")
 
 
-
 def start_sweep(dataset: str, classes: list[str], seeds: list[int], forget_counts: list[int], methods: list[str],
                 sweep_id: str, data_root: str = "") -> store.Sweep:
     """Run `python -m tmu_core sweep` detached (on Ray when TMU_RAY_ADDRESS is set); follow it through
@@ -134,7 +131,7 @@ def start_sweep(dataset: str, classes: list[str], seeds: list[int], forget_count
     if not classes or not seeds or not forget_counts or not methods:
         raise TMUError("a sweep needs at least one class, seed, forget count and method")
     sweep = store.Sweep(sweep_id)
-    args = ["tmu_core", "sweep", "--dataset", dataset, "--classes", ",".join(classes), "--seeds", *map(str, seeds),
+    args = ["sweep", "--dataset", dataset, "--classes", ",".join(classes), "--seeds", *map(str, seeds),
             "--forget-counts", *map(str, forget_counts), "--methods", *methods, "--sweep-id", sweep_id, "--quiet"]
     if data_root:
         args += ["--data-root", str(Path(data_root).expanduser().resolve())]

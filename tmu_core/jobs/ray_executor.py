@@ -15,9 +15,9 @@ import os
 import socket
 import sys
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Callable
 
 from .. import store
 from ..config import RunConfig
@@ -26,7 +26,6 @@ from ..train import Progress
 from .pipeline import execute, failure, start
 
 log = logging.getLogger(__name__)
-PROJECT_ROOT = Path(__file__).resolve().parents[2]
 
 
 @dataclass(frozen=True)
@@ -80,11 +79,11 @@ def connect(address: str | None) -> bool:
         return False
     if address is not None:
         _use_token_if_any()
-    env = {"PYTHONPATH": os.pathsep.join(p for p in (str(PROJECT_ROOT), os.environ.get("PYTHONPATH", "")) if p)}
     try:  # "local": a new instance even when `ray start` left a cluster running on this machine (plain
-        # ray.init() would join that one instead)
+        # ray.init() would join that one instead). The workers import tmu_core as this process does: the
+        # package is installed (`pip install -e .`) in the Python environment every node runs.
         ray.init(address=address or "local", include_dashboard=False if address is None else None, log_to_driver=False,
-                 runtime_env={"env_vars": env}, logging_level=logging.WARNING)
+                 logging_level=logging.WARNING)
     except (ConnectionError, RuntimeError, ValueError) as exc:
         raise TMUError(f"cannot connect to the Ray cluster at '{address}' ({str(exc).splitlines()[0]}); start one "
                        f"with `ray start --head` and pass the address it prints, or leave the address out") from exc
@@ -93,15 +92,14 @@ def connect(address: str | None) -> bool:
 
 def _use_token_if_any() -> None:
     """Ray (2.52+) starts clusters with token authentication and a token in ~/.ray/auth_token, but a driver
-    given an explicit address sends the token only in token mode: turn it on when a token is there and
-    RAY_AUTH_MODE says nothing (Ray's own `ray.init()` does the same for the clusters it starts)."""
+    given an explicit address sends the token only in token mode: turn that mode on (Ray's documented
+    RAY_AUTH_MODE=token) when a token is there (RAY_AUTH_TOKEN, the file RAY_AUTH_TOKEN_PATH names, or
+    ~/.ray/auth_token) and RAY_AUTH_MODE says nothing, as Ray's own `ray.init()` does for the clusters it starts."""
     if "RAY_AUTH_MODE" in os.environ:
         return
-    try:
-        from ray._private.authentication.authentication_token_setup import maybe_enable_token_auth_if_token_available
-    except ImportError:  # another Ray release: RAY_AUTH_MODE=token does the same by hand
-        return
-    maybe_enable_token_auth_if_token_available(warn_if_disabled=False)
+    token_file = os.environ.get("RAY_AUTH_TOKEN_PATH") or str(Path.home() / ".ray" / "auth_token")
+    if os.environ.get("RAY_AUTH_TOKEN") or Path(token_file).is_file():
+        os.environ["RAY_AUTH_MODE"] = "token"
 
 
 def _gpus_per_task(cfg: RunConfig, opts: RayOptions) -> float:
@@ -277,19 +275,9 @@ def _config_of(run: store.Run) -> RunConfig:
     return run_config_from_dict(run.config())
 
 
-def main(argv=None) -> int:
-    """`python -m tmu_core.jobs.ray_executor RUN_ID ADDRESS`: the background driver of a dashboard run."""
-    import signal
-
-    argv = sys.argv[1:] if argv is None else argv
-    logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
-    signal.signal(signal.SIGTERM, lambda *_: (_ for _ in ()).throw(KeyboardInterrupt()))
-    try:
-        return run_one(argv[0], argv[1])
-    except TMUError as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        return 2
-
-
-if __name__ == "__main__":
-    sys.exit(main())
+def worker_main(argv: list[str]) -> int:
+    """`python -m tmu_core _worker-ray RUN_ID ADDRESS`: the background driver of a dashboard run (jobs.launch);
+    logging, signals and exit codes are tmu_core.entry's."""
+    if len(argv) != 2:
+        raise TMUError("usage: tmu _worker-ray RUN_ID ADDRESS")
+    return run_one(argv[0], argv[1])

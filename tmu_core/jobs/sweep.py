@@ -1,4 +1,4 @@
-"""Sweeps: one run per (forget class, seed, forget count), then the paper's tables (evaluate.tables) over
+"""Sweeps: one run per (forget class, seed, forget count), then the paper's tables (evaluate.paper_tables) over
 their results, written as Markdown and CSV into the sweep's folder of the run store.
 
 `plan` lists the runs of a sweep as RunConfigs; an executor turns a list of RunConfigs into their results
@@ -20,7 +20,7 @@ from .. import store
 from ..config import RunConfig
 from ..data import load_dataset, resolve_class
 from ..errors import TMUError
-from ..evaluate.tables import md_table, tables, to_markdown
+from ..evaluate.paper_tables import md_table, tables, to_markdown
 from .pipeline import execute, failure, start
 
 def classes_line(meta: dict) -> str:

@@ -17,7 +17,9 @@ class FinetuneConfig(LoopConfig):
 def run(task, cfg: FinetuneConfig, device, progress=None):
     retain, forget = retain_forget_tensors(task)
     empty = (forget[0][:0], forget[1][:0])
-    loss = lambda lr, yr, lf, tf, xr, xf: (ce_sum(lr, yr), ce_sum(lf, tf))
+    def loss(logits_r, y_r, logits_f, t_f, x_r, x_f):
+        return ce_sum(logits_r, y_r), ce_sum(logits_f, t_f)
+
     return MethodResult(unlearn_loop(task.original, retain, empty, loss, cfg, device, seed=task.seed,
                                      stage="finetune", progress=progress, should_stop=task.should_stop))
 

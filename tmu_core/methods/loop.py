@@ -24,7 +24,7 @@ import torch.nn as nn
 from ..config import DataConfig, TrainConfig, check_bounds, opt
 from ..data import Dataset, ForgetSet, to_float
 from ..errors import check_finite
-from ..train import Progress, ProgressFn, autocast, generator, make_schedule, on_device
+from ..train import Progress, ProgressFn, autocast, generator, make_optimizer, make_schedule, on_device
 
 
 @dataclass
@@ -63,10 +63,12 @@ class LoopConfig:
         check_bounds(self)
 
 
-# loss(logits_retain, y_retain, logits_forget, t_forget, x_retain, x_forget) -> (retain sum, forget sum) of
-# per-sample losses. Both halves go through the model as one batch (batch-norm statistics see the mix);
-# `combine` turns the two sums into the step's loss by the method's weighting.
-LossFn = Callable[..., torch.Tensor]
+# loss(logits_r, y_r, logits_f, t_f, x_r, x_f) -> (retain sum, forget sum) of per-sample losses: the logits,
+# labels and images of the step's retain batch (_r) and of its forget batch (_f, targets t_f: labels or soft
+# targets). Both halves go through the model as one batch (batch-norm statistics see the mix); `combine`
+# turns the two sums into the step's loss by the method's weighting.
+LossFn = Callable[[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor],
+                  tuple[torch.Tensor, torch.Tensor]]
 
 
 def combine(retain_sum: torch.Tensor, forget_sum: torch.Tensor, n_retain: int, n_forget: int, weighting: str):
@@ -95,7 +97,7 @@ def unlearn_loop(model: nn.Module, retain: tuple[torch.Tensor, torch.Tensor], fo
     gen = generator(seed)
     n_r = max(2, int(math.ceil(cfg.retain_fraction * len(xr)))) if len(xr) else 0
     steps = max(1, math.ceil(max(n_r, len(xf)) / cfg.batch_size))
-    opt_ = make_optimizer(model, cfg)
+    opt_ = loop_optimizer(model, cfg)
     sched = make_schedule(opt_, cfg.schedule, cfg.epochs * steps)
     masks = {n: m.to(device) for n, m in (grad_mask or {}).items()}
     f_batch = max(1, math.ceil(len(xf) / steps))  # a small forget set is cycled so every step sees some of it
@@ -133,10 +135,12 @@ def unlearn_loop(model: nn.Module, retain: tuple[torch.Tensor, torch.Tensor], fo
     return model.eval()
 
 
-def make_optimizer(model: nn.Module, cfg) -> torch.optim.Optimizer:
+def loop_optimizer(model: nn.Module, cfg) -> torch.optim.Optimizer:
+    """The unlearning loop's optimizer (cfg.optimizer, cfg.lr): Adam, or SGD as in training (train.make_optimizer:
+    momentum 0.9, weight decay 5e-4)."""
     if cfg.optimizer == "adam":
         return torch.optim.Adam(model.parameters(), lr=cfg.lr)
-    return torch.optim.SGD(model.parameters(), lr=cfg.lr, momentum=0.9, weight_decay=5e-4)
+    return make_optimizer(model, cfg.lr)
 
 
 def retain_forget_tensors(task: UnlearnTask) -> tuple[tuple[torch.Tensor, torch.Tensor], tuple[torch.Tensor, torch.Tensor]]:

@@ -34,7 +34,9 @@ def ascent_term(logits: torch.Tensor, y: torch.Tensor, cap: float) -> torch.Tens
 
 def run(task, cfg: NegGradConfig, device, progress=None):
     retain, forget = retain_forget_tensors(task)
-    loss = lambda lr, yr, lf, yf, xr, xf: (ce_sum(lr, yr), cfg.forget_weight * ascent_term(lf, yf, cfg.max_forget_loss))
+    def loss(logits_r, y_r, logits_f, y_f, x_r, x_f):
+        return ce_sum(logits_r, y_r), cfg.forget_weight * ascent_term(logits_f, y_f, cfg.max_forget_loss)
+
     return MethodResult(unlearn_loop(task.original, retain, forget, loss, cfg, device, seed=task.seed, stage="neggrad",
                                      progress=progress, should_stop=task.should_stop))
 

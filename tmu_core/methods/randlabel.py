@@ -20,7 +20,10 @@ class RandLabelConfig(LoopConfig):
 
 def relabel_loss(num_classes: int, seed: int):
     gen = generator(seed + 1)
-    return lambda lr, yr, lf, yf, xr, xf: (ce_sum(lr, yr), ce_sum(lf, random_wrong_labels(yf, num_classes, gen)))
+    def loss(logits_r, y_r, logits_f, y_f, x_r, x_f):
+        return ce_sum(logits_r, y_r), ce_sum(logits_f, random_wrong_labels(y_f, num_classes, gen))
+
+    return loss
 
 
 def run(task, cfg: RandLabelConfig, device, progress=None):

@@ -25,7 +25,7 @@ import torch.nn.functional as F
 from ..config import opt
 from ..data import to_float
 from ..train import Progress, autocast, generator, on_device
-from .loop import LoopConfig, make_optimizer, retain_forget_tensors
+from .loop import LoopConfig, loop_optimizer, retain_forget_tensors
 from .registry import Display, Method, MethodResult, register
 
 
@@ -63,7 +63,7 @@ def run(task, cfg: ScrubConfig, device, progress=None):
     (xr, yr), (xf, yf) = retain_forget_tensors(task)
     teacher = task.original.to(device).eval()
     student = copy.deepcopy(task.original).to(device).train()
-    opt_ = make_optimizer(student, cfg)
+    opt_ = loop_optimizer(student, cfg)
     gen = generator(task.seed + 23)
     t = cfg.temperature
     n_r = max(2, int(round(cfg.retain_fraction * len(xr))))

@@ -1,6 +1,7 @@
-"""TMU's settings, one frozen section per stage: the twin problem, the features, the easy/hard classifier and
-the final unlearning. Leaf names are unique across sections, so the CLI flags (--tmu-twin-epochs,
---tmu-nf-k, --tmu-clf-epochs, --tmu-epochs) and the stored `method_params` address them flat.
+"""TMU's settings, one frozen section per stage: the twin problem (`twin`), the features that score D_a and D_f
+(`scoring`), the easy/hard classifier (`classifier`) and the final unlearning (`unlearn`). Leaf names are unique
+across sections, so the CLI flags (--tmu-twin-epochs, --tmu-features, --tmu-nf-k, --tmu-clf-epochs, --tmu-epochs)
+and the stored `method_params` address them flat; section names are stored nowhere.
 """
 from __future__ import annotations
 
@@ -90,12 +91,12 @@ class TMUConfig:
     """All of TMU's settings, by stage."""
 
     twin: TwinConfig = field(default_factory=TwinConfig)
-    features: FeatureConfig = field(default_factory=FeatureConfig)
+    scoring: FeatureConfig = field(default_factory=FeatureConfig)  # its `features` leaf is --tmu-features
     classifier: ClassifierConfig = field(default_factory=ClassifierConfig)
     unlearn: UnlearnConfig = field(default_factory=UnlearnConfig)
 
     def __post_init__(self):
-        if self.unlearn.mechanism == "heldout_kl" and not self.features.cf_held_out:
+        if self.unlearn.mechanism == "heldout_kl" and not self.scoring.cf_held_out:
             raise TMUError("mechanism heldout_kl needs the held-out CF network: keep --tmu-cf-held-out on, or use "
                            "mechanism randlabel or neggrad")
 

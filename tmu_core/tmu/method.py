@@ -3,7 +3,7 @@
 1. `twin_problem`: D_a (Eq. 3) from the aux pool, twin model M_t = M_o fine-tuned on D_a with replay;
    D_a's labels are free: easy = M_o classifies it correctly (M_o is the twin's gold model);
    (optionally several twins, `twin_bags`, pooled);
-2. `features`: NF, AF, CF for D_a (on M_t) and D_f (on M_o); optionally HNF, HM from the held-out network;
+2. `compute_features`: NF, AF, CF for D_a (on M_t) and D_f (on M_o); optionally HNF, HM from the held-out network;
 3. `easy_hard_split`: scaling fitted on D_a; the MLP learns easy/hard on D_a and predicts it for D_f
    (`predict_easy_hard` runs stages 1-3, for TMU and for the random_k control);
    `ablation` repeats it for every feature subset (paper Table 4, an audit extra);
@@ -74,7 +74,7 @@ def twin_fidelity(task: UnlearnTask, twins: list, bags: list[AuxSet], epochs: li
 
 
 @dataclass(frozen=True)
-class Features:
+class FeatureValues:
     """Raw (unscaled) features of D_a and D_f, one column per name, and the held-out network they may use."""
 
     names: tuple[str, ...]
@@ -128,7 +128,7 @@ def _per_bag(twin: TwinProblem, fn) -> torch.Tensor:
     return out
 
 
-def features(task: UnlearnTask, twin: TwinProblem, cfg: FeatureConfig, device, clock: StageClock) -> Features:
+def compute_features(task: UnlearnTask, twin: TwinProblem, cfg: FeatureConfig, device, clock: StageClock) -> FeatureValues:
     """Raw NF, AF, CF of D_a (twin problem: M_t, class c of D_r ∪ D_f) and of D_f (real: M_o, class c of D_r),
     plus the held-out network's HNF and HM when asked for."""
     data, forget, original = task.data, task.forget, task.original
@@ -154,7 +154,7 @@ def features(task: UnlearnTask, twin: TwinProblem, cfg: FeatureConfig, device, c
     clock.lap("cf")
     names = tuple(n for n in ALL_FEATURES if n in cols)
     stack = lambda i: np.stack([cols[n][i].numpy() for n in names], 1)
-    return Features(names, stack(0), stack(1), held_out)
+    return FeatureValues(names, stack(0), stack(1), held_out)
 
 
 def curriculum_feature(task: UnlearnTask, x_aux: torch.Tensor, xf: torch.Tensor, cfg: FeatureConfig, device):
@@ -168,7 +168,7 @@ def curriculum_feature(task: UnlearnTask, x_aux: torch.Tensor, xf: torch.Tensor,
 
 
 def held_out_network(task: UnlearnTask, cfg: FeatureConfig, device) -> torch.nn.Module:
-    """The held-out CF network alone (what `features` trains; the same seed gives the same network)."""
+    """The held-out CF network alone (what `compute_features` trains; the same seed gives the same network)."""
     x_cf, y_cf, cf_cfg = _cf_training(task, cfg, None)
     return curriculum_losses(lambda: new_model(task.data, task.train_cfg), x_cf, y_cf, [], cf_cfg, device, task.seed)[1]
 
@@ -188,7 +188,7 @@ def _cf_training(task: UnlearnTask, cfg: FeatureConfig, scored: torch.Tensor | N
     return x_cf, y_cf, cf_cfg
 
 
-def scaled(feats: Features, cfg: FeatureConfig) -> tuple[np.ndarray, np.ndarray]:
+def scaled(feats: FeatureValues, cfg: FeatureConfig) -> tuple[np.ndarray, np.ndarray]:
     """The chosen features of D_a and D_f, scaled: D_a's statistics for both, or each its own."""
     cols = feats.columns(cfg.features)
     a, f = feats.a[:, cols], feats.f[:, cols]
@@ -199,7 +199,7 @@ def scaled(feats: Features, cfg: FeatureConfig) -> tuple[np.ndarray, np.ndarray]
 
 
 def easy_hard_split(sa: np.ndarray, sf: np.ndarray, twin: TwinProblem, cfg: TMUConfig, seed: int) -> Split:
-    """Train the MLP on the scaled twin features (columns in cfg.features' order) and predict D_f (1 = easy)."""
+    """Train the MLP on the scaled twin features (columns in cfg.scoring.features' order) and predict D_f (1 = easy)."""
     n_eff = len(np.unique(twin.aux.source_ids))  # augmented copies of one image are not independent evidence
     clf = train_classifier(sa, twin.labels, cfg.classifier, seed, n_eff)
     p_easy_f, p_easy_a = clf.p_easy(sf), clf.p_easy(sa)
@@ -209,12 +209,12 @@ def easy_hard_split(sa: np.ndarray, sf: np.ndarray, twin: TwinProblem, cfg: TMUC
     return Split(p_easy_a, p_easy_f, pred_a, pred_f, clf)
 
 
-def ablation(feats: Features, twin: TwinProblem, cfg: TMUConfig, seed: int) -> dict:
+def ablation(feats: FeatureValues, twin: TwinProblem, cfg: TMUConfig, seed: int) -> dict:
     """Predicted D_f labels with every subset of the paper's features (Table 4): an audit extra."""
     n_eff = len(np.unique(twin.aux.source_ids))
     out = {}
     for subset in feature_subsets(FEATURES):
-        sa, sf = scaled(feats, replace(cfg.features, features=subset))
+        sa, sf = scaled(feats, replace(cfg.scoring, features=subset))
         out["+".join(subset)] = train_classifier(sa, twin.labels, cfg.classifier, seed, n_eff).predict(sf)
     return out
 
@@ -244,7 +244,9 @@ def unlearn(task: UnlearnTask, pred_f: np.ndarray, cfg: UnlearnConfig, device, p
             return ascent_term(logits, y, cfg.max_forget_loss)
         return ce_sum(logits, random_wrong_labels(y, data.num_classes, gen))
 
-    loss = lambda lr, yr, lh, yh, xr, xh: (ce_sum(lr, yr), cfg.forget_weight * forget_term(lh, yh, xh))
+    def loss(logits_r, y_r, logits_h, y_h, x_r, x_h):  # _r: the retained batch, _h: the predicted-hard batch
+        return ce_sum(logits_r, y_r), cfg.forget_weight * forget_term(logits_h, y_h, x_h)
+
     return unlearn_loop(task.original, (data.x[keep], data.y[keep]), (data.x[hard], data.y[hard]), loss, cfg, device,
                         seed=task.seed, stage="tmu:unlearn", progress=progress, should_stop=task.should_stop)
 
@@ -252,7 +254,7 @@ def unlearn(task: UnlearnTask, pred_f: np.ndarray, cfg: UnlearnConfig, device, p
 @dataclass(frozen=True)
 class EasyHard:
     twin: TwinProblem
-    features: Features
+    feature_values: FeatureValues
     split: Split
 
 
@@ -260,8 +262,8 @@ def predict_easy_hard(task: UnlearnTask, cfg: TMUConfig, device, clock: StageClo
     """Stages 1-3: the twin problem, the features, and the easy/hard split of D_f."""
     twin = twin_problem(task, cfg.twin, device, clock.sub("twin"))
     clock.lap("twin")
-    feats = features(task, twin, cfg.features, device, clock)
-    split = easy_hard_split(*scaled(feats, cfg.features), twin, cfg, task.seed)
+    feats = compute_features(task, twin, cfg.scoring, device, clock)
+    split = easy_hard_split(*scaled(feats, cfg.scoring), twin, cfg, task.seed)
     clock.lap("classifier")
     return EasyHard(twin, feats, split)
 
@@ -269,7 +271,7 @@ def predict_easy_hard(task: UnlearnTask, cfg: TMUConfig, device, clock: StageClo
 def run(task: UnlearnTask, cfg: TMUConfig, device, progress=None) -> MethodResult:
     clock = StageClock(task, progress)
     eh = predict_easy_hard(task, cfg, device, clock)
-    twin, feats, split = eh.twin, eh.features, eh.split
+    twin, feats, split = eh.twin, eh.feature_values, eh.split
     by_subset = ablation(feats, twin, cfg, task.seed)
     clock.lap("ablation")
     model = unlearn(task, split.pred_f, cfg.unlearn, device, clock.sub("unlearn"), feats.held_out)
@@ -277,7 +279,7 @@ def run(task: UnlearnTask, cfg: TMUConfig, device, progress=None) -> MethodResul
     clf = split.classifier
     return MethodResult(model, TMUReport(
         twin.aux, twin.labels, feats.a, feats.f, split.p_easy_a, split.pred_a, split.p_easy_f, split.pred_f,
-        clf.threshold, clf.rule, clf.hard_rate, by_subset, list(cfg.features.features), clock.seconds,
+        clf.threshold, clf.rule, clf.hard_rate, by_subset, list(cfg.scoring.features), clock.seconds,
         twin.fidelity, evidence_warnings(task, twin, cfg), list(feats.names)))
 
 
@@ -300,7 +302,7 @@ def evidence_warnings(task: UnlearnTask, twin: TwinProblem, cfg: TMUConfig) -> l
         out.append("no aux sample is hard for the original model, so the classifier never saw a hard example: "
                    "TMU cannot call any sample hard on evidence; a larger aux fraction would help")
     n_ref = len(task.forget.remain_class_ids(task.data))
-    if cfg.features.nf_k > n_ref:
-        out.append(f"NF uses k = {n_ref} nearest neighbours instead of {cfg.features.nf_k}: the class keeps only "
+    if cfg.scoring.nf_k > n_ref:
+        out.append(f"NF uses k = {n_ref} nearest neighbours instead of {cfg.scoring.nf_k}: the class keeps only "
                    f"{n_ref} training samples after forgetting")
     return out
