@@ -115,11 +115,13 @@ def cancel(run: store.Run, wait: float = 10.0) -> None:
 def start_sweep(dataset: str, classes: list[str], seeds: list[int], forget_counts: list[int], methods: list[str],
                 sweep_id: str, data_root: str = "") -> store.Sweep:
     """Run `python -m tmu_core sweep` detached (on Ray when TMU_RAY_ADDRESS is set); follow it through
-    `store.Sweep(sweep_id).results()`, which the sweep rewrites after every run."""
+    `store.Sweep(sweep_id).results()`, which the sweep rewrites after every run. The returned sweep's id may
+    differ from `sweep_id` (a suffix when that id was taken): follow the returned one."""
     store.check_run_id(sweep_id)
     if not classes or not seeds or not forget_counts or not methods:
         raise TMUError("a sweep needs at least one class, seed, forget count and method")
-    sweep = store.Sweep(sweep_id)
+    sweep = store.Sweep.reserve(sweep_id)  # a new folder: a second launch in the same second gets "<id>-2"
+    sweep_id = sweep.id
     args = ["tmu_core", "sweep", "--dataset", dataset, "--classes", ",".join(classes), "--seeds", *map(str, seeds),
             "--forget-counts", *map(str, forget_counts), "--methods", *methods, "--sweep-id", sweep_id, "--quiet"]
     if data_root:

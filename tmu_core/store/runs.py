@@ -7,8 +7,11 @@ read as 'damaged' with the reason, and every other run still lists.
 from __future__ import annotations
 
 import datetime as _dt
+import io
+import os
 import re
 import secrets
+import shutil
 import zipfile
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -19,29 +22,51 @@ import numpy as np
 from ..errors import TMUError
 from . import paths as P
 from . import schema
-from .io import (atomic_savez, atomic_write_bytes, atomic_write_json, atomic_write_text, ensure_dir, load_state,
-                 read_json, save_state)
+from .io import (TABLE_LIMIT, atomic_savez, atomic_write_bytes, atomic_write_json, atomic_write_text, ensure_dir,
+                 load_arrays, load_state, read_bytes, read_json, read_tail, save_state)
 from .process import pid_start, run_process_alive, this_host
 
 RUN_ID = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,127}")  # used with fullmatch: no trailing newline slips through
 STATES = schema.STATES
 
 
+def lock_timeout() -> float:
+    """Seconds to wait for a cached model another process is building (TMU_LOCK_TIMEOUT; default 3 hours,
+    longer than the slowest CPU recipe trains)."""
+    try:
+        return max(0.0, float(os.environ.get("TMU_LOCK_TIMEOUT") or 3 * 3600))
+    except ValueError:
+        raise TMUError(f"TMU_LOCK_TIMEOUT must be a number of seconds, not {os.environ['TMU_LOCK_TIMEOUT']!r}") from None
+
+
 @contextmanager
 def model_lock(key: str):
-    """Hold a file lock while a cached model is built, so concurrent runs build it once."""
-    from filelock import FileLock
+    """Hold a file lock while a cached model is built, so concurrent runs build it once. The wait has a limit
+    (`lock_timeout`), and a lock file that cannot be used (a folder, no permission) is one TMUError line."""
+    from filelock import FileLock, Timeout
 
-    with FileLock(str(P.model_lock_file(key))):
+    path = P.model_lock_file(key)
+    if path.exists() and not path.is_file():
+        raise TMUError(f"the model cache lock {path} is not a file; remove it")
+    lock = FileLock(str(path), timeout=lock_timeout())
+    try:
+        lock.acquire()
+    except Timeout:
+        raise TMUError(f"waited {lock_timeout():.0f} s for another process building cached model {key} (lock "
+                       f"{path}); check `python -m tmu_core runs` for a run still training it, or raise "
+                       f"TMU_LOCK_TIMEOUT") from None
+    except OSError as exc:
+        raise TMUError(f"cannot lock the model cache at {path}: {exc.strerror or exc}; remove that file or make "
+                       f"it writable") from None
+    try:
         yield
+    finally:
+        lock.release()
 
 
 def tail_lines(path: Path, lines: int) -> str:
     """The last `lines` lines of a text file ('' when it cannot be read)."""
-    try:
-        text = path.read_text(errors="replace")
-    except OSError:
-        return ""
+    text = read_tail(path)  # a FIFO or a huge log is never read whole
     return "\n".join(text.rstrip().splitlines()[-lines:])
 
 
@@ -73,8 +98,12 @@ class Run:
             return cls.create(hint, config, root)
         except OSError as exc:
             raise TMUError(f"cannot create a run in {run.root}: {exc.strerror}; set TMU_RUNS_DIR to a writable folder") from exc
-        run.write_json(P.CONFIG, config)
-        run.set_status(state="queued", stage="queued", progress=0.0)
+        try:
+            run.write_json(P.CONFIG, config)
+            run.set_status(state="queued", stage="queued", progress=0.0)
+        except BaseException:  # a full disk: no empty folder is left to list as damaged forever
+            shutil.rmtree(run.dir, ignore_errors=True)
+            raise
         return run
 
     # --- named files
@@ -144,12 +173,9 @@ class Run:
     def umap_map(self, model: str) -> dict[str, np.ndarray] | None:
         """The stored map, or None when absent or unreadable (it is then computed again)."""
         path = self.dir / P.umap_files(check_run_id(model))[0]
-        if not path.exists():
-            return None
         try:
-            with np.load(path, allow_pickle=False) as z:
-                return {k: z[k] for k in z.files}
-        except Exception:
+            return load_arrays(path)
+        except (TMUError, OSError):
             return None
 
     def save_umap_map(self, model: str, **arrays) -> None:
@@ -202,7 +228,9 @@ class Run:
         import pandas as pd
 
         try:
-            return pd.read_csv(self.dir / name)
+            return pd.read_csv(io.BytesIO(read_bytes(self.dir / name, TABLE_LIMIT)))
+        except TMUError:
+            raise
         except FileNotFoundError as exc:
             raise TMUError(f"{name} is missing in run {self.id}") from exc
         except Exception as exc:
@@ -213,12 +241,11 @@ class Run:
 
     def load_arrays(self, name: str = P.EMBEDDINGS) -> dict[str, np.ndarray]:
         try:
-            with np.load(self.dir / name, allow_pickle=False) as z:
-                return {k: z[k] for k in z.files}
+            return load_arrays(self.dir / name, what=self._what(name))
         except FileNotFoundError as exc:
             raise TMUError(f"{name} is missing in run {self.id}") from exc
-        except Exception as exc:
-            raise TMUError(f"{name} in run {self.id} is damaged ({exc.__class__.__name__})") from exc
+        except OSError as exc:
+            raise TMUError(f"{name} in run {self.id} is damaged ({exc.strerror or exc.__class__.__name__})") from exc
 
     # --- status
     def status(self) -> dict:
@@ -267,10 +294,14 @@ class Run:
         atomic_write_bytes(self.dir / P.CANCEL, b"1")
 
     def cancel_requested(self) -> bool:
-        return (self.dir / P.CANCEL).exists()
+        return (self.dir / P.CANCEL).is_file()
 
     def clear_cancel(self) -> None:
-        (self.dir / P.CANCEL).unlink(missing_ok=True)
+        path = self.dir / P.CANCEL
+        if path.is_symlink() or path.is_file():
+            path.unlink(missing_ok=True)
+        elif path.exists():
+            raise TMUError(f"{path} is not a file (a folder?); remove it, then execute run {self.id} again")
 
     def damage(self) -> str | None:
         """Why a complete run's results cannot be trusted (a stored file unreadable or of the wrong shape),
@@ -296,9 +327,8 @@ class Run:
 
     def _find_damage(self) -> str | None:
         try:
-            self.metrics()
-            self.samples()
-            self.embeddings()
+            self.metrics()  # named first: samples.csv is read against it
+            schema.check_same_forget_set(self.samples(), self.embeddings(), self._what(P.SAMPLES))
         except TMUError as exc:
             return str(exc)
         for w in sorted(self._weight_files()):
@@ -308,6 +338,21 @@ class Run:
 
 
 _DAMAGE: dict[tuple, str | None] = {}
+
+
+def _create_exclusive(path: Path) -> bool:
+    """Create `path` only if nothing is there (True), atomically; False when it exists."""
+    try:
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW, 0o644)
+    except FileExistsError:
+        return False
+    except OSError as exc:
+        raise TMUError(f"cannot create {path}: {exc.strerror}; set TMU_RUNS_DIR to a writable folder") from exc
+    try:
+        os.write(fd, f"{os.getpid()}\n".encode())
+    finally:
+        os.close(fd)
+    return True
 
 
 def _inside_root(run: Run) -> bool:
@@ -375,8 +420,50 @@ class Sweep:
         self.id = check_run_id(sweep_id)
         self.dir = P.sweeps_root(root) / self.id
 
+    @classmethod
+    def claim(cls, sweep_id: str, exact: bool, root: Path | None = None) -> "Sweep":
+        """Own a sweep folder, atomically: its claim file is created exclusively (O_EXCL), so two sweeps never
+        write into one folder. A folder reserved by `reserve` (empty, unclaimed) is taken over. `exact`: the
+        user chose the id, and a taken one is refused in one line; otherwise "-2", "-3", ... is appended."""
+        check_run_id(sweep_id)
+        for n in range(1, 1000):
+            sweep = cls(sweep_id if n == 1 else f"{sweep_id[:120]}-{n}", root)
+            ensure_dir(sweep.dir)
+            taken = any((sweep.dir / name).exists() for name in (P.SWEEP_RESULTS, P.SWEEP_TABLES))  # a sweep
+            # written before claim files existed is never taken over either
+            if not taken and _create_exclusive(sweep.dir / P.SWEEP_CLAIM):
+                return sweep
+            if exact:
+                raise TMUError(f"sweep '{sweep_id}' already exists in {sweep.dir.parent}; choose another --sweep-id "
+                               f"(its results are kept)")
+        raise TMUError(f"no free sweep id near '{sweep_id}' in {P.sweeps_root(root)}")
+
+    @classmethod
+    def reserve(cls, sweep_id: str, root: Path | None = None) -> "Sweep":
+        """A new, empty sweep folder whose name no one else has (the folder is created exclusively; on a
+        collision, e.g. two launches in one second, "-2", "-3", ... is appended). The sweep process then claims it."""
+        check_run_id(sweep_id)
+        ensure_dir(P.sweeps_root(root))
+        for n in range(1, 1000):
+            sweep = cls(sweep_id if n == 1 else f"{sweep_id[:120]}-{n}", root)
+            try:
+                sweep.dir.mkdir()
+                return sweep
+            except FileExistsError:
+                continue
+            except OSError as exc:
+                raise TMUError(f"cannot create sweep folder {sweep.dir}: {exc.strerror}; set TMU_RUNS_DIR to a "
+                               f"writable folder") from exc
+        raise TMUError(f"no free sweep id near '{sweep_id}' in {P.sweeps_root(root)}")
+
+    def release(self) -> None:
+        """Give up a claimed sweep that wrote no results, so its id can be claimed again (its log stays)."""
+        if not (self.dir / P.SWEEP_RESULTS).exists():
+            (self.dir / P.SWEEP_CLAIM).unlink(missing_ok=True)
+
     def results(self) -> dict:
-        return read_json(self.dir / P.SWEEP_RESULTS)
+        """results.json, checked in shape and meaning (TMUError naming the damage)."""
+        return schema.check_sweep_results(read_json(self.dir / P.SWEEP_RESULTS), f"{P.SWEEP_RESULTS} of sweep {self.id}")
 
     def save_results(self, obj: dict) -> None:
         atomic_write_json(self.dir / P.SWEEP_RESULTS, obj)
