@@ -4,11 +4,13 @@ import streamlit as st
 import datetime as dt
 
 from tmu_core import store
+from tmu_core.data import class_ref
 from tmu_core.errors import TMUError
 from tmu_core.evaluate import tables as paper_tables
 from tmu_core.jobs import launch
 from tmu_core.methods import METHODS, display, ordered
 from ui import cache, charts, nav, state, tables
+from ui.text import plain
 
 nav.ensure_router()
 
@@ -45,8 +47,8 @@ def show_run() -> None:
     metrics = cache.metrics(cache.root(), run.id)
     state.evidence_warnings(metrics)
     models = tables.models_frame(metrics)
-    st.caption(f"Run `{run.id}`: {metrics['dataset']}, {metrics['model']}, class {metrics['forget_class_name']}, "
-               f"|D_f| = {metrics['forget_count']}, device {metrics['device']}")
+    st.caption(f"Run `{run.id}`: {plain(metrics['dataset'])}, {plain(metrics['model'])}, class "
+               f"{plain(metrics['forget_class_name'])}, |D_f| = {metrics['forget_count']}, device {plain(metrics['device'])}")
     gold = models.set_index("model").loc["gold"]
     m = st.columns([1, 1, 2, 1.4])  # "tie: FT, NG, TMU" needs the room
     m[0].metric("Gold A_f (target)", f"{gold['A_f']:.1f}%")
@@ -119,8 +121,8 @@ def sweep_form() -> None:
                 return
             sweep_id = f"sweep-{d['dataset']}-{dt.datetime.now().strftime('%Y%m%d-%H%M%S')}"
             try:
-                launch.start_sweep(d["dataset"], [str(names.index(c)) for c in classes], seed_list, count_list,
-                                   methods, sweep_id, state.data_config(d).data_root)
+                sweep_id = launch.start_sweep(d["dataset"], [class_ref(names.index(c)) for c in classes], seed_list, count_list,
+                                   methods, sweep_id, state.data_config(d).data_root).id
             except TMUError as exc:
                 st.error(str(exc))
                 return
@@ -145,7 +147,7 @@ def sweep_progress() -> None:
     if n >= planned or (tail and "error" in tail.lower()):
         del st.session_state["align_sw_running"]
         if tail and n < planned:
-            st.error(tail)
+            st.error(plain(tail))
         st.rerun(scope="app")
 
 
@@ -157,7 +159,11 @@ def show_sweeps() -> None:
                    "class and writes the paper's tables; they appear here.")
         return
     sweep_id = st.selectbox("Sweep", ids, key="align_sweep")
-    results = cache.sweep_results(cache.root(), sweep_id, store.Sweep(sweep_id).version())
+    try:  # results.json is checked like metrics.json: a damaged one is said, not raised
+        results = cache.sweep_results(cache.root(), sweep_id, store.Sweep(sweep_id).version())
+    except TMUError as exc:
+        st.error(plain(exc))
+        return
     if not results:
         st.info("This sweep has no finished class yet.")
         return

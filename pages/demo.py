@@ -3,6 +3,7 @@ two sentences with its own numbers — for presenting TMU to a class."""
 import streamlit as st
 
 from ui import cache, charts, nav, state, tables
+from ui.text import plain
 
 nav.ensure_router()
 
@@ -13,8 +14,8 @@ st.title("Guided demo")
 run, metrics, samples = state.require_tmu_results("there is no easy/hard split to walk through")
 tmu, models = metrics["tmu"], tables.models_frame(metrics)
 rows = models.set_index("model")
-n_f, cls = metrics["forget_count"], metrics["forget_class_name"]
-st.caption(f"Run `{run.id}`: {metrics['dataset']}, forget class {cls}, |D_f| = {n_f}. Step through it; every number "
+n_f, cls = metrics["forget_count"], plain(metrics["forget_class_name"])  # stored text: shown, never rendered
+st.caption(f"Run `{run.id}`: {plain(metrics['dataset'])}, forget class {cls}, |D_f| = {n_f}. Step through it; every number "
            "below is this run's.")
 
 

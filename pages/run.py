@@ -6,6 +6,7 @@ from tmu_core.jobs import launch
 from tmu_core.errors import TMUError
 from tmu_core.methods import METHODS, display, method_config
 from ui import cache, nav, state, tables, widgets
+from ui.text import plain
 
 nav.ensure_router()
 
@@ -38,12 +39,12 @@ def show_selected(run: store.Run, info: store.RunInfo | None = None) -> None:
         result_card(run)
         diverged = cache.metrics(cache.root(), run.id).get("diverged")
         if diverged:
-            st.warning("Diverged (no results): " + "; ".join(diverged.values()))
+            st.warning("Diverged (no results): " + plain("; ".join(diverged.values())))
     elif status.get("state") == "cancelled":
-        st.info(f"Cancelled{': ' + status['error'] if status.get('error') else ''}. Launch it again to finish it.",
+        st.info(f"Cancelled{': ' + plain(status['error']) if status.get('error') else ''}. Launch it again to finish it.",
                 icon=":material/stop_circle:")
     elif status.get("state") in ("failed", "interrupted", "damaged"):
-        st.error(status.get("error") or status.get("state"))
+        st.error(plain(status.get("error") or status.get("state")))
         tail = run.log_tail()
         if tail:
             with st.expander("Last lines of the run's log"):
@@ -55,7 +56,7 @@ def result_card(run: store.Run) -> None:
     metrics = cache.metrics(cache.root(), run.id)
     models = tables.models_frame(metrics)
     card = st.container(border=True, key="run_result")
-    card.markdown(f"**Result** · {metrics['dataset']}, forget class {metrics['forget_class_name']}, "
+    card.markdown(f"**Result** · {plain(metrics['dataset'])}, forget class {plain(metrics['forget_class_name'])}, "
                   f"|D_f| = {metrics['forget_count']}")
     m = card.columns([1, 1, 1, 2])  # "tie: FT, NG, TMU" needs the room
     rows = models.set_index("model")
@@ -100,8 +101,9 @@ def run_table() -> None:
     frame = tables.runs_frame(infos)
     ids = list(frame["run"])
     current = [ids.index(r) for r in [state.selected_run_id()] if r in ids]
-    # Keyed by the row order: rows move as runs update, and a stored row index must not then open another run.
-    event = st.dataframe(frame, key=f"run_table_{hash(tuple(ids))}", on_select="rerun", selection_mode="single-row",
+    # Keyed by the row order: rows move as runs update, and a stored row index must not then open another run;
+    # and by the selected run: a choice made in the sidebar is not undone by the row this table remembers.
+    event = st.dataframe(frame, key=f"run_table_{hash((tuple(ids), state.selected_run_id()))}", on_select="rerun", selection_mode="single-row",
                          selection_default={"selection": {"rows": current}}, hide_index=True,
                          column_config={"progress": st.column_config.ProgressColumn("progress", format="percent",
                                                                                     min_value=0.0, max_value=1.0)})
