@@ -241,12 +241,16 @@ def _small_image(f: Path, size: int):
         im.draft(None, (2 * size, 2 * size))  # JPEG: decode at 1/2, 1/4 or 1/8 scale when that is still >= 2 x size
         im.load()
         factor = min(im.size) // (2 * size)
-        if factor >= 2:
-            try:
-                im = im.reduce(factor)
-            except ValueError:  # a mode reduce does not support (palette): resized at full size below
-                pass
-        return eight_bit(im).resize((size, size), Image.BILINEAR) if im.size != (size, size) else eight_bit(im)
+        if factor < 2:
+            small = eight_bit(im)
+        elif im.mode.startswith("I;16"):  # reduce has no 16-bit modes: via 32-bit, then eight_bit's 16-bit rule
+            a = np.asarray(im.convert("I").reduce(factor), dtype=np.float64) / 257.0
+            small = Image.fromarray(np.clip(np.rint(a), 0, 255).astype(np.uint8), "L")
+        elif im.mode in ("1", "P"):  # nor bilevel and palette modes: 8 bits first
+            small = eight_bit(im).reduce(factor)
+        else:
+            small = eight_bit(im.reduce(factor))
+    return small if small.size == (size, size) else small.resize((size, size), Image.BILINEAR)
 
 
 def _decode(listing: dict[str, list[tuple[Path, tuple[int, int]]]], classes: list[str], size: int):
