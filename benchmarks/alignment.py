@@ -29,6 +29,7 @@ from tmu_core.cli import _add_common, _method_flags, _run_config  # noqa: E402  
 from tmu_core.methods import METHODS, ordered  # noqa: E402
 from tmu_core.jobs.pipeline import execute, start  # noqa: E402
 from tmu_core.evaluate.tables import md_table, tables, to_markdown  # noqa: E402
+from tmu_core.data import class_ref  # noqa: E402  (a parsed class index, never re-read as a name)
 from tmu_core.jobs.sweep import parse_classes  # noqa: E402
 
 RESULTS = Path(__file__).resolve().parent / "results"
@@ -68,7 +69,7 @@ def run_all(cfg, classes, seeds, variants, log) -> list[dict]:
     results = []
     for seed in seeds:
         for c in classes:
-            base = replace(cfg, seed=seed, forget=replace(cfg.forget, forget_class=str(c)))
+            base = replace(cfg, seed=seed, forget=replace(cfg.forget, forget_class=class_ref(c)))
             t = time.perf_counter()
             r = execute(start(base))
             for name, settings in variants.items():

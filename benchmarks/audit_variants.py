@@ -35,6 +35,7 @@ from tmu_core.cli import _add_common, _run_config  # noqa: E402
 from tmu_core.evaluate.protocol import CI_NOTE, mean_ci, paired_test  # noqa: E402
 from tmu_core.evaluate.tables import md_table  # noqa: E402
 from tmu_core.jobs.pipeline import execute, start  # noqa: E402
+from tmu_core.data import class_ref  # noqa: E402  (a parsed class index, never re-read as a name)
 from tmu_core.jobs.sweep import parse_classes  # noqa: E402
 
 RESULTS = Path(__file__).resolve().parent / "results"
@@ -70,7 +71,7 @@ def run_variant(cfg, name: str, settings: dict, classes, seeds, log, done: dict 
                 rows.append(done[(name, int(c), int(seed))])
                 log(f"{name} class {c} seed {seed}: reused")
                 continue
-            run_cfg = replace(cfg, seed=seed, forget=replace(cfg.forget, forget_class=str(c)), methods=("tmu", "random_k"),
+            run_cfg = replace(cfg, seed=seed, forget=replace(cfg.forget, forget_class=class_ref(c)), methods=("tmu", "random_k"),
                               method_params=params)
             t = time.perf_counter()
             r = execute(start(run_cfg))

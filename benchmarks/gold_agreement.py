@@ -34,6 +34,7 @@ from tmu_core.data import load_dataset, resolve_forget  # noqa: E402
 from tmu_core.references import train_cached  # noqa: E402
 from tmu_core.evaluate.protocol import with_summary  # noqa: E402
 from tmu_core.evaluate.tables import md_table  # noqa: E402
+from tmu_core.data import class_ref  # noqa: E402  (a parsed class index, never re-read as a name)
 from tmu_core.jobs.sweep import parse_classes  # noqa: E402
 from tmu_core.train import pick_device, to_float  # noqa: E402
 from tmu_core.tmu.twin import generalization_labels  # noqa: E402
@@ -77,7 +78,7 @@ def main(argv=None) -> int:
     device = pick_device(cfg.device)
     log = lambda msg: print(msg, file=sys.stderr, flush=True)
     started = time.perf_counter()
-    rows = [agreement_row(replace(cfg, forget=replace(cfg.forget, forget_class=str(c))), args.second_seed, device, log)
+    rows = [agreement_row(replace(cfg, forget=replace(cfg.forget, forget_class=class_ref(c))), args.second_seed, device, log)
             for c in parse_classes(args.classes, cfg)]
     counts = ["|D_f|", "hard in both", "hard in one only"]  # whole numbers per class; the Avg and CI rows below
     df = with_summary(pd.DataFrame(rows).astype({k: object for k in counts}))
