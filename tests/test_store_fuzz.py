@@ -109,7 +109,8 @@ def _copy(store_pair, name: str) -> store.Run:
     return store.Run(name, root)
 
 
-@pytest.mark.parametrize("name", ["status.json", "metrics.json", "samples.csv", "embeddings.npz", "config.json"])
+@pytest.mark.parametrize("name", ["status.json", "metrics.json", "samples.csv", "embeddings.npz", "config.json",
+                                  "weights/tmu.pt"])
 def test_a_fifo_in_place_of_a_stored_file_is_damage_not_a_hang(name, store_pair, cli, runs_dir):
     """A FIFO opened for reading blocks until a writer comes: `runs` (and the dashboard's listing) hung forever."""
     import os
@@ -123,7 +124,31 @@ def test_a_fifo_in_place_of_a_stored_file_is_damage_not_a_hang(name, store_pair,
     assert proc.returncode == 0, proc.stderr
     rows = {line.split()[0]: line for line in proc.stdout.splitlines()[1:]}
     assert "complete" in rows["keep"]
-    assert "damaged" in rows["fifo"] and "not a regular file" in rows["fifo"], rows["fifo"]
+    assert "damaged" in rows["fifo"] and name.split("/")[-1] in rows["fifo"], rows["fifo"]
+
+
+def test_a_fifo_in_place_of_a_run_log_is_refused_not_waited_on(runs_dir):
+    import os
+
+    from tmu_core.jobs.launch import spawn
+
+    run = store.Run.create("fifo-log", {})
+    os.mkfifo(run.log_path())
+    import threading
+
+    errors = []
+
+    def start():
+        try:
+            spawn(["tmu_core", "runs"], run.log_path())
+        except TMUError as exc:
+            errors.append(exc)
+
+    worker = threading.Thread(target=start, daemon=True)
+    worker.start()
+    worker.join(30)
+    assert not worker.is_alive(), "opening a FIFO run.log blocked until a reader came"
+    assert "cannot start a background process" in str(errors[0])
 
 
 def test_a_fifo_in_place_of_a_log_reads_as_no_log(store_pair):

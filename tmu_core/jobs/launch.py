@@ -10,8 +10,10 @@ status.json, cancel and the run list work the same (the run store must be shared
 """
 from __future__ import annotations
 
+import errno
 import os
 import signal
+import stat
 import subprocess
 import sys
 import time
@@ -45,8 +47,13 @@ def spawn(args: list[str], log_path: Path) -> subprocess.Popen:
     env["PYTHONPATH"] = os.pathsep.join(p for p in (str(PROJECT_ROOT), env.get("PYTHONPATH", "")) if p)
     log_path.parent.mkdir(parents=True, exist_ok=True)
     try:
-        # O_NOFOLLOW: a link planted at the log's place is refused, never written through
-        fd = os.open(log_path, os.O_WRONLY | os.O_CREAT | os.O_APPEND | os.O_NOFOLLOW, 0o644)
+        # O_NOFOLLOW: a link planted at the log's place is refused, never written through; O_NONBLOCK and the
+        # check after it: a FIFO there would block this open until a reader comes
+        fd = os.open(log_path, os.O_WRONLY | os.O_CREAT | os.O_APPEND | os.O_NOFOLLOW | os.O_NONBLOCK, 0o644)
+        if not stat.S_ISREG(os.fstat(fd).st_mode):
+            os.close(fd)
+            raise OSError(errno.EINVAL, f"{log_path.name} is not a regular file")
+        os.set_blocking(fd, True)
         with os.fdopen(fd, "ab") as log:
             proc = subprocess.Popen([sys.executable, "-m", *args], cwd=PROJECT_ROOT, env=env,
                                     stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT,

@@ -22,8 +22,8 @@ import numpy as np
 from ..errors import TMUError
 from . import paths as P
 from . import schema
-from .io import (TABLE_LIMIT, atomic_savez, atomic_write_bytes, atomic_write_json, atomic_write_text, ensure_dir,
-                 load_arrays, load_state, read_bytes, read_json, read_tail, save_state)
+from .io import (TABLE_LIMIT, WEIGHTS_LIMIT, atomic_savez, atomic_write_bytes, atomic_write_json, atomic_write_text, ensure_dir,
+                 load_arrays, load_state, open_regular, read_bytes, read_json, read_tail, save_state)
 from .process import pid_start, run_process_alive, this_host
 
 RUN_ID = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,127}")  # used with fullmatch: no trailing newline slips through
@@ -332,7 +332,12 @@ class Run:
         except TMUError as exc:
             return str(exc)
         for w in sorted(self._weight_files()):
-            if not zipfile.is_zipfile(w):  # torch.save writes a zip; a truncated or foreign file is not one
+            try:  # torch.save writes a zip; a truncated or foreign file is not one (nor a FIFO: never opened)
+                with open_regular(w, WEIGHTS_LIMIT) as fh:
+                    ok = zipfile.is_zipfile(fh)
+            except (TMUError, OSError):
+                ok = False
+            if not ok:
                 return f"weights file {w.name} in run {self.id} is damaged"
         return None
 
