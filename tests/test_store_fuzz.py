@@ -254,3 +254,14 @@ def test_stored_names_that_could_carry_markdown_are_damage(store_pair):
     _edit_json(run, "metrics.json", lambda m: m["models"].__setitem__("![b](http://x/y.png)", m["models"]["tmu"]))
     with pytest.raises(TMUError, match="metrics.json in run names is damaged"):
         run.metrics()
+
+
+def test_a_umap_map_of_the_wrong_shape_is_computed_again(store_pair):
+    import numpy as np
+
+    run = _copy(store_pair, "umap")
+    run.save_umap_map("tmu", ids=np.arange(3), role=np.array(["forget"] * 3), label=np.zeros(3, int), xy=np.zeros(3))
+    assert run.umap_map("tmu") is None  # before: returned, and the Embeddings page raised IndexError on xy[:, 0]
+    run.save_umap_map("tmu", ids=np.arange(3), role=np.array(["forget"] * 3), label=np.zeros(3, int),
+                      xy=np.zeros((3, 2), np.float32))
+    assert run.umap_map("tmu")["xy"].shape == (3, 2)

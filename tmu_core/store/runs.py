@@ -174,7 +174,9 @@ class Run:
         """The stored map, or None when absent or unreadable (it is then computed again)."""
         path = self.dir / P.umap_files(check_run_id(model))[0]
         try:
-            return load_arrays(path)
+            arrays = load_arrays(path)
+            schema.check_umap_map(arrays, self._what(path.name))
+            return arrays
         except (TMUError, OSError):
             return None
 

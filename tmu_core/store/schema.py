@@ -252,6 +252,19 @@ def check_same_forget_set(df, arrays: dict, what: str) -> None:
         raise TMUError(f"{what} is damaged (its D_f ids differ from those in the run's embeddings)")
 
 
+def check_umap_map(arrays: dict, what: str) -> None:
+    """A stored UMAP map: ids / role / label of N points and finite (N, 2) coordinates."""
+    for key in ("ids", "role", "label"):
+        if key not in arrays or arrays[key].ndim != 1:
+            raise TMUError(f"{what} is damaged (no 1-D array '{key}')")
+    n, xy = len(arrays["ids"]), arrays.get("xy")
+    if len(arrays["role"]) != n or len(arrays["label"]) != n or arrays["ids"].dtype.kind != "i" or \
+            arrays["label"].dtype.kind != "i":
+        raise TMUError(f"{what} is damaged (ids, role and label differ in length or type)")
+    if xy is None or xy.shape != (n, 2) or xy.dtype.kind != "f" or not np.isfinite(xy).all():
+        raise TMUError(f"{what} is damaged (xy is not a finite ({n}, 2) float array)")
+
+
 def check_embeddings(arrays: dict, what: str) -> None:
     """embeddings.npz: ids / role / label of N points and one (N, D) finite float array per model."""
     for key in ("ids", "role", "label"):
@@ -260,6 +273,8 @@ def check_embeddings(arrays: dict, what: str) -> None:
     n = len(arrays["ids"])
     if len(arrays["role"]) != n or len(arrays["label"]) != n or arrays["ids"].dtype.kind != "i":
         raise TMUError(f"{what} is damaged (ids, role and label differ in length or type)")
+    if n and (arrays["ids"].min() < 0 or arrays["label"].dtype.kind != "i" or arrays["label"].min() < 0):
+        raise TMUError(f"{what} is damaged (negative sample ids or class labels)")
     models = [k for k in arrays if k.startswith("emb_")]
     if not models:
         raise TMUError(f"{what} is damaged (no model's activations)")
