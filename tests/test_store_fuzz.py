@@ -109,9 +109,21 @@ def _copy(store_pair, name: str) -> store.Run:
     return store.Run(name, root)
 
 
+def _within(seconds: float, fn):
+    """fn() in a thread; fails when it has not returned after `seconds` (a blocked open would hang the test)."""
+    import threading
+
+    out = []
+    worker = threading.Thread(target=lambda: out.append(fn()), daemon=True)
+    worker.start()
+    worker.join(seconds)
+    assert not worker.is_alive(), "blocked (a FIFO opened for reading waits for a writer)"
+    return out[0]
+
+
 @pytest.mark.parametrize("name", ["status.json", "metrics.json", "samples.csv", "embeddings.npz", "config.json",
                                   "weights/tmu.pt"])
-def test_a_fifo_in_place_of_a_stored_file_is_damage_not_a_hang(name, store_pair, cli, runs_dir):
+def test_a_fifo_in_place_of_a_stored_file_is_damage_not_a_hang(name, store_pair, runs_dir):
     """A FIFO opened for reading blocks until a writer comes: `runs` (and the dashboard's listing) hung forever."""
     import os
 
@@ -120,11 +132,9 @@ def test_a_fifo_in_place_of_a_stored_file_is_damage_not_a_hang(name, store_pair,
     shutil.copytree(src, runs_dir / "fifo")
     (runs_dir / "fifo" / name).unlink()
     os.mkfifo(runs_dir / "fifo" / name)
-    proc = cli("runs", timeout=60)  # before the fix: pytest.fail after 60 s
-    assert proc.returncode == 0, proc.stderr
-    rows = {line.split()[0]: line for line in proc.stdout.splitlines()[1:]}
-    assert "complete" in rows["keep"]
-    assert "damaged" in rows["fifo"] and name.split("/")[-1] in rows["fifo"], rows["fifo"]
+    rows = {r.run_id: r for r in _within(60, store.list_runs)}
+    assert rows["keep"].state == "complete"
+    assert rows["fifo"].state == "damaged" and name.split("/")[-1] in rows["fifo"].error, rows["fifo"]
 
 
 def test_a_fifo_in_place_of_a_run_log_is_refused_not_waited_on(runs_dir):
@@ -134,34 +144,22 @@ def test_a_fifo_in_place_of_a_run_log_is_refused_not_waited_on(runs_dir):
 
     run = store.Run.create("fifo-log", {})
     os.mkfifo(run.log_path())
-    import threading
-
-    errors = []
 
     def start():
         try:
             spawn(["tmu_core", "runs"], run.log_path())
         except TMUError as exc:
-            errors.append(exc)
+            return str(exc)
 
-    worker = threading.Thread(target=start, daemon=True)
-    worker.start()
-    worker.join(30)
-    assert not worker.is_alive(), "opening a FIFO run.log blocked until a reader came"
-    assert "cannot start a background process" in str(errors[0])
+    assert "cannot start a background process" in _within(30, start)
 
 
 def test_a_fifo_in_place_of_a_log_reads_as_no_log(store_pair):
     import os
-    import threading
 
     run = _copy(store_pair, "fifolog")
     os.mkfifo(run.dir / "run.log")
-    out = []
-    reader = threading.Thread(target=lambda: out.append(run.log_tail()), daemon=True)
-    reader.start()
-    reader.join(10)
-    assert out == [""], "reading a FIFO log hung"
+    assert _within(10, run.log_tail) == ""
 
 
 def test_compressed_zeros_are_refused_before_they_are_decompressed(store_pair, monkeypatch):
