@@ -617,7 +617,7 @@ def test_a_sweep_is_launched_from_the_alignment_page_and_followed(runs_dir, monk
     (args, log), = spawned
     assert args[:3] == ["tmu_core", "sweep", "--dataset"] and "--quiet" in args
     i = args.index
-    assert args[i("--classes") + 1] == "1,8" and args[i("--seeds") + 1: i("--seeds") + 3] == ["0", "1"]
+    assert args[i("--classes") + 1] == "#1,#8" and args[i("--seeds") + 1: i("--seeds") + 3] == ["0", "1"]
     assert args[i("--forget-counts") + 1: i("--forget-counts") + 3] == ["50", "100"]
     sweep_id, planned = at.session_state["align_sw_running"]
     assert planned == 8 and args[i("--sweep-id") + 1] == sweep_id and log.parent.name == sweep_id

@@ -5,9 +5,10 @@ from __future__ import annotations
 
 import re
 
-# Every ASCII punctuation character may be backslash-escaped in CommonMark; Streamlit's own directives
-# (:material/icon:, :red[text], $maths$) are made of them too.
-_SPECIAL = re.compile(r"([!-/:-@\[-`{-~])")
+# The characters that make Markdown (and Streamlit's :red[text] and $maths$) do something: links and images
+# ([]()!), HTML (<>), emphasis, code, tables, headings, maths. Escaped with a backslash (CommonMark), the
+# text reads as it was stored; '.', '-' and ':' stay as they are, so file names and ids read plainly.
+_SPECIAL = re.compile(r"([\\`*_{}\[\]()#+!|<>~$])")
 
 
 def plain(text) -> str:
