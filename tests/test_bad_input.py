@@ -28,6 +28,7 @@ OTHER_CLASS_ID = int(DIGITS.class_ids(3)[0])
 AUX_ID_OF_8 = int(DIGITS.class_ids(8, pool="aux")[0])
 LAST_ID = len(DIGITS.y) - 1
 TINY = ["--train-per-class", "10", "--forget-count", "3", "--epochs", "1", "--device", "cpu"]
+TINY_SWEEP = ["--classes", "1", *TINY, "--methods", "finetune"]  # a sweep that would be quick if it ran
 
 # name -> (argv, substrings the one-line message must contain); {name} fields are prepared folders
 CLI_CASES = {
@@ -79,16 +80,17 @@ CLI_CASES = {
     "unknown run id": (["execute", "no-such-run"], ["no run 'no-such-run'"]),
     "damaged config.json": (["execute", "{damaged_config}"], ["config.json", "damaged"]),
     # issue 25
-    "seeds repeated": (["sweep", "--seeds", "0", "0", "--classes", "1", *TINY, "--methods", "finetune"], ["0 listed twice in --seeds"]),
-    "forget counts repeated": (["sweep", "--forget-counts", "5", "5", "--classes", "1", *TINY, "--methods", "finetune"], ["5 listed twice in --forget-counts"]),
-    "ray cpus 0 without ray": (["sweep", "--ray-cpus-per-task", "0", "--classes", "1", *TINY, "--methods", "finetune"], ["--executor ray"]),
+    "seeds repeated": (["sweep", "--seeds", "0", "0", *TINY_SWEEP], ["0 listed twice in --seeds"]),
+    "forget counts repeated": (["sweep", "--forget-counts", "5", "5", *TINY_SWEEP],
+                               ["5 listed twice in --forget-counts"]),
+    "ray cpus 0 without ray": (["sweep", "--ray-cpus-per-task", "0", *TINY_SWEEP], ["--executor ray"]),
     "index past the classes": (["train", "--forget-class", "#10"], ["unknown class '#10'", "#index"]),
     "imagefolder one image per class": (["train", "--dataset", "imagefolder", "--data-root", "{one_each}"],
                                         ["no training images left", "at least 2 images"]),
     "image name with a newline": (["train", "--dataset", "imagefolder", "--data-root", "{newline}"],
                                   ["cannot read image", "\\nerror: fake"]),
-    "sweep id taken": (["sweep", "--sweep-id", "{taken_sweep}", "--classes", "1", *TINY, "--methods", "finetune"], ["sweep 'taken' already exists",
-                                                                                    "another --sweep-id"]),
+    "sweep id taken": (["sweep", "--sweep-id", "{taken_sweep}", *TINY_SWEEP], ["sweep 'taken' already exists",
+                                                                             "another --sweep-id"]),
     "hand-edited config.json": (["execute", "{typed_config}"], ["epochs must be a whole number", "'three'"]),
 }
 
@@ -269,8 +271,12 @@ def _number_folders(root: Path, names) -> str:
     return str(root)
 
 
-@pytest.mark.parametrize("names,typed,folder", [(["1", "2", "3"], "2", "2"), ([str(i) for i in range(1, 11)], "10", "10"),
-                                                (["1", "2", "3"], "#2", "3"), (["1", "2", "3"], "0", "1")])
+ONE_TO_TEN = [str(i) for i in range(1, 11)]
+
+
+@pytest.mark.parametrize("names,typed,folder", [(["1", "2", "3"], "2", "2"), (ONE_TO_TEN, "10", "10"),
+                                                (["1", "2", "3"], "#2", "3"), (["1", "2", "3"], "0", "1")],
+                         ids=["name 2", "name 10", "#2", "index 0"])
 def test_the_class_a_sweep_plans_is_the_class_typed(names, typed, folder, tmp_path, runs_dir):
     """Folders named 1/ 2/ 3/: the sweep planner passed the index 1 of folder "2" on as the text "1", which a
     name match then read as folder "1". A name wins over an index; "#N" is always index N; "0" (no such name)

@@ -314,7 +314,8 @@ def test_big_images_are_checked_before_decoding_and_decoded_reduced(tmp_path, ru
     from PIL import JpegImagePlugin
 
     real_reduce, real_draft = Image.Image.reduce, JpegImagePlugin.JpegImageFile.draft
-    monkeypatch.setattr(Image.Image, "reduce", lambda im, f, *a: opened.append(("reduce", im.size, f)) or real_reduce(im, f, *a))
+    monkeypatch.setattr(Image.Image, "reduce",
+                        lambda im, f, *a: opened.append(("reduce", im.size, f)) or real_reduce(im, f, *a))
     monkeypatch.setattr(JpegImagePlugin.JpegImageFile, "draft",  # records the size the JPEG is decoded at
                         lambda im, m, s: (real_draft(im, m, s), opened.append(("draft", im.size)))[0])
     small = sources._small_image(tmp_path / "big" / "a" / "x.png", 32)

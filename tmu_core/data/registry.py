@@ -120,8 +120,8 @@ def load_dataset(cfg: DataConfig, seed: int) -> Dataset:
         aux.append(ids[:n_aux])
         train.append(rest)
     if not train:  # e.g. an image folder with one image per class: the test split took them all
-        raise TMUError(f"{cfg.dataset} has no training images left after the test split ({len(y)} in all); give "
-                       f"each class at least 2 images, or train/ and test/ folders")
+        raise TMUError(f"{cfg.dataset} has no training images left after the test split (it took all "
+                       f"{len(raw.y_test)}); give each class at least 2 images, or train/ and test/ folders")
     mean, std = channel_stats(raw.x_train)
     return Dataset(cfg.dataset, raw.classes, raw.x_train, raw.y_train, raw.x_test, raw.y_test,
                    np.sort(np.concatenate(train)), np.sort(np.concatenate(aux)), mean, std)
