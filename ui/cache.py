@@ -13,7 +13,6 @@ import pandas as pd
 import streamlit as st
 
 from tmu_core import store
-from tmu_core.store import schema
 from tmu_core.jobs import embedding, preview
 from tmu_core.config import DataConfig, ForgetSpec, TrainConfig
 from tmu_core.data import Dataset, load_dataset
@@ -86,7 +85,7 @@ def samples(root_dir: str, run_id: str) -> pd.DataFrame:
     run = store.open_run(run_id, root_dir)
     df = run.samples()
     data = dataset(*run_data_config(run.config()))
-    schema.check_sample_ids(df, len(data.y), f"samples.csv in run {run.id}")  # ids within the data, not past it
+    run.check_samples_fit(df, len(data.y))  # ids within the data, not past it
     image_ids = df["id"].where(df["role"] == "forget", df["source_id"]).astype(int).to_numpy()
     df.insert(0, "image", data_urls(preview.images(data, image_ids)))
     return df

@@ -132,6 +132,11 @@ class Run:
         schema.check_samples(df, self.metrics(), self._what(P.SAMPLES))
         return df
 
+    def check_samples_fit(self, df, n_samples: int) -> None:
+        """The per-sample table's ids lie within the run's data set of `n_samples` (TMUError naming the damage):
+        a reader that indexes the data with them checks this once it has loaded the data."""
+        schema.check_sample_ids(df, n_samples, self._what(P.SAMPLES))
+
     def save_samples(self, df) -> None:
         self.save_table(df, P.SAMPLES)
 
