@@ -34,6 +34,8 @@ with st.sidebar:
     selected = state.selected_run_id(infos)
     if run_ids:
         labels = {r.run_id: tables.run_label(r) for r in infos}  # the full id is on the Run page
+        twice = {v for v in labels.values() if list(labels.values()).count(v) > 1}  # e.g. `--seeds 0 0` runs
+        labels = {k: f"{v} · {k}" if v in twice else v for k, v in labels.items()}  # the widget maps a label back
         st.session_state["sidebar_run"] = selected
         st.selectbox("Selected run", run_ids, key="sidebar_run", format_func=labels.get, on_change=_pick_run,
                      placeholder="none finished yet", help="The run the audit, features, embeddings and alignment pages show "

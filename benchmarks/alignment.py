@@ -25,6 +25,7 @@ import pandas as pd
 
 from tmu_core.cli import add_method_args, add_run_args, run_config_from_args  # the CLI's own flags
 from tmu_core.evaluate.paper_tables import md_table, tables, to_markdown
+from tmu_core.data import class_ref  # a parsed class index, never re-read as a name
 from tmu_core.jobs.pipeline import execute, start
 from tmu_core.jobs.sweep import parse_classes
 from tmu_core.methods import METHODS, ordered
@@ -66,7 +67,7 @@ def run_all(cfg, classes, seeds, variants, log) -> list[dict]:
     results = []
     for seed in seeds:
         for c in classes:
-            base = replace(cfg, seed=seed, forget=replace(cfg.forget, forget_class=str(c)))
+            base = replace(cfg, seed=seed, forget=replace(cfg.forget, forget_class=class_ref(c)))
             t = time.perf_counter()
             r = execute(start(base))
             for name, settings in variants.items():

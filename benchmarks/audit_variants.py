@@ -31,6 +31,7 @@ from alignment import parse_variants, typed_params
 from tmu_core.cli import add_run_args, run_config_from_args
 from tmu_core.evaluate.paper_tables import md_table
 from tmu_core.evaluate.protocol import class_ci, class_means, paired_test, sign_test
+from tmu_core.data import class_ref  # a parsed class index, never re-read as a name
 from tmu_core.jobs.pipeline import execute, start
 from tmu_core.jobs.sweep import parse_classes
 
@@ -67,7 +68,7 @@ def run_variant(cfg, name: str, settings: dict, classes, seeds, log, done: dict 
                 rows.append(done[(name, int(c), int(seed))])
                 log(f"{name} class {c} seed {seed}: reused")
                 continue
-            run_cfg = replace(cfg, seed=seed, forget=replace(cfg.forget, forget_class=str(c)), methods=("tmu", "random_k"),
+            run_cfg = replace(cfg, seed=seed, forget=replace(cfg.forget, forget_class=class_ref(c)), methods=("tmu", "random_k"),
                               method_params=params)
             t = time.perf_counter()
             r = execute(start(run_cfg))

@@ -30,6 +30,7 @@ from tmu_core.cli import add_run_args, run_config_from_args  # the CLI's own fla
 from tmu_core.data import load_dataset, resolve_forget
 from tmu_core.evaluate.paper_tables import md_table
 from tmu_core.evaluate.protocol import with_summary
+from tmu_core.data import class_ref  # a parsed class index, never re-read as a name
 from tmu_core.jobs.sweep import parse_classes
 from tmu_core.references import train_cached
 from tmu_core.tmu.twin import generalization_labels
@@ -76,7 +77,7 @@ def main(argv=None) -> int:
         print(msg, file=sys.stderr, flush=True)
 
     started = time.perf_counter()
-    rows = [agreement_row(replace(cfg, forget=replace(cfg.forget, forget_class=str(c))), args.second_seed, device, log)
+    rows = [agreement_row(replace(cfg, forget=replace(cfg.forget, forget_class=class_ref(c))), args.second_seed, device, log)
             for c in parse_classes(args.classes, cfg)]
     counts = ["|D_f|", "hard in both", "hard in one only"]  # whole numbers per class; the Avg and CI rows below
     df = with_summary(pd.DataFrame(rows).astype({k: object for k in counts}))

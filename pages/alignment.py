@@ -6,11 +6,13 @@ import streamlit as st
 
 from tmu_core import store
 from tmu_core.config import MAX_SEED
+from tmu_core.data import class_ref
 from tmu_core.errors import TMUError
 from tmu_core.evaluate import paper_tables
 from tmu_core.jobs import launch
 from tmu_core.methods import METHODS, display, ordered
 from ui import cache, charts, nav, state, tables, verdict, widgets
+from ui.text import plain
 
 nav.ensure_router()
 
@@ -53,8 +55,8 @@ def show_run() -> None:
     metrics = cache.metrics(cache.root(), run.id)
     state.show_evidence_warnings(metrics)
     models = tables.models_frame(metrics)
-    st.caption(f"Run `{run.id}`: {metrics['dataset']}, {metrics['model']}, class {metrics['forget_class_name']}, "
-               f"|D_f| = {metrics['forget_count']}, device {metrics['device']}")
+    st.caption(f"Run `{run.id}`: {plain(metrics['dataset'])}, {plain(metrics['model'])}, class "
+               f"{plain(metrics['forget_class_name'])}, |D_f| = {metrics['forget_count']}, device {plain(metrics['device'])}")
     gold = models.set_index("model").loc["gold"]
     m = st.columns(3)
     m[0].metric("Gold A_f (target)", f"{gold['A_f']:.1f}%")
@@ -148,8 +150,8 @@ def sweep_form() -> None:
                 return
             sweep_id = f"sweep-{d['dataset']}-{dt.datetime.now().strftime('%Y%m%d-%H%M%S')}"
             try:
-                launch.start_sweep(d["dataset"], [str(names.index(c)) for c in classes], seed_list, count_list,
-                                   methods, sweep_id, state.data_config(d).data_root)
+                sweep_id = launch.start_sweep(d["dataset"], [class_ref(names.index(c)) for c in classes], seed_list, count_list,
+                                   methods, sweep_id, state.data_config(d).data_root).id
             except TMUError as exc:
                 st.error(str(exc))
                 return
@@ -197,7 +199,7 @@ def sweep_progress() -> None:
     if n >= planned or (tail and "error" in tail.lower()):
         del st.session_state["align_sw_running"]
         if tail and n < planned:
-            st.error(tail)
+            st.error(plain(tail))
         st.rerun(scope="app")
 
 
@@ -229,11 +231,14 @@ def show_sweeps() -> None:
         st.session_state.pop("align_sweep", None)
     sweep_id = st.selectbox("Sweep", ids, key="align_sweep")
     sweep = store.Sweep(sweep_id)
-    try:
-        stored = sweep.results()
-    except TMUError:
-        stored = None
-    results = cache.sweep_results(cache.root(), sweep_id, sweep.version()) if stored is not None else []
+    stored, results = None, []
+    if sweep.version() != "-":  # a results file: checked like metrics.json, a damaged one is said, not raised
+        try:
+            stored = sweep.results()
+            results = cache.sweep_results(cache.root(), sweep_id, sweep.version())
+        except TMUError as exc:
+            st.error(plain(exc))
+            return
     failed = (stored or {}).get("failed", [])
     if not results:
         running = st.session_state.get("align_sw_running", (None,))[0] == sweep_id

@@ -4,6 +4,7 @@ import math
 import streamlit as st
 
 from ui import cache, charts, nav, state, tables
+from ui.text import plain
 
 nav.ensure_router()
 
@@ -15,7 +16,8 @@ tmu = metrics["tmu"]
 with st.expander("How to read this page"):
     st.markdown(nav.help_text("audit"))
 
-st.caption(f"Run `{run.id}`: {metrics['dataset']}, class {metrics['forget_class_name']}, |D_f| = {metrics['forget_count']}")
+st.caption(f"Run `{run.id}`: {plain(metrics['dataset'])}, class {plain(metrics['forget_class_name'])}, "
+           f"|D_f| = {metrics['forget_count']}")
 baseline = tables.all_easy_baseline(tmu)
 m = st.columns(5)
 m[0].metric("Label accuracy", f"{tmu['label_accuracy']:.1f}%", help="predicted easy/hard agrees with gold's verdict")

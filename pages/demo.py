@@ -5,6 +5,7 @@ import streamlit as st
 
 from tmu_core import demo
 from ui import cache, charts, nav, state, tables, verdict
+from ui.text import plain
 
 nav.ensure_router()
 
@@ -52,9 +53,9 @@ with top[1] if present else st.container():  # the run's thin-evidence warnings 
 
 tmu, models = metrics["tmu"], tables.models_frame(metrics)
 rows = models.set_index("model")
-n_f, cls = metrics["forget_count"], metrics["forget_class_name"]
+n_f, cls = metrics["forget_count"], plain(metrics["forget_class_name"])  # stored text: shown, never rendered
 if not present:
-    st.caption(f"Run `{run_id}`: {metrics['dataset']}, forget class {cls}, |D_f| = {n_f}. Step through it; every "
+    st.caption(f"Run `{run_id}`: {plain(metrics['dataset'])}, forget class {cls}, |D_f| = {n_f}. Step through it; every "
                "number below is this run's." + (" Its results come with the dashboard; *Run it yourself* on the "
                                                  "About page computes them again." if run_id == bundled else ""))
 

@@ -6,6 +6,7 @@ import streamlit as st
 from tmu_core.jobs import embedding
 from tmu_core.errors import TMUError
 from ui import cache, charts, nav, state, tables
+from ui.text import plain
 
 nav.ensure_router()
 
@@ -15,7 +16,7 @@ st.title("Embeddings")
 run = state.require_complete_run()
 metrics = cache.metrics(cache.root(), run.id)
 state.show_evidence_warnings(metrics)
-samples = cache.samples(cache.root(), run.id)
+samples = state.run_samples(run)
 st.caption(nav.help_text("embeddings"))
 
 models = cache.embedding_models(cache.root(), run.id)
@@ -55,7 +56,7 @@ def maps_or_stop(wanted: list[str]) -> None:
         st.stop()
     for m, j in jobs.items():
         if j["state"] == "failed":
-            st.error(f"The last UMAP computation of the {tables.model_label(m)} model failed: {j.get('error')}")
+            st.error(f"The last UMAP computation of the {tables.model_label(m)} model failed: {plain(j.get('error'))}")
     what = ", ".join(tables.model_label(m) for m in missing)
     st.write(f"No UMAP map of the {what} model{'s' if len(missing) > 1 else ''} yet for this run.")
     if st.button("Compute the UMAP map" + ("s" if len(missing) > 1 else ""), key="emb_compute", type="primary",
@@ -63,7 +64,7 @@ def maps_or_stop(wanted: list[str]) -> None:
         try:
             embedding.start(run, missing)
         except TMUError as exc:
-            st.error(str(exc))
+            st.error(plain(exc))
         else:
             st.rerun()
     st.stop()
@@ -76,7 +77,7 @@ if side:
     maps = cache.aligned_maps(cache.root(), run.id, tuple(trio), tuple(run.umap_version(m) for m in trio))
     frames = {m: tables.umap_frame(maps[m], samples, int(metrics["forget_class"]), colour, show_aux) for m in trio}
     every = pd.concat(frames.values(), ignore_index=True)
-    st.caption(f"Forget class {metrics['forget_class_name']}: the original still holds D_f inside its class; gold "
+    st.caption(f"Forget class {plain(metrics['forget_class_name'])}: the original still holds D_f inside its class; gold "
                "never saw it; TMU should look like gold. One frame: each map is rotated and scaled onto the "
                "original's, so the same place means the same neighbourhood.")
     for col, m in zip(st.columns(len(trio)), trio):

@@ -14,6 +14,7 @@ from tmu_core.errors import TMUError
 from tmu_core.models import MODELS
 from tmu_core.jobs.preview import cached_models
 from ui import cache, nav, state, tables, widgets
+from ui.text import plain
 
 nav.ensure_router()
 
@@ -213,7 +214,7 @@ if preview is not None:
 
 st.caption("D_f: the images to forget · D_r^c: the rest of the class, kept · D_a: held-out images of the class that "
            "play D_f in the twin problem, where TMU learns which forgotten images stay recognised (easy).")
-st.subheader(f"Class {class_name(c)}: {n} training images")
+st.subheader(f"Class {plain(class_name(c))}: {n} training images")
 if n > GALLERY_LIMIT:
     st.caption(f"Showing the first {GALLERY_LIMIT} of {n}.")
 if d["mode"] != "hand-pick":

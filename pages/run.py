@@ -6,6 +6,7 @@ from tmu_core.jobs import launch
 from tmu_core.errors import TMUError
 from tmu_core.methods import METHODS, display, method_config
 from ui import cache, nav, state, tables, verdict, widgets
+from ui.text import plain
 
 nav.ensure_router()
 
@@ -36,13 +37,13 @@ def show_selected(run: store.Run, info: store.RunInfo | None = None) -> None:
         result_card(run)
         diverged = cache.metrics(cache.root(), run.id).get("diverged")
         if diverged:
-            st.warning("Diverged (no results): " + "; ".join(diverged.values()))
+            st.warning("Diverged (no results): " + plain("; ".join(diverged.values())))
     elif status.get("state") == "cancelled":
-        st.info(f"Cancelled{': ' + status['error'] if status.get('error') else ''}. Resume it to finish it: the "
+        st.info(f"Cancelled{': ' + plain(status['error']) if status.get('error') else ''}. Resume it to finish it: the "
                 "same run, its cached models reused.", icon=":material/stop_circle:")
         resume_button(run)
     elif status.get("state") in ("failed", "interrupted", "damaged"):
-        st.error(status.get("error") or status.get("state"))
+        st.error(plain(status.get("error") or status.get("state")))
         if status.get("state") in launch.RESUMABLE:
             resume_button(run)
         tail = run.log_tail()
@@ -71,7 +72,7 @@ def result_card(run: store.Run) -> None:
     metrics = cache.metrics(cache.root(), run.id)
     models = tables.models_frame(metrics)
     card = st.container(border=True, key="run_result")
-    card.markdown(f"**Result** · {metrics['dataset']}, forget class {metrics['forget_class_name']}, "
+    card.markdown(f"**Result** · {plain(metrics['dataset'])}, forget class {plain(metrics['forget_class_name'])}, "
                   f"|D_f| = {metrics['forget_count']}")
     m = card.columns(3)
     rows = models.set_index("model")
@@ -114,8 +115,9 @@ def run_table(infos: list[store.RunInfo]) -> None:
     ids = list(frame["run"])
     selected = state.selected_run_id(infos)
     current = [ids.index(r) for r in [selected] if r in ids]
-    # Keyed by the row order: rows move as runs update, and a stored row index must not then open another run.
-    event = st.dataframe(frame, key=f"run_table_{hash(tuple(ids))}", on_select="rerun", selection_mode="single-row",
+    # Keyed by the row order: rows move as runs update, and a stored row index must not then open another run;
+    # and by the selected run: a choice made in the sidebar is not undone by the row this table remembers.
+    event = st.dataframe(frame, key=f"run_table_{hash((tuple(ids), selected))}", on_select="rerun", selection_mode="single-row",
                          selection_default={"selection": {"rows": current}}, hide_index=True,
                          column_config={"progress": st.column_config.ProgressColumn("progress", format="percent",
                                                                                     min_value=0.0, max_value=1.0)})

@@ -302,7 +302,8 @@ def test_imagefolder_runs_from_the_dashboard(runs_dir, tmp_path):
     assert run.status()["state"] == "complete", run.log_tail(lines=30)
     cfg = run.read_json("config.json")
     assert cfg["data"] == {**cfg["data"], "dataset": "imagefolder", "data_root": str(tmp_path / "images")}
-    assert (cfg["forget"]["forget_class"], cfg["forget"]["forget_count"]) == ("1", 5)
+    # the page's class index travels as "#1" (index 1 whatever the folders are named), not as text "1"
+    assert (cfg["forget"]["forget_class"], cfg["forget"]["forget_count"]) == ("#1", 5)
 
 
 def test_switching_the_dataset_resets_class_mode_and_picked_ids(runs_dir, tmp_path):
@@ -784,7 +785,7 @@ def test_a_sweep_is_launched_from_the_alignment_page_and_followed(runs_dir, monk
     (args, log), = spawned
     assert args[:2] == ["sweep", "--dataset"] and "--quiet" in args
     i = args.index
-    assert args[i("--classes") + 1] == "1,8" and args[i("--seeds") + 1: i("--seeds") + 3] == ["0", "1"]
+    assert args[i("--classes") + 1] == "#1,#8" and args[i("--seeds") + 1: i("--seeds") + 3] == ["0", "1"]
     assert args[i("--forget-counts") + 1: i("--forget-counts") + 3] == ["50", "100"]
     sweep_id, planned = at.session_state["align_sw_running"]
     assert planned == 8 and args[i("--sweep-id") + 1] == sweep_id and log.parent.name == sweep_id

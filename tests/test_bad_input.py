@@ -28,6 +28,7 @@ OTHER_CLASS_ID = int(DIGITS.class_ids(3)[0])
 AUX_ID_OF_8 = int(DIGITS.class_ids(8, pool="aux")[0])
 LAST_ID = len(DIGITS.y) - 1
 TINY = ["--train-per-class", "10", "--forget-count", "3", "--epochs", "1", "--device", "cpu"]
+TINY_SWEEP = ["--classes", "1", *TINY, "--methods", "finetune"]  # a sweep that would be quick if it ran
 
 # name -> (argv, substrings the one-line message must contain); {name} fields are prepared folders
 CLI_CASES = {
@@ -78,6 +79,18 @@ CLI_CASES = {
     "run id with ../ (cancel)": (["cancel", "../../etc"], ["not a valid run id"]),
     "unknown run id": (["execute", "no-such-run"], ["no run 'no-such-run'"]),
     "damaged config.json": (["execute", "{damaged_config}"], ["config.json", "damaged"]),
+    # issue 25
+    "seeds repeated": (["sweep", "--seeds", "0", "0", *TINY_SWEEP], ["0 listed twice in --seeds"]),
+    "forget counts repeated": (["sweep", "--forget-counts", "5", "5", *TINY_SWEEP],
+                               ["5 listed twice in --forget-counts"]),
+    "ray cpus 0 without ray": (["sweep", "--ray-cpus-per-task", "0", *TINY_SWEEP], ["--executor ray"]),
+    "index past the classes": (["train", "--forget-class", "#10"], ["unknown class '#10'", "#index"]),
+    "imagefolder one image per class": (["train", "--dataset", "imagefolder", "--data-root", "{one_each}"],
+                                        ["no training images left", "at least 2 images"]),
+    "image name with a newline": (["train", "--dataset", "imagefolder", "--data-root", "{newline}"],
+                                  ["cannot read image", "\\nerror: fake"]),
+    "sweep id taken": (["sweep", "--sweep-id", "{taken_sweep}", *TINY_SWEEP], ["sweep 'taken' already exists",
+                                                                             "another --sweep-id"]),
     "hand-edited config.json": (["execute", "{typed_config}"], ["epochs must be a whole number", "'three'"]),
 }
 
@@ -101,7 +114,9 @@ def stored(runs_dir, finished_run):
     cfg = run_config_to_dict(RunConfig())
     cfg["train"]["epochs"] = "three"
     typed.write_json("config.json", cfg)
-    return {"good": good, "damaged_config": damaged.id, "typed_config": typed.id}
+    taken = tmu_store.Sweep.claim("taken", exact=True)
+    taken.save_results({"sweep_id": "taken", "results": []})
+    return {"good": good, "damaged_config": damaged.id, "typed_config": typed.id, "taken_sweep": taken.id}
 
 
 @pytest.fixture
@@ -120,6 +135,12 @@ def folders(tmp_path):
         _png(f["extra_test"] / "test" / cls / "a.png")
     _png(f["extra_test"] / "test" / "owl" / "a.png")
     (f["corrupt"] / "dog" / "broken.png").write_bytes(b"\x89PNG\r\n\x1a\n" + b"\x00" * 40)
+    f["one_each"], f["newline"] = tmp_path / "oneeach", tmp_path / "newline"
+    for cls in ("cat", "dog"):
+        _png(f["one_each"] / cls / "a.png")
+        _png(f["newline"] / cls / "a.png")
+        _png(f["newline"] / cls / "b.png")
+    (f["newline"] / "dog" / "x\nerror: fake.png").write_bytes(b"not an image")
     return {k: str(v) for k, v in f.items()}
 
 
@@ -147,6 +168,7 @@ def test_cli_bad_input(case, stored, folders, runs_dir, capsys):
     assert sorted(r.run_id for r in tmu_store.list_runs()) == before_runs, "a refused input must not create a run"
     assert {p.name: p.read_bytes() for p in good.dir.rglob("*") if p.is_file()} == before_good
     assert tmu_store.open_run(good.id).status()["state"] == "complete"
+    assert tmu_store.Sweep("taken").results() == {"sweep_id": "taken", "results": []}, "a stored sweep was replaced"
 
 
 def test_runs_dir_unwritable(tmp_path, monkeypatch, capsys):
@@ -239,3 +261,52 @@ def test_forget_set_too_large_for_eq3_falls_back_to_the_capped_augmented_size():
     assert tuple(aux.x.shape) == (56, 1, 8, 8) and int(aux.augmented.sum()) == 42
     assert float(aux.x.min()) >= 0 and float(aux.x.max()) <= 1
     assert np.isin(aux.source_ids, data.class_ids(8, pool="aux")).all(), "augmented copies come from the aux pool"
+
+
+# ---------------------------------------------------------------- issue 25: a class is resolved once, by one rule
+def _number_folders(root: Path, names) -> str:
+    for name in names:
+        for i in range(4):
+            _png(root / name / f"{i}.png", colour=(10 * i, 20, 30))
+    return str(root)
+
+
+ONE_TO_TEN = [str(i) for i in range(1, 11)]
+
+
+@pytest.mark.parametrize("names,typed,folder", [(["1", "2", "3"], "2", "2"), (ONE_TO_TEN, "10", "10"),
+                                                (["1", "2", "3"], "#2", "3"), (["1", "2", "3"], "0", "1")],
+                         ids=["name 2", "name 10", "#2", "index 0"])
+def test_the_class_a_sweep_plans_is_the_class_typed(names, typed, folder, tmp_path, runs_dir):
+    """Folders named 1/ 2/ 3/: the sweep planner passed the index 1 of folder "2" on as the text "1", which a
+    name match then read as folder "1". A name wins over an index; "#N" is always index N; "0" (no such name)
+    is index 0."""
+    from dataclasses import replace
+
+    from tmu_core.data import resolve_forget
+    from tmu_core.jobs.sweep import parse_classes, plan
+
+    cfg = RunConfig(data=DataConfig(dataset="imagefolder", data_root=_number_folders(tmp_path / "num", names),
+                                    image_size=8), forget=ForgetSpec(forget_count=1))
+    chosen = parse_classes(typed, cfg)
+    (run_cfg,) = plan(cfg, chosen, [0], [1], "s")
+    data = load_dataset(run_cfg.data, 0)
+    assert data.classes[chosen[0]] == folder
+    assert resolve_forget(data, run_cfg.forget, 0).class_name == folder
+    # the dashboard's draft carries the index the selectbox gave
+    from ui import state
+
+    spec = state.forget_spec({"forget_class": chosen[0], "mode": "count", "count": 1})
+    assert resolve_forget(data, replace(spec), 0).class_name == folder
+
+
+def test_forty_thousand_forget_ids_are_checked_in_linear_time():
+    import time
+
+    from tmu_core.data import resolve_forget
+
+    ids = tuple(range(40_000)) + (0,)
+    t = time.perf_counter()
+    with pytest.raises(TMUError, match=r"forget ids are duplicated: \[0\]"):
+        resolve_forget(DIGITS, ForgetSpec(forget_class="8", forget_ids=ids), 0)
+    assert time.perf_counter() - t < 2.0  # before: 10 s (a scan of all ids per id)

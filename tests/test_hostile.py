@@ -115,3 +115,134 @@ def test_the_dashboard_binds_to_localhost_and_keeps_xsrf_protection():
     assert server["address"] in ("127.0.0.1", "localhost")
     assert server.get("enableXsrfProtection", True) is True
     assert 0 < server.get("maxUploadSize", 200) <= 200
+
+
+# ---------------------------------------------------------------- issue 25: locks, cancel files, cached NaN, text
+def _tiny_cached_model():
+    from tmu_core.data import load_dataset
+    from tmu_core.references import train_cached
+
+    data_cfg, cfg = DataConfig(train_per_class=10), TrainConfig(epochs=1, batch_size=32)
+    data = load_dataset(data_cfg, seed=0)
+    return lambda: train_cached("original", data, data_cfg, cfg, data.train_ids, 0, torch.device("cpu"))
+
+
+def test_a_cached_model_with_nan_weights_is_retrained(runs_dir):
+    """A NaN in a cached model made every later run with its key fail 'lower the learning rate'."""
+    train = _tiny_cached_model()
+    first = train()
+    state = store.load_state(store.model_cache_file(first.key))
+    next(v for v in state.values() if v.is_floating_point()).fill_(float("nan"))
+    store.save_state(store.model_cache_file(first.key), state)
+    again = train()
+    assert not again.cached
+    assert all(bool(torch.isfinite(v).all()) for v in store.load_state(store.model_cache_file(first.key)).values()
+               if v.is_floating_point())
+
+
+@pytest.mark.parametrize("kind", ["folder", "mode 000"])
+def test_a_cache_lock_that_cannot_be_used_is_one_line(kind, runs_dir, monkeypatch):
+    import errno
+    import os
+
+    from tmu_core.store.paths import model_lock_file
+
+    key = "original-digits-small_cnn-x"
+    path = model_lock_file(key)
+    if kind == "folder":
+        path.mkdir()
+    else:  # what a mode-000 lock file does to a user who is not root (root may open anything)
+        path.touch(mode=0o000)
+        real_open = os.open
+
+        def denied(p, *a, **k):
+            if str(p) == str(path):
+                raise PermissionError(errno.EACCES, os.strerror(errno.EACCES), str(p))
+            return real_open(p, *a, **k)
+
+        monkeypatch.setattr(os, "open", denied)
+    with pytest.raises(TMUError, match="lock"):
+        with store.model_lock(key):
+            pass
+
+
+def test_a_lock_held_too_long_is_one_line_naming_what_to_check(runs_dir, monkeypatch):
+    from filelock import FileLock
+
+    from tmu_core.store.paths import model_lock_file
+
+    monkeypatch.setenv("TMU_LOCK_TIMEOUT", "0.2")
+    with FileLock(str(model_lock_file("k"))):  # another process building the model
+        import threading
+
+        errors = []
+        t = threading.Thread(target=lambda: errors.append(pytest.raises(TMUError, store.model_lock("k").__enter__)))
+        t.start()
+        t.join(30)
+    assert not t.is_alive(), "the wait for the lock had no limit"
+    assert "TMU_LOCK_TIMEOUT" in str(errors[0].value) and "tmu_core runs" in str(errors[0].value)
+
+
+def test_a_folder_in_place_of_the_cancel_file_is_one_line(runs_dir, capsys):
+    from tmu_core.cli import main
+
+    run = store.Run.create("cancelled", default_config())
+    run.set_status(state="cancelled")
+    (run.dir / "cancel").mkdir()
+    assert not run.cancel_requested()
+    assert main(["execute", run.id]) == 2
+    err = capsys.readouterr().err
+    assert "cancel" in err and "not a file" in err and len(err.strip().splitlines()) == 1, err
+
+
+def test_a_name_with_a_newline_cannot_print_a_line_of_its_own():
+    exc = TMUError("cannot read image /data/x\nerror: everything is fine\x1b[2J.png")
+    assert str(exc) == "cannot read image /data/x\\nerror: everything is fine\\x1b[2J.png"
+
+
+def test_pages_show_stored_text_as_text(finished_run, runs_dir, monkeypatch):
+    """A class name `![b](http://host/beacon.png)` in metrics.json made four pages fetch an outside URL."""
+    import json
+    import shutil
+
+    from streamlit.testing.v1 import AppTest
+
+    src, run_id = finished_run
+    shutil.copytree(src / run_id, runs_dir / run_id)
+    path = runs_dir / run_id / "metrics.json"
+    metrics = json.loads(path.read_text())
+    metrics["forget_class_name"] = "![b](http://host/beacon.png)"
+    path.write_text(json.dumps(metrics))
+    for page in ("run", "demo", "audit", "alignment"):
+        at = AppTest.from_file(str(ROOT / "pages" / f"{page}.py"), default_timeout=120)
+        at.session_state["run_id"] = run_id
+        at.run()
+        assert not at.exception, [e.value for e in at.exception]
+        shown = [el.value for el in [*at.markdown, *at.caption] if "beacon" in str(el.value)]
+        assert shown, f"{page}: the class name is not shown"
+        assert all("![b](" not in text for text in shown), f"{page} renders the stored name as Markdown: {shown}"
+
+
+def test_pages_say_damaged_for_files_that_pass_the_old_schema(finished_run, runs_dir):
+    """NaN in metrics.json (ValueError on Run, Guided demo, Alignment) and a sweep results.json of the wrong shape
+    (KeyError on Alignment, which opens the newest sweep by default): an error or warning box, no exception."""
+    import json
+    import shutil
+
+    from streamlit.testing.v1 import AppTest
+
+    src, run_id = finished_run
+    shutil.copytree(src / run_id, runs_dir / run_id)
+    path = runs_dir / run_id / "metrics.json"
+    path.write_text(path.read_text().replace('"abs_delta": ', '"abs_delta": NaN, "was": ', 1))
+    sweep = store.Sweep("hand-made")
+    sweep.dir.mkdir(parents=True)
+    (sweep.dir / "results.json").write_text(json.dumps({"results": [{"run_id": "x", "models": {}}]}))
+    for page in ("run", "demo", "alignment"):
+        at = AppTest.from_file(str(ROOT / "pages" / f"{page}.py"), default_timeout=120)
+        at.session_state["run_id"] = run_id
+        at.run()
+        assert not at.exception, (page, [e.value for e in at.exception])
+        said = " ".join(str(el.value) for el in [*at.error, *at.warning]).replace("\\", "")  # shown as text: escaped
+        assert "damaged" in said, (page, said)
+    assert "results.json of sweep hand-made is damaged" in said

@@ -90,7 +90,7 @@ def test_a_task_that_raises_is_named_and_the_others_finish(runs_dir):
     runs[1].write_json(P.CONFIG, broken)
     results = [None] * 3
     ray_executor.run_started(runs, configs, results, ray_executor.RayOptions())
-    assert results[1]["failed"] and results[1]["forget_class"] == "3" and results[1]["seed"] == 0
+    assert results[1]["failed"] and results[1]["forget_class"] == 3 and results[1]["seed"] == 0
     assert "no_such_model" in results[1]["error"] and "small_cnn" in results[1]["error"]
     assert [r.get("failed", False) for r in results] == [False, True, False]
     assert runs[1].status()["state"] == "failed" and runs[0].status()["state"] == "complete"

@@ -242,3 +242,105 @@ def test_error_log_and_run_log_do_not_follow_links(tmp_path, runs_dir):
     with pytest.raises(TMUError):
         spawn(["runs"], run.log_path())
     assert victim.read_text() == "keep"
+
+
+# ---------------------------------------------------------------- issue 25: ids, waits, pipes, big images
+def test_two_sweeps_never_share_a_folder(runs_dir):
+    first = store.Sweep.claim("same", exact=False)
+    first.save_results({"sweep_id": "same", "results": []})
+    assert store.Sweep.claim("same", exact=False).id == "same-2"  # a default id that collides: a new id
+    with pytest.raises(TMUError, match="sweep 'same' already exists .*choose another --sweep-id"):
+        store.Sweep.claim("same", exact=True)  # an id the user chose: refused
+    assert store.Sweep("same").results() == {"sweep_id": "same", "results": []}
+    # the dashboard reserves its folder (two launches in one second), and the sweep process then claims it
+    a, b = store.Sweep.reserve("sweep-digits-20260101-000000"), store.Sweep.reserve("sweep-digits-20260101-000000")
+    assert (a.id, b.id) == ("sweep-digits-20260101-000000", "sweep-digits-20260101-000000-2")
+    assert store.Sweep.claim(b.id, exact=True).id == b.id
+
+
+def test_a_sweep_that_wrote_nothing_gives_its_id_back(runs_dir):
+    sweep = store.Sweep.claim("retry", exact=True)
+    sweep.release()
+    assert store.Sweep.claim("retry", exact=True).id == "retry"
+
+
+def test_a_full_disk_at_run_creation_leaves_no_folder(runs_dir, monkeypatch):
+    import errno
+    import os
+
+    def full(fd):
+        raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
+
+    monkeypatch.setattr(os, "fsync", full)
+    with pytest.raises(TMUError, match="No space left"):
+        store.Run.create("full", default_config())
+    assert [p.name for p in runs_dir.iterdir() if not p.name.startswith("_")] == []
+
+
+def test_a_closed_stderr_does_not_fail_the_run(runs_dir):
+    """`run ... 2>&1 | head -1`: the progress lines met a closed pipe and the run failed with BrokenPipeError."""
+    import os
+
+    from clitools import TINY_METHODS, TINY_TRAIN
+
+    env = {**os.environ, "TMU_RUNS_DIR": str(runs_dir), "PYTHONPATH": str(ROOT), "OMP_NUM_THREADS": "1"}
+    cmd = " ".join([sys.executable, "-m", "tmu_core", "run", *TINY_TRAIN, *TINY_METHODS, "2>&1", "|", "head", "-1"])
+    subprocess.run(cmd, shell=True, cwd=ROOT, env=env, capture_output=True, text=True, timeout=300)
+    (info,) = store.list_runs(runs_dir)
+    assert info.state == "complete", info.error
+
+
+def test_an_unreachable_ray_address_is_one_line_not_a_hang(runs_dir):
+    from clitools import TINY_METHODS, TINY_TRAIN, cli_env
+
+    proc = subprocess.run([sys.executable, "-m", "tmu_core", "sweep", *TINY_TRAIN, *TINY_METHODS, "--classes", "1",
+                           "--executor", "ray", "--ray-address", "127.0.0.1:1", "--quiet"], cwd=ROOT,
+                          env=cli_env(runs_dir, TMU_RAY_CONNECT_TIMEOUT="3"), capture_output=True, text=True,
+                          timeout=120)  # before: still retrying after 500 s
+    assert proc.returncode == 2 and len(proc.stderr.strip().splitlines()) == 1, proc.stderr[-2000:]
+    assert "cannot reach the Ray cluster at '127.0.0.1:1'" in proc.stderr and "ray start --head" in proc.stderr
+
+
+def test_big_images_are_checked_before_decoding_and_decoded_reduced(tmp_path, runs_dir, monkeypatch):
+    """Six 9400x9400 PNGs took 2.95 GB: all were kept at full size before resizing. Now the size is read from the
+    header first (too many pixels: refused unread), a JPEG is decoded at a reduced scale and any other large
+    image is reduced at once, so only the resized images are kept."""
+    from tmu_core.data import sources
+
+    for c in ("a", "b"):
+        _save(tmp_path / "big" / c / "x.png", Image.new("RGB", (400, 300), (200, 0, 0)))
+        _save(tmp_path / "big" / c / "y.jpg", Image.new("RGB", (640, 480), (0, 200, 0)))
+    opened = []
+    from PIL import JpegImagePlugin
+
+    real_reduce, real_draft = Image.Image.reduce, JpegImagePlugin.JpegImageFile.draft
+    monkeypatch.setattr(Image.Image, "reduce",
+                        lambda im, f, *a: opened.append(("reduce", im.size, f)) or real_reduce(im, f, *a))
+    monkeypatch.setattr(JpegImagePlugin.JpegImageFile, "draft",  # records the size the JPEG is decoded at
+                        lambda im, m, s: (real_draft(im, m, s), opened.append(("draft", im.size)))[0])
+    small = sources._small_image(tmp_path / "big" / "a" / "x.png", 32)
+    assert small.size == (32, 32) and ("reduce", (400, 300), 4) in opened
+    jpeg = sources._small_image(tmp_path / "big" / "a" / "y.jpg", 32)
+    assert jpeg.size == (32, 32) and np.asarray(jpeg)[..., 1].mean() > 150 and ("draft", (160, 120)) in opened
+    monkeypatch.setattr(sources, "MAX_IMAGE_PIXELS", 100_000)  # 400x300 = 120,000 pixels: refused unread
+    monkeypatch.setattr(Image.Image, "load", lambda im: pytest.fail("decoded an image over the limit"))
+    with pytest.raises(TMUError, match=r"is 400x300 pixels.*shrink or remove it"):
+        sources._decode(sources._list_images(tmp_path / "big"), ["a", "b"], 32)
+
+
+def test_the_sidebar_selects_either_of_two_runs_with_one_label(finished_run, runs_dir):
+    """Two runs with one label (e.g. from `--seeds 0 0`): the sidebar could select only one, and on the Run page
+    a sidebar choice was undone at once by the row the run table remembered."""
+    from streamlit.testing.v1 import AppTest
+
+    first, second = copy_run(finished_run, runs_dir, "twin-a"), copy_run(finished_run, runs_dir, "twin-b")
+    at = AppTest.from_file(str(ROOT / "app.py"), default_timeout=120)
+    at.session_state["run_id"] = first.id
+    at.run()
+    at.switch_page("pages/run.py").run()
+    for target in (second.id, first.id, second.id):
+        at.selectbox(key="sidebar_run").select(target).run()
+        assert not at.exception, [e.value for e in at.exception]
+        assert at.session_state["run_id"] == target
+        at.run()  # the next rerun (the Run page's table runs after the sidebar) keeps the choice
+        assert at.session_state["run_id"] == target

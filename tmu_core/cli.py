@@ -227,7 +227,10 @@ def _summary(result: dict) -> str:
 
 
 def _stderr_progress(p) -> None:
-    print(f"[{p.stage}] {100 * p.fraction:5.1f}% {p.message}", file=sys.stderr, flush=True)
+    try:
+        print(f"[{p.stage}] {100 * p.fraction:5.1f}% {p.message}", file=sys.stderr, flush=True)
+    except (BrokenPipeError, ValueError):  # `2>&1 | head -1` left: progress is optional, the run goes on
+        sys.stderr = open(os.devnull, "w")
 
 
 class OneLineParser(argparse.ArgumentParser):
@@ -269,7 +272,7 @@ def build_parser() -> argparse.ArgumentParser:
             p.add_argument("--json", action="store_true", help="print the result as one JSON object")
             p.add_argument("--name", default="", help="a label for the run (part of its id)")
         else:
-            p.add_argument("--classes", default="all", help="'all' or comma-separated class indices/names")
+            p.add_argument("--classes", default="all", help="'all' or comma-separated class names or indices (#N: always index N; a name wins over an index)")
             p.add_argument("--sweep-id", default=None, help="name of the sweep's folder (default: made from the settings)")
             p.add_argument("--seeds", type=int, nargs="+", help="several seeds (default: --seed alone)")
             p.add_argument("--tuning-classes", default="", metavar="CLASSES",

@@ -105,7 +105,7 @@ FRACTION_ERROR = "forget fraction must be below 1 (got {:g}): the class must kee
 class ForgetSpec:
     """The forget set D_f: part of one class, by count, fraction or explicit sample ids."""
 
-    forget_class: str = opt("8", "class to forget from: index or name")
+    forget_class: str = opt("8", "class to forget from: a name, an index, or #index (a name that is also an index means the name)")
     forget_count: int = opt(100, "how many samples of the class to forget", min=0)
     forget_fraction: float = opt(0.0, "forget this share of the class instead of a count (0 = use the count)", min=0.0, max=1.0)
     forget_ids: tuple[int, ...] = opt((), "explicit training sample ids to forget (overrides count/fraction)")

@@ -6,8 +6,20 @@ dashboard shows it with `st.error`. Anything else escaping is a bug.
 """
 
 
+import unicodedata
+
+
+def one_line(text: str) -> str:
+    """`text` with line breaks and other control characters written as escapes (\\n, \\x1b, ...): a file name
+    holding a newline cannot split a message in two, nor print a line of its own."""
+    return "".join(repr(ch)[1:-1] if unicodedata.category(ch) in ("Cc", "Zl", "Zp") else ch for ch in text)
+
+
 class TMUError(ValueError):
-    """A problem with the user's input or files, explained in one line."""
+    """A problem with the user's input or files, explained in one line (control characters escaped)."""
+
+    def __str__(self) -> str:
+        return one_line(super().__str__())
 
 
 class DataUnavailable(TMUError):

@@ -54,7 +54,10 @@ def train_cached(kind: str, data: Dataset, data_cfg: DataConfig, train_cfg: Trai
         if path.exists() and meta_path.exists():
             try:
                 model = new_model(data, train_cfg)
-                model.load_state_dict(store.load_state(path))
+                state = store.load_state(path)
+                if not all(bool(torch.isfinite(v).all()) for v in state.values() if v.is_floating_point()):
+                    raise TMUError("its weights are not finite numbers")
+                model.load_state_dict(state)
                 meta = store.read_model_meta(key)
                 log.info("%s model loaded from cache %s", kind, key)
                 if progress:

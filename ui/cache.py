@@ -111,6 +111,7 @@ def samples(root_dir: str, run_id: str) -> pd.DataFrame:
     run = store.open_run(run_id, root_dir)
     df = run.samples()
     data = dataset(*run_data_config(run.config()))
+    run.check_samples_fit(df, len(data.y))  # ids within the data, not past it
     image_ids = df["id"].where(df["role"] == "forget", df["source_id"]).astype(int).to_numpy()
     df.insert(0, "image", data_urls(preview.images(data, image_ids)))
     return df

@@ -13,8 +13,10 @@ import streamlit as st
 
 from tmu_core import demo, store
 from tmu_core.config import DataConfig, ForgetSpec, RunConfig
+from tmu_core.data import class_ref
 from tmu_core.errors import TMUError
 from tmu_core.data.recipes import default_train_config
+from ui.text import plain
 
 RUN = "run_id"
 DRAFT = "draft"
@@ -108,10 +110,10 @@ def bind(key: str, field: str, valid=None) -> None:
 def forget_spec(d: dict) -> ForgetSpec:
     """The draft's forget set as a ForgetSpec (TMUError when invalid)."""
     if d["mode"] == "hand-pick":
-        return ForgetSpec(forget_class=str(d["forget_class"]), forget_ids=tuple(d["ids"]))
+        return ForgetSpec(forget_class=class_ref(d["forget_class"]), forget_ids=tuple(d["ids"]))
     if d["mode"] == "fraction":
-        return ForgetSpec(forget_class=str(d["forget_class"]), forget_fraction=float(d["fraction"]))
-    return ForgetSpec(forget_class=str(d["forget_class"]), forget_count=int(d["count"]))
+        return ForgetSpec(forget_class=class_ref(d["forget_class"]), forget_fraction=float(d["fraction"]))
+    return ForgetSpec(forget_class=class_ref(d["forget_class"]), forget_count=int(d["count"]))
 
 
 def train_config(d: dict, overrides: dict | None = None):
@@ -197,7 +199,7 @@ def require_complete_run() -> store.Run:
         nav.link("run", "Go to the Run page")
         st.stop()
     if info.state != "complete":
-        st.warning(f"Run `{run_id}` is {info.state}: {info.error or 'no results'}. Choose another run on the Run page.")
+        st.warning(f"Run `{run_id}` is {info.state}: {plain(info.error or 'no results')}. Choose another run on the Run page.")
         nav.link("run", "Go to the Run page")
         st.stop()
     return store.open_run(run_id)
@@ -212,7 +214,7 @@ def _wait_for(run_id: str) -> None:
     info = {r.run_id: r for r in store.list_runs()}.get(run_id)
     if info is None or info.state not in ("queued", "running"):
         st.rerun(scope="app")
-    st.info(f"Run `{run_id}` is {info.state} ({100 * info.progress:.0f}%, {info.stage}); its results appear here "
+    st.info(f"Run `{run_id}` is {info.state} ({100 * info.progress:.0f}%, {plain(info.stage)}); its results appear here "
             "when it finishes (this page checks every few seconds).", icon=":material/hourglass_top:")
     st.progress(min(1.0, float(info.progress)))
 
@@ -228,13 +230,24 @@ def require_tmu_results(missing: str, fold: bool = False):
         st.info(f"Run `{run.id}` did not include TMU, so {missing}.")
         st.stop()
     show_evidence_warnings(metrics, fold)
-    return run, metrics, cache.samples(cache.root(), run.id)
+    return run, metrics, run_samples(run)
+
+
+def run_samples(run: store.Run):
+    """The run's per-sample table with its images; a table whose ids do not fit the data is said, and the page stops."""
+    from ui import cache
+
+    try:
+        return cache.samples(cache.root(), run.id)
+    except TMUError as exc:
+        st.error(f"Run `{run.id}` is damaged: {plain(exc)}. Choose another run on the Run page.")
+        st.stop()
 
 
 def show_evidence_warnings(metrics: dict, fold: bool = False) -> None:
     """TMU's thin-evidence warnings (a tiny or capped twin, no hard example, an adapted setting), in plain words;
     `fold`: one line that opens to show them."""
-    texts = (metrics.get("tmu") or {}).get("warnings", [])
+    texts = [plain(t) for t in (metrics.get("tmu") or {}).get("warnings", [])]
     if fold and texts:
         with st.expander(f"Thin evidence: {len(texts)} warning{'s' if len(texts) > 1 else ''} about this run's "
                          "twin", icon=":material/warning:"):

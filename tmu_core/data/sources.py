@@ -159,8 +159,8 @@ def load_imagefolder(cfg: DataConfig) -> RawData:
     cache = store.data_cache_file(f"imagefolder-{key}")
     if cache.exists():
         try:
-            with np.load(cache) as z:
-                arrays = [torch.from_numpy(z[k]) for k in ("xtr", "ytr", "xte", "yte")]
+            z = store.load_arrays(cache, DATA_CACHE_LIMIT)
+            arrays = [torch.from_numpy(z[k]) for k in ("xtr", "ytr", "xte", "yte")]
             return RawData(*arrays, classes)
         except Exception:
             log.warning("image cache %s is damaged; decoding again", cache)
@@ -223,25 +223,52 @@ def eight_bit(im):
     return im.convert("L" if im.mode in GREY else "RGB")
 
 
+MAX_IMAGE_PIXELS = 64_000_000  # width x height of the largest image read (8000 x 8000); larger is refused unread
+DATA_CACHE_LIMIT = 4 << 30  # a decoded image folder (CIFAR-10 at 32 px: 184 MB)
+
+
+def _small_image(f: Path, size: int):
+    """One image as an 8-bit image no larger than needed for `size` x `size`: its dimensions are checked before
+    any pixel is decoded, a JPEG is decoded at a reduced scale (`draft`), and a large image of another format
+    is shrunk by an integer factor (`reduce`) right after decoding, so only one full-size image is ever held."""
+    from PIL import Image
+
+    with Image.open(f) as im:
+        w, h = im.size
+        if w * h > MAX_IMAGE_PIXELS:
+            raise TMUError(f"image {f} is {w}x{h} pixels; images are resized to {size}x{size}, and more than "
+                           f"{MAX_IMAGE_PIXELS // 1_000_000} million pixels are refused: shrink or remove it")
+        im.draft(None, (2 * size, 2 * size))  # JPEG: decode at 1/2, 1/4 or 1/8 scale when that is still >= 2 x size
+        im.load()
+        factor = min(im.size) // (2 * size)
+        if factor < 2:
+            small = eight_bit(im)
+        elif im.mode.startswith("I;16"):  # reduce has no 16-bit modes: via 32-bit, then eight_bit's 16-bit rule
+            a = np.asarray(im.convert("I").reduce(factor), dtype=np.float64) / 257.0
+            small = Image.fromarray(np.clip(np.rint(a), 0, 255).astype(np.uint8), "L")
+        elif im.mode in ("1", "P"):  # nor bilevel and palette modes: 8 bits first
+            small = eight_bit(im).reduce(factor)
+        else:
+            small = eight_bit(im.reduce(factor))
+    return small if small.size == (size, size) else small.resize((size, size), Image.BILINEAR)
+
+
 def _decode(listing: dict[str, list[tuple[Path, tuple[int, int]]]], classes: list[str], size: int):
     from PIL import Image, UnidentifiedImageError
 
     files = [(f, classes.index(c)) for c, fs in listing.items() for f, _ in fs]
-    imgs = []
+    imgs = []  # already size x size: memory grows with the resized data set, not with the files' pixels
     for f, _ in files:
         try:
-            with Image.open(f) as im:
-                im.load()
-                imgs.append(eight_bit(im))
+            imgs.append(_small_image(f, size))
         except (UnidentifiedImageError, Image.DecompressionBombError, OSError, SyntaxError, ValueError) as exc:
+            if isinstance(exc, TMUError):
+                raise
             raise TMUError(f"cannot read image {f}: {exc.__class__.__name__}; remove or replace that file") from exc
     mode = "L" if all(im.mode == "L" for im in imgs) else "RGB"
     x = np.empty((len(imgs), size, size, 1 if mode == "L" else 3), dtype=np.uint8)
     for i, im in enumerate(imgs):
-        im = im.convert(mode)
-        if im.size != (size, size):
-            im = im.resize((size, size), Image.BILINEAR)
-        a = np.asarray(im, dtype=np.uint8)
+        a = np.asarray(im.convert(mode), dtype=np.uint8)
         x[i] = a[..., None] if a.ndim == 2 else a
     y = np.array([c for _, c in files], dtype=np.int64)
     log.info("decoded %d images (%s) at %dx%d", len(files), mode, size, size)

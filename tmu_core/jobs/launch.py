@@ -10,8 +10,10 @@ status.json, cancel and the run list work the same (the run store must be shared
 """
 from __future__ import annotations
 
+import errno
 import os
 import signal
+import stat
 import subprocess
 import sys
 import time
@@ -42,8 +44,13 @@ def spawn(args: list[str], log_path: Path) -> subprocess.Popen:
                TMU_DATA_DIR=str(store.default_data_root("").resolve()))
     log_path.parent.mkdir(parents=True, exist_ok=True)
     try:
-        # O_NOFOLLOW: a link planted at the log's place is refused, never written through
-        fd = os.open(log_path, os.O_WRONLY | os.O_CREAT | os.O_APPEND | os.O_NOFOLLOW, 0o644)
+        # O_NOFOLLOW: a link planted at the log's place is refused, never written through; O_NONBLOCK and the
+        # check after it: a FIFO there would block this open until a reader comes
+        fd = os.open(log_path, os.O_WRONLY | os.O_CREAT | os.O_APPEND | os.O_NOFOLLOW | os.O_NONBLOCK, 0o644)
+        if not stat.S_ISREG(os.fstat(fd).st_mode):
+            os.close(fd)
+            raise OSError(errno.EINVAL, f"{log_path.name} is not a regular file")
+        os.set_blocking(fd, True)
         with os.fdopen(fd, "ab") as log:
             proc = subprocess.Popen([sys.executable, "-m", "tmu_core", *args], env=env,
                                     stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT,
@@ -126,11 +133,13 @@ def cancel(run: store.Run, wait: float = 10.0) -> None:
 def start_sweep(dataset: str, classes: list[str], seeds: list[int], forget_counts: list[int], methods: list[str],
                 sweep_id: str, data_root: str = "") -> store.Sweep:
     """Run `python -m tmu_core sweep` detached (on Ray when TMU_RAY_ADDRESS is set); follow it through
-    `store.Sweep(sweep_id).results()`, which the sweep rewrites after every run."""
+    `store.Sweep(sweep_id).results()`, which the sweep rewrites after every run. The returned sweep's id may
+    differ from `sweep_id` (a suffix when that id was taken): follow the returned one."""
     store.check_run_id(sweep_id)
     if not classes or not seeds or not forget_counts or not methods:
         raise TMUError("a sweep needs at least one class, seed, forget count and method")
-    sweep = store.Sweep(sweep_id)
+    sweep = store.Sweep.reserve(sweep_id)  # a new folder: a second launch in the same second gets "<id>-2"
+    sweep_id = sweep.id
     args = ["sweep", "--dataset", dataset, "--classes", ",".join(classes), "--seeds", *map(str, seeds),
             "--forget-counts", *map(str, forget_counts), "--methods", *methods, "--sweep-id", sweep_id, "--quiet"]
     if data_root:

@@ -66,7 +66,9 @@ def start(cfg: RunConfig, root=None) -> store.Run:
 
 def failure(run: store.Run | None, cfg: RunConfig, error: str) -> dict:
     """What a sweep keeps of a run that did not complete: which class, seed and count, and why."""
-    return {"failed": True, "run_id": run.id if run else None, "forget_class": cfg.forget.forget_class,
+    ref = cfg.forget.forget_class  # a sweep's runs carry "#<index>": the failure record keeps the index
+    forget_class = int(ref[1:]) if ref.startswith("#") and ref[1:].isdigit() else ref
+    return {"failed": True, "run_id": run.id if run else None, "forget_class": forget_class,
             "forget_count": cfg.forget.forget_count, "seed": cfg.seed, "error": error}
 
 

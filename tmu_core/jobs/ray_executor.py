@@ -78,6 +78,7 @@ def connect(address: str | None) -> bool:
     if ray.is_initialized():
         return False
     if address is not None:
+        probe(address)  # Ray itself retries an unreachable address for minutes
         _use_token_if_any()
     try:  # "local": a new instance even when `ray start` left a cluster running on this machine (plain
         # ray.init() would join that one instead). The workers import tmu_core as this process does: the
@@ -88,6 +89,34 @@ def connect(address: str | None) -> bool:
         raise TMUError(f"cannot connect to the Ray cluster at '{address}' ({str(exc).splitlines()[0]}); start one "
                        f"with `ray start --head` and pass the address it prints, or leave the address out") from exc
     return True
+
+
+CONNECT_TIMEOUT = 10.0  # seconds to reach a Ray cluster's address before giving up
+
+
+def probe(address: str, timeout: float | None = None) -> None:
+    """Raise TMUError in one line unless something accepts connections at `address` ("HOST:PORT" or
+    "ray://HOST:PORT") within `timeout` seconds (TMU_RAY_CONNECT_TIMEOUT, default 10). "auto" and other forms
+    are left to Ray."""
+    import re
+
+    m = re.fullmatch(r"(?:ray://)?\[?([^\[\]]+?)\]?:(\d{1,5})", address.strip())
+    if not m:
+        return
+    host, port = m.group(1), int(m.group(2))
+    if timeout is None:
+        try:
+            timeout = float(os.environ.get("TMU_RAY_CONNECT_TIMEOUT") or CONNECT_TIMEOUT)
+        except ValueError:
+            timeout = CONNECT_TIMEOUT
+    try:
+        with socket.create_connection((host, port), timeout=timeout):
+            return
+    except OSError as exc:
+        why = "timed out" if isinstance(exc, TimeoutError) else (exc.strerror or exc.__class__.__name__)
+        raise TMUError(f"cannot reach the Ray cluster at '{address}' ({why}; waited at most {timeout:g} s): check that "
+                       f"`ray start --head` runs there and the address is the one it printed, or leave the address "
+                       f"out for a local Ray instance") from None
 
 
 def _use_token_if_any() -> None:

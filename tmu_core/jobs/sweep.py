@@ -18,7 +18,7 @@ import pandas as pd
 
 from .. import store
 from ..config import RunConfig
-from ..data import load_dataset, resolve_class
+from ..data import class_ref, load_dataset, resolve_class
 from ..errors import TMUError
 from ..evaluate.paper_tables import md_table, tables, to_markdown
 from .pipeline import execute, failure, start
@@ -64,7 +64,7 @@ def plan(cfg: RunConfig, classes: Sequence[int], seeds: Sequence[int], forget_co
     for seed in seeds:
         for n in forget_counts:
             for c in classes:
-                forget = replace(cfg.forget, forget_class=str(c), forget_count=n)
+                forget = replace(cfg.forget, forget_class=class_ref(c), forget_count=n)  # the index, never re-read as a name
                 out.append(replace(cfg, seed=seed, forget=forget, name=f"{sweep_id}-c{c}-n{n}-s{seed}"))
     return out
 
@@ -111,21 +111,31 @@ def sweep(cfg: RunConfig, classes: str = "all", progress=None, sweep_id: str | N
     """
     if executor not in EXECUTORS:
         raise TMUError(f"unknown executor '{executor}'; valid: {', '.join(EXECUTORS)}")
-    if (ray_address or ray_cpus_per_task) and executor != "ray":
+    if (ray_address is not None or ray_cpus_per_task is not None) and executor != "ray":
         raise TMUError("a Ray address or CPUs per Ray task need the ray executor (--executor ray)")
     options = {"address": ray_address, "cpus_per_task": ray_cpus_per_task} if executor == "ray" else {}
     chosen = parse_classes(classes, cfg)
     tuning = parse_tuning(tuning_classes, cfg)
     seeds = list(seeds) if seeds else [cfg.seed]
     counts = list(forget_counts) if forget_counts else [cfg.forget.forget_count]
+    for what, values in (("--seeds", seeds), ("--forget-counts", counts)):
+        twice = sorted({v for v in values if values.count(v) > 1})
+        if twice:  # the same run twice would count as two samples and shrink every confidence interval
+            raise TMUError(f"{', '.join(map(str, twice))} listed twice in {what}; give each value once")
+    exact = sweep_id is not None
     sweep_id = sweep_id or f"sweep-{cfg.data.dataset}-{cfg.train.model}-n{counts[0]}-s{seeds[0]}-" \
                            f"{_dt.datetime.now().strftime('%Y%m%d-%H%M%S')}"
-    folder = store.Sweep(sweep_id)
+    folder = store.Sweep.claim(sweep_id, exact)  # atomic: no other sweep's results are ever replaced
+    sweep_id = folder.id
     meta = {"sweep_id": sweep_id, "classes": chosen, "seeds": seeds, "forget_counts": counts, "executor": executor,
             "tuning_classes": tuning, "held_out_classes": [c for c in chosen if c not in tuning],
             "gold_seeds": cfg.gold_seeds}
-    outcomes = EXECUTORS[executor](plan(cfg, chosen, seeds, counts, sweep_id), progress=progress,
-                                   on_result=lambda done: folder.save_results({**meta, **_split(done)}), **options)
+    try:
+        outcomes = EXECUTORS[executor](plan(cfg, chosen, seeds, counts, sweep_id), progress=progress,
+                                       on_result=lambda done: folder.save_results({**meta, **_split(done)}), **options)
+    except BaseException:
+        folder.release()  # nothing written (e.g. Ray unreachable): the id may be used again
+        raise
     parts = _split(outcomes)
     folder.save_results({**meta, **parts})
     results, failed = parts["results"], parts["failed"]

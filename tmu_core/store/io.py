@@ -9,6 +9,7 @@ from __future__ import annotations
 import io
 import json
 import os
+import stat
 import tempfile
 from pathlib import Path
 
@@ -35,6 +36,9 @@ def atomic_write_bytes(path: Path, data: bytes) -> None:
             fh.flush()
             os.fsync(fh.fileno())
         os.replace(tmp, path)
+    except IsADirectoryError as exc:
+        Path(tmp).unlink(missing_ok=True)
+        raise TMUError(f"cannot write {path.name} in {path.parent}: a folder is in its place; remove it") from exc
     except OSError as exc:  # a full disk, a quota: the old file stays as it was
         Path(tmp).unlink(missing_ok=True)
         raise TMUError(f"cannot write {path.name} in {path.parent}: {exc.strerror or exc}; free some space "
@@ -66,14 +70,105 @@ def save_state(path: Path, state_dict: dict) -> None:
     atomic_write_bytes(path, buf.getvalue())
 
 
+# The most any stored file may hold (bytes; arrays: once decompressed). A file over its limit is damage, and
+# it is refused before it is read, so a small crafted file cannot take the memory of a huge one.
+JSON_LIMIT = 64 << 20
+TABLE_LIMIT = 256 << 20
+ARRAYS_LIMIT = 512 << 20
+WEIGHTS_LIMIT = 1 << 30
+TEXT_TAIL = 64 << 10  # a log's tail: the last 64 KiB
+
+
+def open_regular(path: Path, limit: int):
+    """Open `path` for reading only if it is a regular file of at most `limit` bytes (a binary file object).
+
+    O_NONBLOCK: a FIFO planted in place of a file would block a plain open() until a writer comes, forever;
+    a FIFO, a device, a folder or a socket is refused without being read. FileNotFoundError passes through."""
+    fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK | getattr(os, "O_CLOEXEC", 0))
+    try:
+        st = os.fstat(fd)
+        if not stat.S_ISREG(st.st_mode):
+            raise TMUError(f"{path} is damaged (not a regular file)")
+        if st.st_size > limit:
+            raise TMUError(f"{path} is damaged (it holds {st.st_size} bytes; at most {limit} are read)")
+        os.set_blocking(fd, True)
+        return os.fdopen(fd, "rb")
+    except BaseException:
+        os.close(fd)
+        raise
+
+
+def read_bytes(path: Path, limit: int) -> bytes:
+    """The bytes of a regular file of at most `limit` bytes (TMUError otherwise; FileNotFoundError passes)."""
+    with open_regular(path, limit) as fh:
+        data = fh.read(limit + 1)
+    if len(data) > limit:  # grew while being read
+        raise TMUError(f"{path} is damaged (more than {limit} bytes)")
+    return data
+
+
+def read_tail(path: Path, limit: int = TEXT_TAIL) -> str:
+    """The last `limit` bytes of a regular text file, decoded ('' when it cannot be read: a log is optional)."""
+    try:
+        fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK | getattr(os, "O_CLOEXEC", 0))
+    except OSError:
+        return ""
+    try:
+        st = os.fstat(fd)
+        if not stat.S_ISREG(st.st_mode):
+            return ""
+        os.lseek(fd, max(0, st.st_size - limit), os.SEEK_SET)
+        return os.read(fd, limit).decode(errors="replace")
+    except OSError:
+        return ""
+    finally:
+        os.close(fd)
+
+
+def load_arrays(path: Path, limit: int | None = None, what: str | None = None) -> dict[str, np.ndarray]:
+    """The arrays of an .npz file, refused (TMUError) when any is not a plain array or all together would
+    take more than `limit` bytes once decompressed: sizes are read from each array's header first, so
+    3 GB of compressed zeros in a 3 MB file is never allocated. FileNotFoundError passes through."""
+    import zipfile
+
+    what, limit = what or str(path), limit or ARRAYS_LIMIT
+    fmt = np.lib.format
+    with open_regular(path, limit) as fh:
+        try:
+            with zipfile.ZipFile(fh) as zf:
+                total = 0
+                for info in zf.infolist():
+                    total += info.file_size
+                    if total <= limit:
+                        with zf.open(info) as member:
+                            version = fmt.read_magic(member)
+                            read = fmt.read_array_header_1_0 if version == (1, 0) else fmt.read_array_header_2_0
+                            shape, _, dtype = read(member)
+                        if dtype.hasobject:
+                            raise TMUError(f"{what} is damaged (an array of Python objects)")
+                        total += max(0, int(np.prod(shape, dtype=object)) * dtype.itemsize - info.file_size)
+                    if total > limit:
+                        raise TMUError(f"{what} is damaged (its arrays would take over {limit >> 20} MB)")
+            fh.seek(0)
+            with np.load(fh, allow_pickle=False) as z:
+                return {k: z[k] for k in z.files}
+        except TMUError:
+            raise
+        except Exception as exc:
+            raise TMUError(f"{what} is damaged ({exc.__class__.__name__})") from exc
+
+
 def load_state(path: Path) -> dict:
     """Load a state dict; anything that is not plain tensors (a pickle that runs code) is refused."""
     import torch
 
     try:
-        state = torch.load(path, map_location="cpu", weights_only=True)
+        with open_regular(path, WEIGHTS_LIMIT) as fh:
+            state = torch.load(fh, map_location="cpu", weights_only=True)
     except FileNotFoundError as exc:
         raise TMUError(f"weights file {path} is missing") from exc
+    except TMUError:
+        raise
     except Exception as exc:
         raise TMUError(f"weights file {path} is damaged or not a plain state dict "
                        f"({exc.__class__.__name__}); it was not loaded") from exc
@@ -82,9 +177,10 @@ def load_state(path: Path) -> dict:
     return state
 
 
-def read_json(path: Path):
+def read_json(path: Path, limit: int | None = None):
+    """A JSON file that is a regular file of at most `limit` bytes (TMUError naming the damage otherwise)."""
     try:
-        return json.loads(path.read_text())
+        return json.loads(read_bytes(path, limit or JSON_LIMIT).decode())
     except FileNotFoundError as exc:
         raise TMUError(f"{path.name} is missing in {path.parent}") from exc
     except (json.JSONDecodeError, UnicodeDecodeError, RecursionError) as exc:

@@ -5,7 +5,7 @@
                weights/<model>.pt   umap-<model>.npz / .json / .log (the Embeddings page's maps)
       _cache/models/<hash>.pt .json .lock   original and gold models keyed by a hash of what made them
       _cache/data/<key>.npz                 decoded image folders
-      _sweeps/<sweep_id>/results.json tables.md <table>.csv
+      _sweeps/<sweep_id>/claimed results.json tables.md <table>.csv sweep.log
 """
 from __future__ import annotations
 
@@ -18,6 +18,7 @@ CONFIG, STATUS, METRICS, SAMPLES, EMBEDDINGS = "config.json", "status.json", "me
 RUN_LOG, ERROR_LOG, CANCEL = "run.log", "error.log", "cancel"
 EXECUTE_LOCK = "execute.lock"  # held by the one process that executes the run
 SWEEP_RESULTS, SWEEP_TABLES, SWEEP_LOG = "results.json", "tables.md", "sweep.log"
+SWEEP_CLAIM = "claimed"  # created exclusively by the one sweep process that writes the folder
 
 
 def runs_root() -> Path:

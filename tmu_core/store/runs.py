@@ -7,8 +7,11 @@ read as 'damaged' with the reason, and every other run still lists.
 from __future__ import annotations
 
 import datetime as _dt
+import io
+import os
 import re
 import secrets
+import shutil
 import zipfile
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -19,29 +22,51 @@ import numpy as np
 from ..errors import TMUError
 from . import paths as P
 from . import schema
-from .io import (atomic_savez, atomic_write_bytes, atomic_write_json, atomic_write_text, ensure_dir, load_state,
-                 read_json, save_state)
+from .io import (TABLE_LIMIT, WEIGHTS_LIMIT, atomic_savez, atomic_write_bytes, atomic_write_json, atomic_write_text, ensure_dir,
+                 load_arrays, load_state, open_regular, read_bytes, read_json, read_tail, save_state)
 from .process import pid_start, run_process_alive, this_host
 
 RUN_ID = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,127}")  # used with fullmatch: no trailing newline slips through
 STATES = schema.STATES
 
 
+def lock_timeout() -> float:
+    """Seconds to wait for a cached model another process is building (TMU_LOCK_TIMEOUT; default 3 hours,
+    longer than the slowest CPU recipe trains)."""
+    try:
+        return max(0.0, float(os.environ.get("TMU_LOCK_TIMEOUT") or 3 * 3600))
+    except ValueError:
+        raise TMUError(f"TMU_LOCK_TIMEOUT must be a number of seconds, not {os.environ['TMU_LOCK_TIMEOUT']!r}") from None
+
+
 @contextmanager
 def model_lock(key: str):
-    """Hold a file lock while a cached model is built, so concurrent runs build it once."""
-    from filelock import FileLock
+    """Hold a file lock while a cached model is built, so concurrent runs build it once. The wait has a limit
+    (`lock_timeout`), and a lock file that cannot be used (a folder, no permission) is one TMUError line."""
+    from filelock import FileLock, Timeout
 
-    with FileLock(str(P.model_lock_file(key))):
+    path = P.model_lock_file(key)
+    if path.exists() and not path.is_file():
+        raise TMUError(f"the model cache lock {path} is not a file; remove it")
+    lock = FileLock(str(path), timeout=lock_timeout())
+    try:
+        lock.acquire()
+    except Timeout:
+        raise TMUError(f"waited {lock_timeout():.0f} s for another process building cached model {key} (lock "
+                       f"{path}); check `python -m tmu_core runs` for a run still training it, or raise "
+                       f"TMU_LOCK_TIMEOUT") from None
+    except OSError as exc:
+        raise TMUError(f"cannot lock the model cache at {path}: {exc.strerror or exc}; remove that file or make "
+                       f"it writable") from None
+    try:
         yield
+    finally:
+        lock.release()
 
 
 def tail_lines(path: Path, lines: int) -> str:
     """The last `lines` lines of a text file ('' when it cannot be read)."""
-    try:
-        text = path.read_text(errors="replace")
-    except OSError:
-        return ""
+    text = read_tail(path)  # a FIFO or a huge log is never read whole
     return "\n".join(text.rstrip().splitlines()[-lines:])
 
 
@@ -73,8 +98,12 @@ class Run:
             return cls.create(hint, config, root)
         except OSError as exc:
             raise TMUError(f"cannot create a run in {run.root}: {exc.strerror}; set TMU_RUNS_DIR to a writable folder") from exc
-        run.write_json(P.CONFIG, config)
-        run.set_status(state="queued", stage="queued", progress=0.0)
+        try:
+            run.write_json(P.CONFIG, config)
+            run.set_status(state="queued", stage="queued", progress=0.0)
+        except BaseException:  # a full disk: no empty folder is left to list as damaged forever
+            shutil.rmtree(run.dir, ignore_errors=True)
+            raise
         return run
 
     # --- named files
@@ -102,6 +131,11 @@ class Run:
         df = self.load_table(P.SAMPLES)
         schema.check_samples(df, self.metrics(), self._what(P.SAMPLES))
         return df
+
+    def check_samples_fit(self, df, n_samples: int) -> None:
+        """The per-sample table's ids lie within the run's data set of `n_samples` (TMUError naming the damage):
+        a reader that indexes the data with them checks this once it has loaded the data."""
+        schema.check_sample_ids(df, n_samples, self._what(P.SAMPLES))
 
     def save_samples(self, df) -> None:
         self.save_table(df, P.SAMPLES)
@@ -144,12 +178,11 @@ class Run:
     def umap_map(self, model: str) -> dict[str, np.ndarray] | None:
         """The stored map, or None when absent or unreadable (it is then computed again)."""
         path = self.dir / P.umap_files(check_run_id(model))[0]
-        if not path.exists():
-            return None
         try:
-            with np.load(path, allow_pickle=False) as z:
-                return {k: z[k] for k in z.files}
-        except Exception:
+            arrays = load_arrays(path)
+            schema.check_umap_map(arrays, self._what(path.name))
+            return arrays
+        except (TMUError, OSError):
             return None
 
     def save_umap_map(self, model: str, **arrays) -> None:
@@ -202,7 +235,9 @@ class Run:
         import pandas as pd
 
         try:
-            return pd.read_csv(self.dir / name)
+            return pd.read_csv(io.BytesIO(read_bytes(self.dir / name, TABLE_LIMIT)))
+        except TMUError:
+            raise
         except FileNotFoundError as exc:
             raise TMUError(f"{name} is missing in run {self.id}") from exc
         except Exception as exc:
@@ -213,12 +248,11 @@ class Run:
 
     def load_arrays(self, name: str = P.EMBEDDINGS) -> dict[str, np.ndarray]:
         try:
-            with np.load(self.dir / name, allow_pickle=False) as z:
-                return {k: z[k] for k in z.files}
+            return load_arrays(self.dir / name, what=self._what(name))
         except FileNotFoundError as exc:
             raise TMUError(f"{name} is missing in run {self.id}") from exc
-        except Exception as exc:
-            raise TMUError(f"{name} in run {self.id} is damaged ({exc.__class__.__name__})") from exc
+        except OSError as exc:
+            raise TMUError(f"{name} in run {self.id} is damaged ({exc.strerror or exc.__class__.__name__})") from exc
 
     # --- status
     def status(self) -> dict:
@@ -267,10 +301,14 @@ class Run:
         atomic_write_bytes(self.dir / P.CANCEL, b"1")
 
     def cancel_requested(self) -> bool:
-        return (self.dir / P.CANCEL).exists()
+        return (self.dir / P.CANCEL).is_file()
 
     def clear_cancel(self) -> None:
-        (self.dir / P.CANCEL).unlink(missing_ok=True)
+        path = self.dir / P.CANCEL
+        if path.is_symlink() or path.is_file():
+            path.unlink(missing_ok=True)
+        elif path.exists():
+            raise TMUError(f"{path} is not a file (a folder?); remove it, then execute run {self.id} again")
 
     def damage(self) -> str | None:
         """Why a complete run's results cannot be trusted (a stored file unreadable or of the wrong shape),
@@ -296,13 +334,17 @@ class Run:
 
     def _find_damage(self) -> str | None:
         try:
-            self.metrics()
-            self.samples()
-            self.embeddings()
+            self.metrics()  # named first: samples.csv is read against it
+            schema.check_same_forget_set(self.samples(), self.embeddings(), self._what(P.SAMPLES))
         except TMUError as exc:
             return str(exc)
         for w in sorted(self._weight_files()):
-            if not zipfile.is_zipfile(w):  # torch.save writes a zip; a truncated or foreign file is not one
+            try:  # torch.save writes a zip; a truncated or foreign file is not one (nor a FIFO: never opened)
+                with open_regular(w, WEIGHTS_LIMIT) as fh:
+                    ok = zipfile.is_zipfile(fh)
+            except (TMUError, OSError):
+                ok = False
+            if not ok:
                 return f"weights file {w.name} in run {self.id} is damaged"
         return None
 
@@ -366,55 +408,3 @@ def _info(run: Run) -> RunInfo:
             st = {**st, "state": "damaged", "error": why}
     return RunInfo(run.id, st.get("state", "damaged"), str(st.get("stage", "")), float(st.get("progress", 0.0)),
                    st.get("error"), str(st.get("updated", "")), cfg)
-
-
-class Sweep:
-    """One sweep folder: the results of its runs and the tables made from them."""
-
-    def __init__(self, sweep_id: str, root: Path | None = None):
-        self.id = check_run_id(sweep_id)
-        self.dir = P.sweeps_root(root) / self.id
-
-    def results(self) -> dict:
-        return read_json(self.dir / P.SWEEP_RESULTS)
-
-    def save_results(self, obj: dict) -> None:
-        atomic_write_json(self.dir / P.SWEEP_RESULTS, obj)
-
-    def save_tables(self, markdown: str, frames: dict) -> tuple[Path, Path]:
-        """Write tables.md and one CSV per table; returns the paths of the Markdown and of Table 1's CSV."""
-        atomic_write_text(self.dir / P.SWEEP_TABLES, markdown)
-        for key, df in frames.items():
-            atomic_write_bytes(self.dir / f"{key}.csv", df.to_csv(index=False).encode())
-        return self.dir / P.SWEEP_TABLES, self.dir / "table1.csv"
-
-    def log_path(self) -> Path:
-        """The log of a sweep started in the background (only process launchers write it)."""
-        ensure_dir(self.dir)
-        return self.dir / P.SWEEP_LOG
-
-    def log_tail(self, lines: int = 15) -> str:
-        return tail_lines(self.dir / P.SWEEP_LOG, lines)
-
-    def version(self) -> str:
-        try:
-            st = (self.dir / P.SWEEP_RESULTS).stat()
-            return f"{st.st_mtime_ns}:{st.st_size}"
-        except OSError:
-            return "-"
-
-
-def list_sweeps(root: Path | None = None, started: bool = False) -> list[str]:
-    """Sweep ids with a results file (with `started`, also those with only a log: running, or failed before
-    any run ended), the most recently written first."""
-    base = P.sweeps_root(root)
-    if not base.is_dir():
-        return []
-    out = []
-    for d in base.iterdir():
-        if not d.is_dir() or not RUN_ID.fullmatch(d.name):
-            continue
-        stamps = [f.stat().st_mtime for f in (d / P.SWEEP_RESULTS, d / P.SWEEP_LOG) if f.exists()]
-        if (d / P.SWEEP_RESULTS).exists() or (started and stamps):
-            out.append((max(stamps), d.name))
-    return [name for _, name in sorted(out, reverse=True)]

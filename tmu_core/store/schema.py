@@ -20,6 +20,9 @@ PID_MAX = 2**22  # Linux's largest pid_max; a bigger number is no process id
 Pid = Annotated[int, Field(ge=1, le=PID_MAX)]
 Fraction = Annotated[float, Field(ge=0.0, le=1.0)]
 Count = Annotated[int, Field(ge=0)]
+Finite = Annotated[float, Field(allow_inf_nan=False)]  # NaN / Infinity parse as JSON here, but mean nothing
+Name = Annotated[str, Field(pattern=r"^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$")]  # a dataset, model or method name
+Percent = Annotated[float, Field(ge=0.0, le=100.0, allow_inf_nan=False)]
 
 
 class _Open(BaseModel):
@@ -61,22 +64,22 @@ class ConfigFile(BaseModel):
 
 
 class ModelMetrics(_Open):
-    acc_test: float
-    acc_remain: float
-    acc_forget: float
-    delta: float
-    abs_delta: float
-    activation_distance: float
-    mia: float
-    seconds: float
+    acc_test: Percent
+    acc_remain: Percent
+    acc_forget: Percent
+    delta: Finite
+    abs_delta: Annotated[float, Field(ge=0.0, allow_inf_nan=False)]
+    activation_distance: Finite
+    mia: Finite
+    seconds: Annotated[float, Field(ge=0.0, allow_inf_nan=False)]
     cached: Optional[bool] = None
 
 
 class TMUSummary(_Open):
-    label_accuracy: float
-    confusion: dict[str, int]
-    label_accuracy_by_features: dict[str, float]
-    auc_p_easy: Optional[float] = None
+    label_accuracy: Percent
+    confusion: dict[str, Count]
+    label_accuracy_by_features: dict[str, Finite]
+    auc_p_easy: Optional[Finite] = None
     pred_easy: Count
     pred_hard: Count
     gold_easy: Count
@@ -85,21 +88,71 @@ class TMUSummary(_Open):
     aux_easy: Count
     aux_hard: Count
     aux_sizing: dict
-    threshold: float
+    threshold: Finite
 
 
 class MetricsFile(_Open):
     run_id: str
-    dataset: str
-    model: str
+    dataset: Name
+    model: Name
     forget_class: Count
     forget_class_name: str
     forget_count: Count
     device: str
-    models: dict[str, ModelMetrics]
-    cost_ratio: Optional[float] = None
+    models: dict[Name, ModelMetrics]
+    cost_ratio: Optional[Finite] = None
     diverged: dict[str, str] = {}
     tmu: Optional[TMUSummary] = None
+
+
+class FailedRun(_Open):
+    """A sweep's record of a run that did not complete."""
+
+    failed: Literal[True]
+    run_id: Optional[str] = None
+    forget_class: int | str
+    forget_count: int
+    seed: int
+    error: str
+
+
+class SweepModel(_Open):
+    """One model's numbers in a sweep's result: what the sweep tables read, finite; the rest may be absent."""
+
+    acc_test: Percent
+    acc_forget: Percent
+    abs_delta: Annotated[float, Field(ge=0.0, allow_inf_nan=False)]
+    acc_remain: Optional[Percent] = None
+    delta: Optional[Finite] = None
+    activation_distance: Optional[Finite] = None
+    mia: Optional[Finite] = None
+    seconds: Optional[Annotated[float, Field(ge=0.0, allow_inf_nan=False)]] = None
+
+
+class SweepResult(_Open):
+    """One completed run of a sweep (its metrics.json as the sweep kept it)."""
+
+    forget_class: Count
+    forget_class_name: str
+    seed: Count
+    forget_count: Count
+    dataset: Optional[Name] = None
+    model: Optional[Name] = None
+    models: dict[Name, SweepModel]
+    cost_ratio: Optional[Finite] = None
+
+
+class SweepFile(_Open):
+    """A sweep's results.json: what it ran, each completed run's metrics (checked like metrics.json) and failures."""
+
+    sweep_id: str
+    classes: list[Count] = []
+    seeds: list[Count] = []
+    forget_counts: list[Count] = []
+    tuning_classes: list[Count] = []
+    held_out_classes: list[Count] = []
+    results: list[SweepResult]
+    failed: list[FailedRun] = []
 
 
 class ModelMeta(_Open):
@@ -146,6 +199,16 @@ def check_metrics(obj, what: str) -> dict:
 
 
 
+def check_sweep_results(obj, what: str) -> dict:
+    """A sweep's results.json: its shape, and every completed run's numbers that the tables read (finite)."""
+    sweep = _check(SweepFile, obj, what)
+    for i, result in enumerate(sweep.results):
+        missing = [r for r in ("original", "gold") if r not in result.models]
+        if missing:
+            raise TMUError(f"{what} is damaged (results.{i}.models: no {' or '.join(missing)})")
+    return obj
+
+
 SAMPLE_COLUMNS = {"id": "i", "role": "O", "source_id": "i", "true_label": "O"}
 TMU_COLUMNS = {"NF": "f", "AF": "f", "CF": "f", "p_easy": "f", "pred_label": "O"}
 
@@ -169,6 +232,39 @@ def check_samples(df, metrics: dict, what: str) -> None:
             raise TMUError(f"{what} is damaged ({int((df['role'] == role).sum())} {role} rows, the run has {n})")
 
 
+def check_sample_ids(df, n_samples: int, what: str) -> None:
+    """samples.csv's ids against the data set they index: D_f rows' ids and D_a rows' source images must be
+    training sample ids 0..n_samples-1, and no D_f sample may appear twice."""
+    forget = df["role"] == "forget"
+    ids, sources = df.loc[forget, "id"], df.loc[~forget, "source_id"]
+    for name, col in (("id", ids), ("source_id", sources)):
+        if len(col) and (col.min() < 0 or col.max() >= n_samples):
+            raise TMUError(f"{what} is damaged ({name} outside the data set's sample ids 0..{n_samples - 1})")
+    if ids.duplicated().any():
+        raise TMUError(f"{what} is damaged (a D_f sample listed twice)")
+
+
+def check_same_forget_set(df, arrays: dict, what: str) -> None:
+    """The D_f ids of samples.csv and of embeddings.npz, which one run writes from one forget set, are the same."""
+    table = np.sort(df.loc[df["role"] == "forget", "id"].to_numpy())
+    stored = np.sort(arrays["ids"][arrays["role"] == "forget"])
+    if len(table) != len(stored) or not np.array_equal(table, stored):
+        raise TMUError(f"{what} is damaged (its D_f ids differ from those in the run's embeddings)")
+
+
+def check_umap_map(arrays: dict, what: str) -> None:
+    """A stored UMAP map: ids / role / label of N points and finite (N, 2) coordinates."""
+    for key in ("ids", "role", "label"):
+        if key not in arrays or arrays[key].ndim != 1:
+            raise TMUError(f"{what} is damaged (no 1-D array '{key}')")
+    n, xy = len(arrays["ids"]), arrays.get("xy")
+    if len(arrays["role"]) != n or len(arrays["label"]) != n or arrays["ids"].dtype.kind != "i" or \
+            arrays["label"].dtype.kind != "i":
+        raise TMUError(f"{what} is damaged (ids, role and label differ in length or type)")
+    if xy is None or xy.shape != (n, 2) or xy.dtype.kind != "f" or not np.isfinite(xy).all():
+        raise TMUError(f"{what} is damaged (xy is not a finite ({n}, 2) float array)")
+
+
 def check_embeddings(arrays: dict, what: str) -> None:
     """embeddings.npz: ids / role / label of N points and one (N, D) finite float array per model."""
     for key in ("ids", "role", "label"):
@@ -177,6 +273,8 @@ def check_embeddings(arrays: dict, what: str) -> None:
     n = len(arrays["ids"])
     if len(arrays["role"]) != n or len(arrays["label"]) != n or arrays["ids"].dtype.kind != "i":
         raise TMUError(f"{what} is damaged (ids, role and label differ in length or type)")
+    if n and (arrays["ids"].min() < 0 or arrays["label"].dtype.kind != "i" or arrays["label"].min() < 0):
+        raise TMUError(f"{what} is damaged (negative sample ids or class labels)")
     models = [k for k in arrays if k.startswith("emb_")]
     if not models:
         raise TMUError(f"{what} is damaged (no model's activations)")
