@@ -193,6 +193,6 @@ def test_a_run_trains_its_gold_from_gold_seed(runs_dir, monkeypatch):
     seeds = {}
     monkeypatch.setattr(refs, "fit", lambda model, x, y, tc, device, *, seed, stage, **kw: seeds.setdefault(stage, seed))
     run = types.SimpleNamespace(cancel_requested=lambda: False)
-    writer = types.SimpleNamespace(done=lambda *a, **k: None)
+    writer = types.SimpleNamespace(done=lambda *a, **k: None, begin=lambda *a, **k: None, cached=lambda *a, **k: None)
     pipeline._references(run, cfg, data, forget, CPU, writer, None)
     assert seeds == {"original": 3, "gold": refs.gold_seed(3, 0)} and refs.gold_seed(3, 0) != 3
