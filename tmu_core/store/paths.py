@@ -2,6 +2,7 @@
 
     <TMU_RUNS_DIR or ./runs>/
       <run_id>/config.json status.json metrics.json samples.csv embeddings.npz run.log error.log cancel execute.lock
+               audit.csv weights/unlearned.pt (a run on the user's own model)
                weights/<model>.pt   umap-<model>.npz / .json / .log (the Embeddings page's maps)
       _cache/models/<hash>.pt .json .lock   original and gold models keyed by a hash of what made them
       _cache/data/<key>.npz                 decoded image folders
@@ -18,6 +19,8 @@ CONFIG, STATUS, METRICS, SAMPLES, EMBEDDINGS = "config.json", "status.json", "me
 RUN_LOG, ERROR_LOG, CANCEL = "run.log", "error.log", "cancel"
 EXECUTE_LOCK = "execute.lock"  # held by the one process that executes the run
 SWEEP_RESULTS, SWEEP_TABLES, SWEEP_LOG = "results.json", "tables.md", "sweep.log"
+AUDIT = "audit.csv"  # a run on the user's own model: one row per forgotten file (tmu_core.ownmodel)
+UNLEARNED = "unlearned"  # ... and its unlearned model, weights/unlearned.<ext> in the input's format
 
 
 def runs_root() -> Path:

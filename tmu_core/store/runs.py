@@ -189,6 +189,10 @@ class Run:
     def weights_path(self, model: str) -> Path:
         return self.dir / "weights" / f"{check_run_id(model)}.pt"
 
+    def unlearned_path(self, ext: str = "pt") -> Path:
+        """Where a run on the user's own model writes its unlearned model (the input's format)."""
+        return self.dir / "weights" / f"{P.UNLEARNED}.{ext}"
+
     def save_weights(self, model: str, state_dict: dict) -> None:
         save_state(self.weights_path(model), state_dict)
 

@@ -58,15 +58,16 @@ class ConfigFile(BaseModel):
     device: str = "auto"
     name: str = ""
     gold_seeds: int = 1
+    own: dict = {}  # a model the project did not train (config.OwnModelConfig)
 
 
 class ModelMetrics(_Open):
     acc_test: float
     acc_remain: float
     acc_forget: float
-    delta: float
-    abs_delta: float
-    activation_distance: float
+    delta: Optional[float]  # None only in a run on the user's own model without gold (--gold none)
+    abs_delta: Optional[float]
+    activation_distance: Optional[float]
     mia: float
     seconds: float
     cached: Optional[bool] = None
@@ -138,7 +139,8 @@ check_model_meta, check_umap_job = _checker(ModelMeta), _checker(UmapJob)
 
 def check_metrics(obj, what: str) -> dict:
     m = _check(MetricsFile, obj, what)
-    missing = [r for r in ("original", "gold") if r not in m.models]
+    no_gold = isinstance(obj.get("own"), dict) and obj["own"].get("gold") == "none"  # the user's model, no retrain
+    missing = [r for r in ("original", *(() if no_gold else ("gold",))) if r not in m.models]
     if missing:
         raise TMUError(f"{what} is damaged (models: no {' or '.join(missing)})")
     return obj

@@ -1,0 +1,139 @@
+"""TMU on a model the project did not train (issue 23): the done-means run, its refusals, TorchScript, and the
+round trip against a native run."""
+from __future__ import annotations
+
+import copy
+import json
+
+import numpy as np
+import pandas as pd
+import pytest
+import torch
+from clitools import assert_one_line_error
+from owntools import digits_folder, forget_list, train_plain
+
+RUN = ["run", "--dataset", "imagefolder", "--image-size", "8", "--model", "small_cnn", "--gold", "none", "--json"]
+
+
+@pytest.fixture(scope="module")
+def own(tmp_path_factory):
+    """Digits as 8x8 PNGs in train/ aux/ test/, small_cnn trained on train/ by a plain loop, its state dict, a
+    30-path forget list from classes 3, 5 and 8, a 3-class state dict and a TorchScript copy."""
+    from tmu_core.models import build_model
+
+    base = tmp_path_factory.mktemp("own")
+    root = digits_folder(base / "digits")
+    net = train_plain(root)
+    torch.save(net.state_dict(), base / "W.pt")
+    torch.save(build_model("small_cnn", 1, 3, 8).state_dict(), base / "W3.pt")
+    forget_list(root, base / "F.txt")
+    forget_list(root, base / "Fbad.txt", extra=["3/not-there.png"])
+    noaux = base / "noaux"
+    digits_folder(noaux, splits=("train", "test"))
+    return {"base": base, "root": root, "net": net}
+
+
+def _run_folders(runs_dir):
+    return [p for p in runs_dir.iterdir() if not p.name.startswith("_")] if runs_dir.exists() else []
+
+
+def test_done_means_run(cli, runs_dir, own):
+    """The issue's command finishes; the unlearned weights load into small_cnn; the audit has 30 verdicts."""
+    from tmu_core.models import build_model
+
+    b = own["base"]
+    proc = cli(*RUN, "--data-root", str(own["root"]), "--original-weights", str(b / "W.pt"),
+               "--forget-list", str(b / "F.txt"), timeout=600)
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    result = json.loads(proc.stdout)
+    o = result["own"]
+    assert o["gold"] == "none" and o["format"] == "state_dict" and o["classes"] == ["3", "5", "8"]
+    assert set(o["per_class"]) == {"3", "5", "8"} and all(b_["forget_count"] == 10 for b_ in o["per_class"].values())
+    assert "gold" not in result["models"] and result["models"]["tmu"]["abs_delta"] is None
+    net = build_model("small_cnn", 1, 10, 8)
+    net.load_state_dict(torch.load(o["unlearned_weights"], weights_only=True))  # strict: same architecture
+    audit = pd.read_csv(o["audit_csv"])
+    assert len(audit) == 30 and set(audit["verdict"]) <= {"easy", "hard"} and audit["verdict"].notna().all()
+    assert set(audit["class"].astype(str)) == {"3", "5", "8"}
+    assert {"path", "NF", "AF", "CF", "p_easy"} <= set(audit.columns)
+    assert sorted(audit["path"]) == sorted((b / "F.txt").read_text().split())
+    # the run reads back from the store like any other (metrics without gold are not 'damaged')
+    from tmu_core import store
+
+    run = store.open_run(result["run_id"])
+    assert run.metrics()["own"]["gold"] == "none"
+
+
+@pytest.mark.parametrize("case,needles", [
+    ("path", ["3/not-there.png", "not in train/"]),
+    ("classes", ["3 classes", "10 class folders"]),
+    ("noaux", ["no aux/ folder"]),
+])
+def test_refusals(cli, runs_dir, own, case, needles):
+    """A path not in train/, a state dict of the wrong class count, a folder without aux/: one line, exit 2,
+    no run folder."""
+    b = own["base"]
+    args = {"path": [own["root"], b / "W.pt", b / "Fbad.txt"], "classes": [own["root"], b / "W3.pt", b / "F.txt"],
+            "noaux": [b / "noaux", b / "W.pt", b / "F.txt"]}[case]
+    proc = cli(*RUN, "--data-root", str(args[0]), "--original-weights", str(args[1]), "--forget-list", str(args[2]))
+    assert_one_line_error(proc, *needles)
+    assert _run_folders(runs_dir) == []
+
+
+def test_forget_list_conflicts_with_forget_count(cli, runs_dir, own):
+    b = own["base"]
+    proc = cli(*RUN, "--data-root", str(own["root"]), "--original-weights", str(b / "W.pt"),
+               "--forget-list", str(b / "F.txt"), "--forget-count", "5")
+    assert_one_line_error(proc, "--forget-list", "--forget-count")
+
+
+def test_own_flags_need_original_weights(cli, runs_dir, own):
+    proc = cli("run", "--dataset", "digits", "--forget-list", str(own["base"] / "F.txt"))
+    assert_one_line_error(proc, "--original-weights")
+
+
+def test_layout_numbers_and_request(runs_dir, own):
+    """Train ids first then aux ids; a request's parts leave out the whole request from what remains."""
+    from tmu_core.config import DataConfig, ForgetSpec, OwnModelConfig
+    from tmu_core.ownmodel.layout import load_user_data, resolve_request
+
+    b = own["base"]
+    ocfg = OwnModelConfig(original_weights=str(b / "W.pt"), forget_list=str(b / "F.txt"))
+    data = load_user_data(DataConfig(dataset="imagefolder", data_root=str(own["root"]), image_size=8), ocfg)
+    assert data.classes == [str(c) for c in range(10)] and data.channels == 1
+    assert (data.aux_ids == np.arange(len(data.train_ids), len(data.y))).all()
+    req = resolve_request(data, ocfg, ForgetSpec(), 0)
+    assert [p.class_index for p in req.parts] == [3, 5, 8] and len(req.whole.ids) == 30
+    for p in req.parts:
+        assert not set(p.remain_ids(data)) & set(req.whole.ids.tolist())
+        assert set(data.y[p.ids].tolist()) == {p.class_index}
+
+
+def test_torchscript_without_embed(runs_dir, own, tmp_path):
+    """A TorchScript model with no embed() loads, says its features use logits, and trains as a copy."""
+    from tmu_core.config import DataConfig, OwnModelConfig
+    from tmu_core.ownmodel.layout import load_user_data
+    from tmu_core.ownmodel.weights import load_model, save_like
+
+    class Plain(torch.nn.Module):  # no embed: forward only
+        def __init__(self, net):
+            super().__init__()
+            self.net = net
+
+        def forward(self, x):
+            return self.net(x)
+
+    path = tmp_path / "m.ts"
+    torch.jit.save(torch.jit.script(Plain(copy.deepcopy(own["net"]))), str(path))
+    data = load_user_data(DataConfig(dataset="imagefolder", data_root=str(own["root"]), image_size=8),
+                          OwnModelConfig(original_weights=str(path)))
+    loaded = load_model(str(path), "small_cnn", data)
+    assert loaded.format == "torchscript" and not loaded.has_embed and "logits" in loaded.notes[0]
+    twin = copy.deepcopy(loaded.model)
+    assert all(p.is_leaf for p in twin.parameters())
+    x = torch.rand(4, 1, 8, 8)
+    assert twin.embed(x).shape == (4, 10)
+    torch.optim.SGD(twin.parameters(), lr=0.1)  # an optimizer takes the copy's parameters
+    out = tmp_path / "out.ts"
+    out.write_bytes(save_like(loaded, twin))
+    assert torch.allclose(torch.jit.load(str(out))(x), loaded.model(x))
