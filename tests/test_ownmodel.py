@@ -137,3 +137,57 @@ def test_torchscript_without_embed(runs_dir, own, tmp_path):
     out = tmp_path / "out.ts"
     out.write_bytes(save_like(loaded, twin))
     assert torch.allclose(torch.jit.load(str(out))(x), loaded.model(x))
+
+
+def test_round_trip_matches_native_run(runs_dir, tmp_path):
+    """A digits run's cached original exported as a state dict and its data as an image folder with the same
+    split, run on the loaded-model path with --gold-weights = that run's gold: the same predicted split and
+    the same metrics as the native run (same seed, CPU)."""
+    from owntools import write_png
+
+    from tmu_core import store
+    from tmu_core.config import DataConfig, ForgetSpec, OwnModelConfig, RunConfig, TrainConfig
+    from tmu_core.data import load_dataset, resolve_forget
+    from tmu_core.jobs.pipeline import execute, start
+    from tmu_core.tmu.config import dataset_defaults
+
+    train = TrainConfig(epochs=8, batch_size=32)
+    tmu = {"clf_epochs": 40, "cf_epochs": 1}
+    native_cfg = RunConfig(data=DataConfig(dataset="digits", train_per_class=40),
+                           forget=ForgetSpec(forget_class="8", forget_count=10), train=train, methods=("tmu",),
+                           method_params=(("tmu", tuple(sorted(tmu.items()))),), device="cpu")
+    native = execute(start(native_cfg))
+    data = load_dataset(native_cfg.data, 0)
+    forget = resolve_forget(data, native_cfg.forget, 0)
+
+    root = tmp_path / "exported"
+    for split, ids in (("train", data.train_ids), ("aux", data.aux_ids)):
+        for i in ids:
+            write_png(root / split / data.classes[int(data.y[i])] / f"{i:05d}.png", data.x[i, 0].numpy())
+    for j in range(len(data.y_test)):
+        write_png(root / "test" / data.classes[int(data.y_test[j])] / f"{j:05d}.png", data.x_test[j, 0].numpy())
+    weights = {}
+    for kind in ("original", "gold"):
+        weights[kind] = tmp_path / f"{kind}.pt"
+        torch.save(store.load_state(store.model_cache_file(native["cache"][kind])), weights[kind])
+    flist = tmp_path / "forget.txt"
+    flist.write_text("".join(f"8/{i:05d}.png\n" for i in forget.ids))
+
+    params = {**dataset_defaults("digits"), **tmu}  # the native run's TMU settings, as flags would give them
+    own_cfg = RunConfig(data=DataConfig(dataset="imagefolder", data_root=str(root), image_size=8), train=train,
+                        methods=("tmu",), method_params=(("tmu", tuple(sorted(params.items()))),), device="cpu",
+                        own=OwnModelConfig(original_weights=str(weights["original"]), forget_list=str(flist),
+                                           gold_weights=str(weights["gold"])))
+    own = execute(start(own_cfg))
+
+    native_split = store.open_run(native["run_id"]).samples().query("role == 'forget'").sort_values("id")["pred_label"]
+    audit = pd.read_csv(own["own"]["audit_csv"])
+    assert list(audit["verdict"]) == list(native_split)
+    assert list(audit["p_easy"]) == pytest.approx(list(store.open_run(native["run_id"]).samples()
+                                                      .query("role == 'forget'").sort_values("id")["p_easy"]), abs=1e-6)
+    for name in ("original", "gold", "tmu"):
+        for key in ("acc_test", "acc_remain", "acc_forget", "abs_delta", "sample_agreement", "activation_distance",
+                    "mia", "mia_auc"):
+            assert own["models"][name][key] == pytest.approx(native["models"][name][key], abs=1e-6), (name, key)
+    for key in ("label_accuracy", "pred_easy", "pred_hard", "gold_hard", "aux_count", "threshold"):
+        assert own["tmu"][key] == pytest.approx(native["tmu"][key], abs=1e-9), key
