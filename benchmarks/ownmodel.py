@@ -106,33 +106,42 @@ def main() -> None:
                 "all ten classes (10 each)": [p for c in data.classes for p in by_class[c][:10]]}
     base = ["run", "--dataset", "imagefolder", "--data-root", str(root), "--image-size", "32", "--model", "small_cnn",
             "--original-weights", str(weights), "--device", "cpu", "--json"]
-    rows = []
+    out = {"date": dt.datetime.now().isoformat(timespec="seconds"), "machine": platform.platform(),
+           "threads": env["OMP_NUM_THREADS"], "load_average_at_start": os.getloadavg()[0], "per_class": a.per_class,
+           "aux_per_class": a.aux_per_class, "test_per_class": a.test_per_class,
+           "original_train_seconds": original_seconds, "rows": [],
+           "command": "OMP_NUM_THREADS=1 python benchmarks/ownmodel.py " + shlex.join(sys.argv[1:])}
+    index = {p: k for k, p in enumerate(data.paths[:n_tr])}
+    # the timing first (gold retrain, then --gold none) for both requests, then the --gold-weights runs; the
+    # results files are rewritten after every step, so a long run leaves what it has measured
     for i, (label, paths) in enumerate(requests.items()):
         flist = work / f"forget-{i}.txt"
         flist.write_text("\n".join(paths) + "\n")
-        index = {p: k for k, p in enumerate(data.paths[:n_tr])}
         remain = np.setdiff1d(data.train_ids, [index[p] for p in paths])
         gold, gold_s = train(data, remain, gold_seed(0, 0), "gold")
         gold_path = work / f"gold-{i}.pt"
         torch.save(gold.state_dict(), gold_path)
         none, none_wall, none_cmd = cli([*base, "--forget-list", str(flist), "--gold", "none"], env)
-        with_gold, _, gold_cmd = cli([*base, "--forget-list", str(flist), "--gold-weights", str(gold_path)], env)
         tmu_s = none["models"]["tmu"]["seconds"]
         ablation = none["own"]["stage_seconds"].get("ablation", 0.0)
-        rows.append({"request": label, "forget_list": str(flist), "gold_retrain_seconds": gold_s,
-                     "tmu_seconds": tmu_s, "tmu_seconds_without_ablation": tmu_s - ablation,
-                     "ratio": (tmu_s - ablation) / gold_s, "run_wall_seconds": none_wall,
-                     "run_wall_ratio": none_wall / gold_s, "command_gold_none": none_cmd,
-                     "command_gold_weights": gold_cmd, "gold_none": none, "gold_weights": with_gold})
+        out["rows"].append({"request": label, "forget_list": str(flist), "gold_path": str(gold_path),
+                            "gold_retrain_seconds": gold_s, "tmu_seconds": tmu_s,
+                            "tmu_seconds_without_ablation": tmu_s - ablation, "ratio": (tmu_s - ablation) / gold_s,
+                            "run_wall_seconds": none_wall, "run_wall_ratio": none_wall / gold_s,
+                            "command_gold_none": none_cmd, "gold_none": none})
         print(f"{label}: TMU {tmu_s - ablation:.1f}s (+{ablation:.1f}s ablation) vs gold retrain {gold_s:.1f}s "
               f"-> {(tmu_s - ablation) / gold_s:.3f}", flush=True)
-    out = {"date": dt.datetime.now().isoformat(timespec="seconds"), "machine": platform.platform(),
-           "threads": env["OMP_NUM_THREADS"], "per_class": a.per_class, "aux_per_class": a.aux_per_class,
-           "test_per_class": a.test_per_class, "original_train_seconds": original_seconds, "rows": rows,
-           "command": "OMP_NUM_THREADS=1 python benchmarks/ownmodel.py " + shlex.join(sys.argv[1:])}
-    Path(a.out + ".json").write_text(json.dumps(out, indent=1, default=float))
-    Path(a.out + ".md").write_text(markdown(out))
+        write(out, a.out)
+    for row in out["rows"]:
+        with_gold, _, gold_cmd = cli([*base, "--forget-list", row["forget_list"], "--gold-weights", row["gold_path"]], env)
+        row.update(command_gold_weights=gold_cmd, gold_weights=with_gold)
+        write(out, a.out)
     print(markdown(out))
+
+
+def write(out: dict, stem: str) -> None:
+    Path(stem + ".json").write_text(json.dumps(out, indent=1, default=float))
+    Path(stem + ".md").write_text(markdown(out))
 
 
 def _f(v, d=1):
@@ -141,7 +150,8 @@ def _f(v, d=1):
 
 def markdown(out: dict) -> str:
     lines = [f"# TMU on your own model, no gold retrain (CIFAR-10 copy, {out['per_class']} train images per class)", "",
-             f"{out['date']}, {out['machine']}, {out['threads']} thread(s). Command: `{out['command']}`", "",
+             f"{out['date']}, {out['machine']}, {out['threads']} thread(s), load average {out['load_average_at_start']:.1f} "
+             f"at the start (a shared 2-core machine: seconds are of contended CPU). Command: `{out['command']}`", "",
              f"Layout: train/ {out['per_class']} per class (the model trained on these), aux/ {out['aux_per_class']} per "
              f"class (never trained on), test/ {out['test_per_class']} per class. The user's model: small_cnn trained on "
              f"train/ ({out['original_train_seconds']:.0f} s), saved as a state dict.", "",
@@ -154,7 +164,7 @@ def markdown(out: dict) -> str:
     lines += ["", "## With --gold-weights (the gold retrain above): alignment", "",
               "| request | model | A_test | A_r | A_f | gold A_f | abs delta | agreement | MIA | TMU label acc. | predicted/gold hard |",
               "|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|"]
-    for r in out["rows"]:
+    for r in [r for r in out["rows"] if "gold_weights" in r]:
         g = r["gold_weights"]
         o = g["own"]
         gold_af = g["models"]["gold"]["acc_forget"]
@@ -164,9 +174,10 @@ def markdown(out: dict) -> str:
             extra = (f"{_f(o.get('label_accuracy'))} | {o['pred_hard']}/{gold_hard}" if name == "tmu" else " | ")
             lines.append(f"| {r['request']} | {name} | {_f(m['acc_test'])} | {_f(m['acc_remain'])} | {_f(m['acc_forget'])} | "
                          f"{_f(gold_af)} | {_f(m['abs_delta'])} | {_f(m.get('sample_agreement'))} | {_f(m['mia'])} | {extra} |")
-    lines += ["", "Per class (all-ten-classes request, --gold-weights): predicted hard / gold hard, label accuracy", ""]
-    multi = out["rows"][-1]["gold_weights"]["own"]["per_class"]
-    lines.append(", ".join(f"{c} {b['pred_hard']}/{b.get('gold_hard', '-')} ({_f(b.get('label_accuracy'), 0)}%)"
+    multi = out["rows"][-1].get("gold_weights", {}).get("own", {}).get("per_class", {}) if len(out["rows"]) > 1 else {}
+    if multi:
+        lines += ["", "Per class (all-ten-classes request, --gold-weights): predicted hard / gold hard (label accuracy)", ""]
+        lines.append(", ".join(f"{c} {b['pred_hard']}/{b.get('gold_hard', '-')} ({_f(b.get('label_accuracy'), 0)}%)"
                            for c, b in multi.items()))
     if TODAY.exists():
         t = json.loads(TODAY.read_text())

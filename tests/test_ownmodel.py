@@ -191,3 +191,47 @@ def test_round_trip_matches_native_run(runs_dir, tmp_path):
             assert own["models"][name][key] == pytest.approx(native["models"][name][key], abs=1e-6), (name, key)
     for key in ("label_accuracy", "pred_easy", "pred_hard", "gold_hard", "aux_count", "threshold"):
         assert own["tmu"][key] == pytest.approx(native["tmu"][key], abs=1e-9), key
+
+
+def test_dashboard_shows_an_own_model_run(runs_dir, own):
+    """The Forget set page's "Your model" entry refuses a bad model in one line (no run folder); a finished run
+    on the user's model shows on the Run page (split per class, audit table) and the Alignment page says why it
+    is empty."""
+    from streamlit.testing.v1 import AppTest
+
+    from clitools import ROOT
+    from tmu_core.config import DataConfig, OwnModelConfig, RunConfig, TrainConfig
+    from tmu_core.jobs.pipeline import execute, start
+
+    b = own["base"]
+    at = AppTest.from_file(str(ROOT / "pages" / "forget_set.py"), default_timeout=180).run()
+    assert not at.exception, [e.value for e in at.exception]
+    at.text_input(key="own_data_root").set_value(str(own["root"]))
+    at.number_input(key="own_image_size").set_value(8)
+    at.text_input(key="own_original_weights").set_value(str(b / "W3.pt"))
+    at.text_input(key="own_forget_list").set_value(str(b / "F.txt"))
+    at.button(key="own_launch").click().run()
+    assert not at.exception, [e.value for e in at.exception]
+    assert any("3 classes" in e.value and "10 class folders" in e.value for e in at.error)
+    assert _run_folders(runs_dir) == []
+
+    tiny = {"clf_epochs": 20, "twin_epochs": 1, "cf_epochs": 1, "epochs": 1}
+    cfg = RunConfig(data=DataConfig(dataset="imagefolder", data_root=str(own["root"]), image_size=8),
+                    train=TrainConfig(batch_size=64), methods=("tmu",), device="cpu",
+                    method_params=(("tmu", tuple(sorted(tiny.items()))),),
+                    own=OwnModelConfig(original_weights=str(b / "W.pt"), forget_list=str(b / "F.txt")))
+    run = start(cfg)
+    execute(run)
+    at = AppTest.from_file(str(ROOT / "pages" / "run.py"), default_timeout=180)
+    at.session_state["run_id"] = run.id
+    at.run()
+    assert not at.exception, [e.value for e in at.exception]
+    assert any(m.label == "Predicted easy / hard" for m in at.metric)
+    shown = [df.value for df in at.dataframe]
+    assert any("verdict" in df.columns and len(df) == 30 for df in shown)  # the audit table
+    assert any("class" in df.columns and set(df["class"]) == {"3", "5", "8"} for df in shown)  # split per class
+    at = AppTest.from_file(str(ROOT / "pages" / "alignment.py"), default_timeout=180)
+    at.session_state["run_id"] = run.id
+    at.run()
+    assert not at.exception, [e.value for e in at.exception]
+    assert any("your own model" in i.value and "gold none" in i.value for i in at.info)

@@ -300,9 +300,13 @@ class Run:
 
     def _find_damage(self) -> str | None:
         try:
-            self.metrics()
-            self.samples()
-            self.embeddings()
+            metrics = self.metrics()
+            if isinstance(metrics.get("own"), dict):  # a run on the user's own model keeps audit.csv instead
+                if metrics["own"].get("audit_csv"):
+                    self.load_table(P.AUDIT)
+            else:
+                self.samples()
+                self.embeddings()
         except TMUError as exc:
             return str(exc)
         for w in sorted(self._weight_files()):
