@@ -235,3 +235,51 @@ def test_dashboard_shows_an_own_model_run(runs_dir, own):
     at.run()
     assert not at.exception, [e.value for e in at.exception]
     assert any("your own model" in i.value and "gold none" in i.value for i in at.info)
+
+
+def test_manifest_reads_like_the_folder(runs_dir, own):
+    """A CSV manifest (path,label,split) gives the same data as the folder; one without aux rows is refused."""
+    from tmu_core.config import DataConfig, OwnModelConfig
+    from tmu_core.errors import TMUError
+    from tmu_core.ownmodel.layout import load_user_data
+
+    root = own["root"]
+    rows = [f"{split}/{f.parent.name}/{f.name},{f.parent.name},{split}"
+            for split in ("train", "aux", "test") for f in sorted((root / split).glob("*/*.png"))]
+    manifest = root / "manifest.csv"
+    manifest.write_text("path,label,split\n" + "\n".join(rows) + "\n")
+    cfg = DataConfig(dataset="imagefolder", image_size=8)
+    by_manifest = load_user_data(cfg, OwnModelConfig(original_weights="W.pt", manifest=str(manifest)))
+    by_folder = load_user_data(replace_root(cfg, root), OwnModelConfig(original_weights="W.pt"))
+    assert by_manifest.classes == by_folder.classes
+    assert (len(by_manifest.train_ids), len(by_manifest.aux_ids), len(by_manifest.y_test)) == \
+        (len(by_folder.train_ids), len(by_folder.aux_ids), len(by_folder.y_test))
+    assert sorted(by_manifest.x.flatten().tolist()) == sorted(by_folder.x.flatten().tolist())
+    no_aux = root / "manifest-no-aux.csv"
+    no_aux.write_text("path,label,split\n" + "\n".join(r for r in rows if not r.endswith(",aux")) + "\n")
+    with pytest.raises(TMUError, match="no row with split 'aux'"):
+        load_user_data(cfg, OwnModelConfig(original_weights="W.pt", manifest=str(no_aux)))
+
+
+def replace_root(cfg, root):
+    from dataclasses import replace
+
+    return replace(cfg, data_root=str(root))
+
+
+def test_normalisation_and_size_are_checked(runs_dir, own):
+    """--input-mean that contradicts the weights, and images of the wrong size, are one clear refusal each."""
+    from tmu_core.config import DataConfig, OwnModelConfig
+    from tmu_core.errors import TMUError
+    from tmu_core.ownmodel.layout import load_user_data
+    from tmu_core.ownmodel.weights import load_model
+
+    b = own["base"]
+    data = load_user_data(replace_root(DataConfig(dataset="imagefolder", image_size=8), own["root"]),
+                          OwnModelConfig(original_weights=str(b / "W.pt")))
+    with pytest.raises(TMUError, match="normalises with mean"):
+        load_model(str(b / "W.pt"), "small_cnn", data, (0.1,), (0.3,))
+    loaded = load_model(str(b / "W.pt"), "small_cnn", data, (0.5,), (0.25,))  # what the weights hold: accepted
+    assert loaded.format == "state_dict"
+    with pytest.raises(TMUError, match="not a vit_tiny state dict"):
+        load_model(str(b / "W.pt"), "vit_tiny", data)

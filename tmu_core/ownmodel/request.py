@@ -4,7 +4,8 @@ One twin problem per class of the request (its D_a drawn from that class's aux i
 class's counts), each with its own features and easy/hard classifier; then one unlearning step from M_o over
 the whole request: the retain loss on D_r (what remains after the whole request) and every class's
 predicted-easy samples, the forget mechanism on every class's predicted-hard samples. With one class this is,
-stage for stage and seed for seed, `tmu.method.run`.
+stage for stage and seed for seed, `tmu.method.run`. The held-out CF network (trained on part of what remains
+after the whole request, never on D_a or D_f) does not depend on the class: it is trained once and shared.
 """
 from __future__ import annotations
 
@@ -23,10 +24,12 @@ def run_request(task: UnlearnTask, request: Request, cfg: TMUConfig, device, pro
     """(unlearned model, [(ClassPart, TMUReport)] per class, predicted labels of request.whole.ids (1 = easy),
     stage seconds)."""
     clock = StageClock(task, progress)
-    reports = []
+    reports, held_out = [], None
     for part in request.parts:
         sub = replace(task, forget=part)
-        eh = predict_easy_hard(sub, cfg, device, clock)
+        # the held-out CF network trains on what remains of the whole request: the same for every class
+        eh = predict_easy_hard(sub, cfg, device, clock, held_out)
+        held_out = eh.features.held_out if cfg.features.cf_held_out else None
         twin, feats, split = eh.twin, eh.features, eh.split
         by_subset = ablation(feats, twin, cfg, task.seed)
         clock.lap("ablation")
