@@ -283,3 +283,11 @@ def test_normalisation_and_size_are_checked(runs_dir, own):
     assert loaded.format == "state_dict"
     with pytest.raises(TMUError, match="not a vit_tiny state dict"):
         load_model(str(b / "W.pt"), "vit_tiny", data)
+
+
+def test_uploads_are_kept_in_the_run_store_by_content(runs_dir):
+    from tmu_core import store
+
+    a = store.upload_file(b"weights", "../../my model.pt")
+    assert a.parent == store.runs_root() / "_cache" / "uploads" and a.name.endswith("-my-model.pt")
+    assert store.upload_file(b"weights", "my model.pt") == a and store.upload_file(b"other", "my model.pt") != a

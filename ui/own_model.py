@@ -18,6 +18,8 @@ from tmu_core.models import MODELS
 from ui import widgets
 
 PREFIX = "own_"
+UPLOADS = {"original_weights": ["pt", "pth", "ts", "jit"], "gold_weights": ["pt", "pth", "ts", "jit"],
+           "forget_list": ["txt", "lst", "csv"]}  # fields a file can be uploaded for (size: server.maxUploadSize)
 PAGE_NEEDS = ("the project's own original and gold models of one class (the gold model and the stored per-sample "
               "table and activations of a benchmark run)")
 
@@ -34,8 +36,24 @@ def _numbers(text: str, what: str) -> tuple[float, ...]:
         raise TMUError(f"{what}: '{text}' is not a list of numbers (e.g. 0.49 0.48 0.45, one per channel)") from None
 
 
+def uploaded(name: str) -> str | None:
+    """The server path of a file uploaded for field `name` (kept in the run store), or None."""
+    from tmu_core import store
+
+    up = st.file_uploader(f"or upload the {name.replace('_', ' ')}", type=UPLOADS[name], key=PREFIX + "up_" + name)
+    if up is None:
+        return None
+    data = up.getvalue()
+    path = store.upload_file(data, up.name)
+    if not path.exists():
+        store.atomic_write_bytes(path, data)
+    st.caption(f"uploaded: `{path}`")
+    return str(path)
+
+
 def own_inputs() -> dict:
-    """One widget per OwnModelConfig field (tuples as typed numbers); returns {field: value}."""
+    """One widget per OwnModelConfig field (tuples as typed numbers, a file upload beside the weights and the
+    forget list); returns {field: value}."""
     out = {}
     cols = st.columns(2)
     for i, f in enumerate(fields(OwnModelConfig)):
@@ -46,6 +64,8 @@ def own_inputs() -> dict:
                 out[f.name] = _numbers(text, f.name.replace("_", " "))
             else:
                 out[f.name] = widgets.field_input(f, f.default, PREFIX + f.name)
+            if f.name in UPLOADS:
+                out[f.name] = uploaded(f.name) or out[f.name]
     return out
 
 
@@ -66,7 +86,8 @@ def entry() -> None:
 
     with st.expander("Your model: TMU on a model you trained, with your own list of files to forget (no gold "
                      "retrain needed)", icon=":material/upload_file:"):
-        st.caption("Paths are on the server running this dashboard. The data folder holds train/ (what the model was "
+        st.caption("Paths are on the server running this dashboard (weights and the forget list can also be uploaded, "
+                   "up to the server's upload size). The data folder holds train/ (what the model was "
                    "trained on), aux/ (the same classes, never trained on) and test/, each with one folder per "
                    "class; output k of the model must be the k-th class folder in sorted order. The forget list "
                    "names files relative to train/, one per line (e.g. cat/0001.png), from any classes.")

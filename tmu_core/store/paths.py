@@ -6,6 +6,7 @@
                weights/<model>.pt   umap-<model>.npz / .json / .log (the Embeddings page's maps)
       _cache/models/<hash>.pt .json .lock   original and gold models keyed by a hash of what made them
       _cache/data/<key>.npz                 decoded image folders
+      _cache/uploads/<hash>-<name>          files uploaded on the dashboard (your model's weights, forget list)
       _sweeps/<sweep_id>/results.json tables.md <table>.csv
 """
 from __future__ import annotations
@@ -39,6 +40,15 @@ def cache_dir(kind: str) -> Path:
 
 def data_cache_file(key: str) -> Path:
     return cache_dir("data") / f"{key}.npz"
+
+
+def upload_file(data: bytes, name: str) -> Path:
+    """Where a file uploaded on the dashboard (the user's weights or forget list) is kept: named by its content."""
+    import hashlib
+    import re
+
+    safe = re.sub(r"[^A-Za-z0-9._-]+", "-", name)[-60:].lstrip(".-") or "upload"
+    return cache_dir("uploads") / f"{hashlib.sha256(data).hexdigest()[:16]}-{safe}"
 
 
 def model_cache_file(key: str) -> Path:
