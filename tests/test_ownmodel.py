@@ -151,10 +151,11 @@ def test_round_trip_matches_native_run(runs_dir, tmp_path):
     from tmu_core.jobs.pipeline import execute, start
     from tmu_core.tmu.config import dataset_defaults
 
-    train = TrainConfig(epochs=8, batch_size=32)
-    tmu = {"clf_epochs": 40, "cf_epochs": 1}
+    # a briefly trained original and the 0.5 cut: a split with easy and hard samples both (4 / 11 when measured)
+    train = TrainConfig(epochs=3, batch_size=32)
+    tmu = {"clf_epochs": 40, "cf_epochs": 1, "clf_threshold": "0.5"}
     native_cfg = RunConfig(data=DataConfig(dataset="digits", train_per_class=40),
-                           forget=ForgetSpec(forget_class="8", forget_count=10), train=train, methods=("tmu",),
+                           forget=ForgetSpec(forget_class="8", forget_count=15), train=train, methods=("tmu",),
                            method_params=(("tmu", tuple(sorted(tmu.items()))),), device="cpu")
     native = execute(start(native_cfg))
     data = load_dataset(native_cfg.data, 0)
@@ -182,6 +183,7 @@ def test_round_trip_matches_native_run(runs_dir, tmp_path):
 
     native_split = store.open_run(native["run_id"]).samples().query("role == 'forget'").sort_values("id")["pred_label"]
     audit = pd.read_csv(own["own"]["audit_csv"])
+    assert {"easy", "hard"} <= set(native_split)  # a split worth comparing
     assert list(audit["verdict"]) == list(native_split)
     assert list(audit["p_easy"]) == pytest.approx(list(store.open_run(native["run_id"]).samples()
                                                       .query("role == 'forget'").sort_values("id")["p_easy"]), abs=1e-6)
@@ -197,9 +199,9 @@ def test_dashboard_shows_an_own_model_run(runs_dir, own):
     """The Forget set page's "Your model" entry refuses a bad model in one line (no run folder); a finished run
     on the user's model shows on the Run page (split per class, audit table) and the Alignment page says why it
     is empty."""
+    from clitools import ROOT
     from streamlit.testing.v1 import AppTest
 
-    from clitools import ROOT
     from tmu_core.config import DataConfig, OwnModelConfig, RunConfig, TrainConfig
     from tmu_core.jobs.pipeline import execute, start
 
