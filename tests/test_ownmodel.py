@@ -219,11 +219,13 @@ def test_dashboard_shows_an_own_model_run(runs_dir, own):
 
     tiny = {"clf_epochs": 20, "twin_epochs": 1, "cf_epochs": 1, "epochs": 1}
     cfg = RunConfig(data=DataConfig(dataset="imagefolder", data_root=str(own["root"]), image_size=8),
-                    train=TrainConfig(batch_size=64), methods=("tmu",), device="cpu",
-                    method_params=(("tmu", tuple(sorted(tiny.items()))),),
+                    train=TrainConfig(batch_size=64), methods=("tmu", "finetune"), device="cpu",
+                    method_params=(("finetune", (("epochs", 1),)), ("tmu", tuple(sorted(tiny.items())))),
                     own=OwnModelConfig(original_weights=str(b / "W.pt"), forget_list=str(b / "F.txt")))
     run = start(cfg)
-    execute(run)
+    result = execute(run)
+    assert set(result["models"]) == {"original", "tmu", "finetune"}  # a baseline takes the 3-class request as it is
+    assert result["forget_count"] == 30
     at = AppTest.from_file(str(ROOT / "pages" / "run.py"), default_timeout=180)
     at.session_state["run_id"] = run.id
     at.run()

@@ -4,7 +4,7 @@ format it came in.
 Two formats: a state dict of a registered architecture (`--model`, one output per class folder), loaded with
 `torch.load(weights_only=True)` so no pickled code runs; and a whole-model TorchScript file (`torch.jit.load`).
 A TorchScript model without an `embed` method still runs: wherever the project uses the penultimate embedding
-(TMU's NF feature, the activation distance's embedding maps) it then uses the model's logits (`LOGITS_NOTE`).
+(TMU's NF feature) it then uses the model's logits (`LOGITS_NOTE`).
 """
 from __future__ import annotations
 
@@ -24,8 +24,9 @@ from ..errors import TMUError
 from ..models import MODELS, build_model
 
 NORM_KEYS = ("mean", "std")  # the registered models' normalisation buffers (part of their state dict)
-LOGITS_NOTE = ("{path} is a TorchScript model without an embed() method: TMU's NF feature and the Embeddings page "
-               "use its logits in place of the penultimate embedding")
+LOGITS_NOTE = ("{path} is a TorchScript model without an embed() method: TMU's NF feature (nearest distance in the "
+               "model's embedding) uses its logits in place of the penultimate embedding; AF, CF and every readout "
+               "are unchanged")
 CHECK_BATCH = 64
 
 
