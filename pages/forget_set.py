@@ -13,7 +13,7 @@ from tmu_core.tmu.method import THIN_TWIN
 from tmu_core.errors import TMUError
 from tmu_core.models import MODELS
 from tmu_core.jobs.preview import cached_models
-from ui import cache, nav, state, tables, widgets
+from ui import cache, nav, own_model, state, tables, widgets
 from ui.text import plain
 
 nav.ensure_router()
@@ -23,6 +23,7 @@ GRID_COLUMNS = 8  # (id, image) pairs per row
 
 st.title("Forget set")
 st.caption("D_f is part of one class. Choose it here; the Run page launches it.")
+own_model.entry()  # your own model, data and list of files (launched from here, followed on the Run page)
 d = state.draft()
 before = copy.deepcopy(d)  # the last valid choice: kept if this one fails
 

@@ -5,7 +5,7 @@ from tmu_core import store
 from tmu_core.jobs import launch
 from tmu_core.errors import TMUError
 from tmu_core.methods import METHODS, display, method_config
-from ui import cache, nav, state, tables, verdict, widgets
+from ui import cache, nav, own_model, state, tables, verdict, widgets
 from ui.text import plain
 
 nav.ensure_router()
@@ -34,7 +34,11 @@ def show_selected(run: store.Run, info: store.RunInfo | None = None) -> None:
     status = {"state": info.state, "error": info.error} if info else run.status()
     st.markdown(f"Selected: **{run.id}** — {status.get('state')}")
     if status.get("state") == "complete":
-        result_card(run)
+        metrics = cache.metrics(cache.root(), run.id)
+        if own_model.is_own(metrics):  # a run on the user's own model
+            own_model.result_panel(run, metrics)
+        else:
+            result_card(run)
         diverged = cache.metrics(cache.root(), run.id).get("diverged")
         if diverged:
             st.warning("Diverged (no results): " + plain("; ".join(diverged.values())))

@@ -15,7 +15,7 @@ import os
 import sys
 
 from . import store
-from .config import DataConfig, ForgetSpec, RunConfig, TrainConfig
+from .config import DataConfig, ForgetSpec, OwnModelConfig, RunConfig, TrainConfig
 from .entry import run_entry
 from .errors import TMUError
 from .options import add_config_args, config_from_args, given
@@ -83,7 +83,18 @@ def run_config_from_args(args, methods=()) -> RunConfig:
             params.append((m, tuple(sorted(values.items()))))
     return RunConfig(data=data, forget=forget, train=train, methods=tuple(methods), method_params=tuple(params),
                      seed=args.seed, device=args.device, name=getattr(args, "name", "") or "",
-                     gold_seeds=getattr(args, "gold_seeds", 1))
+                     gold_seeds=getattr(args, "gold_seeds", 1), own=_own_config(args))
+
+
+def _own_config(args) -> OwnModelConfig:
+    """`run` on the user's own model (--original-weights ...); a forget list and today's forget flags conflict."""
+    if not hasattr(args, "original_weights"):
+        return OwnModelConfig()
+    own = config_from_args(args, OwnModelConfig)
+    chosen = [f"--{k.replace('_', '-')}" for k in given(args, ForgetSpec)]
+    if own.forget_list and chosen:
+        raise TMUError(f"--forget-list and {', '.join(chosen)} both choose the forget set; give only one")
+    return own
 
 
 def _no_conflicts(args) -> None:
@@ -127,14 +138,24 @@ def cmd_run(args) -> int:
     from .methods import METHODS, ordered
     from .jobs.pipeline import execute, start
 
-    cfg = run_config_from_args(args, args.methods or ordered(METHODS.names()))
+    own = getattr(args, "original_weights", None)  # your own model: the primary method alone unless --methods says more
+    primary = [n for n in METHODS.names() if METHODS.get(n).primary]
+    cfg = run_config_from_args(args, args.methods or (primary if own else ordered(METHODS.names())))
     run = start(cfg)
     # this process owns the run from now on: if it dies before execute() marks it running, the run must
     # read as interrupted, not as queued forever
     run.set_status(pid=os.getpid())
     result = execute(run, progress=None if args.json else _stderr_progress)
-    print(json.dumps(result, indent=2) if args.json else _summary(result))
+    print(json.dumps(result, indent=2) if args.json else _any_summary(result))
     return 0
+
+
+def _any_summary(result: dict) -> str:
+    if "own" in result:  # a run on the user's own model
+        from .ownmodel.execute import summary
+
+        return summary(result)
+    return _summary(result)
 
 
 def cmd_execute(args) -> int:
@@ -142,7 +163,7 @@ def cmd_execute(args) -> int:
 
     run = store.open_run(args.run_id)
     result = execute(run, progress=None)
-    print(_summary(result))
+    print(_any_summary(result))
     return 0
 
 
@@ -269,6 +290,7 @@ def build_parser() -> argparse.ArgumentParser:
                        help="train K gold models (training seeds differ) for soft truth p_i, gold-vs-gold agreement "
                             "and the label-accuracy ceiling (default 1: the run's gold alone)")
         if name == "run":
+            add_config_args(p, OwnModelConfig, title="your own model (TMU on a model the project did not train)")
             p.add_argument("--json", action="store_true", help="print the result as one JSON object")
             p.add_argument("--name", default="", help="a label for the run (part of its id)")
         else:

@@ -150,6 +150,57 @@ MAX_GOLD_SEEDS = 20  # each gold is a full retrain on D_r
 
 
 @dataclass(frozen=True)
+class OwnModelConfig:
+    """A model the project did not train: its weights, what it saw (train/ aux/ test/ or a CSV manifest), the
+    deletion request as files, and an optional gold model. Empty original weights = the project trains its own
+    (every other run). Read by `tmu_core.ownmodel`."""
+
+    original_weights: str = opt("", "your trained model: a state dict (.pt/.pth) of --model with one output per "
+                                    "class folder, or a whole-model TorchScript file; the data must then be laid out "
+                                    "as train/ aux/ test/ (or --manifest)")
+    manifest: str = opt("", "your model: a CSV manifest (path,label,split with split train, aux or test) instead "
+                            "of train/ aux/ test/ folders under --data-root; paths relative to the manifest's folder")
+    forget_list: str = opt("", "your model: a text file of training images to forget, one path per line relative "
+                               "to train/ (e.g. cat/0001.png); may span several classes")
+    gold: str = opt("none", "your model: none (train nothing from scratch), retrain (retrain with the project's "
+                            "recipe, not yours) or weights (--gold-weights)", choices=("none", "retrain", "weights"))
+    gold_weights: str = opt("", "your model: a gold model you retrained yourself without the forget list (same "
+                                "format as --original-weights); every alignment measure is then computed")
+    input_mean: tuple[float, ...] = opt((), "your model: per-channel mean it subtracts from [0, 1] pixels (default: "
+                                            "what the state dict holds, else the registry's 0.5; a TorchScript model "
+                                            "is given raw [0, 1] pixels unless this is set)", item_type=float)
+    input_std: tuple[float, ...] = opt((), "your model: per-channel std it divides by (default: as --input-mean, the "
+                                           "registry's 0.25)", item_type=float)
+
+    def __post_init__(self):
+        check_bounds(self)
+        for name in ("input_mean", "input_std"):
+            values = getattr(self, name)
+            if not all(isinstance(v, numbers.Real) and not isinstance(v, bool) and math.isfinite(v) for v in values):
+                raise TMUError(f"{words(name)} must be numbers, one per channel (got {list(values)})")
+            object.__setattr__(self, name, tuple(float(v) for v in values))
+        if any(v <= 0 for v in self.input_std):
+            raise TMUError(f"input std must be above 0 (got {list(self.input_std)})")
+        if bool(self.input_mean) != bool(self.input_std):
+            raise TMUError("give --input-mean and --input-std together (one number per channel each)")
+        if self.gold_weights and self.gold == "retrain":
+            raise TMUError("--gold retrain and --gold-weights both choose the gold model; give one of them")
+        if self.gold_weights:
+            object.__setattr__(self, "gold", "weights")
+        elif self.gold == "weights":
+            raise TMUError("--gold weights needs --gold-weights FILE (a model you retrained without the forget list)")
+        if not self.original_weights:
+            given = [f"--{n.replace('_', '-')}" for n in ("manifest", "forget_list", "gold_weights", "input_mean")
+                     if getattr(self, n)] + (["--gold " + self.gold] if self.gold != "none" else [])
+            if given:
+                raise TMUError(f"{', '.join(given)} describe your own model: give --original-weights FILE too")
+
+    @property
+    def active(self) -> bool:
+        return bool(self.original_weights)
+
+
+@dataclass(frozen=True)
 class RunConfig:
     """Everything that defines a run: data, forget set, training recipe, methods, seed, device."""
 
@@ -162,9 +213,10 @@ class RunConfig:
     device: str = "auto"
     name: str = ""
     gold_seeds: int = 1  # K gold models (training seeds differ) for soft truth p_i; 1 = the run's gold alone
+    own: OwnModelConfig = field(default_factory=OwnModelConfig)  # a model the project did not train (tmu_core.ownmodel)
 
     def __post_init__(self):
-        for part, cls in (("data", DataConfig), ("forget", ForgetSpec), ("train", TrainConfig)):
+        for part, cls in (("data", DataConfig), ("forget", ForgetSpec), ("train", TrainConfig), ("own", OwnModelConfig)):
             if not isinstance(getattr(self, part), cls):
                 raise TMUError(f"{part} must be a {cls.__name__}, got {type(getattr(self, part)).__name__}")
         if isinstance(self.seed, float) and self.seed.is_integer():
@@ -269,7 +321,8 @@ def run_config_from_dict(d: dict) -> RunConfig:
     if not isinstance(params, dict) or not all(isinstance(p, dict) for p in params.values()):
         raise TMUError("method_params in the run config is damaged: expected {method: {setting: value}}")
     return build(RunConfig, {
-        **{k: v for k, v in d.items() if k not in ("data", "forget", "train", "methods", "method_params")},
+        **{k: v for k, v in d.items() if k not in ("data", "forget", "train", "methods", "method_params", "own")},
+        "own": build(OwnModelConfig, d.get("own", {})),
         "data": build(DataConfig, d.get("data", {})),
         "forget": build(ForgetSpec, forget),
         "train": build(TrainConfig, d.get("train", {})),

@@ -42,7 +42,7 @@ def add_config_args(parser: argparse.ArgumentParser, cls, prefix: str = "", skip
         if isinstance(default, bool):
             kw["action"] = argparse.BooleanOptionalAction
         elif isinstance(default, tuple):
-            kw.update(nargs="+", type=type(default[0]) if default else int)
+            kw.update(nargs="+", type=meta.get("item_type") or (type(default[0]) if default else int))
         else:
             kw["type"] = type(default) if default is not None else str
             if "choices" in meta:

@@ -202,7 +202,13 @@ def require_complete_run() -> store.Run:
         st.warning(f"Run `{run_id}` is {info.state}: {plain(info.error or 'no results')}. Choose another run on the Run page.")
         nav.link("run", "Go to the Run page")
         st.stop()
-    return store.open_run(run_id)
+    run = store.open_run(run_id)
+    from ui import cache, own_model
+
+    metrics = cache.metrics(cache.root(), run_id)
+    if own_model.is_own(metrics):  # a run on the user's own model: its results are on the Run page
+        own_model.explain_page(run_id, metrics)
+    return run
 
 
 POLL_SECONDS = 2.0

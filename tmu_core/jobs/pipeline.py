@@ -58,6 +58,10 @@ def validate(cfg: RunConfig) -> tuple[Dataset, ForgetSet]:
 def start(cfg: RunConfig, root=None) -> store.Run:
     """Validate (the device too) and create a queued run folder holding config.json: refused input leaves
     no run folder behind."""
+    if cfg.own.active:  # the user's own model: tmu_core.ownmodel validates and names the run
+        from ..ownmodel.execute import start as start_own
+
+        return start_own(cfg, root)
     pick_device(cfg.device)
     _, forget = validate(cfg)
     hint = cfg.name or f"{cfg.data.dataset}-c{forget.class_index}-n{len(forget.ids)}-s{cfg.seed}"
@@ -241,6 +245,10 @@ def _execute_owned(run: store.Run, progress=None) -> dict:
         run.set_status(state="failed", error=str(exc))
         raise
     stages = ["data", "original", "gold", *(["golds"] if cfg.gold_seeds > 1 else []), *cfg.methods, "evaluate"]
+    if cfg.own.active:
+        from ..ownmodel import execute as own
+
+        stages = own.stages(cfg)
     writer = StatusWriter(run, stages, stage_weights(cfg))
     writer.begin("data")
     run.set_status(state="running", stage="data", progress=0.0, pid=os.getpid(), error=None,
@@ -252,7 +260,7 @@ def _execute_owned(run: store.Run, progress=None) -> dict:
             progress(p)
 
     try:
-        result = _execute(run, cfg, writer, report)
+        result = (own.execute if cfg.own.active else _execute)(run, cfg, writer, report)
     except Cancelled:
         run.set_status(state="cancelled", error="cancelled by the user")
         raise TMUError(f"run {run.id} was cancelled")

@@ -2,9 +2,11 @@
 
     <TMU_RUNS_DIR or ./runs>/
       <run_id>/config.json status.json metrics.json samples.csv embeddings.npz run.log error.log cancel execute.lock
+               audit.csv weights/unlearned.pt (a run on the user's own model)
                weights/<model>.pt   umap-<model>.npz / .json / .log (the Embeddings page's maps)
       _cache/models/<hash>.pt .json .lock   original and gold models keyed by a hash of what made them
       _cache/data/<key>.npz                 decoded image folders
+      _cache/uploads/<hash>-<name>          files uploaded on the dashboard (your model's weights, forget list)
       _sweeps/<sweep_id>/claimed results.json tables.md <table>.csv sweep.log
 """
 from __future__ import annotations
@@ -19,6 +21,8 @@ RUN_LOG, ERROR_LOG, CANCEL = "run.log", "error.log", "cancel"
 EXECUTE_LOCK = "execute.lock"  # held by the one process that executes the run
 SWEEP_RESULTS, SWEEP_TABLES, SWEEP_LOG = "results.json", "tables.md", "sweep.log"
 SWEEP_CLAIM = "claimed"  # created exclusively by the one sweep process that writes the folder
+AUDIT = "audit.csv"  # a run on the user's own model: one row per forgotten file (tmu_core.ownmodel)
+UNLEARNED = "unlearned"  # ... and its unlearned model, weights/unlearned.<ext> in the input's format
 
 
 def runs_root() -> Path:
@@ -37,6 +41,15 @@ def cache_dir(kind: str) -> Path:
 
 def data_cache_file(key: str) -> Path:
     return cache_dir("data") / f"{key}.npz"
+
+
+def upload_file(data: bytes, name: str) -> Path:
+    """Where a file uploaded on the dashboard (the user's weights or forget list) is kept: named by its content."""
+    import hashlib
+    import re
+
+    safe = re.sub(r"[^A-Za-z0-9._-]+", "-", name)[-60:].lstrip(".-") or "upload"
+    return cache_dir("uploads") / f"{hashlib.sha256(data).hexdigest()[:16]}-{safe}"
 
 
 def model_cache_file(key: str) -> Path:

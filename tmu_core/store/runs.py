@@ -222,6 +222,10 @@ class Run:
     def weights_path(self, model: str) -> Path:
         return self.dir / "weights" / f"{check_run_id(model)}.pt"
 
+    def unlearned_path(self, ext: str = "pt") -> Path:
+        """Where a run on the user's own model writes its unlearned model (the input's format)."""
+        return self.dir / "weights" / f"{P.UNLEARNED}.{ext}"
+
     def save_weights(self, model: str, state_dict: dict) -> None:
         save_state(self.weights_path(model), state_dict)
 
@@ -334,8 +338,12 @@ class Run:
 
     def _find_damage(self) -> str | None:
         try:
-            self.metrics()  # named first: samples.csv is read against it
-            schema.check_same_forget_set(self.samples(), self.embeddings(), self._what(P.SAMPLES))
+            metrics = self.metrics()  # named first: samples.csv is read against it
+            if isinstance(metrics.get("own"), dict):  # a run on the user's own model keeps audit.csv instead
+                if metrics["own"].get("audit_csv"):
+                    self.load_table(P.AUDIT)
+            else:
+                schema.check_same_forget_set(self.samples(), self.embeddings(), self._what(P.SAMPLES))
         except TMUError as exc:
             return str(exc)
         for w in sorted(self._weight_files()):

@@ -61,15 +61,16 @@ class ConfigFile(BaseModel):
     device: str = "auto"
     name: str = ""
     gold_seeds: int = 1
+    own: dict = {}  # a model the project did not train (config.OwnModelConfig)
 
 
 class ModelMetrics(_Open):
     acc_test: Percent
     acc_remain: Percent
     acc_forget: Percent
-    delta: Finite
-    abs_delta: Annotated[float, Field(ge=0.0, allow_inf_nan=False)]
-    activation_distance: Finite
+    delta: Optional[Finite] = None  # None only in a run on the user's own model without gold (--gold none)
+    abs_delta: Optional[Annotated[float, Field(ge=0.0, allow_inf_nan=False)]] = None
+    activation_distance: Optional[Finite] = None
     mia: Finite
     seconds: Annotated[float, Field(ge=0.0, allow_inf_nan=False)]
     cached: Optional[bool] = None
@@ -191,7 +192,8 @@ check_model_meta, check_umap_job = _checker(ModelMeta), _checker(UmapJob)
 
 def check_metrics(obj, what: str) -> dict:
     m = _check(MetricsFile, obj, what)
-    missing = [r for r in ("original", "gold") if r not in m.models]
+    no_gold = isinstance(obj.get("own"), dict) and obj["own"].get("gold") == "none"  # the user's model, no retrain
+    missing = [r for r in ("original", *(() if no_gold else ("gold",))) if r not in m.models]
     if missing:
         raise TMUError(f"{what} is damaged (models: no {' or '.join(missing)})")
     return obj

@@ -128,7 +128,8 @@ def _per_bag(twin: TwinProblem, fn) -> torch.Tensor:
     return out
 
 
-def compute_features(task: UnlearnTask, twin: TwinProblem, cfg: FeatureConfig, device, clock: StageClock) -> FeatureValues:
+def compute_features(task: UnlearnTask, twin: TwinProblem, cfg: FeatureConfig, device, clock: StageClock,
+                     held_out: torch.nn.Module | None = None) -> FeatureValues:
     """Raw NF, AF, CF of D_a (twin problem: M_t, class c of D_r ∪ D_f) and of D_f (real: M_o, class c of D_r),
     plus the held-out network's HNF and HM when asked for."""
     data, forget, original = task.data, task.forget, task.original
@@ -144,7 +145,7 @@ def compute_features(task: UnlearnTask, twin: TwinProblem, cfg: FeatureConfig, d
     af = lambda model, x: adversarial_feature(model, x, device, cfg.pgd_eps, cfg.pgd_steps, step)
     cols["AF"] = (_per_bag(twin, af), af(original, xf))
     clock.lap("af")
-    cf_a, cf_f, held_out = curriculum_feature(task, twin.aux.x, xf, cfg, device)
+    cf_a, cf_f, held_out = curriculum_feature(task, twin.aux.x, xf, cfg, device, held_out)
     cols["CF"] = (cf_a, cf_f)
     if set(cfg.features) & set(HELD_OUT_FEATURES):
         ref = data.x[torch.as_tensor(forget.remain_class_ids(data))]  # D_a and D_f are both unseen by this network
@@ -157,10 +158,14 @@ def compute_features(task: UnlearnTask, twin: TwinProblem, cfg: FeatureConfig, d
     return FeatureValues(names, stack(0), stack(1), held_out)
 
 
-def curriculum_feature(task: UnlearnTask, x_aux: torch.Tensor, xf: torch.Tensor, cfg: FeatureConfig, device):
+def curriculum_feature(task: UnlearnTask, x_aux: torch.Tensor, xf: torch.Tensor, cfg: FeatureConfig, device,
+                       held_out: torch.nn.Module | None = None):
     """CF: per-sample loss of a briefly trained from-scratch network (on a share of D_r; held out by default),
     and that network (with cf_held_out it never saw D_a or D_f)."""
     c = task.forget.class_index
+    if held_out is not None and cfg.cf_held_out:  # already trained (it depends on D_r only, not on the class)
+        return (*(F.cross_entropy(predict(held_out, x, device), torch.full((len(x),), c, dtype=torch.long),
+                                  reduction="none") for x in (x_aux, xf)), held_out)
     x_cf, y_cf, cf_cfg = _cf_training(task, cfg, torch.cat([xf, x_aux]) if not cfg.cf_held_out else None)
     (cf_a, cf_f), net = curriculum_losses(lambda: new_model(task.data, task.train_cfg), x_cf, y_cf,
                                           [(x_aux, c), (xf, c)], cf_cfg, device, task.seed)
@@ -258,11 +263,12 @@ class EasyHard:
     split: Split
 
 
-def predict_easy_hard(task: UnlearnTask, cfg: TMUConfig, device, clock: StageClock) -> EasyHard:
+def predict_easy_hard(task: UnlearnTask, cfg: TMUConfig, device, clock: StageClock,
+                      held_out: torch.nn.Module | None = None) -> EasyHard:
     """Stages 1-3: the twin problem, the features, and the easy/hard split of D_f."""
     twin = twin_problem(task, cfg.twin, device, clock.sub("twin"))
     clock.lap("twin")
-    feats = compute_features(task, twin, cfg.scoring, device, clock)
+    feats = compute_features(task, twin, cfg.scoring, device, clock, held_out)
     split = easy_hard_split(*scaled(feats, cfg.scoring), twin, cfg, task.seed)
     clock.lap("classifier")
     return EasyHard(twin, feats, split)

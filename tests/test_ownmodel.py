@@ -1,0 +1,297 @@
+"""TMU on a model the project did not train (issue 23): the done-means run, its refusals, TorchScript, and the
+round trip against a native run."""
+from __future__ import annotations
+
+import copy
+import json
+
+import numpy as np
+import pandas as pd
+import pytest
+import torch
+from clitools import assert_one_line_error
+from owntools import digits_folder, forget_list, train_plain
+
+RUN = ["run", "--dataset", "imagefolder", "--image-size", "8", "--model", "small_cnn", "--gold", "none", "--json"]
+
+
+@pytest.fixture(scope="module")
+def own(tmp_path_factory):
+    """Digits as 8x8 PNGs in train/ aux/ test/, small_cnn trained on train/ by a plain loop, its state dict, a
+    30-path forget list from classes 3, 5 and 8, a 3-class state dict and a TorchScript copy."""
+    from tmu_core.models import build_model
+
+    base = tmp_path_factory.mktemp("own")
+    root = digits_folder(base / "digits")
+    net = train_plain(root)
+    torch.save(net.state_dict(), base / "W.pt")
+    torch.save(build_model("small_cnn", 1, 3, 8).state_dict(), base / "W3.pt")
+    forget_list(root, base / "F.txt")
+    forget_list(root, base / "Fbad.txt", extra=["3/not-there.png"])
+    noaux = base / "noaux"
+    digits_folder(noaux, splits=("train", "test"))
+    return {"base": base, "root": root, "net": net}
+
+
+def _run_folders(runs_dir):
+    return [p for p in runs_dir.iterdir() if not p.name.startswith("_")] if runs_dir.exists() else []
+
+
+def test_done_means_run(cli, runs_dir, own):
+    """The issue's command finishes; the unlearned weights load into small_cnn; the audit has 30 verdicts."""
+    from tmu_core.models import build_model
+
+    b = own["base"]
+    proc = cli(*RUN, "--data-root", str(own["root"]), "--original-weights", str(b / "W.pt"),
+               "--forget-list", str(b / "F.txt"), timeout=600)
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    result = json.loads(proc.stdout)
+    o = result["own"]
+    assert o["gold"] == "none" and o["format"] == "state_dict" and o["classes"] == ["3", "5", "8"]
+    assert set(o["per_class"]) == {"3", "5", "8"} and all(b_["forget_count"] == 10 for b_ in o["per_class"].values())
+    assert "gold" not in result["models"] and result["models"]["tmu"]["abs_delta"] is None
+    net = build_model("small_cnn", 1, 10, 8)
+    net.load_state_dict(torch.load(o["unlearned_weights"], weights_only=True))  # strict: same architecture
+    audit = pd.read_csv(o["audit_csv"])
+    assert len(audit) == 30 and set(audit["verdict"]) <= {"easy", "hard"} and audit["verdict"].notna().all()
+    assert set(audit["class"].astype(str)) == {"3", "5", "8"}
+    assert {"path", "NF", "AF", "CF", "p_easy"} <= set(audit.columns)
+    assert sorted(audit["path"]) == sorted((b / "F.txt").read_text().split())
+    # the run reads back from the store like any other (metrics without gold are not 'damaged')
+    from tmu_core import store
+
+    run = store.open_run(result["run_id"])
+    assert run.metrics()["own"]["gold"] == "none"
+
+
+@pytest.mark.parametrize("case,needles", [
+    ("path", ["3/not-there.png", "not in train/"]),
+    ("classes", ["3 classes", "10 class folders"]),
+    ("noaux", ["no aux/ folder"]),
+])
+def test_refusals(cli, runs_dir, own, case, needles):
+    """A path not in train/, a state dict of the wrong class count, a folder without aux/: one line, exit 2,
+    no run folder."""
+    b = own["base"]
+    args = {"path": [own["root"], b / "W.pt", b / "Fbad.txt"], "classes": [own["root"], b / "W3.pt", b / "F.txt"],
+            "noaux": [b / "noaux", b / "W.pt", b / "F.txt"]}[case]
+    proc = cli(*RUN, "--data-root", str(args[0]), "--original-weights", str(args[1]), "--forget-list", str(args[2]))
+    assert_one_line_error(proc, *needles)
+    assert _run_folders(runs_dir) == []
+
+
+def test_forget_list_conflicts_with_forget_count(cli, runs_dir, own):
+    b = own["base"]
+    proc = cli(*RUN, "--data-root", str(own["root"]), "--original-weights", str(b / "W.pt"),
+               "--forget-list", str(b / "F.txt"), "--forget-count", "5")
+    assert_one_line_error(proc, "--forget-list", "--forget-count")
+
+
+def test_own_flags_need_original_weights(cli, runs_dir, own):
+    proc = cli("run", "--dataset", "digits", "--forget-list", str(own["base"] / "F.txt"))
+    assert_one_line_error(proc, "--original-weights")
+
+
+def test_layout_numbers_and_request(runs_dir, own):
+    """Train ids first then aux ids; a request's parts leave out the whole request from what remains."""
+    from tmu_core.config import DataConfig, ForgetSpec, OwnModelConfig
+    from tmu_core.ownmodel.layout import load_user_data, resolve_request
+
+    b = own["base"]
+    ocfg = OwnModelConfig(original_weights=str(b / "W.pt"), forget_list=str(b / "F.txt"))
+    data = load_user_data(DataConfig(dataset="imagefolder", data_root=str(own["root"]), image_size=8), ocfg)
+    assert data.classes == [str(c) for c in range(10)] and data.channels == 1
+    assert (data.aux_ids == np.arange(len(data.train_ids), len(data.y))).all()
+    req = resolve_request(data, ocfg, ForgetSpec(), 0)
+    assert [p.class_index for p in req.parts] == [3, 5, 8] and len(req.whole.ids) == 30
+    for p in req.parts:
+        assert not set(p.remain_ids(data)) & set(req.whole.ids.tolist())
+        assert set(data.y[p.ids].tolist()) == {p.class_index}
+
+
+def test_torchscript_without_embed(runs_dir, own, tmp_path):
+    """A TorchScript model with no embed() loads, says its features use logits, and trains as a copy."""
+    from tmu_core.config import DataConfig, OwnModelConfig
+    from tmu_core.ownmodel.layout import load_user_data
+    from tmu_core.ownmodel.weights import load_model, save_like
+
+    class Plain(torch.nn.Module):  # no embed: forward only
+        def __init__(self, net):
+            super().__init__()
+            self.net = net
+
+        def forward(self, x):
+            return self.net(x)
+
+    path = tmp_path / "m.ts"
+    torch.jit.save(torch.jit.script(Plain(copy.deepcopy(own["net"]))), str(path))
+    data = load_user_data(DataConfig(dataset="imagefolder", data_root=str(own["root"]), image_size=8),
+                          OwnModelConfig(original_weights=str(path)))
+    loaded = load_model(str(path), "small_cnn", data)
+    assert loaded.format == "torchscript" and not loaded.has_embed and "logits" in loaded.notes[0]
+    twin = copy.deepcopy(loaded.model)
+    assert all(p.is_leaf for p in twin.parameters())
+    x = torch.rand(4, 1, 8, 8)
+    assert twin.embed(x).shape == (4, 10)
+    torch.optim.SGD(twin.parameters(), lr=0.1)  # an optimizer takes the copy's parameters
+    out = tmp_path / "out.ts"
+    out.write_bytes(save_like(loaded, twin))
+    assert torch.allclose(torch.jit.load(str(out))(x), loaded.model(x))
+
+
+def test_round_trip_matches_native_run(runs_dir, tmp_path):
+    """A digits run's cached original exported as a state dict and its data as an image folder with the same
+    split, run on the loaded-model path with --gold-weights = that run's gold: the same predicted split and
+    the same metrics as the native run (same seed, CPU)."""
+    from owntools import write_png
+
+    from tmu_core import store
+    from tmu_core.config import DataConfig, ForgetSpec, OwnModelConfig, RunConfig, TrainConfig
+    from tmu_core.data import load_dataset, resolve_forget
+    from tmu_core.jobs.pipeline import execute, start
+    from tmu_core.tmu.config import dataset_defaults
+
+    # a briefly trained original and the 0.5 cut: a split with easy and hard samples both (4 / 11 when measured)
+    train = TrainConfig(epochs=3, batch_size=32)
+    tmu = {"clf_epochs": 40, "cf_epochs": 1, "clf_threshold": "0.5"}
+    native_cfg = RunConfig(data=DataConfig(dataset="digits", train_per_class=40),
+                           forget=ForgetSpec(forget_class="8", forget_count=15), train=train, methods=("tmu",),
+                           method_params=(("tmu", tuple(sorted(tmu.items()))),), device="cpu")
+    native = execute(start(native_cfg))
+    data = load_dataset(native_cfg.data, 0)
+    forget = resolve_forget(data, native_cfg.forget, 0)
+
+    root = tmp_path / "exported"
+    for split, ids in (("train", data.train_ids), ("aux", data.aux_ids)):
+        for i in ids:
+            write_png(root / split / data.classes[int(data.y[i])] / f"{i:05d}.png", data.x[i, 0].numpy())
+    for j in range(len(data.y_test)):
+        write_png(root / "test" / data.classes[int(data.y_test[j])] / f"{j:05d}.png", data.x_test[j, 0].numpy())
+    weights = {}
+    for kind in ("original", "gold"):
+        weights[kind] = tmp_path / f"{kind}.pt"
+        torch.save(store.load_state(store.model_cache_file(native["cache"][kind])), weights[kind])
+    flist = tmp_path / "forget.txt"
+    flist.write_text("".join(f"8/{i:05d}.png\n" for i in forget.ids))
+
+    params = {**dataset_defaults("digits"), **tmu}  # the native run's TMU settings, as flags would give them
+    own_cfg = RunConfig(data=DataConfig(dataset="imagefolder", data_root=str(root), image_size=8), train=train,
+                        methods=("tmu",), method_params=(("tmu", tuple(sorted(params.items()))),), device="cpu",
+                        own=OwnModelConfig(original_weights=str(weights["original"]), forget_list=str(flist),
+                                           gold_weights=str(weights["gold"])))
+    own = execute(start(own_cfg))
+
+    native_split = store.open_run(native["run_id"]).samples().query("role == 'forget'").sort_values("id")["pred_label"]
+    audit = pd.read_csv(own["own"]["audit_csv"])
+    assert {"easy", "hard"} <= set(native_split)  # a split worth comparing
+    assert list(audit["verdict"]) == list(native_split)
+    assert list(audit["p_easy"]) == pytest.approx(list(store.open_run(native["run_id"]).samples()
+                                                      .query("role == 'forget'").sort_values("id")["p_easy"]), abs=1e-6)
+    for name in ("original", "gold", "tmu"):
+        for key in ("acc_test", "acc_remain", "acc_forget", "abs_delta", "sample_agreement", "activation_distance",
+                    "mia", "mia_auc"):
+            assert own["models"][name][key] == pytest.approx(native["models"][name][key], abs=1e-6), (name, key)
+    for key in ("label_accuracy", "pred_easy", "pred_hard", "gold_hard", "aux_count", "threshold"):
+        assert own["tmu"][key] == pytest.approx(native["tmu"][key], abs=1e-9), key
+
+
+def test_dashboard_shows_an_own_model_run(runs_dir, own):
+    """The Forget set page's "Your model" entry refuses a bad model in one line (no run folder); a finished run
+    on the user's model shows on the Run page (split per class, audit table) and the Alignment page says why it
+    is empty."""
+    from clitools import ROOT
+    from streamlit.testing.v1 import AppTest
+
+    from tmu_core.config import DataConfig, OwnModelConfig, RunConfig, TrainConfig
+    from tmu_core.jobs.pipeline import execute, start
+
+    b = own["base"]
+    at = AppTest.from_file(str(ROOT / "pages" / "forget_set.py"), default_timeout=180).run()
+    assert not at.exception, [e.value for e in at.exception]
+    at.text_input(key="own_data_root").set_value(str(own["root"]))
+    at.number_input(key="own_image_size").set_value(8)
+    at.text_input(key="own_original_weights").set_value(str(b / "W3.pt"))
+    at.text_input(key="own_forget_list").set_value(str(b / "F.txt"))
+    at.button(key="own_launch").click().run()
+    assert not at.exception, [e.value for e in at.exception]
+    assert any("3 classes" in e.value and "10 class folders" in e.value for e in at.error)
+    assert _run_folders(runs_dir) == []
+
+    tiny = {"clf_epochs": 20, "twin_epochs": 1, "cf_epochs": 1, "epochs": 1}
+    cfg = RunConfig(data=DataConfig(dataset="imagefolder", data_root=str(own["root"]), image_size=8),
+                    train=TrainConfig(batch_size=64), methods=("tmu", "finetune"), device="cpu",
+                    method_params=(("finetune", (("epochs", 1),)), ("tmu", tuple(sorted(tiny.items())))),
+                    own=OwnModelConfig(original_weights=str(b / "W.pt"), forget_list=str(b / "F.txt")))
+    run = start(cfg)
+    result = execute(run)
+    assert set(result["models"]) == {"original", "tmu", "finetune"}  # a baseline takes the 3-class request as it is
+    assert result["forget_count"] == 30
+    at = AppTest.from_file(str(ROOT / "pages" / "run.py"), default_timeout=180)
+    at.session_state["run_id"] = run.id
+    at.run()
+    assert not at.exception, [e.value for e in at.exception]
+    assert any(m.label == "Predicted easy / hard" for m in at.metric)
+    shown = [df.value for df in at.dataframe]
+    assert any("verdict" in df.columns and len(df) == 30 for df in shown)  # the audit table
+    assert any("class" in df.columns and set(df["class"]) == {"3", "5", "8"} for df in shown)  # split per class
+    at = AppTest.from_file(str(ROOT / "pages" / "alignment.py"), default_timeout=180)
+    at.session_state["run_id"] = run.id
+    at.run()
+    assert not at.exception, [e.value for e in at.exception]
+    assert any("your own model" in i.value and "gold none" in i.value for i in at.info)
+
+
+def test_manifest_reads_like_the_folder(runs_dir, own):
+    """A CSV manifest (path,label,split) gives the same data as the folder; one without aux rows is refused."""
+    from tmu_core.config import DataConfig, OwnModelConfig
+    from tmu_core.errors import TMUError
+    from tmu_core.ownmodel.layout import load_user_data
+
+    root = own["root"]
+    rows = [f"{split}/{f.parent.name}/{f.name},{f.parent.name},{split}"
+            for split in ("train", "aux", "test") for f in sorted((root / split).glob("*/*.png"))]
+    manifest = root / "manifest.csv"
+    manifest.write_text("path,label,split\n" + "\n".join(rows) + "\n")
+    cfg = DataConfig(dataset="imagefolder", image_size=8)
+    by_manifest = load_user_data(cfg, OwnModelConfig(original_weights="W.pt", manifest=str(manifest)))
+    by_folder = load_user_data(replace_root(cfg, root), OwnModelConfig(original_weights="W.pt"))
+    assert by_manifest.classes == by_folder.classes
+    assert (len(by_manifest.train_ids), len(by_manifest.aux_ids), len(by_manifest.y_test)) == \
+        (len(by_folder.train_ids), len(by_folder.aux_ids), len(by_folder.y_test))
+    assert sorted(by_manifest.x.flatten().tolist()) == sorted(by_folder.x.flatten().tolist())
+    no_aux = root / "manifest-no-aux.csv"
+    no_aux.write_text("path,label,split\n" + "\n".join(r for r in rows if not r.endswith(",aux")) + "\n")
+    with pytest.raises(TMUError, match="no row with split 'aux'"):
+        load_user_data(cfg, OwnModelConfig(original_weights="W.pt", manifest=str(no_aux)))
+
+
+def replace_root(cfg, root):
+    from dataclasses import replace
+
+    return replace(cfg, data_root=str(root))
+
+
+def test_normalisation_and_size_are_checked(runs_dir, own):
+    """--input-mean that contradicts the weights, and images of the wrong size, are one clear refusal each."""
+    from tmu_core.config import DataConfig, OwnModelConfig
+    from tmu_core.errors import TMUError
+    from tmu_core.ownmodel.layout import load_user_data
+    from tmu_core.ownmodel.weights import load_model
+
+    b = own["base"]
+    data = load_user_data(replace_root(DataConfig(dataset="imagefolder", image_size=8), own["root"]),
+                          OwnModelConfig(original_weights=str(b / "W.pt")))
+    with pytest.raises(TMUError, match="normalises with mean"):
+        load_model(str(b / "W.pt"), "small_cnn", data, (0.1,), (0.3,))
+    loaded = load_model(str(b / "W.pt"), "small_cnn", data, (0.5,), (0.25,))  # what the weights hold: accepted
+    assert loaded.format == "state_dict"
+    with pytest.raises(TMUError, match="not a vit_tiny state dict"):
+        load_model(str(b / "W.pt"), "vit_tiny", data)
+
+
+def test_uploads_are_kept_in_the_run_store_by_content(runs_dir):
+    from tmu_core import store
+
+    a = store.upload_file(b"weights", "../../my model.pt")
+    assert a.parent == store.runs_root() / "_cache" / "uploads" and a.name.endswith("-my-model.pt")
+    assert store.upload_file(b"weights", "my model.pt") == a and store.upload_file(b"other", "my model.pt") != a

@@ -1,0 +1,167 @@
+"""Your own model on the dashboard: the Forget set page's "Your model" entry (paths on the server) and what the
+pages show for a run on it.
+
+The widgets come from `OwnModelConfig`'s fields (the CLI's --original-weights, --forget-list, --gold ... flags
+come from the same fields); validation stays in tmu_core (`ownmodel.execute.validate`, run by `start`), whose
+one-line refusal is shown as it is. No tensor maths here.
+"""
+from __future__ import annotations
+
+from dataclasses import fields, replace
+
+import streamlit as st
+
+from tmu_core.config import DataConfig, OwnModelConfig, RunConfig
+from tmu_core.data.recipes import default_train_config
+from tmu_core.errors import TMUError
+from tmu_core.models import MODELS
+from ui import widgets
+
+PREFIX = "own_"
+UPLOADS = {"original_weights": ["pt", "pth", "ts", "jit"], "gold_weights": ["pt", "pth", "ts", "jit"],
+           "forget_list": ["txt", "lst", "csv"]}  # fields a file can be uploaded for (size: server.maxUploadSize)
+PAGE_NEEDS = ("the project's own original and gold models of one class (the gold model and the stored per-sample "
+              "table and activations of a benchmark run)")
+
+
+def is_own(metrics: dict) -> bool:
+    return isinstance(metrics.get("own"), dict)
+
+
+def _numbers(text: str, what: str) -> tuple[float, ...]:
+    parts = [p for p in text.replace(",", " ").split() if p]
+    try:
+        return tuple(float(p) for p in parts)
+    except ValueError:
+        raise TMUError(f"{what}: '{text}' is not a list of numbers (e.g. 0.49 0.48 0.45, one per channel)") from None
+
+
+def uploaded(name: str) -> str | None:
+    """The server path of a file uploaded for field `name` (kept in the run store), or None."""
+    from tmu_core import store
+
+    up = st.file_uploader(f"or upload the {name.replace('_', ' ')}", type=UPLOADS[name], key=PREFIX + "up_" + name)
+    if up is None:
+        return None
+    data = up.getvalue()
+    path = store.upload_file(data, up.name)
+    if not path.exists():
+        store.atomic_write_bytes(path, data)
+    st.caption(f"uploaded: `{path}`")
+    return str(path)
+
+
+def own_inputs() -> dict:
+    """One widget per OwnModelConfig field (tuples as typed numbers, a file upload beside the weights and the
+    forget list); returns {field: value}."""
+    out = {}
+    cols = st.columns(2)
+    for i, f in enumerate(fields(OwnModelConfig)):
+        with cols[i % 2]:
+            if isinstance(f.default, tuple):
+                text = st.text_input(f.name.replace("_", " "), key=PREFIX + f.name, help=f.metadata.get("help"),
+                                     placeholder="empty: " + ("what the weights hold" if "mean" in f.name else "as mean"))
+                out[f.name] = _numbers(text, f.name.replace("_", " "))
+            else:
+                out[f.name] = widgets.field_input(f, f.default, PREFIX + f.name)
+            if f.name in UPLOADS:
+                out[f.name] = uploaded(f.name) or out[f.name]
+    return out
+
+
+def run_config(values: dict, data_root: str, image_size: int, model: str, seed: int) -> RunConfig:
+    """The RunConfig of a launch from the entry: imagefolder data, TMU alone, the user's model."""
+    own = OwnModelConfig(**{k: (v.strip() if isinstance(v, str) else v) for k, v in values.items()})
+    if not own.active:
+        raise TMUError("enter the path of your model's weights (original weights): a state dict or a TorchScript file")
+    return RunConfig(data=DataConfig(dataset="imagefolder", data_root=data_root.strip(), image_size=image_size),
+                     train=replace(default_train_config("imagefolder"), model=model), methods=("tmu",), seed=seed,
+                     own=own)
+
+
+def entry() -> None:
+    """The "Your model" entry: paths on the server, checked and launched in the background."""
+    from tmu_core.jobs import launch
+    from ui import nav, state
+
+    with st.expander("Your model: TMU on a model you trained, with your own list of files to forget (no gold "
+                     "retrain needed)", icon=":material/upload_file:"):
+        st.caption("Paths are on the server running this dashboard (weights and the forget list can also be uploaded, "
+                   "up to the server's upload size). The data folder holds train/ (what the model was "
+                   "trained on), aux/ (the same classes, never trained on) and test/, each with one folder per "
+                   "class; output k of the model must be the k-th class folder in sorted order. The forget list "
+                   "names files relative to train/, one per line (e.g. cat/0001.png), from any classes.")
+        c1, c2, c3, c4 = st.columns([3, 1, 1, 1])
+        data_root = c1.text_input("data folder", key=PREFIX + "data_root", placeholder="/path/to/folder with train/ aux/ test/")
+        image_size = int(c2.number_input("image size", min_value=8, max_value=256, value=32, key=PREFIX + "image_size",
+                                         help=DataConfig.__dataclass_fields__["image_size"].metadata["help"]))
+        models = MODELS.names()
+        model = c3.selectbox("model", models, key=PREFIX + "model", help="the registered architecture of a state dict")
+        seed = int(c4.number_input("seed", min_value=0, value=0, step=1, key=PREFIX + "seed"))
+        values = own_inputs()
+        if st.button("Launch TMU on your model", key=PREFIX + "launch", icon=":material/play_arrow:"):
+            try:
+                run = launch.start_run(run_config(values, data_root, image_size, model, seed))
+            except TMUError as exc:
+                st.error(state.ui_message(exc), icon=":material/error:")
+                return
+            state.select_run(run.id)
+            st.success(f"Launched run `{run.id}`: it checks your model and data, then runs TMU in the background.")
+            nav.link("run", "Follow it on the Run page")
+
+
+def explain_page(run_id: str, metrics: dict) -> None:
+    """On a page that needs the project's own reference models: say why it is empty for a run on the user's model."""
+    from ui import nav
+
+    gold = metrics["own"].get("gold")
+    why = ("it ran with gold none (no retrain, by design), so nothing can be compared with a retrain"
+           if gold == "none" else "its models are yours, and this page reads the stored tables of a benchmark run")
+    st.info(f"Run `{run_id}` is a run on your own model: {why}. This page shows runs with {PAGE_NEEDS}. "
+            "The Run page shows this run: the easy/hard split per class, the audit table and the unlearned model.",
+            icon=":material/info:")
+    nav.link("run", "Go to the Run page")
+    st.stop()
+
+
+def result_panel(run, metrics: dict) -> None:
+    """A finished run on the user's model: its readouts, TMU's split per class, warnings, files."""
+    import pandas as pd
+
+    from tmu_core import store
+
+    own = metrics["own"]
+    card = st.container(border=True, key="own_result")
+    card.markdown(f"**Your model** · {own['original_weights']} ({own['format'].replace('_', ' ')}) · "
+                  f"{metrics['forget_count']} images of {', '.join(own['classes'])} · gold: {own['gold']}")
+    if "per_class" in own:
+        m = card.columns(3)
+        m[0].metric("Predicted easy / hard", f"{own['pred_easy']} / {own['pred_hard']}",
+                    help="easy: a retrain would still classify it right (TMU keeps it); hard: it would not (TMU "
+                         "unlearns it)")
+        m[1].metric("Predicted A_f after removal", f"{own['predicted_acc_forget']:.1f}%",
+                    help="TMU's prediction of a retrain's accuracy on the forgotten images: the predicted-easy share")
+        achieved = own.get("achieved_acc_forget")
+        m[2].metric("Achieved A_f", "—" if achieved is None else f"{achieved:.1f}%",
+                    help="the unlearned model's accuracy on the forgotten images")
+    rows = [{"model": name, "A_test": v["acc_test"], "A_r": v["acc_remain"], "A_f": v["acc_forget"],
+             "|Δ| vs gold": v.get("abs_delta"), "MIA": v["mia"], "seconds": v["seconds"]}
+            for name, v in metrics["models"].items()]
+    st.dataframe(pd.DataFrame(rows), hide_index=True)
+    if "per_class" in own:
+        st.dataframe(pd.DataFrame([{"class": c, "forgotten": b["forget_count"], "easy": b["pred_easy"],
+                                    "hard": b["pred_hard"], "|D_a|": b["aux_count"],
+                                    "twin on D_a %": b["twin_fidelity"].get("twin_acc_aux"),
+                                    "original on D_f %": b["twin_fidelity"].get("original_acc_forget"),
+                                    "label accuracy %": b.get("label_accuracy")}
+                                   for c, b in own["per_class"].items()]), hide_index=True)
+    for note in own.get("notes", []):
+        st.caption(note)
+    for text in own.get("warnings", []):
+        st.warning(f"Thin evidence: {text}.", icon=":material/warning:")
+    if own.get("audit_csv"):
+        audit = run.load_table(store.AUDIT)
+        st.markdown(f"**Audit**, one row per forgotten file · unlearned model: `{own.get('unlearned_weights')}`")
+        st.dataframe(audit, hide_index=True, height=min(420, 38 + 35 * len(audit)))
+        st.download_button("Download the audit CSV", audit.to_csv(index=False), file_name=f"{run.id}-audit.csv",
+                           key="own_audit_download")
