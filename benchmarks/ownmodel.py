@@ -27,7 +27,6 @@ import sys
 import time
 from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 ROOT = Path(__file__).resolve().parents[1]
 RESULTS = ROOT / "benchmarks" / "results"
 
@@ -89,7 +88,7 @@ def main() -> None:
     work = Path(a.work)
     root = work / "data"
     layout(Path(a.source), root, a.per_class, a.aux_per_class, a.test_per_class)
-    env = {**os.environ, "TMU_RUNS_DIR": str(work / "runs"), "PYTHONPATH": str(ROOT),
+    env = {**os.environ, "TMU_RUNS_DIR": str(work / "runs"),
            "OMP_NUM_THREADS": os.environ.get("OMP_NUM_THREADS", "1")}
     os.environ["TMU_RUNS_DIR"] = env["TMU_RUNS_DIR"]
     torch.set_num_threads(int(env["OMP_NUM_THREADS"]))

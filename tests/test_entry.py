@@ -31,7 +31,7 @@ def _one_line(capsys) -> str:
 
 
 @pytest.mark.parametrize("argv,needle", [
-    (["run", "--gold", "none"], "unrecognized arguments: --gold none"),  # not read as --gold-seeds
+    (["run", "--gold-s", "3"], "unrecognized arguments: --gold-s 3"),  # not read as --gold-seeds
     (["train", "--forget-c", "3"], "unrecognized arguments: --forget-c 3"),
     (["sweep", "--class", "1"], "unrecognized arguments: --class 1"),
 ])

@@ -29,8 +29,8 @@ def run_request(task: UnlearnTask, request: Request, cfg: TMUConfig, device, pro
         sub = replace(task, forget=part)
         # the held-out CF network trains on what remains of the whole request: the same for every class
         eh = predict_easy_hard(sub, cfg, device, clock, held_out)
-        held_out = eh.features.held_out if cfg.scoring.cf_held_out else None
-        twin, feats, split = eh.twin, eh.features, eh.split
+        held_out = eh.feature_values.held_out if cfg.scoring.cf_held_out else None
+        twin, feats, split = eh.twin, eh.feature_values, eh.split
         by_subset = ablation(feats, twin, cfg, task.seed)
         clock.lap("ablation")
         clf = split.classifier
