@@ -9,7 +9,7 @@ import pytest
 from tmu_core import demo, store
 from tmu_core.data import load_dataset, resolve_forget
 from tmu_core.jobs.preview import cached_models
-from tmu_core.references import cache_key
+from tmu_core.references import reference_key
 
 
 def test_bundle_is_present_and_small():
@@ -48,13 +48,13 @@ def test_demo_shows_the_phenomenon():
 
 def test_bundle_matches_the_current_recipe_and_cache_keys(runs_dir):
     """The bundled models are stored under the keys a run of the demo's config computes now (the pipeline trains
-    the run's gold from the run's seed). Fails when the recipe, the split or the key changes: regenerate the
+    the run's gold from gold_seed(seed, 0)). Fails when the recipe, the split or the key changes: regenerate the
     bundle with `python -m tmu_core.demo`."""
     cfg = demo.config()
     data = load_dataset(cfg.data, cfg.seed)
     forget = resolve_forget(data, cfg.forget, cfg.seed)
-    expected = {cache_key("original", cfg.data, cfg.train, cfg.seed, data.train_ids),
-                cache_key("gold", cfg.data, cfg.train, cfg.seed, forget.remain_ids(data))}
+    expected = {reference_key("original", cfg.data, cfg.train, cfg.seed, data.train_ids),
+                reference_key("gold", cfg.data, cfg.train, cfg.seed, forget.remain_ids(data))}
     assert {p.stem for p in (demo.BUNDLE / "models").glob("*.pt")} == expected
     demo.install()
     assert cached_models(data, cfg.data, cfg.train, cfg.seed, forget.ids) == {"original": True, "gold": True}

@@ -96,6 +96,12 @@ def gold_seed(seed: int, k: int) -> int:
     return seed + GOLD_SEED_OFFSET + GOLD_SEED_STRIDE * k
 
 
+def reference_key(kind: str, data_cfg: DataConfig, train_cfg: TrainConfig, seed: int, ids: np.ndarray) -> str:
+    """The cache key of a run's original ("original", trained from the run's seed) or its gold ("gold", trained
+    from gold_seed(seed, 0)): the one place that pairs a reference model with its training seed."""
+    return cache_key(kind, data_cfg, train_cfg, seed if kind == "original" else gold_seed(seed, 0), ids)
+
+
 def extra_golds(data: Dataset, data_cfg: DataConfig, forget: ForgetSet, train_cfg: TrainConfig, seed: int, k: int,
                 device: torch.device, progress: ProgressFn = None, should_stop=None) -> list[Trained]:
     """Golds 1..k-1 of a k-gold ensemble: the gold recipe on the same D_r, only the training seed differs;

@@ -26,7 +26,7 @@ from ..evaluate.evaluator import Evaluator
 from ..methods import METHODS, REFERENCES, config_dict, method_config, run_order
 from ..methods.loop import UnlearnTask
 from ..models import MODELS
-from ..references import Trained, cache_key, extra_golds, gold_seed, original_and_gold, train_cached
+from ..references import Trained, extra_golds, gold_seed, original_and_gold, reference_key, train_cached
 from ..train import Progress, pick_device, seed_everything
 
 log = logging.getLogger(__name__)
@@ -295,8 +295,8 @@ def _references(run, cfg, data, forget, device, writer, report) -> tuple[Trained
         if run.cancel_requested():
             raise Cancelled()
 
-    for kind, ids, seed in (("original", data.train_ids, cfg.seed), ("gold", forget.remain_ids(data), gold_seed(cfg.seed, 0))):
-        if store.model_cache_file(cache_key(kind, cfg.data, cfg.train, seed, ids)).exists():
+    for kind, ids in (("original", data.train_ids), ("gold", forget.remain_ids(data))):
+        if store.model_cache_file(reference_key(kind, cfg.data, cfg.train, cfg.seed, ids)).exists():
             writer.cached(kind)  # loading it takes a moment: the bar's weight goes to the stages that train
     writer.begin("original")
     original = train_cached("original", data, cfg.data, cfg.train, data.train_ids, cfg.seed, device, report, should_stop)

@@ -15,7 +15,7 @@ from .. import store
 from ..config import DataConfig, ForgetSpec, TrainConfig
 from ..data import Dataset, resolve_forget
 from ..methods import method_config
-from ..references import cache_key
+from ..references import reference_key
 from ..tmu.twin import build_aux
 
 
@@ -49,7 +49,7 @@ def forget_preview(data: Dataset, data_cfg: DataConfig, spec: ForgetSpec, train_
 def cached_models(data: Dataset, data_cfg: DataConfig, train_cfg: TrainConfig, seed: int, forget_ids) -> dict[str, bool]:
     """Whether the original and gold models of this recipe and forget set are in the model cache already."""
     remain = np.setdiff1d(data.train_ids, np.asarray(forget_ids, dtype=np.int64))
-    return {kind: store.model_cache_file(cache_key(kind, data_cfg, train_cfg, seed, ids)).exists()
+    return {kind: store.model_cache_file(reference_key(kind, data_cfg, train_cfg, seed, ids)).exists()
             for kind, ids in (("original", data.train_ids), ("gold", remain))}
 
 
@@ -72,7 +72,7 @@ def aux_pool_misses(data: Dataset, data_cfg: DataConfig, train_cfg: TrainConfig,
     from ..references import new_model
     from ..train import predict
 
-    path = store.model_cache_file(cache_key("original", data_cfg, train_cfg, seed, data.train_ids))
+    path = store.model_cache_file(reference_key("original", data_cfg, train_cfg, seed, data.train_ids))
     if not path.exists():
         return None
     model = new_model(data, train_cfg)
