@@ -10,7 +10,7 @@ from tmu_core.data import class_ref
 from tmu_core.errors import TMUError
 from tmu_core.evaluate import paper_tables
 from tmu_core.jobs import launch
-from tmu_core.methods import METHODS, display, ordered
+from tmu_core.methods import METHODS, display, ordered, primary_method
 from ui import cache, charts, nav, state, tables, verdict, widgets
 from ui.text import plain
 
@@ -60,8 +60,8 @@ def show_run() -> None:
     gold = models.set_index("model").loc["gold"]
     m = st.columns(3)
     m[0].metric("Gold A_f (target)", f"{gold['A_f']:.1f}%")
-    if "tmu" in metrics["models"]:
-        m[1].metric("TMU |Δ|", f"{metrics['models']['tmu']['abs_delta']:.1f}")
+    if (primary := primary_method()) in metrics["models"]:
+        m[1].metric("TMU |Δ|", f"{metrics['models'][primary]['abs_delta']:.1f}")
     cost = tables.cost_text(metrics)
     if cost:
         m[2].metric("Cost: TMU unlearning / gold training", f"{metrics['cost_ratio']:.2f}×", help=cost)

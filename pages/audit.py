@@ -3,6 +3,7 @@ import math
 
 import streamlit as st
 
+from tmu_core.methods import primary_method
 from ui import cache, charts, nav, state, tables
 from ui.text import plain
 
@@ -12,7 +13,7 @@ ROW = 96  # row height (px) of the galleries: thumbnails large enough to tell a 
 
 st.title("Easy/hard audit")
 run, metrics, samples = state.require_tmu_results("there are no easy/hard predictions to audit")
-tmu = metrics["tmu"]
+tmu = metrics[primary_method()]  # TMU's report (stored under the primary method's name)
 with st.expander("How to read this page"):
     st.markdown(nav.help_text("audit"))
 

@@ -81,3 +81,17 @@ def test_every_dataset_loads_or_explains_where_its_files_go(dataset, tmp_path, r
     if dataset != "imagefolder":
         assert "--data-root" in message and "could not be downloaded" in message
         assert not any(root.iterdir()), "a failed download must leave the data root as it was"
+
+
+def test_the_primary_method_is_the_one_registered_primary_and_a_second_is_refused(monkeypatch):
+    from dataclasses import replace
+
+    from tmu_core.methods import primary_method
+
+    assert primary_method() == "tmu"
+    assert [n for n in METHODS.names() if METHODS.get(n).primary] == ["tmu"]
+    entries = dict(METHODS._entries)
+    entries["finetune"] = replace(entries["finetune"], factory=replace(METHODS.get("finetune"), primary=True))
+    monkeypatch.setattr(METHODS, "_entries", entries)
+    with pytest.raises(TMUError, match=r"exactly one method must be registered as primary; found \['finetune', 'tmu'\]"):
+        primary_method()

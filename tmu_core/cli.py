@@ -41,9 +41,7 @@ def cmd_models(args) -> int:
 
 
 def cmd_methods(args) -> int:
-    from .methods import METHODS
-
-    from .methods import display, ordered
+    from .methods import METHODS, display, ordered
 
     rows = dict(METHODS.describe())
     return _listing([(name + (" (control)" if display(name).kind == "control" else ""), rows[name])
@@ -64,8 +62,8 @@ def add_run_args(p: argparse.ArgumentParser) -> None:
 def run_config_from_args(args, methods=()) -> RunConfig:
     """The RunConfig that `args` (parsed with `add_run_args`, and `add_method_args` for method settings) describe,
     running `methods`; a conflict or a bad method setting is a TMUError."""
-    from .methods import METHODS, method_config
     from .data.recipes import default_train_config
+    from .methods import METHODS, method_config
 
     _no_conflicts(args)
     data = config_from_args(args, DataConfig)
@@ -135,12 +133,11 @@ def add_method_args(p: argparse.ArgumentParser) -> None:
 
 
 def cmd_run(args) -> int:
-    from .methods import METHODS, ordered
     from .jobs.pipeline import execute, start
+    from .methods import METHODS, ordered, primary_method
 
     own = getattr(args, "original_weights", None)  # your own model: the primary method alone unless --methods says more
-    primary = [n for n in METHODS.names() if METHODS.get(n).primary]
-    cfg = run_config_from_args(args, args.methods or (primary if own else ordered(METHODS.names())))
+    cfg = run_config_from_args(args, args.methods or ([primary_method()] if own else ordered(METHODS.names())))
     run = start(cfg)
     # this process owns the run from now on: if it dies before execute() marks it running, the run must
     # read as interrupted, not as queued forever
@@ -168,8 +165,8 @@ def cmd_execute(args) -> int:
 
 
 def cmd_sweep(args) -> int:
-    from .methods import METHODS, ordered
     from .jobs.sweep import sweep
+    from .methods import METHODS, ordered
 
     cfg = run_config_from_args(args, args.methods or ordered(METHODS.names()))
     if args.sweep_id is not None:
@@ -213,7 +210,7 @@ def cmd_cancel(args) -> int:
 
 def _summary(result: dict) -> str:
     from .evaluate.verdict import verdict
-    from .methods import display
+    from .methods import display, primary_method
 
     lines = [f"run {result['run_id']}  ({result['dataset']}, {result['model']}, class {result['forget_class']} "
              f"{result['forget_class_name']}, |D_f| {result['forget_count']}, device {result['device']})",
@@ -232,7 +229,7 @@ def _summary(result: dict) -> str:
     v = verdict(result)
     lines.append(f"verdict: {v.headline()}")
     lines += [f"  {s}" for s in v.sentences()]
-    t = result.get("tmu")
+    t = result.get(primary_method())
     if t:
         cost = result.get("cost_ratio")
         lines.append(f"TMU label accuracy {t['label_accuracy']:.1f}%  predicted easy/hard {t['pred_easy']}/{t['pred_hard']}"

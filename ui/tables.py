@@ -10,7 +10,7 @@ import pandas as pd
 
 from tmu_core.evaluate.protocol import is_summary
 from tmu_core.evaluate.verdict import verdict
-from tmu_core.methods import display, ordered
+from tmu_core.methods import display, ordered, primary_method
 
 FEATURES = ("NF", "AF", "CF")
 HELD_OUT_FEATURES = ("HNF", "HM")  # stored only by runs that asked for them (--tmu-features ... HNF HM)
@@ -88,13 +88,13 @@ def images_text(images) -> str:
 def cost_text(metrics: dict) -> str | None:
     """The TMU cost / retrain ratio spelled out, with what it counts: TMU's seconds less its audit extras (the
     feature ablation, which unlearning does not need) over the seconds gold's training took."""
-    models = metrics["models"]
-    if metrics.get("cost_ratio") is None or "tmu" not in models:
+    models, primary = metrics["models"], primary_method()
+    if metrics.get("cost_ratio") is None or primary not in models:
         return None
     gold = models["gold"]
     when = f" ({CACHED_NOTE}, not by this run)" if gold.get("cached") else ""
-    total = float(models["tmu"]["seconds"])
-    audit = float(((metrics.get("tmu") or {}).get("stage_seconds") or {}).get("ablation", 0.0))
+    total = float(models[primary]["seconds"])
+    audit = float(((metrics.get(primary) or {}).get("stage_seconds") or {}).get("ablation", 0.0))
     extras = f", of which {audit:.1f} s went to the audit extras (the feature ablation) and are left out" if audit else ""
     return (f"{metrics['cost_ratio']:.2f}× = TMU's unlearning time over gold's training time. TMU took {total:.1f} s"
             f"{extras}: {total - audit:.1f} s counted; training the gold model from scratch took {gold['seconds']:.1f} s"
@@ -114,8 +114,9 @@ def alignment_note(metrics: dict) -> str | None:
     |Δ| follows from how many D_f samples TMU calls hard against how many gold gets wrong, and TMU learns
     that count on the twin's D_a: a D_a smaller than Eq. 3 asks, or with few hard samples, estimates it badly.
     """
-    tmu = metrics.get("tmu")
-    if not tmu or "tmu" not in metrics["models"] or "tmu" in verdict(metrics).leaders:
+    primary = primary_method()
+    tmu = metrics.get(primary)
+    if not tmu or primary not in metrics["models"] or primary in verdict(metrics).leaders:
         return None  # within the noise floor of the best is a tie, not a miss
     n = tmu["gold_easy"] + tmu["gold_hard"]
     sizing = tmu.get("aux_sizing", {})
@@ -163,7 +164,7 @@ def confusion_frame(confusion: dict) -> pd.DataFrame:
 def ablation_frame(metrics: dict, baseline: bool = True) -> pd.DataFrame:
     """Label accuracy (%) per feature subset, the subset TMU used marked; with `baseline`, a last row for
     calling every sample easy (no features at all), the bar any subset must clear."""
-    tmu = metrics["tmu"]
+    tmu = metrics[primary_method()]
     used = "+".join(tmu.get("features_used", FEATURES))
     rows = [{"features": k, "label_accuracy": v, "used by TMU": k == used}
             for k, v in tmu["label_accuracy_by_features"].items()]
@@ -203,7 +204,7 @@ def audit_frame(samples: pd.DataFrame, role: str = "forget", class_names=None) -
     if role == "aux":
         out["source_id"] = df["source_id"].astype(int)
         out["augmented"] = df["augmented"].astype(str).str.lower() == "true"
-    for m in ("original", "gold", "tmu"):
+    for m in ("original", "gold", primary_method()):
         if f"pred_{m}" in df:
             says = df[f"pred_{m}"].astype(int)
             out[f"{short_label(m)} says"] = says if class_names is None else [class_label(i, class_names) for i in says]

@@ -14,7 +14,7 @@ import torch
 from .. import store
 from ..config import DataConfig, ForgetSpec, TrainConfig
 from ..data import Dataset, resolve_forget
-from ..methods import method_config
+from ..methods import method_config, primary_method
 from ..references import cache_key
 from ..tmu.twin import build_aux
 
@@ -39,7 +39,7 @@ def forget_preview(data: Dataset, data_cfg: DataConfig, spec: ForgetSpec, train_
         tmu_settings: overrides of TMU's config (aux_scale, aux_max_factor); its dataset defaults otherwise.
     """
     forget = resolve_forget(data, spec, seed)
-    twin = method_config("tmu", data_cfg.dataset, tmu_settings or {}).twin
+    twin = method_config(primary_method(), data_cfg.dataset, tmu_settings or {}).twin
     aux = build_aux(data, forget, seed, twin.aux_max_factor, allow_flip=train_cfg.augment != "none",
                     size_scale=twin.aux_scale)
     return ForgetPreview(forget.class_index, forget.class_name, int(len(data.class_ids(forget.class_index))),
