@@ -4,10 +4,9 @@ from __future__ import annotations
 
 import pytest
 
-from tmu_core.config import DataConfig
+from tmu_core.config import DataConfig, flatten
 from tmu_core.data import DATASETS, load_raw
 from tmu_core.errors import DataUnavailable, TMUError
-from tmu_core.config import flatten
 from tmu_core.methods import METHODS, method_config
 from tmu_core.models import MODELS
 from tmu_core.registry import Registry
@@ -95,3 +94,20 @@ def test_the_primary_method_is_the_one_registered_primary_and_a_second_is_refuse
     monkeypatch.setattr(METHODS, "_entries", entries)
     with pytest.raises(TMUError, match=r"exactly one method must be registered as primary; found \['finetune', 'tmu'\]"):
         primary_method()
+
+
+def test_methods_and_tmu_reports_are_built_by_keyword_only():
+    """17 report fields and a method's six traits read by name; a positional call is refused, not misread."""
+    from dataclasses import fields
+
+    from tmu_core.methods import Method
+    from tmu_core.tmu.report import TMUReport
+
+    for cls in (Method, TMUReport):
+        assert all(f.kw_only for f in fields(cls)), cls
+    tmu = METHODS.get("tmu")
+    with pytest.raises(TypeError):
+        Method(tmu.config_cls, tmu.run, tmu.defaults, tmu.display)
+    with pytest.raises(TypeError):
+        TMUReport(*range(len(fields(TMUReport))))
+    assert Method(config_cls=tmu.config_cls, run=tmu.run, defaults=tmu.defaults, display=tmu.display).primary is False

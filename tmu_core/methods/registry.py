@@ -61,7 +61,7 @@ class Display:
     kind: str = "method"  # method, control (never a default or a "best aligned" candidate) or reference
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, kw_only=True)  # registered by name: Method(config_cls=..., run=..., ...)
 class Method:
     config_cls: type
     run: Callable  # (task, cfg, device, progress) -> MethodResult
