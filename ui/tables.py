@@ -1,7 +1,8 @@
 """Shape a run's results into the DataFrames the pages show and the charts draw (pandas only, no st).
 
-Inputs are the run store's files as tmu_core writes them: metrics.json (a dict), samples.csv (one row per
-D_f and D_a sample), status.json, umap-<model>.npz.
+Inputs are the run store's files as tmu_core writes them: metrics.json (a dict, or the store's typed
+MetricsFile; each model's numbers are read as the schema's ModelMetrics), samples.csv (one row per D_f and D_a
+sample), status.json, umap-<model>.npz.
 """
 from __future__ import annotations
 
@@ -11,6 +12,7 @@ import pandas as pd
 from tmu_core.evaluate.protocol import is_summary
 from tmu_core.evaluate.verdict import verdict
 from tmu_core.methods import display, ordered, primary_method
+from tmu_core.store.schema import MetricsFile, ModelMetrics
 
 FEATURES = ("NF", "AF", "CF")
 HELD_OUT_FEATURES = ("HNF", "HM")  # stored only by runs that asked for them (--tmu-features ... HNF HM)
@@ -39,24 +41,33 @@ def model_color(name: str) -> str:
     return display(name).color
 
 
-def models_frame(metrics: dict) -> pd.DataFrame:
+def model_metrics(metrics: dict | MetricsFile) -> dict[str, ModelMetrics]:
+    """Each model's numbers as the store's typed rows (tmu_core.store.schema.ModelMetrics), in display order."""
+    models = metrics.models if isinstance(metrics, MetricsFile) else {
+        name: ModelMetrics.model_validate(m) for name, m in metrics["models"].items()}
+    return {name: models[name] for name in ordered(models)}
+
+
+def _num(x: float | None) -> float:
+    return float("nan") if x is None else x
+
+
+def models_frame(metrics: dict | MetricsFile) -> pd.DataFrame:
     """One row per model: accuracies (%), |Δ| to gold's A_f, activation distance (L2), MIA, seconds.
 
     `timing` says whose seconds they are: a cached original or gold was trained by an earlier run, so its
     seconds were not spent by this one.
     """
-    names = ordered(metrics["models"])
-    n = metrics.get("forget_count")
+    n = metrics.forget_count if isinstance(metrics, MetricsFile) else metrics.get("forget_count")
     rows = []
-    for name in names:
-        m = metrics["models"][name]
-        rows.append({"model": name, "label": model_label(name), "A_test": m["acc_test"], "A_r": m["acc_remain"],
-                     "A_f": m["acc_forget"], "delta": m["delta"], "abs_delta": m["abs_delta"],
-                     "agreement": m.get("sample_agreement", float("nan")),
-                     "images": images_apart(m["abs_delta"], n), "kind": display(name).kind,
-                     "activation_distance": m["activation_distance"], "mia": m["mia"],
-                     "mia_auc": m.get("mia_auc", float("nan")), "seconds": m["seconds"],
-                     "timing": CACHED_NOTE if m.get("cached") else "this run"})
+    for name, m in model_metrics(metrics).items():
+        rows.append({"model": name, "label": model_label(name), "A_test": m.acc_test, "A_r": m.acc_remain,
+                     "A_f": m.acc_forget, "delta": _num(m.delta), "abs_delta": _num(m.abs_delta),
+                     "agreement": _num(m.sample_agreement),
+                     "images": None if m.abs_delta is None else images_apart(m.abs_delta, n), "kind": display(name).kind,
+                     "activation_distance": _num(m.activation_distance), "mia": m.mia,
+                     "mia_auc": _num(m.mia_auc), "seconds": m.seconds,
+                     "timing": CACHED_NOTE if m.cached else "this run"})
     return pd.DataFrame(rows)
 
 
@@ -88,16 +99,16 @@ def images_text(images) -> str:
 def cost_text(metrics: dict) -> str | None:
     """The TMU cost / retrain ratio spelled out, with what it counts: TMU's seconds less its audit extras (the
     feature ablation, which unlearning does not need) over the seconds gold's training took."""
-    models, primary = metrics["models"], primary_method()
+    models, primary = model_metrics(metrics), primary_method()
     if metrics.get("cost_ratio") is None or primary not in models:
         return None
     gold = models["gold"]
-    when = f" ({CACHED_NOTE}, not by this run)" if gold.get("cached") else ""
-    total = float(models[primary]["seconds"])
+    when = f" ({CACHED_NOTE}, not by this run)" if gold.cached else ""
+    total = models[primary].seconds
     audit = float(((metrics.get(primary) or {}).get("stage_seconds") or {}).get("ablation", 0.0))
     extras = f", of which {audit:.1f} s went to the audit extras (the feature ablation) and are left out" if audit else ""
     return (f"{metrics['cost_ratio']:.2f}× = TMU's unlearning time over gold's training time. TMU took {total:.1f} s"
-            f"{extras}: {total - audit:.1f} s counted; training the gold model from scratch took {gold['seconds']:.1f} s"
+            f"{extras}: {total - audit:.1f} s counted; training the gold model from scratch took {gold.seconds:.1f} s"
             f"{when}. Loading or training the original model is not counted (both start from it).")
 
 
