@@ -53,7 +53,7 @@ with top[1] if present else st.container():  # the run's thin-evidence warnings 
         run_id, root = run.id, cache.root()
 
 primary = primary_method()
-tmu, models = metrics[primary], tables.models_frame(metrics)
+tmu, models = tables.tmu_summary(metrics), tables.models_frame(metrics)
 rows = models.set_index("model")
 n_f, cls = metrics["forget_count"], plain(metrics["forget_class_name"])  # stored text: shown, never rendered
 if not present:
@@ -99,9 +99,9 @@ if step == STEPS[0]:
                     column_config={"image": st.column_config.ImageColumn("image", width=64)})
 elif step == STEPS[1]:
     text.markdown(f"Which of them will gold still get right? We cannot ask gold without retraining, so TMU builds a "
-                  f"**twin**: {tmu['aux_count']} held-out images of the class play D_f, and an original model that "
-                  f"never saw them labels them — **{tmu['aux_easy']} easy** (still recognised) and "
-                  f"**{tmu['aux_hard']} hard**.")
+                  f"**twin**: {tmu.aux_count} held-out images of the class play D_f, and an original model that "
+                  f"never saw them labels them — **{tmu.aux_easy} easy** (still recognised) and "
+                  f"**{tmu.aux_hard} hard**.")
     aux = tables.feature_frame(samples, "aux", "truth")
     show(charts.feature_scatter(aux, "NF", "CF", "The twin's D_a: its easy and hard samples"), "demo_twin")
 elif step == STEPS[2]:
@@ -112,11 +112,11 @@ elif step == STEPS[2]:
                       "twin.")
     show(charts.feature_distributions(tables.feature_frame(samples, "aux", "truth")), "demo_features")
 elif step == STEPS[3]:
-    text.markdown(f"The classifier, trained on the twin, calls **{tmu['pred_easy']} of D_f easy and {tmu['pred_hard']} "
-                  f"hard**; gold's own verdict is {tmu['gold_easy']} easy and {tmu['gold_hard']} hard. Its labels agree "
-                  f"with gold on **{tmu['label_accuracy']:.1f}%** of D_f (calling everything easy would score "
+    text.markdown(f"The classifier, trained on the twin, calls **{tmu.pred_easy} of D_f easy and {tmu.pred_hard} "
+                  f"hard**; gold's own verdict is {tmu.gold_easy} easy and {tmu.gold_hard} hard. Its labels agree "
+                  f"with gold on **{tmu.label_accuracy:.1f}%** of D_f (calling everything easy would score "
                   f"{tables.all_easy_baseline(tmu):.1f}%).")
-    show(charts.confusion_figure(tables.confusion_frame(tmu["confusion"]), tmu["label_accuracy"]), "demo_confusion")
+    show(charts.confusion_figure(tables.confusion_frame(tmu.confusion), tmu.label_accuracy), "demo_confusion")
 elif step == STEPS[4]:
     others = [m for m in models["model"] if m not in ("original", "gold", primary)]
     text.markdown(f"TMU then forgets only the samples it called hard and keeps the easy ones. The original got "

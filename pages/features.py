@@ -1,7 +1,6 @@
 """Features: NF, AF, CF (and HNF, HM when the run used them) for easy vs hard on the twin's D_a and on D_f; a scatter of two; the ablation."""
 import streamlit as st
 
-from tmu_core.methods import primary_method
 from ui import cache, charts, nav, state, tables
 
 nav.ensure_router()
@@ -12,7 +11,7 @@ COLOR_BY = {"truth": "true label (D_a: original's verdict, D_f: gold's)", "predi
 
 st.title("Features")
 run, metrics, samples = state.require_tmu_results("no features were computed")
-tmu = metrics[primary_method()]  # TMU's report (stored under the primary method's name)
+tmu = tables.tmu_summary(metrics)  # TMU's report, typed (stored under the primary method's name)
 st.caption(nav.help_text("features"))
 
 c1, c2, c3 = st.columns([3, 2, 1])
@@ -57,7 +56,7 @@ c2.dataframe(tables.for_display(ablation), hide_index=True, key="feat_ablation_t
 c2.caption(f"The last row, *{tables.BASELINE_ROW}*, calls every D_f sample easy without any feature: "
            f"{tables.all_easy_baseline(tmu):.1f}% of D_f is easy for the gold model. A feature subset "
            "helps only where it beats that.")
-sizing = tmu.get("aux_sizing", {})
-c2.caption(f"D_a: {tmu['aux_easy']} easy, {tmu['aux_hard']} hard; {sizing.get('used')} used of "
+sizing = tmu.aux_sizing
+c2.caption(f"D_a: {tmu.aux_easy} easy, {tmu.aux_hard} hard; {sizing.get('used')} used of "
            f"{sizing.get('requested')} requested by Eq. 3 ({sizing.get('available')} in the pool, "
            f"{sizing.get('augmented')} augmented).")

@@ -107,6 +107,9 @@ class TMUSummary(_Open):
     twin_fidelity: TwinFidelity | None = None
     warnings: list[str] = []
     stage_seconds: dict[str, float] = {}
+    features_used: list[str] = ["NF", "AF", "CF"]
+    soft_label_accuracy: float | None = None  # with a gold ensemble: against p_i, the share of golds right
+    soft_auc_p_easy: float | None = None
 
 
 class MetricsFile(_Open):
