@@ -254,7 +254,10 @@ def run_samples(run: store.Run):
 def show_evidence_warnings(metrics: dict, fold: bool = False) -> None:
     """TMU's thin-evidence warnings (a tiny or capped twin, no hard example, an adapted setting), in plain words;
     `fold`: one line that opens to show them."""
-    texts = [plain(t) for t in (metrics.get(primary_method()) or {}).get("warnings", [])]
+    from ui import tables
+
+    tmu = tables.tmu_summary(metrics)
+    texts = [plain(t) for t in (tmu.warnings if tmu else [])]
     if fold and texts:
         with st.expander(f"Thin evidence: {len(texts)} warning{'s' if len(texts) > 1 else ''} about this run's "
                          "twin", icon=":material/warning:"):
