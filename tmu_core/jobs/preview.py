@@ -14,7 +14,7 @@ import torch
 from .. import store
 from ..config import DataConfig, ForgetSpec, TrainConfig
 from ..data import Dataset, resolve_forget
-from ..methods import method_config, primary_method
+from ..methods import method_config
 from ..references import cache_key
 from ..tmu.twin import build_aux
 
@@ -38,6 +38,8 @@ def forget_preview(data: Dataset, data_cfg: DataConfig, spec: ForgetSpec, train_
     Args:
         tmu_settings: overrides of TMU's config (aux_scale, aux_max_factor); its dataset defaults otherwise.
     """
+    from ..methods import primary_method
+
     forget = resolve_forget(data, spec, seed)
     twin = method_config(primary_method(), data_cfg.dataset, tmu_settings or {}).twin
     aux = build_aux(data, forget, seed, twin.aux_max_factor, allow_flip=train_cfg.augment != "none",
