@@ -10,7 +10,7 @@ from tmu_core.data import class_ref
 from tmu_core.errors import TMUError
 from tmu_core.evaluate import paper_tables
 from tmu_core.jobs import launch
-from tmu_core.methods import METHODS, display, ordered
+from tmu_core.methods import METHODS, display, ordered, primary_method
 from ui import cache, charts, nav, state, tables, verdict, widgets
 from ui.text import plain
 
@@ -57,11 +57,11 @@ def show_run() -> None:
     models = tables.models_frame(metrics)
     st.caption(f"Run `{run.id}`: {plain(metrics['dataset'])}, {plain(metrics['model'])}, class "
                f"{plain(metrics['forget_class_name'])}, |D_f| = {metrics['forget_count']}, device {plain(metrics['device'])}")
-    gold = models.set_index("model").loc["gold"]
+    rows = models.set_index("model")
     m = st.columns(3)
-    m[0].metric("Gold A_f (target)", f"{gold['A_f']:.1f}%")
-    if "tmu" in metrics["models"]:
-        m[1].metric("TMU |Δ|", f"{metrics['models']['tmu']['abs_delta']:.1f}")
+    m[0].metric("Gold A_f (target)", f"{rows.loc['gold', 'A_f']:.1f}%")
+    if (primary := primary_method()) in rows.index:
+        m[1].metric("TMU |Δ|", f"{rows.loc[primary, 'abs_delta']:.1f}")
     cost = tables.cost_text(metrics)
     if cost:
         m[2].metric("Cost: TMU unlearning / gold training", f"{metrics['cost_ratio']:.2f}×", help=cost)

@@ -12,7 +12,7 @@ ROW = 96  # row height (px) of the galleries: thumbnails large enough to tell a 
 
 st.title("Easy/hard audit")
 run, metrics, samples = state.require_tmu_results("there are no easy/hard predictions to audit")
-tmu = metrics["tmu"]
+tmu = tables.tmu_summary(metrics)  # TMU's report, typed (stored under the primary method's name)
 with st.expander("How to read this page"):
     st.markdown(nav.help_text("audit"))
 
@@ -20,43 +20,43 @@ st.caption(f"Run `{run.id}`: {plain(metrics['dataset'])}, class {plain(metrics['
            f"|D_f| = {metrics['forget_count']}")
 baseline = tables.all_easy_baseline(tmu)
 m = st.columns(5)
-m[0].metric("Label accuracy", f"{tmu['label_accuracy']:.1f}%", help="predicted easy/hard agrees with gold's verdict")
+m[0].metric("Label accuracy", f"{tmu.label_accuracy:.1f}%", help="predicted easy/hard agrees with gold's verdict")
 m[1].metric("'All easy' baseline", f"{baseline:.1f}%",
             help="the label accuracy of calling every sample easy (the share of D_f gold gets right): the "
                  "classifier is only useful where it beats this")
-m[2].metric("Predicted easy / hard", f"{tmu['pred_easy']} / {tmu['pred_hard']}")
-m[3].metric("Gold easy / hard", f"{tmu['gold_easy']} / {tmu['gold_hard']}", help="hard = the gold model gets it wrong")
-auc = tmu.get("auc_p_easy")
+m[2].metric("Predicted easy / hard", f"{tmu.pred_easy} / {tmu.pred_hard}")
+m[3].metric("Gold easy / hard", f"{tmu.gold_easy} / {tmu.gold_hard}", help="hard = the gold model gets it wrong")
+auc = tmu.auc_p_easy
 m[4].metric("AUC of p(easy)", f"{auc / 100:.2f}" if auc is not None and math.isfinite(auc) else "—",
             help="how well p(easy) ranks gold-easy above gold-hard samples, from 0 to 1 (0.50 = chance; undefined "
-                 f"when all of D_f has one gold label). Threshold: p(easy) ≥ {tmu['threshold']:.2f} is predicted easy.")
-gap = tmu["label_accuracy"] - baseline
+                 f"when all of D_f has one gold label). Threshold: p(easy) ≥ {tmu.threshold:.2f} is predicted easy.")
+gap = tmu.label_accuracy - baseline
 if math.isfinite(baseline) and gap < 0:
-    st.warning(f"**TMU's labels do worse than calling every sample easy**: {tmu['label_accuracy']:.1f}% against "
+    st.warning(f"**TMU's labels do worse than calling every sample easy**: {tmu.label_accuracy:.1f}% against "
                f"{baseline:.1f}% ({-gap:.1f} points lower). Here the classifier hurts more than it helps.",
                icon=":material/warning:")
 elif math.isfinite(baseline) and gap == 0:
     st.info(f"TMU's labels are only as good as calling every sample easy ({baseline:.1f}%).", icon=":material/info:")
 else:
     st.caption(f"TMU's labels beat calling every sample easy by {gap:.1f} points.")
-fid = tmu.get("twin_fidelity")
-if fid:
+fid = tmu.twin_fidelity
+if fid and fid.twin_acc_aux is not None:
     f = st.columns(4)
-    f[0].metric("Twin M_t: accuracy on D_a", f"{fid['twin_acc_aux']:.1f}%",
+    f[0].metric("Twin M_t: accuracy on D_a", f"{fid.twin_acc_aux:.1f}%",
                 help="how well the twin model fits its forget set D_a; it should mirror how M_o fits D_f")
-    f[1].metric("Twin M_t: loss on D_a", f"{fid['twin_loss_aux']:.3f}")
-    f[2].metric("Original M_o: accuracy on D_f", f"{fid['original_acc_forget']:.1f}%")
-    f[3].metric("Original M_o: loss on D_f", f"{fid['original_loss_forget']:.3f}")
-    if "twin_epochs" in fid:
-        st.caption(f"The twin trained {fid['twin_epochs']:g} epochs"
-                   + (f"; {fid['bags']} twins (bags) pooled, fidelity averaged over them" if fid.get("bags", 1) > 1 else "")
+    f[1].metric("Twin M_t: loss on D_a", f"{fid.twin_loss_aux:.3f}")
+    f[2].metric("Original M_o: accuracy on D_f", f"{fid.original_acc_forget:.1f}%")
+    f[3].metric("Original M_o: loss on D_f", f"{fid.original_loss_forget:.3f}")
+    if fid.twin_epochs is not None:
+        st.caption(f"The twin trained {fid.twin_epochs:g} epochs"
+                   + (f"; {fid.bags} twins (bags) pooled, fidelity averaged over them" if fid.bags > 1 else "")
                    + ".")
 ens = metrics.get("gold_ensemble")
 if ens:
     st.markdown(f"**Against {ens['k']} gold models** (same D_r, training seeds differ; p_i = share of them that "
                 "get sample i right)")
     e = st.columns(4)
-    e[0].metric("Label accuracy vs p_i", f"{tmu.get('soft_label_accuracy', float('nan')):.1f}%",
+    e[0].metric("Label accuracy vs p_i", f"{tables.number(tmu.soft_label_accuracy):.1f}%",
                 help="expected agreement with a fresh gold: mean of p_i where predicted easy, 1 − p_i where hard")
     loo = ens.get("ceiling_loo")  # runs made before it was stored have only the plug-in ceiling
     e[1].metric("Ceiling (leave-one-gold-out)" if loo is not None else "Ceiling (plug-in, reads high at small K)",
@@ -66,7 +66,7 @@ if ens:
                      "with few golds it is too high (75% where the true p_i is 0.5 and K = 3)")
     e[2].metric("Gold-vs-gold agreement", f"{ens['gold_agreement']:.1f}%",
                 help="how often two golds agree on a sample (both right or both wrong), averaged over pairs")
-    soft_auc = tmu.get("soft_auc_p_easy")
+    soft_auc = tmu.soft_auc_p_easy
     e[3].metric("AUC of p(easy) vs p_i", f"{soft_auc:.1f}" if soft_auc is not None and math.isfinite(soft_auc) else "—",
                 help="pairs weighted by p_i (easy) and 1 − p_j (hard); 50 = chance")
 
@@ -79,7 +79,7 @@ def table_height(rows: int) -> int:
 
 
 left, right = st.columns([1, 2])
-left.plotly_chart(charts.confusion_figure(tables.confusion_frame(tmu["confusion"]), tmu["label_accuracy"]),
+left.plotly_chart(charts.confusion_figure(tables.confusion_frame(tmu.confusion), tmu.label_accuracy),
                   key="audit_confusion")
 with right:
     st.markdown("**Filters**")
@@ -124,10 +124,10 @@ for label in ("hard", "easy"):
         if disagree:
             why.append("disagreements only")
         st.caption(f"None: no sample predicted {label} matches " + (" and ".join(why) if why else "these filters")
-                   + (f" (TMU predicted {label} for {tmu['pred_' + label]} samples in all)." if why else "."))
+                   + (f" (TMU predicted {label} for {getattr(tmu, f'pred_{label}')} samples in all)." if why else "."))
 
-with st.expander(f"The twin's D_a: {tmu['aux_count']} samples the classifier learned from"):
-    sizing = tmu.get("aux_sizing", {})
+with st.expander(f"The twin's D_a: {tmu.aux_count} samples the classifier learned from"):
+    sizing = tmu.aux_sizing
     st.caption(f"Eq. 3 requested {sizing.get('requested')}, the class's aux pool held {sizing.get('available')}, "
                f"{sizing.get('augmented')} augmented copies, {sizing.get('used')} used"
                + (" (capped)" if sizing.get("capped") else "") + ". Labels: the original model's verdict; "

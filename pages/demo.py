@@ -4,6 +4,7 @@ its chart in larger type, so every step reads on a 1280×720 screen without scro
 import streamlit as st
 
 from tmu_core import demo
+from tmu_core.methods import primary_method
 from ui import cache, charts, nav, state, tables, verdict
 from ui.text import plain
 
@@ -51,7 +52,8 @@ with top[1] if present else st.container():  # the run's thin-evidence warnings 
         run, metrics, samples = state.require_tmu_results("there is no easy/hard split to walk through", fold=present)
         run_id, root = run.id, cache.root()
 
-tmu, models = metrics["tmu"], tables.models_frame(metrics)
+primary = primary_method()
+tmu, models = tables.tmu_summary(metrics), tables.models_frame(metrics)
 rows = models.set_index("model")
 n_f, cls = metrics["forget_count"], plain(metrics["forget_class_name"])  # stored text: shown, never rendered
 if not present:
@@ -97,9 +99,9 @@ if step == STEPS[0]:
                     column_config={"image": st.column_config.ImageColumn("image", width=64)})
 elif step == STEPS[1]:
     text.markdown(f"Which of them will gold still get right? We cannot ask gold without retraining, so TMU builds a "
-                  f"**twin**: {tmu['aux_count']} held-out images of the class play D_f, and an original model that "
-                  f"never saw them labels them — **{tmu['aux_easy']} easy** (still recognised) and "
-                  f"**{tmu['aux_hard']} hard**.")
+                  f"**twin**: {tmu.aux_count} held-out images of the class play D_f, and an original model that "
+                  f"never saw them labels them — **{tmu.aux_easy} easy** (still recognised) and "
+                  f"**{tmu.aux_hard} hard**.")
     aux = tables.feature_frame(samples, "aux", "truth")
     show(charts.feature_scatter(aux, "NF", "CF", "The twin's D_a: its easy and hard samples"), "demo_twin")
 elif step == STEPS[2]:
@@ -110,21 +112,21 @@ elif step == STEPS[2]:
                       "twin.")
     show(charts.feature_distributions(tables.feature_frame(samples, "aux", "truth")), "demo_features")
 elif step == STEPS[3]:
-    text.markdown(f"The classifier, trained on the twin, calls **{tmu['pred_easy']} of D_f easy and {tmu['pred_hard']} "
-                  f"hard**; gold's own verdict is {tmu['gold_easy']} easy and {tmu['gold_hard']} hard. Its labels agree "
-                  f"with gold on **{tmu['label_accuracy']:.1f}%** of D_f (calling everything easy would score "
+    text.markdown(f"The classifier, trained on the twin, calls **{tmu.pred_easy} of D_f easy and {tmu.pred_hard} "
+                  f"hard**; gold's own verdict is {tmu.gold_easy} easy and {tmu.gold_hard} hard. Its labels agree "
+                  f"with gold on **{tmu.label_accuracy:.1f}%** of D_f (calling everything easy would score "
                   f"{tables.all_easy_baseline(tmu):.1f}%).")
-    show(charts.confusion_figure(tables.confusion_frame(tmu["confusion"]), tmu["label_accuracy"]), "demo_confusion")
+    show(charts.confusion_figure(tables.confusion_frame(tmu.confusion), tmu.label_accuracy), "demo_confusion")
 elif step == STEPS[4]:
-    others = [m for m in models["model"] if m not in ("original", "gold", "tmu")]
+    others = [m for m in models["model"] if m not in ("original", "gold", primary)]
     text.markdown(f"TMU then forgets only the samples it called hard and keeps the easy ones. The original got "
                   f"**{rows.loc['original', 'A_f']:.1f}%** of D_f right, gold **{gold_af:.1f}%**, TMU "
-                  f"**{rows.loc['tmu', 'A_f']:.1f}%**" + (", and the other methods " + ", ".join(
+                  f"**{rows.loc[primary, 'A_f']:.1f}%**" + (", and the other methods " + ", ".join(
                       f"{tables.short_label(m)} {rows.loc[m, 'A_f']:.1f}%" for m in others) if others else "") + ".")
     show(charts.forget_accuracy_figure(models), "demo_unlearning")
 else:
-    text.markdown(f"Alignment is the gap to gold, |Δ|: TMU is **{rows.loc['tmu', 'abs_delta']:.1f} points** "
-                  f"({tables.images_text(rows.loc['tmu', 'images'])}) from gold, the untouched original "
+    text.markdown(f"Alignment is the gap to gold, |Δ|: TMU is **{rows.loc[primary, 'abs_delta']:.1f} points** "
+                  f"({tables.images_text(rows.loc[primary, 'images'])}) from gold, the untouched original "
                   f"**{rows.loc['original', 'abs_delta']:.1f}**. Gold itself moves by a few images from one training "
                   "seed to the next, so one run names a method closest only when it beats every other, and doing "
                   "nothing, by more than that. The Alignment page adds utility and the membership attack.")

@@ -3,8 +3,9 @@ one model at a time, or the three side by side in one aligned frame."""
 import pandas as pd
 import streamlit as st
 
-from tmu_core.jobs import embedding
 from tmu_core.errors import TMUError
+from tmu_core.jobs import embedding
+from tmu_core.methods import primary_method
 from ui import cache, charts, nav, state, tables
 from ui.text import plain
 
@@ -20,12 +21,13 @@ samples = state.run_samples(run)
 st.caption(nav.help_text("embeddings"))
 
 models = cache.embedding_models(cache.root(), run.id)
+primary = primary_method()
 c1, c2, c3 = st.columns([3, 2, 2])
-st.session_state.setdefault("emb_model", "tmu" if "tmu" in models else models[0])
+st.session_state.setdefault("emb_model", primary if primary in models else models[0])
 st.session_state.setdefault("emb_color", "truth")
 model = c1.radio("Model", models, key="emb_model", format_func=tables.model_label, horizontal=True)
 color_by = c2.radio("D_f easy/hard by", list(COLOR_BY), key="emb_color", format_func=COLOR_BY.get, horizontal=True,
-                    disabled="tmu" not in metrics)
+                    disabled=primary not in metrics)
 show_aux = c3.toggle("Show D_a", key="emb_aux", help="the twin's aux samples (by the original model's verdict)")
 zoom = c3.toggle("Zoom to the forget class", key="emb_zoom", help="show only the region of the forget class's samples")
 side = c1.toggle("Side by side: original, gold and TMU", key="emb_side",
@@ -70,9 +72,9 @@ def maps_or_stop(wanted: list[str]) -> None:
     st.stop()
 
 
-colour = color_by if "tmu" in metrics else "truth"
+colour = color_by if primary in metrics else "truth"
 if side:
-    trio = [m for m in ("original", "gold", "tmu") if m in models]
+    trio = [m for m in ("original", "gold", primary) if m in models]
     maps_or_stop(trio)
     maps = cache.aligned_maps(cache.root(), run.id, tuple(trio), tuple(run.umap_version(m) for m in trio))
     frames = {m: tables.umap_frame(maps[m], samples, int(metrics["forget_class"]), colour, show_aux) for m in trio}

@@ -11,6 +11,7 @@ COLOR_BY = {"truth": "true label (D_a: original's verdict, D_f: gold's)", "predi
 
 st.title("Features")
 run, metrics, samples = state.require_tmu_results("no features were computed")
+tmu = tables.tmu_summary(metrics)  # TMU's report, typed (stored under the primary method's name)
 st.caption(nav.help_text("features"))
 
 c1, c2, c3 = st.columns([3, 2, 1])
@@ -53,9 +54,9 @@ c2.dataframe(tables.for_display(ablation), hide_index=True, key="feat_ablation_t
                             "label_accuracy": st.column_config.NumberColumn("label accuracy (%)",
                                                                             format=tables.PERCENT_FORMAT)})
 c2.caption(f"The last row, *{tables.BASELINE_ROW}*, calls every D_f sample easy without any feature: "
-           f"{tables.all_easy_baseline(metrics['tmu']):.1f}% of D_f is easy for the gold model. A feature subset "
+           f"{tables.all_easy_baseline(tmu):.1f}% of D_f is easy for the gold model. A feature subset "
            "helps only where it beats that.")
-sizing = metrics["tmu"].get("aux_sizing", {})
-c2.caption(f"D_a: {metrics['tmu']['aux_easy']} easy, {metrics['tmu']['aux_hard']} hard; {sizing.get('used')} used of "
+sizing = tmu.aux_sizing
+c2.caption(f"D_a: {tmu.aux_easy} easy, {tmu.aux_hard} hard; {sizing.get('used')} used of "
            f"{sizing.get('requested')} requested by Eq. 3 ({sizing.get('available')} in the pool, "
            f"{sizing.get('augmented')} augmented).")

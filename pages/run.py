@@ -2,9 +2,9 @@
 import streamlit as st
 
 from tmu_core import store
-from tmu_core.jobs import launch
 from tmu_core.errors import TMUError
-from tmu_core.methods import METHODS, display, method_config
+from tmu_core.jobs import launch
+from tmu_core.methods import METHODS, display, method_config, primary_method
 from ui import cache, nav, own_model, state, tables, verdict, widgets
 from ui.text import plain
 
@@ -82,10 +82,10 @@ def result_card(run: store.Run) -> None:
     rows = models.set_index("model")
     m[0].metric("Gold A_f (the target)", f"{rows.loc['gold', 'A_f']:.1f}%",
                 help="accuracy on D_f of the model retrained without it: what unlearning should reach")
-    if "tmu" in rows.index:
-        m[1].metric("TMU A_f", f"{rows.loc['tmu', 'A_f']:.1f}%")
-        m[2].metric("TMU |Δ| to gold", f"{rows.loc['tmu', 'abs_delta']:.1f}",
-                    help=f"|A_f(TMU) − A_f(gold)| in percentage points: {tables.images_text(rows.loc['tmu', 'images'])}")
+    if (primary := primary_method()) in rows.index:
+        m[1].metric("TMU A_f", f"{rows.loc[primary, 'A_f']:.1f}%")
+        m[2].metric("TMU |Δ| to gold", f"{rows.loc[primary, 'abs_delta']:.1f}",
+                    help=f"|A_f(TMU) − A_f(gold)| in percentage points: {tables.images_text(rows.loc[primary, 'images'])}")
     verdict.show(metrics, "run_verdict", card, table=False)
     c1, c2, c3 = card.columns(3)
     with c1:

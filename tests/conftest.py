@@ -11,7 +11,6 @@ import subprocess
 from pathlib import Path
 
 import pytest
-
 from clitools import ROOT, start_cli
 
 # One torch thread: on two shared cores, two threads per process oversubscribe the CPU and a 1-second
@@ -26,7 +25,7 @@ torch.set_num_threads(1)
 # `pytest -m fast` (`make test-fast`): the unit tests, under a minute together on two cores. The rest train
 # models, start background processes, Ray or a browser, or fit UMAP.
 FAST_MODULES = {"test_architecture", "test_charts", "test_data", "test_entry", "test_metrics", "test_models", "test_nav",
-                "test_protocol", "test_registries", "test_train"}
+                "test_protocol", "test_registries", "test_train", "test_typed_results", "test_verdict"}
 FAST_TESTS = {"test_nf_is_zero_for_a_sample_in_its_own_reference_set", "test_nf_matches_hand_computed_mean_of_k_smallest",
               "test_scaler_is_fitted_on_twin_and_clips", "test_eq3_hand_computed", "test_aux_sample_branch",
               "test_aux_augment_branch_is_capped_and_recorded", "test_classifier_separates_a_toy_set",
@@ -137,6 +136,7 @@ def finished_run(tmp_path_factory):
     from dataclasses import replace
 
     from apptools import tiny_config
+
     from tmu_core.config import ForgetSpec
     from tmu_core.jobs.pipeline import execute, start
 

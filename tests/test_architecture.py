@@ -146,3 +146,28 @@ def test_the_stored_config_schema_knows_every_run_config_field():
     from tmu_core.store.schema import ConfigFile
 
     assert set(ConfigFile.model_fields) == {f.name for f in fields(RunConfig)}
+
+
+
+def method_name_literals(source: str, names: set[str]) -> list[tuple[int, str]]:
+    """(line, literal) wherever `source` spells one of `names` as a string literal (f-string parts included)."""
+    return [(node.lineno, node.value) for node in ast.walk(ast.parse(source))
+            if isinstance(node, ast.Constant) and isinstance(node.value, str) and node.value in names]
+
+
+def test_the_app_asks_the_registry_which_method_is_tmu():
+    """ui/, pages/, app.py, jobs, evaluation and own-model code never spell TMU's name: metrics.json stores
+    TMU's report under the primary method's name, which they get from `primary_method()`."""
+    from tmu_core.methods import METHODS, primary_method
+
+    assert METHODS.get(primary_method()).primary
+    files = [*(ROOT / "ui").glob("*.py"), *(ROOT / "pages").glob("*.py"), ROOT / "app.py",
+             *(CORE / "jobs").glob("*.py"), *(CORE / "evaluate").glob("*.py"), *(CORE / "ownmodel").glob("*.py")]
+    offenders = [f"{path.relative_to(ROOT)}:{line}: {value!r}" for path in files
+                 for line, value in method_name_literals(path.read_text(), {primary_method()})]
+    assert not offenders, offenders
+
+
+def test_the_literal_finder_sees_a_method_name_in_an_f_string():
+    source = "rows = {}\nok = 'tmu_seconds'\nx = f\"{rows['tmu']:.1f}\"\n"
+    assert method_name_literals(source, {"tmu"}) == [(3, "tmu")]

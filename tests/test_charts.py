@@ -24,7 +24,9 @@ def metrics_fixture() -> dict:
                        "neggrad": model(10.0, -70.0, 90.0, 96.0)},
             "tmu": {"label_accuracy": 90.0, "features_used": ["NF", "AF", "CF"], "gold_easy": 9, "gold_hard": 1,
                     "label_accuracy_by_features": {"NF": 85.0, "AF": 70.0, "NF+AF+CF": 90.0},
-                    "confusion": {"easy_as_easy": 7, "easy_as_hard": 1, "hard_as_easy": 2, "hard_as_hard": 3}}}
+                    "confusion": {"easy_as_easy": 7, "easy_as_hard": 1, "hard_as_easy": 2, "hard_as_hard": 3},
+                    "pred_easy": 9, "pred_hard": 4, "aux_count": 20, "aux_easy": 15, "aux_hard": 5, "aux_sizing": {},
+                    "threshold": 0.5}}
 
 
 def samples_fixture() -> pd.DataFrame:
@@ -89,7 +91,7 @@ def test_alignment_note_explains_a_worse_tmu_with_the_runs_numbers():
 
 
 def test_all_easy_baseline_is_the_share_gold_gets_right():
-    assert tables.all_easy_baseline({"gold_easy": 96, "gold_hard": 4}) == 96.0
+    assert tables.all_easy_baseline(tables.tmu_summary(explain_fixture(1.0))) == 96.0  # gold easy 96, hard 4
     ablation = tables.ablation_frame(metrics_fixture())
     assert ablation.iloc[-1].tolist() == ["all easy (baseline)", 90.0, False]
     assert len(tables.ablation_frame(metrics_fixture(), baseline=False)) == 3
@@ -178,7 +180,8 @@ def test_sweep_delta_long_drops_the_avg_row():
 def test_runs_frame_describes_the_forget_set_size():
     from tmu_core.store import RunInfo
 
-    cfg = lambda forget: {"data": {"dataset": "digits"}, "train": {"model": "small_cnn"}, "forget": forget}
+    def cfg(forget):
+        return {"data": {"dataset": "digits"}, "train": {"model": "small_cnn"}, "forget": forget}
     infos = [RunInfo("a", "complete", "complete", 1.0, None, "t", cfg({"forget_class": "8", "forget_count": 100})),
              RunInfo("b", "failed", "gold", 0.3, "boom", "t", cfg({"forget_class": "3", "forget_ids": [1, 2]})),
              RunInfo("c", "damaged", "", 0.0, "bad", "t", None)]

@@ -6,8 +6,8 @@ import subprocess
 import sys
 
 import pytest
-
 from clitools import ROOT, TINY_METHODS, TINY_TRAIN, assert_one_line_error, cli_env
+
 from tmu_core.data import DATASETS
 from tmu_core.methods import METHODS
 from tmu_core.models import MODELS
@@ -47,7 +47,7 @@ def test_train_prints_both_models_and_reuses_them_the_second_time(cli):
     assert "forget class 8 (8)" in first.stdout and "|D_f| 20" in first.stdout
     rows = _table(first.stdout)
     assert set(rows) == {"original", "gold"}
-    for name, row in rows.items():
+    for row in rows.values():
         a_test, a_r, a_f = map(float, row[1:4])
         assert 0 <= a_test <= 100 and 0 <= a_r <= 100 and 0 <= a_f <= 100
         assert row[-1] == "trained"
@@ -125,3 +125,21 @@ def test_a_controls_settings_follow_tmus_resolved_unlearning_settings():
     cfg = method_config("oracle_labels", "digits", {"epochs": 7}, run)
     assert (cfg.mechanism, cfg.retain_fraction, cfg.epochs) == ("heldout_kl", 0.2, 7)
     assert method_config("random_k", "digits", {"lr": 0.5}, run).lr == 0.5
+
+
+def test_run_prints_its_summary_from_the_stored_metrics(cli, runs_dir):
+    """Without --json, `run` prints the summary read back from metrics.json as the schema's typed model: each
+    model's row, the verdict, and TMU's split with its twin's fidelity."""
+    out = cli("run", *TINY_TRAIN, "--methods", "tmu", "--tmu-twin-epochs", "1", "--tmu-clf-epochs", "20",
+              "--tmu-cf-epochs", "1", "--tmu-epochs", "1")
+    assert out.returncode == 0, out.stderr
+    lines = out.stdout.splitlines()
+    run_id = lines[0].split()[1]
+    stored = json.loads((runs_dir / run_id / "metrics.json").read_text())
+    assert lines[0] == f"run {run_id}  (digits, small_cnn, class 8 8, |D_f| 20, device cpu)"
+    tmu_row = next(line for line in lines if line.startswith("tmu "))
+    assert tmu_row.split()[3] == f"{stored['models']['tmu']['acc_forget']:.2f}"
+    assert any(line.startswith("verdict: ") for line in lines)
+    t = stored["tmu"]
+    assert f"TMU label accuracy {t['label_accuracy']:.1f}%  predicted easy/hard {t['pred_easy']}/{t['pred_hard']}" in out.stdout
+    assert f"twin fidelity: M_t on D_a {t['twin_fidelity']['twin_acc_aux']:.1f}%" in out.stdout

@@ -4,10 +4,9 @@ from __future__ import annotations
 
 import pytest
 
-from tmu_core.config import DataConfig
+from tmu_core.config import DataConfig, flatten
 from tmu_core.data import DATASETS, load_raw
 from tmu_core.errors import DataUnavailable, TMUError
-from tmu_core.config import flatten
 from tmu_core.methods import METHODS, method_config
 from tmu_core.models import MODELS
 from tmu_core.registry import Registry
@@ -81,3 +80,34 @@ def test_every_dataset_loads_or_explains_where_its_files_go(dataset, tmp_path, r
     if dataset != "imagefolder":
         assert "--data-root" in message and "could not be downloaded" in message
         assert not any(root.iterdir()), "a failed download must leave the data root as it was"
+
+
+def test_the_primary_method_is_the_one_registered_primary_and_a_second_is_refused(monkeypatch):
+    from dataclasses import replace
+
+    from tmu_core.methods import primary_method
+
+    assert primary_method() == "tmu"
+    assert [n for n in METHODS.names() if METHODS.get(n).primary] == ["tmu"]
+    entries = dict(METHODS._entries)
+    entries["finetune"] = replace(entries["finetune"], factory=replace(METHODS.get("finetune"), primary=True))
+    monkeypatch.setattr(METHODS, "_entries", entries)
+    with pytest.raises(TMUError, match=r"exactly one method must be registered as primary; found \['finetune', 'tmu'\]"):
+        primary_method()
+
+
+def test_methods_and_tmu_reports_are_built_by_keyword_only():
+    """17 report fields and a method's six traits read by name; a positional call is refused, not misread."""
+    from dataclasses import fields
+
+    from tmu_core.methods import Method
+    from tmu_core.tmu.report import TMUReport
+
+    for cls in (Method, TMUReport):
+        assert all(f.kw_only for f in fields(cls)), cls
+    tmu = METHODS.get("tmu")
+    with pytest.raises(TypeError):
+        Method(tmu.config_cls, tmu.run, tmu.defaults, tmu.display)
+    with pytest.raises(TypeError):
+        TMUReport(*range(len(fields(TMUReport))))
+    assert Method(config_cls=tmu.config_cls, run=tmu.run, defaults=tmu.defaults, display=tmu.display).primary is False

@@ -4,6 +4,7 @@ import math
 
 from tmu_core.cli import _summary
 from tmu_core.evaluate.verdict import noise_floor, verdict
+from tmu_core.store.schema import read_metrics
 
 
 def model(delta: float, agree: float = 90.0, dist: float = 0.2) -> dict:
@@ -81,8 +82,8 @@ def test_a_run_without_methods_and_a_diverged_method():
 
 
 def test_the_cli_summary_prints_the_verdict():
-    text = _summary(run(original=(3.0, 97.0, 0.11), tmu=(2.0, 94.0, 0.12), finetune=(3.0, 97.0, 0.11),
-                        oracle_labels=0.0))
+    text = _summary(read_metrics(run(original=(3.0, 97.0, 0.11), tmu=(2.0, 94.0, 0.12), finetune=(3.0, 97.0, 0.11),
+                                     oracle_labels=0.0), "metrics"))
     assert "verdict: none: TMU, FT tie the original" in text
     assert "no method is shown to have unlearned anything aligned better than doing nothing" in text
     assert "never a candidate for 'closest to gold'" in text

@@ -19,6 +19,7 @@ from .config import DataConfig, ForgetSpec, OwnModelConfig, RunConfig, TrainConf
 from .entry import run_entry
 from .errors import TMUError
 from .options import add_config_args, config_from_args, given
+from .store.schema import MetricsFile, TMUSummary
 
 
 def _listing(rows) -> int:
@@ -41,9 +42,7 @@ def cmd_models(args) -> int:
 
 
 def cmd_methods(args) -> int:
-    from .methods import METHODS
-
-    from .methods import display, ordered
+    from .methods import METHODS, display, ordered
 
     rows = dict(METHODS.describe())
     return _listing([(name + (" (control)" if display(name).kind == "control" else ""), rows[name])
@@ -64,8 +63,8 @@ def add_run_args(p: argparse.ArgumentParser) -> None:
 def run_config_from_args(args, methods=()) -> RunConfig:
     """The RunConfig that `args` (parsed with `add_run_args`, and `add_method_args` for method settings) describe,
     running `methods`; a conflict or a bad method setting is a TMUError."""
-    from .methods import METHODS, method_config
     from .data.recipes import default_train_config
+    from .methods import METHODS, method_config
 
     _no_conflicts(args)
     data = config_from_args(args, DataConfig)
@@ -135,27 +134,28 @@ def add_method_args(p: argparse.ArgumentParser) -> None:
 
 
 def cmd_run(args) -> int:
-    from .methods import METHODS, ordered
     from .jobs.pipeline import execute, start
+    from .methods import METHODS, ordered, primary_method
 
     own = getattr(args, "original_weights", None)  # your own model: the primary method alone unless --methods says more
-    primary = [n for n in METHODS.names() if METHODS.get(n).primary]
-    cfg = run_config_from_args(args, args.methods or (primary if own else ordered(METHODS.names())))
+    cfg = run_config_from_args(args, args.methods or ([primary_method()] if own else ordered(METHODS.names())))
     run = start(cfg)
     # this process owns the run from now on: if it dies before execute() marks it running, the run must
     # read as interrupted, not as queued forever
     run.set_status(pid=os.getpid())
     result = execute(run, progress=None if args.json else _stderr_progress)
-    print(json.dumps(result, indent=2) if args.json else _any_summary(result))
+    print(json.dumps(result, indent=2) if args.json else _any_summary(run, result))
     return 0
 
 
-def _any_summary(result: dict) -> str:
+def _any_summary(run: store.Run, result: dict) -> str:
+    """The run's summary: a run on the user's own model from its result; any other from metrics.json as stored
+    (the schema's typed model)."""
     if "own" in result:  # a run on the user's own model
         from .ownmodel.execute import summary
 
         return summary(result)
-    return _summary(result)
+    return _summary(run.metrics_model())
 
 
 def cmd_execute(args) -> int:
@@ -163,13 +163,13 @@ def cmd_execute(args) -> int:
 
     run = store.open_run(args.run_id)
     result = execute(run, progress=None)
-    print(_any_summary(result))
+    print(_any_summary(run, result))
     return 0
 
 
 def cmd_sweep(args) -> int:
-    from .methods import METHODS, ordered
     from .jobs.sweep import sweep
+    from .methods import METHODS, ordered
 
     cfg = run_config_from_args(args, args.methods or ordered(METHODS.names()))
     if args.sweep_id is not None:
@@ -211,39 +211,44 @@ def cmd_cancel(args) -> int:
     return 0
 
 
-def _summary(result: dict) -> str:
-    from .evaluate.verdict import verdict
-    from .methods import display
+def _num(x: float | None) -> float:
+    """A stored number, or NaN where the run has none (printed as nan, not a crash)."""
+    return float("nan") if x is None else x
 
-    lines = [f"run {result['run_id']}  ({result['dataset']}, {result['model']}, class {result['forget_class']} "
-             f"{result['forget_class_name']}, |D_f| {result['forget_count']}, device {result['device']})",
+
+def _summary(metrics: MetricsFile) -> str:
+    from .evaluate.verdict import verdict
+    from .methods import display, primary_method
+
+    r = metrics
+    lines = [f"run {r.run_id}  ({r.dataset}, {r.model}, class {r.forget_class} {r.forget_class_name}, "
+             f"|D_f| {r.forget_count}, device {r.device})",
              f"{'model':<14} {'A_test':>7} {'A_r':>7} {'A_f':>7} {'|delta|':>8} {'agree':>6} {'act.dist':>8} "
              f"{'MIA':>6} {'MIA AUC':>7} {'sec':>7}"]
-    for name, m in result["models"].items():
+    for name, m in r.models.items():
         mark = "†" if display(name).kind == "control" else ""
-        lines.append(f"{name + mark:<14} {m['acc_test']:7.2f} {m['acc_remain']:7.2f} {m['acc_forget']:7.2f} "
-                     f"{m['abs_delta']:8.2f} {m.get('sample_agreement', float('nan')):6.1f} "
-                     f"{m['activation_distance']:8.4f} {m['mia']:6.1f} {m.get('mia_auc', float('nan')):7.1f} "
-                     f"{m['seconds']:7.1f}")
-    if any(display(n).kind == "control" for n in result["models"]):
+        lines.append(f"{name + mark:<14} {m.acc_test:7.2f} {m.acc_remain:7.2f} {m.acc_forget:7.2f} "
+                     f"{_num(m.abs_delta):8.2f} {_num(m.sample_agreement):6.1f} {_num(m.activation_distance):8.4f} "
+                     f"{m.mia:6.1f} {_num(m.mia_auc):7.1f} {m.seconds:7.1f}")
+    if any(display(n).kind == "control" for n in r.models):
         lines.append("† control (reads gold or chooses at random): never a candidate for 'closest to gold'")
-    for name, why in result.get("diverged", {}).items():
+    for name, why in r.diverged.items():
         lines.append(f"{name:<14} no results: {why}")
-    v = verdict(result)
+    v = verdict(r.model_dump(exclude_unset=True))  # the verdict reads metrics.json's keys as stored
     lines.append(f"verdict: {v.headline()}")
     lines += [f"  {s}" for s in v.sentences()]
-    t = result.get("tmu")
+    t: TMUSummary | None = getattr(r, primary_method(), None)  # stored under the primary method's name
     if t:
-        cost = result.get("cost_ratio")
-        lines.append(f"TMU label accuracy {t['label_accuracy']:.1f}%  predicted easy/hard {t['pred_easy']}/{t['pred_hard']}"
-                     f"  gold hard {t['gold_hard']}  |D_a| {t['aux_count']}" + (f"  cost ratio {cost:.3f}" if cost else ""))
-        fid = t.get("twin_fidelity") or {}
-        if fid:
-            lines.append(f"twin fidelity: M_t on D_a {fid['twin_acc_aux']:.1f}% (loss {fid['twin_loss_aux']:.3f}); "
-                         f"M_o on D_f {fid['original_acc_forget']:.1f}% (loss {fid['original_loss_forget']:.3f})"
-                         + (f"; {fid['twin_epochs']:g} twin epochs" if "twin_epochs" in fid else "")
-                         + (f", {fid['bags']} twins pooled" if fid.get("bags", 1) > 1 else ""))
-        lines += [f"warning: {w}" for w in t.get("warnings", [])]
+        cost = f"  cost ratio {r.cost_ratio:.3f}" if r.cost_ratio else ""
+        lines.append(f"TMU label accuracy {t.label_accuracy:.1f}%  predicted easy/hard {t.pred_easy}/{t.pred_hard}"
+                     f"  gold hard {t.gold_hard}  |D_a| {t.aux_count}{cost}")
+        fid = t.twin_fidelity
+        if fid and fid.twin_acc_aux is not None:
+            lines.append(f"twin fidelity: M_t on D_a {fid.twin_acc_aux:.1f}% (loss {_num(fid.twin_loss_aux):.3f}); "
+                         f"M_o on D_f {_num(fid.original_acc_forget):.1f}% (loss {_num(fid.original_loss_forget):.3f})"
+                         + (f"; {fid.twin_epochs:g} twin epochs" if fid.twin_epochs is not None else "")
+                         + (f", {fid.bags} twins pooled" if fid.bags > 1 else ""))
+        lines += [f"warning: {w}" for w in t.warnings]
     return "\n".join(lines)
 
 

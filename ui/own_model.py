@@ -14,6 +14,7 @@ import streamlit as st
 from tmu_core.config import DataConfig, OwnModelConfig, RunConfig
 from tmu_core.data.recipes import default_train_config
 from tmu_core.errors import TMUError
+from tmu_core.methods import primary_method
 from tmu_core.models import MODELS
 from ui import widgets
 
@@ -75,7 +76,7 @@ def run_config(values: dict, data_root: str, image_size: int, model: str, seed: 
     if not own.active:
         raise TMUError("enter the path of your model's weights (original weights): a state dict or a TorchScript file")
     return RunConfig(data=DataConfig(dataset="imagefolder", data_root=data_root.strip(), image_size=image_size),
-                     train=replace(default_train_config("imagefolder"), model=model), methods=("tmu",), seed=seed,
+                     train=replace(default_train_config("imagefolder"), model=model), methods=(primary_method(),), seed=seed,
                      own=own)
 
 

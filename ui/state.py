@@ -14,8 +14,9 @@ import streamlit as st
 from tmu_core import demo, store
 from tmu_core.config import DataConfig, ForgetSpec, RunConfig
 from tmu_core.data import class_ref
-from tmu_core.errors import TMUError
 from tmu_core.data.recipes import default_train_config
+from tmu_core.errors import TMUError
+from tmu_core.methods import primary_method
 from ui.text import plain
 
 RUN = "run_id"
@@ -232,7 +233,7 @@ def require_tmu_results(missing: str, fold: bool = False):
 
     run = require_complete_run()
     metrics = cache.metrics(cache.root(), run.id)
-    if "tmu" not in metrics:
+    if primary_method() not in metrics:
         st.info(f"Run `{run.id}` did not include TMU, so {missing}.")
         st.stop()
     show_evidence_warnings(metrics, fold)
@@ -253,7 +254,10 @@ def run_samples(run: store.Run):
 def show_evidence_warnings(metrics: dict, fold: bool = False) -> None:
     """TMU's thin-evidence warnings (a tiny or capped twin, no hard example, an adapted setting), in plain words;
     `fold`: one line that opens to show them."""
-    texts = [plain(t) for t in (metrics.get("tmu") or {}).get("warnings", [])]
+    from ui import tables
+
+    tmu = tables.tmu_summary(metrics)
+    texts = [plain(t) for t in (tmu.warnings if tmu else [])]
     if fold and texts:
         with st.expander(f"Thin evidence: {len(texts)} warning{'s' if len(texts) > 1 else ''} about this run's "
                          "twin", icon=":material/warning:"):

@@ -1,7 +1,8 @@
 """Shape a run's results into the DataFrames the pages show and the charts draw (pandas only, no st).
 
-Inputs are the run store's files as tmu_core writes them: metrics.json (a dict), samples.csv (one row per
-D_f and D_a sample), status.json, umap-<model>.npz.
+Inputs are the run store's files as tmu_core writes them: metrics.json (a dict, or the store's typed
+MetricsFile; each model's numbers are read as the schema's ModelMetrics), samples.csv (one row per D_f and D_a
+sample), status.json, umap-<model>.npz.
 """
 from __future__ import annotations
 
@@ -10,7 +11,8 @@ import pandas as pd
 
 from tmu_core.evaluate.protocol import is_summary
 from tmu_core.evaluate.verdict import verdict
-from tmu_core.methods import display, ordered
+from tmu_core.methods import display, ordered, primary_method
+from tmu_core.store.schema import MetricsFile, ModelMetrics, TMUSummary
 
 FEATURES = ("NF", "AF", "CF")
 HELD_OUT_FEATURES = ("HNF", "HM")  # stored only by runs that asked for them (--tmu-features ... HNF HM)
@@ -39,24 +41,34 @@ def model_color(name: str) -> str:
     return display(name).color
 
 
-def models_frame(metrics: dict) -> pd.DataFrame:
+def model_metrics(metrics: dict | MetricsFile) -> dict[str, ModelMetrics]:
+    """Each model's numbers as the store's typed rows (tmu_core.store.schema.ModelMetrics), in display order."""
+    models = metrics.models if isinstance(metrics, MetricsFile) else {
+        name: ModelMetrics.model_validate(m) for name, m in metrics["models"].items()}
+    return {name: models[name] for name in ordered(models)}
+
+
+def number(x: float | None) -> float:
+    """A stored number, or NaN where the run has none."""
+    return float("nan") if x is None else x
+
+
+def models_frame(metrics: dict | MetricsFile) -> pd.DataFrame:
     """One row per model: accuracies (%), |Δ| to gold's A_f, activation distance (L2), MIA, seconds.
 
     `timing` says whose seconds they are: a cached original or gold was trained by an earlier run, so its
     seconds were not spent by this one.
     """
-    names = ordered(metrics["models"])
-    n = metrics.get("forget_count")
+    n = metrics.forget_count if isinstance(metrics, MetricsFile) else metrics.get("forget_count")
     rows = []
-    for name in names:
-        m = metrics["models"][name]
-        rows.append({"model": name, "label": model_label(name), "A_test": m["acc_test"], "A_r": m["acc_remain"],
-                     "A_f": m["acc_forget"], "delta": m["delta"], "abs_delta": m["abs_delta"],
-                     "agreement": m.get("sample_agreement", float("nan")),
-                     "images": images_apart(m["abs_delta"], n), "kind": display(name).kind,
-                     "activation_distance": m["activation_distance"], "mia": m["mia"],
-                     "mia_auc": m.get("mia_auc", float("nan")), "seconds": m["seconds"],
-                     "timing": CACHED_NOTE if m.get("cached") else "this run"})
+    for name, m in model_metrics(metrics).items():
+        rows.append({"model": name, "label": model_label(name), "A_test": m.acc_test, "A_r": m.acc_remain,
+                     "A_f": m.acc_forget, "delta": number(m.delta), "abs_delta": number(m.abs_delta),
+                     "agreement": number(m.sample_agreement),
+                     "images": None if m.abs_delta is None else images_apart(m.abs_delta, n), "kind": display(name).kind,
+                     "activation_distance": number(m.activation_distance), "mia": m.mia,
+                     "mia_auc": number(m.mia_auc), "seconds": m.seconds,
+                     "timing": CACHED_NOTE if m.cached else "this run"})
     return pd.DataFrame(rows)
 
 
@@ -88,23 +100,32 @@ def images_text(images) -> str:
 def cost_text(metrics: dict) -> str | None:
     """The TMU cost / retrain ratio spelled out, with what it counts: TMU's seconds less its audit extras (the
     feature ablation, which unlearning does not need) over the seconds gold's training took."""
-    models = metrics["models"]
-    if metrics.get("cost_ratio") is None or "tmu" not in models:
+    models, primary = model_metrics(metrics), primary_method()
+    if metrics.get("cost_ratio") is None or primary not in models:
         return None
     gold = models["gold"]
-    when = f" ({CACHED_NOTE}, not by this run)" if gold.get("cached") else ""
-    total = float(models["tmu"]["seconds"])
-    audit = float(((metrics.get("tmu") or {}).get("stage_seconds") or {}).get("ablation", 0.0))
+    when = f" ({CACHED_NOTE}, not by this run)" if gold.cached else ""
+    total = models[primary].seconds
+    tmu = tmu_summary(metrics)
+    audit = tmu.stage_seconds.get("ablation", 0.0) if tmu else 0.0
     extras = f", of which {audit:.1f} s went to the audit extras (the feature ablation) and are left out" if audit else ""
     return (f"{metrics['cost_ratio']:.2f}× = TMU's unlearning time over gold's training time. TMU took {total:.1f} s"
-            f"{extras}: {total - audit:.1f} s counted; training the gold model from scratch took {gold['seconds']:.1f} s"
+            f"{extras}: {total - audit:.1f} s counted; training the gold model from scratch took {gold.seconds:.1f} s"
             f"{when}. Loading or training the original model is not counted (both start from it).")
 
 
-def all_easy_baseline(tmu: dict) -> float:
+def tmu_summary(metrics: dict | MetricsFile) -> TMUSummary | None:
+    """TMU's report as the store's typed model (stored under the primary method's name); None without one."""
+    if isinstance(metrics, MetricsFile):
+        return getattr(metrics, primary_method(), None)
+    report = metrics.get(primary_method())
+    return None if not report else TMUSummary.model_validate(report)
+
+
+def all_easy_baseline(tmu: TMUSummary) -> float:
     """Label accuracy (%) of calling every D_f sample easy: the share of D_f the gold model gets right."""
-    total = tmu["gold_easy"] + tmu["gold_hard"]
-    return 100.0 * tmu["gold_easy"] / total if total else float("nan")
+    total = tmu.gold_easy + tmu.gold_hard
+    return 100.0 * tmu.gold_easy / total if total else float("nan")
 
 
 def alignment_note(metrics: dict) -> str | None:
@@ -114,20 +135,19 @@ def alignment_note(metrics: dict) -> str | None:
     |Δ| follows from how many D_f samples TMU calls hard against how many gold gets wrong, and TMU learns
     that count on the twin's D_a: a D_a smaller than Eq. 3 asks, or with few hard samples, estimates it badly.
     """
-    tmu = metrics.get("tmu")
-    if not tmu or "tmu" not in metrics["models"] or "tmu" in verdict(metrics).leaders:
+    primary, tmu = primary_method(), tmu_summary(metrics)
+    if not tmu or primary not in metrics["models"] or primary in verdict(metrics).leaders:
         return None  # within the noise floor of the best is a tie, not a miss
-    n = tmu["gold_easy"] + tmu["gold_hard"]
-    sizing = tmu.get("aux_sizing", {})
-    requested, used = sizing.get("requested"), sizing.get("used", tmu.get("aux_count"))
-    text = (f"Gold misclassifies {tmu['gold_hard']} of the {n} forgotten images (gold hard); TMU called "
-            f"{tmu['pred_hard']} of them hard. Its |Δ| is roughly the gap between those two counts, and TMU "
+    n = tmu.gold_easy + tmu.gold_hard
+    sizing = tmu.aux_sizing
+    requested, used = sizing.get("requested"), sizing.get("used", tmu.aux_count)
+    text = (f"Gold misclassifies {tmu.gold_hard} of the {n} forgotten images (gold hard); TMU called "
+            f"{tmu.pred_hard} of them hard. Its |Δ| is roughly the gap between those two counts, and TMU "
             f"learns the count on the twin problem, where D_a had {used} samples")
     if requested is not None and used is not None and used < requested:
         text += f" of the {requested} Eq. 3 asks for"
-    text += f" ({tmu.get('aux_hard', '?')} hard)."
-    hard = tmu.get("aux_hard")
-    if sizing.get("capped") or (hard is not None and hard < 10):
+    text += f" ({tmu.aux_hard} hard)."
+    if sizing.get("capped") or tmu.aux_hard < 10:
         text += (" That is too few to estimate the hard count well"
                  + (": the class's held-out pool is small and augmentation is capped" if sizing.get("capped") else "")
                  + ". On a larger data set (CIFAR-10, benchmarks/results/NOTES.md) the twin gets the samples "
@@ -163,11 +183,11 @@ def confusion_frame(confusion: dict) -> pd.DataFrame:
 def ablation_frame(metrics: dict, baseline: bool = True) -> pd.DataFrame:
     """Label accuracy (%) per feature subset, the subset TMU used marked; with `baseline`, a last row for
     calling every sample easy (no features at all), the bar any subset must clear."""
-    tmu = metrics["tmu"]
-    used = "+".join(tmu.get("features_used", FEATURES))
+    tmu = tmu_summary(metrics)
+    used = "+".join(tmu.features_used)
     rows = [{"features": k, "label_accuracy": v, "used by TMU": k == used}
-            for k, v in tmu["label_accuracy_by_features"].items()]
-    if baseline and "gold_easy" in tmu:
+            for k, v in tmu.label_accuracy_by_features.items()]
+    if baseline:
         rows.append({"features": BASELINE_ROW, "label_accuracy": all_easy_baseline(tmu), "used by TMU": False})
     return pd.DataFrame(rows)
 
@@ -203,7 +223,7 @@ def audit_frame(samples: pd.DataFrame, role: str = "forget", class_names=None) -
     if role == "aux":
         out["source_id"] = df["source_id"].astype(int)
         out["augmented"] = df["augmented"].astype(str).str.lower() == "true"
-    for m in ("original", "gold", "tmu"):
+    for m in ("original", "gold", primary_method()):
         if f"pred_{m}" in df:
             says = df[f"pred_{m}"].astype(int)
             out[f"{short_label(m)} says"] = says if class_names is None else [class_label(i, class_names) for i in says]

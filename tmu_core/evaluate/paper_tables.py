@@ -13,7 +13,7 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
-from ..methods import METHODS, REFERENCES, display, ordered
+from ..methods import METHODS, REFERENCES, display, ordered, primary_method
 from . import protocol
 from .verdict import verdict
 
@@ -123,7 +123,7 @@ def _verdict_count(df: pd.DataFrame) -> pd.DataFrame:
 def cost_frame(results: list[dict], tuning_classes=()) -> pd.DataFrame:
     """TMU's cost ratio per run with Avg and 95% CI rows. Kept out of `tables`: a sweep's tables hold only what
     the same seeds reproduce exactly (the local and Ray executors must print the same tables)."""
-    rows = [{"class": _row_label(r, results), "TMU seconds": r["models"].get("tmu", {}).get("seconds", float("nan")),
+    rows = [{"class": _row_label(r, results), "TMU seconds": r["models"].get(primary_method(), {}).get("seconds", float("nan")),
              "gold retrain seconds": r["models"]["gold"].get("seconds", float("nan")),
              "cost ratio": float("nan") if r.get("cost_ratio") is None else r["cost_ratio"]} for r in results]
     return protocol.with_summary(pd.DataFrame(rows), protocol.row_groups(results, tuning_classes),
@@ -194,9 +194,15 @@ def to_markdown(frames: dict[str, pd.DataFrame], header: str = "") -> str:
 
 def md_table(df: pd.DataFrame) -> str:
     cols = list(df.columns)
-    fmt = lambda v: (f"{v:.1e}" if 0 < abs(v) < 1e-3 else f"{v:.3f}" if abs(v) < 10 else f"{v:.1f}") \
-        if isinstance(v, float) else str(v)  # a p-value of 1e-5 must not read as 0.000
-    esc = lambda text: str(text).replace("|", "\\|")  # |Δ| in a header must not split the column
+
+    def fmt(v) -> str:  # a p-value of 1e-5 must not read as 0.000
+        if not isinstance(v, float):
+            return str(v)
+        return f"{v:.1e}" if 0 < abs(v) < 1e-3 else f"{v:.3f}" if abs(v) < 10 else f"{v:.1f}"
+
+    def esc(text) -> str:  # |Δ| in a header must not split the column
+        return str(text).replace("|", "\\|")
+
     lines = ["| " + " | ".join(esc(c) for c in cols) + " |", "|" + "|".join("---" for _ in cols) + "|"]
     for row in df.to_dict("records"):  # per column types: a row of ints and floats stays ints and floats
         lines.append("| " + " | ".join(esc(fmt(row[c])) for c in cols) + " |")

@@ -38,8 +38,10 @@ def forget_preview(data: Dataset, data_cfg: DataConfig, spec: ForgetSpec, train_
     Args:
         tmu_settings: overrides of TMU's config (aux_scale, aux_max_factor); its dataset defaults otherwise.
     """
+    from ..methods import primary_method
+
     forget = resolve_forget(data, spec, seed)
-    twin = method_config("tmu", data_cfg.dataset, tmu_settings or {}).twin
+    twin = method_config(primary_method(), data_cfg.dataset, tmu_settings or {}).twin
     aux = build_aux(data, forget, seed, twin.aux_max_factor, allow_flip=train_cfg.augment != "none",
                     size_scale=twin.aux_scale)
     return ForgetPreview(forget.class_index, forget.class_name, int(len(data.class_ids(forget.class_index))),

@@ -114,4 +114,5 @@ def run(task, cfg: BadTeacherConfig, device, progress=None):
 
 
 register("badteacher", "Bad Teacher: KL to a random teacher on D_f and to M_o on 30% of D_r, one shuffled pool",
-         Method(BadTeacherConfig, run, lambda dataset: {}, Display("Bad Teacher", "BT", "#00838f", 40)))
+         Method(config_cls=BadTeacherConfig, run=run, defaults=lambda dataset: {},
+                display=Display("Bad Teacher", "BT", "#00838f", 40)))

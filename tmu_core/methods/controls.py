@@ -67,10 +67,10 @@ def run_oracle(task, cfg: UnlearnConfig, device, progress=None):
 
 
 register("random_k", "control: TMU's unlearning step on as many random D_f samples as TMU called hard",
-         Method(UnlearnConfig, run_random_k, lambda dataset: {},
-                Display("Random k (control)", "Rand-k†", "#78909c", 90, "control"), after=("tmu",),
+         Method(config_cls=UnlearnConfig, run=run_random_k, defaults=lambda dataset: {},
+                display=Display("Random k (control)", "Rand-k†", "#78909c", 90, "control"), after=("tmu",),
                 settings_of=("tmu", "unlearn")))
 register("oracle_labels", "control: TMU's unlearning step on gold's true hard set (uses gold; a floor, not a method)",
-         Method(UnlearnConfig, run_oracle, lambda dataset: {},
-                Display("Oracle labels (control)", "Oracle†", "#263238", 91, "control"), uses_gold=True,
+         Method(config_cls=UnlearnConfig, run=run_oracle, defaults=lambda dataset: {},
+                display=Display("Oracle labels (control)", "Oracle†", "#263238", 91, "control"), uses_gold=True,
                 settings_of=("tmu", "unlearn")))

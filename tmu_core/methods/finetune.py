@@ -25,5 +25,6 @@ def run(task, cfg: FinetuneConfig, device, progress=None):
 
 
 register("finetune", "fine-tune on D_r only with a larger learning rate (catastrophic forgetting)",
-         Method(FinetuneConfig, run, lambda dataset: {"lr": 0.02, "epochs": 3, "retain_fraction": 0.5},
-                Display("Fine-tuning", "FT", "#ef6c00", 10)))
+         Method(config_cls=FinetuneConfig, run=run,
+                defaults=lambda dataset: {"lr": 0.02, "epochs": 3, "retain_fraction": 0.5},
+                display=Display("Fine-tuning", "FT", "#ef6c00", 10)))

@@ -42,4 +42,5 @@ def run(task, cfg: NegGradConfig, device, progress=None):
 
 
 register("neggrad", "negative gradient: ascend the (bounded) loss on D_f, replay D_r",
-         Method(NegGradConfig, run, lambda dataset: {}, Display("Negative gradient", "NG", "#6a1b9a", 20)))
+         Method(config_cls=NegGradConfig, run=run, defaults=lambda dataset: {},
+                display=Display("Negative gradient", "NG", "#6a1b9a", 20)))

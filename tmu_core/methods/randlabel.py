@@ -34,4 +34,5 @@ def run(task, cfg: RandLabelConfig, device, progress=None):
 
 
 register("randlabel", "random labeling (Amnesiac): random wrong labels on D_f, replay D_r",
-         Method(RandLabelConfig, run, lambda dataset: {}, Display("Random labels", "RL", "#ad1457", 30)))
+         Method(config_cls=RandLabelConfig, run=run, defaults=lambda dataset: {},
+                display=Display("Random labels", "RL", "#ad1457", 30)))

@@ -8,8 +8,8 @@ optional typed report (TMU's easy/hard split), which the pipeline stores without
 """
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Callable, Optional
 
 import torch.nn as nn
 
@@ -47,7 +47,7 @@ class MethodReport:
 @dataclass(frozen=True)
 class MethodResult:
     model: nn.Module
-    report: Optional[MethodReport] = None
+    report: MethodReport | None = None
 
 
 @dataclass(frozen=True)
@@ -61,7 +61,7 @@ class Display:
     kind: str = "method"  # method, control (never a default or a "best aligned" candidate) or reference
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, kw_only=True)  # registered by name: Method(config_cls=..., run=..., ...)
 class Method:
     config_cls: type
     run: Callable  # (task, cfg, device, progress) -> MethodResult
@@ -73,7 +73,7 @@ class Method:
     after: tuple[str, ...] = ()  # methods whose reports it reads, when they are in the same run
     # (method, section): a control that runs that method's step starts from that method's settings of it in this
     # run (its defaults for the dataset and the run's overrides of it), then applies its own overrides
-    settings_of: Optional[tuple[str, str]] = None
+    settings_of: tuple[str, str] | None = None
 
 
 METHODS: Registry[Method] = Registry("method")
@@ -85,6 +85,15 @@ REFERENCES = {"original": Display("Original", "Orig", "#9e9e9e", 0, "reference")
 
 def register(name: str, summary: str, method: Method) -> None:
     METHODS.register(name, summary)(method)
+
+
+def primary_method() -> str:
+    """The name of the primary method (the one registered with `primary=True`: TMU), whose report metrics.json
+    stores under that name and whose cost is compared with the gold retrain."""
+    names = [n for n in METHODS.names() if METHODS.get(n).primary]
+    if len(names) != 1:
+        raise TMUError(f"exactly one method must be registered as primary; found {names or 'none'}")
+    return names[0]
 
 
 def display(name: str) -> Display:

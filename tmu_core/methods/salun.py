@@ -145,4 +145,5 @@ def run(task, cfg: SalUnConfig, device, progress=None):
 
 register("salun", "SalUn: random-label steps on D_f, then true-label steps on D_r, updating only the 50% most "
                   "forget-salient weights",
-         Method(SalUnConfig, run, lambda dataset: {}, Display("SalUn", "SalUn", "#827717", 47)))
+         Method(config_cls=SalUnConfig, run=run, defaults=lambda dataset: {},
+                display=Display("SalUn", "SalUn", "#827717", 47)))

@@ -83,4 +83,5 @@ def run(task, cfg: ScrubConfig, device, progress=None):
 AUTHORS = {"lr": 5e-4, "epochs": 3, "batch_size": 256, "retain_fraction": 1.0, "schedule": "constant"}
 
 register("scrub", "SCRUB: max-steps raise KL to M_o on D_f, min-steps keep D_r (CE + KL), teacher M_o",
-         Method(ScrubConfig, run, lambda dataset: dict(AUTHORS), Display("SCRUB", "SCRUB", "#5d4037", 45)))
+         Method(config_cls=ScrubConfig, run=run, defaults=lambda dataset: dict(AUTHORS),
+                display=Display("SCRUB", "SCRUB", "#5d4037", 45)))

@@ -4,4 +4,5 @@ from ..tmu.method import run
 from .registry import Display, Method, register
 
 register("tmu", "Twin Machine Unlearning: predict easy/hard from a twin problem, unlearn only the hard samples",
-         Method(TMUConfig, run, dataset_defaults, Display("TMU", "TMU", "#1565c0", 5), primary=True, embed=True))
+         Method(config_cls=TMUConfig, run=run, defaults=dataset_defaults,
+                display=Display("TMU", "TMU", "#1565c0", 5), primary=True, embed=True))

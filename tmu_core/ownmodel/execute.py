@@ -21,7 +21,7 @@ from ..config import RunConfig, run_config_to_dict
 from ..errors import Diverged, TMUError
 from ..evaluate import metrics as M
 from ..evaluate.evaluator import Evaluator
-from ..methods import METHODS, config_dict, display, method_config, run_order
+from ..methods import METHODS, config_dict, display, method_config, primary_method, run_order
 from ..methods.loop import UnlearnTask
 from ..models import MODELS, build_model
 from ..references import gold_seed
@@ -30,7 +30,6 @@ from .layout import Request, UserData, load_user_data, resolve_request
 from .request import run_request
 from .weights import Loaded, ScriptedNet, check_batch, load_model, save_like
 
-PRIMARY = "tmu"
 RECIPE_NOTE = ("gold was retrained with the project's training recipe ({recipe}), not yours: its alignment numbers "
                "compare TMU with what this recipe gives")
 NO_GOLD = "no gold model (--gold none): measures that compare with a retrain (|delta|, agreement, label accuracy) are not computed"
@@ -129,12 +128,13 @@ def execute(run: store.Run, cfg: RunConfig, writer, report) -> dict:
     reports, configs, diverged, pred = _methods(cfg, p, device, report, should_stop, models, seconds, writer)
     t = time.perf_counter()
     result_models, logits, gold_easy = _evaluate(cfg, p, models, seconds, diverged, gold_seconds, device)
+    primary = primary_method()  # TMU: its report is stored under its name
     result = {
         "run_id": run.id, "dataset": cfg.data.dataset, "model": cfg.train.model,
         "forget_class": request.parts[0].class_index,  # several classes: the first (each in own.per_class)
         "forget_class_name": whole.class_name, "forget_count": int(len(whole.ids)), "seed": cfg.seed,
         "device": str(device), "models": result_models,
-        "cost_ratio": (seconds[PRIMARY] - _audit(reports)) / gold_seconds if gold_seconds and PRIMARY in seconds else None,
+        "cost_ratio": (seconds[primary] - _audit(reports)) / gold_seconds if gold_seconds and primary in seconds else None,
         "method_config": configs, "train_config": run.config()["train"], "diverged": diverged,
     }
     own = {"gold": cfg.own.gold, "format": p.original.format, "original_weights": p.original.path,
@@ -143,8 +143,8 @@ def execute(run: store.Run, cfg: RunConfig, writer, report) -> dict:
     if reports:
         own.update(_tmu_block(reports, request, pred, gold_easy, result_models, seconds, gold_seconds))
         if gold_easy is not None and len(reports) == 1:
-            result["tmu"] = reports[0][1].summary(gold_easy)
-        own["unlearned_weights"] = str(_save_unlearned(run, p.original, models.get(PRIMARY)))
+            result[primary] = reports[0][1].summary(gold_easy)
+        own["unlearned_weights"] = str(_save_unlearned(run, p.original, models.get(primary)))
         run.save_table(audit_table(p.data, request, reports, logits, gold_easy, models), store.AUDIT)
         own["audit_csv"] = str(run.dir / store.AUDIT)
     result["own"] = own
@@ -178,7 +178,7 @@ def _methods(cfg: RunConfig, p: Prepared, device, report, should_stop, models, s
         seed_everything(cfg.seed)
         t = time.perf_counter()
         try:
-            if name == PRIMARY:
+            if name == primary_method():  # TMU runs per class of the request
                 models[name], reports, pred, _ = run_request(task, p.request, mcfg, device, report)
             else:
                 models[name] = METHODS.get(name).run(task, mcfg, device, report).model
@@ -266,8 +266,8 @@ def _tmu_block(reports, request: Request, pred, gold_easy, result_models, second
     out = {"per_class": per_class, "warnings": warnings, "features_used": reports[0][1].features_used,
            "pred_easy": int(preds.sum()), "pred_hard": int(len(preds) - preds.sum()),
            "predicted_acc_forget": 100.0 * float(preds.mean()),
-           "achieved_acc_forget": result_models.get(PRIMARY, {}).get("acc_forget"),
-           "tmu_seconds": seconds.get(PRIMARY), "stage_seconds": {k: round(v, 3) for k, v in reports[-1][1].stage_seconds.items()}}
+           "achieved_acc_forget": result_models.get(primary_method(), {}).get("acc_forget"),
+           "tmu_seconds": seconds.get(primary_method()), "stage_seconds": {k: round(v, 3) for k, v in reports[-1][1].stage_seconds.items()}}
     if gold_easy is not None:
         la = M.label_accuracy(pred, gold_easy)
         out["label_accuracy"] = la["accuracy"]

@@ -15,8 +15,7 @@ import numpy as np
 
 from ..methods.loop import UnlearnTask
 from ..tmu.config import TMUConfig
-from ..tmu.method import StageClock, ablation, evidence_warnings, predict_easy_hard, unlearn
-from ..tmu.report import TMUReport
+from ..tmu.method import StageClock, ablation, easy_hard_report, predict_easy_hard, unlearn
 from .layout import Request
 
 
@@ -30,14 +29,10 @@ def run_request(task: UnlearnTask, request: Request, cfg: TMUConfig, device, pro
         # the held-out CF network trains on what remains of the whole request: the same for every class
         eh = predict_easy_hard(sub, cfg, device, clock, held_out)
         held_out = eh.feature_values.held_out if cfg.scoring.cf_held_out else None
-        twin, feats, split = eh.twin, eh.feature_values, eh.split
-        by_subset = ablation(feats, twin, cfg, task.seed)
+        by_subset = ablation(eh.feature_values, eh.twin, cfg, task.seed)
         clock.lap("ablation")
-        clf = split.classifier
-        reports.append((part, TMUReport(
-            twin.aux, twin.labels, feats.a, feats.f, split.p_easy_a, split.pred_a, split.p_easy_f, split.pred_f,
-            clf.threshold, clf.rule, clf.hard_rate, by_subset, list(cfg.scoring.features), dict(clock.seconds),
-            twin.fidelity, evidence_warnings(sub, twin, cfg), list(feats.names)), feats.held_out))
+        reports.append((part, easy_hard_report(sub, eh, by_subset, cfg, dict(clock.seconds)),
+                        eh.feature_values.held_out))
     whole = request.whole.ids
     pred = np.ones(len(whole), dtype=np.int64)
     for part, rep, _ in reports:

@@ -22,8 +22,22 @@ import numpy as np
 from ..errors import TMUError
 from . import paths as P
 from . import schema
-from .io import (TABLE_LIMIT, WEIGHTS_LIMIT, atomic_savez, atomic_write_bytes, atomic_write_json, atomic_write_text, ensure_dir,
-                 load_arrays, load_state, open_regular, read_bytes, read_json, read_tail, save_state)
+from .io import (
+    TABLE_LIMIT,
+    WEIGHTS_LIMIT,
+    atomic_savez,
+    atomic_write_bytes,
+    atomic_write_json,
+    atomic_write_text,
+    ensure_dir,
+    load_arrays,
+    load_state,
+    open_regular,
+    read_bytes,
+    read_json,
+    read_tail,
+    save_state,
+)
 from .process import pid_start, run_process_alive, this_host
 
 RUN_ID = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,127}")  # used with fullmatch: no trailing newline slips through
@@ -87,7 +101,7 @@ class Run:
 
     # --- creation
     @classmethod
-    def create(cls, hint: str, config: dict, root: Path | None = None) -> "Run":
+    def create(cls, hint: str, config: dict, root: Path | None = None) -> Run:
         slug = re.sub(r"\.{2,}", ".", re.sub(r"[^A-Za-z0-9._-]+", "-", hint)).strip("-.")[:60].strip("-.") or "run"
         stamp = _dt.datetime.now().strftime("%Y%m%d-%H%M%S")
         run = cls(f"{slug}-{stamp}-{secrets.token_hex(2)}", root)
@@ -119,7 +133,12 @@ class Run:
         return cfg
 
     def metrics(self) -> dict:
+        """metrics.json as stored (a dict), checked against the schema."""
         return schema.check_metrics(self.read_json(P.METRICS), self._what(P.METRICS))
+
+    def metrics_model(self) -> schema.MetricsFile:
+        """metrics.json as the schema's typed model (fields, not string keys); damage is a TMUError."""
+        return schema.read_metrics(self.read_json(P.METRICS), self._what(P.METRICS))
 
     def _what(self, name: str) -> str:
         return f"{name} in run {self.id}"

@@ -7,7 +7,7 @@ Extra keys are allowed where newer code may add them (metrics gain new readouts)
 """
 from __future__ import annotations
 
-from typing import Annotated, Literal, Optional
+from typing import Annotated, Literal
 
 import numpy as np
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
@@ -31,20 +31,20 @@ class _Open(BaseModel):
 
 class StageTime(_Open):
     state: str
-    seconds: Optional[float] = None
-    started: Optional[float] = None
+    seconds: float | None = None
+    started: float | None = None
 
 
 class StatusFile(_Open):
     state: Literal[STATES]
     stage: str = ""
     progress: Fraction = 0.0
-    pid: Optional[Pid] = None
-    pid_start: Optional[int] = None
-    error: Optional[str] = None
-    message: Optional[str] = None
+    pid: Pid | None = None
+    pid_start: int | None = None
+    error: str | None = None
+    message: str | None = None
     updated: str = ""
-    stages: Optional[dict[str, StageTime]] = None
+    stages: dict[str, StageTime] | None = None
 
 
 class ConfigFile(BaseModel):
@@ -68,19 +68,33 @@ class ModelMetrics(_Open):
     acc_test: Percent
     acc_remain: Percent
     acc_forget: Percent
-    delta: Optional[Finite] = None  # None only in a run on the user's own model without gold (--gold none)
-    abs_delta: Optional[Annotated[float, Field(ge=0.0, allow_inf_nan=False)]] = None
-    activation_distance: Optional[Finite] = None
+    delta: Finite | None = None  # None only in a run on the user's own model without gold (--gold none)
+    abs_delta: Annotated[float, Field(ge=0.0, allow_inf_nan=False)] | None = None
+    activation_distance: Finite | None = None
     mia: Finite
     seconds: Annotated[float, Field(ge=0.0, allow_inf_nan=False)]
-    cached: Optional[bool] = None
+    cached: bool | None = None
+    # read by the CLI and the tables; older runs may lack them (or hold NaN: they were never checked)
+    sample_agreement: float | None = None
+    mia_auc: float | None = None
+
+
+class TwinFidelity(_Open):
+    """M_t on D_a against M_o on D_f (accuracy %, mean loss): how well the twin problem mimics the real one."""
+
+    twin_acc_aux: float | None = None
+    twin_loss_aux: float | None = None
+    original_acc_forget: float | None = None
+    original_loss_forget: float | None = None
+    twin_epochs: float | None = None
+    bags: int = 1
 
 
 class TMUSummary(_Open):
     label_accuracy: Percent
     confusion: dict[str, Count]
     label_accuracy_by_features: dict[str, Finite]
-    auc_p_easy: Optional[Finite] = None
+    auc_p_easy: float | None = None  # NaN when gold gets every D_f sample right (or none): no AUC exists
     pred_easy: Count
     pred_hard: Count
     gold_easy: Count
@@ -90,6 +104,12 @@ class TMUSummary(_Open):
     aux_hard: Count
     aux_sizing: dict
     threshold: Finite
+    twin_fidelity: TwinFidelity | None = None
+    warnings: list[str] = []
+    stage_seconds: dict[str, float] = {}
+    features_used: list[str] = ["NF", "AF", "CF"]
+    soft_label_accuracy: float | None = None  # with a gold ensemble: against p_i, the share of golds right
+    soft_auc_p_easy: float | None = None
 
 
 class MetricsFile(_Open):
@@ -101,16 +121,16 @@ class MetricsFile(_Open):
     forget_count: Count
     device: str
     models: dict[Name, ModelMetrics]
-    cost_ratio: Optional[Finite] = None
+    cost_ratio: Finite | None = None
     diverged: dict[str, str] = {}
-    tmu: Optional[TMUSummary] = None
+    tmu: TMUSummary | None = None  # the primary method's report, stored under its name (methods.primary_method)
 
 
 class FailedRun(_Open):
     """A sweep's record of a run that did not complete."""
 
     failed: Literal[True]
-    run_id: Optional[str] = None
+    run_id: str | None = None
     forget_class: int | str
     forget_count: int
     seed: int
@@ -123,11 +143,11 @@ class SweepModel(_Open):
     acc_test: Percent
     acc_forget: Percent
     abs_delta: Annotated[float, Field(ge=0.0, allow_inf_nan=False)]
-    acc_remain: Optional[Percent] = None
-    delta: Optional[Finite] = None
-    activation_distance: Optional[Finite] = None
-    mia: Optional[Finite] = None
-    seconds: Optional[Annotated[float, Field(ge=0.0, allow_inf_nan=False)]] = None
+    acc_remain: Percent | None = None
+    delta: Finite | None = None
+    activation_distance: Finite | None = None
+    mia: Finite | None = None
+    seconds: Annotated[float, Field(ge=0.0, allow_inf_nan=False)] | None = None
 
 
 class SweepResult(_Open):
@@ -137,10 +157,10 @@ class SweepResult(_Open):
     forget_class_name: str
     seed: Count
     forget_count: Count
-    dataset: Optional[Name] = None
-    model: Optional[Name] = None
+    dataset: Name | None = None
+    model: Name | None = None
     models: dict[Name, SweepModel]
-    cost_ratio: Optional[Finite] = None
+    cost_ratio: Finite | None = None
 
 
 class SweepFile(_Open):
@@ -164,8 +184,8 @@ class ModelMeta(_Open):
 
 class UmapJob(_Open):
     state: Literal["running", "complete", "failed"]
-    pid: Optional[Pid] = None
-    error: Optional[str] = None
+    pid: Pid | None = None
+    error: str | None = None
 
 
 def _check(model: type[BaseModel], obj, what: str):
@@ -190,12 +210,20 @@ check_status, check_config = _checker(StatusFile), _checker(ConfigFile)
 check_model_meta, check_umap_job = _checker(ModelMeta), _checker(UmapJob)
 
 
-def check_metrics(obj, what: str) -> dict:
+def read_metrics(obj, what: str) -> MetricsFile:
+    """metrics.json as its typed model; raises TMUError naming the damage (a shape that does not fit, or no
+    original model, or no gold where the run has one)."""
     m = _check(MetricsFile, obj, what)
     no_gold = isinstance(obj.get("own"), dict) and obj["own"].get("gold") == "none"  # the user's model, no retrain
     missing = [r for r in ("original", *(() if no_gold else ("gold",))) if r not in m.models]
     if missing:
         raise TMUError(f"{what} is damaged (models: no {' or '.join(missing)})")
+    return m
+
+
+def check_metrics(obj, what: str) -> dict:
+    """metrics.json checked as `read_metrics` does, returned as the dict it was read as."""
+    read_metrics(obj, what)
     return obj
 
 

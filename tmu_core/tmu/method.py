@@ -29,7 +29,15 @@ from ..train import Progress, generator, predict
 from .attacks import adversarial_feature
 from .classifier import EasyHardClassifier, feature_subsets, train_classifier
 from .config import FeatureConfig, TMUConfig, TwinConfig, UnlearnConfig
-from .features import ALL_FEATURES, FEATURES, HELD_OUT_FEATURES, Scaler, class_margin, curriculum_losses, nearest_distance
+from .features import (
+    ALL_FEATURES,
+    FEATURES,
+    HELD_OUT_FEATURES,
+    Scaler,
+    class_margin,
+    curriculum_losses,
+    nearest_distance,
+)
 from .report import TMUReport
 from .twin import AuxSet, build_aux, concat_aux, fit_of, generalization_labels, train_twin
 
@@ -137,12 +145,15 @@ def compute_features(task: UnlearnTask, twin: TwinProblem, cfg: FeatureConfig, d
     ref_twin = data.x[torch.as_tensor(data.class_ids(forget.class_index))]
     ref_real = data.x[torch.as_tensor(forget.remain_class_ids(data))]
     k = min(cfg.nf_k, len(ref_real))
-    embed = lambda model, x: predict(model, x, device, what="embed")
-    nf = lambda model, x, ref: nearest_distance(embed(model, x), embed(model, ref), k, cfg.nf_distance, cfg.nf_normalize)
+    def embed(model, x):
+        return predict(model, x, device, what="embed")
+    def nf(model, x, ref):
+        return nearest_distance(embed(model, x), embed(model, ref), k, cfg.nf_distance, cfg.nf_normalize)
     cols = {"NF": (_per_bag(twin, lambda m, x: nf(m, x, ref_twin)), nf(original, xf, ref_real))}
     clock.lap("nf")
     step = cfg.pgd_eps * cfg.pgd_step_ratio
-    af = lambda model, x: adversarial_feature(model, x, device, cfg.pgd_eps, cfg.pgd_steps, step)
+    def af(model, x):
+        return adversarial_feature(model, x, device, cfg.pgd_eps, cfg.pgd_steps, step)
     cols["AF"] = (_per_bag(twin, af), af(original, xf))
     clock.lap("af")
     cf_a, cf_f, held_out = curriculum_feature(task, twin.aux.x, xf, cfg, device, held_out)
@@ -150,11 +161,13 @@ def compute_features(task: UnlearnTask, twin: TwinProblem, cfg: FeatureConfig, d
     if set(cfg.features) & set(HELD_OUT_FEATURES):
         ref = data.x[torch.as_tensor(forget.remain_class_ids(data))]  # D_a and D_f are both unseen by this network
         cols["HNF"] = (nf(held_out, twin.aux.x, ref), nf(held_out, xf, ref))
-        margin = lambda x: class_margin(predict(held_out, x, device), forget.class_index)
+        def margin(x):
+            return class_margin(predict(held_out, x, device), forget.class_index)
         cols["HM"] = (margin(twin.aux.x), margin(xf))
     clock.lap("cf")
     names = tuple(n for n in ALL_FEATURES if n in cols)
-    stack = lambda i: np.stack([cols[n][i].numpy() for n in names], 1)
+    def stack(i):
+        return np.stack([cols[n][i].numpy() for n in names], 1)
     return FeatureValues(names, stack(0), stack(1), held_out)
 
 
@@ -277,16 +290,23 @@ def predict_easy_hard(task: UnlearnTask, cfg: TMUConfig, device, clock: StageClo
 def run(task: UnlearnTask, cfg: TMUConfig, device, progress=None) -> MethodResult:
     clock = StageClock(task, progress)
     eh = predict_easy_hard(task, cfg, device, clock)
-    twin, feats, split = eh.twin, eh.feature_values, eh.split
-    by_subset = ablation(feats, twin, cfg, task.seed)
+    by_subset = ablation(eh.feature_values, eh.twin, cfg, task.seed)
     clock.lap("ablation")
-    model = unlearn(task, split.pred_f, cfg.unlearn, device, clock.sub("unlearn"), feats.held_out)
+    model = unlearn(task, eh.split.pred_f, cfg.unlearn, device, clock.sub("unlearn"), eh.feature_values.held_out)
     clock.lap("unlearn")
+    return MethodResult(model, easy_hard_report(task, eh, by_subset, cfg, clock.seconds))
+
+
+def easy_hard_report(task: UnlearnTask, eh: EasyHard, by_subset: dict, cfg: TMUConfig, seconds: dict) -> TMUReport:
+    """TMU's report of one forget set's easy/hard split (its twin, features, labels and `seconds` per stage)."""
+    twin, feats, split = eh.twin, eh.feature_values, eh.split
     clf = split.classifier
-    return MethodResult(model, TMUReport(
-        twin.aux, twin.labels, feats.a, feats.f, split.p_easy_a, split.pred_a, split.p_easy_f, split.pred_f,
-        clf.threshold, clf.rule, clf.hard_rate, by_subset, list(cfg.scoring.features), clock.seconds,
-        twin.fidelity, evidence_warnings(task, twin, cfg), list(feats.names)))
+    return TMUReport(aux=twin.aux, aux_labels=twin.labels, aux_raw=feats.a, forget_raw=feats.f,
+                     aux_p_easy=split.p_easy_a, aux_pred=split.pred_a, forget_p_easy=split.p_easy_f,
+                     forget_pred=split.pred_f, threshold=clf.threshold, rule=clf.rule, twin_hard_rate=clf.hard_rate,
+                     ablation=by_subset, features_used=list(cfg.scoring.features), stage_seconds=seconds,
+                     twin_fidelity=twin.fidelity, warnings=evidence_warnings(task, twin, cfg),
+                     feature_names=list(feats.names))
 
 
 THIN_TWIN = 20  # fewer distinct D_a images than this: the easy/hard classifier learns from too little

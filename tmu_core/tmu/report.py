@@ -18,7 +18,7 @@ from ..methods.registry import MethodReport
 from .twin import AuxSet
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, kw_only=True)  # 17 fields: built by name, never by position
 class TMUReport(MethodReport):
     aux: AuxSet  # D_a
     aux_labels: np.ndarray  # (|D_a|,) 1 = easy for M_o (the twin's gold), 0 = hard
