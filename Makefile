@@ -8,7 +8,7 @@ PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed-$(shell cat requirements.txt pyproject.toml | cksum | cut -d' ' -f1)
 PORT ?= 8501
 
-.PHONY: app test test-fast setup browser clean
+.PHONY: app test test-fast lint setup browser clean
 
 setup: $(STAMP)
 
@@ -30,8 +30,13 @@ browser:
 app: setup
 	$(VENV)/bin/streamlit run app.py --server.port $(PORT)
 
-test: setup browser
+test: setup browser lint
 	$(PY) -m pytest -q tests
+
+# ruff (config in pyproject.toml): lint and formatting, checked before the tests
+lint: setup
+	$(VENV)/bin/ruff check .
+	$(VENV)/bin/ruff format --check .
 
 test-fast: setup
 	$(PY) -m pytest -q -m fast tests

@@ -216,6 +216,7 @@ def test_pages_show_stored_text_as_text(finished_run, runs_dir, monkeypatch):
     for page in ("run", "demo", "audit", "alignment"):
         at = AppTest.from_file(str(ROOT / "pages" / f"{page}.py"), default_timeout=120)
         at.session_state["run_id"] = run_id
+        at.session_state["demo_source"] = "selected"  # the guided demo opens the bundled demo run by default
         at.run()
         assert not at.exception, [e.value for e in at.exception]
         shown = [el.value for el in [*at.markdown, *at.caption] if "beacon" in str(el.value)]
@@ -241,6 +242,7 @@ def test_pages_say_damaged_for_files_that_pass_the_old_schema(finished_run, runs
     for page in ("run", "demo", "alignment"):
         at = AppTest.from_file(str(ROOT / "pages" / f"{page}.py"), default_timeout=120)
         at.session_state["run_id"] = run_id
+        at.session_state["demo_source"] = "selected"  # the guided demo opens the bundled demo run by default
         at.run()
         assert not at.exception, (page, [e.value for e in at.exception])
         said = " ".join(str(el.value) for el in [*at.error, *at.warning]).replace("\\", "")  # shown as text: escaped
