@@ -3,6 +3,7 @@
 Run with `make app` (or `streamlit run app.py`). The sidebar shows the compute device (and the Ray cluster
 that runs go to, when TMU_RAY_ADDRESS is set) and the run the inspection pages look at.
 """
+
 import streamlit as st
 
 from ui import nav  # streamlit alone: imported in a moment
@@ -37,9 +38,16 @@ with st.sidebar:
         twice = {v for v in labels.values() if list(labels.values()).count(v) > 1}  # e.g. `--seeds 0 0` runs
         labels = {k: f"{v} · {k}" if v in twice else v for k, v in labels.items()}  # the widget maps a label back
         st.session_state["sidebar_run"] = selected
-        st.selectbox("Selected run", run_ids, key="sidebar_run", format_func=labels.get, on_change=_pick_run,
-                     placeholder="none finished yet", help="The run the audit, features, embeddings and alignment pages show "
-                          "(dataset · forget class · |D_f| · last update).")
+        st.selectbox(
+            "Selected run",
+            run_ids,
+            key="sidebar_run",
+            format_func=labels.get,
+            on_change=_pick_run,
+            placeholder="none finished yet",
+            help="The run the audit, features, embeddings and alignment pages show "
+            "(dataset · forget class · |D_f| · last update).",
+        )
         if selected:
             st.caption(f"`{selected}`")
     else:

@@ -9,6 +9,7 @@ data curve (TMU and Bad Teacher as |D_f| grows). Writes benchmarks/results/<data
 with Table 1, Table 3, Table 4, the MIA table and the curve, under a header naming the command, date,
 machine, device and torch version. All training flags of `python -m tmu_core run` are accepted.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -24,8 +25,8 @@ from pathlib import Path
 import pandas as pd
 
 from tmu_core.cli import add_method_args, add_run_args, run_config_from_args  # the CLI's own flags
-from tmu_core.evaluate.paper_tables import md_table, tables, to_markdown
 from tmu_core.data import class_ref  # a parsed class index, never re-read as a name
+from tmu_core.evaluate.paper_tables import md_table, tables, to_markdown
 from tmu_core.jobs.pipeline import execute, start
 from tmu_core.jobs.sweep import parse_classes
 from tmu_core.methods import METHODS, ordered
@@ -78,9 +79,11 @@ def run_all(cfg, classes, seeds, variants, log) -> list[dict]:
                 r[name] = r_v["tmu"]
             results.append(r)
             m = r["models"]
-            log(f"seed {seed} class {c}: gold A_f {m['gold']['acc_forget']:.1f}  |Δ| " +
-                "  ".join(f"{k} {v['abs_delta']:.1f}" for k, v in m.items() if k not in ("original", "gold")) +
-                f"  ({time.perf_counter() - t:.0f} s)")
+            log(
+                f"seed {seed} class {c}: gold A_f {m['gold']['acc_forget']:.1f}  |Δ| "
+                + "  ".join(f"{k} {v['abs_delta']:.1f}" for k, v in m.items() if k not in ("original", "gold"))
+                + f"  ({time.perf_counter() - t:.0f} s)"
+            )
     return results
 
 
@@ -88,23 +91,36 @@ def curve(cfg, counts, forget_class, seed, log) -> pd.DataFrame:
     """Label accuracy and |Δ| of TMU and Bad Teacher as the forget set grows (paper Fig. 3)."""
     rows = []
     for n in counts:
-        c = replace(cfg, seed=seed, methods=("tmu", "badteacher"),
-                    forget=replace(cfg.forget, forget_class=str(forget_class), forget_count=n))
+        c = replace(
+            cfg,
+            seed=seed,
+            methods=("tmu", "badteacher"),
+            forget=replace(cfg.forget, forget_class=str(forget_class), forget_count=n),
+        )
         try:
             r = execute(start(c))
         except Exception as exc:  # a count too large for the class: say so in the table
             log(f"curve |D_f|={n}: skipped ({exc})")
             continue
-        rows.append({"|D_f|": n, "gold A_f": r["models"]["gold"]["acc_forget"],
-                     "TMU label acc": r["tmu"]["label_accuracy"], "TMU |Δ|": r["models"]["tmu"]["abs_delta"],
-                     "BT |Δ|": r["models"]["badteacher"]["abs_delta"], "|D_a| used": r["tmu"]["aux_count"],
-                     "|D_a| requested": r["tmu"]["aux_sizing"]["requested"]})
+        rows.append(
+            {
+                "|D_f|": n,
+                "gold A_f": r["models"]["gold"]["acc_forget"],
+                "TMU label acc": r["tmu"]["label_accuracy"],
+                "TMU |Δ|": r["models"]["tmu"]["abs_delta"],
+                "BT |Δ|": r["models"]["badteacher"]["abs_delta"],
+                "|D_a| used": r["tmu"]["aux_count"],
+                "|D_a| requested": r["tmu"]["aux_sizing"]["requested"],
+            }
+        )
         log(f"curve |D_f|={n}: {rows[-1]}")
     return pd.DataFrame(rows)
 
 
 def main(argv=None) -> int:
-    p = argparse.ArgumentParser(allow_abbrev=False, description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p = argparse.ArgumentParser(
+        allow_abbrev=False, description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     add_run_args(p)
     add_method_args(p)
     p.add_argument("--classes", default="all", help="'all' or comma-separated classes")
@@ -112,34 +128,42 @@ def main(argv=None) -> int:
     p.add_argument("--curve", default="", help="forget counts for the forgetting-more-data curve, e.g. 20,50,100")
     p.add_argument("--curve-class", default="", help="class for the curve (default: the first of --classes)")
     p.add_argument("--tag", default="", help="suffix of the results file name")
-    p.add_argument("--variants", default="tmu_ng:mechanism=neggrad",
-                   help="extra TMU runs as name:setting=value,...; separated by ';' (default: the neggrad mechanism)")
+    p.add_argument(
+        "--variants",
+        default="tmu_ng:mechanism=neggrad",
+        help="extra TMU runs as name:setting=value,...; separated by ';' (default: the neggrad mechanism)",
+    )
     args = p.parse_args(argv)
     seeds = [int(s) for s in args.seeds.split(",")]
     cfg = run_config_from_args(args, ordered(METHODS.names()))
     classes = parse_classes(args.classes, cfg)
     started = time.perf_counter()
+
     def log(msg):
         print(msg, file=sys.stderr, flush=True)
 
     results = run_all(cfg, classes, seeds, parse_variants(args.variants), log)
     frames = tables(results)
     if args.curve:
-        frames["curve"] = curve(cfg, [int(n) for n in args.curve.split(",")], args.curve_class or classes[0], seeds[0], log)
+        frames["curve"] = curve(
+            cfg, [int(n) for n in args.curve.split(",")], args.curve_class or classes[0], seeds[0], log
+        )
     import torch
 
     r0 = results[0]
     name = f"{cfg.data.dataset}-{cfg.train.model}{('-' + args.tag) if args.tag else ''}"
-    header = "\n".join([
-        f"# Alignment benchmark: {cfg.data.dataset}, {cfg.train.model}",
-        "",
-        f"- command: `python benchmarks/alignment.py {shlex.join(sys.argv[1:] if argv is None else argv)}`",
-        f"- date: {dt.datetime.now().isoformat(timespec='minutes')}; wall time {time.perf_counter() - started:.0f} s",
-        f"- machine: {platform.machine()}, {os.cpu_count()} CPU cores; device: {r0['device']}; torch {torch.__version__}",
-        f"- training recipe: {r0['train_config']}; data: {cfg.data}",
-        f"- forget: {cfg.forget.forget_count} samples of each class in {classes}; seeds {seeds}",
-        f"- TMU variants beside the default `tmu`: {parse_variants(args.variants)} (TMU-NG = the negative-gradient mechanism).",
-    ])
+    header = "\n".join(
+        [
+            f"# Alignment benchmark: {cfg.data.dataset}, {cfg.train.model}",
+            "",
+            f"- command: `python benchmarks/alignment.py {shlex.join(sys.argv[1:] if argv is None else argv)}`",
+            f"- date: {dt.datetime.now().isoformat(timespec='minutes')}; wall time {time.perf_counter() - started:.0f} s",
+            f"- machine: {platform.machine()}, {os.cpu_count()} CPU cores; device: {r0['device']}; torch {torch.__version__}",
+            f"- training recipe: {r0['train_config']}; data: {cfg.data}",
+            f"- forget: {cfg.forget.forget_count} samples of each class in {classes}; seeds {seeds}",
+            f"- TMU variants beside the default `tmu`: {parse_variants(args.variants)} (TMU-NG = the negative-gradient mechanism).",
+        ]
+    )
     md = to_markdown({k: v for k, v in frames.items() if k != "curve"}, header)
     if "curve" in frames and len(frames["curve"]):
         md += "\n### Forgetting more data (paper Fig. 3)\n\n" + md_table(frames["curve"]) + "\n"

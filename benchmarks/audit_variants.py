@@ -12,6 +12,7 @@ with gold, gold-vs-gold agreement and the ceiling, |Δ|, activation distance, MI
 A paired t-test of each variant against the first one follows. Writes
 benchmarks/results/audit-variants-<dataset>-<tag>.md and .csv.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -29,30 +30,58 @@ import pandas as pd
 from alignment import parse_variants, typed_params
 
 from tmu_core.cli import add_run_args, run_config_from_args
+from tmu_core.data import class_ref  # a parsed class index, never re-read as a name
 from tmu_core.evaluate.paper_tables import md_table
 from tmu_core.evaluate.protocol import class_ci, class_means, paired_test, sign_test
-from tmu_core.data import class_ref  # a parsed class index, never re-read as a name
 from tmu_core.jobs.pipeline import execute, start
 from tmu_core.jobs.sweep import parse_classes
 
 RESULTS = Path(__file__).resolve().parent / "results"
 UNLEARN_SHARED = ("mechanism",)  # settings random_k takes from the variant, so the control stays comparable
-COLUMNS = ["label acc", "AUC", "soft label acc", "soft AUC", "TMU agree", "rand-k agree", "gold-gold agree",
-           "ceiling", "TMU |Δ|", "rand-k |Δ|", "TMU act dist", "rand-k act dist", "TMU MIA", "gold MIA",
-           "cost ratio", "pred hard", "gold hard"]
+COLUMNS = [
+    "label acc",
+    "AUC",
+    "soft label acc",
+    "soft AUC",
+    "TMU agree",
+    "rand-k agree",
+    "gold-gold agree",
+    "ceiling",
+    "TMU |Δ|",
+    "rand-k |Δ|",
+    "TMU act dist",
+    "rand-k act dist",
+    "TMU MIA",
+    "gold MIA",
+    "cost ratio",
+    "pred hard",
+    "gold hard",
+]
 FINE = ("TMU act dist", "rand-k act dist", "cost ratio")  # columns below 1: three decimals
 
 
 def row_of(r: dict) -> dict:
     """The table's columns from one run's metrics."""
     m, t, ens = r["models"], r["tmu"], r.get("gold_ensemble") or {}
-    return {"label acc": t["label_accuracy"], "AUC": t["auc_p_easy"], "soft label acc": t.get("soft_label_accuracy"),
-            "soft AUC": t.get("soft_auc_p_easy"), "TMU agree": m["tmu"]["sample_agreement"],
-            "rand-k agree": m["random_k"]["sample_agreement"], "gold-gold agree": ens.get("gold_agreement"),
-            "ceiling": ens.get("ceiling"), "TMU |Δ|": m["tmu"]["abs_delta"], "rand-k |Δ|": m["random_k"]["abs_delta"],
-            "TMU act dist": m["tmu"]["activation_distance"], "rand-k act dist": m["random_k"]["activation_distance"],
-            "TMU MIA": m["tmu"]["mia"], "gold MIA": m["gold"]["mia"], "cost ratio": r["cost_ratio"],
-            "pred hard": t["pred_hard"], "gold hard": t["gold_hard"]}
+    return {
+        "label acc": t["label_accuracy"],
+        "AUC": t["auc_p_easy"],
+        "soft label acc": t.get("soft_label_accuracy"),
+        "soft AUC": t.get("soft_auc_p_easy"),
+        "TMU agree": m["tmu"]["sample_agreement"],
+        "rand-k agree": m["random_k"]["sample_agreement"],
+        "gold-gold agree": ens.get("gold_agreement"),
+        "ceiling": ens.get("ceiling"),
+        "TMU |Δ|": m["tmu"]["abs_delta"],
+        "rand-k |Δ|": m["random_k"]["abs_delta"],
+        "TMU act dist": m["tmu"]["activation_distance"],
+        "rand-k act dist": m["random_k"]["activation_distance"],
+        "TMU MIA": m["tmu"]["mia"],
+        "gold MIA": m["gold"]["mia"],
+        "cost ratio": r["cost_ratio"],
+        "pred hard": t["pred_hard"],
+        "gold hard": t["gold_hard"],
+    }
 
 
 def run_variant(cfg, name: str, settings: dict, classes, seeds, log, done: dict | None = None) -> list[dict]:
@@ -68,13 +97,20 @@ def run_variant(cfg, name: str, settings: dict, classes, seeds, log, done: dict 
                 rows.append(done[(name, int(c), int(seed))])
                 log(f"{name} class {c} seed {seed}: reused")
                 continue
-            run_cfg = replace(cfg, seed=seed, forget=replace(cfg.forget, forget_class=class_ref(c)), methods=("tmu", "random_k"),
-                              method_params=params)
+            run_cfg = replace(
+                cfg,
+                seed=seed,
+                forget=replace(cfg.forget, forget_class=class_ref(c)),
+                methods=("tmu", "random_k"),
+                method_params=params,
+            )
             t = time.perf_counter()
             r = execute(start(run_cfg))
             rows.append({"variant": name, "class": c, "seed": seed, **row_of(r)})
-            log(f"{name} class {c} seed {seed}: label acc {rows[-1]['label acc']:.1f} AUC {rows[-1]['AUC']:.1f} "
-                f"|Δ| {rows[-1]['TMU |Δ|']:.1f} ({time.perf_counter() - t:.0f} s)")
+            log(
+                f"{name} class {c} seed {seed}: label acc {rows[-1]['label acc']:.1f} AUC {rows[-1]['AUC']:.1f} "
+                f"|Δ| {rows[-1]['TMU |Δ|']:.1f} ({time.perf_counter() - t:.0f} s)"
+            )
     return rows
 
 
@@ -117,60 +153,102 @@ def paired(df: pd.DataFrame, first: str) -> pd.DataFrame:
         g = g.set_index(["class", "seed"]).loc[base.index]
         units = base.index.get_level_values("class")
         for col in ("label acc", "AUC", "soft AUC", "TMU agree", "TMU |Δ|", "TMU act dist", "TMU MIA"):
-            a, b = pd.to_numeric(g[col], errors="coerce").to_numpy(), pd.to_numeric(base[col], errors="coerce").to_numpy()
+            a, b = (
+                pd.to_numeric(g[col], errors="coerce").to_numpy(),
+                pd.to_numeric(base[col], errors="coerce").to_numpy(),
+            )
             ok = np.isfinite(a) & np.isfinite(b)  # per-class means over the matched seeds: the class is the unit
             ca, cb = class_means(a[ok], units[ok])[0], class_means(b[ok], units[ok])[0]
             t, sign = paired_test(ca, cb), sign_test(ca - cb)
-            out.append({"variant": name, "metric": col, "classes": t["n"], "runs": int(ok.sum()),
-                        "variant − reference": round(t["diff"], 3), "95% CI": f"[{t['ci_low']:.2f}, {t['ci_high']:.2f}]",
-                        "p": round(t["p"], 4), "sign p": round(sign["p"], 4)})
+            out.append(
+                {
+                    "variant": name,
+                    "metric": col,
+                    "classes": t["n"],
+                    "runs": int(ok.sum()),
+                    "variant − reference": round(t["diff"], 3),
+                    "95% CI": f"[{t['ci_low']:.2f}, {t['ci_high']:.2f}]",
+                    "p": round(t["p"], 4),
+                    "sign p": round(sign["p"], 4),
+                }
+            )
     return pd.DataFrame(out)
 
 
 def main(argv=None) -> int:
-    p = argparse.ArgumentParser(allow_abbrev=False, description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p = argparse.ArgumentParser(
+        allow_abbrev=False, description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     add_run_args(p)
     p.add_argument("--gold-seeds", type=int, default=1, metavar="K", help="gold models per run (soft truth when > 1)")
     p.add_argument("--classes", default="3,8", help="comma-separated classes (the tuning classes, unless reporting)")
     p.add_argument("--seeds", type=int, nargs="+", default=[0])
     p.add_argument("--tag", default="", help="suffix of the results file name")
-    p.add_argument("--variants", default="paper:", help="name:setting=value,...; separated by ';' (the first is "
-                                                         "the reference of the paired tests)")
+    p.add_argument(
+        "--variants",
+        default="paper:",
+        help="name:setting=value,...; separated by ';' (the first is the reference of the paired tests)",
+    )
     p.add_argument("--note", action="append", default=[], help="a line for the results file's header (repeatable)")
-    p.add_argument("--reuse", type=Path, action="append", default=[], metavar="CSV",
-                   help="rows of an earlier audit_variants CSV made with the same data settings, forget count, K "
-                        "and variant settings (rows are matched by variant name, class and seed only, so a "
-                        "variant name must mean the same settings in both): a row found there is kept instead "
-                        "of rerun (repeatable)")
+    p.add_argument(
+        "--reuse",
+        type=Path,
+        action="append",
+        default=[],
+        metavar="CSV",
+        help="rows of an earlier audit_variants CSV made with the same data settings, forget count, K "
+        "and variant settings (rows are matched by variant name, class and seed only, so a "
+        "variant name must mean the same settings in both): a row found there is kept instead "
+        "of rerun (repeatable)",
+    )
     args = p.parse_args(argv)
     cfg = run_config_from_args(args, ("tmu", "random_k"))
     classes, variants = parse_classes(args.classes, cfg), parse_variants(args.variants)
+
     def log(msg):
         print(msg, file=sys.stderr, flush=True)
 
     done = reused_rows(args.reuse)
     started = time.perf_counter()
-    df = pd.DataFrame([row for name, s in variants.items()
-                       for row in run_variant(cfg, name, s, classes, args.seeds, log, done)])
+    df = pd.DataFrame(
+        [row for name, s in variants.items() for row in run_variant(cfg, name, s, classes, args.seeds, log, done)]
+    )
     n_reused = sum((r["variant"], int(r["class"]), int(r["seed"])) in done for r in df.to_dict("records"))
     first = next(iter(variants))
     name = f"audit-variants-{cfg.data.dataset}{('-' + args.tag) if args.tag else ''}"
-    md = "\n".join([
-        f"# TMU variants for the easy/hard audit: {cfg.data.dataset}, {cfg.train.model}", "",
-        f"- command: `python benchmarks/audit_variants.py {shlex.join(sys.argv[1:] if argv is None else argv)}`",
-        f"- date: {dt.datetime.now().isoformat(timespec='minutes')}; wall time {time.perf_counter() - started:.0f} s; "
-        f"{platform.machine()}, {os.cpu_count()} CPU cores",
-        f"- data: {cfg.data}; forget {cfg.forget.forget_count} of each class in {classes}; seeds {args.seeds}; "
-        f"{cfg.gold_seeds} gold model(s) per run", f"- variants: {variants}",
-        *[f"- {n}" for n in args.note],
-        *([f"- rows reused from: {', '.join(str(x) for x in args.reuse)} ({n_reused} of the {len(df)} rows)"]
-          if args.reuse else []),
-        "",
-        "### Mean ± 95% CI with the class as the unit (per-class means over seeds; Student-t half-width over "
-        "classes); soft = against p_i of the K golds; AUC and agreement in %", "", md_table(summary(df)), "",
-        f"### Paired tests against `{first}` over per-class means of the matched class × seed runs: t-test and "
-        "exact sign test (read the sign test with fewer than 10 classes)", "", md_table(paired(df, first)), "",
-        "### Every run", "", md_table(df), ""])
+    md = "\n".join(
+        [
+            f"# TMU variants for the easy/hard audit: {cfg.data.dataset}, {cfg.train.model}",
+            "",
+            f"- command: `python benchmarks/audit_variants.py {shlex.join(sys.argv[1:] if argv is None else argv)}`",
+            f"- date: {dt.datetime.now().isoformat(timespec='minutes')}; wall time {time.perf_counter() - started:.0f} s; "
+            f"{platform.machine()}, {os.cpu_count()} CPU cores",
+            f"- data: {cfg.data}; forget {cfg.forget.forget_count} of each class in {classes}; seeds {args.seeds}; "
+            f"{cfg.gold_seeds} gold model(s) per run",
+            f"- variants: {variants}",
+            *[f"- {n}" for n in args.note],
+            *(
+                [f"- rows reused from: {', '.join(str(x) for x in args.reuse)} ({n_reused} of the {len(df)} rows)"]
+                if args.reuse
+                else []
+            ),
+            "",
+            "### Mean ± 95% CI with the class as the unit (per-class means over seeds; Student-t half-width over "
+            "classes); soft = against p_i of the K golds; AUC and agreement in %",
+            "",
+            md_table(summary(df)),
+            "",
+            f"### Paired tests against `{first}` over per-class means of the matched class × seed runs: t-test and "
+            "exact sign test (read the sign test with fewer than 10 classes)",
+            "",
+            md_table(paired(df, first)),
+            "",
+            "### Every run",
+            "",
+            md_table(df),
+            "",
+        ]
+    )
     RESULTS.mkdir(parents=True, exist_ok=True)
     (RESULTS / f"{name}.md").write_text(md)
     df.to_csv(RESULTS / f"{name}.csv", index=False)

@@ -9,6 +9,7 @@ points of real penultimate activations (repeated with small noise to reach 10k);
 takes to render each dashboard page from the stored run. Targets are checked as ratios and printed, not
 asserted. Writes benchmarks/results/cost-<dataset>.md.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -63,7 +64,9 @@ def main(argv=None) -> int:
     from tmu_core.cli import add_method_args, add_run_args, run_config_from_args
     from tmu_core.methods import METHODS
 
-    p = argparse.ArgumentParser(allow_abbrev=False, description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p = argparse.ArgumentParser(
+        allow_abbrev=False, description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     add_run_args(p)
     add_method_args(p)
     p.add_argument("--keep-store", action="store_true", help="use TMU_RUNS_DIR as is (cached models count as 0 s)")
@@ -78,30 +81,48 @@ def main(argv=None) -> int:
     result = execute(start(cfg))
     wall = time.perf_counter() - t
     gold = result["models"]["gold"]["seconds"]
-    lines = [f"# Cost benchmark: {cfg.data.dataset}, {cfg.train.model}", "",
-             f"- command: `python benchmarks/cost.py {shlex.join(sys.argv[1:] if argv is None else argv)}`",
-             f"- date: {dt.datetime.now().isoformat(timespec='minutes')}; machine {platform.machine()}, "
-             f"{os.cpu_count()} CPU cores; device {result['device']}; run wall time {wall:.1f} s", "",
-             "## One run: seconds and ratio to the gold retrain", "",
-             "| model | seconds | / gold retrain |", "|---|---|---|"]
+    lines = [
+        f"# Cost benchmark: {cfg.data.dataset}, {cfg.train.model}",
+        "",
+        f"- command: `python benchmarks/cost.py {shlex.join(sys.argv[1:] if argv is None else argv)}`",
+        f"- date: {dt.datetime.now().isoformat(timespec='minutes')}; machine {platform.machine()}, "
+        f"{os.cpu_count()} CPU cores; device {result['device']}; run wall time {wall:.1f} s",
+        "",
+        "## One run: seconds and ratio to the gold retrain",
+        "",
+        "| model | seconds | / gold retrain |",
+        "|---|---|---|",
+    ]
     for name, m in result["models"].items():
         lines.append(f"| {name} | {m['seconds']:.2f} | {m['seconds'] / gold:.3f} |")
-    lines += ["", f"TMU stages (s): {result['tmu']['stage_seconds']} (cost_ratio leaves out 'ablation': the audit's extra classifiers)", "",
-              f"**cost_ratio (TMU / gold retrain) = {result['cost_ratio']:.3f}** (target <= 0.15: "
-              f"{'met' if result['cost_ratio'] <= 0.15 else 'missed'})", ""]
+    lines += [
+        "",
+        f"TMU stages (s): {result['tmu']['stage_seconds']} (cost_ratio leaves out 'ablation': the audit's extra classifiers)",
+        "",
+        f"**cost_ratio (TMU / gold retrain) = {result['cost_ratio']:.3f}** (target <= 0.15: "
+        f"{'met' if result['cost_ratio'] <= 0.15 else 'missed'})",
+        "",
+    ]
     emb = store.open_run(result["run_id"]).load_arrays("embeddings.npz")["emb_original"]
     # The first fits in a process include numba's compilation: at 1k points UMAP's own kernels, and at the
     # first fit over 4096 points pynndescent's neighbour search. Each is reported, then warm timings.
     cold1, cold10 = umap_seconds(emb, 1000), umap_seconds(emb, 10000)
     u1, u10 = umap_seconds(emb, 1000), umap_seconds(emb, 10000)
-    lines += ["## UMAP (tmu_core.embedding.fit_map: umap-learn, seeded)", "",
-              f"- activations of width {emb.shape[1]}; first fits in the process (numba compiling): 1k points "
-              f"{cold1:.1f} s, then 10k points {cold10:.1f} s",
-              f"- warm: 1k points {u1:.1f} s; 10k points {u10:.1f} s (target < 30 s: {'met' if u10 < 30 else 'missed'})",
-              ""]
+    lines += [
+        "## UMAP (tmu_core.embedding.fit_map: umap-learn, seeded)",
+        "",
+        f"- activations of width {emb.shape[1]}; first fits in the process (numba compiling): 1k points "
+        f"{cold1:.1f} s, then 10k points {cold10:.1f} s",
+        f"- warm: 1k points {u1:.1f} s; 10k points {u10:.1f} s (target < 30 s: {'met' if u10 < 30 else 'missed'})",
+        "",
+    ]
     pages = page_seconds(result["run_id"])
-    lines += ["## Dashboard pages rendered from the stored run (AppTest, warm second render)", "",
-              "| page | seconds |", "|---|---|"] + [f"| {k} | {v:.2f} |" for k, v in pages.items()]
+    lines += [
+        "## Dashboard pages rendered from the stored run (AppTest, warm second render)",
+        "",
+        "| page | seconds |",
+        "|---|---|",
+    ] + [f"| {k} | {v:.2f} |" for k, v in pages.items()]
     worst = max(pages.values())
     lines += ["", f"slowest page {worst:.2f} s (target < 2 s: {'met' if worst < 2 else 'missed'})", ""]
     md = "\n".join(lines)

@@ -17,6 +17,7 @@ a K = 1 sweep as a K = 1 run (its gold ensemble is left out: the first gold is t
     python benchmarks/export_sweep.py --sweep-id cifar-rest --add cifar-4x3 --add-where seed=0 --name ... \
         --command "..."
 """
+
 from __future__ import annotations
 
 import argparse
@@ -44,8 +45,10 @@ def curve_png(curve: pd.DataFrame, out: Path) -> None:
     from ui import charts
 
     figs = [charts.forget_curve_figure(curve, m) for m in ("|Δ|", "agreement")]
-    html = "".join(f.to_html(full_html=False, include_plotlyjs=(i == 0), default_width="620px", default_height="420px")
-                   for i, f in enumerate(figs))
+    html = "".join(
+        f.to_html(full_html=False, include_plotlyjs=(i == 0), default_width="620px", default_height="420px")
+        for i, f in enumerate(figs)
+    )
     with tempfile.TemporaryDirectory() as tmp:
         page_file = Path(tmp) / "curve.html"
         page_file.write_text(f"<html><body style='display:flex;margin:0'>{html}</body></html>")
@@ -85,45 +88,72 @@ def merged(meta: dict, added: list[str], where: dict[str, set[int]]) -> tuple[st
     """The tables (Markdown) and results of a sweep with other sweeps' matching runs added, and what was added."""
     results, notes = list(meta.get("results", [])), []
     for other in added:
-        runs = [r for r in store.Sweep(other).results().get("results", [])
-                if all(r.get(k) in v for k, v in where.items())]
+        runs = [
+            r for r in store.Sweep(other).results().get("results", []) if all(r.get(k) in v for k, v in where.items())
+        ]
         if meta.get("gold_seeds", 1) == 1:
             runs = [as_k1(r) for r in runs]
         results += runs
-        notes.append(f"{len(runs)} runs added from sweep `{other}`"
-                     + (f" ({', '.join(f'{k}={sorted(v)}' for k, v in where.items())})" if where else ""))
+        notes.append(
+            f"{len(runs)} runs added from sweep `{other}`"
+            + (f" ({', '.join(f'{k}={sorted(v)}' for k, v in where.items())})" if where else "")
+        )
     if not results:
-        raise SystemExit(f"sweep {meta['sweep_id']} has no completed run to export"
-                         + (f" and the added sweeps gave none either ({'; '.join(notes)})" if notes else ""))
+        raise SystemExit(
+            f"sweep {meta['sweep_id']} has no completed run to export"
+            + (f" and the added sweeps gave none either ({'; '.join(notes)})" if notes else "")
+        )
     classes = sorted({r["forget_class"] for r in results})
-    all_meta = {**meta, "sweep_id": " + ".join([meta["sweep_id"], *added]), "classes": classes, "results": results,
-                "held_out_classes": [c for c in classes if c not in meta.get("tuning_classes", [])],
-                "forget_counts": sorted({r["forget_count"] for r in results}), "seeds": sorted({r["seed"] for r in results})}
+    all_meta = {
+        **meta,
+        "sweep_id": " + ".join([meta["sweep_id"], *added]),
+        "classes": classes,
+        "results": results,
+        "held_out_classes": [c for c in classes if c not in meta.get("tuning_classes", [])],
+        "forget_counts": sorted({r["forget_count"] for r in results}),
+        "seeds": sorted({r["seed"] for r in results}),
+    }
     header = sweep_header(all_meta, results, machine=False)
-    frames = {**tables(results, meta.get("tuning_classes", [])), "cost": cost_frame(results, meta.get("tuning_classes", []))}
+    frames = {
+        **tables(results, meta.get("tuning_classes", [])),
+        "cost": cost_frame(results, meta.get("tuning_classes", [])),
+    }
     markdown, files = tables_with_failures(frames, header, meta.get("failed", []))
     return markdown, files, notes
 
 
 def main(argv=None) -> int:
-    p = argparse.ArgumentParser(allow_abbrev=False, description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p = argparse.ArgumentParser(
+        allow_abbrev=False, description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     p.add_argument("--sweep-id", required=True)
     p.add_argument("--name", required=True, help="file name stem under benchmarks/results")
     p.add_argument("--command", required=True, help="the command that made the sweep, quoted")
     p.add_argument("--note", action="append", default=[], help="a line for the header (repeatable)")
     p.add_argument("--add", action="append", default=[], metavar="SWEEP_ID", help="another sweep whose runs join")
-    p.add_argument("--add-where", nargs="+", default=[], metavar="KEY=N[,N]",
-                   help="keep only added runs with these seed= / class= / count= values")
+    p.add_argument(
+        "--add-where",
+        nargs="+",
+        default=[],
+        metavar="KEY=N[,N]",
+        help="keep only added runs with these seed= / class= / count= values",
+    )
     a = p.parse_args(argv)
     sweep = store.Sweep(a.sweep_id)
     meta = sweep.results()
     done = meta.get("results", [])
     tables_md, frames, added = merged(meta, a.add, parse_where(a.add_where))  # today's table code, same numbers
     a.note += added
-    header = [f"# {a.name}", "", f"- command: `{a.command}`",
-              f"- exported {dt.datetime.now().isoformat(timespec='minutes')} from sweep `{a.sweep_id}` "
-              f"({len(done)} runs, {len(meta.get('failed', []))} failed); {platform.machine()}, {os.cpu_count()} "
-              f"CPU cores; executor {meta.get('executor')}", *[f"- {n}" for n in a.note], ""]
+    header = [
+        f"# {a.name}",
+        "",
+        f"- command: `{a.command}`",
+        f"- exported {dt.datetime.now().isoformat(timespec='minutes')} from sweep `{a.sweep_id}` "
+        f"({len(done)} runs, {len(meta.get('failed', []))} failed); {platform.machine()}, {os.cpu_count()} "
+        f"CPU cores; executor {meta.get('executor')}",
+        *[f"- {n}" for n in a.note],
+        "",
+    ]
     RESULTS.mkdir(parents=True, exist_ok=True)
     (RESULTS / f"{a.name}.md").write_text("\n".join(header) + "\n" + tables_md)
     for key, frame in frames.items():

@@ -11,6 +11,7 @@ set and split come from --seed; the second gold differs only in its training see
 models are cached in the run store, so the seed-0 gold is shared with `run` and `alignment.py`.
 Writes benchmarks/results/<dataset>-<model>-gold-agreement.md.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -27,10 +28,13 @@ import pandas as pd
 import torch
 
 from tmu_core.cli import add_run_args, run_config_from_args  # the CLI's own flags
-from tmu_core.data import load_dataset, resolve_forget
+from tmu_core.data import (
+    class_ref,  # a parsed class index, never re-read as a name
+    load_dataset,
+    resolve_forget,
+)
 from tmu_core.evaluate.paper_tables import md_table
 from tmu_core.evaluate.protocol import with_summary
-from tmu_core.data import class_ref  # a parsed class index, never re-read as a name
 from tmu_core.jobs.sweep import parse_classes
 from tmu_core.references import train_cached
 from tmu_core.tmu.twin import generalization_labels
@@ -50,20 +54,28 @@ def agreement_row(cfg, second_seed: int, device, log) -> dict:
         t = time.perf_counter()
         gold = train_cached("gold", data, cfg.data, cfg.train, remain, s, device)
         right[s] = generalization_labels(gold.model, xf, c, device).astype(bool)
-        log(f"class {forget.class_name}: gold (training seed {s}) A_f {100 * right[s].mean():.1f} "
-            f"({'cache' if gold.cached else f'{time.perf_counter() - t:.0f} s'})")
+        log(
+            f"class {forget.class_name}: gold (training seed {s}) A_f {100 * right[s].mean():.1f} "
+            f"({'cache' if gold.cached else f'{time.perf_counter() - t:.0f} s'})"
+        )
     a, b = right[cfg.seed], right[second_seed]
     easy_rate = a.mean()
-    return {"class": forget.class_name, "|D_f|": len(a),
-            f"gold A_f (seed {cfg.seed})": round(100 * a.mean(), 1),
-            f"gold A_f (seed {second_seed})": round(100 * b.mean(), 1),
-            "agreement of the two golds": round(100 * (a == b).mean(), 1),
-            "'all easy' label acc": round(100 * max(easy_rate, 1 - easy_rate), 1),
-            "hard in both": int((~a & ~b).sum()), "hard in one only": int((a != b).sum())}
+    return {
+        "class": forget.class_name,
+        "|D_f|": len(a),
+        f"gold A_f (seed {cfg.seed})": round(100 * a.mean(), 1),
+        f"gold A_f (seed {second_seed})": round(100 * b.mean(), 1),
+        "agreement of the two golds": round(100 * (a == b).mean(), 1),
+        "'all easy' label acc": round(100 * max(easy_rate, 1 - easy_rate), 1),
+        "hard in both": int((~a & ~b).sum()),
+        "hard in one only": int((a != b).sum()),
+    }
 
 
 def main(argv=None) -> int:
-    p = argparse.ArgumentParser(allow_abbrev=False, description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p = argparse.ArgumentParser(
+        allow_abbrev=False, description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     add_run_args(p)
     p.add_argument("--classes", default="all", help="'all' or comma-separated classes")
     p.add_argument("--second-seed", type=int, default=1, help="training seed of the second gold model (default 1)")
@@ -73,30 +85,37 @@ def main(argv=None) -> int:
     if args.second_seed == cfg.seed:
         p.error("--second-seed must differ from --seed")
     device = pick_device(cfg.device)
+
     def log(msg):
         print(msg, file=sys.stderr, flush=True)
 
     started = time.perf_counter()
-    rows = [agreement_row(replace(cfg, forget=replace(cfg.forget, forget_class=class_ref(c))), args.second_seed, device, log)
-            for c in parse_classes(args.classes, cfg)]
+    rows = [
+        agreement_row(
+            replace(cfg, forget=replace(cfg.forget, forget_class=class_ref(c))), args.second_seed, device, log
+        )
+        for c in parse_classes(args.classes, cfg)
+    ]
     counts = ["|D_f|", "hard in both", "hard in one only"]  # whole numbers per class; the Avg and CI rows below
     df = with_summary(pd.DataFrame(rows).astype({k: object for k in counts}))
     name = f"{cfg.data.dataset}-{cfg.train.model}-gold-agreement{('-' + args.tag) if args.tag else ''}"
-    md = "\n".join([
-        f"# How predictable is gold's correctness on D_f? {cfg.data.dataset}, {cfg.train.model}",
-        "",
-        f"- command: `python benchmarks/gold_agreement.py {shlex.join(sys.argv[1:] if argv is None else argv)}`",
-        f"- date: {dt.datetime.now().isoformat(timespec='minutes')}; wall time {time.perf_counter() - started:.0f} s",
-        f"- machine: {platform.machine()}, {os.cpu_count()} CPU cores; device: {device}; torch {torch.__version__}",
-        f"- training recipe: {cfg.train}; forget {cfg.forget.forget_count} per class, split/forget seed {cfg.seed}",
-        "",
-        "Two gold models retrained on the same D_r, differing only in their training seed. Their agreement on",
-        "which forgotten samples they classify correctly bounds any easy/hard predictor's label accuracy",
-        "against one of them; 'all easy' (the majority guess) is the floor.",
-        "",
-        md_table(df),
-        "",
-    ])
+    md = "\n".join(
+        [
+            f"# How predictable is gold's correctness on D_f? {cfg.data.dataset}, {cfg.train.model}",
+            "",
+            f"- command: `python benchmarks/gold_agreement.py {shlex.join(sys.argv[1:] if argv is None else argv)}`",
+            f"- date: {dt.datetime.now().isoformat(timespec='minutes')}; wall time {time.perf_counter() - started:.0f} s",
+            f"- machine: {platform.machine()}, {os.cpu_count()} CPU cores; device: {device}; torch {torch.__version__}",
+            f"- training recipe: {cfg.train}; forget {cfg.forget.forget_count} per class, split/forget seed {cfg.seed}",
+            "",
+            "Two gold models retrained on the same D_r, differing only in their training seed. Their agreement on",
+            "which forgotten samples they classify correctly bounds any easy/hard predictor's label accuracy",
+            "against one of them; 'all easy' (the majority guess) is the floor.",
+            "",
+            md_table(df),
+            "",
+        ]
+    )
     RESULTS.mkdir(parents=True, exist_ok=True)
     (RESULTS / f"{name}.md").write_text(md)
     print(md)

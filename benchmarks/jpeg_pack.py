@@ -4,6 +4,7 @@
     python benchmarks/jpeg_pack.py unpack .gpu/cifar10.npz /tmp/cifar10
 The JPEG bytes are stored unchanged, so the unpacked tree is identical to the original.
 """
+
 from __future__ import annotations
 
 import sys
@@ -28,7 +29,7 @@ def unpack(src: Path, root: Path) -> None:
     for i, name in enumerate(names):
         path = root / bytes(name).decode()
         path.parent.mkdir(parents=True, exist_ok=True)
-        path.write_bytes(data[offsets[i]:offsets[i + 1]].tobytes())
+        path.write_bytes(data[offsets[i] : offsets[i + 1]].tobytes())
     print(f"unpacked {len(names)} files -> {root}")
 
 

@@ -8,6 +8,7 @@ fits one map (embedding.fit_map), as the background job (`tmu _worker-embedding`
 one after another, so the later ones show what numba's on-disk cache saves. Prints one line per try and
 writes nothing else. Timings, not assertions: run it on an idle machine.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -46,11 +47,14 @@ def main() -> None:
     args = p.parse_args()
     for i in range(1, args.tries + 1):
         start = time.perf_counter()
-        out = subprocess.run([sys.executable, "-c", CHILD, args.run, args.model], cwd=ROOT, capture_output=True,
-                             text=True, check=True)
+        out = subprocess.run(
+            [sys.executable, "-c", CHILD, args.run, args.model], cwd=ROOT, capture_output=True, text=True, check=True
+        )
         n, imp, fit = out.stdout.split()
-        print(f"try {i}: {int(n)} points · import {float(imp):.1f} s · fit {float(fit):.1f} s · "
-              f"process {time.perf_counter() - start:.1f} s")
+        print(
+            f"try {i}: {int(n)} points · import {float(imp):.1f} s · fit {float(fit):.1f} s · "
+            f"process {time.perf_counter() - start:.1f} s"
+        )
 
 
 if __name__ == "__main__":

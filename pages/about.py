@@ -1,9 +1,10 @@
 """About TMU: the teaching page — the problem, the twin trick, the features, the pages; the digits demo."""
+
 import streamlit as st
 
 from tmu_core import demo
-from tmu_core.jobs import launch
 from tmu_core.errors import TMUError
+from tmu_core.jobs import launch
 from ui import nav, state
 
 nav.ensure_router()
@@ -15,9 +16,11 @@ col_text, col_demo = st.columns([2, 1])
 with col_text:
     st.markdown(nav.help_text("about"))
 with col_demo, st.container(border=True):
-    st.markdown("**Try it**: forget 110 of the 125 training images of the digit 8 and compare TMU with six "
-                "baselines against the retrained gold model. The demo's results come with the dashboard: they "
-                "open at once.")
+    st.markdown(
+        "**Try it**: forget 110 of the 125 training images of the digit 8 and compare TMU with six "
+        "baselines against the retrained gold model. The demo's results come with the dashboard: they "
+        "open at once."
+    )
     if st.button("Open the digits demo", key="about_demo", type="primary", icon=":material/co_present:"):
         try:
             run = demo.install()
@@ -26,9 +29,13 @@ with col_demo, st.container(border=True):
         else:
             state.select_run(run.id)
             st.switch_page(nav.page("demo"))
-    if st.button("Run it yourself", key="about_demo_run", icon=":material/play_arrow:",
-                 help="recompute the demo: the original and gold models come from the bundle's cache, so only "
-                      "the unlearning methods train (under a minute on a laptop CPU)"):
+    if st.button(
+        "Run it yourself",
+        key="about_demo_run",
+        icon=":material/play_arrow:",
+        help="recompute the demo: the original and gold models come from the bundle's cache, so only "
+        "the unlearning methods train (under a minute on a laptop CPU)",
+    ):
         try:
             demo.install()  # seeds the model cache with the bundled original and gold
             run = launch.start_run(demo.config())

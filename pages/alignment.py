@@ -1,4 +1,5 @@
 """Alignment: every method's A_f against gold's, |Δ|, utility, activation distance, MIA; sweep tables."""
+
 import datetime as dt
 
 import pandas as pd
@@ -24,20 +25,25 @@ PCT = st.column_config.NumberColumn(format=tables.PERCENT_FORMAT)
 DIST = st.column_config.NumberColumn(format=tables.DISTANCE_FORMAT)
 
 
-SPECIAL = {"p": st.column_config.NumberColumn(format="%.2g", help="paired t-test over classes, two-sided"),
-           "p Holm": st.column_config.NumberColumn(format="%.2g", help="Holm-corrected over this group's comparisons"),
-           "sign p": st.column_config.NumberColumn(format="%.2g", help="exact two-sided sign test over classes"),
-           "sign p Holm": st.column_config.NumberColumn(format="%.2g", help="Holm-corrected sign test"),
-           "classes": st.column_config.NumberColumn(format="%d"),
-           "t": st.column_config.NumberColumn(format="%.2f"), "n": st.column_config.NumberColumn(format="%d"),
-           "runs": st.column_config.NumberColumn(format="%d"), "K": st.column_config.NumberColumn(format="%d")}
+SPECIAL = {
+    "p": st.column_config.NumberColumn(format="%.2g", help="paired t-test over classes, two-sided"),
+    "p Holm": st.column_config.NumberColumn(format="%.2g", help="Holm-corrected over this group's comparisons"),
+    "sign p": st.column_config.NumberColumn(format="%.2g", help="exact two-sided sign test over classes"),
+    "sign p Holm": st.column_config.NumberColumn(format="%.2g", help="Holm-corrected sign test"),
+    "classes": st.column_config.NumberColumn(format="%d"),
+    "t": st.column_config.NumberColumn(format="%.2f"),
+    "n": st.column_config.NumberColumn(format="%d"),
+    "runs": st.column_config.NumberColumn(format="%d"),
+    "K": st.column_config.NumberColumn(format="%d"),
+}
 
 
 def number_formats(df, distance: bool = False) -> dict:
     """One decimal for every numeric column of a paper table (accuracies, |Δ|, MIA are %); three for distances;
     p-values in two significant digits, counts whole."""
-    return {c: SPECIAL.get(c, DIST if distance else PCT) for c in df.columns
-            if c != "class" and df[c].dtype.kind in "fi"}
+    return {
+        c: SPECIAL.get(c, DIST if distance else PCT) for c in df.columns if c != "class" and df[c].dtype.kind in "fi"
+    }
 
 
 def show_table1(row) -> None:
@@ -55,8 +61,10 @@ def show_run() -> None:
     metrics = cache.metrics(cache.root(), run.id)
     state.show_evidence_warnings(metrics)
     models = tables.models_frame(metrics)
-    st.caption(f"Run `{run.id}`: {plain(metrics['dataset'])}, {plain(metrics['model'])}, class "
-               f"{plain(metrics['forget_class_name'])}, |D_f| = {metrics['forget_count']}, device {plain(metrics['device'])}")
+    st.caption(
+        f"Run `{run.id}`: {plain(metrics['dataset'])}, {plain(metrics['model'])}, class "
+        f"{plain(metrics['forget_class_name'])}, |D_f| = {metrics['forget_count']}, device {plain(metrics['device'])}"
+    )
     rows = models.set_index("model")
     m = st.columns(3)
     m[0].metric("Gold A_f (target)", f"{rows.loc['gold', 'A_f']:.1f}%")
@@ -72,8 +80,11 @@ def show_run() -> None:
         st.info(f"**Why TMU is not the closest to gold here.** {note}", icon=":material/info:")
 
     if not v.has_methods:
-        st.info("This run trained only the original and gold models: there is no unlearning method to align. "
-                "Launch a run with at least one method on the Run page.", icon=":material/info:")
+        st.info(
+            "This run trained only the original and gold models: there is no unlearning method to align. "
+            "Launch a run with at least one method on the Run page.",
+            icon=":material/info:",
+        )
         nav.link("run", "Go to the Run page")
     c1, c2 = st.columns([3, 2])
     c1.plotly_chart(charts.forget_accuracy_figure(models), key="align_af")
@@ -82,21 +93,33 @@ def show_run() -> None:
     st.plotly_chart(charts.utility_figure(models), key="align_utility")
     # Two tables of at most eight columns each: one of thirteen is clipped at 1280 px (its last columns hidden).
     config = {
-        "label": "model", **{c: st.column_config.NumberColumn(c, format=tables.PERCENT_FORMAT) for c in ("A_test", "A_r", "A_f")},
+        "label": "model",
+        **{c: st.column_config.NumberColumn(c, format=tables.PERCENT_FORMAT) for c in ("A_test", "A_r", "A_f")},
         "delta": st.column_config.NumberColumn("Δ = A_f − gold A_f", format="%+.1f"),
         "abs_delta": st.column_config.NumberColumn("|Δ|", format=tables.PERCENT_FORMAT),
-        "images": st.column_config.NumberColumn("|Δ| in D_f images", format="%d",
-                                                help="how many more or fewer D_f images it gets right than gold"),
+        "images": st.column_config.NumberColumn(
+            "|Δ| in D_f images", format="%d", help="how many more or fewer D_f images it gets right than gold"
+        ),
         "activation_distance": st.column_config.NumberColumn("activation distance (L2)", format=tables.DISTANCE_FORMAT),
-        "agreement": st.column_config.NumberColumn("per-sample agreement (%)", format=tables.PERCENT_FORMAT,
-                                                   help="share of D_f where the model and gold are both right or both wrong"),
+        "agreement": st.column_config.NumberColumn(
+            "per-sample agreement (%)",
+            format=tables.PERCENT_FORMAT,
+            help="share of D_f where the model and gold are both right or both wrong",
+        ),
         "mia": st.column_config.NumberColumn("MIA (%)", format=tables.PERCENT_FORMAT),
-        "mia_auc": st.column_config.NumberColumn("MIA attack AUC (%)", format=tables.PERCENT_FORMAT,
-                                                 help="the attack's AUC on the data it was fitted on; near 50 it "
-                                                      "cannot tell members at all and its MIA value means nothing"),
+        "mia_auc": st.column_config.NumberColumn(
+            "MIA attack AUC (%)",
+            format=tables.PERCENT_FORMAT,
+            help="the attack's AUC on the data it was fitted on; near 50 it "
+            "cannot tell members at all and its MIA value means nothing",
+        ),
         "seconds": st.column_config.NumberColumn("seconds", format="%.1f"),
-        "timing": st.column_config.TextColumn("seconds spent", help="a cached original or gold model was trained "
-                                              "by an earlier run with the same recipe; this run only loaded it")}
+        "timing": st.column_config.TextColumn(
+            "seconds spent",
+            help="a cached original or gold model was trained "
+            "by an earlier run with the same recipe; this run only loaded it",
+        ),
+    }
     for key, cols in tables.MODEL_TABLE_PARTS.items():
         st.dataframe(models[list(cols)], hide_index=True, key=f"align_table_{key}", column_config=config)
     st.markdown("**This run as a row of the paper's Table 1** (accuracy %, |Δ| = |A_f − gold A_f|)")
@@ -104,23 +127,33 @@ def show_run() -> None:
     show_table1(row[~row["class"].map(tables.is_summary)])
 
 
-def sweep_inputs(classes: list[str], seeds: str, counts: str, methods: list[str], smallest: int) -> tuple[list, list, list]:
+def sweep_inputs(
+    classes: list[str], seeds: str, counts: str, methods: list[str], smallest: int
+) -> tuple[list, list, list]:
     """(errors, seeds, forget counts) of the sweep form: every input checked before anything starts."""
     errors, seed_list, count_list = [], [], []
     if not classes:
         errors.append("choose at least one forget class")
     if not methods:
         errors.append("choose at least one method")
-    for label, text, low, high, out in (("Seeds", seeds, 0, MAX_SEED, seed_list),
-                                        ("Forget counts", counts, 1, smallest - 1, count_list)):
+    for label, text, low, high, out in (
+        ("Seeds", seeds, 0, MAX_SEED, seed_list),
+        ("Forget counts", counts, 1, smallest - 1, count_list),
+    ):
         parts = text.split()
         if not parts:
             errors.append(f"{label}: enter at least one whole number from {low} to {high}")
         for part in parts:
             why = widgets.whole_number_error(part, low, high)
             if why:
-                errors.append(f"{label}: {why[0].lower() + why[1:]}" + (
-                    f" (the smallest chosen class has {smallest} training images)" if label == "Forget counts" else ""))
+                errors.append(
+                    f"{label}: {why[0].lower() + why[1:]}"
+                    + (
+                        f" (the smallest chosen class has {smallest} training images)"
+                        if label == "Forget counts"
+                        else ""
+                    )
+                )
             else:
                 out.append(int(part))
     return errors, seed_list, count_list
@@ -135,12 +168,22 @@ def sweep_form() -> None:
     with st.expander(f"Launch a sweep on {d['dataset']}", expanded=not store.list_sweeps(started=True)):
         c1, c2, c3 = st.columns([3, 2, 2])
         classes = c1.multiselect("Forget classes", names, default=names[:2], key="align_sw_classes")
-        seeds = c2.text_input("Seeds", "0 1 2", key="align_sw_seeds",
-                              help=f"whole numbers from 0 to {MAX_SEED}, separated by spaces")
-        counts = c3.text_input("Forget counts", "100", key="align_sw_counts",
-                               help="|D_f| per class, e.g. 100 500 1000 for the forgetting-more-data curve")
-        methods = st.multiselect("Methods", ordered(METHODS.names()), default=ordered(METHODS.names()),
-                                 format_func=lambda n: display(n).label, key="align_sw_methods")
+        seeds = c2.text_input(
+            "Seeds", "0 1 2", key="align_sw_seeds", help=f"whole numbers from 0 to {MAX_SEED}, separated by spaces"
+        )
+        counts = c3.text_input(
+            "Forget counts",
+            "100",
+            key="align_sw_counts",
+            help="|D_f| per class, e.g. 100 500 1000 for the forgetting-more-data curve",
+        )
+        methods = st.multiselect(
+            "Methods",
+            ordered(METHODS.names()),
+            default=ordered(METHODS.names()),
+            format_func=lambda n: display(n).label,
+            key="align_sw_methods",
+        )
         where = f" on the Ray cluster at {launch.ray_address()}" if launch.ray_address() else ""
         if st.button(f"Launch sweep{where}", key="align_sw_launch", type="primary", icon=":material/play_arrow:"):
             smallest = min((len(data.class_ids(names.index(c))) for c in classes), default=2)
@@ -150,8 +193,15 @@ def sweep_form() -> None:
                 return
             sweep_id = f"sweep-{d['dataset']}-{dt.datetime.now().strftime('%Y%m%d-%H%M%S')}"
             try:
-                sweep_id = launch.start_sweep(d["dataset"], [class_ref(names.index(c)) for c in classes], seed_list, count_list,
-                                   methods, sweep_id, state.data_config(d).data_root).id
+                sweep_id = launch.start_sweep(
+                    d["dataset"],
+                    [class_ref(names.index(c)) for c in classes],
+                    seed_list,
+                    count_list,
+                    methods,
+                    sweep_id,
+                    state.data_config(d).data_root,
+                ).id
             except TMUError as exc:
                 st.error(str(exc))
                 return
@@ -170,9 +220,16 @@ def runs_progress_frame(runs) -> "pd.DataFrame":
     rows = []
     for r in runs:
         status = store.open_run(r.run_id).status() if r.state in ("queued", "running") else {}
-        rows.append({"run": r.run_id, "state": r.state, "stage": "" if r.state == "complete" else r.stage,
-                     "progress": r.progress, "time left": tables.duration(status.get("eta_seconds")) or "",
-                     "error": r.error or ""})
+        rows.append(
+            {
+                "run": r.run_id,
+                "state": r.state,
+                "stage": "" if r.state == "complete" else r.stage,
+                "progress": r.progress,
+                "time left": tables.duration(status.get("eta_seconds")) or "",
+                "error": r.error or "",
+            }
+        )
     return pd.DataFrame(rows, columns=["run", "state", "stage", "progress", "time left", "error"])
 
 
@@ -190,11 +247,20 @@ def sweep_progress() -> None:
     runs = sweep_runs(sweep_id)
     running = next((r for r in runs if r.state in ("queued", "running")), None)
     part = running.progress if running else 0.0
-    st.progress(min(1.0, (n + part) / planned), text=f"Sweep {sweep_id}: {n} of {planned} runs done"
-                + (f"; {running.run_id} at {100 * part:.0f}% ({running.stage})" if running else ""))
+    st.progress(
+        min(1.0, (n + part) / planned),
+        text=f"Sweep {sweep_id}: {n} of {planned} runs done"
+        + (f"; {running.run_id} at {100 * part:.0f}% ({running.stage})" if running else ""),
+    )
     if runs:
-        st.dataframe(runs_progress_frame(runs), hide_index=True, key="align_sw_runs", column_config={
-            "progress": st.column_config.ProgressColumn("progress", format="percent", min_value=0.0, max_value=1.0)})
+        st.dataframe(
+            runs_progress_frame(runs),
+            hide_index=True,
+            key="align_sw_runs",
+            column_config={
+                "progress": st.column_config.ProgressColumn("progress", format="percent", min_value=0.0, max_value=1.0)
+            },
+        )
     tail = sweep.log_tail(3)
     if n >= planned or (tail and "error" in tail.lower()):
         del st.session_state["align_sw_running"]
@@ -216,16 +282,22 @@ def show_failed(failed: list[dict]) -> None:
     if failed:
         st.markdown(f"**Failed runs ({len(failed)})**, each with its stored reason")
         cols = [c for c in ("forget_class", "seed", "forget_count", "run_id", "error") if any(c in f for f in failed)]
-        st.dataframe(display_frame(pd.DataFrame(failed)[cols]), hide_index=True, key="align_sweep_failed",
-                     column_config={"error": st.column_config.TextColumn("error", width="large")})
+        st.dataframe(
+            display_frame(pd.DataFrame(failed)[cols]),
+            hide_index=True,
+            key="align_sweep_failed",
+            column_config={"error": st.column_config.TextColumn("error", width="large")},
+        )
 
 
 def show_sweeps() -> None:
     sweep_form()
     ids = store.list_sweeps(started=True)
     if not ids:
-        st.caption("No sweeps yet. `python -m tmu_core sweep --dataset digits --classes all` runs every forget "
-                   "class and writes the paper's tables; they appear here.")
+        st.caption(
+            "No sweeps yet. `python -m tmu_core sweep --dataset digits --classes all` runs every forget "
+            "class and writes the paper's tables; they appear here."
+        )
         return
     if st.session_state.get("align_sweep") not in ids:
         st.session_state.pop("align_sweep", None)
@@ -254,10 +326,17 @@ def show_sweeps() -> None:
     version = sweep.version()
     tuning = cache.sweep_tuning_classes(cache.root(), sweep_id, version)
     frames = paper_tables.tables(results, tuning)
-    st.caption(f"{len(results)} runs done (forget class × seed × |D_f|). Avg and 95% CI rows: the class is the unit "
-               "(mean of the per-class means, Student-t interval over classes; each row says how many classes and "
-               "runs)" + (f"; tuning classes {', '.join(map(str, tuning))} (used to choose "
-                                             "defaults) are summarised apart from the held-out ones." if tuning else "."))
+    st.caption(
+        f"{len(results)} runs done (forget class × seed × |D_f|). Avg and 95% CI rows: the class is the unit "
+        "(mean of the per-class means, Student-t interval over classes; each row says how many classes and "
+        "runs)"
+        + (
+            f"; tuning classes {', '.join(map(str, tuning))} (used to choose "
+            "defaults) are summarised apart from the held-out ones."
+            if tuning
+            else "."
+        )
+    )
     show_failed(failed)
     st.plotly_chart(charts.sweep_delta_figure(tables.sweep_delta_long(frames["table1"])), key="align_sweep_chart")
     if "curve" in frames:
@@ -269,10 +348,19 @@ def show_sweeps() -> None:
         first, rest = list(df.columns[:1]), list(df.columns[1:])  # the row label, then parts that fit 1280 px
         for i, cols in enumerate(tables.column_chunks(rest)):
             part = df[first + cols]
-            st.dataframe(display_frame(part), hide_index=True, key=f"align_sweep_{key}" + (f"_{i}" if i else ""),
-                         column_config=number_formats(part, key == "table3"))
-    st.download_button("Download the tables (Markdown)", paper_tables.to_markdown(frames, f"## Sweep {sweep_id}"),
-                       file_name=f"{sweep_id}.md", key="align_sweep_download", icon=":material/download:")
+            st.dataframe(
+                display_frame(part),
+                hide_index=True,
+                key=f"align_sweep_{key}" + (f"_{i}" if i else ""),
+                column_config=number_formats(part, key == "table3"),
+            )
+    st.download_button(
+        "Download the tables (Markdown)",
+        paper_tables.to_markdown(frames, f"## Sweep {sweep_id}"),
+        file_name=f"{sweep_id}.md",
+        key="align_sweep_download",
+        icon=":material/download:",
+    )
 
 
 tab_run, tab_sweeps = st.tabs(["Selected run", "Sweeps over forget classes"], key="tab", bind="query-params")

@@ -1,6 +1,7 @@
 """Guided demo: a run (the bundled digits demo by default) told in six steps, each a chart from the run and two
 sentences with its own numbers — for presenting TMU to a class. Presentation mode sets each step's text beside
 its chart in larger type, so every step reads on a 1280×720 screen without scrolling."""
+
 import streamlit as st
 
 from tmu_core import demo
@@ -10,8 +11,14 @@ from ui.text import plain
 
 nav.ensure_router()
 
-STEPS = ("1 · The forget set", "2 · The twin and its labels", "3 · The features", "4 · The predicted split",
-         "5 · The unlearning", "6 · The alignment")
+STEPS = (
+    "1 · The forget set",
+    "2 · The twin and its labels",
+    "3 · The features",
+    "4 · The predicted split",
+    "5 · The unlearning",
+    "6 · The alignment",
+)
 SOURCES = {"demo": "The digits demo (bundled)", "selected": "The selected run"}
 PRESENT_CHART_HEIGHT = 340  # px: with the title, the step bar and the browser's own bars, inside 720 px
 PRESENT_CSS = """<style>
@@ -24,8 +31,11 @@ PRESENT_CSS = """<style>
 
 st.title("Guided demo")
 top = st.columns([1.6, 3, 2.4], vertical_alignment="center")
-present = top[2].toggle("Presentation mode", key="demo_present",
-                        help="larger text, warnings folded to one line, each step's chart beside its text")
+present = top[2].toggle(
+    "Presentation mode",
+    key="demo_present",
+    help="larger text, warnings folded to one line, each step's chart beside its text",
+)
 if present:
     st.html(PRESENT_CSS)
 
@@ -35,12 +45,20 @@ if not demo.installed():
     root = str(demo.bundle_root())
     if not demo.bundled():
         bundled = None
-        st.warning("The bundled demo is missing; regenerate it with `python -m tmu_core.demo`.", icon=":material/warning:")
+        st.warning(
+            "The bundled demo is missing; regenerate it with `python -m tmu_core.demo`.", icon=":material/warning:"
+        )
 selected = state.selected_run_id()
 st.session_state.setdefault("demo_source", "demo" if bundled else "selected")
 if bundled and selected and selected != bundled:
-    source = top[0].segmented_control("Walk through", list(SOURCES), key="demo_source", format_func=SOURCES.get, required=True,
-                                      label_visibility="collapsed")
+    source = top[0].segmented_control(
+        "Walk through",
+        list(SOURCES),
+        key="demo_source",
+        format_func=SOURCES.get,
+        required=True,
+        label_visibility="collapsed",
+    )
 else:
     source = "demo" if bundled else "selected"
 with top[1] if present else st.container():  # the run's thin-evidence warnings (one line in presentation mode)
@@ -57,9 +75,15 @@ tmu, models = tables.tmu_summary(metrics), tables.models_frame(metrics)
 rows = models.set_index("model")
 n_f, cls = metrics["forget_count"], plain(metrics["forget_class_name"])  # stored text: shown, never rendered
 if not present:
-    st.caption(f"Run `{run_id}`: {plain(metrics['dataset'])}, forget class {cls}, |D_f| = {n_f}. Step through it; every "
-               "number below is this run's." + (" Its results come with the dashboard; *Run it yourself* on the "
-                                                 "About page computes them again." if run_id == bundled else ""))
+    st.caption(
+        f"Run `{run_id}`: {plain(metrics['dataset'])}, forget class {cls}, |D_f| = {n_f}. Step through it; every "
+        "number below is this run's."
+        + (
+            " Its results come with the dashboard; *Run it yourself* on the About page computes them again."
+            if run_id == bundled
+            else ""
+        )
+    )
 
 
 def move(by: int) -> None:
@@ -68,10 +92,22 @@ def move(by: int) -> None:
 
 st.session_state.setdefault("demo_step", STEPS[0])
 nav_cols = st.columns([1.5, 1.5, 9])
-nav_cols[0].button("Back", key="demo_back", on_click=move, args=(-1,), disabled=st.session_state["demo_step"] == STEPS[0],
-                   icon=":material/arrow_back:")
-nav_cols[1].button("Next", key="demo_next", on_click=move, args=(1,), disabled=st.session_state["demo_step"] == STEPS[-1],
-                   icon=":material/arrow_forward:")
+nav_cols[0].button(
+    "Back",
+    key="demo_back",
+    on_click=move,
+    args=(-1,),
+    disabled=st.session_state["demo_step"] == STEPS[0],
+    icon=":material/arrow_back:",
+)
+nav_cols[1].button(
+    "Next",
+    key="demo_next",
+    on_click=move,
+    args=(1,),
+    disabled=st.session_state["demo_step"] == STEPS[-1],
+    icon=":material/arrow_forward:",
+)
 step = nav_cols[2].radio("Step", STEPS, key="demo_step", horizontal=True, label_visibility="collapsed")
 if not present:
     st.subheader(step)
@@ -89,47 +125,68 @@ def show(fig, key: str) -> None:
 
 gold_af = rows.loc["gold", "A_f"]
 if step == STEPS[0]:
-    text.markdown(f"We ask the model to forget **{n_f} training images of class {cls}**: the forget set D_f. The *gold* "
-                  f"model is retrained without them, and it still recognises **{gold_af:.1f}%** of them from the "
-                  f"rest of the class: it forgets only {tables.images_apart(100 - gold_af, n_f)} of the {n_f}. Good "
-                  f"unlearning should land there, not at 0%.")
+    text.markdown(
+        f"We ask the model to forget **{n_f} training images of class {cls}**: the forget set D_f. The *gold* "
+        f"model is retrained without them, and it still recognises **{gold_af:.1f}%** of them from the "
+        f"rest of the class: it forgets only {tables.images_apart(100 - gold_af, n_f)} of the {n_f}. Good "
+        f"unlearning should land there, not at 0%."
+    )
     forget = tables.audit_frame(samples, "forget", cache.class_names(root, run_id))
-    chart.dataframe(forget[["image", "id", "verdict"]], key="demo_forget", hide_index=True, row_height=72,
-                    height=PRESENT_CHART_HEIGHT if present else 400,
-                    column_config={"image": st.column_config.ImageColumn("image", width=64)})
+    chart.dataframe(
+        forget[["image", "id", "verdict"]],
+        key="demo_forget",
+        hide_index=True,
+        row_height=72,
+        height=PRESENT_CHART_HEIGHT if present else 400,
+        column_config={"image": st.column_config.ImageColumn("image", width=64)},
+    )
 elif step == STEPS[1]:
-    text.markdown(f"Which of them will gold still get right? We cannot ask gold without retraining, so TMU builds a "
-                  f"**twin**: {tmu.aux_count} held-out images of the class play D_f, and an original model that "
-                  f"never saw them labels them — **{tmu.aux_easy} easy** (still recognised) and "
-                  f"**{tmu.aux_hard} hard**.")
+    text.markdown(
+        f"Which of them will gold still get right? We cannot ask gold without retraining, so TMU builds a "
+        f"**twin**: {tmu.aux_count} held-out images of the class play D_f, and an original model that "
+        f"never saw them labels them — **{tmu.aux_easy} easy** (still recognised) and "
+        f"**{tmu.aux_hard} hard**."
+    )
     aux = tables.feature_frame(samples, "aux", "truth")
     show(charts.feature_scatter(aux, "NF", "CF", "The twin's D_a: its easy and hard samples"), "demo_twin")
 elif step == STEPS[2]:
     text.markdown("Each sample gets three numbers from the problem's original model:")
     text.markdown(nav.feature_text(short=present))
     if not present:
-        text.markdown("If easy samples sit apart from hard ones, a small classifier can learn the difference on the "
-                      "twin.")
+        text.markdown(
+            "If easy samples sit apart from hard ones, a small classifier can learn the difference on the twin."
+        )
     show(charts.feature_distributions(tables.feature_frame(samples, "aux", "truth")), "demo_features")
 elif step == STEPS[3]:
-    text.markdown(f"The classifier, trained on the twin, calls **{tmu.pred_easy} of D_f easy and {tmu.pred_hard} "
-                  f"hard**; gold's own verdict is {tmu.gold_easy} easy and {tmu.gold_hard} hard. Its labels agree "
-                  f"with gold on **{tmu.label_accuracy:.1f}%** of D_f (calling everything easy would score "
-                  f"{tables.all_easy_baseline(tmu):.1f}%).")
+    text.markdown(
+        f"The classifier, trained on the twin, calls **{tmu.pred_easy} of D_f easy and {tmu.pred_hard} "
+        f"hard**; gold's own verdict is {tmu.gold_easy} easy and {tmu.gold_hard} hard. Its labels agree "
+        f"with gold on **{tmu.label_accuracy:.1f}%** of D_f (calling everything easy would score "
+        f"{tables.all_easy_baseline(tmu):.1f}%)."
+    )
     show(charts.confusion_figure(tables.confusion_frame(tmu.confusion), tmu.label_accuracy), "demo_confusion")
 elif step == STEPS[4]:
     others = [m for m in models["model"] if m not in ("original", "gold", primary)]
-    text.markdown(f"TMU then forgets only the samples it called hard and keeps the easy ones. The original got "
-                  f"**{rows.loc['original', 'A_f']:.1f}%** of D_f right, gold **{gold_af:.1f}%**, TMU "
-                  f"**{rows.loc[primary, 'A_f']:.1f}%**" + (", and the other methods " + ", ".join(
-                      f"{tables.short_label(m)} {rows.loc[m, 'A_f']:.1f}%" for m in others) if others else "") + ".")
+    text.markdown(
+        f"TMU then forgets only the samples it called hard and keeps the easy ones. The original got "
+        f"**{rows.loc['original', 'A_f']:.1f}%** of D_f right, gold **{gold_af:.1f}%**, TMU "
+        f"**{rows.loc[primary, 'A_f']:.1f}%**"
+        + (
+            ", and the other methods " + ", ".join(f"{tables.short_label(m)} {rows.loc[m, 'A_f']:.1f}%" for m in others)
+            if others
+            else ""
+        )
+        + "."
+    )
     show(charts.forget_accuracy_figure(models), "demo_unlearning")
 else:
-    text.markdown(f"Alignment is the gap to gold, |Δ|: TMU is **{rows.loc[primary, 'abs_delta']:.1f} points** "
-                  f"({tables.images_text(rows.loc[primary, 'images'])}) from gold, the untouched original "
-                  f"**{rows.loc['original', 'abs_delta']:.1f}**. Gold itself moves by a few images from one training "
-                  "seed to the next, so one run names a method closest only when it beats every other, and doing "
-                  "nothing, by more than that. The Alignment page adds utility and the membership attack.")
+    text.markdown(
+        f"Alignment is the gap to gold, |Δ|: TMU is **{rows.loc[primary, 'abs_delta']:.1f} points** "
+        f"({tables.images_text(rows.loc[primary, 'images'])}) from gold, the untouched original "
+        f"**{rows.loc['original', 'abs_delta']:.1f}**. Gold itself moves by a few images from one training "
+        "seed to the next, so one run names a method closest only when it beats every other, and doing "
+        "nothing, by more than that. The Alignment page adds utility and the membership attack."
+    )
     with text:
         v = verdict.show(metrics, "demo_verdict")
     show(charts.delta_figure(models, v), "demo_alignment")

@@ -1,4 +1,5 @@
 """Run: launch the pipeline in a background process, follow it stage by stage, cancel it, open a finished run."""
+
 import streamlit as st
 
 from tmu_core import store
@@ -43,8 +44,11 @@ def show_selected(run: store.Run, info: store.RunInfo | None = None) -> None:
         if diverged:
             st.warning("Diverged (no results): " + plain("; ".join(diverged.values())))
     elif status.get("state") == "cancelled":
-        st.info(f"Cancelled{': ' + plain(status['error']) if status.get('error') else ''}. Resume it to finish it: the "
-                "same run, its cached models reused.", icon=":material/stop_circle:")
+        st.info(
+            f"Cancelled{': ' + plain(status['error']) if status.get('error') else ''}. Resume it to finish it: the "
+            "same run, its cached models reused.",
+            icon=":material/stop_circle:",
+        )
         resume_button(run)
     elif status.get("state") in ("failed", "interrupted", "damaged"):
         st.error(plain(status.get("error") or status.get("state")))
@@ -64,8 +68,14 @@ def resume(run_id: str) -> None:
 
 
 def resume_button(run: store.Run) -> None:
-    st.button("Resume this run", key=f"run_resume_{run.id}", on_click=resume, args=(run.id,),
-              icon=":material/play_arrow:", help="execute the same run again (not a new one)")
+    st.button(
+        "Resume this run",
+        key=f"run_resume_{run.id}",
+        on_click=resume,
+        args=(run.id,),
+        icon=":material/play_arrow:",
+        help="execute the same run again (not a new one)",
+    )
     if st.session_state.get("run_resume_error"):
         st.error(st.session_state.pop("run_resume_error"))
 
@@ -76,16 +86,24 @@ def result_card(run: store.Run) -> None:
     metrics = cache.metrics(cache.root(), run.id)
     models = tables.models_frame(metrics)
     card = st.container(border=True, key="run_result")
-    card.markdown(f"**Result** · {plain(metrics['dataset'])}, forget class {plain(metrics['forget_class_name'])}, "
-                  f"|D_f| = {metrics['forget_count']}")
+    card.markdown(
+        f"**Result** · {plain(metrics['dataset'])}, forget class {plain(metrics['forget_class_name'])}, "
+        f"|D_f| = {metrics['forget_count']}"
+    )
     m = card.columns(3)
     rows = models.set_index("model")
-    m[0].metric("Gold A_f (the target)", f"{rows.loc['gold', 'A_f']:.1f}%",
-                help="accuracy on D_f of the model retrained without it: what unlearning should reach")
+    m[0].metric(
+        "Gold A_f (the target)",
+        f"{rows.loc['gold', 'A_f']:.1f}%",
+        help="accuracy on D_f of the model retrained without it: what unlearning should reach",
+    )
     if (primary := primary_method()) in rows.index:
         m[1].metric("TMU A_f", f"{rows.loc[primary, 'A_f']:.1f}%")
-        m[2].metric("TMU |Δ| to gold", f"{rows.loc[primary, 'abs_delta']:.1f}",
-                    help=f"|A_f(TMU) − A_f(gold)| in percentage points: {tables.images_text(rows.loc[primary, 'images'])}")
+        m[2].metric(
+            "TMU |Δ| to gold",
+            f"{rows.loc[primary, 'abs_delta']:.1f}",
+            help=f"|A_f(TMU) − A_f(gold)| in percentage points: {tables.images_text(rows.loc[primary, 'images'])}",
+        )
     verdict.show(metrics, "run_verdict", card, table=False)
     c1, c2, c3 = card.columns(3)
     with c1:
@@ -121,10 +139,17 @@ def run_table(infos: list[store.RunInfo]) -> None:
     current = [ids.index(r) for r in [selected] if r in ids]
     # Keyed by the row order: rows move as runs update, and a stored row index must not then open another run;
     # and by the selected run: a choice made in the sidebar is not undone by the row this table remembers.
-    event = st.dataframe(frame, key=f"run_table_{hash((tuple(ids), selected))}", on_select="rerun", selection_mode="single-row",
-                         selection_default={"selection": {"rows": current}}, hide_index=True,
-                         column_config={"progress": st.column_config.ProgressColumn("progress", format="percent",
-                                                                                    min_value=0.0, max_value=1.0)})
+    event = st.dataframe(
+        frame,
+        key=f"run_table_{hash((tuple(ids), selected))}",
+        on_select="rerun",
+        selection_mode="single-row",
+        selection_default={"selection": {"rows": current}},
+        hide_index=True,
+        column_config={
+            "progress": st.column_config.ProgressColumn("progress", format="percent", min_value=0.0, max_value=1.0)
+        },
+    )
     st.caption("Select a row to open that run in the other pages.")
     if event.selection.rows and ids[event.selection.rows[0]] != selected:
         state.select_run(ids[event.selection.rows[0]])
@@ -138,8 +163,11 @@ st.fragment(run_every=POLL_SECONDS if active else None)(live)(active)
 st.subheader("Launch")
 rejected = state.draft_error()
 if rejected:
-    st.warning(f"The Forget set page's last choice ({rejected['choice']}) is not valid: {rejected['error'].rstrip('.')}.  \n"
-               "This page launches the last valid setup instead, shown below.", icon=":material/warning:")
+    st.warning(
+        f"The Forget set page's last choice ({rejected['choice']}) is not valid: {rejected['error'].rstrip('.')}.  \n"
+        "This page launches the last valid setup instead, shown below.",
+        icon=":material/warning:",
+    )
 st.markdown(f"Will launch: {state.describe(d)}")
 nav.link("forget_set", "Change the forget set")
 with st.expander("Training recipe of the original and gold models"):
@@ -152,18 +180,30 @@ with st.expander("Training recipe of the original and gold models"):
 with st.expander("Methods and their settings"):
     # Controls (random_k, oracle_labels) are offered but not ticked by default: they bound, not compete.
     st.session_state.setdefault("run_methods", [n for n in METHODS.names() if display(n).kind == "method"])
-    methods = st.multiselect("Methods", METHODS.names(), key="run_methods", format_func=lambda n: display(n).label,
-                             help="TMU and the paper's baselines; each is compared with the gold model")
+    methods = st.multiselect(
+        "Methods",
+        METHODS.names(),
+        key="run_methods",
+        format_func=lambda n: display(n).label,
+        help="TMU and the paper's baselines; each is compared with the gold model",
+    )
     params = {}
     for tab, name in zip(st.tabs([display(m).label for m in methods]) if methods else [], methods):
         with tab:
             st.caption(dict(METHODS.describe())[name])
             params[name] = widgets.config_inputs(method_config(name, d["dataset"]), f"run_{name}_{d['dataset']}_")
 if not methods:
-    st.warning("No method chosen: open *Methods and their settings* and pick at least one (TMU or a baseline) to "
-               "compare with the gold model.", icon=":material/warning:")
-name = st.text_input("Run name (optional)", key="run_name", max_chars=60, help="becomes part of the run id and "
-                     "names the run in the sidebar")
+    st.warning(
+        "No method chosen: open *Methods and their settings* and pick at least one (TMU or a baseline) to "
+        "compare with the gold model.",
+        icon=":material/warning:",
+    )
+name = st.text_input(
+    "Run name (optional)",
+    key="run_name",
+    max_chars=60,
+    help="becomes part of the run id and names the run in the sidebar",
+)
 if st.button("Launch run", key="run_launch", type="primary", icon=":material/play_arrow:", disabled=not methods):
     try:
         run = launch.start_run(state.run_config(d, train_overrides, methods, params, name))

@@ -5,6 +5,7 @@ whose numbers agree with each other, made in a second), for the tests of what th
 browser); `launch_pair` makes two the way the Run page does (tmu_core.launch: detached processes), for the test
 about computing them side by side. Both use 300 digits images, so nothing checks accuracy.
 """
+
 from __future__ import annotations
 
 import base64
@@ -28,8 +29,16 @@ from tmu_core.jobs import launch
 
 APP = ROOT / "app.py"
 PAGES = ("about", "demo", "forget_set", "run", "audit", "features", "embeddings", "alignment")
-TITLES = {"about": "Twin Machine Unlearning", "demo": "Guided demo", "forget_set": "Forget set", "run": "Run", "audit": "Easy/hard audit",
-          "features": "Features", "embeddings": "Embeddings", "alignment": "Alignment"}
+TITLES = {
+    "about": "Twin Machine Unlearning",
+    "demo": "Guided demo",
+    "forget_set": "Forget set",
+    "run": "Run",
+    "audit": "Easy/hard audit",
+    "features": "Features",
+    "embeddings": "Embeddings",
+    "alignment": "Alignment",
+}
 ARTIFACTS = ROOT / "test-artifacts"
 
 TINY_DATA = DataConfig(dataset="digits", train_per_class=30)
@@ -39,8 +48,14 @@ _ONE_EPOCH = {m: (("epochs", 1),) for m in ("finetune", "neggrad", "randlabel", 
 def tiny_config(forget: ForgetSpec, name: str) -> RunConfig:
     """Digits, 30 training images per class, 3 training epochs, every method for one epoch."""
     tmu = (("cf_epochs", 1), ("clf_epochs", 20), ("epochs", 1), ("twin_epochs", 1))
-    return RunConfig(data=TINY_DATA, forget=forget, train=TrainConfig(epochs=3, batch_size=32), device="cpu",
-                     name=name, method_params=tuple(sorted({**_ONE_EPOCH, "tmu": tmu}.items())))
+    return RunConfig(
+        data=TINY_DATA,
+        forget=forget,
+        train=TrainConfig(epochs=3, batch_size=32),
+        device="cpu",
+        name=name,
+        method_params=tuple(sorted({**_ONE_EPOCH, "tmu": tmu}.items())),
+    )
 
 
 def wait_for(check, timeout: float, what: str, interval: float = 0.5):
@@ -55,8 +70,11 @@ def wait_for(check, timeout: float, what: str, interval: float = 0.5):
 
 
 def wait_done(run: store.Run, timeout: float = 300) -> dict:
-    status = wait_for(lambda: (lambda s: s if s.get("state") not in ("queued", "running") else None)(run.status()),
-                      timeout, f"run {run.id}")
+    status = wait_for(
+        lambda: (lambda s: s if s.get("state") not in ("queued", "running") else None)(run.status()),
+        timeout,
+        f"run {run.id}",
+    )
     assert status["state"] == "complete", f"{run.id}: {status.get('error')}\n{run.log_tail(lines=40)}"
     return status
 
@@ -72,8 +90,15 @@ def launch_pair() -> list[str]:
     return [first.id, second.id]
 
 
-SYNTHETIC_MODELS = {"original": 1.0, "gold": 0.5, "tmu": 0.7, "finetune": 1.0, "neggrad": 0.6, "randlabel": 0.8,
-                    "badteacher": 0.9}  # share of D_f each model still classifies as the forget class
+SYNTHETIC_MODELS = {
+    "original": 1.0,
+    "gold": 0.5,
+    "tmu": 0.7,
+    "finetune": 1.0,
+    "neggrad": 0.6,
+    "randlabel": 0.8,
+    "badteacher": 0.9,
+}  # share of D_f each model still classifies as the forget class
 EMBEDDED = ("original", "gold", "tmu")  # the models whose activations a run keeps
 
 
@@ -103,14 +128,27 @@ def synthetic_run(forget: ForgetSpec, name: str, aux_count: int = 15, remain_poi
     for i in range(n_f + aux_count):
         forget_row = i < n_f
         j = i if forget_row else i - n_f
-        row = {"id": int(fs.ids[j]) if forget_row else j, "role": "forget" if forget_row else "aux", "class": c,
-               "class_name": fs.class_name, "source_id": -1 if forget_row else int(aux_src[j]),
-               "augmented": bool(not forget_row and j >= len(set(aux_src.tolist())))}
+        row = {
+            "id": int(fs.ids[j]) if forget_row else j,
+            "role": "forget" if forget_row else "aux",
+            "class": c,
+            "class_name": fs.class_name,
+            "source_id": -1 if forget_row else int(aux_src[j]),
+            "augmented": bool(not forget_row and j >= len(set(aux_src.tolist()))),
+        }
         f = feats_f[j] if forget_row else feats_a[j]
         p = p_easy_f[j] if forget_row else p_easy_a[j]
-        row.update({"NF": f[0], "AF": f[1], "CF": f[2], "p_easy": p, "pred_label": "easy" if p > threshold else "hard",
-                    "true_label": truth_f[j] if forget_row else truth_a[j],
-                    "truth_source": "gold model" if forget_row else "original model (twin gold)"})
+        row.update(
+            {
+                "NF": f[0],
+                "AF": f[1],
+                "CF": f[2],
+                "p_easy": p,
+                "pred_label": "easy" if p > threshold else "hard",
+                "true_label": truth_f[j] if forget_row else truth_a[j],
+                "truth_source": "gold model" if forget_row else "original model (twin gold)",
+            }
+        )
         for m in SYNTHETIC_MODELS:
             pred = int(preds[m][j]) if forget_row else c
             conf = float(rng.uniform(0.4, 0.9))
@@ -118,44 +156,100 @@ def synthetic_run(forget: ForgetSpec, name: str, aux_count: int = 15, remain_poi
         rows.append(row)
     samples = pd.DataFrame(rows)
     acc_f = {m: 100.0 * float(np.mean(p == c)) for m, p in preds.items()}
-    models = {m: {"acc_test": 90.0 - 2 * k, "acc_remain": 95.0 - k, "acc_forget": acc_f[m],
-                  "delta": acc_f[m] - acc_f["gold"], "abs_delta": abs(acc_f[m] - acc_f["gold"]),
-                  "sample_agreement": 100.0 * float(np.mean(preds[m] == preds["gold"])),
-                  "activation_distance": 0.0 if m == "gold" else 0.1 + 0.05 * k, "mia": 0.0, "mia_auc": 50.0 + k,
-                  "seconds": 1.0 + k, **({"cached": False} if m in ("original", "gold") else {})}
-              for k, m in enumerate(SYNTHETIC_MODELS)}
+    models = {
+        m: {
+            "acc_test": 90.0 - 2 * k,
+            "acc_remain": 95.0 - k,
+            "acc_forget": acc_f[m],
+            "delta": acc_f[m] - acc_f["gold"],
+            "abs_delta": abs(acc_f[m] - acc_f["gold"]),
+            "sample_agreement": 100.0 * float(np.mean(preds[m] == preds["gold"])),
+            "activation_distance": 0.0 if m == "gold" else 0.1 + 0.05 * k,
+            "mia": 0.0,
+            "mia_auc": 50.0 + k,
+            "seconds": 1.0 + k,
+            **({"cached": False} if m in ("original", "gold") else {}),
+        }
+        for k, m in enumerate(SYNTHETIC_MODELS)
+    }
     pred_f = samples[samples.role == "forget"].pred_label.to_numpy()
-    confusion = {f"{t}_as_{p}": int(np.sum((truth_f == t) & (pred_f == p))) for t in ("easy", "hard") for p in ("easy", "hard")}
+    confusion = {
+        f"{t}_as_{p}": int(np.sum((truth_f == t) & (pred_f == p))) for t in ("easy", "hard") for p in ("easy", "hard")
+    }
     subsets = ("NF", "AF", "CF", "NF+AF", "NF+CF", "AF+CF", "NF+AF+CF")
     label_accuracy = 100.0 * float(np.mean(truth_f == pred_f))
-    tmu = {"label_accuracy": label_accuracy, "confusion": confusion,
-           "label_accuracy_by_features": {k: (label_accuracy if k == "NF+AF+CF" else 10.0 * (i + 2))
-                                          for i, k in enumerate(subsets)},
-           "auc_p_easy": 60.0, "pred_easy": int(np.sum(pred_f == "easy")), "pred_hard": int(np.sum(pred_f == "hard")),
-           "gold_easy": int(np.sum(truth_f == "easy")), "gold_hard": int(np.sum(truth_f == "hard")),
-           "aux_count": aux_count, "aux_easy": int(np.sum(truth_a == "easy")), "aux_hard": int(np.sum(truth_a == "hard")),
-           "aux_sizing": {"requested": aux_count, "available": len(set(aux_src.tolist())), "augmented": 0,
-                          "used": aux_count, "capped": False, "max_factor": 4.0, "remain_class": 20, "forget": n_f},
-           "threshold": threshold, "rule": "prior", "twin_hard_rate": 0.25, "features_used": ["NF", "AF", "CF"],
-           "stage_seconds": {"twin": 0.2, "nf": 0.1, "af": 0.3, "cf": 0.2, "classifier": 0.1, "ablation": 0.5,
-                             "unlearn": 0.3},
-           "twin_fidelity": {"twin_acc_aux": 93.3, "twin_loss_aux": 0.62, "original_acc_forget": 100.0,
-                             "original_loss_forget": 0.70, "twin_epochs": 1.0, "bags": 1},
-           "warnings": ["the twin problem has only 14 distinct aux images of this class (under 20): its easy/hard "
-                        "labels are thin evidence; a larger aux fraction (--aux-fraction) or a smaller forget set "
-                        "would help"]}
+    tmu = {
+        "label_accuracy": label_accuracy,
+        "confusion": confusion,
+        "label_accuracy_by_features": {
+            k: (label_accuracy if k == "NF+AF+CF" else 10.0 * (i + 2)) for i, k in enumerate(subsets)
+        },
+        "auc_p_easy": 60.0,
+        "pred_easy": int(np.sum(pred_f == "easy")),
+        "pred_hard": int(np.sum(pred_f == "hard")),
+        "gold_easy": int(np.sum(truth_f == "easy")),
+        "gold_hard": int(np.sum(truth_f == "hard")),
+        "aux_count": aux_count,
+        "aux_easy": int(np.sum(truth_a == "easy")),
+        "aux_hard": int(np.sum(truth_a == "hard")),
+        "aux_sizing": {
+            "requested": aux_count,
+            "available": len(set(aux_src.tolist())),
+            "augmented": 0,
+            "used": aux_count,
+            "capped": False,
+            "max_factor": 4.0,
+            "remain_class": 20,
+            "forget": n_f,
+        },
+        "threshold": threshold,
+        "rule": "prior",
+        "twin_hard_rate": 0.25,
+        "features_used": ["NF", "AF", "CF"],
+        "stage_seconds": {
+            "twin": 0.2,
+            "nf": 0.1,
+            "af": 0.3,
+            "cf": 0.2,
+            "classifier": 0.1,
+            "ablation": 0.5,
+            "unlearn": 0.3,
+        },
+        "twin_fidelity": {
+            "twin_acc_aux": 93.3,
+            "twin_loss_aux": 0.62,
+            "original_acc_forget": 100.0,
+            "original_loss_forget": 0.70,
+            "twin_epochs": 1.0,
+            "bags": 1,
+        },
+        "warnings": [
+            "the twin problem has only 14 distinct aux images of this class (under 20): its easy/hard "
+            "labels are thin evidence; a larger aux fraction (--aux-fraction) or a smaller forget set "
+            "would help"
+        ],
+    }
     from tmu_core.methods import config_dict, method_config
 
     methods = list(SYNTHETIC_MODELS)[2:]
     params = dict(cfg.method_params)
-    metrics = {"run_id": run.id, "dataset": "digits", "model": cfg.train.model, "forget_class": c,
-               "forget_class_name": fs.class_name, "forget_count": n_f, "seed": cfg.seed, "device": "cpu",
-               "models": models, "cost_ratio": 0.8,
-               "method_config": {m: config_dict(method_config(m, "digits", dict(params.get(m, ()))))
-                                 for m in methods},
-               "train_config": {"model": cfg.train.model, "epochs": 3, "batch_size": 32}, "diverged": {}, "tmu": tmu,
-               "stage_seconds": {"data": 0.0, "original": 7.0, "gold": 1.4, **{m: 1.0 for m in methods},
-                                 "evaluate": 3.0}}
+    metrics = {
+        "run_id": run.id,
+        "dataset": "digits",
+        "model": cfg.train.model,
+        "forget_class": c,
+        "forget_class_name": fs.class_name,
+        "forget_count": n_f,
+        "seed": cfg.seed,
+        "device": "cpu",
+        "models": models,
+        "cost_ratio": 0.8,
+        "method_config": {m: config_dict(method_config(m, "digits", dict(params.get(m, ())))) for m in methods},
+        "train_config": {"model": cfg.train.model, "epochs": 3, "batch_size": 32},
+        "diverged": {},
+        "tmu": tmu,
+        "stage_seconds": {"data": 0.0, "original": 7.0, "gold": 1.4, **{m: 1.0 for m in methods}, "evaluate": 3.0},
+    }
     run.save_samples(samples)
     run.save_metrics(metrics)
     remain = np.setdiff1d(data.train_ids, fs.ids)[:remain_points]
@@ -163,12 +257,19 @@ def synthetic_run(forget: ForgetSpec, name: str, aux_count: int = 15, remain_poi
     role = np.array(["forget"] * n_f + ["aux"] * aux_count + ["remain"] * len(remain))
     label = np.asarray(data.y)[ids].astype(np.int64)
     centres = rng.normal(0, 5, (data.num_classes, 16))
-    run.save_embeddings(ids=ids, role=role, label=label,
-                        **{f"emb_{m}": (centres[label] + rng.normal(0, 1, (len(ids), 16))).astype(np.float32)
-                           for m in EMBEDDED})
-    run.set_status(state="complete", stage="complete", progress=1.0, message="done",
-                   stages={s: {"state": "done", "seconds": 1.0} for s in ("data", "original", "gold", *methods,
-                                                                          "evaluate")})
+    run.save_embeddings(
+        ids=ids,
+        role=role,
+        label=label,
+        **{f"emb_{m}": (centres[label] + rng.normal(0, 1, (len(ids), 16))).astype(np.float32) for m in EMBEDDED},
+    )
+    run.set_status(
+        state="complete",
+        stage="complete",
+        progress=1.0,
+        message="done",
+        stages={s: {"state": "done", "seconds": 1.0} for s in ("data", "original", "gold", *methods, "evaluate")},
+    )
     return run
 
 
@@ -180,8 +281,13 @@ def synthetic_store() -> list[str]:
     second = synthetic_run(ForgetSpec(forget_class="3", forget_ids=picked), "tiny-picked")
     arrays = first.embeddings()
     angle = np.linspace(0, 2 * np.pi, len(arrays["ids"]), endpoint=False)
-    first.save_umap_map("tmu", ids=arrays["ids"], role=arrays["role"], label=arrays["label"],
-                        xy=np.stack([np.cos(angle), np.sin(angle)], 1).astype(np.float32) * (1 + arrays["label"][:, None]))
+    first.save_umap_map(
+        "tmu",
+        ids=arrays["ids"],
+        role=arrays["role"],
+        label=arrays["label"],
+        xy=np.stack([np.cos(angle), np.sin(angle)], 1).astype(np.float32) * (1 + arrays["label"][:, None]),
+    )
     first.set_umap_job("tmu", state="complete")
     results = [first.metrics(), second.metrics()]
     store.Sweep("sweep-tiny").save_results({"sweep_id": "sweep-tiny", "classes": [8, 3], "results": results})
@@ -198,10 +304,30 @@ def start_streamlit(runs_dir: Path, port: int, log: Path) -> subprocess.Popen:
     """`streamlit run app.py` headless on a loopback port, reading `runs_dir`; waits until it answers."""
     env = {**os.environ, "TMU_RUNS_DIR": str(runs_dir), "OMP_NUM_THREADS": "1"}
     with open(log, "wb") as out:
-        proc = subprocess.Popen([sys.executable, "-m", "streamlit", "run", str(APP), "--server.headless", "true",
-                                 "--server.port", str(port), "--server.address", "127.0.0.1",
-                                 "--browser.gatherUsageStats", "false", "--server.fileWatcherType", "none"],
-                                cwd=ROOT, env=env, stdout=out, stderr=subprocess.STDOUT, start_new_session=True)
+        proc = subprocess.Popen(
+            [
+                sys.executable,
+                "-m",
+                "streamlit",
+                "run",
+                str(APP),
+                "--server.headless",
+                "true",
+                "--server.port",
+                str(port),
+                "--server.address",
+                "127.0.0.1",
+                "--browser.gatherUsageStats",
+                "false",
+                "--server.fileWatcherType",
+                "none",
+            ],
+            cwd=ROOT,
+            env=env,
+            stdout=out,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+        )
 
     def healthy():
         if proc.poll() is not None:

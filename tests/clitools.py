@@ -1,4 +1,5 @@
 """Helpers for the CLI tests: tiny budgets, an offline switch, the CLI as a subprocess, one-line errors."""
+
 from __future__ import annotations
 
 import os
@@ -9,8 +10,22 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 
 # `train` / `run` flags: digits, 30 training images per class (300 in all), class 8, 20 forgotten.
-TINY_TRAIN = ["--dataset", "digits", "--train-per-class", "30", "--forget-class", "8", "--forget-count", "20",
-              "--epochs", "3", "--batch-size", "32", "--device", "cpu"]
+TINY_TRAIN = [
+    "--dataset",
+    "digits",
+    "--train-per-class",
+    "30",
+    "--forget-class",
+    "8",
+    "--forget-count",
+    "20",
+    "--epochs",
+    "3",
+    "--batch-size",
+    "32",
+    "--device",
+    "cpu",
+]
 # One cheap method for runs whose science does not matter to the test.
 TINY_METHODS = ["--methods", "finetune", "--finetune-epochs", "1"]
 
@@ -36,8 +51,13 @@ NO_NETWORK = (
 
 def cli_env(runs_dir: Path, **extra: str) -> dict:
     """Environment of a CLI subprocess: its own run store, one thread each (tmu_core is installed: `make setup`)."""
-    return {**os.environ, "TMU_RUNS_DIR": str(runs_dir), "OMP_NUM_THREADS": "1",
-            "PYTHONDONTWRITEBYTECODE": "1", **extra}
+    return {
+        **os.environ,
+        "TMU_RUNS_DIR": str(runs_dir),
+        "OMP_NUM_THREADS": "1",
+        "PYTHONDONTWRITEBYTECODE": "1",
+        **extra,
+    }
 
 
 # Makes every epoch of every stage last at least 0.15 s more (each epoch's progress report asks whether the
@@ -53,17 +73,23 @@ SLOW_EPOCHS = (
 )
 
 
-def start_cli(args: list[str], runs_dir: Path, cwd: Path = ROOT, offline: bool = False,
-              prelude: str = "") -> subprocess.Popen:
+def start_cli(
+    args: list[str], runs_dir: Path, cwd: Path = ROOT, offline: bool = False, prelude: str = ""
+) -> subprocess.Popen:
     """`python -m tmu_core ARGS` in the background; `prelude` is Python run first (offline: no network)."""
     prelude = (NO_NETWORK if offline else "") + prelude
     if prelude:
-        cmd = [sys.executable, "-c", prelude + "import sys\nfrom tmu_core.cli import main\nsys.exit(main(sys.argv[1:]))",
-               *args]
+        cmd = [
+            sys.executable,
+            "-c",
+            prelude + "import sys\nfrom tmu_core.cli import main\nsys.exit(main(sys.argv[1:]))",
+            *args,
+        ]
     else:
         cmd = [sys.executable, "-m", "tmu_core", *args]
-    return subprocess.Popen(cmd, cwd=cwd, env=cli_env(runs_dir), stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-                            text=True)
+    return subprocess.Popen(
+        cmd, cwd=cwd, env=cli_env(runs_dir), stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
+    )
 
 
 def assert_one_line_error(proc: subprocess.CompletedProcess, *needles: str) -> str:

@@ -1,5 +1,6 @@
 """Helpers for the own-model tests: digits laid out as 8x8 PNGs in train/ aux/ test/, a small_cnn trained on
 train/ with a plain PyTorch loop of the test's own (not the project's recipe), and a forget list."""
+
 from __future__ import annotations
 
 from pathlib import Path
@@ -15,7 +16,9 @@ def write_png(path: Path, img: np.ndarray) -> None:
     Image.fromarray(img, "L").save(path)
 
 
-def digits_folder(root: Path, per_class_aux: int = 12, per_class_test: int = 30, splits=("train", "aux", "test")) -> Path:
+def digits_folder(
+    root: Path, per_class_aux: int = 12, per_class_test: int = 30, splits=("train", "aux", "test")
+) -> Path:
     """scikit-learn's digits as PNGs: per class, the first `per_class_test` images to test/, the next
     `per_class_aux` to aux/, the rest to train/ (file names are the digits index)."""
     from sklearn.datasets import load_digits
@@ -52,7 +55,7 @@ def train_plain(root: Path, num_classes: int = 10, epochs: int = 12, seed: int =
     for _ in range(epochs):
         perm = torch.randperm(len(x))
         for s in range(0, len(x), 64):
-            idx = perm[s:s + 64]
+            idx = perm[s : s + 64]
             loss = torch.nn.functional.cross_entropy(net(x[idx]), y[idx] % num_classes)
             opt.zero_grad()
             loss.backward()

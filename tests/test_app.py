@@ -1,22 +1,23 @@
 """The dashboard through Streamlit's AppTest: every page runs (through the router and alone), and each page
 shows what its run store holds. The store is written directly, once per session (conftest.synthetic_runs);
 the tests about computing runs launch their own (conftest.launched_runs, or a run of their own)."""
+
 from __future__ import annotations
 
 import os
 import signal
 
 import pytest
+from apptools import APP, PAGES, ROOT, TITLES, plotly_specs, tables_with, values, wait_for
 from streamlit.testing.v1 import AppTest
 
-from apptools import APP, PAGES, ROOT, TITLES, plotly_specs, tables_with, values, wait_for
 from tmu_core import store
-from tmu_core.jobs import embedding, launch
-from tmu_core.tmu.twin import eq3_size
 from tmu_core.errors import TMUError
 from tmu_core.evaluate.verdict import verdict
+from tmu_core.jobs import embedding, launch
 from tmu_core.methods import display
-from ui import nav, state, tables
+from tmu_core.tmu.twin import eq3_size
+from ui import nav, state
 
 TIMEOUT = 120  # seconds per script run: the first one loads torch and the dataset on a busy machine
 
@@ -81,9 +82,14 @@ def test_guided_demo_walks_through_the_run_with_its_numbers(dashboard_runs):
     metrics = store.open_run(ids[0]).read_json("metrics.json")
     tmu, gold = metrics["tmu"], metrics["models"]["gold"]
     at = page_test("demo", ids[0], demo_source="selected")
-    expected = [f"{metrics['forget_count']} training images", f"{tmu['aux_easy']} easy", "NF — nearest distance",
-                f"{tmu['label_accuracy']:.1f}%", f"**{gold['acc_forget']:.1f}%**",
-                f"**{metrics['models']['tmu']['abs_delta']:.1f} points**"]
+    expected = [
+        f"{metrics['forget_count']} training images",
+        f"{tmu['aux_easy']} easy",
+        "NF — nearest distance",
+        f"{tmu['label_accuracy']:.1f}%",
+        f"**{gold['acc_forget']:.1f}%**",
+        f"**{metrics['models']['tmu']['abs_delta']:.1f} points**",
+    ]
     for i, words in enumerate(expected):
         assert_clean(at)
         assert at.subheader[0].value.startswith(f"{i + 1} ·")
@@ -94,8 +100,9 @@ def test_guided_demo_walks_through_the_run_with_its_numbers(dashboard_runs):
     assert at.button(key="demo_next").disabled
     # the last step gives the verdict above the noise floor, the untouched original among the candidates
     assert metric(at, "Closest to gold") == verdict(metrics).headline()
-    assert any(f"the untouched original **{metrics['models']['original']['abs_delta']:.1f}**" in m.value
-               for m in at.markdown)
+    assert any(
+        f"the untouched original **{metrics['models']['original']['abs_delta']:.1f}**" in m.value for m in at.markdown
+    )
     at.button(key="demo_back").click().run()
     assert at.subheader[0].value.startswith("5 ·")
 
@@ -173,9 +180,14 @@ def test_forget_set_shows_d_f_and_eq3_size(runs_dir):
     assert int(metric(at, DF)) == round(0.2 * (n_rc + n_df))
 
 
-@pytest.mark.parametrize("typed, reason", [("", "Enter a whole number from 1 to 124"),
-                                           ("abc", "'abc' is not a whole number"),
-                                           ("500", "500 is out of range: enter a whole number from 1 to 124")])
+@pytest.mark.parametrize(
+    "typed, reason",
+    [
+        ("", "Enter a whole number from 1 to 124"),
+        ("abc", "'abc' is not a whole number"),
+        ("500", "500 is out of range: enter a whole number from 1 to 124"),
+    ],
+)
 def test_forget_set_count_says_what_is_wrong_and_keeps_the_last_valid_value(runs_dir, typed, reason):
     at = page_test("forget_set")
     at.text_input(key="fs_count").set_value("60").run()
@@ -192,7 +204,10 @@ def test_forget_set_selecting_the_whole_class_is_undone_and_the_gallery_stays(ru
     at = AppTest.from_file(str(APP), default_timeout=TIMEOUT).run()
     at.switch_page("pages/forget_set.py").run()
     at.radio(key="fs_mode").set_value("hand-pick").run()
-    gallery = lambda: next(df for df in at.dataframe if df.key and df.key.startswith("fs_pick_"))
+
+    def gallery():
+        return next(df for df in at.dataframe if df.key and df.key.startswith("fs_pick_"))
+
     first = gallery()
     at.session_state[first.key] = {"selection": {"rows": [0, 1, 2], "columns": [], "cells": []}}
     at.run()
@@ -201,8 +216,10 @@ def test_forget_set_selecting_the_whole_class_is_undone_and_the_gallery_stays(ru
     at.session_state[gallery().key] = {"selection": {"rows": list(range(125)), "columns": [], "cells": []}}
     at.run()  # the header checkbox: every image of the class
     assert_clean(at)
-    assert any("125 hand-picked samples cannot be forgotten" in e.value and "back to the last valid one (3 samples)"
-               in e.value for e in at.error)
+    assert any(
+        "125 hand-picked samples cannot be forgotten" in e.value and "back to the last valid one (3 samples)" in e.value
+        for e in at.error
+    )
     assert at.session_state["draft"]["ids"] == ids and int(metric(at, DF)) == 3
     assert gallery().key != first.key  # a fresh gallery, showing the 3 kept: they can be changed
     at.switch_page("pages/run.py").run()
@@ -290,8 +307,13 @@ def test_imagefolder_runs_from_the_dashboard(runs_dir, tmp_path):
     # launch from the Run page alone (AppTest does not deliver a button click to a page run through the
     # router), with the draft the Forget set page left and a tiny budget
     settings = {"run_methods": ["tmu", "finetune"], "run_train_imagefolder_epochs": 1}
-    for key, value in {"tmu_imagefolder_epochs": 1, "tmu_imagefolder_twin_epochs": 1, "tmu_imagefolder_cf_epochs": 1,
-                       "tmu_imagefolder_clf_epochs": 10, "finetune_imagefolder_epochs": 1}.items():
+    for key, value in {
+        "tmu_imagefolder_epochs": 1,
+        "tmu_imagefolder_twin_epochs": 1,
+        "tmu_imagefolder_cf_epochs": 1,
+        "tmu_imagefolder_clf_epochs": 10,
+        "finetune_imagefolder_epochs": 1,
+    }.items():
         settings[f"run_{key}"] = value
     at = page_test("run", draft=dict(at.session_state["draft"]), **settings)
     at.button(key="run_launch").click().run()
@@ -414,8 +436,16 @@ def test_the_run_page_reads_the_run_list_once_per_rerun(dashboard_runs, monkeypa
 
 
 def test_run_page_refuses_an_empty_hand_pick(runs_dir):
-    draft = {"dataset": "digits", "model": "small_cnn", "seed": 0, "forget_class": 8, "mode": "hand-pick",
-             "count": 100, "fraction": 0.5, "ids": []}
+    draft = {
+        "dataset": "digits",
+        "model": "small_cnn",
+        "seed": 0,
+        "forget_class": 8,
+        "mode": "hand-pick",
+        "count": 100,
+        "fraction": 0.5,
+        "ids": [],
+    }
     at = page_test("run", draft=draft)
     at.button(key="run_launch").click().run()
     assert_clean(at)
@@ -486,7 +516,10 @@ def test_a_second_run_does_not_disturb_the_first(launched_runs):
     assert (first["forget_class"], first["forget_count"]) == (8, 10)
     assert (second["forget_class"], second["forget_count"]) == (3, 10)
     assert first["cache"]["original"] == second["cache"]["original"]  # the same original model ...
-    assert sorted([first["cache"]["original_cached"], second["cache"]["original_cached"]]) == [False, True]  # built once
+    assert sorted([first["cache"]["original_cached"], second["cache"]["original_cached"]]) == [
+        False,
+        True,
+    ]  # built once
 
 
 # ---------------------------------------------------------------- damaged files
@@ -519,13 +552,23 @@ def test_a_damaged_sample_table_is_one_error_line(synthetic_runs, runs_dir):
     assert any("samples.csv" in e.value and "damaged" in e.value for e in [*at.error, *at.warning])
 
 
-@pytest.mark.parametrize("file,damage", [("config.json", b'{"data": "digits"}'), ("metrics.json", b"{}"),
-                                         ("samples.csv", None), ("embeddings.npz", None), ("status.json", b"[]")])
+@pytest.mark.parametrize(
+    "file,damage",
+    [
+        ("config.json", b'{"data": "digits"}'),
+        ("metrics.json", b"{}"),
+        ("samples.csv", None),
+        ("embeddings.npz", None),
+        ("status.json", b"[]"),
+    ],
+)
 def test_every_page_renders_with_a_damaged_run_selected(synthetic_runs, runs_dir, file, damage):
     import shutil
 
     run = copy_run(synthetic_runs, runs_dir)
-    shutil.copytree(synthetic_runs[0] / synthetic_runs[1][1], runs_dir / synthetic_runs[1][1])  # an intact run beside it
+    shutil.copytree(
+        synthetic_runs[0] / synthetic_runs[1][1], runs_dir / synthetic_runs[1][1]
+    )  # an intact run beside it
     path = run.dir / file
     path.write_bytes(path.read_bytes()[: path.stat().st_size // 2] if damage is None else damage)
     at = AppTest.from_file(str(APP), default_timeout=TIMEOUT)
@@ -585,8 +628,9 @@ def test_audit_says_plainly_when_tmu_does_worse_than_all_easy(synthetic_runs, ru
     run.write_json("metrics.json", metrics)
     at = page_test("audit", run.id)
     assert_clean(at)
-    assert any("do worse than calling every sample easy" in w.value and "5.0 points lower" in w.value
-               for w in at.warning)
+    assert any(
+        "do worse than calling every sample easy" in w.value and "5.0 points lower" in w.value for w in at.warning
+    )
 
 
 def test_audit_empty_filter_explains_itself(dashboard_runs):
@@ -614,8 +658,10 @@ def test_audit_gallery_holds_d_f_with_gold_truth(dashboard_runs):
     assert metric(at, "'All easy' baseline") == f"{100 * tmu['gold_easy'] / metrics['forget_count']:.1f}%"
     (confusion,) = [s for s in plotly_specs(at) if s["data"][0]["type"] == "heatmap"]
     cm = metrics["tmu"]["confusion"]
-    assert values(confusion["data"][0]["customdata"]).tolist() == [[cm["easy_as_easy"], cm["easy_as_hard"]],
-                                                                   [cm["hard_as_easy"], cm["hard_as_hard"]]]
+    assert values(confusion["data"][0]["customdata"]).tolist() == [
+        [cm["easy_as_easy"], cm["easy_as_hard"]],
+        [cm["hard_as_easy"], cm["hard_as_hard"]],
+    ]
     auc = tmu["auc_p_easy"]
     assert metric(at, "AUC of p(easy)") == (f"{auc / 100:.2f}" if auc == auc else "—")  # 0.90, not 90.0
     assert at.download_button(key="audit_download").label.startswith("Download")
@@ -626,7 +672,10 @@ def test_audit_filters_disagreements(dashboard_runs):
     tmu = store.open_run(ids[0]).read_json("metrics.json")["tmu"]
     cm = tmu["confusion"]
     at = page_test("audit", ids[0])
-    galleries = lambda: [g for g in tables_with(at, "verdict", "p_easy") if "source_id" not in g]
+
+    def galleries():
+        return [g for g in tables_with(at, "verdict", "p_easy") if "source_id" not in g]
+
     at.toggle(key="audit_disagree").set_value(True).run()
     assert_clean(at)
     assert sum(len(g) for g in galleries()) == cm["hard_as_easy"] + cm["easy_as_hard"]
@@ -635,7 +684,8 @@ def test_audit_filters_disagreements(dashboard_runs):
     at.multiselect(key="audit_pred").set_value(["hard"]).run()
     assert sum(len(g) for g in galleries()) == tmu["pred_hard"]
     assert [s.value for s in at.subheader if s.value.startswith("Predicted")] == [
-        f"Predicted hard: {tmu['pred_hard']} sample{'s' if tmu['pred_hard'] != 1 else ''}"]
+        f"Predicted hard: {tmu['pred_hard']} sample{'s' if tmu['pred_hard'] != 1 else ''}"
+    ]
 
 
 # ---------------------------------------------------------------- Features
@@ -650,7 +700,9 @@ def test_features_show_both_problems_and_the_ablation(dashboard_runs):
     (ablation,) = tables_with(at, "features", "used by TMU")
     tmu = metrics["tmu"]
     assert dict(zip(ablation["features"], ablation["label_accuracy"])) == {
-        **tmu["label_accuracy_by_features"], "all easy (baseline)": 100 * tmu["gold_easy"] / metrics["forget_count"]}
+        **tmu["label_accuracy_by_features"],
+        "all easy (baseline)": 100 * tmu["gold_easy"] / metrics["forget_count"],
+    }
     at.radio(key="feat_set").set_value("forget").run()
     assert_clean(at)
     dist = plotly_specs(at)[0]
@@ -708,14 +760,24 @@ def test_embeddings_compute_a_missing_map_in_the_background(dashboard_runs):
     assert at.button(key="emb_compute")  # offered again
 
 
-@pytest.mark.parametrize("loo, label, value", [(50.0, "Ceiling (leave-one-gold-out)", "50.0%"),
-                                               (None, "Ceiling (plug-in, reads high at small K)", "75.0%")])
-def test_audit_reads_the_leave_one_gold_out_ceiling_and_labels_the_plug_in_one(stored_runs, runs_dir, loo, label,
-                                                                               value):
+@pytest.mark.parametrize(
+    "loo, label, value",
+    [(50.0, "Ceiling (leave-one-gold-out)", "50.0%"), (None, "Ceiling (plug-in, reads high at small K)", "75.0%")],
+)
+def test_audit_reads_the_leave_one_gold_out_ceiling_and_labels_the_plug_in_one(
+    stored_runs, runs_dir, loo, label, value
+):
     run = copy_run(stored_runs, runs_dir)  # (a run stored before the leave-one-out ceiling has only the plug-in)
     metrics = run.read_json("metrics.json")
-    metrics["gold_ensemble"] = {"k": 3, "gold_agreement": 50.0, "ceiling": 75.0, "gold_acc_forget": [80.0, 82.0, 84.0],
-                                "train_seeds": [0, 500, 1500], "mean_p": 0.5, **({"ceiling_loo": loo} if loo else {})}
+    metrics["gold_ensemble"] = {
+        "k": 3,
+        "gold_agreement": 50.0,
+        "ceiling": 75.0,
+        "gold_acc_forget": [80.0, 82.0, 84.0],
+        "train_seeds": [0, 500, 1500],
+        "mean_p": 0.5,
+        **({"ceiling_loo": loo} if loo else {}),
+    }
     run.write_json("metrics.json", metrics)
     at = page_test("audit", run.id)
     assert_clean(at)
@@ -741,7 +803,8 @@ def test_alignment_compares_every_method_with_gold(dashboard_runs):
     assert "Original (did nothing)" in set(ranked["model"]) and "Gold (retrained)" not in set(ranked["model"])
     gold_cached = metrics["models"]["gold"]["cached"]
     assert dict(zip(table["label"], table["timing"]))["Gold (retrained)"] == (
-        "trained earlier (cached)" if gold_cached else "this run")
+        "trained earlier (cached)" if gold_cached else "this run"
+    )
     explained = [i.value for i in at.info if "Why TMU is not the closest" in i.value]
     assert bool(explained) == ("tmu" not in v.leaders)
     # no table wider than 1280 px can show: the per-model table and Table 1 come in parts of at most 8 columns
@@ -782,39 +845,49 @@ def test_a_sweep_is_launched_from_the_alignment_page_and_followed(runs_dir, monk
     at.multiselect(key="align_sw_methods").set_value(["tmu", "finetune"])
     at.button(key="align_sw_launch").click().run()
     assert not at.exception and not at.error
-    (args, log), = spawned
+    ((args, log),) = spawned
     assert args[:2] == ["sweep", "--dataset"] and "--quiet" in args
     i = args.index
-    assert args[i("--classes") + 1] == "#1,#8" and args[i("--seeds") + 1: i("--seeds") + 3] == ["0", "1"]
-    assert args[i("--forget-counts") + 1: i("--forget-counts") + 3] == ["50", "100"]
+    assert args[i("--classes") + 1] == "#1,#8" and args[i("--seeds") + 1 : i("--seeds") + 3] == ["0", "1"]
+    assert args[i("--forget-counts") + 1 : i("--forget-counts") + 3] == ["50", "100"]
     sweep_id, planned = at.session_state["align_sw_running"]
     assert planned == 8 and args[i("--sweep-id") + 1] == sweep_id and log.parent.name == sweep_id
     assert any("0 of 8 runs done" in str(p.text) for p in at.get("progress"))
 
 
-@pytest.mark.parametrize("field, typed, reason", [
-    ("align_sw_seeds", "zero", "'zero' is not a whole number"),
-    ("align_sw_seeds", "-1", "-1 is out of range"),
-    ("align_sw_seeds", "4294967296", "4294967296 is out of range: enter a whole number from 0 to 4294967295"),
-    ("align_sw_counts", "-5", "-5 is out of range"),
-    ("align_sw_counts", "99999", "99999 is out of range"),
-    ("align_sw_counts", "", "Forget counts: enter at least one whole number")])
-def test_a_sweep_launch_with_bad_input_says_what_is_wrong_and_starts_nothing(runs_dir, monkeypatch, field, typed, reason):
+@pytest.mark.parametrize(
+    "field, typed, reason",
+    [
+        ("align_sw_seeds", "zero", "'zero' is not a whole number"),
+        ("align_sw_seeds", "-1", "-1 is out of range"),
+        ("align_sw_seeds", "4294967296", "4294967296 is out of range: enter a whole number from 0 to 4294967295"),
+        ("align_sw_counts", "-5", "-5 is out of range"),
+        ("align_sw_counts", "99999", "99999 is out of range"),
+        ("align_sw_counts", "", "Forget counts: enter at least one whole number"),
+    ],
+)
+def test_a_sweep_launch_with_bad_input_says_what_is_wrong_and_starts_nothing(
+    runs_dir, monkeypatch, field, typed, reason
+):
     """A forget count of -5 or 99999 used to start a sweep that then failed (the -5 one never listed)."""
     monkeypatch.setattr(launch, "spawn", lambda args, log: pytest.fail("nothing may start"))
     at = page_test("alignment")
     at.text_input(key=field).set_value(typed)
     at.button(key="align_sw_launch").click().run()
     assert_clean(at)
-    assert any(e.value.startswith("Nothing was started") and reason in e.value for e in at.error), [e.value for e in at.error]
+    assert any(e.value.startswith("Nothing was started") and reason in e.value for e in at.error), [
+        e.value for e in at.error
+    ]
     assert not store.list_sweeps(started=True) and "align_sw_running" not in at.session_state
 
 
 def fake_spawn(spawned: list):
     """launch.spawn as a stub that records the call and creates the log file, as the real one does."""
+
     def spawn(args, log):
         spawned.append((args, log))
         log.write_text("")
+
     return spawn
 
 
@@ -843,9 +916,22 @@ def test_the_sweep_just_launched_is_selected_and_its_runs_show_their_progress(ru
 def test_failed_sweeps_are_listed_with_their_reason(runs_dir):
     """A sweep whose runs all failed, and one that stopped before any run, are listed with why; a sweep
     written last comes first even when an older one failed later."""
-    store.Sweep("sweep-failed").save_results({"sweep_id": "sweep-failed", "results": [], "failed": [
-        {"failed": True, "forget_class": "1", "seed": 0, "forget_count": 99999, "run_id": None,
-         "error": "forget count 99999 is larger than class 1's 130 training images"}]})
+    store.Sweep("sweep-failed").save_results(
+        {
+            "sweep_id": "sweep-failed",
+            "results": [],
+            "failed": [
+                {
+                    "failed": True,
+                    "forget_class": "1",
+                    "seed": 0,
+                    "forget_count": 99999,
+                    "run_id": None,
+                    "error": "forget count 99999 is larger than class 1's 130 training images",
+                }
+            ],
+        }
+    )
     store.Sweep("sweep-stopped").log_path().write_text("error: no classes given\n")
     at = page_test("alignment")
     assert_clean(at)

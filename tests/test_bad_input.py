@@ -4,6 +4,7 @@ on the CLI and TMUError in the API, and nothing already stored is lost or half-c
 CLI cases call `tmu_core.cli.main` in-process (the same code path as `python -m tmu_core`, a second
 each instead of five); test_cli.py runs a few of them as real subprocesses.
 """
+
 from __future__ import annotations
 
 from pathlib import Path
@@ -11,16 +12,16 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
+from clitools import default_config
 from PIL import Image
 
-from clitools import default_config
 from tmu_core import store as tmu_store
 from tmu_core.cli import main
 from tmu_core.config import DataConfig, ForgetSpec, RunConfig, TrainConfig, run_config_to_dict
 from tmu_core.data import load_dataset, load_raw
 from tmu_core.errors import DataUnavailable, TMUError
-from tmu_core.tmu.features import nearest_distance
 from tmu_core.methods import method_config
+from tmu_core.tmu.features import nearest_distance
 
 DIGITS = load_dataset(DataConfig(), seed=0)
 N8 = len(DIGITS.class_ids(8))  # class 8's training pool at seed 0 (125 of its 174 images)
@@ -56,41 +57,76 @@ CLI_CASES = {
     "epochs 0": (["train", "--epochs", "0"], ["epochs must be at least 1"]),
     "epochs not a number": (["train", "--epochs", "many"], ["--epochs", "invalid int value"]),
     # tiny budgets: while the bug below stands, these runs go ahead instead of being refused
-    "method epochs 0": (["run", "--finetune-epochs", "0", "--methods", "finetune", *TINY], ["method finetune: epochs must be at least 1"]),
-    "method lr negative": (["run", "--neggrad-lr", "-1", "--methods", "neggrad", *TINY], ["method neggrad: lr must be at least "]),
+    "method epochs 0": (
+        ["run", "--finetune-epochs", "0", "--methods", "finetune", *TINY],
+        ["method finetune: epochs must be at least 1"],
+    ),
+    "method lr negative": (
+        ["run", "--neggrad-lr", "-1", "--methods", "neggrad", *TINY],
+        ["method neggrad: lr must be at least "],
+    ),
     "pgd eps negative": (["run", "--tmu-pgd-eps", "-0.01"], ["method tmu: pgd eps must be at least 0"]),
     "learning rate nan": (["train", "--lr", "nan"], ["lr must be a finite number"]),
     "aux fraction too big": (["train", "--aux-fraction", "0.9"], ["aux fraction must be at most 0.5"]),
     "seed negative": (["train", "--seed", "-1"], ["seed must be at least 0"]),
     "gold seeds 0": (["run", "--gold-seeds", "0"], ["gold seeds must be a whole number from 1 to 20 (got 0)"]),
     "gold seeds too many": (["sweep", "--gold-seeds", "50"], ["gold seeds must be a whole number from 1 to 20"]),
-    "tuning class unknown": (["sweep", "--classes", "1,8", "--tuning-classes", "3,cat"], ["unknown class 'cat'", "0..9"]),
+    "tuning class unknown": (
+        ["sweep", "--classes", "1,8", "--tuning-classes", "3,cat"],
+        ["unknown class 'cat'", "0..9"],
+    ),
     "device malformed": (["train", "--device", "cuda:x"], ["device 'cuda:x'", "auto, cpu, cuda, cuda:N or mps"]),
     "schedule unknown": (["train", "--schedule", "linear"], ["--schedule", "'cosine'", "'step'"]),
     "imagefolder without root": (["train", "--dataset", "imagefolder"], ["--data-root", "class subfolders"]),
     "imagefolder root missing": (["train", "--dataset", "imagefolder", "--data-root", "{missing}"], ["does not exist"]),
-    "imagefolder root empty": (["train", "--dataset", "imagefolder", "--data-root", "{empty}"], ["no images found", ".png"]),
-    "imagefolder one class": (["train", "--dataset", "imagefolder", "--data-root", "{one_class}"], ["1 class folder", "at least 2"]),
-    "imagefolder train without test": (["train", "--dataset", "imagefolder", "--data-root", "{train_only}"], ["test/ folder"]),
-    "imagefolder non-image files": (["train", "--dataset", "imagefolder", "--data-root", "{no_images}"], ["no images found"]),
-    "imagefolder corrupt image": (["train", "--dataset", "imagefolder", "--data-root", "{corrupt}"], ["cannot read image", "broken.png"]),
-    "imagefolder test class unknown": (["train", "--dataset", "imagefolder", "--data-root", "{extra_test}"], ["owl", "not among"]),
+    "imagefolder root empty": (
+        ["train", "--dataset", "imagefolder", "--data-root", "{empty}"],
+        ["no images found", ".png"],
+    ),
+    "imagefolder one class": (
+        ["train", "--dataset", "imagefolder", "--data-root", "{one_class}"],
+        ["1 class folder", "at least 2"],
+    ),
+    "imagefolder train without test": (
+        ["train", "--dataset", "imagefolder", "--data-root", "{train_only}"],
+        ["test/ folder"],
+    ),
+    "imagefolder non-image files": (
+        ["train", "--dataset", "imagefolder", "--data-root", "{no_images}"],
+        ["no images found"],
+    ),
+    "imagefolder corrupt image": (
+        ["train", "--dataset", "imagefolder", "--data-root", "{corrupt}"],
+        ["cannot read image", "broken.png"],
+    ),
+    "imagefolder test class unknown": (
+        ["train", "--dataset", "imagefolder", "--data-root", "{extra_test}"],
+        ["owl", "not among"],
+    ),
     "run id with ../ (execute)": (["execute", "../outside"], ["not a valid run id", "no '/'"]),
     "run id with ../ (cancel)": (["cancel", "../../etc"], ["not a valid run id"]),
     "unknown run id": (["execute", "no-such-run"], ["no run 'no-such-run'"]),
     "damaged config.json": (["execute", "{damaged_config}"], ["config.json", "damaged"]),
     # issue 25
     "seeds repeated": (["sweep", "--seeds", "0", "0", *TINY_SWEEP], ["0 listed twice in --seeds"]),
-    "forget counts repeated": (["sweep", "--forget-counts", "5", "5", *TINY_SWEEP],
-                               ["5 listed twice in --forget-counts"]),
+    "forget counts repeated": (
+        ["sweep", "--forget-counts", "5", "5", *TINY_SWEEP],
+        ["5 listed twice in --forget-counts"],
+    ),
     "ray cpus 0 without ray": (["sweep", "--ray-cpus-per-task", "0", *TINY_SWEEP], ["--executor ray"]),
     "index past the classes": (["train", "--forget-class", "#10"], ["unknown class '#10'", "#index"]),
-    "imagefolder one image per class": (["train", "--dataset", "imagefolder", "--data-root", "{one_each}"],
-                                        ["no training images left", "at least 2 images"]),
-    "image name with a newline": (["train", "--dataset", "imagefolder", "--data-root", "{newline}"],
-                                  ["cannot read image", "\\nerror: fake"]),
-    "sweep id taken": (["sweep", "--sweep-id", "{taken_sweep}", *TINY_SWEEP], ["sweep 'taken' already exists",
-                                                                             "another --sweep-id"]),
+    "imagefolder one image per class": (
+        ["train", "--dataset", "imagefolder", "--data-root", "{one_each}"],
+        ["no training images left", "at least 2 images"],
+    ),
+    "image name with a newline": (
+        ["train", "--dataset", "imagefolder", "--data-root", "{newline}"],
+        ["cannot read image", "\\nerror: fake"],
+    ),
+    "sweep id taken": (
+        ["sweep", "--sweep-id", "{taken_sweep}", *TINY_SWEEP],
+        ["sweep 'taken' already exists", "another --sweep-id"],
+    ),
     "hand-edited config.json": (["execute", "{typed_config}"], ["epochs must be a whole number", "'three'"]),
 }
 
@@ -121,9 +157,15 @@ def stored(runs_dir, finished_run):
 
 @pytest.fixture
 def folders(tmp_path):
-    f = {"missing": tmp_path / "missing", "empty": tmp_path / "empty", "one_class": tmp_path / "one",
-         "train_only": tmp_path / "trainonly", "no_images": tmp_path / "noimg", "corrupt": tmp_path / "corrupt",
-         "extra_test": tmp_path / "extra"}
+    f = {
+        "missing": tmp_path / "missing",
+        "empty": tmp_path / "empty",
+        "one_class": tmp_path / "one",
+        "train_only": tmp_path / "trainonly",
+        "no_images": tmp_path / "noimg",
+        "corrupt": tmp_path / "corrupt",
+        "extra_test": tmp_path / "extra",
+    }
     f["empty"].mkdir()
     _png(f["one_class"] / "cat" / "a.png")
     for cls in ("cat", "dog"):
@@ -175,8 +217,10 @@ def test_runs_dir_unwritable(tmp_path, monkeypatch, capsys):
     blocker = tmp_path / "a-file"
     blocker.write_text("not a folder")  # works as root too, where chmod would not stop a write
     monkeypatch.setenv("TMU_RUNS_DIR", str(blocker / "runs"))
-    for argv in (["train", "--train-per-class", "30", "--forget-count", "5"],
-                 ["run", "--train-per-class", "30", "--forget-count", "5", "--methods", "finetune"]):
+    for argv in (
+        ["train", "--train-per-class", "30", "--forget-count", "5"],
+        ["run", "--train-per-class", "30", "--forget-count", "5", "--methods", "finetune"],
+    ):
         code, err = _call(argv, capsys)
         assert code == 2 and len(err.strip().splitlines()) == 1 and "TMU_RUNS_DIR" in err and "writable" in err, err
 
@@ -192,19 +236,22 @@ def test_nf_k_larger_than_the_reference_set():
         nearest_distance(torch.rand(3, 4), torch.rand(5, 4), k=6)
 
 
-@pytest.mark.parametrize("make,needle", [
-    (lambda: method_config("tmu", "digits", {"pgd_eps": -0.1}), "pgd eps must be at least 0"),
-    (lambda: method_config("tmu", "digits", {"mechanism": "ascent"}), "choose one of: randlabel, neggrad"),
-    (lambda: method_config("tmu", "digits", {"nf_k": 0}), "nf k must be at least 1"),
-    (lambda: method_config("tmu", "digits", {"warp": 9}), "unknown setting(s) ['warp']"),
-    (lambda: TrainConfig(epochs=0), "epochs must be at least 1"),
-    (lambda: TrainConfig(lr="fast"), "lr must be a number"),
-    (lambda: ForgetSpec(forget_ids=(1, "x")), "whole numbers"),
-    (lambda: RunConfig(methods=("tmu", "tmu")), "listed twice"),
-    (lambda: RunConfig(device="tpu"), "auto, cpu, cuda"),
-    (lambda: RunConfig(gold_seeds=1.5), "gold seeds must be a whole number from 1 to 20"),
-    (lambda: DataConfig(image_size=4), "image size must be at least 8"),
-])
+@pytest.mark.parametrize(
+    "make,needle",
+    [
+        (lambda: method_config("tmu", "digits", {"pgd_eps": -0.1}), "pgd eps must be at least 0"),
+        (lambda: method_config("tmu", "digits", {"mechanism": "ascent"}), "choose one of: randlabel, neggrad"),
+        (lambda: method_config("tmu", "digits", {"nf_k": 0}), "nf k must be at least 1"),
+        (lambda: method_config("tmu", "digits", {"warp": 9}), "unknown setting(s) ['warp']"),
+        (lambda: TrainConfig(epochs=0), "epochs must be at least 1"),
+        (lambda: TrainConfig(lr="fast"), "lr must be a number"),
+        (lambda: ForgetSpec(forget_ids=(1, "x")), "whole numbers"),
+        (lambda: RunConfig(methods=("tmu", "tmu")), "listed twice"),
+        (lambda: RunConfig(device="tpu"), "auto, cpu, cuda"),
+        (lambda: RunConfig(gold_seeds=1.5), "gold seeds must be a whole number from 1 to 20"),
+        (lambda: DataConfig(image_size=4), "image size must be at least 8"),
+    ],
+)
 def test_api_bad_input_raises_tmuerror(make, needle):
     with pytest.raises(TMUError) as exc:
         make()
@@ -256,8 +303,13 @@ def test_forget_set_too_large_for_eq3_falls_back_to_the_capped_augmented_size():
     data = load_dataset(DataConfig(train_per_class=30), seed=0)
     forget = resolve_forget(data, ForgetSpec(forget_class="8", forget_count=25), seed=0)
     aux = build_aux(data, forget, seed=0, max_factor=4.0, allow_flip=False)
-    assert {k: aux.sizing[k] for k in ("requested", "available", "augmented", "used", "capped")} == \
-        {"requested": 150, "available": 14, "augmented": 42, "used": 56, "capped": True}
+    assert {k: aux.sizing[k] for k in ("requested", "available", "augmented", "used", "capped")} == {
+        "requested": 150,
+        "available": 14,
+        "augmented": 42,
+        "used": 56,
+        "capped": True,
+    }
     assert tuple(aux.x.shape) == (56, 1, 8, 8) and int(aux.augmented.sum()) == 42
     assert float(aux.x.min()) >= 0 and float(aux.x.max()) <= 1
     assert np.isin(aux.source_ids, data.class_ids(8, pool="aux")).all(), "augmented copies come from the aux pool"
@@ -274,9 +326,11 @@ def _number_folders(root: Path, names) -> str:
 ONE_TO_TEN = [str(i) for i in range(1, 11)]
 
 
-@pytest.mark.parametrize("names,typed,folder", [(["1", "2", "3"], "2", "2"), (ONE_TO_TEN, "10", "10"),
-                                                (["1", "2", "3"], "#2", "3"), (["1", "2", "3"], "0", "1")],
-                         ids=["name 2", "name 10", "#2", "index 0"])
+@pytest.mark.parametrize(
+    "names,typed,folder",
+    [(["1", "2", "3"], "2", "2"), (ONE_TO_TEN, "10", "10"), (["1", "2", "3"], "#2", "3"), (["1", "2", "3"], "0", "1")],
+    ids=["name 2", "name 10", "#2", "index 0"],
+)
 def test_the_class_a_sweep_plans_is_the_class_typed(names, typed, folder, tmp_path, runs_dir):
     """Folders named 1/ 2/ 3/: the sweep planner passed the index 1 of folder "2" on as the text "1", which a
     name match then read as folder "1". A name wins over an index; "#N" is always index N; "0" (no such name)
@@ -286,8 +340,10 @@ def test_the_class_a_sweep_plans_is_the_class_typed(names, typed, folder, tmp_pa
     from tmu_core.data import resolve_forget
     from tmu_core.jobs.sweep import parse_classes, plan
 
-    cfg = RunConfig(data=DataConfig(dataset="imagefolder", data_root=_number_folders(tmp_path / "num", names),
-                                    image_size=8), forget=ForgetSpec(forget_count=1))
+    cfg = RunConfig(
+        data=DataConfig(dataset="imagefolder", data_root=_number_folders(tmp_path / "num", names), image_size=8),
+        forget=ForgetSpec(forget_count=1),
+    )
     chosen = parse_classes(typed, cfg)
     (run_cfg,) = plan(cfg, chosen, [0], [1], "s")
     data = load_dataset(run_cfg.data, 0)

@@ -1,6 +1,7 @@
 """A real browser through the dashboard: `streamlit run app.py` headless on a loopback port, Debian's Chromium
 driven by Playwright over every page of the synthetic stored runs (conftest.synthetic_runs). No Streamlit error box anywhere; charts and galleries
 present; the audit CSV downloads. Screenshots go to test-artifacts/ (git-ignored)."""
+
 from __future__ import annotations
 
 import os
@@ -9,21 +10,29 @@ import shutil
 import signal
 
 import pytest
-
 from apptools import ARTIFACTS, TITLES, free_port, start_streamlit
 
 CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
-ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update",
-        "--disable-sync", "--no-first-run"]
+ARGS = [
+    "--headless",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+    "--no-first-run",
+]
 # page key -> (what must be on it once it has rendered, how many)
-EXPECT = {"about": [('[data-testid="stImage"] img', 1)],
-          "demo": [('[data-testid="stDataFrame"]', 1)],
-          "forget_set": [('[data-testid="stDataFrame"]', 1), ('[data-testid="stMetric"]', 5)],
-          "run": [('[data-testid="stDataFrame"]', 1)],
-          "audit": [(".js-plotly-plot", 1), ('[data-testid="stDataFrame"]', 2)],
-          "features": [(".js-plotly-plot", 3)],
-          "embeddings": [(".js-plotly-plot", 1)],
-          "alignment": [(".js-plotly-plot", 3), ('[data-testid="stDataFrame"]', 2)]}
+EXPECT = {
+    "about": [('[data-testid="stImage"] img', 1)],
+    "demo": [('[data-testid="stDataFrame"]', 1)],
+    "forget_set": [('[data-testid="stDataFrame"]', 1), ('[data-testid="stMetric"]', 5)],
+    "run": [('[data-testid="stDataFrame"]', 1)],
+    "audit": [(".js-plotly-plot", 1), ('[data-testid="stDataFrame"]', 2)],
+    "features": [(".js-plotly-plot", 3)],
+    "embeddings": [(".js-plotly-plot", 1)],
+    "alignment": [(".js-plotly-plot", 3), ('[data-testid="stDataFrame"]', 2)],
+}
 
 
 @pytest.fixture(scope="module")
@@ -139,8 +148,10 @@ def test_forget_set_bad_count_and_whole_class_pick_in_a_real_browser(browser, se
     expect(alerts).to_have_count(0)
     page.get_by_text("hand-pick", exact=True).click()
     # the gallery of hand-pick mode (keyed fs_pick_...), drawn by the current run (a rerun's leftovers are stale)
-    grid = page.locator('[data-testid="stElementContainer"][class*="st-key-fs_pick_"]:not([data-stale="true"]) '
-                        '[data-testid="stDataFrame"]')
+    grid = page.locator(
+        '[data-testid="stElementContainer"][class*="st-key-fs_pick_"]:not([data-stale="true"]) '
+        '[data-testid="stDataFrame"]'
+    )
     expect(grid).to_have_count(1)
     grid.scroll_into_view_if_needed()
     for row in (0, 1):  # tick two images (56-px rows under a 35-px header), then the header's select-all
@@ -214,7 +225,7 @@ def _stop_sweep(sweep_id: str) -> None:
             args = (proc / "cmdline").read_bytes().split(b"\0")
         except OSError:
             continue
-        if b"--sweep-id" in args and args[args.index(b"--sweep-id") + 1:][:1] == [sweep_id.encode()]:
+        if b"--sweep-id" in args and args[args.index(b"--sweep-id") + 1 :][:1] == [sweep_id.encode()]:
             try:
                 os.killpg(int(proc.name), signal.SIGTERM)
             except (ProcessLookupError, PermissionError, ValueError):
@@ -271,16 +282,27 @@ def test_presentation_mode_keeps_every_chart_above_the_fold(browser, fresh_serve
     page.get_by_text("Presentation mode").click()
     _idle(page)
     assert page.locator('[data-testid="stExpander"]', has_text="Thin evidence").count() == 1  # folded to one line
-    titles = (None, "The twin's D_a", "Features by label", "predicted vs gold truth", "Accuracy on the forget set",
-              "to gold on D_f")
+    titles = (
+        None,
+        "The twin's D_a",
+        "Features by label",
+        "predicted vs gold truth",
+        "Accuracy on the forget set",
+        "to gold on D_f",
+    )
     for step, title in enumerate(titles):
         # this step's own chart (found by its title), not the last step's while it is being replaced
-        chart = (page.locator('[data-testid="stDataFrame"]') if title is None
-                 else page.locator(".js-plotly-plot", has_text=title)).first
+        chart = (
+            page.locator('[data-testid="stDataFrame"]')
+            if title is None
+            else page.locator(".js-plotly-plot", has_text=title)
+        ).first
         chart.wait_for(timeout=30_000)
         page.wait_for_timeout(500)
         box = chart.bounding_box()
-        assert box["y"] + box["height"] <= FOLD["height"] + 2, f"step {step + 1}: chart ends at {box['y'] + box['height']:.0f}px"
+        assert box["y"] + box["height"] <= FOLD["height"] + 2, (
+            f"step {step + 1}: chart ends at {box['y'] + box['height']:.0f}px"
+        )
         assert page.evaluate("window.scrollY") == 0
         bottoms = page.evaluate("""Array.from(document.querySelectorAll('.block-container [data-testid="stMarkdownContainer"]'))
             .map(e => e.getBoundingClientRect().bottom)""")

@@ -1,4 +1,5 @@
 """Chart builders (DataFrame -> plotly Figure) and the table shaping behind them, on small hand-made inputs."""
+
 from __future__ import annotations
 
 import base64
@@ -16,28 +17,63 @@ from ui import charts, images, tables
 
 def metrics_fixture() -> dict:
     """A metrics.json as the pipeline writes it, for three models, with numbers easy to check by hand."""
-    def model(a_f, delta, test=95.0, remain=99.0):
-        return {"acc_test": test, "acc_remain": remain, "acc_forget": a_f, "delta": delta, "abs_delta": abs(delta),
-                "activation_distance": 0.1, "mia": 50.0, "seconds": 1.0}
 
-    return {"models": {"tmu": model(80.0, 0.0), "gold": model(80.0, 0.0), "original": model(100.0, 20.0, 96.0, 100.0),
-                       "neggrad": model(10.0, -70.0, 90.0, 96.0)},
-            "tmu": {"label_accuracy": 90.0, "features_used": ["NF", "AF", "CF"], "gold_easy": 9, "gold_hard": 1,
-                    "label_accuracy_by_features": {"NF": 85.0, "AF": 70.0, "NF+AF+CF": 90.0},
-                    "confusion": {"easy_as_easy": 7, "easy_as_hard": 1, "hard_as_easy": 2, "hard_as_hard": 3},
-                    "pred_easy": 9, "pred_hard": 4, "aux_count": 20, "aux_easy": 15, "aux_hard": 5, "aux_sizing": {},
-                    "threshold": 0.5}}
+    def model(a_f, delta, test=95.0, remain=99.0):
+        return {
+            "acc_test": test,
+            "acc_remain": remain,
+            "acc_forget": a_f,
+            "delta": delta,
+            "abs_delta": abs(delta),
+            "activation_distance": 0.1,
+            "mia": 50.0,
+            "seconds": 1.0,
+        }
+
+    return {
+        "models": {
+            "tmu": model(80.0, 0.0),
+            "gold": model(80.0, 0.0),
+            "original": model(100.0, 20.0, 96.0, 100.0),
+            "neggrad": model(10.0, -70.0, 90.0, 96.0),
+        },
+        "tmu": {
+            "label_accuracy": 90.0,
+            "features_used": ["NF", "AF", "CF"],
+            "gold_easy": 9,
+            "gold_hard": 1,
+            "label_accuracy_by_features": {"NF": 85.0, "AF": 70.0, "NF+AF+CF": 90.0},
+            "confusion": {"easy_as_easy": 7, "easy_as_hard": 1, "hard_as_easy": 2, "hard_as_hard": 3},
+            "pred_easy": 9,
+            "pred_hard": 4,
+            "aux_count": 20,
+            "aux_easy": 15,
+            "aux_hard": 5,
+            "aux_sizing": {},
+            "threshold": 0.5,
+        },
+    }
 
 
 def samples_fixture() -> pd.DataFrame:
     """Four D_f rows and two D_a rows shaped like samples.csv."""
-    return pd.DataFrame({
-        "id": [10, 11, 12, 13, 0, 1], "role": ["forget"] * 4 + ["aux"] * 2, "source_id": [-1] * 4 + [50, 50],
-        "augmented": [False] * 5 + [True], "NF": [0.1, 0.2, 0.9, 0.8, 0.1, 0.7], "AF": [0.0, 0.1, 2.0, 1.5, 0.0, 1.0],
-        "CF": [1.0, 1.5, 5.0, 4.0, 1.0, 3.0], "p_easy": [0.9, 0.8, 0.2, 0.6, 0.95, 0.1],
-        "pred_label": ["easy", "easy", "hard", "easy", "easy", "hard"],
-        "true_label": ["easy", "hard", "hard", "hard", "easy", "hard"],
-        "pred_original": [8] * 6, "pred_gold": [8, 3, 3, 1, 8, 8], "pred_tmu": [8, 8, 2, 8, 8, 8]})
+    return pd.DataFrame(
+        {
+            "id": [10, 11, 12, 13, 0, 1],
+            "role": ["forget"] * 4 + ["aux"] * 2,
+            "source_id": [-1] * 4 + [50, 50],
+            "augmented": [False] * 5 + [True],
+            "NF": [0.1, 0.2, 0.9, 0.8, 0.1, 0.7],
+            "AF": [0.0, 0.1, 2.0, 1.5, 0.0, 1.0],
+            "CF": [1.0, 1.5, 5.0, 4.0, 1.0, 3.0],
+            "p_easy": [0.9, 0.8, 0.2, 0.6, 0.95, 0.1],
+            "pred_label": ["easy", "easy", "hard", "easy", "easy", "hard"],
+            "true_label": ["easy", "hard", "hard", "hard", "easy", "hard"],
+            "pred_original": [8] * 6,
+            "pred_gold": [8, 3, 3, 1, 8, 8],
+            "pred_tmu": [8, 8, 2, 8, 8, 8],
+        }
+    )
 
 
 # ---------------------------------------------------------------- tables
@@ -76,15 +112,29 @@ def explain_fixture(tmu_delta: float) -> dict:
     metrics["forget_count"] = 100
     metrics["models"]["tmu"]["abs_delta"] = tmu_delta
     metrics["models"]["finetune"] = {**metrics["models"]["tmu"], "abs_delta": 4.0}
-    metrics["tmu"].update({"gold_easy": 96, "gold_hard": 4, "pred_hard": 11, "aux_hard": 6, "aux_count": 56,
-                           "aux_sizing": {"requested": 500, "used": 56, "capped": True}})
+    metrics["tmu"].update(
+        {
+            "gold_easy": 96,
+            "gold_hard": 4,
+            "pred_hard": 11,
+            "aux_hard": 6,
+            "aux_count": 56,
+            "aux_sizing": {"requested": 500, "used": 56, "capped": True},
+        }
+    )
     return metrics
 
 
 def test_alignment_note_explains_a_worse_tmu_with_the_runs_numbers():
     note = tables.alignment_note(explain_fixture(10.0))  # 6 images behind FT's 4: beyond the 5-image floor
-    for needle in ("Gold misclassifies 4 of the 100", "TMU called 11", "D_a had 56 samples of the 500 Eq. 3 asks for",
-                   "(6 hard)", "too few", "CIFAR-10"):
+    for needle in (
+        "Gold misclassifies 4 of the 100",
+        "TMU called 11",
+        "D_a had 56 samples of the 500 Eq. 3 asks for",
+        "(6 hard)",
+        "too few",
+        "CIFAR-10",
+    ):
         assert needle in note, needle
     assert tables.alignment_note(explain_fixture(9.0)) is None  # 5 images behind: a tie within the floor
     assert tables.alignment_note(explain_fixture(1.0)) is None
@@ -112,17 +162,27 @@ def test_samples_csv_splits_the_id_by_meaning():
 def test_run_label_leads_with_the_users_run_name():
     from tmu_core.store import RunInfo
 
-    cfg = {"name": "demo for class", "data": {"dataset": "digits"}, "forget": {"forget_class": "8", "forget_count": 100}}
+    cfg = {
+        "name": "demo for class",
+        "data": {"dataset": "digits"},
+        "forget": {"forget_class": "8", "forget_count": 100},
+    }
     info = RunInfo("x", "complete", "done", 1.0, "", "2026-11-27T00:11:00", cfg)
     assert tables.run_label(info) == "demo for class · digits · class 8 · 100 · 11-27 00:11"
 
 
-@pytest.mark.parametrize("text, error", [("", "Enter a whole number from 1 to 124"),
-                                         ("abc", "'abc' is not a whole number: enter one from 1 to 124"),
-                                         ("2.5", "'2.5' is not a whole number: enter one from 1 to 124"),
-                                         ("125", "125 is out of range: enter a whole number from 1 to 124"),
-                                         ("0", "0 is out of range: enter a whole number from 1 to 124"),
-                                         (" 50 ", None), ("124", None)])
+@pytest.mark.parametrize(
+    "text, error",
+    [
+        ("", "Enter a whole number from 1 to 124"),
+        ("abc", "'abc' is not a whole number: enter one from 1 to 124"),
+        ("2.5", "'2.5' is not a whole number: enter one from 1 to 124"),
+        ("125", "125 is out of range: enter a whole number from 1 to 124"),
+        ("0", "0 is out of range: enter a whole number from 1 to 124"),
+        (" 50 ", None),
+        ("124", None),
+    ],
+)
 def test_typed_sample_counts_are_checked_with_a_reason(text, error):
     from ui.widgets import whole_number_error
 
@@ -132,8 +192,15 @@ def test_typed_sample_counts_are_checked_with_a_reason(text, error):
 def test_run_label_is_short():
     from tmu_core.store import RunInfo
 
-    info = RunInfo("demo-20261127-001139-ad55", "complete", "complete", 1.0, None, "2026-11-27T00:11:39",
-                   {"data": {"dataset": "digits"}, "forget": {"forget_class": "8", "forget_count": 100}})
+    info = RunInfo(
+        "demo-20261127-001139-ad55",
+        "complete",
+        "complete",
+        1.0,
+        None,
+        "2026-11-27T00:11:39",
+        {"data": {"dataset": "digits"}, "forget": {"forget_class": "8", "forget_count": 100}},
+    )
     assert tables.run_label(info) == "digits · class 8 · 100 · 11-27 00:11"
     assert tables.run_label(RunInfo("x", "failed", "gold", 0.3, "boom", "", None)) == "x · class ? (failed)"
 
@@ -144,7 +211,10 @@ def test_audit_frame_marks_gold_verdicts_and_agreement():
     assert list(df["verdict"]) == ["gold correct ✓", "gold wrong ✗", "gold wrong ✗", "gold wrong ✗"]
     assert list(df["agree"]) == [True, False, True, False]
     aux = tables.audit_frame(samples_fixture(), "aux")
-    assert list(aux["verdict"]) == ["original correct ✓", "original wrong ✗"] and list(aux["augmented"]) == [False, True]
+    assert list(aux["verdict"]) == ["original correct ✓", "original wrong ✗"] and list(aux["augmented"]) == [
+        False,
+        True,
+    ]
 
 
 def test_filter_audit_by_prediction_truth_and_disagreement():
@@ -161,18 +231,34 @@ def test_confusion_frame_rows_are_gold_columns_are_predicted():
 
 
 def test_umap_frame_groups_points_by_role_class_and_label():
-    umap = {"xy": np.arange(12, dtype=np.float32).reshape(6, 2), "ids": np.array([100, 101, 10, 12, 0, 1]),
-            "role": np.array(["remain", "remain", "forget", "forget", "aux", "aux"]),
-            "label": np.array([8, 3, 8, 8, 8, 8])}
+    umap = {
+        "xy": np.arange(12, dtype=np.float32).reshape(6, 2),
+        "ids": np.array([100, 101, 10, 12, 0, 1]),
+        "role": np.array(["remain", "remain", "forget", "forget", "aux", "aux"]),
+        "label": np.array([8, 3, 8, 8, 8, 8]),
+    }
     df = tables.umap_frame(umap, samples_fixture(), forget_class=8, color_by="truth")
     assert list(df["group"]) == ["D_r of the class", "other classes", "D_f easy", "D_f hard"]
     predicted = tables.umap_frame(umap, samples_fixture(), 8, color_by="predicted", show_aux=True)
-    assert list(predicted["group"]) == ["D_r of the class", "other classes", "D_f easy", "D_f hard", "D_a easy", "D_a hard"]
+    assert list(predicted["group"]) == [
+        "D_r of the class",
+        "other classes",
+        "D_f easy",
+        "D_f hard",
+        "D_a easy",
+        "D_a hard",
+    ]
 
 
 def test_sweep_delta_long_drops_the_avg_row():
-    t1 = pd.DataFrame({"class": ["0", "1", "Avg"], "TMU |Δ|": [1.0, 3.0, 2.0], "FT |Δ|": [5.0, 7.0, 6.0],
-                       "TMU A_f": [90.0, 80.0, 85.0]})
+    t1 = pd.DataFrame(
+        {
+            "class": ["0", "1", "Avg"],
+            "TMU |Δ|": [1.0, 3.0, 2.0],
+            "FT |Δ|": [5.0, 7.0, 6.0],
+            "TMU A_f": [90.0, 80.0, 85.0],
+        }
+    )
     long = tables.sweep_delta_long(t1)
     assert len(long) == 4 and set(long["method"]) == {"TMU", "FT"} and "Avg" not in set(long["class"])
 
@@ -182,9 +268,12 @@ def test_runs_frame_describes_the_forget_set_size():
 
     def cfg(forget):
         return {"data": {"dataset": "digits"}, "train": {"model": "small_cnn"}, "forget": forget}
-    infos = [RunInfo("a", "complete", "complete", 1.0, None, "t", cfg({"forget_class": "8", "forget_count": 100})),
-             RunInfo("b", "failed", "gold", 0.3, "boom", "t", cfg({"forget_class": "3", "forget_ids": [1, 2]})),
-             RunInfo("c", "damaged", "", 0.0, "bad", "t", None)]
+
+    infos = [
+        RunInfo("a", "complete", "complete", 1.0, None, "t", cfg({"forget_class": "8", "forget_count": 100})),
+        RunInfo("b", "failed", "gold", 0.3, "boom", "t", cfg({"forget_class": "3", "forget_ids": [1, 2]})),
+        RunInfo("c", "damaged", "", 0.0, "bad", "t", None),
+    ]
     df = tables.runs_frame(infos)
     assert list(df["|D_f|"][:2]) == ["100", "2"] and pd.isna(df["|D_f|"][2])
     assert list(df["error"]) == ["", "boom", "bad"] and list(df["state"]) == ["complete", "failed", "damaged"]
@@ -197,8 +286,16 @@ def test_selected_points_reads_ids_and_roles():
 
 
 def test_stage_line_marks_each_stage():
-    line = tables.stage_line({"stages": {"original": {"state": "cached", "seconds": 3.0}, "tmu": {"state": "done", "seconds": 1.25},
-                                         "neggrad": {"state": "running"}, "evaluate": {"state": "pending"}}})
+    line = tables.stage_line(
+        {
+            "stages": {
+                "original": {"state": "cached", "seconds": 3.0},
+                "tmu": {"state": "done", "seconds": 1.25},
+                "neggrad": {"state": "running"},
+                "evaluate": {"state": "pending"},
+            }
+        }
+    )
     assert line == "**original** ✓ cached · **tmu** ✓ 1.2 s · :blue[**neggrad** …] · :gray[evaluate]"
 
 
@@ -346,7 +443,10 @@ def test_delta_figure_marks_a_winner_and_never_a_control():
     fig = charts.delta_figure(tables.models_frame(metrics), verdict(metrics))
     text = dict(zip(fig.data[0].y, fig.data[0].text))
     assert text["TMU"].endswith("· closest")  # TMU 0 against the original's 20 and NG's 70
-    assert "control †" in text[tables.model_label("oracle_labels")] and "tie" not in text[tables.model_label("oracle_labels")]
+    assert (
+        "control †" in text[tables.model_label("oracle_labels")]
+        and "tie" not in text[tables.model_label("oracle_labels")]
+    )
 
 
 def test_verdict_frame_ranks_candidates_then_controls():
@@ -356,8 +456,12 @@ def test_verdict_frame_ranks_candidates_then_controls():
     metrics["forget_count"] = 100
     metrics["models"]["random_k"] = {**metrics["models"]["tmu"], "abs_delta": 1.0}
     frame = verdict_frame(verdict(metrics))
-    assert list(frame["model"]) == ["TMU", "Original (did nothing)", "Negative gradient",
-                                    tables.model_label("random_k")]
+    assert list(frame["model"]) == [
+        "TMU",
+        "Original (did nothing)",
+        "Negative gradient",
+        tables.model_label("random_k"),
+    ]
     assert list(frame["standing"]) == ["closest to gold", "", "", "control † (not ranked)"]
     assert list(frame["|Δ| in images"]) == [0, 20, 70, 1]
 
@@ -369,9 +473,16 @@ def test_utility_figure_groups_test_and_remain_accuracy():
 
 
 def test_umap_figure_draws_each_group_once_with_hover_ids():
-    df = pd.DataFrame({"x": [0.0, 1, 2, 3], "y": [0.0, 1, 2, 3], "id": [1, 2, 3, 4], "label": [3, 8, 8, 8],
-                       "role": ["remain", "remain", "forget", "forget"],
-                       "group": ["other classes", "D_r of the class", "D_f easy", "D_f easy"]})
+    df = pd.DataFrame(
+        {
+            "x": [0.0, 1, 2, 3],
+            "y": [0.0, 1, 2, 3],
+            "id": [1, 2, 3, 4],
+            "label": [3, 8, 8, 8],
+            "role": ["remain", "remain", "forget", "forget"],
+            "group": ["other classes", "D_r of the class", "D_f easy", "D_f easy"],
+        }
+    )
     fig = charts.umap_figure(df, "map")
     # the class's remaining samples are drawn above D_f
     assert [t.name for t in fig.data] == ["other classes (1)", "D_f easy (2)", "D_r of the class (1)"]
@@ -383,14 +494,20 @@ def test_umap_figure_draws_each_group_once_with_hover_ids():
 
 
 def test_sweep_delta_figure_has_one_series_per_method():
-    long = pd.DataFrame({"class": ["0", "1", "0", "1"], "method": ["TMU", "TMU", "FT", "FT"], "abs_delta": [1.0, 2, 3, 4]})
+    long = pd.DataFrame(
+        {"class": ["0", "1", "0", "1"], "method": ["TMU", "TMU", "FT", "FT"], "abs_delta": [1.0, 2, 3, 4]}
+    )
     fig = charts.sweep_delta_figure(long)
     assert [t.name for t in fig.data] == ["TMU", "FT"] and list(fig.data[1].y) == [3.0, 4.0]
 
 
 def test_sweep_delta_long_drops_the_ci_rows_of_tuning_and_held_out_blocks():
-    t1 = pd.DataFrame({"class": ["3", "5", "Avg (held-out)", "95% CI ± (held-out)", "Avg (tuning)", "95% CI ± (tuning)"],
-                       "TMU |Δ|": [1.0, 3.0, 3.0, float("nan"), 1.0, float("nan")]})
+    t1 = pd.DataFrame(
+        {
+            "class": ["3", "5", "Avg (held-out)", "95% CI ± (held-out)", "Avg (tuning)", "95% CI ± (tuning)"],
+            "TMU |Δ|": [1.0, 3.0, 3.0, float("nan"), 1.0, float("nan")],
+        }
+    )
     assert list(tables.sweep_delta_long(t1)["class"]) == ["3", "5"]
 
 
@@ -400,14 +517,24 @@ def test_audit_frame_shows_p_gold_beside_the_verdict_when_there_are_several_gold
     samples["p_gold"] = [1.0, 1 / 3, 0.0, 2 / 3, np.nan, np.nan]
     df = tables.audit_frame(samples, "forget")
     cols = list(df.columns)
-    assert cols.index("p_gold") == cols.index("verdict") + 1 and list(df["p_gold"]) == pytest.approx([1, 1 / 3, 0, 2 / 3])
+    assert cols.index("p_gold") == cols.index("verdict") + 1 and list(df["p_gold"]) == pytest.approx(
+        [1, 1 / 3, 0, 2 / 3]
+    )
     assert "p_gold" not in tables.audit_frame(samples, "aux")
 
 
 def test_forget_curve_figure_draws_one_line_per_method_with_ci_bars():
-    curve = pd.DataFrame({"|D_f|": [100, 500, 100, 500], "method": ["TMU", "TMU", "FT", "FT"], "runs": 3,
-                          "|Δ|": [2.0, 4.0, 6.0, 9.0], "|Δ| CI ±": [1.0, 0.5, np.nan, 2.0],
-                          "agreement": [90.0, 85.0, 70.0, 60.0], "agreement CI ±": [1.0, 1.0, 1.0, 1.0]})
+    curve = pd.DataFrame(
+        {
+            "|D_f|": [100, 500, 100, 500],
+            "method": ["TMU", "TMU", "FT", "FT"],
+            "runs": 3,
+            "|Δ|": [2.0, 4.0, 6.0, 9.0],
+            "|Δ| CI ±": [1.0, 0.5, np.nan, 2.0],
+            "agreement": [90.0, 85.0, 70.0, 60.0],
+            "agreement CI ±": [1.0, 1.0, 1.0, 1.0],
+        }
+    )
     fig = charts.forget_curve_figure(curve, "|Δ|")
     assert [t.name for t in fig.data] == ["TMU", "FT"] and list(fig.data[1].y) == [6.0, 9.0]
     assert list(fig.data[1].error_y.array) == [0.0, 2.0]  # a missing interval draws no bar
@@ -416,9 +543,16 @@ def test_forget_curve_figure_draws_one_line_per_method_with_ci_bars():
 
 
 def test_umap_figure_labels_clusters_and_shares_a_frame():
-    df = pd.DataFrame({"x": [0.0, 0.2, 5, 5.2], "y": [0.0, 0.2, 5, 5.4], "id": [1, 2, 3, 4], "label": [3, 3, 8, 8],
-                       "role": ["remain"] * 2 + ["forget"] * 2,
-                       "group": ["other classes", "other classes", "D_f easy", "D_f hard"]})
+    df = pd.DataFrame(
+        {
+            "x": [0.0, 0.2, 5, 5.2],
+            "y": [0.0, 0.2, 5, 5.4],
+            "id": [1, 2, 3, 4],
+            "label": [3, 3, 8, 8],
+            "role": ["remain"] * 2 + ["forget"] * 2,
+            "group": ["other classes", "other classes", "D_f easy", "D_f hard"],
+        }
+    )
     names = [str(i) for i in range(10)]
     fig = charts.umap_figure(df, "map", class_names=names)
     labels = {a.text: (a.x, a.y) for a in fig.layout.annotations}
@@ -437,8 +571,16 @@ def test_umap_figure_with_many_classes_names_only_the_forget_class_on_the_map():
     map, every point's class name is in its hover."""
     rng = np.random.default_rng(0)
     labels = np.repeat(np.arange(40), 3)
-    df = pd.DataFrame({"x": rng.normal(size=120), "y": rng.normal(size=120), "id": np.arange(120), "label": labels,
-                       "role": "remain", "group": np.where(labels == 11, "D_r of the class", "other classes")})
+    df = pd.DataFrame(
+        {
+            "x": rng.normal(size=120),
+            "y": rng.normal(size=120),
+            "id": np.arange(120),
+            "label": labels,
+            "role": "remain",
+            "group": np.where(labels == 11, "D_r of the class", "other classes"),
+        }
+    )
     names = [f"person {i}" for i in range(40)]
     fig = charts.umap_figure(df, "map", class_names=names)
     assert [a.text for a in fig.layout.annotations] == ["<b>person 11</b>"]
@@ -459,8 +601,17 @@ def test_maps_of_two_models_are_aligned_onto_the_first():
 
 def test_forget_curve_figure_draws_no_bar_from_fewer_than_three_runs():
     """Two runs give a t interval 12.7 times their spread: the curve keeps its points and drops those bars."""
-    curve = pd.DataFrame({"|D_f|": [50, 100], "method": ["TMU", "TMU"], "runs": [2, 6], "|Δ|": [8.0, 4.0],
-                          "|Δ| CI ±": [150.0, 2.0], "agreement": [74.0, 78.0], "agreement CI ±": [90.0, 3.0]})
+    curve = pd.DataFrame(
+        {
+            "|D_f|": [50, 100],
+            "method": ["TMU", "TMU"],
+            "runs": [2, 6],
+            "|Δ|": [8.0, 4.0],
+            "|Δ| CI ±": [150.0, 2.0],
+            "agreement": [74.0, 78.0],
+            "agreement CI ±": [90.0, 3.0],
+        }
+    )
     fig = charts.forget_curve_figure(curve, "|Δ|")
     assert list(fig.data[0].error_y.array) == [0.0, 2.0] and list(fig.layout.yaxis.range) == [-2, 102]
     assert "no 95% CI bar where fewer than 3 runs" in fig.layout.title.text
@@ -468,9 +619,18 @@ def test_forget_curve_figure_draws_no_bar_from_fewer_than_three_runs():
 
 def test_forget_curve_figure_counts_classes_not_runs_for_its_bars():
     """The interval is over classes (the unit): 2 classes of 3 seeds each (6 runs) still get no bar."""
-    curve = pd.DataFrame({"|D_f|": [50, 100], "method": ["TMU", "TMU"], "classes": [2, 3], "runs": [6, 9],
-                          "|Δ|": [8.0, 4.0], "|Δ| CI ±": [150.0, 2.0], "agreement": [74.0, 78.0],
-                          "agreement CI ±": [90.0, 3.0]})
+    curve = pd.DataFrame(
+        {
+            "|D_f|": [50, 100],
+            "method": ["TMU", "TMU"],
+            "classes": [2, 3],
+            "runs": [6, 9],
+            "|Δ|": [8.0, 4.0],
+            "|Δ| CI ±": [150.0, 2.0],
+            "agreement": [74.0, 78.0],
+            "agreement CI ±": [90.0, 3.0],
+        }
+    )
     fig = charts.forget_curve_figure(curve, "|Δ|")
     assert list(fig.data[0].error_y.array) == [0.0, 2.0]
     assert "no 95% CI bar where fewer than 3 classes" in fig.layout.title.text

@@ -1,11 +1,12 @@
 """The CIFAR-10 copy in ../shared/data/cifar10 (JPEGs in ImageFolder layout) loads as CIFAR-10 should:
 5000 training and 1000 test images per class, 32x32 colour, classes in the standard order."""
+
 from __future__ import annotations
 
 import numpy as np
 import pytest
-
 from clitools import ROOT
+
 from tmu_core.config import DataConfig
 from tmu_core.data import load_dataset
 

@@ -1,4 +1,5 @@
 """The command line as a user meets it: real subprocesses, tiny budgets, one-line errors with exit 2."""
+
 from __future__ import annotations
 
 import json
@@ -38,7 +39,9 @@ def test_help_of_every_command_renders(cli):
 
 
 def _table(stdout: str) -> dict[str, list[str]]:
-    return {line.split()[0]: line.split() for line in stdout.splitlines() if line.split()[:1] in (["original"], ["gold"])}
+    return {
+        line.split()[0]: line.split() for line in stdout.splitlines() if line.split()[:1] in (["original"], ["gold"])
+    }
 
 
 def test_train_prints_both_models_and_reuses_them_the_second_time(cli):
@@ -55,7 +58,9 @@ def test_train_prints_both_models_and_reuses_them_the_second_time(cli):
     assert second.returncode == 0, second.stderr
     again = _table(second.stdout)
     assert [r[-1] for r in again.values()] == ["cache", "cache"]
-    assert [r[1:4] for r in again.values()] == [r[1:4] for r in rows.values()], "the cached models give the same accuracies"
+    assert [r[1:4] for r in again.values()] == [r[1:4] for r in rows.values()], (
+        "the cached models give the same accuracies"
+    )
 
 
 def test_run_writes_a_complete_run_that_runs_lists(cli, runs_dir):
@@ -73,12 +78,15 @@ def test_run_writes_a_complete_run_that_runs_lists(cli, runs_dir):
     assert_one_line_error(again, "already complete")
 
 
-@pytest.mark.parametrize("args,needles", [
-    ((), ("datasets", "train", "run")),  # no command: the valid commands are named
-    (("train", "--dataset", "nope"), ("unknown dataset 'nope'", "digits", "cifar10", "imagefolder")),
-    (("train", "--epochs", "abc"), ("--epochs", "invalid int value")),
-    (("run", "--mechanism", "ascent"), ("--mechanism", "randlabel", "neggrad")),
-])
+@pytest.mark.parametrize(
+    "args,needles",
+    [
+        ((), ("datasets", "train", "run")),  # no command: the valid commands are named
+        (("train", "--dataset", "nope"), ("unknown dataset 'nope'", "digits", "cifar10", "imagefolder")),
+        (("train", "--epochs", "abc"), ("--epochs", "invalid int value")),
+        (("run", "--mechanism", "ascent"), ("--mechanism", "randlabel", "neggrad")),
+    ],
+)
 def test_bad_input_is_one_line_and_exit_2(cli, args, needles):
     assert_one_line_error(cli(*args), *needles)
 
@@ -91,14 +99,17 @@ def test_torchvision_dataset_offline_is_one_clear_line(cli, tmp_path):
 
 
 def test_importing_the_core_never_imports_the_dashboard_stack(tmp_path):
-    code = ("import importlib, pkgutil, sys, tmu_core\n"
-            "names = [m.name for m in pkgutil.walk_packages(tmu_core.__path__, 'tmu_core.')\n"
-            "         if not m.name.endswith('__main__')]  # __main__ would run the CLI\n"
-            "for n in names: importlib.import_module(n)\n"
-            "bad = sorted(m for m in sys.modules if m.split('.')[0] in ('streamlit', 'plotly'))\n"
-            "print(len(names), bad)\n")
-    out = subprocess.run([sys.executable, "-c", code], cwd=ROOT, env=cli_env(tmp_path), capture_output=True,
-                         text=True, timeout=120)
+    code = (
+        "import importlib, pkgutil, sys, tmu_core\n"
+        "names = [m.name for m in pkgutil.walk_packages(tmu_core.__path__, 'tmu_core.')\n"
+        "         if not m.name.endswith('__main__')]  # __main__ would run the CLI\n"
+        "for n in names: importlib.import_module(n)\n"
+        "bad = sorted(m for m in sys.modules if m.split('.')[0] in ('streamlit', 'plotly'))\n"
+        "print(len(names), bad)\n"
+    )
+    out = subprocess.run(
+        [sys.executable, "-c", code], cwd=ROOT, env=cli_env(tmp_path), capture_output=True, text=True, timeout=120
+    )
     assert out.returncode == 0, out.stderr
     count, bad = out.stdout.strip().split(" ", 1)
     assert int(count) >= 15 and bad == "[]", out.stdout
@@ -107,8 +118,22 @@ def test_importing_the_core_never_imports_the_dashboard_stack(tmp_path):
 def test_controls_run_tmus_unlearning_step_with_tmus_settings_whatever_flags_changed_them(cli, runs_dir):
     """--mechanism and --tmu-* unlearning flags reach random_k and oracle_labels (they price TMU's choice of
     samples, so nothing else may differ), also when TMU itself is not in the run; a control's own flag wins."""
-    out = cli("run", *TINY_TRAIN, "--methods", "oracle_labels", "random_k", "--mechanism", "neggrad",
-              "--tmu-lr", "0.02", "--tmu-epochs", "1", "--random-k-lr", "0.03", "--json")
+    out = cli(
+        "run",
+        *TINY_TRAIN,
+        "--methods",
+        "oracle_labels",
+        "random_k",
+        "--mechanism",
+        "neggrad",
+        "--tmu-lr",
+        "0.02",
+        "--tmu-epochs",
+        "1",
+        "--random-k-lr",
+        "0.03",
+        "--json",
+    )
     assert out.returncode == 0, out.stderr
     stored = json.loads((runs_dir / json.loads(out.stdout)["run_id"] / "metrics.json").read_text())["method_config"]
     for control in ("oracle_labels", "random_k"):
@@ -130,8 +155,20 @@ def test_a_controls_settings_follow_tmus_resolved_unlearning_settings():
 def test_run_prints_its_summary_from_the_stored_metrics(cli, runs_dir):
     """Without --json, `run` prints the summary read back from metrics.json as the schema's typed model: each
     model's row, the verdict, and TMU's split with its twin's fidelity."""
-    out = cli("run", *TINY_TRAIN, "--methods", "tmu", "--tmu-twin-epochs", "1", "--tmu-clf-epochs", "20",
-              "--tmu-cf-epochs", "1", "--tmu-epochs", "1")
+    out = cli(
+        "run",
+        *TINY_TRAIN,
+        "--methods",
+        "tmu",
+        "--tmu-twin-epochs",
+        "1",
+        "--tmu-clf-epochs",
+        "20",
+        "--tmu-cf-epochs",
+        "1",
+        "--tmu-epochs",
+        "1",
+    )
     assert out.returncode == 0, out.stderr
     lines = out.stdout.splitlines()
     run_id = lines[0].split()[1]
@@ -141,5 +178,8 @@ def test_run_prints_its_summary_from_the_stored_metrics(cli, runs_dir):
     assert tmu_row.split()[3] == f"{stored['models']['tmu']['acc_forget']:.2f}"
     assert any(line.startswith("verdict: ") for line in lines)
     t = stored["tmu"]
-    assert f"TMU label accuracy {t['label_accuracy']:.1f}%  predicted easy/hard {t['pred_easy']}/{t['pred_hard']}" in out.stdout
+    assert (
+        f"TMU label accuracy {t['label_accuracy']:.1f}%  predicted easy/hard {t['pred_easy']}/{t['pred_hard']}"
+        in out.stdout
+    )
     assert f"twin fidelity: M_t on D_a {t['twin_fidelity']['twin_acc_aux']:.1f}%" in out.stdout

@@ -1,11 +1,13 @@
 """Two identical runs started at the same moment both complete with separate results, and the models
 they share (original, gold) are built once under the file lock: one run trains, the other waits and
 loads the cached result."""
+
 from __future__ import annotations
 
 import json
 
 from clitools import SLOW_EPOCHS, TINY_TRAIN, start_cli
+
 from tmu_core import store
 
 # 12 epochs, each slowed by 0.15 s, keep the first run training while the second reaches the lock.

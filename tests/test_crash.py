@@ -4,6 +4,7 @@ reader trusts is half-written, and running it again completes, reusing the model
 One run is killed three times (while training the original, the gold model, then a method) and then
 completes; each kill is checked before the next start.
 """
+
 from __future__ import annotations
 
 import json
@@ -12,8 +13,8 @@ import time
 from pathlib import Path
 
 import pytest
-
 from clitools import SLOW_EPOCHS, TINY_TRAIN, start_cli
+
 from tmu_core import store
 
 # Stages long enough to be caught mid-way on any machine: 12 epochs each, every epoch slowed by 0.15 s.

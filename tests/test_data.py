@@ -3,6 +3,7 @@
 Expectations are counted by hand from the digits data: 1797 images; the fixed test split holds
 round(0.2 n_c) of each class, the aux pool round(0.1 n_c) of each class's training images.
 """
+
 from __future__ import annotations
 
 import numpy as np
@@ -25,7 +26,9 @@ def test_test_split_is_stratified_and_fixed():
     data = load_dataset(DataConfig(), seed=0)
     assert len(data.y) + len(data.y_test) == 1797
     assert np.bincount(data.y_test.numpy()).tolist() == [int(round(0.2 * n)) for n in counts]
-    assert torch.equal(load_dataset(DataConfig(), seed=5).x_test, data.x_test), "the test split must not move with the seed"
+    assert torch.equal(load_dataset(DataConfig(), seed=5).x_test, data.x_test), (
+        "the test split must not move with the seed"
+    )
 
 
 def test_train_and_aux_partition_the_training_set(digits):

@@ -1,5 +1,6 @@
 """The bundled teaching demo (assets/demo, tmu_core.demo): it installs into an empty run store as a complete run
 that shows the phenomenon, and seeds the model cache so running it again trains neither reference model."""
+
 from __future__ import annotations
 
 import time
@@ -53,8 +54,10 @@ def test_bundle_matches_the_current_recipe_and_cache_keys(runs_dir):
     cfg = demo.config()
     data = load_dataset(cfg.data, cfg.seed)
     forget = resolve_forget(data, cfg.forget, cfg.seed)
-    expected = {reference_key("original", cfg.data, cfg.train, cfg.seed, data.train_ids),
-                reference_key("gold", cfg.data, cfg.train, cfg.seed, forget.remain_ids(data))}
+    expected = {
+        reference_key("original", cfg.data, cfg.train, cfg.seed, data.train_ids),
+        reference_key("gold", cfg.data, cfg.train, cfg.seed, forget.remain_ids(data)),
+    }
     assert {p.stem for p in (demo.BUNDLE / "models").glob("*.pt")} == expected
     demo.install()
     assert cached_models(data, cfg.data, cfg.train, cfg.seed, forget.ids) == {"original": True, "gold": True}

@@ -1,6 +1,7 @@
 """Determinism: the same config and seed on CPU gives identical metrics, per-sample table and embeddings
 twice (timings aside), every method included. The runs forget 25 of class 8's 30 training digits, too
 many for Eq. 3 to be met from the aux pool, so they also show the fallback being recorded in the run."""
+
 from __future__ import annotations
 
 import numpy as np
@@ -9,16 +10,32 @@ import pytest
 
 from tmu_core import store
 from tmu_core.config import DataConfig, ForgetSpec, RunConfig, TrainConfig
-from tmu_core.methods import METHODS
 from tmu_core.jobs.pipeline import execute, start
+from tmu_core.methods import METHODS
 
 ONE_EPOCH = (("epochs", 1),)
 CONFIG = RunConfig(
-    data=DataConfig(train_per_class=30), forget=ForgetSpec(forget_class="8", forget_count=25),
-    train=TrainConfig(epochs=3, batch_size=32), methods=tuple(METHODS.names()), device="cpu", seed=1,
+    data=DataConfig(train_per_class=30),
+    forget=ForgetSpec(forget_class="8", forget_count=25),
+    train=TrainConfig(epochs=3, batch_size=32),
+    methods=tuple(METHODS.names()),
+    device="cpu",
+    seed=1,
     method_params=tuple((m, ONE_EPOCH) for m in METHODS.names() if m != "tmu")
-    + (("tmu", (("aux_max_factor", 4.0), ("aux_scale", 1.0), ("cf_epochs", 1), ("clf_epochs", 10), ("epochs", 1),
-                ("twin_epochs", 1))),))
+    + (
+        (
+            "tmu",
+            (
+                ("aux_max_factor", 4.0),
+                ("aux_scale", 1.0),
+                ("cf_epochs", 1),
+                ("clf_epochs", 10),
+                ("epochs", 1),
+                ("twin_epochs", 1),
+            ),
+        ),
+    ),
+)
 TIMINGS = {"run_id", "seconds", "cost_ratio", "stage_seconds"}
 
 
@@ -92,8 +109,13 @@ def test_the_capped_aux_set_is_recorded_in_the_run(two_runs):
     cap allows 56: the run records requested / available / augmented / used."""
     run, _ = two_runs[0]
     sizing = run.read_json("metrics.json")["tmu"]["aux_sizing"]
-    assert {k: sizing[k] for k in ("requested", "available", "augmented", "used", "capped")} == \
-        {"requested": 150, "available": 14, "augmented": 42, "used": 56, "capped": True}
+    assert {k: sizing[k] for k in ("requested", "available", "augmented", "used", "capped")} == {
+        "requested": 150,
+        "available": 14,
+        "augmented": 42,
+        "used": 56,
+        "capped": True,
+    }
     table = run.load_table()
     aux = table[table["role"] == "aux"]
     assert len(aux) == 56 and int(aux["augmented"].sum()) == 42

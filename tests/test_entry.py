@@ -1,5 +1,6 @@
 """One way in: the `tmu` command, its hidden background workers and the entry-point helper they share
 (logging, SIGTERM as Ctrl-C, exit codes); no flag abbreviations; no import-path tricks."""
+
 from __future__ import annotations
 
 import os
@@ -30,11 +31,14 @@ def _one_line(capsys) -> str:
     return err
 
 
-@pytest.mark.parametrize("argv,needle", [
-    (["run", "--gold-s", "3"], "unrecognized arguments: --gold-s 3"),  # not read as --gold-seeds
-    (["train", "--forget-c", "3"], "unrecognized arguments: --forget-c 3"),
-    (["sweep", "--class", "1"], "unrecognized arguments: --class 1"),
-])
+@pytest.mark.parametrize(
+    "argv,needle",
+    [
+        (["run", "--gold-s", "3"], "unrecognized arguments: --gold-s 3"),  # not read as --gold-seeds
+        (["train", "--forget-c", "3"], "unrecognized arguments: --forget-c 3"),
+        (["sweep", "--class", "1"], "unrecognized arguments: --class 1"),
+    ],
+)
 def test_abbreviated_flags_are_refused(argv, needle, capsys):
     with pytest.raises(SystemExit) as exit_:
         main(argv)
@@ -59,15 +63,19 @@ def test_workers_are_hidden_from_help_but_answer(capsys, runs_dir, restore_sigte
 def _raise(exc):
     def body():
         raise exc
+
     return body
 
 
-@pytest.mark.parametrize("body,code,needle", [
-    (lambda: 0, 0, None),
-    (_raise(TMUError("bad forget class")), 2, "error: bad forget class"),
-    (_raise(KeyboardInterrupt()), 130, "error: interrupted"),
-    (_raise(ZeroDivisionError("boom")), 1, "error: unexpected ZeroDivisionError: boom (please report this)"),
-])
+@pytest.mark.parametrize(
+    "body,code,needle",
+    [
+        (lambda: 0, 0, None),
+        (_raise(TMUError("bad forget class")), 2, "error: bad forget class"),
+        (_raise(KeyboardInterrupt()), 130, "error: interrupted"),
+        (_raise(ZeroDivisionError("boom")), 1, "error: unexpected ZeroDivisionError: boom (please report this)"),
+    ],
+)
 def test_entry_maps_errors_to_exit_codes_with_one_line(body, code, needle, capsys, restore_sigterm):
     assert run_entry(body) == code
     err = capsys.readouterr().err.strip()
@@ -91,8 +99,12 @@ def test_no_import_path_tricks_or_private_ray_anywhere():
     and Ray is used through its public API."""
     pattern = re.compile(r"sys\.path|PYTHONPATH|ray\._private")
     files = [ROOT / "app.py", *[p for d in ("tmu_core", "ui", "pages", "benchmarks") for p in (ROOT / d).rglob("*.py")]]
-    found = [f"{p.relative_to(ROOT)}:{i}" for p in files for i, line in enumerate(p.read_text().splitlines(), 1)
-             if pattern.search(line)]
+    found = [
+        f"{p.relative_to(ROOT)}:{i}"
+        for p in files
+        for i, line in enumerate(p.read_text().splitlines(), 1)
+        if pattern.search(line)
+    ]
     assert len(files) > 40 and found == []
 
 

@@ -1,5 +1,6 @@
 """Hostile files and names: a pickle that would run code is refused (weights load with weights_only=True),
 run ids and names cannot lead out of the runs directory, and the dashboard is local-only by default."""
+
 from __future__ import annotations
 
 import io
@@ -8,8 +9,8 @@ import tomllib
 
 import pytest
 import torch
-
 from clitools import ROOT, default_config
+
 from tmu_core import store
 from tmu_core.config import DataConfig, TrainConfig
 from tmu_core.errors import TMUError
@@ -72,8 +73,9 @@ def test_weights_must_be_a_dict_of_tensors(tmp_path):
         store.load_state(path)
 
 
-@pytest.mark.parametrize("bad", ["../x", "..", "a/../../b", "a/b", "/etc", ".hidden", "-flag", "x" * 129, "a\\b",
-                                 "run\x00id", ""])
+@pytest.mark.parametrize(
+    "bad", ["../x", "..", "a/../../b", "a/b", "/etc", ".hidden", "-flag", "x" * 129, "a\\b", "run\x00id", ""]
+)
 def test_run_ids_that_could_leave_the_runs_dir_are_refused(bad, runs_dir):
     with pytest.raises(TMUError, match="not a valid run id"):
         store.Run(bad)
@@ -136,8 +138,11 @@ def test_a_cached_model_with_nan_weights_is_retrained(runs_dir):
     store.save_state(store.model_cache_file(first.key), state)
     again = train()
     assert not again.cached
-    assert all(bool(torch.isfinite(v).all()) for v in store.load_state(store.model_cache_file(first.key)).values()
-               if v.is_floating_point())
+    assert all(
+        bool(torch.isfinite(v).all())
+        for v in store.load_state(store.model_cache_file(first.key)).values()
+        if v.is_floating_point()
+    )
 
 
 @pytest.mark.parametrize("kind", ["folder", "mode 000"])

@@ -1,5 +1,6 @@
 """`imagefolder` on tiny folders made here: both layouts, resizing, grey vs colour, class names, the
 decoded-image cache. Each class gets solid-colour images, so a label mix-up shows in the pixels."""
+
 from __future__ import annotations
 
 from pathlib import Path
@@ -8,9 +9,9 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from tmu_core.data import sources as data_sources
 from tmu_core.config import DataConfig, ForgetSpec
 from tmu_core.data import load_dataset, load_raw, resolve_forget
+from tmu_core.data import sources as data_sources
 
 COLOURS = {"cat": (255, 0, 0), "dog": (0, 0, 255), "owl": (0, 255, 0)}
 
@@ -45,7 +46,11 @@ def test_single_folder_layout_is_split_by_class(tmp_path, runs_dir):
     raw = load_raw(cfg)
     assert raw.classes == ["cat", "dog", "owl"]
     assert tuple(raw.x_train.shape[1:]) == (1, 16, 16), "grey images stay one channel"
-    assert np.bincount(raw.y_test.numpy()).tolist() == [2, 2, 2] and np.bincount(raw.y_train.numpy()).tolist() == [8, 8, 8]
+    assert np.bincount(raw.y_test.numpy()).tolist() == [2, 2, 2] and np.bincount(raw.y_train.numpy()).tolist() == [
+        8,
+        8,
+        8,
+    ]
     data = load_dataset(cfg, seed=0)
     forget = resolve_forget(data, ForgetSpec(forget_class="dog", forget_count=3), seed=0)
     assert forget.class_index == 1 and forget.class_name == "dog" and len(forget.ids) == 3
@@ -74,8 +79,10 @@ def test_decoded_images_are_cached_in_the_run_store(tmp_path, runs_dir, monkeypa
     monkeypatch.setattr(data_sources, "_decode", no_decoding)
     second = load_raw(cfg)
     assert (second.x_train == first.x_train).all() and second.classes == first.classes
-    for change in (lambda: Image.new("RGB", (9, 9), (9, 9, 9)).save(root / "cat" / "000.png"),  # one image replaced
-                   lambda: Image.new("RGB", (8, 8), (0, 0, 255)).save(root / "dog" / "new.png")):  # one added
+    for change in (
+        lambda: Image.new("RGB", (9, 9), (9, 9, 9)).save(root / "cat" / "000.png"),  # one image replaced
+        lambda: Image.new("RGB", (8, 8), (0, 0, 255)).save(root / "dog" / "new.png"),
+    ):  # one added
         load_raw.cache_clear()
         change()
         with pytest.raises(AssertionError, match="decoded again"):

@@ -1,4 +1,5 @@
 """Every readout on hand-computed cases (values worked out on paper, not recomputed by the same formula)."""
+
 from __future__ import annotations
 
 import numpy as np

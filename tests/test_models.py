@@ -1,5 +1,6 @@
 """Models: every registered architecture at every dataset shape (8x8 grey, 28x28 grey, 32x32 colour)
 gives logits and penultimate embeddings of the right shape, without NaN, and trains (gradients flow)."""
+
 from __future__ import annotations
 
 import pytest

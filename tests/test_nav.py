@@ -1,6 +1,7 @@
 """The dashboard's one use of a Streamlit internal (ui.nav.ensure_router) still matches Streamlit: when this
 fails, Streamlit changed how a pages/ folder beside the main script is handled, and ensure_router (and the note
 in the README) must follow, or can go."""
+
 from __future__ import annotations
 
 import inspect
@@ -37,15 +38,17 @@ def test_a_pages_folder_still_means_legacy_mode_until_st_navigation_runs(tmp_pat
 
 
 def test_ensure_router_leaves_legacy_mode_and_reruns(restore_flag):
-    script = ("import streamlit as st\n"
-              "from streamlit.runtime.pages_manager import PagesManager\n"
-              "st.session_state.setdefault('runs', 0)\n"
-              "st.session_state.runs += 1\n"
-              "if st.session_state.runs == 1:\n"
-              "    PagesManager.uses_pages_directory = True  # as on a fresh server with a pages/ folder\n"
-              "from ui import nav\n"
-              "nav.ensure_router()\n"
-              "st.write('page body')\n")
+    script = (
+        "import streamlit as st\n"
+        "from streamlit.runtime.pages_manager import PagesManager\n"
+        "st.session_state.setdefault('runs', 0)\n"
+        "st.session_state.runs += 1\n"
+        "if st.session_state.runs == 1:\n"
+        "    PagesManager.uses_pages_directory = True  # as on a fresh server with a pages/ folder\n"
+        "from ui import nav\n"
+        "nav.ensure_router()\n"
+        "st.write('page body')\n"
+    )
     at = AppTest.from_string(script).run()
     assert not at.exception
     assert PagesManager.uses_pages_directory is False
@@ -57,5 +60,7 @@ def test_app_calls_st_navigation_before_its_slow_imports():
     """Until st.navigation has run, the sidebar lists pages/'s raw file names: app.py calls it first."""
     lines = (ROOT / "app.py").read_text().splitlines()
     nav_line = next(i for i, line in enumerate(lines) if "st.navigation(" in line)
-    slow = [i for i, line in enumerate(lines) if line.startswith(("from tmu_core", "import torch", "from ui import cache"))]
+    slow = [
+        i for i, line in enumerate(lines) if line.startswith(("from tmu_core", "import torch", "from ui import cache"))
+    ]
     assert slow and nav_line < min(slow)

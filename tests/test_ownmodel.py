@@ -1,5 +1,6 @@
 """TMU on a model the project did not train (issue 23): the done-means run, its refusals, TorchScript, and the
 round trip against a native run."""
+
 from __future__ import annotations
 
 import copy
@@ -42,8 +43,16 @@ def test_done_means_run(cli, runs_dir, own):
     from tmu_core.models import build_model
 
     b = own["base"]
-    proc = cli(*RUN, "--data-root", str(own["root"]), "--original-weights", str(b / "W.pt"),
-               "--forget-list", str(b / "F.txt"), timeout=600)
+    proc = cli(
+        *RUN,
+        "--data-root",
+        str(own["root"]),
+        "--original-weights",
+        str(b / "W.pt"),
+        "--forget-list",
+        str(b / "F.txt"),
+        timeout=600,
+    )
     assert proc.returncode == 0, proc.stderr[-2000:]
     result = json.loads(proc.stdout)
     o = result["own"]
@@ -64,17 +73,23 @@ def test_done_means_run(cli, runs_dir, own):
     assert run.metrics()["own"]["gold"] == "none"
 
 
-@pytest.mark.parametrize("case,needles", [
-    ("path", ["3/not-there.png", "not in train/"]),
-    ("classes", ["3 classes", "10 class folders"]),
-    ("noaux", ["no aux/ folder"]),
-])
+@pytest.mark.parametrize(
+    "case,needles",
+    [
+        ("path", ["3/not-there.png", "not in train/"]),
+        ("classes", ["3 classes", "10 class folders"]),
+        ("noaux", ["no aux/ folder"]),
+    ],
+)
 def test_refusals(cli, runs_dir, own, case, needles):
     """A path not in train/, a state dict of the wrong class count, a folder without aux/: one line, exit 2,
     no run folder."""
     b = own["base"]
-    args = {"path": [own["root"], b / "W.pt", b / "Fbad.txt"], "classes": [own["root"], b / "W3.pt", b / "F.txt"],
-            "noaux": [b / "noaux", b / "W.pt", b / "F.txt"]}[case]
+    args = {
+        "path": [own["root"], b / "W.pt", b / "Fbad.txt"],
+        "classes": [own["root"], b / "W3.pt", b / "F.txt"],
+        "noaux": [b / "noaux", b / "W.pt", b / "F.txt"],
+    }[case]
     proc = cli(*RUN, "--data-root", str(args[0]), "--original-weights", str(args[1]), "--forget-list", str(args[2]))
     assert_one_line_error(proc, *needles)
     assert _run_folders(runs_dir) == []
@@ -82,8 +97,17 @@ def test_refusals(cli, runs_dir, own, case, needles):
 
 def test_forget_list_conflicts_with_forget_count(cli, runs_dir, own):
     b = own["base"]
-    proc = cli(*RUN, "--data-root", str(own["root"]), "--original-weights", str(b / "W.pt"),
-               "--forget-list", str(b / "F.txt"), "--forget-count", "5")
+    proc = cli(
+        *RUN,
+        "--data-root",
+        str(own["root"]),
+        "--original-weights",
+        str(b / "W.pt"),
+        "--forget-list",
+        str(b / "F.txt"),
+        "--forget-count",
+        "5",
+    )
     assert_one_line_error(proc, "--forget-list", "--forget-count")
 
 
@@ -125,8 +149,10 @@ def test_torchscript_without_embed(runs_dir, own, tmp_path):
 
     path = tmp_path / "m.ts"
     torch.jit.save(torch.jit.script(Plain(copy.deepcopy(own["net"]))), str(path))
-    data = load_user_data(DataConfig(dataset="imagefolder", data_root=str(own["root"]), image_size=8),
-                          OwnModelConfig(original_weights=str(path)))
+    data = load_user_data(
+        DataConfig(dataset="imagefolder", data_root=str(own["root"]), image_size=8),
+        OwnModelConfig(original_weights=str(path)),
+    )
     loaded = load_model(str(path), "small_cnn", data)
     assert loaded.format == "torchscript" and not loaded.has_embed and "logits" in loaded.notes[0]
     twin = copy.deepcopy(loaded.model)
@@ -154,9 +180,14 @@ def test_round_trip_matches_native_run(runs_dir, tmp_path):
     # a briefly trained original and the 0.5 cut: a split with easy and hard samples both (4 / 11 when measured)
     train = TrainConfig(epochs=3, batch_size=32)
     tmu = {"clf_epochs": 40, "cf_epochs": 1, "clf_threshold": "0.5"}
-    native_cfg = RunConfig(data=DataConfig(dataset="digits", train_per_class=40),
-                           forget=ForgetSpec(forget_class="8", forget_count=15), train=train, methods=("tmu",),
-                           method_params=(("tmu", tuple(sorted(tmu.items()))),), device="cpu")
+    native_cfg = RunConfig(
+        data=DataConfig(dataset="digits", train_per_class=40),
+        forget=ForgetSpec(forget_class="8", forget_count=15),
+        train=train,
+        methods=("tmu",),
+        method_params=(("tmu", tuple(sorted(tmu.items()))),),
+        device="cpu",
+    )
     native = execute(start(native_cfg))
     data = load_dataset(native_cfg.data, 0)
     forget = resolve_forget(data, native_cfg.forget, 0)
@@ -175,21 +206,36 @@ def test_round_trip_matches_native_run(runs_dir, tmp_path):
     flist.write_text("".join(f"8/{i:05d}.png\n" for i in forget.ids))
 
     params = {**dataset_defaults("digits"), **tmu}  # the native run's TMU settings, as flags would give them
-    own_cfg = RunConfig(data=DataConfig(dataset="imagefolder", data_root=str(root), image_size=8), train=train,
-                        methods=("tmu",), method_params=(("tmu", tuple(sorted(params.items()))),), device="cpu",
-                        own=OwnModelConfig(original_weights=str(weights["original"]), forget_list=str(flist),
-                                           gold_weights=str(weights["gold"])))
+    own_cfg = RunConfig(
+        data=DataConfig(dataset="imagefolder", data_root=str(root), image_size=8),
+        train=train,
+        methods=("tmu",),
+        method_params=(("tmu", tuple(sorted(params.items()))),),
+        device="cpu",
+        own=OwnModelConfig(
+            original_weights=str(weights["original"]), forget_list=str(flist), gold_weights=str(weights["gold"])
+        ),
+    )
     own = execute(start(own_cfg))
 
     native_split = store.open_run(native["run_id"]).samples().query("role == 'forget'").sort_values("id")["pred_label"]
     audit = pd.read_csv(own["own"]["audit_csv"])
     assert {"easy", "hard"} <= set(native_split)  # a split worth comparing
     assert list(audit["verdict"]) == list(native_split)
-    assert list(audit["p_easy"]) == pytest.approx(list(store.open_run(native["run_id"]).samples()
-                                                      .query("role == 'forget'").sort_values("id")["p_easy"]), abs=1e-6)
+    assert list(audit["p_easy"]) == pytest.approx(
+        list(store.open_run(native["run_id"]).samples().query("role == 'forget'").sort_values("id")["p_easy"]), abs=1e-6
+    )
     for name in ("original", "gold", "tmu"):
-        for key in ("acc_test", "acc_remain", "acc_forget", "abs_delta", "sample_agreement", "activation_distance",
-                    "mia", "mia_auc"):
+        for key in (
+            "acc_test",
+            "acc_remain",
+            "acc_forget",
+            "abs_delta",
+            "sample_agreement",
+            "activation_distance",
+            "mia",
+            "mia_auc",
+        ):
             assert own["models"][name][key] == pytest.approx(native["models"][name][key], abs=1e-6), (name, key)
     for key in ("label_accuracy", "pred_easy", "pred_hard", "gold_hard", "aux_count", "threshold"):
         assert own["tmu"][key] == pytest.approx(native["tmu"][key], abs=1e-9), key
@@ -218,10 +264,14 @@ def test_dashboard_shows_an_own_model_run(runs_dir, own):
     assert _run_folders(runs_dir) == []
 
     tiny = {"clf_epochs": 20, "twin_epochs": 1, "cf_epochs": 1, "epochs": 1}
-    cfg = RunConfig(data=DataConfig(dataset="imagefolder", data_root=str(own["root"]), image_size=8),
-                    train=TrainConfig(batch_size=64), methods=("tmu", "finetune"), device="cpu",
-                    method_params=(("finetune", (("epochs", 1),)), ("tmu", tuple(sorted(tiny.items())))),
-                    own=OwnModelConfig(original_weights=str(b / "W.pt"), forget_list=str(b / "F.txt")))
+    cfg = RunConfig(
+        data=DataConfig(dataset="imagefolder", data_root=str(own["root"]), image_size=8),
+        train=TrainConfig(batch_size=64),
+        methods=("tmu", "finetune"),
+        device="cpu",
+        method_params=(("finetune", (("epochs", 1),)), ("tmu", tuple(sorted(tiny.items())))),
+        own=OwnModelConfig(original_weights=str(b / "W.pt"), forget_list=str(b / "F.txt")),
+    )
     run = start(cfg)
     result = execute(run)
     assert set(result["models"]) == {"original", "tmu", "finetune"}  # a baseline takes the 3-class request as it is
@@ -248,16 +298,22 @@ def test_manifest_reads_like_the_folder(runs_dir, own):
     from tmu_core.ownmodel.layout import load_user_data
 
     root = own["root"]
-    rows = [f"{split}/{f.parent.name}/{f.name},{f.parent.name},{split}"
-            for split in ("train", "aux", "test") for f in sorted((root / split).glob("*/*.png"))]
+    rows = [
+        f"{split}/{f.parent.name}/{f.name},{f.parent.name},{split}"
+        for split in ("train", "aux", "test")
+        for f in sorted((root / split).glob("*/*.png"))
+    ]
     manifest = root / "manifest.csv"
     manifest.write_text("path,label,split\n" + "\n".join(rows) + "\n")
     cfg = DataConfig(dataset="imagefolder", image_size=8)
     by_manifest = load_user_data(cfg, OwnModelConfig(original_weights="W.pt", manifest=str(manifest)))
     by_folder = load_user_data(replace_root(cfg, root), OwnModelConfig(original_weights="W.pt"))
     assert by_manifest.classes == by_folder.classes
-    assert (len(by_manifest.train_ids), len(by_manifest.aux_ids), len(by_manifest.y_test)) == \
-        (len(by_folder.train_ids), len(by_folder.aux_ids), len(by_folder.y_test))
+    assert (len(by_manifest.train_ids), len(by_manifest.aux_ids), len(by_manifest.y_test)) == (
+        len(by_folder.train_ids),
+        len(by_folder.aux_ids),
+        len(by_folder.y_test),
+    )
     assert sorted(by_manifest.x.flatten().tolist()) == sorted(by_folder.x.flatten().tolist())
     no_aux = root / "manifest-no-aux.csv"
     no_aux.write_text("path,label,split\n" + "\n".join(r for r in rows if not r.endswith(",aux")) + "\n")
@@ -279,8 +335,10 @@ def test_normalisation_and_size_are_checked(runs_dir, own):
     from tmu_core.ownmodel.weights import load_model
 
     b = own["base"]
-    data = load_user_data(replace_root(DataConfig(dataset="imagefolder", image_size=8), own["root"]),
-                          OwnModelConfig(original_weights=str(b / "W.pt")))
+    data = load_user_data(
+        replace_root(DataConfig(dataset="imagefolder", image_size=8), own["root"]),
+        OwnModelConfig(original_weights=str(b / "W.pt")),
+    )
     with pytest.raises(TMUError, match="normalises with mean"):
         load_model(str(b / "W.pt"), "small_cnn", data, (0.1,), (0.3,))
     loaded = load_model(str(b / "W.pt"), "small_cnn", data, (0.5,), (0.25,))  # what the weights hold: accepted

@@ -1,4 +1,5 @@
 """The run's progress bar tells the truth: weighted by expected time, never backwards, with time left."""
+
 from __future__ import annotations
 
 from tmu_core.config import DataConfig, ForgetSpec, RunConfig
@@ -21,8 +22,13 @@ class FakeRun:
 
 
 def digits_cfg(methods=("tmu", "finetune", "random_k", "oracle_labels")) -> RunConfig:
-    return RunConfig(data=DataConfig(dataset="digits"), forget=ForgetSpec(forget_class="8", forget_count=110),
-                     train=default_train_config("digits"), methods=tuple(methods), seed=0)
+    return RunConfig(
+        data=DataConfig(dataset="digits"),
+        forget=ForgetSpec(forget_class="8", forget_count=110),
+        train=default_train_config("digits"),
+        methods=tuple(methods),
+        seed=0,
+    )
 
 
 def drive(writer: StatusWriter, cfg: RunConfig) -> list[float]:
@@ -50,7 +56,9 @@ def drive(writer: StatusWriter, cfg: RunConfig) -> list[float]:
 
 def test_progress_never_goes_back_when_controls_report_tmu_unlearn():
     cfg = digits_cfg()
-    values = drive(StatusWriter(FakeRun(), ["data", "original", "gold", *cfg.methods, "evaluate"], stage_weights(cfg)), cfg)
+    values = drive(
+        StatusWriter(FakeRun(), ["data", "original", "gold", *cfg.methods, "evaluate"], stage_weights(cfg)), cfg
+    )
     assert all(b >= a for a, b in zip(values, values[1:])), values
     assert values[-1] == 1.0
 
@@ -112,8 +120,9 @@ def test_stage_line_shows_elapsed_and_time_left():
 
     line = tables.stage_line({"stages": {"original": {"state": "running", "elapsed": 75.0, "left": 30.0}}})
     assert "1 min 15 s so far" in line and "about 30 s left" in line
-    text = tables.progress_text({"state": "running", "progress": 0.5, "stage": "gold", "eta_seconds": 125,
-                                 "started": 0.0})
+    text = tables.progress_text(
+        {"state": "running", "progress": 0.5, "stage": "gold", "eta_seconds": 125, "started": 0.0}
+    )
     assert text.startswith("50% · gold") and "about 2 min 05 s left" in text
 
 

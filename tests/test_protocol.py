@@ -1,5 +1,6 @@
 """The evaluation protocol's statistics on hand-computed cases: the t interval, the paired test, the gold
 ensemble's agreement, ceiling and soft scores, and the sweep tables' summary blocks."""
+
 import math
 
 import numpy as np
@@ -100,23 +101,40 @@ def test_sample_agreement_counts_both_right_or_both_wrong():
 
 def fake_result(cls: int, seed: int, n: int, tmu: float, ft: float) -> dict:
     def model(delta):
-        return {"acc_test": 90.0, "acc_forget": 80.0 + delta, "abs_delta": delta, "activation_distance": 0.1,
-                "mia": 50.0, "sample_agreement": 100.0 - delta}
-    return {"forget_class": cls, "forget_class_name": str(cls), "seed": seed, "forget_count": n,
-            "models": {"original": model(20.0), "gold": model(0.0), "tmu": model(tmu), "finetune": model(ft)}}
+        return {
+            "acc_test": 90.0,
+            "acc_forget": 80.0 + delta,
+            "abs_delta": delta,
+            "activation_distance": 0.1,
+            "mia": 50.0,
+            "sample_agreement": 100.0 - delta,
+        }
+
+    return {
+        "forget_class": cls,
+        "forget_class_name": str(cls),
+        "seed": seed,
+        "forget_count": n,
+        "models": {"original": model(20.0), "gold": model(0.0), "tmu": model(tmu), "finetune": model(ft)},
+    }
 
 
 def test_tables_summarise_tuning_and_held_out_classes_apart_with_the_class_as_the_unit():
     results = [fake_result(c, s, 100, tmu=1.0 + c + s, ft=5.0 + c) for s in (0, 1) for c in (3, 4, 5)]
     t1 = tables(results, tuning_classes=[3])["table1"]
     labels = list(t1["class"])
-    assert labels[-4:] == ["Avg (held-out: 2 classes, 4 runs)", "95% CI ± (held-out: 2 classes, 4 runs)",
-                           "Avg (tuning: 1 class, 2 runs)", "95% CI ± (tuning: 1 class, 2 runs)"]
+    assert labels[-4:] == [
+        "Avg (held-out: 2 classes, 4 runs)",
+        "95% CI ± (held-out: 2 classes, 4 runs)",
+        "Avg (tuning: 1 class, 2 runs)",
+        "95% CI ± (tuning: 1 class, 2 runs)",
+    ]
     by = t1.set_index("class")
     assert by.loc["Avg (held-out: 2 classes, 4 runs)", "TMU |Δ|"] == pytest.approx(6.0)  # class 4: 5, 6; 5: 6, 7
     # two class means 5.5 and 6.5 (not four runs): t(0.975, df 1) = 12.706205, s = sqrt(0.5), k = 2
     assert by.loc["95% CI ± (held-out: 2 classes, 4 runs)", "TMU |Δ|"] == pytest.approx(
-        12.706205 * math.sqrt(0.5) / math.sqrt(2), rel=1e-6)
+        12.706205 * math.sqrt(0.5) / math.sqrt(2), rel=1e-6
+    )
     assert by.loc["Avg (tuning: 1 class, 2 runs)", "TMU |Δ|"] == pytest.approx(4.5)  # class 3: 4 and 5
     assert math.isnan(by.loc["95% CI ± (tuning: 1 class, 2 runs)", "TMU |Δ|"])  # one class: no interval
     assert by.loc["Avg (held-out: 2 classes, 4 runs)", "Orig |Δ|"] == 20.0  # the original is a row
@@ -202,19 +220,24 @@ def test_export_adds_another_sweeps_matching_runs_and_rebuilds_the_tables(tmp_pa
 
     monkeypatch.setenv("TMU_RUNS_DIR", str(tmp_path / "runs"))
     spec = importlib.util.spec_from_file_location(
-        "export_sweep", Path(__file__).resolve().parents[1] / "benchmarks" / "export_sweep.py")
+        "export_sweep", Path(__file__).resolve().parents[1] / "benchmarks" / "export_sweep.py"
+    )
     export = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(export)
     monkeypatch.setattr(export, "RESULTS", tmp_path / "results")
     extra = {"dataset": "digits", "model": "small_cnn", "device": "cpu", "cost_ratio": 0.2}
     own = [{**fake_result(c, 0, 100, tmu=1.0, ft=5.0), **extra} for c in (0, 2)]
-    other = [{**fake_result(c, s, 100, tmu=3.0, ft=7.0), **extra, "gold_ensemble": {"k": 3}} for s in (0, 1)
-             for c in (3, 8)]
-    store.Sweep("own").save_results({"sweep_id": "own", "results": own, "failed": [], "tuning_classes": [3],
-                                     "gold_seeds": 1})
+    other = [
+        {**fake_result(c, s, 100, tmu=3.0, ft=7.0), **extra, "gold_ensemble": {"k": 3}} for s in (0, 1) for c in (3, 8)
+    ]
+    store.Sweep("own").save_results(
+        {"sweep_id": "own", "results": own, "failed": [], "tuning_classes": [3], "gold_seeds": 1}
+    )
     store.Sweep("other").save_results({"sweep_id": "other", "results": other, "failed": [], "gold_seeds": 3})
-    assert export.main(["--sweep-id", "own", "--add", "other", "--add-where", "seed=0", "--name", "all",
-                        "--command", "x"]) == 0
+    assert (
+        export.main(["--sweep-id", "own", "--add", "other", "--add-where", "seed=0", "--name", "all", "--command", "x"])
+        == 0
+    )
     t1 = pd.read_csv(tmp_path / "results" / "all-table1.csv").set_index("class")
     assert {"0", "2", "3", "8"} <= set(t1.index)  # seed 1 of the other sweep left out
     assert t1.loc["Avg (held-out: 3 classes, 3 runs)", "TMU |Δ|"] == pytest.approx(5 / 3)  # 0, 2, 8: 1, 1, 3
@@ -252,6 +275,7 @@ def test_audit_variants_keeps_reused_rows_instead_of_running_them_again(tmp_path
 
     av.execute, av.start = no_run, no_run
     from tmu_core.config import RunConfig
+
     logged = []
     out = av.run_variant(RunConfig(), "paper", {}, [3, 8], [0], logged.append, done)
     assert [r["TMU |Δ|"] for r in out] == [3.0, 8.0] and all("reused" in m for m in logged)
@@ -267,13 +291,23 @@ def test_audit_variants_summarise_and_pair_with_the_class_as_the_unit():
     from pathlib import Path
 
     spec = importlib.util.spec_from_file_location(
-        "audit_variants", Path(__file__).resolve().parents[1] / "benchmarks" / "audit_variants.py")
+        "audit_variants", Path(__file__).resolve().parents[1] / "benchmarks" / "audit_variants.py"
+    )
     av = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(av)
     # reference: class 3 seeds 1, 3 (mean 2), class 8: 10, 10; variant x is 1 lower on every run
-    rows = [{"variant": v, "class": c, "seed": s, **{col: 0.0 for col in av.COLUMNS},
-             "TMU |Δ|": (1.0 + 2 * s if c == 3 else 10.0) - (v == "x")} for v in ("paper", "x") for c in (3, 8)
-            for s in (0, 1)]
+    rows = [
+        {
+            "variant": v,
+            "class": c,
+            "seed": s,
+            **{col: 0.0 for col in av.COLUMNS},
+            "TMU |Δ|": (1.0 + 2 * s if c == 3 else 10.0) - (v == "x"),
+        }
+        for v in ("paper", "x")
+        for c in (3, 8)
+        for s in (0, 1)
+    ]
     df = pd.DataFrame(rows)
     summ = av.summary(df).set_index("variant")
     assert (summ.loc["paper", "classes"], summ.loc["paper", "runs"]) == (2, 4)
@@ -287,9 +321,16 @@ def test_audit_variants_summarise_and_pair_with_the_class_as_the_unit():
 def test_the_verdict_table_names_a_winner_only_above_the_floor_and_counts_the_runs():
     # |D_f| = 100, one gold: 5-image floor. Class 1: TMU 1 vs FT 10 -> TMU; class 2: TMU 1 vs FT 3 -> a tie;
     # class 3: the original (20) within 5 of both -> no method shown better than doing nothing
-    results = [fake_result(1, 0, 100, tmu=1.0, ft=10.0), fake_result(2, 0, 100, tmu=1.0, ft=3.0),
-               fake_result(3, 0, 100, tmu=17.0, ft=18.0)]
+    results = [
+        fake_result(1, 0, 100, tmu=1.0, ft=10.0),
+        fake_result(2, 0, 100, tmu=1.0, ft=3.0),
+        fake_result(3, 0, 100, tmu=17.0, ft=18.0),
+    ]
     v = tables(results)["verdict"].set_index("class")
-    assert list(v["closest to gold"]) == ["TMU", "tie: TMU, FT", "none: TMU, FT tie the original",
-                                          "winner named: TMU 1; no winner: 2"]
+    assert list(v["closest to gold"]) == [
+        "TMU",
+        "tie: TMU, FT",
+        "none: TMU, FT tie the original",
+        "winner named: TMU 1; no winner: 2",
+    ]
     assert list(v["original ties"]) == ["no", "no", "yes", "1 of 3"] and v.loc["1", "noise floor (images)"] == 5

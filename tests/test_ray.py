@@ -2,6 +2,7 @@
 a sweep's metrics equal the local executor's exactly, a shared original model is trained once, a task that
 raises is named in the tables while the others finish, cancel stops queued and running tasks, a lost
 worker's task is retried, and a dashboard run with TMU_RAY_ADDRESS set goes through Ray."""
+
 from __future__ import annotations
 
 import json
@@ -17,6 +18,7 @@ import pytest
 ray = pytest.importorskip("ray")
 
 from apptools import APP, ROOT, tiny_config, wait_done, wait_for  # noqa: E402
+
 from tmu_core import store  # noqa: E402
 from tmu_core.config import ForgetSpec, TrainConfig  # noqa: E402
 from tmu_core.errors import TMUError  # noqa: E402
@@ -120,8 +122,11 @@ def test_a_lost_worker_is_retried_once(runs_dir):
     run = start(cfg)
     results = [None]
     ref = ray_executor.submit(run, cfg, ray_executor.RayOptions())
-    st = wait_for(lambda: (lambda s: s if s.get("state") == "running" and s.get("stage") == "original" else None)(
-        run.status()), 120, "the task to start training")
+    st = wait_for(
+        lambda: (lambda s: s if s.get("state") == "running" and s.get("stage") == "original" else None)(run.status()),
+        120,
+        "the task to start training",
+    )
     os.kill(st["pid"], signal.SIGKILL)  # the worker process dies mid-task, as on a lost node
     results[0] = ray.get(ref, timeout=300)
     assert run.status()["state"] == "complete" and results[0]["run_id"] == run.id
@@ -143,8 +148,10 @@ def test_dashboard_run_goes_to_ray_when_the_address_is_set(runs_dir, monkeypatch
 
 
 def test_tmu_core_imports_no_ray_unless_asked():
-    code = ("import sys; import tmu_core.cli, tmu_core.jobs.sweep, tmu_core.jobs.launch, tmu_core.jobs.ray_executor; "
-            "sys.exit('ray' in sys.modules)")
+    code = (
+        "import sys; import tmu_core.cli, tmu_core.jobs.sweep, tmu_core.jobs.launch, tmu_core.jobs.ray_executor; "
+        "sys.exit('ray' in sys.modules)"
+    )
     out = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True, timeout=300)
     assert out.returncode == 0, out.stderr
 

@@ -1,5 +1,6 @@
 """Registries: every dataset, model and method is listed, described, and reachable by name; a miss names
 the valid entries; a duplicate is refused. Parametrised over every entry, so a new one is tested at once."""
+
 from __future__ import annotations
 
 import pytest
@@ -92,7 +93,9 @@ def test_the_primary_method_is_the_one_registered_primary_and_a_second_is_refuse
     entries = dict(METHODS._entries)
     entries["finetune"] = replace(entries["finetune"], factory=replace(METHODS.get("finetune"), primary=True))
     monkeypatch.setattr(METHODS, "_entries", entries)
-    with pytest.raises(TMUError, match=r"exactly one method must be registered as primary; found \['finetune', 'tmu'\]"):
+    with pytest.raises(
+        TMUError, match=r"exactly one method must be registered as primary; found \['finetune', 'tmu'\]"
+    ):
         primary_method()
 
 

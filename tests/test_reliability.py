@@ -1,5 +1,6 @@
 """Hostile stored files, odd images, diverging recipes, double execution and input mistakes: each is named in
 one line (exit 2 on the CLI), nothing else in the store is lost, no page raises."""
+
 from __future__ import annotations
 
 import json
@@ -10,9 +11,9 @@ import sys
 import numpy as np
 import pytest
 import torch
+from clitools import ROOT, default_config
 from PIL import Image
 
-from clitools import ROOT, default_config
 from tmu_core import store
 from tmu_core.cli import main
 from tmu_core.errors import Diverged, TMUError
@@ -46,12 +47,14 @@ WRONG = {
 }
 
 
-CASES = [pytest.param(name, text, id=f"{name}-{i}") for name, contents in WRONG.items() for i, text in enumerate(contents)]
+CASES = [
+    pytest.param(name, text, id=f"{name}-{i}") for name, contents in WRONG.items() for i, text in enumerate(contents)
+]
 
 
 @pytest.mark.parametrize("name,text", CASES)
 def test_a_file_of_the_wrong_shape_marks_its_run_damaged_and_others_list(name, text, finished_run, runs_dir, capsys):
-    good = copy_run(finished_run, runs_dir, "good")
+    copy_run(finished_run, runs_dir, "good")
     bad = copy_run(finished_run, runs_dir, "bad")
     path = bad.dir / name
     path.write_bytes(path.read_bytes()[: len(path.read_bytes()) * 2 // 3] if text is None else text.encode())
@@ -127,9 +130,14 @@ def test_the_loops_name_what_diverged():
 
     model = build_model("small_cnn", 1, 10, 8, (0.5,), (0.25,))
     x, y = torch.rand(8, 1, 8, 8), torch.arange(8) % 10
-    nan_loss = lambda lr, yr, lf, tf, xr, xf: (lr.sum() * float("nan"), lf.sum() * 0.0)
+
+    def nan_loss(lr, yr, lf, tf, xr, xf):
+        return (lr.sum() * float("nan"), lf.sum() * 0.0)
+
     with pytest.raises(Diverged, match="neggrad diverged"):
-        unlearn_loop(model, (x, y), (x[:0], y[:0]), nan_loss, LoopConfig(epochs=1), torch.device("cpu"), stage="neggrad")
+        unlearn_loop(
+            model, (x, y), (x[:0], y[:0]), nan_loss, LoopConfig(epochs=1), torch.device("cpu"), stage="neggrad"
+        )
     with pytest.raises(Diverged, match="gold model diverged"):
         fit(model, x * float("inf"), y, TrainConfig(epochs=1, batch_size=8), torch.device("cpu"), stage="gold")
 
@@ -138,6 +146,7 @@ def test_a_diverging_method_keeps_the_others(runs_dir, monkeypatch):
     from dataclasses import replace
 
     from apptools import tiny_config
+
     from tmu_core.config import ForgetSpec
     from tmu_core.evaluate import paper_tables
     from tmu_core.jobs.pipeline import execute, start
@@ -156,16 +165,19 @@ def test_a_diverging_method_keeps_the_others(runs_dir, monkeypatch):
 
 
 # ---------------------------------------------------------------- 6, 7, 10: input mistakes
-@pytest.mark.parametrize("argv,needle", [
-    (["--forget-class", "⁸"], "unknown class '⁸'"),
-    (["--forget-class=--8"], "unknown class '--8'"),
-    (["--forget-ids", "99999999999999999999999"], "far beyond any data set's size"),
-    (["--seed", "99999999999999999999"], "seed must be at least 0 and at most"),
-    (["--dataset", "imagefolder", "--data-root", "~nosuchuser/x"], "no such user"),
-    (["--forget-count", "10", "--forget-fraction", "0.5"], "give only one of"),
-    (["--tmu-features", "NF", "NF"], "features listed twice"),
-    (["--mechanism", "neggrad", "--tmu-mechanism", "randlabel"], "disagree"),
-])
+@pytest.mark.parametrize(
+    "argv,needle",
+    [
+        (["--forget-class", "⁸"], "unknown class '⁸'"),
+        (["--forget-class=--8"], "unknown class '--8'"),
+        (["--forget-ids", "99999999999999999999999"], "far beyond any data set's size"),
+        (["--seed", "99999999999999999999"], "seed must be at least 0 and at most"),
+        (["--dataset", "imagefolder", "--data-root", "~nosuchuser/x"], "no such user"),
+        (["--forget-count", "10", "--forget-fraction", "0.5"], "give only one of"),
+        (["--tmu-features", "NF", "NF"], "features listed twice"),
+        (["--mechanism", "neggrad", "--tmu-mechanism", "randlabel"], "disagree"),
+    ],
+)
 def test_input_mistakes_are_one_line_and_leave_no_run(argv, needle, runs_dir, capsys):
     code, err = call(["run", "--train-per-class", "30", "--epochs", "1", "--methods", "tmu", *argv], capsys)
     assert code == 2 and needle in err and len(err.strip().splitlines()) == 1, err
@@ -195,8 +207,15 @@ def test_a_broken_pipe_exits_quietly(finished_run, runs_dir):
     for i in range(400):  # enough rows to outgrow the pipe's buffer
         (runs_dir / f"r{i:03d}").mkdir(parents=True)
     env = {**__import__("os").environ, "TMU_RUNS_DIR": str(runs_dir)}
-    proc = subprocess.run(f"{sys.executable} -m tmu_core runs | head -1", shell=True, cwd=ROOT, env=env,
-                          capture_output=True, text=True, timeout=120)
+    proc = subprocess.run(
+        f"{sys.executable} -m tmu_core runs | head -1",
+        shell=True,
+        cwd=ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
     assert proc.stderr == "" and len(proc.stdout.splitlines()) == 1
 
 
@@ -293,10 +312,28 @@ def test_a_closed_stderr_does_not_fail_the_run(runs_dir):
 def test_an_unreachable_ray_address_is_one_line_not_a_hang(runs_dir):
     from clitools import TINY_METHODS, TINY_TRAIN, cli_env
 
-    proc = subprocess.run([sys.executable, "-m", "tmu_core", "sweep", *TINY_TRAIN, *TINY_METHODS, "--classes", "1",
-                           "--executor", "ray", "--ray-address", "127.0.0.1:1", "--quiet"], cwd=ROOT,
-                          env=cli_env(runs_dir, TMU_RAY_CONNECT_TIMEOUT="3"), capture_output=True, text=True,
-                          timeout=120)  # before: still retrying after 500 s
+    proc = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "tmu_core",
+            "sweep",
+            *TINY_TRAIN,
+            *TINY_METHODS,
+            "--classes",
+            "1",
+            "--executor",
+            "ray",
+            "--ray-address",
+            "127.0.0.1:1",
+            "--quiet",
+        ],
+        cwd=ROOT,
+        env=cli_env(runs_dir, TMU_RAY_CONNECT_TIMEOUT="3"),
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )  # before: still retrying after 500 s
     assert proc.returncode == 2 and len(proc.stderr.strip().splitlines()) == 1, proc.stderr[-2000:]
     assert "cannot reach the Ray cluster at '127.0.0.1:1'" in proc.stderr and "ray start --head" in proc.stderr
 
@@ -314,10 +351,14 @@ def test_big_images_are_checked_before_decoding_and_decoded_reduced(tmp_path, ru
     from PIL import JpegImagePlugin
 
     real_reduce, real_draft = Image.Image.reduce, JpegImagePlugin.JpegImageFile.draft
-    monkeypatch.setattr(Image.Image, "reduce",
-                        lambda im, f, *a: opened.append(("reduce", im.size, f)) or real_reduce(im, f, *a))
-    monkeypatch.setattr(JpegImagePlugin.JpegImageFile, "draft",  # records the size the JPEG is decoded at
-                        lambda im, m, s: (real_draft(im, m, s), opened.append(("draft", im.size)))[0])
+    monkeypatch.setattr(
+        Image.Image, "reduce", lambda im, f, *a: opened.append(("reduce", im.size, f)) or real_reduce(im, f, *a)
+    )
+    monkeypatch.setattr(
+        JpegImagePlugin.JpegImageFile,
+        "draft",  # records the size the JPEG is decoded at
+        lambda im, m, s: (real_draft(im, m, s), opened.append(("draft", im.size)))[0],
+    )
     small = sources._small_image(tmp_path / "big" / "a" / "x.png", 32)
     assert small.size == (32, 32) and ("reduce", (400, 300), 4) in opened
     jpeg = sources._small_image(tmp_path / "big" / "a" / "y.jpg", 32)

@@ -1,5 +1,6 @@
 """The run store: every artifact round-trips, writes are atomic, status reflects dead processes, configs
 survive JSON, and the listing shows damaged runs without hiding the others."""
+
 from __future__ import annotations
 
 import json
@@ -11,15 +12,22 @@ import numpy as np
 import pandas as pd
 import pytest
 import torch
-
 from clitools import default_config
+
 from tmu_core import store
 from tmu_core.config import DataConfig, ForgetSpec, RunConfig, TrainConfig, run_config_from_dict, run_config_to_dict
 from tmu_core.errors import TMUError
 
-CONFIG = RunConfig(data=DataConfig(train_per_class=30), forget=ForgetSpec(forget_class="3", forget_ids=(5, 9)),
-                   train=TrainConfig(epochs=2), methods=("tmu", "finetune"),
-                   method_params=(("tmu", (("nf_k", 3), ("pgd_eps", 0.1))),), seed=4, device="cpu", name="x")
+CONFIG = RunConfig(
+    data=DataConfig(train_per_class=30),
+    forget=ForgetSpec(forget_class="3", forget_ids=(5, 9)),
+    train=TrainConfig(epochs=2),
+    methods=("tmu", "finetune"),
+    method_params=(("tmu", (("nf_k", 3), ("pgd_eps", 0.1))),),
+    seed=4,
+    device="cpu",
+    name="x",
+)
 
 
 def test_run_config_survives_json():
@@ -41,7 +49,9 @@ def test_run_config_from_json_coerces_numbers_to_the_field_types():
 def test_numpy_values_from_widgets_become_plain_python():
     from tmu_core.methods import method_config
 
-    cfg = method_config("tmu", "digits", {"nf_normalize": np.False_, "pgd_steps": np.int64(3), "twin_lr": np.float32(0.5)})
+    cfg = method_config(
+        "tmu", "digits", {"nf_normalize": np.False_, "pgd_steps": np.int64(3), "twin_lr": np.float32(0.5)}
+    )
     f, twin = cfg.scoring, cfg.twin
     assert (type(f.nf_normalize), type(f.pgd_steps), type(twin.twin_lr)) == (bool, int, float)
     assert json.loads(json.dumps({"v": f.pgd_steps})) == {"v": 3}
@@ -112,8 +122,9 @@ def test_listing_is_newest_first_and_flags_damage_without_hiding_others(runs_dir
         return store.open_run(f"{name}-0")
 
     good = copy("agood")
-    (good.dir / "status.json").write_text((good.dir / "status.json").read_text().replace(
-        good.status()["updated"], "2999-01-01T00:00:00"))  # newer than the others
+    (good.dir / "status.json").write_text(
+        (good.dir / "status.json").read_text().replace(good.status()["updated"], "2999-01-01T00:00:00")
+    )  # newer than the others
     bad_metrics = copy("badmetrics")
     (bad_metrics.dir / "metrics.json").write_text('{"truncated": ')
     bad_weights = copy("badweights")
@@ -141,7 +152,12 @@ def test_run_ids_are_unique_and_readable(runs_dir):
 
 def test_missing_files_are_user_errors(runs_dir):
     run = store.Run.create("m", default_config())
-    for call in (lambda: run.read_json("metrics.json"), lambda: run.load_weights("tmu"),
-                 run.load_table, run.load_arrays, lambda: store.open_run("no-such-run")):
+    for call in (
+        lambda: run.read_json("metrics.json"),
+        lambda: run.load_weights("tmu"),
+        run.load_table,
+        run.load_arrays,
+        lambda: store.open_run("no-such-run"),
+    ):
         with pytest.raises(TMUError):
             call()

@@ -1,6 +1,7 @@
 """Property-based (Hypothesis): random bytes, truncations and random JSON written into any stored file of a
 finished run. `runs`, `execute` and every page's loader either work or name the damage in one line; they
 never raise anything else, and the other run in the store stays complete and byte-for-byte intact."""
+
 from __future__ import annotations
 
 import shutil
@@ -15,9 +16,11 @@ from tmu_core.errors import TMUError
 
 FILES = ("status.json", "config.json", "metrics.json", "samples.csv", "embeddings.npz", "weights/tmu.pt")
 # no subnormal floats: train.py flushes denormals to zero, which Hypothesis refuses to work around
-JSON = st.recursive(st.none() | st.booleans() | st.integers() | st.floats(allow_subnormal=False) | st.text(max_size=8),
-                    lambda inner: st.lists(inner, max_size=4) | st.dictionaries(st.text(max_size=8), inner, max_size=4),
-                    max_leaves=12)
+JSON = st.recursive(
+    st.none() | st.booleans() | st.integers() | st.floats(allow_subnormal=False) | st.text(max_size=8),
+    lambda inner: st.lists(inner, max_size=4) | st.dictionaries(st.text(max_size=8), inner, max_size=4),
+    max_leaves=12,
+)
 
 
 def contents(original: bytes):
@@ -34,9 +37,12 @@ def contents(original: bytes):
             obj[key] = pair[1]
         return json.dumps(obj).encode()
 
-    return st.one_of(st.binary(max_size=64), st.integers(0, max(0, len(original) - 1)).map(lambda n: original[:n]),
-                     JSON.map(lambda o: __import__("json").dumps(o).encode()),
-                     st.tuples(st.integers(0, 50), JSON).map(replaced))
+    return st.one_of(
+        st.binary(max_size=64),
+        st.integers(0, max(0, len(original) - 1)).map(lambda n: original[:n]),
+        JSON.map(lambda o: __import__("json").dumps(o).encode()),
+        st.tuples(st.integers(0, 50), JSON).map(replaced),
+    )
 
 
 def load_everything(run: store.Run) -> None:
@@ -121,8 +127,9 @@ def _within(seconds: float, fn):
     return out[0]
 
 
-@pytest.mark.parametrize("name", ["status.json", "metrics.json", "samples.csv", "embeddings.npz", "config.json",
-                                  "weights/tmu.pt"])
+@pytest.mark.parametrize(
+    "name", ["status.json", "metrics.json", "samples.csv", "embeddings.npz", "config.json", "weights/tmu.pt"]
+)
 def test_a_fifo_in_place_of_a_stored_file_is_damage_not_a_hang(name, store_pair, runs_dir):
     """A FIFO opened for reading blocks until a writer comes: `runs` (and the dashboard's listing) hung forever."""
     import os
@@ -219,7 +226,9 @@ def test_sample_ids_outside_the_data_are_damage(store_pair):
     df["source_id"] += 100_000
     df.to_csv(run.dir / "samples.csv", index=False)
     assert "differ from those in the run's embeddings" in run.damage()
-    with pytest.raises(TMUError, match="samples.csv in run shifted is damaged \\(id outside the data set's sample ids 0..299"):
+    with pytest.raises(
+        TMUError, match="samples.csv in run shifted is damaged \\(id outside the data set's sample ids 0..299"
+    ):
         run.check_samples_fit(df, 300)  # what the dashboard checks once it has the data (its images are indexed)
 
 
@@ -258,6 +267,7 @@ def test_a_umap_map_of_the_wrong_shape_is_computed_again(store_pair):
     run = _copy(store_pair, "umap")
     run.save_umap_map("tmu", ids=np.arange(3), role=np.array(["forget"] * 3), label=np.zeros(3, int), xy=np.zeros(3))
     assert run.umap_map("tmu") is None  # before: returned, and the Embeddings page raised IndexError on xy[:, 0]
-    run.save_umap_map("tmu", ids=np.arange(3), role=np.array(["forget"] * 3), label=np.zeros(3, int),
-                      xy=np.zeros((3, 2), np.float32))
+    run.save_umap_map(
+        "tmu", ids=np.arange(3), role=np.array(["forget"] * 3), label=np.zeros(3, int), xy=np.zeros((3, 2), np.float32)
+    )
     assert run.umap_map("tmu")["xy"].shape == (3, 2)

@@ -1,4 +1,5 @@
 """TMU's pieces: feature invariants, Eq. 3 sizing, the classifier, every method, the pipeline and its JSON."""
+
 import copy
 import json
 import subprocess
@@ -8,16 +9,16 @@ import numpy as np
 import pytest
 import torch
 
-from tmu_core.tmu.attacks import adversarial_feature, pgd
-from tmu_core.tmu.classifier import ClassifierConfig, balanced_threshold, feature_subsets, train_classifier
 from tmu_core.config import DataConfig, ForgetSpec, RunConfig, TrainConfig
 from tmu_core.data import load_dataset, resolve_forget
-from tmu_core.tmu.features import Scaler, nearest_distance
 from tmu_core.methods import METHODS, method_config
 from tmu_core.methods.loop import UnlearnTask
 from tmu_core.references import new_model
-from tmu_core.train import fit, predict
+from tmu_core.tmu.attacks import adversarial_feature, pgd
+from tmu_core.tmu.classifier import ClassifierConfig, balanced_threshold, feature_subsets, train_classifier
+from tmu_core.tmu.features import Scaler, nearest_distance
 from tmu_core.tmu.twin import build_aux, eq3_size
+from tmu_core.train import fit, predict
 
 CPU = torch.device("cpu")
 
@@ -129,7 +130,15 @@ def test_balanced_threshold_hand_made():
 
 
 def test_feature_subsets():
-    assert ["+".join(s) for s in feature_subsets(("NF", "AF", "CF"))] == ["NF", "AF", "CF", "NF+AF", "NF+CF", "AF+CF", "NF+AF+CF"]
+    assert ["+".join(s) for s in feature_subsets(("NF", "AF", "CF"))] == [
+        "NF",
+        "AF",
+        "CF",
+        "NF+AF",
+        "NF+CF",
+        "AF+CF",
+        "NF+AF+CF",
+    ]
 
 
 # ---------------------------------------------------------------- methods
@@ -154,7 +163,15 @@ def test_every_method_changes_parameters_without_touching_its_input(name, digits
     assert torch.isfinite(logits).all()
     if name == "tmu":
         rep = result.report
-        assert len(rep.forget_pred) == len(forget.ids) and set(rep.ablation) == {"NF", "AF", "CF", "NF+AF", "NF+CF", "AF+CF", "NF+AF+CF"}
+        assert len(rep.forget_pred) == len(forget.ids) and set(rep.ablation) == {
+            "NF",
+            "AF",
+            "CF",
+            "NF+AF",
+            "NF+CF",
+            "AF+CF",
+            "NF+AF+CF",
+        }
     elif METHODS.get(name).display.kind == "method":
         assert result.report is None
 
@@ -169,21 +186,85 @@ def test_unknown_method_setting_names_the_valid_ones():
 # ---------------------------------------------------------------- the whole pipeline, through the CLI's JSON contract
 def test_run_json_contract(tmp_path):
     # every method and control, on 30 training images per class (the contract, not the science)
-    cmd = [sys.executable, "-m", "tmu_core", "run", "--dataset", "digits", "--train-per-class", "30", "--forget-class",
-           "8", "--forget-count", "20", "--seed", "0", "--json", "--epochs", "2", "--batch-size", "32",
-           "--tmu-twin-epochs", "1", "--tmu-clf-epochs", "20", "--tmu-cf-epochs", "1",
-           "--finetune-epochs", "1", "--neggrad-epochs", "1", "--randlabel-epochs", "1", "--tmu-epochs", "1",
-           "--scrub-epochs", "1", "--salun-epochs", "1", "--random-k-epochs", "1", "--oracle-labels-epochs", "1"]
-    out = subprocess.run(cmd, capture_output=True, text=True, env={**__import__("os").environ, "TMU_RUNS_DIR": str(tmp_path)},
-                         timeout=300)
+    cmd = [
+        sys.executable,
+        "-m",
+        "tmu_core",
+        "run",
+        "--dataset",
+        "digits",
+        "--train-per-class",
+        "30",
+        "--forget-class",
+        "8",
+        "--forget-count",
+        "20",
+        "--seed",
+        "0",
+        "--json",
+        "--epochs",
+        "2",
+        "--batch-size",
+        "32",
+        "--tmu-twin-epochs",
+        "1",
+        "--tmu-clf-epochs",
+        "20",
+        "--tmu-cf-epochs",
+        "1",
+        "--finetune-epochs",
+        "1",
+        "--neggrad-epochs",
+        "1",
+        "--randlabel-epochs",
+        "1",
+        "--tmu-epochs",
+        "1",
+        "--scrub-epochs",
+        "1",
+        "--salun-epochs",
+        "1",
+        "--random-k-epochs",
+        "1",
+        "--oracle-labels-epochs",
+        "1",
+    ]
+    out = subprocess.run(
+        cmd,
+        capture_output=True,
+        text=True,
+        env={**__import__("os").environ, "TMU_RUNS_DIR": str(tmp_path)},
+        timeout=300,
+    )
     assert out.returncode == 0, out.stderr
     r = json.loads(out.stdout)
-    assert {"run_id", "dataset", "model", "forget_class", "forget_class_name", "forget_count", "seed", "device",
-            "models", "tmu", "cost_ratio"} <= set(r)
+    assert {
+        "run_id",
+        "dataset",
+        "model",
+        "forget_class",
+        "forget_class_name",
+        "forget_count",
+        "seed",
+        "device",
+        "models",
+        "tmu",
+        "cost_ratio",
+    } <= set(r)
     assert r["forget_class"] == 8 and r["forget_count"] == 20 and r["dataset"] == "digits"
     assert set(r["models"]) == {"original", "gold", *METHODS.names()}  # every method and control by default
-    keys = {"acc_test", "acc_remain", "acc_forget", "delta", "abs_delta", "sample_agreement", "activation_distance",
-            "mia", "mia_auc", "seconds"}
+    keys = {
+        "acc_test",
+        "acc_remain",
+        "acc_forget",
+        "delta",
+        "abs_delta",
+        "sample_agreement",
+        "activation_distance",
+        "mia",
+        "mia_auc",
+        "seconds",
+    }
     for name, m in r["models"].items():
         assert keys <= set(m), name
         assert all(isinstance(m[k], float) for k in keys), name
@@ -205,7 +286,9 @@ def test_run_json_contract(tmp_path):
     gold_right = 100 * float((forget_rows.pred_gold == 8).mean())
     for name, m in r["models"].items():
         right = 100 * float((forget_rows[f"pred_{name}"] == 8).mean())
-        assert m["acc_forget"] == pytest.approx(right) and m["abs_delta"] == pytest.approx(abs(right - gold_right)), name
+        assert m["acc_forget"] == pytest.approx(right) and m["abs_delta"] == pytest.approx(abs(right - gold_right)), (
+            name
+        )
     emb = np.load(run_dir / "embeddings.npz")
     assert {"emb_original", "emb_gold", "emb_tmu", "role", "ids"} <= set(emb.files)
     assert json.loads((run_dir / "status.json").read_text())["state"] == "complete"
@@ -231,7 +314,8 @@ def test_hard_rate_estimate_is_a_wilson_lower_bound_counting_sources_once():
     assert 0 < few_sources < full < 6 / 56
     # hand computation, z = 1, p = 0.3, n = 100: (0.305 - sqrt(0.0021 + 0.000025)) / 1.01
     assert hard_rate_estimate(np.r_[np.zeros(30, int), np.ones(70, int)]) == pytest.approx(
-        (0.3 + 0.005 - np.sqrt(0.21 / 100 + 1 / 40000)) / 1.01, abs=1e-9)
+        (0.3 + 0.005 - np.sqrt(0.21 / 100 + 1 / 40000)) / 1.01, abs=1e-9
+    )
     assert hard_rate_estimate(np.ones(10, int)) == 0.0
 
 
@@ -251,8 +335,9 @@ def test_cf_network_never_sees_the_scored_samples_when_held_out(held_out, digits
         return real(make_model, x_train, y_train, queries, *args, **kwargs)
 
     monkeypatch.setattr(tmu_mod, "curriculum_losses", spy)
-    mcfg = method_config("tmu", "digits", {"epochs": 1, "twin_epochs": 1, "clf_epochs": 5, "cf_epochs": 1,
-                                           "cf_held_out": held_out})
+    mcfg = method_config(
+        "tmu", "digits", {"epochs": 1, "twin_epochs": 1, "clf_epochs": 5, "cf_epochs": 1, "cf_held_out": held_out}
+    )
     task = UnlearnTask(data, cfg, tc, forget, original, seed=0)
     METHODS.get("tmu").run(task, mcfg, CPU, None)
     x_train = seen["x"].reshape(len(seen["x"]), -1)
@@ -316,7 +401,9 @@ def test_tmu_forget_term_acts_on_predicted_hard_samples_only(digits, tiny_origin
     y = torch.tensor([8, 8, 1, 2])
     retain_sum, forget_sum = seen["loss"](logits, y, logits[:0], y[:0], None, None)
     assert float(forget_sum.detach()) == 0.0
-    assert float(retain_sum.detach()) == pytest.approx(float(torch.nn.functional.cross_entropy(logits.detach(), y, reduction="sum")))
+    assert float(retain_sum.detach()) == pytest.approx(
+        float(torch.nn.functional.cross_entropy(logits.detach(), y, reduction="sum"))
+    )
 
 
 # How much one forget sample weighs against one retain sample in each method's loss, on a step of 64 retain and
@@ -324,8 +411,14 @@ def test_tmu_forget_term_acts_on_predicted_hard_samples_only(digits, tiny_origin
 # differentiating the loop's combination of the two summed losses, then checked against each method's
 # documented choice: the TMU paper's NG and RL (and TMU's own step) weigh a forget sample like 32 retain
 # samples. SalUn, Bad Teacher and SCRUB run their own steps as their authors' code does (tests below).
-EXPECTED_WEIGHT = {"finetune": 32.0, "neggrad": 32.0, "randlabel": 32.0, "tmu": 32.0, "random_k": 32.0,
-                   "oracle_labels": 32.0}
+EXPECTED_WEIGHT = {
+    "finetune": 32.0,
+    "neggrad": 32.0,
+    "randlabel": 32.0,
+    "tmu": 32.0,
+    "random_k": 32.0,
+    "oracle_labels": 32.0,
+}
 
 
 @pytest.mark.parametrize("name", sorted(EXPECTED_WEIGHT))
@@ -375,8 +468,9 @@ def test_salun_updates_only_its_salient_weights(digits, tiny_original):
     assert moved > 0.9 * chosen
 
 
-def test_salun_steps_through_relabelled_d_f_then_d_r_in_batches_of_256_as_its_authors_do(digits, tiny_original,
-                                                                                           monkeypatch):
+def test_salun_steps_through_relabelled_d_f_then_d_r_in_batches_of_256_as_its_authors_do(
+    digits, tiny_original, monkeypatch
+):
     """Their CIFAR-10 branch: per epoch, D_f batches with labels drawn over all classes (some the true one),
     then every D_r sample once with its own label; never a batch mixing the two; constant rate; no clipping."""
     import types
@@ -407,8 +501,7 @@ def test_salun_steps_through_relabelled_d_f_then_d_r_in_batches_of_256_as_its_au
     assert not torch.equal(calls[1][1], calls[1 + per_epoch][1])  # a fresh draw each step
 
 
-def test_bad_teacher_gives_every_d_f_sample_the_bad_teachers_target_once_an_epoch(digits, tiny_original,
-                                                                                  monkeypatch):
+def test_bad_teacher_gives_every_d_f_sample_the_bad_teachers_target_once_an_epoch(digits, tiny_original, monkeypatch):
     """Their loop: one shuffled pool of a 30% retain sample and all of D_f in batches of 256, the last one
     partial (nothing dropped), Adam, no gradient clipping."""
     import tmu_core.methods.badteacher as bt
@@ -417,7 +510,9 @@ def test_bad_teacher_gives_every_d_f_sample_the_bad_teachers_target_once_an_epoc
     tc, original = tiny_original
     seen = []
     real = bt.targets
-    monkeypatch.setattr(bt, "targets", lambda bad, good, xb, f: (seen.append((len(xb), f.clone())), real(bad, good, xb, f))[1])
+    monkeypatch.setattr(
+        bt, "targets", lambda bad, good, xb, f: (seen.append((len(xb), f.clone())), real(bad, good, xb, f))[1]
+    )
     monkeypatch.setattr(torch.nn.utils, "clip_grad_norm_", lambda *a, **k: pytest.fail("Bad Teacher clips no gradient"))
     mcfg = method_config("badteacher", "digits", {"epochs": 2})
     assert (mcfg.lr, mcfg.batch_size, mcfg.retain_fraction, mcfg.temperature) == (1e-4, 256, 0.3, 1.0)
@@ -427,7 +522,7 @@ def test_bad_teacher_gives_every_d_f_sample_the_bad_teachers_target_once_an_epoc
     assert [n for n, _ in seen] == sizes * 2
     per_epoch = len(sizes)
     for epoch in range(2):
-        flags = torch.cat([f for _, f in seen[epoch * per_epoch:(epoch + 1) * per_epoch]])
+        flags = torch.cat([f for _, f in seen[epoch * per_epoch : (epoch + 1) * per_epoch]])
         assert int(flags.sum()) == len(forget.ids)  # every D_f sample once in each epoch
     first = torch.cat([f for _, f in seen[:per_epoch]])
     second = torch.cat([f for _, f in seen[per_epoch:]])
@@ -449,12 +544,23 @@ def test_a_tiny_image_folder_runs_with_defaults_and_says_its_evidence_is_thin(tm
             img = np.clip(base + rng.normal(0, 40, (16, 16, 3)), 0, 255).astype(np.uint8)
             Image.fromarray(img).save(tmp_path / "faces" / c / f"{i}.png")
     monkeypatch.setenv("TMU_RUNS_DIR", str(tmp_path / "runs"))
-    cfg = RunConfig(data=DataConfig(dataset="imagefolder", data_root=str(tmp_path / "faces"), image_size=16),
-                    forget=ForgetSpec(forget_class="alice", forget_count=5), train=TrainConfig(epochs=2),
-                    methods=("tmu",), method_params=(("tmu", (("epochs", 1), ("twin_epochs", 1), ("clf_epochs", 5))),))
+    cfg = RunConfig(
+        data=DataConfig(dataset="imagefolder", data_root=str(tmp_path / "faces"), image_size=16),
+        forget=ForgetSpec(forget_class="alice", forget_count=5),
+        train=TrainConfig(epochs=2),
+        methods=("tmu",),
+        method_params=(("tmu", (("epochs", 1), ("twin_epochs", 1), ("clf_epochs", 5))),),
+    )
     r = execute(start(cfg))
     fid, warnings = r["tmu"]["twin_fidelity"], " ".join(r["tmu"]["warnings"])
-    assert set(fid) == {"twin_acc_aux", "twin_loss_aux", "original_acc_forget", "original_loss_forget", "twin_epochs", "bags"}
+    assert set(fid) == {
+        "twin_acc_aux",
+        "twin_loss_aux",
+        "original_acc_forget",
+        "original_loss_forget",
+        "twin_epochs",
+        "bags",
+    }
     assert 0 <= fid["twin_acc_aux"] <= 100 and fid["twin_loss_aux"] >= 0
     assert "distinct aux images" in warnings and "--aux-fraction" in warnings
     assert "NF uses k = 2 nearest neighbours instead of 5" in warnings
@@ -475,7 +581,7 @@ def test_bagged_twins_draw_disjoint_aux_sets_while_the_pool_allows_and_pool_them
     assert len(three.aux.x) == 3 * n and three.twin_fidelity["bags"] == 3
     assert three.aux.sizing["pooled"] == 3 * n and len(three.aux_labels) == 3 * n
     assert torch.equal(three.aux.x[:n], one.aux.x), "the first bag is today's twin"
-    assert not torch.equal(three.aux.x[n:2 * n], one.aux.x), "a later bag is a fresh draw"
+    assert not torch.equal(three.aux.x[n : 2 * n], one.aux.x), "a later bag is a fresh draw"
 
 
 def test_a_later_bag_avoids_earlier_images_only_while_the_pool_still_holds_a_full_d_a(digits):
@@ -540,8 +646,9 @@ def test_heldout_kl_moves_hard_samples_toward_the_held_out_network(digits, tiny_
     target = torch.softmax(predict(teacher, x, CPU), 1)
 
     def kl(model) -> float:
-        return float(torch.nn.functional.kl_div(torch.log_softmax(predict(model, x, CPU), 1), target,
-                                                reduction="batchmean"))
+        return float(
+            torch.nn.functional.kl_div(torch.log_softmax(predict(model, x, CPU), 1), target, reduction="batchmean")
+        )
 
     randlabel = _tmu(digits, tiny_original, mechanism="randlabel", epochs=1).model
     assert kl(out.model) < 0.8 * kl(original), (kl(out.model), kl(original))
@@ -553,8 +660,11 @@ def test_keep_easy_off_leaves_predicted_easy_samples_out_of_the_retain_set(digit
 
     seen = []
     real = tmu_mod.unlearn_loop
-    monkeypatch.setattr(tmu_mod, "unlearn_loop", lambda model, retain, *a, **k: seen.append(len(retain[0])) or
-                        real(model, retain, *a, **k))
+    monkeypatch.setattr(
+        tmu_mod,
+        "unlearn_loop",
+        lambda model, retain, *a, **k: seen.append(len(retain[0])) or real(model, retain, *a, **k),
+    )
     kept = _tmu(digits, tiny_original).report
     _tmu(digits, tiny_original, keep_easy=False)
     remain = len(digits[2].remain_ids(digits[1]))

@@ -1,5 +1,6 @@
 """The training engine: a short run lowers the loss, reports progress per epoch, is seeded (identical
 weights twice on CPU), and its schedules and augmentation do what their docstrings say."""
+
 from __future__ import annotations
 
 import math
@@ -111,7 +112,11 @@ def test_schedules_follow_their_formulas():
         return out
 
     cos = lrs("cosine")
-    assert cos[0] == pytest.approx(1.0) and cos[50] == pytest.approx(0.5) and cos[99] == pytest.approx(0.5 * (1 + math.cos(math.pi * 0.99)))
+    assert (
+        cos[0] == pytest.approx(1.0)
+        and cos[50] == pytest.approx(0.5)
+        and cos[99] == pytest.approx(0.5 * (1 + math.cos(math.pi * 0.99)))
+    )
     step = lrs("step")
     assert step[49] == 1.0 and step[50] == pytest.approx(0.1) and step[75] == pytest.approx(0.01)  # /10 twice
     assert set(lrs("constant")) == {1.0}
@@ -191,7 +196,9 @@ def test_a_run_trains_its_gold_from_gold_seed(runs_dir, monkeypatch):
     data = load_dataset(cfg.data, seed=0)
     forget = resolve_forget(data, ForgetSpec(forget_class="8", forget_count=5), 0)
     seeds = {}
-    monkeypatch.setattr(refs, "fit", lambda model, x, y, tc, device, *, seed, stage, **kw: seeds.setdefault(stage, seed))
+    monkeypatch.setattr(
+        refs, "fit", lambda model, x, y, tc, device, *, seed, stage, **kw: seeds.setdefault(stage, seed)
+    )
     run = types.SimpleNamespace(cancel_requested=lambda: False)
     writer = types.SimpleNamespace(done=lambda *a, **k: None, begin=lambda *a, **k: None, cached=lambda *a, **k: None)
     pipeline._references(run, cfg, data, forget, CPU, writer, None)

@@ -1,5 +1,6 @@
 """Typed results: the store hands metrics.json back as the schema's model (fields, not string keys), the CLI
 summary and the per-model table read those fields, and the stored file stays the JSON it always was."""
+
 from __future__ import annotations
 
 import json
@@ -15,25 +16,62 @@ from ui import tables
 
 
 def model(a_f: float, delta: float, **extra) -> dict:
-    return {"acc_test": 95.0, "acc_remain": 99.0, "acc_forget": a_f, "delta": delta, "abs_delta": abs(delta),
-            "activation_distance": 0.1, "mia": 50.0, "seconds": 2.0, **extra}
+    return {
+        "acc_test": 95.0,
+        "acc_remain": 99.0,
+        "acc_forget": a_f,
+        "delta": delta,
+        "abs_delta": abs(delta),
+        "activation_distance": 0.1,
+        "mia": 50.0,
+        "seconds": 2.0,
+        **extra,
+    }
 
 
 def metrics() -> dict:
     """metrics.json of a run where gold gets every D_f sample right: AUC(p_easy) is undefined (NaN)."""
-    return {"run_id": "r1", "dataset": "digits", "model": "small_cnn", "forget_class": 8, "forget_class_name": "8",
-            "forget_count": 100, "device": "cpu", "cost_ratio": 0.25,
-            "models": {"original": model(100.0, 0.0, cached=True), "gold": model(100.0, 0.0, seconds=8.0),
-                       "tmu": model(97.0, -3.0, sample_agreement=96.0, mia_auc=51.5)},
-            "tmu": {"label_accuracy": 97.0, "confusion": {"easy_as_easy": 97, "easy_as_hard": 3, "hard_as_easy": 0,
-                                                          "hard_as_hard": 0},
-                    "label_accuracy_by_features": {"NF": 90.0}, "auc_p_easy": float("nan"), "pred_easy": 97,
-                    "pred_hard": 3, "gold_easy": 100, "gold_hard": 0, "aux_count": 56, "aux_easy": 50, "aux_hard": 6,
-                    "aux_sizing": {"requested": 500, "used": 56}, "threshold": 0.5,
-                    "twin_fidelity": {"twin_acc_aux": 88.0, "twin_loss_aux": 0.4, "original_acc_forget": 100.0,
-                                      "original_loss_forget": 0.01, "twin_epochs": 6, "bags": 3},
-                    "warnings": ["only 20 distinct aux images"], "stage_seconds": {"ablation": 0.5}},
-            "newer_readout": {"kept": True}}
+    return {
+        "run_id": "r1",
+        "dataset": "digits",
+        "model": "small_cnn",
+        "forget_class": 8,
+        "forget_class_name": "8",
+        "forget_count": 100,
+        "device": "cpu",
+        "cost_ratio": 0.25,
+        "models": {
+            "original": model(100.0, 0.0, cached=True),
+            "gold": model(100.0, 0.0, seconds=8.0),
+            "tmu": model(97.0, -3.0, sample_agreement=96.0, mia_auc=51.5),
+        },
+        "tmu": {
+            "label_accuracy": 97.0,
+            "confusion": {"easy_as_easy": 97, "easy_as_hard": 3, "hard_as_easy": 0, "hard_as_hard": 0},
+            "label_accuracy_by_features": {"NF": 90.0},
+            "auc_p_easy": float("nan"),
+            "pred_easy": 97,
+            "pred_hard": 3,
+            "gold_easy": 100,
+            "gold_hard": 0,
+            "aux_count": 56,
+            "aux_easy": 50,
+            "aux_hard": 6,
+            "aux_sizing": {"requested": 500, "used": 56},
+            "threshold": 0.5,
+            "twin_fidelity": {
+                "twin_acc_aux": 88.0,
+                "twin_loss_aux": 0.4,
+                "original_acc_forget": 100.0,
+                "original_loss_forget": 0.01,
+                "twin_epochs": 6,
+                "bags": 3,
+            },
+            "warnings": ["only 20 distinct aux images"],
+            "stage_seconds": {"ablation": 0.5},
+        },
+        "newer_readout": {"kept": True},
+    }
 
 
 @pytest.fixture

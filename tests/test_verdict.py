@@ -1,5 +1,6 @@
 """The verdict of one run (evaluate.verdict, EVALUATION.md §5) on hand-made metrics: the noise floor, ties,
 the untouched original as a candidate, controls left out, and the leaders by measure."""
+
 import math
 
 from tmu_core.cli import _summary
@@ -8,8 +9,18 @@ from tmu_core.store.schema import read_metrics
 
 
 def model(delta: float, agree: float = 90.0, dist: float = 0.2) -> dict:
-    return {"acc_test": 95.0, "acc_remain": 99.0, "acc_forget": 80.0 + delta, "delta": delta, "abs_delta": abs(delta),
-            "sample_agreement": agree, "activation_distance": dist, "mia": 50.0, "mia_auc": 55.0, "seconds": 1.0}
+    return {
+        "acc_test": 95.0,
+        "acc_remain": 99.0,
+        "acc_forget": 80.0 + delta,
+        "delta": delta,
+        "abs_delta": abs(delta),
+        "sample_agreement": agree,
+        "activation_distance": dist,
+        "mia": 50.0,
+        "mia_auc": 55.0,
+        "seconds": 1.0,
+    }
 
 
 def run(n: int = 100, golds=None, **deltas) -> dict:
@@ -17,8 +28,16 @@ def run(n: int = 100, golds=None, **deltas) -> dict:
     models = {"gold": model(0.0, 100.0, 0.0)}
     for name, d in deltas.items():
         models[name] = model(*d) if isinstance(d, tuple) else model(d)
-    out = {"run_id": "r", "dataset": "digits", "model": "small_cnn", "forget_class": 8, "forget_class_name": "8",
-           "forget_count": n, "device": "cpu", "models": models}
+    out = {
+        "run_id": "r",
+        "dataset": "digits",
+        "model": "small_cnn",
+        "forget_class": 8,
+        "forget_class_name": "8",
+        "forget_count": n,
+        "device": "cpu",
+        "models": models,
+    }
     if golds:
         out["gold_ensemble"] = {"k": len(golds), "gold_acc_forget": golds}
     return out
@@ -26,8 +45,15 @@ def run(n: int = 100, golds=None, **deltas) -> dict:
 
 def test_the_digits_demo_ties_the_original_so_no_method_is_named():
     # the digits demo's numbers: original 3, TMU 2, FT/NG/BT 3, RL/SCRUB/SalUn 97; controls random_k 16, oracle 0
-    m = run(original=(3.0, 97.0, 0.110), tmu=(2.0, 94.0, 0.121), finetune=(3.0, 97.0, 0.110),
-            neggrad=(3.0, 97.0, 0.100), randlabel=97.0, random_k=16.0, oracle_labels=(0.0, 100.0, 0.066))
+    m = run(
+        original=(3.0, 97.0, 0.110),
+        tmu=(2.0, 94.0, 0.121),
+        finetune=(3.0, 97.0, 0.110),
+        neggrad=(3.0, 97.0, 0.100),
+        randlabel=97.0,
+        random_k=16.0,
+        oracle_labels=(0.0, 100.0, 0.066),
+    )
     v = verdict(m)
     assert v.floor.images == 5 and v.floor.source == "default"  # 5% of 100 images, one gold
     assert v.leaders == ("tmu", "original", "finetune", "neggrad")  # TMU 2 images, the rest 3: within 5
@@ -82,8 +108,12 @@ def test_a_run_without_methods_and_a_diverged_method():
 
 
 def test_the_cli_summary_prints_the_verdict():
-    text = _summary(read_metrics(run(original=(3.0, 97.0, 0.11), tmu=(2.0, 94.0, 0.12), finetune=(3.0, 97.0, 0.11),
-                                     oracle_labels=0.0), "metrics"))
+    text = _summary(
+        read_metrics(
+            run(original=(3.0, 97.0, 0.11), tmu=(2.0, 94.0, 0.12), finetune=(3.0, 97.0, 0.11), oracle_labels=0.0),
+            "metrics",
+        )
+    )
     assert "verdict: none: TMU, FT tie the original" in text
     assert "no method is shown to have unlearned anything aligned better than doing nothing" in text
     assert "never a candidate for 'closest to gold'" in text
@@ -91,8 +121,9 @@ def test_the_cli_summary_prints_the_verdict():
 
 def test_the_original_alone_in_front_is_said_plainly():
     v = verdict(run(original=1.0, tmu=9.0, finetune=12.0))
-    assert v.sentences()[0] == ("The untouched original (|Δ| 1.0, 1 image) is closer to gold than every method by "
-                                "more than the noise floor.")
+    assert v.sentences()[0] == (
+        "The untouched original (|Δ| 1.0, 1 image) is closer to gold than every method by more than the noise floor."
+    )
     assert "better than doing nothing" in v.text()
 
 

@@ -6,6 +6,7 @@ Flags come from the config dataclasses (tmu_core.options); abbreviated flags are
 and `run_config_from_args`. The background workers are hidden commands (`_worker-embedding`,
 `_worker-ray`), not listed by --help.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -45,8 +46,12 @@ def cmd_methods(args) -> int:
     from .methods import METHODS, display, ordered
 
     rows = dict(METHODS.describe())
-    return _listing([(name + (" (control)" if display(name).kind == "control" else ""), rows[name])
-                     for name in ordered(METHODS.names())])
+    return _listing(
+        [
+            (name + (" (control)" if display(name).kind == "control" else ""), rows[name])
+            for name in ordered(METHODS.names())
+        ]
+    )
 
 
 def add_run_args(p: argparse.ArgumentParser) -> None:
@@ -54,8 +59,12 @@ def add_run_args(p: argparse.ArgumentParser) -> None:
     add_config_args(p, DataConfig, title="data")
     add_config_args(p, ForgetSpec, title="forget set")
     add_config_args(p, TrainConfig, title="training recipe (defaults depend on the dataset)")
-    p.add_argument("--recipe", choices=["fast", "paper"], default="fast",
-                   help="per-dataset fast CPU recipe, or the paper's (ResNet-18, lr 0.01 step schedule; for a GPU)")
+    p.add_argument(
+        "--recipe",
+        choices=["fast", "paper"],
+        default="fast",
+        help="per-dataset fast CPU recipe, or the paper's (ResNet-18, lr 0.01 step schedule; for a GPU)",
+    )
     p.add_argument("--seed", type=int, default=0, help="seed of the split, forget set and training (default 0)")
     p.add_argument("--device", default="auto", help="auto (CUDA, then MPS, then CPU), cpu, cuda, cuda:N or mps")
 
@@ -80,9 +89,18 @@ def run_config_from_args(args, methods=()) -> RunConfig:
             except TMUError as exc:  # the flags are --<method>-<setting>: say which method the setting is of
                 raise TMUError(f"method {m}: {exc}") from exc
             params.append((m, tuple(sorted(values.items()))))
-    return RunConfig(data=data, forget=forget, train=train, methods=tuple(methods), method_params=tuple(params),
-                     seed=args.seed, device=args.device, name=getattr(args, "name", "") or "",
-                     gold_seeds=getattr(args, "gold_seeds", 1), own=_own_config(args))
+    return RunConfig(
+        data=data,
+        forget=forget,
+        train=train,
+        methods=tuple(methods),
+        method_params=tuple(params),
+        seed=args.seed,
+        device=args.device,
+        name=getattr(args, "name", "") or "",
+        gold_seeds=getattr(args, "gold_seeds", 1),
+        own=_own_config(args),
+    )
 
 
 def _own_config(args) -> OwnModelConfig:
@@ -98,11 +116,16 @@ def _own_config(args) -> OwnModelConfig:
 
 def _no_conflicts(args) -> None:
     """Flags that would silently override each other are refused; --mechanism is --tmu-mechanism's short form."""
-    sizes = [f"--{k.replace('_', '-')}" for k in ("forget_count", "forget_fraction", "forget_ids")
-             if getattr(args, k, None) is not None]
+    sizes = [
+        f"--{k.replace('_', '-')}"
+        for k in ("forget_count", "forget_fraction", "forget_ids")
+        if getattr(args, k, None) is not None
+    ]
     if len(sizes) > 1:
-        raise TMUError(f"{' and '.join(sizes)} both choose the forget set; give only one of --forget-count, "
-                       f"--forget-fraction, --forget-ids")
+        raise TMUError(
+            f"{' and '.join(sizes)} both choose the forget set; give only one of --forget-count, "
+            f"--forget-fraction, --forget-ids"
+        )
     mechanism, tmu_mechanism = getattr(args, "mechanism", None), getattr(args, "tmu_mechanism", None)
     if mechanism and tmu_mechanism and mechanism != tmu_mechanism:
         raise TMUError(f"--mechanism {mechanism} and --tmu-mechanism {tmu_mechanism} disagree; give one of them")
@@ -115,13 +138,17 @@ def cmd_train(args) -> int:
 
     cfg = run_config_from_args(args)
     out = train_references(cfg, progress=_stderr_progress if args.verbose else None)
-    print(f"dataset {out['dataset']}  model {out['model']}  forget class {out['forget_class']} "
-          f"({out['forget_class_name']})  |D_f| {out['forget_count']}  device {out['device']}")
+    print(
+        f"dataset {out['dataset']}  model {out['model']}  forget class {out['forget_class']} "
+        f"({out['forget_class_name']})  |D_f| {out['forget_count']}  device {out['device']}"
+    )
     print(f"{'model':<9} {'A_test':>7} {'A_r':>7} {'A_f':>7} {'seconds':>8}  source")
     for name in ("original", "gold"):
         m = out["models"][name]
-        print(f"{name:<9} {m['acc_test']:7.2f} {m['acc_remain']:7.2f} {m['acc_forget']:7.2f} {m['seconds']:8.1f}  "
-              f"{'cache' if m['cached'] else 'trained'}")
+        print(
+            f"{name:<9} {m['acc_test']:7.2f} {m['acc_remain']:7.2f} {m['acc_forget']:7.2f} {m['seconds']:8.1f}  "
+            f"{'cache' if m['cached'] else 'trained'}"
+        )
     return 0
 
 
@@ -174,15 +201,26 @@ def cmd_sweep(args) -> int:
     cfg = run_config_from_args(args, args.methods or ordered(METHODS.names()))
     if args.sweep_id is not None:
         store.check_run_id(args.sweep_id)
-    out = sweep(cfg, args.classes, progress=_stderr_progress if not args.quiet else None, seeds=args.seeds,
-                sweep_id=args.sweep_id,
-                forget_counts=args.forget_counts, tuning_classes=args.tuning_classes, executor=args.executor,
-                ray_address=args.ray_address, ray_cpus_per_task=args.ray_cpus_per_task)
+    out = sweep(
+        cfg,
+        args.classes,
+        progress=_stderr_progress if not args.quiet else None,
+        seeds=args.seeds,
+        sweep_id=args.sweep_id,
+        forget_counts=args.forget_counts,
+        tuning_classes=args.tuning_classes,
+        executor=args.executor,
+        ray_address=args.ray_address,
+        ray_cpus_per_task=args.ray_cpus_per_task,
+    )
     print(out["markdown"])
     print(f"\nwritten: {out['markdown_path']} and {out['csv_path']}", file=sys.stderr)
     if out["failed"]:
-        print(f"error: {len(out['failed'])} of {len(out['failed']) + len(out['results'])} runs failed "
-              f"(listed under 'Failed runs')", file=sys.stderr)
+        print(
+            f"error: {len(out['failed'])} of {len(out['failed']) + len(out['results'])} runs failed "
+            f"(listed under 'Failed runs')",
+            file=sys.stderr,
+        )
         return 1
     return 0
 
@@ -221,15 +259,19 @@ def _summary(metrics: MetricsFile) -> str:
     from .methods import display, primary_method
 
     r = metrics
-    lines = [f"run {r.run_id}  ({r.dataset}, {r.model}, class {r.forget_class} {r.forget_class_name}, "
-             f"|D_f| {r.forget_count}, device {r.device})",
-             f"{'model':<14} {'A_test':>7} {'A_r':>7} {'A_f':>7} {'|delta|':>8} {'agree':>6} {'act.dist':>8} "
-             f"{'MIA':>6} {'MIA AUC':>7} {'sec':>7}"]
+    lines = [
+        f"run {r.run_id}  ({r.dataset}, {r.model}, class {r.forget_class} {r.forget_class_name}, "
+        f"|D_f| {r.forget_count}, device {r.device})",
+        f"{'model':<14} {'A_test':>7} {'A_r':>7} {'A_f':>7} {'|delta|':>8} {'agree':>6} {'act.dist':>8} "
+        f"{'MIA':>6} {'MIA AUC':>7} {'sec':>7}",
+    ]
     for name, m in r.models.items():
         mark = "†" if display(name).kind == "control" else ""
-        lines.append(f"{name + mark:<14} {m.acc_test:7.2f} {m.acc_remain:7.2f} {m.acc_forget:7.2f} "
-                     f"{_num(m.abs_delta):8.2f} {_num(m.sample_agreement):6.1f} {_num(m.activation_distance):8.4f} "
-                     f"{m.mia:6.1f} {_num(m.mia_auc):7.1f} {m.seconds:7.1f}")
+        lines.append(
+            f"{name + mark:<14} {m.acc_test:7.2f} {m.acc_remain:7.2f} {m.acc_forget:7.2f} "
+            f"{_num(m.abs_delta):8.2f} {_num(m.sample_agreement):6.1f} {_num(m.activation_distance):8.4f} "
+            f"{m.mia:6.1f} {_num(m.mia_auc):7.1f} {m.seconds:7.1f}"
+        )
     if any(display(n).kind == "control" for n in r.models):
         lines.append("† control (reads gold or chooses at random): never a candidate for 'closest to gold'")
     for name, why in r.diverged.items():
@@ -240,14 +282,18 @@ def _summary(metrics: MetricsFile) -> str:
     t: TMUSummary | None = getattr(r, primary_method(), None)  # stored under the primary method's name
     if t:
         cost = f"  cost ratio {r.cost_ratio:.3f}" if r.cost_ratio else ""
-        lines.append(f"TMU label accuracy {t.label_accuracy:.1f}%  predicted easy/hard {t.pred_easy}/{t.pred_hard}"
-                     f"  gold hard {t.gold_hard}  |D_a| {t.aux_count}{cost}")
+        lines.append(
+            f"TMU label accuracy {t.label_accuracy:.1f}%  predicted easy/hard {t.pred_easy}/{t.pred_hard}"
+            f"  gold hard {t.gold_hard}  |D_a| {t.aux_count}{cost}"
+        )
         fid = t.twin_fidelity
         if fid and fid.twin_acc_aux is not None:
-            lines.append(f"twin fidelity: M_t on D_a {fid.twin_acc_aux:.1f}% (loss {_num(fid.twin_loss_aux):.3f}); "
-                         f"M_o on D_f {_num(fid.original_acc_forget):.1f}% (loss {_num(fid.original_loss_forget):.3f})"
-                         + (f"; {fid.twin_epochs:g} twin epochs" if fid.twin_epochs is not None else "")
-                         + (f", {fid.bags} twins pooled" if fid.bags > 1 else ""))
+            lines.append(
+                f"twin fidelity: M_t on D_a {fid.twin_acc_aux:.1f}% (loss {_num(fid.twin_loss_aux):.3f}); "
+                f"M_o on D_f {_num(fid.original_acc_forget):.1f}% (loss {_num(fid.original_loss_forget):.3f})"
+                + (f"; {fid.twin_epochs:g} twin epochs" if fid.twin_epochs is not None else "")
+                + (f", {fid.bags} twins pooled" if fid.bags > 1 else "")
+            )
         lines += [f"warning: {w}" for w in t.warnings]
     return "\n".join(lines)
 
@@ -273,8 +319,7 @@ def _sub_parser(**kwargs) -> OneLineParser:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = OneLineParser(prog="tmu", description="Twin Machine Unlearning from the command line",
-                           allow_abbrev=False)
+    parser = OneLineParser(prog="tmu", description="Twin Machine Unlearning from the command line", allow_abbrev=False)
     # no dest: a missing command is then reported with the valid commands, "{datasets,models,...}";
     # every subcommand's parser is a OneLineParser that refuses abbreviated flags too
     sub = parser.add_subparsers(required=True, parser_class=_sub_parser)
@@ -285,38 +330,73 @@ def build_parser() -> argparse.ArgumentParser:
     add_run_args(p)
     p.add_argument("-v", "--verbose", action="store_true", help="print training progress on stderr")
     p.set_defaults(fn=cmd_train)
-    for name, fn, helptext in (("run", cmd_run, "run TMU and the baselines on one forget set"),
-                               ("sweep", cmd_sweep, "run every forget class and write the paper's tables")):
+    for name, fn, helptext in (
+        ("run", cmd_run, "run TMU and the baselines on one forget set"),
+        ("sweep", cmd_sweep, "run every forget class and write the paper's tables"),
+    ):
         p = sub.add_parser(name, help=helptext)
         add_run_args(p)
         p.add_argument("--methods", nargs="+", help="subset of methods (default: all)")
-        p.add_argument("--mechanism", choices=["randlabel", "neggrad", "heldout_kl"], help="TMU's forget mechanism on hard samples")
-        p.add_argument("--gold-seeds", type=int, default=1, metavar="K",
-                       help="train K gold models (training seeds differ) for soft truth p_i, gold-vs-gold agreement "
-                            "and the label-accuracy ceiling (default 1: the run's gold alone)")
+        p.add_argument(
+            "--mechanism", choices=["randlabel", "neggrad", "heldout_kl"], help="TMU's forget mechanism on hard samples"
+        )
+        p.add_argument(
+            "--gold-seeds",
+            type=int,
+            default=1,
+            metavar="K",
+            help="train K gold models (training seeds differ) for soft truth p_i, gold-vs-gold agreement "
+            "and the label-accuracy ceiling (default 1: the run's gold alone)",
+        )
         if name == "run":
             add_config_args(p, OwnModelConfig, title="your own model (TMU on a model the project did not train)")
             p.add_argument("--json", action="store_true", help="print the result as one JSON object")
             p.add_argument("--name", default="", help="a label for the run (part of its id)")
         else:
-            p.add_argument("--classes", default="all", help="'all' or comma-separated class names or indices (#N: always index N; a name wins over an index)")
-            p.add_argument("--sweep-id", default=None, help="name of the sweep's folder (default: made from the settings)")
+            p.add_argument(
+                "--classes",
+                default="all",
+                help="'all' or comma-separated class names or indices (#N: always index N; a name wins over an index)",
+            )
+            p.add_argument(
+                "--sweep-id", default=None, help="name of the sweep's folder (default: made from the settings)"
+            )
             p.add_argument("--seeds", type=int, nargs="+", help="several seeds (default: --seed alone)")
-            p.add_argument("--tuning-classes", default="", metavar="CLASSES",
-                           help="comma-separated classes used to choose defaults (e.g. 3,8); the tables "
-                                "summarise them apart from the held-out classes")
-            p.add_argument("--forget-counts", type=int, nargs="+",
-                           help="several forget-set sizes, e.g. 100 500 1000 (default: --forget-count alone)")
+            p.add_argument(
+                "--tuning-classes",
+                default="",
+                metavar="CLASSES",
+                help="comma-separated classes used to choose defaults (e.g. 3,8); the tables "
+                "summarise them apart from the held-out classes",
+            )
+            p.add_argument(
+                "--forget-counts",
+                type=int,
+                nargs="+",
+                help="several forget-set sizes, e.g. 100 500 1000 (default: --forget-count alone)",
+            )
             p.add_argument("--quiet", action="store_true", help="no progress on stderr")
-            p.add_argument("--executor", choices=["local", "ray"], default="local",
-                           help="local: one run after another in this process; ray: each run is a Ray task")
-            p.add_argument("--ray-address", default=None,
-                           help="a running Ray cluster (e.g. HOST:6379 from `ray start --head`; default: start a "
-                                "local Ray instance sized to this machine); needs --executor ray")
-            p.add_argument("--ray-cpus-per-task", type=int, default=None, metavar="N",
-                           help="CPUs (torch threads) per Ray task (default: as many as a local run uses, so the "
-                                "tables equal the local executor's; fewer run tasks side by side, with float "
-                                "rounding that differs in the last digits)")
+            p.add_argument(
+                "--executor",
+                choices=["local", "ray"],
+                default="local",
+                help="local: one run after another in this process; ray: each run is a Ray task",
+            )
+            p.add_argument(
+                "--ray-address",
+                default=None,
+                help="a running Ray cluster (e.g. HOST:6379 from `ray start --head`; default: start a "
+                "local Ray instance sized to this machine); needs --executor ray",
+            )
+            p.add_argument(
+                "--ray-cpus-per-task",
+                type=int,
+                default=None,
+                metavar="N",
+                help="CPUs (torch threads) per Ray task (default: as many as a local run uses, so the "
+                "tables equal the local executor's; fewer run tasks side by side, with float "
+                "rounding that differs in the last digits)",
+            )
         add_method_args(p)
         p.set_defaults(fn=fn)
     p = sub.add_parser("execute", help="execute a run created by the dashboard (its config.json)")

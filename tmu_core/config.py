@@ -7,6 +7,7 @@ This module imports no registry: dataset, model and method names are checked whe
 (`jobs.pipeline.validate`). A config may nest section configs (TMU's twin / scoring / classifier /
 unlearning); `leaf_fields`, `flatten` and `with_flat` address their fields by their (unique) names.
 """
+
 from __future__ import annotations
 
 import math
@@ -70,7 +71,9 @@ def check_bounds(obj) -> None:
             object.__setattr__(obj, f.name, value)
         meta = f.metadata
         if "choices" in meta and value not in meta["choices"]:
-            raise TMUError(f"{words(f.name)} '{value}' is not valid; choose one of: {', '.join(map(str, meta['choices']))}")
+            raise TMUError(
+                f"{words(f.name)} '{value}' is not valid; choose one of: {', '.join(map(str, meta['choices']))}"
+            )
         if isinstance(value, (int, float)) and not isinstance(value, bool):
             if isinstance(value, float) and not math.isfinite(value):
                 raise TMUError(f"{words(f.name)} must be a finite number (got {value})")
@@ -88,7 +91,9 @@ class DataConfig:
     dataset: str = opt("digits", "dataset name (see `python -m tmu_core datasets`)")
     data_root: str = opt("", "folder with the dataset files (torchvision sets, imagefolder); default ./data/<dataset>")
     image_size: int = opt(32, "side length imagefolder images are resized to", min=8, max=256)
-    aux_fraction: float = opt(0.1, "share of each training class held out as the aux pool (never trained on)", min=0.02, max=0.5)
+    aux_fraction: float = opt(
+        0.1, "share of each training class held out as the aux pool (never trained on)", min=0.02, max=0.5
+    )
     test_fraction: float = opt(0.2, "test share for datasets without an official test split", min=0.05, max=0.5)
     train_per_class: int = opt(0, "use at most this many training images per class (0 = all)", min=0)
 
@@ -105,9 +110,13 @@ FRACTION_ERROR = "forget fraction must be below 1 (got {:g}): the class must kee
 class ForgetSpec:
     """The forget set D_f: part of one class, by count, fraction or explicit sample ids."""
 
-    forget_class: str = opt("8", "class to forget from: a name, an index, or #index (a name that is also an index means the name)")
+    forget_class: str = opt(
+        "8", "class to forget from: a name, an index, or #index (a name that is also an index means the name)"
+    )
     forget_count: int = opt(100, "how many samples of the class to forget", min=0)
-    forget_fraction: float = opt(0.0, "forget this share of the class instead of a count (0 = use the count)", min=0.0, max=1.0)
+    forget_fraction: float = opt(
+        0.0, "forget this share of the class instead of a count (0 = use the count)", min=0.0, max=1.0
+    )
     forget_ids: tuple[int, ...] = opt((), "explicit training sample ids to forget (overrides count/fraction)")
 
     def __post_init__(self):
@@ -119,7 +128,9 @@ class ForgetSpec:
         check_bounds(self)
         object.__setattr__(self, "forget_class", str(self.forget_class).strip())
         if not all(isinstance(i, numbers.Integral) and not isinstance(i, bool) for i in self.forget_ids):
-            raise TMUError(f"forget ids must be whole numbers (sample ids of the training set), got {list(self.forget_ids)[:5]}")
+            raise TMUError(
+                f"forget ids must be whole numbers (sample ids of the training set), got {list(self.forget_ids)[:5]}"
+            )
         object.__setattr__(self, "forget_ids", tuple(int(i) for i in self.forget_ids))
         big = [i for i in self.forget_ids if i > MAX_ID]  # a negative id is refused against the data, with its range
         if big:
@@ -136,10 +147,14 @@ class TrainConfig:
     lr: float = opt(0.05, "initial learning rate (SGD, momentum 0.9)", min=1e-6, max=10.0)
     momentum: float = opt(0.9, "SGD momentum", min=0.0, max=0.999)
     weight_decay: float = opt(5e-4, "weight decay", min=0.0, max=0.1)
-    schedule: str = opt("cosine", "learning-rate schedule: cosine, or step (/10 at 50% and 75%, as the paper)",
-                        choices=("cosine", "step", "constant"))
-    augment: str = opt("none", "augmentation: none, flip, crop_flip (pad 4 + crop + flip)",
-                       choices=("none", "flip", "crop_flip"))
+    schedule: str = opt(
+        "cosine",
+        "learning-rate schedule: cosine, or step (/10 at 50% and 75%, as the paper)",
+        choices=("cosine", "step", "constant"),
+    )
+    augment: str = opt(
+        "none", "augmentation: none, flip, crop_flip (pad 4 + crop + flip)", choices=("none", "flip", "crop_flip")
+    )
     label_smoothing: float = opt(0.0, "label smoothing of the cross-entropy", min=0.0, max=0.5)
 
     def __post_init__(self):
@@ -155,22 +170,43 @@ class OwnModelConfig:
     deletion request as files, and an optional gold model. Empty original weights = the project trains its own
     (every other run). Read by `tmu_core.ownmodel`."""
 
-    original_weights: str = opt("", "your trained model: a state dict (.pt/.pth) of --model with one output per "
-                                    "class folder, or a whole-model TorchScript file; the data must then be laid out "
-                                    "as train/ aux/ test/ (or --manifest)")
-    manifest: str = opt("", "your model: a CSV manifest (path,label,split with split train, aux or test) instead "
-                            "of train/ aux/ test/ folders under --data-root; paths relative to the manifest's folder")
-    forget_list: str = opt("", "your model: a text file of training images to forget, one path per line relative "
-                               "to train/ (e.g. cat/0001.png); may span several classes")
-    gold: str = opt("none", "your model: none (train nothing from scratch), retrain (retrain with the project's "
-                            "recipe, not yours) or weights (--gold-weights)", choices=("none", "retrain", "weights"))
-    gold_weights: str = opt("", "your model: a gold model you retrained yourself without the forget list (same "
-                                "format as --original-weights); every alignment measure is then computed")
-    input_mean: tuple[float, ...] = opt((), "your model: per-channel mean it subtracts from [0, 1] pixels (default: "
-                                            "what the state dict holds, else the registry's 0.5; a TorchScript model "
-                                            "is given raw [0, 1] pixels unless this is set)", item_type=float)
-    input_std: tuple[float, ...] = opt((), "your model: per-channel std it divides by (default: as --input-mean, the "
-                                           "registry's 0.25)", item_type=float)
+    original_weights: str = opt(
+        "",
+        "your trained model: a state dict (.pt/.pth) of --model with one output per "
+        "class folder, or a whole-model TorchScript file; the data must then be laid out "
+        "as train/ aux/ test/ (or --manifest)",
+    )
+    manifest: str = opt(
+        "",
+        "your model: a CSV manifest (path,label,split with split train, aux or test) instead "
+        "of train/ aux/ test/ folders under --data-root; paths relative to the manifest's folder",
+    )
+    forget_list: str = opt(
+        "",
+        "your model: a text file of training images to forget, one path per line relative "
+        "to train/ (e.g. cat/0001.png); may span several classes",
+    )
+    gold: str = opt(
+        "none",
+        "your model: none (train nothing from scratch), retrain (retrain with the project's "
+        "recipe, not yours) or weights (--gold-weights)",
+        choices=("none", "retrain", "weights"),
+    )
+    gold_weights: str = opt(
+        "",
+        "your model: a gold model you retrained yourself without the forget list (same "
+        "format as --original-weights); every alignment measure is then computed",
+    )
+    input_mean: tuple[float, ...] = opt(
+        (),
+        "your model: per-channel mean it subtracts from [0, 1] pixels (default: "
+        "what the state dict holds, else the registry's 0.5; a TorchScript model "
+        "is given raw [0, 1] pixels unless this is set)",
+        item_type=float,
+    )
+    input_std: tuple[float, ...] = opt(
+        (), "your model: per-channel std it divides by (default: as --input-mean, the registry's 0.25)", item_type=float
+    )
 
     def __post_init__(self):
         check_bounds(self)
@@ -190,8 +226,11 @@ class OwnModelConfig:
         elif self.gold == "weights":
             raise TMUError("--gold weights needs --gold-weights FILE (a model you retrained without the forget list)")
         if not self.original_weights:
-            given = [f"--{n.replace('_', '-')}" for n in ("manifest", "forget_list", "gold_weights", "input_mean")
-                     if getattr(self, n)] + (["--gold " + self.gold] if self.gold != "none" else [])
+            given = [
+                f"--{n.replace('_', '-')}"
+                for n in ("manifest", "forget_list", "gold_weights", "input_mean")
+                if getattr(self, n)
+            ] + (["--gold " + self.gold] if self.gold != "none" else [])
             if given:
                 raise TMUError(f"{', '.join(given)} describe your own model: give --original-weights FILE too")
 
@@ -216,7 +255,12 @@ class RunConfig:
     own: OwnModelConfig = field(default_factory=OwnModelConfig)  # a model the project did not train (tmu_core.ownmodel)
 
     def __post_init__(self):
-        for part, cls in (("data", DataConfig), ("forget", ForgetSpec), ("train", TrainConfig), ("own", OwnModelConfig)):
+        for part, cls in (
+            ("data", DataConfig),
+            ("forget", ForgetSpec),
+            ("train", TrainConfig),
+            ("own", OwnModelConfig),
+        ):
             if not isinstance(getattr(self, part), cls):
                 raise TMUError(f"{part} must be a {cls.__name__}, got {type(getattr(self, part)).__name__}")
         if isinstance(self.seed, float) and self.seed.is_integer():
@@ -300,6 +344,7 @@ def run_config_to_dict(cfg: RunConfig) -> dict:
 
 def run_config_from_dict(d: dict) -> RunConfig:
     """Inverse of `run_config_to_dict`; unknown keys are refused with the valid ones named."""
+
     def build(cls, values):
         valid = {f.name for f in fields(cls)}
         if not isinstance(values, dict):
@@ -320,12 +365,15 @@ def run_config_from_dict(d: dict) -> RunConfig:
     params = d.get("method_params") or {}
     if not isinstance(params, dict) or not all(isinstance(p, dict) for p in params.values()):
         raise TMUError("method_params in the run config is damaged: expected {method: {setting: value}}")
-    return build(RunConfig, {
-        **{k: v for k, v in d.items() if k not in ("data", "forget", "train", "methods", "method_params", "own")},
-        "own": build(OwnModelConfig, d.get("own", {})),
-        "data": build(DataConfig, d.get("data", {})),
-        "forget": build(ForgetSpec, forget),
-        "train": build(TrainConfig, d.get("train", {})),
-        "methods": tuple(d.get("methods", RunConfig.methods)),
-        "method_params": tuple((m, tuple(sorted(p.items()))) for m, p in params.items()),
-    })
+    return build(
+        RunConfig,
+        {
+            **{k: v for k, v in d.items() if k not in ("data", "forget", "train", "methods", "method_params", "own")},
+            "own": build(OwnModelConfig, d.get("own", {})),
+            "data": build(DataConfig, d.get("data", {})),
+            "forget": build(ForgetSpec, forget),
+            "train": build(TrainConfig, d.get("train", {})),
+            "methods": tuple(d.get("methods", RunConfig.methods)),
+            "method_params": tuple((m, tuple(sorted(p.items()))) for m, p in params.items()),
+        },
+    )

@@ -15,6 +15,7 @@ Bundle layout (assets/demo/):
                    from the full-precision activations)
     models/                        <cache key>.pt <cache key>.json   the original and gold models, float32, exactly as trained
 """
+
 from __future__ import annotations
 
 import json
@@ -42,8 +43,14 @@ RUN_FILES = (CONFIG, STATUS, METRICS, SAMPLES, EMBEDDINGS, *(umap_files(m)[0] fo
 
 def config() -> RunConfig:
     """The demo's run: digits, forget 110 of class 8's 125 training images, seed 0, TMU and six baselines."""
-    return RunConfig(data=DataConfig(dataset="digits"), forget=ForgetSpec(forget_class="8", forget_count=110),
-                     train=default_train_config("digits"), methods=METHODS, seed=0, name="demo")
+    return RunConfig(
+        data=DataConfig(dataset="digits"),
+        forget=ForgetSpec(forget_class="8", forget_count=110),
+        train=default_train_config("digits"),
+        methods=METHODS,
+        seed=0,
+        name="demo",
+    )
 
 
 def bundle_root(bundle: Path = BUNDLE) -> Path:
@@ -129,14 +136,26 @@ def build(bundle: Path = BUNDLE, log=print) -> dict:
             (out / METRICS).write_text(json.dumps(metrics, indent=1))
             (out / CONFIG).write_text(json.dumps(run_config_to_dict(config()), indent=1))
             status = run.status()
-            (out / STATUS).write_text(json.dumps(
-                {"state": "complete", "stage": "complete", "progress": 1.0, "message": "done", "error": None,
-                 "updated": status.get("updated"), "stages": status.get("stages", {}), "eta_seconds": 0.0},
-                indent=1))
+            (out / STATUS).write_text(
+                json.dumps(
+                    {
+                        "state": "complete",
+                        "stage": "complete",
+                        "progress": 1.0,
+                        "message": "done",
+                        "error": None,
+                        "updated": status.get("updated"),
+                        "stages": status.get("stages", {}),
+                        "eta_seconds": 0.0,
+                    },
+                    indent=1,
+                )
+            )
             shutil.copyfile(run.dir / SAMPLES, out / SAMPLES)
             arrays = run.embeddings()
-            np.savez_compressed(out / EMBEDDINGS, **{k: v.astype(np.float16) if k.startswith("emb_") else v
-                                                           for k, v in arrays.items()})
+            np.savez_compressed(
+                out / EMBEDDINGS, **{k: v.astype(np.float16) if k.startswith("emb_") else v for k, v in arrays.items()}
+            )
             for m in UMAP_MODELS:
                 shutil.copyfile(run.dir / umap_files(m)[0], out / umap_files(m)[0])
             for kind in ("original", "gold"):
@@ -160,8 +179,10 @@ def main(argv: list[str]) -> int:
     logging.basicConfig(level=logging.WARNING)
     metrics = build(Path(argv[0]) if argv else BUNDLE)
     models = metrics["models"]
-    print(f"gold A_f on D_f {models['gold']['acc_forget']:.1f}%  " + "  ".join(
-        f"{m} |Δ| {v['abs_delta']:.1f}" for m, v in models.items() if m != "gold"))
+    print(
+        f"gold A_f on D_f {models['gold']['acc_forget']:.1f}%  "
+        + "  ".join(f"{m} |Δ| {v['abs_delta']:.1f}" for m, v in models.items() if m != "gold")
+    )
     return 0
 
 

@@ -5,6 +5,7 @@ interrupted, and `tmu execute` can finish it later), and maps errors to exit cod
 0 done, 1 a bug ("unexpected ...", never a traceback), 2 a user error (TMUError), 130 interrupted,
 141 the reader of stdout left (`tmu runs | head -1`).
 """
+
 from __future__ import annotations
 
 import logging

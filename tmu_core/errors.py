@@ -5,7 +5,6 @@ Every mistake a user can make (unknown names, bad forget specs, missing data, da
 dashboard shows it with `st.error`. Anything else escaping is a bug.
 """
 
-
 import unicodedata
 
 
@@ -34,8 +33,9 @@ def check_finite(loss, stage: str, epoch: int) -> None:
     """Raise Diverged naming `stage` when the (scalar tensor) loss is not finite."""
     value = float(loss.detach())
     if value != value or value in (float("inf"), float("-inf")):
-        raise Diverged(f"{stage} diverged: its loss became {value} in epoch {epoch + 1}; "
-                       f"lower the learning rate or the momentum")
+        raise Diverged(
+            f"{stage} diverged: its loss became {value} in epoch {epoch + 1}; lower the learning rate or the momentum"
+        )
 
 
 class Cancelled(Exception):

@@ -4,6 +4,7 @@ Every model takes images in [0, 1] (normalisation is its first layer, so attack 
 units), works for 1 or 3 channels at the dataset's size, and exposes `embed(x)` (penultimate
 activations, used by NF and the UMAP page) besides `forward(x)` (logits).
 """
+
 from __future__ import annotations
 
 import torch
@@ -24,7 +25,7 @@ class Net(nn.Module):
         self.register_buffer("std", torch.full((1, channels, 1, 1), 0.25))
         self.body, self.head = body, head
 
-    def set_normalization(self, mean, std) -> "Net":
+    def set_normalization(self, mean, std) -> Net:
         self.mean.copy_(torch.tensor(mean, dtype=torch.float32).view_as(self.mean))
         self.std.copy_(torch.tensor(std, dtype=torch.float32).view_as(self.std))
         return self
@@ -47,20 +48,33 @@ def _conv(cin: int, cout: int, stride: int = 1) -> nn.Sequential:
     return nn.Sequential(nn.Conv2d(cin, cout, 3, stride, 1, bias=False), nn.BatchNorm2d(cout), nn.ReLU(inplace=True))
 
 
-@MODELS.register("small_cnn", "3-stage CNN (32-64-128 channels, 256-d embedding); the fast CPU default for 8x8 to 32x32")
+@MODELS.register(
+    "small_cnn", "3-stage CNN (32-64-128 channels, 256-d embedding); the fast CPU default for 8x8 to 32x32"
+)
 def small_cnn(channels: int, num_classes: int, size: int) -> Net:
     # One conv per stage: on 2 CPU cores a second conv at full resolution tripled the cost of an epoch
     # of 32x32 images. 8x8 inputs skip the later pools so the last stage still sees 4x4.
-    pool = lambda: nn.MaxPool2d(2) if size >= 16 else nn.Identity()
+    def pool():
+        return nn.MaxPool2d(2) if size >= 16 else nn.Identity()
+
     body = nn.Sequential(
-        _conv(channels, 32), nn.MaxPool2d(2),
-        _conv(32, 64), pool(),
-        _conv(64, 128), pool(),
-        nn.AdaptiveAvgPool2d(2), nn.Flatten(), nn.Linear(512, 256), nn.ReLU(inplace=True))
+        _conv(channels, 32),
+        nn.MaxPool2d(2),
+        _conv(32, 64),
+        pool(),
+        _conv(64, 128),
+        pool(),
+        nn.AdaptiveAvgPool2d(2),
+        nn.Flatten(),
+        nn.Linear(512, 256),
+        nn.ReLU(inplace=True),
+    )
     return Net(body, nn.Linear(256, num_classes), channels)
 
 
-@MODELS.register("resnet18", "ResNet-18, CIFAR variant (3x3 stem, no max-pool), 512-d embedding; the paper's main model")
+@MODELS.register(
+    "resnet18", "ResNet-18, CIFAR variant (3x3 stem, no max-pool), 512-d embedding; the paper's main model"
+)
 def resnet18(channels: int, num_classes: int, size: int) -> Net:
     import torchvision  # late: importing torchvision costs seconds that every other model and command saves
 
@@ -71,13 +85,26 @@ def resnet18(channels: int, num_classes: int, size: int) -> Net:
     return Net(body, r.fc, channels)
 
 
-@MODELS.register("allcnn", "All-CNN-C (Springenberg et al.) with batch norm, 192-d embedding; one of the paper's models")
+@MODELS.register(
+    "allcnn", "All-CNN-C (Springenberg et al.) with batch norm, 192-d embedding; one of the paper's models"
+)
 def allcnn(channels: int, num_classes: int, size: int) -> Net:
     body = nn.Sequential(
-        _conv(channels, 96), _conv(96, 96), _conv(96, 96, stride=2), nn.Dropout(0.1),
-        _conv(96, 192), _conv(192, 192), _conv(192, 192, stride=2), nn.Dropout(0.1),
-        _conv(192, 192), nn.Conv2d(192, 192, 1), nn.BatchNorm2d(192), nn.ReLU(inplace=True),
-        nn.AdaptiveAvgPool2d(1), nn.Flatten())
+        _conv(channels, 96),
+        _conv(96, 96),
+        _conv(96, 96, stride=2),
+        nn.Dropout(0.1),
+        _conv(96, 192),
+        _conv(192, 192),
+        _conv(192, 192, stride=2),
+        nn.Dropout(0.1),
+        _conv(192, 192),
+        nn.Conv2d(192, 192, 1),
+        nn.BatchNorm2d(192),
+        nn.ReLU(inplace=True),
+        nn.AdaptiveAvgPool2d(1),
+        nn.Flatten(),
+    )
     return Net(body, nn.Linear(192, num_classes), channels)
 
 
@@ -93,8 +120,9 @@ class ViTBody(nn.Module):
         n = (size // patch) ** 2
         self.cls = nn.Parameter(torch.zeros(1, 1, dim))
         self.pos = nn.Parameter(torch.randn(1, n + 1, dim) * 0.02)
-        layer = nn.TransformerEncoderLayer(dim, heads, dim * 2, dropout=0.0, activation="gelu",
-                                           batch_first=True, norm_first=True)
+        layer = nn.TransformerEncoderLayer(
+            dim, heads, dim * 2, dropout=0.0, activation="gelu", batch_first=True, norm_first=True
+        )
         self.encoder = nn.TransformerEncoder(layer, depth, enable_nested_tensor=False)
         self.norm = nn.LayerNorm(dim)
 

@@ -3,6 +3,7 @@
 The same field metadata (help, min, max, choices) drives the dashboard's widgets, so a hyperparameter
 added to a dataclass is reachable from both without further code.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -27,8 +28,9 @@ def _default(f):
     return None
 
 
-def add_config_args(parser: argparse.ArgumentParser, cls, prefix: str = "", skip: tuple[str, ...] = (),
-                    title: str | None = None) -> None:
+def add_config_args(
+    parser: argparse.ArgumentParser, cls, prefix: str = "", skip: tuple[str, ...] = (), title: str | None = None
+) -> None:
     """One flag per (leaf) field of dataclass `cls`; every flag defaults to None (= keep the config's value)."""
     group = parser.add_argument_group(title or cls.__name__)
     for f in leaf_fields(cls):

@@ -5,6 +5,7 @@ a second run with the same inputs reuses them. The original does not depend on w
 forgotten (it saw the whole training pool), so one original serves every forget set of a split; the
 gold model's key includes the forget ids. A file lock makes concurrent runs build a model once.
 """
+
 from __future__ import annotations
 
 import hashlib
@@ -35,8 +36,16 @@ class Trained:
 
 
 def cache_key(kind: str, data_cfg: DataConfig, train_cfg: TrainConfig, seed: int, ids: np.ndarray) -> str:
-    blob = json.dumps({"kind": kind, "data": asdict(data_cfg), "train": asdict(train_cfg), "seed": seed,
-                       "ids": hashlib.sha256(np.asarray(ids, dtype=np.int64).tobytes()).hexdigest()}, sort_keys=True)
+    blob = json.dumps(
+        {
+            "kind": kind,
+            "data": asdict(data_cfg),
+            "train": asdict(train_cfg),
+            "seed": seed,
+            "ids": hashlib.sha256(np.asarray(ids, dtype=np.int64).tobytes()).hexdigest(),
+        },
+        sort_keys=True,
+    )
     return f"{kind}-{data_cfg.dataset}-{train_cfg.model}-{hashlib.sha256(blob.encode()).hexdigest()[:20]}"
 
 
@@ -44,8 +53,17 @@ def new_model(data: Dataset, train_cfg: TrainConfig) -> Net:
     return build_model(train_cfg.model, data.channels, data.num_classes, data.size, data.mean, data.std)
 
 
-def train_cached(kind: str, data: Dataset, data_cfg: DataConfig, train_cfg: TrainConfig, ids: np.ndarray,
-                 seed: int, device: torch.device, progress: ProgressFn = None, should_stop=None) -> Trained:
+def train_cached(
+    kind: str,
+    data: Dataset,
+    data_cfg: DataConfig,
+    train_cfg: TrainConfig,
+    ids: np.ndarray,
+    seed: int,
+    device: torch.device,
+    progress: ProgressFn = None,
+    should_stop=None,
+) -> Trained:
     """Train a model on the training ids `ids` (or load it from the cache)."""
     key = cache_key(kind, data_cfg, train_cfg, seed, ids)
     path = store.model_cache_file(key)
@@ -69,20 +87,39 @@ def train_cached(kind: str, data: Dataset, data_cfg: DataConfig, train_cfg: Trai
         model = new_model(data, train_cfg)
         ids_t = torch.as_tensor(ids)
         t0 = time.perf_counter()
-        fit(model, data.x[ids_t], data.y[ids_t], train_cfg, device, seed=seed, stage=kind,
-            progress=progress, should_stop=should_stop)
+        fit(
+            model,
+            data.x[ids_t],
+            data.y[ids_t],
+            train_cfg,
+            device,
+            seed=seed,
+            stage=kind,
+            progress=progress,
+            should_stop=should_stop,
+        )
         seconds = time.perf_counter() - t0
         store.save_state(path, model.state_dict())
-        store.atomic_write_json(meta_path, {"kind": kind, "seconds": seconds, "n_train": int(len(ids)),
-                                           "device": str(device)})
+        store.atomic_write_json(
+            meta_path, {"kind": kind, "seconds": seconds, "n_train": int(len(ids)), "device": str(device)}
+        )
         return Trained(model.eval(), seconds, False, key)
 
 
-def original_and_gold(data: Dataset, data_cfg: DataConfig, forget: ForgetSet, train_cfg: TrainConfig, seed: int,
-                      device: torch.device, progress: ProgressFn = None, should_stop=None) -> tuple[Trained, Trained]:
+def original_and_gold(
+    data: Dataset,
+    data_cfg: DataConfig,
+    forget: ForgetSet,
+    train_cfg: TrainConfig,
+    seed: int,
+    device: torch.device,
+    progress: ProgressFn = None,
+    should_stop=None,
+) -> tuple[Trained, Trained]:
     original = train_cached("original", data, data_cfg, train_cfg, data.train_ids, seed, device, progress, should_stop)
-    gold = train_cached("gold", data, data_cfg, train_cfg, forget.remain_ids(data), gold_seed(seed, 0), device,
-                        progress, should_stop)
+    gold = train_cached(
+        "gold", data, data_cfg, train_cfg, forget.remain_ids(data), gold_seed(seed, 0), device, progress, should_stop
+    )
     return original, gold
 
 
@@ -102,10 +139,21 @@ def reference_key(kind: str, data_cfg: DataConfig, train_cfg: TrainConfig, seed:
     return cache_key(kind, data_cfg, train_cfg, seed if kind == "original" else gold_seed(seed, 0), ids)
 
 
-def extra_golds(data: Dataset, data_cfg: DataConfig, forget: ForgetSet, train_cfg: TrainConfig, seed: int, k: int,
-                device: torch.device, progress: ProgressFn = None, should_stop=None) -> list[Trained]:
+def extra_golds(
+    data: Dataset,
+    data_cfg: DataConfig,
+    forget: ForgetSet,
+    train_cfg: TrainConfig,
+    seed: int,
+    k: int,
+    device: torch.device,
+    progress: ProgressFn = None,
+    should_stop=None,
+) -> list[Trained]:
     """Golds 1..k-1 of a k-gold ensemble: the gold recipe on the same D_r, only the training seed differs;
     cached like the run's gold (k = 1 trains nothing)."""
     remain = forget.remain_ids(data)
-    return [train_cached("gold", data, data_cfg, train_cfg, remain, gold_seed(seed, j), device, progress, should_stop)
-            for j in range(1, k)]
+    return [
+        train_cached("gold", data, data_cfg, train_cfg, remain, gold_seed(seed, j), device, progress, should_stop)
+        for j in range(1, k)
+    ]

@@ -3,10 +3,12 @@
 Names map to factories with a one-line description; a duplicate name is a programming error and a miss
 is a user error that lists the valid names (like torchvision's `register_model`).
 """
+
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Callable, Generic, TypeVar
+from typing import Generic, TypeVar
 
 from .errors import TMUError
 

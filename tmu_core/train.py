@@ -4,14 +4,15 @@ SGD with momentum and weight decay, a cosine / step / constant schedule stepped 
 crop+flip augmentation, mixed precision on CUDA, and a `progress` callback. Data arrive as uint8 or float
 tensors; on CUDA they are moved to the GPU once and batches are cut there.
 """
+
 from __future__ import annotations
 
 import logging
 import math
 import os
 import random
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Callable, Optional
 
 import numpy as np
 import torch
@@ -38,7 +39,7 @@ class Progress:
     message: str = ""
 
 
-ProgressFn = Optional[Callable[[Progress], None]]
+ProgressFn = Callable[[Progress], None] | None
 
 
 def pick_device(preference: str = "auto") -> torch.device:
@@ -57,8 +58,9 @@ def pick_device(preference: str = "auto") -> torch.device:
         index = preference.partition(":")[2]
         count = torch.cuda.device_count()
         if index and (not index.isdigit() or int(index) >= count):
-            raise TMUError(f"device '{preference}' is not valid: this machine has {count} CUDA GPU(s), "
-                           f"cuda:0..cuda:{count - 1}")
+            raise TMUError(
+                f"device '{preference}' is not valid: this machine has {count} CUDA GPU(s), cuda:0..cuda:{count - 1}"
+            )
     if preference == "mps" and not (getattr(torch.backends, "mps", None) and torch.backends.mps.is_available()):
         from .errors import TMUError
 
@@ -94,7 +96,7 @@ def augment(x: torch.Tensor, mode: str, gen: torch.Generator) -> torch.Tensor:
         xp = F.pad(x, (pad, pad, pad, pad), mode="reflect")
         dx = torch.randint(0, 2 * pad + 1, (n,), generator=gen).tolist()
         dy = torch.randint(0, 2 * pad + 1, (n,), generator=gen).tolist()
-        x = torch.stack([xp[i, :, dy[i]:dy[i] + h, dx[i]:dx[i] + w] for i in range(n)])
+        x = torch.stack([xp[i, :, dy[i] : dy[i] + h, dx[i] : dx[i] + w] for i in range(n)])
     return x
 
 
@@ -106,11 +108,18 @@ def make_schedule(opt: torch.optim.Optimizer, schedule: str, total_steps: int):
     """Per-step multiplier: cosine to 0, or /10 at 50% and 75% (the paper's step schedule)."""
     total = max(1, total_steps)
     if schedule == "cosine":
-        fn = lambda s: 0.5 * (1 + math.cos(math.pi * min(s, total) / total))
+
+        def fn(s):
+            return 0.5 * (1 + math.cos(math.pi * min(s, total) / total))
     elif schedule == "step":
-        fn = lambda s: 1.0 if s < 0.5 * total else (0.1 if s < 0.75 * total else 0.01)
+
+        def fn(s):
+            return 1.0 if s < 0.5 * total else (0.1 if s < 0.75 * total else 0.01)
     else:
-        fn = lambda s: 1.0
+
+        def fn(s):
+            return 1.0
+
     return torch.optim.lr_scheduler.LambdaLR(opt, fn)
 
 
@@ -118,9 +127,20 @@ def autocast(device: torch.device):
     return torch.autocast("cuda", dtype=torch.bfloat16, enabled=device.type == "cuda")
 
 
-def fit(model: nn.Module, x: torch.Tensor, y: torch.Tensor, cfg: TrainConfig, device: torch.device, *,
-        seed: int = 0, stage: str = "train", progress: ProgressFn = None, should_stop=None,
-        done_when: Callable[[], bool] | None = None, check_every: int = 1) -> dict:
+def fit(
+    model: nn.Module,
+    x: torch.Tensor,
+    y: torch.Tensor,
+    cfg: TrainConfig,
+    device: torch.device,
+    *,
+    seed: int = 0,
+    stage: str = "train",
+    progress: ProgressFn = None,
+    should_stop=None,
+    done_when: Callable[[], bool] | None = None,
+    check_every: int = 1,
+) -> dict:
     """Train `model` in place with cross-entropy on (x, y).
 
     Args: x uint8 or float images in [0, 1], (N, C, H, W); y int64 labels (N,). `done_when()`, asked every
@@ -143,7 +163,7 @@ def fit(model: nn.Module, x: torch.Tensor, y: torch.Tensor, cfg: TrainConfig, de
         perm = torch.randperm(len(x), generator=gen).to(device)
         total, count = 0.0, 0
         for start in range(0, len(x), cfg.batch_size):
-            idx = perm[start:start + cfg.batch_size]
+            idx = perm[start : start + cfg.batch_size]
             if len(idx) < 2 and len(x) > 1:
                 continue  # batch norm needs two samples
             xb = augment(to_float(x[idx]), cfg.augment, gen)
@@ -166,22 +186,31 @@ def fit(model: nn.Module, x: torch.Tensor, y: torch.Tensor, cfg: TrainConfig, de
         if finished:
             break
         if progress:
-            progress(Progress(stage, (epoch + 1) / cfg.epochs, f"epoch {epoch + 1}/{cfg.epochs} loss {history[-1]:.3f}"))
+            progress(
+                Progress(stage, (epoch + 1) / cfg.epochs, f"epoch {epoch + 1}/{cfg.epochs} loss {history[-1]:.3f}")
+            )
         if should_stop is not None:
             should_stop()
     model.eval()
-    return {"loss": history[-1] if history else float("nan"), "history": history, "epochs": len(history),
-            "steps": steps, "steps_per_epoch": steps_per_epoch, "seconds": time.perf_counter() - t0}
+    return {
+        "loss": history[-1] if history else float("nan"),
+        "history": history,
+        "epochs": len(history),
+        "steps": steps,
+        "steps_per_epoch": steps_per_epoch,
+        "seconds": time.perf_counter() - t0,
+    }
 
 
 @torch.no_grad()
-def predict(model: nn.Module, x: torch.Tensor, device: torch.device, batch: int = 1024,
-            what: str = "logits") -> torch.Tensor:
+def predict(
+    model: nn.Module, x: torch.Tensor, device: torch.device, batch: int = 1024, what: str = "logits"
+) -> torch.Tensor:
     """Logits (or `what="embed"`: penultimate activations) for x, in eval mode, as float32 on the CPU."""
     model.to(device).eval()
     outs = []
     for start in range(0, len(x), batch):
-        xb = to_float(on_device(x[start:start + batch], device))
+        xb = to_float(on_device(x[start : start + batch], device))
         with autocast(device):
             out = model.embed(xb) if what == "embed" else model(xb)
         outs.append(out.float().cpu())

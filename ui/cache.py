@@ -4,6 +4,7 @@ for tables and galleries.
 A complete run never changes, so its files are cached by (runs root, run id); the root is part of the
 key because tests and users may point TMU_RUNS_DIR elsewhere. Runs that are still going are never cached.
 """
+
 from __future__ import annotations
 
 import json
@@ -14,9 +15,9 @@ import pandas as pd
 import streamlit as st
 
 from tmu_core import store
-from tmu_core.jobs import embedding, preview
 from tmu_core.config import DataConfig, ForgetSpec, TrainConfig
 from tmu_core.data import Dataset, load_dataset
+from tmu_core.jobs import embedding, preview
 
 from .images import FRAME, data_urls
 
@@ -77,8 +78,13 @@ def dataset(data_json: str, seed: int) -> Dataset:
 def forget_preview(data_json: str, spec_json: str, train_json: str, seed: int) -> preview.ForgetPreview:
     spec = json.loads(spec_json)
     spec["forget_ids"] = tuple(spec["forget_ids"])
-    return preview.forget_preview(dataset(data_json, seed), DataConfig(**json.loads(data_json)), ForgetSpec(**spec),
-                                  TrainConfig(**json.loads(train_json)), seed)
+    return preview.forget_preview(
+        dataset(data_json, seed),
+        DataConfig(**json.loads(data_json)),
+        ForgetSpec(**spec),
+        TrainConfig(**json.loads(train_json)),
+        seed,
+    )
 
 
 @st.cache_data(show_spinner="Drawing the gallery…", max_entries=16)
@@ -163,5 +169,10 @@ def training_images(data_json: str, seed: int, ids: tuple[int, ...]) -> pd.DataF
 def aux_pool_misses(data_json: str, train_json: str, seed: int, class_index: int, original_cached: bool) -> int | None:
     """Aux pool images of the class that the cached original gets wrong (None before it is trained); the flag
     `original_cached` is part of the key, so the count appears once the original exists."""
-    return preview.aux_pool_misses(dataset(data_json, seed), DataConfig(**json.loads(data_json)),
-                                   TrainConfig(**json.loads(train_json)), seed, class_index)
+    return preview.aux_pool_misses(
+        dataset(data_json, seed),
+        DataConfig(**json.loads(data_json)),
+        TrainConfig(**json.loads(train_json)),
+        seed,
+        class_index,
+    )

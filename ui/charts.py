@@ -3,6 +3,7 @@
 Colours are fixed across pages: easy green, hard red, gold a dark reference, TMU blue. Every scatter
 carries the sample id in `customdata`, so a selection on the page maps back to samples.
 """
+
 from __future__ import annotations
 
 import pandas as pd
@@ -37,14 +38,30 @@ def confusion_figure(cm: pd.DataFrame, label_accuracy: float | None = None) -> g
     total = max(1, int(cm.values.sum()))
     agree = [[r == c for c in cm.columns] for r in cm.index]
     # z in [-1, 1]: errors negative (red), agreements positive (green), the strength their share of D_f
-    z = [[(1 if a else -1) * (0.25 + 0.75 * v / total) for a, v in zip(row_a, row_v)]
-         for row_a, row_v in zip(agree, cm.values.tolist())]
-    text = [[f"{v}<br>{'agree' if a else 'error'}" for a, v in zip(row_a, row_v)]
-            for row_a, row_v in zip(agree, cm.values.tolist())]
-    fig = go.Figure(go.Heatmap(z=z, x=[f"predicted {c}" for c in cm.columns], y=[f"gold {r}" for r in cm.index],
-                               text=text, texttemplate="%{text}", customdata=cm.values, zmin=-1, zmax=1,
-                               colorscale=[[0, HARD], [0.5, "#ffffff"], [1, EASY]], showscale=False,
-                               textfont=dict(size=16), hovertemplate="%{y}, %{x}: %{customdata}<extra></extra>"))
+    z = [
+        [(1 if a else -1) * (0.25 + 0.75 * v / total) for a, v in zip(row_a, row_v)]
+        for row_a, row_v in zip(agree, cm.values.tolist())
+    ]
+    text = [
+        [f"{v}<br>{'agree' if a else 'error'}" for a, v in zip(row_a, row_v)]
+        for row_a, row_v in zip(agree, cm.values.tolist())
+    ]
+    fig = go.Figure(
+        go.Heatmap(
+            z=z,
+            x=[f"predicted {c}" for c in cm.columns],
+            y=[f"gold {r}" for r in cm.index],
+            text=text,
+            texttemplate="%{text}",
+            customdata=cm.values,
+            zmin=-1,
+            zmax=1,
+            colorscale=[[0, HARD], [0.5, "#ffffff"], [1, EASY]],
+            showscale=False,
+            textfont=dict(size=16),
+            hovertemplate="%{y}, %{x}: %{customdata}<extra></extra>",
+        )
+    )
     fig.update_yaxes(autorange="reversed")
     title = "D_f: predicted vs gold truth"
     if label_accuracy is not None:
@@ -65,14 +82,29 @@ def feature_distributions(df: pd.DataFrame, kind: str = "violin", title: str = "
                 fig.update_xaxes(title_text=f"{feat} value", row=1, col=i)
                 fig.update_yaxes(title_text="samples" if i == 1 else None, row=1, col=i)
             else:
-                fig.add_trace(go.Violin(y=part[feat], x=[label] * len(part), points="all", box_visible=True, spanmode="hard",
-                                        customdata=part["id"], hovertemplate="id %{customdata}: %{y:.3g}<extra></extra>",
-                                        **common), row=1, col=i)
+                fig.add_trace(
+                    go.Violin(
+                        y=part[feat],
+                        x=[label] * len(part),
+                        points="all",
+                        box_visible=True,
+                        spanmode="hard",
+                        customdata=part["id"],
+                        hovertemplate="id %{customdata}: %{y:.3g}<extra></extra>",
+                        **common,
+                    ),
+                    row=1,
+                    col=i,
+                )
                 fig.update_yaxes(title_text=f"{feat} value", row=1, col=i)
     if kind == "histogram":
         fig.update_layout(barmode="overlay")
-    return _layout(fig, title or f"Features by label (easy {int((df['label'] == 'easy').sum())}, "
-                                 f"hard {int((df['label'] == 'hard').sum())})", 400)
+    return _layout(
+        fig,
+        title
+        or f"Features by label (easy {int((df['label'] == 'easy').sum())}, hard {int((df['label'] == 'hard').sum())})",
+        400,
+    )
 
 
 def feature_scatter(df: pd.DataFrame, x: str, y: str, title: str = "") -> go.Figure:
@@ -80,9 +112,17 @@ def feature_scatter(df: pd.DataFrame, x: str, y: str, title: str = "") -> go.Fig
     fig = go.Figure()
     for label in ("easy", "hard"):
         part = df[df["label"] == label]
-        fig.add_trace(go.Scatter(x=part[x], y=part[y], mode="markers", name=label, customdata=part["id"],
-                                 marker=dict(color=LABEL_COLORS[label], size=9, symbol="circle" if label == "easy" else "x"),
-                                 hovertemplate=f"id %{{customdata}}<br>{x} %{{x:.3g}}<br>{y} %{{y:.3g}}<extra>{label}</extra>"))
+        fig.add_trace(
+            go.Scatter(
+                x=part[x],
+                y=part[y],
+                mode="markers",
+                name=label,
+                customdata=part["id"],
+                marker=dict(color=LABEL_COLORS[label], size=9, symbol="circle" if label == "easy" else "x"),
+                hovertemplate=f"id %{{customdata}}<br>{x} %{{x:.3g}}<br>{y} %{{y:.3g}}<extra>{label}</extra>",
+            )
+        )
     fig.update_xaxes(title=x)
     fig.update_yaxes(title=y)
     fig.update_layout(dragmode="lasso")
@@ -93,11 +133,21 @@ def ablation_figure(df: pd.DataFrame) -> go.Figure:
     """Label accuracy per feature subset (tables.ablation_frame); the subset TMU used is highlighted, the
     all-easy baseline grey and drawn as a dashed line. Bars start at 0, so their lengths keep the ratios
     (AF 92 is not drawn a third of NF 98); each carries its value, with room above the top one for it."""
-    colors = ["#9e9e9e" if f == BASELINE_ROW else "#1565c0" if used else "#90caf9"
-              for f, used in zip(df["features"], df["used by TMU"])]
-    fig = go.Figure(go.Bar(x=df["features"], y=df["label_accuracy"], marker_color=colors,
-                           text=[f"{v:.1f}" for v in df["label_accuracy"]], textposition="outside", cliponaxis=False,
-                           hovertemplate="%{x}: %{y:.1f}%<extra></extra>"))
+    colors = [
+        "#9e9e9e" if f == BASELINE_ROW else "#1565c0" if used else "#90caf9"
+        for f, used in zip(df["features"], df["used by TMU"])
+    ]
+    fig = go.Figure(
+        go.Bar(
+            x=df["features"],
+            y=df["label_accuracy"],
+            marker_color=colors,
+            text=[f"{v:.1f}" for v in df["label_accuracy"]],
+            textposition="outside",
+            cliponaxis=False,
+            hovertemplate="%{x}: %{y:.1f}%<extra></extra>",
+        )
+    )
     fig.update_yaxes(title="label accuracy (%)", range=[0, 112], tickvals=[0, 20, 40, 60, 80, 100])
     base = df.loc[df["features"] == BASELINE_ROW, "label_accuracy"]
     if len(base):
@@ -117,15 +167,32 @@ def forget_accuracy_figure(models: pd.DataFrame) -> go.Figure:
     df = pd.concat([models[models["model"] == "gold"], models[models["model"] != "gold"]])
     gold = float(df["A_f"].iloc[0])
     short = df["A_f"] < 12  # too short for a label inside
-    fig = go.Figure(go.Bar(x=[model_label(m) for m in df["model"]], y=df["A_f"],
-                           marker_color=[model_color(m) for m in df["model"]],
-                           text=[f"{v:.1f}" for v in df["A_f"]],
-                           textposition=["outside" if s else "inside" for s in short], insidetextanchor="start",
-                           textfont=dict(color=["#212121" if s else "white" for s in short]), cliponaxis=False,
-                           customdata=df["abs_delta"], hovertemplate="%{x}: A_f %{y:.1f}%, |Δ| %{customdata:.1f}<extra></extra>"))
+    fig = go.Figure(
+        go.Bar(
+            x=[model_label(m) for m in df["model"]],
+            y=df["A_f"],
+            marker_color=[model_color(m) for m in df["model"]],
+            text=[f"{v:.1f}" for v in df["A_f"]],
+            textposition=["outside" if s else "inside" for s in short],
+            insidetextanchor="start",
+            textfont=dict(color=["#212121" if s else "white" for s in short]),
+            cliponaxis=False,
+            customdata=df["abs_delta"],
+            hovertemplate="%{x}: A_f %{y:.1f}%, |Δ| %{customdata:.1f}<extra></extra>",
+        )
+    )
     fig.add_hline(y=gold, line_dash="dash", line_color=model_color("gold"))
-    fig.add_annotation(x=1, xref="paper", xanchor="right", y=1, yref="paper", yanchor="top", showarrow=False,
-                       text=f"dashed line: target = gold's A_f, {gold:.1f}%", bgcolor="rgba(255,255,255,0.85)")
+    fig.add_annotation(
+        x=1,
+        xref="paper",
+        xanchor="right",
+        y=1,
+        yref="paper",
+        yanchor="top",
+        showarrow=False,
+        text=f"dashed line: target = gold's A_f, {gold:.1f}%",
+        bgcolor="rgba(255,255,255,0.85)",
+    )
     fig.update_yaxes(title="A_f: accuracy on D_f (%)", range=[0, 118], tickvals=[0, 20, 40, 60, 80, 100])
     return _layout(fig, "Accuracy on the forget set: the target is gold's, not 0", 380)
 
@@ -153,9 +220,18 @@ def delta_figure(models: pd.DataFrame, verdict=None) -> go.Figure:
         elif verdict is not None and verdict.winner is None and name in verdict.leaders:
             label += " · tie"
         text.append(label)
-    fig = go.Figure(go.Bar(x=values, y=[model_label(m) for m in df["model"]], orientation="h",
-                           marker_color=[model_color(m) for m in df["model"]], customdata=values,
-                           text=text, textposition="outside", hovertemplate="%{y}: |Δ| %{customdata:.1f}<extra></extra>"))
+    fig = go.Figure(
+        go.Bar(
+            x=values,
+            y=[model_label(m) for m in df["model"]],
+            orientation="h",
+            marker_color=[model_color(m) for m in df["model"]],
+            customdata=values,
+            text=text,
+            textposition="outside",
+            hovertemplate="%{y}: |Δ| %{customdata:.1f}<extra></extra>",
+        )
+    )
     fig.update_traces(cliponaxis=False)
     top = max([1.0, *values])
     fig.update_xaxes(title="|Δ| (percentage points of D_f)", range=[0, top * 1.45])  # room for the labels
@@ -163,8 +239,15 @@ def delta_figure(models: pd.DataFrame, verdict=None) -> go.Figure:
     if verdict is not None and verdict.leaders:
         best = verdict.row(verdict.leaders[0]).abs_delta
         width = verdict.floor.images * 100.0 / verdict.forget_count if verdict.forget_count else verdict.floor.images
-        fig.add_vrect(x0=best, x1=best + width, fillcolor="#9e9e9e", opacity=0.15, line_width=0,
-                      annotation_text="noise floor", annotation_position="top left")
+        fig.add_vrect(
+            x0=best,
+            x1=best + width,
+            fillcolor="#9e9e9e",
+            opacity=0.15,
+            line_width=0,
+            annotation_text="noise floor",
+            annotation_position="top left",
+        )
     return _layout(fig, "|Δ| to gold on D_f (lower is better)", 340)
 
 
@@ -173,9 +256,18 @@ def utility_figure(models: pd.DataFrame) -> go.Figure:
     would draw 89 a third of 99); each carries its value."""
     fig = go.Figure()
     for col, name, color in (("A_test", "A_test (test set)", "#1565c0"), ("A_r", "A_r (remain set)", "#90caf9")):
-        fig.add_trace(go.Bar(x=[model_label(m) for m in models["model"]], y=models[col], name=name, marker_color=color,
-                             text=[f"{v:.1f}" for v in models[col]], textposition="outside", cliponaxis=False,
-                             hovertemplate="%{x}: %{y:.2f}%<extra>" + col + "</extra>"))
+        fig.add_trace(
+            go.Bar(
+                x=[model_label(m) for m in models["model"]],
+                y=models[col],
+                name=name,
+                marker_color=color,
+                text=[f"{v:.1f}" for v in models[col]],
+                textposition="outside",
+                cliponaxis=False,
+                hovertemplate="%{x}: %{y:.2f}%<extra>" + col + "</extra>",
+            )
+        )
     fig.update_yaxes(title="accuracy (%)", range=[0, 105], tickvals=[0, 20, 40, 60, 80, 100])
     fig.update_layout(barmode="group")
     return _layout(fig, "Utility kept: test and remain accuracy", 340)
@@ -184,9 +276,15 @@ def utility_figure(models: pd.DataFrame) -> go.Figure:
 MAX_CLUSTER_LABELS = 12  # more classes than this: only the forget class's cluster is labelled (hover names the rest)
 
 
-def umap_figure(df: pd.DataFrame, title: str, zoom: bool = False, height: int = 720,
-                class_names: list[str] | None = None, frame: pd.DataFrame | None = None,
-                legend: bool = True) -> go.Figure:
+def umap_figure(
+    df: pd.DataFrame,
+    title: str,
+    zoom: bool = False,
+    height: int = 720,
+    class_names: list[str] | None = None,
+    frame: pd.DataFrame | None = None,
+    legend: bool = True,
+) -> go.Figure:
     """UMAP points by group (tables.umap_frame): other classes faded, D_f easy/hard on top; hover: id, class name.
 
     Args:
@@ -199,6 +297,7 @@ def umap_figure(df: pd.DataFrame, title: str, zoom: bool = False, height: int = 
             default `df`. A side-by-side panel fills its box (no equal-scale constraint, which left a narrow
             panel mostly empty); the shared ranges keep the maps comparable.
     """
+
     def name_of(label) -> str:
         i = int(label)
         return str(class_names[i]) if class_names is not None and 0 <= i < len(class_names) else str(i)
@@ -209,20 +308,37 @@ def umap_figure(df: pd.DataFrame, title: str, zoom: bool = False, height: int = 
         if part.empty:
             continue
         custom = part[["id", "label", "role"]].assign(name=[name_of(v) for v in part["label"]]).to_numpy()
-        fig.add_trace(go.Scattergl(x=part["x"], y=part["y"], mode="markers", name=f"{group} ({len(part)})",
-                                   customdata=custom,
-                                   marker=dict(color=color, size=size, opacity=opacity, symbol=symbol),
-                                   hovertemplate="id %{customdata[0]} · class %{customdata[3]} · %{customdata[2]}"
-                                                 f"<extra>{group}</extra>"))
+        fig.add_trace(
+            go.Scattergl(
+                x=part["x"],
+                y=part["y"],
+                mode="markers",
+                name=f"{group} ({len(part)})",
+                customdata=custom,
+                marker=dict(color=color, size=size, opacity=opacity, symbol=symbol),
+                hovertemplate="id %{customdata[0]} · class %{customdata[3]} · %{customdata[2]}"
+                f"<extra>{group}</extra>",
+            )
+        )
     if class_names is not None and len(df):
         focus_labels = set(df.loc[df["group"] != "other classes", "label"].astype(int))
         many = df["label"].nunique() > MAX_CLUSTER_LABELS
         for label, part in df.groupby("label"):
             if many and int(label) not in focus_labels:
                 continue
-            fig.add_annotation(x=float(part["x"].median()), y=float(part["y"].median()), text=f"<b>{name_of(label)}</b>",
-                               showarrow=True, arrowhead=0, arrowcolor="#616161", ax=26, ay=-22, xanchor="left",
-                               font=dict(size=14, color="#212121"), bgcolor="rgba(255,255,255,0.8)")
+            fig.add_annotation(
+                x=float(part["x"].median()),
+                y=float(part["y"].median()),
+                text=f"<b>{name_of(label)}</b>",
+                showarrow=True,
+                arrowhead=0,
+                arrowcolor="#616161",
+                ax=26,
+                ay=-22,
+                xanchor="left",
+                font=dict(size=14, color="#212121"),
+                bgcolor="rgba(255,255,255,0.8)",
+            )
     fig.update_xaxes(showticklabels=False, title="")
     frame = df if frame is None else frame
     side_by_side = frame is not df
@@ -245,9 +361,15 @@ def sweep_delta_figure(long: pd.DataFrame) -> go.Figure:
     fig = go.Figure()
     names = {display(name).short: name for name in (*REFERENCES, *METHODS.names())}  # Table 1 has the original
     for method, part in long.groupby("method", sort=False):
-        fig.add_trace(go.Bar(x=part["class"], y=part["abs_delta"], name=method,
-                             marker_color=model_color(names.get(method, method)),
-                             hovertemplate="class %{x}: |Δ| %{y:.1f}<extra>" + method + "</extra>"))
+        fig.add_trace(
+            go.Bar(
+                x=part["class"],
+                y=part["abs_delta"],
+                name=method,
+                marker_color=model_color(names.get(method, method)),
+                hovertemplate="class %{x}: |Δ| %{y:.1f}<extra>" + method + "</extra>",
+            )
+        )
     fig.update_xaxes(title="forget class", type="category")
     fig.update_yaxes(title="|Δ| (percentage points)")
     fig.update_layout(barmode="group")
@@ -271,12 +393,20 @@ def forget_curve_figure(curve: pd.DataFrame, measure: str = "|Δ|") -> go.Figure
     thin = bool((curve[units] < CURVE_MIN_RUNS).any()) if units in curve else False
     for method, part in curve.groupby("method", sort=False):
         part = part.sort_values("|D_f|")
-        bars = part[f"{measure} CI ±"].where(part[units] >= CURVE_MIN_RUNS) if units in part else part[f"{measure} CI ±"]
-        fig.add_trace(go.Scatter(
-            x=part["|D_f|"], y=part[measure], name=method, mode="lines+markers",
-            line=dict(color=model_color(names.get(method, method))),
-            error_y=dict(type="data", array=bars.fillna(0.0), visible=True),
-            hovertemplate="|D_f| %{x}: %{y:.1f}<extra>" + method + "</extra>"))
+        bars = (
+            part[f"{measure} CI ±"].where(part[units] >= CURVE_MIN_RUNS) if units in part else part[f"{measure} CI ±"]
+        )
+        fig.add_trace(
+            go.Scatter(
+                x=part["|D_f|"],
+                y=part[measure],
+                name=method,
+                mode="lines+markers",
+                line=dict(color=model_color(names.get(method, method))),
+                error_y=dict(type="data", array=bars.fillna(0.0), visible=True),
+                hovertemplate="|D_f| %{x}: %{y:.1f}<extra>" + method + "</extra>",
+            )
+        )
     fig.update_xaxes(title="|D_f| (samples forgotten)", type="log")
     fig.update_yaxes(title=CURVE_MEASURES[measure], range=[-2, 102])
     note = f"<br><sup>no 95% CI bar where fewer than {CURVE_MIN_RUNS} {units}</sup>" if thin else ""

@@ -3,6 +3,7 @@
 Small images (8x8 digits) are enlarged by whole-pixel repetition, so the browser shows crisp pixels
 instead of a blur. Nothing here touches tensors: the arrays come from tmu_core.preview.images.
 """
+
 from __future__ import annotations
 
 import base64
@@ -11,7 +12,6 @@ import math
 
 import numpy as np
 from PIL import Image
-
 
 FRAME = (214, 40, 40)  # red: marks the samples of D_f in a gallery
 

@@ -3,6 +3,7 @@
 Absolute paths let a page run alone (AppTest.from_file, `streamlit run pages/x.py`) and still link to the
 others.
 """
+
 from __future__ import annotations
 
 import functools
@@ -43,7 +44,7 @@ def link(key: str, label: str | None = None) -> None:
     st.page_link(page(key), label=label or PAGES[key][1], icon=PAGES[key][2])
 
 
-@functools.lru_cache(maxsize=None)
+@functools.cache
 def help_text(name: str) -> str:
     """A help text from assets/help/<name>.md (our own Markdown, shown with st.markdown)."""
     return (ASSETS / "help" / f"{name}.md").read_text()
@@ -56,7 +57,7 @@ def feature_text(short: bool = False) -> str:
     if not short:
         return text
     items = [" ".join(item.split()) for item in text.split("* ")[1:]]
-    return "\n".join(f"* {item[:item.index('. ') + 1] if '. ' in item else item}" for item in items)
+    return "\n".join(f"* {item[: item.index('. ') + 1] if '. ' in item else item}" for item in items)
 
 
 def asset(name: str) -> Path:

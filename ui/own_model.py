@@ -5,6 +5,7 @@ The widgets come from `OwnModelConfig`'s fields (the CLI's --original-weights, -
 come from the same fields); validation stays in tmu_core (`ownmodel.execute.validate`, run by `start`), whose
 one-line refusal is shown as it is. No tensor maths here.
 """
+
 from __future__ import annotations
 
 from dataclasses import fields, replace
@@ -19,10 +20,15 @@ from tmu_core.models import MODELS
 from ui import widgets
 
 PREFIX = "own_"
-UPLOADS = {"original_weights": ["pt", "pth", "ts", "jit"], "gold_weights": ["pt", "pth", "ts", "jit"],
-           "forget_list": ["txt", "lst", "csv"]}  # fields a file can be uploaded for (size: server.maxUploadSize)
-PAGE_NEEDS = ("the project's own original and gold models of one class (the gold model and the stored per-sample "
-              "table and activations of a benchmark run)")
+UPLOADS = {
+    "original_weights": ["pt", "pth", "ts", "jit"],
+    "gold_weights": ["pt", "pth", "ts", "jit"],
+    "forget_list": ["txt", "lst", "csv"],
+}  # fields a file can be uploaded for (size: server.maxUploadSize)
+PAGE_NEEDS = (
+    "the project's own original and gold models of one class (the gold model and the stored per-sample "
+    "table and activations of a benchmark run)"
+)
 
 
 def is_own(metrics: dict) -> bool:
@@ -60,8 +66,12 @@ def own_inputs() -> dict:
     for i, f in enumerate(fields(OwnModelConfig)):
         with cols[i % 2]:
             if isinstance(f.default, tuple):
-                text = st.text_input(f.name.replace("_", " "), key=PREFIX + f.name, help=f.metadata.get("help"),
-                                     placeholder="empty: " + ("what the weights hold" if "mean" in f.name else "as mean"))
+                text = st.text_input(
+                    f.name.replace("_", " "),
+                    key=PREFIX + f.name,
+                    help=f.metadata.get("help"),
+                    placeholder="empty: " + ("what the weights hold" if "mean" in f.name else "as mean"),
+                )
                 out[f.name] = _numbers(text, f.name.replace("_", " "))
             else:
                 out[f.name] = widgets.field_input(f, f.default, PREFIX + f.name)
@@ -75,9 +85,13 @@ def run_config(values: dict, data_root: str, image_size: int, model: str, seed: 
     own = OwnModelConfig(**{k: (v.strip() if isinstance(v, str) else v) for k, v in values.items()})
     if not own.active:
         raise TMUError("enter the path of your model's weights (original weights): a state dict or a TorchScript file")
-    return RunConfig(data=DataConfig(dataset="imagefolder", data_root=data_root.strip(), image_size=image_size),
-                     train=replace(default_train_config("imagefolder"), model=model), methods=(primary_method(),), seed=seed,
-                     own=own)
+    return RunConfig(
+        data=DataConfig(dataset="imagefolder", data_root=data_root.strip(), image_size=image_size),
+        train=replace(default_train_config("imagefolder"), model=model),
+        methods=(primary_method(),),
+        seed=seed,
+        own=own,
+    )
 
 
 def entry() -> None:
@@ -85,17 +99,31 @@ def entry() -> None:
     from tmu_core.jobs import launch
     from ui import nav, state
 
-    with st.expander("Your model: TMU on a model you trained, with your own list of files to forget (no gold "
-                     "retrain needed)", icon=":material/upload_file:"):
-        st.caption("Paths are on the server running this dashboard (weights and the forget list can also be uploaded, "
-                   "up to the server's upload size). The data folder holds train/ (what the model was "
-                   "trained on), aux/ (the same classes, never trained on) and test/, each with one folder per "
-                   "class; output k of the model must be the k-th class folder in sorted order. The forget list "
-                   "names files relative to train/, one per line (e.g. cat/0001.png), from any classes.")
+    with st.expander(
+        "Your model: TMU on a model you trained, with your own list of files to forget (no gold retrain needed)",
+        icon=":material/upload_file:",
+    ):
+        st.caption(
+            "Paths are on the server running this dashboard (weights and the forget list can also be uploaded, "
+            "up to the server's upload size). The data folder holds train/ (what the model was "
+            "trained on), aux/ (the same classes, never trained on) and test/, each with one folder per "
+            "class; output k of the model must be the k-th class folder in sorted order. The forget list "
+            "names files relative to train/, one per line (e.g. cat/0001.png), from any classes."
+        )
         c1, c2, c3, c4 = st.columns([3, 1, 1, 1])
-        data_root = c1.text_input("data folder", key=PREFIX + "data_root", placeholder="/path/to/folder with train/ aux/ test/")
-        image_size = int(c2.number_input("image size", min_value=8, max_value=256, value=32, key=PREFIX + "image_size",
-                                         help=DataConfig.__dataclass_fields__["image_size"].metadata["help"]))
+        data_root = c1.text_input(
+            "data folder", key=PREFIX + "data_root", placeholder="/path/to/folder with train/ aux/ test/"
+        )
+        image_size = int(
+            c2.number_input(
+                "image size",
+                min_value=8,
+                max_value=256,
+                value=32,
+                key=PREFIX + "image_size",
+                help=DataConfig.__dataclass_fields__["image_size"].metadata["help"],
+            )
+        )
         models = MODELS.names()
         model = c3.selectbox("model", models, key=PREFIX + "model", help="the registered architecture of a state dict")
         seed = int(c4.number_input("seed", min_value=0, value=0, step=1, key=PREFIX + "seed"))
@@ -116,11 +144,16 @@ def explain_page(run_id: str, metrics: dict) -> None:
     from ui import nav
 
     gold = metrics["own"].get("gold")
-    why = ("it ran with gold none (no retrain, by design), so nothing can be compared with a retrain"
-           if gold == "none" else "its models are yours, and this page reads the stored tables of a benchmark run")
-    st.info(f"Run `{run_id}` is a run on your own model: {why}. This page shows runs with {PAGE_NEEDS}. "
-            "The Run page shows this run: the easy/hard split per class, the audit table and the unlearned model.",
-            icon=":material/info:")
+    why = (
+        "it ran with gold none (no retrain, by design), so nothing can be compared with a retrain"
+        if gold == "none"
+        else "its models are yours, and this page reads the stored tables of a benchmark run"
+    )
+    st.info(
+        f"Run `{run_id}` is a run on your own model: {why}. This page shows runs with {PAGE_NEEDS}. "
+        "The Run page shows this run: the easy/hard split per class, the audit table and the unlearned model.",
+        icon=":material/info:",
+    )
     nav.link("run", "Go to the Run page")
     st.stop()
 
@@ -133,29 +166,60 @@ def result_panel(run, metrics: dict) -> None:
 
     own = metrics["own"]
     card = st.container(border=True, key="own_result")
-    card.markdown(f"**Your model** · {own['original_weights']} ({own['format'].replace('_', ' ')}) · "
-                  f"{metrics['forget_count']} images of {', '.join(own['classes'])} · gold: {own['gold']}")
+    card.markdown(
+        f"**Your model** · {own['original_weights']} ({own['format'].replace('_', ' ')}) · "
+        f"{metrics['forget_count']} images of {', '.join(own['classes'])} · gold: {own['gold']}"
+    )
     if "per_class" in own:
         m = card.columns(3)
-        m[0].metric("Predicted easy / hard", f"{own['pred_easy']} / {own['pred_hard']}",
-                    help="easy: a retrain would still classify it right (TMU keeps it); hard: it would not (TMU "
-                         "unlearns it)")
-        m[1].metric("Predicted A_f after removal", f"{own['predicted_acc_forget']:.1f}%",
-                    help="TMU's prediction of a retrain's accuracy on the forgotten images: the predicted-easy share")
+        m[0].metric(
+            "Predicted easy / hard",
+            f"{own['pred_easy']} / {own['pred_hard']}",
+            help="easy: a retrain would still classify it right (TMU keeps it); hard: it would not (TMU unlearns it)",
+        )
+        m[1].metric(
+            "Predicted A_f after removal",
+            f"{own['predicted_acc_forget']:.1f}%",
+            help="TMU's prediction of a retrain's accuracy on the forgotten images: the predicted-easy share",
+        )
         achieved = own.get("achieved_acc_forget")
-        m[2].metric("Achieved A_f", "—" if achieved is None else f"{achieved:.1f}%",
-                    help="the unlearned model's accuracy on the forgotten images")
-    rows = [{"model": name, "A_test": v["acc_test"], "A_r": v["acc_remain"], "A_f": v["acc_forget"],
-             "|Δ| vs gold": v.get("abs_delta"), "MIA": v["mia"], "seconds": v["seconds"]}
-            for name, v in metrics["models"].items()]
+        m[2].metric(
+            "Achieved A_f",
+            "—" if achieved is None else f"{achieved:.1f}%",
+            help="the unlearned model's accuracy on the forgotten images",
+        )
+    rows = [
+        {
+            "model": name,
+            "A_test": v["acc_test"],
+            "A_r": v["acc_remain"],
+            "A_f": v["acc_forget"],
+            "|Δ| vs gold": v.get("abs_delta"),
+            "MIA": v["mia"],
+            "seconds": v["seconds"],
+        }
+        for name, v in metrics["models"].items()
+    ]
     st.dataframe(pd.DataFrame(rows), hide_index=True)
     if "per_class" in own:
-        st.dataframe(pd.DataFrame([{"class": c, "forgotten": b["forget_count"], "easy": b["pred_easy"],
-                                    "hard": b["pred_hard"], "|D_a|": b["aux_count"],
-                                    "twin on D_a %": b["twin_fidelity"].get("twin_acc_aux"),
-                                    "original on D_f %": b["twin_fidelity"].get("original_acc_forget"),
-                                    "label accuracy %": b.get("label_accuracy")}
-                                   for c, b in own["per_class"].items()]), hide_index=True)
+        st.dataframe(
+            pd.DataFrame(
+                [
+                    {
+                        "class": c,
+                        "forgotten": b["forget_count"],
+                        "easy": b["pred_easy"],
+                        "hard": b["pred_hard"],
+                        "|D_a|": b["aux_count"],
+                        "twin on D_a %": b["twin_fidelity"].get("twin_acc_aux"),
+                        "original on D_f %": b["twin_fidelity"].get("original_acc_forget"),
+                        "label accuracy %": b.get("label_accuracy"),
+                    }
+                    for c, b in own["per_class"].items()
+                ]
+            ),
+            hide_index=True,
+        )
     for note in own.get("notes", []):
         st.caption(note)
     for text in own.get("warnings", []):
@@ -164,5 +228,9 @@ def result_panel(run, metrics: dict) -> None:
         audit = run.load_table(store.AUDIT)
         st.markdown(f"**Audit**, one row per forgotten file · unlearned model: `{own.get('unlearned_weights')}`")
         st.dataframe(audit, hide_index=True, height=min(420, 38 + 35 * len(audit)))
-        st.download_button("Download the audit CSV", audit.to_csv(index=False), file_name=f"{run.id}-audit.csv",
-                           key="own_audit_download")
+        st.download_button(
+            "Download the audit CSV",
+            audit.to_csv(index=False),
+            file_name=f"{run.id}-audit.csv",
+            key="own_audit_download",
+        )

@@ -4,6 +4,7 @@ Widget keys are prefixed per page (fs_, run_, audit_, ...) and Streamlit drops a
 page is not shown, so what must survive a page change lives in two plain keys: `run_id` and `draft`.
 Every accessor sets its default with `session_state.setdefault`, so each page also runs on its own.
 """
+
 from __future__ import annotations
 
 import copy
@@ -32,9 +33,19 @@ def default_draft() -> dict:
     """The digits demo's forget set (tmu_core.demo): 110 of class 8's 125 training images, so the retrained gold
     model misses about a sixth of them."""
     cfg = demo.config()
-    return {"dataset": cfg.data.dataset, "model": cfg.train.model, "seed": cfg.seed,
-            "forget_class": int(cfg.forget.forget_class), "mode": "count", "count": cfg.forget.forget_count,
-            "fraction": 0.5, "ids": [], "data_root": "", "aux_fraction": cfg.data.aux_fraction, "gold_seeds": 1}
+    return {
+        "dataset": cfg.data.dataset,
+        "model": cfg.train.model,
+        "seed": cfg.seed,
+        "forget_class": int(cfg.forget.forget_class),
+        "mode": "count",
+        "count": cfg.forget.forget_count,
+        "fraction": 0.5,
+        "ids": [],
+        "data_root": "",
+        "aux_fraction": cfg.data.aux_fraction,
+        "gold_seeds": 1,
+    }
 
 
 def draft() -> dict:
@@ -48,18 +59,29 @@ def draft() -> dict:
 def data_config(d: dict) -> DataConfig:
     """The draft's DataConfig; the data folder counts only for datasets that read files."""
     root = "" if d["dataset"] in BUNDLED else str(d.get("data_root") or "").strip()
-    return DataConfig(dataset=d["dataset"], data_root=root, aux_fraction=float(d.get("aux_fraction", DataConfig.aux_fraction)))
+    return DataConfig(
+        dataset=d["dataset"], data_root=root, aux_fraction=float(d.get("aux_fraction", DataConfig.aux_fraction))
+    )
 
 
 def describe(d: dict) -> str:
     """The draft in one Markdown line: dataset, class, size of D_f, model, seed (and the data folder)."""
-    size = {"count": f"{d['count']} samples", "fraction": f"{100 * d['fraction']:.0f}% of the class",
-            "hand-pick": f"{len(d['ids'])} hand-picked samples"}[d["mode"]]
+    size = {
+        "count": f"{d['count']} samples",
+        "fraction": f"{100 * d['fraction']:.0f}% of the class",
+        "hand-pick": f"{len(d['ids'])} hand-picked samples",
+    }[d["mode"]]
     folder = f" · data folder `{d['data_root']}`" if d.get("data_root") and d["dataset"] not in BUNDLED else ""
-    extra = "".join([f" · aux fraction {d['aux_fraction']:g}" if d.get("aux_fraction", 0.1) != DataConfig.aux_fraction
-                     else "", f" · {d['gold_seeds']} gold models" if d.get("gold_seeds", 1) > 1 else ""])
-    return (f"**{d['dataset']}**, forget class **{d['forget_class']}**: {size} · model `{d['model']}` · "
-            f"seed {d['seed']}{folder}{extra}")
+    extra = "".join(
+        [
+            f" · aux fraction {d['aux_fraction']:g}" if d.get("aux_fraction", 0.1) != DataConfig.aux_fraction else "",
+            f" · {d['gold_seeds']} gold models" if d.get("gold_seeds", 1) > 1 else "",
+        ]
+    )
+    return (
+        f"**{d['dataset']}**, forget class **{d['forget_class']}**: {size} · model `{d['model']}` · "
+        f"seed {d['seed']}{folder}{extra}"
+    )
 
 
 def reject(d: dict, before: dict, error: str) -> None:
@@ -94,10 +116,13 @@ def draft_error() -> dict | None:
 
 def ui_message(text: str) -> str:
     """A core message (written for the CLI) worded for the dashboard: the --data-root flag is the Data folder field."""
-    return (str(text).replace("pass --data-root DIR", "enter its folder in the Data folder field")
-            .replace("needs --data-root:", "needs a data folder (the Data folder field):")
-            .replace("downloaded to --data-root", "downloaded to the data folder")
-            .replace("--data-root", "the Data folder field"))
+    return (
+        str(text)
+        .replace("pass --data-root DIR", "enter its folder in the Data folder field")
+        .replace("needs --data-root:", "needs a data folder (the Data folder field):")
+        .replace("downloaded to --data-root", "downloaded to the data folder")
+        .replace("--data-root", "the Data folder field")
+    )
 
 
 def bind(key: str, field: str, valid=None) -> None:
@@ -121,17 +146,25 @@ def train_config(d: dict, overrides: dict | None = None):
     return replace(default_train_config(d["dataset"]), model=d["model"], **(overrides or {}))
 
 
-def run_config(d: dict, train_overrides: dict | None = None, methods=None, method_params: dict | None = None,
-               name: str = "") -> RunConfig:
+def run_config(
+    d: dict, train_overrides: dict | None = None, methods=None, method_params: dict | None = None, name: str = ""
+) -> RunConfig:
     """A RunConfig from the draft and the Run page's settings (validated by the dataclasses)."""
     if d["mode"] == "hand-pick" and not d["ids"]:
         raise TMUError("no samples picked: select images in the Forget set page's gallery, or choose by count")
     if methods is not None and not list(methods):
         raise TMUError("no method chosen: pick at least one method (TMU or a baseline) to compare with gold")
     kw = {} if methods is None else {"methods": tuple(methods)}
-    return RunConfig(data=data_config(d), forget=forget_spec(d), train=train_config(d, train_overrides),
-                     method_params=tuple((m, tuple(sorted(p.items()))) for m, p in (method_params or {}).items() if p),
-                     seed=int(d["seed"]), name=name.strip(), gold_seeds=int(d.get("gold_seeds", 1)), **kw)
+    return RunConfig(
+        data=data_config(d),
+        forget=forget_spec(d),
+        train=train_config(d, train_overrides),
+        method_params=tuple((m, tuple(sorted(p.items()))) for m, p in (method_params or {}).items() if p),
+        seed=int(d["seed"]),
+        name=name.strip(),
+        gold_seeds=int(d.get("gold_seeds", 1)),
+        **kw,
+    )
 
 
 URL_RUN = "run"  # the selected run in the page's address (?run=<id>): it survives a reload and makes deep links
@@ -188,8 +221,10 @@ def require_complete_run() -> store.Run:
 
     run_id = selected_run_id()
     if run_id is None:
-        st.info("No finished run yet. Launch one on the Run page, or open the digits demo on the About page (its "
-                "results come with the dashboard).")
+        st.info(
+            "No finished run yet. Launch one on the Run page, or open the digits demo on the About page (its "
+            "results come with the dashboard)."
+        )
         nav.link("run", "Go to the Run page")
         st.stop()
     info = {r.run_id: r for r in store.list_runs()}.get(run_id)  # list_runs reads 'damaged' for broken files
@@ -200,7 +235,9 @@ def require_complete_run() -> store.Run:
         nav.link("run", "Go to the Run page")
         st.stop()
     if info.state != "complete":
-        st.warning(f"Run `{run_id}` is {info.state}: {plain(info.error or 'no results')}. Choose another run on the Run page.")
+        st.warning(
+            f"Run `{run_id}` is {info.state}: {plain(info.error or 'no results')}. Choose another run on the Run page."
+        )
         nav.link("run", "Go to the Run page")
         st.stop()
     run = store.open_run(run_id)
@@ -221,8 +258,11 @@ def _wait_for(run_id: str) -> None:
     info = {r.run_id: r for r in store.list_runs()}.get(run_id)
     if info is None or info.state not in ("queued", "running"):
         st.rerun(scope="app")
-    st.info(f"Run `{run_id}` is {info.state} ({100 * info.progress:.0f}%, {plain(info.stage)}); its results appear here "
-            "when it finishes (this page checks every few seconds).", icon=":material/hourglass_top:")
+    st.info(
+        f"Run `{run_id}` is {info.state} ({100 * info.progress:.0f}%, {plain(info.stage)}); its results appear here "
+        "when it finishes (this page checks every few seconds).",
+        icon=":material/hourglass_top:",
+    )
     st.progress(min(1.0, float(info.progress)))
 
 
@@ -259,8 +299,10 @@ def show_evidence_warnings(metrics: dict, fold: bool = False) -> None:
     tmu = tables.tmu_summary(metrics)
     texts = [plain(t) for t in (tmu.warnings if tmu else [])]
     if fold and texts:
-        with st.expander(f"Thin evidence: {len(texts)} warning{'s' if len(texts) > 1 else ''} about this run's "
-                         "twin", icon=":material/warning:"):
+        with st.expander(
+            f"Thin evidence: {len(texts)} warning{'s' if len(texts) > 1 else ''} about this run's twin",
+            icon=":material/warning:",
+        ):
             for text in texts:
                 st.markdown(f"- {text}.")
         return

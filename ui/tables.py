@@ -4,6 +4,7 @@ Inputs are the run store's files as tmu_core writes them: metrics.json (a dict, 
 MetricsFile; each model's numbers are read as the schema's ModelMetrics), samples.csv (one row per D_f and D_a
 sample), status.json, umap-<model>.npz.
 """
+
 from __future__ import annotations
 
 import numpy as np
@@ -21,6 +22,8 @@ HELD_OUT_FEATURES = ("HNF", "HM")  # stored only by runs that asked for them (--
 def feature_columns(samples: pd.DataFrame) -> list[str]:
     """The feature columns a run stored: the paper's three, plus the held-out network's where present."""
     return [*FEATURES, *(f for f in HELD_OUT_FEATURES if f in samples.columns and samples[f].notna().any())]
+
+
 CACHED_NOTE = "trained earlier (cached)"
 BASELINE_ROW = "all easy (baseline)"
 # Display precision, one place for every table: accuracies and |Δ| in %, one decimal; distances three.
@@ -43,8 +46,11 @@ def model_color(name: str) -> str:
 
 def model_metrics(metrics: dict | MetricsFile) -> dict[str, ModelMetrics]:
     """Each model's numbers as the store's typed rows (tmu_core.store.schema.ModelMetrics), in display order."""
-    models = metrics.models if isinstance(metrics, MetricsFile) else {
-        name: ModelMetrics.model_validate(m) for name, m in metrics["models"].items()}
+    models = (
+        metrics.models
+        if isinstance(metrics, MetricsFile)
+        else {name: ModelMetrics.model_validate(m) for name, m in metrics["models"].items()}
+    )
     return {name: models[name] for name in ordered(models)}
 
 
@@ -62,13 +68,25 @@ def models_frame(metrics: dict | MetricsFile) -> pd.DataFrame:
     n = metrics.forget_count if isinstance(metrics, MetricsFile) else metrics.get("forget_count")
     rows = []
     for name, m in model_metrics(metrics).items():
-        rows.append({"model": name, "label": model_label(name), "A_test": m.acc_test, "A_r": m.acc_remain,
-                     "A_f": m.acc_forget, "delta": number(m.delta), "abs_delta": number(m.abs_delta),
-                     "agreement": number(m.sample_agreement),
-                     "images": None if m.abs_delta is None else images_apart(m.abs_delta, n), "kind": display(name).kind,
-                     "activation_distance": number(m.activation_distance), "mia": m.mia,
-                     "mia_auc": number(m.mia_auc), "seconds": m.seconds,
-                     "timing": CACHED_NOTE if m.cached else "this run"})
+        rows.append(
+            {
+                "model": name,
+                "label": model_label(name),
+                "A_test": m.acc_test,
+                "A_r": m.acc_remain,
+                "A_f": m.acc_forget,
+                "delta": number(m.delta),
+                "abs_delta": number(m.abs_delta),
+                "agreement": number(m.sample_agreement),
+                "images": None if m.abs_delta is None else images_apart(m.abs_delta, n),
+                "kind": display(name).kind,
+                "activation_distance": number(m.activation_distance),
+                "mia": m.mia,
+                "mia_auc": number(m.mia_auc),
+                "seconds": m.seconds,
+                "timing": CACHED_NOTE if m.cached else "this run",
+            }
+        )
     return pd.DataFrame(rows)
 
 
@@ -82,7 +100,7 @@ MAX_TABLE_COLUMNS = 7  # besides the row label: what fits 1280 px with the sideb
 
 def column_chunks(columns: list[str], size: int = MAX_TABLE_COLUMNS) -> list[list[str]]:
     """`columns` in runs of at most `size` (none empty), for tables that must not be clipped."""
-    return [columns[i:i + size] for i in range(0, len(columns), size)]
+    return [columns[i : i + size] for i in range(0, len(columns), size)]
 
 
 def images_apart(abs_delta: float, forget_count: int | None) -> int | None:
@@ -108,10 +126,14 @@ def cost_text(metrics: dict) -> str | None:
     total = models[primary].seconds
     tmu = tmu_summary(metrics)
     audit = tmu.stage_seconds.get("ablation", 0.0) if tmu else 0.0
-    extras = f", of which {audit:.1f} s went to the audit extras (the feature ablation) and are left out" if audit else ""
-    return (f"{metrics['cost_ratio']:.2f}× = TMU's unlearning time over gold's training time. TMU took {total:.1f} s"
-            f"{extras}: {total - audit:.1f} s counted; training the gold model from scratch took {gold.seconds:.1f} s"
-            f"{when}. Loading or training the original model is not counted (both start from it).")
+    extras = (
+        f", of which {audit:.1f} s went to the audit extras (the feature ablation) and are left out" if audit else ""
+    )
+    return (
+        f"{metrics['cost_ratio']:.2f}× = TMU's unlearning time over gold's training time. TMU took {total:.1f} s"
+        f"{extras}: {total - audit:.1f} s counted; training the gold model from scratch took {gold.seconds:.1f} s"
+        f"{when}. Loading or training the original model is not counted (both start from it)."
+    )
 
 
 def tmu_summary(metrics: dict | MetricsFile) -> TMUSummary | None:
@@ -141,17 +163,21 @@ def alignment_note(metrics: dict) -> str | None:
     n = tmu.gold_easy + tmu.gold_hard
     sizing = tmu.aux_sizing
     requested, used = sizing.get("requested"), sizing.get("used", tmu.aux_count)
-    text = (f"Gold misclassifies {tmu.gold_hard} of the {n} forgotten images (gold hard); TMU called "
-            f"{tmu.pred_hard} of them hard. Its |Δ| is roughly the gap between those two counts, and TMU "
-            f"learns the count on the twin problem, where D_a had {used} samples")
+    text = (
+        f"Gold misclassifies {tmu.gold_hard} of the {n} forgotten images (gold hard); TMU called "
+        f"{tmu.pred_hard} of them hard. Its |Δ| is roughly the gap between those two counts, and TMU "
+        f"learns the count on the twin problem, where D_a had {used} samples"
+    )
     if requested is not None and used is not None and used < requested:
         text += f" of the {requested} Eq. 3 asks for"
     text += f" ({tmu.aux_hard} hard)."
     if sizing.get("capped") or tmu.aux_hard < 10:
-        text += (" That is too few to estimate the hard count well"
-                 + (": the class's held-out pool is small and augmentation is capped" if sizing.get("capped") else "")
-                 + ". On a larger data set (CIFAR-10, benchmarks/results/NOTES.md) the twin gets the samples "
-                   "Eq. 3 asks for.")
+        text += (
+            " That is too few to estimate the hard count well"
+            + (": the class's held-out pool is small and augmentation is capped" if sizing.get("capped") else "")
+            + ". On a larger data set (CIFAR-10, benchmarks/results/NOTES.md) the twin gets the samples "
+            "Eq. 3 asks for."
+        )
     return text
 
 
@@ -161,23 +187,39 @@ def runs_frame(infos) -> pd.DataFrame:
     for r in infos:
         cfg = r.config or {}
         forget = cfg.get("forget", {})
-        size = len(forget.get("forget_ids") or []) or (f"{100 * forget['forget_fraction']:.0f}%"
-                                                        if forget.get("forget_fraction") else forget.get("forget_count"))
+        size = len(forget.get("forget_ids") or []) or (
+            f"{100 * forget['forget_fraction']:.0f}%" if forget.get("forget_fraction") else forget.get("forget_count")
+        )
         stage = "" if r.state == "complete" or r.stage == r.state else r.stage  # a finished run's stage repeats it
-        rows.append({"run": r.run_id, "state": r.state, "stage": stage, "progress": r.progress,
-                     "dataset": cfg.get("data", {}).get("dataset"), "class": forget.get("forget_class"),
-                     "|D_f|": None if size is None else str(size), "model": cfg.get("train", {}).get("model"),
-                     "updated": r.updated, "error": r.error or ""})
-    return pd.DataFrame(rows, columns=["run", "state", "stage", "progress", "dataset", "class", "|D_f|", "model",
-                                       "updated", "error"])
+        rows.append(
+            {
+                "run": r.run_id,
+                "state": r.state,
+                "stage": stage,
+                "progress": r.progress,
+                "dataset": cfg.get("data", {}).get("dataset"),
+                "class": forget.get("forget_class"),
+                "|D_f|": None if size is None else str(size),
+                "model": cfg.get("train", {}).get("model"),
+                "updated": r.updated,
+                "error": r.error or "",
+            }
+        )
+    return pd.DataFrame(
+        rows, columns=["run", "state", "stage", "progress", "dataset", "class", "|D_f|", "model", "updated", "error"]
+    )
 
 
 def confusion_frame(confusion: dict) -> pd.DataFrame:
     """2x2 counts: rows = gold truth (easy, hard), columns = TMU's prediction (easy, hard)."""
-    return pd.DataFrame([[confusion["easy_as_easy"], confusion["easy_as_hard"]],
-                         [confusion["hard_as_easy"], confusion["hard_as_hard"]]],
-                        index=pd.Index(["easy", "hard"], name="gold truth"),
-                        columns=pd.Index(["easy", "hard"], name="predicted"))
+    return pd.DataFrame(
+        [
+            [confusion["easy_as_easy"], confusion["easy_as_hard"]],
+            [confusion["hard_as_easy"], confusion["hard_as_hard"]],
+        ],
+        index=pd.Index(["easy", "hard"], name="gold truth"),
+        columns=pd.Index(["easy", "hard"], name="predicted"),
+    )
 
 
 def ablation_frame(metrics: dict, baseline: bool = True) -> pd.DataFrame:
@@ -185,8 +227,10 @@ def ablation_frame(metrics: dict, baseline: bool = True) -> pd.DataFrame:
     calling every sample easy (no features at all), the bar any subset must clear."""
     tmu = tmu_summary(metrics)
     used = "+".join(tmu.features_used)
-    rows = [{"features": k, "label_accuracy": v, "used by TMU": k == used}
-            for k, v in tmu.label_accuracy_by_features.items()]
+    rows = [
+        {"features": k, "label_accuracy": v, "used by TMU": k == used}
+        for k, v in tmu.label_accuracy_by_features.items()
+    ]
     if baseline:
         rows.append({"features": BASELINE_ROW, "label_accuracy": all_easy_baseline(tmu), "used by TMU": False})
     return pd.DataFrame(rows)
@@ -256,17 +300,24 @@ def run_label(info) -> str:
     class, |D_f|, time, state."""
     cfg = info.config or {}
     forget = cfg.get("forget", {})
-    size = (len(forget.get("forget_ids") or []) or (f"{100 * forget['forget_fraction']:.0f}%"
-                                                    if forget.get("forget_fraction") else forget.get("forget_count")))
+    size = len(forget.get("forget_ids") or []) or (
+        f"{100 * forget['forget_fraction']:.0f}%" if forget.get("forget_fraction") else forget.get("forget_count")
+    )
     stamp = (info.updated or "")[5:16].replace("T", " ")  # "MM-DD HH:MM" of an ISO time
-    parts = [cfg.get("name") or "", cfg.get("data", {}).get("dataset") or info.run_id, f"class {forget.get('forget_class', '?')}",
-             "" if size is None else f"{size}", stamp]
+    parts = [
+        cfg.get("name") or "",
+        cfg.get("data", {}).get("dataset") or info.run_id,
+        f"class {forget.get('forget_class', '?')}",
+        "" if size is None else f"{size}",
+        stamp,
+    ]
     label = " · ".join(p for p in parts if p)
     return label if info.state == "complete" else f"{label} ({info.state})"
 
 
-def filter_audit(df: pd.DataFrame, predicted=("easy", "hard"), truth=("easy", "hard"),
-                 disagreements_only: bool = False) -> pd.DataFrame:
+def filter_audit(
+    df: pd.DataFrame, predicted=("easy", "hard"), truth=("easy", "hard"), disagreements_only: bool = False
+) -> pd.DataFrame:
     keep = df["predicted"].isin(predicted) & df["truth"].isin(truth)
     if disagreements_only:
         keep &= ~df["agree"]
@@ -277,18 +328,32 @@ def feature_frame(samples: pd.DataFrame, role: str, color_by: str) -> pd.DataFra
     """Features of one role with a `label` column: 'truth' (true_label) or 'predicted' (pred_label)."""
     df = samples[samples["role"] == role]
     col = "true_label" if color_by == "truth" else "pred_label"
-    return pd.DataFrame({"id": df["id"].astype(int), **{f: df[f] for f in feature_columns(samples)},
-                         "p_easy": df["p_easy"], "label": df[col]}).reset_index(drop=True)
+    return pd.DataFrame(
+        {
+            "id": df["id"].astype(int),
+            **{f: df[f] for f in feature_columns(samples)},
+            "p_easy": df["p_easy"],
+            "label": df[col],
+        }
+    ).reset_index(drop=True)
 
 
-def umap_frame(umap: dict, samples: pd.DataFrame, forget_class: int, color_by: str = "truth",
-               show_aux: bool = False) -> pd.DataFrame:
+def umap_frame(
+    umap: dict, samples: pd.DataFrame, forget_class: int, color_by: str = "truth", show_aux: bool = False
+) -> pd.DataFrame:
     """Points of a UMAP map with a display group: other classes, D_r of class c, D_f (and D_a) easy/hard.
 
     color_by: 'truth' (gold's verdict on D_f, original's on D_a) or 'predicted' (TMU's classifier).
     """
-    df = pd.DataFrame({"x": umap["xy"][:, 0], "y": umap["xy"][:, 1], "id": umap["ids"].astype(int),
-                       "role": umap["role"].astype(str), "label": umap["label"].astype(int)})
+    df = pd.DataFrame(
+        {
+            "x": umap["xy"][:, 0],
+            "y": umap["xy"][:, 1],
+            "id": umap["ids"].astype(int),
+            "role": umap["role"].astype(str),
+            "label": umap["label"].astype(int),
+        }
+    )
     col = "true_label" if color_by == "truth" else "pred_label"
     group = np.where(df["label"] == forget_class, "D_r of the class", "other classes").astype(object)
     for role, name in (("forget", "D_f"), ("aux", "D_a")):
@@ -330,10 +395,12 @@ def image_grid(gallery: pd.DataFrame, marked: set, per_row: int = 8) -> pd.DataF
     """A gallery (id, image, framed) as a grid: `per_row` pairs of columns, the sample id ("id 1") then its
     image ("image 1"); `marked` ids show framed. Ids are text and the last row is padded with "" (a missing
     value would read "None")."""
-    cells = [(str(int(i)), f if i in marked else im) for i, im, f in zip(gallery["id"], gallery["image"], gallery["framed"])]
+    cells = [
+        (str(int(i)), f if i in marked else im) for i, im, f in zip(gallery["id"], gallery["image"], gallery["framed"])
+    ]
     rows = []
     for start in range(0, len(cells), per_row):
-        chunk = cells[start:start + per_row] + [("", "")] * (per_row - len(cells[start:start + per_row]))
+        chunk = cells[start : start + per_row] + [("", "")] * (per_row - len(cells[start : start + per_row]))
         rows.append([v for cell in chunk for v in cell])
     columns = [name for c in range(per_row) for name in (f"id {c + 1}", f"image {c + 1}")]
     return pd.DataFrame(rows, columns=columns)
@@ -364,8 +431,14 @@ def stage_line(status: dict) -> str:
         elif state == "cached":
             parts.append(f"**{name}** ✓ cached")
         elif state == "running":
-            timing = ", ".join(t for t in (duration(s.get("elapsed")) and f"{duration(s.get('elapsed'))} so far",
-                                           s.get("left") is not None and f"about {duration(s['left'])} left") if t)
+            timing = ", ".join(
+                t
+                for t in (
+                    duration(s.get("elapsed")) and f"{duration(s.get('elapsed'))} so far",
+                    s.get("left") is not None and f"about {duration(s['left'])} left",
+                )
+                if t
+            )
             parts.append(f":blue[**{name}** …{' ' + timing if timing else ''}]")
         else:
             parts.append(f":gray[{name}]")

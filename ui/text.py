@@ -1,6 +1,7 @@
 """Stored text shown as text: class names, run errors, dataset and model names come from files in the run
 store (an image folder's names, a hand-edited metrics.json), and `st.markdown`, `st.caption`, `st.error` and
 friends render Markdown. `plain` escapes it, so `![b](http://host/x.png)` is shown, never fetched."""
+
 from __future__ import annotations
 
 import re

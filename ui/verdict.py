@@ -2,6 +2,7 @@
 pages cannot disagree: which method is closest to gold above the noise floor (tmu_core.evaluate.verdict), the
 untouched original as a candidate, the ranking on |Δ| with per-sample agreement and activation distance beside
 it, and the controls listed apart (they never win and never define a tie)."""
+
 from __future__ import annotations
 
 import pandas as pd
@@ -11,9 +12,11 @@ from tmu_core.evaluate.verdict import Verdict, verdict
 
 from .tables import DISTANCE_FORMAT, PERCENT_FORMAT, model_label
 
-HELP = ("A method is closest to gold only when its |Δ| beats every other method's and the untouched original's by "
-        "more than the noise floor: the spread gold itself shows (its K models' A_f range), or about 5% of D_f "
-        "when the run has one gold. Controls (random k, oracle labels) never take part.")
+HELP = (
+    "A method is closest to gold only when its |Δ| beats every other method's and the untouched original's by "
+    "more than the noise floor: the spread gold itself shows (its K models' A_f range), or about 5% of D_f "
+    "when the run has one gold. Controls (random k, oracle labels) never take part."
+)
 
 
 def verdict_frame(v: Verdict) -> pd.DataFrame:
@@ -29,9 +32,16 @@ def verdict_frame(v: Verdict) -> pd.DataFrame:
             standing = "tie (within the noise floor)"
         else:
             standing = ""
-        rows.append({"model": model_label(r.name) + (" (did nothing)" if r.name == "original" else ""),
-                     "|Δ|": r.abs_delta, "|Δ| in images": r.images if v.forget_count else None,
-                     "agreement": r.agreement, "activation distance": r.activation_distance, "standing": standing})
+        rows.append(
+            {
+                "model": model_label(r.name) + (" (did nothing)" if r.name == "original" else ""),
+                "|Δ|": r.abs_delta,
+                "|Δ| in images": r.images if v.forget_count else None,
+                "agreement": r.agreement,
+                "activation distance": r.activation_distance,
+                "standing": standing,
+            }
+        )
     return pd.DataFrame(rows)
 
 
@@ -49,9 +59,15 @@ def show(metrics: dict, key: str, container=None, table: bool = True) -> Verdict
         rest = sentences[1:]
     box.caption(" ".join(rest))
     if table and v.has_methods:
-        box.dataframe(verdict_frame(v), hide_index=True, key=f"{key}_table", column_config={
-            "|Δ|": st.column_config.NumberColumn("|Δ|", format=PERCENT_FORMAT),
-            "|Δ| in images": st.column_config.NumberColumn("|Δ| in D_f images", format="%d"),
-            "agreement": st.column_config.NumberColumn("per-sample agreement (%)", format=PERCENT_FORMAT),
-            "activation distance": st.column_config.NumberColumn("activation distance", format=DISTANCE_FORMAT)})
+        box.dataframe(
+            verdict_frame(v),
+            hide_index=True,
+            key=f"{key}_table",
+            column_config={
+                "|Δ|": st.column_config.NumberColumn("|Δ|", format=PERCENT_FORMAT),
+                "|Δ| in images": st.column_config.NumberColumn("|Δ| in D_f images", format="%d"),
+                "agreement": st.column_config.NumberColumn("per-sample agreement (%)", format=PERCENT_FORMAT),
+                "activation distance": st.column_config.NumberColumn("activation distance", format=DISTANCE_FORMAT),
+            },
+        )
     return v

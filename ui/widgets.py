@@ -4,6 +4,7 @@ The CLI builds its flags from the same metadata (tmu_core.options), so a setting
 reachable from both. Validation stays in the dataclasses: the page builds the config and shows the
 TMUError of a bad combination.
 """
+
 from __future__ import annotations
 
 import streamlit as st
@@ -24,11 +25,28 @@ def field_input(f, default, key: str):
     if "choices" in meta:
         return st.selectbox(label, list(meta["choices"]), key=key, help=helptext)
     if isinstance(default, int):
-        return int(st.number_input(label, min_value=_num(meta.get("min"), int), max_value=_num(meta.get("max"), int),
-                                   step=1, key=key, help=helptext))
+        return int(
+            st.number_input(
+                label,
+                min_value=_num(meta.get("min"), int),
+                max_value=_num(meta.get("max"), int),
+                step=1,
+                key=key,
+                help=helptext,
+            )
+        )
     if isinstance(default, float):
-        return float(st.number_input(label, min_value=_num(meta.get("min"), float), max_value=_num(meta.get("max"), float),
-                                     format="%g", step=_step(default), key=key, help=helptext))
+        return float(
+            st.number_input(
+                label,
+                min_value=_num(meta.get("min"), float),
+                max_value=_num(meta.get("max"), float),
+                format="%g",
+                step=_step(default),
+                key=key,
+                help=helptext,
+            )
+        )
     return st.text_input(label, key=key, help=helptext)
 
 

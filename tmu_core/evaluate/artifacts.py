@@ -1,5 +1,6 @@
 """What a run stores beside its metrics: one row per D_f sample (and per extra sample a method adds, such as
 TMU's D_a) with every model's prediction, and the penultimate activations behind the embedding maps."""
+
 from __future__ import annotations
 
 from dataclasses import dataclass, field
@@ -29,15 +30,24 @@ class SampleGroup:
     truth_source: str = ""
 
 
-def forget_group(data: Dataset, forget: ForgetSet, gold_easy: np.ndarray, reports: list,
-                 extra: dict | None = None) -> SampleGroup:
+def forget_group(
+    data: Dataset, forget: ForgetSet, gold_easy: np.ndarray, reports: list, extra: dict | None = None
+) -> SampleGroup:
     columns = {}
     for rep in reports:
         columns.update(rep.forget_columns())
     columns.update(extra or {})  # e.g. the gold ensemble's p_gold
     n = len(forget.ids)
-    return SampleGroup("forget", data.x[torch.as_tensor(forget.ids)], forget.ids, np.full(n, -1), np.zeros(n, bool),
-                       columns, gold_easy, "gold model")
+    return SampleGroup(
+        "forget",
+        data.x[torch.as_tensor(forget.ids)],
+        forget.ids,
+        np.full(n, -1),
+        np.zeros(n, bool),
+        columns,
+        gold_easy,
+        "gold model",
+    )
 
 
 def sample_table(groups: list[SampleGroup], forget: ForgetSet, models: dict, device) -> pd.DataFrame:
@@ -45,8 +55,16 @@ def sample_table(groups: list[SampleGroup], forget: ForgetSet, models: dict, dev
     c = forget.class_index
     frames = []
     for g in groups:
-        df = pd.DataFrame({"id": g.ids, "role": g.role, "class": c, "class_name": forget.class_name,
-                           "source_id": g.source, "augmented": g.augmented})
+        df = pd.DataFrame(
+            {
+                "id": g.ids,
+                "role": g.role,
+                "class": c,
+                "class_name": forget.class_name,
+                "source_id": g.source,
+                "augmented": g.augmented,
+            }
+        )
         for name, values in g.columns.items():
             df[name] = values
         if g.truth is not None:
@@ -69,13 +87,22 @@ def embeddings(data: Dataset, forget: ForgetSet, models: dict, extra_points: lis
     others = np.setdiff1d(forget.remain_ids(data), remain_c)
     n_other = max(0, EMBED_REMAIN_MAX - len(remain_c))
     remain = np.concatenate([remain_c[:EMBED_REMAIN_MAX], rng.choice(others, min(n_other, len(others)), replace=False)])
-    points = [("remain", to_float(data.x[torch.as_tensor(remain)]), remain, data.y[torch.as_tensor(remain)].numpy()),
-              ("forget", to_float(data.x[torch.as_tensor(forget.ids)]), forget.ids, np.full(len(forget.ids), forget.class_index)),
-              *extra_points]
+    points = [
+        ("remain", to_float(data.x[torch.as_tensor(remain)]), remain, data.y[torch.as_tensor(remain)].numpy()),
+        (
+            "forget",
+            to_float(data.x[torch.as_tensor(forget.ids)]),
+            forget.ids,
+            np.full(len(forget.ids), forget.class_index),
+        ),
+        *extra_points,
+    ]
     x = torch.cat([p[1] for p in points])
-    out = {"ids": np.concatenate([p[2] for p in points]).astype(np.int64),
-           "role": np.concatenate([np.full(len(p[1]), p[0]) for p in points]).astype("<U8"),
-           "label": np.concatenate([p[3] for p in points]).astype(np.int64)}
+    out = {
+        "ids": np.concatenate([p[2] for p in points]).astype(np.int64),
+        "role": np.concatenate([np.full(len(p[1]), p[0]) for p in points]).astype("<U8"),
+        "label": np.concatenate([p[3] for p in points]).astype(np.int64),
+    }
     for name, model in models.items():
         out[f"emb_{name}"] = predict(model, x, device, what="embed").numpy().astype(np.float32)
     return out

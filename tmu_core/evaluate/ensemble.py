@@ -18,6 +18,7 @@ With correct[k, i] = 1 when gold k classifies D_f sample i correctly:
   with weight p_i and j as hard with weight 1 − p_j; with 0/1 p it is the ordinary ROC AUC.
 All percentages.
 """
+
 from __future__ import annotations
 
 import numpy as np
@@ -79,9 +80,15 @@ def soft_auc(score: np.ndarray, p: np.ndarray) -> float:
 def summary(correct: np.ndarray, acc_forget: list[float], seeds: list[int]) -> dict:
     """The metrics.json block of a K-gold ensemble (correct: (K, |D_f|), gold 0 being the run's gold)."""
     p = p_right(correct)
-    return {"k": int(len(correct)), "train_seeds": [int(s) for s in seeds],
-            "gold_agreement": pairwise_agreement(correct), "ceiling": ceiling(p), "ceiling_loo": ceiling_loo(correct),
-            "gold_acc_forget": [float(a) for a in acc_forget], "mean_p": float(p.mean()) if len(p) else float("nan")}
+    return {
+        "k": int(len(correct)),
+        "train_seeds": [int(s) for s in seeds],
+        "gold_agreement": pairwise_agreement(correct),
+        "ceiling": ceiling(p),
+        "ceiling_loo": ceiling_loo(correct),
+        "gold_acc_forget": [float(a) for a in acc_forget],
+        "mean_p": float(p.mean()) if len(p) else float("nan"),
+    }
 
 
 def soft_scores(pred_easy: np.ndarray, p_easy: np.ndarray, p: np.ndarray) -> dict:

@@ -1,5 +1,6 @@
 """Logits of every model on the evaluation sets (test, a seeded sample of D_r, D_f), computed once per model,
 and the readouts of one model against gold (accuracies, delta, activation distance, MIA)."""
+
 from __future__ import annotations
 
 import numpy as np
@@ -19,9 +20,11 @@ class Evaluator:
         rng = np.random.default_rng([seed, 83])
         remain = forget.remain_ids(data)
         self.remain_ids = np.sort(rng.choice(remain, min(REMAIN_EVAL_MAX, len(remain)), replace=False))
-        self.sets = {"test": (data.x_test, data.y_test),
-                     "remain": (data.x[torch.as_tensor(self.remain_ids)], data.y[torch.as_tensor(self.remain_ids)]),
-                     "forget": (data.x[torch.as_tensor(forget.ids)], data.y[torch.as_tensor(forget.ids)])}
+        self.sets = {
+            "test": (data.x_test, data.y_test),
+            "remain": (data.x[torch.as_tensor(self.remain_ids)], data.y[torch.as_tensor(self.remain_ids)]),
+            "forget": (data.x[torch.as_tensor(forget.ids)], data.y[torch.as_tensor(forget.ids)]),
+        }
         self.seed = seed
 
     def logits(self, model) -> dict[str, torch.Tensor]:
@@ -36,11 +39,19 @@ class Evaluator:
         gold_af = M.accuracy_from_logits(gold_logits["forget"], self.sets["forget"][1])
         delta = acc["acc_forget"] - gold_af
         mia, mia_auc = M.mia(logits["remain"], logits["test"], logits["forget"], self.seed)
-        return {**acc, "delta": delta, "abs_delta": abs(delta),
-                "sample_agreement": M.sample_agreement(logits["forget"].argmax(1), gold_logits["forget"].argmax(1),
-                                                       self.sets["forget"][1]),
-                "activation_distance": M.activation_distance(F.softmax(logits["forget"], 1), F.softmax(gold_logits["forget"], 1)),
-                "mia": mia, "mia_auc": mia_auc}
+        return {
+            **acc,
+            "delta": delta,
+            "abs_delta": abs(delta),
+            "sample_agreement": M.sample_agreement(
+                logits["forget"].argmax(1), gold_logits["forget"].argmax(1), self.sets["forget"][1]
+            ),
+            "activation_distance": M.activation_distance(
+                F.softmax(logits["forget"], 1), F.softmax(gold_logits["forget"], 1)
+            ),
+            "mia": mia,
+            "mia_auc": mia_auc,
+        }
 
     def gold_easy(self, gold_logits: dict) -> np.ndarray:
         """1 where the gold model classifies the D_f sample correctly (easy), 0 where not (hard)."""

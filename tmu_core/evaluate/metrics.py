@@ -13,6 +13,7 @@
   paper's Fig. 3 measure); |delta| only compares counts.
 - label accuracy: agreement of predicted easy/hard with the gold model's correctness on D_f.
 """
+
 from __future__ import annotations
 
 import numpy as np
@@ -42,13 +43,16 @@ def entropy(logits: torch.Tensor) -> np.ndarray:
     return (-(p * torch.log(p.clamp_min(1e-12))).sum(1)).numpy()
 
 
-def mia_score(remain_logits: torch.Tensor, test_logits: torch.Tensor, forget_logits: torch.Tensor, seed: int = 0) -> float:
+def mia_score(
+    remain_logits: torch.Tensor, test_logits: torch.Tensor, forget_logits: torch.Tensor, seed: int = 0
+) -> float:
     """Percentage of D_f that an entropy-based logistic-regression attack classifies as training members."""
     return mia(remain_logits, test_logits, forget_logits, seed)[0]
 
 
-def mia(remain_logits: torch.Tensor, test_logits: torch.Tensor, forget_logits: torch.Tensor,
-        seed: int = 0) -> tuple[float, float]:
+def mia(
+    remain_logits: torch.Tensor, test_logits: torch.Tensor, forget_logits: torch.Tensor, seed: int = 0
+) -> tuple[float, float]:
     """(% of D_f called members, the attack's AUC in % on the D_r-vs-test data it was fitted on)."""
     from sklearn.linear_model import LogisticRegression
     from sklearn.metrics import roc_auc_score
@@ -71,8 +75,10 @@ def label_accuracy(pred_easy: np.ndarray, true_easy: np.ndarray) -> dict:
     pred_easy, true_easy = np.asarray(pred_easy).astype(bool), np.asarray(true_easy).astype(bool)
     return {
         "accuracy": 100.0 * float((pred_easy == true_easy).mean()) if len(true_easy) else float("nan"),
-        "easy_as_easy": int((pred_easy & true_easy).sum()), "hard_as_easy": int((pred_easy & ~true_easy).sum()),
-        "easy_as_hard": int((~pred_easy & true_easy).sum()), "hard_as_hard": int((~pred_easy & ~true_easy).sum()),
+        "easy_as_easy": int((pred_easy & true_easy).sum()),
+        "hard_as_easy": int((pred_easy & ~true_easy).sum()),
+        "easy_as_hard": int((~pred_easy & true_easy).sum()),
+        "hard_as_hard": int((~pred_easy & ~true_easy).sum()),
     }
 
 

@@ -8,6 +8,7 @@ each subset (ablation). A MIA table rides along; with several runs, the paired c
 method against each other method; with K > 1 golds, the gold ensemble; with several |D_f|, the curve. Method names, order and short names
 come from the method registry.
 """
+
 from __future__ import annotations
 
 import numpy as np
@@ -17,8 +18,10 @@ from ..methods import METHODS, REFERENCES, display, ordered, primary_method
 from . import protocol
 from .verdict import verdict
 
-NO_RESULT = {k: float("nan") for k in ("acc_test", "acc_forget", "abs_delta", "sample_agreement", "activation_distance",
-                                       "mia", "mia_auc")}
+NO_RESULT = {
+    k: float("nan")
+    for k in ("acc_test", "acc_forget", "abs_delta", "sample_agreement", "activation_distance", "mia", "mia_auc")
+}
 
 
 def _label(name: str) -> str:
@@ -36,7 +39,11 @@ def easy_hard_summary(result: dict) -> dict | None:
 
 def _row_label(r: dict, results: list[dict]) -> str:
     """The forget class, with the seed and |D_f| when the sweep has several."""
-    cls = r["forget_class"] if str(r["forget_class"]) == r["forget_class_name"] else f"{r['forget_class']} ({r['forget_class_name']})"
+    cls = (
+        r["forget_class"]
+        if str(r["forget_class"]) == r["forget_class_name"]
+        else f"{r['forget_class']} ({r['forget_class_name']})"
+    )
     cls = f"{cls} s{r['seed']}" if len({x["seed"] for x in results}) > 1 else str(cls)
     return f"{cls} n{r['forget_count']}" if len({x["forget_count"] for x in results}) > 1 else cls
 
@@ -46,16 +53,29 @@ def _table1_row(r: dict, cls: str, methods: list[str]) -> dict:
     row = {"class": cls, "gold A_test": g["acc_test"], "gold A_f": g["acc_forget"]}
     for m in ("original", *methods):  # the untouched original is a row of every verdict (EVALUATION.md §5)
         mm = r["models"].get(m, NO_RESULT)  # a method that diverged in this run has no results
-        row.update({f"{_label(m)} A_test": mm["acc_test"], f"{_label(m)} A_f": mm["acc_forget"],
-                    f"{_label(m)} |Δ|": mm["abs_delta"], f"{_label(m)} agree": mm.get("sample_agreement", float("nan"))})
+        row.update(
+            {
+                f"{_label(m)} A_test": mm["acc_test"],
+                f"{_label(m)} A_f": mm["acc_forget"],
+                f"{_label(m)} |Δ|": mm["abs_delta"],
+                f"{_label(m)} agree": mm.get("sample_agreement", float("nan")),
+            }
+        )
     return row
 
 
 def _table4_row(split: dict, cls: str) -> dict:
     by = split["label_accuracy_by_features"]
-    return {"class": cls, "NF+AF+CF": split["label_accuracy"], **{k: v for k, v in by.items() if k != "NF+AF+CF"},
-            "AUC p(easy)": split.get("auc_p_easy", float("nan")), "gold hard": split["gold_hard"],
-            "pred hard": split["pred_hard"], "D_a hard": split["aux_hard"], "|D_a|": split["aux_count"]}
+    return {
+        "class": cls,
+        "NF+AF+CF": split["label_accuracy"],
+        **{k: v for k, v in by.items() if k != "NF+AF+CF"},
+        "AUC p(easy)": split.get("auc_p_easy", float("nan")),
+        "gold hard": split["gold_hard"],
+        "pred hard": split["pred_hard"],
+        "D_a hard": split["aux_hard"],
+        "|D_a|": split["aux_count"],
+    }
 
 
 def tables(results: list[dict], tuning_classes=()) -> dict[str, pd.DataFrame]:
@@ -72,12 +92,23 @@ def tables(results: list[dict], tuning_classes=()) -> dict[str, pd.DataFrame]:
         cls = _row_label(r, results)
         models = r["models"]
         rows["table1"].append(_table1_row(r, cls, methods))
-        rows["table3"].append({"class": cls, **{_label(m): models.get(m, NO_RESULT)["activation_distance"]
-                                                for m in ("original", *methods)}})
+        rows["table3"].append(
+            {
+                "class": cls,
+                **{_label(m): models.get(m, NO_RESULT)["activation_distance"] for m in ("original", *methods)},
+            }
+        )
         rows["verdict"].append(_verdict_row(r, cls))
         for key, field in (("mia", "mia"), ("mia_auc", "mia_auc")):
-            rows[key].append({"class": cls, **{_label(m): models.get(m, NO_RESULT).get(field, float("nan"))
-                                                for m in ("original", "gold", *methods)}})
+            rows[key].append(
+                {
+                    "class": cls,
+                    **{
+                        _label(m): models.get(m, NO_RESULT).get(field, float("nan"))
+                        for m in ("original", "gold", *methods)
+                    },
+                }
+            )
         split = easy_hard_summary(r)
         if split:
             rows["table4"].append(_table4_row(split, cls))
@@ -88,8 +119,9 @@ def tables(results: list[dict], tuning_classes=()) -> dict[str, pd.DataFrame]:
         out["ensemble"] = pd.DataFrame(ens)
     for k in [k for k in out if k in SUMMARISED]:  # the class is the unit of every interval
         behind = split_runs if k == "table4" else results
-        out[k] = protocol.with_summary(out[k], protocol.row_groups(behind, tuning_classes),
-                                       [r["forget_class"] for r in behind])
+        out[k] = protocol.with_summary(
+            out[k], protocol.row_groups(behind, tuning_classes), [r["forget_class"] for r in behind]
+        )
     out["verdict"] = _verdict_count(out["verdict"])
     groups = protocol.row_groups(results, tuning_classes)
     return {**out, **_protocol_frames(results, methods, groups)}
@@ -102,43 +134,65 @@ def _verdict_row(r: dict, cls: str) -> dict:
     def short(names) -> str:
         return ", ".join(v.short(n) for n in names)
 
-    return {"class": cls, "noise floor (images)": v.floor.images, "floor from": "K golds" if v.floor.source == "golds"
-            else "default", "closest to gold": v.headline(), "|Δ| leaders": short(v.leaders),
-            "agreement leaders": short(v.agreement_leaders),
-            "act. dist. leader": v.short(v.distance_leader) if v.distance_leader else "",
-            "original ties": "yes" if v.original_ties else "no"}
+    return {
+        "class": cls,
+        "noise floor (images)": v.floor.images,
+        "floor from": "K golds" if v.floor.source == "golds" else "default",
+        "closest to gold": v.headline(),
+        "|Δ| leaders": short(v.leaders),
+        "agreement leaders": short(v.agreement_leaders),
+        "act. dist. leader": v.short(v.distance_leader) if v.distance_leader else "",
+        "original ties": "yes" if v.original_ties else "no",
+    }
 
 
 def _verdict_count(df: pd.DataFrame) -> pd.DataFrame:
     """The verdict rows and one last row that counts them: runs with a winner (by method), ties, original ties."""
     winners = df.loc[~df["closest to gold"].str.startswith(("tie", "none", "no method")), "closest to gold"]
     named = ", ".join(f"{m} {k}" for m, k in winners.value_counts().items()) or "none"
-    total = {"class": f"all {len(df)} runs", "noise floor (images)": float(df["noise floor (images)"].median()),
-             "floor from": "median", "closest to gold": f"winner named: {named}; no winner: {len(df) - len(winners)}",
-             "|Δ| leaders": "", "agreement leaders": "", "act. dist. leader": "",
-             "original ties": f"{int((df['original ties'] == 'yes').sum())} of {len(df)}"}
+    total = {
+        "class": f"all {len(df)} runs",
+        "noise floor (images)": float(df["noise floor (images)"].median()),
+        "floor from": "median",
+        "closest to gold": f"winner named: {named}; no winner: {len(df) - len(winners)}",
+        "|Δ| leaders": "",
+        "agreement leaders": "",
+        "act. dist. leader": "",
+        "original ties": f"{int((df['original ties'] == 'yes').sum())} of {len(df)}",
+    }
     return pd.concat([df, pd.DataFrame([total])], ignore_index=True)
 
 
 def cost_frame(results: list[dict], tuning_classes=()) -> pd.DataFrame:
     """TMU's cost ratio per run with Avg and 95% CI rows. Kept out of `tables`: a sweep's tables hold only what
     the same seeds reproduce exactly (the local and Ray executors must print the same tables)."""
-    rows = [{"class": _row_label(r, results), "TMU seconds": r["models"].get(primary_method(), {}).get("seconds", float("nan")),
-             "gold retrain seconds": r["models"]["gold"].get("seconds", float("nan")),
-             "cost ratio": float("nan") if r.get("cost_ratio") is None else r["cost_ratio"]} for r in results]
-    return protocol.with_summary(pd.DataFrame(rows), protocol.row_groups(results, tuning_classes),
-                                 [r["forget_class"] for r in results])
+    rows = [
+        {
+            "class": _row_label(r, results),
+            "TMU seconds": r["models"].get(primary_method(), {}).get("seconds", float("nan")),
+            "gold retrain seconds": r["models"]["gold"].get("seconds", float("nan")),
+            "cost ratio": float("nan") if r.get("cost_ratio") is None else r["cost_ratio"],
+        }
+        for r in results
+    ]
+    return protocol.with_summary(
+        pd.DataFrame(rows), protocol.row_groups(results, tuning_classes), [r["forget_class"] for r in results]
+    )
 
 
 def _ensemble_row(r: dict, cls: str) -> dict:
     e, split = r["gold_ensemble"], easy_hard_summary(r) or {}
-    return {"class": cls, "K": e["k"], "gold-vs-gold agreement": e["gold_agreement"],
-            "ceiling (plug-in, high at small K)": e["ceiling"],
-            "ceiling (leave-one-gold-out)": e.get("ceiling_loo", float("nan")),
-            "label acc. vs gold": split.get("label_accuracy", float("nan")),
-            "label acc. vs p_i": split.get("soft_label_accuracy", float("nan")),
-            "AUC vs p_i": split.get("soft_auc_p_easy", float("nan")),
-            "gold A_f spread": float(np.ptp(e["gold_acc_forget"]))}
+    return {
+        "class": cls,
+        "K": e["k"],
+        "gold-vs-gold agreement": e["gold_agreement"],
+        "ceiling (plug-in, high at small K)": e["ceiling"],
+        "ceiling (leave-one-gold-out)": e.get("ceiling_loo", float("nan")),
+        "label acc. vs gold": split.get("label_accuracy", float("nan")),
+        "label acc. vs p_i": split.get("soft_label_accuracy", float("nan")),
+        "AUC vs p_i": split.get("soft_auc_p_easy", float("nan")),
+        "gold A_f spread": float(np.ptp(e["gold_acc_forget"])),
+    }
 
 
 def _protocol_frames(results: list[dict], methods: list[str], groups) -> dict[str, pd.DataFrame]:
@@ -154,32 +208,34 @@ def _protocol_frames(results: list[dict], methods: list[str], groups) -> dict[st
     return out
 
 
-TITLES = {"table1": "Table 1 — accuracy (%), |Δ| = |A_f(method) − A_f(gold)| and per-sample agreement with gold "
-                    "on D_f (% both right or both wrong); † marks a control",
-          "table3": "Table 3 — activation distance to gold on D_f (mean L2 between softmax outputs; lower is better)",
-          "table4": "Table 4 — TMU label accuracy (%) on D_f: all features and each subset",
-          "cost": "Cost — TMU's seconds / the gold retrain's seconds, per run (timing: it differs from run to run, so "
-                  "the sweep's own tables leave it out)",
-          "mia": "MIA — % of D_f an entropy-based logistic-regression attack calls members (gold is the target)",
-          "mia_auc": "MIA attack quality — its AUC (%) on the D_r-vs-test data it was fitted on (50 = chance: "
-                     "that model's MIA row says nothing)",
-          "ensemble": "Gold ensemble — K golds (training seeds differ): gold-vs-gold agreement; the ceiling "
-                      "mean(max(p_i, 1 − p_i)) with p_i plugged in from K golds (it reads high at small K: 75 where "
-                      "the true p_i is 0.5 and K = 3) and leave-one-gold-out (each gold predicted by the other "
-                      "K − 1's majority: no small-K optimism, a little under the true ceiling); TMU's label accuracy "
-                      "against gold and against soft truth p_i (%); the golds' A_f spread (points)",
-          "paired": "Paired comparison on |Δ|, the class as the unit — per-class mean |Δ| of the primary method "
-                    "and each other, the untouched original first (over the runs where both have one); mean difference (primary − method; "
-                    "negative: the primary method is closer to gold) and its Student-t 95% CI over classes; paired "
-                    "t-test p; classes where the primary is closer / farther and the exact two-sided sign test p "
-                    "(read it when there are fewer than 10 classes); both p values also Holm-corrected over this "
-                    "group's comparisons (the family: the primary method against the original and each other method)",
-          "curve": "Forgetting more data (paper Fig. 3) — |Δ| and per-sample agreement with gold (%) per |D_f|: "
-                   "mean of the per-class means and Student-t 95% CI half-width over classes",
-          "verdict": "Verdict per run (EVALUATION.md §5) — a method is closest to gold only when its |Δ| beats every "
-                     "other method's and the untouched original's by more than the noise floor (the K golds' A_f "
-                     "range, or 5% of |D_f| with one gold); controls never take part; 'none' = the original ties "
-                     "the leaders: no method shown to unlearn better than doing nothing"}
+TITLES = {
+    "table1": "Table 1 — accuracy (%), |Δ| = |A_f(method) − A_f(gold)| and per-sample agreement with gold "
+    "on D_f (% both right or both wrong); † marks a control",
+    "table3": "Table 3 — activation distance to gold on D_f (mean L2 between softmax outputs; lower is better)",
+    "table4": "Table 4 — TMU label accuracy (%) on D_f: all features and each subset",
+    "cost": "Cost — TMU's seconds / the gold retrain's seconds, per run (timing: it differs from run to run, so "
+    "the sweep's own tables leave it out)",
+    "mia": "MIA — % of D_f an entropy-based logistic-regression attack calls members (gold is the target)",
+    "mia_auc": "MIA attack quality — its AUC (%) on the D_r-vs-test data it was fitted on (50 = chance: "
+    "that model's MIA row says nothing)",
+    "ensemble": "Gold ensemble — K golds (training seeds differ): gold-vs-gold agreement; the ceiling "
+    "mean(max(p_i, 1 − p_i)) with p_i plugged in from K golds (it reads high at small K: 75 where "
+    "the true p_i is 0.5 and K = 3) and leave-one-gold-out (each gold predicted by the other "
+    "K − 1's majority: no small-K optimism, a little under the true ceiling); TMU's label accuracy "
+    "against gold and against soft truth p_i (%); the golds' A_f spread (points)",
+    "paired": "Paired comparison on |Δ|, the class as the unit — per-class mean |Δ| of the primary method "
+    "and each other, the untouched original first (over the runs where both have one); mean difference (primary − method; "
+    "negative: the primary method is closer to gold) and its Student-t 95% CI over classes; paired "
+    "t-test p; classes where the primary is closer / farther and the exact two-sided sign test p "
+    "(read it when there are fewer than 10 classes); both p values also Holm-corrected over this "
+    "group's comparisons (the family: the primary method against the original and each other method)",
+    "curve": "Forgetting more data (paper Fig. 3) — |Δ| and per-sample agreement with gold (%) per |D_f|: "
+    "mean of the per-class means and Student-t 95% CI half-width over classes",
+    "verdict": "Verdict per run (EVALUATION.md §5) — a method is closest to gold only when its |Δ| beats every "
+    "other method's and the untouched original's by more than the noise floor (the K golds' A_f "
+    "range, or 5% of |D_f| with one gold); controls never take part; 'none' = the original ties "
+    "the leaders: no method shown to unlearn better than doing nothing",
+}
 SUMMARISED = ("table1", "table3", "table4", "mia", "mia_auc", "ensemble", "cost")  # frames that carry Avg / 95% CI rows
 
 

@@ -9,6 +9,7 @@ classes' mean |Δ| (scipy.stats.ttest_rel), an exact two-sided sign test over th
 when there are fewer than ten), and Holm's step-down correction of both over the family of comparisons in one
 block of the table (the primary method against each other method, on one group of classes).
 """
+
 from __future__ import annotations
 
 import math
@@ -17,9 +18,11 @@ import numpy as np
 import pandas as pd
 
 LEVEL = 0.95
-CI_NOTE = ("Avg: mean of the per-class means (the class is the unit: runs of one class share its D_f and gold); "
-           "95% CI ±: half-width of the Student-t 95% interval over those class means; each row says how many "
-           "classes and runs it holds, and a 'non-finite left out' row counts the runs left out per column")
+CI_NOTE = (
+    "Avg: mean of the per-class means (the class is the unit: runs of one class share its D_f and gold); "
+    "95% CI ±: half-width of the Student-t 95% interval over those class means; each row says how many "
+    "classes and runs it holds, and a 'non-finite left out' row counts the runs left out per column"
+)
 
 
 def mean_ci(values, level: float = LEVEL) -> tuple[float, float, int]:
@@ -58,8 +61,16 @@ def paired_test(a, b, level: float = LEVEL) -> dict:
     if n >= 2 and np.ptp(a - b) > SAME_TOL * max(1.0, float(np.abs(a).max()), float(np.abs(b).max())):
         res = stats.ttest_rel(a, b)
         t, p = float(res.statistic), float(res.pvalue)
-    return {"n": n, "mean_a": float(a.mean()) if n else float("nan"), "mean_b": float(b.mean()) if n else float("nan"),
-            "diff": diff, "ci_low": diff - half, "ci_high": diff + half, "t": t, "p": p}
+    return {
+        "n": n,
+        "mean_a": float(a.mean()) if n else float("nan"),
+        "mean_b": float(b.mean()) if n else float("nan"),
+        "diff": diff,
+        "ci_low": diff - half,
+        "ci_high": diff + half,
+        "t": t,
+        "p": p,
+    }
 
 
 def group_of(result: dict, tuning_classes) -> str:
@@ -110,18 +121,26 @@ def with_summary(df: pd.DataFrame, groups: list[str] | None = None, units=None) 
     cols = [c for c in df.columns if c != "class"]
     per_row = units is None
     units = list(range(len(df))) if per_row else list(units)
-    blocks = [(None, np.ones(len(df), bool))] if groups is None else \
-        [(g, np.asarray(groups) == g) for g in ("held-out", "tuning") if g in groups]
+    blocks = (
+        [(None, np.ones(len(df), bool))]
+        if groups is None
+        else [(g, np.asarray(groups) == g) for g in ("held-out", "tuning") if g in groups]
+    )
     rows = []
     for group, mask in blocks:
         block_units = [u for u, m in zip(units, mask) if m]
         stats = {c: class_ci(pd.to_numeric(df.loc[mask, c], errors="coerce"), block_units) for c in cols}
-        size = _count(int(mask.sum()), "row") if per_row else \
-            f"{_count(len(set(map(str, block_units))), 'class')}, {_count(int(mask.sum()), 'run')}"
+        size = (
+            _count(int(mask.sum()), "row")
+            if per_row
+            else f"{_count(len(set(map(str, block_units))), 'class')}, {_count(int(mask.sum()), 'run')}"
+        )
         rows.append({"class": summary_label("mean", group, size), **{c: s["mean"] for c, s in stats.items()}})
         rows.append({"class": summary_label("ci", group, size), **{c: s["half"] for c, s in stats.items()}})
         if any(s["left_out"] for s in stats.values()):
-            rows.append({"class": summary_label("left_out", group), **{c: float(s["left_out"]) for c, s in stats.items()}})
+            rows.append(
+                {"class": summary_label("left_out", group), **{c: float(s["left_out"]) for c, s in stats.items()}}
+            )
     return pd.concat([df, pd.DataFrame(rows)], ignore_index=True)
 
 
@@ -157,7 +176,7 @@ def sign_test(diff) -> dict:
     if n == 0:
         return {"below": below, "above": above, "p": float("nan")}
     k = min(below, above)
-    tail = sum(math.comb(n, i) for i in range(k + 1)) / 2 ** n
+    tail = sum(math.comb(n, i) for i in range(k + 1)) / 2**n
     return {"below": below, "above": above, "p": float(min(1.0, 2 * tail))}
 
 
@@ -178,12 +197,25 @@ def paired_frame(results: list[dict], primary: str, others: list[str], label, gr
             ca, _, _ = class_means(a[ok], units)
             cb, _, _ = class_means(b[ok], units)
             res, sign = paired_test(ca, cb), sign_test(ca - cb)
-            block.append({"group": group, "method": label(other), "classes": res["n"], "runs": int(ok.sum()),
-                          f"{label(primary)} |Δ|": res["mean_a"], "method |Δ|": res["mean_b"],
-                          "mean diff": res["diff"], "CI low": res["ci_low"], "CI high": res["ci_high"],
-                          "t": res["t"], "p": res["p"], "p Holm": np.nan,
-                          "closer / farther": f"{sign['below']}/{sign['above']}", "sign p": sign["p"],
-                          "sign p Holm": np.nan})
+            block.append(
+                {
+                    "group": group,
+                    "method": label(other),
+                    "classes": res["n"],
+                    "runs": int(ok.sum()),
+                    f"{label(primary)} |Δ|": res["mean_a"],
+                    "method |Δ|": res["mean_b"],
+                    "mean diff": res["diff"],
+                    "CI low": res["ci_low"],
+                    "CI high": res["ci_high"],
+                    "t": res["t"],
+                    "p": res["p"],
+                    "p Holm": np.nan,
+                    "closer / farther": f"{sign['below']}/{sign['above']}",
+                    "sign p": sign["p"],
+                    "sign p Holm": np.nan,
+                }
+            )
         for col, adj in (("p", "p Holm"), ("sign p", "sign p Holm")):
             for row, v in zip(block, holm([r[col] for r in block])):
                 row[adj] = float(v)
@@ -201,6 +233,16 @@ def curve_frame(results: list[dict], methods: list[str], label) -> pd.DataFrame:
         for m in methods:
             d = class_ci([r["models"].get(m, {}).get("abs_delta", np.nan) for r in mine], units)
             a = class_ci([r["models"].get(m, {}).get("sample_agreement", np.nan) for r in mine], units)
-            rows.append({"|D_f|": n, "method": label(m), "classes": d["classes"], "runs": d["runs"], "|Δ|": d["mean"],
-                         "|Δ| CI ±": d["half"], "agreement": a["mean"], "agreement CI ±": a["half"]})
+            rows.append(
+                {
+                    "|D_f|": n,
+                    "method": label(m),
+                    "classes": d["classes"],
+                    "runs": d["runs"],
+                    "|Δ|": d["mean"],
+                    "|Δ| CI ±": d["half"],
+                    "agreement": a["mean"],
+                    "agreement CI ±": a["half"],
+                }
+            )
     return pd.DataFrame(rows)

@@ -16,6 +16,7 @@ other candidate's by more than that spread; otherwise the candidates within it a
   lowest value is named). When the leaders differ by measure, the verdict says which leads on which.
 Pure functions of a run's metrics dict (metrics.json), shared by the CLI, the sweep tables and the pages.
 """
+
 from __future__ import annotations
 
 import math
@@ -24,8 +25,10 @@ from dataclasses import dataclass
 from ..methods import display, ordered
 
 DEFAULT_FLOOR_SHARE = 0.05  # of |D_f|: the mean A_f range of three golds of one D_r on CIFAR-10 (4.9 points, 0-9)
-FLOOR_EVIDENCE = ("three golds of one D_r, differing only in training seed, span 4.9 points of A_f on average "
-                  "(0 to 9) on CIFAR-10, and one run of a method moves by as much when rerun")
+FLOOR_EVIDENCE = (
+    "three golds of one D_r, differing only in training seed, span 4.9 points of A_f on average "
+    "(0 to 9) on CIFAR-10, and one run of a method moves by as much when rerun"
+)
 
 
 @dataclass(frozen=True)
@@ -40,10 +43,14 @@ class NoiseFloor:
     def text(self, n_f: int | None) -> str:
         unit = _images(self.images) if n_f else f"{self.images:.1f} points"
         if self.source == "golds":
-            return (f"the {self.k} gold models of this run (training seeds differ) span {self.spread_points:.1f} "
-                    f"points of A_f, so one run cannot rank methods closer than {unit}")
-        return (f"one run cannot rank methods closer than about {unit} ({100 * DEFAULT_FLOOR_SHARE:.0f}% of |D_f|: "
-                f"{FLOOR_EVIDENCE})")
+            return (
+                f"the {self.k} gold models of this run (training seeds differ) span {self.spread_points:.1f} "
+                f"points of A_f, so one run cannot rank methods closer than {unit}"
+            )
+        return (
+            f"one run cannot rank methods closer than about {unit} ({100 * DEFAULT_FLOOR_SHARE:.0f}% of |D_f|: "
+            f"{FLOOR_EVIDENCE})"
+        )
 
 
 @dataclass(frozen=True)
@@ -97,8 +104,11 @@ class Verdict:
             return self.short(self.winner)
         names = [self.short(n) for n in self.leaders if n != "original"]
         if self.original_ties:
-            return ("none: " + ", ".join(names) + (" ties" if len(names) == 1 else " tie") + " the original"
-                    if names else "none: the original leads")
+            return (
+                "none: " + ", ".join(names) + (" ties" if len(names) == 1 else " tie") + " the original"
+                if names
+                else "none: the original leads"
+            )
         return "tie: " + ", ".join(names)
 
     def sentences(self) -> list[str]:
@@ -113,18 +123,26 @@ class Verdict:
         out = []
         if self.winner:
             second = next((r for r in self.rows if r.kind != "control" and r.name != self.winner), None)
-            out.append(f"Closest to gold: {fmt(self.winner)}, ahead of every other method and the untouched original "
-                       f"by more than the noise floor" + (f" (next: {fmt(second.name)})." if second else "."))
+            out.append(
+                f"Closest to gold: {fmt(self.winner)}, ahead of every other method and the untouched original "
+                f"by more than the noise floor" + (f" (next: {fmt(second.name)})." if second else ".")
+            )
         elif self.leaders == ("original",):
-            out.append(f"The untouched original ({_delta_text(self.row('original'), n_f)}) is closer to gold than every "
-                       f"method by more than the noise floor.")
+            out.append(
+                f"The untouched original ({_delta_text(self.row('original'), n_f)}) is closer to gold than every "
+                f"method by more than the noise floor."
+            )
         else:
             tied = ", ".join(fmt(n) for n in self.leaders)
-            out.append(f"No method is closest to gold on its own: {tied} lie within the noise floor of the smallest |Δ|.")
+            out.append(
+                f"No method is closest to gold on its own: {tied} lie within the noise floor of the smallest |Δ|."
+            )
         out.append(f"Noise floor {_floor_value(self.floor, n_f)}: {self.floor.text(n_f)}.")
         if self.original_ties:
-            out.append("The untouched original ties the leaders: no method is shown to have unlearned anything "
-                       "aligned better than doing nothing.")
+            out.append(
+                "The untouched original ties the leaders: no method is shown to have unlearned anything "
+                "aligned better than doing nothing."
+            )
         out.append(self._measures_sentence())
         return out
 
@@ -135,11 +153,14 @@ class Verdict:
         """Who leads on |Δ|, on per-sample agreement and on activation distance; says so when they differ."""
         agree = ", ".join(f"{self.short(n)} {self.row(n).agreement:.1f}%" for n in self.agreement_leaders)
         dist = self.distance_leader
-        parts = [f"on |Δ| {', '.join(self.short(n) for n in self.leaders)}",
-                 f"on per-sample agreement with gold {agree or '(not stored)'}"
-                 + (" (within the floor)" if len(self.agreement_leaders) > 1 else ""),
-                 f"on activation distance {self.short(dist)} ({self.row(dist).activation_distance:.3f})"
-                 if dist else "on activation distance (not stored)"]
+        parts = [
+            f"on |Δ| {', '.join(self.short(n) for n in self.leaders)}",
+            f"on per-sample agreement with gold {agree or '(not stored)'}"
+            + (" (within the floor)" if len(self.agreement_leaders) > 1 else ""),
+            f"on activation distance {self.short(dist)} ({self.row(dist).activation_distance:.3f})"
+            if dist
+            else "on activation distance (not stored)",
+        ]
         lead = set(self.leaders)
         differ = (self.agreement_leaders and not lead & set(self.agreement_leaders)) or (dist and dist not in lead)
         return ("The leaders differ by measure: " if differ else "Leaders by measure: ") + "; ".join(parts) + "."
@@ -170,19 +191,32 @@ def verdict(metrics: dict, floor: NoiseFloor | None = None) -> Verdict:
         short = "original" if name == "original" else d.short  # "Orig" reads as a method in a sentence
         delta = _num(m.get("abs_delta"))
         images = float(round(delta * n_f / 100.0)) if n_f and math.isfinite(delta) else delta  # whole images
-        rows.append(Row(name, short, "reference" if name == "original" else ("control" if d.kind == "control" else "method"),
-                        delta, images, _num(m.get("sample_agreement")), _num(m.get("activation_distance"))))
-    candidates = sorted((r for r in rows if r.kind != "control" and math.isfinite(r.abs_delta)),
-                        key=lambda r: (r.images, r.kind != "reference"))
+        rows.append(
+            Row(
+                name,
+                short,
+                "reference" if name == "original" else ("control" if d.kind == "control" else "method"),
+                delta,
+                images,
+                _num(m.get("sample_agreement")),
+                _num(m.get("activation_distance")),
+            )
+        )
+    candidates = sorted(
+        (r for r in rows if r.kind != "control" and math.isfinite(r.abs_delta)),
+        key=lambda r: (r.images, r.kind != "reference"),
+    )
     controls = [r for r in rows if r.kind == "control"]
     leaders = _within(candidates, lambda r: r.images, floor.images, lowest=True)
     scale = n_f / 100.0 if n_f else 1.0
-    agree = _within([r for r in candidates if math.isfinite(r.agreement)],
-                    lambda r: r.agreement * scale, floor.images, lowest=False)
+    agree = _within(
+        [r for r in candidates if math.isfinite(r.agreement)], lambda r: r.agreement * scale, floor.images, lowest=False
+    )
     dists = [r for r in candidates if math.isfinite(r.activation_distance)]
     dist = min(dists, key=lambda r: r.activation_distance).name if dists else None
-    return Verdict(floor, tuple(candidates + controls), tuple(r.name for r in leaders), tuple(r.name for r in agree),
-                   dist, n_f)
+    return Verdict(
+        floor, tuple(candidates + controls), tuple(r.name for r in leaders), tuple(r.name for r in agree), dist, n_f
+    )
 
 
 def _num(value) -> float:

@@ -8,6 +8,7 @@ while numba compiles UMAP's kernels (and, above 4096 points, pynndescent's), so 
 `python -m tmu_core _worker-embedding <run_id> <model>` in the background (jobs.launch) and follows
 umap-<model>.json; that worker process keeps the compiled kernels on disk (`use_compiled_code_cache`).
 """
+
 from __future__ import annotations
 
 import logging
@@ -64,8 +65,12 @@ def fit_map(emb: np.ndarray, seed: int, init: np.ndarray | None = None) -> np.nd
         warnings.simplefilter("ignore")  # "n_jobs overridden by random_state": seeded runs are serial
         import umap
 
-        reducer = umap.UMAP(n_neighbors=min(N_NEIGHBORS, len(emb) - 1), min_dist=MIN_DIST, random_state=seed,
-                            init="spectral" if init is None else np.asarray(init, dtype=np.float64))
+        reducer = umap.UMAP(
+            n_neighbors=min(N_NEIGHBORS, len(emb) - 1),
+            min_dist=MIN_DIST,
+            random_state=seed,
+            init="spectral" if init is None else np.asarray(init, dtype=np.float64),
+        )
         return reducer.fit_transform(emb).astype(np.float32)
 
 
@@ -79,7 +84,9 @@ def compute(run: store.Run, model: str) -> dict[str, np.ndarray]:
     arrays = run.embeddings()
     key = f"emb_{model}"
     if key not in arrays:
-        raise TMUError(f"run {run.id} has no activations of model '{model}'; valid: {', '.join(run.embedding_models())}")
+        raise TMUError(
+            f"run {run.id} has no activations of model '{model}'; valid: {', '.join(run.embedding_models())}"
+        )
     seed = int(run.config().get("seed", 0))
     emb = arrays[key]
     # Started from the original's map when it is stored: the maps of one run then share their layout.
@@ -102,7 +109,7 @@ def align(reference: np.ndarray, moving: np.ndarray) -> np.ndarray:
     u, _, vt = np.linalg.svd(mov_c.T @ ref_c)
     rotation = u @ vt
     # the same spread as the reference (the least-squares scale would shrink a map that fits it badly)
-    scale = np.sqrt((ref_c ** 2).sum() / max((mov_c ** 2).sum(), 1e-12))
+    scale = np.sqrt((ref_c**2).sum() / max((mov_c**2).sum(), 1e-12))
     return (scale * mov_c @ rotation + ref.mean(0)).astype(np.float32)
 
 
@@ -140,7 +147,9 @@ def start(run: store.Run, model: str | list[str]) -> int:
     models = [model] if isinstance(model, str) else list(model)
     for m in models:
         if m not in run.embedding_models():
-            raise TMUError(f"run {run.id} has no activations of model '{m}'; valid: {', '.join(run.embedding_models())}")
+            raise TMUError(
+                f"run {run.id} has no activations of model '{m}'; valid: {', '.join(run.embedding_models())}"
+            )
     proc = spawn(["_worker-embedding", run.id, *models], run.log_path(run.umap_log_name(models[0])))
     for m in models:
         run.set_umap_job(m, state="running", pid=proc.pid, started=time.time())

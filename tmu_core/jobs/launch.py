@@ -8,6 +8,7 @@ maps of the Embeddings page run the same way (the hidden command `python -m tmu_
 (`python -m tmu_core _worker-ray <run_id> <address>`) that runs the run as a task on that cluster;
 status.json, cancel and the run list work the same (the run store must be shared with the cluster).
 """
+
 from __future__ import annotations
 
 import errno
@@ -40,8 +41,11 @@ def spawn(args: list[str], log_path: Path) -> subprocess.Popen:
     passed as absolute paths, since their defaults (./runs, ./data) are relative to the working directory.
     """
     reap()
-    env = dict(os.environ, TMU_RUNS_DIR=str(store.runs_root().resolve()),
-               TMU_DATA_DIR=str(store.default_data_root("").resolve()))
+    env = dict(
+        os.environ,
+        TMU_RUNS_DIR=str(store.runs_root().resolve()),
+        TMU_DATA_DIR=str(store.default_data_root("").resolve()),
+    )
     log_path.parent.mkdir(parents=True, exist_ok=True)
     try:
         # O_NOFOLLOW: a link planted at the log's place is refused, never written through; O_NONBLOCK and the
@@ -52,9 +56,14 @@ def spawn(args: list[str], log_path: Path) -> subprocess.Popen:
             raise OSError(errno.EINVAL, f"{log_path.name} is not a regular file")
         os.set_blocking(fd, True)
         with os.fdopen(fd, "ab") as log:
-            proc = subprocess.Popen([sys.executable, "-m", "tmu_core", *args], env=env,
-                                    stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT,
-                                    start_new_session=True)
+            proc = subprocess.Popen(
+                [sys.executable, "-m", "tmu_core", *args],
+                env=env,
+                stdin=subprocess.DEVNULL,
+                stdout=log,
+                stderr=subprocess.STDOUT,
+                start_new_session=True,
+            )
     except OSError as exc:
         raise TMUError(f"cannot start a background process ({exc.strerror})") from exc
     _children.append(proc)
@@ -130,8 +139,15 @@ def cancel(run: store.Run, wait: float = 10.0) -> None:
     run.set_status(state="cancelled", error="cancelled by the user")
 
 
-def start_sweep(dataset: str, classes: list[str], seeds: list[int], forget_counts: list[int], methods: list[str],
-                sweep_id: str, data_root: str = "") -> store.Sweep:
+def start_sweep(
+    dataset: str,
+    classes: list[str],
+    seeds: list[int],
+    forget_counts: list[int],
+    methods: list[str],
+    sweep_id: str,
+    data_root: str = "",
+) -> store.Sweep:
     """Run `python -m tmu_core sweep` detached (on Ray when TMU_RAY_ADDRESS is set); follow it through
     `store.Sweep(sweep_id).results()`, which the sweep rewrites after every run. The returned sweep's id may
     differ from `sweep_id` (a suffix when that id was taken): follow the returned one."""
@@ -140,8 +156,22 @@ def start_sweep(dataset: str, classes: list[str], seeds: list[int], forget_count
         raise TMUError("a sweep needs at least one class, seed, forget count and method")
     sweep = store.Sweep.reserve(sweep_id)  # a new folder: a second launch in the same second gets "<id>-2"
     sweep_id = sweep.id
-    args = ["sweep", "--dataset", dataset, "--classes", ",".join(classes), "--seeds", *map(str, seeds),
-            "--forget-counts", *map(str, forget_counts), "--methods", *methods, "--sweep-id", sweep_id, "--quiet"]
+    args = [
+        "sweep",
+        "--dataset",
+        dataset,
+        "--classes",
+        ",".join(classes),
+        "--seeds",
+        *map(str, seeds),
+        "--forget-counts",
+        *map(str, forget_counts),
+        "--methods",
+        *methods,
+        "--sweep-id",
+        sweep_id,
+        "--quiet",
+    ]
     if data_root:
         args += ["--data-root", str(Path(data_root).expanduser().resolve())]
     address = ray_address()

@@ -7,15 +7,16 @@ status says complete, so a reader that trusts only complete runs never sees half
 names no method: what it needs to know about one (its report, whether it is the primary method whose
 cost is compared with the gold retrain, whether its activations are kept) comes from the registry.
 """
+
 from __future__ import annotations
 
 import logging
 import os
-
-import torch
 import time
 import traceback
 from dataclasses import dataclass, field
+
+import torch
 
 from .. import store
 from ..config import RunConfig, run_config_from_dict, run_config_to_dict
@@ -50,8 +51,10 @@ def validate(cfg: RunConfig) -> tuple[Dataset, ForgetSet]:
         method_config(m, cfg.data.dataset, cfg.params_for(m), dict(cfg.method_params))  # valid for this method
         nf_k = cfg.params_for(m).get("nf_k")  # only a k the user chose is refused; a default adapts (with a note)
         if nf_k is not None and nf_k > n_ref:
-            raise TMUError(f"NF k={nf_k} is larger than the {n_ref} remaining training samples of class "
-                           f"{forget.class_name} it compares with; choose 1..{n_ref}")
+            raise TMUError(
+                f"NF k={nf_k} is larger than the {n_ref} remaining training samples of class "
+                f"{forget.class_name} it compares with; choose 1..{n_ref}"
+            )
     return data, forget
 
 
@@ -72,8 +75,14 @@ def failure(run: store.Run | None, cfg: RunConfig, error: str) -> dict:
     """What a sweep keeps of a run that did not complete: which class, seed and count, and why."""
     ref = cfg.forget.forget_class  # a sweep's runs carry "#<index>": the failure record keeps the index
     forget_class = int(ref[1:]) if ref.startswith("#") and ref[1:].isdigit() else ref
-    return {"failed": True, "run_id": run.id if run else None, "forget_class": forget_class,
-            "forget_count": cfg.forget.forget_count, "seed": cfg.seed, "error": error}
+    return {
+        "failed": True,
+        "run_id": run.id if run else None,
+        "forget_class": forget_class,
+        "forget_count": cfg.forget.forget_count,
+        "seed": cfg.seed,
+        "error": error,
+    }
 
 
 def train_references(cfg: RunConfig, progress=None) -> dict:
@@ -85,9 +94,15 @@ def train_references(cfg: RunConfig, progress=None) -> dict:
     models = {}
     for name, t in (("original", original), ("gold", gold)):
         models[name] = {**ev.accuracies(t.model), "seconds": t.seconds, "cached": t.cached}
-    return {"dataset": cfg.data.dataset, "model": cfg.train.model, "forget_class": forget.class_index,
-            "forget_class_name": forget.class_name, "forget_count": int(len(forget.ids)), "device": str(device),
-            "models": models}
+    return {
+        "dataset": cfg.data.dataset,
+        "model": cfg.train.model,
+        "forget_class": forget.class_index,
+        "forget_class_name": forget.class_name,
+        "forget_count": int(len(forget.ids)),
+        "device": str(device),
+        "models": models,
+    }
 
 
 # Expected cost of each stage, in epochs of training on the whole training set: the original and the gold
@@ -162,8 +177,11 @@ class StatusWriter:
     def _overall(self) -> float:
         total = sum(self.weights.values()) or 1.0
         done = sum(self.weights[s] for s in self.stages if self.times[s]["state"] in ("done", "cached"))
-        running = self.weights[self.current] * self.fraction if self.current and \
-            self.times[self.current]["state"] == "running" else 0.0
+        running = (
+            self.weights[self.current] * self.fraction
+            if self.current and self.times[self.current]["state"] == "running"
+            else 0.0
+        )
         return min(1.0, (done + running) / total)
 
     def _pace(self) -> float | None:
@@ -206,14 +224,18 @@ class StatusWriter:
         now = time.monotonic()
         if now - self.t_last > 0.5 or p.fraction >= 1.0:
             self.t_last = now
-            self._write(stage=self.current if p.stage == self.current else f"{self.current} · {p.stage}",
-                        message=p.message)
+            self._write(
+                stage=self.current if p.stage == self.current else f"{self.current} · {p.stage}", message=p.message
+            )
         if self.run.cancel_requested():
             raise Cancelled()
 
     def done(self, stage: str, seconds: float, cached: bool = False) -> None:
-        self.times[stage] = {"state": "cached" if cached else "done", "seconds": round(seconds, 3),
-                             "weight": CACHED_WEIGHT if cached else self.weights[stage]}
+        self.times[stage] = {
+            "state": "cached" if cached else "done",
+            "seconds": round(seconds, 3),
+            "weight": CACHED_WEIGHT if cached else self.weights[stage],
+        }
         if cached:
             self.weights[stage] = CACHED_WEIGHT
         self.current, self.fraction = None, 0.0
@@ -251,8 +273,16 @@ def _execute_owned(run: store.Run, progress=None) -> dict:
         stages = own.stages(cfg)
     writer = StatusWriter(run, stages, stage_weights(cfg))
     writer.begin("data")
-    run.set_status(state="running", stage="data", progress=0.0, pid=os.getpid(), error=None,
-                   started=time.time(), stages=writer.times, eta_seconds=None)
+    run.set_status(
+        state="running",
+        stage="data",
+        progress=0.0,
+        pid=os.getpid(),
+        error=None,
+        started=time.time(),
+        stages=writer.times,
+        eta_seconds=None,
+    )
 
     def report(p: Progress) -> None:
         writer(p)
@@ -263,7 +293,7 @@ def _execute_owned(run: store.Run, progress=None) -> dict:
         result = (own.execute if cfg.own.active else _execute)(run, cfg, writer, report)
     except Cancelled:
         run.set_status(state="cancelled", error="cancelled by the user")
-        raise TMUError(f"run {run.id} was cancelled")
+        raise TMUError(f"run {run.id} was cancelled") from None
     except TMUError as exc:
         run.set_status(state="failed", error=str(exc))
         raise
@@ -274,8 +304,9 @@ def _execute_owned(run: store.Run, progress=None) -> dict:
         run.write_error_log(traceback.format_exc())
         run.set_status(state="failed", error=f"unexpected {exc.__class__.__name__}: {exc} (details in error.log)")
         raise
-    run.set_status(state="complete", stage="complete", progress=1.0, message="done", stages=writer.times,
-                   eta_seconds=0.0)
+    run.set_status(
+        state="complete", stage="complete", progress=1.0, message="done", stages=writer.times, eta_seconds=0.0
+    )
     return result
 
 
@@ -299,17 +330,21 @@ def _references(run, cfg, data, forget, device, writer, report) -> tuple[Trained
         if store.model_cache_file(reference_key(kind, cfg.data, cfg.train, cfg.seed, ids)).exists():
             writer.cached(kind)  # loading it takes a moment: the bar's weight goes to the stages that train
     writer.begin("original")
-    original = train_cached("original", data, cfg.data, cfg.train, data.train_ids, cfg.seed, device, report, should_stop)
+    original = train_cached(
+        "original", data, cfg.data, cfg.train, data.train_ids, cfg.seed, device, report, should_stop
+    )
     writer.done("original", original.seconds, original.cached)
     writer.begin("gold")
-    gold = train_cached("gold", data, cfg.data, cfg.train, forget.remain_ids(data), gold_seed(cfg.seed, 0), device,
-                        report, should_stop)
+    gold = train_cached(
+        "gold", data, cfg.data, cfg.train, forget.remain_ids(data), gold_seed(cfg.seed, 0), device, report, should_stop
+    )
     writer.done("gold", gold.seconds, gold.cached)
     return original, gold
 
 
 def _extra_golds(run, cfg, data, forget, device, writer, report) -> list[Trained]:
     """Golds 2..K of the gold ensemble (none when K = 1), reported as the 'golds' stage."""
+
     def should_stop():
         if run.cancel_requested():
             raise Cancelled()
@@ -338,8 +373,10 @@ def _soft_truth(cfg, ev, gold_logits, golds, out, result) -> dict:
         return {}
     correct, acc_f = ensemble.gold_correctness(ev, gold_logits, [g.model for g in golds])
     p = ensemble.p_right(correct)
-    result["gold_ensemble"] = {**ensemble.summary(correct, acc_f, [gold_seed(cfg.seed, k) for k in range(cfg.gold_seeds)]),
-                               "extra_gold_cache": [g.key for g in golds]}
+    result["gold_ensemble"] = {
+        **ensemble.summary(correct, acc_f, [gold_seed(cfg.seed, k) for k in range(cfg.gold_seeds)]),
+        "extra_gold_cache": [g.key for g in golds],
+    }
     for name, rep in out.reports.items():
         result[name].update(rep.soft_summary(p))
     return {"p_gold": p, "golds_right": correct.sum(0)}
@@ -355,8 +392,17 @@ def _run_methods(run, cfg, data, forget, original, gold, device, writer, report)
         entry = METHODS.get(name)
         mcfg = method_config(name, cfg.data.dataset, cfg.params_for(name), dict(cfg.method_params))
         out.configs[name] = mcfg
-        task = UnlearnTask(data, cfg.data, cfg.train, forget, original.model, cfg.seed, should_stop,
-                           gold=gold.model if entry.uses_gold else None, earlier=dict(out.reports))
+        task = UnlearnTask(
+            data,
+            cfg.data,
+            cfg.train,
+            forget,
+            original.model,
+            cfg.seed,
+            should_stop,
+            gold=gold.model if entry.uses_gold else None,
+            earlier=dict(out.reports),
+        )
         seed_everything(cfg.seed)
         writer.begin(name)
         t = time.perf_counter()
@@ -393,7 +439,11 @@ def _execute(run: store.Run, cfg: RunConfig, writer: StatusWriter, report) -> di
     original, gold = _references(run, cfg, data, forget, device, writer, report)
     golds = _extra_golds(run, cfg, data, forget, device, writer, report)
     out = _run_methods(run, cfg, data, forget, original, gold, device, writer, report)
-    models = {"original": original.model, "gold": gold.model, **{m: out.models[m] for m in cfg.methods if m in out.models}}
+    models = {
+        "original": original.model,
+        "gold": gold.model,
+        **{m: out.models[m] for m in cfg.methods if m in out.models},
+    }
     seconds = {"original": original.seconds, "gold": gold.seconds, **out.seconds}
 
     t = time.perf_counter()
@@ -407,12 +457,25 @@ def _execute(run: store.Run, cfg: RunConfig, writer: StatusWriter, report) -> di
     result_models["gold"]["cached"] = gold.cached
     gold_easy = ev.gold_easy(logits["gold"])
     result = {
-        "run_id": run.id, "dataset": cfg.data.dataset, "model": cfg.train.model, "forget_class": forget.class_index,
-        "forget_class_name": forget.class_name, "forget_count": int(len(forget.ids)), "seed": cfg.seed,
-        "device": str(device), "models": result_models, "cost_ratio": _cost_ratio(out, gold.seconds),
-        "cache": {"original": original.key, "gold": gold.key, "original_cached": original.cached, "gold_cached": gold.cached},
+        "run_id": run.id,
+        "dataset": cfg.data.dataset,
+        "model": cfg.train.model,
+        "forget_class": forget.class_index,
+        "forget_class_name": forget.class_name,
+        "forget_count": int(len(forget.ids)),
+        "seed": cfg.seed,
+        "device": str(device),
+        "models": result_models,
+        "cost_ratio": _cost_ratio(out, gold.seconds),
+        "cache": {
+            "original": original.key,
+            "gold": gold.key,
+            "original_cached": original.cached,
+            "gold_cached": gold.cached,
+        },
         "method_config": {k: config_dict(v) for k, v in out.configs.items()},
-        "train_config": run.config()["train"], "diverged": out.diverged,
+        "train_config": run.config()["train"],
+        "diverged": out.diverged,
     }
     for name, rep in out.reports.items():
         result[name] = rep.summary(gold_easy)
@@ -433,7 +496,9 @@ def _finite_logits(ev: Evaluator, models: dict, out: Outcome) -> dict:
         if all(bool(torch.isfinite(v).all()) for v in lg.values()):
             logits[name] = lg
         elif name in REFERENCES:
-            raise Diverged(f"the {name} model's outputs are not finite numbers; lower the learning rate or the momentum")
+            raise Diverged(
+                f"the {name} model's outputs are not finite numbers; lower the learning rate or the momentum"
+            )
         else:
             out.diverged[name] = f"method {name}: its outputs are not finite numbers (it diverged)"
             for part in (out.models, out.seconds, out.reports):

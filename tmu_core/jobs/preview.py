@@ -4,6 +4,7 @@ The dashboard's Forget set page shows this while the user chooses. The aux sizin
 (`twin.build_aux` with the method's settings for the dataset), so the preview says what the run will do,
 augmentation cap included. Also the uint8 images of samples, for galleries.
 """
+
 from __future__ import annotations
 
 from dataclasses import dataclass
@@ -31,8 +32,14 @@ class ForgetPreview:
     aux: dict
 
 
-def forget_preview(data: Dataset, data_cfg: DataConfig, spec: ForgetSpec, train_cfg: TrainConfig, seed: int,
-                   tmu_settings: dict | None = None) -> ForgetPreview:
+def forget_preview(
+    data: Dataset,
+    data_cfg: DataConfig,
+    spec: ForgetSpec,
+    train_cfg: TrainConfig,
+    seed: int,
+    tmu_settings: dict | None = None,
+) -> ForgetPreview:
     """Resolve `spec` on `data` (raises TMUError naming the valid range) and size the twin's D_a.
 
     Args:
@@ -42,17 +49,28 @@ def forget_preview(data: Dataset, data_cfg: DataConfig, spec: ForgetSpec, train_
 
     forget = resolve_forget(data, spec, seed)
     twin = method_config(primary_method(), data_cfg.dataset, tmu_settings or {}).twin
-    aux = build_aux(data, forget, seed, twin.aux_max_factor, allow_flip=train_cfg.augment != "none",
-                    size_scale=twin.aux_scale)
-    return ForgetPreview(forget.class_index, forget.class_name, int(len(data.class_ids(forget.class_index))),
-                         tuple(int(i) for i in forget.ids), int(len(forget.remain_class_ids(data))), aux.sizing)
+    aux = build_aux(
+        data, forget, seed, twin.aux_max_factor, allow_flip=train_cfg.augment != "none", size_scale=twin.aux_scale
+    )
+    return ForgetPreview(
+        forget.class_index,
+        forget.class_name,
+        int(len(data.class_ids(forget.class_index))),
+        tuple(int(i) for i in forget.ids),
+        int(len(forget.remain_class_ids(data))),
+        aux.sizing,
+    )
 
 
-def cached_models(data: Dataset, data_cfg: DataConfig, train_cfg: TrainConfig, seed: int, forget_ids) -> dict[str, bool]:
+def cached_models(
+    data: Dataset, data_cfg: DataConfig, train_cfg: TrainConfig, seed: int, forget_ids
+) -> dict[str, bool]:
     """Whether the original and gold models of this recipe and forget set are in the model cache already."""
     remain = np.setdiff1d(data.train_ids, np.asarray(forget_ids, dtype=np.int64))
-    return {kind: store.model_cache_file(reference_key(kind, data_cfg, train_cfg, seed, ids)).exists()
-            for kind, ids in (("original", data.train_ids), ("gold", remain))}
+    return {
+        kind: store.model_cache_file(reference_key(kind, data_cfg, train_cfg, seed, ids)).exists()
+        for kind, ids in (("original", data.train_ids), ("gold", remain))
+    }
 
 
 def class_pool(data: Dataset, class_index: int) -> np.ndarray:
@@ -66,8 +84,9 @@ def images(data: Dataset, ids) -> np.ndarray:
     return data.x[torch.from_numpy(ids)].permute(0, 2, 3, 1).contiguous().numpy()
 
 
-def aux_pool_misses(data: Dataset, data_cfg: DataConfig, train_cfg: TrainConfig, seed: int,
-                    class_index: int) -> int | None:
+def aux_pool_misses(
+    data: Dataset, data_cfg: DataConfig, train_cfg: TrainConfig, seed: int, class_index: int
+) -> int | None:
     """How many of the class's aux pool images the cached original model gets wrong: the twin's hard examples
     before any augmentation (an augmented copy of an easy image is rarely hard). None while the original is not
     in the model cache (it is trained at the start of the run)."""

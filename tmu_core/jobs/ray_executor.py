@@ -8,6 +8,7 @@ folder fails with one line saying so. Cancelling marks every run (a queued task 
 starts) and cancels the Ray tasks; a task whose worker is lost is retried once (`max_retries=1`).
 Ray is imported only here, and only when a Ray executor is asked for.
 """
+
 from __future__ import annotations
 
 import logging
@@ -35,7 +36,9 @@ class RayOptions:
     address: str | None = None  # a running cluster ("auto", "HOST:6379", "ray://HOST:10001"); None: start a local one
     num_cpus: int | None = None  # CPUs (= torch threads) per task; None: TMU_RAY_CPUS_PER_TASK, else this
     # process's torch thread count
-    num_gpus: float | None = None  # GPUs per task; None: 1 when the run wants CUDA (device cuda, or auto on a GPU cluster)
+    num_gpus: float | None = (
+        None  # GPUs per task; None: 1 when the run wants CUDA (device cuda, or auto on a GPU cluster)
+    )
 
 
 def threads_per_task(opts: RayOptions) -> int:
@@ -50,8 +53,10 @@ def threads_per_task(opts: RayOptions) -> int:
 
         return torch.get_num_threads()
     if int(opts.num_cpus) < 1:
-        raise TMUError(f"CPUs per Ray task (--ray-cpus-per-task, TMU_RAY_CPUS_PER_TASK) must be a whole number of at "
-                       f"least 1, not {os.environ.get('TMU_RAY_CPUS_PER_TASK') or opts.num_cpus}")
+        raise TMUError(
+            f"CPUs per Ray task (--ray-cpus-per-task, TMU_RAY_CPUS_PER_TASK) must be a whole number of at "
+            f"least 1, not {os.environ.get('TMU_RAY_CPUS_PER_TASK') or opts.num_cpus}"
+        )
     return int(opts.num_cpus)
 
 
@@ -64,8 +69,10 @@ def _execute_task(run_id: str, runs_dir: str, threads: int) -> dict:
     try:
         run = store.open_run(run_id)
     except TMUError as exc:
-        raise TMUError(f"{exc} on node {socket.gethostname()}: the Ray executor needs TMU_RUNS_DIR on a filesystem "
-                       f"shared by every node") from exc
+        raise TMUError(
+            f"{exc} on node {socket.gethostname()}: the Ray executor needs TMU_RUNS_DIR on a filesystem "
+            f"shared by every node"
+        ) from exc
     return execute(run)
 
 
@@ -83,11 +90,17 @@ def connect(address: str | None) -> bool:
     try:  # "local": a new instance even when `ray start` left a cluster running on this machine (plain
         # ray.init() would join that one instead). The workers import tmu_core as this process does: the
         # package is installed (`pip install -e .`) in the Python environment every node runs.
-        ray.init(address=address or "local", include_dashboard=False if address is None else None, log_to_driver=False,
-                 logging_level=logging.WARNING)
+        ray.init(
+            address=address or "local",
+            include_dashboard=False if address is None else None,
+            log_to_driver=False,
+            logging_level=logging.WARNING,
+        )
     except (ConnectionError, RuntimeError, ValueError) as exc:
-        raise TMUError(f"cannot connect to the Ray cluster at '{address}' ({str(exc).splitlines()[0]}); start one "
-                       f"with `ray start --head` and pass the address it prints, or leave the address out") from exc
+        raise TMUError(
+            f"cannot connect to the Ray cluster at '{address}' ({str(exc).splitlines()[0]}); start one "
+            f"with `ray start --head` and pass the address it prints, or leave the address out"
+        ) from exc
     return True
 
 
@@ -114,9 +127,11 @@ def probe(address: str, timeout: float | None = None) -> None:
             return
     except OSError as exc:
         why = "timed out" if isinstance(exc, TimeoutError) else (exc.strerror or exc.__class__.__name__)
-        raise TMUError(f"cannot reach the Ray cluster at '{address}' ({why}; waited at most {timeout:g} s): check that "
-                       f"`ray start --head` runs there and the address is the one it printed, or leave the address "
-                       f"out for a local Ray instance") from None
+        raise TMUError(
+            f"cannot reach the Ray cluster at '{address}' ({why}; waited at most {timeout:g} s): check that "
+            f"`ray start --head` runs there and the address is the one it printed, or leave the address "
+            f"out for a local Ray instance"
+        ) from None
 
 
 def _use_token_if_any() -> None:
@@ -136,11 +151,18 @@ def _gpus_per_task(cfg: RunConfig, opts: RayOptions) -> float:
     import ray
 
     have = ray.cluster_resources().get("GPU", 0)
-    want = opts.num_gpus if opts.num_gpus is not None else \
-        1.0 if cfg.device.startswith("cuda") or (cfg.device == "auto" and have > 0) else 0.0
+    want = (
+        opts.num_gpus
+        if opts.num_gpus is not None
+        else 1.0
+        if cfg.device.startswith("cuda") or (cfg.device == "auto" and have > 0)
+        else 0.0
+    )
     if want > have:
-        raise TMUError(f"device {cfg.device} asks for {want:g} GPU per task but the Ray cluster has {have:g}; "
-                       f"use --device cpu or add GPU nodes")
+        raise TMUError(
+            f"device {cfg.device} asks for {want:g} GPU per task but the Ray cluster has {have:g}; "
+            f"use --device cpu or add GPU nodes"
+        )
     return want
 
 
@@ -151,10 +173,17 @@ def submit(run: store.Run, cfg: RunConfig, opts: RayOptions):
     threads = threads_per_task(opts)
     have = max((n.get("Resources", {}).get("CPU", 0) for n in ray.nodes() if n.get("Alive")), default=0)
     if threads > have:  # a task runs on one node: more CPUs than the largest node has would wait forever
-        raise TMUError(f"a task asks for {threads} CPUs but the largest Ray node has {have:g}; pass "
-                       f"--ray-cpus-per-task (or set TMU_RAY_CPUS_PER_TASK) to {max(1, int(have))} or fewer")
-    task = ray.remote(_execute_task).options(num_cpus=threads, num_gpus=_gpus_per_task(cfg, opts),
-                                             max_retries=1, retry_exceptions=False, name=f"tmu:{run.id}")
+        raise TMUError(
+            f"a task asks for {threads} CPUs but the largest Ray node has {have:g}; pass "
+            f"--ray-cpus-per-task (or set TMU_RAY_CPUS_PER_TASK) to {max(1, int(have))} or fewer"
+        )
+    task = ray.remote(_execute_task).options(
+        num_cpus=threads,
+        num_gpus=_gpus_per_task(cfg, opts),
+        max_retries=1,
+        retry_exceptions=False,
+        name=f"tmu:{run.id}",
+    )
     return task.remote(run.id, str(store.runs_root().resolve()), threads)
 
 
@@ -197,8 +226,13 @@ def cancel_all(runs: list, refs: list) -> None:
             run.set_status(state="cancelled", error="cancelled by the user")
 
 
-def run_on_ray(configs: list[RunConfig], progress=None, on_result=None, options: RayOptions | None = None,
-               should_stop: Callable[[], bool] | None = None) -> list[dict]:
+def run_on_ray(
+    configs: list[RunConfig],
+    progress=None,
+    on_result=None,
+    options: RayOptions | None = None,
+    should_stop: Callable[[], bool] | None = None,
+) -> list[dict]:
     """The Ray executor of a sweep: results in the configs' order; a run that failed is a `failure` dict.
 
     `should_stop()` is asked every half second; True (or Ctrl-C) cancels every task not yet finished.
@@ -223,8 +257,15 @@ def run_on_ray(configs: list[RunConfig], progress=None, on_result=None, options:
     return results
 
 
-def run_started(runs: list, configs: list[RunConfig], results: list, opts: RayOptions, progress=None,
-                on_result=None, should_stop=None) -> None:
+def run_started(
+    runs: list,
+    configs: list[RunConfig],
+    results: list,
+    opts: RayOptions,
+    progress=None,
+    on_result=None,
+    should_stop=None,
+) -> None:
     """Submit the queued `runs` (None where `results` already holds a failure) and fill `results` in place."""
     refs: list = [None] * len(runs)
     try:

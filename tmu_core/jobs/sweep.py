@@ -7,12 +7,13 @@ the others still finish, and the tables list it under "Failed runs"). The local 
 another in this process; the Ray executor (`ray_executor`, imported only when asked for) runs each as a Ray
 task; both give the same results for the same configs.
 """
+
 from __future__ import annotations
 
 import datetime as _dt
 import platform
+from collections.abc import Callable, Sequence
 from dataclasses import replace
-from typing import Callable, Sequence
 
 import pandas as pd
 
@@ -23,14 +24,17 @@ from ..errors import TMUError
 from ..evaluate.paper_tables import md_table, tables, to_markdown
 from .pipeline import execute, failure, start
 
+
 def classes_line(meta: dict) -> str:
     """Which classes chose the defaults (tuning) and which are held out, as a results file states them."""
     tuning = meta.get("tuning_classes") or []
     if not tuning:
         return "tuning classes: none named (every class is summarised together)"
     held = meta.get("held_out_classes", [])
-    return (f"tuning classes (used to choose defaults): {', '.join(map(str, tuning))}; held-out classes: "
-            f"{', '.join(map(str, held)) or 'none'}")
+    return (
+        f"tuning classes (used to choose defaults): {', '.join(map(str, tuning))}; held-out classes: "
+        f"{', '.join(map(str, held)) or 'none'}"
+    )
 
 
 Executor = Callable[..., list]  # (configs, progress=None, on_result=None) -> results in the configs' order
@@ -45,7 +49,9 @@ def parse_classes(spec: str, cfg: RunConfig) -> list[int]:
         raise TMUError("no classes given; use 'all' or a comma-separated list such as 0,3,8")
     twice = sorted({c for c in classes if classes.count(c) > 1})
     if twice:
-        raise TMUError(f"class(es) {', '.join(map(str, twice))} listed twice in --classes; each class is one row of the tables")
+        raise TMUError(
+            f"class(es) {', '.join(map(str, twice))} listed twice in --classes; each class is one row of the tables"
+        )
     return classes
 
 
@@ -57,14 +63,17 @@ def parse_tuning(spec: str, cfg: RunConfig) -> list[int]:
     return sorted({resolve_class(data, part) for part in spec.split(",") if part.strip()})
 
 
-def plan(cfg: RunConfig, classes: Sequence[int], seeds: Sequence[int], forget_counts: Sequence[int],
-         sweep_id: str) -> list[RunConfig]:
+def plan(
+    cfg: RunConfig, classes: Sequence[int], seeds: Sequence[int], forget_counts: Sequence[int], sweep_id: str
+) -> list[RunConfig]:
     """The runs of a sweep, seed-major then forget count then class, each named after the sweep."""
     out = []
     for seed in seeds:
         for n in forget_counts:
             for c in classes:
-                forget = replace(cfg.forget, forget_class=class_ref(c), forget_count=n)  # the index, never re-read as a name
+                forget = replace(
+                    cfg.forget, forget_class=class_ref(c), forget_count=n
+                )  # the index, never re-read as a name
                 out.append(replace(cfg, seed=seed, forget=forget, name=f"{sweep_id}-c{c}-n{n}-s{seed}"))
     return out
 
@@ -86,23 +95,37 @@ def local_executor(configs: list[RunConfig], progress=None, on_result=None) -> l
     return results
 
 
-def ray_executor(configs: list[RunConfig], progress=None, on_result=None, address: str | None = None,
-                 cpus_per_task: int | None = None) -> list[dict]:
+def ray_executor(
+    configs: list[RunConfig],
+    progress=None,
+    on_result=None,
+    address: str | None = None,
+    cpus_per_task: int | None = None,
+) -> list[dict]:
     """Each config is one task on the Ray cluster at `address` (None: a local Ray instance sized to this machine)
     asking for `cpus_per_task` CPUs (None: as many threads as a local run here uses, so the numbers are the same)."""
     from .ray_executor import RayOptions, run_on_ray  # Ray is imported only when this executor is used
 
-    return run_on_ray(configs, progress=progress, on_result=on_result,
-                      options=RayOptions(address=address, num_cpus=cpus_per_task))
+    return run_on_ray(
+        configs, progress=progress, on_result=on_result, options=RayOptions(address=address, num_cpus=cpus_per_task)
+    )
 
 
 EXECUTORS: dict[str, Executor] = {"local": local_executor, "ray": ray_executor}
 
 
-def sweep(cfg: RunConfig, classes: str = "all", progress=None, sweep_id: str | None = None,
-          seeds: Sequence[int] | None = None, forget_counts: Sequence[int] | None = None,
-          executor: str = "local", ray_address: str | None = None, tuning_classes: str = "",
-          ray_cpus_per_task: int | None = None) -> dict:
+def sweep(
+    cfg: RunConfig,
+    classes: str = "all",
+    progress=None,
+    sweep_id: str | None = None,
+    seeds: Sequence[int] | None = None,
+    forget_counts: Sequence[int] | None = None,
+    executor: str = "local",
+    ray_address: str | None = None,
+    tuning_classes: str = "",
+    ray_cpus_per_task: int | None = None,
+) -> dict:
     """Run `cfg` for every class x seed x forget count; write results.json and the tables (Markdown + CSV).
 
     `tuning_classes` names the classes used to choose defaults: they are summarised apart from the others.
@@ -123,16 +146,30 @@ def sweep(cfg: RunConfig, classes: str = "all", progress=None, sweep_id: str | N
         if twice:  # the same run twice would count as two samples and shrink every confidence interval
             raise TMUError(f"{', '.join(map(str, twice))} listed twice in {what}; give each value once")
     exact = sweep_id is not None
-    sweep_id = sweep_id or f"sweep-{cfg.data.dataset}-{cfg.train.model}-n{counts[0]}-s{seeds[0]}-" \
-                           f"{_dt.datetime.now().strftime('%Y%m%d-%H%M%S')}"
+    sweep_id = (
+        sweep_id
+        or f"sweep-{cfg.data.dataset}-{cfg.train.model}-n{counts[0]}-s{seeds[0]}-"
+        f"{_dt.datetime.now().strftime('%Y%m%d-%H%M%S')}"
+    )
     folder = store.Sweep.claim(sweep_id, exact)  # atomic: no other sweep's results are ever replaced
     sweep_id = folder.id
-    meta = {"sweep_id": sweep_id, "classes": chosen, "seeds": seeds, "forget_counts": counts, "executor": executor,
-            "tuning_classes": tuning, "held_out_classes": [c for c in chosen if c not in tuning],
-            "gold_seeds": cfg.gold_seeds}
+    meta = {
+        "sweep_id": sweep_id,
+        "classes": chosen,
+        "seeds": seeds,
+        "forget_counts": counts,
+        "executor": executor,
+        "tuning_classes": tuning,
+        "held_out_classes": [c for c in chosen if c not in tuning],
+        "gold_seeds": cfg.gold_seeds,
+    }
     try:
-        outcomes = EXECUTORS[executor](plan(cfg, chosen, seeds, counts, sweep_id), progress=progress,
-                                       on_result=lambda done: folder.save_results({**meta, **_split(done)}), **options)
+        outcomes = EXECUTORS[executor](
+            plan(cfg, chosen, seeds, counts, sweep_id),
+            progress=progress,
+            on_result=lambda done: folder.save_results({**meta, **_split(done)}),
+            **options,
+        )
     except BaseException:
         folder.release()  # nothing written (e.g. Ray unreachable): the id may be used again
         raise
@@ -140,13 +177,22 @@ def sweep(cfg: RunConfig, classes: str = "all", progress=None, sweep_id: str | N
     folder.save_results({**meta, **parts})
     results, failed = parts["results"], parts["failed"]
     if not results:
-        raise TMUError(f"no run of sweep {sweep_id} completed; first error (class {failed[0]['forget_class']}, "
-                       f"seed {failed[0]['seed']}): {failed[0]['error']}")
+        raise TMUError(
+            f"no run of sweep {sweep_id} completed; first error (class {failed[0]['forget_class']}, "
+            f"seed {failed[0]['seed']}): {failed[0]['error']}"
+        )
     frames = tables(results, tuning)
     markdown, files = tables_with_failures(frames, sweep_header(meta, results), failed)
     md_path, csv_path = folder.save_tables(markdown, files)
-    return {"sweep_id": sweep_id, "results": results, "failed": failed, "tables": frames, "markdown": markdown,
-            "markdown_path": str(md_path), "csv_path": str(csv_path)}
+    return {
+        "sweep_id": sweep_id,
+        "results": results,
+        "failed": failed,
+        "tables": frames,
+        "markdown": markdown,
+        "markdown_path": str(md_path),
+        "csv_path": str(csv_path),
+    }
 
 
 def sweep_header(meta: dict, results: list[dict], machine: bool = True) -> str:
@@ -154,10 +200,12 @@ def sweep_header(meta: dict, results: list[dict], machine: bool = True) -> str:
     the sweep ran, on which machine (an export made later leaves it out)."""
     first = results[0]
     where = f", machine {platform.machine()} / {platform.processor() or 'cpu'}" if machine else ""
-    return (f"## Sweep {meta['sweep_id']}\n\ndataset {first['dataset']}, model {first['model']}, |D_f| = "
-            f"{', '.join(map(str, meta['forget_counts']))} per class, seeds {', '.join(map(str, meta['seeds']))}, "
-            f"{meta.get('gold_seeds', 1)} gold model(s) per run, device {first['device']}{where}\n\n"
-            f"{classes_line(meta)}")
+    return (
+        f"## Sweep {meta['sweep_id']}\n\ndataset {first['dataset']}, model {first['model']}, |D_f| = "
+        f"{', '.join(map(str, meta['forget_counts']))} per class, seeds {', '.join(map(str, meta['seeds']))}, "
+        f"{meta.get('gold_seeds', 1)} gold model(s) per run, device {first['device']}{where}\n\n"
+        f"{classes_line(meta)}"
+    )
 
 
 def tables_with_failures(frames: dict[str, pd.DataFrame], header: str, failed: list[dict]):

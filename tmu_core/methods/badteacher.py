@@ -32,6 +32,7 @@ gap is largest, and low on hard ones (dog: M_o's test accuracy 54%, BT's A_f 42-
 happens to land close. Their experiments forget whole classes, where this is the aim; on part of a class it is
 over-forgetting, and the method is kept as its authors wrote it.
 """
+
 from __future__ import annotations
 
 import copy
@@ -113,6 +114,13 @@ def run(task, cfg: BadTeacherConfig, device, progress=None):
     return MethodResult(student.eval())
 
 
-register("badteacher", "Bad Teacher: KL to a random teacher on D_f and to M_o on 30% of D_r, one shuffled pool",
-         Method(config_cls=BadTeacherConfig, run=run, defaults=lambda dataset: {},
-                display=Display("Bad Teacher", "BT", "#00838f", 40)))
+register(
+    "badteacher",
+    "Bad Teacher: KL to a random teacher on D_f and to M_o on 30% of D_r, one shuffled pool",
+    Method(
+        config_cls=BadTeacherConfig,
+        run=run,
+        defaults=lambda dataset: {},
+        display=Display("Bad Teacher", "BT", "#00838f", 40),
+    ),
+)

@@ -10,6 +10,7 @@ a control differs from TMU only in which samples it forgets; a control's own fla
   "best aligned" candidate: it is the floor the unlearning step can reach; TMU -> oracle is the price of
   predicting easy/hard.
 """
+
 from __future__ import annotations
 
 from dataclasses import dataclass
@@ -31,8 +32,10 @@ class ChoiceReport(MethodReport):
     pred: np.ndarray
 
     def summary(self, gold_easy) -> dict:
-        return {"forgotten": int(len(self.pred) - self.pred.sum()),
-                "choice_agreement": M.label_accuracy(self.pred, gold_easy)["accuracy"]}
+        return {
+            "forgotten": int(len(self.pred) - self.pred.sum()),
+            "choice_agreement": M.label_accuracy(self.pred, gold_easy)["accuracy"],
+        }
 
     def forget_columns(self) -> dict:
         return {f"{self.name}_choice": np.where(self.pred == 1, "easy", "hard")}
@@ -66,11 +69,27 @@ def run_oracle(task, cfg: UnlearnConfig, device, progress=None):
     return MethodResult(model, ChoiceReport("oracle_labels", pred))
 
 
-register("random_k", "control: TMU's unlearning step on as many random D_f samples as TMU called hard",
-         Method(config_cls=UnlearnConfig, run=run_random_k, defaults=lambda dataset: {},
-                display=Display("Random k (control)", "Rand-k†", "#78909c", 90, "control"), after=("tmu",),
-                settings_of=("tmu", "unlearn")))
-register("oracle_labels", "control: TMU's unlearning step on gold's true hard set (uses gold; a floor, not a method)",
-         Method(config_cls=UnlearnConfig, run=run_oracle, defaults=lambda dataset: {},
-                display=Display("Oracle labels (control)", "Oracle†", "#263238", 91, "control"), uses_gold=True,
-                settings_of=("tmu", "unlearn")))
+register(
+    "random_k",
+    "control: TMU's unlearning step on as many random D_f samples as TMU called hard",
+    Method(
+        config_cls=UnlearnConfig,
+        run=run_random_k,
+        defaults=lambda dataset: {},
+        display=Display("Random k (control)", "Rand-k†", "#78909c", 90, "control"),
+        after=("tmu",),
+        settings_of=("tmu", "unlearn"),
+    ),
+)
+register(
+    "oracle_labels",
+    "control: TMU's unlearning step on gold's true hard set (uses gold; a floor, not a method)",
+    Method(
+        config_cls=UnlearnConfig,
+        run=run_oracle,
+        defaults=lambda dataset: {},
+        display=Display("Oracle labels (control)", "Oracle†", "#263238", 91, "control"),
+        uses_gold=True,
+        settings_of=("tmu", "unlearn"),
+    ),
+)

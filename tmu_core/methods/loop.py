@@ -10,12 +10,13 @@ its own samples and adds the two means, so one forget sample weighs as much as n
 "pooled" averages one loss over every sample of the batch, so all samples weigh the same (as a shuffled
 pool of the retain share and D_f would).
 """
+
 from __future__ import annotations
 
 import copy
 import math
+from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Callable, Optional
 
 import numpy as np
 import torch
@@ -37,8 +38,8 @@ class UnlearnTask:
     forget: ForgetSet
     original: nn.Module
     seed: int = 0
-    should_stop: Optional[Callable[[], None]] = None
-    gold: Optional[nn.Module] = None  # only for controls that declare uses_gold
+    should_stop: Callable[[], None] | None = None
+    gold: nn.Module | None = None  # only for controls that declare uses_gold
     earlier: dict = field(default_factory=dict)  # reports of the methods run before this one, by name
 
     @property
@@ -54,8 +55,11 @@ class LoopConfig:
     lr: float = opt(0.01, "initial learning rate", min=1e-6, max=1.0)
     batch_size: int = opt(64, "retain samples per step (the forget samples of a step come on top)", min=2, max=4096)
     retain_fraction: float = opt(0.3, "share of D_r replayed per epoch", min=0.01, max=1.0)
-    weighting: str = opt("separate", "loss weighting: separate (mean of each half, added) or pooled (one mean over "
-                                     "every sample of the batch)", choices=("separate", "pooled"))
+    weighting: str = opt(
+        "separate",
+        "loss weighting: separate (mean of each half, added) or pooled (one mean over every sample of the batch)",
+        choices=("separate", "pooled"),
+    )
     optimizer: str = opt("sgd", "sgd (momentum 0.9, weight decay 5e-4) or adam", choices=("sgd", "adam"))
     schedule: str = opt("cosine", "learning-rate schedule over the steps", choices=("cosine", "constant"))
 
@@ -67,8 +71,10 @@ class LoopConfig:
 # labels and images of the step's retain batch (_r) and of its forget batch (_f, targets t_f: labels or soft
 # targets). Both halves go through the model as one batch (batch-norm statistics see the mix); `combine`
 # turns the two sums into the step's loss by the method's weighting.
-LossFn = Callable[[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor],
-                  tuple[torch.Tensor, torch.Tensor]]
+LossFn = Callable[
+    [torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor],
+    tuple[torch.Tensor, torch.Tensor],
+]
 
 
 def combine(retain_sum: torch.Tensor, forget_sum: torch.Tensor, n_retain: int, n_forget: int, weighting: str):
@@ -82,9 +88,20 @@ def combine(retain_sum: torch.Tensor, forget_sum: torch.Tensor, n_retain: int, n
     return retain_sum / max(1, n_retain) + forget_sum / max(1, n_forget)
 
 
-def unlearn_loop(model: nn.Module, retain: tuple[torch.Tensor, torch.Tensor], forget: tuple[torch.Tensor, torch.Tensor],
-                 loss_fn: LossFn, cfg, device: torch.device, *, seed: int = 0, stage: str = "unlearn",
-                 progress: ProgressFn = None, should_stop=None, grad_mask: dict | None = None) -> nn.Module:
+def unlearn_loop(
+    model: nn.Module,
+    retain: tuple[torch.Tensor, torch.Tensor],
+    forget: tuple[torch.Tensor, torch.Tensor],
+    loss_fn: LossFn,
+    cfg,
+    device: torch.device,
+    *,
+    seed: int = 0,
+    stage: str = "unlearn",
+    progress: ProgressFn = None,
+    should_stop=None,
+    grad_mask: dict | None = None,
+) -> nn.Module:
     """Run the shared loop on a deep copy of `model` and return the copy.
 
     Args: retain (x uint8/float in [0,1], y int64); forget (x, targets) where targets may be labels or
@@ -105,10 +122,10 @@ def unlearn_loop(model: nn.Module, retain: tuple[torch.Tensor, torch.Tensor], fo
     for epoch in range(cfg.epochs):
         r_perm = torch.randperm(len(xr), generator=gen)[:n_r] if len(xr) else torch.empty(0, dtype=torch.long)
         for s in range(steps):
-            ri = r_perm[s * n_r // steps:(s + 1) * n_r // steps].to(device)
+            ri = r_perm[s * n_r // steps : (s + 1) * n_r // steps].to(device)
             if f_pos + f_batch > len(xf):
                 f_order, f_pos = torch.randperm(len(xf), generator=gen), 0
-            fi = f_order[f_pos:f_pos + f_batch].to(device)
+            fi = f_order[f_pos : f_pos + f_batch].to(device)
             f_pos += f_batch
             if len(ri) == 1:  # batch norm cannot train on a single sample
                 ri = ri[:0]
@@ -117,7 +134,7 @@ def unlearn_loop(model: nn.Module, retain: tuple[torch.Tensor, torch.Tensor], fo
             xb_r, xb_f = to_float(xr[ri]), to_float(xf[fi])
             with autocast(device):
                 out = model(torch.cat([xb_r, xb_f])).float()
-                retain_sum, forget_sum = loss_fn(out[:len(ri)], yr[ri], out[len(ri):], tf[fi], xb_r, xb_f)
+                retain_sum, forget_sum = loss_fn(out[: len(ri)], yr[ri], out[len(ri) :], tf[fi], xb_r, xb_f)
                 loss = combine(retain_sum, forget_sum, len(ri), len(fi), cfg.weighting)
             check_finite(loss, stage, epoch)
             opt_.zero_grad(set_to_none=True)
@@ -143,7 +160,9 @@ def loop_optimizer(model: nn.Module, cfg) -> torch.optim.Optimizer:
     return make_optimizer(model, cfg.lr)
 
 
-def retain_forget_tensors(task: UnlearnTask) -> tuple[tuple[torch.Tensor, torch.Tensor], tuple[torch.Tensor, torch.Tensor]]:
+def retain_forget_tensors(
+    task: UnlearnTask,
+) -> tuple[tuple[torch.Tensor, torch.Tensor], tuple[torch.Tensor, torch.Tensor]]:
     """(x, y) of D_r and of D_f, as uint8 images and int64 labels."""
     r = torch.as_tensor(task.remain_ids)
     f = torch.as_tensor(task.forget.ids)

@@ -5,6 +5,7 @@ Weighting: as the TMU paper runs it (its NG drives A_f to about 0: |Δ| 76 on CI
 mean over the step's D_f samples and the replay term the mean over its own ("separate"): one forget sample
 weighs about a retain batch. Pooled, D_f would be under 1% of the loss and NG would barely move.
 """
+
 from __future__ import annotations
 
 from dataclasses import dataclass
@@ -22,7 +23,9 @@ class NegGradConfig(LoopConfig):
     """Negative gradient on D_f + cross-entropy on replayed D_r."""
 
     forget_weight: float = opt(1.0, "weight of the ascent term", min=0.0, max=100.0)
-    max_forget_loss: float = opt(5.0, "the ascent stops pushing a sample once its loss exceeds this", min=0.1, max=100.0)
+    max_forget_loss: float = opt(
+        5.0, "the ascent stops pushing a sample once its loss exceeds this", min=0.1, max=100.0
+    )
 
 
 def ascent_term(logits: torch.Tensor, y: torch.Tensor, cap: float) -> torch.Tensor:
@@ -34,13 +37,33 @@ def ascent_term(logits: torch.Tensor, y: torch.Tensor, cap: float) -> torch.Tens
 
 def run(task, cfg: NegGradConfig, device, progress=None):
     retain, forget = retain_forget_tensors(task)
+
     def loss(logits_r, y_r, logits_f, y_f, x_r, x_f):
         return ce_sum(logits_r, y_r), cfg.forget_weight * ascent_term(logits_f, y_f, cfg.max_forget_loss)
 
-    return MethodResult(unlearn_loop(task.original, retain, forget, loss, cfg, device, seed=task.seed, stage="neggrad",
-                                     progress=progress, should_stop=task.should_stop))
+    return MethodResult(
+        unlearn_loop(
+            task.original,
+            retain,
+            forget,
+            loss,
+            cfg,
+            device,
+            seed=task.seed,
+            stage="neggrad",
+            progress=progress,
+            should_stop=task.should_stop,
+        )
+    )
 
 
-register("neggrad", "negative gradient: ascend the (bounded) loss on D_f, replay D_r",
-         Method(config_cls=NegGradConfig, run=run, defaults=lambda dataset: {},
-                display=Display("Negative gradient", "NG", "#6a1b9a", 20)))
+register(
+    "neggrad",
+    "negative gradient: ascend the (bounded) loss on D_f, replay D_r",
+    Method(
+        config_cls=NegGradConfig,
+        run=run,
+        defaults=lambda dataset: {},
+        display=Display("Negative gradient", "NG", "#6a1b9a", 20),
+    ),
+)

@@ -4,6 +4,7 @@ random wrong labels while replaying D_r.
 Weighting: as the TMU paper runs it (A_f near 0, |Δ| 87 on CIFAR-10), the relabelled D_f term and the replay
 term are each a mean over their own samples ("separate").
 """
+
 from __future__ import annotations
 
 from dataclasses import dataclass
@@ -20,6 +21,7 @@ class RandLabelConfig(LoopConfig):
 
 def relabel_loss(num_classes: int, seed: int):
     gen = generator(seed + 1)
+
     def loss(logits_r, y_r, logits_f, y_f, x_r, x_f):
         return ce_sum(logits_r, y_r), ce_sum(logits_f, random_wrong_labels(y_f, num_classes, gen))
 
@@ -28,11 +30,29 @@ def relabel_loss(num_classes: int, seed: int):
 
 def run(task, cfg: RandLabelConfig, device, progress=None):
     retain, forget = retain_forget_tensors(task)
-    return MethodResult(unlearn_loop(task.original, retain, forget, relabel_loss(task.data.num_classes, task.seed),
-                                     cfg, device, seed=task.seed, stage="randlabel", progress=progress,
-                                     should_stop=task.should_stop))
+    return MethodResult(
+        unlearn_loop(
+            task.original,
+            retain,
+            forget,
+            relabel_loss(task.data.num_classes, task.seed),
+            cfg,
+            device,
+            seed=task.seed,
+            stage="randlabel",
+            progress=progress,
+            should_stop=task.should_stop,
+        )
+    )
 
 
-register("randlabel", "random labeling (Amnesiac): random wrong labels on D_f, replay D_r",
-         Method(config_cls=RandLabelConfig, run=run, defaults=lambda dataset: {},
-                display=Display("Random labels", "RL", "#ad1457", 30)))
+register(
+    "randlabel",
+    "random labeling (Amnesiac): random wrong labels on D_f, replay D_r",
+    Method(
+        config_cls=RandLabelConfig,
+        run=run,
+        defaults=lambda dataset: {},
+        display=Display("Random labels", "RL", "#ad1457", 30),
+    ),
+)

@@ -6,6 +6,7 @@ Contract: `run(task, cfg, device, progress) -> MethodResult`. A method starts fr
 `task.original` (cached models are shared and never mutated) and returns the unlearned model plus an
 optional typed report (TMU's easy/hard split), which the pipeline stores without knowing its type.
 """
+
 from __future__ import annotations
 
 from collections.abc import Callable
@@ -79,8 +80,10 @@ class Method:
 METHODS: Registry[Method] = Registry("method")
 
 # The two reference models every run trains; they are rows of every table but not methods.
-REFERENCES = {"original": Display("Original", "Orig", "#9e9e9e", 0, "reference"),
-              "gold": Display("Gold (retrained)", "Gold", "#212121", 1, "reference")}
+REFERENCES = {
+    "original": Display("Original", "Orig", "#9e9e9e", 0, "reference"),
+    "gold": Display("Gold (retrained)", "Gold", "#212121", 1, "reference"),
+}
 
 
 def register(name: str, summary: str, method: Method) -> None:

@@ -33,6 +33,7 @@ through D_r 10 times, two thirds of what training M_o costs (on the CIFAR copy, 
 2-core machine, where M_o took 416 s). There it landed 9, 15 and 3 points from gold's A_f (87, 93 and 81 vs 78,
 seeds 0-2; M_o 91): with labels drawn over all classes and ten full passes over D_r it may keep D_f as M_o had it.
 """
+
 from __future__ import annotations
 
 import copy
@@ -59,20 +60,23 @@ class SalUnConfig:
     lr: float = opt(0.013, "learning rate (constant; SGD, momentum 0.9, weight decay 5e-4)", min=1e-6, max=1.0)
     batch_size: int = opt(256, "batch size of both the D_f and the D_r steps", min=2, max=4096)
     retain_fraction: float = opt(1.0, "share of D_r stepped through per epoch (theirs: all of it)", min=0.01, max=1.0)
-    mask_ratio: float = opt(0.5, "share of weights (largest |forget-loss gradient|) that are updated", min=0.01, max=1.0)
+    mask_ratio: float = opt(
+        0.5, "share of weights (largest |forget-loss gradient|) that are updated", min=0.01, max=1.0
+    )
 
     def __post_init__(self):
         check_bounds(self)
 
 
-def saliency_mask(model: torch.nn.Module, x: torch.Tensor, y: torch.Tensor, ratio: float, device,
-                  batch: int = 256) -> dict[str, torch.Tensor]:
+def saliency_mask(
+    model: torch.nn.Module, x: torch.Tensor, y: torch.Tensor, ratio: float, device, batch: int = 256
+) -> dict[str, torch.Tensor]:
     """{parameter name: 0/1 mask}: 1 for the int(ratio * n) weights with the largest |d CE(D_f) / d w|, the CE
     a mean over each batch of `batch` samples, summed over batches (their generate_mask.py, without its sign:
     |gradient| is the same for the loss and its negative)."""
     model = copy.deepcopy(model).to(device).eval()  # cached models are shared: not even their .grad is touched
     for i in range(0, len(x), batch):
-        xb, yb = to_float(on_device(x[i:i + batch], device)), on_device(y[i:i + batch], device)
+        xb, yb = to_float(on_device(x[i : i + batch], device)), on_device(y[i : i + batch], device)
         F.cross_entropy(model(xb).float(), yb).backward()
     grads = {n: p.grad.detach().abs() for n, p in model.named_parameters() if p.grad is not None}
     flat = torch.cat([g.flatten() for g in grads.values()])
@@ -81,7 +85,7 @@ def saliency_mask(model: torch.nn.Module, x: torch.Tensor, y: torch.Tensor, rati
     chosen[torch.argsort(flat.cpu(), descending=True, stable=True)[:k]] = 1.0
     out, start = {}, 0
     for n, g in grads.items():
-        out[n] = chosen[start:start + g.numel()].reshape(g.shape).to(g.device)
+        out[n] = chosen[start : start + g.numel()].reshape(g.shape).to(g.device)
         start += g.numel()
     return out
 
@@ -133,8 +137,12 @@ def run(task, cfg: SalUnConfig, device, progress=None):
             sgd.step(loss)
 
     for epoch in range(cfg.epochs):
-        steps(xf, lambda idx: torch.randint(0, n_classes, (len(idx),), generator=gen),
-              torch.randperm(len(xf), generator=gen), epoch)
+        steps(
+            xf,
+            lambda idx: torch.randint(0, n_classes, (len(idx),), generator=gen),
+            torch.randperm(len(xf), generator=gen),
+            epoch,
+        )
         steps(xr, lambda idx: yr[idx], torch.randperm(len(xr), generator=gen)[:n_r], epoch)
         if progress:
             progress(Progress("salun", (epoch + 1) / cfg.epochs, f"epoch {epoch + 1}/{cfg.epochs}"))
@@ -143,7 +151,10 @@ def run(task, cfg: SalUnConfig, device, progress=None):
     return MethodResult(model.eval())
 
 
-register("salun", "SalUn: random-label steps on D_f, then true-label steps on D_r, updating only the 50% most "
-                  "forget-salient weights",
-         Method(config_cls=SalUnConfig, run=run, defaults=lambda dataset: {},
-                display=Display("SalUn", "SalUn", "#827717", 47)))
+register(
+    "salun",
+    "SalUn: random-label steps on D_f, then true-label steps on D_r, updating only the 50% most forget-salient weights",
+    Method(
+        config_cls=SalUnConfig, run=run, defaults=lambda dataset: {}, display=Display("SalUn", "SalUn", "#827717", 47)
+    ),
+)

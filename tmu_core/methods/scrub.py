@@ -14,6 +14,7 @@ The alternating max/min passes do not fit the shared loop's mixed batches, so SC
 with the loop's helpers. Remaining deviations: this project's small_cnn and CIFAR copy instead of their
 ResNet/All-CNN on CIFAR-10; a batch of one sample is skipped (batch norm cannot train on it).
 """
+
 from __future__ import annotations
 
 import copy
@@ -69,10 +70,29 @@ def run(task, cfg: ScrubConfig, device, progress=None):
     n_r = max(2, int(round(cfg.retain_fraction * len(xr))))
     for epoch in range(cfg.epochs):
         if epoch < cfg.msteps:
-            _pass(student, teacher, opt_, xf, yf, cfg.forget_batch_size, lambda s, te, y: -distill_kl(s, te, t), device, gen)
+            _pass(
+                student,
+                teacher,
+                opt_,
+                xf,
+                yf,
+                cfg.forget_batch_size,
+                lambda s, te, y: -distill_kl(s, te, t),
+                device,
+                gen,
+            )
         keep = torch.randperm(len(xr), generator=gen)[:n_r]
-        _pass(student, teacher, opt_, xr[keep], yr[keep], cfg.batch_size,
-              lambda s, te, y: cfg.gamma * F.cross_entropy(s, y) + cfg.alpha * distill_kl(s, te, t), device, gen)
+        _pass(
+            student,
+            teacher,
+            opt_,
+            xr[keep],
+            yr[keep],
+            cfg.batch_size,
+            lambda s, te, y: cfg.gamma * F.cross_entropy(s, y) + cfg.alpha * distill_kl(s, te, t),
+            device,
+            gen,
+        )
         if progress:
             progress(Progress("scrub", (epoch + 1) / cfg.epochs, f"epoch {epoch + 1}/{cfg.epochs}"))
         if task.should_stop:
@@ -82,6 +102,13 @@ def run(task, cfg: ScrubConfig, device, progress=None):
 
 AUTHORS = {"lr": 5e-4, "epochs": 3, "batch_size": 256, "retain_fraction": 1.0, "schedule": "constant"}
 
-register("scrub", "SCRUB: max-steps raise KL to M_o on D_f, min-steps keep D_r (CE + KL), teacher M_o",
-         Method(config_cls=ScrubConfig, run=run, defaults=lambda dataset: dict(AUTHORS),
-                display=Display("SCRUB", "SCRUB", "#5d4037", 45)))
+register(
+    "scrub",
+    "SCRUB: max-steps raise KL to M_o on D_f, min-steps keep D_r (CE + KL), teacher M_o",
+    Method(
+        config_cls=ScrubConfig,
+        run=run,
+        defaults=lambda dataset: dict(AUTHORS),
+        display=Display("SCRUB", "SCRUB", "#5d4037", 45),
+    ),
+)

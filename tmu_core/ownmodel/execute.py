@@ -7,6 +7,7 @@ removal beside the achieved one, A_test, A_r, MIA, seconds); retrain retrains wi
 user's); weights loads the user's own retrain, and every alignment measure is then computed as in other runs.
 Outputs: the unlearned model in the input's format, the per-sample audit CSV, metrics.json (the run's JSON).
 """
+
 from __future__ import annotations
 
 import time
@@ -30,8 +31,10 @@ from .layout import Request, UserData, load_user_data, resolve_request
 from .request import run_request
 from .weights import Loaded, ScriptedNet, check_batch, load_model, save_like
 
-RECIPE_NOTE = ("gold was retrained with the project's training recipe ({recipe}), not yours: its alignment numbers "
-               "compare TMU with what this recipe gives")
+RECIPE_NOTE = (
+    "gold was retrained with the project's training recipe ({recipe}), not yours: its alignment numbers "
+    "compare TMU with what this recipe gives"
+)
 NO_GOLD = "no gold model (--gold none): measures that compare with a retrain (|delta|, agreement, label accuracy) are not computed"
 
 
@@ -54,11 +57,15 @@ def check_methods(cfg: RunConfig) -> None:
     for m in cfg.methods:
         METHODS.entry(m)
         if display(m).kind == "control" or METHODS.get(m).uses_gold:
-            raise TMUError(f"method {m} is a control of single-class benchmark runs; on your own model choose from "
-                           f"{', '.join(n for n in METHODS.names() if display(n).kind != 'control')}")
+            raise TMUError(
+                f"method {m} is a control of single-class benchmark runs; on your own model choose from "
+                f"{', '.join(n for n in METHODS.names() if display(n).kind != 'control')}"
+            )
     if cfg.gold_seeds > 1:
-        raise TMUError("--gold-seeds retrains several golds with the project's recipe; on your own model give "
-                       "--gold-weights FILE (your retrain) or --gold retrain")
+        raise TMUError(
+            "--gold-seeds retrains several golds with the project's recipe; on your own model give "
+            "--gold-weights FILE (your retrain) or --gold retrain"
+        )
 
 
 def validate(cfg: RunConfig) -> Prepared:
@@ -83,8 +90,10 @@ def validate(cfg: RunConfig) -> Prepared:
         method_config(m, cfg.data.dataset, cfg.params_for(m))
         nf_k = cfg.params_for(m).get("nf_k")
         if nf_k is not None and nf_k > n_ref:
-            raise TMUError(f"NF k={nf_k} is larger than the {n_ref} remaining training images of a class of the "
-                           f"request; choose 1..{n_ref}")
+            raise TMUError(
+                f"NF k={nf_k} is larger than the {n_ref} remaining training images of a class of the "
+                f"request; choose 1..{n_ref}"
+            )
     return Prepared(data, request, original, gold, batch_accuracy, time.perf_counter() - t0)
 
 
@@ -103,8 +112,17 @@ def _retrain_gold(cfg: RunConfig, p: Prepared, device, report, should_stop):
     model = build_model(cfg.train.model, data.channels, data.num_classes, data.size, data.mean, data.std)
     ids = torch.as_tensor(p.request.whole.remain_ids(data))
     t = time.perf_counter()
-    fit(model, data.x[ids], data.y[ids], cfg.train, device, seed=gold_seed(cfg.seed, 0), stage="gold",
-        progress=report, should_stop=should_stop)
+    fit(
+        model,
+        data.x[ids],
+        data.y[ids],
+        cfg.train,
+        device,
+        seed=gold_seed(cfg.seed, 0),
+        stage="gold",
+        progress=report,
+        should_stop=should_stop,
+    )
     return model.eval(), time.perf_counter() - t
 
 
@@ -130,16 +148,32 @@ def execute(run: store.Run, cfg: RunConfig, writer, report) -> dict:
     result_models, logits, gold_easy = _evaluate(cfg, p, models, seconds, diverged, gold_seconds, device)
     primary = primary_method()  # TMU: its report is stored under its name
     result = {
-        "run_id": run.id, "dataset": cfg.data.dataset, "model": cfg.train.model,
+        "run_id": run.id,
+        "dataset": cfg.data.dataset,
+        "model": cfg.train.model,
         "forget_class": request.parts[0].class_index,  # several classes: the first (each in own.per_class)
-        "forget_class_name": whole.class_name, "forget_count": int(len(whole.ids)), "seed": cfg.seed,
-        "device": str(device), "models": result_models,
-        "cost_ratio": (seconds[primary] - _audit(reports)) / gold_seconds if gold_seconds and primary in seconds else None,
-        "method_config": configs, "train_config": run.config()["train"], "diverged": diverged,
+        "forget_class_name": whole.class_name,
+        "forget_count": int(len(whole.ids)),
+        "seed": cfg.seed,
+        "device": str(device),
+        "models": result_models,
+        "cost_ratio": (seconds[primary] - _audit(reports)) / gold_seconds
+        if gold_seconds and primary in seconds
+        else None,
+        "method_config": configs,
+        "train_config": run.config()["train"],
+        "diverged": diverged,
     }
-    own = {"gold": cfg.own.gold, "format": p.original.format, "original_weights": p.original.path,
-           "data": p.data.source, "classes": [q.class_name for q in request.parts],
-           "original_batch_accuracy": p.batch_accuracy, "notes": notes, "multi_class": len(request.parts) > 1}
+    own = {
+        "gold": cfg.own.gold,
+        "format": p.original.format,
+        "original_weights": p.original.path,
+        "data": p.data.source,
+        "classes": [q.class_name for q in request.parts],
+        "original_batch_accuracy": p.batch_accuracy,
+        "notes": notes,
+        "multi_class": len(request.parts) > 1,
+    }
     if reports:
         own.update(_tmu_block(reports, request, pred, gold_easy, result_models, seconds, gold_seconds))
         if gold_easy is not None and len(reports) == 1:
@@ -158,8 +192,12 @@ def _gold(cfg: RunConfig, p: Prepared, device, report, should_stop, models, seco
     """Adds the gold model (if any) to `models`; returns the seconds of a retrain done here (else None)."""
     if cfg.own.gold == "retrain":
         models["gold"], seconds["gold"] = _retrain_gold(cfg, p, device, report, should_stop)
-        notes.append(RECIPE_NOTE.format(recipe=f"{cfg.train.model}, {cfg.train.epochs} epochs, lr {cfg.train.lr:g}, "
-                                               f"batch {cfg.train.batch_size}, {cfg.train.schedule}"))
+        notes.append(
+            RECIPE_NOTE.format(
+                recipe=f"{cfg.train.model}, {cfg.train.epochs} epochs, lr {cfg.train.lr:g}, "
+                f"batch {cfg.train.batch_size}, {cfg.train.schedule}"
+            )
+        )
         return seconds["gold"]
     if p.gold is not None:
         models["gold"], seconds["gold"] = p.gold.model, 0.0
@@ -212,8 +250,15 @@ def _evaluate(cfg: RunConfig, p: Prepared, models, seconds, diverged, gold_secon
             m = ev.report(logits[name], logits["gold"])
         else:
             mia, mia_auc = M.mia(logits[name]["remain"], logits[name]["test"], logits[name]["forget"], cfg.seed)
-            m = {**ev.accuracies(None, logits[name]), "delta": None, "abs_delta": None, "sample_agreement": None,
-                 "activation_distance": None, "mia": mia, "mia_auc": mia_auc}
+            m = {
+                **ev.accuracies(None, logits[name]),
+                "delta": None,
+                "abs_delta": None,
+                "sample_agreement": None,
+                "activation_distance": None,
+                "mia": mia,
+                "mia_auc": mia_auc,
+            }
         out[name] = {**m, "seconds": seconds.get(name, 0.0)}
     out["original"]["cached"] = True  # loaded, not trained here
     if "gold" in out:
@@ -237,8 +282,9 @@ def _save_unlearned(run: store.Run, original: Loaded, model):
 
 def _own_words(warning: str) -> str:
     """An evidence warning in the terms of the user's data: the aux pool is their aux/ folder, not a fraction."""
-    return (warning.replace("a larger aux fraction (--aux-fraction)", "more aux/ images of this class")
-            .replace("a larger aux fraction", "more aux/ images of this class"))
+    return warning.replace("a larger aux fraction (--aux-fraction)", "more aux/ images of this class").replace(
+        "a larger aux fraction", "more aux/ images of this class"
+    )
 
 
 def _tmu_block(reports, request: Request, pred, gold_easy, result_models, seconds, gold_seconds) -> dict:
@@ -246,28 +292,48 @@ def _tmu_block(reports, request: Request, pred, gold_easy, result_models, second
     whole = request.whole.ids
     for part, rep in reports:
         n = len(part.ids)
-        block = {"class_index": part.class_index, "forget_count": n, "pred_easy": int(rep.forget_pred.sum()),
-                 "pred_hard": int(n - rep.forget_pred.sum()),
-                 "predicted_acc_forget": 100.0 * float(rep.forget_pred.mean()),
-                 "aux_count": int(len(rep.aux.x)), "aux_sizing": rep.aux.sizing,
-                 "aux_easy": int(rep.aux_labels.sum()), "aux_hard": int(len(rep.aux_labels) - rep.aux_labels.sum()),
-                 "threshold": float(rep.threshold), "rule": rep.rule, "twin_hard_rate": float(rep.twin_hard_rate),
-                 "twin_fidelity": rep.twin_fidelity, "warnings": list(rep.warnings)}
+        block = {
+            "class_index": part.class_index,
+            "forget_count": n,
+            "pred_easy": int(rep.forget_pred.sum()),
+            "pred_hard": int(n - rep.forget_pred.sum()),
+            "predicted_acc_forget": 100.0 * float(rep.forget_pred.mean()),
+            "aux_count": int(len(rep.aux.x)),
+            "aux_sizing": rep.aux.sizing,
+            "aux_easy": int(rep.aux_labels.sum()),
+            "aux_hard": int(len(rep.aux_labels) - rep.aux_labels.sum()),
+            "threshold": float(rep.threshold),
+            "rule": rep.rule,
+            "twin_hard_rate": float(rep.twin_hard_rate),
+            "twin_fidelity": rep.twin_fidelity,
+            "warnings": list(rep.warnings),
+        }
         if gold_easy is not None:
             ge = gold_easy[np.searchsorted(whole, part.ids)]
             la = M.label_accuracy(rep.forget_pred, ge)
-            block.update(label_accuracy=la["accuracy"], gold_easy=int(ge.sum()), gold_hard=int(n - ge.sum()),
-                         gold_acc_forget=100.0 * float(ge.mean()), auc_p_easy=M.roc_auc(rep.forget_p_easy, ge))
+            block.update(
+                label_accuracy=la["accuracy"],
+                gold_easy=int(ge.sum()),
+                gold_hard=int(n - ge.sum()),
+                gold_acc_forget=100.0 * float(ge.mean()),
+                auc_p_easy=M.roc_auc(rep.forget_p_easy, ge),
+            )
         per_class[part.class_name] = block
         own_words = [_own_words(w) for w in rep.warnings]
         block["warnings"] = own_words
         warnings += [f"class {part.class_name}: {w}" if len(reports) > 1 else w for w in own_words]
     preds = np.concatenate([rep.forget_pred for _, rep in reports])
-    out = {"per_class": per_class, "warnings": warnings, "features_used": reports[0][1].features_used,
-           "pred_easy": int(preds.sum()), "pred_hard": int(len(preds) - preds.sum()),
-           "predicted_acc_forget": 100.0 * float(preds.mean()),
-           "achieved_acc_forget": result_models.get(primary_method(), {}).get("acc_forget"),
-           "tmu_seconds": seconds.get(primary_method()), "stage_seconds": {k: round(v, 3) for k, v in reports[-1][1].stage_seconds.items()}}
+    out = {
+        "per_class": per_class,
+        "warnings": warnings,
+        "features_used": reports[0][1].features_used,
+        "pred_easy": int(preds.sum()),
+        "pred_hard": int(len(preds) - preds.sum()),
+        "predicted_acc_forget": 100.0 * float(preds.mean()),
+        "achieved_acc_forget": result_models.get(primary_method(), {}).get("acc_forget"),
+        "tmu_seconds": seconds.get(primary_method()),
+        "stage_seconds": {k: round(v, 3) for k, v in reports[-1][1].stage_seconds.items()},
+    }
     if gold_easy is not None:
         la = M.label_accuracy(pred, gold_easy)
         out["label_accuracy"] = la["accuracy"]
@@ -282,14 +348,18 @@ def audit_table(data: UserData, request: Request, reports, logits, gold_easy, mo
     frames = []
     for part, rep in reports:
         pos = np.searchsorted(whole, part.ids)
-        df = pd.DataFrame({"path": [data.paths[i] for i in part.ids], "class": part.class_name,
-                           "class_index": part.class_index})
+        df = pd.DataFrame(
+            {"path": [data.paths[i] for i in part.ids], "class": part.class_name, "class_index": part.class_index}
+        )
         for i, name in enumerate(rep.feature_names):
             df[name] = rep.forget_raw[:, i]
         df["p_easy"] = rep.forget_p_easy
         df["verdict"] = np.where(rep.forget_pred == 1, "easy", "hard")
-        df["action"] = np.where(rep.forget_pred == 1, "kept (a retrain would still get it right)",
-                                "unlearned (a retrain would get it wrong)")
+        df["action"] = np.where(
+            rep.forget_pred == 1,
+            "kept (a retrain would still get it right)",
+            "unlearned (a retrain would get it wrong)",
+        )
         for name in models:
             pr = logits[name]["forget"][torch.as_tensor(pos)].argmax(1).numpy()
             df[f"pred_{name}"] = [data.classes[k] for k in pr]
@@ -302,23 +372,31 @@ def audit_table(data: UserData, request: Request, reports, logits, gold_easy, mo
 def summary(result: dict) -> str:
     """The run in a few lines (the CLI's output without --json)."""
     own = result["own"]
-    lines = [f"run {result['run_id']}  (your model {own['original_weights']} [{own['format']}], "
-             f"{result['forget_count']} images of {', '.join(own['classes'])}, gold: {own['gold']}, device {result['device']})",
-             f"{'model':<12} {'A_test':>7} {'A_r':>7} {'A_f':>7} {'|delta|':>8} {'MIA':>6} {'sec':>7}"]
+    lines = [
+        f"run {result['run_id']}  (your model {own['original_weights']} [{own['format']}], "
+        f"{result['forget_count']} images of {', '.join(own['classes'])}, gold: {own['gold']}, device {result['device']})",
+        f"{'model':<12} {'A_test':>7} {'A_r':>7} {'A_f':>7} {'|delta|':>8} {'MIA':>6} {'sec':>7}",
+    ]
     fmt = lambda v, w, d=2: f"{v:{w}.{d}f}" if isinstance(v, (int, float)) else f"{'-':>{w}}"  # noqa: E731
     for name, m in result["models"].items():
-        lines.append(f"{name:<12} {fmt(m['acc_test'], 7)} {fmt(m['acc_remain'], 7)} {fmt(m['acc_forget'], 7)} "
-                     f"{fmt(m['abs_delta'], 8)} {fmt(m['mia'], 6, 1)} {fmt(m['seconds'], 7, 1)}")
+        lines.append(
+            f"{name:<12} {fmt(m['acc_test'], 7)} {fmt(m['acc_remain'], 7)} {fmt(m['acc_forget'], 7)} "
+            f"{fmt(m['abs_delta'], 8)} {fmt(m['mia'], 6, 1)} {fmt(m['seconds'], 7, 1)}"
+        )
     if "per_class" in own:
-        lines.append(f"TMU predicted easy/hard {own['pred_easy']}/{own['pred_hard']}: predicted A_f after removal "
-                     f"{own['predicted_acc_forget']:.1f}%, achieved {fmt(own['achieved_acc_forget'], 0, 1)}%"
-                     + (f"; label accuracy {own['label_accuracy']:.1f}%" if "label_accuracy" in own else ""))
+        lines.append(
+            f"TMU predicted easy/hard {own['pred_easy']}/{own['pred_hard']}: predicted A_f after removal "
+            f"{own['predicted_acc_forget']:.1f}%, achieved {fmt(own['achieved_acc_forget'], 0, 1)}%"
+            + (f"; label accuracy {own['label_accuracy']:.1f}%" if "label_accuracy" in own else "")
+        )
         for name, b in own["per_class"].items():
             fid = b["twin_fidelity"]
-            lines.append(f"  class {name}: {b['forget_count']} images, easy/hard {b['pred_easy']}/{b['pred_hard']}, "
-                         f"|D_a| {b['aux_count']}, twin on D_a {fid['twin_acc_aux']:.1f}% vs original on D_f "
-                         f"{fid['original_acc_forget']:.1f}%" + (f", label accuracy {b['label_accuracy']:.1f}%"
-                                                                if "label_accuracy" in b else ""))
+            lines.append(
+                f"  class {name}: {b['forget_count']} images, easy/hard {b['pred_easy']}/{b['pred_hard']}, "
+                f"|D_a| {b['aux_count']}, twin on D_a {fid['twin_acc_aux']:.1f}% vs original on D_f "
+                f"{fid['original_acc_forget']:.1f}%"
+                + (f", label accuracy {b['label_accuracy']:.1f}%" if "label_accuracy" in b else "")
+            )
         lines.append(f"unlearned model: {own['unlearned_weights']}")
         lines.append(f"audit: {own['audit_csv']}")
     lines += [f"note: {n}" for n in own["notes"]]

@@ -10,6 +10,7 @@ The deletion request is a text file of training images, one path per line relati
 several classes. Each class of the request becomes a `ClassPart` (a ForgetSet whose remaining data leave out the
 whole request), so TMU can build one twin problem per class.
 """
+
 from __future__ import annotations
 
 import csv
@@ -30,9 +31,11 @@ from ..errors import TMUError
 log = logging.getLogger(__name__)
 
 SPLITS = ("train", "aux", "test")
-NO_AUX = ("TMU needs images of the same classes that the model never saw (its twin problem draws D_a from them): "
-          "add aux/<class>/ folders (e.g. set aside ~10% of each class before training), or give a manifest "
-          "with split 'aux'")
+NO_AUX = (
+    "TMU needs images of the same classes that the model never saw (its twin problem draws D_a from them): "
+    "add aux/<class>/ folders (e.g. set aside ~10% of each class before training), or give a manifest "
+    "with split 'aux'"
+)
 
 
 @dataclass(frozen=True)
@@ -58,22 +61,31 @@ def _order(entries: list[Entry]) -> list[Entry]:
 def list_folder(root: Path) -> dict[str, list[Entry]]:
     missing = [s for s in SPLITS if not (root / s).is_dir()]
     if "train" in missing:
-        raise TMUError(f"{root} has no train/ folder: your model's data must be laid out as train/ aux/ test/ "
-                       f"(one folder per class in each), or given as --manifest CSV")
+        raise TMUError(
+            f"{root} has no train/ folder: your model's data must be laid out as train/ aux/ test/ "
+            f"(one folder per class in each), or given as --manifest CSV"
+        )
     if "aux" in missing:
         raise TMUError(f"{root} has no aux/ folder: {NO_AUX}")
     if "test" in missing:
-        raise TMUError(f"{root} has no test/ folder: add test/<class>/ images the model never trained on "
-                       f"(A_test and the membership attack need them)")
+        raise TMUError(
+            f"{root} has no test/ folder: add test/<class>/ images the model never trained on "
+            f"(A_test and the membership attack need them)"
+        )
     out = {}
     for split in SPLITS:
         entries = []
         for d in sorted(p for p in (root / split).iterdir() if p.is_dir() and not p.name.startswith(".")):
-            entries += [Entry(f"{d.name}/{f.name}", f, d.name, split) for f in sorted(d.iterdir())
-                        if f.is_file() and f.suffix.lower() in IMAGE_EXTS]
+            entries += [
+                Entry(f"{d.name}/{f.name}", f, d.name, split)
+                for f in sorted(d.iterdir())
+                if f.is_file() and f.suffix.lower() in IMAGE_EXTS
+            ]
         if not entries:
-            raise TMUError(f"{root / split} holds no images: expected class subfolders of image files "
-                           f"({', '.join(sorted(IMAGE_EXTS))})" + (f"; {NO_AUX}" if split == "aux" else ""))
+            raise TMUError(
+                f"{root / split} holds no images: expected class subfolders of image files "
+                f"({', '.join(sorted(IMAGE_EXTS))})" + (f"; {NO_AUX}" if split == "aux" else "")
+            )
         out[split] = _order(entries)
     return out
 
@@ -85,8 +97,10 @@ def list_manifest(path: Path) -> dict[str, list[Entry]]:
         with open(path, newline="", encoding="utf-8") as fh:
             rows = list(csv.DictReader(fh))
     except (OSError, UnicodeDecodeError, csv.Error) as exc:
-        raise TMUError(f"manifest {path} cannot be read ({exc.__class__.__name__}); it must be a CSV file "
-                       f"with columns path,label,split") from None
+        raise TMUError(
+            f"manifest {path} cannot be read ({exc.__class__.__name__}); it must be a CSV file "
+            f"with columns path,label,split"
+        ) from None
     if not rows or not {"path", "label", "split"} <= set(rows[0]):
         raise TMUError(f"manifest {path} must be a CSV file with a header row path,label,split and one row per image")
     out: dict[str, list[Entry]] = {s: [] for s in SPLITS}
@@ -130,7 +144,9 @@ def _decode(entries: list[Entry], size: int) -> np.ndarray:
                 im.load()
                 imgs.append(eight_bit(im))
         except (UnidentifiedImageError, Image.DecompressionBombError, OSError, SyntaxError, ValueError) as exc:
-            raise TMUError(f"cannot read image {e.file}: {exc.__class__.__name__}; remove or replace that file") from exc
+            raise TMUError(
+                f"cannot read image {e.file}: {exc.__class__.__name__}; remove or replace that file"
+            ) from exc
     mode = "L" if all(im.mode == "L" for im in imgs) else "RGB"
     x = np.empty((len(imgs), size, size, 1 if mode == "L" else 3), dtype=np.uint8)
     for i, im in enumerate(imgs):
@@ -175,9 +191,20 @@ def load_user_data(data_cfg: DataConfig, own: OwnModelConfig, mean=None, std=Non
     cut = n_tr + n_aux
     if mean is None:
         mean, std = channel_stats(xt[:cut])
-    return UserData("imagefolder", classes, xt[:cut], yt[:cut], xt[cut:], yt[cut:], np.arange(n_tr),
-                    np.arange(n_tr, cut), tuple(mean), tuple(std),
-                    paths=[e.rel for e in listing["train"] + listing["aux"]], source=source)
+    return UserData(
+        "imagefolder",
+        classes,
+        xt[:cut],
+        yt[:cut],
+        xt[cut:],
+        yt[cut:],
+        np.arange(n_tr),
+        np.arange(n_tr, cut),
+        tuple(mean),
+        tuple(std),
+        paths=[e.rel for e in listing["train"] + listing["aux"]],
+        source=source,
+    )
 
 
 @dataclass(frozen=True)
@@ -215,7 +242,7 @@ def _key(text: str) -> str:
     p = text.strip().replace("\\", "/")
     while p.startswith("./"):
         p = p[2:]
-    return p[len("train/"):] if p.startswith("train/") else p
+    return p[len("train/") :] if p.startswith("train/") else p
 
 
 def read_forget_list(path_text: str) -> list[str]:
@@ -225,11 +252,14 @@ def read_forget_list(path_text: str) -> list[str]:
     try:
         lines = path.read_text(encoding="utf-8").splitlines()
     except (OSError, UnicodeDecodeError) as exc:
-        raise TMUError(f"forget list {path} cannot be read ({exc.__class__.__name__}); it must be a text file, "
-                       f"one path per line") from None
+        raise TMUError(
+            f"forget list {path} cannot be read ({exc.__class__.__name__}); it must be a text file, one path per line"
+        ) from None
     out = [_key(x) for x in lines if x.strip() and not x.strip().startswith("#")]
     if not out:
-        raise TMUError(f"forget list {path} names no file: give one path per line, relative to train/ (e.g. cat/0001.png)")
+        raise TMUError(
+            f"forget list {path} names no file: give one path per line, relative to train/ (e.g. cat/0001.png)"
+        )
     return out
 
 
@@ -249,21 +279,27 @@ def resolve_request(data: UserData, own: OwnModelConfig, spec: ForgetSpec, seed:
         raise TMUError(f"forget list {own.forget_list} names {len(dup)} file(s) twice: {', '.join(dup[:5])}")
     in_aux = [n for n in names if n not in index and n in aux]
     if in_aux:
-        raise TMUError(f"{len(in_aux)} path(s) of forget list {own.forget_list} are in aux/, which the model never "
-                       f"trained on: {', '.join(in_aux[:5])}{' ...' if len(in_aux) > 5 else ''}; name training images")
+        raise TMUError(
+            f"{len(in_aux)} path(s) of forget list {own.forget_list} are in aux/, which the model never "
+            f"trained on: {', '.join(in_aux[:5])}{' ...' if len(in_aux) > 5 else ''}; name training images"
+        )
     unknown = [n for n in names if n not in index]
     if unknown:
-        raise TMUError(f"{len(unknown)} path(s) of forget list {own.forget_list} are not in train/ of {data.source}: "
-                       f"{', '.join(unknown[:5])}{' ...' if len(unknown) > 5 else ''} (paths are relative to train/, "
-                       f"e.g. {data.paths[0]})")
+        raise TMUError(
+            f"{len(unknown)} path(s) of forget list {own.forget_list} are not in train/ of {data.source}: "
+            f"{', '.join(unknown[:5])}{' ...' if len(unknown) > 5 else ''} (paths are relative to train/, "
+            f"e.g. {data.paths[0]})"
+        )
     ids = np.array([index[n] for n in names], dtype=np.int64)
     labels = data.y[torch.as_tensor(ids)].numpy()
     by_class = {int(c): ids[labels == c] for c in np.unique(labels)}
     for c, cids in by_class.items():
         name = data.classes[c]
         if len(cids) >= len(data.class_ids(c)):
-            raise TMUError(f"the forget list names all {len(cids)} training images of class {name}; TMU needs at "
-                           f"least one to remain")
+            raise TMUError(
+                f"the forget list names all {len(cids)} training images of class {name}; TMU needs at "
+                f"least one to remain"
+            )
         if len(data.class_ids(c, pool="aux")) == 0:
             raise TMUError(f"class {name} has no images in aux/: {NO_AUX}")
     return _request(data, by_class)

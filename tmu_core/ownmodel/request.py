@@ -7,6 +7,7 @@ predicted-easy samples, the forget mechanism on every class's predicted-hard sam
 stage for stage and seed for seed, `tmu.method.run`. The held-out CF network (trained on part of what remains
 after the whole request, never on D_a or D_f) does not depend on the class: it is trained once and shared.
 """
+
 from __future__ import annotations
 
 from dataclasses import replace
@@ -31,13 +32,16 @@ def run_request(task: UnlearnTask, request: Request, cfg: TMUConfig, device, pro
         held_out = eh.feature_values.held_out if cfg.scoring.cf_held_out else None
         by_subset = ablation(eh.feature_values, eh.twin, cfg, task.seed)
         clock.lap("ablation")
-        reports.append((part, easy_hard_report(sub, eh, by_subset, cfg, dict(clock.seconds)),
-                        eh.feature_values.held_out))
+        reports.append(
+            (part, easy_hard_report(sub, eh, by_subset, cfg, dict(clock.seconds)), eh.feature_values.held_out)
+        )
     whole = request.whole.ids
     pred = np.ones(len(whole), dtype=np.int64)
     for part, rep, _ in reports:
         pred[np.searchsorted(whole, part.ids)] = rep.forget_pred
     model = unlearn(task, pred, cfg.unlearn, device, clock.sub("unlearn"), reports[0][2])
     clock.lap("unlearn")
-    reports[-1][1].stage_seconds.update(clock.seconds)  # the last report's seconds: every stage, all classes, unlearning
+    reports[-1][1].stage_seconds.update(
+        clock.seconds
+    )  # the last report's seconds: every stage, all classes, unlearning
     return model, [(p, r) for p, r, _ in reports], pred, dict(clock.seconds)

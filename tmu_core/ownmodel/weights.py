@@ -6,6 +6,7 @@ Two formats: a state dict of a registered architecture (`--model`, one output pe
 A TorchScript model without an `embed` method still runs: wherever the project uses the penultimate embedding
 (TMU's NF feature) it then uses the model's logits (`LOGITS_NOTE`).
 """
+
 from __future__ import annotations
 
 import copy
@@ -24,9 +25,11 @@ from ..errors import TMUError
 from ..models import MODELS, build_model
 
 NORM_KEYS = ("mean", "std")  # the registered models' normalisation buffers (part of their state dict)
-LOGITS_NOTE = ("{path} is a TorchScript model without an embed() method: TMU's NF feature (nearest distance in the "
-               "model's embedding) uses its logits in place of the penultimate embedding; AF, CF and every readout "
-               "are unchanged")
+LOGITS_NOTE = (
+    "{path} is a TorchScript model without an embed() method: TMU's NF feature (nearest distance in the "
+    "model's embedding) uses its logits in place of the penultimate embedding; AF, CF and every readout "
+    "are unchanged"
+)
 CHECK_BATCH = 64
 
 
@@ -57,9 +60,11 @@ class ScriptedNet(nn.Module):
         _jit(torch.jit.save, self.inner, buf)
         buf.seek(0)
         device = next(iter(self.inner.parameters()), torch.empty(0)).device
-        out = ScriptedNet(_jit(torch.jit.load, buf, map_location=device),
-                          self.mean.flatten().tolist() if self.normalise else None,
-                          self.std.flatten().tolist() if self.normalise else None)
+        out = ScriptedNet(
+            _jit(torch.jit.load, buf, map_location=device),
+            self.mean.flatten().tolist() if self.normalise else None,
+            self.std.flatten().tolist() if self.normalise else None,
+        )
         return out.to(device).train(self.training)
 
     def _in(self, x):
@@ -100,10 +105,12 @@ def _tensors(state, path: Path) -> dict:
                 state = state[key]
                 break
     if not isinstance(state, dict) or not state or not all(isinstance(v, torch.Tensor) for v in state.values()):
-        raise TMUError(f"{path} does not hold a state dict of tensors (model.state_dict() saved with torch.save), "
-                       f"nor is it a TorchScript file")
+        raise TMUError(
+            f"{path} does not hold a state dict of tensors (model.state_dict() saved with torch.save), "
+            f"nor is it a TorchScript file"
+        )
     if all(k.startswith("module.") for k in state):  # saved from DataParallel
-        state = {k[len("module."):]: v for k, v in state.items()}
+        state = {k[len("module.") :]: v for k, v in state.items()}
     return state
 
 
@@ -111,35 +118,51 @@ def _load_state(path: Path, arch: str, data: Dataset, mean, std, what: str) -> n
     try:
         state = torch.load(path, map_location="cpu", weights_only=True)
     except Exception as exc:
-        raise TMUError(f"{what} {path} is not a plain state dict ({exc.__class__.__name__}); only tensors are "
-                       f"loaded (weights_only), or give a TorchScript file") from None
+        raise TMUError(
+            f"{what} {path} is not a plain state dict ({exc.__class__.__name__}); only tensors are "
+            f"loaded (weights_only), or give a TorchScript file"
+        ) from None
     state = _tensors(state, path)
     net = build_model(arch, data.channels, data.num_classes, data.size)
     expected = net.state_dict()
     missing = [k for k in expected if k not in state and k not in NORM_KEYS]
     unexpected = [k for k in state if k not in expected]
     if missing or unexpected:
-        parts = ([f"{len(missing)} key(s) missing ({', '.join(missing[:3])}{' ...' if len(missing) > 3 else ''})"]
-                 if missing else []) + ([f"{len(unexpected)} unexpected ({', '.join(unexpected[:3])}"
-                                         f"{' ...' if len(unexpected) > 3 else ''})"] if unexpected else [])
-        raise TMUError(f"{what} {path} is not a {arch} state dict: {' and '.join(parts)}; give --model the registered "
-                       f"architecture it was trained as (see `python -m tmu_core models`) or a TorchScript file")
+        parts = (
+            [f"{len(missing)} key(s) missing ({', '.join(missing[:3])}{' ...' if len(missing) > 3 else ''})"]
+            if missing
+            else []
+        ) + (
+            [f"{len(unexpected)} unexpected ({', '.join(unexpected[:3])}{' ...' if len(unexpected) > 3 else ''})"]
+            if unexpected
+            else []
+        )
+        raise TMUError(
+            f"{what} {path} is not a {arch} state dict: {' and '.join(parts)}; give --model the registered "
+            f"architecture it was trained as (see `python -m tmu_core models`) or a TorchScript file"
+        )
     for k, v in expected.items():
         if k in state and tuple(state[k].shape) != tuple(v.shape):
             found = tuple(state[k].shape)
             if k.startswith("head.") and v.shape and v.shape[0] == data.num_classes:
-                raise TMUError(f"{what} {path} has {found[0]} classes ({k} is {list(found)}) but the data have "
-                               f"{data.num_classes} class folders ({', '.join(data.classes[:10])}"
-                               f"{' ...' if data.num_classes > 10 else ''}): expected {list(v.shape)}")
-            raise TMUError(f"{what} {path} does not fit {arch} on {data.channels}-channel {data.size}x{data.size} "
-                           f"images with {data.num_classes} classes: {k} is {list(found)} in the file, {list(v.shape)} "
-                           f"expected; check --image-size and --model")
+                raise TMUError(
+                    f"{what} {path} has {found[0]} classes ({k} is {list(found)}) but the data have "
+                    f"{data.num_classes} class folders ({', '.join(data.classes[:10])}"
+                    f"{' ...' if data.num_classes > 10 else ''}): expected {list(v.shape)}"
+                )
+            raise TMUError(
+                f"{what} {path} does not fit {arch} on {data.channels}-channel {data.size}x{data.size} "
+                f"images with {data.num_classes} classes: {k} is {list(found)} in the file, {list(v.shape)} "
+                f"expected; check --image-size and --model"
+            )
     for k, given in (("mean", mean), ("std", std)):
         if k in state:
             held = [round(float(t), 6) for t in state[k].flatten()]
             if given is not None and [round(float(g), 6) for g in given] != held:
-                raise TMUError(f"{what} {path} normalises with {k} {held} but --input-{k} says {list(given)}; "
-                               f"leave --input-{k} out to use what the weights hold")
+                raise TMUError(
+                    f"{what} {path} normalises with {k} {held} but --input-{k} says {list(given)}; "
+                    f"leave --input-{k} out to use what the weights hold"
+                )
         else:
             value = given if given is not None else expected[k].flatten().tolist()
             state[k] = torch.tensor(value, dtype=torch.float32).view_as(expected[k])
@@ -153,12 +176,16 @@ def _per_channel(values, channels: int, name: str):
     if len(values) == 1:
         return tuple(values) * channels
     if len(values) != channels:
-        raise TMUError(f"--input-{name} gives {len(values)} numbers; the images have {channels} channel(s): give "
-                       f"one, or one per channel")
+        raise TMUError(
+            f"--input-{name} gives {len(values)} numbers; the images have {channels} channel(s): give "
+            f"one, or one per channel"
+        )
     return tuple(values)
 
 
-def load_model(path_text: str, arch: str, data: Dataset, input_mean=(), input_std=(), what="original weights") -> Loaded:
+def load_model(
+    path_text: str, arch: str, data: Dataset, input_mean=(), input_std=(), what="original weights"
+) -> Loaded:
     """The user's model as a project model (forward on [0, 1] pixels, embed); refused in one line when it does
     not fit the data."""
     path = user_path(path_text)
@@ -171,10 +198,14 @@ def load_model(path_text: str, arch: str, data: Dataset, input_mean=(), input_st
         try:
             inner = _jit(torch.jit.load, str(path), map_location="cpu")
         except Exception as exc:
-            raise TMUError(f"{what} {path} looks like TorchScript but does not load ({exc.__class__.__name__}: "
-                           f"{str(exc).splitlines()[0][:200] if str(exc) else ''})") from None
+            raise TMUError(
+                f"{what} {path} looks like TorchScript but does not load ({exc.__class__.__name__}: "
+                f"{str(exc).splitlines()[0][:200] if str(exc) else ''})"
+            ) from None
         model = ScriptedNet(inner, mean, std)
-        loaded = Loaded(model, "torchscript", str(path), () if model.has_embed else (LOGITS_NOTE.format(path=path.name),))
+        loaded = Loaded(
+            model, "torchscript", str(path), () if model.has_embed else (LOGITS_NOTE.format(path=path.name),)
+        )
     else:
         loaded = Loaded(_load_state(path, arch, data, mean, std, what), "state_dict", str(path))
     check_batch(loaded, data, what)
@@ -195,11 +226,15 @@ def check_batch(loaded: Loaded, data: Dataset, what: str) -> float:
             emb = model.embed(x)
     except Exception as exc:
         first = (str(exc).strip().splitlines() or [exc.__class__.__name__])[0][:200]
-        raise TMUError(f"{what} {loaded.path} cannot take a batch of {size} images from train/ ({first}); state the "
-                       f"size it was trained at with --image-size") from None
+        raise TMUError(
+            f"{what} {loaded.path} cannot take a batch of {size} images from train/ ({first}); state the "
+            f"size it was trained at with --image-size"
+        ) from None
     if out.ndim != 2 or out.shape[1] != data.num_classes:
-        raise TMUError(f"{what} {loaded.path} gives {list(out.shape[1:])} outputs per image; the data have "
-                       f"{data.num_classes} class folders, so [{data.num_classes}] were expected")
+        raise TMUError(
+            f"{what} {loaded.path} gives {list(out.shape[1:])} outputs per image; the data have "
+            f"{data.num_classes} class folders, so [{data.num_classes}] were expected"
+        )
     if not bool(torch.isfinite(out).all()) or not bool(torch.isfinite(emb).all()):
         raise TMUError(f"{what} {loaded.path} gives outputs that are not finite numbers on a batch of train/ images")
     return 100.0 * float((out.argmax(1) == y).float().mean())

@@ -4,6 +4,7 @@ Every write goes to a temp file in the same folder and is moved over the target 
 killed process never leaves a half-written file a reader would trust, and a link planted at the target
 is replaced, never followed. Weights load with `weights_only=True`: a pickle that would run code is refused.
 """
+
 from __future__ import annotations
 
 import io
@@ -24,6 +25,7 @@ def ensure_dir(path: Path) -> None:
     except OSError as exc:
         raise TMUError(f"cannot create {path}: {exc.strerror}; set TMU_RUNS_DIR to a writable folder") from exc
 
+
 def atomic_write_bytes(path: Path, data: bytes) -> None:
     ensure_dir(path.parent)
     try:
@@ -41,8 +43,10 @@ def atomic_write_bytes(path: Path, data: bytes) -> None:
         raise TMUError(f"cannot write {path.name} in {path.parent}: a folder is in its place; remove it") from exc
     except OSError as exc:  # a full disk, a quota: the old file stays as it was
         Path(tmp).unlink(missing_ok=True)
-        raise TMUError(f"cannot write {path.name} in {path.parent}: {exc.strerror or exc}; free some space "
-                       f"or set TMU_RUNS_DIR to another folder") from exc
+        raise TMUError(
+            f"cannot write {path.name} in {path.parent}: {exc.strerror or exc}; free some space "
+            f"or set TMU_RUNS_DIR to another folder"
+        ) from exc
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
         raise
@@ -170,8 +174,9 @@ def load_state(path: Path) -> dict:
     except TMUError:
         raise
     except Exception as exc:
-        raise TMUError(f"weights file {path} is damaged or not a plain state dict "
-                       f"({exc.__class__.__name__}); it was not loaded") from exc
+        raise TMUError(
+            f"weights file {path} is damaged or not a plain state dict ({exc.__class__.__name__}); it was not loaded"
+        ) from exc
     if not isinstance(state, dict) or not all(isinstance(v, torch.Tensor) for v in state.values()):
         raise TMUError(f"weights file {path} does not hold a state dict of tensors; it was not loaded")
     return state
@@ -199,5 +204,3 @@ def _json_default(o):
     if isinstance(o, Path):
         return str(o)
     raise TypeError(f"not JSON serialisable: {type(o).__name__}")
-
-

@@ -1,14 +1,15 @@
 """Where every file of the run store lives: the one place that spells out folder and file names.
 
-    <TMU_RUNS_DIR or ./runs>/
-      <run_id>/config.json status.json metrics.json samples.csv embeddings.npz run.log error.log cancel execute.lock
-               audit.csv weights/unlearned.pt (a run on the user's own model)
-               weights/<model>.pt   umap-<model>.npz / .json / .log (the Embeddings page's maps)
-      _cache/models/<hash>.pt .json .lock   original and gold models keyed by a hash of what made them
-      _cache/data/<key>.npz                 decoded image folders
-      _cache/uploads/<hash>-<name>          files uploaded on the dashboard (your model's weights, forget list)
-      _sweeps/<sweep_id>/claimed results.json tables.md <table>.csv sweep.log
+<TMU_RUNS_DIR or ./runs>/
+  <run_id>/config.json status.json metrics.json samples.csv embeddings.npz run.log error.log cancel execute.lock
+           audit.csv weights/unlearned.pt (a run on the user's own model)
+           weights/<model>.pt   umap-<model>.npz / .json / .log (the Embeddings page's maps)
+  _cache/models/<hash>.pt .json .lock   original and gold models keyed by a hash of what made them
+  _cache/data/<key>.npz                 decoded image folders
+  _cache/uploads/<hash>-<name>          files uploaded on the dashboard (your model's weights, forget list)
+  _sweeps/<sweep_id>/claimed results.json tables.md <table>.csv sweep.log
 """
+
 from __future__ import annotations
 
 import os
@@ -16,7 +17,13 @@ from pathlib import Path
 
 from .io import ensure_dir
 
-CONFIG, STATUS, METRICS, SAMPLES, EMBEDDINGS = "config.json", "status.json", "metrics.json", "samples.csv", "embeddings.npz"
+CONFIG, STATUS, METRICS, SAMPLES, EMBEDDINGS = (
+    "config.json",
+    "status.json",
+    "metrics.json",
+    "samples.csv",
+    "embeddings.npz",
+)
 RUN_LOG, ERROR_LOG, CANCEL = "run.log", "error.log", "cancel"
 EXECUTE_LOCK = "execute.lock"  # held by the one process that executes the run
 SWEEP_RESULTS, SWEEP_TABLES, SWEEP_LOG = "results.json", "tables.md", "sweep.log"

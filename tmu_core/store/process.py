@@ -1,4 +1,5 @@
 """Is the process that owns a run still alive? (pid plus its start time, so a reused pid is not mistaken.)"""
+
 from __future__ import annotations
 
 import os
@@ -44,5 +45,3 @@ def run_process_alive(st: dict) -> bool:
         return False
     recorded = st.get("pid_start")
     return recorded is None or pid_start(st["pid"]) in (None, recorded)
-
-

@@ -4,6 +4,7 @@ A run folder holds its config, status, results, per-sample table, activations an
 `paths`). Readers trust a run's results only when its status says complete; a damaged file makes the run
 read as 'damaged' with the reason, and every other run still lists.
 """
+
 from __future__ import annotations
 
 import datetime as _dt
@@ -50,7 +51,9 @@ def lock_timeout() -> float:
     try:
         return max(0.0, float(os.environ.get("TMU_LOCK_TIMEOUT") or 3 * 3600))
     except ValueError:
-        raise TMUError(f"TMU_LOCK_TIMEOUT must be a number of seconds, not {os.environ['TMU_LOCK_TIMEOUT']!r}") from None
+        raise TMUError(
+            f"TMU_LOCK_TIMEOUT must be a number of seconds, not {os.environ['TMU_LOCK_TIMEOUT']!r}"
+        ) from None
 
 
 @contextmanager
@@ -66,12 +69,15 @@ def model_lock(key: str):
     try:
         lock.acquire()
     except Timeout:
-        raise TMUError(f"waited {lock_timeout():.0f} s for another process building cached model {key} (lock "
-                       f"{path}); check `python -m tmu_core runs` for a run still training it, or raise "
-                       f"TMU_LOCK_TIMEOUT") from None
+        raise TMUError(
+            f"waited {lock_timeout():.0f} s for another process building cached model {key} (lock "
+            f"{path}); check `python -m tmu_core runs` for a run still training it, or raise "
+            f"TMU_LOCK_TIMEOUT"
+        ) from None
     except OSError as exc:
-        raise TMUError(f"cannot lock the model cache at {path}: {exc.strerror or exc}; remove that file or make "
-                       f"it writable") from None
+        raise TMUError(
+            f"cannot lock the model cache at {path}: {exc.strerror or exc}; remove that file or make it writable"
+        ) from None
     try:
         yield
     finally:
@@ -86,8 +92,10 @@ def tail_lines(path: Path, lines: int) -> str:
 
 def check_run_id(run_id: str) -> str:
     if not isinstance(run_id, str) or not RUN_ID.fullmatch(run_id) or ".." in run_id:
-        raise TMUError(f"{run_id!r} is not a valid run id: use letters, digits, '.', '_' and '-' "
-                       f"(no '/', no '..', at most 128 characters)")
+        raise TMUError(
+            f"{run_id!r} is not a valid run id: use letters, digits, '.', '_' and '-' "
+            f"(no '/', no '..', at most 128 characters)"
+        )
     return run_id
 
 
@@ -111,7 +119,9 @@ class Run:
         except FileExistsError:
             return cls.create(hint, config, root)
         except OSError as exc:
-            raise TMUError(f"cannot create a run in {run.root}: {exc.strerror}; set TMU_RUNS_DIR to a writable folder") from exc
+            raise TMUError(
+                f"cannot create a run in {run.root}: {exc.strerror}; set TMU_RUNS_DIR to a writable folder"
+            ) from exc
         try:
             run.write_json(P.CONFIG, config)
             run.set_status(state="queued", stage="queued", progress=0.0)
@@ -169,7 +179,7 @@ class Run:
 
     def embedding_models(self) -> list[str]:
         """Models whose activations the run stored (e.g. original, gold, tmu)."""
-        return [k[len("emb_"):] for k in self.embeddings() if k.startswith("emb_")]
+        return [k[len("emb_") :] for k in self.embeddings() if k.startswith("emb_")]
 
     def log_path(self, name: str = P.RUN_LOG) -> Path:
         """A background process's log (run.log, or a UMAP job's log); only process launchers write it."""
@@ -311,8 +321,9 @@ class Run:
         try:
             lock.acquire()
         except Timeout:
-            raise TMUError(f"run {self.id} is already being executed by another process; wait for it to end "
-                           f"or cancel it") from None
+            raise TMUError(
+                f"run {self.id} is already being executed by another process; wait for it to end or cancel it"
+            ) from None
         except OSError as exc:
             raise TMUError(f"cannot lock run {self.id}: {exc.strerror or exc}") from exc
         try:
@@ -433,5 +444,12 @@ def _info(run: Run) -> RunInfo:
         why = run.damage()
         if why:
             st = {**st, "state": "damaged", "error": why}
-    return RunInfo(run.id, st.get("state", "damaged"), str(st.get("stage", "")), float(st.get("progress", 0.0)),
-                   st.get("error"), str(st.get("updated", "")), cfg)
+    return RunInfo(
+        run.id,
+        st.get("state", "damaged"),
+        str(st.get("stage", "")),
+        float(st.get("progress", 0.0)),
+        st.get("error"),
+        str(st.get("updated", "")),
+        cfg,
+    )

@@ -5,6 +5,7 @@ metrics without models, a pid too large for the OS, a truncated table) is damage
 TMUError naming the file and the first mismatch, and the run then lists as 'damaged' with that reason.
 Extra keys are allowed where newer code may add them (metrics gain new readouts), never needed ones.
 """
+
 from __future__ import annotations
 
 from typing import Annotated, Literal
@@ -199,6 +200,7 @@ def _check(model: type[BaseModel], obj, what: str):
 
 def _checker(model: type[BaseModel]):
     """check_<file>(obj, what) -> obj: raises TMUError naming the damage when `obj` does not fit `model`."""
+
     def check(obj, what: str) -> dict:
         _check(model, obj, what)
         return obj
@@ -227,8 +229,6 @@ def check_metrics(obj, what: str) -> dict:
     return obj
 
 
-
-
 def check_sweep_results(obj, what: str) -> dict:
     """A sweep's results.json: its shape, and every completed run's numbers that the tables read (finite)."""
     sweep = _check(SweepFile, obj, what)
@@ -250,8 +250,11 @@ def check_samples(df, metrics: dict, what: str) -> None:
     for col, kind in need.items():
         if col not in df.columns:
             raise TMUError(f"{what} is damaged (no column '{col}')")
-        ok = df[col].dtype.kind == "i" if kind == "i" else (
-            df[col].dtype.kind in "fi" if kind == "f" else df[col].notna().all())
+        ok = (
+            df[col].dtype.kind == "i"
+            if kind == "i"
+            else (df[col].dtype.kind in "fi" if kind == "f" else df[col].notna().all())
+        )
         if not ok:
             raise TMUError(f"{what} is damaged (column '{col}' has missing or malformed values)")
     if not set(df["role"]) <= {"forget", "aux"}:
@@ -288,8 +291,12 @@ def check_umap_map(arrays: dict, what: str) -> None:
         if key not in arrays or arrays[key].ndim != 1:
             raise TMUError(f"{what} is damaged (no 1-D array '{key}')")
     n, xy = len(arrays["ids"]), arrays.get("xy")
-    if len(arrays["role"]) != n or len(arrays["label"]) != n or arrays["ids"].dtype.kind != "i" or \
-            arrays["label"].dtype.kind != "i":
+    if (
+        len(arrays["role"]) != n
+        or len(arrays["label"]) != n
+        or arrays["ids"].dtype.kind != "i"
+        or arrays["label"].dtype.kind != "i"
+    ):
         raise TMUError(f"{what} is damaged (ids, role and label differ in length or type)")
     if xy is None or xy.shape != (n, 2) or xy.dtype.kind != "f" or not np.isfinite(xy).all():
         raise TMUError(f"{what} is damaged (xy is not a finite ({n}, 2) float array)")

@@ -2,6 +2,7 @@
 background. A folder is owned by one sweep process: its claim file is created exclusively, so no sweep ever
 writes into another's folder or replaces its results.
 """
+
 from __future__ import annotations
 
 import os
@@ -37,7 +38,7 @@ class Sweep:
         self.dir = P.sweeps_root(root) / self.id
 
     @classmethod
-    def claim(cls, sweep_id: str, exact: bool, root: Path | None = None) -> "Sweep":
+    def claim(cls, sweep_id: str, exact: bool, root: Path | None = None) -> Sweep:
         """Own a sweep folder, atomically: its claim file is created exclusively (O_EXCL), so two sweeps never
         write into one folder. A folder reserved by `reserve` (empty, unclaimed) is taken over. `exact`: the
         user chose the id, and a taken one is refused in one line; otherwise "-2", "-3", ... is appended."""
@@ -50,12 +51,14 @@ class Sweep:
             if not taken and _create_exclusive(sweep.dir / P.SWEEP_CLAIM):
                 return sweep
             if exact:
-                raise TMUError(f"sweep '{sweep_id}' already exists in {sweep.dir.parent}; choose another --sweep-id "
-                               f"(its results are kept)")
+                raise TMUError(
+                    f"sweep '{sweep_id}' already exists in {sweep.dir.parent}; choose another --sweep-id "
+                    f"(its results are kept)"
+                )
         raise TMUError(f"no free sweep id near '{sweep_id}' in {P.sweeps_root(root)}")
 
     @classmethod
-    def reserve(cls, sweep_id: str, root: Path | None = None) -> "Sweep":
+    def reserve(cls, sweep_id: str, root: Path | None = None) -> Sweep:
         """A new, empty sweep folder whose name no one else has (the folder is created exclusively; on a
         collision, e.g. two launches in one second, "-2", "-3", ... is appended). The sweep process then claims it."""
         check_run_id(sweep_id)
@@ -68,8 +71,9 @@ class Sweep:
             except FileExistsError:
                 continue
             except OSError as exc:
-                raise TMUError(f"cannot create sweep folder {sweep.dir}: {exc.strerror}; set TMU_RUNS_DIR to a "
-                               f"writable folder") from exc
+                raise TMUError(
+                    f"cannot create sweep folder {sweep.dir}: {exc.strerror}; set TMU_RUNS_DIR to a writable folder"
+                ) from exc
         raise TMUError(f"no free sweep id near '{sweep_id}' in {P.sweeps_root(root)}")
 
     def release(self) -> None:
@@ -79,7 +83,9 @@ class Sweep:
 
     def results(self) -> dict:
         """results.json, checked in shape and meaning (TMUError naming the damage)."""
-        return schema.check_sweep_results(read_json(self.dir / P.SWEEP_RESULTS), f"{P.SWEEP_RESULTS} of sweep {self.id}")
+        return schema.check_sweep_results(
+            read_json(self.dir / P.SWEEP_RESULTS), f"{P.SWEEP_RESULTS} of sweep {self.id}"
+        )
 
     def save_results(self, obj: dict) -> None:
         atomic_write_json(self.dir / P.SWEEP_RESULTS, obj)

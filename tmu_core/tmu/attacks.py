@@ -3,6 +3,7 @@
 AF = cross-entropy between the adversarial sample's output and the clean output's softmax: samples near
 the decision boundary (hard ones) move further under the same budget.
 """
+
 from __future__ import annotations
 
 import torch
@@ -13,8 +14,16 @@ from ..data import to_float
 from ..train import on_device
 
 
-def pgd(model: nn.Module, x: torch.Tensor, target_probs: torch.Tensor, eps: float, steps: int, step_size: float,
-        random_start: bool = False, gen: torch.Generator | None = None) -> torch.Tensor:
+def pgd(
+    model: nn.Module,
+    x: torch.Tensor,
+    target_probs: torch.Tensor,
+    eps: float,
+    steps: int,
+    step_size: float,
+    random_start: bool = False,
+    gen: torch.Generator | None = None,
+) -> torch.Tensor:
     """Maximise CE(model(x_adv), target_probs) with ||x_adv - x||_inf <= eps and x_adv in [0, 1].
 
     Args: x float images in [0, 1], (N, C, H, W); target_probs (N, K) soft targets (the clean softmax).
@@ -34,13 +43,14 @@ def pgd(model: nn.Module, x: torch.Tensor, target_probs: torch.Tensor, eps: floa
     return adv.detach()
 
 
-def adversarial_feature(model: nn.Module, x: torch.Tensor, device: torch.device, eps: float, steps: int,
-                        step_size: float, batch: int = 256) -> torch.Tensor:
+def adversarial_feature(
+    model: nn.Module, x: torch.Tensor, device: torch.device, eps: float, steps: int, step_size: float, batch: int = 256
+) -> torch.Tensor:
     """AF per sample: CE between the adversarial output and the clean softmax (float32, CPU)."""
     model = model.to(device).eval()
     out = []
     for start in range(0, len(x), batch):
-        xb = to_float(on_device(x[start:start + batch], device))
+        xb = to_float(on_device(x[start : start + batch], device))
         with torch.no_grad():
             clean = F.softmax(model(xb).float(), 1)
         adv = pgd(model, xb, clean, eps, steps, step_size)

@@ -6,6 +6,7 @@ p(easy) and the twin's hard rate decides how many are called hard (on CIFAR-10 t
 matched the gold model's within 3 points while a balanced-accuracy threshold called twice too many hard);
 never D_f's truth.
 """
+
 from __future__ import annotations
 
 from dataclasses import dataclass
@@ -27,8 +28,11 @@ class ClassifierConfig:
     clf_lr: float = opt(0.01, "classifier learning rate", min=1e-5, max=1.0)
     clf_batch_size: int = opt(32, "classifier mini-batch size", min=1, max=4096)
     clf_balance: bool = opt(True, "classifier: class-weighted loss (hard samples are rare)")
-    clf_threshold: str = opt("prior", "classifier decision: prior (as many hard as the twin's hard rate), auto "
-                                      "(balanced accuracy on D_a) or 0.5", choices=("prior", "auto", "0.5"))
+    clf_threshold: str = opt(
+        "prior",
+        "classifier decision: prior (as many hard as the twin's hard rate), auto (balanced accuracy on D_a) or 0.5",
+        choices=("prior", "auto", "0.5"),
+    )
 
     def __post_init__(self):
         check_bounds(self)
@@ -89,8 +93,9 @@ def hard_rate_estimate(labels: np.ndarray, n_effective: int | None = None, z: fl
     return float(max(0.0, centre - half))
 
 
-def train_classifier(f: np.ndarray, labels: np.ndarray, cfg: ClassifierConfig, seed: int = 0,
-                     n_effective: int | None = None) -> EasyHardClassifier:
+def train_classifier(
+    f: np.ndarray, labels: np.ndarray, cfg: ClassifierConfig, seed: int = 0, n_effective: int | None = None
+) -> EasyHardClassifier:
     """Fit the MLP on features f (N, d) and labels (1 = easy, 0 = hard); `n_effective` = distinct twin images."""
     torch.manual_seed(seed + 61)
     x = torch.as_tensor(f, dtype=torch.float32)
@@ -103,7 +108,7 @@ def train_classifier(f: np.ndarray, labels: np.ndarray, cfg: ClassifierConfig, s
     for _ in range(cfg.clf_epochs):
         perm = torch.randperm(len(x), generator=gen)
         for start in range(0, len(x), cfg.clf_batch_size):
-            idx = perm[start:start + cfg.clf_batch_size]
+            idx = perm[start : start + cfg.clf_batch_size]
             loss = nn.functional.cross_entropy(model(x[idx]), y[idx], weight=weight)
             opt.zero_grad()
             loss.backward()

@@ -3,6 +3,7 @@
 across sections, so the CLI flags (--tmu-twin-epochs, --tmu-features, --tmu-nf-k, --tmu-clf-epochs, --tmu-epochs)
 and the stored `method_params` address them flat; section names are stored nowhere.
 """
+
 from __future__ import annotations
 
 from dataclasses import dataclass, field
@@ -19,17 +20,29 @@ class TwinConfig:
     """The twin problem: D_a sized by Eq. 3 from the aux pool, and M_o fine-tuned on it (with replay)."""
 
     aux_scale: float = opt(1.0, "multiplier on Eq. 3's |D_a|", min=0.05, max=20.0)
-    aux_max_factor: float = opt(4.0, "cap on augmentation: |D_a| <= factor x the aux pool of the class", min=1.0, max=100.0)
+    aux_max_factor: float = opt(
+        4.0, "cap on augmentation: |D_a| <= factor x the aux pool of the class", min=1.0, max=100.0
+    )
     twin_epochs: int = opt(4, "epochs fine-tuning M_o into the twin model", min=1, max=200)
     twin_lr: float = opt(0.01, "twin fine-tuning learning rate", min=1e-6, max=1.0)
-    twin_replay: float = opt(3.0, "replayed D_r ∪ D_f samples per D_a sample while fine-tuning the twin", min=0.0, max=100.0)
-    twin_fit: str = opt("epochs", "twin training: epochs (exactly twin epochs, cosine) or match (constant rate until, "
-                                  "looked at after every step, M_t's loss on D_a is no higher than M_o's on D_f, at "
-                                  "most twin max epochs)",
-                        choices=("epochs", "match"))
+    twin_replay: float = opt(
+        3.0, "replayed D_r ∪ D_f samples per D_a sample while fine-tuning the twin", min=0.0, max=100.0
+    )
+    twin_fit: str = opt(
+        "epochs",
+        "twin training: epochs (exactly twin epochs, cosine) or match (constant rate until, "
+        "looked at after every step, M_t's loss on D_a is no higher than M_o's on D_f, at "
+        "most twin max epochs)",
+        choices=("epochs", "match"),
+    )
     twin_max_epochs: int = opt(20, "twin fit match: the most epochs it may take", min=1, max=500)
-    twin_bags: int = opt(1, "twins drawn (bagging): each an Eq. 3-sized D_a (disjoint while the aux pool allows) "
-                            "with its own M_t; their labelled features are pooled", min=1, max=20)
+    twin_bags: int = opt(
+        1,
+        "twins drawn (bagging): each an Eq. 3-sized D_a (disjoint while the aux pool allows) "
+        "with its own M_t; their labelled features are pooled",
+        min=1,
+        max=20,
+    )
 
     def __post_init__(self):
         check_bounds(self)
@@ -39,8 +52,9 @@ class TwinConfig:
 class FeatureConfig:
     """NF (nearest distance), AF (adversarial) and CF (curriculum loss), and how they are scaled."""
 
-    features: tuple[str, ...] = opt(FEATURES, "features the classifier uses: any of NF AF CF (the paper's) and HNF HM "
-                                              "(from the held-out network)")
+    features: tuple[str, ...] = opt(
+        FEATURES, "features the classifier uses: any of NF AF CF (the paper's) and HNF HM (from the held-out network)"
+    )
     nf_k: int = opt(5, "NF: number of nearest neighbours averaged", min=1, max=1000)
     nf_distance: str = opt("euclidean", "NF distance", choices=("euclidean", "cosine"))
     nf_normalize: bool = opt(True, "NF: L2-normalise activations first")
@@ -50,12 +64,17 @@ class FeatureConfig:
     cf_epochs: int = opt(2, "CF: epochs of the from-scratch curriculum network", min=1, max=50)
     cf_fraction: float = opt(0.3, "CF: share of D_r it trains on (plus D_f and D_a unless held out)", min=0.01, max=1.0)
     cf_lr: float = opt(0.05, "CF: learning rate", min=1e-6, max=1.0)
-    cf_held_out: bool = opt(True, "CF: train the curriculum network on D_r only, so it never sees D_f or D_a "
-                                   "(its loss then measures how well the sample is predicted without being learned)")
+    cf_held_out: bool = opt(
+        True,
+        "CF: train the curriculum network on D_r only, so it never sees D_f or D_a "
+        "(its loss then measures how well the sample is predicted without being learned)",
+    )
     scale_log: bool = opt(True, "feature scaling: log1p before standardising")
     scale_clip: float = opt(5.0, "feature scaling: clip standardised values at +-this", min=0.5, max=100.0)
-    scale_per_problem: bool = opt(False, "feature scaling: standardise D_a and D_f each with its own statistics "
-                                         "(default: D_a's statistics for both)")
+    scale_per_problem: bool = opt(
+        False,
+        "feature scaling: standardise D_a and D_f each with its own statistics (default: D_a's statistics for both)",
+    )
 
     def __post_init__(self):
         check_bounds(self)
@@ -64,10 +83,14 @@ class FeatureConfig:
         if bad or not self.features:
             raise TMUError(f"unknown feature(s) {bad}; choose from {', '.join(ALL_FEATURES)}")
         if len(set(self.features)) != len(self.features):
-            raise TMUError(f"features listed twice: {' '.join(self.features)}; give each of {', '.join(ALL_FEATURES)} at most once")
+            raise TMUError(
+                f"features listed twice: {' '.join(self.features)}; give each of {', '.join(ALL_FEATURES)} at most once"
+            )
         if not self.cf_held_out and set(self.features) & set(HELD_OUT_FEATURES):
-            raise TMUError(f"features {', '.join(HELD_OUT_FEATURES)} come from the held-out CF network: keep "
-                           f"--tmu-cf-held-out on, or choose from {', '.join(FEATURES)}")
+            raise TMUError(
+                f"features {', '.join(HELD_OUT_FEATURES)} come from the held-out CF network: keep "
+                f"--tmu-cf-held-out on, or choose from {', '.join(FEATURES)}"
+            )
 
 
 @dataclass(frozen=True)
@@ -75,15 +98,25 @@ class UnlearnConfig(LoopConfig):
     """The final step from M_o: retain loss on replayed D_r and predicted-easy D_f, the forget mechanism on
     predicted-hard D_f only. The loop fields (epochs, lr, ...) drive it."""
 
-    mechanism: str = opt("randlabel", "forget mechanism on predicted-hard samples: random wrong labels, bounded "
-                                      "negative gradient, or heldout_kl (KL toward the held-out CF network's softmax, "
-                                      "a network that never saw the sample)", choices=("randlabel", "neggrad", "heldout_kl"))
+    mechanism: str = opt(
+        "randlabel",
+        "forget mechanism on predicted-hard samples: random wrong labels, bounded "
+        "negative gradient, or heldout_kl (KL toward the held-out CF network's softmax, "
+        "a network that never saw the sample)",
+        choices=("randlabel", "neggrad", "heldout_kl"),
+    )
     forget_weight: float = opt(1.0, "weight of the forget term", min=0.0, max=100.0)
     max_forget_loss: float = opt(5.0, "neggrad mechanism: per-sample loss cap", min=0.1, max=100.0)
-    keep_easy: bool = opt(True, "keep predicted-easy D_f samples in the retain set (off: they are left to drift like "
-                                "the rest of the class, as fine-tuning leaves all of D_f)")
-    stop_when_forgotten: bool = opt(True, "push a hard sample only while the model still classifies it correctly "
-                                          "(the aim is gold's accuracy, not maximal damage)")
+    keep_easy: bool = opt(
+        True,
+        "keep predicted-easy D_f samples in the retain set (off: they are left to drift like "
+        "the rest of the class, as fine-tuning leaves all of D_f)",
+    )
+    stop_when_forgotten: bool = opt(
+        True,
+        "push a hard sample only while the model still classifies it correctly "
+        "(the aim is gold's accuracy, not maximal damage)",
+    )
 
 
 @dataclass(frozen=True)
@@ -97,8 +130,10 @@ class TMUConfig:
 
     def __post_init__(self):
         if self.unlearn.mechanism == "heldout_kl" and not self.scoring.cf_held_out:
-            raise TMUError("mechanism heldout_kl needs the held-out CF network: keep --tmu-cf-held-out on, or use "
-                           "mechanism randlabel or neggrad")
+            raise TMUError(
+                "mechanism heldout_kl needs the held-out CF network: keep --tmu-cf-held-out on, or use "
+                "mechanism randlabel or neggrad"
+            )
 
 
 def dataset_defaults(dataset: str) -> dict:

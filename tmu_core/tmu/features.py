@@ -13,6 +13,7 @@ part of D_r only, which never saw D_a or D_f, so both problems are measured alik
 HNF  NF in the held-out network's embedding space (reference: the class's remaining training samples).
 HM   the held-out network's margin on class c (its class-c logit minus the largest other one).
 """
+
 from __future__ import annotations
 
 from dataclasses import dataclass
@@ -22,7 +23,6 @@ import torch
 import torch.nn.functional as F
 
 from ..config import TrainConfig
-from ..data import to_float
 from ..errors import TMUError
 from ..train import fit, predict, seed_everything
 
@@ -31,8 +31,9 @@ HELD_OUT_FEATURES = ("HNF", "HM")  # from the held-out network (see above)
 ALL_FEATURES = FEATURES + HELD_OUT_FEATURES
 
 
-def nearest_distance(query: torch.Tensor, reference: torch.Tensor, k: int = 5, distance: str = "euclidean",
-                     normalize: bool = True) -> torch.Tensor:
+def nearest_distance(
+    query: torch.Tensor, reference: torch.Tensor, k: int = 5, distance: str = "euclidean", normalize: bool = True
+) -> torch.Tensor:
     """NF: mean of the k smallest distances from each query row to the reference rows.
 
     Args: query (N, D), reference (M, D) embeddings; k <= M; distance 'euclidean' or 'cosine';
@@ -40,7 +41,9 @@ def nearest_distance(query: torch.Tensor, reference: torch.Tensor, k: int = 5, d
     """
 
     if k < 1 or k > len(reference):
-        raise TMUError(f"NF k={k} is not valid: the reference set has {len(reference)} samples; choose 1..{len(reference)}")
+        raise TMUError(
+            f"NF k={k} is not valid: the reference set has {len(reference)} samples; choose 1..{len(reference)}"
+        )
     q, r = query.float(), reference.float()
     if distance == "cosine":
         d = 1 - F.normalize(q, dim=1) @ F.normalize(r, dim=1).T
@@ -51,8 +54,15 @@ def nearest_distance(query: torch.Tensor, reference: torch.Tensor, k: int = 5, d
     return d.clamp_min(0).topk(k, dim=1, largest=False).values.mean(1)
 
 
-def curriculum_losses(make_model, x_train: torch.Tensor, y_train: torch.Tensor, queries: list[tuple[torch.Tensor, int]],
-                      cfg: TrainConfig, device: torch.device, seed: int) -> tuple[list[torch.Tensor], torch.nn.Module]:
+def curriculum_losses(
+    make_model,
+    x_train: torch.Tensor,
+    y_train: torch.Tensor,
+    queries: list[tuple[torch.Tensor, int]],
+    cfg: TrainConfig,
+    device: torch.device,
+    seed: int,
+) -> tuple[list[torch.Tensor], torch.nn.Module]:
     """CF: train a fresh model briefly on (x_train, y_train); per-sample CE for each (x, label) query, and the net."""
     seed_everything(seed + 53)
     net = make_model()
@@ -83,7 +93,7 @@ class Scaler:
     signed: np.ndarray | None = None  # columns that may be negative (HM): no log1p for them
 
     @classmethod
-    def fit(cls, f: np.ndarray, log: bool = True, clip: float = 5.0, signed: np.ndarray | None = None) -> "Scaler":
+    def fit(cls, f: np.ndarray, log: bool = True, clip: float = 5.0, signed: np.ndarray | None = None) -> Scaler:
         signed = np.zeros(f.shape[1], bool) if signed is None else np.asarray(signed, bool)
         g = _log(f, log, signed)
         return cls(g.mean(0), g.std(0) + 1e-8, log, clip, signed)

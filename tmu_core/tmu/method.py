@@ -10,6 +10,7 @@
 4. `unlearn`: from M_o, retain loss on replayed D_r plus predicted-easy D_f, the forget mechanism
    (random wrong labels, bounded negative gradient, or KL toward the held-out network) on predicted-hard D_f.
 """
+
 from __future__ import annotations
 
 import time
@@ -76,9 +77,14 @@ def twin_fidelity(task: UnlearnTask, twins: list, bags: list[AuxSet], epochs: li
     c = task.forget.class_index
     fits = np.array([fit_of(m, b.x, c, device) for m, b in zip(twins, bags)])
     o_acc, o_loss = fit_of(task.original, to_float(task.data.x[torch.as_tensor(task.forget.ids)]), c, device)
-    return {"twin_acc_aux": float(fits[:, 0].mean()), "twin_loss_aux": float(fits[:, 1].mean()),
-            "original_acc_forget": o_acc, "original_loss_forget": o_loss, "twin_epochs": float(np.mean(epochs)),
-            "bags": len(bags)}
+    return {
+        "twin_acc_aux": float(fits[:, 0].mean()),
+        "twin_loss_aux": float(fits[:, 1].mean()),
+        "original_acc_forget": o_acc,
+        "original_loss_forget": o_loss,
+        "twin_epochs": float(np.mean(epochs)),
+        "bags": len(bags),
+    }
 
 
 @dataclass(frozen=True)
@@ -109,22 +115,52 @@ def twin_problem(task: UnlearnTask, cfg: TwinConfig, device, progress) -> TwinPr
     c = task.forget.class_index
     xf = to_float(task.data.x[torch.as_tensor(task.forget.ids)])
     until = fit_of(task.original, xf, c, device)[1] if cfg.twin_fit == "match" else None
-    twin_cfg = TrainConfig(model=task.train_cfg.model, epochs=cfg.twin_max_epochs if until is not None else cfg.twin_epochs,
-                           batch_size=task.train_cfg.batch_size, lr=cfg.twin_lr, schedule="cosine", augment="none")
+    twin_cfg = TrainConfig(
+        model=task.train_cfg.model,
+        epochs=cfg.twin_max_epochs if until is not None else cfg.twin_epochs,
+        batch_size=task.train_cfg.batch_size,
+        lr=cfg.twin_lr,
+        schedule="cosine",
+        augment="none",
+    )
     bags, models, epochs = [], [], []
     for b in range(cfg.twin_bags):
         seed = task.seed + 1000 * b
         used = np.concatenate([x.source_ids for x in bags]) if bags else None
-        bags.append(build_aux(task.data, task.forget, seed, cfg.aux_max_factor, size_scale=cfg.aux_scale,
-                              allow_flip=task.train_cfg.augment != "none", exclude=used))
-        model, n = train_twin(task.original, task.data, task.forget, bags[-1], twin_cfg, cfg.twin_replay, device,
-                              seed, progress=progress, until_loss=until)
+        bags.append(
+            build_aux(
+                task.data,
+                task.forget,
+                seed,
+                cfg.aux_max_factor,
+                size_scale=cfg.aux_scale,
+                allow_flip=task.train_cfg.augment != "none",
+                exclude=used,
+            )
+        )
+        model, n = train_twin(
+            task.original,
+            task.data,
+            task.forget,
+            bags[-1],
+            twin_cfg,
+            cfg.twin_replay,
+            device,
+            seed,
+            progress=progress,
+            until_loss=until,
+        )
         models.append(model)
         epochs.append(n)
     aux = concat_aux(bags)
     bag = np.concatenate([np.full(len(x.x), i) for i, x in enumerate(bags)])
-    return TwinProblem(aux, models, bag, generalization_labels(task.original, aux.x, c, device),
-                       twin_fidelity(task, models, bags, epochs, device))
+    return TwinProblem(
+        aux,
+        models,
+        bag,
+        generalization_labels(task.original, aux.x, c, device),
+        twin_fidelity(task, models, bags, epochs, device),
+    )
 
 
 def _per_bag(twin: TwinProblem, fn) -> torch.Tensor:
@@ -136,8 +172,14 @@ def _per_bag(twin: TwinProblem, fn) -> torch.Tensor:
     return out
 
 
-def compute_features(task: UnlearnTask, twin: TwinProblem, cfg: FeatureConfig, device, clock: StageClock,
-                     held_out: torch.nn.Module | None = None) -> FeatureValues:
+def compute_features(
+    task: UnlearnTask,
+    twin: TwinProblem,
+    cfg: FeatureConfig,
+    device,
+    clock: StageClock,
+    held_out: torch.nn.Module | None = None,
+) -> FeatureValues:
     """Raw NF, AF, CF of D_a (twin problem: M_t, class c of D_r ∪ D_f) and of D_f (real: M_o, class c of D_r),
     plus the held-out network's HNF and HM when asked for."""
     data, forget, original = task.data, task.forget, task.original
@@ -145,15 +187,20 @@ def compute_features(task: UnlearnTask, twin: TwinProblem, cfg: FeatureConfig, d
     ref_twin = data.x[torch.as_tensor(data.class_ids(forget.class_index))]
     ref_real = data.x[torch.as_tensor(forget.remain_class_ids(data))]
     k = min(cfg.nf_k, len(ref_real))
+
     def embed(model, x):
         return predict(model, x, device, what="embed")
+
     def nf(model, x, ref):
         return nearest_distance(embed(model, x), embed(model, ref), k, cfg.nf_distance, cfg.nf_normalize)
+
     cols = {"NF": (_per_bag(twin, lambda m, x: nf(m, x, ref_twin)), nf(original, xf, ref_real))}
     clock.lap("nf")
     step = cfg.pgd_eps * cfg.pgd_step_ratio
+
     def af(model, x):
         return adversarial_feature(model, x, device, cfg.pgd_eps, cfg.pgd_steps, step)
+
     cols["AF"] = (_per_bag(twin, af), af(original, xf))
     clock.lap("af")
     cf_a, cf_f, held_out = curriculum_feature(task, twin.aux.x, xf, cfg, device, held_out)
@@ -161,27 +208,45 @@ def compute_features(task: UnlearnTask, twin: TwinProblem, cfg: FeatureConfig, d
     if set(cfg.features) & set(HELD_OUT_FEATURES):
         ref = data.x[torch.as_tensor(forget.remain_class_ids(data))]  # D_a and D_f are both unseen by this network
         cols["HNF"] = (nf(held_out, twin.aux.x, ref), nf(held_out, xf, ref))
+
         def margin(x):
             return class_margin(predict(held_out, x, device), forget.class_index)
+
         cols["HM"] = (margin(twin.aux.x), margin(xf))
     clock.lap("cf")
     names = tuple(n for n in ALL_FEATURES if n in cols)
+
     def stack(i):
         return np.stack([cols[n][i].numpy() for n in names], 1)
+
     return FeatureValues(names, stack(0), stack(1), held_out)
 
 
-def curriculum_feature(task: UnlearnTask, x_aux: torch.Tensor, xf: torch.Tensor, cfg: FeatureConfig, device,
-                       held_out: torch.nn.Module | None = None):
+def curriculum_feature(
+    task: UnlearnTask,
+    x_aux: torch.Tensor,
+    xf: torch.Tensor,
+    cfg: FeatureConfig,
+    device,
+    held_out: torch.nn.Module | None = None,
+):
     """CF: per-sample loss of a briefly trained from-scratch network (on a share of D_r; held out by default),
     and that network (with cf_held_out it never saw D_a or D_f)."""
     c = task.forget.class_index
     if held_out is not None and cfg.cf_held_out:  # already trained (it depends on D_r only, not on the class)
-        return (*(F.cross_entropy(predict(held_out, x, device), torch.full((len(x),), c, dtype=torch.long),
-                                  reduction="none") for x in (x_aux, xf)), held_out)
+        return (
+            *(
+                F.cross_entropy(
+                    predict(held_out, x, device), torch.full((len(x),), c, dtype=torch.long), reduction="none"
+                )
+                for x in (x_aux, xf)
+            ),
+            held_out,
+        )
     x_cf, y_cf, cf_cfg = _cf_training(task, cfg, torch.cat([xf, x_aux]) if not cfg.cf_held_out else None)
-    (cf_a, cf_f), net = curriculum_losses(lambda: new_model(task.data, task.train_cfg), x_cf, y_cf,
-                                          [(x_aux, c), (xf, c)], cf_cfg, device, task.seed)
+    (cf_a, cf_f), net = curriculum_losses(
+        lambda: new_model(task.data, task.train_cfg), x_cf, y_cf, [(x_aux, c), (xf, c)], cf_cfg, device, task.seed
+    )
     return cf_a, cf_f, net
 
 
@@ -201,8 +266,14 @@ def _cf_training(task: UnlearnTask, cfg: FeatureConfig, scored: torch.Tensor | N
     if scored is not None:
         x_cf = torch.cat([x_cf, scored])
         y_cf = torch.cat([y_cf, torch.full((len(scored),), c, dtype=torch.long)])
-    cf_cfg = TrainConfig(model=task.train_cfg.model, epochs=cfg.cf_epochs, batch_size=task.train_cfg.batch_size,
-                         lr=cfg.cf_lr, schedule="constant", augment="none")
+    cf_cfg = TrainConfig(
+        model=task.train_cfg.model,
+        epochs=cfg.cf_epochs,
+        batch_size=task.train_cfg.batch_size,
+        lr=cfg.cf_lr,
+        schedule="constant",
+        augment="none",
+    )
     return x_cf, y_cf, cf_cfg
 
 
@@ -237,8 +308,9 @@ def ablation(feats: FeatureValues, twin: TwinProblem, cfg: TMUConfig, seed: int)
     return out
 
 
-def unlearn(task: UnlearnTask, pred_f: np.ndarray, cfg: UnlearnConfig, device, progress,
-            held_out: torch.nn.Module | None = None) -> torch.nn.Module:
+def unlearn(
+    task: UnlearnTask, pred_f: np.ndarray, cfg: UnlearnConfig, device, progress, held_out: torch.nn.Module | None = None
+) -> torch.nn.Module:
     """Keep D_r and predicted-easy D_f (retain loss; easy ones only with keep_easy); apply the forget mechanism to
     predicted-hard D_f only.
     heldout_kl needs the held-out network (`held_out`; trained here with default CF settings when None)."""
@@ -265,8 +337,18 @@ def unlearn(task: UnlearnTask, pred_f: np.ndarray, cfg: UnlearnConfig, device, p
     def loss(logits_r, y_r, logits_h, y_h, x_r, x_h):  # _r: the retained batch, _h: the predicted-hard batch
         return ce_sum(logits_r, y_r), cfg.forget_weight * forget_term(logits_h, y_h, x_h)
 
-    return unlearn_loop(task.original, (data.x[keep], data.y[keep]), (data.x[hard], data.y[hard]), loss, cfg, device,
-                        seed=task.seed, stage="tmu:unlearn", progress=progress, should_stop=task.should_stop)
+    return unlearn_loop(
+        task.original,
+        (data.x[keep], data.y[keep]),
+        (data.x[hard], data.y[hard]),
+        loss,
+        cfg,
+        device,
+        seed=task.seed,
+        stage="tmu:unlearn",
+        progress=progress,
+        should_stop=task.should_stop,
+    )
 
 
 @dataclass(frozen=True)
@@ -276,8 +358,9 @@ class EasyHard:
     split: Split
 
 
-def predict_easy_hard(task: UnlearnTask, cfg: TMUConfig, device, clock: StageClock,
-                      held_out: torch.nn.Module | None = None) -> EasyHard:
+def predict_easy_hard(
+    task: UnlearnTask, cfg: TMUConfig, device, clock: StageClock, held_out: torch.nn.Module | None = None
+) -> EasyHard:
     """Stages 1-3: the twin problem, the features, and the easy/hard split of D_f."""
     twin = twin_problem(task, cfg.twin, device, clock.sub("twin"))
     clock.lap("twin")
@@ -301,12 +384,25 @@ def easy_hard_report(task: UnlearnTask, eh: EasyHard, by_subset: dict, cfg: TMUC
     """TMU's report of one forget set's easy/hard split (its twin, features, labels and `seconds` per stage)."""
     twin, feats, split = eh.twin, eh.feature_values, eh.split
     clf = split.classifier
-    return TMUReport(aux=twin.aux, aux_labels=twin.labels, aux_raw=feats.a, forget_raw=feats.f,
-                     aux_p_easy=split.p_easy_a, aux_pred=split.pred_a, forget_p_easy=split.p_easy_f,
-                     forget_pred=split.pred_f, threshold=clf.threshold, rule=clf.rule, twin_hard_rate=clf.hard_rate,
-                     ablation=by_subset, features_used=list(cfg.scoring.features), stage_seconds=seconds,
-                     twin_fidelity=twin.fidelity, warnings=evidence_warnings(task, twin, cfg),
-                     feature_names=list(feats.names))
+    return TMUReport(
+        aux=twin.aux,
+        aux_labels=twin.labels,
+        aux_raw=feats.a,
+        forget_raw=feats.f,
+        aux_p_easy=split.p_easy_a,
+        aux_pred=split.pred_a,
+        forget_p_easy=split.p_easy_f,
+        forget_pred=split.pred_f,
+        threshold=clf.threshold,
+        rule=clf.rule,
+        twin_hard_rate=clf.hard_rate,
+        ablation=by_subset,
+        features_used=list(cfg.scoring.features),
+        stage_seconds=seconds,
+        twin_fidelity=twin.fidelity,
+        warnings=evidence_warnings(task, twin, cfg),
+        feature_names=list(feats.names),
+    )
 
 
 THIN_TWIN = 20  # fewer distinct D_a images than this: the easy/hard classifier learns from too little
@@ -318,17 +414,25 @@ def evidence_warnings(task: UnlearnTask, twin: TwinProblem, cfg: TMUConfig) -> l
     distinct = len(np.unique(twin.aux.source_ids))
     sizing = twin.aux.sizing
     if distinct < THIN_TWIN:
-        out.append(f"the twin problem has only {distinct} distinct aux images of this class (under {THIN_TWIN}): "
-                   "its easy/hard labels are thin evidence; a larger aux fraction (--aux-fraction) or a smaller "
-                   "forget set would help")
+        out.append(
+            f"the twin problem has only {distinct} distinct aux images of this class (under {THIN_TWIN}): "
+            "its easy/hard labels are thin evidence; a larger aux fraction (--aux-fraction) or a smaller "
+            "forget set would help"
+        )
     if sizing.get("capped"):
-        out.append(f"D_a was capped at {sizing['used']} of the {sizing['requested']} samples Eq. 3 asks for "
-                   f"({sizing['augmented']} augmented copies): a larger aux fraction or a smaller forget set would help")
+        out.append(
+            f"D_a was capped at {sizing['used']} of the {sizing['requested']} samples Eq. 3 asks for "
+            f"({sizing['augmented']} augmented copies): a larger aux fraction or a smaller forget set would help"
+        )
     if int(twin.labels.sum()) == len(twin.labels):
-        out.append("no aux sample is hard for the original model, so the classifier never saw a hard example: "
-                   "TMU cannot call any sample hard on evidence; a larger aux fraction would help")
+        out.append(
+            "no aux sample is hard for the original model, so the classifier never saw a hard example: "
+            "TMU cannot call any sample hard on evidence; a larger aux fraction would help"
+        )
     n_ref = len(task.forget.remain_class_ids(task.data))
     if cfg.scoring.nf_k > n_ref:
-        out.append(f"NF uses k = {n_ref} nearest neighbours instead of {cfg.scoring.nf_k}: the class keeps only "
-                   f"{n_ref} training samples after forgetting")
+        out.append(
+            f"NF uses k = {n_ref} nearest neighbours instead of {cfg.scoring.nf_k}: the class keeps only "
+            f"{n_ref} training samples after forgetting"
+        )
     return out

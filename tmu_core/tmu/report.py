@@ -4,6 +4,7 @@
 rule's cut); `sample_groups` and `forget_columns` add TMU's columns and D_a's rows to the per-sample
 table; `embedding_points` adds D_a to the activation maps.
 """
+
 from __future__ import annotations
 
 from dataclasses import dataclass, field
@@ -48,17 +49,27 @@ class TMUReport(MethodReport):
         la = M.label_accuracy(pred, gold_easy)
         aux = self.aux
         return {
-            "label_accuracy": la["accuracy"], "confusion": {k: v for k, v in la.items() if k != "accuracy"},
-            "label_accuracy_by_features": {n: M.label_accuracy(p, gold_easy)["accuracy"] for n, p in self.ablation.items()},
+            "label_accuracy": la["accuracy"],
+            "confusion": {k: v for k, v in la.items() if k != "accuracy"},
+            "label_accuracy_by_features": {
+                n: M.label_accuracy(p, gold_easy)["accuracy"] for n, p in self.ablation.items()
+            },
             "auc_p_easy": M.roc_auc(self.forget_p_easy, gold_easy),
-            "pred_easy": int(pred.sum()), "pred_hard": int(len(pred) - pred.sum()),
-            "gold_hard": int(len(gold_easy) - gold_easy.sum()), "gold_easy": int(gold_easy.sum()),
-            "aux_count": int(len(aux.x)), "aux_sizing": aux.sizing,
-            "aux_easy": int(self.aux_labels.sum()), "aux_hard": int(len(self.aux_labels) - self.aux_labels.sum()),
-            "threshold": float(self.threshold), "rule": self.rule, "twin_hard_rate": float(self.twin_hard_rate),
+            "pred_easy": int(pred.sum()),
+            "pred_hard": int(len(pred) - pred.sum()),
+            "gold_hard": int(len(gold_easy) - gold_easy.sum()),
+            "gold_easy": int(gold_easy.sum()),
+            "aux_count": int(len(aux.x)),
+            "aux_sizing": aux.sizing,
+            "aux_easy": int(self.aux_labels.sum()),
+            "aux_hard": int(len(self.aux_labels) - self.aux_labels.sum()),
+            "threshold": float(self.threshold),
+            "rule": self.rule,
+            "twin_hard_rate": float(self.twin_hard_rate),
             "features_used": self.features_used,
             "stage_seconds": {k: round(v, 3) for k, v in self.stage_seconds.items()},
-            "twin_fidelity": self.twin_fidelity, "warnings": list(self.warnings),
+            "twin_fidelity": self.twin_fidelity,
+            "warnings": list(self.warnings),
         }
 
     def soft_summary(self, p_gold: np.ndarray) -> dict:
@@ -70,9 +81,18 @@ class TMUReport(MethodReport):
 
     def sample_groups(self, class_index: int) -> list[SampleGroup]:
         aux = self.aux
-        return [SampleGroup("aux", aux.x, np.arange(len(aux.x)), aux.source_ids, aux.augmented,
-                            _columns(self.feature_names, self.aux_raw, self.aux_p_easy, self.aux_pred), self.aux_labels,
-                            "original model (twin gold)")]
+        return [
+            SampleGroup(
+                "aux",
+                aux.x,
+                np.arange(len(aux.x)),
+                aux.source_ids,
+                aux.augmented,
+                _columns(self.feature_names, self.aux_raw, self.aux_p_easy, self.aux_pred),
+                self.aux_labels,
+                "original model (twin gold)",
+            )
+        ]
 
     def embedding_points(self, class_index: int) -> list[tuple[str, torch.Tensor, np.ndarray, np.ndarray]]:
         n = len(self.aux.x)
@@ -80,5 +100,8 @@ class TMUReport(MethodReport):
 
 
 def _columns(names: list, raw: np.ndarray, p_easy: np.ndarray, pred: np.ndarray) -> dict:
-    return {**{n: raw[:, i] for i, n in enumerate(names)}, "p_easy": p_easy,
-            "pred_label": np.where(pred == 1, "easy", "hard")}
+    return {
+        **{n: raw[:, i] for i, n in enumerate(names)},
+        "p_easy": p_easy,
+        "pred_label": np.where(pred == 1, "easy", "hard"),
+    }

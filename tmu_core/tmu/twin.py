@@ -8,6 +8,7 @@ The twin model M_t is M_o fine-tuned until it has learned D_a, with replay from 
 of epochs, or (twin_fit = match) until, looked at after every step, its loss on D_a is no higher than M_o's on D_f.
 Several twins (bags) can be drawn, disjoint while the aux pool allows, and their labelled samples pooled.
 """
+
 from __future__ import annotations
 
 import copy
@@ -58,8 +59,15 @@ def mild_augment(x: torch.Tensor, gen: torch.Generator, allow_flip: bool) -> tor
     return out.clamp(0, 1)
 
 
-def build_aux(data: Dataset, forget: ForgetSet, seed: int, max_factor: float, allow_flip: bool,
-              size_scale: float = 1.0, exclude: np.ndarray | None = None) -> AuxSet:
+def build_aux(
+    data: Dataset,
+    forget: ForgetSet,
+    seed: int,
+    max_factor: float,
+    allow_flip: bool,
+    size_scale: float = 1.0,
+    exclude: np.ndarray | None = None,
+) -> AuxSet:
     """Draw D_a of Eq. 3's size from the aux pool of the forget class (sample or augment); aux ids in `exclude`
     (earlier bags) are left out while the rest of the pool still holds a full-size D_a."""
     pool = data.class_ids(forget.class_index, pool="aux")
@@ -83,9 +91,16 @@ def build_aux(data: Dataset, forget: ForgetSet, seed: int, max_factor: float, al
         x = torch.cat([base, x_extra])
         ids = np.concatenate([pool, ids_extra])
         aug = np.concatenate([np.zeros(available, bool), np.ones(len(ids_extra), bool)])
-    sizing = {"requested": requested, "available": available, "augmented": int(aug.sum()), "used": int(len(ids)),
-              "capped": bool(len(ids) < requested), "max_factor": max_factor, "remain_class": n_rc,
-              "forget": int(len(forget.ids))}
+    sizing = {
+        "requested": requested,
+        "available": available,
+        "augmented": int(aug.sum()),
+        "used": int(len(ids)),
+        "capped": bool(len(ids) < requested),
+        "max_factor": max_factor,
+        "remain_class": n_rc,
+        "forget": int(len(forget.ids)),
+    }
     return AuxSet(x, ids.astype(np.int64), aug, sizing)
 
 
@@ -94,8 +109,12 @@ def concat_aux(bags: list[AuxSet]) -> AuxSet:
     if len(bags) == 1:
         return bags[0]
     sizing = {**bags[0].sizing, "bags": len(bags), "pooled": int(sum(len(b.x) for b in bags))}
-    return AuxSet(torch.cat([b.x for b in bags]), np.concatenate([b.source_ids for b in bags]),
-                  np.concatenate([b.augmented for b in bags]), sizing)
+    return AuxSet(
+        torch.cat([b.x for b in bags]),
+        np.concatenate([b.source_ids for b in bags]),
+        np.concatenate([b.augmented for b in bags]),
+        sizing,
+    )
 
 
 def fit_of(model, x, label: int, device) -> tuple[float, float]:
@@ -105,9 +124,18 @@ def fit_of(model, x, label: int, device) -> tuple[float, float]:
     return 100.0 * float((logits.argmax(1) == y).float().mean()), float(F.cross_entropy(logits, y))
 
 
-def train_twin(original: torch.nn.Module, data: Dataset, forget: ForgetSet, aux: AuxSet, cfg: TrainConfig,
-               replay: float, device: torch.device, seed: int, progress: ProgressFn = None,
-               until_loss: float | None = None) -> tuple[torch.nn.Module, float]:
+def train_twin(
+    original: torch.nn.Module,
+    data: Dataset,
+    forget: ForgetSet,
+    aux: AuxSet,
+    cfg: TrainConfig,
+    replay: float,
+    device: torch.device,
+    seed: int,
+    progress: ProgressFn = None,
+    until_loss: float | None = None,
+) -> tuple[torch.nn.Module, float]:
     """M_t: M_o fine-tuned on D_a plus `replay` x |D_a| samples of D_r ∪ D_f, so it does not collapse onto c.
 
     With `until_loss`, one constant-rate run of at most cfg.epochs epochs that stops after the first optimizer
@@ -125,8 +153,18 @@ def train_twin(original: torch.nn.Module, data: Dataset, forget: ForgetSet, aux:
         return twin, cfg.epochs
     steps_per_epoch = math.ceil(len(x) / cfg.batch_size)
     done = lambda: fit_of(twin, aux.x, forget.class_index, device)[1] <= until_loss  # noqa: E731
-    out = fit(twin, x, y, replace(cfg, schedule="constant"), device, seed=seed, stage="twin", progress=progress,
-              done_when=done, check_every=1)
+    out = fit(
+        twin,
+        x,
+        y,
+        replace(cfg, schedule="constant"),
+        device,
+        seed=seed,
+        stage="twin",
+        progress=progress,
+        done_when=done,
+        check_every=1,
+    )
     return twin, round(out["steps"] / steps_per_epoch, 2)
 
 
