@@ -339,6 +339,7 @@ def run_config_to_dict(cfg: RunConfig) -> dict:
     d["methods"] = list(cfg.methods)
     d["method_params"] = {m: dict(p) for m, p in cfg.method_params}
     d["forget"]["forget_ids"] = list(cfg.forget.forget_ids)
+    d["own"] = {k: list(v) if isinstance(v, tuple) else v for k, v in d["own"].items()}  # as JSON reads it back
     return d
 
 
