@@ -45,12 +45,15 @@ def verdict_frame(v: Verdict) -> pd.DataFrame:
     return pd.DataFrame(rows)
 
 
-def show(metrics: dict, key: str, container=None, table: bool = True) -> Verdict:
-    """Draw the verdict of a run (metrics.json) into `container` (default: the page); returns it."""
+def show(metrics: dict, key: str, container=None, table: bool = True, compact: bool = False) -> Verdict:
+    """Draw the verdict of a run (metrics.json) into `container` (default: the page); returns it. `compact`
+    (presentation mode): the headline and its first sentence, the reasons and the table folded below them."""
     v = verdict(metrics)
     box = (container or st).container(border=True, key=key)
     box.metric("Closest to gold", v.headline(), help=HELP)
     sentences = v.sentences()
+    if compact:  # the headline alone; the sentences and the table one click away
+        box = box.expander("Why, and every model's numbers")
     if v.original_ties:  # the plain warning the reader must not miss
         box.warning(sentences[0] + " " + next(s for s in sentences if "doing nothing" in s), icon=":material/balance:")
         rest = [s for s in sentences[1:] if "doing nothing" not in s]
