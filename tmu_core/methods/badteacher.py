@@ -45,8 +45,8 @@ from ..config import check_bounds, opt
 from ..data import to_float
 from ..errors import check_finite
 from ..references import new_model
-from ..train import Progress, autocast, generator, on_device
-from .loop import retain_forget_tensors
+from ..train import autocast, generator, on_device
+from .loop import end_epoch, retain_forget_tensors
 from .registry import Display, Method, MethodResult, register
 
 
@@ -107,10 +107,7 @@ def run(task, cfg: BadTeacherConfig, device, progress=None):
             opt_.zero_grad(set_to_none=True)
             loss.backward()
             opt_.step()
-        if progress:
-            progress(Progress("badteacher", (epoch + 1) / cfg.epochs, f"epoch {epoch + 1}/{cfg.epochs}"))
-        if task.should_stop:
-            task.should_stop()
+        end_epoch("badteacher", epoch, cfg.epochs, progress, task.should_stop)
     return MethodResult(student.eval())
 
 

@@ -145,11 +145,16 @@ def unlearn_loop(
             torch.nn.utils.clip_grad_norm_(model.parameters(), 5.0)
             opt_.step()
             sched.step()
-        if progress:
-            progress(Progress(stage, (epoch + 1) / cfg.epochs, f"epoch {epoch + 1}/{cfg.epochs}"))
-        if should_stop is not None:
-            should_stop()
+        end_epoch(stage, epoch, cfg.epochs, progress, should_stop)
     return model.eval()
+
+
+def end_epoch(stage: str, epoch: int, epochs: int, progress=None, should_stop=None) -> None:
+    """What every unlearning loop does after an epoch: report it, then give a cancel request its chance."""
+    if progress:
+        progress(Progress(stage, (epoch + 1) / epochs, f"epoch {epoch + 1}/{epochs}"))
+    if should_stop is not None:
+        should_stop()
 
 
 def loop_optimizer(model: nn.Module, cfg) -> torch.optim.Optimizer:

@@ -45,8 +45,8 @@ import torch.nn.functional as F
 from ..config import check_bounds, opt
 from ..data import to_float
 from ..errors import check_finite
-from ..train import Progress, augment, autocast, generator, on_device
-from .loop import retain_forget_tensors
+from ..train import augment, autocast, generator, on_device
+from .loop import end_epoch, retain_forget_tensors
 from .registry import Display, Method, MethodResult, register
 
 MOMENTUM, WEIGHT_DECAY = 0.9, 5e-4  # their arg_parser defaults
@@ -144,10 +144,7 @@ def run(task, cfg: SalUnConfig, device, progress=None):
             epoch,
         )
         steps(xr, lambda idx: yr[idx], torch.randperm(len(xr), generator=gen)[:n_r], epoch)
-        if progress:
-            progress(Progress("salun", (epoch + 1) / cfg.epochs, f"epoch {epoch + 1}/{cfg.epochs}"))
-        if task.should_stop:
-            task.should_stop()
+        end_epoch("salun", epoch, cfg.epochs, progress, task.should_stop)
     return MethodResult(model.eval())
 
 

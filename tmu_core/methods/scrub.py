@@ -25,8 +25,8 @@ import torch.nn.functional as F
 
 from ..config import opt
 from ..data import to_float
-from ..train import Progress, autocast, generator, on_device
-from .loop import LoopConfig, loop_optimizer, retain_forget_tensors
+from ..train import autocast, generator, on_device
+from .loop import LoopConfig, end_epoch, loop_optimizer, retain_forget_tensors
 from .registry import Display, Method, MethodResult, register
 
 
@@ -93,10 +93,7 @@ def run(task, cfg: ScrubConfig, device, progress=None):
             device,
             gen,
         )
-        if progress:
-            progress(Progress("scrub", (epoch + 1) / cfg.epochs, f"epoch {epoch + 1}/{cfg.epochs}"))
-        if task.should_stop:
-            task.should_stop()
+        end_epoch("scrub", epoch, cfg.epochs, progress, task.should_stop)
     return MethodResult(student.eval())
 
 
