@@ -180,8 +180,8 @@ def _warm_fit() -> int:
 def worker_main(argv: list[str]) -> int:
     """`python -m tmu_core _worker-embedding <run_id> <model> [<model> ...]` (or `--warm`): compute the maps,
     recording each job's outcome; logging, signals and exit codes are tmu_core.entry's."""
-    use_compiled_code_cache()
     if argv == ["--warm"]:
+        use_compiled_code_cache()
         return _warm_fit()
     if len(argv) < 2:
         raise TMUError("usage: tmu _worker-embedding <run_id> <model> [<model> ...] (or --warm)")
@@ -189,6 +189,7 @@ def worker_main(argv: list[str]) -> int:
     run = store.open_run(run_id)
     for model in models:
         store.check_run_id(model)
+    use_compiled_code_cache()  # only once the job is valid: a refused call changes nothing in its process
     codes = [_compute_one(run, model) for model in sorted(models, key=lambda m: m != REFERENCE)]
     return max(codes)
 
