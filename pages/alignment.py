@@ -62,8 +62,8 @@ def show_run() -> None:
     state.show_evidence_warnings(metrics)
     models = tables.models_frame(metrics)
     st.caption(
-        f"Run `{run.id}`: {plain(metrics['dataset'])}, {plain(metrics['model'])}, class "
-        f"{plain(metrics['forget_class_name'])}, |D_f| = {metrics['forget_count']}, device {plain(metrics['device'])}"
+        f"Run `{run.id}`: {plain(metrics.dataset)}, {plain(metrics.model)}, class "
+        f"{plain(metrics.forget_class_name)}, |D_f| = {metrics.forget_count}, device {plain(metrics.device)}"
     )
     rows = models.set_index("model")
     m = st.columns(3)
@@ -72,7 +72,7 @@ def show_run() -> None:
         m[1].metric("TMU |Δ|", f"{rows.loc[primary, 'abs_delta']:.1f}")
     cost = tables.cost_text(metrics)
     if cost:
-        m[2].metric("Cost: TMU unlearning / gold training", f"{metrics['cost_ratio']:.2f}×", help=cost)
+        m[2].metric("Cost: TMU unlearning / gold training", f"{metrics.cost_ratio:.2f}×", help=cost)
         st.caption(cost)
     v = verdict.show(metrics, "align_verdict")
     note = tables.alignment_note(metrics)
@@ -219,14 +219,14 @@ def sweep_runs(sweep_id: str) -> list:
 def runs_progress_frame(runs) -> "pd.DataFrame":
     rows = []
     for r in runs:
-        status = store.open_run(r.run_id).status() if r.state in ("queued", "running") else {}
+        eta = store.open_run(r.run_id).status_model().eta_seconds if r.state in ("queued", "running") else None
         rows.append(
             {
                 "run": r.run_id,
                 "state": r.state,
                 "stage": "" if r.state == "complete" else r.stage,
                 "progress": r.progress,
-                "time left": tables.duration(status.get("eta_seconds")) or "",
+                "time left": tables.duration(eta) or "",
                 "error": r.error or "",
             }
         )

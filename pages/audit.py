@@ -18,8 +18,8 @@ with st.expander("How to read this page"):
     st.markdown(nav.help_text("audit"))
 
 st.caption(
-    f"Run `{run.id}`: {plain(metrics['dataset'])}, class {plain(metrics['forget_class_name'])}, "
-    f"|D_f| = {metrics['forget_count']}"
+    f"Run `{run.id}`: {plain(metrics.dataset)}, class {plain(metrics.forget_class_name)}, "
+    f"|D_f| = {metrics.forget_count}"
 )
 baseline = tables.all_easy_baseline(tmu)
 m = st.columns(5)
@@ -67,10 +67,10 @@ if fid and fid.twin_acc_aux is not None:
             + (f"; {fid.bags} twins (bags) pooled, fidelity averaged over them" if fid.bags > 1 else "")
             + "."
         )
-ens = metrics.get("gold_ensemble")
+ens = metrics.gold_ensemble  # K > 1 gold models
 if ens:
     st.markdown(
-        f"**Against {ens['k']} gold models** (same D_r, training seeds differ; p_i = share of them that "
+        f"**Against {ens.k} gold models** (same D_r, training seeds differ; p_i = share of them that "
         "get sample i right)"
     )
     e = st.columns(4)
@@ -79,17 +79,17 @@ if ens:
         f"{tables.number(tmu.soft_label_accuracy):.1f}%",
         help="expected agreement with a fresh gold: mean of p_i where predicted easy, 1 − p_i where hard",
     )
-    loo = ens.get("ceiling_loo")  # runs made before it was stored have only the plug-in ceiling
+    loo = ens.ceiling_loo  # runs made before it was stored have only the plug-in ceiling
     e[1].metric(
         "Ceiling (leave-one-gold-out)" if loo is not None else "Ceiling (plug-in, reads high at small K)",
-        f"{loo if loo is not None else ens['ceiling']:.1f}%",
+        f"{tables.number(loo if loo is not None else ens.ceiling):.1f}%",
         help="each gold predicted by the majority of the others: the label accuracy a predictor can expect "
-        f"against a gold it did not see. The plug-in mean(max(p_i, 1 − p_i)) reads {ens['ceiling']:.1f}%: "
+        f"against a gold it did not see. The plug-in mean(max(p_i, 1 − p_i)) reads {tables.number(ens.ceiling):.1f}%: "
         "with few golds it is too high (75% where the true p_i is 0.5 and K = 3)",
     )
     e[2].metric(
         "Gold-vs-gold agreement",
-        f"{ens['gold_agreement']:.1f}%",
+        f"{tables.number(ens.gold_agreement):.1f}%",
         help="how often two golds agree on a sample (both right or both wrong), averaged over pairs",
     )
     soft_auc = tmu.soft_auc_p_easy

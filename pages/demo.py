@@ -73,10 +73,10 @@ with top[1] if present else st.container():  # the run's thin-evidence warnings 
 primary = primary_method()
 tmu, models = tables.tmu_summary(metrics), tables.models_frame(metrics)
 rows = models.set_index("model")
-n_f, cls = metrics["forget_count"], plain(metrics["forget_class_name"])  # stored text: shown, never rendered
+n_f, cls = metrics.forget_count, plain(metrics.forget_class_name)  # stored text: shown, never rendered
 if not present:
     st.caption(
-        f"Run `{run_id}`: {plain(metrics['dataset'])}, forget class {cls}, |D_f| = {n_f}. Step through it; every "
+        f"Run `{run_id}`: {plain(metrics.dataset)}, forget class {cls}, |D_f| = {n_f}. Step through it; every "
         "number below is this run's."
         + (
             " Its results come with the dashboard; *Run it yourself* on the About page computes them again."

@@ -33,7 +33,7 @@ color_by = c2.radio(
     key="emb_color",
     format_func=COLOR_BY.get,
     horizontal=True,
-    disabled=primary not in metrics,
+    disabled=tables.tmu_summary(metrics) is None,
 )
 show_aux = c3.toggle("Show D_a", key="emb_aux", help="the twin's aux samples (by the original model's verdict)")
 zoom = c3.toggle("Zoom to the forget class", key="emb_zoom", help="show only the region of the forget class's samples")
@@ -89,15 +89,15 @@ def maps_or_stop(wanted: list[str]) -> None:
     st.stop()
 
 
-colour = color_by if primary in metrics else "truth"
+colour = color_by if tables.tmu_summary(metrics) is not None else "truth"
 if side:
     trio = [m for m in ("original", "gold", primary) if m in models]
     maps_or_stop(trio)
     maps = cache.aligned_maps(cache.root(), run.id, tuple(trio), tuple(run.umap_version(m) for m in trio))
-    frames = {m: tables.umap_frame(maps[m], samples, int(metrics["forget_class"]), colour, show_aux) for m in trio}
+    frames = {m: tables.umap_frame(maps[m], samples, metrics.forget_class, colour, show_aux) for m in trio}
     every = pd.concat(frames.values(), ignore_index=True)
     st.caption(
-        f"Forget class {plain(metrics['forget_class_name'])}: the original still holds D_f inside its class; gold "
+        f"Forget class {plain(metrics.forget_class_name)}: the original still holds D_f inside its class; gold "
         "never saw it; TMU should look like gold. One frame: each map is rotated and scaled onto the "
         "original's, so the same place means the same neighbourhood."
     )
@@ -112,10 +112,8 @@ if side:
 if umap is None:
     maps_or_stop([model])
 
-df = tables.umap_frame(umap, samples, int(metrics["forget_class"]), colour, show_aux)
-title = (
-    f"UMAP of penultimate activations: {tables.model_label(model)} model (forget class {metrics['forget_class_name']})"
-)
+df = tables.umap_frame(umap, samples, metrics.forget_class, colour, show_aux)
+title = f"UMAP of penultimate activations: {tables.model_label(model)} model (forget class {plain(metrics.forget_class_name)})"
 plot, _ = st.columns([4, 1])  # equal axis scales: a narrower, taller plot gives the clusters room
 with plot:
     event = st.plotly_chart(

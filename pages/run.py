@@ -6,6 +6,7 @@ from tmu_core import store
 from tmu_core.errors import TMUError
 from tmu_core.jobs import launch
 from tmu_core.methods import METHODS, display, method_config, primary_method
+from tmu_core.store.schema import RunStatus
 from ui import cache, nav, own_model, state, tables, verdict, widgets
 from ui.text import plain
 
@@ -22,9 +23,9 @@ def cancel(run_id: str) -> None:
     launch.cancel(store.open_run(run_id))
 
 
-def show_progress(run_id: str, status: dict) -> None:
-    box = st.status(f"{run_id} — {status.get('stage') or 'queued'}", state="running", expanded=True)
-    box.progress(min(1.0, float(status.get("progress", 0.0))), text=tables.progress_text(status))
+def show_progress(run_id: str, status: RunStatus) -> None:
+    box = st.status(f"{run_id} — {status.stage or 'queued'}", state="running", expanded=True)
+    box.progress(min(1.0, status.progress), text=tables.progress_text(status))
     box.markdown(tables.stage_line(status))
     box.button("Cancel", key=f"run_cancel_{run_id}", on_click=cancel, args=(run_id,), icon=":material/stop:")
 
@@ -32,27 +33,28 @@ def show_progress(run_id: str, status: dict) -> None:
 def show_selected(run: store.Run, info: store.RunInfo | None = None) -> None:
     """The selected run; `info` is its list entry, whose state reads 'damaged' for a broken stored file."""
     info = info or {r.run_id: r for r in store.list_runs()}.get(run.id)
-    status = {"state": info.state, "error": info.error} if info else run.status()
-    st.markdown(f"Selected: **{run.id}** — {status.get('state')}")
-    if status.get("state") == "complete":
+    status = info or run.status_model()  # the list entry and the status both have a state and an error
+    state, error = status.state, status.error
+    st.markdown(f"Selected: **{run.id}** — {state}")
+    if state == "complete":
         metrics = cache.metrics(cache.root(), run.id)
         if own_model.is_own(metrics):  # a run on the user's own model
             own_model.result_panel(run, metrics)
         else:
             result_card(run)
-        diverged = cache.metrics(cache.root(), run.id).get("diverged")
+        diverged = metrics.diverged
         if diverged:
             st.warning("Diverged (no results): " + plain("; ".join(diverged.values())))
-    elif status.get("state") == "cancelled":
+    elif state == "cancelled":
         st.info(
-            f"Cancelled{': ' + plain(status['error']) if status.get('error') else ''}. Resume it to finish it: the "
+            f"Cancelled{': ' + plain(error) if error else ''}. Resume it to finish it: the "
             "same run, its cached models reused.",
             icon=":material/stop_circle:",
         )
         resume_button(run)
-    elif status.get("state") in ("failed", "interrupted", "damaged"):
-        st.error(plain(status.get("error") or status.get("state")))
-        if status.get("state") in launch.RESUMABLE:
+    elif state in ("failed", "interrupted", "damaged"):
+        st.error(plain(error or state))
+        if state in launch.RESUMABLE:
             resume_button(run)
         tail = run.log_tail()
         if tail:
@@ -87,8 +89,8 @@ def result_card(run: store.Run) -> None:
     models = tables.models_frame(metrics)
     card = st.container(border=True, key="run_result")
     card.markdown(
-        f"**Result** · {plain(metrics['dataset'])}, forget class {plain(metrics['forget_class_name'])}, "
-        f"|D_f| = {metrics['forget_count']}"
+        f"**Result** · {plain(metrics.dataset)}, forget class {plain(metrics.forget_class_name)}, "
+        f"|D_f| = {metrics.forget_count}"
     )
     m = card.columns(3)
     rows = models.set_index("model")
@@ -121,7 +123,7 @@ def live(watched: list[str]) -> None:
     if any(r not in infos or infos[r].state not in ACTIVE for r in watched):
         st.rerun(scope="app")  # one of them ended: redraw the page (and its card), polling only what is left
     for run_id in watched:
-        show_progress(run_id, store.open_run(run_id).status())
+        show_progress(run_id, store.open_run(run_id).status_model())
     selected = state.selected_run_id(list(infos.values()))
     if selected and selected not in watched:
         show_selected(store.open_run(selected), infos[selected])

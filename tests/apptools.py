@@ -26,6 +26,13 @@ from tmu_core import store
 from tmu_core.config import DataConfig, ForgetSpec, RunConfig, TrainConfig
 from tmu_core.data import load_dataset, resolve_forget
 from tmu_core.jobs import launch
+from tmu_core.store.schema import MetricsFile, read_metrics
+
+
+def typed(metrics: dict) -> MetricsFile:
+    """A metrics dict (hand-made, or metrics.json as read) as the store reads it back: its typed model."""
+    return read_metrics(metrics, "a test's metrics")
+
 
 APP = ROOT / "app.py"
 PAGES = ("about", "demo", "forget_set", "run", "audit", "features", "embeddings", "alignment")

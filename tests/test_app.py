@@ -8,7 +8,7 @@ import os
 import signal
 
 import pytest
-from apptools import APP, PAGES, ROOT, TITLES, plotly_specs, tables_with, values, wait_for
+from apptools import APP, PAGES, ROOT, TITLES, plotly_specs, tables_with, typed, values, wait_for
 from streamlit.testing.v1 import AppTest
 
 from tmu_core import store
@@ -99,7 +99,7 @@ def test_guided_demo_walks_through_the_run_with_its_numbers(dashboard_runs):
             at.button(key="demo_next").click().run()
     assert at.button(key="demo_next").disabled
     # the last step gives the verdict above the noise floor, the untouched original among the candidates
-    assert metric(at, "Closest to gold") == verdict(metrics).headline()
+    assert metric(at, "Closest to gold") == verdict(typed(metrics)).headline()
     assert any(
         f"the untouched original **{metrics['models']['original']['abs_delta']:.1f}**" in m.value for m in at.markdown
     )
@@ -475,7 +475,7 @@ def test_run_page_shows_the_result_card_of_a_finished_run(dashboard_runs):
     assert metric(at, "Gold A_f (the target)") == f"{metrics['models']['gold']['acc_forget']:.1f}%"
     assert metric(at, "TMU A_f") == f"{metrics['models']['tmu']['acc_forget']:.1f}%"
     assert metric(at, "TMU |Δ| to gold") == f"{metrics['models']['tmu']['abs_delta']:.1f}"
-    assert metric(at, "Closest to gold") == verdict(metrics).headline()
+    assert metric(at, "Closest to gold") == verdict(typed(metrics)).headline()
     # the card comes before the Launch form: the headline is the first thing on the page
     assert [s.value for s in at.subheader][0] == "Launch"
 
@@ -797,7 +797,7 @@ def test_alignment_compares_every_method_with_gold(dashboard_runs):
     (row,) = [t for t in tables_with(at, "class", "TMU |Δ|") if not any(str(c).startswith("Avg") for c in t["class"])]
     assert len(row) == 1 and row["TMU |Δ|"].iloc[0] == metrics["models"]["tmu"]["abs_delta"]
     assert "TMU A_f" not in row  # Table 1's row is split: accuracies in one table, |Δ| in the other
-    v = verdict(metrics)
+    v = verdict(typed(metrics))
     assert metric(at, "Closest to gold") == v.headline()
     (ranked,) = tables_with(at, "model", "standing")  # the verdict's ranking: the original is a candidate
     assert "Original (did nothing)" in set(ranked["model"]) and "Gold (retrained)" not in set(ranked["model"])

@@ -9,9 +9,11 @@ import numpy as np
 import pandas as pd
 import plotly.graph_objects as go
 import pytest
+from apptools import typed
 from PIL import Image
 
 from tmu_core.evaluate.verdict import verdict
+from tmu_core.store.schema import RunStatus
 from ui import charts, images, tables
 
 
@@ -31,6 +33,13 @@ def metrics_fixture() -> dict:
         }
 
     return {
+        "run_id": "r1",
+        "dataset": "digits",
+        "model": "small_cnn",
+        "forget_class": 8,
+        "forget_class_name": "8",
+        "forget_count": 10,
+        "device": "cpu",
         "models": {
             "tmu": model(80.0, 0.0),
             "gold": model(80.0, 0.0),
@@ -78,7 +87,7 @@ def samples_fixture() -> pd.DataFrame:
 
 # ---------------------------------------------------------------- tables
 def test_models_frame_orders_models_and_keeps_the_numbers():
-    df = tables.models_frame(metrics_fixture())
+    df = tables.models_frame(typed(metrics_fixture()))
     assert list(df["model"]) == ["original", "gold", "tmu", "neggrad"]  # references, then the registry's order
     row = df.set_index("model").loc["neggrad"]
     assert (row["A_f"], row["delta"], row["abs_delta"], row["A_test"]) == (10.0, -70.0, 70.0, 90.0)
@@ -89,10 +98,10 @@ def test_models_frame_labels_the_seconds_of_cached_models():
     metrics = metrics_fixture()
     metrics["models"]["gold"]["cached"] = True
     metrics["models"]["original"]["cached"] = False
-    timing = tables.models_frame(metrics).set_index("model")["timing"]
+    timing = tables.models_frame(typed(metrics)).set_index("model")["timing"]
     assert timing["gold"] == "trained earlier (cached)" and timing["original"] == timing["tmu"] == "this run"
     metrics["cost_ratio"] = 1.0
-    text = tables.cost_text(metrics)
+    text = tables.cost_text(typed(metrics))
     assert text.startswith("1.00× = TMU's unlearning time over gold's training time. TMU took 1.0 s")
     assert "gold model from scratch took 1.0 s (trained earlier (cached), not by this run)" in text
 
@@ -103,7 +112,7 @@ def test_cost_text_says_the_audit_extras_are_left_out():
     metrics["models"]["tmu"]["seconds"], metrics["models"]["gold"]["seconds"] = 223.9, 498.3
     metrics["tmu"]["stage_seconds"] = {"twin": 10.0, "ablation": 139.2, "unlearn": 70.0}
     metrics["cost_ratio"] = (223.9 - 139.2) / 498.3
-    text = tables.cost_text(metrics)
+    text = tables.cost_text(typed(metrics))
     assert "0.17×" in text and "139.2 s went to the audit extras" in text and "84.7 s counted" in text
 
 
@@ -126,7 +135,7 @@ def explain_fixture(tmu_delta: float) -> dict:
 
 
 def test_alignment_note_explains_a_worse_tmu_with_the_runs_numbers():
-    note = tables.alignment_note(explain_fixture(10.0))  # 6 images behind FT's 4: beyond the 5-image floor
+    note = tables.alignment_note(typed(explain_fixture(10.0)))  # 6 images behind FT's 4: beyond the 5-image floor
     for needle in (
         "Gold misclassifies 4 of the 100",
         "TMU called 11",
@@ -136,15 +145,15 @@ def test_alignment_note_explains_a_worse_tmu_with_the_runs_numbers():
         "CIFAR-10",
     ):
         assert needle in note, needle
-    assert tables.alignment_note(explain_fixture(9.0)) is None  # 5 images behind: a tie within the floor
-    assert tables.alignment_note(explain_fixture(1.0)) is None
+    assert tables.alignment_note(typed(explain_fixture(9.0))) is None  # 5 images behind: a tie within the floor
+    assert tables.alignment_note(typed(explain_fixture(1.0))) is None
 
 
 def test_all_easy_baseline_is_the_share_gold_gets_right():
-    assert tables.all_easy_baseline(tables.tmu_summary(explain_fixture(1.0))) == 96.0  # gold easy 96, hard 4
-    ablation = tables.ablation_frame(metrics_fixture())
+    assert tables.all_easy_baseline(tables.tmu_summary(typed(explain_fixture(1.0)))) == 96.0  # gold easy 96, hard 4
+    ablation = tables.ablation_frame(typed(metrics_fixture()))
     assert ablation.iloc[-1].tolist() == ["all easy (baseline)", 90.0, False]
-    assert len(tables.ablation_frame(metrics_fixture(), baseline=False)) == 3
+    assert len(tables.ablation_frame(typed(metrics_fixture()), baseline=False)) == 3
 
 
 def test_for_display_shows_yes_no_as_text():
@@ -287,14 +296,15 @@ def test_selected_points_reads_ids_and_roles():
 
 def test_stage_line_marks_each_stage():
     line = tables.stage_line(
-        {
-            "stages": {
+        RunStatus(
+            state="running",
+            stages={
                 "original": {"state": "cached", "seconds": 3.0},
                 "tmu": {"state": "done", "seconds": 1.25},
                 "neggrad": {"state": "running"},
                 "evaluate": {"state": "pending"},
-            }
-        }
+            },
+        )
     )
     assert line == "**original** ✓ cached · **tmu** ✓ 1.2 s · :blue[**neggrad** …] · :gray[evaluate]"
 
@@ -369,7 +379,7 @@ def test_feature_scatter_carries_ids_for_selection():
 
 
 def test_ablation_figure_highlights_the_subset_tmu_used():
-    fig = charts.ablation_figure(tables.ablation_frame(metrics_fixture()))
+    fig = charts.ablation_figure(tables.ablation_frame(typed(metrics_fixture())))
     bar = fig.data[0]
     assert list(bar.x) == ["NF", "AF", "NF+AF+CF", "all easy (baseline)"] and list(bar.y) == [85.0, 70.0, 90.0, 90.0]
     assert len({bar.marker.color[0], bar.marker.color[2], bar.marker.color[3]}) == 3  # plain, used, baseline
@@ -380,7 +390,7 @@ def test_ablation_figure_highlights_the_subset_tmu_used():
 
 
 def test_forget_accuracy_figure_puts_gold_first_and_draws_its_target_line():
-    fig = charts.forget_accuracy_figure(tables.models_frame(metrics_fixture()))
+    fig = charts.forget_accuracy_figure(tables.models_frame(typed(metrics_fixture())))
     assert list(fig.data[0].x)[0] == "Gold (retrained)" and list(fig.data[0].y) == [80.0, 100.0, 80.0, 10.0]
     (line,) = fig.layout.shapes
     assert line.y0 == line.y1 == 80.0
@@ -389,7 +399,7 @@ def test_forget_accuracy_figure_puts_gold_first_and_draws_its_target_line():
 def test_forget_accuracy_labels_stay_clear_of_the_target_line_and_bars():
     metrics = metrics_fixture()
     metrics["models"]["randlabel"] = {**metrics["models"]["neggrad"], "acc_forget": 0.0}
-    fig = charts.forget_accuracy_figure(tables.models_frame(metrics))
+    fig = charts.forget_accuracy_figure(tables.models_frame(typed(metrics)))
     bar = fig.data[0]
     assert list(bar.text) == ["80.0", "100.0", "80.0", "10.0", "0.0"]  # a bar at 0 still has its label
     # tall bars: the label at the bar's foot, far below the line near the top; short bars: just above
@@ -401,7 +411,7 @@ def test_forget_accuracy_labels_stay_clear_of_the_target_line_and_bars():
 
 
 def test_delta_figure_ranks_the_original_beside_the_methods_without_gold():
-    fig = charts.delta_figure(tables.models_frame(metrics_fixture()))
+    fig = charts.delta_figure(tables.models_frame(typed(metrics_fixture())))
     assert list(fig.data[0].y) == ["TMU", "Original", "Negative gradient"]
     assert list(fig.data[0].customdata) == [0.0, 20.0, 70.0]
     assert not any("tie" in t or "closest" in t for t in fig.data[0].text)  # no verdict given: no marks
@@ -414,7 +424,7 @@ def outlier_models() -> pd.DataFrame:
     base = metrics["models"]["neggrad"]
     for name, d in (("tmu", 2.0), ("finetune", 3.0), ("neggrad", 86.0), ("randlabel", 97.0)):
         metrics["models"][name] = {**base, "abs_delta": d, "delta": -d}
-    return tables.models_frame(metrics)
+    return tables.models_frame(typed(metrics))
 
 
 def test_delta_figure_draws_every_bar_from_zero_at_its_true_length():
@@ -424,7 +434,7 @@ def test_delta_figure_draws_every_bar_from_zero_at_its_true_length():
     base = metrics["models"]["neggrad"]
     for name, d in (("tmu", 0.0), ("finetune", 22.2), ("neggrad", 55.6), ("randlabel", 100.0), ("original", 3.0)):
         metrics["models"][name] = {**base, "abs_delta": d, "delta": -d}
-    fig = charts.delta_figure(tables.models_frame(metrics), verdict(metrics))
+    fig = charts.delta_figure(tables.models_frame(typed(metrics)), verdict(typed(metrics)))
     bar = fig.data[0]
     assert list(bar.x) == [0.0, 3.0, 22.2, 55.6, 100.0]  # the drawn lengths are the values
     lo, hi = fig.layout.xaxis.range
@@ -440,7 +450,7 @@ def test_delta_figure_marks_a_winner_and_never_a_control():
     metrics = metrics_fixture()
     metrics["forget_count"] = 100
     metrics["models"]["oracle_labels"] = {**metrics["models"]["tmu"], "abs_delta": 0.0}
-    fig = charts.delta_figure(tables.models_frame(metrics), verdict(metrics))
+    fig = charts.delta_figure(tables.models_frame(typed(metrics)), verdict(typed(metrics)))
     text = dict(zip(fig.data[0].y, fig.data[0].text))
     assert text["TMU"].endswith("· closest")  # TMU 0 against the original's 20 and NG's 70
     assert (
@@ -455,7 +465,7 @@ def test_verdict_frame_ranks_candidates_then_controls():
     metrics = metrics_fixture()
     metrics["forget_count"] = 100
     metrics["models"]["random_k"] = {**metrics["models"]["tmu"], "abs_delta": 1.0}
-    frame = verdict_frame(verdict(metrics))
+    frame = verdict_frame(verdict(typed(metrics)))
     assert list(frame["model"]) == [
         "TMU",
         "Original (did nothing)",
@@ -467,7 +477,7 @@ def test_verdict_frame_ranks_candidates_then_controls():
 
 
 def test_utility_figure_groups_test_and_remain_accuracy():
-    fig = charts.utility_figure(tables.models_frame(metrics_fixture()))
+    fig = charts.utility_figure(tables.models_frame(typed(metrics_fixture())))
     assert [t.name.split()[0] for t in fig.data] == ["A_test", "A_r"] and fig.layout.barmode == "group"
     assert fig.layout.yaxis.range[0] == 0  # from zero: 89 is not drawn a third of 99
 

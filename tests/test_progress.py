@@ -5,6 +5,7 @@ from __future__ import annotations
 from tmu_core.config import DataConfig, ForgetSpec, RunConfig
 from tmu_core.data.recipes import default_train_config
 from tmu_core.jobs.pipeline import StatusWriter, stage_weights
+from tmu_core.store.schema import RunStatus
 from tmu_core.train import Progress
 
 
@@ -118,10 +119,13 @@ def test_control_stage_is_named_by_the_control():
 def test_stage_line_shows_elapsed_and_time_left():
     from ui import tables
 
-    line = tables.stage_line({"stages": {"original": {"state": "running", "elapsed": 75.0, "left": 30.0}}})
+    stages = {"original": {"state": "running", "elapsed": 75.0, "left": 30.0}}
+    line = tables.stage_line(RunStatus.model_validate({"state": "running", "stages": stages}))
     assert "1 min 15 s so far" in line and "about 30 s left" in line
     text = tables.progress_text(
-        {"state": "running", "progress": 0.5, "stage": "gold", "eta_seconds": 125, "started": 0.0}
+        RunStatus.model_validate(
+            {"state": "running", "progress": 0.5, "stage": "gold", "eta_seconds": 125, "started": 0.0}
+        )
     )
     assert text.startswith("50% · gold") and "about 2 min 05 s left" in text
 

@@ -51,13 +51,13 @@ def load_everything(run: store.Run) -> None:
     if info.state != "complete":
         assert info.error, f"{info.state} without a reason"
         return
-    metrics, config = run.metrics(), run.config()
+    metrics, config = run.metrics_model(), run.config()  # the pages read metrics.json as the typed model
     samples = run.samples()
     from ui import tables
 
     tables.models_frame(metrics)
     tables.runs_frame([info])
-    if "tmu" in metrics:
+    if tables.tmu_summary(metrics) is not None:
         tables.ablation_frame(metrics)
         tables.audit_frame(samples, "forget")
         tables.feature_frame(samples, "aux", "truth")

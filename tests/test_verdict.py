@@ -5,16 +5,17 @@ import math
 
 from tmu_core.cli import _summary
 from tmu_core.evaluate.verdict import noise_floor, verdict
-from tmu_core.store.schema import read_metrics
+from tmu_core.store.schema import MetricsFile, read_metrics
 
 
 def model(delta: float, agree: float = 90.0, dist: float = 0.2) -> dict:
+    known = math.isfinite(delta)  # no |Δ| (a run on the user's model without gold) is stored as null
     return {
         "acc_test": 95.0,
         "acc_remain": 99.0,
-        "acc_forget": 80.0 + delta,
-        "delta": delta,
-        "abs_delta": abs(delta),
+        "acc_forget": min(100.0, 80.0 + delta) if known else 80.0,
+        "delta": delta if known else None,
+        "abs_delta": abs(delta) if known else None,
         "sample_agreement": agree,
         "activation_distance": dist,
         "mia": 50.0,
@@ -23,9 +24,16 @@ def model(delta: float, agree: float = 90.0, dist: float = 0.2) -> dict:
     }
 
 
-def run(n: int = 100, golds=None, **deltas) -> dict:
-    """A metrics dict: gold, and every keyword a model with that |Δ| (a tuple: |Δ|, agreement, distance)."""
+def run(n: int = 100, golds=None, **deltas) -> MetricsFile:
+    """Metrics as the store reads them back: gold, and every keyword a model with that |Δ| (a tuple: |Δ|,
+    agreement, distance)."""
+    return read_metrics(run_dict(n, golds, **deltas), "a test's metrics")
+
+
+def run_dict(n: int = 100, golds=None, **deltas) -> dict:
+    """`run`'s metrics.json as a dict."""
     models = {"gold": model(0.0, 100.0, 0.0)}
+    deltas.setdefault("original", 0.0)  # every stored run has one
     for name, d in deltas.items():
         models[name] = model(*d) if isinstance(d, tuple) else model(d)
     out = {
@@ -109,10 +117,7 @@ def test_a_run_without_methods_and_a_diverged_method():
 
 def test_the_cli_summary_prints_the_verdict():
     text = _summary(
-        read_metrics(
-            run(original=(3.0, 97.0, 0.11), tmu=(2.0, 94.0, 0.12), finetune=(3.0, 97.0, 0.11), oracle_labels=0.0),
-            "metrics",
-        )
+        run(original=(3.0, 97.0, 0.11), tmu=(2.0, 94.0, 0.12), finetune=(3.0, 97.0, 0.11), oracle_labels=0.0)
     )
     assert "verdict: none: TMU, FT tie the original" in text
     assert "no method is shown to have unlearned anything aligned better than doing nothing" in text
@@ -128,8 +133,8 @@ def test_the_original_alone_in_front_is_said_plainly():
 
 
 def test_missing_or_null_numbers_are_left_out_not_a_crash():
-    m = run(original=20.0, tmu=0.0, finetune=3.0, golds=[80.0, None])
+    m = run_dict(original=20.0, tmu=0.0, finetune=3.0, golds=[80.0, float("nan")])
     m["models"]["finetune"].update(abs_delta=None, sample_agreement=None)
     del m["models"]["tmu"]["activation_distance"]
-    v = verdict(m)
+    v = verdict(read_metrics(m, "metrics"))
     assert v.floor.source == "default" and v.winner == "tmu" and "finetune" not in v.leaders

@@ -276,7 +276,7 @@ def _summary(metrics: MetricsFile) -> str:
         lines.append("† control (reads gold or chooses at random): never a candidate for 'closest to gold'")
     for name, why in r.diverged.items():
         lines.append(f"{name:<14} no results: {why}")
-    v = verdict(r.model_dump(exclude_unset=True))  # the verdict reads metrics.json's keys as stored
+    v = verdict(r)
     lines.append(f"verdict: {v.headline()}")
     lines += [f"  {s}" for s in v.sentences()]
     t: TMUSummary | None = getattr(r, primary_method(), None)  # stored under the primary method's name

@@ -18,6 +18,7 @@ from tmu_core import store
 from tmu_core.config import DataConfig, ForgetSpec, TrainConfig
 from tmu_core.data import Dataset, load_dataset
 from tmu_core.jobs import embedding, preview
+from tmu_core.store.schema import MetricsFile
 
 from .images import FRAME, data_urls
 
@@ -102,8 +103,9 @@ def run_data_config(run_cfg: dict) -> tuple[str, int]:
 
 
 @st.cache_data(show_spinner=False, max_entries=32)
-def metrics(root_dir: str, run_id: str) -> dict:
-    return store.open_run(run_id, root_dir).metrics()
+def metrics(root_dir: str, run_id: str) -> MetricsFile:
+    """metrics.json as the store's typed model (tmu_core.store.schema.MetricsFile)."""
+    return store.open_run(run_id, root_dir).metrics_model()
 
 
 @st.cache_data(show_spinner=False, max_entries=32)

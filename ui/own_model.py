@@ -17,6 +17,7 @@ from tmu_core.data.recipes import default_train_config
 from tmu_core.errors import TMUError
 from tmu_core.methods import primary_method
 from tmu_core.models import MODELS
+from tmu_core.store.schema import MetricsFile
 from ui import widgets
 
 PREFIX = "own_"
@@ -31,8 +32,8 @@ PAGE_NEEDS = (
 )
 
 
-def is_own(metrics: dict) -> bool:
-    return isinstance(metrics.get("own"), dict)
+def is_own(metrics: MetricsFile) -> bool:
+    return metrics.own is not None
 
 
 def _numbers(text: str, what: str) -> tuple[float, ...]:
@@ -139,11 +140,11 @@ def entry() -> None:
             nav.link("run", "Follow it on the Run page")
 
 
-def explain_page(run_id: str, metrics: dict) -> None:
+def explain_page(run_id: str, metrics: MetricsFile) -> None:
     """On a page that needs the project's own reference models: say why it is empty for a run on the user's model."""
     from ui import nav
 
-    gold = metrics["own"].get("gold")
+    gold = metrics.own.gold
     why = (
         "it ran with gold none (no retrain, by design), so nothing can be compared with a retrain"
         if gold == "none"
@@ -158,31 +159,31 @@ def explain_page(run_id: str, metrics: dict) -> None:
     st.stop()
 
 
-def result_panel(run, metrics: dict) -> None:
+def result_panel(run, metrics: MetricsFile) -> None:
     """A finished run on the user's model: its readouts, TMU's split per class, warnings, files."""
     import pandas as pd
 
     from tmu_core import store
 
-    own = metrics["own"]
+    own = metrics.own
     card = st.container(border=True, key="own_result")
     card.markdown(
-        f"**Your model** · {own['original_weights']} ({own['format'].replace('_', ' ')}) · "
-        f"{metrics['forget_count']} images of {', '.join(own['classes'])} · gold: {own['gold']}"
+        f"**Your model** · {own.original_weights} ({own.format.replace('_', ' ')}) · "
+        f"{metrics.forget_count} images of {', '.join(own.classes)} · gold: {own.gold}"
     )
-    if "per_class" in own:
+    if own.per_class is not None:
         m = card.columns(3)
         m[0].metric(
             "Predicted easy / hard",
-            f"{own['pred_easy']} / {own['pred_hard']}",
+            f"{own.pred_easy} / {own.pred_hard}",
             help="easy: a retrain would still classify it right (TMU keeps it); hard: it would not (TMU unlearns it)",
         )
         m[1].metric(
             "Predicted A_f after removal",
-            f"{own['predicted_acc_forget']:.1f}%",
+            f"{own.predicted_acc_forget:.1f}%",
             help="TMU's prediction of a retrain's accuracy on the forgotten images: the predicted-easy share",
         )
-        achieved = own.get("achieved_acc_forget")
+        achieved = own.achieved_acc_forget
         m[2].metric(
             "Achieved A_f",
             "—" if achieved is None else f"{achieved:.1f}%",
@@ -191,42 +192,42 @@ def result_panel(run, metrics: dict) -> None:
     rows = [
         {
             "model": name,
-            "A_test": v["acc_test"],
-            "A_r": v["acc_remain"],
-            "A_f": v["acc_forget"],
-            "|Δ| vs gold": v.get("abs_delta"),
-            "MIA": v["mia"],
-            "seconds": v["seconds"],
+            "A_test": v.acc_test,
+            "A_r": v.acc_remain,
+            "A_f": v.acc_forget,
+            "|Δ| vs gold": v.abs_delta,
+            "MIA": v.mia,
+            "seconds": v.seconds,
         }
-        for name, v in metrics["models"].items()
+        for name, v in metrics.models.items()
     ]
     st.dataframe(pd.DataFrame(rows), hide_index=True)
-    if "per_class" in own:
+    if own.per_class is not None:
         st.dataframe(
             pd.DataFrame(
                 [
                     {
                         "class": c,
-                        "forgotten": b["forget_count"],
-                        "easy": b["pred_easy"],
-                        "hard": b["pred_hard"],
-                        "|D_a|": b["aux_count"],
-                        "twin on D_a %": b["twin_fidelity"].get("twin_acc_aux"),
-                        "original on D_f %": b["twin_fidelity"].get("original_acc_forget"),
-                        "label accuracy %": b.get("label_accuracy"),
+                        "forgotten": b.forget_count,
+                        "easy": b.pred_easy,
+                        "hard": b.pred_hard,
+                        "|D_a|": b.aux_count,
+                        "twin on D_a %": b.twin_fidelity.twin_acc_aux if b.twin_fidelity else None,
+                        "original on D_f %": b.twin_fidelity.original_acc_forget if b.twin_fidelity else None,
+                        "label accuracy %": b.label_accuracy,
                     }
-                    for c, b in own["per_class"].items()
+                    for c, b in own.per_class.items()
                 ]
             ),
             hide_index=True,
         )
-    for note in own.get("notes", []):
+    for note in own.notes:
         st.caption(note)
-    for text in own.get("warnings", []):
+    for text in own.warnings:
         st.warning(f"Thin evidence: {text}.", icon=":material/warning:")
-    if own.get("audit_csv"):
+    if own.audit_csv:
         audit = run.load_table(store.AUDIT)
-        st.markdown(f"**Audit**, one row per forgotten file · unlearned model: `{own.get('unlearned_weights')}`")
+        st.markdown(f"**Audit**, one row per forgotten file · unlearned model: `{own.unlearned_weights}`")
         st.dataframe(audit, hide_index=True, height=min(420, 38 + 35 * len(audit)))
         st.download_button(
             "Download the audit CSV",

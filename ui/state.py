@@ -17,7 +17,7 @@ from tmu_core.config import DataConfig, ForgetSpec, RunConfig
 from tmu_core.data import class_ref
 from tmu_core.data.recipes import default_train_config
 from tmu_core.errors import TMUError
-from tmu_core.methods import primary_method
+from tmu_core.store.schema import MetricsFile
 from ui.text import plain
 
 RUN = "run_id"
@@ -268,12 +268,12 @@ def _wait_for(run_id: str) -> None:
 
 def require_tmu_results(missing: str, fold: bool = False):
     """(run, metrics, samples) of the selected complete run when it includes TMU; otherwise say so and stop.
-    `fold`: its thin-evidence warnings in one line (presentation mode)."""
-    from ui import cache
+    `fold`: its thin-evidence warnings in one line (presentation mode). metrics: the store's typed MetricsFile."""
+    from ui import cache, tables
 
     run = require_complete_run()
     metrics = cache.metrics(cache.root(), run.id)
-    if primary_method() not in metrics:
+    if tables.tmu_summary(metrics) is None:
         st.info(f"Run `{run.id}` did not include TMU, so {missing}.")
         st.stop()
     show_evidence_warnings(metrics, fold)
@@ -291,7 +291,7 @@ def run_samples(run: store.Run):
         st.stop()
 
 
-def show_evidence_warnings(metrics: dict, fold: bool = False) -> None:
+def show_evidence_warnings(metrics: MetricsFile, fold: bool = False) -> None:
     """TMU's thin-evidence warnings (a tiny or capped twin, no hard example, an adapted setting), in plain words;
     `fold`: one line that opens to show them."""
     from ui import tables

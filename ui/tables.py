@@ -1,8 +1,7 @@
 """Shape a run's results into the DataFrames the pages show and the charts draw (pandas only, no st).
 
-Inputs are the run store's files as tmu_core writes them: metrics.json (a dict, or the store's typed
-MetricsFile; each model's numbers are read as the schema's ModelMetrics), samples.csv (one row per D_f and D_a
-sample), status.json, umap-<model>.npz.
+Inputs are the run store's files as tmu_core reads them back: metrics.json as the store's typed MetricsFile
+(fields, never string keys), samples.csv (one row per D_f and D_a sample), status.json, umap-<model>.npz.
 """
 
 from __future__ import annotations
@@ -13,7 +12,7 @@ import pandas as pd
 from tmu_core.evaluate.protocol import is_summary
 from tmu_core.evaluate.verdict import verdict
 from tmu_core.methods import display, ordered, primary_method
-from tmu_core.store.schema import MetricsFile, ModelMetrics, TMUSummary
+from tmu_core.store.schema import MetricsFile, ModelMetrics, RunStatus, TMUSummary
 
 FEATURES = ("NF", "AF", "CF")
 HELD_OUT_FEATURES = ("HNF", "HM")  # stored only by runs that asked for them (--tmu-features ... HNF HM)
@@ -44,14 +43,9 @@ def model_color(name: str) -> str:
     return display(name).color
 
 
-def model_metrics(metrics: dict | MetricsFile) -> dict[str, ModelMetrics]:
+def model_metrics(metrics: MetricsFile) -> dict[str, ModelMetrics]:
     """Each model's numbers as the store's typed rows (tmu_core.store.schema.ModelMetrics), in display order."""
-    models = (
-        metrics.models
-        if isinstance(metrics, MetricsFile)
-        else {name: ModelMetrics.model_validate(m) for name, m in metrics["models"].items()}
-    )
-    return {name: models[name] for name in ordered(models)}
+    return {name: metrics.models[name] for name in ordered(metrics.models)}
 
 
 def number(x: float | None) -> float:
@@ -59,13 +53,13 @@ def number(x: float | None) -> float:
     return float("nan") if x is None else x
 
 
-def models_frame(metrics: dict | MetricsFile) -> pd.DataFrame:
+def models_frame(metrics: MetricsFile) -> pd.DataFrame:
     """One row per model: accuracies (%), |Δ| to gold's A_f, activation distance (L2), MIA, seconds.
 
     `timing` says whose seconds they are: a cached original or gold was trained by an earlier run, so its
     seconds were not spent by this one.
     """
-    n = metrics.forget_count if isinstance(metrics, MetricsFile) else metrics.get("forget_count")
+    n = metrics.forget_count
     rows = []
     for name, m in model_metrics(metrics).items():
         rows.append(
@@ -115,11 +109,11 @@ def images_text(images) -> str:
     return f"{int(images)} image{'s' if int(images) != 1 else ''} of D_f"
 
 
-def cost_text(metrics: dict) -> str | None:
+def cost_text(metrics: MetricsFile) -> str | None:
     """The TMU cost / retrain ratio spelled out, with what it counts: TMU's seconds less its audit extras (the
     feature ablation, which unlearning does not need) over the seconds gold's training took."""
     models, primary = model_metrics(metrics), primary_method()
-    if metrics.get("cost_ratio") is None or primary not in models:
+    if metrics.cost_ratio is None or primary not in models:
         return None
     gold = models["gold"]
     when = f" ({CACHED_NOTE}, not by this run)" if gold.cached else ""
@@ -130,18 +124,15 @@ def cost_text(metrics: dict) -> str | None:
         f", of which {audit:.1f} s went to the audit extras (the feature ablation) and are left out" if audit else ""
     )
     return (
-        f"{metrics['cost_ratio']:.2f}× = TMU's unlearning time over gold's training time. TMU took {total:.1f} s"
+        f"{metrics.cost_ratio:.2f}× = TMU's unlearning time over gold's training time. TMU took {total:.1f} s"
         f"{extras}: {total - audit:.1f} s counted; training the gold model from scratch took {gold.seconds:.1f} s"
         f"{when}. Loading or training the original model is not counted (both start from it)."
     )
 
 
-def tmu_summary(metrics: dict | MetricsFile) -> TMUSummary | None:
+def tmu_summary(metrics: MetricsFile) -> TMUSummary | None:
     """TMU's report as the store's typed model (stored under the primary method's name); None without one."""
-    if isinstance(metrics, MetricsFile):
-        return getattr(metrics, primary_method(), None)
-    report = metrics.get(primary_method())
-    return None if not report else TMUSummary.model_validate(report)
+    return getattr(metrics, primary_method(), None)
 
 
 def all_easy_baseline(tmu: TMUSummary) -> float:
@@ -150,7 +141,7 @@ def all_easy_baseline(tmu: TMUSummary) -> float:
     return 100.0 * tmu.gold_easy / total if total else float("nan")
 
 
-def alignment_note(metrics: dict) -> str | None:
+def alignment_note(metrics: MetricsFile) -> str | None:
     """Why TMU is not among the leaders of this run's verdict (beyond the noise floor from the closest), from the
     run's own numbers; None when it is (or has no TMU).
 
@@ -158,7 +149,7 @@ def alignment_note(metrics: dict) -> str | None:
     that count on the twin's D_a: a D_a smaller than Eq. 3 asks, or with few hard samples, estimates it badly.
     """
     primary, tmu = primary_method(), tmu_summary(metrics)
-    if not tmu or primary not in metrics["models"] or primary in verdict(metrics).leaders:
+    if not tmu or primary not in metrics.models or primary in verdict(metrics).leaders:
         return None  # within the noise floor of the best is a tie, not a miss
     n = tmu.gold_easy + tmu.gold_hard
     sizing = tmu.aux_sizing
@@ -222,7 +213,7 @@ def confusion_frame(confusion: dict) -> pd.DataFrame:
     )
 
 
-def ablation_frame(metrics: dict, baseline: bool = True) -> pd.DataFrame:
+def ablation_frame(metrics: MetricsFile, baseline: bool = True) -> pd.DataFrame:
     """Label accuracy (%) per feature subset, the subset TMU used marked; with `baseline`, a last row for
     calling every sample easy (no features at all), the bar any subset must clear."""
     tmu = tmu_summary(metrics)
@@ -418,15 +409,15 @@ def duration(seconds) -> str:
     return f"{s // 3600} h {s % 3600 // 60:02d} min"
 
 
-def stage_line(status: dict) -> str:
+def stage_line(status: RunStatus) -> str:
     """Stages in pipeline order as one Markdown line: done ones with their seconds, the running one in
     colour with its elapsed time and an estimate of the time left, pending ones greyed (Streamlit's
     :color[...] Markdown)."""
     parts = []
-    for name, s in (status.get("stages") or {}).items():
-        state = s.get("state", "pending")
+    for name, s in (status.stages or {}).items():
+        state = s.state
         if state == "done":
-            secs = f" {s['seconds']:.1f} s" if s.get("seconds") is not None else ""
+            secs = f" {s.seconds:.1f} s" if s.seconds is not None else ""
             parts.append(f"**{name}** ✓{secs}")
         elif state == "cached":
             parts.append(f"**{name}** ✓ cached")
@@ -434,8 +425,8 @@ def stage_line(status: dict) -> str:
             timing = ", ".join(
                 t
                 for t in (
-                    duration(s.get("elapsed")) and f"{duration(s.get('elapsed'))} so far",
-                    s.get("left") is not None and f"about {duration(s['left'])} left",
+                    duration(s.elapsed) and f"{duration(s.elapsed)} so far",
+                    s.left is not None and f"about {duration(s.left)} left",
                 )
                 if t
             )
@@ -445,17 +436,17 @@ def stage_line(status: dict) -> str:
     return " · ".join(parts)
 
 
-def progress_text(status: dict) -> str:
+def progress_text(status: RunStatus) -> str:
     """The progress bar's caption: percent, stage, and the run's time so far and left when known."""
-    pct = f"{100 * float(status.get('progress') or 0.0):.0f}%"
-    stage = status.get("stage") or status.get("state") or "queued"
-    message = status.get("message") if status.get("message") not in (None, "", "done") else ""
-    started, eta = status.get("started"), status.get("eta_seconds")
+    pct = f"{100 * status.progress:.0f}%"
+    stage = status.stage or status.state
+    message = status.message if status.message not in (None, "", "done") else ""
+    started, eta = status.started, status.eta_seconds
     times = []
-    if isinstance(started, (int, float)) and status.get("state") == "running":
+    if started is not None and status.state == "running":
         import time
 
         times.append(f"{duration(time.time() - started)} so far")
-    if eta is not None and status.get("state") == "running":
+    if eta is not None and status.state == "running":
         times.append(f"about {duration(eta)} left")
     return " · ".join(p for p in (pct, f"{stage} {message}".strip(), ", ".join(times)) if p)

@@ -9,6 +9,7 @@ import pandas as pd
 import streamlit as st
 
 from tmu_core.evaluate.verdict import Verdict, verdict
+from tmu_core.store.schema import MetricsFile
 
 from .tables import DISTANCE_FORMAT, PERCENT_FORMAT, model_label
 
@@ -45,7 +46,7 @@ def verdict_frame(v: Verdict) -> pd.DataFrame:
     return pd.DataFrame(rows)
 
 
-def show(metrics: dict, key: str, container=None, table: bool = True, compact: bool = False) -> Verdict:
+def show(metrics: MetricsFile, key: str, container=None, table: bool = True, compact: bool = False) -> Verdict:
     """Draw the verdict of a run (metrics.json) into `container` (default: the page); returns it. `compact`
     (presentation mode): the headline and its first sentence, the reasons and the table folded below them."""
     v = verdict(metrics)

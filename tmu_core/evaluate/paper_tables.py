@@ -15,6 +15,7 @@ import numpy as np
 import pandas as pd
 
 from ..methods import METHODS, REFERENCES, display, ordered, primary_method
+from ..store.schema import MetricsFile, SweepResult
 from . import protocol
 from .verdict import verdict
 
@@ -78,13 +79,15 @@ def _table4_row(split: dict, cls: str) -> dict:
     }
 
 
-def tables(results: list[dict], tuning_classes=()) -> dict[str, pd.DataFrame]:
+def tables(results: list[dict | MetricsFile], tuning_classes=()) -> dict[str, pd.DataFrame]:
     """Table 1, Table 3, Table 4, MIA and the MIA attack's AUC from a list of run results (metrics.json dicts),
     each with Avg and 95% CI rows over classes (held-out and tuning classes apart when `tuning_classes` is given);
     each run's verdict above its noise floor with a count of them; the paired comparison, the gold ensemble and
     the forgetting-more-data curve where the results allow them."""
     if not results:
         return {}
+    # a run read back as the store's typed model (a page's one run) joins as the dict it was stored as
+    results = [r.model_dump(exclude_unset=True) if isinstance(r, MetricsFile) else r for r in results]
     methods = ordered(m for m in results[0]["models"] if m not in REFERENCES)
     rows = {"table1": [], "table3": [], "table4": [], "mia": [], "mia_auc": [], "verdict": []}
     split_runs = []  # the runs behind Table 4's rows (a run without TMU has none)
@@ -129,7 +132,7 @@ def tables(results: list[dict], tuning_classes=()) -> dict[str, pd.DataFrame]:
 
 def _verdict_row(r: dict, cls: str) -> dict:
     """One run's verdict (evaluate.verdict): the floor, the leaders by measure, whether the original ties."""
-    v = verdict(r)
+    v = verdict(SweepResult.model_validate(r))
 
     def short(names) -> str:
         return ", ".join(v.short(n) for n in names)

@@ -14,7 +14,8 @@ other candidate's by more than that spread; otherwise the candidates within it a
 - Rank on |Δ| in images; beside it per-sample agreement with gold (higher is better, tied within the same floor:
   it is a share of D_f too) and activation distance (lower is better; no floor is known for it, so only its
   lowest value is named). When the leaders differ by measure, the verdict says which leads on which.
-Pure functions of a run's metrics dict (metrics.json), shared by the CLI, the sweep tables and the pages.
+Pure functions of a run's typed metrics (store.schema: MetricsFile, or a sweep's SweepResult), shared by the CLI,
+the sweep tables and the pages.
 """
 
 from __future__ import annotations
@@ -23,6 +24,7 @@ import math
 from dataclasses import dataclass
 
 from ..methods import display, ordered
+from ..store.schema import MetricsFile, SweepResult
 
 DEFAULT_FLOOR_SHARE = 0.05  # of |D_f|: the mean A_f range of three golds of one D_r on CIFAR-10 (4.9 points, 0-9)
 FLOOR_EVIDENCE = (
@@ -166,11 +168,10 @@ class Verdict:
         return ("The leaders differ by measure: " if differ else "Leaders by measure: ") + "; ".join(parts) + "."
 
 
-def noise_floor(metrics: dict) -> NoiseFloor:
+def noise_floor(metrics: MetricsFile | SweepResult) -> NoiseFloor:
     """The run's noise floor: from its K > 1 golds' A_f range when it has a gold ensemble, else the default."""
-    n_f = metrics.get("forget_count")
-    ens = metrics.get("gold_ensemble") or {}
-    accs = [a for a in map(_num, ens.get("gold_acc_forget") or []) if math.isfinite(a)]
+    n_f = metrics.forget_count
+    accs = [a for a in (metrics.gold_ensemble.gold_acc_forget if metrics.gold_ensemble else []) if math.isfinite(a)]
     if len(accs) > 1:
         spread = max(accs) - min(accs)
         images = round(spread * n_f / 100.0) if n_f else spread  # A_f counts whole images
@@ -179,17 +180,18 @@ def noise_floor(metrics: dict) -> NoiseFloor:
     return NoiseFloor(float(images), "default")
 
 
-def verdict(metrics: dict, floor: NoiseFloor | None = None) -> Verdict:
-    """The verdict of one run from its metrics dict (metrics.json): see the module docstring."""
-    n_f = metrics.get("forget_count")
+def verdict(metrics: MetricsFile | SweepResult, floor: NoiseFloor | None = None) -> Verdict:
+    """The verdict of one run from its typed metrics (the store's MetricsFile, or a sweep's SweepResult): see the
+    module docstring."""
+    n_f = metrics.forget_count
     floor = floor or noise_floor(metrics)
     rows = []
-    for name in ordered(metrics["models"]):
+    for name in ordered(metrics.models):
         if name == "gold":
             continue
-        m, d = metrics["models"][name], display(name)
+        m, d = metrics.models[name], display(name)
         short = "original" if name == "original" else d.short  # "Orig" reads as a method in a sentence
-        delta = _num(m.get("abs_delta"))
+        delta = _num(m.abs_delta)
         images = float(round(delta * n_f / 100.0)) if n_f and math.isfinite(delta) else delta  # whole images
         rows.append(
             Row(
@@ -198,8 +200,8 @@ def verdict(metrics: dict, floor: NoiseFloor | None = None) -> Verdict:
                 "reference" if name == "original" else ("control" if d.kind == "control" else "method"),
                 delta,
                 images,
-                _num(m.get("sample_agreement")),
-                _num(m.get("activation_distance")),
+                _num(m.sample_agreement),
+                _num(m.activation_distance),
             )
         )
     candidates = sorted(

@@ -299,6 +299,10 @@ class Run:
             st["error"] = st.get("error") or f"the process stopped during '{st.get('stage')}'"
         return st
 
+    def status_model(self) -> schema.RunStatus:
+        """`status` as the schema's typed model (fields, not string keys)."""
+        return schema.RunStatus.model_validate(self.status())
+
     def set_status(self, **changes) -> dict:
         try:
             st = read_json(self.dir / P.STATUS)

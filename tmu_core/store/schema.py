@@ -34,6 +34,8 @@ class StageTime(_Open):
     state: str
     seconds: float | None = None
     started: float | None = None
+    elapsed: float | None = None  # the running stage: seconds so far and an estimate of those left
+    left: float | None = None
 
 
 class StatusFile(_Open):
@@ -46,6 +48,15 @@ class StatusFile(_Open):
     message: str | None = None
     updated: str = ""
     stages: dict[str, StageTime] | None = None
+
+
+class RunStatus(StatusFile):
+    """A run's status as the store reports it (Run.status_model): status.json, with 'damaged' where that file
+    cannot be read, and the progress writer's timing."""
+
+    state: Literal[(*STATES, "damaged")]
+    started: float | None = None
+    eta_seconds: float | None = None
 
 
 class ConfigFile(BaseModel):
@@ -113,6 +124,57 @@ class TMUSummary(_Open):
     soft_auc_p_easy: float | None = None
 
 
+class GoldEnsemble(_Open):
+    """A run with K > 1 gold models (evaluate.ensemble.summary): their seeds, agreement, ceilings and A_f."""
+
+    k: Annotated[int, Field(ge=2)]
+    train_seeds: list[int] = []
+    gold_agreement: float | None = None
+    ceiling: float | None = None
+    ceiling_loo: float | None = None
+    gold_acc_forget: list[float] = []
+    mean_p: float | None = None
+    extra_gold_cache: list[str] = []
+
+    @property
+    def spread_points(self) -> float:
+        """The golds' A_f range in percentage points (NaN without their A_f)."""
+        acc = self.gold_acc_forget
+        return max(acc) - min(acc) if acc else float("nan")
+
+
+class OwnClassBlock(_Open):
+    """TMU's split of one forgotten class in a run on the user's own model."""
+
+    class_index: Count
+    forget_count: Count
+    pred_easy: Count
+    pred_hard: Count
+    aux_count: Count
+    twin_fidelity: TwinFidelity | None = None
+    label_accuracy: float | None = None
+
+
+class OwnSummary(_Open):
+    """A run on the user's own model (ownmodel.execute): where its files came from and TMU's split per class."""
+
+    gold: str
+    format: str
+    original_weights: str
+    classes: list[str]
+    notes: list[str] = []
+    warnings: list[str] = []
+    multi_class: bool = False
+    per_class: dict[str, OwnClassBlock] | None = None
+    pred_easy: Count | None = None
+    pred_hard: Count | None = None
+    predicted_acc_forget: float | None = None
+    achieved_acc_forget: float | None = None
+    label_accuracy: float | None = None
+    unlearned_weights: str | None = None
+    audit_csv: str | None = None
+
+
 class MetricsFile(_Open):
     run_id: str
     dataset: Name
@@ -125,6 +187,9 @@ class MetricsFile(_Open):
     cost_ratio: Finite | None = None
     diverged: dict[str, str] = {}
     tmu: TMUSummary | None = None  # the primary method's report, stored under its name (methods.primary_method)
+    seed: int | None = None
+    gold_ensemble: GoldEnsemble | None = None  # K > 1 gold models
+    own: OwnSummary | None = None  # a run on the user's own model
 
 
 class FailedRun(_Open):
@@ -149,6 +214,7 @@ class SweepModel(_Open):
     activation_distance: Finite | None = None
     mia: Finite | None = None
     seconds: Annotated[float, Field(ge=0.0, allow_inf_nan=False)] | None = None
+    sample_agreement: float | None = None
 
 
 class SweepResult(_Open):
@@ -162,6 +228,7 @@ class SweepResult(_Open):
     model: Name | None = None
     models: dict[Name, SweepModel]
     cost_ratio: Finite | None = None
+    gold_ensemble: GoldEnsemble | None = None
 
 
 class SweepFile(_Open):
@@ -216,7 +283,7 @@ def read_metrics(obj, what: str) -> MetricsFile:
     """metrics.json as its typed model; raises TMUError naming the damage (a shape that does not fit, or no
     original model, or no gold where the run has one)."""
     m = _check(MetricsFile, obj, what)
-    no_gold = isinstance(obj.get("own"), dict) and obj["own"].get("gold") == "none"  # the user's model, no retrain
+    no_gold = m.own is not None and m.own.gold == "none"  # the user's model, no retrain
     missing = [r for r in ("original", *(() if no_gold else ("gold",))) if r not in m.models]
     if missing:
         raise TMUError(f"{what} is damaged (models: no {' or '.join(missing)})")
