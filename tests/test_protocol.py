@@ -334,3 +334,13 @@ def test_the_verdict_table_names_a_winner_only_above_the_floor_and_counts_the_ru
         "winner named: TMU 1; no winner: 2",
     ]
     assert list(v["original ties"]) == ["no", "no", "yes", "1 of 3"] and v.loc["1", "noise floor (images)"] == 5
+
+
+def test_the_sweep_header_counts_the_golds_of_runs_merged_from_sweeps_of_different_k():
+    from tmu_core.jobs.sweep import golds_line
+
+    k3 = {**fake_result(1, 0, 100, tmu=1.0, ft=2.0), "gold_ensemble": {"k": 3}}
+    k1 = fake_result(2, 0, 100, tmu=1.0, ft=2.0)
+    assert golds_line([k3, k3]) == "3 gold model(s) per run"
+    assert golds_line([k1]) == "1 gold model(s) per run"
+    assert golds_line([k1, k3, k1]) == "gold models per run: 3 in 1 runs, 1 in 2 runs"

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import datetime as _dt
 import platform
+from collections import Counter
 from collections.abc import Callable, Sequence
 from dataclasses import replace
 
@@ -203,9 +204,17 @@ def sweep_header(meta: dict, results: list[dict], machine: bool = True) -> str:
     return (
         f"## Sweep {meta['sweep_id']}\n\ndataset {first['dataset']}, model {first['model']}, |D_f| = "
         f"{', '.join(map(str, meta['forget_counts']))} per class, seeds {', '.join(map(str, meta['seeds']))}, "
-        f"{meta.get('gold_seeds', 1)} gold model(s) per run, device {first['device']}{where}\n\n"
+        f"{golds_line(results)}, device {first['device']}{where}\n\n"
         f"{classes_line(meta)}"
     )
+
+
+def golds_line(results: list[dict]) -> str:
+    """'3 gold model(s) per run', or, for runs merged from sweeps of different K, how many runs had each K."""
+    ks = Counter((r.get("gold_ensemble") or {}).get("k", 1) for r in results)
+    if len(ks) == 1:
+        return f"{next(iter(ks))} gold model(s) per run"
+    return "gold models per run: " + ", ".join(f"{k} in {n} runs" for k, n in sorted(ks.items(), reverse=True))
 
 
 def tables_with_failures(frames: dict[str, pd.DataFrame], header: str, failed: list[dict]):
