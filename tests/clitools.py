@@ -28,6 +28,8 @@ TINY_TRAIN = [
 ]
 # One cheap method for runs whose science does not matter to the test.
 TINY_METHODS = ["--methods", "finetune", "--finetune-epochs", "1"]
+# TMU at its smallest budget: one twin epoch, one CF epoch, one unlearning epoch.
+TINY_TMU = ["--tmu-twin-epochs", "1", "--tmu-clf-epochs", "20", "--tmu-cf-epochs", "1", "--tmu-epochs", "1"]
 
 
 def default_config() -> dict:

@@ -7,7 +7,7 @@ import subprocess
 import sys
 
 import pytest
-from clitools import ROOT, TINY_METHODS, TINY_TRAIN, assert_one_line_error, cli_env
+from clitools import ROOT, TINY_METHODS, TINY_TMU, TINY_TRAIN, assert_one_line_error, cli_env
 
 from tmu_core.data import DATASETS
 from tmu_core.methods import METHODS
@@ -160,14 +160,7 @@ def test_run_prints_its_summary_from_the_stored_metrics(cli, runs_dir):
         *TINY_TRAIN,
         "--methods",
         "tmu",
-        "--tmu-twin-epochs",
-        "1",
-        "--tmu-clf-epochs",
-        "20",
-        "--tmu-cf-epochs",
-        "1",
-        "--tmu-epochs",
-        "1",
+        *TINY_TMU,
     )
     assert out.returncode == 0, out.stderr
     lines = out.stdout.splitlines()

@@ -34,6 +34,13 @@ def own(tmp_path_factory):
     return {"base": base, "root": root, "net": net}
 
 
+def own_run(cli, root, weights, forget, *extra, **kw):
+    """`tmu run` on the user's own model: its data folder, weights file and forget list, then `extra` flags."""
+    return cli(
+        *RUN, "--data-root", str(root), "--original-weights", str(weights), "--forget-list", str(forget), *extra, **kw
+    )
+
+
 def _run_folders(runs_dir):
     return [p for p in runs_dir.iterdir() if not p.name.startswith("_")] if runs_dir.exists() else []
 
@@ -43,16 +50,7 @@ def test_done_means_run(cli, runs_dir, own):
     from tmu_core.models import build_model
 
     b = own["base"]
-    proc = cli(
-        *RUN,
-        "--data-root",
-        str(own["root"]),
-        "--original-weights",
-        str(b / "W.pt"),
-        "--forget-list",
-        str(b / "F.txt"),
-        timeout=600,
-    )
+    proc = own_run(cli, own["root"], b / "W.pt", b / "F.txt", timeout=600)
     assert proc.returncode == 0, proc.stderr[-2000:]
     result = json.loads(proc.stdout)
     o = result["own"]
@@ -90,24 +88,14 @@ def test_refusals(cli, runs_dir, own, case, needles):
         "classes": [own["root"], b / "W3.pt", b / "F.txt"],
         "noaux": [b / "noaux", b / "W.pt", b / "F.txt"],
     }[case]
-    proc = cli(*RUN, "--data-root", str(args[0]), "--original-weights", str(args[1]), "--forget-list", str(args[2]))
+    proc = own_run(cli, *args)
     assert_one_line_error(proc, *needles)
     assert _run_folders(runs_dir) == []
 
 
 def test_forget_list_conflicts_with_forget_count(cli, runs_dir, own):
     b = own["base"]
-    proc = cli(
-        *RUN,
-        "--data-root",
-        str(own["root"]),
-        "--original-weights",
-        str(b / "W.pt"),
-        "--forget-list",
-        str(b / "F.txt"),
-        "--forget-count",
-        "5",
-    )
+    proc = own_run(cli, own["root"], b / "W.pt", b / "F.txt", "--forget-count", "5")
     assert_one_line_error(proc, "--forget-list", "--forget-count")
 
 

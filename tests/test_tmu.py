@@ -8,6 +8,7 @@ import sys
 import numpy as np
 import pytest
 import torch
+from clitools import TINY_TMU, TINY_TRAIN
 
 from tmu_core.config import DataConfig, ForgetSpec, RunConfig, TrainConfig
 from tmu_core.data import load_dataset, resolve_forget
@@ -186,49 +187,9 @@ def test_unknown_method_setting_names_the_valid_ones():
 # ---------------------------------------------------------------- the whole pipeline, through the CLI's JSON contract
 def test_run_json_contract(tmp_path):
     # every method and control, on 30 training images per class (the contract, not the science)
-    cmd = [
-        sys.executable,
-        "-m",
-        "tmu_core",
-        "run",
-        "--dataset",
-        "digits",
-        "--train-per-class",
-        "30",
-        "--forget-class",
-        "8",
-        "--forget-count",
-        "20",
-        "--seed",
-        "0",
-        "--json",
-        "--epochs",
-        "2",
-        "--batch-size",
-        "32",
-        "--tmu-twin-epochs",
-        "1",
-        "--tmu-clf-epochs",
-        "20",
-        "--tmu-cf-epochs",
-        "1",
-        "--finetune-epochs",
-        "1",
-        "--neggrad-epochs",
-        "1",
-        "--randlabel-epochs",
-        "1",
-        "--tmu-epochs",
-        "1",
-        "--scrub-epochs",
-        "1",
-        "--salun-epochs",
-        "1",
-        "--random-k-epochs",
-        "1",
-        "--oracle-labels-epochs",
-        "1",
-    ]
+    others = ("finetune", "neggrad", "randlabel", "badteacher", "scrub", "salun", "random-k", "oracle-labels")
+    one_epoch = [flag for m in others for flag in (f"--{m}-epochs", "1")]
+    cmd = [sys.executable, "-m", "tmu_core", "run", *TINY_TRAIN, "--seed", "0", "--json", *TINY_TMU, *one_epoch]
     out = subprocess.run(
         cmd,
         capture_output=True,
