@@ -240,10 +240,10 @@ def sweep_progress() -> None:
     sweep_id, planned = st.session_state["align_sw_running"]
     sweep = store.Sweep(sweep_id)
     try:
-        done = sweep.results()
-    except TMUError:
-        done = {}
-    n = len(done.get("results", [])) + len(done.get("failed", []))
+        done = sweep.results_model()
+        n = len(done.results) + len(done.failed)
+    except TMUError:  # not written yet (or being replaced): nothing counted so far
+        n = 0
     runs = sweep_runs(sweep_id)
     running = next((r for r in runs if r.state in ("queued", "running")), None)
     part = running.progress if running else 0.0
@@ -306,12 +306,12 @@ def show_sweeps() -> None:
     stored, results = None, []
     if sweep.version() != "-":  # a results file: checked like metrics.json, a damaged one is said, not raised
         try:
-            stored = sweep.results()
+            stored = sweep.results_model()
             results = cache.sweep_results(cache.root(), sweep_id, sweep.version())
         except TMUError as exc:
             st.error(plain(exc))
             return
-    failed = (stored or {}).get("failed", [])
+    failed = [f.model_dump() for f in stored.failed] if stored else []
     if not results:
         running = st.session_state.get("align_sw_running", (None,))[0] == sweep_id
         if failed:

@@ -87,6 +87,10 @@ class Sweep:
             read_json(self.dir / P.SWEEP_RESULTS), f"{P.SWEEP_RESULTS} of sweep {self.id}"
         )
 
+    def results_model(self) -> schema.SweepFile:
+        """results.json as the schema's typed model (TMUError naming the damage)."""
+        return schema.SweepFile.model_validate(self.results())
+
     def save_results(self, obj: dict) -> None:
         atomic_write_json(self.dir / P.SWEEP_RESULTS, obj)
 
