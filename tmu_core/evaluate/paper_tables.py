@@ -117,11 +117,11 @@ def tables(results: list[dict | MetricsFile], tuning_classes=()) -> dict[str, pd
             rows["table4"].append(_table4_row(split, cls))
             split_runs.append(r)
     out = {k: pd.DataFrame(v) for k, v in rows.items() if v}
-    ens = [_ensemble_row(r, _row_label(r, results)) for r in results if "gold_ensemble" in r]
-    if len(ens) == len(results):
-        out["ensemble"] = pd.DataFrame(ens)
+    ens_runs = [r for r in results if "gold_ensemble" in r]  # runs with K > 1 golds (a merged file may mix K)
+    if ens_runs:
+        out["ensemble"] = pd.DataFrame([_ensemble_row(r, _row_label(r, results)) for r in ens_runs])
     for k in [k for k in out if k in SUMMARISED]:  # the class is the unit of every interval
-        behind = split_runs if k == "table4" else results
+        behind = {"table4": split_runs, "ensemble": ens_runs}.get(k, results)
         out[k] = protocol.with_summary(
             out[k], protocol.row_groups(behind, tuning_classes), [r["forget_class"] for r in behind]
         )
