@@ -136,12 +136,6 @@ class GoldEnsemble(_Open):
     mean_p: float | None = None
     extra_gold_cache: list[str] = []
 
-    @property
-    def spread_points(self) -> float:
-        """The golds' A_f range in percentage points (NaN without their A_f)."""
-        acc = self.gold_acc_forget
-        return max(acc) - min(acc) if acc else float("nan")
-
 
 class OwnClassBlock(_Open):
     """TMU's split of one forgotten class in a run on the user's own model."""
