@@ -344,3 +344,49 @@ def test_the_sweep_header_counts_the_golds_of_runs_merged_from_sweeps_of_differe
     assert golds_line([k3, k3]) == "3 gold model(s) per run"
     assert golds_line([k1]) == "1 gold model(s) per run"
     assert golds_line([k1, k3, k1]) == "gold models per run: 3 in 1 runs, 1 in 2 runs"
+
+
+def test_gold_init_scores_the_same_models_against_a_shared_and_an_own_initialisation_gold(tmp_path, monkeypatch):
+    """benchmarks/gold_init.py: the 'own' gold is the one every run trains (reference_key), the 'shared' one
+    trains from the original's seed; the effect table's class means are those of the per-class rows."""
+    import importlib.util
+    from pathlib import Path
+
+    from clitools import TINY_TMU, TINY_TRAIN
+
+    from tmu_core import store
+    from tmu_core.cli import add_run_args, run_config_from_args
+    from tmu_core.data import load_dataset, resolve_forget
+    from tmu_core.references import cache_key, reference_key
+
+    monkeypatch.setenv("TMU_RUNS_DIR", str(tmp_path / "runs"))
+    spec = importlib.util.spec_from_file_location(
+        "gold_init", Path(__file__).resolve().parents[1] / "benchmarks" / "gold_init.py"
+    )
+    gi = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(gi)
+    monkeypatch.setattr(gi, "RESULTS", tmp_path / "results")
+    argv = [*TINY_TRAIN, *TINY_TMU, "--finetune-epochs", "1", "--classes", "8", "--tag", "t"]
+    assert gi.main(argv) == 0
+    md = (tmp_path / "results" / "digits-small_cnn-gold-init-t.md").read_text()
+    assert "| 8 | original |" in md and "| 8 | finetune |" in md and "| 8 | tmu |" in md
+
+    import argparse
+
+    p = argparse.ArgumentParser()
+    add_run_args(p)
+    cfg = run_config_from_args(p.parse_args([*TINY_TRAIN, "--forget-class", "8"]))
+    data = load_dataset(cfg.data, cfg.seed)
+    remain = resolve_forget(data, cfg.forget, cfg.seed).remain_ids(data)
+    own = reference_key("gold", cfg.data, cfg.train, cfg.seed, remain)
+    shared = cache_key("gold", cfg.data, cfg.train, cfg.seed, remain)
+    assert own != shared and store.model_cache_file(own).exists() and store.model_cache_file(shared).exists()
+
+    rows = [
+        dict(model=m, **{f"{lab} ({k})": v for lab in gi.MEASURES.values() for k, v in (("shared", a), ("own", b))})
+        for m, a, b in (("x", 1.0, 2.0), ("x", 3.0, 7.0), ("y", 5.0, 5.0), ("y", 5.0, 5.0))
+    ]
+    eff = gi.effect_table(pd.DataFrame(rows)).set_index(["model", "measure"])
+    assert eff.loc[("x", "|Δ|"), "vs own-init gold"] == pytest.approx(4.5)
+    assert eff.loc[("x", "|Δ|"), "own minus shared"] == pytest.approx(2.5)
+    assert eff.loc[("x", "agree"), "classes up / down"] == "2 / 0" and eff.loc[("y", "agree"), "classes"] == 2
