@@ -203,3 +203,23 @@ def test_a_run_trains_its_gold_from_gold_seed(runs_dir, monkeypatch):
     writer = types.SimpleNamespace(done=lambda *a, **k: None, begin=lambda *a, **k: None, cached=lambda *a, **k: None)
     pipeline._references(run, cfg, data, forget, CPU, writer, None)
     assert seeds == {"original": 3, "gold": refs.gold_seed(3, 0)} and refs.gold_seed(3, 0) != 3
+
+
+def test_the_model_cache_keys_a_data_folder_by_its_absolute_path(tmp_path, monkeypatch):
+    """`tmu run --data-root ../x` and a sweep's runs (given the absolute path) share cached models; the same
+    relative path typed in another working folder names other data and gets another key."""
+    from tmu_core.references import cache_key
+
+    (tmp_path / "a" / "data").mkdir(parents=True)
+    (tmp_path / "b" / "data").mkdir(parents=True)
+    tc, ids = TrainConfig(), np.arange(5)
+
+    def key(root: str) -> str:
+        return cache_key("gold", DataConfig(dataset="imagefolder", data_root=root), tc, 0, ids)
+
+    monkeypatch.chdir(tmp_path / "a")
+    relative_in_a = key("data")
+    assert relative_in_a == key(str(tmp_path / "a" / "data")) == key("./data/")
+    monkeypatch.chdir(tmp_path / "b")
+    assert key("data") != relative_in_a
+    assert key("") == cache_key("gold", DataConfig(dataset="imagefolder"), tc, 0, ids)  # no folder: as before

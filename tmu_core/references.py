@@ -20,6 +20,7 @@ import torch
 from . import store
 from .config import DataConfig, TrainConfig
 from .data import Dataset, ForgetSet
+from .data.sources import user_path
 from .errors import TMUError
 from .models import Net, build_model
 from .train import Progress, ProgressFn, fit, seed_everything
@@ -35,11 +36,21 @@ class Trained:
     key: str
 
 
+def _data_identity(data_cfg: DataConfig) -> dict:
+    """The data section as the cache key sees it: a data folder by its absolute path, so that `../x` typed in
+    another working folder is another key, and `../x` and the same folder typed absolutely (as a sweep passes
+    it to its runs) are one."""
+    data = asdict(data_cfg)
+    if data["data_root"]:
+        data["data_root"] = str(user_path(data["data_root"]).resolve())
+    return data
+
+
 def cache_key(kind: str, data_cfg: DataConfig, train_cfg: TrainConfig, seed: int, ids: np.ndarray) -> str:
     blob = json.dumps(
         {
             "kind": kind,
-            "data": asdict(data_cfg),
+            "data": _data_identity(data_cfg),
             "train": asdict(train_cfg),
             "seed": seed,
             "ids": hashlib.sha256(np.asarray(ids, dtype=np.int64).tobytes()).hexdigest(),
