@@ -12,19 +12,15 @@ machine, device and torch version. All training flags of `python -m tmu_core run
 
 from __future__ import annotations
 
-import argparse
-import datetime as dt
-import os
-import platform
-import shlex
 import sys
 import time
 from dataclasses import replace
 from pathlib import Path
 
 import pandas as pd
+from common import provenance, script_parser
 
-from tmu_core.cli import add_method_args, add_run_args, run_config_from_args  # the CLI's own flags
+from tmu_core.cli import run_config_from_args  # the CLI's own flags
 from tmu_core.data import class_ref  # a parsed class index, never re-read as a name
 from tmu_core.evaluate.paper_tables import md_table, tables, to_markdown
 from tmu_core.jobs.pipeline import execute, start
@@ -118,16 +114,10 @@ def curve(cfg, counts, forget_class, seed, log) -> pd.DataFrame:
 
 
 def main(argv=None) -> int:
-    p = argparse.ArgumentParser(
-        allow_abbrev=False, description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
-    )
-    add_run_args(p)
-    add_method_args(p)
-    p.add_argument("--classes", default="all", help="'all' or comma-separated classes")
+    p = script_parser(__doc__)
     p.add_argument("--seeds", default="0", help="comma-separated seeds")
     p.add_argument("--curve", default="", help="forget counts for the forgetting-more-data curve, e.g. 20,50,100")
     p.add_argument("--curve-class", default="", help="class for the curve (default: the first of --classes)")
-    p.add_argument("--tag", default="", help="suffix of the results file name")
     p.add_argument(
         "--variants",
         default="tmu_ng:mechanism=neggrad",
@@ -148,7 +138,6 @@ def main(argv=None) -> int:
         frames["curve"] = curve(
             cfg, [int(n) for n in args.curve.split(",")], args.curve_class or classes[0], seeds[0], log
         )
-    import torch
 
     r0 = results[0]
     name = f"{cfg.data.dataset}-{cfg.train.model}{('-' + args.tag) if args.tag else ''}"
@@ -156,9 +145,7 @@ def main(argv=None) -> int:
         [
             f"# Alignment benchmark: {cfg.data.dataset}, {cfg.train.model}",
             "",
-            f"- command: `python benchmarks/alignment.py {shlex.join(sys.argv[1:] if argv is None else argv)}`",
-            f"- date: {dt.datetime.now().isoformat(timespec='minutes')}; wall time {time.perf_counter() - started:.0f} s",
-            f"- machine: {platform.machine()}, {os.cpu_count()} CPU cores; device: {r0['device']}; torch {torch.__version__}",
+            *provenance("alignment.py", argv, started, r0["device"]),
             f"- training recipe: {r0['train_config']}; data: {cfg.data}",
             f"- forget: {cfg.forget.forget_count} samples of each class in {classes}; seeds {seeds}",
             f"- TMU variants beside the default `tmu`: {parse_variants(args.variants)} (TMU-NG = the negative-gradient mechanism).",

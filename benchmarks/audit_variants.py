@@ -15,7 +15,6 @@ benchmarks/results/audit-variants-<dataset>-<tag>.md and .csv.
 
 from __future__ import annotations
 
-import argparse
 import datetime as dt
 import os
 import platform
@@ -28,8 +27,9 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 from alignment import parse_variants, typed_params
+from common import script_parser
 
-from tmu_core.cli import add_run_args, run_config_from_args
+from tmu_core.cli import run_config_from_args
 from tmu_core.data import class_ref  # a parsed class index, never re-read as a name
 from tmu_core.evaluate.paper_tables import md_table
 from tmu_core.evaluate.protocol import class_ci, class_means, paired_test, sign_test
@@ -176,14 +176,14 @@ def paired(df: pd.DataFrame, first: str) -> pd.DataFrame:
 
 
 def main(argv=None) -> int:
-    p = argparse.ArgumentParser(
-        allow_abbrev=False, description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    p = script_parser(
+        __doc__,
+        methods=False,
+        classes="3,8",
+        classes_help="comma-separated classes (the tuning classes, unless reporting)",
     )
-    add_run_args(p)
     p.add_argument("--gold-seeds", type=int, default=1, metavar="K", help="gold models per run (soft truth when > 1)")
-    p.add_argument("--classes", default="3,8", help="comma-separated classes (the tuning classes, unless reporting)")
     p.add_argument("--seeds", type=int, nargs="+", default=[0])
-    p.add_argument("--tag", default="", help="suffix of the results file name")
     p.add_argument(
         "--variants",
         default="paper:",

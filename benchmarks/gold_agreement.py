@@ -14,11 +14,6 @@ Writes benchmarks/results/<dataset>-<model>-gold-agreement.md.
 
 from __future__ import annotations
 
-import argparse
-import datetime as dt
-import os
-import platform
-import shlex
 import sys
 import time
 from dataclasses import replace
@@ -26,8 +21,9 @@ from pathlib import Path
 
 import pandas as pd
 import torch
+from common import provenance, script_parser
 
-from tmu_core.cli import add_run_args, run_config_from_args  # the CLI's own flags
+from tmu_core.cli import run_config_from_args
 from tmu_core.data import (
     class_ref,  # a parsed class index, never re-read as a name
     load_dataset,
@@ -73,13 +69,8 @@ def agreement_row(cfg, second_seed: int, device, log) -> dict:
 
 
 def main(argv=None) -> int:
-    p = argparse.ArgumentParser(
-        allow_abbrev=False, description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
-    )
-    add_run_args(p)
-    p.add_argument("--classes", default="all", help="'all' or comma-separated classes")
+    p = script_parser(__doc__, methods=False)
     p.add_argument("--second-seed", type=int, default=1, help="training seed of the second gold model (default 1)")
-    p.add_argument("--tag", default="", help="suffix of the results file name")
     args = p.parse_args(argv)
     cfg = run_config_from_args(args)
     if args.second_seed == cfg.seed:
@@ -103,9 +94,7 @@ def main(argv=None) -> int:
         [
             f"# How predictable is gold's correctness on D_f? {cfg.data.dataset}, {cfg.train.model}",
             "",
-            f"- command: `python benchmarks/gold_agreement.py {shlex.join(sys.argv[1:] if argv is None else argv)}`",
-            f"- date: {dt.datetime.now().isoformat(timespec='minutes')}; wall time {time.perf_counter() - started:.0f} s",
-            f"- machine: {platform.machine()}, {os.cpu_count()} CPU cores; device: {device}; torch {torch.__version__}",
+            *provenance("gold_agreement.py", argv, started, device),
             f"- training recipe: {cfg.train}; forget {cfg.forget.forget_count} per class, split/forget seed {cfg.seed}",
             "",
             "Two gold models retrained on the same D_r, differing only in their training seed. Their agreement on",

@@ -16,11 +16,6 @@ Writes benchmarks/results/<dataset>-<model>-gold-init.md.
 
 from __future__ import annotations
 
-import argparse
-import datetime as dt
-import os
-import platform
-import shlex
 import sys
 import time
 from dataclasses import replace
@@ -28,8 +23,9 @@ from pathlib import Path
 
 import pandas as pd
 import torch
+from common import provenance, script_parser
 
-from tmu_core.cli import add_method_args, add_run_args, run_config_from_args  # the CLI's own flags
+from tmu_core.cli import run_config_from_args
 from tmu_core.data import class_ref, load_dataset, resolve_forget
 from tmu_core.evaluate.evaluator import Evaluator
 from tmu_core.evaluate.paper_tables import md_table
@@ -123,14 +119,8 @@ def write(path: Path, header: list[str], df: pd.DataFrame) -> str:
 
 
 def main(argv=None) -> int:
-    p = argparse.ArgumentParser(
-        allow_abbrev=False, description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
-    )
-    add_run_args(p)
-    add_method_args(p)
-    p.add_argument("--classes", default="all", help="'all' or comma-separated classes")
+    p = script_parser(__doc__)
     p.add_argument("--compare", nargs="+", default=["finetune", "tmu"], help="methods to unlearn with")
-    p.add_argument("--tag", default="", help="suffix of the results file name")
     args = p.parse_args(argv)
     cfg = run_config_from_args(args, args.compare)
     device = pick_device(cfg.device)
@@ -151,10 +141,7 @@ def main(argv=None) -> int:
         header = [
             f"# Gold's initialisation and the alignment measures: {cfg.data.dataset}, {cfg.train.model}",
             "",
-            f"- command: `python benchmarks/gold_init.py {shlex.join(sys.argv[1:] if argv is None else argv)}`",
-            f"- date: {dt.datetime.now().isoformat(timespec='minutes')}; wall time "
-            f"{time.perf_counter() - started:.0f} s; {torch.get_num_threads()} thread(s)",
-            f"- machine: {platform.machine()}, {os.cpu_count()} CPU cores; device: {device}; torch {torch.__version__}",
+            *provenance("gold_init.py", argv, started, device, f"; {torch.get_num_threads()} thread(s)"),
             f"- training recipe: {cfg.train}; forget {cfg.forget.forget_count} per class, seed {cfg.seed}",
             "",
             "The same original and the same unlearned models, scored against two golds retrained on the same D_r:",

@@ -13,6 +13,19 @@ from tmu_core.evaluate import protocol as P
 from tmu_core.evaluate.paper_tables import tables
 
 
+def benchmark(name: str, monkeypatch):
+    """A script of benchmarks/ loaded as a module, its folder on sys.path as when it runs (it imports common.py)."""
+    import importlib.util
+    from pathlib import Path
+
+    folder = Path(__file__).resolve().parents[1] / "benchmarks"
+    monkeypatch.syspath_prepend(str(folder))
+    spec = importlib.util.spec_from_file_location(name, folder / f"{name}.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
 def test_mean_ci_is_the_student_t_interval():
     # 1..5: mean 3, s = sqrt(2.5), t(0.975, df 4) = 2.776445 (tables), half = t s / sqrt(5)
     mean, half, n = P.mean_ci([1, 2, 3, 4, 5])
@@ -213,17 +226,10 @@ def test_with_summary_without_groups_adds_one_avg_and_one_ci_row():
 def test_export_adds_another_sweeps_matching_runs_and_rebuilds_the_tables(tmp_path, monkeypatch):
     """benchmarks/export_sweep.py --add: runs already made by another sweep join the tables instead of being
     computed again; --add-where keeps only the matching ones, and a K = 3 run joins a K = 1 sweep as K = 1."""
-    import importlib.util
-    from pathlib import Path
-
     from tmu_core import store
 
     monkeypatch.setenv("TMU_RUNS_DIR", str(tmp_path / "runs"))
-    spec = importlib.util.spec_from_file_location(
-        "export_sweep", Path(__file__).resolve().parents[1] / "benchmarks" / "export_sweep.py"
-    )
-    export = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(export)
+    export = benchmark("export_sweep", monkeypatch)
     monkeypatch.setattr(export, "RESULTS", tmp_path / "results")
     extra = {"dataset": "digits", "model": "small_cnn", "device": "cpu", "cost_ratio": 0.2}
     own = [{**fake_result(c, 0, 100, tmu=1.0, ft=5.0), **extra} for c in (0, 2)]
@@ -257,14 +263,7 @@ def test_export_adds_another_sweeps_matching_runs_and_rebuilds_the_tables(tmp_pa
 def test_audit_variants_keeps_reused_rows_instead_of_running_them_again(tmp_path, monkeypatch):
     """benchmarks/audit_variants.py --reuse: a (variant, class, seed) found in an earlier CSV is taken from it and
     the pipeline is not started for it; a file that is not such a CSV is one clear error."""
-    import importlib.util
-    from pathlib import Path
-
-    folder = Path(__file__).resolve().parents[1] / "benchmarks"
-    monkeypatch.syspath_prepend(str(folder))  # as when run as a script: its sibling alignment.py is importable
-    spec = importlib.util.spec_from_file_location("audit_variants", folder / "audit_variants.py")
-    av = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(av)
+    av = benchmark("audit_variants", monkeypatch)
     rows = [{"variant": "paper", "class": c, "seed": 0, **{col: float(c) for col in av.COLUMNS}} for c in (3, 8)]
     pd.DataFrame(rows).to_csv(tmp_path / "old.csv", index=False)
     done = av.reused_rows([tmp_path / "old.csv"])
@@ -286,15 +285,8 @@ def test_audit_variants_keeps_reused_rows_instead_of_running_them_again(tmp_path
         av.reused_rows([tmp_path / "bad.csv"])
 
 
-def test_audit_variants_summarise_and_pair_with_the_class_as_the_unit():
-    import importlib.util
-    from pathlib import Path
-
-    spec = importlib.util.spec_from_file_location(
-        "audit_variants", Path(__file__).resolve().parents[1] / "benchmarks" / "audit_variants.py"
-    )
-    av = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(av)
+def test_audit_variants_summarise_and_pair_with_the_class_as_the_unit(monkeypatch):
+    av = benchmark("audit_variants", monkeypatch)
     # reference: class 3 seeds 1, 3 (mean 2), class 8: 10, 10; variant x is 1 lower on every run
     rows = [
         {
@@ -349,9 +341,6 @@ def test_the_sweep_header_counts_the_golds_of_runs_merged_from_sweeps_of_differe
 def test_gold_init_scores_the_same_models_against_a_shared_and_an_own_initialisation_gold(tmp_path, monkeypatch):
     """benchmarks/gold_init.py: the 'own' gold is the one every run trains (reference_key), the 'shared' one
     trains from the original's seed; the effect table's class means are those of the per-class rows."""
-    import importlib.util
-    from pathlib import Path
-
     from clitools import TINY_TMU, TINY_TRAIN
 
     from tmu_core import store
@@ -360,11 +349,7 @@ def test_gold_init_scores_the_same_models_against_a_shared_and_an_own_initialisa
     from tmu_core.references import cache_key, reference_key
 
     monkeypatch.setenv("TMU_RUNS_DIR", str(tmp_path / "runs"))
-    spec = importlib.util.spec_from_file_location(
-        "gold_init", Path(__file__).resolve().parents[1] / "benchmarks" / "gold_init.py"
-    )
-    gi = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(gi)
+    gi = benchmark("gold_init", monkeypatch)
     monkeypatch.setattr(gi, "RESULTS", tmp_path / "results")
     argv = [*TINY_TRAIN, *TINY_TMU, "--finetune-epochs", "1", "--classes", "8", "--tag", "t"]
     assert gi.main(argv) == 0
