@@ -31,7 +31,7 @@ from tmu_core.evaluate.evaluator import Evaluator
 from tmu_core.evaluate.paper_tables import md_table
 from tmu_core.evaluate.protocol import paired_test, sign_test
 from tmu_core.jobs.sweep import parse_classes
-from tmu_core.methods import METHODS, method_config
+from tmu_core.methods import METHODS, run_method_config
 from tmu_core.methods.loop import UnlearnTask
 from tmu_core.references import gold_seed, train_cached
 from tmu_core.train import pick_device, seed_everything
@@ -54,7 +54,7 @@ def class_rows(cfg, methods: list[str], device, log) -> list[dict]:
         log(f"class {forget.class_name}: {GOLDS[kind]} ready in {time.perf_counter() - t:.0f} s")
     models = {"original": original.model}
     for name in methods:
-        mcfg = method_config(name, cfg.data.dataset, cfg.params_for(name), dict(cfg.method_params))
+        mcfg = run_method_config(name, cfg)
         task = UnlearnTask(data, cfg.data, cfg.train, forget, original.model, cfg.seed)
         seed_everything(cfg.seed)
         t = time.perf_counter()

@@ -24,7 +24,7 @@ from ..data import DATASETS, Dataset, ForgetSet, load_dataset, resolve_forget
 from ..errors import Cancelled, Diverged, TMUError
 from ..evaluate import artifacts, ensemble
 from ..evaluate.evaluator import Evaluator
-from ..methods import METHODS, REFERENCES, config_dict, method_config, run_order
+from ..methods import METHODS, REFERENCES, config_dict, method_config, run_method_config, run_order
 from ..methods.loop import UnlearnTask
 from ..models import MODELS
 from ..references import Trained, extra_golds, gold_seed, original_and_gold, reference_key, train_cached
@@ -48,7 +48,7 @@ def validate(cfg: RunConfig) -> tuple[Dataset, ForgetSet]:
     forget = resolve_forget(data, cfg.forget, cfg.seed)
     n_ref = len(forget.remain_class_ids(data))
     for m in cfg.methods:
-        method_config(m, cfg.data.dataset, cfg.params_for(m), dict(cfg.method_params))  # valid for this method
+        run_method_config(m, cfg)  # valid for this method
         nf_k = cfg.params_for(m).get("nf_k")  # only a k the user chose is refused; a default adapts (with a note)
         if nf_k is not None and nf_k > n_ref:
             raise TMUError(
@@ -390,7 +390,7 @@ def _run_methods(run, cfg, data, forget, original, gold, device, writer, report)
     out = Outcome()
     for name in run_order(cfg.methods):
         entry = METHODS.get(name)
-        mcfg = method_config(name, cfg.data.dataset, cfg.params_for(name), dict(cfg.method_params))
+        mcfg = run_method_config(name, cfg)
         out.configs[name] = mcfg
         task = UnlearnTask(
             data,

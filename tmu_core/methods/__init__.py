@@ -17,6 +17,7 @@ from .registry import (
     method_config,
     ordered,
     primary_method,
+    run_method_config,
     run_order,
 )
 
@@ -32,5 +33,6 @@ __all__ = [
     "method_config",
     "ordered",
     "primary_method",
+    "run_method_config",
     "run_order",
 ]

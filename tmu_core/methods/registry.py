@@ -143,6 +143,12 @@ def method_config(name: str, dataset: str, overrides: dict | None = None, run_pa
     return with_flat(base, overrides or {})
 
 
+def run_method_config(name: str, run_cfg):
+    """A method's config as a run (a RunConfig) resolves it: its dataset's defaults, the run's overrides for it,
+    and, for a method that follows another's settings, that method's overrides in the same run."""
+    return method_config(name, run_cfg.data.dataset, run_cfg.params_for(name), dict(run_cfg.method_params))
+
+
 def config_dict(cfg) -> dict:
     """A method config as flat JSON-ready {setting: value} (tuples as lists)."""
     return {k: (list(v) if isinstance(v, tuple) else v) for k, v in flatten(cfg).items()}

@@ -22,7 +22,7 @@ from ..config import RunConfig, run_config_to_dict
 from ..errors import Diverged, TMUError
 from ..evaluate import metrics as M
 from ..evaluate.evaluator import Evaluator
-from ..methods import METHODS, config_dict, display, method_config, primary_method, run_order
+from ..methods import METHODS, config_dict, display, primary_method, run_method_config, run_order
 from ..methods.loop import UnlearnTask
 from ..models import MODELS, build_model
 from ..references import gold_seed
@@ -87,7 +87,7 @@ def validate(cfg: RunConfig) -> Prepared:
         gold = load_model(own.gold_weights, cfg.train.model, data, own.input_mean, own.input_std, what="gold weights")
     n_ref = min(len(p.remain_class_ids(data)) for p in request.parts)
     for m in cfg.methods:
-        method_config(m, cfg.data.dataset, cfg.params_for(m))
+        run_method_config(m, cfg)
         nf_k = cfg.params_for(m).get("nf_k")
         if nf_k is not None and nf_k > n_ref:
             raise TMUError(
@@ -210,7 +210,7 @@ def _methods(cfg: RunConfig, p: Prepared, device, report, should_stop, models, s
     """Every chosen method from the user's model: TMU per class of the request, the baselines on all of it."""
     reports, configs, diverged, pred = [], {}, {}, None
     for name in run_order(cfg.methods):
-        mcfg = method_config(name, cfg.data.dataset, cfg.params_for(name))
+        mcfg = run_method_config(name, cfg)
         configs[name] = config_dict(mcfg)
         task = UnlearnTask(p.data, cfg.data, cfg.train, p.request.whole, p.original.model, cfg.seed, should_stop)
         seed_everything(cfg.seed)
