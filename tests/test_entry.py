@@ -123,3 +123,30 @@ def test_a_ray_token_turns_on_token_mode_only_when_there(tmp_path, monkeypatch):
     os.environ["RAY_AUTH_MODE"] = "disabled"  # an explicit choice is kept
     _use_token_if_any()
     assert os.environ["RAY_AUTH_MODE"] == "disabled"
+
+
+def test_library_warnings_do_not_break_the_one_line_output(tmp_path):
+    """A library's warning (here as torch and Pillow word theirs, with a line break) goes to the debug log, not
+    to the user's stderr: the error stays the only line. Run as a process, where no test harness records
+    warnings."""
+    import subprocess
+    import sys
+
+    code = (
+        "import warnings\n"
+        "from PIL import Image\n"
+        "from tmu_core.entry import run_entry\n"
+        "from tmu_core.errors import TMUError\n"
+        "def body():\n"
+        "    warnings.warn('Detected pickle protocol 2 in the checkpoint.\\nThis was likely ...', UserWarning)\n"
+        "    warnings.warn('Image size exceeds limit', Image.DecompressionBombWarning)\n"
+        "    raise TMUError('bad input')\n"
+        "raise SystemExit(run_entry(body))\n"
+    )
+    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120, cwd=tmp_path)
+    assert proc.returncode == 2 and proc.stderr.strip() == "error: bad input", proc.stderr
+
+
+def test_a_huge_message_is_cut():
+    text = str(TMUError("x" * 10_000_000))
+    assert len(text) < 2100 and "characters cut" in text

@@ -12,9 +12,10 @@ import logging
 import os
 import signal
 import sys
+import warnings
 from collections.abc import Callable
 
-from .errors import TMUError
+from .errors import TMUError, one_line
 
 log = logging.getLogger(__name__)
 
@@ -23,9 +24,17 @@ def _interrupt(*_) -> None:
     raise KeyboardInterrupt
 
 
+def _log_warning(message, category, filename, lineno, file=None, line=None) -> None:
+    """A library's warning (torch's pickle-protocol note, Pillow's DecompressionBombWarning, a complex-to-real
+    cast) as one line of the log at debug level: what the user reads stays one line per error."""
+    text = one_line(str(message))
+    log.debug("%s (%s:%s): %s", category.__name__, os.path.basename(filename), lineno, text[:500])
+
+
 def run_entry(body: Callable[[], int], level: int = logging.WARNING) -> int:
     """Run `body` as a process's main work and return its exit code (see the module's docstring)."""
     logging.basicConfig(level=level, format="%(levelname)s %(name)s: %(message)s")
+    warnings.showwarning = _log_warning
     signal.signal(signal.SIGTERM, _interrupt)
     try:
         return body()

@@ -14,11 +14,23 @@ def one_line(text: str) -> str:
     return "".join(repr(ch)[1:-1] if unicodedata.category(ch) in ("Cc", "Zl", "Zp") else ch for ch in text)
 
 
+MAX_MESSAGE = 2000  # characters: a message quoting a user's text is cut (its source should quote less)
+
+
+def bounded(text: str, limit: int = MAX_MESSAGE) -> str:
+    """`text` with its middle cut when longer than `limit`, the cut said."""
+    if len(text) <= limit:
+        return text
+    half = limit // 2
+    return f"{text[:half]} ... ({len(text) - 2 * half} characters cut) ... {text[-half:]}"
+
+
 class TMUError(ValueError):
-    """A problem with the user's input or files, explained in one line (control characters escaped)."""
+    """A problem with the user's input or files, explained in one line (control characters escaped) of at most
+    about MAX_MESSAGE characters."""
 
     def __str__(self) -> str:
-        return one_line(super().__str__())
+        return bounded(one_line(super().__str__()))
 
 
 class DataUnavailable(TMUError):

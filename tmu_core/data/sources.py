@@ -182,7 +182,7 @@ def _stamp(f: Path) -> tuple[int, int]:
 def _list_images(folder: Path) -> dict[str, list[tuple[Path, tuple[int, int]]]]:
     out: dict[str, list[tuple[Path, tuple[int, int]]]] = {}
     for d in sorted(p for p in folder.iterdir() if p.is_dir() and not p.name.startswith(".")):
-        files = sorted(f for f in d.iterdir() if f.suffix.lower() in IMAGE_EXTS and f.is_file())
+        files = sorted(f for f in d.iterdir() if f.suffix.lower() in IMAGE_EXTS and f.is_file() and not f.name.startswith("."))
         if files:
             out[d.name] = [(f, _stamp(f)) for f in files]
     if not out:
@@ -231,9 +231,14 @@ def _small_image(f: Path, size: int):
     """One image as an 8-bit image no larger than needed for `size` x `size`: its dimensions are checked before
     any pixel is decoded, a JPEG is decoded at a reduced scale (`draft`), and a large image of another format
     is shrunk by an integer factor (`reduce`) right after decoding, so only one full-size image is ever held."""
+    import warnings
+
     from PIL import Image
 
-    with Image.open(f) as im:
+    with warnings.catch_warnings():  # Pillow warns from 89 M pixels; the limit below refuses from 64 M
+        warnings.simplefilter("ignore", Image.DecompressionBombWarning)
+        im = Image.open(f)
+    with im:
         w, h = im.size
         if w * h > MAX_IMAGE_PIXELS:
             raise TMUError(f"image {f} is {w}x{h} pixels; images are resized to {size}x{size}, and more than "
@@ -253,23 +258,43 @@ def _small_image(f: Path, size: int):
     return small if small.size == (size, size) else small.resize((size, size), Image.BILINEAR)
 
 
-def _decode(listing: dict[str, list[tuple[Path, tuple[int, int]]]], classes: list[str], size: int):
+def common_mode(imgs: list, files: list) -> str:
+    """The mode every image is converted to: the majority's ("L" or "RGB"; a tie is "RGB"), so one colour image
+    among greyscale ones does not make the whole set 3-channel (the model was most likely trained on the
+    majority's). The images converted are named in the log."""
+    grey = [im.mode == "L" for im in imgs]
+    mode = "L" if 2 * sum(grey) > len(grey) else "RGB"
+    odd = [str(f) for f, g in zip(files, grey, strict=True) if g != (mode == "L")]
+    if odd:
+        log.warning("%d of %d images are %s; converted to %s like the rest: %s%s", len(odd), len(imgs),
+                    "colour" if mode == "L" else "greyscale", "greyscale" if mode == "L" else "colour",
+                    ", ".join(odd[:5]), " ..." if len(odd) > 5 else "")
+    return mode
+
+
+def decode_files(files: list, size: int) -> torch.Tensor:
+    """Image files as one uint8 tensor N x C x size x size, in the majority's mode (`common_mode`); an unreadable
+    or oversized file is refused in one line naming it."""
     from PIL import Image, UnidentifiedImageError
 
-    files = [(f, classes.index(c)) for c, fs in listing.items() for f, _ in fs]
     imgs = []  # already size x size: memory grows with the resized data set, not with the files' pixels
-    for f, _ in files:
+    for f in files:
         try:
             imgs.append(_small_image(f, size))
         except (UnidentifiedImageError, Image.DecompressionBombError, OSError, SyntaxError, ValueError) as exc:
             if isinstance(exc, TMUError):
                 raise
             raise TMUError(f"cannot read image {f}: {exc.__class__.__name__}; remove or replace that file") from exc
-    mode = "L" if all(im.mode == "L" for im in imgs) else "RGB"
+    mode = common_mode(imgs, files)
     x = np.empty((len(imgs), size, size, 1 if mode == "L" else 3), dtype=np.uint8)
     for i, im in enumerate(imgs):
         a = np.asarray(im.convert(mode), dtype=np.uint8)
         x[i] = a[..., None] if a.ndim == 2 else a
-    y = np.array([c for _, c in files], dtype=np.int64)
     log.info("decoded %d images (%s) at %dx%d", len(files), mode, size, size)
-    return torch.from_numpy(x).permute(0, 3, 1, 2).contiguous(), torch.from_numpy(y)
+    return torch.from_numpy(x).permute(0, 3, 1, 2).contiguous()
+
+
+def _decode(listing: dict[str, list[tuple[Path, tuple[int, int]]]], classes: list[str], size: int):
+    files = [(f, classes.index(c)) for c, fs in listing.items() for f, _ in fs]
+    x = decode_files([f for f, _ in files], size)
+    return x, torch.from_numpy(np.array([c for _, c in files], dtype=np.int64))

@@ -15,7 +15,9 @@ from __future__ import annotations
 
 import csv
 import hashlib
+import io
 import logging
+import os
 from dataclasses import dataclass, field
 from pathlib import Path, PurePosixPath
 
@@ -25,8 +27,18 @@ import torch
 from .. import store
 from ..config import DataConfig, ForgetSpec, OwnModelConfig
 from ..data.registry import Dataset, ForgetSet, channel_stats, resolve_forget
-from ..data.sources import IMAGE_EXTS, eight_bit, user_path
+from ..data.sources import IMAGE_EXTS, decode_files, user_path
 from ..errors import TMUError
+from .userfiles import (
+    MAX_LIST_BYTES,
+    MAX_MANIFEST_BYTES,
+    excerpt,
+    line_numbers,
+    listing,
+    norm_path,
+    read_text_file,
+    strip_split,
+)
 
 log = logging.getLogger(__name__)
 
@@ -52,10 +64,15 @@ class UserData(Dataset):
 
     paths: list = field(default_factory=list)
     source: str = ""  # the folder or manifest it was read from
+    files: list = field(default_factory=list)  # `files[i]`: sample i's file as an absolute path (str)
 
 
 def _order(entries: list[Entry]) -> list[Entry]:
     return sorted(entries, key=lambda e: (PurePosixPath(e.rel).name, e.rel))
+
+
+def _visible(p: Path) -> bool:
+    return not p.name.startswith(".")  # hidden files and folders (.DS_Store, ._cat.png, .ipynb_checkpoints)
 
 
 def list_folder(root: Path) -> dict[str, list[Entry]]:
@@ -75,11 +92,11 @@ def list_folder(root: Path) -> dict[str, list[Entry]]:
     out = {}
     for split in SPLITS:
         entries = []
-        for d in sorted(p for p in (root / split).iterdir() if p.is_dir() and not p.name.startswith(".")):
+        for d in sorted(p for p in (root / split).iterdir() if p.is_dir() and _visible(p)):
             entries += [
                 Entry(f"{d.name}/{f.name}", f, d.name, split)
                 for f in sorted(d.iterdir())
-                if f.is_file() and f.suffix.lower() in IMAGE_EXTS
+                if f.is_file() and _visible(f) and f.suffix.lower() in IMAGE_EXTS
             ]
         if not entries:
             raise TMUError(
@@ -90,35 +107,58 @@ def list_folder(root: Path) -> dict[str, list[Entry]]:
     return out
 
 
+MANIFEST_FORM = "a manifest is a CSV file with a header row path,label,split and one row per image"
+
+
 def list_manifest(path: Path) -> dict[str, list[Entry]]:
-    if not path.is_file():
-        raise TMUError(f"manifest {path} does not exist or is not a file")
+    """A CSV manifest's rows by split, each image once: a row repeating an image (in the same split or another)
+    is refused, naming both lines."""
+    text = read_text_file(path, "manifest", MAX_MANIFEST_BYTES, MANIFEST_FORM)
+    name = excerpt(path)
+    csv.field_size_limit(MAX_MANIFEST_BYTES)
     try:
-        with open(path, newline="", encoding="utf-8") as fh:
-            rows = list(csv.DictReader(fh))
-    except (OSError, UnicodeDecodeError, csv.Error) as exc:
-        raise TMUError(
-            f"manifest {path} cannot be read ({exc.__class__.__name__}); it must be a CSV file "
-            f"with columns path,label,split"
-        ) from None
+        rows = list(csv.DictReader(io.StringIO(text, newline="")))
+    except csv.Error as exc:
+        raise TMUError(f"manifest {name} cannot be read as CSV ({excerpt(exc, 60)}); {MANIFEST_FORM}") from None
     if not rows or not {"path", "label", "split"} <= set(rows[0]):
-        raise TMUError(f"manifest {path} must be a CSV file with a header row path,label,split and one row per image")
+        raise TMUError(f"manifest {name} has no header row path,label,split: {MANIFEST_FORM}")
     out: dict[str, list[Entry]] = {s: [] for s in SPLITS}
+    seen: dict[str, tuple[int, str]] = {}  # the image's real path -> (line, split) of its first row
+    keys: dict[str, int] = {}  # train rows: the path's normal form -> line
     for i, row in enumerate(rows, start=2):
         split, rel, label = ((row.get(k) or "").strip() for k in ("split", "path", "label"))
         if split not in SPLITS:
-            raise TMUError(f"manifest {path} line {i}: split '{split}' is not valid; choose train, aux or test")
+            raise TMUError(f"manifest {name} line {i}: the split column must be train, aux or test")
         if not rel or not label:
-            raise TMUError(f"manifest {path} line {i}: path and label must not be empty")
+            raise TMUError(f"manifest {name} line {i}: path and label must not be empty")
         f = Path(rel) if Path(rel).is_absolute() else path.parent / rel
+        if f.is_dir():
+            raise TMUError(f"manifest {name} line {i}: {excerpt(f)} is a folder; each row names one image file")
         if not f.is_file():
-            raise TMUError(f"manifest {path} line {i}: image {f} does not exist")
+            raise TMUError(f"manifest {name} line {i}: image {excerpt(f)} does not exist")
+        real = os.path.realpath(f)
+        if real in seen:
+            first, first_split = seen[real]
+            where = f"again in {split}" if first_split == split else f"in {first_split} and in {split}"
+            raise TMUError(
+                f"manifest {name} lines {first} and {i} name the same image {excerpt(rel)} ({where}): each image "
+                f"must appear once, in one split, or a deletion would leave its copy in the training data"
+            )
+        seen[real] = (i, split)
+        if split == "train":
+            key = strip_split(norm_path(rel))
+            if key in keys:
+                raise TMUError(
+                    f"manifest {name} lines {keys[key]} and {i} both read as train image {excerpt(key)}; "
+                    f"name each image by one path"
+                )
+            keys[key] = i
         out[split].append(Entry(rel, f, label, split))
     if not out["aux"]:
-        raise TMUError(f"manifest {path} has no row with split 'aux': {NO_AUX}")
+        raise TMUError(f"manifest {name} has no row with split 'aux': {NO_AUX}")
     for split in ("train", "test"):
         if not out[split]:
-            raise TMUError(f"manifest {path} has no row with split '{split}'")
+            raise TMUError(f"manifest {name} has no row with split '{split}'")
     return out
 
 
@@ -135,41 +175,24 @@ def _listing(data_cfg: DataConfig, own: OwnModelConfig) -> tuple[dict[str, list[
 
 
 def _decode(entries: list[Entry], size: int) -> np.ndarray:
-    from PIL import Image, UnidentifiedImageError
-
-    imgs = []
-    for e in entries:
-        try:
-            with Image.open(e.file) as im:
-                im.load()
-                imgs.append(eight_bit(im))
-        except (UnidentifiedImageError, Image.DecompressionBombError, OSError, SyntaxError, ValueError) as exc:
-            raise TMUError(
-                f"cannot read image {e.file}: {exc.__class__.__name__}; remove or replace that file"
-            ) from exc
-    mode = "L" if all(im.mode == "L" for im in imgs) else "RGB"
-    x = np.empty((len(imgs), size, size, 1 if mode == "L" else 3), dtype=np.uint8)
-    for i, im in enumerate(imgs):
-        im = im.convert(mode)
-        if im.size != (size, size):
-            im = im.resize((size, size), Image.BILINEAR)
-        a = np.asarray(im, dtype=np.uint8)
-        x[i] = a[..., None] if a.ndim == 2 else a
-    return x.transpose(0, 3, 1, 2)
+    return decode_files([e.file for e in entries], size).numpy()
 
 
 def load_user_data(data_cfg: DataConfig, own: OwnModelConfig, mean=None, std=None) -> UserData:
     """The user's train / aux / test images (decoded once, then cached in the run store). `mean`/`std`: the
     normalisation of the user's model, which the networks TMU trains from scratch (CF) then share."""
-    listing, source = _listing(data_cfg, own)
-    classes = sorted({e.label for e in listing["train"]})
+    splits, source = _listing(data_cfg, own)
+    classes = sorted({e.label for e in splits["train"]})
     if len(classes) < 2:
         raise TMUError(f"train/ of {source} holds {len(classes)} class(es); at least 2 are needed")
     for split in ("aux", "test"):
-        extra = sorted({e.label for e in listing[split]} - set(classes))
+        extra = sorted({e.label for e in splits[split]} - set(classes))
         if extra:
-            raise TMUError(f"{split} classes {extra} of {source} are not among the train classes {classes}")
-    entries = [e for s in SPLITS for e in listing[s]]
+            raise TMUError(
+                f"{split} classes {listing(extra)} of {excerpt(source)} are not among the train classes "
+                f"{listing(classes)}"
+            )
+    entries = [e for s in SPLITS for e in splits[s]]
     digest = hashlib.sha256(repr((source, data_cfg.image_size)).encode())
     for e in entries:
         st = e.file.stat()
@@ -186,7 +209,7 @@ def load_user_data(data_cfg: DataConfig, own: OwnModelConfig, mean=None, std=Non
         x = _decode(entries, data_cfg.image_size)
         store.atomic_savez(cache, x=x)
     y = np.array([classes.index(e.label) for e in entries], dtype=np.int64)
-    n_tr, n_aux = len(listing["train"]), len(listing["aux"])
+    n_tr, n_aux = len(splits["train"]), len(splits["aux"])
     xt, yt = torch.from_numpy(np.ascontiguousarray(x)), torch.from_numpy(y)
     cut = n_tr + n_aux
     if mean is None:
@@ -202,8 +225,9 @@ def load_user_data(data_cfg: DataConfig, own: OwnModelConfig, mean=None, std=Non
         np.arange(n_tr, cut),
         tuple(mean),
         tuple(std),
-        paths=[e.rel for e in listing["train"] + listing["aux"]],
+        paths=[e.rel for e in splits["train"] + splits["aux"]],
         source=source,
+        files=[os.path.abspath(e.file) for e in splits["train"] + splits["aux"]],
     )
 
 
@@ -238,59 +262,93 @@ def _request(data: Dataset, by_class: dict[int, np.ndarray]) -> Request:
     return Request(ClassPart(parts[0].class_index, name, all_ids, all_ids), parts)
 
 
-def _key(text: str) -> str:
-    p = text.strip().replace("\\", "/")
-    while p.startswith("./"):
-        p = p[2:]
-    return p[len("train/") :] if p.startswith("train/") else p
+FORGET_FORM = "a forget list names training images, one path per line, relative to train/ (e.g. cat/0001.png)"
 
 
-def read_forget_list(path_text: str) -> list[str]:
+def read_forget_list(path_text: str) -> list[tuple[int, str]]:
+    """The forget list's (line number, path) pairs: blank lines and '#' comments skipped, each path as written
+    (stripped; `norm_path` gives its normal form)."""
     path = user_path(path_text)
-    if not path.is_file():
-        raise TMUError(f"forget list {path} does not exist or is not a file")
-    try:
-        lines = path.read_text(encoding="utf-8").splitlines()
-    except (OSError, UnicodeDecodeError) as exc:
-        raise TMUError(
-            f"forget list {path} cannot be read ({exc.__class__.__name__}); it must be a text file, one path per line"
-        ) from None
-    out = [_key(x) for x in lines if x.strip() and not x.strip().startswith("#")]
+    text = read_text_file(path, "forget list", MAX_LIST_BYTES, FORGET_FORM)
+    out = [
+        (i, x.strip()) for i, x in enumerate(text.splitlines(), start=1) if x.strip() and not x.strip().startswith("#")
+    ]
     if not out:
-        raise TMUError(
-            f"forget list {path} names no file: give one path per line, relative to train/ (e.g. cat/0001.png)"
-        )
+        raise TMUError(f"forget list {excerpt(path)} names no file: {FORGET_FORM}")
     return out
 
 
+def _looks_like_image_path(text: str) -> bool:
+    return len(text) <= 4096 and text.isprintable() and Path(text).suffix.lower() in IMAGE_EXTS
+
+
+class _Index:
+    """Sample ids by the paths a forget list may use: the path relative to its split folder or as in the
+    manifest (with or without `train/`), or the file's absolute path."""
+
+    def __init__(self, data: UserData):
+        n_tr = len(data.train_ids)
+        self.rel: dict[str, int] = {}
+        for i, p in enumerate(data.paths):
+            key = norm_path(p)
+            for k in (key, strip_split(key)):
+                self.rel.setdefault(k, i)
+        self.abs = {norm_path(f): i for i, f in enumerate(data.files)}
+        self.n_train = n_tr
+
+    def find(self, text: str) -> int | None:
+        key = norm_path(text)
+        if key.startswith("/"):
+            return self.abs.get(key)
+        i = self.rel.get(key)
+        return i if i is not None else self.rel.get(strip_split(key))
+
+
 def resolve_request(data: UserData, own: OwnModelConfig, spec: ForgetSpec, seed: int) -> Request:
-    """The deletion request: the forget list's files, or (without one) today's class and count or ids."""
+    """The deletion request: the forget list's files, or (without one) today's class and count or ids. A list
+    with bad lines is refused naming every one (or the first 20 and how many): its path when it looks like an
+    image path, its line number alone when it does not (the file may be anything, and is never quoted)."""
     if not own.forget_list:
         f = resolve_forget(data, spec, seed)
         return _request(data, {f.class_index: f.ids})
-    names = read_forget_list(own.forget_list)
-    n_tr = len(data.train_ids)
-    index = {p: i for i, p in enumerate(data.paths[:n_tr])}
-    aux = set(data.paths[n_tr:])
-    seen, dup = set(), []
-    for n in names:
-        (dup.append(n) if n in seen else seen.add(n))
+    lines = read_forget_list(own.forget_list)
+    name = excerpt(user_path(own.forget_list))
+    index = _Index(data)
+    found, not_paths, unknown, in_aux, first_line = [], [], [], [], {}
+    dup = []
+    for line, text in lines:
+        i = index.find(text)
+        if i is None:
+            (unknown if _looks_like_image_path(text) else not_paths).append((line, text))
+        elif i >= index.n_train:
+            in_aux.append(text)
+        elif i in first_line:
+            dup.append(f"{first_line[i]} and {line}")
+        else:
+            first_line[i] = line
+            found.append(i)
+    if not_paths:
+        raise TMUError(
+            f"forget list {name} {line_numbers(n for n, _ in not_paths)} "
+            f"{'is not an image path' if len(not_paths) == 1 else f'({len(not_paths)} in all) are not image paths'}"
+            f" of train/: {FORGET_FORM}, ending in {', '.join(sorted(IMAGE_EXTS))}"
+        )
     if dup:
-        raise TMUError(f"forget list {own.forget_list} names {len(dup)} file(s) twice: {', '.join(dup[:5])}")
-    in_aux = [n for n in names if n not in index and n in aux]
+        raise TMUError(f"forget list {name} names the same file twice, on lines {listing(dup)}; name each file once")
     if in_aux:
         raise TMUError(
-            f"{len(in_aux)} path(s) of forget list {own.forget_list} are in aux/, which the model never "
-            f"trained on: {', '.join(in_aux[:5])}{' ...' if len(in_aux) > 5 else ''}; name training images"
+            f"{len(in_aux)} path(s) of forget list {name} are in aux/, which the model never "
+            f"trained on: {listing(in_aux)}; name training images"
         )
-    unknown = [n for n in names if n not in index]
     if unknown:
+        example = strip_split(norm_path(data.paths[0]))
         raise TMUError(
-            f"{len(unknown)} path(s) of forget list {own.forget_list} are not in train/ of {data.source}: "
-            f"{', '.join(unknown[:5])}{' ...' if len(unknown) > 5 else ''} (paths are relative to train/, "
-            f"e.g. {data.paths[0]})"
+            f"{len(unknown)} path(s) of forget list {name} are not in train/ of {excerpt(data.source)}: "
+            f"{listing(t for _, t in unknown)} (paths are relative to train/, e.g. {excerpt(example)}, "
+            f"or absolute paths of files in train/)"
         )
-    ids = np.array([index[n] for n in names], dtype=np.int64)
+    names = found
+    ids = np.array(names, dtype=np.int64)
     labels = data.y[torch.as_tensor(ids)].numpy()
     by_class = {int(c): ids[labels == c] for c in np.unique(labels)}
     for c, cids in by_class.items():
