@@ -20,6 +20,7 @@ from pathlib import Path
 import pandas as pd
 from common import provenance, script_parser
 
+from tmu_core import store
 from tmu_core.cli import run_config_from_args  # the CLI's own flags
 from tmu_core.data import class_ref  # a parsed class index, never re-read as a name
 from tmu_core.evaluate.paper_tables import md_table, tables, to_markdown
@@ -157,7 +158,7 @@ def main(argv=None) -> int:
     RESULTS.mkdir(parents=True, exist_ok=True)
     (RESULTS / f"{name}.md").write_text(md)
     long = pd.concat([df.assign(table=k) for k, df in frames.items()], ignore_index=True)
-    long.to_csv(RESULTS / f"{name}.csv", index=False)
+    store.write_csv(RESULTS / f"{name}.csv", long)
     print(md)
     log(f"written {RESULTS / (name + '.md')} and .csv")
     return 0

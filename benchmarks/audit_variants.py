@@ -29,6 +29,7 @@ import pandas as pd
 from alignment import parse_variants, typed_params
 from common import script_parser
 
+from tmu_core import store
 from tmu_core.cli import run_config_from_args
 from tmu_core.data import class_ref  # a parsed class index, never re-read as a name
 from tmu_core.evaluate.paper_tables import md_table
@@ -251,7 +252,7 @@ def main(argv=None) -> int:
     )
     RESULTS.mkdir(parents=True, exist_ok=True)
     (RESULTS / f"{name}.md").write_text(md)
-    df.to_csv(RESULTS / f"{name}.csv", index=False)
+    store.write_csv(RESULTS / f"{name}.csv", df)
     print(md)
     log(f"written {RESULTS / (name + '.md')} and .csv")
     return 0

@@ -157,7 +157,7 @@ def main(argv=None) -> int:
     RESULTS.mkdir(parents=True, exist_ok=True)
     (RESULTS / f"{a.name}.md").write_text("\n".join(header) + "\n" + tables_md)
     for key, frame in frames.items():
-        frame.to_csv(RESULTS / f"{a.name}-{key}.csv", index=False)
+        store.write_csv(RESULTS / f"{a.name}-{key}.csv", frame)
     curve = RESULTS / f"{a.name}-curve.csv"
     if curve.exists():
         curve_png(pd.read_csv(curve), RESULTS / f"{a.name}-curve.png")

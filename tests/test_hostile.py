@@ -253,3 +253,51 @@ def test_pages_say_damaged_for_files_that_pass_the_old_schema(finished_run, runs
         said = " ".join(str(el.value) for el in [*at.error, *at.warning]).replace("\\", "")  # shown as text: escaped
         assert "damaged" in said, (page, said)
     assert "results.json of sweep hand-made is damaged" in said
+
+
+CSV_FORMULAS = [
+    '=HYPERLINK("http://evil/","x")',
+    "=cmd|' /C calc'!A0",
+    "=1+2.png",
+    "+1+1",
+    "-1+1",
+    "@SUM(A1)",
+    "\t=x",
+    "\r=x",
+]
+
+
+@pytest.mark.fast
+def test_csv_cells_a_spreadsheet_would_run_are_neutralised(tmp_path, runs_dir):
+    """Every text cell (and column name) starting with = + - @ tab or CR gets a ' prefix; numbers stay numbers.
+    A run's tables (audit.csv, samples.csv) go through the store's one CSV writer."""
+    import pandas as pd
+
+    df = pd.DataFrame({"path": CSV_FORMULAS, "n": range(len(CSV_FORMULAS)), "x": [-1.5] * len(CSV_FORMULAS)})
+    df["class"] = ["-3", "1e-3", "-inf", "cat", "dog", "=a", "b", "c"]
+    run = store.Run.create("csv", default_config())
+    run.save_table(df, store.AUDIT)
+    back = pd.read_csv(run.dir / store.AUDIT, keep_default_na=False)
+    assert back["path"].tolist() == ["'" + c for c in CSV_FORMULAS]
+    assert back["class"].tolist() == ["-3", "1e-3", "-inf", "cat", "dog", "'=a", "b", "c"]  # numbers as they were
+    assert back["n"].tolist() == list(range(len(CSV_FORMULAS))) and (back["x"] == -1.5).all()
+    assert store.csv_text(pd.DataFrame({"=evil": [1]})).startswith("'=evil")
+
+
+@pytest.mark.fast
+def test_every_csv_the_project_writes_goes_through_the_safe_writer():
+    """No module writes a CSV itself: a DataFrame's to_csv or the csv module's writers appear only in the store's
+    one function (store.csv_text / write_csv)."""
+    import re
+
+    allowed = ROOT / "tmu_core" / "store" / "io.py"
+    offenders = []
+    for folder in ("tmu_core", "ui", "pages", "benchmarks"):
+        for f in (ROOT / folder).rglob("*.py"):
+            text = f.read_text()
+            if f != allowed and re.search(r"\.to_csv\(|csv\.writer\(|csv\.DictWriter\(", text):
+                offenders.append(str(f.relative_to(ROOT)))
+    for f in [ROOT / "app.py"]:
+        if ".to_csv(" in f.read_text():
+            offenders.append(f.name)
+    assert offenders == [], offenders

@@ -231,7 +231,7 @@ def result_panel(run, metrics: MetricsFile) -> None:
         st.dataframe(audit, hide_index=True, height=min(420, 38 + 35 * len(audit)))
         st.download_button(
             "Download the audit CSV",
-            audit.to_csv(index=False),
+            store.csv_text(audit),
             file_name=f"{run.id}-audit.csv",
             key="own_audit_download",
         )

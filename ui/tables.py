@@ -9,6 +9,7 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
+from tmu_core import store
 from tmu_core.evaluate.protocol import is_summary
 from tmu_core.evaluate.verdict import verdict
 from tmu_core.methods import display, ordered, primary_method
@@ -283,7 +284,7 @@ def samples_csv(samples: pd.DataFrame) -> str:
     ids = df.pop("id").astype(int)
     df.insert(0, "aux_index", ids.where(~forget).astype("Int64"))
     df.insert(0, "forget_id", ids.where(forget).astype("Int64"))
-    return df.to_csv(index=False)
+    return store.csv_text(df)
 
 
 def run_label(info) -> str:

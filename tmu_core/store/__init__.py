@@ -9,10 +9,13 @@ from .io import (
     atomic_write_bytes,
     atomic_write_json,
     atomic_write_text,
+    csv_text,
     load_arrays,
     load_state,
     read_json,
+    safe_cell,
     save_state,
+    write_csv,
 )
 from .paths import (
     AUDIT,
@@ -41,6 +44,9 @@ __all__ = [
     "atomic_write_bytes",
     "atomic_write_json",
     "atomic_write_text",
+    "csv_text",
+    "safe_cell",
+    "write_csv",
     "load_arrays",
     "load_state",
     "read_json",

@@ -7,9 +7,11 @@ is replaced, never followed. Weights load with `weights_only=True`: a pickle tha
 
 from __future__ import annotations
 
+import csv
 import io
 import json
 import os
+import re
 import stat
 import tempfile
 from pathlib import Path
@@ -64,6 +66,40 @@ def atomic_savez(path: Path, **arrays: np.ndarray) -> None:
     buf = io.BytesIO()
     np.savez_compressed(buf, **arrays)
     atomic_write_bytes(path, buf.getvalue())
+
+
+# A spreadsheet runs a cell that starts with one of these as a formula (=HYPERLINK(...), =cmd|...); OWASP's
+# "CSV injection" advice: prefix such a cell with a quote, so it reads as the text it is. Numbers (-3.5) are
+# left as they are: a spreadsheet reads them as numbers, not formulas.
+_FORMULA_START = ("=", "+", "-", "@", "\t", "\r")
+_NUMBER = re.compile(r"[+-]?(\d+\.?\d*|\.\d+)([eE][+-]?\d+)?|[+-]?(inf|nan)", re.IGNORECASE)
+
+
+def safe_cell(value):
+    """`value` as a CSV cell no spreadsheet runs: text starting with = + - @ tab or CR gets a ' prefix."""
+    if isinstance(value, str) and value.startswith(_FORMULA_START) and not _NUMBER.fullmatch(value):
+        return "'" + value
+    return value
+
+
+def csv_text(df) -> str:
+    """A DataFrame as CSV text (no index) with every text cell and column name made safe (`safe_cell`): the one
+    way the project writes or offers a CSV."""
+    from pandas.api.types import is_numeric_dtype
+
+    out = df.rename(columns=lambda c: safe_cell(str(c)))
+    for col in out.columns:
+        if not is_numeric_dtype(out[col]):  # text, categories, mixed objects: numbers and booleans are safe as written
+            out[col] = out[col].astype(object).map(safe_cell)
+    # pandas leaves a lone CR unquoted, which a reader takes as a line break: the text after it would start a row
+    # of its own, unescaped. Quoting every text cell then keeps each cell whole.
+    has_cr = any(isinstance(v, str) and "\r" in v for col in out.columns for v in out[col].tolist())
+    return out.to_csv(index=False, quoting=csv.QUOTE_NONNUMERIC if has_cr else csv.QUOTE_MINIMAL)
+
+
+def write_csv(path: Path, df) -> None:
+    """`csv_text(df)` written atomically."""
+    atomic_write_bytes(Path(path), csv_text(df).encode())
 
 
 def save_state(path: Path, state_dict: dict) -> None:

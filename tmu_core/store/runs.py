@@ -38,6 +38,7 @@ from .io import (
     read_json,
     read_tail,
     save_state,
+    write_csv,
 )
 from .process import pid_start, run_process_alive, this_host
 
@@ -262,7 +263,7 @@ class Run:
         return load_state(self.weights_path(model))
 
     def save_table(self, df, name: str = P.SAMPLES) -> None:
-        atomic_write_bytes(self.dir / name, df.to_csv(index=False).encode())
+        write_csv(self.dir / name, df)
 
     def load_table(self, name: str = P.SAMPLES):
         import pandas as pd

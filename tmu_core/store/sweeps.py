@@ -11,7 +11,7 @@ from pathlib import Path
 from ..errors import TMUError
 from . import paths as P
 from . import schema
-from .io import atomic_write_bytes, atomic_write_json, atomic_write_text, ensure_dir, read_json
+from .io import atomic_write_json, atomic_write_text, ensure_dir, read_json, write_csv
 from .runs import RUN_ID, check_run_id, tail_lines
 
 
@@ -98,7 +98,7 @@ class Sweep:
         """Write tables.md and one CSV per table; returns the paths of the Markdown and of Table 1's CSV."""
         atomic_write_text(self.dir / P.SWEEP_TABLES, markdown)
         for key, df in frames.items():
-            atomic_write_bytes(self.dir / f"{key}.csv", df.to_csv(index=False).encode())
+            write_csv(self.dir / f"{key}.csv", df)
         return self.dir / P.SWEEP_TABLES, self.dir / "table1.csv"
 
     def log_path(self) -> Path:
