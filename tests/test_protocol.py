@@ -218,6 +218,75 @@ def test_paired_p_values_are_holm_corrected_over_the_groups_comparisons():
     assert list(paired["sign p Holm"]) == pytest.approx([0.375, 0.375, 0.375])
 
 
+def test_wilcoxon_exact_on_hand_computed_cases():
+    # 8 differences of one sign: W+ = 0 of 36, P = 2 / 2^8 (the smallest any exact test gives with 8 classes)
+    res = P.wilcoxon_exact([-1, -2, -3, -4, -5, -6, -7, -8])
+    assert (res["n"], res["w_plus"]) == (8, 0.0) and res["p"] == pytest.approx(2 / 256)
+    # n = 3, ranks 1, 2, 3 with one positive (rank 1): W+ = 1; W+ in {0, 1} or {5, 6} in 4 of 8 patterns
+    res = P.wilcoxon_exact([0.5, -2.0, -3.0, 0.0])  # the zero is left out
+    assert (res["n"], res["w_plus"]) == (3, 1.0) and res["p"] == pytest.approx(4 / 8)
+    # ties share their mid-rank: |d| = 1, 1, 2 -> ranks 1.5, 1.5, 3; W+ = 1.5 of 6: patterns with W+ <= 1.5 or
+    # >= 4.5 are {}, {a}, {b}, {a, b, c}, {a, c}, {b, c}, i.e. 6 of 8
+    res = P.wilcoxon_exact([1.0, -1.0, -2.0])
+    assert res["w_plus"] == 1.5 and res["p"] == pytest.approx(6 / 8)
+    # the held-out CIFAR round-3 differences TMU - FT per class (README: Wilcoxon 0.039)
+    ft = [-8.33, -12.67, -2.0, -6.67, 0.33, 1.0, -8.0, -6.33]
+    assert P.wilcoxon_exact(ft)["p"] == pytest.approx(10 / 256)  # W+ = 3: W+ <= 3 in 5 of 256, doubled
+    assert P.smallest_exact_p(8) == pytest.approx(0.0078125) and math.isnan(P.smallest_exact_p(0))
+
+
+def test_detectable_difference_at_80_percent_power():
+    from scipy import stats
+
+    # n = 8, SD of the differences 4.72 (TMU - FT, held-out CIFAR): 5.46; the shortcut (t_.975 + t_.8) s / sqrt(n)
+    # gives (2.365 + 0.896) * 4.72 / 2.828 = 5.44
+    d = P.detectable_difference(4.72, 8)
+    assert d == pytest.approx(5.46, abs=0.01)
+    nc = d / 4.72 * math.sqrt(8)  # at that difference the two-sided 5% test rejects with probability 0.8
+    crit = stats.t.ppf(0.975, 7)
+    assert stats.nct.sf(crit, 7, nc) + stats.nct.cdf(-crit, 7, nc) == pytest.approx(0.8, abs=1e-6)
+    assert P.detectable_difference(4.72 * 2, 8) == pytest.approx(2 * d)  # linear in the spread
+    assert math.isnan(P.detectable_difference(1.0, 1)) and math.isnan(P.detectable_difference(0.0, 8))
+
+
+def test_significant_needs_the_exact_test_or_says_why_it_cannot():
+    assert P.significance(0.001, 0.02, 10, 6) == "yes"
+    # 8 classes, 9 comparisons: 9 * 2 / 256 = 0.070; 7 comparisons: 0.055 -- no exact test can reach 0.05
+    assert P.significance(0.045, 0.07, 8, 9) == (
+        "t-test only; no exact test can: 8 classes, 9 comparisons, smallest exact Holm p 0.070"
+    )
+    assert P.significance(0.3, 0.5, 8, 7).startswith(
+        "no; no exact test can: 8 classes, 7 comparisons, smallest exact Holm p 0.055"
+    )
+    # 10 classes, 6 comparisons: 6 * 2 / 1024 = 0.012 could pass, so a t-test alone is not enough
+    assert P.significance(0.01, 0.2, 10, 6) == "no: the exact test does not agree (Wilcoxon Holm p 0.200)"
+    assert P.significance(0.2, 0.01, 10, 6) == "no"
+
+
+def test_controls_stay_out_of_the_holm_family_and_every_row_has_its_detectable_difference():
+    results = [fake_result(c, 0, 100, tmu=1.0, ft=2.0 + c) for c in range(4)]
+    for r in results:  # a control, farther still: compared, never a claim
+        r["models"]["random_k"] = {**r["models"]["finetune"], "abs_delta": 5.0 + 2 * r["forget_class"]}
+    paired = tables(results)["paired"].set_index("method")
+    # the family is {original, FT}: the original's t p is nan (the same difference everywhere), so m = 1 for t
+    assert paired.loc["FT", "p Holm"] == pytest.approx(paired.loc["FT", "p"])
+    assert math.isnan(paired.loc["Rand-k†", "p Holm"]) and np.isfinite(paired.loc["Rand-k†", "p"])
+    assert paired.loc["Rand-k†", "significant"].startswith("control: not a claim")
+    # exact tests over {original, FT}: 4 of 4 closer, 0.125 each -> Holm 0.25; 4 classes cannot pass (2 x 2/16)
+    assert list(paired.loc[["Orig", "FT"], "Wilcoxon p Holm"]) == pytest.approx([0.25, 0.25])
+    assert "no exact test can: 4 classes, 2 comparisons, smallest exact Holm p 0.250" in paired.loc["FT", "significant"]
+    # TMU - FT = -(1 + c): SD 1.29 over 4 classes
+    sd = float(np.std([-1.0, -2.0, -3.0, -4.0], ddof=1))
+    assert paired.loc["FT", "detectable (80% power)"] == pytest.approx(P.detectable_difference(sd, 4))
+
+
+def test_agreement_leader_counts_show_ties_apart():
+    from tmu_core.evaluate.paper_tables import leader_counts
+
+    cells = ["FT", "FT", "TMU", "FT, TMU", "SCRUB, FT, TMU", ""]
+    assert leader_counts(cells) == "outright: FT 2, TMU 1; tied: 2 runs (FT in 2, TMU in 2, SCRUB in 1)"
+
+
 def test_with_summary_without_groups_adds_one_avg_and_one_ci_row():
     df = P.with_summary(pd.DataFrame({"class": ["a", "b"], "x": [1.0, 3.0]}))
     assert list(df["class"]) == ["a", "b", "Avg (2 rows)", "95% CI ± (2 rows)"] and df["x"].iloc[2] == 2.0
@@ -326,6 +395,8 @@ def test_the_verdict_table_names_a_winner_only_above_the_floor_and_counts_the_ru
         "winner named: TMU 1; no winner: 2",
     ]
     assert list(v["original ties"]) == ["no", "no", "yes", "1 of 3"] and v.loc["1", "noise floor (images)"] == 5
+    assert v.loc["1", "floor from"] == "default" and v.loc["1", "agreement floor (images)"] == 4  # gold A_f 80
+    assert v.loc["all 3 runs", "agreement leaders"].startswith("outright: TMU")
 
 
 def test_the_sweep_header_counts_the_golds_of_runs_merged_from_sweeps_of_different_k():

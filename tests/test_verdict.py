@@ -94,10 +94,72 @@ def test_noise_floor_from_the_gold_ensemble_in_images():
     assert (floor.images, floor.source, floor.k) == (3, "golds", 3)  # 6 points of 50 images = 3 images
     assert "3 gold models" in floor.text(50) and "6.0 points" in floor.text(50)
     assert noise_floor(run(golds=[90.0, 90.0])).images == 1  # golds that agree: still at least one image
-    assert noise_floor(run(n=30)).images == 2 and noise_floor(run(n=10)).images == 1  # ceil(5%), at least 1
+    # one gold: 1.15 sqrt(n p (1 - p)) with p = gold's A_f (80% here), rounded, at least one image
+    assert noise_floor(run(n=30)).images == 3  # 1.15 * sqrt(30 * 0.16) = 2.52
+    assert noise_floor(run(n=10)).images == 1  # 1.15 * sqrt(1.6) = 1.45
+    assert noise_floor(run(n=1000)).images == 15  # 1.15 * sqrt(160) = 14.5: grows like sqrt(n), not 5% of n (50)
     # the ensemble's floor decides the tie: TMU 0, FT 4 images apart is a tie at 6, a win at 3 (golds 2 apart)
     assert verdict(run(golds=[80.0, 86.0], original=20.0, tmu=0.0, finetune=4.0)).winner is None
     assert verdict(run(golds=[80.0, 83.0], original=20.0, tmu=0.0, finetune=4.0)).winner == "tmu"
+
+
+def test_the_default_floor_is_a_binomial_spread_around_gold_s_a_f():
+    half = run_dict(n=20, original=20.0)
+    half["models"]["gold"]["acc_forget"] = 50.0
+    assert noise_floor(read_metrics(half, "m")).images == 3  # 1.15 * sqrt(20 * 0.25) = 2.57
+    half["models"]["gold"]["acc_forget"] = 100.0  # gold right on every sample: no binomial spread, still one image
+    assert noise_floor(read_metrics(half, "m")).images == 1
+
+
+RERUN = {
+    "digits": {
+        "source": "rerun-noise-digits.md",
+        "forget_count": 100,
+        "range_points": {"tmu": 8.0, "salun": 12.0, "finetune": 2.0},
+        "agreement_range_points": {"tmu": 6.0},
+    },
+    "imagefolder": {"source": "rerun-noise-imagefolder.md", "forget_count": 100, "range_points": {"tmu": 10.0}},
+}
+
+
+def test_a_method_s_floor_is_the_larger_of_gold_s_spread_and_its_own_rerun_spread():
+    m = run(original=20.0, tmu=0.0, finetune=6.0, salun=30.0)
+    assert verdict(m, rerun={}).winner == "tmu"  # default floor 5 images: FT 6 apart is beyond it
+    v = verdict(m, rerun=RERUN)
+    assert (v.row("tmu").floor, v.row("tmu").floor_source) == (8.0, "rerun")  # TMU's rerun moves it by 8
+    assert (v.row("finetune").floor, v.row("finetune").floor_source) == (5.0, "default")  # 2 < gold's 5
+    assert (v.row("original").floor, v.row("original").floor_source) == (5.0, "default")  # doing nothing: no rerun
+    assert v.winner is None and v.leaders == ("tmu", "finetune")  # 6 apart: within max(8, 5)
+    assert "salun" not in v.leaders  # 30 apart is beyond max(8, 12)
+    assert "a method's own rerun moves its A_f by more" in v.text() and "TMU 8 images" in v.text()
+    assert v.lead_floor == 8.0
+    ens = verdict(run(golds=[80.0, 90.0], original=20.0, tmu=0.0, finetune=6.0), rerun=RERUN)
+    assert (ens.row("tmu").floor, ens.row("tmu").floor_source) == (10.0, "gold")  # golds span 10 > TMU's 8
+    # at 25 images the measured 8 points (at 100) scale as a binomial spread: 8 * sqrt(25 * 100) / 100 = 4
+    assert verdict(run(n=25, original=20.0, tmu=0.0), rerun=RERUN).floor.rerun["tmu"] == 4.0
+    # a data set never measured takes the largest spread measured on any
+    other = run_dict(original=20.0, tmu=0.0)
+    other["dataset"] = "mnist"
+    assert verdict(read_metrics(other, "m"), rerun=RERUN).floor.rerun["tmu"] == 10.0
+
+
+def test_agreement_leaders_have_their_own_floor_from_gold_vs_gold_disagreement():
+    # one gold at A_f 80: two golds would disagree on 0.4 * 2 * 100 * 0.16 = 12.8 samples; 1.693 * sqrt(6.4) = 4.3
+    m = run(original=(20.0, 80.0), tmu=(0.0, 85.0), finetune=(10.0, 90.0))
+    f = noise_floor(m, rerun={})
+    assert (f.agreement_images, f.agreement_source) == (4.0, "default") and abs(f.disagreement_images - 12.8) < 1e-9
+    assert verdict(m, rerun={}).agreement_leaders == ("finetune",)  # 5 points apart: beyond 4
+    # K golds measured: they agree on 70% of D_f, D = 30 samples, 1.693 * sqrt(15) = 6.6 -> 7: now a tie
+    d = run_dict(original=(20.0, 80.0), tmu=(0.0, 85.0), finetune=(10.0, 90.0), golds=[80.0, 81.0, 80.0])
+    d["gold_ensemble"]["gold_agreement"] = 70.0
+    v = verdict(read_metrics(d, "m"), rerun={})
+    assert (v.floor.agreement_images, v.floor.agreement_source) == (7.0, "golds")
+    assert v.floor.images == 1  # the |Δ| floor is the golds' A_f range (1 point): the two floors differ
+    assert v.agreement_leaders == ("finetune", "tmu")
+    assert "the 3 golds disagree with one another on 30.0 samples" in v.text()
+    # a method's rerun range of agreement counts too: TMU's 6 points against the default 4
+    assert verdict(m, rerun=RERUN).row("tmu").agreement_floor_source == "rerun"
+    assert verdict(m, rerun=RERUN).agreement_leaders == ("finetune", "tmu")
 
 
 def test_the_verdict_says_when_leaders_differ_by_measure():

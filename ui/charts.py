@@ -238,7 +238,8 @@ def delta_figure(models: pd.DataFrame, verdict=None) -> go.Figure:
     fig.update_yaxes(autorange="reversed")  # the closest to gold on top
     if verdict is not None and verdict.leaders:
         best = verdict.row(verdict.leaders[0]).abs_delta
-        width = verdict.floor.images * 100.0 / verdict.forget_count if verdict.forget_count else verdict.floor.images
+        floor = verdict.lead_floor  # the leader's floor: gold's spread or its own rerun spread, the larger
+        width = floor * 100.0 / verdict.forget_count if verdict.forget_count else floor
         fig.add_vrect(
             x0=best,
             x1=best + width,

@@ -15,14 +15,18 @@ from .tables import DISTANCE_FORMAT, PERCENT_FORMAT, model_label
 
 HELP = (
     "A method is closest to gold only when its |Δ| beats every other method's and the untouched original's by "
-    "more than the noise floor: the spread gold itself shows (its K models' A_f range), or about 5% of D_f "
-    "when the run has one gold. Controls (random k, oracle labels) never take part."
+    "more than the noise floor. A method's floor is the larger of the spread gold itself shows (its K models' "
+    "A_f range, or a binomial spread of about 1.15·sqrt(|D_f|·p·(1−p)) when the run has one gold) and the "
+    "method's own rerun spread (measured with the original and gold fixed). Per-sample agreement has its own "
+    "floor, from how often two golds disagree. Controls (random k, oracle labels) never take part."
 )
+SOURCE = {"gold": "gold's spread", "default": "default (one gold)", "rerun": "its own rerun"}
 
 
 def verdict_frame(v: Verdict) -> pd.DataFrame:
     """One row per candidate (ranked on |Δ|), then the controls: |Δ| in points and images, agreement, distance,
-    and its standing ('closest', 'tie (within the floor)', 'control †')."""
+    its noise floor and where that comes from (gold's spread, its own rerun, the default), and its standing
+    ('closest', 'tie (within the floor)', 'control †')."""
     rows = []
     for r in v.rows:
         if r.kind == "control":
@@ -40,6 +44,8 @@ def verdict_frame(v: Verdict) -> pd.DataFrame:
                 "|Δ| in images": r.images if v.forget_count else None,
                 "agreement": r.agreement,
                 "activation distance": r.activation_distance,
+                "floor (images)": r.floor if v.forget_count else None,
+                "floor from": SOURCE.get(r.floor_source, r.floor_source),
                 "standing": standing,
             }
         )
@@ -72,6 +78,7 @@ def show(metrics: MetricsFile, key: str, container=None, table: bool = True, com
                 "|Δ| in images": st.column_config.NumberColumn("|Δ| in D_f images", format="%d"),
                 "agreement": st.column_config.NumberColumn("per-sample agreement (%)", format=PERCENT_FORMAT),
                 "activation distance": st.column_config.NumberColumn("activation distance", format=DISTANCE_FORMAT),
+                "floor (images)": st.column_config.NumberColumn("noise floor (D_f images)", format="%d"),
             },
         )
     return v

@@ -137,10 +137,15 @@ def _verdict_row(r: dict, cls: str) -> dict:
     def short(names) -> str:
         return ", ".join(v.short(n) for n in names)
 
+    f = v.floor
+    above = ", ".join(f"{display(n).short} {k:g}" for n, k in f.above().items() if n in r["models"])
     return {
         "class": cls,
-        "noise floor (images)": v.floor.images,
-        "floor from": "K golds" if v.floor.source == "golds" else "default",
+        "noise floor (images)": f.images,
+        "floor from": f"gold (K = {f.k})" if f.source == "golds" else "default",
+        "rerun floors above it": above,
+        "agreement floor (images)": f.agreement_images,
+        "agreement floor from": f"gold vs gold (K = {f.k})" if f.agreement_source == "golds" else "default",
         "closest to gold": v.headline(),
         "|Δ| leaders": short(v.leaders),
         "agreement leaders": short(v.agreement_leaders),
@@ -149,18 +154,36 @@ def _verdict_row(r: dict, cls: str) -> dict:
     }
 
 
+def leader_counts(cells) -> str:
+    """'FT 12, TMU 5; tied: 7 runs (FT 5, TMU 4, ...)': how often each name leads alone, and how often it is among
+    tied leaders (a tie counts for every name in it, never for the first by list order)."""
+    lists = [[n for n in str(c).split(", ") if n] for c in cells]
+    alone = pd.Series([x[0] for x in lists if len(x) == 1]).value_counts()
+    tied = [x for x in lists if len(x) > 1]
+    within = pd.Series([n for x in tied for n in x]).value_counts()
+    text = "outright: " + (", ".join(f"{m} {k}" for m, k in alone.items()) or "none")
+    if tied:
+        text += f"; tied: {len(tied)} runs (" + ", ".join(f"{m} in {k}" for m, k in within.items()) + ")"
+    return text
+
+
 def _verdict_count(df: pd.DataFrame) -> pd.DataFrame:
-    """The verdict rows and one last row that counts them: runs with a winner (by method), ties, original ties."""
+    """The verdict rows and one last row that counts them: runs with a winner (by method), ties, original ties,
+    agreement leaders alone and tied."""
     winners = df.loc[~df["closest to gold"].str.startswith(("tie", "none", "no method")), "closest to gold"]
     named = ", ".join(f"{m} {k}" for m, k in winners.value_counts().items()) or "none"
+    sources = df["floor from"].str.split(" ").str[0].value_counts()
     total = {
         "class": f"all {len(df)} runs",
         "noise floor (images)": float(df["noise floor (images)"].median()),
-        "floor from": "median",
+        "floor from": "median; " + ", ".join(f"{s} {k}" for s, k in sources.items()),
+        "rerun floors above it": f"{int((df['rerun floors above it'] != '').sum())} runs",
+        "agreement floor (images)": float(df["agreement floor (images)"].median()),
+        "agreement floor from": "median",
         "closest to gold": f"winner named: {named}; no winner: {len(df) - len(winners)}",
         "|Δ| leaders": "",
-        "agreement leaders": "",
-        "act. dist. leader": "",
+        "agreement leaders": leader_counts(df["agreement leaders"]),
+        "act. dist. leader": ", ".join(f"{m} {k}" for m, k in df["act. dist. leader"].value_counts().items()),
         "original ties": f"{int((df['original ties'] == 'yes').sum())} of {len(df)}",
     }
     return pd.concat([df, pd.DataFrame([total])], ignore_index=True)
@@ -189,8 +212,8 @@ def _ensemble_row(r: dict, cls: str) -> dict:
         "class": cls,
         "K": e["k"],
         "gold-vs-gold agreement": e["gold_agreement"],
-        "ceiling (plug-in, high at small K)": e["ceiling"],
-        "ceiling (leave-one-gold-out)": e.get("ceiling_loo", float("nan")),
+        "ceiling (plug-in: reads high at small K)": e["ceiling"],
+        "ceiling (leave-one-gold-out: = gold-vs-gold at K = 3)": e.get("ceiling_loo", float("nan")),
         "label acc. vs gold": split.get("label_accuracy", float("nan")),
         "label acc. vs p_i": split.get("soft_label_accuracy", float("nan")),
         "AUC vs p_i": split.get("soft_auc_p_easy", float("nan")),
@@ -204,8 +227,9 @@ def _protocol_frames(results: list[dict], methods: list[str], groups) -> dict[st
     out = {}
     primary = [m for m in methods if METHODS.get(m).primary]
     others = ["original", *(m for m in methods if m not in primary)]
+    controls = [m for m in others if display(m).kind == "control"]
     if len(results) > 1 and primary:
-        out["paired"] = protocol.paired_frame(results, primary[0], others, _label, groups)
+        out["paired"] = protocol.paired_frame(results, primary[0], others, _label, groups, controls)
     if len({r["forget_count"] for r in results}) > 1:
         out["curve"] = protocol.curve_frame(results, methods, _label)
     return out
@@ -222,22 +246,31 @@ TITLES = {
     "mia_auc": "MIA attack quality — its AUC (%) on the D_r-vs-test data it was fitted on (50 = chance: "
     "that model's MIA row says nothing)",
     "ensemble": "Gold ensemble — K golds (training seeds differ): gold-vs-gold agreement; the ceiling "
-    "mean(max(p_i, 1 − p_i)) with p_i plugged in from K golds (it reads high at small K: 75 where "
-    "the true p_i is 0.5 and K = 3) and leave-one-gold-out (each gold predicted by the other "
-    "K − 1's majority: no small-K optimism, a little under the true ceiling); TMU's label accuracy "
-    "against gold and against soft truth p_i (%); the golds' A_f spread (points)",
+    "mean(max(p_i, 1 − p_i)) with p_i plugged in from K golds (biased high at small K: 75 where "
+    "the true p_i is 0.5 and K = 3, so not a measure of its own) and leave-one-gold-out (each gold "
+    "predicted by the other K − 1's majority, a split counting ½: no small-K optimism, a little under "
+    "the true ceiling; at K = 3 it equals gold-vs-gold agreement by construction, so it adds no second "
+    "measure); TMU's label accuracy against gold and against soft truth p_i (%); the golds' A_f spread (points)",
     "paired": "Paired comparison on |Δ|, the class as the unit — per-class mean |Δ| of the primary method "
     "and each other, the untouched original first (over the runs where both have one); mean difference (primary − method; "
-    "negative: the primary method is closer to gold) and its Student-t 95% CI over classes; paired "
-    "t-test p; classes where the primary is closer / farther and the exact two-sided sign test p "
-    "(read it when there are fewer than 10 classes); both p values also Holm-corrected over this "
-    "group's comparisons (the family: the primary method against the original and each other method)",
+    "negative: the primary method is closer to gold) and its Student-t 95% CI over classes; the smallest "
+    "difference the paired t-test detects with 80% power at this n and spread; paired t-test p; classes "
+    "where the primary is closer / farther, the exact two-sided sign test p and the exact Wilcoxon "
+    "signed-rank p (read them when there are fewer than 10 classes); each p also Holm-corrected over this "
+    "group's claims (the primary method against the original and each other method; the controls † are "
+    "not claims and stay out of the family); 'significant' only where the t-test and the exact Wilcoxon "
+    "test both pass 0.05 after Holm, or the reason no exact test can (with n classes the smallest exact p "
+    "is 2 / 2^n)",
     "curve": "Forgetting more data (paper Fig. 3) — |Δ| and per-sample agreement with gold (%) per |D_f|: "
     "mean of the per-class means and Student-t 95% CI half-width over classes",
     "verdict": "Verdict per run (EVALUATION.md §5) — a method is closest to gold only when its |Δ| beats every "
-    "other method's and the untouched original's by more than the noise floor (the K golds' A_f "
-    "range, or 5% of |D_f| with one gold); controls never take part; 'none' = the original ties "
-    "the leaders: no method shown to unlearn better than doing nothing",
+    "other method's and the untouched original's by more than the noise floor: for each pair the larger "
+    "of their floors, a method's floor being the larger of gold's spread (the K golds' A_f range, or "
+    "the default 1.15 sqrt(|D_f| p (1 − p)) with one gold, p = gold's A_f) and its own measured rerun "
+    "spread ('rerun floors above it' lists the methods whose rerun spread is the larger); agreement "
+    "leaders are ranked with their own floor, from gold-vs-gold disagreement; the last row counts "
+    "agreement leaders alone and tied (a tie counts for every method in it); controls never take "
+    "part; 'none' = the original ties the leaders: no method shown to unlearn better than doing nothing",
 }
 SUMMARISED = ("table1", "table3", "table4", "mia", "mia_auc", "ensemble", "cost")  # frames that carry Avg / 95% CI rows
 

@@ -1,13 +1,18 @@
 """The evaluation protocol over a sweep (EVALUATION.md §4, §6): mean and 95% confidence interval with the class
 as the unit, tuning classes reported apart from held-out ones, a paired comparison of the primary method against
-every other method with Holm-corrected and exact sign-test p values, and the forgetting-more-data curve (Fig. 3).
+every other method with Holm-corrected and exact p values, and the forgetting-more-data curve (Fig. 3).
 
 Runs of one class share its D_f, its gold and its difficulty, so class x seed rows are not independent draws:
 every interval here is Student's t over per-class means (each class's mean over its runs, non-finite values left
 out): mean ± t_{0.975, k-1} · s / sqrt(k) over k classes. The paired comparison is a paired t-test over the
-classes' mean |Δ| (scipy.stats.ttest_rel), an exact two-sided sign test over the same classes (the test to read
-when there are fewer than ten), and Holm's step-down correction of both over the family of comparisons in one
-block of the table (the primary method against each other method, on one group of classes).
+classes' mean |Δ| (scipy.stats.ttest_rel), two exact two-sided tests over the same classes (the sign test and
+Wilcoxon's signed-rank test, exact by enumeration: the tests to read when there are fewer than ten classes), and
+Holm's step-down correction of each over the family of claims in one block of the table: the primary method
+against the original and each other method. Controls (random_k, oracle_labels) are compared too but stay out of
+the family: they are not claims. Beside each comparison: the smallest difference the paired t-test detects with
+80% power at this n and spread, and whether it is "significant", which needs the t-test and the exact Wilcoxon
+test to agree after Holm, or the reason it cannot be (with n classes an exact test's smallest two-sided p is
+2 / 2^n, so with 8 classes and a family of m the smallest Holm p is m / 128).
 """
 
 from __future__ import annotations
@@ -180,10 +185,87 @@ def sign_test(diff) -> dict:
     return {"below": below, "above": above, "p": float(min(1.0, 2 * tail))}
 
 
-def paired_frame(results: list[dict], primary: str, others: list[str], label, groups: list[str] | None) -> pd.DataFrame:
+def wilcoxon_exact(diff) -> dict:
+    """Exact two-sided Wilcoxon signed-rank test of the finite differences (zeros and float-rounding ties within
+    SIGN_TOL left out, equal |differences| given their mid-rank): the null distribution of W+ by enumerating every
+    sign pattern (a convolution over the ranks), so it is exact at any n and with ties.
+
+    Returns n (non-zero differences), W+ (sum of the ranks of the positive ones) and the two-sided p: P(|W+ − E| >=
+    |observed − E|) under the null that each sign is + or − with probability ½."""
+    d = np.asarray(diff, dtype=float)
+    d = d[np.isfinite(d) & (np.abs(d) > SIGN_TOL)]
+    n = len(d)
+    if n == 0:
+        return {"n": 0, "w_plus": float("nan"), "p": float("nan")}
+    from scipy.stats import rankdata
+
+    ranks2 = np.rint(2 * rankdata(np.abs(d))).astype(int)  # doubled mid-ranks are whole numbers
+    counts = np.zeros(int(ranks2.sum()) + 1)
+    counts[0] = 1.0
+    for r in ranks2:  # each rank joins W+ or not: the distribution of the doubled W+ over 2^n sign patterns
+        shifted = np.zeros_like(counts)
+        shifted[r:] = counts[: len(counts) - r]
+        counts = counts + shifted
+    probs = counts / counts.sum()
+    w2 = int(ranks2[d > 0].sum())
+    centre = ranks2.sum() / 2.0
+    values = np.arange(len(counts))
+    p = float(probs[np.abs(values - centre) >= abs(w2 - centre) - 1e-9].sum())
+    return {"n": n, "w_plus": w2 / 2.0, "p": min(1.0, p)}
+
+
+def smallest_exact_p(n: int) -> float:
+    """The smallest two-sided p an exact sign or signed-rank test can give with n non-zero differences: 2 / 2^n."""
+    return min(1.0, 2.0 / 2**n) if n > 0 else float("nan")
+
+
+POWER = 0.80
+
+
+def detectable_difference(sd: float, n: int, power: float = POWER, alpha: float = 0.05) -> float:
+    """The smallest mean difference a two-sided paired t-test at level `alpha` detects with probability `power`,
+    over n pairs whose differences have standard deviation `sd` (noncentral t; nan when n < 2 or sd is not
+    positive and finite). With n = 8 and sd 4.72 it is 5.46 (the shortcut (t_{0.975,7} + t_{0.8,7}) sd / sqrt(8)
+    gives 5.44)."""
+    from scipy import optimize, stats
+
+    if n < 2 or not np.isfinite(sd) or sd <= 0:
+        return float("nan")
+    df = n - 1
+    crit = stats.t.ppf(1 - alpha / 2, df)
+
+    def shortfall(effect: float) -> float:  # effect in SDs of the differences
+        nc = effect * math.sqrt(n)
+        reach = stats.nct.sf(crit, df, nc) + stats.nct.cdf(-crit, df, nc)
+        return (1.0 if not np.isfinite(reach) else reach) - power  # scipy's nct gives nan far in the tail
+
+    effect = optimize.brentq(shortfall, 1e-6, 200.0)
+    return float(effect * sd)
+
+
+def significance(p_holm: float, exact_holm: float, n: int, family: int) -> str:
+    """'yes' only where the t-test and the exact test both pass 0.05 after Holm; otherwise 'no', with the reason
+    when no exact test could pass at this n and family size."""
+    floor = smallest_exact_p(n) * family if n else float("nan")
+    cannot = not (floor < 0.05)
+    if np.isfinite(p_holm) and p_holm < 0.05 and np.isfinite(exact_holm) and exact_holm < 0.05:
+        return "yes"
+    if cannot and n:
+        why = f"no exact test can: {n} classes, {family} comparisons, smallest exact Holm p {min(1.0, floor):.3f}"
+        return ("t-test only; " if np.isfinite(p_holm) and p_holm < 0.05 else "no; ") + why
+    if np.isfinite(p_holm) and p_holm < 0.05:
+        return f"no: the exact test does not agree (Wilcoxon Holm p {exact_holm:.3f})"
+    return "no"
+
+
+def paired_frame(
+    results: list[dict], primary: str, others: list[str], label, groups: list[str] | None, controls=()
+) -> pd.DataFrame:
     """The primary method against each other method on |Δ|, per group, with the class as the unit: per-class mean
-    |Δ| of each (over the runs where both have a finite value), a paired t-test and an exact sign test over the
-    classes, and both p values Holm-corrected over the group's family of comparisons."""
+    |Δ| of each (over the runs where both have a finite value), a paired t-test, an exact sign test and an exact
+    Wilcoxon signed-rank test over the classes, each Holm-corrected over the group's family of claims (every
+    comparison except those with `controls`, which get raw p values only), the smallest difference detectable
+    with 80% power, and whether the comparison is significant (t-test and exact test agree) or why it cannot be."""
     groups = groups or ["all"] * len(results)
     rows = []
     for group in [g for g in ("all", "held-out", "tuning") if g in groups]:
@@ -196,7 +278,8 @@ def paired_frame(results: list[dict], primary: str, others: list[str], label, gr
             units = [r["forget_class"] for r, k in zip(mine, ok) if k]
             ca, _, _ = class_means(a[ok], units)
             cb, _, _ = class_means(b[ok], units)
-            res, sign = paired_test(ca, cb), sign_test(ca - cb)
+            res, sign, wil = paired_test(ca, cb), sign_test(ca - cb), wilcoxon_exact(ca - cb)
+            sd = float(np.std(ca - cb, ddof=1)) if len(ca) > 1 else float("nan")
             block.append(
                 {
                     "group": group,
@@ -208,17 +291,31 @@ def paired_frame(results: list[dict], primary: str, others: list[str], label, gr
                     "mean diff": res["diff"],
                     "CI low": res["ci_low"],
                     "CI high": res["ci_high"],
+                    "detectable (80% power)": detectable_difference(sd, res["n"]),
                     "t": res["t"],
                     "p": res["p"],
                     "p Holm": np.nan,
                     "closer / farther": f"{sign['below']}/{sign['above']}",
                     "sign p": sign["p"],
                     "sign p Holm": np.nan,
+                    "Wilcoxon p": wil["p"],
+                    "Wilcoxon p Holm": np.nan,
+                    "significant": "",
+                    "_control": other in controls,
+                    "_n": wil["n"],
                 }
             )
-        for col, adj in (("p", "p Holm"), ("sign p", "sign p Holm")):
-            for row, v in zip(block, holm([r[col] for r in block])):
+        claims = [r for r in block if not r["_control"]]
+        for col, adj in (("p", "p Holm"), ("sign p", "sign p Holm"), ("Wilcoxon p", "Wilcoxon p Holm")):
+            for row, v in zip(claims, holm([r[col] for r in claims])):
                 row[adj] = float(v)
+        for row in block:
+            row["significant"] = (
+                "control: not a claim (out of the Holm family)"
+                if row["_control"]
+                else significance(row["p Holm"], row["Wilcoxon p Holm"], row["_n"], len(claims))
+            )
+            del row["_control"], row["_n"]
         rows += block
     return pd.DataFrame(rows)
 

@@ -6,54 +6,131 @@ other candidate's by more than that spread; otherwise the candidates within it a
 - Candidates: the untouched original (doing nothing, always a row) and every unlearning method. Controls
   (random_k reads TMU's count and chooses at random, oracle_labels reads gold) are shown but never a candidate
   and never the yardstick of a tie; gold is the target.
-- Noise floor, in D_f images: with K > 1 gold models, the range of their A_f (at least one image); with one gold,
-  DEFAULT_FLOOR_SHARE of |D_f| (at least one image). Measured (benchmarks/results/*-3seeds-r3-ensemble.csv, column
-  "gold A_f spread", K = 3, |D_f| = 100, golds from their own seeds): on the CIFAR-10 copy the three golds' A_f range
-  averages 5.3 points (2 to 12, 12 class x seed runs); on digits 2.0 (0 to 8, 30 runs). One run's TMU |Δ| also moved
-  by up to 8 points between two thread counts. 5% of |D_f| is the CIFAR-10 average spread; on digits it is on the
-  safe side.
-- Rank on |Δ| in images; beside it per-sample agreement with gold (higher is better, tied within the same floor:
-  it is a share of D_f too) and activation distance (lower is better; no floor is known for it, so only its
-  lowest value is named). When the leaders differ by measure, the verdict says which leads on which.
+- Noise floor of a method's |Δ|, in D_f images: the larger of gold's seed spread and the method's own rerun spread.
+  - Gold's spread: with K > 1 gold models, the range of their A_f (at least one image). With one gold, the default
+    DEFAULT_FLOOR_SCALE · sqrt(|D_f| p (1 − p)), p = gold's A_f: a binomial spread, so it grows like sqrt(|D_f|),
+    not in proportion to it. The constant is measured: in the round-3 files (benchmarks/results/*-3seeds-r3-
+    ensemble.csv and -table1.csv, K = 3, |D_f| = 100, golds from their own seeds) the three golds' A_f range
+    divided by sqrt(|D_f| p (1 − p)) averages 1.155 over the 12 CIFAR-10 runs and 1.159 over the 24 digits runs
+    with 0 < p < 1. (Three independent binomial counts would give 1.69, the expected range of three normal draws:
+    golds of one D_r agree on most samples, so their counts vary less.)
+  - The method's rerun spread: the mean range of its A_f over reruns with M_o, D_f and gold fixed (only its own
+    seed changes), measured by benchmarks/rerun_noise.py and kept in rerun_noise.json beside this module, per
+    data set (a data set not measured takes the largest spread measured on any); scaled to the run's |D_f| as a
+    binomial spread (× sqrt(|D_f| / the measured |D_f|)). The original does nothing and has no rerun spread.
+  Two candidates are tied when their |Δ| differ by no more than the larger of their two floors.
+- Per-sample agreement (higher is better) has its own floor: how far a method's agreement moves when gold is
+  swapped for another gold of the same D_r. Two golds disagree on D samples; a method matches one or the other
+  there, so its agreement against the two differs by about sqrt(D) images (SD), and three golds would span
+  RANGE_OF_3 · sqrt(D / 2) (the same statistic as gold's A_f range). D is measured with K > 1 golds (from their
+  pairwise agreement); with one gold it is the expected DEFAULT_DISAGREEMENT · 2 |D_f| p (1 − p) (measured D over
+  2 |D_f| p (1 − p): 0.37 on CIFAR-10, 0.44 on digits, same files). The method's rerun range of agreement counts too.
+- Activation distance (lower is better): no floor is known for it, so only its lowest value is named. When the
+  leaders differ by measure, the verdict says which leads on which.
 Pure functions of a run's typed metrics (store.schema: MetricsFile, or a sweep's SweepResult), shared by the CLI,
 the sweep tables and the pages.
 """
 
 from __future__ import annotations
 
+import json
 import math
-from dataclasses import dataclass
+from dataclasses import dataclass, field
+from functools import lru_cache
+from importlib import resources
 
 from ..methods import display, ordered
 from ..store.schema import MetricsFile, SweepResult
 
-DEFAULT_FLOOR_SHARE = 0.05  # of |D_f|: the mean A_f range of three golds of one D_r on CIFAR-10 (5.3 points, 2-12)
+DEFAULT_FLOOR_SCALE = 1.15  # golds' A_f range / sqrt(|D_f| p (1 − p)): 1.155 CIFAR-10 (12 runs), 1.159 digits (24)
+RANGE_OF_3 = 1.693  # expected range of three draws of a standard normal
+DEFAULT_DISAGREEMENT = 0.4  # gold-vs-gold disagreement / (2 |D_f| p (1 − p)): 0.37 CIFAR-10, 0.44 digits
+RERUN_FILE = "rerun_noise.json"
 FLOOR_EVIDENCE = (
-    "three golds of one D_r, differing only in training seed, span 5.3 points of A_f on average "
-    "(2 to 12) on CIFAR-10, and one run of a method moves by as much when rerun"
+    "three golds of one D_r, differing only in training seed, span 1.15 · sqrt(|D_f| p (1 − p)) images of A_f on "
+    "average (p = gold's A_f; 5.3 points on CIFAR-10 at |D_f| = 100)"
 )
+SOURCES = {"golds": "gold", "default": "default", "rerun": "rerun"}  # the words a table shows for a floor's source
+
+
+@lru_cache(maxsize=1)
+def measured_rerun() -> dict:
+    """The per-data-set rerun spreads benchmarks/rerun_noise.py measured (empty when none are committed)."""
+    try:
+        return json.loads(resources.files(__package__).joinpath(RERUN_FILE).read_text())
+    except (FileNotFoundError, OSError, ValueError):
+        return {}
+
+
+def rerun_spread(dataset: str | None, forget_count: int | None, table: dict | None = None) -> tuple[dict, dict, str]:
+    """Each method's rerun range of A_f and of agreement, in images at `forget_count` (points when unknown), and
+    where they were measured. A data set not measured takes the largest range measured on any data set; a result
+    that names no data set (an old sweep's) gets none."""
+    table = measured_rerun() if table is None else table
+    entries = [table[dataset]] if dataset in table else list(table.values())
+    if not entries or not dataset:  # a result that does not say its data set: nothing known to add
+        return {}, {}, ""
+
+    def scaled(key: str) -> dict:
+        out = {}
+        for e in entries:
+            n0 = e.get("forget_count") or 100
+            factor = math.sqrt(forget_count * n0) / 100.0 if forget_count else 1.0  # points at n0 -> images at n
+            for name, points in e.get(key, {}).items():
+                out[name] = max(out.get(name, 0.0), float(points) * factor)
+        return out
+
+    where = ", ".join(e.get("source", "") for e in entries)
+    return scaled("range_points"), scaled("agreement_range_points"), where + ("" if dataset in table else " (largest)")
 
 
 @dataclass(frozen=True)
 class NoiseFloor:
-    """How far apart two |Δ| must be (in D_f images) before one run can rank them."""
+    """How far apart two |Δ| (or two agreements) must be, in D_f images, before one run can rank them."""
 
-    images: float  # the floor in D_f images (or in percentage points when |D_f| is unknown)
-    source: str  # "golds" (measured on this run's K golds) or "default" (DEFAULT_FLOOR_SHARE of |D_f|)
+    images: float  # gold's part of the |Δ| floor, in D_f images (in percentage points when |D_f| is unknown)
+    source: str  # "golds" (measured on this run's K golds) or "default" (the binomial spread)
     k: int = 1  # gold models behind it
     spread_points: float = float("nan")  # the K golds' A_f range in percentage points (source "golds")
+    agreement_images: float = float("nan")  # gold's part of the agreement floor (gold-vs-gold disagreement)
+    agreement_source: str = "default"  # "golds" (their measured pairwise agreement) or "default"
+    disagreement_images: float = float("nan")  # D: samples two golds disagree on (measured or expected)
+    rerun: dict = field(default_factory=dict)  # method -> its rerun range of A_f, in images
+    rerun_agreement: dict = field(default_factory=dict)  # method -> its rerun range of agreement, in images
+    rerun_file: str = ""  # where the rerun spreads were measured
+
+    def of(self, name: str) -> tuple[float, str]:
+        """A candidate's |Δ| floor and its source: 'gold' / 'default' (gold's spread) or 'rerun' (its own)."""
+        own = self.rerun.get(name, 0.0) if name != "original" else 0.0
+        if own > self.images:
+            return float(max(1.0, round(own))), "rerun"
+        return self.images, SOURCES[self.source]
+
+    def agreement_of(self, name: str) -> tuple[float, str]:
+        """A candidate's agreement floor and its source: 'gold' / 'default' (gold-vs-gold) or 'rerun'."""
+        own = self.rerun_agreement.get(name, 0.0) if name != "original" else 0.0
+        if own > self.agreement_images:
+            return float(max(1.0, round(own))), "rerun"
+        return self.agreement_images, SOURCES[self.agreement_source]
+
+    def above(self) -> dict:
+        """The methods whose own rerun spread is larger than gold's part of the floor: name -> images."""
+        return {n: self.of(n)[0] for n in self.rerun if n != "original" and self.of(n)[1] == "rerun"}
 
     def text(self, n_f: int | None) -> str:
         unit = _images(self.images) if n_f else f"{self.images:.1f} points"
         if self.source == "golds":
-            return (
+            out = (
                 f"the {self.k} gold models of this run (training seeds differ) span {self.spread_points:.1f} "
                 f"points of A_f, so one run cannot rank methods closer than {unit}"
             )
-        return (
-            f"one run cannot rank methods closer than about {unit} ({100 * DEFAULT_FLOOR_SHARE:.0f}% of |D_f|: "
-            f"{FLOOR_EVIDENCE})"
-        )
+        else:
+            out = f"one run cannot rank methods closer than about {unit} (the default: {FLOOR_EVIDENCE})"
+        above = self.above()
+        if above:
+            names = ", ".join(f"{display(n).short} {_images(v)}" for n, v in above.items())
+            out += f"; a method's own rerun moves its A_f by more, and its floor is that: {names}"
+        return out
 
 
 @dataclass(frozen=True)
@@ -67,6 +144,10 @@ class Row:
     images: float  # |Δ| in D_f images (in points when |D_f| is unknown)
     agreement: float
     activation_distance: float
+    floor: float = 1.0  # its |Δ| floor in images: the larger of gold's spread and its own rerun spread
+    floor_source: str = "default"  # "gold", "rerun" or "default"
+    agreement_floor: float = 1.0  # its agreement floor in images
+    agreement_floor_source: str = "default"
 
 
 @dataclass(frozen=True)
@@ -87,6 +168,11 @@ class Verdict:
     def original_ties(self) -> bool:
         """The untouched original is among the leaders: no method shown to unlearn better than doing nothing."""
         return self.has_methods and "original" in self.leaders
+
+    @property
+    def lead_floor(self) -> float:
+        """The |Δ| floor of the leader (images): how far above its |Δ| another candidate still ties it."""
+        return self.row(self.leaders[0]).floor if self.leaders else self.floor.images
 
     @property
     def has_methods(self) -> bool:
@@ -141,6 +227,7 @@ class Verdict:
                 f"No method is closest to gold on its own: {tied} lie within the noise floor of the smallest |Δ|."
             )
         out.append(f"Noise floor {_floor_value(self.floor, n_f)}: {self.floor.text(n_f)}.")
+        out.append(self._agreement_floor_sentence())
         if self.original_ties:
             out.append(
                 "The untouched original ties the leaders: no method is shown to have unlearned anything "
@@ -151,6 +238,19 @@ class Verdict:
 
     def text(self) -> str:
         return " ".join(self.sentences())
+
+    def _agreement_floor_sentence(self) -> str:
+        f, n_f = self.floor, self.forget_count
+        unit = _images(f.agreement_images) if n_f else f"{f.agreement_images:.1f} points"
+        how = (
+            f"the {f.k} golds disagree with one another on {f.disagreement_images:.1f} samples on average"
+            if f.agreement_source == "golds"
+            else f"two golds would disagree on about {f.disagreement_images:.1f} samples (expected at gold's A_f)"
+        )
+        return (
+            f"Per-sample agreement has its own floor, {unit}: {how}, so a method's agreement moves by that much "
+            f"when gold is swapped for another."
+        )
 
     def _measures_sentence(self) -> str:
         """Who leads on |Δ|, on per-sample agreement and on activation distance; says so when they differ."""
@@ -169,23 +269,52 @@ class Verdict:
         return ("The leaders differ by measure: " if differ else "Leaders by measure: ") + "; ".join(parts) + "."
 
 
-def noise_floor(metrics: MetricsFile | SweepResult) -> NoiseFloor:
-    """The run's noise floor: from its K > 1 golds' A_f range when it has a gold ensemble, else the default."""
+def noise_floor(metrics: MetricsFile | SweepResult, rerun: dict | None = None) -> NoiseFloor:
+    """The run's noise floor: gold's part from its K > 1 golds' A_f range (else the binomial default), the
+    agreement floor from gold-vs-gold disagreement, and each method's measured rerun spread (`rerun`: a
+    rerun_noise.json-shaped table; default the committed one)."""
     n_f = metrics.forget_count
-    accs = [a for a in (metrics.gold_ensemble.gold_acc_forget if metrics.gold_ensemble else []) if math.isfinite(a)]
+    ens = metrics.gold_ensemble
+    accs = [a for a in (ens.gold_acc_forget if ens else []) if math.isfinite(a)]
+    p = _gold_p(metrics)
+    scale = n_f if n_f else 100.0  # images, or points when |D_f| is unknown
+    default_images = max(1.0, math.floor(DEFAULT_FLOOR_SCALE * math.sqrt(scale * p * (1 - p)) + 0.5))
     if len(accs) > 1:
         spread = max(accs) - min(accs)
         images = round(spread * n_f / 100.0) if n_f else spread  # A_f counts whole images
-        return NoiseFloor(max(1.0, float(images)), "golds", len(accs), spread)
-    images = max(1.0, math.ceil(DEFAULT_FLOOR_SHARE * n_f - 1e-9)) if n_f else 100.0 * DEFAULT_FLOOR_SHARE
-    return NoiseFloor(float(images), "default")
+        base = dict(images=max(1.0, float(images)), source="golds", k=len(accs), spread_points=spread)
+    else:
+        base = dict(images=float(default_images), source="default")
+    agreement = _num(ens.gold_agreement) if ens else float("nan")
+    if math.isfinite(agreement):
+        disagree, agree_source = (100.0 - agreement) * scale / 100.0, "golds"
+    else:
+        disagree, agree_source = DEFAULT_DISAGREEMENT * 2 * scale * p * (1 - p), "default"
+    agree_images = max(1.0, math.floor(RANGE_OF_3 * math.sqrt(disagree / 2) + 0.5))
+    runs, runs_agree, where = rerun_spread(getattr(metrics, "dataset", None), n_f, rerun)
+    return NoiseFloor(
+        **base,
+        agreement_images=float(agree_images),
+        agreement_source=agree_source,
+        disagreement_images=disagree,
+        rerun=runs,
+        rerun_agreement=runs_agree,
+        rerun_file=where,
+    )
 
 
-def verdict(metrics: MetricsFile | SweepResult, floor: NoiseFloor | None = None) -> Verdict:
+def _gold_p(metrics) -> float:
+    """Gold's A_f as a share (0.5, the widest binomial spread, when the run has no finite gold A_f)."""
+    gold = metrics.models.get("gold")
+    p = _num(getattr(gold, "acc_forget", None)) / 100.0 if gold is not None else float("nan")
+    return min(1.0, max(0.0, p)) if math.isfinite(p) else 0.5
+
+
+def verdict(metrics: MetricsFile | SweepResult, floor: NoiseFloor | None = None, rerun: dict | None = None) -> Verdict:
     """The verdict of one run from its typed metrics (the store's MetricsFile, or a sweep's SweepResult): see the
-    module docstring."""
+    module docstring. `rerun`: the methods' rerun spreads (rerun_noise.json's shape); default the committed ones."""
     n_f = metrics.forget_count
-    floor = floor or noise_floor(metrics)
+    floor = floor or noise_floor(metrics, rerun)
     rows = []
     for name in ordered(metrics.models):
         if name == "gold":
@@ -194,6 +323,7 @@ def verdict(metrics: MetricsFile | SweepResult, floor: NoiseFloor | None = None)
         short = "original" if name == "original" else d.short  # "Orig" reads as a method in a sentence
         delta = _num(m.abs_delta)
         images = float(round(delta * n_f / 100.0)) if n_f and math.isfinite(delta) else delta  # whole images
+        (fl, fl_src), (af, af_src) = floor.of(name), floor.agreement_of(name)
         rows.append(
             Row(
                 name,
@@ -203,6 +333,10 @@ def verdict(metrics: MetricsFile | SweepResult, floor: NoiseFloor | None = None)
                 images,
                 _num(m.sample_agreement),
                 _num(m.activation_distance),
+                fl,
+                fl_src,
+                af,
+                af_src,
             )
         )
     candidates = sorted(
@@ -210,10 +344,13 @@ def verdict(metrics: MetricsFile | SweepResult, floor: NoiseFloor | None = None)
         key=lambda r: (r.images, r.kind != "reference"),
     )
     controls = [r for r in rows if r.kind == "control"]
-    leaders = _within(candidates, lambda r: r.images, floor.images, lowest=True)
+    leaders = _within(candidates, lambda r: r.images, lambda r: r.floor, lowest=True)
     scale = n_f / 100.0 if n_f else 1.0
     agree = _within(
-        [r for r in candidates if math.isfinite(r.agreement)], lambda r: r.agreement * scale, floor.images, lowest=False
+        [r for r in candidates if math.isfinite(r.agreement)],
+        lambda r: r.agreement * scale,
+        lambda r: r.agreement_floor,
+        lowest=False,
     )
     dists = [r for r in candidates if math.isfinite(r.activation_distance)]
     dist = min(dists, key=lambda r: r.activation_distance).name if dists else None
@@ -230,14 +367,16 @@ def _num(value) -> float:
         return float("nan")
 
 
-def _within(rows: list[Row], value, floor: float, lowest: bool) -> list[Row]:
-    """The rows whose value lies within `floor` of the best (lowest or highest), best first."""
+def _within(rows: list[Row], value, floor, lowest: bool) -> list[Row]:
+    """The rows whose value lies within the floor of the best (lowest or highest), best first; the floor of a
+    pair is the larger of the two rows' floors (`floor(row)`), so a method whose rerun moves far ties widely."""
     if not rows:
         return []
     sign = 1 if lowest else -1
     ranked = sorted(rows, key=lambda r: sign * value(r))
-    best = sign * value(ranked[0])
-    return [r for r in ranked if sign * value(r) - best <= floor + 1e-9]
+    top = ranked[0]
+    best = sign * value(top)
+    return [r for r in ranked if sign * value(r) - best <= max(floor(top), floor(r)) + 1e-9]
 
 
 def _images(n: float) -> str:
