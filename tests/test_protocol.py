@@ -446,3 +446,25 @@ def test_gold_init_scores_the_same_models_against_a_shared_and_an_own_initialisa
     assert eff.loc[("x", "|Δ|"), "vs own-init gold"] == pytest.approx(4.5)
     assert eff.loc[("x", "|Δ|"), "own minus shared"] == pytest.approx(2.5)
     assert eff.loc[("x", "agree"), "classes up / down"] == "2 / 0" and eff.loc[("y", "agree"), "classes"] == 2
+
+
+def test_rerun_noise_summarises_each_method_s_spread_for_the_verdict(monkeypatch):
+    rn = benchmark("rerun_noise", monkeypatch)
+    df = pd.DataFrame(
+        {
+            "method": ["tmu"] * 6 + ["finetune"] * 3,
+            "class": [1, 1, 1, 3, 3, 3, 1, 1, 1],
+            "seed": [0] * 9,
+            "A_f": [70.0, 78.0, 74.0, 50.0, 52.0, 51.0, 90.0, 90.0, 91.0],
+            "|Δ|": [2.0, 6.0, 2.0, 1.0, 1.0, 0.0, 20.0, 20.0, 21.0],
+            "agreement": [80.0, 84.0, 82.0, 70.0, 70.0, 70.0, 85.0, 85.0, 86.0],
+            "act dist": [0.3] * 9,
+        }
+    )
+    cells = rn.spreads(df).set_index(["method", "class"])
+    assert cells.loc[("tmu", 1), "A_f range"] == 8.0 and cells.loc[("tmu", 3), "A_f range"] == 2.0
+    assert cells.loc[("tmu", 1), "A_f SD"] == pytest.approx(4.0)
+    entry = rn.package_entry("digits", rn.summary(rn.spreads(df)), "f.md", 100)
+    # the verdict reads the mean range over cells: TMU (8 + 2) / 2, fine-tuning 1; agreement (4 + 0) / 2, 1
+    assert entry["range_points"] == {"tmu": 5.0, "finetune": 1.0}
+    assert entry["agreement_range_points"] == {"tmu": 2.0, "finetune": 1.0}
