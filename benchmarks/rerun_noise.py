@@ -25,6 +25,7 @@ import pandas as pd
 import torch
 from common import provenance, script_parser
 
+from tmu_core import store
 from tmu_core.cli import run_config_from_args
 from tmu_core.data import class_ref
 from tmu_core.evaluate.evaluator import Evaluator
@@ -206,7 +207,7 @@ def main(argv=None) -> int:
     if not args.from_csv:  # a rebuild leaves the measured file and its provenance as they are
         RESULTS.mkdir(parents=True, exist_ok=True)
         (RESULTS / f"{name}.md").write_text(md)
-        df.to_csv(RESULTS / f"{name}.csv", index=False)
+        store.write_csv(RESULTS / f"{name}.csv", df)
     if args.package:
         current = json.loads(PACKAGE_FILE.read_text()) if PACKAGE_FILE.exists() else {}
         current[cfg.data.dataset] = package_entry(
