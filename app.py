@@ -11,7 +11,7 @@ from ui import nav  # streamlit alone: imported in a moment
 st.set_page_config(page_title="TMU dashboard", page_icon=":material/psychology:", layout="wide")
 # First, before the imports below (torch, plotly: seconds on a cold start). Streamlit reads a pages/ folder beside
 # app.py as a legacy multipage app, listing its file names (app, about, ...) in the sidebar, until some session
-# has run st.navigation (see ui.nav.ensure_router): the sooner it runs, the sooner our navigation replaces them.
+# has run st.navigation (README, "The pages folder"): the sooner it runs, the sooner our navigation replaces them.
 page = st.navigation(nav.sections())
 
 from tmu_core import demo, store  # noqa: E402

@@ -7,8 +7,6 @@ from tmu_core.errors import TMUError
 from tmu_core.jobs import launch
 from ui import nav, state
 
-nav.ensure_router()
-
 st.title("Twin Machine Unlearning")
 st.caption("Aligning unlearning with retraining: forget the hard samples, keep the easy ones.")
 

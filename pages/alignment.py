@@ -15,8 +15,6 @@ from tmu_core.methods import METHODS, display, ordered, primary_method
 from ui import cache, charts, nav, state, tables, verdict, widgets
 from ui.text import plain
 
-nav.ensure_router()
-
 st.title("Alignment")
 st.caption(nav.help_text("alignment"))
 

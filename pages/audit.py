@@ -7,8 +7,6 @@ import streamlit as st
 from ui import cache, charts, nav, state, tables
 from ui.text import plain
 
-nav.ensure_router()
-
 ROW = 96  # row height (px) of the galleries: thumbnails large enough to tell a digit
 
 st.title("Easy/hard audit")

@@ -9,8 +9,6 @@ from tmu_core.methods import primary_method
 from ui import cache, charts, nav, state, tables, verdict
 from ui.text import plain
 
-nav.ensure_router()
-
 STEPS = (
     "1 · The forget set",
     "2 · The twin and its labels",

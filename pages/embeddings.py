@@ -10,8 +10,6 @@ from tmu_core.methods import primary_method
 from ui import cache, charts, nav, state, tables
 from ui.text import plain
 
-nav.ensure_router()
-
 COLOR_BY = {"truth": "gold's verdict", "predicted": "TMU's prediction"}
 
 st.title("Embeddings")

@@ -4,8 +4,6 @@ import streamlit as st
 
 from ui import cache, charts, nav, state, tables
 
-nav.ensure_router()
-
 SETS = {
     "aux": "D_a — the twin problem (what the classifier learned from)",
     "forget": "D_f — the real problem (where it was applied)",

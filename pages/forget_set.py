@@ -17,8 +17,6 @@ from tmu_core.tmu.method import THIN_TWIN
 from ui import cache, nav, own_model, state, tables, widgets
 from ui.text import plain
 
-nav.ensure_router()
-
 GALLERY_LIMIT = 600  # images shown per class (a CIFAR class has 4500: pick among the first ones)
 GRID_COLUMNS = 8  # (id, image) pairs per row
 

@@ -10,8 +10,6 @@ from tmu_core.store.schema import RunStatus
 from ui import cache, nav, own_model, state, tables, verdict, widgets
 from ui.text import plain
 
-nav.ensure_router()
-
 POLL_SECONDS = 2.0  # a poll redraws the run list: ~0.1 s of server CPU on a laptop
 ACTIVE = ("queued", "running")
 

@@ -14,6 +14,7 @@ import os
 import socket
 import subprocess
 import sys
+import tempfile
 import time
 import urllib.request
 from pathlib import Path
@@ -21,6 +22,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 from clitools import ROOT
+from streamlit.testing.v1 import AppTest
 
 from tmu_core import store
 from tmu_core.config import DataConfig, ForgetSpec, RunConfig, TrainConfig
@@ -35,6 +37,29 @@ def typed(metrics: dict) -> MetricsFile:
 
 
 APP = ROOT / "app.py"
+
+
+def router_test(timeout: float, tmp: Path | None = None) -> AppTest:
+    """app.py under AppTest as a server runs it once any session has run st.navigation.
+
+    AppTest starts every run as a fresh server does: a pages/ folder beside the main script means Streamlit's
+    legacy multipage mode, in which a page asked for by name runs alone (tests/test_nav.py shows it). On a server
+    the mode ends for good at the first st.navigation; under AppTest it comes back at each run. So the router
+    tests run app.py through a link in a folder without pages/ (the same file; its pages are absolute paths),
+    and `switch_page("pages/x.py")` finds the page beside the real app.py.
+    """
+    folder = Path(tmp or tempfile.mkdtemp(prefix="tmu-router-"))
+    link = folder / "app.py"
+    if not link.exists():
+        link.symlink_to(APP)
+    return _RouterTest(str(link), default_timeout=timeout)
+
+
+class _RouterTest(AppTest):
+    def switch_page(self, page_path: str) -> AppTest:
+        return super().switch_page(str(ROOT / page_path))
+
+
 PAGES = ("about", "demo", "forget_set", "run", "audit", "features", "embeddings", "alignment")
 TITLES = {
     "about": "Twin Machine Unlearning",

@@ -23,45 +23,9 @@ import torch  # noqa: E402
 torch.set_num_threads(1)
 
 
-# `pytest -m fast` (`make test-fast`): the unit tests, under a minute together on two cores. The rest train
-# models, start background processes, Ray or a browser, or fit UMAP.
-FAST_MODULES = {
-    "test_architecture",
-    "test_charts",
-    "test_data",
-    "test_entry",
-    "test_metrics",
-    "test_models",
-    "test_nav",
-    "test_protocol",
-    "test_registries",
-    "test_train",
-    "test_typed_results",
-    "test_verdict",
-}
-FAST_TESTS = {
-    "test_nf_is_zero_for_a_sample_in_its_own_reference_set",
-    "test_nf_matches_hand_computed_mean_of_k_smallest",
-    "test_scaler_is_fitted_on_twin_and_clips",
-    "test_eq3_hand_computed",
-    "test_aux_sample_branch",
-    "test_aux_augment_branch_is_capped_and_recorded",
-    "test_classifier_separates_a_toy_set",
-    "test_balanced_threshold_hand_made",
-    "test_feature_subsets",
-    "test_unknown_method_setting_names_the_valid_ones",
-    "test_hard_rate_estimate_is_a_wilson_lower_bound_counting_sources_once",
-    "test_each_method_weighs_a_forget_sample_as_documented",
-    "test_scaling_per_problem_standardises_each_problem_with_its_own_statistics",
-    "test_nf_k_larger_than_the_reference_set",
-    "test_api_bad_input_raises_tmuerror",
-}
-
-
-def pytest_collection_modifyitems(config, items):
-    for item in items:
-        if item.module.__name__ in FAST_MODULES or getattr(item, "originalname", item.name) in FAST_TESTS:
-            item.add_marker(pytest.mark.fast)
+# `pytest -m fast` (`make test-fast`): the unit tests, under a minute together on two cores, are marked in their
+# own module (`pytestmark = pytest.mark.fast` or `@pytest.mark.fast`). The rest train models, start background
+# processes, Ray or a browser, or fit UMAP.
 
 
 @pytest.fixture

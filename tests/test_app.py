@@ -8,7 +8,7 @@ import os
 import signal
 
 import pytest
-from apptools import APP, PAGES, ROOT, TITLES, plotly_specs, tables_with, typed, values, wait_for
+from apptools import APP, PAGES, ROOT, TITLES, plotly_specs, router_test, tables_with, typed, values, wait_for
 from streamlit.testing.v1 import AppTest
 
 from tmu_core import store
@@ -45,7 +45,7 @@ def metric(at: AppTest, label: str) -> str:
 
 # ---------------------------------------------------------------- smoke
 def test_every_page_runs_through_the_router(dashboard_runs):
-    at = AppTest.from_file(str(APP), default_timeout=TIMEOUT).run()
+    at = router_test(TIMEOUT).run()
     assert_clean(at)
     assert at.title[0].value == TITLES["about"]
     assert any("Compute device" in c.value for c in at.sidebar.caption)
@@ -53,6 +53,7 @@ def test_every_page_runs_through_the_router(dashboard_runs):
         at.switch_page(f"pages/{name}.py").run()
         assert_clean(at)
         assert at.title[0].value == TITLES[name], name
+        assert any("Compute device" in c.value for c in at.sidebar.caption), name  # app.py's sidebar
 
 
 @pytest.mark.parametrize("name", PAGES)
@@ -201,7 +202,7 @@ def test_forget_set_count_says_what_is_wrong_and_keeps_the_last_valid_value(runs
 
 
 def test_forget_set_selecting_the_whole_class_is_undone_and_the_gallery_stays(runs_dir):
-    at = AppTest.from_file(str(APP), default_timeout=TIMEOUT).run()
+    at = router_test(TIMEOUT).run()
     at.switch_page("pages/forget_set.py").run()
     at.radio(key="fs_mode").set_value("hand-pick").run()
 
@@ -229,7 +230,7 @@ def test_forget_set_selecting_the_whole_class_is_undone_and_the_gallery_stays(ru
 
 
 def test_forget_set_hand_picked_in_the_gallery_reaches_the_run_page(runs_dir):
-    at = AppTest.from_file(str(APP), default_timeout=TIMEOUT).run()
+    at = router_test(TIMEOUT).run()
     at.switch_page("pages/forget_set.py").run()
     at.radio(key="fs_mode").set_value("hand-pick").run()
     assert_clean(at)
@@ -257,7 +258,7 @@ def test_forget_set_unavailable_dataset_is_a_warning(runs_dir, tmp_path, monkeyp
 
 def test_run_page_names_its_setup_after_an_invalid_forget_set_choice(runs_dir, tmp_path, monkeypatch, block_network):
     monkeypatch.setenv("TMU_DATA_DIR", str(tmp_path / "no-data"))
-    at = AppTest.from_file(str(APP), default_timeout=TIMEOUT).run()
+    at = router_test(TIMEOUT).run()
     at.switch_page("pages/forget_set.py").run()
     at.selectbox(key="fs_dataset").set_value("cifar10").run()
     assert_clean(at)
@@ -290,7 +291,7 @@ def tiny_image_folder(root) -> str:
 
 
 def test_imagefolder_runs_from_the_dashboard(runs_dir, tmp_path):
-    at = AppTest.from_file(str(APP), default_timeout=TIMEOUT).run()
+    at = router_test(TIMEOUT).run()
     at.switch_page("pages/forget_set.py").run()
     at.selectbox(key="fs_dataset").set_value("imagefolder").run()
     assert_clean(at)
@@ -426,7 +427,7 @@ def test_the_run_page_reads_the_run_list_once_per_rerun(dashboard_runs, monkeypa
     calls = []
     real = store.list_runs
     monkeypatch.setattr(store, "list_runs", lambda *a, **k: calls.append(1) or real(*a, **k))
-    at = AppTest.from_file(str(APP), default_timeout=TIMEOUT).run()
+    at = router_test(TIMEOUT).run()
     at.switch_page("pages/run.py").run()
     assert_clean(at)
     assert at.title[0].value == TITLES["run"] and at.dataframe  # the run table is drawn from that list
@@ -543,7 +544,7 @@ def test_a_run_with_damaged_metrics_is_named_not_shown(synthetic_runs, runs_dir)
 def test_a_damaged_sample_table_is_one_error_line(synthetic_runs, runs_dir):
     run = copy_run(synthetic_runs, runs_dir)
     (run.dir / "samples.csv").write_bytes(b"\x00\xff garbage")
-    at = AppTest.from_file(str(APP), default_timeout=TIMEOUT)
+    at = router_test(TIMEOUT)
     at.session_state["run_id"] = run.id
     at.run()
     at.switch_page("pages/audit.py").run()
@@ -571,7 +572,7 @@ def test_every_page_renders_with_a_damaged_run_selected(synthetic_runs, runs_dir
     )  # an intact run beside it
     path = run.dir / file
     path.write_bytes(path.read_bytes()[: path.stat().st_size // 2] if damage is None else damage)
-    at = AppTest.from_file(str(APP), default_timeout=TIMEOUT)
+    at = router_test(TIMEOUT)
     at.session_state["run_id"] = run.id
     at.run()
     for name in PAGES:

@@ -231,6 +231,7 @@ def test_torchvision_dataset_absent_offline(tmp_path, block_network):
     assert str(tmp_path / "MNIST") in str(exc.value) and "\n" not in str(exc.value)
 
 
+@pytest.mark.fast
 def test_nf_k_larger_than_the_reference_set():
     with pytest.raises(TMUError, match=r"k=6 .* has 5 samples; choose 1\.\.5"):
         nearest_distance(torch.rand(3, 4), torch.rand(5, 4), k=6)
@@ -252,6 +253,7 @@ def test_nf_k_larger_than_the_reference_set():
         (lambda: DataConfig(image_size=4), "image size must be at least 8"),
     ],
 )
+@pytest.mark.fast
 def test_api_bad_input_raises_tmuerror(make, needle):
     with pytest.raises(TMUError) as exc:
         make()

@@ -16,6 +16,8 @@ from tmu_core.evaluate.verdict import verdict
 from tmu_core.store.schema import RunStatus
 from ui import charts, images, tables
 
+pytestmark = pytest.mark.fast  # `make test-fast`
+
 
 def metrics_fixture() -> dict:
     """A metrics.json as the pipeline writes it, for three models, with numbers easy to check by hand."""

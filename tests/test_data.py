@@ -13,6 +13,8 @@ import torch
 from tmu_core.config import DataConfig, ForgetSpec
 from tmu_core.data import channel_stats, load_dataset, resolve_class, resolve_forget, split_test, to_float
 
+pytestmark = pytest.mark.fast  # `make test-fast`
+
 
 @pytest.fixture(scope="module")
 def digits():

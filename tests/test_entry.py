@@ -15,6 +15,8 @@ from tmu_core.cli import WORKERS, main
 from tmu_core.entry import run_entry
 from tmu_core.errors import TMUError
 
+pytestmark = pytest.mark.fast  # `make test-fast`
+
 ROOT = Path(__file__).resolve().parents[1]
 
 

@@ -8,6 +8,8 @@ import torch
 
 from tmu_core.evaluate import metrics as M
 
+pytestmark = pytest.mark.fast  # `make test-fast`
+
 
 def test_accuracy_counts_argmax_hits_in_percent():
     logits = torch.tensor([[2.0, 1.0], [0.0, 3.0], [1.0, 0.0]])

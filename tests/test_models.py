@@ -8,6 +8,8 @@ import torch
 
 from tmu_core.models import MODELS, build_model
 
+pytestmark = pytest.mark.fast  # `make test-fast`
+
 SHAPES = {"digits": (1, 8), "mnist": (1, 28), "cifar": (3, 32)}
 EMBED_DIM = {"small_cnn": 256, "resnet18": 512, "allcnn": 192, "vit_tiny": 192}
 

@@ -1,64 +1,60 @@
-"""The dashboard's one use of a Streamlit internal (ui.nav.ensure_router) still matches Streamlit: when this
-fails, Streamlit changed how a pages/ folder beside the main script is handled, and ensure_router (and the note
-in the README) must follow, or can go."""
+"""The pages folder beside app.py, registered with st.navigation and no private Streamlit API.
+
+Streamlit reads a pages/ folder beside the main script as a legacy multipage app until some session of the
+server has run st.navigation. One case is left to it, and shown here: a deep link as the very first request
+of a fresh server runs that page alone (README, "The pages folder"). AppTest starts every run as a fresh
+server does, which makes it the place to show that case.
+"""
 
 from __future__ import annotations
 
-import inspect
+import ast
 from pathlib import Path
 
 import pytest
-from streamlit.commands import navigation
-from streamlit.runtime.pages_manager import PagesManager
-from streamlit.runtime.scriptrunner import script_runner
+from apptools import APP, router_test
 from streamlit.testing.v1 import AppTest
 
+pytestmark = pytest.mark.fast
+
 ROOT = Path(__file__).resolve().parents[1]
+DASHBOARD = [APP, *sorted((ROOT / "pages").glob("*.py")), *sorted((ROOT / "ui").glob("*.py"))]
+PUBLIC = ("streamlit", "streamlit.testing")  # `import streamlit as st`; nothing under streamlit.runtime & co.
 
 
-@pytest.fixture
-def restore_flag():
-    before = PagesManager.uses_pages_directory
-    yield
-    PagesManager.uses_pages_directory = before
+def test_the_dashboard_imports_no_streamlit_internals():
+    for path in DASHBOARD:
+        for node in ast.walk(ast.parse(path.read_text())):
+            names = [a.name for a in node.names] if isinstance(node, ast.Import) else []
+            if isinstance(node, ast.ImportFrom) and node.module:
+                names = [node.module]
+            for name in names:
+                if name.split(".")[0] == "streamlit":
+                    assert name in PUBLIC, f"{path.relative_to(ROOT)} imports {name}"
+        assert "PagesManager" not in path.read_text(), path.name
 
 
-def test_a_pages_folder_still_means_legacy_mode_until_st_navigation_runs(tmp_path, restore_flag):
-    (tmp_path / "pages").mkdir()
-    (tmp_path / "pages" / "a.py").write_text("")
-    (tmp_path / "app.py").write_text("")
-    PagesManager.uses_pages_directory = None
-    PagesManager(str(tmp_path / "app.py"))  # the first manager of a server decides, for every session
-    assert PagesManager.uses_pages_directory is True
-    # the flag is what the script runner reads to run the legacy pages/ navigation instead of the main script ...
-    assert "if PagesManager.uses_pages_directory:\n" in inspect.getsource(script_runner.ScriptRunner)
-    assert "_mpa_v1(" in inspect.getsource(script_runner.ScriptRunner)
-    # ... and st.navigation turns it off the way ensure_router does
-    assert "PagesManager.uses_pages_directory = False" in inspect.getsource(navigation.navigation)
-
-
-def test_ensure_router_leaves_legacy_mode_and_reruns(restore_flag):
-    script = (
-        "import streamlit as st\n"
-        "from streamlit.runtime.pages_manager import PagesManager\n"
-        "st.session_state.setdefault('runs', 0)\n"
-        "st.session_state.runs += 1\n"
-        "if st.session_state.runs == 1:\n"
-        "    PagesManager.uses_pages_directory = True  # as on a fresh server with a pages/ folder\n"
-        "from ui import nav\n"
-        "nav.ensure_router()\n"
-        "st.write('page body')\n"
-    )
-    at = AppTest.from_string(script).run()
+def test_a_deep_link_as_a_fresh_servers_first_request_runs_the_page_alone(runs_dir):
+    """The case the README names: no session has run st.navigation yet, so Streamlit's legacy mode runs the
+    page by its file name, without app.py (no sidebar), and the page still works."""
+    at = AppTest.from_file(str(APP), default_timeout=120)
+    at.switch_page("pages/audit.py").run()
     assert not at.exception
-    assert PagesManager.uses_pages_directory is False
-    assert at.session_state["runs"] == 2  # it reran once, then drew the page
-    assert [m.value for m in at.markdown] == ["page body"]
+    assert at.title[0].value == "Easy/hard audit"
+    assert not any("Compute device" in c.value for c in at.sidebar.caption)
+
+
+def test_once_st_navigation_has_run_a_deep_link_goes_through_the_router(runs_dir):
+    at = router_test(120)
+    at.switch_page("pages/audit.py").run()  # the first run of this session, straight to a page
+    assert not at.exception
+    assert at.title[0].value == "Easy/hard audit"
+    assert any("Compute device" in c.value for c in at.sidebar.caption)
 
 
 def test_app_calls_st_navigation_before_its_slow_imports():
     """Until st.navigation has run, the sidebar lists pages/'s raw file names: app.py calls it first."""
-    lines = (ROOT / "app.py").read_text().splitlines()
+    lines = APP.read_text().splitlines()
     nav_line = next(i for i, line in enumerate(lines) if "st.navigation(" in line)
     slow = [
         i for i, line in enumerate(lines) if line.startswith(("from tmu_core", "import torch", "from ui import cache"))

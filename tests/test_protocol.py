@@ -12,6 +12,8 @@ from tmu_core.evaluate import metrics as M
 from tmu_core.evaluate import protocol as P
 from tmu_core.evaluate.paper_tables import tables
 
+pytestmark = pytest.mark.fast  # `make test-fast`
+
 
 def benchmark(name: str, monkeypatch):
     """A script of benchmarks/ loaded as a module, its folder on sys.path as when it runs (it imports common.py)."""

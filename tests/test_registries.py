@@ -12,6 +12,8 @@ from tmu_core.methods import METHODS, method_config
 from tmu_core.models import MODELS
 from tmu_core.registry import Registry
 
+pytestmark = pytest.mark.fast  # `make test-fast`
+
 REGISTRIES = {"dataset": DATASETS, "model": MODELS, "method": METHODS}
 EXPECTED = {
     "dataset": {"digits", "mnist", "fashion-mnist", "cifar10", "cifar100", "imagefolder"},

@@ -44,12 +44,14 @@ def tiny_original(digits):
 
 
 # ---------------------------------------------------------------- features
+@pytest.mark.fast
 def test_nf_is_zero_for_a_sample_in_its_own_reference_set():
     ref = torch.randn(20, 8)
     nf = nearest_distance(ref[:5], ref, k=1, normalize=False)
     assert torch.allclose(nf, torch.zeros(5), atol=1e-5)
 
 
+@pytest.mark.fast
 def test_nf_matches_hand_computed_mean_of_k_smallest():
     query = torch.tensor([[0.0, 0.0]])
     ref = torch.tensor([[1.0, 0.0], [0.0, 2.0], [3.0, 0.0], [0.0, 10.0]])
@@ -77,6 +79,7 @@ def test_af_grows_with_eps(tiny_original, digits):
     assert large > small >= 0
 
 
+@pytest.mark.fast
 def test_scaler_is_fitted_on_twin_and_clips():
     fa = np.array([[1.0, 2.0], [3.0, 4.0], [5.0, 6.0]])
     s = Scaler.fit(fa, log=False, clip=1.5)
@@ -86,12 +89,14 @@ def test_scaler_is_fitted_on_twin_and_clips():
 
 
 # ---------------------------------------------------------------- Eq. 3 and the aux set
+@pytest.mark.fast
 def test_eq3_hand_computed():
     assert eq3_size(100, 25) == 500  # 100 * (25 + 100) / 25
     assert eq3_size(100, 4900) == 102  # 100 * 5000 / 4900 = 102.04
     assert eq3_size(10, 90) == 11  # 10 * 100 / 90 = 11.1
 
 
+@pytest.mark.fast
 def test_aux_sample_branch(digits):
     _, data, _ = digits
     forget = resolve_forget(data, ForgetSpec(forget_class="3", forget_count=5), 0)
@@ -102,6 +107,7 @@ def test_aux_sample_branch(digits):
     assert set(aux.source_ids) <= set(data.aux_ids.tolist())
 
 
+@pytest.mark.fast
 def test_aux_augment_branch_is_capped_and_recorded(digits):
     _, data, forget = digits  # 100 of class 8: Eq. 3 asks ~500 from a pool of ~14
     aux = build_aux(data, forget, seed=0, max_factor=3, allow_flip=False)
@@ -113,6 +119,7 @@ def test_aux_augment_branch_is_capped_and_recorded(digits):
 
 
 # ---------------------------------------------------------------- classifier
+@pytest.mark.fast
 def test_classifier_separates_a_toy_set():
     rng = np.random.default_rng(0)
     easy = rng.normal(-1.5, 0.5, size=(80, 3))
@@ -123,6 +130,7 @@ def test_classifier_separates_a_toy_set():
     assert (clf.predict(f) == y).mean() >= 0.95
 
 
+@pytest.mark.fast
 def test_balanced_threshold_hand_made():
     p = np.array([0.9, 0.8, 0.7, 0.6, 0.2])
     labels = np.array([1, 1, 1, 0, 0])
@@ -130,6 +138,7 @@ def test_balanced_threshold_hand_made():
     assert 0.6 < t <= 0.7
 
 
+@pytest.mark.fast
 def test_feature_subsets():
     assert ["+".join(s) for s in feature_subsets(("NF", "AF", "CF"))] == [
         "NF",
@@ -177,6 +186,7 @@ def test_every_method_changes_parameters_without_touching_its_input(name, digits
         assert result.report is None
 
 
+@pytest.mark.fast
 def test_unknown_method_setting_names_the_valid_ones():
     from tmu_core.errors import TMUError
 
@@ -266,6 +276,7 @@ def test_validate_refuses_nf_k_beyond_the_class_before_training(tmp_path, monkey
     assert not any(tmp_path.iterdir())  # refused before anything was trained or stored
 
 
+@pytest.mark.fast
 def test_hard_rate_estimate_is_a_wilson_lower_bound_counting_sources_once():
     from tmu_core.tmu.classifier import hard_rate_estimate
 
@@ -382,6 +393,7 @@ EXPECTED_WEIGHT = {
 }
 
 
+@pytest.mark.fast
 @pytest.mark.parametrize("name", sorted(EXPECTED_WEIGHT))
 def test_each_method_weighs_a_forget_sample_as_documented(name):
     from tmu_core.config import flatten
@@ -580,6 +592,7 @@ def test_held_out_features_and_kl_refuse_a_cf_network_that_saw_the_samples():
         method_config("tmu", "digits", {"mechanism": "heldout_kl", "cf_held_out": False})
 
 
+@pytest.mark.fast
 def test_scaling_per_problem_standardises_each_problem_with_its_own_statistics():
     from tmu_core.tmu.config import FeatureConfig
     from tmu_core.tmu.method import FeatureValues, scaled

@@ -15,6 +15,8 @@ from tmu_core.errors import TMUError
 from tmu_core.models import build_model
 from tmu_core.train import accuracy, augment, fit, generator, make_schedule, pick_device, predict, seed_everything
 
+pytestmark = pytest.mark.fast  # `make test-fast`
+
 CPU = torch.device("cpu")
 RECIPE = TrainConfig(epochs=3, batch_size=32, lr=0.05)
 

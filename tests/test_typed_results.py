@@ -14,6 +14,8 @@ from tmu_core.errors import TMUError
 from tmu_core.store.schema import MetricsFile, ModelMetrics, TMUSummary
 from ui import tables
 
+pytestmark = pytest.mark.fast  # `make test-fast`
+
 
 def model(a_f: float, delta: float, **extra) -> dict:
     return {

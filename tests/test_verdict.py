@@ -3,9 +3,13 @@ the untouched original as a candidate, controls left out, and the leaders by mea
 
 import math
 
+import pytest
+
 from tmu_core.cli import _summary
 from tmu_core.evaluate.verdict import noise_floor, verdict
 from tmu_core.store.schema import MetricsFile, read_metrics
+
+pytestmark = pytest.mark.fast  # `make test-fast`
 
 
 def model(delta: float, agree: float = 90.0, dist: float = 0.2) -> dict:

@@ -62,23 +62,3 @@ def feature_text(short: bool = False) -> str:
 
 def asset(name: str) -> Path:
     return ASSETS / name
-
-
-def ensure_router() -> None:
-    """Make sure this page runs through app.py's st.navigation (with the shared sidebar).
-
-    The dashboard's one use of a Streamlit internal, kept here alone (tests/test_nav.py fails when Streamlit
-    changes it). Streamlit treats a pages/ folder beside the main script as a legacy multipage app until some
-    session has run st.navigation ("As soon as any session of your app executes the st.navigation command, your
-    app will ignore the pages/ directory", st.navigation's documentation), and no setting turns that off:
-    `client.showSidebarNavigation = false` would also hide st.navigation's own menu. So on a fresh server a deep
-    link (or a tab reconnecting to a restarted server) runs the page alone, without app.py. Leave that mode, as
-    st.navigation itself does, and rerun: a page's url path is the same in both modes, so the rerun lands on
-    this page, through the router. No-op when app.py has run st.navigation once, or the page runs alone
-    (AppTest, `streamlit run pages/x.py`: no pages/ folder beside it).
-    """
-    from streamlit.runtime.pages_manager import PagesManager
-
-    if getattr(PagesManager, "uses_pages_directory", False):
-        PagesManager.uses_pages_directory = False
-        st.rerun()
