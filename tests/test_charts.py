@@ -4,12 +4,13 @@ from __future__ import annotations
 
 import base64
 import io
+import re
 
 import numpy as np
 import pandas as pd
 import plotly.graph_objects as go
 import pytest
-from apptools import typed
+from apptools import ROOT, typed
 from PIL import Image
 
 from tmu_core.evaluate.verdict import verdict
@@ -179,7 +180,7 @@ def test_run_label_leads_with_the_users_run_name():
         "forget": {"forget_class": "8", "forget_count": 100},
     }
     info = RunInfo("x", "complete", "done", 1.0, "", "2026-11-27T00:11:00", cfg)
-    assert tables.run_label(info) == "demo for class · digits · class 8 · 100 · 11-27 00:11"
+    assert tables.run_label(info) == "demo for class · 11-27 00:11 · digits · class 8 · 100"
 
 
 @pytest.mark.parametrize(
@@ -212,7 +213,8 @@ def test_run_label_is_short():
         "2026-11-27T00:11:39",
         {"data": {"dataset": "digits"}, "forget": {"forget_class": "8", "forget_count": 100}},
     )
-    assert tables.run_label(info) == "digits · class 8 · 100 · 11-27 00:11"
+    # the time before the forget set: a narrow sidebar cuts the end of a label, and the time told runs apart
+    assert tables.run_label(info) == "11-27 00:11 · digits · class 8 · 100"
     assert tables.run_label(RunInfo("x", "failed", "gold", 0.3, "boom", "", None)) == "x · class ? (failed)"
 
 
@@ -286,9 +288,12 @@ def test_runs_frame_describes_the_forget_set_size():
         RunInfo("c", "damaged", "", 0.0, "bad", "t", None),
     ]
     df = tables.runs_frame(infos)
-    assert list(df["|D_f|"][:2]) == ["100", "2"] and pd.isna(df["|D_f|"][2])
-    assert list(df["error"]) == ["", "boom", "bad"] and list(df["state"]) == ["complete", "failed", "damaged"]
-    assert list(df["stage"]) == ["", "gold", ""]  # a complete run's stage would only repeat its state
+    assert list(df["forget set"]) == ["digits · class 8 · 100", "digits · class 3 · 2", "—"]
+    assert list(df["error"]) == ["", "boom", "bad"]
+    # a complete run's stage would only repeat its state; a stopped run's says where it stopped
+    assert list(df["state"]) == ["complete", "failed: gold", "damaged"]
+    # seven columns: at 1280 px beside the sidebar the right-hand ones (the error) stay in view
+    assert list(df.columns) == ["run", "state", "progress", "forget set", "model", "updated", "error"]
 
 
 def test_selected_points_reads_ids_and_roles():
@@ -339,7 +344,10 @@ def test_image_grid_fills_rows_and_marks_the_chosen():
 def test_confusion_figure_colours_agreements_green_and_errors_red():
     fig = charts.confusion_figure(tables.confusion_frame(metrics_fixture()["tmu"]["confusion"]), 90.0)
     assert isinstance(fig, go.Figure) and fig.data[0].type == "heatmap"
-    assert np.asarray(fig.data[0].customdata).tolist() == [[7, 1], [2, 3]] and "90% agree" in fig.layout.title.text
+    assert (
+        np.asarray(fig.data[0].customdata).tolist() == [[7, 1], [2, 3]]
+        and "label accuracy 90.0%" in fig.layout.title.text
+    )
     z = np.asarray(fig.data[0].z)
     assert (z[0, 0] > 0 and z[1, 1] > 0) and (z[0, 1] < 0 and z[1, 0] < 0)  # diagonal agrees, off-diagonal errs
     assert z[0, 0] > z[1, 1] > 0  # 7 agreements shade deeper than 3
@@ -474,7 +482,8 @@ def test_verdict_frame_ranks_candidates_then_controls():
         "Negative gradient",
         tables.model_label("random_k"),
     ]
-    assert list(frame["standing"]) == ["closest to gold", "", "", "control † (not ranked)"]
+    assert list(frame["standing"]) == ["closest", "", "", "control †"]
+    assert list(frame.columns[:2]) == ["model", "standing"]  # seen first in a narrow table
     assert list(frame["|Δ| in images"]) == [0, 20, 70, 1]
 
 
@@ -655,3 +664,129 @@ def test_audit_frame_names_the_classes_the_models_say():
     assert says and all(" · class" in str(v) for c in says for v in df[c])
     assert tables.class_label(8, [str(i) for i in range(10)]) == "8"  # digits: the index is the name
     assert tables.class_label(3, ["airplane", "automobile", "bird", "cat"]) == "3 · cat"
+
+
+# ---------------------------------------------------------------- what a teacher sees at 1280x720
+def test_delta_figure_names_the_noise_floor_above_the_bars_not_over_a_label():
+    """The band's name sat at its top left, over the top bar's "· closest" label (the winner's)."""
+    metrics = metrics_fixture()
+    metrics["forget_count"] = 100
+    fig = charts.delta_figure(tables.models_frame(typed(metrics)), verdict(typed(metrics)))
+    (band,) = fig.layout.shapes
+    assert not band.label.text and not any(getattr(s, "name", None) for s in fig.layout.shapes)
+    (note,) = [a for a in fig.layout.annotations if "noise floor" in a.text]
+    # above the plot area (paper y >= 1, drawn upwards), where no bar or bar label is
+    assert note.yref == "paper" and note.y >= 1 and note.yanchor == "bottom"
+    assert fig.layout.margin.t >= 70  # room for it under the title
+
+
+def test_delta_figure_puts_a_long_bars_label_inside_it():
+    """'81.8 (90 images) · closest' outside an 81.8 bar ran past a narrow chart's right edge and was cut."""
+    models = outlier_models()
+    fig = charts.delta_figure(models)
+    bar = fig.data[0]
+    top = max(bar.x)
+    for x, pos in zip(bar.x, bar.textposition):
+        assert pos == ("inside" if x > charts.DELTA_INSIDE * top else "outside")
+    assert list(bar.textposition)[-1] == "inside" and list(bar.textposition)[0] == "outside"
+    # an outside label starts at most half way along the axis: the other half is its room
+    assert fig.layout.xaxis.range[1] >= top * 1.2
+
+
+def test_confusion_title_fits_a_third_of_the_page_and_rounds_as_the_text_does():
+    fig = charts.confusion_figure(tables.confusion_frame(typed(metrics_fixture()).tmu.confusion), 84.5)
+    lines = fig.layout.title.text.split("<br>")
+    assert "84.5%" in fig.layout.title.text and "85%" not in fig.layout.title.text
+    assert "label accuracy" in lines[1] and "agree" not in fig.layout.title.text  # not step 6's agreement
+    assert all(len(re.sub(r"<[^>]+>", "", line)) <= 30 for line in lines)  # about 300 px at the title's size
+
+
+def test_sweep_delta_figure_with_every_value_zero_says_so_on_an_axis_from_zero():
+    long = pd.DataFrame({"class": ["1", "1"], "method": ["TMU", "FT"], "abs_delta": [0.0, 0.0]})
+    fig = charts.sweep_delta_figure(long)
+    assert fig.layout.yaxis.range[0] == 0 and fig.layout.yaxis.range[1] > 0  # not plotly's -1..1
+    assert any("Every |Δ| is 0" in a.text for a in fig.layout.annotations)
+    some = charts.sweep_delta_figure(long.assign(abs_delta=[2.0, 0.0]))
+    assert not some.layout.annotations and some.layout.yaxis.range == (0, pytest.approx(2.2))
+
+
+def test_presentation_makes_every_axis_label_large_and_dark():
+    fig = charts.presentation(charts.feature_distributions(pd.DataFrame(feature_rows())), 340)
+    axes = [fig.layout[k] for k in fig.layout if k.startswith(("xaxis", "yaxis"))]
+    assert len(axes) >= 6 and fig.layout.height == 340
+    for axis in axes:
+        assert axis.tickfont.size >= 16 and axis.tickfont.color == charts.PRESENT_INK
+    assert all(a.font.color == charts.PRESENT_INK for a in fig.layout.annotations)  # subplot titles too
+
+
+def feature_rows() -> list[dict]:
+    return [
+        {"id": i, "NF": 0.1 * i, "AF": 0.2 * i, "CF": 0.3 * i, "p_easy": 0.5, "label": "easy" if i % 2 else "hard"}
+        for i in range(6)
+    ]
+
+
+def test_one_palette_red_means_hard_and_nothing_else():
+    import tomllib
+
+    from ui import palette
+    from ui.images import FRAME
+
+    assert charts.LABEL_COLORS == {"easy": palette.EASY, "hard": palette.HARD}
+    assert FRAME == palette.rgb(palette.CHOSEN) and palette.rgb(palette.CHOSEN) != palette.rgb(palette.HARD)
+    theme = tomllib.loads((ROOT / ".streamlit" / "config.toml").read_text())["theme"]
+    assert theme["primaryColor"].lower() == palette.CHOSEN  # chips and selections: the colour of a choice, not red
+
+
+@pytest.mark.parametrize(
+    "value, column, text",
+    [
+        (None, "A_f", "—"),
+        (float("nan"), "p", "—"),
+        (10.2778, "A_f", "10.3"),
+        (24.0, "gold hard", "24"),
+        (4.5, "gold hard", "4.5"),  # an Avg row's mean of counts keeps its decimal
+        (1.0, "noise floor (images)", "1"),
+        (3, "classes", "3"),
+        (0.03125, "p Holm", "0.031"),
+        (1.23456, "t", "1.23"),
+        ("tie", "standing", "tie"),
+        (0, "seed", "0"),
+    ],
+)
+def test_cell_text_reads_as_a_reader_expects(value, column, text):
+    assert tables.cell_text(value, column) == text
+
+
+def test_readable_has_no_none_nan_or_float_counts_and_says_why_a_cell_is_empty():
+    df = pd.DataFrame(
+        {
+            "class": ["8", "3", "non-finite left out"],
+            "TMU |Δ|": [10.2778, None, 1.0],
+            "p": [float("nan"), 0.5, 0.0],
+            "gold hard": [24.0, 3.0, 0.0],
+        }
+    )
+    out = tables.readable(df)
+    assert out.values.tolist() == [
+        ["8", "10.3", "—", "24"],
+        ["3", "—", "0.5", "3"],
+        ["non-finite left out", "1", "0", "0"],
+    ]
+    assert "None" not in out.to_string() and "nan" not in out.to_string()
+    why = tables.absent_help(out)
+    assert set(why) == {"TMU |Δ|", "p"} and "fewer than 2 classes" in why["p"]
+    assert tables.readable(pd.DataFrame({"m": ["x"], "d": [0.12345]}), distance=True).iloc[0, 1] == "0.123"
+
+
+def test_dashboard_warnings_name_widgets_not_command_line_flags():
+    from ui.widgets import widget_words
+
+    text = widget_words(
+        "the twin has 12 distinct aux images: its easy/hard labels are thin evidence; a larger aux fraction "
+        "(--aux-fraction) or a smaller forget set would help; no gold model (--gold none): measures are not computed; "
+        "try --tmu-epochs 5"
+    )
+    assert "--" not in text
+    assert "Aux fraction (Forget set page, Run settings)" in text and "(gold: none)" in text
+    assert "the tmu epochs setting 5" in text

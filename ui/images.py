@@ -13,7 +13,9 @@ import math
 import numpy as np
 from PIL import Image
 
-FRAME = (214, 40, 40)  # red: marks the samples of D_f in a gallery
+from .palette import CHOSEN, rgb
+
+FRAME = rgb(CHOSEN)  # marks the samples of D_f in a gallery: the colour of a choice, not red (red means hard)
 
 
 def png_data_url(img: np.ndarray, min_side: int = 48, frame: tuple[int, int, int] | None = None) -> str:

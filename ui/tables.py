@@ -30,6 +30,76 @@ BASELINE_ROW = "all easy (baseline)"
 PERCENT_FORMAT, DISTANCE_FORMAT = "%.1f", "%.3f"
 
 
+ABSENT = "—"  # a cell with no value: never "None" or "nan"
+# Columns that hold counts (whole numbers in a run's row; an Avg row's mean keeps one decimal).
+COUNT_COLUMNS = {"classes", "runs", "n", "K", "|D_f|", "|D_a|", "forgotten", "easy", "hard", "images", "seed"}
+COUNT_COLUMNS |= {"forget_count", "forget_class"}
+COUNT_SUFFIXES = (" hard", " easy", "(images)", "in images", "|D_a|")
+P_COLUMNS = {"p", "p Holm", "sign p", "sign p Holm"}  # two significant digits (0.031, 1e-05)
+DECIMALS = {"t": 2, "seconds": 1}
+# Why a cell can read ABSENT, by column (shown on hover of its header); the default for the rest.
+ABSENT_WHY = {
+    "t": "undefined with fewer than 2 classes, or when every difference is the same",
+    "p": "undefined with fewer than 2 classes, or when every difference is the same",
+    "p Holm": "undefined where p is",
+    "sign p": "undefined when no class has a non-zero difference",
+    "sign p Holm": "undefined where sign p is",
+    "AUC p(easy)": "undefined when all of D_f has one gold label (all easy or all hard)",
+    "CI low": "an interval needs at least 2 classes",
+    "CI high": "an interval needs at least 2 classes",
+}
+ABSENT_DEFAULT = "no value here: the model has no result in that run, or the measure is undefined for it"
+
+
+def is_count(column: str) -> bool:
+    return column in COUNT_COLUMNS or str(column).endswith(COUNT_SUFFIXES)
+
+
+def cell_text(value, column: str = "", distance: bool = False, whole: bool = False) -> str:
+    """One table cell as a reader expects it: ABSENT for a missing value, counts whole, p values in two
+    significant digits, distances three decimals, everything else (percentages, |Δ|) one decimal; text as it is.
+    `whole`: a row of counts (a 'non-finite left out' row)."""
+    if value is None or (isinstance(value, float) and value != value):
+        return ABSENT
+    if isinstance(value, (bool, np.bool_)) or not isinstance(value, (int, float, np.integer, np.floating)):
+        return str(value)
+    if isinstance(value, (int, np.integer)):
+        return f"{int(value)}"
+    x = float(value)
+    if x != x:
+        return ABSENT
+    if np.isinf(x):
+        return "∞" if x > 0 else "−∞"
+    if whole or (is_count(column) and x == int(x)):
+        return f"{int(x)}"
+    if column in P_COLUMNS:
+        return f"{x:.2g}"
+    if distance:
+        return f"{x:.3f}"
+    return f"{x:.{DECIMALS.get(column, 1)}f}"
+
+
+def readable(df: pd.DataFrame, distance: bool = False) -> pd.DataFrame:
+    """`df` with every cell as text (cell_text): what a results table shows, with no 'None', no 'nan' and no
+    24.0. `distance`: the numeric columns are distances (three decimals). The first column labels the rows."""
+    out = df.copy().astype(object)
+    label = df.columns[0] if len(df.columns) else None
+    for i in range(len(df)):
+        whole = label is not None and str(df.iloc[i, 0]).startswith("non-finite left out")
+        for j, col in enumerate(df.columns):
+            out.iat[i, j] = cell_text(df.iat[i, j], str(col), distance, whole and j > 0)
+    return out
+
+
+def absent_help(df: pd.DataFrame) -> dict[str, str]:
+    """{column: why its ABSENT cells are empty} for the columns of `df` (a readable() table) that have one."""
+    return {
+        str(c): f"{ABSENT} : {ABSENT_WHY.get(str(c), ABSENT_DEFAULT)}"
+        for c in df.columns
+        if (df[c].astype(str) == ABSENT).any()
+    }
+
+
 def model_label(name: str) -> str:
     """The name a model row carries everywhere (from the method registry)."""
     return display(name).label
@@ -173,33 +243,49 @@ def alignment_note(metrics: MetricsFile) -> str | None:
     return text
 
 
+def short_time(iso: str | None) -> str:
+    """'MM-DD HH:MM' of an ISO time ('' for none): what tells runs of one week apart, in 11 characters."""
+    return (iso or "")[5:16].replace("T", " ")
+
+
+def forget_text(cfg: dict | None) -> str:
+    """A run's forget set in a few words: 'digits · class 8 · 110' ('' for a run without a config)."""
+    cfg = cfg or {}
+    forget = cfg.get("forget", {})
+    size = len(forget.get("forget_ids") or []) or (
+        f"{100 * forget['forget_fraction']:.0f}%" if forget.get("forget_fraction") else forget.get("forget_count")
+    )
+    parts = (
+        cfg.get("data", {}).get("dataset"),
+        f"class {forget['forget_class']}" if forget.get("forget_class") is not None else None,
+        size,
+    )
+    return " · ".join(str(p) for p in parts if p is not None and p != "")
+
+
+RUNS_COLUMNS = ["run", "state", "progress", "forget set", "model", "updated", "error"]  # 7: fits 1280 px
+
+
 def runs_frame(infos) -> pd.DataFrame:
-    """The run list (tmu_core.store.RunInfo items) as a table."""
+    """The run list (tmu_core.store.RunInfo items) as a table of seven columns, so the error stays in view at
+    1280 px: a running run's stage joins its state ('running: gold'), the forget set is one column
+    ('digits · class 8 · 110'), the time 'MM-DD HH:MM'."""
     rows = []
     for r in infos:
         cfg = r.config or {}
-        forget = cfg.get("forget", {})
-        size = len(forget.get("forget_ids") or []) or (
-            f"{100 * forget['forget_fraction']:.0f}%" if forget.get("forget_fraction") else forget.get("forget_count")
-        )
         stage = "" if r.state == "complete" or r.stage == r.state else r.stage  # a finished run's stage repeats it
         rows.append(
             {
                 "run": r.run_id,
-                "state": r.state,
-                "stage": stage,
+                "state": f"{r.state}: {stage}" if stage else r.state,
                 "progress": r.progress,
-                "dataset": cfg.get("data", {}).get("dataset"),
-                "class": forget.get("forget_class"),
-                "|D_f|": None if size is None else str(size),
-                "model": cfg.get("train", {}).get("model"),
-                "updated": r.updated,
+                "forget set": forget_text(cfg) or ABSENT,
+                "model": cfg.get("train", {}).get("model") or ABSENT,
+                "updated": short_time(r.updated),
                 "error": r.error or "",
             }
         )
-    return pd.DataFrame(
-        rows, columns=["run", "state", "stage", "progress", "dataset", "class", "|D_f|", "model", "updated", "error"]
-    )
+    return pd.DataFrame(rows, columns=RUNS_COLUMNS)
 
 
 def confusion_frame(confusion: dict) -> pd.DataFrame:
@@ -288,20 +374,19 @@ def samples_csv(samples: pd.DataFrame) -> str:
 
 
 def run_label(info) -> str:
-    """A short name for a run (tmu_core.store.RunInfo) in a narrow list: the user's run name (if any), dataset,
-    class, |D_f|, time, state."""
+    """A short name for a run (tmu_core.store.RunInfo) in a narrow list: the user's run name (if any), the time,
+    then dataset, class, |D_f| and state. The time comes before the forget set: a narrow sidebar cuts the end."""
     cfg = info.config or {}
     forget = cfg.get("forget", {})
     size = len(forget.get("forget_ids") or []) or (
         f"{100 * forget['forget_fraction']:.0f}%" if forget.get("forget_fraction") else forget.get("forget_count")
     )
-    stamp = (info.updated or "")[5:16].replace("T", " ")  # "MM-DD HH:MM" of an ISO time
     parts = [
         cfg.get("name") or "",
+        short_time(info.updated),
         cfg.get("data", {}).get("dataset") or info.run_id,
         f"class {forget.get('forget_class', '?')}",
         "" if size is None else f"{size}",
-        stamp,
     ]
     label = " · ".join(p for p in parts if p)
     return label if info.state == "complete" else f"{label} ({info.state})"

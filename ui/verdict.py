@@ -11,7 +11,7 @@ import streamlit as st
 from tmu_core.evaluate.verdict import Verdict, verdict
 from tmu_core.store.schema import MetricsFile
 
-from .tables import DISTANCE_FORMAT, PERCENT_FORMAT, model_label
+from .tables import absent_help, model_label, readable
 
 HELP = (
     "A method is closest to gold only when its |Δ| beats every other method's and the untouched original's by "
@@ -23,30 +23,48 @@ HELP = (
 SOURCE = {"gold": "gold's spread", "default": "default (one gold)", "rerun": "its own rerun"}
 
 
+STANDING_HELP = (
+    "closest: closest to gold by more than the noise floor · tie: within the noise floor of the smallest |Δ| · "
+    "control †: a bound, not ranked"
+)
+
+
+AGREEMENT_HELP = (
+    "per-sample agreement: the share of D_f where the model and gold are both right or both wrong (not TMU's "
+    "label accuracy, which scores its easy/hard labels)"
+)
+LABELS = {
+    "|Δ| in images": "|Δ| in D_f images",
+    "agreement": "per-sample agreement (%)",
+    "floor (images)": "noise floor (D_f images)",
+}
+
+
 def verdict_frame(v: Verdict) -> pd.DataFrame:
-    """One row per candidate (ranked on |Δ|), then the controls: |Δ| in points and images, agreement, distance,
-    its noise floor and where that comes from (gold's spread, its own rerun, the default), and its standing
-    ('closest', 'tie (within the floor)', 'control †')."""
+    """One row per candidate (ranked on |Δ|), then the controls: its standing ('closest', 'tie' within the noise
+    floor, 'control †') right after its name, where a narrow table still shows it; |Δ| in points and images,
+    per-sample agreement, activation distance, its noise floor and where that comes from (gold's spread, its own
+    rerun, the default)."""
     rows = []
     for r in v.rows:
         if r.kind == "control":
-            standing = "control † (not ranked)"
+            standing = "control †"
         elif r.name == v.winner:
-            standing = "closest to gold"
+            standing = "closest"
         elif r.name in v.leaders:
-            standing = "tie (within the noise floor)"
+            standing = "tie"
         else:
             standing = ""
         rows.append(
             {
                 "model": model_label(r.name) + (" (did nothing)" if r.name == "original" else ""),
+                "standing": standing,
                 "|Δ|": r.abs_delta,
                 "|Δ| in images": r.images if v.forget_count else None,
                 "agreement": r.agreement,
                 "activation distance": r.activation_distance,
                 "floor (images)": r.floor if v.forget_count else None,
                 "floor from": SOURCE.get(r.floor_source, r.floor_source),
-                "standing": standing,
             }
         )
     return pd.DataFrame(rows)
@@ -69,16 +87,26 @@ def show(metrics: MetricsFile, key: str, container=None, table: bool = True, com
         rest = sentences[1:]
     box.caption(" ".join(rest))
     if table and v.has_methods:
-        box.dataframe(
-            verdict_frame(v),
-            hide_index=True,
-            key=f"{key}_table",
-            column_config={
-                "|Δ|": st.column_config.NumberColumn("|Δ|", format=PERCENT_FORMAT),
-                "|Δ| in images": st.column_config.NumberColumn("|Δ| in D_f images", format="%d"),
-                "agreement": st.column_config.NumberColumn("per-sample agreement (%)", format=PERCENT_FORMAT),
-                "activation distance": st.column_config.NumberColumn("activation distance", format=DISTANCE_FORMAT),
-                "floor (images)": st.column_config.NumberColumn("noise floor (D_f images)", format="%d"),
-            },
+        frame = verdict_frame(v)
+        text = readable(frame.drop(columns=["activation distance"])).assign(
+            **{"activation distance": readable(frame[["model", "activation distance"]], distance=True).iloc[:, 1]}
         )
+        why = absent_help(text)
+        helps = {
+            "standing": STANDING_HELP,
+            "|Δ|": "|A_f(model) − A_f(gold)| in percentage points of D_f; lower is closer",
+            "agreement": AGREEMENT_HELP,
+        }
+        with box:
+            st.dataframe(
+                text,
+                hide_index=True,
+                key=f"{key}_table",
+                column_config={
+                    c: st.column_config.TextColumn(
+                        LABELS.get(c, c), help=" · ".join(h for h in (helps.get(c), why.get(c)) if h) or None
+                    )
+                    for c in text.columns
+                },
+            )
     return v

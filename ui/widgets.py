@@ -7,16 +7,48 @@ TMUError of a bad combination.
 
 from __future__ import annotations
 
+import re
+
 import streamlit as st
 
 from tmu_core.config import flatten, leaf_fields
+
+# A core message names the CLI's flags; on the dashboard it names the widget that sets the same thing.
+FLAG_WIDGETS = (
+    ("a larger aux fraction (--aux-fraction)", "a larger Aux fraction (Forget set page, Run settings)"),
+    ("(--gold none)", "(gold: none)"),
+    ("--gold none", "gold: none"),
+    ("--gold retrain", "gold: retrain"),
+    ("--gold-weights FILE", "the gold weights field"),
+    ("--gold-seeds", "Gold models (K) on the Forget set page"),
+    ("--aux-fraction", "the Aux fraction field (Forget set page, Run settings)"),
+    ("--data-root DIR", "the data folder field"),
+    ("--manifest CSV", "a manifest"),
+    ("--image-size", "the image size field"),
+    ("--input-mean", "the input mean field"),
+    ("--input-std", "the input std field"),
+    ("--forget-list", "the forget list field"),
+    ("--original-weights", "the original weights field"),
+    ("--model", "the model field"),
+    ("--tmu-cf-held-out", "the cf held out setting (TMU's tab on the Run page)"),
+)
+_FLAG = re.compile(r"--([a-z][a-z0-9]*(?:-[a-z0-9]+)*)")
+
+
+def widget_words(text) -> str:
+    """`text` from the core (a warning, a refusal, a help line) with each CLI flag replaced by the dashboard widget
+    that sets it; a flag without a widget of its own reads as its setting's name ('--tmu-epochs' as 'tmu epochs')."""
+    out = str(text)
+    for flag, widget in FLAG_WIDGETS:
+        out = out.replace(flag, widget)
+    return _FLAG.sub(lambda m: "the " + m.group(1).replace("-", " ") + " setting", out)
 
 
 def field_input(f, default, key: str):
     """One widget for a dataclass field; its value starts at `default` (set once per page visit)."""
     meta = f.metadata
     label = f.name.replace("_", " ")
-    helptext = meta.get("help")
+    helptext = widget_words(meta["help"]) if meta.get("help") else None
     st.session_state.setdefault(key, list(default) if isinstance(default, tuple) else default)
     if isinstance(default, bool):
         return st.checkbox(label, key=key, help=helptext)
@@ -95,3 +127,20 @@ def whole_number_error(text: str, low: int, high: int) -> str | None:
     if not low <= int(t) <= high:
         return f"{int(t)} is out of range: enter a whole number from {low} to {high}"
     return None
+
+
+def text_table(df, key: str | None = None, distance: bool = False, helps: dict | None = None, **kwargs):
+    """A results table as text (ui.tables.readable: '—' for a missing value, counts whole, percentages one
+    decimal); a column holding a '—' says why on hover of its header, beside its own `helps` entry."""
+    from ui import tables
+
+    text = tables.readable(df, distance)
+    helps = helps or {}
+    why = {c: h for c, h in tables.absent_help(text).items() if not str(helps.get(c, "")).startswith(tables.ABSENT)}
+    config = {
+        c: st.column_config.TextColumn(c, help=" · ".join(h for h in (helps.get(c), why.get(c)) if h) or None)
+        for c in map(str, text.columns)
+        if c in why or c in helps
+    }
+    config.update(kwargs.pop("column_config", {}))
+    return st.dataframe(text, key=key, hide_index=True, column_config=config, **kwargs)
