@@ -7,6 +7,16 @@ from tmu_core.errors import TMUError
 from tmu_core.jobs import launch
 from ui import nav, state
 
+# Measured once: the demo's configuration with the bundle's original and gold cached, started as this button does,
+# took 154 s on a 2-core machine shared with other work (load average 8), torch's default threads; same numbers.
+RUN_IT_YOURSELF = (
+    "Recomputes the demo as a new run: the original and gold models come from the bundle, so only the seven "
+    "unlearning methods train. Expect a few minutes on a CPU: 154 s on a busy 2-core machine, less on an idle "
+    "laptop. Its numbers can differ from the bundle's by a few images: training depends on the number of CPU "
+    "threads (sums are added in another order) and on kernels that are not deterministic, so another machine "
+    "trains slightly different models."
+)
+
 st.title("Twin Machine Unlearning")
 st.caption("Aligning unlearning with retraining: forget the hard samples, keep the easy ones.")
 
@@ -31,8 +41,7 @@ with col_demo, st.container(border=True):
         "Run it yourself",
         key="about_demo_run",
         icon=":material/play_arrow:",
-        help="recompute the demo: the original and gold models come from the bundle's cache, so only "
-        "the unlearning methods train (under a minute on a laptop CPU)",
+        help=RUN_IT_YOURSELF,
     ):
         try:
             demo.install()  # seeds the model cache with the bundled original and gold
@@ -42,7 +51,11 @@ with col_demo, st.container(border=True):
         else:
             state.select_run(run.id)
             st.switch_page(nav.page("run"))
-    st.caption("Or choose your own forget set:")
+    st.caption(
+        "*Run it yourself* takes a few minutes on a CPU, and its numbers can differ from the bundle's by a few "
+        "images (CPU threads, non-deterministic kernels: hover over the button for why). Or choose your own "
+        "forget set:"
+    )
     nav.link("forget_set", "Forget set page")
 
 st.image(str(nav.asset("twin_trick.svg")), caption="The real problem, its twin, and the transfer between them.")

@@ -19,29 +19,12 @@ st.title("Alignment")
 st.caption(nav.help_text("alignment"))
 
 
-PCT = st.column_config.NumberColumn(format=tables.PERCENT_FORMAT)
-DIST = st.column_config.NumberColumn(format=tables.DISTANCE_FORMAT)
-
-
-SPECIAL = {
-    "p": st.column_config.NumberColumn(format="%.2g", help="paired t-test over classes, two-sided"),
-    "p Holm": st.column_config.NumberColumn(format="%.2g", help="Holm-corrected over this group's comparisons"),
-    "sign p": st.column_config.NumberColumn(format="%.2g", help="exact two-sided sign test over classes"),
-    "sign p Holm": st.column_config.NumberColumn(format="%.2g", help="Holm-corrected sign test"),
-    "classes": st.column_config.NumberColumn(format="%d"),
-    "t": st.column_config.NumberColumn(format="%.2f"),
-    "n": st.column_config.NumberColumn(format="%d"),
-    "runs": st.column_config.NumberColumn(format="%d"),
-    "K": st.column_config.NumberColumn(format="%d"),
+HELPS = {
+    "p": "paired t-test over classes, two-sided",
+    "p Holm": "Holm-corrected over this group's comparisons",
+    "sign p": "exact two-sided sign test over classes",
+    "sign p Holm": "Holm-corrected sign test",
 }
-
-
-def number_formats(df, distance: bool = False) -> dict:
-    """One decimal for every numeric column of a paper table (accuracies, |Δ|, MIA are %); three for distances;
-    p-values in two significant digits, counts whole."""
-    return {
-        c: SPECIAL.get(c, DIST if distance else PCT) for c in df.columns if c != "class" and df[c].dtype.kind in "fi"
-    }
 
 
 def show_table1(row) -> None:
@@ -51,7 +34,7 @@ def show_table1(row) -> None:
     rest = [c for c in row.columns if c not in deltas and c != "class"]
     for i, cols in enumerate(tables.column_chunks(rest) + tables.column_chunks(deltas)):
         part = row[["class", *cols]]
-        st.dataframe(part, hide_index=True, key=f"align_table1_{i}", column_config=number_formats(part))
+        widgets.text_table(part, key=f"align_table1_{i}")
 
 
 def show_run() -> None:
@@ -126,18 +109,20 @@ def show_run() -> None:
 
 
 def sweep_inputs(
-    classes: list[str], seeds: str, counts: str, methods: list[str], smallest: int
+    classes: list[str], seeds: str, counts: str, methods: list[str], smallest: int | None
 ) -> tuple[list, list, list]:
-    """(errors, seeds, forget counts) of the sweep form: every input checked before anything starts."""
+    """(errors, seeds, forget counts) of the sweep form: every input checked before anything starts. `smallest`:
+    the training images of the smallest chosen class (None with no class chosen: the counts are then checked
+    once a class is)."""
     errors, seed_list, count_list = [], [], []
     if not classes:
         errors.append("choose at least one forget class")
     if not methods:
         errors.append("choose at least one method")
-    for label, text, low, high, out in (
-        ("Seeds", seeds, 0, MAX_SEED, seed_list),
-        ("Forget counts", counts, 1, smallest - 1, count_list),
-    ):
+    checks = [("Seeds", seeds, 0, MAX_SEED, seed_list)]
+    if smallest is not None:
+        checks.append(("Forget counts", counts, 1, smallest - 1, count_list))
+    for label, text, low, high, out in checks:
         parts = text.split()
         if not parts:
             errors.append(f"{label}: enter at least one whole number from {low} to {high}")
@@ -163,8 +148,9 @@ def sweep_form() -> None:
     d = state.draft()
     data = cache.dataset(cache.as_json(state.data_config(d)), d["seed"])
     names = [str(c) for c in data.classes]
+    recipe = state.train_config(d)
     with st.expander(f"Launch a sweep on {d['dataset']}", expanded=not store.list_sweeps(started=True)):
-        c1, c2, c3 = st.columns([3, 2, 2])
+        c1, c2, c3, c4 = st.columns([3, 2, 2, 2])
         classes = c1.multiselect("Forget classes", names, default=names[:2], key="align_sw_classes")
         seeds = c2.text_input(
             "Seeds", "0 1 2", key="align_sw_seeds", help=f"whole numbers from 0 to {MAX_SEED}, separated by spaces"
@@ -175,16 +161,29 @@ def sweep_form() -> None:
             key="align_sw_counts",
             help="|D_f| per class, e.g. 100 500 1000 for the forgetting-more-data curve",
         )
+        epochs = int(
+            c4.number_input(
+                "Training epochs",
+                min_value=1,
+                max_value=1000,
+                value=int(recipe.epochs),
+                step=1,
+                key="align_sw_epochs",
+                help=f"epochs of each run's original and gold models ({d['dataset']}'s recipe: {recipe.epochs}); "
+                "fewer make a quick sweep, with rougher models",
+            )
+        )
+        # As on the Run page: the controls (random k, oracle labels) bound the methods; they are offered, not ticked.
         methods = st.multiselect(
             "Methods",
             ordered(METHODS.names()),
-            default=ordered(METHODS.names()),
+            default=[n for n in ordered(METHODS.names()) if display(n).kind == "method"],
             format_func=lambda n: display(n).label,
             key="align_sw_methods",
         )
         where = f" on the Ray cluster at {launch.ray_address()}" if launch.ray_address() else ""
         if st.button(f"Launch sweep{where}", key="align_sw_launch", type="primary", icon=":material/play_arrow:"):
-            smallest = min((len(data.class_ids(names.index(c))) for c in classes), default=2)
+            smallest = min((len(data.class_ids(names.index(c))) for c in classes), default=None)
             errors, seed_list, count_list = sweep_inputs(classes, seeds, counts, methods, smallest)
             if errors:
                 st.error("Nothing was started: " + "; ".join(errors) + ".", icon=":material/error:")
@@ -199,6 +198,7 @@ def sweep_form() -> None:
                     methods,
                     sweep_id,
                     state.data_config(d).data_root,
+                    epochs=None if epochs == recipe.epochs else epochs,
                 ).id
             except TMUError as exc:
                 st.error(str(exc))
@@ -267,22 +267,12 @@ def sweep_progress() -> None:
         st.rerun(scope="app")
 
 
-def display_frame(df: "pd.DataFrame") -> "pd.DataFrame":
-    """Text columns with a dash for a missing value (a table cell must not read 'None')."""
-    out = df.copy()
-    for c in out.columns:
-        if out[c].dtype == object:
-            out[c] = out[c].map(lambda v: "—" if v is None or v != v else v)
-    return out
-
-
 def show_failed(failed: list[dict]) -> None:
     if failed:
         st.markdown(f"**Failed runs ({len(failed)})**, each with its stored reason")
         cols = [c for c in ("forget_class", "seed", "forget_count", "run_id", "error") if any(c in f for f in failed)]
-        st.dataframe(
-            display_frame(pd.DataFrame(failed)[cols]),
-            hide_index=True,
+        widgets.text_table(
+            pd.DataFrame(failed)[cols],
             key="align_sweep_failed",
             column_config={"error": st.column_config.TextColumn("error", width="large")},
         )
@@ -346,11 +336,8 @@ def show_sweeps() -> None:
         first, rest = list(df.columns[:1]), list(df.columns[1:])  # the row label, then parts that fit 1280 px
         for i, cols in enumerate(tables.column_chunks(rest)):
             part = df[first + cols]
-            st.dataframe(
-                display_frame(part),
-                hide_index=True,
-                key=f"align_sweep_{key}" + (f"_{i}" if i else ""),
-                column_config=number_formats(part, key == "table3"),
+            widgets.text_table(
+                part, key=f"align_sweep_{key}" + (f"_{i}" if i else ""), distance=key == "table3", helps=HELPS
             )
     st.download_button(
         "Download the tables (Markdown)",

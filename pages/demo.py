@@ -5,6 +5,7 @@ its chart in larger type, so every step reads on a 1280×720 screen without scro
 import streamlit as st
 
 from tmu_core import demo
+from tmu_core.evaluate.verdict import verdict as run_verdict
 from tmu_core.methods import primary_method
 from ui import cache, charts, nav, state, tables, verdict
 from ui.text import plain
@@ -27,12 +28,35 @@ PRESENT_CSS = """<style>
 .block-container h3 {font-size: 1.35rem; padding: 0 0 0.3rem 0;}
 </style>"""
 
+URL_STEP, URL_PRESENT = "step", "present"  # ?step=4&present=1: a reload (or a link) opens the same slide
+
+
+def from_url() -> None:
+    """A new session (a reload, a shared link) starts at the step and mode its address names."""
+    step = st.query_params.get(URL_STEP, "")
+    if "demo_step" not in st.session_state and step.isdigit() and 1 <= int(step) <= len(STEPS):
+        st.session_state["demo_step"] = STEPS[int(step) - 1]
+    if "demo_present" not in st.session_state:
+        st.session_state["demo_present"] = st.query_params.get(URL_PRESENT) == "1"
+
+
+def to_url(step: str, present: bool) -> None:
+    number = str(STEPS.index(step) + 1)
+    if st.query_params.get(URL_STEP) != number:
+        st.query_params[URL_STEP] = number
+    if present and st.query_params.get(URL_PRESENT) != "1":
+        st.query_params[URL_PRESENT] = "1"
+    elif not present and URL_PRESENT in st.query_params:
+        del st.query_params[URL_PRESENT]
+
+
 st.title("Guided demo")
+from_url()
 top = st.columns([1.6, 3, 2.4], vertical_alignment="center")
 present = top[2].toggle(
     "Presentation mode",
     key="demo_present",
-    help="larger text, warnings folded to one line, each step's chart beside its text",
+    help="larger text and darker chart labels, each step's chart beside its text",
 )
 if present:
     st.html(PRESENT_CSS)
@@ -59,14 +83,17 @@ if bundled and selected and selected != bundled:
     )
 else:
     source = "demo" if bundled else "selected"
-with top[1] if present else st.container():  # the run's thin-evidence warnings (one line in presentation mode)
+lead = st.container()  # the finding comes first; the evidence notes, folded, after it
+with top[1] if present else st.container():  # the run's thin-evidence notes, folded to one line
     if source == "demo" and bundled:
         run_id = bundled
         metrics, samples = cache.metrics(root, run_id), cache.samples(root, run_id)
-        state.show_evidence_warnings(metrics, fold=present)
+        state.show_evidence_warnings(metrics, fold=True)
     else:
-        run, metrics, samples = state.require_tmu_results("there is no easy/hard split to walk through", fold=present)
+        run, metrics, samples = state.require_tmu_results("there is no easy/hard split to walk through", fold=True)
         run_id, root = run.id, cache.root()
+if not present:
+    lead.markdown(f"**The finding.** {plain(run_verdict(metrics).sentences()[0])}")
 
 primary = primary_method()
 tmu, models = tables.tmu_summary(metrics), tables.models_frame(metrics)
@@ -107,6 +134,7 @@ nav_cols[1].button(
     icon=":material/arrow_forward:",
 )
 step = nav_cols[2].radio("Step", STEPS, key="demo_step", horizontal=True, label_visibility="collapsed")
+to_url(step, present)
 if not present:
     st.subheader(step)
     text, chart = st.container(), st.container()
@@ -117,7 +145,7 @@ else:
 
 def show(fig, key: str) -> None:
     if present:
-        fig.update_layout(height=PRESENT_CHART_HEIGHT, font=dict(size=15))
+        fig = charts.presentation(fig, PRESENT_CHART_HEIGHT)
     chart.plotly_chart(fig, key=key)
 
 
@@ -158,9 +186,9 @@ elif step == STEPS[2]:
 elif step == STEPS[3]:
     text.markdown(
         f"The classifier, trained on the twin, calls **{tmu.pred_easy} of D_f easy and {tmu.pred_hard} "
-        f"hard**; gold's own verdict is {tmu.gold_easy} easy and {tmu.gold_hard} hard. Its labels agree "
-        f"with gold on **{tmu.label_accuracy:.1f}%** of D_f (calling everything easy would score "
-        f"{tables.all_easy_baseline(tmu):.1f}%)."
+        f"hard**; gold's own verdict is {tmu.gold_easy} easy and {tmu.gold_hard} hard. Its easy/hard labels "
+        f"match gold's on **{tmu.label_accuracy:.1f}%** of D_f, its *label accuracy* (calling everything easy "
+        f"would score {tables.all_easy_baseline(tmu):.1f}%)."
     )
     show(charts.confusion_figure(tables.confusion_frame(tmu.confusion), tmu.label_accuracy), "demo_confusion")
 elif step == STEPS[4]:
@@ -187,8 +215,10 @@ else:
         gaps
         if present
         else gaps + " Gold itself moves by a few images from one training seed to the next, so one run names a "
-        "method closest only when it beats every other, and doing nothing, by more than that. The Alignment page "
-        "adds utility and the membership attack."
+        "method closest only when it beats every other, and doing nothing, by more than that. The *per-sample "
+        "agreement* below asks whether a model gets the same images right as gold (both right or both wrong): a "
+        "measure of the unlearned model, unlike step 4's label accuracy, which scores TMU's easy/hard labels. "
+        "The Alignment page adds utility and the membership attack."
     )
     with text:
         v = verdict.show(metrics, "demo_verdict", compact=present)

@@ -18,11 +18,13 @@ from ui import cache, nav, own_model, state, tables, widgets
 from ui.text import plain
 
 GALLERY_LIMIT = 600  # images shown per class (a CIFAR class has 4500: pick among the first ones)
-GRID_COLUMNS = 8  # (id, image) pairs per row
+GRID_COLUMNS = 6  # (id, image) pairs per row: 6 × (44 + 64) px fit 1280 px beside the sidebar (8 hid the last)
+ID_WIDTH, IMAGE_WIDTH = 44, 64
 
 st.title("Forget set")
 st.caption("D_f is part of one class. Choose it here; the Run page launches it.")
-own_model.entry()  # your own model, data and list of files (launched from here, followed on the Run page)
+# your own model, data and list of files (launched from here, followed on the Run page)
+own_launched = own_model.entry()
 d = state.draft()
 before = copy.deepcopy(d)  # the last valid choice: kept if this one fails
 
@@ -279,7 +281,8 @@ if preview is not None:
         help="original and gold models already trained with this recipe are reused; "
         "missing ones are trained at the start of the run",
     )
-    thin_evidence(aux, "original" in cached)
+    if not own_launched:  # right after a launch on the user's own model, a note about this forget set misleads
+        thin_evidence(aux, "original" in cached)
     nav.link("run", "Continue: launch this forget set on the Run page")
 
 st.caption(
@@ -292,15 +295,15 @@ if n > GALLERY_LIMIT:
 if d["mode"] != "hand-pick":
     chosen = set(preview.forget_ids) if preview is not None else set()
     st.caption(
-        f"Framed in red: the {len(chosen)} samples of D_f, each beside its sample id. Switch to hand-pick "
+        f"Framed in indigo: the {len(chosen)} samples of D_f, each beside its sample id. Switch to hand-pick "
         "to choose them yourself."
     )
     grid = tables.image_grid(gallery, chosen, GRID_COLUMNS)
     config = {
         col: (
-            st.column_config.TextColumn("id", width=52)
+            st.column_config.TextColumn("id", width=ID_WIDTH)
             if col.startswith("id ")
-            else st.column_config.ImageColumn(" ", width=64)
+            else st.column_config.ImageColumn(" ", width=IMAGE_WIDTH)
         )
         for col in grid.columns
     }

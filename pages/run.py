@@ -15,6 +15,7 @@ ACTIVE = ("queued", "running")
 
 st.title("Run")
 d = state.draft()
+state.draft_to_url(d)  # a reload of this page launches the same forget set
 
 
 def cancel(run_id: str) -> None:
@@ -118,8 +119,12 @@ def live(watched: list[str]) -> None:
     """Runs in progress and the selected run (its result card once complete), at the top of the page so a
     launched run's progress is in view; polled while `watched` runs are going."""
     infos = {r.run_id: r for r in state.run_list(last=True)}  # this rerun's list; a poll reads it afresh
-    if any(r not in infos or infos[r].state not in ACTIVE for r in watched):
-        st.rerun(scope="app")  # one of them ended: redraw the page (and its card), polling only what is left
+    going = {r for r, info in infos.items() if info.state in ACTIVE}
+    if going != set(watched):
+        # One of them ended: redraw the page (and its card), polling only what is left. Or one started that this
+        # fragment does not follow (a Resume clicked in it reruns the fragment alone, with the poll it was
+        # drawn with: none for a cancelled run): redraw the page, which follows it with a progress box.
+        st.rerun(scope="app")
     for run_id in watched:
         show_progress(run_id, store.open_run(run_id).status_model())
     selected = state.selected_run_id(list(infos.values()))

@@ -234,6 +234,22 @@ def _stop_sweep(sweep_id: str) -> None:
 
 # ---------------------------------------------------------------- a fresh clone: the bundled demo
 FOLD = {"width": 1280, "height": 720}
+# Every tick label of a chart: (font size in px, fill colour).
+TICK_STYLES = """el => Array.from(el.querySelectorAll('.xtick text, .ytick text'))
+    .map(t => [parseFloat(getComputedStyle(t).fontSize), getComputedStyle(t).fill])"""
+# The text of a chart (title, bar labels, notes) that runs past the chart's own box: cut off on the screen.
+CUT_TEXT = """el => {
+    const box = el.querySelector('.main-svg').getBoundingClientRect();
+    return Array.from(el.querySelectorAll('.gtitle, .bartext, .annotation-text, .xtick text, .ytick text'))
+        .filter(t => t.textContent.trim())
+        .map(t => [t.textContent, t.getBoundingClientRect()])
+        .filter(([_, r]) => r.left < box.left - 1 || r.right > box.right + 1 || r.top < box.top - 1)
+        .map(([text, r]) => text);
+}"""
+# A table (glide grid) whose columns run past its box: the right-hand ones hidden behind a scroll.
+TABLE_OVERFLOW = (
+    """el => { const s = el.querySelector('.dvn-scroller'); return s ? s.scrollWidth - s.clientWidth : 0; }"""
+)
 
 
 @pytest.fixture(scope="module")
@@ -286,7 +302,7 @@ def test_presentation_mode_keeps_every_chart_above_the_fold(browser, fresh_serve
         None,
         "The twin's D_a",
         "Features by label",
-        "predicted vs gold truth",
+        "labels vs gold on D_f",
         "Accuracy on the forget set",
         "to gold on D_f",
     )
@@ -310,6 +326,10 @@ def test_presentation_mode_keeps_every_chart_above_the_fold(browser, fresh_serve
         for name in ("Back", "Next"):  # the buttons read whole, not cut to an initial
             button = page.get_by_role("button", name=name)
             assert button.evaluate("b => b.scrollWidth <= b.clientWidth + 1")
+        if title is not None:  # tick labels read from the back of a room: large and near black, not light grey
+            ticks = chart.evaluate(TICK_STYLES)
+            assert ticks and all(size >= 16 and fill == "rgb(33, 33, 33)" for size, fill in ticks), ticks[:3]
+        assert not chart.evaluate(CUT_TEXT), f"step {step + 1}: cut labels"
         page.screenshot(path=str(ARTIFACTS / f"demo-present-{step + 1}.png"))
         if step < 5:
             page.get_by_role("button", name="Next").click()
@@ -334,4 +354,103 @@ def test_selected_run_and_tab_survive_a_reload(browser, fresh_server):
     _idle(page)
     assert page.get_by_role("tab", name="Sweeps over forget classes").get_attribute("aria-selected") == "true"
     assert demo.RUN_ID in page.locator('[data-testid="stSidebar"]').inner_text()
+    page.close()
+
+
+def test_a_teachers_screen_at_1280x720_cuts_no_label_and_hides_no_column(browser, server):
+    """At 1280x720: the |Δ| chart's bar labels and noise-floor note, the audit chart's title, the verdict table's
+    standing, the Runs table's right-hand columns, the gallery's last column and the sidebar run's date all show."""
+    url, ids, _ = server
+    page = browser.new_page(viewport=FOLD)
+    page.goto(f"{url}/alignment?run={ids[0]}")
+    settle(page, "alignment")
+    delta = page.locator(".js-plotly-plot", has_text="to gold on D_f").first
+    assert delta.evaluate(CUT_TEXT) == []
+    assert "noise floor" in delta.inner_text()
+    page.screenshot(path=str(ARTIFACTS / "alignment-1280.png"), full_page=True)
+    # the sidebar's run label keeps its date in view (a narrow box cuts a label's end)
+    shown = page.locator('[data-testid="stSidebar"] [data-testid="stSelectbox"]')
+    assert page.evaluate(DATE_IN_VIEW, re.search(r"\d\d-\d\d \d\d:\d\d", shown.inner_text()).group(0))
+    page.goto(f"{url}/audit?run={ids[0]}")
+    settle(page, "audit")
+    confusion = page.locator(".js-plotly-plot", has_text="labels vs gold").first
+    assert confusion.evaluate(CUT_TEXT) == []
+    page.goto(f"{url}/run?run={ids[0]}")
+    settle(page, "run")
+    for table in page.locator('[data-testid="stDataFrame"]').all():  # the verdict table and the Runs table
+        assert table.evaluate(TABLE_OVERFLOW) <= 1
+    page.screenshot(path=str(ARTIFACTS / "run-1280.png"), full_page=True)
+    page.goto(f"{url}/forget_set")
+    settle(page, "forget_set")
+    gallery = page.locator('[data-testid="stDataFrame"]').first
+    assert gallery.evaluate(TABLE_OVERFLOW) <= 1
+    page.screenshot(path=str(ARTIFACTS / "forget_set-1280.png"))
+    page.close()
+
+
+# Whether the first occurrence of a text in the sidebar's run picker ends inside the picker's box (not cut).
+DATE_IN_VIEW = """stamp => {
+    const box = document.querySelector('[data-testid="stSidebar"] [data-testid="stSelectbox"]');
+    const walker = document.createTreeWalker(box, NodeFilter.SHOW_TEXT);
+    for (let n = walker.nextNode(); n; n = walker.nextNode()) {
+        const i = n.textContent.indexOf(stamp);
+        if (i < 0) continue;
+        const range = document.createRange();
+        range.setStart(n, i);
+        range.setEnd(n, i + stamp.length);
+        let clip = n.parentElement;  // the element that cuts the text (overflow hidden), else the box
+        while (clip !== box && getComputedStyle(clip).overflow === 'visible') clip = clip.parentElement;
+        return range.getBoundingClientRect().right <= clip.getBoundingClientRect().right + 1;
+    }
+    return false;
+}"""
+
+
+def test_resume_after_cancel_follows_the_run_again(browser, server):
+    """Launch, Cancel, Resume: the page showed "Selected: ... — queued" and no progress box, even after the run
+    ended, until a reload (the Resume button reruns only the polling fragment, which kept no poll)."""
+    from playwright.sync_api import expect
+
+    url, _, runs_dir = server
+    page = browser.new_page(viewport=FOLD)
+    page.goto(f"{url}/run")
+    settle(page, "run")
+    page.get_by_role("button", name="Launch run").click()
+    progress = page.locator('[data-testid="stExpander"]', has=page.get_by_role("button", name="Cancel"))
+    expect(progress).to_have_count(1, timeout=60_000)
+    run_id = re.match(r"\S+", progress.first.inner_text().strip()).group(0)
+    try:
+        progress.get_by_role("button", name="Cancel").click()
+        resume = page.get_by_role("button", name="Resume this run")
+        expect(resume).to_be_visible(timeout=90_000)
+        resume.click()
+        expect(progress).to_have_count(1, timeout=30_000)  # followed again, with its progress box
+        expect(progress.first).to_contain_text(run_id)
+        expect(page.get_by_text(re.compile(rf"Selected: {re.escape(run_id)} — queued"))).to_have_count(0)
+        page.screenshot(path=str(ARTIFACTS / "run-resumed.png"))
+    finally:
+        from tmu_core import store
+        from tmu_core.jobs import launch
+
+        launch.cancel(store.open_run(run_id, runs_dir))
+        page.close()
+
+
+def test_the_demo_keeps_its_step_and_mode_through_a_reload(browser, fresh_server):
+    url, _ = fresh_server
+    page = browser.new_page(viewport=FOLD)
+    page.goto(f"{url}/demo")
+    settle(page, "demo")
+    for _ in range(3):
+        page.get_by_role("button", name="Next").click()
+        _idle(page)
+    page.get_by_text("Presentation mode").click()
+    _idle(page)
+    assert "step=4" in page.url and "present=1" in page.url
+    page.reload()
+    page.get_by_role("heading", name=TITLES["demo"], level=1).wait_for(timeout=60_000)
+    _idle(page)
+    page.locator(".js-plotly-plot", has_text="labels vs gold").first.wait_for(timeout=30_000)
+    assert page.get_by_label("Presentation mode").is_checked()
+    assert "step=4" in page.url and "present=1" in page.url
     page.close()

@@ -32,6 +32,13 @@ PAGE_NEEDS = (
 )
 
 
+OWN_ABSENT = {  # why a cell of the own-model tables reads "—"
+    "|Δ| vs gold": "— without a gold model (gold: none): there is no retrain to compare with",
+    "label accuracy %": "— without a gold model (gold: none): gold's verdict is what labels are scored against",
+    "A_r": "— where that model was not evaluated on the retained images",
+}
+
+
 def is_own(metrics: MetricsFile) -> bool:
     return metrics.own is not None
 
@@ -59,26 +66,40 @@ def uploaded(name: str) -> str | None:
     return str(path)
 
 
+# The entry's two columns: the model and what to forget on the left; the gold model (a choice and its file) and the
+# input normalisation (mean beside std) together on the right. A field added later lands at the end of the left one.
+LEFT = ("original_weights", "forget_list", "manifest")
+RIGHT = ("gold", "gold_weights", "input_mean", "input_std")
+
+
 def own_inputs() -> dict:
     """One widget per OwnModelConfig field (tuples as typed numbers, a file upload beside the weights and the
-    forget list); returns {field: value}."""
+    forget list) in two columns (LEFT, RIGHT); returns {field: value}."""
+    by_name = {f.name: f for f in fields(OwnModelConfig)}
+    rest = tuple(n for n in by_name if n not in LEFT + RIGHT)
     out = {}
-    cols = st.columns(2)
-    for i, f in enumerate(fields(OwnModelConfig)):
-        with cols[i % 2]:
-            if isinstance(f.default, tuple):
-                text = st.text_input(
-                    f.name.replace("_", " "),
-                    key=PREFIX + f.name,
-                    help=f.metadata.get("help"),
-                    placeholder="empty: " + ("what the weights hold" if "mean" in f.name else "as mean"),
-                )
-                out[f.name] = _numbers(text, f.name.replace("_", " "))
-            else:
-                out[f.name] = widgets.field_input(f, f.default, PREFIX + f.name)
-            if f.name in UPLOADS:
-                out[f.name] = uploaded(f.name) or out[f.name]
+    for col, names in zip(st.columns(2), (LEFT + rest, RIGHT)):
+        with col:
+            for name in (n for n in names if n in by_name):
+                out[name] = _field(by_name[name])
     return out
+
+
+def _field(f):
+    """The widget of one OwnModelConfig field (and its upload, where a file can be uploaded)."""
+    if isinstance(f.default, tuple):
+        text = st.text_input(
+            f.name.replace("_", " "),
+            key=PREFIX + f.name,
+            help=widgets.widget_words(f.metadata.get("help") or "") or None,
+            placeholder="empty: " + ("what the weights hold" if "mean" in f.name else "as mean"),
+        )
+        value = _numbers(text, f.name.replace("_", " "))
+    else:
+        value = widgets.field_input(f, f.default, PREFIX + f.name)
+    if f.name in UPLOADS:
+        value = uploaded(f.name) or value
+    return value
 
 
 def run_config(values: dict, data_root: str, image_size: int, model: str, seed: int) -> RunConfig:
@@ -95,8 +116,9 @@ def run_config(values: dict, data_root: str, image_size: int, model: str, seed: 
     )
 
 
-def entry() -> None:
-    """The "Your model" entry: paths on the server, checked and launched in the background."""
+def entry() -> bool:
+    """The "Your model" entry: paths on the server, checked and launched in the background. True right after a
+    launch from it (the page below, about the project's own forget set, then holds back its warnings)."""
     from tmu_core.jobs import launch
     from ui import nav, state
 
@@ -134,10 +156,12 @@ def entry() -> None:
                 run = launch.start_run(run_config(values, data_root, image_size, model, seed))
             except TMUError as exc:
                 st.error(state.ui_message(exc), icon=":material/error:")
-                return
+                return False
             state.select_run(run.id)
             st.success(f"Launched run `{run.id}`: it checks your model and data, then runs TMU in the background.")
             nav.link("run", "Follow it on the Run page")
+            return True
+    return False
 
 
 def explain_page(run_id: str, metrics: MetricsFile) -> None:
@@ -201,9 +225,9 @@ def result_panel(run, metrics: MetricsFile) -> None:
         }
         for name, v in metrics.models.items()
     ]
-    st.dataframe(pd.DataFrame(rows), hide_index=True)
+    widgets.text_table(pd.DataFrame(rows), helps=OWN_ABSENT)
     if own.per_class is not None:
-        st.dataframe(
+        widgets.text_table(
             pd.DataFrame(
                 [
                     {
@@ -219,12 +243,12 @@ def result_panel(run, metrics: MetricsFile) -> None:
                     for c, b in own.per_class.items()
                 ]
             ),
-            hide_index=True,
+            helps=OWN_ABSENT,
         )
     for note in own.notes:
-        st.caption(note)
+        st.caption(widgets.widget_words(note))
     for text in own.warnings:
-        st.warning(f"Thin evidence: {text}.", icon=":material/warning:")
+        st.warning(f"Thin evidence: {widgets.widget_words(text)}.", icon=":material/warning:")
     if own.audit_csv:
         audit = run.load_table(store.AUDIT)
         st.markdown(f"**Audit**, one row per forgotten file · unlearned model: `{own.unlearned_weights}`")

@@ -48,8 +48,60 @@ def default_draft() -> dict:
     }
 
 
+URL_DRAFT = "draft"  # the forget set chosen, in the address (what differs from the default): a reload keeps it
+_DRAFT_TYPES = {
+    "dataset": str,
+    "model": str,
+    "seed": int,
+    "forget_class": int,
+    "mode": str,
+    "count": int,
+    "fraction": float,
+    "ids": list,
+    "data_root": str,
+    "aux_fraction": float,
+    "gold_seeds": int,
+}
+
+
+def draft_from_url() -> dict:
+    """The default draft with the address's changes to it (fields of the wrong type, or unknown, are left out:
+    the Forget set page checks the values themselves as it checks a choice made there)."""
+    import json
+
+    d = default_draft()
+    try:
+        given = json.loads(st.query_params.get(URL_DRAFT) or "{}")
+    except ValueError:
+        return d
+    for key, kind in _DRAFT_TYPES.items():
+        value = given.get(key) if isinstance(given, dict) else None
+        if kind is float and isinstance(value, int) and not isinstance(value, bool):
+            value = float(value)
+        if isinstance(value, kind) and not isinstance(value, bool):
+            d[key] = [int(i) for i in value if isinstance(i, int)] if kind is list else value
+    if d["mode"] not in MODES:
+        d["mode"] = "count"
+    return d
+
+
+def draft_to_url(d: dict) -> None:
+    """Keep the draft's changes from the default in the address (none: no parameter)."""
+    import json
+
+    base = default_draft()
+    changed = {k: d[k] for k in _DRAFT_TYPES if k in d and d[k] != base.get(k)}
+    text = json.dumps(changed, separators=(",", ":")) if changed else None
+    if text is None:
+        st.query_params.pop(URL_DRAFT, None)
+    elif st.query_params.get(URL_DRAFT) != text:
+        st.query_params[URL_DRAFT] = text
+
+
 def draft() -> dict:
-    d = st.session_state.setdefault(DRAFT, default_draft())
+    if DRAFT not in st.session_state:
+        st.session_state[DRAFT] = draft_from_url()
+    d = st.session_state[DRAFT]
     d.setdefault("data_root", "")  # a draft from before the data folder existed
     d.setdefault("aux_fraction", DataConfig.aux_fraction)
     d.setdefault("gold_seeds", 1)
@@ -97,6 +149,7 @@ def accept(d: dict | None = None) -> None:
     st.session_state.pop(DRAFT_ERROR, None)
     if d is not None:
         st.session_state[DRAFT_VALID] = copy.deepcopy(d)
+        draft_to_url(d)
 
 
 def last_valid(fallback: dict) -> dict:
@@ -116,7 +169,9 @@ def draft_error() -> dict | None:
 
 def ui_message(text: str) -> str:
     """A core message (written for the CLI) worded for the dashboard: the --data-root flag is the Data folder field."""
-    return (
+    from ui.widgets import widget_words
+
+    return widget_words(
         str(text)
         .replace("pass --data-root DIR", "enter its folder in the Data folder field")
         .replace("needs --data-root:", "needs a data folder (the Data folder field):")
@@ -297,7 +352,7 @@ def show_evidence_warnings(metrics: MetricsFile, fold: bool = False) -> None:
     from ui import tables
 
     tmu = tables.tmu_summary(metrics)
-    texts = [plain(t) for t in (tmu.warnings if tmu else [])]
+    texts = [plain(ui_message(t)) for t in (tmu.warnings if tmu else [])]
     if fold and texts:
         with st.expander(
             f"Thin evidence: {len(texts)} warning{'s' if len(texts) > 1 else ''} about this run's twin",

@@ -147,6 +147,7 @@ def start_sweep(
     methods: list[str],
     sweep_id: str,
     data_root: str = "",
+    epochs: int | None = None,
 ) -> store.Sweep:
     """Run `python -m tmu_core sweep` detached (on Ray when TMU_RAY_ADDRESS is set); follow it through
     `store.Sweep(sweep_id).results()`, which the sweep rewrites after every run. The returned sweep's id may
@@ -174,6 +175,8 @@ def start_sweep(
     ]
     if data_root:
         args += ["--data-root", str(Path(data_root).expanduser().resolve())]
+    if epochs is not None:
+        args += ["--epochs", str(int(epochs))]
     address = ray_address()
     if address:
         args += ["--executor", "ray", "--ray-address", address]
