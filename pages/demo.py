@@ -83,7 +83,7 @@ if bundled and selected and selected != bundled:
     )
 else:
     source = "demo" if bundled else "selected"
-lead = st.container()  # the finding comes first; the evidence notes, folded, after it
+lead = None if present else st.container()  # the finding first; the evidence notes, folded, after it
 with top[1] if present else st.container():  # the run's thin-evidence notes, folded to one line
     if source == "demo" and bundled:
         run_id = bundled
@@ -92,7 +92,7 @@ with top[1] if present else st.container():  # the run's thin-evidence notes, fo
     else:
         run, metrics, samples = state.require_tmu_results("there is no easy/hard split to walk through", fold=True)
         run_id, root = run.id, cache.root()
-if not present:
+if lead is not None:
     lead.markdown(f"**The finding.** {plain(run_verdict(metrics).sentences()[0])}")
 
 primary = primary_method()

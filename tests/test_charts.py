@@ -484,6 +484,8 @@ def test_verdict_frame_ranks_candidates_then_controls():
     ]
     assert list(frame["standing"]) == ["closest", "", "", "control †"]
     assert list(frame.columns[:2]) == ["model", "standing"]  # seen first in a narrow table
+    assert len(frame.columns) <= 7  # what 1280 px shows beside the sidebar
+    assert frame["noise floor"].iloc[0] == "5 images · default (one gold)"
     assert list(frame["|Δ| in images"]) == [0, 20, 70, 1]
 
 

@@ -36,7 +36,7 @@ AGREEMENT_HELP = (
 LABELS = {
     "|Δ| in images": "|Δ| in D_f images",
     "agreement": "per-sample agreement (%)",
-    "floor (images)": "noise floor (D_f images)",
+    "noise floor": "noise floor (D_f images · from)",
 }
 
 
@@ -63,8 +63,13 @@ def verdict_frame(v: Verdict) -> pd.DataFrame:
                 "|Δ| in images": r.images if v.forget_count else None,
                 "agreement": r.agreement,
                 "activation distance": r.activation_distance,
-                "floor (images)": r.floor if v.forget_count else None,
-                "floor from": SOURCE.get(r.floor_source, r.floor_source),
+                # one column, not two: at 1280 px a ninth column was hidden
+                "noise floor": (
+                    f"{r.floor:.0f} image{'' if round(r.floor) == 1 else 's'} · "
+                    if v.forget_count and r.floor is not None
+                    else ""
+                )
+                + SOURCE.get(r.floor_source, r.floor_source),
             }
         )
     return pd.DataFrame(rows)
