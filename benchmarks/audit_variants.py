@@ -4,8 +4,10 @@
         --train-per-class 500 --classes 3,8 --seeds 0 1 2 --gold-seeds 3 --tag tuning \
         --variants "paper:;held_out:features=NF AF CF HNF HM;bags3:twin_bags=3"
 
-Each (class, seed) runs TMU with each variant's settings and the random_k control beside it (its unlearning
-step takes the variant's mechanism), with --gold-seeds K gold models for soft truth. The table gives, per
+Each (class, seed) runs TMU with each variant's settings and the controls beside it (--controls: random_k, and
+oracle_labels for the unlearning step's floor; a control runs TMU's unlearning step with every unlearning setting
+the variant changes), with --gold-seeds K gold models for soft truth. The step check needs no gold: achieved A_f
+against the predicted-easy share (TMU), and the oracle's A_f against gold's easy share. The table gives, per
 variant, the mean and 95% Student-t half-width over class x seed of: label accuracy and AUC of p(easy)
 against gold's hard labels and against soft truth p_i (K > 1), TMU's and random_k's per-sample agreement
 with gold, gold-vs-gold agreement and the ceiling, |Δ|, activation distance, MIA beside gold's, cost ratio.
@@ -38,7 +40,6 @@ from tmu_core.jobs.pipeline import execute, start
 from tmu_core.jobs.sweep import parse_classes
 
 RESULTS = Path(__file__).resolve().parent / "results"
-UNLEARN_SHARED = ("mechanism",)  # settings random_k takes from the variant, so the control stays comparable
 COLUMNS = [
     "label acc",
     "AUC",
@@ -57,40 +58,63 @@ COLUMNS = [
     "cost ratio",
     "pred hard",
     "gold hard",
+    "TMU A_test",
+    "original A_test",
+    "TMU step gap",
+    "oracle agree",
+    "oracle |Δ|",
+    "oracle act dist",
+    "oracle step gap",
 ]
-FINE = ("TMU act dist", "rand-k act dist", "cost ratio")  # columns below 1: three decimals
+OPTIONAL = {"TMU A_test", "original A_test", "TMU step gap", "oracle agree", "oracle |Δ|", "oracle act dist"}
+OPTIONAL |= {"oracle step gap"}  # columns earlier files lack (a reused row gets nan)
+FINE = ("TMU act dist", "rand-k act dist", "cost ratio", "oracle act dist")  # columns below 1: three decimals
 
 
 def row_of(r: dict) -> dict:
-    """The table's columns from one run's metrics."""
+    """The table's columns from one run's metrics (a control not run gives nan). Step gap: achieved A_f minus the
+    share the step was asked to keep (TMU: its predicted-easy share; the oracle: gold's easy share, gold's A_f)."""
     m, t, ens = r["models"], r["tmu"], r.get("gold_ensemble") or {}
+    nan = float("nan")
+    none = {"sample_agreement": nan, "abs_delta": nan, "activation_distance": nan, "acc_forget": nan}
+    rk, orc = m.get("random_k", none), m.get("oracle_labels", none)
+    n = t["pred_easy"] + t["pred_hard"]
     return {
         "label acc": t["label_accuracy"],
         "AUC": t["auc_p_easy"],
         "soft label acc": t.get("soft_label_accuracy"),
         "soft AUC": t.get("soft_auc_p_easy"),
         "TMU agree": m["tmu"]["sample_agreement"],
-        "rand-k agree": m["random_k"]["sample_agreement"],
+        "rand-k agree": rk["sample_agreement"],
         "gold-gold agree": ens.get("gold_agreement"),
         "ceiling": ens.get("ceiling"),
         "TMU |Δ|": m["tmu"]["abs_delta"],
-        "rand-k |Δ|": m["random_k"]["abs_delta"],
+        "rand-k |Δ|": rk["abs_delta"],
         "TMU act dist": m["tmu"]["activation_distance"],
-        "rand-k act dist": m["random_k"]["activation_distance"],
+        "rand-k act dist": rk["activation_distance"],
         "TMU MIA": m["tmu"]["mia"],
         "gold MIA": m["gold"]["mia"],
         "cost ratio": r["cost_ratio"],
         "pred hard": t["pred_hard"],
         "gold hard": t["gold_hard"],
+        "TMU A_test": m["tmu"]["acc_test"],
+        "original A_test": m["original"]["acc_test"],
+        "TMU step gap": m["tmu"]["acc_forget"] - 100.0 * t["pred_easy"] / n,
+        "oracle agree": orc["sample_agreement"],
+        "oracle |Δ|": orc["abs_delta"],
+        "oracle act dist": orc["activation_distance"],
+        "oracle step gap": orc["acc_forget"] - m["gold"]["acc_forget"],
     }
 
 
-def run_variant(cfg, name: str, settings: dict, classes, seeds, log, done: dict | None = None) -> list[dict]:
-    """One row per (class, seed); a row found in `done` (keyed by variant, class, seed) is kept, not rerun."""
+def run_variant(
+    cfg, name: str, settings: dict, classes, seeds, log, done: dict | None = None, controls=("random_k",)
+) -> list[dict]:
+    """One row per (class, seed); a row found in `done` (keyed by variant, class, seed) is kept, not rerun. The
+    controls follow TMU's unlearning settings as a run resolves them (the variant's included)."""
     done = done or {}
     typed = typed_params(cfg.data.dataset, settings)
-    shared = {k: v for k, v in typed.items() if k in UNLEARN_SHARED}
-    params = (("random_k", tuple(sorted(shared.items()))), ("tmu", tuple(sorted(typed.items()))))
+    params = (("tmu", tuple(sorted(typed.items()))),)
     rows = []
     for seed in seeds:
         for c in classes:
@@ -102,7 +126,7 @@ def run_variant(cfg, name: str, settings: dict, classes, seeds, log, done: dict 
                 cfg,
                 seed=seed,
                 forget=replace(cfg.forget, forget_class=class_ref(c)),
-                methods=("tmu", "random_k"),
+                methods=("tmu", *controls),
                 method_params=params,
             )
             t = time.perf_counter()
@@ -110,7 +134,8 @@ def run_variant(cfg, name: str, settings: dict, classes, seeds, log, done: dict 
             rows.append({"variant": name, "class": c, "seed": seed, **row_of(r)})
             log(
                 f"{name} class {c} seed {seed}: label acc {rows[-1]['label acc']:.1f} AUC {rows[-1]['AUC']:.1f} "
-                f"|Δ| {rows[-1]['TMU |Δ|']:.1f} ({time.perf_counter() - t:.0f} s)"
+                f"|Δ| {rows[-1]['TMU |Δ|']:.1f} agree {rows[-1]['TMU agree']:.1f} act {rows[-1]['TMU act dist']:.3f} "
+                f"step gap {rows[-1]['TMU step gap']:.1f} ({time.perf_counter() - t:.0f} s)"
             )
     return rows
 
@@ -123,7 +148,7 @@ def reused_rows(paths: list[Path]) -> dict:
             old = pd.read_csv(path, dtype={"variant": str})
         except (OSError, ValueError) as e:
             raise SystemExit(f"--reuse {path}: cannot read it as an audit_variants CSV ({e})") from None
-        missing = {"variant", "class", "seed", *COLUMNS} - set(old.columns)
+        missing = {"variant", "class", "seed", *COLUMNS} - set(old.columns) - OPTIONAL
         if missing:
             raise SystemExit(f"--reuse {path}: not an audit_variants CSV (no column {', '.join(sorted(missing))})")
         for row in old.to_dict("records"):
@@ -153,7 +178,18 @@ def paired(df: pd.DataFrame, first: str) -> pd.DataFrame:
             continue
         g = g.set_index(["class", "seed"]).loc[base.index]
         units = base.index.get_level_values("class")
-        for col in ("label acc", "AUC", "soft AUC", "TMU agree", "TMU |Δ|", "TMU act dist", "TMU MIA"):
+        for col in (
+            "label acc",
+            "AUC",
+            "soft AUC",
+            "TMU agree",
+            "TMU |Δ|",
+            "TMU act dist",
+            "TMU MIA",
+            "TMU step gap",
+            "oracle agree",
+            "oracle act dist",
+        ):
             a, b = (
                 pd.to_numeric(g[col], errors="coerce").to_numpy(),
                 pd.to_numeric(base[col], errors="coerce").to_numpy(),
@@ -192,6 +228,13 @@ def main(argv=None) -> int:
     )
     p.add_argument("--note", action="append", default=[], help="a line for the results file's header (repeatable)")
     p.add_argument(
+        "--controls",
+        nargs="*",
+        default=["random_k"],
+        choices=["random_k", "oracle_labels"],
+        help="controls run beside TMU with its step's settings (default random_k)",
+    )
+    p.add_argument(
         "--reuse",
         type=Path,
         action="append",
@@ -203,7 +246,7 @@ def main(argv=None) -> int:
         "of rerun (repeatable)",
     )
     args = p.parse_args(argv)
-    cfg = run_config_from_args(args, ("tmu", "random_k"))
+    cfg = run_config_from_args(args, ("tmu", *args.controls))
     classes, variants = parse_classes(args.classes, cfg), parse_variants(args.variants)
 
     def log(msg):
@@ -212,7 +255,11 @@ def main(argv=None) -> int:
     done = reused_rows(args.reuse)
     started = time.perf_counter()
     df = pd.DataFrame(
-        [row for name, s in variants.items() for row in run_variant(cfg, name, s, classes, args.seeds, log, done)]
+        [
+            row
+            for name, s in variants.items()
+            for row in run_variant(cfg, name, s, classes, args.seeds, log, done, args.controls)
+        ]
     )
     n_reused = sum((r["variant"], int(r["class"]), int(r["seed"])) in done for r in df.to_dict("records"))
     first = next(iter(variants))

@@ -176,3 +176,9 @@ def test_run_prints_its_summary_from_the_stored_metrics(cli, runs_dir):
         in out.stdout
     )
     assert f"twin fidelity: M_t on D_a {t['twin_fidelity']['twin_acc_aux']:.1f}%" in out.stdout
+    # the gold-free step check: achieved A_f against the predicted-easy share, stored and said in the verdict
+    check = stored["step_check"]["tmu"]
+    asked = 100.0 * t["pred_easy"] / (t["pred_easy"] + t["pred_hard"])
+    assert check["asked_acc_forget"] == pytest.approx(asked)
+    assert check["gap_images"] == round((stored["models"]["tmu"]["acc_forget"] - asked) * 20 / 100)
+    assert "Does the step do what the split says? TMU's step kept A_f at" in out.stdout

@@ -643,3 +643,62 @@ def test_keep_easy_off_leaves_predicted_easy_samples_out_of_the_retain_set(digit
     _tmu(digits, tiny_original, keep_easy=False)
     remain = len(digits[2].remain_ids(digits[1]))
     assert seen == [remain + int(kept.forget_pred.sum()), remain]
+
+
+# ---------------------------------------------------------------- the aligned step's options
+@pytest.mark.fast
+def test_complement_targets_drop_the_true_class_and_renormalise():
+    from tmu_core.tmu.method import complement_targets, soft_ce_sum
+
+    logits = torch.log(torch.tensor([[0.7, 0.2, 0.1], [0.5, 0.25, 0.25]]))
+    t = complement_targets(logits, torch.tensor([0, 1]), 1.0)
+    assert torch.allclose(t, torch.tensor([[0.0, 2 / 3, 1 / 3], [2 / 3, 0.0, 1 / 3]]))
+    flat = complement_targets(logits, torch.tensor([0, 1]), 1e6)  # a very high temperature: uniform over the rest
+    assert torch.allclose(flat, torch.tensor([[0.0, 0.5, 0.5], [0.5, 0.0, 0.5]]), atol=1e-4)
+    # soft cross-entropy of a one-hot target is the ordinary cross-entropy; empty batch: zero
+    y = torch.tensor([2, 0])
+    one_hot = torch.nn.functional.one_hot(y, 3).float()
+    assert soft_ce_sum(logits, one_hot).item() == pytest.approx(
+        torch.nn.functional.cross_entropy(logits, y, reduction="sum").item()
+    )
+    assert soft_ce_sum(logits[:0], one_hot[:0]).item() == 0.0
+
+
+@pytest.mark.fast
+def test_salun_forget_passes_keep_the_authors_step_ratio_when_asked():
+    from tmu_core.methods.salun import SalUnConfig, forget_passes
+
+    # |D_f| 100, batch 256: one forget step; D_r 4900 (500 per class): 20 retain steps -> round(20 / 9) = 2 passes
+    assert forget_passes(SalUnConfig(forget_passes=0), 100, 4900) == 2
+    assert forget_passes(SalUnConfig(forget_passes=0), 100, 1300) == 1  # digits: 6 retain steps, already above 1:9
+    assert forget_passes(SalUnConfig(forget_passes=0), 100, 45000) == 20  # all of CIFAR-10: 176 retain steps
+    assert forget_passes(SalUnConfig(), 100, 45000) == 1  # the default: one pass, as the step count falls out
+
+
+def test_each_step_option_changes_the_step_and_the_oracle_follows_it(digits, tiny_original, monkeypatch):
+    """complement, easy_target twin, distill and saliency each reach the unlearning loop: soft targets, the twin's
+    temperature, M_o's softmax on D_r, a weight mask; a control given TMU's settings gets the same step."""
+    import tmu_core.tmu.method as tmu_mod
+
+    seen = []
+    real = tmu_mod.unlearn_loop
+    monkeypatch.setattr(tmu_mod, "unlearn_loop", lambda *a, **k: seen.append((a, k)) or real(*a, **k))
+    out = _tmu(digits, tiny_original, mechanism="complement", easy_target="twin", distill=True, saliency=0.3)
+    (args, kwargs) = seen[-1]
+    (_, tr), (_, tf) = args[1], args[2]
+    assert tr.dim() == 2 and tf.dim() == 2, "soft targets for both halves"
+    assert torch.allclose(tf.sum(1), torch.ones(len(tf))) and (tf[:, 8] == 0).all(), "no mass on the true class"
+    assert not torch.equal(tr[:10], torch.nn.functional.one_hot(torch.as_tensor(tr[:10].argmax(1)), 10).float())
+    mask = kwargs["grad_mask"]
+    share = sum(float(m.sum()) for m in mask.values()) / sum(m.numel() for m in mask.values())
+    assert share == pytest.approx(0.3, abs=0.01)
+    temperature = out.report.twin_fidelity["non_member_temperature"]
+    assert 0.5 <= temperature <= 20.0
+    # the oracle control, given TMU's settings, reuses TMU's temperature and runs the same kind of step
+    cfg, data, forget = digits
+    tc, original = tiny_original
+    ocfg = method_config("oracle_labels", "digits", {}, {"tmu": (("mechanism", "complement"), ("easy_target", "twin"))})
+    task = UnlearnTask(data, cfg, tc, forget, original, seed=0, gold=original, earlier={"tmu": out.report})
+    from tmu_core.methods.controls import step_temperature
+
+    assert step_temperature(task, ocfg, CPU) == temperature

@@ -204,3 +204,22 @@ def test_missing_or_null_numbers_are_left_out_not_a_crash():
     del m["models"]["tmu"]["activation_distance"]
     v = verdict(read_metrics(m, "metrics"))
     assert v.floor.source == "default" and v.winner == "tmu" and "finetune" not in v.leaders
+
+
+def test_the_step_check_compares_achieved_a_f_with_what_the_split_asked():
+    from tmu_core.evaluate.verdict import step_check_block
+
+    d = run_dict(original=20.0, tmu=-9.0, oracle_labels=-3.0)  # A_f: gold 80, TMU 71, oracle 77
+    d["tmu"] = {"label_accuracy": 80.0, "pred_easy": 78, "pred_hard": 22, "gold_hard": 20, "aux_count": 50}
+    d["tmu"].update(gold_easy=80, auc_p_easy=70.0, label_accuracy_by_features={}, confusion={})
+    d["tmu"].update(aux_easy=40, aux_hard=10, aux_sizing={}, threshold=0.5)
+    v = verdict(read_metrics(d, "m"), rerun={})
+    tmu, oracle = v.step_checks
+    # TMU's split asked to keep 78 of 100 right; it kept 71: 7 images below, beyond the default floor of 5
+    assert (tmu.asked, tmu.achieved, tmu.gap, tmu.floor, tmu.within) == (78.0, 71.0, -7.0, 5.0, False)
+    # the oracle's step was asked for gold's 80 and kept 77: 3 below, within
+    assert (oracle.asked, oracle.gap, oracle.within) == (80.0, -3.0, True)
+    assert "TMU's step kept A_f at 71.0% where its split asked for 78.0%: 7 images below, beyond" in v.text()
+    block = step_check_block(read_metrics(d, "m"))
+    assert block["tmu"]["within_floor"] is False and block["oracle_labels"]["gap_images"] == -3.0
+    assert verdict(run(original=20.0, tmu=0.0), rerun={}).step_checks == ()  # no split stored: no check

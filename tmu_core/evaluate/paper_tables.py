@@ -151,7 +151,19 @@ def _verdict_row(r: dict, cls: str) -> dict:
         "agreement leaders": short(v.agreement_leaders),
         "act. dist. leader": v.short(v.distance_leader) if v.distance_leader else "",
         "original ties": "yes" if v.original_ties else "no",
+        **_step_cells(v),
     }
+
+
+def _step_cells(v) -> dict:
+    """The gold-free step check: achieved minus asked A_f in images, within the method's floor or not."""
+    checks = {c.name: c for c in v.step_checks}
+    out = {}
+    for name, label in (("tmu", "TMU"), ("oracle_labels", "oracle†")):
+        c = checks.get(name)
+        out[f"{label} step: achieved − asked (images)"] = c.gap if c else float("nan")
+        out[f"{label} step within floor"] = ("yes" if c.within else "no") if c else ""
+    return out
 
 
 def leader_counts(cells) -> str:
@@ -186,6 +198,11 @@ def _verdict_count(df: pd.DataFrame) -> pd.DataFrame:
         "act. dist. leader": ", ".join(f"{m} {k}" for m, k in df["act. dist. leader"].value_counts().items()),
         "original ties": f"{int((df['original ties'] == 'yes').sum())} of {len(df)}",
     }
+    for label in ("TMU", "oracle†"):
+        within, gap = df[f"{label} step within floor"], df[f"{label} step: achieved − asked (images)"]
+        checked = int((within != "").sum())
+        total[f"{label} step: achieved − asked (images)"] = float(gap.mean()) if checked else float("nan")
+        total[f"{label} step within floor"] = f"{int((within == 'yes').sum())} of {checked}" if checked else ""
     return pd.concat([df, pd.DataFrame([total])], ignore_index=True)
 
 
@@ -270,7 +287,9 @@ TITLES = {
     "spread ('rerun floors above it' lists the methods whose rerun spread is the larger); agreement "
     "leaders are ranked with their own floor, from gold-vs-gold disagreement; the last row counts "
     "agreement leaders alone and tied (a tie counts for every method in it); controls never take "
-    "part; 'none' = the original ties the leaders: no method shown to unlearn better than doing nothing",
+    "part; 'none' = the original ties the leaders: no method shown to unlearn better than doing nothing. "
+    "Step check (no gold needed for TMU): TMU's achieved A_f minus the predicted-easy share its split "
+    "asked for, in images, and whether that is within TMU's floor; the oracle's against gold's easy share",
 }
 SUMMARISED = ("table1", "table3", "table4", "mia", "mia_auc", "ensemble", "cost")  # frames that carry Avg / 95% CI rows
 

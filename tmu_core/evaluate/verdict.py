@@ -151,6 +151,40 @@ class Row:
 
 
 @dataclass(frozen=True)
+class StepCheck:
+    """Did an unlearning step do what its split asked? Gold-free for TMU: its achieved A_f against the share of
+    D_f its split called easy (the share the step was asked to keep right). The oracle control likewise against
+    gold's easy share (gold's A_f). Within the method's noise floor, the step did what the split said."""
+
+    name: str
+    asked: float  # the A_f (%) the split asks for: the predicted-easy share (TMU) or gold's easy share (oracle)
+    achieved: float  # the method's A_f (%)
+    n_f: int | None
+    floor: float  # the method's |Δ| floor in images (points when |D_f| is unknown)
+    basis: str  # what `asked` is, in words
+
+    @property
+    def gap(self) -> float:
+        """Achieved minus asked, in images (points when |D_f| is unknown); negative: it forgot more."""
+        diff = self.achieved - self.asked
+        return float(round(diff * self.n_f / 100.0)) if self.n_f else diff
+
+    @property
+    def within(self) -> bool:
+        return abs(self.gap) <= self.floor + 1e-9
+
+    def sentence(self) -> str:
+        unit = _images(abs(self.gap)) if self.n_f else f"{abs(self.gap):.1f} points"
+        side = "below" if self.gap < 0 else "above"
+        where = "within" if self.within else "beyond"
+        floor = _images(self.floor) if self.n_f else f"{self.floor:.1f} points"
+        return (
+            f"{display(self.name).short}'s step kept A_f at {self.achieved:.1f}% where {self.basis} asked for "
+            f"{self.asked:.1f}%: {unit} {side}, {where} its noise floor of {floor}."
+        )
+
+
+@dataclass(frozen=True)
 class Verdict:
     floor: NoiseFloor
     rows: tuple[Row, ...]  # candidates (original and methods) ranked on |Δ|, then the controls
@@ -158,6 +192,7 @@ class Verdict:
     agreement_leaders: tuple[str, ...]  # candidates within the floor of the highest agreement
     distance_leader: str | None  # the candidate with the lowest activation distance
     forget_count: int | None
+    step_checks: tuple[StepCheck, ...] = ()  # the gold-free check of TMU's step, and the oracle's
 
     @property
     def winner(self) -> str | None:
@@ -234,6 +269,9 @@ class Verdict:
                 "aligned better than doing nothing."
             )
         out.append(self._measures_sentence())
+        checks = [c.sentence() for c in self.step_checks]
+        if checks:
+            out.append("Does the step do what the split says? " + " ".join(checks))
         return out
 
     def text(self) -> str:
@@ -354,9 +392,55 @@ def verdict(metrics: MetricsFile | SweepResult, floor: NoiseFloor | None = None,
     )
     dists = [r for r in candidates if math.isfinite(r.activation_distance)]
     dist = min(dists, key=lambda r: r.activation_distance).name if dists else None
+    by_name = {r.name: r for r in rows}
     return Verdict(
-        floor, tuple(candidates + controls), tuple(r.name for r in leaders), tuple(r.name for r in agree), dist, n_f
+        floor,
+        tuple(candidates + controls),
+        tuple(r.name for r in leaders),
+        tuple(r.name for r in agree),
+        dist,
+        n_f,
+        _step_checks(metrics, by_name),
     )
+
+
+def _step_checks(metrics, rows: dict) -> tuple[StepCheck, ...]:
+    """TMU's step against its predicted-easy share, and the oracle's against gold's easy share (when run)."""
+    from ..methods import primary_method
+
+    out, n_f = [], metrics.forget_count
+    primary = primary_method()
+    split = getattr(metrics, primary, None)
+    if isinstance(split, dict):  # a sweep's result keeps the split as a plain dict
+        easy, hard = split.get("pred_easy"), split.get("pred_hard")
+    else:
+        easy, hard = getattr(split, "pred_easy", None), getattr(split, "pred_hard", None)
+    model = metrics.models.get(primary)
+    if model is not None and easy is not None and hard is not None and easy + hard > 0 and primary in rows:
+        asked = 100.0 * easy / (easy + hard)
+        out.append(StepCheck(primary, asked, _num(model.acc_forget), n_f, rows[primary].floor, "its split"))
+    gold, oracle = metrics.models.get("gold"), metrics.models.get("oracle_labels")
+    if gold is not None and oracle is not None and "oracle_labels" in rows:
+        floor = rows["oracle_labels"].floor
+        out.append(
+            StepCheck("oracle_labels", _num(gold.acc_forget), _num(oracle.acc_forget), n_f, floor, "gold's easy share")
+        )
+    return tuple(c for c in out if math.isfinite(c.asked) and math.isfinite(c.achieved))
+
+
+def step_check_block(metrics: MetricsFile | SweepResult) -> dict:
+    """The step checks as metrics.json keeps them: per method, the A_f asked and achieved (%), the gap and the
+    floor in images, and whether the gap is within the floor."""
+    return {
+        c.name: {
+            "asked_acc_forget": c.asked,
+            "achieved_acc_forget": c.achieved,
+            "gap_images": c.gap,
+            "floor_images": c.floor,
+            "within_floor": c.within,
+        }
+        for c in verdict(metrics).step_checks
+    }
 
 
 def _num(value) -> float:

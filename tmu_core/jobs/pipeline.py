@@ -483,8 +483,25 @@ def _execute(run: store.Run, cfg: RunConfig, writer: StatusWriter, report) -> di
     _save_artifacts(run, data, forget, models, out, gold_easy, device, cfg.seed, columns)
     writer.done("evaluate", time.perf_counter() - t)
     result["stage_seconds"] = {k: v.get("seconds") for k, v in writer.times.items()}
+    result["step_check"] = _step_check(result)
     run.save_metrics(result)
     return result
+
+
+def _step_check(result: dict) -> dict:
+    """The gold-free check of the unlearning step (evaluate.verdict.step_check_block) on the result as a reader
+    will see it: achieved A_f against the predicted-easy share, within the noise floor or not."""
+    import json
+
+    from ..evaluate.verdict import step_check_block
+    from ..store.io import _json_default
+    from ..store.schema import read_metrics
+
+    try:
+        typed = read_metrics(json.loads(json.dumps(result, default=_json_default)), "this run")
+    except TMUError:  # a result the store would refuse is reported by the store, not here
+        return {}
+    return step_check_block(typed)
 
 
 def _finite_logits(ev: Evaluator, models: dict, out: Outcome) -> dict:

@@ -53,19 +53,34 @@ def tmu_hard_count(task, device) -> int:
     return int(len(pred) - pred.sum())
 
 
+def step_temperature(task, cfg: UnlearnConfig, device) -> float:
+    """The non-member temperature TMU's step gives predicted-easy samples (easy_target twin): TMU's, read from its
+    report when TMU ran first in this run, else fitted here on a twin of TMU's settings; 1.0 otherwise."""
+    if cfg.easy_target != "twin":
+        return 1.0
+    rep = task.earlier.get("tmu")
+    if rep is not None and "non_member_temperature" in rep.twin_fidelity:
+        return float(rep.twin_fidelity["non_member_temperature"])
+    from ..config import with_flat
+
+    tcfg = with_flat(TMUConfig(), dataset_defaults(task.data_cfg.dataset))
+    twin = tmu_method.twin_problem(task, tcfg.twin, device, None)
+    return tmu_method.non_member_temperature(task, twin, device)
+
+
 def run_random_k(task, cfg: UnlearnConfig, device, progress=None):
     k = tmu_hard_count(task, device)
     rng = np.random.default_rng([task.seed, 97])
     pred = np.ones(len(task.forget.ids), dtype=np.int64)
     pred[rng.choice(len(pred), size=k, replace=False)] = 0
-    model = tmu_method.unlearn(task, pred, cfg, device, progress)
+    model = tmu_method.unlearn(task, pred, cfg, device, progress, easy_temperature=step_temperature(task, cfg, device))
     return MethodResult(model, ChoiceReport("random_k", pred))
 
 
 def run_oracle(task, cfg: UnlearnConfig, device, progress=None):
     xf = task.data.x[task.forget.ids]
     pred = (predict(task.gold, xf, device).argmax(1) == task.forget.class_index).numpy().astype(np.int64)
-    model = tmu_method.unlearn(task, pred, cfg, device, progress)
+    model = tmu_method.unlearn(task, pred, cfg, device, progress, easy_temperature=step_temperature(task, cfg, device))
     return MethodResult(model, ChoiceReport("oracle_labels", pred))
 
 

@@ -63,6 +63,13 @@ class SalUnConfig:
     mask_ratio: float = opt(
         0.5, "share of weights (largest |forget-loss gradient|) that are updated", min=0.01, max=1.0
     )
+    forget_passes: int = opt(
+        1,
+        "passes over D_f per epoch before the D_r pass; 0 keeps their forget:retain step ratio (1:9, from "
+        "their random 10% forget set) by taking round(retain steps / 9 / D_f steps) passes, at least one",
+        min=0,
+        max=50,
+    )
 
     def __post_init__(self):
         check_bounds(self)
@@ -116,6 +123,19 @@ class _MaskedSGD:
                     state["momentum_buffer"].mul_(m)
 
 
+AUTHORS_RATIO = 9  # retain steps per forget step in their setting: a random 10% of the training set is D_f
+
+
+def forget_passes(cfg: SalUnConfig, n_forget: int, n_retain: int) -> int:
+    """Passes over D_f per epoch: `cfg.forget_passes`, or with 0 the number that keeps their 1:9 forget:retain
+    step ratio (round(retain steps / 9 / D_f steps), at least one)."""
+    if cfg.forget_passes:
+        return cfg.forget_passes
+    f_steps = max(1, -(-n_forget // cfg.batch_size))
+    r_steps = -(-n_retain // cfg.batch_size)
+    return max(1, round(r_steps / AUTHORS_RATIO / f_steps))
+
+
 def run(task, cfg: SalUnConfig, device, progress=None):
     (xr, yr), (xf, yf) = retain_forget_tensors(task)
     mask = saliency_mask(task.original, xf, yf, cfg.mask_ratio, device, cfg.batch_size)
@@ -136,13 +156,15 @@ def run(task, cfg: SalUnConfig, device, progress=None):
             check_finite(loss, "salun", epoch)
             sgd.step(loss)
 
+    passes = forget_passes(cfg, len(xf), n_r)
     for epoch in range(cfg.epochs):
-        steps(
-            xf,
-            lambda idx: torch.randint(0, n_classes, (len(idx),), generator=gen),
-            torch.randperm(len(xf), generator=gen),
-            epoch,
-        )
+        for _ in range(passes):
+            steps(
+                xf,
+                lambda idx: torch.randint(0, n_classes, (len(idx),), generator=gen),
+                torch.randperm(len(xf), generator=gen),
+                epoch,
+            )
         steps(xr, lambda idx: yr[idx], torch.randperm(len(xr), generator=gen)[:n_r], epoch)
         end_epoch("salun", epoch, cfg.epochs, progress, task.should_stop)
     return MethodResult(model.eval())

@@ -101,9 +101,27 @@ class UnlearnConfig(LoopConfig):
     mechanism: str = opt(
         "randlabel",
         "forget mechanism on predicted-hard samples: random wrong labels, bounded "
-        "negative gradient, or heldout_kl (KL toward the held-out CF network's softmax, "
-        "a network that never saw the sample)",
-        choices=("randlabel", "neggrad", "heldout_kl"),
+        "negative gradient, heldout_kl (KL toward the held-out CF network's softmax, "
+        "a network that never saw the sample), or complement (soft target: M_o's softmax with the "
+        "true class removed and renormalised, what a model that never saw the sample would guess instead)",
+        choices=("randlabel", "neggrad", "heldout_kl", "complement"),
+    )
+    complement_temperature: float = opt(
+        1.0, "complement mechanism: temperature on M_o's logits before the true class is removed", min=0.1, max=100.0
+    )
+    easy_target: str = opt(
+        "label",
+        "target of predicted-easy D_f: its label (cross-entropy, as D_r), or twin (M_o's softmax at a "
+        "temperature fitted on the twin so a member gets a non-member's confidence)",
+        choices=("label", "twin"),
+    )
+    distill: bool = opt(False, "retain loss on replayed D_r toward M_o's softmax (distillation) instead of its labels")
+    saliency: float = opt(
+        0.0,
+        "share of weights updated, chosen by |gradient of the forget loss on the predicted-hard set| "
+        "(SalUn's mask); 0 updates every weight",
+        min=0.0,
+        max=1.0,
     )
     forget_weight: float = opt(1.0, "weight of the forget term", min=0.0, max=100.0)
     max_forget_loss: float = opt(5.0, "neggrad mechanism: per-sample loss cap", min=0.1, max=100.0)
@@ -129,6 +147,8 @@ class TMUConfig:
     unlearn: UnlearnConfig = field(default_factory=UnlearnConfig)
 
     def __post_init__(self):
+        if self.unlearn.easy_target == "twin" and not self.unlearn.keep_easy:
+            raise TMUError("easy target twin needs --tmu-keep-easy (the easy samples are kept to be given it)")
         if self.unlearn.mechanism == "heldout_kl" and not self.scoring.cf_held_out:
             raise TMUError(
                 "mechanism heldout_kl needs the held-out CF network: keep --tmu-cf-held-out on, or use "

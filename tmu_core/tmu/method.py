@@ -308,39 +308,122 @@ def ablation(feats: FeatureValues, twin: TwinProblem, cfg: TMUConfig, seed: int)
     return out
 
 
+TEMPERATURE_GRID = np.exp(np.linspace(np.log(0.5), np.log(20.0), 41))
+
+
+def non_member_temperature(task: UnlearnTask, twin: TwinProblem, device) -> float:
+    """The temperature T that gives a member a non-member's confidence, fitted on the twin: on D_a's easy samples
+    (M_o right), M_t has learned them (members) and M_o never saw them (non-members), so T minimises the mean
+    KL(softmax(M_o) || softmax(M_t / T)) over a log grid from 0.5 to 20. The real step gives predicted-easy D_f
+    the target softmax(M_o / T). 1.0 when the twin has no easy sample."""
+    easy = np.flatnonzero(twin.labels == 1)
+    if len(easy) == 0:
+        return 1.0
+    x = twin.aux.x[torch.as_tensor(easy)]
+    outsider = torch.log_softmax(predict(task.original, x, device).float(), 1)
+    member = torch.empty_like(outsider)
+    for b, model in enumerate(twin.models):
+        rows = np.flatnonzero(twin.bag[easy] == b)
+        if len(rows):
+            member[torch.as_tensor(rows)] = predict(model, x[torch.as_tensor(rows)], device).float()
+
+    def kl(t: float) -> float:
+        return float((outsider.exp() * (outsider - torch.log_softmax(member / t, 1))).sum(1).mean())
+
+    return float(min(TEMPERATURE_GRID, key=kl))
+
+
+def complement_targets(logits: torch.Tensor, y: torch.Tensor, temperature: float) -> torch.Tensor:
+    """M_o's softmax at `temperature` with the true class removed and the rest renormalised: a guess that is
+    wrong in the way M_o's own second choices are, instead of a uniformly random wrong label."""
+    p = torch.softmax(logits.float() / temperature, 1)
+    p = p.scatter(1, y.view(-1, 1), 0.0)
+    return p / p.sum(1, keepdim=True).clamp_min(1e-12)
+
+
+def soft_ce_sum(logits: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
+    """Summed cross-entropy toward soft targets (rows of `target` sum to 1); zero for an empty batch."""
+    if len(target) == 0:
+        return logits.sum() * 0.0
+    return -(target * torch.log_softmax(logits, 1)).sum()
+
+
 def unlearn(
-    task: UnlearnTask, pred_f: np.ndarray, cfg: UnlearnConfig, device, progress, held_out: torch.nn.Module | None = None
+    task: UnlearnTask,
+    pred_f: np.ndarray,
+    cfg: UnlearnConfig,
+    device,
+    progress,
+    held_out: torch.nn.Module | None = None,
+    easy_temperature: float = 1.0,
 ) -> torch.nn.Module:
     """Keep D_r and predicted-easy D_f (retain loss; easy ones only with keep_easy); apply the forget mechanism to
     predicted-hard D_f only.
-    heldout_kl needs the held-out network (`held_out`; trained here with default CF settings when None)."""
+    - mechanism: randlabel (random wrong labels), neggrad (bounded ascent), heldout_kl (KL toward the held-out
+      network; `held_out`, trained here with default CF settings when None) or complement (M_o's softmax without
+      the true class, renormalised). With stop_when_forgotten a hard sample is pushed only while still right.
+    - easy_target twin: predicted-easy D_f is kept toward softmax(M_o / easy_temperature) (the temperature the
+      twin fitted, `non_member_temperature`) instead of its label; distill: D_r toward M_o's softmax.
+    - saliency > 0: only that share of the weights moves, those with the largest |gradient| of the forget loss
+      on the predicted-hard set (SalUn's mask, computed on the hard set instead of all of D_f)."""
     data, forget = task.data, task.forget
+    c = forget.class_index
     easy = forget.ids[pred_f == 1] if cfg.keep_easy else forget.ids[:0]
     keep = torch.as_tensor(np.concatenate([task.remain_ids, easy]))
     hard = torch.as_tensor(forget.ids[pred_f == 0], dtype=torch.long)
     gen = generator(task.seed + 1)
     if cfg.mechanism == "heldout_kl":
         teacher = (held_out or held_out_network(task, FeatureConfig(), device)).to(device).eval()
+    soft_keep = cfg.distill or cfg.easy_target == "twin"
+    if soft_keep:  # per-sample soft targets of the retained samples
+        y_keep = data.y[keep]
+        target_keep = F.one_hot(y_keep, data.num_classes).float()
+        if cfg.distill:
+            n_r = len(task.remain_ids)
+            target_keep[:n_r] = torch.softmax(predict(task.original, data.x[keep[:n_r]], device).float(), 1)
+        if cfg.easy_target == "twin" and len(easy):
+            logits_e = predict(task.original, data.x[torch.as_tensor(easy)], device).float()
+            target_keep[len(task.remain_ids) :] = torch.softmax(logits_e / easy_temperature, 1)
+        retain = (data.x[keep], target_keep)
+    else:
+        retain = (data.x[keep], data.y[keep])
+    if cfg.mechanism == "complement":  # soft targets fixed from M_o before any step
+        targets = torch.zeros(0, data.num_classes)
+        if len(hard):
+            logits_h = predict(task.original, data.x[hard], device).float()
+            targets = complement_targets(logits_h, data.y[hard], cfg.complement_temperature)
+        forget_set = (data.x[hard], targets)
+    else:
+        forget_set = (data.x[hard], data.y[hard])
+    mask = None
+    if cfg.saliency > 0 and len(hard):
+        from ..methods.salun import saliency_mask
 
-    def forget_term(logits: torch.Tensor, y: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
+        mask = saliency_mask(task.original, data.x[hard], data.y[hard], cfg.saliency, device)
+
+    def forget_term(logits: torch.Tensor, t: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
         if cfg.mechanism == "heldout_kl":  # move toward what a network that never saw the sample predicts
             with torch.no_grad():
                 target = torch.softmax(teacher(x).float(), 1)
             return F.kl_div(torch.log_softmax(logits, 1), target, reduction="sum")
+        y = torch.full((len(t),), c, dtype=torch.long, device=logits.device) if t.dim() == 2 else t
         if cfg.stop_when_forgotten and len(y):
             still = logits.detach().argmax(1) == y
-            logits, y = logits[still], y[still]
+            logits, y, t = logits[still], y[still], t[still]
+        if cfg.mechanism == "complement":
+            return soft_ce_sum(logits, t)
         if cfg.mechanism == "neggrad":
             return ascent_term(logits, y, cfg.max_forget_loss)
         return ce_sum(logits, random_wrong_labels(y, data.num_classes, gen))
 
-    def loss(logits_r, y_r, logits_h, y_h, x_r, x_h):  # _r: the retained batch, _h: the predicted-hard batch
-        return ce_sum(logits_r, y_r), cfg.forget_weight * forget_term(logits_h, y_h, x_h)
+    def loss(logits_r, t_r, logits_h, t_h, x_r, x_h):  # _r: the retained batch, _h: the predicted-hard batch
+        retain_sum = soft_ce_sum(logits_r, t_r) if soft_keep else ce_sum(logits_r, t_r)
+        return retain_sum, cfg.forget_weight * forget_term(logits_h, t_h, x_h)
 
     return unlearn_loop(
         task.original,
-        (data.x[keep], data.y[keep]),
-        (data.x[hard], data.y[hard]),
+        retain,
+        forget_set,
         loss,
         cfg,
         device,
@@ -348,6 +431,7 @@ def unlearn(
         stage="tmu:unlearn",
         progress=progress,
         should_stop=task.should_stop,
+        grad_mask=mask,
     )
 
 
@@ -375,7 +459,12 @@ def run(task: UnlearnTask, cfg: TMUConfig, device, progress=None) -> MethodResul
     eh = predict_easy_hard(task, cfg, device, clock)
     by_subset = ablation(eh.feature_values, eh.twin, cfg, task.seed)
     clock.lap("ablation")
-    model = unlearn(task, eh.split.pred_f, cfg.unlearn, device, clock.sub("unlearn"), eh.feature_values.held_out)
+    temperature = non_member_temperature(task, eh.twin, device) if cfg.unlearn.easy_target == "twin" else 1.0
+    if cfg.unlearn.easy_target == "twin":  # reported with the twin it was fitted on; the controls reuse it
+        eh.twin.fidelity["non_member_temperature"] = temperature
+    model = unlearn(
+        task, eh.split.pred_f, cfg.unlearn, device, clock.sub("unlearn"), eh.feature_values.held_out, temperature
+    )
     clock.lap("unlearn")
     return MethodResult(model, easy_hard_report(task, eh, by_subset, cfg, clock.seconds))
 
