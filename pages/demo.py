@@ -116,7 +116,7 @@ def move(by: int) -> None:
 
 
 st.session_state.setdefault("demo_step", STEPS[0])
-nav_cols = st.columns([1.5, 1.5, 9])
+nav_cols = st.columns([2, 2, 8])  # at [1.5, 1.5, 9] "Back" read "B…" beside the sidebar at 1280 px
 nav_cols[0].button(
     "Back",
     key="demo_back",
