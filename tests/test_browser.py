@@ -369,6 +369,8 @@ def test_a_teachers_screen_at_1280x720_cuts_no_label_and_hides_no_column(browser
     delta = page.locator(".js-plotly-plot", has_text="to gold on D_f").first
     assert delta.evaluate(CUT_TEXT) == []
     assert "noise floor" in delta.inner_text()
+    verdict_table = page.locator('.st-key-align_verdict [data-testid="stDataFrame"]')
+    assert verdict_table.evaluate(TABLE_OVERFLOW) <= 1  # "standing" read "closest to gol", the last columns hidden
     page.screenshot(path=str(ARTIFACTS / "alignment-1280.png"), full_page=True)
     # the sidebar's run label keeps its date in view (a narrow box cuts a label's end)
     assert page.locator('[data-testid="stSidebar"] [data-testid="stSelectbox"]').evaluate(DATE_IN_VIEW) is True

@@ -33,10 +33,11 @@ AGREEMENT_HELP = (
     "per-sample agreement: the share of D_f where the model and gold are both right or both wrong (not TMU's "
     "label accuracy, which scores its easy/hard labels)"
 )
-LABELS = {
-    "|Δ| in images": "|Δ| in D_f images",
-    "agreement": "per-sample agreement (%)",
-    "noise floor": "noise floor (D_f images · from)",
+LABELS = {  # short headers: the table must fit 1280 px beside the sidebar; each header's help says it in full
+    "|Δ| in images": "|Δ| images",
+    "agreement": "per-sample agr. %",
+    "activation distance": "act. distance",
+    "noise floor": "noise floor",
 }
 
 
@@ -98,6 +99,9 @@ def show(metrics: MetricsFile, key: str, container=None, table: bool = True, com
         )
         why = absent_help(text)
         helps = {
+            "|Δ| in images": "|Δ| as a number of D_f images: how many more or fewer gold gets right",
+            "activation distance": "activation distance to gold on D_f (mean L2 between softmax outputs)",
+            "noise floor": "the method's noise floor in D_f images, and where it comes from",
             "standing": STANDING_HELP,
             "|Δ|": "|A_f(model) − A_f(gold)| in percentage points of D_f; lower is closer",
             "agreement": AGREEMENT_HELP,
