@@ -73,36 +73,37 @@ def show_run() -> None:
         c2.plotly_chart(charts.delta_figure(models, v), key="align_delta")
     st.plotly_chart(charts.utility_figure(models), key="align_utility")
     # Two tables of at most eight columns each: one of thirteen is clipped at 1280 px (its last columns hidden).
-    config = {
-        "label": "model",
-        **{c: st.column_config.NumberColumn(c, format=tables.PERCENT_FORMAT) for c in ("A_test", "A_r", "A_f")},
-        "delta": st.column_config.NumberColumn("Δ = A_f − gold A_f", format="%+.1f"),
-        "abs_delta": st.column_config.NumberColumn("|Δ|", format=tables.PERCENT_FORMAT),
-        "images": st.column_config.NumberColumn(
-            "|Δ| in D_f images", format="%d", help="how many more or fewer D_f images it gets right than gold"
-        ),
-        "activation_distance": st.column_config.NumberColumn("activation distance (L2)", format=tables.DISTANCE_FORMAT),
-        "agreement": st.column_config.NumberColumn(
-            "per-sample agreement (%)",
-            format=tables.PERCENT_FORMAT,
-            help="share of D_f where the model and gold are both right or both wrong",
-        ),
-        "mia": st.column_config.NumberColumn("MIA (%)", format=tables.PERCENT_FORMAT),
-        "mia_auc": st.column_config.NumberColumn(
+    # As text (tables.readable): an absent value reads "—" with its reason on the header's hover, not "None".
+    labels = {
+        "label": ("model", None),
+        "delta": ("Δ = A_f − gold A_f", None),
+        "abs_delta": ("|Δ|", None),
+        "images": ("|Δ| in D_f images", "how many more or fewer D_f images it gets right than gold"),
+        "activation_distance": ("activation distance (L2)", None),
+        "agreement": ("per-sample agreement (%)", "share of D_f where the model and gold are both right or both wrong"),
+        "mia": ("MIA (%)", None),
+        "mia_auc": (
             "MIA attack AUC (%)",
-            format=tables.PERCENT_FORMAT,
-            help="the attack's AUC on the data it was fitted on; near 50 it "
-            "cannot tell members at all and its MIA value means nothing",
+            "the attack's AUC on the data it was fitted on; near 50 it cannot tell members at all and its MIA value "
+            "means nothing",
         ),
-        "seconds": st.column_config.NumberColumn("seconds", format="%.1f"),
-        "timing": st.column_config.TextColumn(
+        "timing": (
             "seconds spent",
-            help="a cached original or gold model was trained "
-            "by an earlier run with the same recipe; this run only loaded it",
+            "a cached original or gold model was trained by an earlier run with the same recipe; this run only "
+            "loaded it",
         ),
     }
     for key, cols in tables.MODEL_TABLE_PARTS.items():
-        st.dataframe(models[list(cols)], hide_index=True, key=f"align_table_{key}", column_config=config)
+        text = tables.readable(models[list(cols)])
+        why = tables.absent_help(text)
+        config = {
+            c: st.column_config.TextColumn(
+                labels.get(c, (c, None))[0],
+                help=" · ".join(h for h in (labels.get(c, (c, None))[1], why.get(c)) if h) or None,
+            )
+            for c in text.columns
+        }
+        st.dataframe(text, hide_index=True, key=f"align_table_{key}", column_config=config)
     st.markdown("**This run as a row of the paper's Table 1** (accuracy %, |Δ| = |A_f − gold A_f|)")
     row = paper_tables.tables([metrics])["table1"]
     show_table1(row[~row["class"].map(tables.is_summary)])

@@ -792,3 +792,11 @@ def test_dashboard_warnings_name_widgets_not_command_line_flags():
     assert "--" not in text
     assert "Aux fraction (Forget set page, Run settings)" in text and "(gold: none)" in text
     assert "the tmu epochs setting 5" in text
+
+
+def test_the_per_model_table_reads_distances_to_three_decimals_and_delta_with_its_sign():
+    models = tables.models_frame(typed(metrics_fixture()))
+    text = tables.readable(models[list(tables.MODEL_TABLE_PARTS["accuracy"])]).set_index("label")
+    assert text.loc["Negative gradient", "delta"] == "-70.0" and text.loc["Original", "delta"] == "+20.0"
+    far = tables.readable(models[list(tables.MODEL_TABLE_PARTS["distance"])]).set_index("label")
+    assert far.loc["TMU", "activation_distance"] == "0.100" and far.loc["TMU", "mia_auc"] == "—"

@@ -37,6 +37,7 @@ COUNT_COLUMNS |= {"forget_count", "forget_class"}
 COUNT_SUFFIXES = (" hard", " easy", "(images)", "in images", "|D_a|")
 P_COLUMNS = {"p", "p Holm", "sign p", "sign p Holm"}  # two significant digits (0.031, 1e-05)
 DECIMALS = {"t": 2, "seconds": 1}
+SIGNED = {"delta"}  # Δ = A_f − gold A_f: its sign says which side of gold
 # Why a cell can read ABSENT, by column (shown on hover of its header); the default for the rest.
 ABSENT_WHY = {
     "t": "undefined with fewer than 2 classes, or when every difference is the same",
@@ -74,8 +75,10 @@ def cell_text(value, column: str = "", distance: bool = False, whole: bool = Fal
         return f"{int(x)}"
     if column in P_COLUMNS:
         return f"{x:.2g}"
-    if distance:
+    if distance or "distance" in column:
         return f"{x:.3f}"
+    if column in SIGNED:
+        return f"{x:+.1f}"
     return f"{x:.{DECIMALS.get(column, 1)}f}"
 
 
