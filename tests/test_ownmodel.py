@@ -229,7 +229,7 @@ def test_round_trip_matches_native_run(runs_dir, tmp_path):
         assert own["tmu"][key] == pytest.approx(native["tmu"][key], abs=1e-9), key
 
 
-def test_dashboard_shows_an_own_model_run(runs_dir, own):
+def test_dashboard_shows_an_own_model_run(runs_dir, own, monkeypatch):
     """The Forget set page's "Your model" entry refuses a bad model in one line (no run folder); a finished run
     on the user's model shows on the Run page (split per class, audit table) and the Alignment page says why it
     is empty."""
@@ -240,6 +240,7 @@ def test_dashboard_shows_an_own_model_run(runs_dir, own):
     from tmu_core.jobs.pipeline import execute, start
 
     b = own["base"]
+    monkeypatch.setenv("TMU_DASHBOARD_FOLDERS", str(b))  # the operator lets the dashboard read the test's files
     at = AppTest.from_file(str(ROOT / "pages" / "forget_set.py"), default_timeout=180).run()
     assert not at.exception, [e.value for e in at.exception]
     at.text_input(key="own_data_root").set_value(str(own["root"]))
@@ -341,3 +342,44 @@ def test_uploads_are_kept_in_the_run_store_by_content(runs_dir):
     a = store.upload_file(b"weights", "../../my model.pt")
     assert a.parent == store.runs_root() / "_cache" / "uploads" and a.name.endswith("-my-model.pt")
     assert store.upload_file(b"weights", "my model.pt") == a and store.upload_file(b"other", "my model.pt") != a
+
+
+def test_a_changed_input_refuses_a_resume(cli, runs_dir, own, tmp_path):
+    """The digests of the weights, the forget list and each split's file list are kept at start; after an edit of
+    the forget list (or a file added to train/), `tmu execute` refuses in one line naming it, and runs nothing."""
+    import shutil
+
+    from tmu_core import store
+    from tmu_core.config import DataConfig, OwnModelConfig, RunConfig, TrainConfig
+    from tmu_core.jobs.pipeline import start
+
+    root = tmp_path / "data"
+    shutil.copytree(own["root"], root)
+    forget = tmp_path / "F.txt"
+    shutil.copy(own["base"] / "F.txt", forget)
+    cfg = RunConfig(
+        data=DataConfig(dataset="imagefolder", data_root=str(root), image_size=8),
+        train=TrainConfig(batch_size=64),
+        methods=("tmu",),
+        device="cpu",
+        own=OwnModelConfig(original_weights=str(own["base"] / "W.pt"), forget_list=str(forget)),
+    )
+    run = start(cfg)
+    assert set(run.read_json("inputs.json")) == {
+        "original_weights",
+        "forget_list",
+        "train/ file list",
+        "aux/ file list",
+        "test/ file list",
+    }
+    forget.write_text(forget.read_text().splitlines()[0] + "\n")  # another request
+    proc = cli("execute", run.id)
+    assert_one_line_error(proc, "forget list", "changed since it started")
+    assert store.open_run(run.id).status()["state"] == "failed"
+    shutil.copy(own["base"] / "F.txt", forget)  # back as it was; now a file appears in train/
+    shutil.copy(
+        root / "train" / "3" / sorted(p.name for p in (root / "train" / "3").iterdir())[0],
+        root / "train" / "3" / "extra.png",
+    )
+    proc = cli("execute", run.id)
+    assert_one_line_error(proc, "train/ file list", "changed since it started")

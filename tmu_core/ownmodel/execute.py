@@ -27,6 +27,7 @@ from ..methods.loop import UnlearnTask
 from ..models import MODELS, build_model
 from ..references import gold_seed
 from ..train import fit, pick_device, seed_everything
+from . import pins
 from .layout import Request, UserData, load_user_data, resolve_request
 from .request import run_request
 from .weights import Loaded, ScriptedNet, check_batch, load_model, save_like
@@ -102,7 +103,9 @@ def start(cfg: RunConfig, root=None) -> store.Run:
     p = validate(cfg)
     classes = "-".join(str(q.class_index) for q in p.request.parts)[:20]
     hint = cfg.name or f"own-c{classes}-n{len(p.request.whole.ids)}-s{cfg.seed}"
-    return store.Run.create(hint, run_config_to_dict(cfg), root)
+    run = store.Run.create(hint, run_config_to_dict(cfg), root)
+    pins.pin(run, cfg)
+    return run
 
 
 def _retrain_gold(cfg: RunConfig, p: Prepared, device, report, should_stop):
@@ -134,6 +137,7 @@ def execute(run: store.Run, cfg: RunConfig, writer, report) -> dict:
         if run.cancel_requested():
             raise Cancelled()
 
+    pins.check(run, cfg)  # executed again (a resume): the same inputs as at its start, or a refusal
     seed_everything(cfg.seed)
     device = pick_device(cfg.device)
     p = validate(cfg)

@@ -2,7 +2,7 @@
 
 <TMU_RUNS_DIR or ./runs>/
   <run_id>/config.json status.json metrics.json samples.csv embeddings.npz run.log error.log cancel execute.lock
-           audit.csv weights/unlearned.pt (a run on the user's own model)
+           audit.csv inputs.json weights/unlearned.pt (a run on the user's own model; inputs.json: its inputs' digests)
            weights/<model>.pt   umap-<model>.npz / .json / .log (the Embeddings page's maps)
   _cache/models/<hash>.pt .json .lock   original and gold models keyed by a hash of what made them
   _cache/data/<key>.npz                 decoded image folders
