@@ -18,6 +18,7 @@ from tmu_core import demo, store  # noqa: E402
 from tmu_core.errors import TMUError  # noqa: E402
 from tmu_core.jobs.launch import ray_address  # noqa: E402
 from ui import cache, state, tables  # noqa: E402
+from ui.text import plain  # noqa: E402
 
 cache.warm_umap(cache.root())  # the first UMAP map then loads compiled code instead of compiling it
 cache.preload(cache.as_json(demo.config().data), demo.config().seed)  # the demo's data, loaded before it is asked for
@@ -49,7 +50,7 @@ with st.sidebar:
             "(dataset · forget class · |D_f| · last update).",
         )
         if selected:
-            st.caption(f"`{selected}`")
+            st.caption(plain(selected))
     else:
         st.caption("No runs yet: launch one on the Run page.")
     st.caption(f"Run store: `{store.runs_root()}`")
@@ -57,4 +58,4 @@ with st.sidebar:
 try:
     page.run()
 except TMUError as exc:  # a missing or damaged file met by a page: its one-line reason, never a traceback
-    st.error(str(exc))
+    st.error(plain(exc))

@@ -6,6 +6,7 @@ from tmu_core import demo
 from tmu_core.errors import TMUError
 from tmu_core.jobs import launch
 from ui import nav, state
+from ui.text import plain
 
 # Measured once: the demo's configuration with the bundle's original and gold cached, started as this button does,
 # took 154 s on a 2-core machine shared with other work (load average 8), torch's default threads; same numbers.
@@ -33,7 +34,7 @@ with col_demo, st.container(border=True):
         try:
             run = demo.install()
         except TMUError as exc:
-            st.error(str(exc))
+            st.error(plain(exc))
         else:
             state.select_run(run.id)
             st.switch_page(nav.page("demo"))
@@ -47,7 +48,7 @@ with col_demo, st.container(border=True):
             demo.install()  # seeds the model cache with the bundled original and gold
             run = launch.start_run(demo.config())
         except TMUError as exc:
-            st.error(str(exc))
+            st.error(plain(exc))
         else:
             state.select_run(run.id)
             st.switch_page(nav.page("run"))

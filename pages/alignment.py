@@ -58,7 +58,7 @@ def show_run() -> None:
     v = verdict.show(metrics, "align_verdict")
     note = tables.alignment_note(metrics)
     if note:
-        st.info(f"**Why TMU is not the closest to gold here.** {note}", icon=":material/info:")
+        st.info(f"**Why TMU is not the closest to gold here.** {plain(note)}", icon=":material/info:")
 
     if not v.has_methods:
         st.info(
@@ -187,7 +187,7 @@ def sweep_form() -> None:
             smallest = min((len(data.class_ids(names.index(c))) for c in classes), default=None)
             errors, seed_list, count_list = sweep_inputs(classes, seeds, counts, methods, smallest)
             if errors:
-                st.error("Nothing was started: " + "; ".join(errors) + ".", icon=":material/error:")
+                st.error("Nothing was started: " + plain("; ".join(errors)) + ".", icon=":material/error:")
                 return
             sweep_id = f"sweep-{d['dataset']}-{dt.datetime.now().strftime('%Y%m%d-%H%M%S')}"
             try:
@@ -202,7 +202,7 @@ def sweep_form() -> None:
                     epochs=None if epochs == recipe.epochs else epochs,
                 ).id
             except TMUError as exc:
-                st.error(str(exc))
+                st.error(plain(exc))
                 return
             st.session_state["align_sw_running"] = (sweep_id, len(classes) * len(seed_list) * len(count_list))
             st.session_state["align_sweep"] = sweep_id  # the selectbox below shows the sweep just launched

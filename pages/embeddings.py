@@ -8,7 +8,7 @@ from tmu_core.errors import TMUError
 from tmu_core.jobs import embedding
 from tmu_core.methods import primary_method
 from ui import cache, charts, nav, state, tables
-from ui.text import plain
+from ui.text import chart_text, plain
 
 COLOR_BY = {"truth": "gold's verdict", "predicted": "TMU's prediction"}
 
@@ -111,7 +111,7 @@ if umap is None:
     maps_or_stop([model])
 
 df = tables.umap_frame(umap, samples, metrics.forget_class, colour, show_aux)
-title = f"UMAP of penultimate activations: {tables.model_label(model)} model (forget class {plain(metrics.forget_class_name)})"
+title = f"UMAP of penultimate activations: {tables.model_label(model)} model (forget class {chart_text(metrics.forget_class_name)})"
 plot, _ = st.columns([4, 1])  # equal axis scales: a narrower, taller plot gives the clusters room
 with plot:
     event = st.plotly_chart(

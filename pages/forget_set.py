@@ -61,7 +61,7 @@ d["dataset"] = c1.selectbox(
     on_change=dataset_changed,
     help="digits is bundled and instant; the others need their files (or a download).",
 )
-c1.caption(state.ui_message(datasets[d["dataset"]]))
+c1.caption(plain(state.ui_message(datasets[d["dataset"]])))
 models = dict(MODELS.describe())
 state.bind("fs_model", "model", models)
 d["model"] = c2.selectbox("Model", list(models), key="fs_model", help=models.get(d["model"]))
@@ -159,7 +159,7 @@ if d["mode"] == "count":
     )
     count_error = widgets.whole_number_error(typed, 1, n - 1)
     if count_error:
-        c3.error(f"{count_error}; still {d['count']}.", icon=":material/error:")
+        c3.error(f"{plain(count_error)}; still {d['count']}.", icon=":material/error:")
     else:
         d["count"] = int(typed.strip())
 elif d["mode"] == "fraction":
@@ -313,7 +313,7 @@ if d["mode"] != "hand-pick":
     st.stop()
 
 if pick_error:
-    st.error(pick_error, icon=":material/error:")
+    st.error(plain(pick_error), icon=":material/error:")
 st.info(
     f"Tick the rows of the images to forget; they form D_f (at most {n - 1}: the gold model keeps at least one "
     "image of the class)."

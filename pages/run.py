@@ -78,7 +78,7 @@ def resume_button(run: store.Run) -> None:
         help="execute the same run again (not a new one)",
     )
     if st.session_state.get("run_resume_error"):
-        st.error(st.session_state.pop("run_resume_error"))
+        st.error(plain(st.session_state.pop("run_resume_error")))
 
 
 def result_card(run: store.Run) -> None:
@@ -168,8 +168,9 @@ st.fragment(run_every=POLL_SECONDS if active else None)(live)(active)
 st.subheader("Launch")
 rejected = state.draft_error()
 if rejected:
+    choice = rejected["choice"]  # state.describe's Markdown, its user text escaped there
     st.warning(
-        f"The Forget set page's last choice ({rejected['choice']}) is not valid: {rejected['error'].rstrip('.')}.  \n"
+        f"The Forget set page's last choice ({choice}) is not valid: {plain(rejected['error'].rstrip('.'))}.  \n"
         "This page launches the last valid setup instead, shown below.",
         icon=":material/warning:",
     )
@@ -179,7 +180,7 @@ with st.expander("Training recipe of the original and gold models"):
     try:
         base = state.train_config(d)
     except TMUError as exc:
-        st.error(str(exc))
+        st.error(plain(exc))
         st.stop()
     train_overrides = widgets.config_inputs(base, f"run_train_{d['dataset']}_", skip=("model",))
 with st.expander("Methods and their settings"):
@@ -195,7 +196,7 @@ with st.expander("Methods and their settings"):
     params = {}
     for tab, name in zip(st.tabs([display(m).label for m in methods]) if methods else [], methods):
         with tab:
-            st.caption(dict(METHODS.describe())[name])
+            st.caption(plain(dict(METHODS.describe())[name]))
             params[name] = widgets.config_inputs(method_config(name, d["dataset"]), f"run_{name}_{d['dataset']}_")
 if not methods:
     st.warning(
@@ -213,7 +214,7 @@ if st.button("Launch run", key="run_launch", type="primary", icon=":material/pla
     try:
         run = launch.start_run(state.run_config(d, train_overrides, methods, params, name))
     except TMUError as exc:
-        st.error(state.ui_message(exc))
+        st.error(plain(state.ui_message(exc)))
     else:
         state.select_run(run.id)
         st.rerun()

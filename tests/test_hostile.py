@@ -301,3 +301,80 @@ def test_every_csv_the_project_writes_goes_through_the_safe_writer():
         if ".to_csv(" in f.read_text():
             offenders.append(f.name)
     assert offenders == [], offenders
+
+
+def _your_model_entry():
+    from streamlit.testing.v1 import AppTest
+
+    at = AppTest.from_file(str(ROOT / "pages" / "forget_set.py"), default_timeout=180).run()
+    assert not at.exception, [e.value for e in at.exception]
+    return at
+
+
+def _uploads(runs_dir):
+    folder = runs_dir / "_cache" / "uploads"
+    return sorted(p.name for p in folder.iterdir()) if folder.exists() else []
+
+
+def test_your_model_entry_reads_only_the_folders_the_operator_names(runs_dir, tmp_path, monkeypatch):
+    """A typed server path outside the run store (and TMU_DASHBOARD_FOLDERS) is refused in one line, whatever
+    it is; inside an allowed folder, a system file given as forget list is named by line, never shown; user text
+    in the error box is escaped, never rendered as Markdown."""
+    monkeypatch.delenv("TMU_DASHBOARD_FOLDERS", raising=False)
+    at = _your_model_entry()
+    at.text_input(key="own_data_root").set_value("/etc")
+    at.text_input(key="own_original_weights").set_value("/etc/hostname")
+    at.text_input(key="own_forget_list").set_value("/etc/passwd")
+    at.button(key="own_launch").click().run()
+    errors = [e.value for e in at.error]
+    assert len(errors) == 1 and "outside the folders this dashboard reads" in errors[0], errors
+    assert "TMU\\_DASHBOARD\\_FOLDERS" in errors[0] and "root:" not in errors[0]
+    # an allowed folder: the path is read, and a bad one quoted as text (the image link escaped, not rendered)
+    monkeypatch.setenv("TMU_DASHBOARD_FOLDERS", str(tmp_path))
+    hostile = tmp_path / "![p](http:127.0.0.1:9999:x.png) :x:"
+    at = _your_model_entry()
+    at.text_input(key="own_data_root").set_value(str(hostile))
+    at.text_input(key="own_original_weights").set_value(str(tmp_path / "W.pt"))
+    at.button(key="own_launch").click().run()
+    errors = [e.value for e in at.error]
+    assert len(errors) == 1 and "does not exist" in errors[0], errors
+    assert "!\\[p\\](http:\u200b127" in errors[0] and ":x:" not in errors[0]
+
+
+def test_uploads_are_limited_before_they_are_kept_and_deleted_when_refused(runs_dir, tmp_path, monkeypatch):
+    monkeypatch.setenv("TMU_DASHBOARD_FOLDERS", str(tmp_path))
+    at = _your_model_entry()
+    big = b"a/0.png\n" * ((16 << 20) // 8 + 1)  # over the forget list's 16 MB
+    up = [u for u in at.file_uploader if "forget list" in u.label][0]
+    up.set_value(("big.txt", big, "text/plain"))
+    at.run()
+    assert any("more than the 16 MB" in e.value for e in at.error), [e.value for e in at.error]
+    assert _uploads(runs_dir) == []  # never written
+    at = _your_model_entry()
+    up = [u for u in at.file_uploader if "forget list" in u.label][0]
+    up.set_value(("F.txt", b"root:x:0:0:root:/root:/bin/bash\n", "text/plain"))
+    at.run()
+    assert len(_uploads(runs_dir)) == 1
+    at.text_input(key="own_data_root").set_value(str(tmp_path / "missing"))
+    at.text_input(key="own_original_weights").set_value(str(tmp_path / "W.pt"))
+    at.button(key="own_launch").click().run()
+    assert any("does not exist" in e.value for e in at.error), [e.value for e in at.error]
+    assert _uploads(runs_dir) == []  # the refused launch's upload is deleted
+
+
+@pytest.mark.fast
+def test_old_uploads_expire(runs_dir, monkeypatch):
+    import os
+    import time
+
+    old, _ = store.uploads.keep(b"old", "old.txt", 100, "forget list")
+    new, _ = store.uploads.keep(b"new", "new.txt", 100, "forget list")
+    past = time.time() - 8 * 86400
+    os.utime(old, (past, past))
+    assert store.uploads.expire() == [old] and new.exists()
+    monkeypatch.setenv("TMU_UPLOAD_DAYS", "0")
+    os.utime(new, (past, past))
+    store.uploads.keep(b"x", "x.txt", 100, "forget list")  # every upload expires the old ones first
+    assert not new.exists()
+    with pytest.raises(TMUError, match="more than"):
+        store.uploads.keep(b"x" * 101, "y.txt", 100, "forget list")

@@ -14,6 +14,7 @@ from tmu_core.methods import METHODS, REFERENCES, display
 
 from .palette import EASY, HARD
 from .tables import BASELINE_ROW, FEATURES, HELD_OUT_FEATURES, model_color, model_label
+from .text import chart_text
 
 LABEL_COLORS = {"easy": EASY, "hard": HARD}
 GROUP_STYLE = {  # UMAP groups, drawn in this order: colour, size, opacity, symbol
@@ -322,7 +323,7 @@ def umap_figure(
 
     def name_of(label) -> str:
         i = int(label)
-        return str(class_names[i]) if class_names is not None and 0 <= i < len(class_names) else str(i)
+        return chart_text(class_names[i]) if class_names is not None and 0 <= i < len(class_names) else str(i)
 
     fig = go.Figure()
     for group, (color, size, opacity, symbol) in GROUP_STYLE.items():

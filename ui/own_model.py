@@ -12,6 +12,7 @@ from dataclasses import fields, replace
 
 import streamlit as st
 
+from tmu_core import store
 from tmu_core.config import DataConfig, OwnModelConfig, RunConfig
 from tmu_core.data.recipes import default_train_config
 from tmu_core.errors import TMUError
@@ -19,13 +20,18 @@ from tmu_core.methods import primary_method
 from tmu_core.models import MODELS
 from tmu_core.store.schema import MetricsFile
 from ui import widgets
+from ui.text import plain
 
 PREFIX = "own_"
 UPLOADS = {
     "original_weights": ["pt", "pth", "ts", "jit"],
     "gold_weights": ["pt", "pth", "ts", "jit"],
     "forget_list": ["txt", "lst", "csv"],
-}  # fields a file can be uploaded for (size: server.maxUploadSize)
+}  # fields a file can be uploaded for
+# The most an upload of each field may hold, in MB, checked by the browser and the server before it is stored
+# (None: the server's server.maxUploadSize); a larger one is refused and never written.
+UPLOAD_MB = {"original_weights": None, "gold_weights": None, "forget_list": 16}
+PATH_FIELDS = ("original_weights", "gold_weights", "forget_list", "manifest")
 PAGE_NEEDS = (
     "the project's own original and gold models of one class (the gold model and the stored per-sample "
     "table and activations of a benchmark run)"
@@ -51,18 +57,34 @@ def _numbers(text: str, what: str) -> tuple[float, ...]:
         raise TMUError(f"{what}: '{text}' is not a list of numbers (e.g. 0.49 0.48 0.45, one per channel)") from None
 
 
-def uploaded(name: str) -> str | None:
-    """The server path of a file uploaded for field `name` (kept in the run store), or None."""
-    from tmu_core import store
+def _created() -> set:
+    return st.session_state.setdefault(PREFIX + "created_uploads", set())
 
-    up = st.file_uploader(f"or upload the {name.replace('_', ' ')}", type=UPLOADS[name], key=PREFIX + "up_" + name)
+
+def uploaded(name: str) -> str | None:
+    """The server path of a file uploaded for field `name` (kept in the run store), or None. A file over the
+    field's limit is refused before it is stored."""
+    from tmu_core.store.io import WEIGHTS_LIMIT
+
+    generation = st.session_state.setdefault(PREFIX + "upload_generation", 0)
+    mb = UPLOAD_MB[name]
+    up = st.file_uploader(
+        f"or upload the {name.replace('_', ' ')}",
+        type=UPLOADS[name],
+        key=f"{PREFIX}up_{name}_{generation}",
+        max_upload_size=mb,
+    )
     if up is None:
         return None
-    data = up.getvalue()
-    path = store.upload_file(data, up.name)
-    if not path.exists():
-        store.atomic_write_bytes(path, data)
-    st.caption(f"uploaded: `{path}`")
+    limit = (mb << 20) if mb else WEIGHTS_LIMIT
+    try:
+        path, created = store.uploads.keep(up.getvalue(), up.name, limit, name.replace("_", " "))
+    except TMUError as exc:
+        st.error(plain(exc), icon=":material/error:")
+        return None
+    if created:
+        _created().add(str(path))
+    st.caption("uploaded: " + plain(path))
     return str(path)
 
 
@@ -70,6 +92,16 @@ def uploaded(name: str) -> str | None:
 # input normalisation (mean beside std) together on the right. A field added later lands at the end of the left one.
 LEFT = ("original_weights", "forget_list", "manifest")
 RIGHT = ("gold", "gold_weights", "input_mean", "input_std")
+
+
+def discard_refused(values: dict) -> None:
+    """After a refused launch: delete the uploads this session stored for it, and clear the upload widgets."""
+    created = _created()
+    for v in values.values():
+        if isinstance(v, str) and v in created:
+            store.uploads.discard(v)
+            created.discard(v)
+    st.session_state[PREFIX + "upload_generation"] = st.session_state.get(PREFIX + "upload_generation", 0) + 1
 
 
 def own_inputs() -> dict:
@@ -103,10 +135,16 @@ def _field(f):
 
 
 def run_config(values: dict, data_root: str, image_size: int, model: str, seed: int) -> RunConfig:
-    """The RunConfig of a launch from the entry: imagefolder data, TMU alone, the user's model."""
+    """The RunConfig of a launch from the entry: imagefolder data, TMU alone, the user's model. Every server
+    path must lie in `allowed_folders`."""
     own = OwnModelConfig(**{k: (v.strip() if isinstance(v, str) else v) for k, v in values.items()})
     if not own.active:
         raise TMUError("enter the path of your model's weights (original weights): a state dict or a TorchScript file")
+    if data_root.strip():
+        store.uploads.check_readable(data_root.strip(), "data folder")
+    for name in PATH_FIELDS:
+        if getattr(own, name, ""):
+            store.uploads.check_readable(getattr(own, name), name.replace("_", " "))
     return RunConfig(
         data=DataConfig(dataset="imagefolder", data_root=data_root.strip(), image_size=image_size),
         train=replace(default_train_config("imagefolder"), model=model),
@@ -127,8 +165,10 @@ def entry() -> bool:
         icon=":material/upload_file:",
     ):
         st.caption(
-            "Paths are on the server running this dashboard (weights and the forget list can also be uploaded, "
-            "up to the server's upload size). The data folder holds train/ (what the model was "
+            "Paths are on the server running this dashboard, inside the folders it may read ("
+            + ", ".join(plain(f) for f in store.uploads.readable_folders())
+            + "); weights and the forget list can also be uploaded (a refused upload is deleted, others "
+            "expire after a week). The data folder holds train/ (what the model was "
             "trained on), aux/ (the same classes, never trained on) and test/, each with one folder per "
             "class; output k of the model must be the k-th class folder in sorted order. The forget list "
             "names files relative to train/, one per line (e.g. cat/0001.png), from any classes."
@@ -155,7 +195,8 @@ def entry() -> bool:
             try:
                 run = launch.start_run(run_config(values, data_root, image_size, model, seed))
             except TMUError as exc:
-                st.error(state.ui_message(exc), icon=":material/error:")
+                discard_refused(values)
+                st.error(plain(state.ui_message(exc)), icon=":material/error:")
                 return False
             state.select_run(run.id)
             st.success(f"Launched run `{run.id}`: it checks your model and data, then runs TMU in the background.")
@@ -187,13 +228,11 @@ def result_panel(run, metrics: MetricsFile) -> None:
     """A finished run on the user's model: its readouts, TMU's split per class, warnings, files."""
     import pandas as pd
 
-    from tmu_core import store
-
     own = metrics.own
     card = st.container(border=True, key="own_result")
     card.markdown(
-        f"**Your model** · {own.original_weights} ({own.format.replace('_', ' ')}) · "
-        f"{metrics.forget_count} images of {', '.join(own.classes)} · gold: {own.gold}"
+        f"**Your model** · {plain(own.original_weights)} ({plain(own.format.replace('_', ' '))}) · "
+        f"{metrics.forget_count} images of {plain(', '.join(own.classes))} · gold: {plain(own.gold)}"
     )
     if own.per_class is not None:
         m = card.columns(3)
@@ -246,12 +285,12 @@ def result_panel(run, metrics: MetricsFile) -> None:
             helps=OWN_ABSENT,
         )
     for note in own.notes:
-        st.caption(widgets.widget_words(note))
+        st.caption(plain(widgets.widget_words(note)))
     for text in own.warnings:
-        st.warning(f"Thin evidence: {widgets.widget_words(text)}.", icon=":material/warning:")
+        st.warning(f"Thin evidence: {plain(widgets.widget_words(text))}.", icon=":material/warning:")
     if own.audit_csv:
         audit = run.load_table(store.AUDIT)
-        st.markdown(f"**Audit**, one row per forgotten file · unlearned model: `{own.unlearned_weights}`")
+        st.markdown(f"**Audit**, one row per forgotten file · unlearned model: {plain(own.unlearned_weights)}")
         st.dataframe(audit, hide_index=True, height=min(420, 38 + 35 * len(audit)))
         st.download_button(
             "Download the audit CSV",

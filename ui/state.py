@@ -123,7 +123,7 @@ def describe(d: dict) -> str:
         "fraction": f"{100 * d['fraction']:.0f}% of the class",
         "hand-pick": f"{len(d['ids'])} hand-picked samples",
     }[d["mode"]]
-    folder = f" · data folder `{d['data_root']}`" if d.get("data_root") and d["dataset"] not in BUNDLED else ""
+    folder = f" · data folder {plain(d['data_root'])}" if d.get("data_root") and d["dataset"] not in BUNDLED else ""
     extra = "".join(
         [
             f" · aux fraction {d['aux_fraction']:g}" if d.get("aux_fraction", 0.1) != DataConfig.aux_fraction else "",
@@ -131,7 +131,7 @@ def describe(d: dict) -> str:
         ]
     )
     return (
-        f"**{d['dataset']}**, forget class **{d['forget_class']}**: {size} · model `{d['model']}` · "
+        f"**{plain(d['dataset'])}**, forget class **{plain(d['forget_class'])}**: {size} · model `{d['model']}` · "
         f"seed {d['seed']}{folder}{extra}"
     )
 
@@ -352,14 +352,14 @@ def show_evidence_warnings(metrics: MetricsFile, fold: bool = False) -> None:
     from ui import tables
 
     tmu = tables.tmu_summary(metrics)
-    texts = [plain(ui_message(t)) for t in (tmu.warnings if tmu else [])]
+    texts = [ui_message(t) for t in (tmu.warnings if tmu else [])]
     if fold and texts:
         with st.expander(
             f"Thin evidence: {len(texts)} warning{'s' if len(texts) > 1 else ''} about this run's twin",
             icon=":material/warning:",
         ):
             for text in texts:
-                st.markdown(f"- {text}.")
+                st.markdown(f"- {plain(text)}.")
         return
     for text in texts:
-        st.warning(f"Thin evidence: {text}.", icon=":material/warning:")
+        st.warning(f"Thin evidence: {plain(text)}.", icon=":material/warning:")

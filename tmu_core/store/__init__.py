@@ -4,6 +4,7 @@ atomic), which runs exist (`runs`) and which sweeps (`sweeps`), and whether a ru
 Everything else reaches files through the accessors re-exported here.
 """
 
+from . import uploads
 from .io import (
     atomic_savez,
     atomic_write_bytes,
@@ -40,6 +41,7 @@ __all__ = [
     "AUDIT",
     "UNLEARNED",
     "upload_file",
+    "uploads",
     "atomic_savez",
     "atomic_write_bytes",
     "atomic_write_json",
