@@ -1105,6 +1105,7 @@ def test_own_model_entry_groups_related_fields_and_a_launch_hides_the_digits_war
         id = "own-run"
 
     monkeypatch.setattr(launch, "start_run", lambda cfg: Launched())
+    monkeypatch.setenv("TMU_DASHBOARD_FOLDERS", "/somewhere")  # the operator lets the dashboard read there
     at.text_input(key="own_original_weights").set_value("/somewhere/model.pt")
     at.text_input(key="own_data_root").set_value("/somewhere/data")
     at.button(key="own_launch").click().run()

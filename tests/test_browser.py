@@ -468,3 +468,39 @@ def test_the_demo_keeps_its_step_and_mode_through_a_reload(browser, fresh_server
     assert page.get_by_role("switch", name="Presentation mode").is_checked()
     assert "step=4" in page.url and "present=1" in page.url
     page.close()
+
+
+def test_your_model_entry_shows_user_text_as_text_in_a_real_browser(browser, server):
+    """The Your model entry: a path outside the folders the dashboard reads (/etc/passwd as forget list) is refused
+    without a word of the file; a typed path holding an image link and an emoji code is shown as typed: the
+    browser fetches nothing and draws no emoji."""
+    from playwright.sync_api import expect
+
+    url, _, runs_dir = server
+    page = open_page(browser, url, "forget_set")
+    fetched = []
+    page.on("request", lambda r: fetched.append(r.url) if "beacon" in r.url else None)
+    page.get_by_text("Your model: TMU on a model you trained").click()
+    alerts = page.locator('[data-testid="stAlert"]')
+
+    def launch(data_folder: str, forget_list: str) -> None:
+        page.get_by_label("data folder", exact=True).fill(data_folder)
+        page.get_by_label("original weights", exact=True).fill(str(runs_dir / "W.pt"))
+        page.get_by_label("forget list", exact=True).fill(forget_list)
+        page.get_by_label("forget list", exact=True).press("Enter")
+        page.get_by_role("button", name="Launch TMU on your model").click()
+
+    launch(str(runs_dir), "/etc/passwd")
+    refused = alerts.filter(has_text="outside the folders this dashboard reads")
+    expect(refused).to_have_count(1)
+    assert "root:" not in refused.inner_text()
+    hostile = f"{runs_dir}/![p](http://127.0.0.1:9/beacon.png) :x:"
+    launch(hostile, "")
+    box = alerts.filter(has_text="does not exist")
+    expect(box).to_have_count(1)
+    text = box.inner_text().replace("\u200b", "")
+    assert "![p](http:/127.0.0.1:9/beacon.png) :x:" in text, text  # as typed (the path made canonical)
+    assert box.locator("img").count() == 0 and "❌" not in text
+    page.screenshot(path=str(ARTIFACTS / "forget_set-your-model-text.png"), full_page=True)
+    page.close()
+    assert fetched == [], fetched

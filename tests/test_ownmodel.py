@@ -383,3 +383,26 @@ def test_a_changed_input_refuses_a_resume(cli, runs_dir, own, tmp_path):
     )
     proc = cli("execute", run.id)
     assert_one_line_error(proc, "train/ file list", "changed since it started")
+
+
+def test_baselines_models_are_kept_on_request_and_the_run_says_which(cli, runs_dir, own):
+    """A run of a baseline alone saved nothing and said nothing: without --keep-models metrics.json lists no kept
+    model and a note names the baseline; with it, weights/finetune.pt loads into the user's architecture."""
+    from tmu_core.models import build_model
+
+    b = own["base"]
+    base = ("--methods", "finetune", "--finetune-epochs", "1")
+    proc = own_run(cli, own["root"], b / "W.pt", b / "F.txt", *base, timeout=600)
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    o = json.loads(proc.stdout)["own"]
+    assert o["kept_models"] == {} and any("finetune" in n and "--keep-models" in n for n in o["notes"])
+    proc = own_run(cli, own["root"], b / "W.pt", b / "F.txt", *base, "--keep-models", timeout=600)
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    o = json.loads(proc.stdout)["own"]
+    assert set(o["kept_models"]) == {"finetune"} and not any("--keep-models" in n for n in o["notes"])
+    net = build_model("small_cnn", 1, 10, 8)
+    net.load_state_dict(torch.load(o["kept_models"]["finetune"], weights_only=True))
+    text_run = [a for a in RUN if a != "--json"]  # the text summary says so too
+    flags = ["--data-root", str(own["root"]), "--original-weights", str(b / "W.pt"), "--forget-list", str(b / "F.txt")]
+    proc = cli(*text_run, *flags, *base, timeout=600)
+    assert proc.returncode == 0 and "saved models: none" in proc.stdout, proc.stdout[-500:]

@@ -207,6 +207,11 @@ class OwnModelConfig:
     input_std: tuple[float, ...] = opt(
         (), "your model: per-channel std it divides by (default: as --input-mean, the registry's 0.25)", item_type=float
     )
+    keep_models: bool = opt(
+        False,
+        "your model: also save each baseline's unlearned model (weights/<method>.pt, in the input's format); "
+        "TMU's is always saved (weights/unlearned.pt)",
+    )
 
     def __post_init__(self):
         check_bounds(self)

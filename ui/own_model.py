@@ -284,6 +284,10 @@ def result_panel(run, metrics: MetricsFile) -> None:
             ),
             helps=OWN_ABSENT,
         )
+    kept = own.kept_models
+    st.caption(
+        "Saved unlearned models: " + (plain("; ".join(f"{m}: {path}" for m, path in kept.items())) if kept else "none")
+    )
     for note in own.notes:
         st.caption(plain(widgets.widget_words(note)))
     for text in own.warnings:

@@ -185,6 +185,7 @@ def execute(run: store.Run, cfg: RunConfig, writer, report) -> dict:
         own["unlearned_weights"] = str(_save_unlearned(run, p.original, models.get(primary)))
         run.save_table(audit_table(p.data, request, reports, logits, gold_easy, models), store.AUDIT)
         own["audit_csv"] = str(run.dir / store.AUDIT)
+    own["kept_models"] = _keep_models(run, cfg, p.original, models, own.get("unlearned_weights"), notes)
     result["own"] = own
     writer.done("evaluate", time.perf_counter() - t)
     result["stage_seconds"] = {k: v.get("seconds") for k, v in writer.times.items()}
@@ -282,6 +283,24 @@ def _save_unlearned(run: store.Run, original: Loaded, model):
     path = run.unlearned_path("pt")
     store.atomic_write_bytes(path, save_like(original, model))
     return path
+
+
+def _keep_models(run: store.Run, cfg: RunConfig, original: Loaded, models, tmu_path, notes) -> dict[str, str]:
+    """{method: saved file} of the unlearned models this run keeps: TMU's always, the baselines' with
+    --keep-models (in the input's format, weights/<method>.pt); a note names the ones not kept."""
+    kept = {primary_method(): tmu_path} if tmu_path else {}
+    others = [m for m in models if m not in ("original", "gold", primary_method())]
+    for name in others if cfg.own.keep_models else []:
+        path = run.weights_path(name)
+        store.atomic_write_bytes(path, save_like(original, models[name]))
+        kept[name] = str(path)
+    dropped = [m for m in others if m not in kept]
+    if dropped:
+        notes.append(
+            f"the unlearned models of {', '.join(dropped)} were measured but not saved; run with --keep-models "
+            "to save them"
+        )
+    return kept
 
 
 def _own_words(warning: str) -> str:
@@ -401,8 +420,11 @@ def summary(result: dict) -> str:
                 f"{fid['original_acc_forget']:.1f}%"
                 + (f", label accuracy {b['label_accuracy']:.1f}%" if "label_accuracy" in b else "")
             )
-        lines.append(f"unlearned model: {own['unlearned_weights']}")
         lines.append(f"audit: {own['audit_csv']}")
+    kept = own.get("kept_models") or {}
+    lines.append(
+        "saved models: " + ", ".join(f"{m} {path}" for m, path in kept.items()) if kept else "saved models: none"
+    )
     lines += [f"note: {n}" for n in own["notes"]]
     lines += [f"warning: {w}" for w in own.get("warnings", [])]
     return "\n".join(lines)

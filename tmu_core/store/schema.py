@@ -167,6 +167,7 @@ class OwnSummary(_Open):
     label_accuracy: float | None = None
     unlearned_weights: str | None = None
     audit_csv: str | None = None
+    kept_models: dict[str, str] = {}  # method -> its saved unlearned model (TMU's always; baselines on request)
 
 
 class MetricsFile(_Open):
