@@ -738,6 +738,15 @@ def test_one_palette_red_means_hard_and_nothing_else():
     assert FRAME == palette.rgb(palette.CHOSEN) and palette.rgb(palette.CHOSEN) != palette.rgb(palette.HARD)
     theme = tomllib.loads((ROOT / ".streamlit" / "config.toml").read_text())["theme"]
     assert theme["primaryColor"].lower() == palette.CHOSEN  # chips and selections: the colour of a choice, not red
+    spelled = [palette.EASY, palette.HARD, palette.EASY_LIGHT, palette.HARD_LIGHT, palette.CHOSEN]
+    elsewhere = [
+        f"{path.name}: {c}"
+        for path in [*(ROOT / "ui").glob("*.py"), *(ROOT / "pages").glob("*.py")]
+        if path.name != "palette.py"
+        for c in spelled
+        if c.lower() in path.read_text().lower()
+    ]
+    assert elsewhere == []  # defined once
 
 
 @pytest.mark.parametrize(

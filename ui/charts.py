@@ -12,7 +12,7 @@ from plotly.subplots import make_subplots
 
 from tmu_core.methods import METHODS, REFERENCES, display
 
-from .palette import EASY, HARD
+from .palette import EASY, EASY_LIGHT, HARD, HARD_LIGHT
 from .tables import BASELINE_ROW, FEATURES, HELD_OUT_FEATURES, model_color, model_label
 from .text import chart_text
 
@@ -21,8 +21,8 @@ GROUP_STYLE = {  # UMAP groups, drawn in this order: colour, size, opacity, symb
     "other classes": ("#bdbdbd", 5, 0.25, "circle"),
     "D_f easy": (EASY, 9, 0.95, "diamond"),
     "D_f hard": (HARD, 10, 0.95, "x"),
-    "D_a easy": ("#81c784", 7, 0.8, "triangle-up"),
-    "D_a hard": ("#e57373", 8, 0.8, "triangle-down"),
+    "D_a easy": (EASY_LIGHT, 7, 0.8, "triangle-up"),
+    "D_a hard": (HARD_LIGHT, 8, 0.8, "triangle-down"),
     # drawn last, above D_f: its small translucent points show the forgotten samples sitting inside the class
     "D_r of the class": ("#1565c0", 6, 0.55, "circle"),
 }

@@ -7,6 +7,7 @@ theme's primary colour (.streamlit/config.toml, checked by a test), so a chip or
 EASY = "#2e7d32"  # green: gold (or the original, for D_a) still classifies the sample right
 HARD = "#c62828"  # red: it does not
 CHOSEN = "#3949ab"  # indigo: selected, picked, part of D_f
+EASY_LIGHT, HARD_LIGHT = "#81c784", "#e57373"  # the same two, lighter: the twin's D_a beside D_f on a map
 
 
 def rgb(color: str) -> tuple[int, int, int]:
