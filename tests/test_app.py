@@ -1129,8 +1129,13 @@ def test_own_model_tables_show_a_dash_for_absent_values_and_round_numbers(synthe
         "pred_easy": 20,
         "pred_hard": 4,
         "predicted_acc_forget": 83.3333,
+        "audit_csv": "audit.csv",
+        "unlearned_weights": "unlearned.pt",
     }
     run.write_json("metrics.json", metrics)
+    import pandas as pd
+
+    run.save_table(pd.DataFrame({"path": ["cat/1.png"], "NF": [10.27777], "p_easy": [0.8234]}), store.AUDIT)
     at = page_test("run", run.id)
     assert_clean(at)
     (models,) = tables_with(at, "model", "|Δ| vs gold")
@@ -1139,5 +1144,7 @@ def test_own_model_tables_show_a_dash_for_absent_values_and_round_numbers(synthe
     assert "None" not in cells and "nan" not in cells and "10.2778" not in cells
     assert dict(zip(models["model"], models["A_f"]))["tmu"] == "10.3" and "—" in set(models["|Δ| vs gold"])
     assert classes["forgotten"].tolist() == ["24"] and classes["label accuracy %"].tolist() == ["—"]
+    (audit,) = tables_with(at, "path", "p_easy")
+    assert (audit["NF"].iloc[0], audit["p_easy"].iloc[0]) == ("10.3", "0.82")
     notes = " ".join(c.value for c in at.caption)
     assert "gold: none" in notes and "--gold" not in notes

@@ -763,6 +763,9 @@ def test_one_palette_red_means_hard_and_nothing_else():
         (1.23456, "t", "1.23"),
         ("tie", "standing", "tie"),
         (0, "seed", "0"),
+        (10.27777, "NF", "10.3"),  # a raw feature: three significant digits
+        (0.0031234, "CF", "0.00312"),
+        (0.8234, "p_easy", "0.82"),
     ],
 )
 def test_cell_text_reads_as_a_reader_expects(value, column, text):

@@ -295,7 +295,7 @@ def result_panel(run, metrics: MetricsFile) -> None:
     if own.audit_csv:
         audit = run.load_table(store.AUDIT)
         st.markdown(f"**Audit**, one row per forgotten file · unlearned model: {plain(own.unlearned_weights)}")
-        st.dataframe(audit, hide_index=True, height=min(420, 38 + 35 * len(audit)))
+        widgets.text_table(audit, height=min(420, 38 + 35 * len(audit)))  # features 3 digits, p(easy) 2
         st.download_button(
             "Download the audit CSV",
             store.csv_text(audit),

@@ -36,7 +36,8 @@ COUNT_COLUMNS = {"classes", "runs", "n", "K", "|D_f|", "|D_a|", "forgotten", "ea
 COUNT_COLUMNS |= {"forget_count", "forget_class"}
 COUNT_SUFFIXES = (" hard", " easy", "(images)", "in images", "|D_a|")
 P_COLUMNS = {"p", "p Holm", "sign p", "sign p Holm"}  # two significant digits (0.031, 1e-05)
-DECIMALS = {"t": 2, "seconds": 1}
+DECIMALS = {"t": 2, "seconds": 1, "p_easy": 2, "p_gold": 2}
+SIGNIFICANT = {"NF", "AF", "CF", "HNF", "HM"}  # raw feature values: three significant digits (0.00312, 10.3)
 SIGNED = {"delta"}  # Δ = A_f − gold A_f: its sign says which side of gold
 # Why a cell can read ABSENT, by column (shown on hover of its header); the default for the rest.
 ABSENT_WHY = {
@@ -75,6 +76,8 @@ def cell_text(value, column: str = "", distance: bool = False, whole: bool = Fal
         return f"{int(x)}"
     if column in P_COLUMNS:
         return f"{x:.2g}"
+    if column in SIGNIFICANT:
+        return f"{x:.3g}"
     if distance or "distance" in column:
         return f"{x:.3f}"
     if column in SIGNED:
