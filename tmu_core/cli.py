@@ -294,6 +294,13 @@ def _summary(metrics: MetricsFile) -> str:
                 + (f"; {fid.twin_epochs:g} twin epochs" if fid.twin_epochs is not None else "")
                 + (f", {fid.bags} twins pooled" if fid.bags > 1 else "")
             )
+        if t.forecast is not None:
+            from .tmu.forecast import forecast_words
+
+            gold = r.models.get("gold")
+            lines.append(forecast_words(t.forecast) + (f"; gold's A_f {gold.acc_forget:.1f}%" if gold else ""))
+        if t.decision_rule:
+            lines.append(f"decision rule: {t.decision_rule}")
         lines += [f"warning: {w}" for w in t.warnings]
     return "\n".join(lines)
 

@@ -102,6 +102,39 @@ class TwinFidelity(_Open):
     bags: int = 1
 
 
+class Forecast(_Open):
+    """A predicted A_f (%) of a gold retrain without gold (tmu.forecast): the mean calibrated p(easy) and a
+    `level` interval; `reasons` say why it is wide (thin evidence)."""
+
+    predicted_acc_forget: Percent
+    low: Percent
+    high: Percent
+    level: Fraction = 0.9
+    files: Count
+    calibration: str = ""
+    reasons: list[str] = []
+
+
+class ReliabilityBin(_Open):
+    """One bin of a reliability curve: mean p(easy), the share right (or mean p_i) and the count."""
+
+    p_mean: Fraction
+    truth_mean: Fraction
+    n: Count
+
+
+class PeerSummary(_Open):
+    """Self-influence (tmu.influence), the data-attribution peer: its forecast and, with gold, its scores."""
+
+    forecast: Forecast
+    threshold: Finite
+    pred_hard: Count
+    auc_p_easy: float | None = None
+    auc_score: float | None = None
+    label_accuracy: float | None = None
+    ece_gold: float | None = None
+
+
 class TMUSummary(_Open):
     label_accuracy: Percent
     confusion: dict[str, Count]
@@ -122,6 +155,15 @@ class TMUSummary(_Open):
     features_used: list[str] = ["NF", "AF", "CF"]
     soft_label_accuracy: float | None = None  # with a gold ensemble: against p_i, the share of golds right
     soft_auc_p_easy: float | None = None
+    decision_rule: str = ""  # the rule in words, with its cut on calibrated p(easy)
+    undecided: bool = False  # the twin had no hard example: no file is called hard on evidence
+    forecast: Forecast | None = None  # predicted A_f of a retrain, without gold
+    reliability_twin: list[ReliabilityBin] = []  # calibrated p(easy) of held-out twin samples against their labels
+    reliability_gold: list[ReliabilityBin] = []  # p(easy) of D_f against gold's verdicts
+    ece_twin: float | None = None
+    ece_gold: float | None = None
+    ece_soft: float | None = None  # against p_i of K golds
+    peer: PeerSummary | None = None
 
 
 class GoldEnsemble(_Open):
@@ -147,6 +189,9 @@ class OwnClassBlock(_Open):
     aux_count: Count
     twin_fidelity: TwinFidelity | None = None
     label_accuracy: float | None = None
+    forecast: Forecast | None = None
+    decision_rule: str = ""
+    undecided: bool = False
 
 
 class OwnSummary(_Open):
@@ -165,6 +210,7 @@ class OwnSummary(_Open):
     predicted_acc_forget: float | None = None
     achieved_acc_forget: float | None = None
     label_accuracy: float | None = None
+    forecast: Forecast | None = None  # the request's predicted A_f of a retrain, classes combined
     unlearned_weights: str | None = None
     audit_csv: str | None = None
     kept_models: dict[str, str] = {}  # method -> its saved unlearned model (TMU's always; baselines on request)

@@ -1,10 +1,12 @@
 """The easy/hard classifier (paper §4.3): an MLP (64, 32) with ReLU trained on D_a's features and labels.
 
 Easy samples dominate (most forgotten samples are still classified right by the gold model), so the
-loss is class-weighted. The decision rule uses only the twin: by default D_f's samples are ranked by
-p(easy) and the twin's hard rate decides how many are called hard (on CIFAR-10 the twin's hard rate
-matched the gold model's within 3 points while a balanced-accuracy threshold called twice too many hard);
-never D_f's truth.
+loss is class-weighted. Its raw outputs are calibrated on held-out twin samples (tmu.forecast) into
+p(easy). The decision rule uses only the twin: by default D_f's samples are ranked by p(easy) and the
+twin's hard rate decides how many are called hard (on CIFAR-10 the twin's hard rate matched the gold
+model's within 3 points while a balanced-accuracy threshold called twice too many hard); never D_f's
+truth. `decide` applies a rule to calibrated p(easy); `call_words` says what a call means without ever
+contradicting its probability.
 """
 
 from __future__ import annotations
@@ -33,6 +35,13 @@ class ClassifierConfig:
         "classifier decision: prior (as many hard as the twin's hard rate), auto (balanced accuracy on D_a) or 0.5",
         choices=("prior", "auto", "0.5"),
     )
+    clf_calibration: str = opt(
+        "platt",
+        "calibration of p(easy) on cross-fitted twin samples: platt, or isotonic (Platt with fewer than "
+        "20 easy or hard twin samples)",
+        choices=("platt", "isotonic"),
+    )
+    clf_folds: int = opt(5, "calibration: cross-fitting folds over D_a's source images", min=2, max=20)
 
     def __post_init__(self):
         check_bounds(self)
@@ -136,3 +145,67 @@ def balanced_threshold(p: np.ndarray, labels: np.ndarray) -> float:
 def feature_subsets(names: tuple[str, ...]) -> list[tuple[str, ...]]:
     """Every non-empty subset, singletons first: NF, AF, CF, NF+AF, NF+CF, AF+CF, NF+AF+CF."""
     return [c for r in range(1, len(names) + 1) for c in combinations(names, r)]
+
+
+@dataclass(frozen=True)
+class Decision:
+    """Calls on D_f (1 = easy) from calibrated p(easy), the cut the rule placed and the rule in words."""
+
+    pred: np.ndarray
+    threshold: float
+    rule_words: str
+    undecided: bool  # the twin had no hard example: no file can be called hard on evidence
+
+
+def decide(
+    p: np.ndarray, p_raw: np.ndarray, rule: str, hard_rate: float, p_twin: np.ndarray, y_twin: np.ndarray
+) -> Decision:
+    """Apply the rule to calibrated p(easy) `p` of D_f (ties broken by the raw score `p_raw`).
+
+    prior: the round(hard_rate x |D_f|) lowest are hard; 0.5: p < 0.5 is hard; auto: the cut that maximises
+    balanced accuracy on the twin's held-out calibrated p(easy) `p_twin` against its labels `y_twin`."""
+    n = len(p)
+    undecided = bool(len(y_twin)) and int(np.sum(y_twin)) == len(y_twin)
+    if rule == "prior":
+        k = int(round(hard_rate * n))
+        pred = np.ones(n, dtype=np.int64)
+        pred[np.lexsort((p_raw, p))[:k]] = 0
+        if 0 < k < n:
+            t = float((p[pred == 0].max() + p[pred == 1].min()) / 2)
+        else:
+            t = 1.0 if k == n and n else 0.0
+        words = (
+            f"prior: the {k} file(s) of lowest p(easy) are hard (the twin's hard rate {100 * hard_rate:.1f}%, a "
+            f"lower confidence bound, of {n}); cut at p(easy) {t:.4f}"
+        )
+        return Decision(pred, t, words, undecided)
+    t = 0.5
+    ok = np.isfinite(p_twin)
+    if rule == "auto" and 0 < np.sum(y_twin[ok]) < ok.sum():
+        t = balanced_threshold(p_twin[ok], y_twin[ok])
+    pred = (p >= t).astype(np.int64)
+    how = "best balanced accuracy on the held-out twin" if rule == "auto" else "0.5"
+    return Decision(pred, float(t), f"{rule}: p(easy) below {t:.4f} ({how}) is hard", undecided)
+
+
+KEPT = "kept (a retrain would still get it right)"
+UNLEARNED = "unlearned (a retrain would get it wrong)"
+KEPT_AGAINST = "kept by the rule's quota, although a retrain would more likely get it wrong (p(easy) below 0.5)"
+UNLEARNED_AGAINST = (
+    "unlearned by the rule's quota, although a retrain would more likely get it right (p(easy) 0.5 or more)"
+)
+UNDECIDED = "kept: the twin had no hard example, so TMU cannot tell whether a retrain would get it right"
+
+
+def call_words(p: np.ndarray, pred: np.ndarray, undecided: bool) -> tuple[np.ndarray, np.ndarray]:
+    """(verdict, action) per file: 'easy'/'hard'/'undecided' and what TMU did, in words that agree with
+    p(easy): "a retrain would still get it right" only where p(easy) >= 0.5."""
+    p, pred = np.asarray(p, float), np.asarray(pred)
+    if undecided:
+        return np.full(len(p), "undecided", dtype=object), np.full(len(p), UNDECIDED, dtype=object)
+    verdict = np.where(pred == 1, "easy", "hard").astype(object)
+    likely = p >= 0.5
+    action = np.where(
+        pred == 1, np.where(likely, KEPT, KEPT_AGAINST), np.where(likely, UNLEARNED_AGAINST, UNLEARNED)
+    ).astype(object)
+    return verdict, action

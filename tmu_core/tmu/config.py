@@ -53,7 +53,14 @@ class FeatureConfig:
     """NF (nearest distance), AF (adversarial) and CF (curriculum loss), and how they are scaled."""
 
     features: tuple[str, ...] = opt(
-        FEATURES, "features the classifier uses: any of NF AF CF (the paper's) and HNF HM (from the held-out network)"
+        FEATURES,
+        "features the classifier uses: any of NF AF CF (the paper's), HNF HM (from the held-out network) and SI "
+        "(self-influence)",
+    )
+    peer: bool = opt(
+        False,
+        "also compute self-influence (SI), the data-attribution peer, and its own forecast beside TMU's (an audit "
+        "extra, left out of the cost ratio)",
     )
     nf_k: int = opt(5, "NF: number of nearest neighbours averaged", min=1, max=1000)
     nf_distance: str = opt("euclidean", "NF distance", choices=("euclidean", "cosine"))

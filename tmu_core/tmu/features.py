@@ -12,6 +12,9 @@ Two optional features ask gold's question directly, from the held-out network (t
 part of D_r only, which never saw D_a or D_f, so both problems are measured alike):
 HNF  NF in the held-out network's embedding space (reference: the class's remaining training samples).
 HM   the held-out network's margin on class c (its class-c logit minus the largest other one).
+
+SI   self-influence (tmu.influence), the data-attribution peer: the squared loss gradient of a sample on
+     the model that trained on it (twin: M_t; real: M_o). Computed when asked for as a feature or as the peer.
 """
 
 from __future__ import annotations
@@ -28,7 +31,8 @@ from ..train import fit, predict, seed_everything
 
 FEATURES = ("NF", "AF", "CF")  # the paper's three: the default
 HELD_OUT_FEATURES = ("HNF", "HM")  # from the held-out network (see above)
-ALL_FEATURES = FEATURES + HELD_OUT_FEATURES
+PEER_FEATURES = ("SI",)  # self-influence, the data-attribution peer
+ALL_FEATURES = FEATURES + HELD_OUT_FEATURES + PEER_FEATURES
 
 
 def nearest_distance(

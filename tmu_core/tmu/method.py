@@ -4,8 +4,9 @@
    D_a's labels are free: easy = M_o classifies it correctly (M_o is the twin's gold model);
    (optionally several twins, `twin_bags`, pooled);
 2. `compute_features`: NF, AF, CF for D_a (on M_t) and D_f (on M_o); optionally HNF, HM from the held-out network;
-3. `easy_hard_split`: scaling fitted on D_a; the MLP learns easy/hard on D_a and predicts it for D_f
-   (`predict_easy_hard` runs stages 1-3, for TMU and for the random_k control);
+3. `easy_hard_split`: scaling fitted on D_a; the MLP learns easy/hard on D_a and predicts it for D_f; its
+   outputs are calibrated on cross-fitted twin samples into p(easy), which forecasts a retrain's A_f with an
+   interval (tmu.forecast) (`predict_easy_hard` runs stages 1-3, for TMU and for the random_k control);
    `ablation` repeats it for every feature subset (paper Table 4, an audit extra);
 4. `unlearn`: from M_o, retain loss on replayed D_r plus predicted-easy D_f, the forget mechanism
    (random wrong labels, bounded negative gradient, or KL toward the held-out network) on predicted-hard D_f.
@@ -28,17 +29,20 @@ from ..methods.registry import MethodResult
 from ..references import new_model
 from ..train import Progress, generator, predict
 from .attacks import adversarial_feature
-from .classifier import EasyHardClassifier, feature_subsets, train_classifier
+from .classifier import Decision, EasyHardClassifier, balanced_threshold, decide, feature_subsets, train_classifier
 from .config import FeatureConfig, TMUConfig, TwinConfig, UnlearnConfig
 from .features import (
     ALL_FEATURES,
     FEATURES,
     HELD_OUT_FEATURES,
+    PEER_FEATURES,
     Scaler,
     class_margin,
     curriculum_losses,
     nearest_distance,
 )
+from .forecast import Forecast, cross_fit, fit_calibrator, logit, predict_accuracy
+from .influence import peer_score, self_influence
 from .report import TMUReport
 from .twin import AuxSet, build_aux, concat_aux, fit_of, generalization_labels, train_twin
 
@@ -102,11 +106,15 @@ class FeatureValues:
 
 @dataclass(frozen=True)
 class Split:
-    p_easy_a: np.ndarray
-    p_easy_f: np.ndarray
+    p_easy_a: np.ndarray  # calibrated, from held-out (cross-fitted) scores of D_a
+    p_easy_f: np.ndarray  # calibrated
     pred_a: np.ndarray
     pred_f: np.ndarray
     classifier: EasyHardClassifier
+    raw_f: np.ndarray | None = None  # the MLP's own output on D_f, before calibration
+    decision: Decision | None = None
+    forecast: Forecast | None = None  # predicted A_f of a retrain on D_f
+    calibration: str = ""
 
 
 def twin_problem(task: UnlearnTask, cfg: TwinConfig, device, progress) -> TwinProblem:
@@ -214,6 +222,14 @@ def compute_features(
 
         cols["HM"] = (margin(twin.aux.x), margin(xf))
     clock.lap("cf")
+    if cfg.peer or set(cfg.features) & set(PEER_FEATURES):
+        c = forget.class_index
+
+        def si(model, x):
+            return torch.as_tensor(self_influence(model, x, torch.full((len(x),), c), device))
+
+        cols["SI"] = (_per_bag(twin, si), si(original, xf))
+        clock.lap("peer")
     names = tuple(n for n in ALL_FEATURES if n in cols)
 
     def stack(i):
@@ -288,14 +304,53 @@ def scaled(feats: FeatureValues, cfg: FeatureConfig) -> tuple[np.ndarray, np.nda
 
 
 def easy_hard_split(sa: np.ndarray, sf: np.ndarray, twin: TwinProblem, cfg: TMUConfig, seed: int) -> Split:
-    """Train the MLP on the scaled twin features (columns in cfg.scoring.features' order) and predict D_f (1 = easy)."""
-    n_eff = len(np.unique(twin.aux.source_ids))  # augmented copies of one image are not independent evidence
-    clf = train_classifier(sa, twin.labels, cfg.classifier, seed, n_eff)
-    p_easy_f, p_easy_a = clf.p_easy(sf), clf.p_easy(sa)
-    pred_f, pred_a = clf.predict(sf), clf.predict(sa)
-    if clf.rule == "prior" and 0 < pred_f.sum() < len(pred_f):  # report the cut the rule placed on D_f
-        clf.threshold = float((p_easy_f[pred_f == 0].max() + p_easy_f[pred_f == 1].min()) / 2)
-    return Split(p_easy_a, p_easy_f, pred_a, pred_f, clf)
+    """Train the MLP on the scaled twin features (columns in cfg.scoring.features' order), calibrate its outputs
+    on cross-fitted twin samples, forecast a retrain's A_f and call D_f easy (1) or hard by the rule."""
+    ccfg, labels, groups = cfg.classifier, twin.labels, twin.aux.source_ids
+    n_eff = len(np.unique(groups))  # augmented copies of one image are not independent evidence
+    clf = train_classifier(sa, labels, ccfg, seed, n_eff)
+    raw_f = clf.p_easy(sf)
+
+    def fit_score(x, y):
+        held = train_classifier(x, y, ccfg, seed)
+        return lambda q: logit(held.p_easy(q))
+
+    z_a = cross_fit(sa, labels, groups, fit_score, ccfg.clf_folds, seed)  # held-out scores of D_a
+    ok = np.isfinite(z_a)
+    cal = fit_calibrator(z_a[ok], labels[ok], ccfg.clf_calibration, n_eff)
+    p_f, p_a = cal(logit(raw_f)), np.where(ok, cal(np.nan_to_num(z_a)), np.nan)
+    forecast = predict_accuracy(logit(raw_f), z_a, labels, groups, ccfg.clf_calibration, seed)
+    dec = decide(p_f, raw_f, ccfg.clf_threshold, clf.hard_rate, p_a, labels)
+    clf.threshold = dec.threshold
+    pred_a = (np.nan_to_num(p_a, nan=1.0) >= dec.threshold).astype(np.int64)
+    return Split(p_a, p_f, pred_a, dec.pred, clf, raw_f, dec, forecast, forecast.calibration)
+
+
+@dataclass(frozen=True)
+class Peer:
+    """Self-influence's own answer to TMU's question: its score (minus log SI), calibrated p(easy) and forecast."""
+
+    score_f: np.ndarray
+    p_easy_f: np.ndarray
+    pred_f: np.ndarray  # 1 = easy: at the cut of best balanced accuracy on the twin
+    threshold: float  # on p(easy)
+    forecast: Forecast
+
+
+def peer_split(feats: FeatureValues, twin: TwinProblem, cfg: TMUConfig, seed: int) -> Peer | None:
+    """The peer: self-influence ranks D_a and D_f alone; a monotone map fitted on the twin turns it into p(easy)
+    (one feature and no fitted model, so the twin's own scores are already held out)."""
+    if "SI" not in feats.names:
+        return None
+    i = feats.names.index("SI")
+    z_a, z_f, labels = peer_score(feats.a[:, i]), peer_score(feats.f[:, i]), twin.labels
+    cal = fit_calibrator(z_a, labels, cfg.classifier.clf_calibration, len(np.unique(twin.aux.source_ids)))
+    p_a, p_f = cal(z_a), cal(z_f)
+    t = 0.5
+    if 0 < labels.sum() < len(labels):
+        t = balanced_threshold(p_a, labels)
+    fc = predict_accuracy(z_f, z_a, labels, twin.aux.source_ids, cfg.classifier.clf_calibration, seed)
+    return Peer(z_f, p_f, (p_f >= t).astype(np.int64), float(t), fc)
 
 
 def ablation(feats: FeatureValues, twin: TwinProblem, cfg: TMUConfig, seed: int) -> dict:
@@ -440,6 +495,7 @@ class EasyHard:
     twin: TwinProblem
     feature_values: FeatureValues
     split: Split
+    peer: Peer | None = None
 
 
 def predict_easy_hard(
@@ -451,7 +507,8 @@ def predict_easy_hard(
     feats = compute_features(task, twin, cfg.scoring, device, clock, held_out)
     split = easy_hard_split(*scaled(feats, cfg.scoring), twin, cfg, task.seed)
     clock.lap("classifier")
-    return EasyHard(twin, feats, split)
+    peer = peer_split(feats, twin, cfg, task.seed) if cfg.scoring.peer else None
+    return EasyHard(twin, feats, split, peer)
 
 
 def run(task: UnlearnTask, cfg: TMUConfig, device, progress=None) -> MethodResult:
@@ -485,6 +542,11 @@ def easy_hard_report(task: UnlearnTask, eh: EasyHard, by_subset: dict, cfg: TMUC
         threshold=clf.threshold,
         rule=clf.rule,
         twin_hard_rate=clf.hard_rate,
+        forget_p_raw=split.raw_f,
+        rule_words=split.decision.rule_words if split.decision else rule_words_fallback(clf),
+        undecided=bool(split.decision and split.decision.undecided),
+        forecast=split.forecast,
+        peer=eh.peer,
         ablation=by_subset,
         features_used=list(cfg.scoring.features),
         stage_seconds=seconds,
@@ -492,6 +554,10 @@ def easy_hard_report(task: UnlearnTask, eh: EasyHard, by_subset: dict, cfg: TMUC
         warnings=evidence_warnings(task, twin, cfg),
         feature_names=list(feats.names),
     )
+
+
+def rule_words_fallback(clf: EasyHardClassifier) -> str:
+    return f"{clf.rule}: cut at p(easy) {clf.threshold:.3f}"
 
 
 THIN_TWIN = 20  # fewer distinct D_a images than this: the easy/hard classifier learns from too little
@@ -516,7 +582,8 @@ def evidence_warnings(task: UnlearnTask, twin: TwinProblem, cfg: TMUConfig) -> l
     if int(twin.labels.sum()) == len(twin.labels):
         out.append(
             "no aux sample is hard for the original model, so the classifier never saw a hard example: "
-            "TMU cannot call any sample hard on evidence; a larger aux fraction would help"
+            "TMU cannot tell which files a retrain would get wrong (it calls none hard; the ranking by "
+            "p(easy) is still shown); a larger aux fraction would help"
         )
     n_ref = len(task.forget.remain_class_ids(task.data))
     if cfg.scoring.nf_k > n_ref:

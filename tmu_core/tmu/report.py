@@ -1,7 +1,8 @@
 """What TMU hands back beside its model: the twin problem, the features, the easy/hard split and timings.
 
 `summary` is what metrics.json stores under "tmu" (label accuracy against gold, the twin's sizing, the
-rule's cut); `sample_groups` and `forget_columns` add TMU's columns and D_a's rows to the per-sample
+rule's cut, the calibrated forecast of a retrain's A_f with its interval and the calibration of p(easy),
+and the self-influence peer's answers when it ran); `sample_groups` and `forget_columns` add TMU's columns and D_a's rows to the per-sample
 table; `embedding_points` adds D_a to the activation maps.
 """
 
@@ -16,10 +17,11 @@ from ..evaluate import ensemble
 from ..evaluate import metrics as M
 from ..evaluate.artifacts import SampleGroup
 from ..methods.registry import MethodReport
+from .forecast import Forecast, ece, reliability
 from .twin import AuxSet
 
 
-@dataclass(frozen=True, kw_only=True)  # 17 fields: built by name, never by position
+@dataclass(frozen=True, kw_only=True)  # 22 fields: built by name, never by position
 class TMUReport(MethodReport):
     aux: AuxSet  # D_a
     aux_labels: np.ndarray  # (|D_a|,) 1 = easy for M_o (the twin's gold), 0 = hard
@@ -38,11 +40,17 @@ class TMUReport(MethodReport):
     twin_fidelity: dict = field(default_factory=dict)  # M_t on D_a vs M_o on D_f: accuracy %, mean loss
     warnings: list = field(default_factory=list)  # thin evidence, in plain words, with what would help
     feature_names: list = field(default_factory=lambda: ["NF", "AF", "CF"])  # the raw arrays' columns
+    forget_p_raw: np.ndarray | None = None  # the classifier's output before calibration
+    rule_words: str = ""  # the decision rule as stated to the user
+    undecided: bool = False  # the twin had no hard example: no file is called hard on evidence
+    forecast: Forecast | None = None  # predicted A_f (%) of a retrain on D_f with its interval
+    peer: object = None  # method.Peer: self-influence's p(easy), calls and forecast (when --tmu-peer)
 
     @property
     def audit_seconds(self) -> float:
         """Seconds spent on audit extras (the ablation, paper Table 4) that unlearning does not need."""
-        return self.stage_seconds.get("ablation", 0.0)
+        peer_extra = "SI" not in self.features_used  # SI computed only for the peer, not as a feature
+        return self.stage_seconds.get("ablation", 0.0) + (self.stage_seconds.get("peer", 0.0) if peer_extra else 0.0)
 
     def summary(self, gold_easy: np.ndarray) -> dict:
         pred = self.forget_pred
@@ -70,14 +78,48 @@ class TMUReport(MethodReport):
             "stage_seconds": {k: round(v, 3) for k, v in self.stage_seconds.items()},
             "twin_fidelity": self.twin_fidelity,
             "warnings": list(self.warnings),
+            **self.forecast_summary(gold_easy),
         }
 
+    def forecast_summary(self, gold_easy: np.ndarray | None = None) -> dict:
+        """The calibrated forecast without gold, and with `gold_easy` (1 = easy for gold) its check."""
+        out: dict = {"decision_rule": self.rule_words, "undecided": self.undecided}
+        if self.forecast is not None:
+            out["forecast"] = self.forecast.as_dict()
+            ok = np.isfinite(self.aux_p_easy)
+            out["reliability_twin"] = reliability(self.aux_p_easy[ok], self.aux_labels[ok])
+            out["ece_twin"] = ece(self.aux_p_easy[ok], self.aux_labels[ok])
+            if gold_easy is not None:
+                out["reliability_gold"] = reliability(self.forget_p_easy, gold_easy)
+                out["ece_gold"] = ece(self.forget_p_easy, gold_easy)
+        if self.peer is not None:
+            peer = {"forecast": self.peer.forecast.as_dict(), "threshold": self.peer.threshold}
+            peer["pred_hard"] = int(len(self.peer.pred_f) - self.peer.pred_f.sum())
+            if gold_easy is not None:
+                peer["auc_p_easy"] = M.roc_auc(self.peer.p_easy_f, gold_easy)
+                peer["auc_score"] = M.roc_auc(self.peer.score_f, gold_easy)
+                peer["label_accuracy"] = M.label_accuracy(self.peer.pred_f, gold_easy)["accuracy"]
+                peer["ece_gold"] = ece(self.peer.p_easy_f, gold_easy)
+            out["peer"] = peer
+        return out
+
     def soft_summary(self, p_gold: np.ndarray) -> dict:
-        """Label accuracy and AUC of p(easy) against soft truth p_i (share of K golds right on each D_f sample)."""
-        return ensemble.soft_scores(self.forget_pred, self.forget_p_easy, p_gold)
+        """Label accuracy and AUC of p(easy) against soft truth p_i (share of K golds right on each D_f sample),
+        and the calibration error of p(easy) against p_i."""
+        out = ensemble.soft_scores(self.forget_pred, self.forget_p_easy, p_gold)
+        if self.forecast is not None:
+            out["ece_soft"] = ece(self.forget_p_easy, p_gold)
+        return out
 
     def forget_columns(self) -> dict:
-        return _columns(self.feature_names, self.forget_raw, self.forget_p_easy, self.forget_pred)
+        cols = _columns(self.feature_names, self.forget_raw, self.forget_p_easy, self.forget_pred)
+        if self.forget_p_raw is not None:
+            cols["p_easy_raw"] = self.forget_p_raw
+        if self.peer is not None:
+            cols["p_easy_peer"] = self.peer.p_easy_f
+        if self.undecided:
+            cols["pred_label"] = np.full(len(self.forget_pred), "undecided", dtype=object)
+        return cols
 
     def sample_groups(self, class_index: int) -> list[SampleGroup]:
         aux = self.aux

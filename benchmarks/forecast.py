@@ -1,0 +1,230 @@
+"""Is TMU's gold-free forecast right where gold is known? And how does a data-attribution peer do?
+
+    python benchmarks/forecast.py --dataset digits --classes all --seeds 0 1 2 --gold-seeds 3 \
+        --tuning-classes 8 --tag digits
+
+Each (class, seed) runs TMU with the self-influence peer (--tmu-peer) and K golds. Per run: TMU's predicted
+A_f of a retrain and its 90% interval against gold's A_f (gold 0, the run's gold), beside the naive guess
+(the untouched original's own A_f) and the peer's forecast; AUC of each ranking against gold's easy/hard;
+label accuracy (TMU's rule, 0.5 on calibrated p(easy), the peer's twin-chosen cut) beside the
+leave-one-gold-out ceiling (K > 1). The summary pools the runs per set (held-out / tuning classes): coverage
+of the intervals (target >= 85% of runs), mean |predicted - gold A_f| (target <= 5 points) with a 95% CI
+over classes, and the ECE of p(easy) against gold and against p_i of the K golds (target <= 0.10), pooled
+over every file of the set. Rows already in the CSV (same tag, variant, class, seed) are kept, not rerun.
+Writes benchmarks/results/forecast-<tag>.md, -runs.csv and -samples.csv.
+"""
+
+from __future__ import annotations
+
+import sys
+import time
+from dataclasses import replace
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+from alignment import parse_variants, typed_params
+from common import provenance, script_parser
+
+from tmu_core.cli import run_config_from_args
+from tmu_core.data import class_ref
+from tmu_core.evaluate.paper_tables import md_table
+from tmu_core.evaluate.protocol import class_ci
+from tmu_core.jobs.pipeline import execute, start
+from tmu_core.jobs.sweep import parse_classes
+from tmu_core.tmu.forecast import ece
+
+RESULTS = Path(__file__).resolve().parent / "results"
+TARGETS = {"coverage": 85.0, "error": 5.0, "ece": 0.10}
+
+
+def run_row(r: dict, samples: pd.DataFrame, variant: str, c, seed: int, tuning: bool) -> tuple[dict, pd.DataFrame]:
+    """One run's row and its D_f files (p(easy) of TMU and the peer, gold's verdict, p_i)."""
+    m, t, ens = r["models"], r["tmu"], r.get("gold_ensemble") or {}
+    gold, fc, peer = m["gold"]["acc_forget"], t["forecast"], t.get("peer") or {}
+    pfc = peer.get("forecast") or {}
+    f = samples[samples["role"] == "forget"].copy()
+    truth = (f["true_label"] == "easy").to_numpy(int)
+    p = f["p_easy"].to_numpy(float)
+    p_soft = f["p_gold"].to_numpy(float) if "p_gold" in f else truth.astype(float)
+    row = {
+        "variant": variant,
+        "class": int(c),
+        "seed": int(seed),
+        "set": "tuning" if tuning else "held-out",
+        "files": int(len(f)),
+        "gold A_f": gold,
+        "golds A_f": " ".join(f"{a:.0f}" for a in ens.get("gold_acc_forget", [])),
+        "original A_f": m["original"]["acc_forget"],
+        "TMU pred": fc["predicted_acc_forget"],
+        "TMU low": fc["low"],
+        "TMU high": fc["high"],
+        "TMU covers": fc["low"] <= gold <= fc["high"],
+        "TMU err": abs(fc["predicted_acc_forget"] - gold),
+        "naive err": abs(m["original"]["acc_forget"] - gold),
+        "peer pred": pfc.get("predicted_acc_forget"),
+        "peer low": pfc.get("low"),
+        "peer high": pfc.get("high"),
+        "peer covers": (pfc["low"] <= gold <= pfc["high"]) if pfc else None,
+        "peer err": abs(pfc["predicted_acc_forget"] - gold) if pfc else None,
+        "TMU AUC": t["auc_p_easy"],
+        "peer AUC": peer.get("auc_score"),
+        "TMU label acc": t["label_accuracy"],
+        "cal 0.5 label acc": 100.0 * float(((p >= 0.5) == truth.astype(bool)).mean()),
+        "peer label acc": peer.get("label_accuracy"),
+        "ceiling LOO": ens.get("ceiling_loo"),
+        "TMU ECE gold": t.get("ece_gold"),
+        "TMU ECE soft": t.get("ece_soft"),
+        "peer ECE gold": peer.get("ece_gold"),
+        "ECE twin": t.get("ece_twin"),
+        "pred hard": t["pred_hard"],
+        "gold hard": t["gold_hard"],
+        "aux": t["aux_count"],
+        "aux hard": t["aux_hard"],
+        "thin": "; ".join(fc.get("reasons", [])),
+        "seconds TMU": m["tmu"]["seconds"],
+    }
+    files = pd.DataFrame(
+        {
+            "variant": variant,
+            "class": int(c),
+            "seed": int(seed),
+            "set": row["set"],
+            "p_easy": p,
+            "p_easy_peer": f["p_easy_peer"].to_numpy(float) if "p_easy_peer" in f else np.nan,
+            "gold_easy": truth,
+            "p_gold": p_soft,
+        }
+    )
+    return row, files
+
+
+def summary(runs: pd.DataFrame, files: pd.DataFrame) -> pd.DataFrame:
+    """Per variant and set: coverage, mean error (95% CI over classes), pooled ECE, AUC and label accuracy."""
+    out = []
+    for (variant, part), g in runs.groupby(["variant", "set"], sort=False):
+        fl = files[(files["variant"] == variant) & (files["set"] == part)]
+        row = {"variant": variant, "set": part, "classes": g["class"].nunique(), "runs": len(g)}
+        for who in ("TMU", "peer"):
+            cov = pd.to_numeric(g[f"{who} covers"], errors="coerce")
+            row[f"{who} coverage %"] = f"{100 * cov.mean():.0f} ({int(cov.sum())}/{int(cov.notna().sum())})"
+        for col in ("TMU err", "peer err", "naive err", "TMU AUC", "peer AUC"):
+            ci = class_ci(pd.to_numeric(g[col], errors="coerce"), g["class"])
+            row[col] = f"{ci['mean']:.1f} ± {ci['half']:.1f}" if np.isfinite(ci["half"]) else f"{ci['mean']:.1f}"
+        row["TMU ECE gold"] = round(ece(fl["p_easy"], fl["gold_easy"]), 3)
+        row["TMU ECE p_i"] = round(ece(fl["p_easy"], fl["p_gold"]), 3)
+        row["peer ECE gold"] = round(ece(fl["p_easy_peer"], fl["gold_easy"]), 3)
+        row["peer ECE p_i"] = round(ece(fl["p_easy_peer"], fl["p_gold"]), 3)
+        for col in ("TMU label acc", "cal 0.5 label acc", "peer label acc", "ceiling LOO"):
+            v = pd.to_numeric(g[col], errors="coerce")
+            row[col] = round(float(v.mean()), 1) if v.notna().any() else None
+        out.append(row)
+    return pd.DataFrame(out)
+
+
+def verdicts(table: pd.DataFrame) -> list[str]:
+    """Each target, met or missed and by how much, per variant and set."""
+    lines = []
+    for r in table.to_dict("records"):
+        for who in ("TMU", "peer"):
+            cov = float(r[f"{who} coverage %"].split()[0])
+            err = float(str(r[f"{who} err"]).split()[0])
+            e = r[f"{who} ECE gold"]
+            miss = (TARGETS["coverage"] - cov, err - TARGETS["error"], e - TARGETS["ece"])
+            parts = [
+                f"coverage {cov:.0f}% ({'met' if miss[0] <= 0 else f'missed by {miss[0]:.0f} points'})",
+                f"mean error {err:.1f} points ({'met' if miss[1] <= 0 else f'missed by {miss[1]:.1f}'}; "
+                f"naive {r['naive err']})",
+                f"ECE {e:.3f} ({'met' if miss[2] <= 0 else f'missed by {miss[2]:.3f}'})",
+            ]
+            lines.append(f"- {r['variant']}, {r['set']} ({r['runs']} runs), {who}: " + "; ".join(parts))
+    return lines
+
+
+def main(argv=None) -> int:
+    p = script_parser(__doc__, methods=False, classes="all")
+    p.add_argument("--gold-seeds", type=int, default=3, metavar="K", help="gold models per run (p_i when > 1)")
+    p.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
+    p.add_argument("--tuning-classes", default="", help="comma-separated classes reported apart")
+    p.add_argument("--variants", default="paper:", help="name:setting=value,...; separated by ';'")
+    p.add_argument("--note", action="append", default=[], help="a line for the header (repeatable)")
+    args = p.parse_args(argv)
+    cfg = replace(run_config_from_args(args, ("tmu",)), gold_seeds=args.gold_seeds)
+    classes = parse_classes(args.classes, cfg)
+    tuning = {int(c) for c in parse_classes(args.tuning_classes, cfg)} if args.tuning_classes else set()
+    name = f"forecast-{args.tag or cfg.data.dataset}"
+    runs_csv, files_csv = RESULTS / f"{name}-runs.csv", RESULTS / f"{name}-samples.csv"
+    old_runs = pd.read_csv(runs_csv) if runs_csv.exists() else pd.DataFrame()
+    old_files = pd.read_csv(files_csv) if files_csv.exists() else pd.DataFrame()
+    started = time.perf_counter()
+
+    def log(msg):
+        print(msg, file=sys.stderr, flush=True)
+
+    rows, files = list(old_runs.to_dict("records")), [old_files] if len(old_files) else []
+    done = {(r["variant"], int(r["class"]), int(r["seed"])) for r in rows}
+    for variant, settings in parse_variants(args.variants).items():
+        params = (("tmu", tuple(sorted({"peer": True, **typed_params(cfg.data.dataset, settings)}.items()))),)
+        for seed in args.seeds:
+            for c in classes:
+                if (variant, int(c), int(seed)) in done:
+                    continue
+                run_cfg = replace(
+                    cfg, seed=seed, forget=replace(cfg.forget, forget_class=class_ref(c)), method_params=params
+                )
+                t = time.perf_counter()
+                run = start(run_cfg)
+                r = execute(run)
+                row, fl = run_row(r, run.samples(), variant, c, seed, int(c) in tuning)
+                rows.append(row)
+                files.append(fl)
+                log(
+                    f"{variant} class {c} seed {seed}: gold {row['gold A_f']:.0f} TMU {row['TMU pred']:.1f} "
+                    f"[{row['TMU low']:.0f}, {row['TMU high']:.0f}] peer {row['peer pred']} "
+                    f"original {row['original A_f']:.0f} ({time.perf_counter() - t:.0f} s)"
+                )
+                RESULTS.mkdir(parents=True, exist_ok=True)  # saved after every run: a stopped sweep resumes
+                pd.DataFrame(rows).to_csv(runs_csv, index=False)
+                pd.concat(files, ignore_index=True).to_csv(files_csv, index=False, float_format="%.5g")
+    runs_df, files_df = pd.DataFrame(rows), pd.concat(files, ignore_index=True)
+    table = summary(runs_df, files_df)
+    md = "\n".join(
+        [
+            f"# Forecast check: {cfg.data.dataset}, {cfg.train.model}",
+            "",
+            *provenance(
+                "forecast.py", argv, started, cfg.device, f"; {len(old_runs)} rows reused from {runs_csv.name}"
+            ),
+            f"- data: {cfg.data}; forget {cfg.forget.forget_count} of each class in {classes}; seeds {args.seeds}; "
+            f"K = {cfg.gold_seeds} gold model(s) per run; tuning classes: {sorted(tuning) or 'none named'}",
+            f"- variants: {parse_variants(args.variants)} (each with the self-influence peer, --tmu-peer)",
+            *[f"- {n}" for n in args.note],
+            "",
+            "## Summary",
+            "",
+            "Coverage: share of runs whose 90% interval holds gold's A_f (target >= 85%). Error: mean |predicted - "
+            "gold A_f| in points, ± 95% CI over classes (target <= 5), beside the naive guess (the untouched "
+            "original's A_f). ECE of p(easy) pooled over every file of the set, against gold's verdicts and "
+            "against p_i of the K golds (target <= 0.10). AUC of the ranking against gold's easy/hard (%). Label "
+            "accuracy of TMU's rule, of 0.5 on calibrated p(easy) and of the peer's twin-chosen cut, beside the "
+            "leave-one-gold-out ceiling (K > 1; it carries the small-K bias of a ceiling from K golds).",
+            "",
+            md_table(table),
+            "",
+            "## Targets",
+            "",
+            *verdicts(table),
+            "",
+            "## Every run",
+            "",
+            md_table(runs_df.drop(columns=["thin"])),
+            "",
+        ]
+    )
+    (RESULTS / f"{name}.md").write_text(md)
+    print(md)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
