@@ -99,6 +99,91 @@ def run_row(r: dict, samples: pd.DataFrame, variant: str, c, seed: int, tuning: 
     return row, files
 
 
+def own_case(work: Path, seeds, classes=(3, 5, 8), per_class: int = 80, log=print) -> tuple[list, list]:
+    """The own-model case: digits as 8x8 PNGs (train/ aux/ test/), small_cnn trained by a plain Adam loop (not
+    the project's recipe) per seed, a forget list of `per_class` files of each of `classes`, and `tmu run
+    --gold retrain --tmu-peer`: one row per class of the request and one for the whole request per seed."""
+    import json
+    import subprocess
+
+    sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))
+    import torch
+    from owntools import digits_folder, forget_list, train_plain  # the test suite's "user" (no project code)
+
+    root = work / "digits"
+    if not root.exists():
+        digits_folder(root)
+    flist = forget_list(root, work / "forget.txt", classes, per_class)
+    rows, files = [], []
+    for seed in seeds:
+        weights = work / f"user-{seed}.pt"
+        if not weights.exists():
+            torch.save(train_plain(root, seed=seed).state_dict(), weights)
+        cmd = [sys.executable, "-m", "tmu_core", "run", "--dataset", "imagefolder", "--image-size", "8"]
+        cmd += ["--model", "small_cnn", "--data-root", str(root), "--original-weights", str(weights)]
+        cmd += ["--forget-list", str(flist), "--gold", "retrain", "--tmu-peer", "--seed", str(seed), "--json"]
+        t = time.perf_counter()
+        proc = subprocess.run(cmd, capture_output=True, text=True, check=False)
+        if proc.returncode:
+            raise SystemExit(f"own-model run failed: {proc.stderr[-800:]}")
+        r = json.loads(proc.stdout)
+        own = r["own"]
+        audit = pd.read_csv(own["audit_csv"])
+        gold_all, orig_all = r["models"]["gold"]["acc_forget"], r["models"]["original"]["acc_forget"]
+        parts = [(name, b, audit[audit["class"].astype(str) == name]) for name, b in own["per_class"].items()]
+        parts.append(("all", {"forecast": own["forecast"]}, audit))
+        for name, b, a in parts:
+            truth = (a["gold_verdict"] == "easy").to_numpy(int)
+            gold = 100.0 * truth.mean()
+            orig = 100.0 * (a["pred_original"].astype(str) == a["class"].astype(str)).mean()
+            fc, pfc = b["forecast"], (b.get("peer") or {}).get("forecast")
+            row = {
+                "variant": "own-model digits",
+                "class": name,
+                "seed": seed,
+                "set": "own model",
+                "files": len(a),
+                "gold A_f": gold,
+                "original A_f": orig,
+                "TMU pred": fc["predicted_acc_forget"],
+                "TMU low": fc["low"],
+                "TMU high": fc["high"],
+                "TMU covers": fc["low"] <= gold <= fc["high"],
+                "TMU err": abs(fc["predicted_acc_forget"] - gold),
+                "naive err": abs(orig - gold),
+                "peer pred": pfc["predicted_acc_forget"] if pfc else None,
+                "peer low": pfc["low"] if pfc else None,
+                "peer high": pfc["high"] if pfc else None,
+                "peer covers": (pfc["low"] <= gold <= pfc["high"]) if pfc else None,
+                "peer err": abs(pfc["predicted_acc_forget"] - gold) if pfc else None,
+                "TMU label acc": 100.0 * float(((a["verdict"] != "hard") == truth.astype(bool)).mean()),
+                "cal 0.5 label acc": 100.0 * float(((a["p_easy"] >= 0.5) == truth.astype(bool)).mean()),
+                "thin": "; ".join(fc.get("reasons", [])),
+            }
+            if name != "all":
+                rows.append(row)
+                files.append(
+                    pd.DataFrame(
+                        {
+                            "variant": row["variant"],
+                            "class": name,
+                            "seed": seed,
+                            "set": "own model",
+                            "p_easy": a["p_easy"].to_numpy(float),
+                            "p_easy_peer": a["p_easy_peer"].to_numpy(float) if "p_easy_peer" in a else np.nan,
+                            "gold_easy": truth,
+                            "p_gold": truth.astype(float),
+                        }
+                    )
+                )
+            else:
+                rows.append({**row, "set": "own model, whole request"})
+        log(
+            f"own-model seed {seed}: gold {gold_all:.1f} TMU {own['forecast']} original {orig_all:.1f} ({time.perf_counter() - t:.0f} s)"
+        )
+    return rows, files
+
+
 def summary(runs: pd.DataFrame, files: pd.DataFrame) -> pd.DataFrame:
     """Per variant and set: coverage, mean error (95% CI over classes), pooled ECE, AUC and label accuracy."""
     out = []
@@ -109,6 +194,9 @@ def summary(runs: pd.DataFrame, files: pd.DataFrame) -> pd.DataFrame:
             cov = pd.to_numeric(g[f"{who} covers"], errors="coerce")
             row[f"{who} coverage %"] = f"{100 * cov.mean():.0f} ({int(cov.sum())}/{int(cov.notna().sum())})"
         for col in ("TMU err", "peer err", "naive err", "TMU AUC", "peer AUC"):
+            if col not in g or g[col].isna().all():
+                row[col] = "—"
+                continue
             ci = class_ci(pd.to_numeric(g[col], errors="coerce"), g["class"])
             row[col] = f"{ci['mean']:.1f} ± {ci['half']:.1f}" if np.isfinite(ci["half"]) else f"{ci['mean']:.1f}"
         row["TMU ECE gold"] = round(ece(fl["p_easy"], fl["gold_easy"]), 3)
@@ -116,7 +204,7 @@ def summary(runs: pd.DataFrame, files: pd.DataFrame) -> pd.DataFrame:
         row["peer ECE gold"] = round(ece(fl["p_easy_peer"], fl["gold_easy"]), 3)
         row["peer ECE p_i"] = round(ece(fl["p_easy_peer"], fl["p_gold"]), 3)
         for col in ("TMU label acc", "cal 0.5 label acc", "peer label acc", "ceiling LOO"):
-            v = pd.to_numeric(g[col], errors="coerce")
+            v = pd.to_numeric(g.get(col, pd.Series(dtype=float)), errors="coerce")
             row[col] = round(float(v.mean()), 1) if v.notna().any() else None
         out.append(row)
     return pd.DataFrame(out)
@@ -128,7 +216,7 @@ def verdicts(table: pd.DataFrame) -> list[str]:
     for r in table.to_dict("records"):
         for who in ("TMU", "peer"):
             cov = float(r[f"{who} coverage %"].split()[0])
-            err = float(str(r[f"{who} err"]).split()[0])
+            err = float(str(r[f"{who} err"]).split()[0].replace("—", "nan"))
             e = r[f"{who} ECE gold"]
             miss = (TARGETS["coverage"] - cov, err - TARGETS["error"], e - TARGETS["ece"])
             parts = [
@@ -148,6 +236,13 @@ def main(argv=None) -> int:
     p.add_argument("--tuning-classes", default="", help="comma-separated classes reported apart")
     p.add_argument("--variants", default="paper:", help="name:setting=value,...; separated by ';'")
     p.add_argument("--note", action="append", default=[], help="a line for the header (repeatable)")
+    p.add_argument(
+        "--own-digits",
+        type=Path,
+        metavar="WORK",
+        help="instead: the own-model case (digits as an image folder in WORK, a user-trained small_cnn, "
+        "--gold retrain), per seed",
+    )
     args = p.parse_args(argv)
     cfg = replace(run_config_from_args(args, ("tmu",)), gold_seeds=args.gold_seeds)
     classes = parse_classes(args.classes, cfg)
@@ -162,12 +257,19 @@ def main(argv=None) -> int:
         print(msg, file=sys.stderr, flush=True)
 
     rows, files = list(old_runs.to_dict("records")), [old_files] if len(old_files) else []
-    done = {(r["variant"], int(r["class"]), int(r["seed"])) for r in rows}
-    for variant, settings in parse_variants(args.variants).items():
+    done = {(r["variant"], str(r["class"]), int(r["seed"])) for r in rows}
+    if args.own_digits:
+        args.own_digits.mkdir(parents=True, exist_ok=True)
+        new_rows, new_files = own_case(
+            args.own_digits, [s for s in args.seeds if ("own-model digits", "all", s) not in done], log=log
+        )
+        rows += new_rows
+        files += new_files
+    for variant, settings in ({} if args.own_digits else parse_variants(args.variants)).items():
         params = (("tmu", tuple(sorted({"peer": True, **typed_params(cfg.data.dataset, settings)}.items()))),)
         for seed in args.seeds:
             for c in classes:
-                if (variant, int(c), int(seed)) in done:
+                if (variant, str(c), int(seed)) in done:
                     continue
                 run_cfg = replace(
                     cfg, seed=seed, forget=replace(cfg.forget, forget_class=class_ref(c)), method_params=params
@@ -187,6 +289,8 @@ def main(argv=None) -> int:
                 pd.DataFrame(rows).to_csv(runs_csv, index=False)
                 pd.concat(files, ignore_index=True).to_csv(files_csv, index=False, float_format="%.5g")
     runs_df, files_df = pd.DataFrame(rows), pd.concat(files, ignore_index=True)
+    runs_df.to_csv(runs_csv, index=False)
+    files_df.to_csv(files_csv, index=False, float_format="%.5g")
     table = summary(runs_df, files_df)
     md = "\n".join(
         [

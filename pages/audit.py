@@ -5,6 +5,7 @@ import math
 import streamlit as st
 
 from ui import cache, charts, nav, state, tables
+from ui.forecast import show_forecast
 from ui.text import plain
 
 ROW = 96  # row height (px) of the galleries: thumbnails large enough to tell a digit
@@ -96,6 +97,7 @@ if ens:
         f"{soft_auc:.1f}" if soft_auc is not None and math.isfinite(soft_auc) else "—",
         help="pairs weighted by p_i (easy) and 1 − p_j (hard); 50 = chance",
     )
+show_forecast(tmu, metrics)
 
 
 def table_height(rows: int) -> int:
@@ -156,7 +158,8 @@ for label in ("hard", "easy"):
     part = view[view["predicted"] == label].drop(columns=["predicted", "truth"])
     if label not in predicted or not truth:
         continue
-    st.subheader(f"Predicted {label}: {len(part)} sample{'s' if len(part) != 1 else ''}")
+    title = "Not called hard, for want of a hard twin example" if tmu.undecided else f"Predicted {label}"
+    st.subheader(f"{title}: {len(part)} sample{'s' if len(part) != 1 else ''}")
     wrong = int((~part["agree"]).sum())
     if len(part):
         st.caption(f"{wrong} of them disagree with the gold model.")

@@ -198,3 +198,13 @@ def test_a_mislabelled_point_has_higher_self_influence_than_a_typical_one():
     assert (si >= 0).all()
     final_only = self_influence(net, x, y, torch.device("cpu"))
     assert final_only[0] > np.median(final_only[1:])
+
+
+def test_reliability_figure_draws_the_diagonal_and_one_line_per_curve():
+    from ui.charts import reliability_figure
+
+    bins = [{"p_mean": 0.2, "truth_mean": 0.3, "n": 4}, {"p_mean": 0.9, "truth_mean": 0.85, "n": 40}]
+    fig = reliability_figure({"twin": bins, "gold": bins[:1], "empty": []})
+    assert [t.name for t in fig.data] == ["calibrated", "twin", "gold"]
+    assert list(fig.data[1].x) == [0.2, 0.9] and list(fig.data[1].y) == [0.3, 0.85]
+    assert fig.data[1].marker.size[1] > fig.data[1].marker.size[0]  # the bigger bin draws bigger

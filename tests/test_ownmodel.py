@@ -60,7 +60,13 @@ def test_done_means_run(cli, runs_dir, own):
     net = build_model("small_cnn", 1, 10, 8)
     net.load_state_dict(torch.load(o["unlearned_weights"], weights_only=True))  # strict: same architecture
     audit = pd.read_csv(o["audit_csv"])
-    assert len(audit) == 30 and set(audit["verdict"]) <= {"easy", "hard"} and audit["verdict"].notna().all()
+    assert len(audit) == 30 and set(audit["verdict"]) <= {"easy", "hard", "undecided"}
+    assert audit["verdict"].notna().all()
+    kept_right = audit["action"] == "kept (a retrain would still get it right)"
+    assert not (kept_right & (audit["p_easy"] < 0.5)).any()  # the words never contradict p(easy)
+    fc = o["forecast"]  # a retrain's predicted A_f with its 90% interval, without gold
+    assert fc["low"] <= fc["predicted_acc_forget"] <= fc["high"] and fc["level"] == 0.9
+    assert all(b_["forecast"]["files"] == 10 and b_["decision_rule"] for b_ in o["per_class"].values())
     assert set(audit["class"].astype(str)) == {"3", "5", "8"}
     assert {"path", "NF", "AF", "CF", "p_easy"} <= set(audit.columns)
     assert sorted(audit["path"]) == sorted((b / "F.txt").read_text().split())

@@ -244,6 +244,9 @@ def test_run_json_contract(tmp_path):
     assert t["pred_easy"] + t["pred_hard"] == 20 and 0 <= t["gold_hard"] <= 20 and t["aux_count"] > 0
     assert {"twin", "nf", "af", "cf", "classifier", "ablation", "unlearn"} <= set(t["stage_seconds"])
     assert r["cost_ratio"] > 0
+    fc = t["forecast"]  # a retrain's predicted A_f without gold, its interval, the rule in words
+    assert fc["low"] <= fc["predicted_acc_forget"] <= fc["high"] and fc["files"] == 20 and t["decision_rule"]
+    assert t["reliability_twin"] and t["reliability_gold"] and 0 <= t["ece_gold"] <= 1
     # the artifacts are in the run folder
     run_dir = tmp_path / r["run_id"]
     import pandas as pd

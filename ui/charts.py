@@ -463,3 +463,34 @@ def presentation(fig: go.Figure, height: int) -> go.Figure:
     fig.update_yaxes(**axis)
     fig.update_annotations(font_color=PRESENT_INK)
     return fig
+
+
+def reliability_figure(curves: dict[str, list]) -> go.Figure:
+    """Reliability curves of p(easy): for each named curve (e.g. the twin's held-out samples, D_f against gold),
+    its bins' mean p(easy) against the share that is easy, the marker's size by the bin's count; the diagonal
+    is a perfectly calibrated forecast. `curves`: name -> [{"p_mean", "truth_mean", "n"}, ...]."""
+    fig = go.Figure()
+    fig.add_trace(
+        go.Scatter(x=[0, 1], y=[0, 1], mode="lines", name="calibrated", line=dict(color="#9e9e9e", dash="dot"))
+    )
+    colors = ["#1565c0", "#212121", "#8e24aa"]
+    for i, (name, bins) in enumerate(curves.items()):
+        if not bins:
+            continue
+        n = [b["n"] if isinstance(b, dict) else b.n for b in bins]
+        get = (lambda b, k: b[k]) if isinstance(bins[0], dict) else (lambda b, k: getattr(b, k))
+        fig.add_trace(
+            go.Scatter(
+                x=[get(b, "p_mean") for b in bins],
+                y=[get(b, "truth_mean") for b in bins],
+                mode="lines+markers",
+                name=name,
+                marker=dict(size=[6 + 14 * (k / max(n)) ** 0.5 for k in n], color=colors[i % len(colors)]),
+                line=dict(color=colors[i % len(colors)]),
+                text=[f"{k} samples" for k in n],
+                hovertemplate="p(easy) %{x:.2f}: %{y:.2f} easy (%{text})<extra>%{fullData.name}</extra>",
+            )
+        )
+    fig.update_xaxes(title="mean calibrated p(easy) in the bin", range=[0, 1.02])
+    fig.update_yaxes(title="share easy (or mean p_i)", range=[0, 1.02])
+    return _layout(fig, "Reliability of p(easy)", 360)

@@ -26,6 +26,8 @@ from ..methods import METHODS, config_dict, display, primary_method, run_method_
 from ..methods.loop import UnlearnTask
 from ..models import MODELS, build_model
 from ..references import gold_seed
+from ..tmu.classifier import call_words
+from ..tmu.forecast import combine, forecast_words
 from ..train import fit, pick_device, seed_everything
 from . import pins
 from .layout import Request, UserData, load_user_data, resolve_request
@@ -330,6 +332,7 @@ def _tmu_block(reports, request: Request, pred, gold_easy, result_models, second
             "twin_hard_rate": float(rep.twin_hard_rate),
             "twin_fidelity": rep.twin_fidelity,
             "warnings": list(rep.warnings),
+            **rep.forecast_summary(None),
         }
         if gold_easy is not None:
             ge = gold_easy[np.searchsorted(whole, part.ids)]
@@ -353,6 +356,11 @@ def _tmu_block(reports, request: Request, pred, gold_easy, result_models, second
         "pred_easy": int(preds.sum()),
         "pred_hard": int(len(preds) - preds.sum()),
         "predicted_acc_forget": 100.0 * float(preds.mean()),
+        **(
+            {"forecast": combine([r.forecast for _, r in reports]).as_dict()}
+            if all(r.forecast for _, r in reports)
+            else {}
+        ),
         "achieved_acc_forget": result_models.get(primary_method(), {}).get("acc_forget"),
         "tmu_seconds": seconds.get(primary_method()),
         "stage_seconds": {k: round(v, 3) for k, v in reports[-1][1].stage_seconds.items()},
@@ -376,13 +384,10 @@ def audit_table(data: UserData, request: Request, reports, logits, gold_easy, mo
         )
         for i, name in enumerate(rep.feature_names):
             df[name] = rep.forget_raw[:, i]
-        df["p_easy"] = rep.forget_p_easy
-        df["verdict"] = np.where(rep.forget_pred == 1, "easy", "hard")
-        df["action"] = np.where(
-            rep.forget_pred == 1,
-            "kept (a retrain would still get it right)",
-            "unlearned (a retrain would get it wrong)",
-        )
+        df["p_easy"] = rep.forget_p_easy  # calibrated on the twin; the words below never contradict it
+        df["verdict"], df["action"] = call_words(rep.forget_p_easy, rep.forget_pred, rep.undecided)
+        if rep.peer is not None:
+            df["p_easy_peer"] = rep.peer.p_easy_f
         for name in models:
             pr = logits[name]["forget"][torch.as_tensor(pos)].argmax(1).numpy()
             df[f"pred_{name}"] = [data.classes[k] for k in pr]
@@ -412,6 +417,8 @@ def summary(result: dict) -> str:
             f"{own['predicted_acc_forget']:.1f}%, achieved {fmt(own['achieved_acc_forget'], 0, 1)}%"
             + (f"; label accuracy {own['label_accuracy']:.1f}%" if "label_accuracy" in own else "")
         )
+        if own.get("forecast"):
+            lines.append(("TMU " if len(own["per_class"]) == 1 else "the request: ") + forecast_words(own["forecast"]))
         for name, b in own["per_class"].items():
             fid = b["twin_fidelity"]
             lines.append(
@@ -420,6 +427,10 @@ def summary(result: dict) -> str:
                 f"{fid['original_acc_forget']:.1f}%"
                 + (f", label accuracy {b['label_accuracy']:.1f}%" if "label_accuracy" in b else "")
             )
+            if b.get("forecast") and len(own["per_class"]) > 1:
+                lines.append(f"    {forecast_words(b['forecast'])}")
+            if b.get("decision_rule"):
+                lines.append(f"    decision rule: {b['decision_rule']}")
         lines.append(f"audit: {own['audit_csv']}")
     kept = own.get("kept_models") or {}
     lines.append(

@@ -117,8 +117,6 @@ class TMUReport(MethodReport):
             cols["p_easy_raw"] = self.forget_p_raw
         if self.peer is not None:
             cols["p_easy_peer"] = self.peer.p_easy_f
-        if self.undecided:
-            cols["pred_label"] = np.full(len(self.forget_pred), "undecided", dtype=object)
         return cols
 
     def sample_groups(self, class_index: int) -> list[SampleGroup]:
