@@ -83,6 +83,7 @@ def run_row(r: dict, samples: pd.DataFrame, variant: str, c, seed: int, tuning: 
         "aux hard": t["aux_hard"],
         "thin": "; ".join(fc.get("reasons", [])),
         "seconds TMU": m["tmu"]["seconds"],
+        "run": r["run_id"],
     }
     files = pd.DataFrame(
         {
@@ -184,6 +185,38 @@ def own_case(work: Path, seeds, classes=(3, 5, 8), per_class: int = 80, log=prin
     return rows, files
 
 
+def ranking_auc(samples: pd.DataFrame) -> float:
+    """AUC of TMU's ranking of D_f (calibrated p(easy), ties broken by the raw output) against gold's verdicts."""
+    from tmu_core.evaluate.metrics import roc_auc
+
+    f = samples[samples["role"] == "forget"]
+    raw = f["p_easy_raw"] if "p_easy_raw" in f else f["p_easy"]
+    order = np.lexsort((raw.to_numpy(float), f["p_easy"].to_numpy(float)))
+    rank = np.empty(len(f))
+    rank[order] = np.arange(len(f))
+    return roc_auc(rank, (f["true_label"] == "easy").to_numpy())
+
+
+def refresh_auc(rows: list[dict], dataset: str) -> None:
+    """Rows made before the AUC read the ranking (a flat calibration scored 50): recomputed from the stored run
+    (found by its id, or by dataset, class and seed among the store's runs that ran the peer)."""
+    from tmu_core import store
+
+    found = {}
+    for run in store.list_runs():
+        try:
+            m = store.open_run(run.run_id).metrics()
+        except Exception:  # noqa: BLE001 - a damaged or unfinished run is no candidate
+            continue
+        if m.get("dataset") == dataset and (m.get("tmu") or {}).get("peer") is not None:
+            found[(int(m["forget_class"]), int(m["seed"]))] = run.run_id
+    for r in rows:
+        rid = r.get("run") if isinstance(r.get("run"), str) else found.get((int(r["class"]), int(r["seed"])))
+        if rid:
+            r["TMU AUC"] = ranking_auc(store.open_run(rid).samples())
+            r["run"] = rid
+
+
 def summary(runs: pd.DataFrame, files: pd.DataFrame) -> pd.DataFrame:
     """Per variant and set: coverage, mean error (95% CI over classes), pooled ECE, AUC and label accuracy."""
     out = []
@@ -265,6 +298,8 @@ def main(argv=None) -> int:
         )
         rows += new_rows
         files += new_files
+    if not args.own_digits:
+        refresh_auc(rows, cfg.data.dataset)
     for variant, settings in ({} if args.own_digits else parse_variants(args.variants)).items():
         params = (("tmu", tuple(sorted({"peer": True, **typed_params(cfg.data.dataset, settings)}.items()))),)
         for seed in args.seeds:

@@ -208,3 +208,14 @@ def test_reliability_figure_draws_the_diagonal_and_one_line_per_curve():
     assert [t.name for t in fig.data] == ["calibrated", "twin", "gold"]
     assert list(fig.data[1].x) == [0.2, 0.9] and list(fig.data[1].y) == [0.3, 0.85]
     assert fig.data[1].marker.size[1] > fig.data[1].marker.size[0]  # the bigger bin draws bigger
+
+
+def test_a_flat_calibration_keeps_the_classifiers_ranking():
+    """A twin with one label calibrates every file to one p(easy); the ranking (and so the AUC) is the raw one."""
+    from types import SimpleNamespace
+
+    import tmu_core.methods  # noqa: F401  (the method registry first, as every caller imports it)
+    from tmu_core.tmu.report import TMUReport
+
+    rep = SimpleNamespace(forget_p_easy=np.full(4, 0.94), forget_p_raw=np.array([0.9, 0.1, 0.99, 0.5]))
+    assert TMUReport.ranking.fget(rep).tolist() == [2, 0, 3, 1]

@@ -342,7 +342,7 @@ def _tmu_block(reports, request: Request, pred, gold_easy, result_models, second
                 gold_easy=int(ge.sum()),
                 gold_hard=int(n - ge.sum()),
                 gold_acc_forget=100.0 * float(ge.mean()),
-                auc_p_easy=M.roc_auc(rep.forget_p_easy, ge),
+                auc_p_easy=M.roc_auc(rep.ranking, ge),
             )
         per_class[part.class_name] = block
         own_words = [_own_words(w) for w in rep.warnings]
@@ -386,6 +386,7 @@ def audit_table(data: UserData, request: Request, reports, logits, gold_easy, mo
             df[name] = rep.forget_raw[:, i]
         df["p_easy"] = rep.forget_p_easy  # calibrated on the twin; the words below never contradict it
         df["verdict"], df["action"] = call_words(rep.forget_p_easy, rep.forget_pred, rep.undecided)
+        df["rank_in_class"] = rep.ranking.astype(np.int64) + 1  # 1 = the file a retrain is least likely to get right
         if rep.peer is not None:
             df["p_easy_peer"] = rep.peer.p_easy_f
         for name in models:

@@ -62,7 +62,7 @@ class TMUReport(MethodReport):
             "label_accuracy_by_features": {
                 n: M.label_accuracy(p, gold_easy)["accuracy"] for n, p in self.ablation.items()
             },
-            "auc_p_easy": M.roc_auc(self.forget_p_easy, gold_easy),
+            "auc_p_easy": M.roc_auc(self.ranking, gold_easy),
             "pred_easy": int(pred.sum()),
             "pred_hard": int(len(pred) - pred.sum()),
             "gold_hard": int(len(gold_easy) - gold_easy.sum()),
@@ -80,6 +80,17 @@ class TMUReport(MethodReport):
             "warnings": list(self.warnings),
             **self.forecast_summary(gold_easy),
         }
+
+    @property
+    def ranking(self) -> np.ndarray:
+        """D_f's order from least to most likely easy, as a score: calibrated p(easy), ties (a calibration map
+        that is flat, as when the twin has one label) broken by the classifier's own output."""
+        p = self.forget_p_easy
+        if self.forget_p_raw is None:
+            return p
+        rank = np.empty(len(p))
+        rank[np.lexsort((self.forget_p_raw, p))] = np.arange(len(p))
+        return rank
 
     def forecast_summary(self, gold_easy: np.ndarray | None = None) -> dict:
         """The calibrated forecast without gold, and with `gold_easy` (1 = easy for gold) its check."""
@@ -106,7 +117,7 @@ class TMUReport(MethodReport):
     def soft_summary(self, p_gold: np.ndarray) -> dict:
         """Label accuracy and AUC of p(easy) against soft truth p_i (share of K golds right on each D_f sample),
         and the calibration error of p(easy) against p_i."""
-        out = ensemble.soft_scores(self.forget_pred, self.forget_p_easy, p_gold)
+        out = ensemble.soft_scores(self.forget_pred, self.ranking, p_gold)
         if self.forecast is not None:
             out["ece_soft"] = ece(self.forget_p_easy, p_gold)
         return out
@@ -115,6 +126,7 @@ class TMUReport(MethodReport):
         cols = _columns(self.feature_names, self.forget_raw, self.forget_p_easy, self.forget_pred)
         if self.forget_p_raw is not None:
             cols["p_easy_raw"] = self.forget_p_raw
+            cols["rank_p_easy"] = self.ranking.astype(np.int64) + 1  # 1 = least likely easy
         if self.peer is not None:
             cols["p_easy_peer"] = self.peer.p_easy_f
         return cols
