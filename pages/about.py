@@ -8,14 +8,15 @@ from tmu_core.jobs import launch
 from ui import nav, state
 from ui.text import plain
 
-# Measured once: the demo's configuration with the bundle's original and gold cached, started as this button does,
-# took 154 s on a 2-core machine shared with other work (load average 8), torch's default threads; same numbers.
+# Measured (benchmarks/demo_time.py: the demo's configuration with the bundle's original and gold cached, started as
+# this button does) on a 2-core machine shared with other work, torch's default threads: 154 s at load average 8,
+# 420 s at 16; both gave the bundle's numbers.
 RUN_IT_YOURSELF = (
     "Recomputes the demo as a new run: the original and gold models come from the bundle, so only the seven "
-    "unlearning methods train. Expect a few minutes on a CPU: 154 s on a busy 2-core machine, less on an idle "
-    "laptop. Its numbers can differ from the bundle's by a few images: training depends on the number of CPU "
-    "threads (sums are added in another order) and on kernels that are not deterministic, so another machine "
-    "trains slightly different models."
+    "unlearning methods train. Expect minutes on a CPU: on a 2-core machine shared with other work it took 154 s "
+    "(load average 8) and 420 s (load 16); the busier the machine, the longer. Its numbers can differ from the bundle's by "
+    "a few images: training depends on the number of CPU threads (sums are added in another order) and on "
+    "kernels that are not deterministic, so another machine trains slightly different models."
 )
 
 st.title("Twin Machine Unlearning")
@@ -53,7 +54,7 @@ with col_demo, st.container(border=True):
             state.select_run(run.id)
             st.switch_page(nav.page("run"))
     st.caption(
-        "*Run it yourself* takes a few minutes on a CPU, and its numbers can differ from the bundle's by a few "
+        "*Run it yourself* takes minutes on a CPU, and its numbers can differ from the bundle's by a few "
         "images (CPU threads, non-deterministic kernels: hover over the button for why). Or choose your own "
         "forget set:"
     )
