@@ -14,9 +14,9 @@ from ui.text import plain
 RUN_IT_YOURSELF = (
     "Recomputes the demo as a new run: the original and gold models come from the bundle, so only the seven "
     "unlearning methods train. Expect minutes on a CPU: on a 2-core machine shared with other work it took 154 s "
-    "(load average 8) and 420 s (load 16); the busier the machine, the longer. Its numbers can differ from the bundle's by "
-    "a few images: training depends on the number of CPU threads (sums are added in another order) and on "
-    "kernels that are not deterministic, so another machine trains slightly different models."
+    "(load average 8) and 420 s (load 16); the busier the machine, the longer. Its numbers can differ from the "
+    "bundle's by a few images: training depends on the number of CPU threads (sums are added in another order) "
+    "and on kernels that are not deterministic, so another machine trains slightly different models."
 )
 
 st.title("Twin Machine Unlearning")

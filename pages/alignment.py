@@ -202,7 +202,7 @@ def sweep_form() -> None:
                     epochs=None if epochs == recipe.epochs else epochs,
                 ).id
             except TMUError as exc:
-                st.error(plain(exc))
+                st.error(plain(state.ui_message(exc)))
                 return
             st.session_state["align_sw_running"] = (sweep_id, len(classes) * len(seed_list) * len(count_list))
             st.session_state["align_sweep"] = sweep_id  # the selectbox below shows the sweep just launched

@@ -43,7 +43,7 @@ def show_selected(run: store.Run, info: store.RunInfo | None = None) -> None:
             result_card(run)
         diverged = metrics.diverged
         if diverged:
-            st.warning("Diverged (no results): " + plain("; ".join(diverged.values())))
+            st.warning("Diverged (no results): " + plain(widgets.widget_words("; ".join(diverged.values()))))
     elif state == "cancelled":
         st.info(
             f"Cancelled{': ' + plain(error) if error else ''}. Resume it to finish it: the "
@@ -52,7 +52,7 @@ def show_selected(run: store.Run, info: store.RunInfo | None = None) -> None:
         )
         resume_button(run)
     elif state in ("failed", "interrupted", "damaged"):
-        st.error(plain(error or state))
+        st.error(plain(widgets.widget_words(error or state)))  # a core message: its CLI flags named as widgets
         if state in launch.RESUMABLE:
             resume_button(run)
         tail = run.log_tail()
@@ -78,7 +78,7 @@ def resume_button(run: store.Run) -> None:
         help="execute the same run again (not a new one)",
     )
     if st.session_state.get("run_resume_error"):
-        st.error(plain(st.session_state.pop("run_resume_error")))
+        st.error(plain(widgets.widget_words(st.session_state.pop("run_resume_error"))))
 
 
 def result_card(run: store.Run) -> None:
@@ -180,7 +180,7 @@ with st.expander("Training recipe of the original and gold models"):
     try:
         base = state.train_config(d)
     except TMUError as exc:
-        st.error(plain(exc))
+        st.error(plain(widgets.widget_words(exc)))
         st.stop()
     train_overrides = widgets.config_inputs(base, f"run_train_{d['dataset']}_", skip=("model",))
 with st.expander("Methods and their settings"):

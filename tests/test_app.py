@@ -1148,3 +1148,15 @@ def test_own_model_tables_show_a_dash_for_absent_values_and_round_numbers(synthe
     assert (audit["NF"].iloc[0], audit["p_easy"].iloc[0]) == ("10.3", "0.82")
     notes = " ".join(c.value for c in at.caption)
     assert "gold: none" in notes and "--gold" not in notes
+
+
+def test_a_failed_runs_reason_names_the_widget_not_the_flag(runs_dir):
+    """A run's error is a core message written for the command line ("give --gold-weights FILE")."""
+    from tmu_core.config import RunConfig, run_config_to_dict
+
+    run = store.Run.create("refused", run_config_to_dict(RunConfig()))
+    run.set_status(state="failed", error="on your own model give --gold-weights FILE (your retrain) or --gold retrain")
+    at = page_test("run", run.id)
+    assert_clean(at)
+    (error,) = [e.value for e in at.error if "retrain" in e.value]
+    assert "--" not in error and "the gold weights field" in error and "gold: retrain" in error
