@@ -263,6 +263,10 @@ def test_significant_needs_the_exact_test_or_says_why_it_cannot():
     # 10 classes, 6 comparisons: 6 * 2 / 1024 = 0.012 could pass, so a t-test alone is not enough
     assert P.significance(0.01, 0.2, 10, 6) == "no: the exact test does not agree (Wilcoxon Holm p 0.200)"
     assert P.significance(0.2, 0.01, 10, 6) == "no"
+    # ties leave the exact test fewer differences than classes: 3 of 10 differ, 2 / 8 * 7 > 1
+    assert P.significance(0.2, 0.75, 3, 7, 10).endswith(
+        "3 of 10 classes differ, 7 comparisons, smallest exact Holm p 1.000"
+    )
 
 
 def test_controls_stay_out_of_the_holm_family_and_every_row_has_its_detectable_difference():
@@ -470,3 +474,19 @@ def test_rerun_noise_summarises_each_method_s_spread_for_the_verdict(monkeypatch
     # the verdict reads the mean range over cells: TMU (8 + 2) / 2, fine-tuning 1; agreement (4 + 0) / 2, 1
     assert entry["range_points"] == {"tmu": 5.0, "finetune": 1.0}
     assert entry["agreement_range_points"] == {"tmu": 2.0, "finetune": 1.0}
+
+
+def test_rescore_rebuilds_a_sweep_s_runs_from_its_own_csvs(tmp_path, monkeypatch):
+    rs = benchmark("rescore", monkeypatch)
+    results = [fake_result(c, s, 100, tmu=1.0 + c + s, ft=5.0 + 2 * c) for s in (0, 1) for c in (3, 4, 5)]
+    for r in results:
+        r["dataset"] = "digits"
+    frames = tables(results, tuning_classes=[3])
+    for key in ("table1", "table3", "mia"):
+        frames[key].to_csv(tmp_path / f"x-{key}.csv", index=False)
+    back = rs.results_from_csvs(tmp_path / "x", "digits", 100)
+    assert [(r["forget_class"], r["seed"]) for r in back] == [(r["forget_class"], r["seed"]) for r in results]
+    assert back[0]["models"]["tmu"]["abs_delta"] == results[0]["models"]["tmu"]["abs_delta"]
+    again = tables(back, tuning_classes=[3])
+    pd.testing.assert_frame_equal(again["paired"], frames["paired"])
+    pd.testing.assert_frame_equal(again["verdict"], frames["verdict"])

@@ -243,15 +243,16 @@ def detectable_difference(sd: float, n: int, power: float = POWER, alpha: float 
     return float(effect * sd)
 
 
-def significance(p_holm: float, exact_holm: float, n: int, family: int) -> str:
+def significance(p_holm: float, exact_holm: float, n: int, family: int, classes: int | None = None) -> str:
     """'yes' only where the t-test and the exact test both pass 0.05 after Holm; otherwise 'no', with the reason
-    when no exact test could pass at this n and family size."""
+    when no exact test could pass with n non-zero differences (of `classes`) and this family size."""
     floor = smallest_exact_p(n) * family if n else float("nan")
     cannot = not (floor < 0.05)
     if np.isfinite(p_holm) and p_holm < 0.05 and np.isfinite(exact_holm) and exact_holm < 0.05:
         return "yes"
     if cannot and n:
-        why = f"no exact test can: {n} classes, {family} comparisons, smallest exact Holm p {min(1.0, floor):.3f}"
+        differ = f"{n} classes" if classes in (None, n) else f"{n} of {classes} classes differ"
+        why = f"no exact test can: {differ}, {family} comparisons, smallest exact Holm p {min(1.0, floor):.3f}"
         return ("t-test only; " if np.isfinite(p_holm) and p_holm < 0.05 else "no; ") + why
     if np.isfinite(p_holm) and p_holm < 0.05:
         return f"no: the exact test does not agree (Wilcoxon Holm p {exact_holm:.3f})"
@@ -313,7 +314,7 @@ def paired_frame(
             row["significant"] = (
                 "control: not a claim (out of the Holm family)"
                 if row["_control"]
-                else significance(row["p Holm"], row["Wilcoxon p Holm"], row["_n"], len(claims))
+                else significance(row["p Holm"], row["Wilcoxon p Holm"], row["_n"], len(claims), row["classes"])
             )
             del row["_control"], row["_n"]
         rows += block
