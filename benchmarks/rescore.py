@@ -129,7 +129,7 @@ def main(argv=None) -> int:
         raise SystemExit(f"no {stem}-table1.csv: name a committed sweep file (its stem, without .md)")
     tuning = [int(c) for c in a.tuning_classes.split(",") if c]
     results = results_from_csvs(stem, a.dataset, a.forget_count)
-    frames = tables(results, tuning)
+    frames = {k: f for k, f in tables(results, tuning).items() if k != "mia_auc"}  # the CSVs keep no attack AUC
     first = (RESULTS / f"{a.name}.md").read_text().splitlines()
     command = next((line for line in first if line.startswith("- command:")), "- command: (see the original file)")
     header = "\n".join(

@@ -223,3 +223,13 @@ def test_the_step_check_compares_achieved_a_f_with_what_the_split_asked():
     block = step_check_block(read_metrics(d, "m"))
     assert block["tmu"]["within_floor"] is False and block["oracle_labels"]["gap_images"] == -3.0
     assert verdict(run(original=20.0, tmu=0.0), rerun={}).step_checks == ()  # no split stored: no check
+
+
+def test_the_committed_rerun_spreads_are_read_for_their_data_set():
+    from tmu_core.evaluate.verdict import measured_rerun, rerun_spread
+
+    table = measured_rerun()
+    assert "digits" in table and {"tmu", "salun", "finetune"} <= set(table["digits"]["range_points"])
+    runs, agree, where = rerun_spread("digits", 100)
+    assert runs["tmu"] == table["digits"]["range_points"]["tmu"] and "rerun-noise-digits.md" in where
+    assert rerun_spread(None, 100) == ({}, {}, "")  # a result that names no data set gets none
