@@ -378,3 +378,23 @@ def test_old_uploads_expire(runs_dir, monkeypatch):
     assert not new.exists()
     with pytest.raises(TMUError, match="more than"):
         store.uploads.keep(b"x" * 101, "y.txt", 100, "forget list")
+
+
+@pytest.mark.fast
+def test_dashboard_paths_stay_inside_the_named_folders(runs_dir, tmp_path, monkeypatch):
+    """Inside the run store or a TMU_DASHBOARD_FOLDERS entry: read; elsewhere, or through a link that leads out,
+    or by `..`: refused in one line."""
+    import os
+
+    monkeypatch.delenv("TMU_DASHBOARD_FOLDERS", raising=False)
+    runs_dir.mkdir(parents=True, exist_ok=True)
+    store.uploads.check_readable(str(runs_dir / "x" / "W.pt"), "original weights")
+    (runs_dir / "out").symlink_to("/etc")
+    for bad in ("/etc/passwd", str(runs_dir / "out" / "passwd"), str(runs_dir / ".." / ".." / "etc")):
+        with pytest.raises(TMUError, match="outside the folders this dashboard reads"):
+            store.uploads.check_readable(bad, "forget list")
+    a, b = tmp_path / "a", tmp_path / "b"
+    monkeypatch.setenv("TMU_DASHBOARD_FOLDERS", f"{a}{os.pathsep}{b}")
+    store.uploads.check_readable(str(b / "data"), "data folder")
+    with pytest.raises(TMUError, match="outside"):
+        store.uploads.check_readable(str(tmp_path / "c"), "data folder")

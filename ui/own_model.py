@@ -160,6 +160,7 @@ def entry() -> bool:
     from tmu_core.jobs import launch
     from ui import nav, state
 
+    store.uploads.expire()  # old uploads go even when nobody uploads again
     with st.expander(
         "Your model: TMU on a model you trained, with your own list of files to forget (no gold retrain needed)",
         icon=":material/upload_file:",

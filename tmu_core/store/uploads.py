@@ -58,9 +58,14 @@ def uploads_dir() -> Path:
 
 def expire(now: float | None = None) -> list[Path]:
     """Delete the uploads older than TMU_UPLOAD_DAYS (by the time they were last uploaded); returns them."""
+    from .paths import runs_root
+
+    folder = runs_root() / "_cache" / "uploads"  # not created here: a page that only looks makes no folder
+    if not folder.is_dir():
+        return []
     now = time.time() if now is None else now
     limit, gone = max_age_seconds(), []
-    for p in uploads_dir().iterdir():
+    for p in folder.iterdir():
         try:
             if p.is_file() and now - p.stat().st_mtime > limit:
                 p.unlink()
