@@ -92,6 +92,7 @@ def uploaded(name: str) -> str | None:
 # input normalisation (mean beside std) together on the right. A field added later lands at the end of the left one.
 LEFT = ("original_weights", "forget_list", "manifest")
 RIGHT = ("gold", "gold_weights", "input_mean", "input_std")
+CLI_ONLY = ("keep_models",)  # the entry launches TMU alone: no baseline model to keep
 
 
 def discard_refused(values: dict) -> None:
@@ -108,7 +109,7 @@ def own_inputs() -> dict:
     """One widget per OwnModelConfig field (tuples as typed numbers, a file upload beside the weights and the
     forget list) in two columns (LEFT, RIGHT); returns {field: value}."""
     by_name = {f.name: f for f in fields(OwnModelConfig)}
-    rest = tuple(n for n in by_name if n not in LEFT + RIGHT)
+    rest = tuple(n for n in by_name if n not in LEFT + RIGHT + CLI_ONLY)
     out = {}
     for col, names in zip(st.columns(2), (LEFT + rest, RIGHT)):
         with col:
