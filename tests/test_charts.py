@@ -719,6 +719,11 @@ def test_presentation_makes_every_axis_label_large_and_dark():
     for axis in axes:
         assert axis.tickfont.size >= 16 and axis.tickfont.color == charts.PRESENT_INK
     assert all(a.font.color == charts.PRESENT_INK for a in fig.layout.annotations)  # subplot titles too
+    metrics = metrics_fixture()
+    metrics["forget_count"] = 100
+    delta = charts.presentation(charts.delta_figure(tables.models_frame(typed(metrics)), verdict(typed(metrics))), 340)
+    (note,) = [a for a in delta.layout.annotations if "noise floor" in a.text]
+    assert note.font.size >= charts.PRESENT_FONT - 3 and note.font.color == charts.PRESENT_INK
 
 
 def feature_rows() -> list[dict]:

@@ -461,7 +461,10 @@ def presentation(fig: go.Figure, height: int) -> go.Figure:
     )
     fig.update_xaxes(**axis)
     fig.update_yaxes(**axis)
-    fig.update_annotations(font_color=PRESENT_INK)
+    for note in fig.layout.annotations:  # dark, and a small note (the noise floor's) enlarged
+        note.font.color = PRESENT_INK
+        if note.font.size is not None and note.font.size < PRESENT_FONT - 3:
+            note.font.size = PRESENT_FONT - 3
     return fig
 
 
