@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import sys
 import time
-from dataclasses import replace
 from pathlib import Path
 
 import pandas as pd
@@ -65,12 +64,16 @@ def run_all(cfg, classes, seeds, variants, log) -> list[dict]:
     results = []
     for seed in seeds:
         for c in classes:
-            base = replace(cfg, seed=seed, forget=replace(cfg.forget, forget_class=class_ref(c)))
+            base = cfg.model_copy(
+                update={"seed": seed, "forget": cfg.forget.model_copy(update={"forget_class": class_ref(c)})}
+            )
             t = time.perf_counter()
             r = execute(start(base))
             for name, settings in variants.items():
                 params = {**dict(dict(base.method_params).get("tmu", ())), **typed_params(base.data.dataset, settings)}
-                v_cfg = replace(base, methods=("tmu",), method_params=(("tmu", tuple(sorted(params.items()))),))
+                v_cfg = base.model_copy(
+                    update={"methods": ("tmu",), "method_params": (("tmu", tuple(sorted(params.items()))),)}
+                )
                 r_v = execute(start(v_cfg))
                 r["models"][name] = r_v["models"]["tmu"]
                 r[name] = r_v["tmu"]
@@ -88,11 +91,12 @@ def curve(cfg, counts, forget_class, seed, log) -> pd.DataFrame:
     """Label accuracy and |Δ| of TMU and Bad Teacher as the forget set grows (paper Fig. 3)."""
     rows = []
     for n in counts:
-        c = replace(
-            cfg,
-            seed=seed,
-            methods=("tmu", "badteacher"),
-            forget=replace(cfg.forget, forget_class=str(forget_class), forget_count=n),
+        c = cfg.model_copy(
+            update={
+                "seed": seed,
+                "methods": ("tmu", "badteacher"),
+                "forget": cfg.forget.model_copy(update={"forget_class": str(forget_class), "forget_count": n}),
+            }
         )
         try:
             r = execute(start(c))

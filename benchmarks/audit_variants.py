@@ -23,7 +23,6 @@ import platform
 import shlex
 import sys
 import time
-from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
@@ -122,12 +121,13 @@ def run_variant(
                 rows.append(done[(name, int(c), int(seed))])
                 log(f"{name} class {c} seed {seed}: reused")
                 continue
-            run_cfg = replace(
-                cfg,
-                seed=seed,
-                forget=replace(cfg.forget, forget_class=class_ref(c)),
-                methods=("tmu", *controls),
-                method_params=params,
+            run_cfg = cfg.model_copy(
+                update={
+                    "seed": seed,
+                    "forget": cfg.forget.model_copy(update={"forget_class": class_ref(c)}),
+                    "methods": ("tmu", *controls),
+                    "method_params": params,
+                }
             )
             t = time.perf_counter()
             r = execute(start(run_cfg))

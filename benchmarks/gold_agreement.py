@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import sys
 import time
-from dataclasses import replace
 from pathlib import Path
 
 import pandas as pd
@@ -83,7 +82,10 @@ def main(argv=None) -> int:
     started = time.perf_counter()
     rows = [
         agreement_row(
-            replace(cfg, forget=replace(cfg.forget, forget_class=class_ref(c))), args.second_seed, device, log
+            cfg.model_copy(update={"forget": cfg.forget.model_copy(update={"forget_class": class_ref(c)})}),
+            args.second_seed,
+            device,
+            log,
         )
         for c in parse_classes(args.classes, cfg)
     ]

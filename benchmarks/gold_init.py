@@ -18,7 +18,6 @@ from __future__ import annotations
 
 import sys
 import time
-from dataclasses import replace
 from pathlib import Path
 
 import pandas as pd
@@ -136,7 +135,10 @@ def main(argv=None) -> int:
     md = ""
     for c in parse_classes(args.classes, cfg):
         rows += class_rows(
-            replace(cfg, forget=replace(cfg.forget, forget_class=class_ref(c))), args.compare, device, log
+            cfg.model_copy(update={"forget": cfg.forget.model_copy(update={"forget_class": class_ref(c)})}),
+            args.compare,
+            device,
+            log,
         )
         header = [
             f"# Gold's initialisation and the alignment measures: {cfg.data.dataset}, {cfg.train.model}",

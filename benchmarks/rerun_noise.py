@@ -43,9 +43,10 @@ PACKAGE_FILE = Path(__file__).resolve().parent.parent / "tmu_core" / "evaluate" 
 
 def run_cell(cfg, cls, seed, method_seeds, threads, log) -> list[dict]:
     """Every method once per (method seed, thread count) on one class and run seed, M_o and gold fixed."""
-    from dataclasses import replace
 
-    cfg = replace(cfg, seed=seed, forget=replace(cfg.forget, forget_class=class_ref(cls)))
+    cfg = cfg.model_copy(
+        update={"seed": seed, "forget": cfg.forget.model_copy(update={"forget_class": class_ref(cls)})}
+    )
     data, forget = validate(cfg)
     device = pick_device(cfg.device)
     original, gold = original_and_gold(data, cfg.data, forget, cfg.train, cfg.seed, device)

@@ -8,7 +8,7 @@ import copy
 
 import streamlit as st
 
-from tmu_core.config import MAX_GOLD_SEEDS, MAX_SEED, DataConfig
+from tmu_core.config import MAX_GOLD_SEEDS, MAX_SEED, DataConfig, field_info
 from tmu_core.data import DATASETS
 from tmu_core.errors import TMUError
 from tmu_core.jobs.preview import cached_models
@@ -79,17 +79,17 @@ d["seed"] = int(
 )
 with st.expander("Run settings: the twin's aux pool and the gold models", expanded=False):
     r1, r2 = st.columns(2)
-    aux_field = DataConfig.__dataclass_fields__["aux_fraction"].metadata
+    aux_field = field_info(DataConfig, "aux_fraction")
     state.bind("fs_aux_fraction", "aux_fraction")
     d["aux_fraction"] = float(
         r1.number_input(
             "Aux fraction",
-            min_value=float(aux_field["min"]),
-            max_value=float(aux_field["max"]),
+            min_value=float(aux_field.min),
+            max_value=float(aux_field.max),
             step=0.05,
             format="%.2f",
             key="fs_aux_fraction",
-            help=f"{aux_field['help']}: a larger share gives the twin more distinct images "
+            help=f"{aux_field.help}: a larger share gives the twin more distinct images "
             "(fewer augmented copies) but trains the models on fewer",
         )
     )

@@ -37,7 +37,7 @@ def show_selected(run: store.Run, info: store.RunInfo | None = None) -> None:
     st.markdown(f"Selected: **{run.id}** — {state}")
     if state == "complete":
         metrics = cache.metrics(cache.root(), run.id)
-        if own_model.is_own(metrics):  # a run on the user's own model
+        if metrics.own is not None:  # a run on the user's own model
             own_model.result_panel(run, metrics)
         else:
             result_card(run)

@@ -119,7 +119,6 @@ def launched_runs(tmp_path_factory):
 def finished_run(tmp_path_factory):
     """One complete tiny digits run (TMU and fine-tuning, one epoch each), made in-process once per session;
     returns (runs_dir, run_id). Tests copy it before damaging it."""
-    from dataclasses import replace
 
     from apptools import tiny_config
 
@@ -130,6 +129,6 @@ def finished_run(tmp_path_factory):
     with pytest.MonkeyPatch.context() as mp:
         mp.setenv("TMU_RUNS_DIR", str(path))
         cfg = tiny_config(ForgetSpec(forget_class="8", forget_count=10), "finished")
-        run = start(replace(cfg, methods=("tmu", "finetune")))
+        run = start(cfg.model_copy(update={"methods": ("tmu", "finetune")}))
         execute(run)
     return path, run.id

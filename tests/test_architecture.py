@@ -1,5 +1,6 @@
-"""The shape the README promises: no import cycle in tmu_core (lazy imports inside functions included), no
-function over 60 lines, a pipeline that names no method, and the store as the only owner of file names."""
+"""The shape the README promises: layers that import only downwards and never in a circle (lazy imports inside
+functions included) across tmu_core, ui/, pages/ and app.py, no function over 60 lines, a pipeline that names no
+method, and the store as the only owner of file names."""
 
 from __future__ import annotations
 
@@ -13,6 +14,41 @@ pytestmark = pytest.mark.fast  # `make test-fast`
 ROOT = Path(__file__).resolve().parents[1]
 CORE = ROOT / "tmu_core"
 
+# The layers, lowest first. A module imports only from its own layer or the layers below it. A module belongs to
+# the layer of its longest matching prefix (so tmu_core.methods.loop is the method contract, below TMU, while the
+# methods registered in tmu_core.methods sit above TMU, which they register).
+LAYERS = (
+    ("errors", ("tmu_core.errors",)),
+    ("configs and the generic registry", ("tmu_core.config", "tmu_core.registry")),
+    ("run store", ("tmu_core.store",)),
+    ("data and architectures", ("tmu_core.data", "tmu_core.models")),
+    ("training", ("tmu_core.train",)),
+    ("reference models", ("tmu_core.references",)),
+    (
+        "measures",
+        (
+            "tmu_core.evaluate.metrics",
+            "tmu_core.evaluate.artifacts",
+            "tmu_core.evaluate.ensemble",
+            "tmu_core.evaluate.evaluator",
+        ),
+    ),
+    ("method contract and shared loop", ("tmu_core.methods.registry", "tmu_core.methods.loop")),
+    ("TMU's stages", ("tmu_core.tmu",)),
+    ("registered methods", ("tmu_core.methods",)),
+    ("tables, protocol and verdict", ("tmu_core.evaluate",)),
+    ("own-model runs", ("tmu_core.ownmodel",)),
+    ("jobs", ("tmu_core.jobs",)),
+    ("entry points", ("tmu_core", "tmu_core.demo", "tmu_core.options", "tmu_core.entry", "tmu_core.cli")),
+    ("dashboard helpers", ("ui", "ui.text", "ui.images", "ui.nav")),
+    ("tables and widgets", ("ui.tables", "ui.widgets")),
+    ("charts, loaders and verdict", ("ui.charts", "ui.cache", "ui.verdict")),
+    ("session state", ("ui.state",)),
+    ("your-model entry", ("ui.own_model",)),
+    ("pages", ("pages",)),
+    ("router", ("app",)),
+)
+
 
 def module_name(path: Path) -> str:
     parts = list(path.relative_to(ROOT).with_suffix("").parts)
@@ -20,7 +56,29 @@ def module_name(path: Path) -> str:
 
 
 def modules() -> dict[str, Path]:
-    return {module_name(p): p for p in CORE.rglob("*.py")}
+    """Every module of the project: tmu_core, ui/, pages/ and app.py."""
+    files = [*CORE.rglob("*.py"), *(ROOT / "ui").glob("*.py"), *(ROOT / "pages").glob("*.py"), ROOT / "app.py"]
+    return {module_name(p): p for p in files}
+
+
+def layer_of(name: str) -> int | None:
+    """The index in LAYERS of module `name` (its longest matching prefix), or None."""
+    matches = [
+        (len(prefix), i)
+        for i, (_, prefixes) in enumerate(LAYERS)
+        for prefix in prefixes
+        if name == prefix or name.startswith(prefix + ".")
+    ]
+    return max(matches)[1] if matches else None
+
+
+def upward_imports(graph: dict[str, set[str]]) -> list[str]:
+    return [
+        f"{a} ({LAYERS[layer_of(a)][0]}) imports {b} ({LAYERS[layer_of(b)][0]})"
+        for a in sorted(graph)
+        for b in sorted(graph[a])
+        if layer_of(b) > layer_of(a)
+    ]
 
 
 def imports_of(name: str, path: Path, known: set[str]) -> set[str]:
@@ -80,11 +138,33 @@ def test_cycle_finder_sees_a_cycle_through_a_lazy_import():
     assert find_cycle({"a": {"b"}, "b": set()}) is None
 
 
-def test_no_import_cycle_in_tmu_core():
+def graph_of_project() -> dict[str, set[str]]:
     mods = modules()
-    graph = {n: imports_of(n, p, set(mods)) for n, p in mods.items()}
-    assert graph["tmu_core.jobs.pipeline"], "the import graph came out empty: the parser is broken"
+    return {n: imports_of(n, p, set(mods)) for n, p in mods.items()}
+
+
+def test_no_import_cycle():
+    graph = graph_of_project()
+    assert graph["tmu_core.jobs.pipeline"] and graph["app"], "the import graph came out empty: the parser is broken"
     assert find_cycle(graph) is None, f"import cycle: {' -> '.join(find_cycle(graph))}"
+
+
+def test_every_module_has_a_layer():
+    assert not [n for n in modules() if layer_of(n) is None]
+
+
+def test_no_import_runs_up_a_layer():
+    assert not upward_imports(graph_of_project())
+
+
+def test_the_layer_check_sees_a_lazy_import_up_a_layer(tmp_path):
+    """A function-level import counts: tmu_core.config importing the pipeline inside a function is refused."""
+    path = tmp_path / "config.py"
+    path.write_text("def f():\n    from .jobs import pipeline\n")
+    graph = {"tmu_core.config": imports_of("tmu_core.config", path, {"tmu_core.jobs.pipeline"})}
+    assert upward_imports(graph) == [
+        "tmu_core.config (configs and the generic registry) imports tmu_core.jobs.pipeline (jobs)"
+    ]
 
 
 def test_config_imports_no_registry():
@@ -157,15 +237,43 @@ def test_pages_and_ui_build_no_paths():
     assert not offenders, offenders
 
 
-def test_the_stored_config_schema_knows_every_run_config_field():
-    """store/schema.py checks config.json's top-level keys; a RunConfig field it does not know would make
-    every new run read as damaged."""
-    from dataclasses import fields
+def test_the_stored_config_is_the_run_config_itself():
+    """config.json is RunConfig's JSON form and reads back as the same config, every section set away from its
+    defaults (own model, method settings, forget ids included); an older stored config still loads."""
+    import json
 
-    from tmu_core.config import RunConfig
-    from tmu_core.store.schema import ConfigFile
+    from tmu_core.config import (
+        DataConfig,
+        ForgetSpec,
+        OwnModelConfig,
+        RunConfig,
+        TrainConfig,
+        run_config_from_dict,
+        run_config_to_dict,
+    )
 
-    assert set(ConfigFile.model_fields) == {f.name for f in fields(RunConfig)}
+    cfg = RunConfig(
+        data=DataConfig(dataset="imagefolder", data_root="x", image_size=16, train_per_class=5),
+        forget=ForgetSpec(forget_class="#2", forget_ids=(4, 9)),
+        train=TrainConfig(epochs=2, schedule="step", augment="flip"),
+        methods=("tmu", "salun"),
+        method_params=(("tmu", (("features", ("NF", "CF")), ("mechanism", "neggrad"))), ("salun", (("lr", 0.5),))),
+        seed=7,
+        device="cuda:1",
+        name="n",
+        gold_seeds=3,
+        own=OwnModelConfig(original_weights="w.pt", gold_weights="g.pt", input_mean=(0.5,), input_std=(0.2,)),
+    )
+    stored = json.loads(json.dumps(run_config_to_dict(cfg)))
+    assert set(stored) == set(RunConfig.model_fields)
+    assert stored["method_params"] == {"tmu": {"features": ["NF", "CF"], "mechanism": "neggrad"}, "salun": {"lr": 0.5}}
+    back = run_config_from_dict(stored)
+    assert run_config_to_dict(back) == stored and back.own.gold == "weights"
+    assert back.params_for("salun") == {"lr": 0.5}
+    old = json.loads((ROOT / "assets/demo/runs/demo-digits-c8-n110-s0/config.json").read_text())
+    assert run_config_to_dict(run_config_from_dict(old)) == old
+    del old["own"], old["gold_seeds"]  # written before those settings existed: their defaults
+    assert run_config_from_dict(old).gold_seeds == 1 and not run_config_from_dict(old).own.active
 
 
 def method_name_literals(source: str, names: set[str]) -> list[tuple[int, str]]:

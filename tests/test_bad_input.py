@@ -69,8 +69,8 @@ CLI_CASES = {
     "learning rate nan": (["train", "--lr", "nan"], ["lr must be a finite number"]),
     "aux fraction too big": (["train", "--aux-fraction", "0.9"], ["aux fraction must be at most 0.5"]),
     "seed negative": (["train", "--seed", "-1"], ["seed must be at least 0"]),
-    "gold seeds 0": (["run", "--gold-seeds", "0"], ["gold seeds must be a whole number from 1 to 20 (got 0)"]),
-    "gold seeds too many": (["sweep", "--gold-seeds", "50"], ["gold seeds must be a whole number from 1 to 20"]),
+    "gold seeds 0": (["run", "--gold-seeds", "0"], ["gold seeds must be at least 1 (got 0)"]),
+    "gold seeds too many": (["sweep", "--gold-seeds", "50"], ["gold seeds must be at most 20 (got 50)"]),
     "tuning class unknown": (
         ["sweep", "--classes", "1,8", "--tuning-classes", "3,cat"],
         ["unknown class 'cat'", "0..9"],
@@ -337,7 +337,6 @@ def test_the_class_a_sweep_plans_is_the_class_typed(names, typed, folder, tmp_pa
     """Folders named 1/ 2/ 3/: the sweep planner passed the index 1 of folder "2" on as the text "1", which a
     name match then read as folder "1". A name wins over an index; "#N" is always index N; "0" (no such name)
     is index 0."""
-    from dataclasses import replace
 
     from tmu_core.data import resolve_forget
     from tmu_core.jobs.sweep import parse_classes, plan
@@ -355,7 +354,7 @@ def test_the_class_a_sweep_plans_is_the_class_typed(names, typed, folder, tmp_pa
     from ui import state
 
     spec = state.forget_spec({"forget_class": chosen[0], "mode": "count", "count": 1})
-    assert resolve_forget(data, replace(spec), 0).class_name == folder
+    assert resolve_forget(data, spec, 0).class_name == folder
 
 
 def test_forty_thousand_forget_ids_are_checked_in_linear_time():

@@ -317,9 +317,8 @@ def test_manifest_reads_like_the_folder(runs_dir, own):
 
 
 def replace_root(cfg, root):
-    from dataclasses import replace
 
-    return replace(cfg, data_root=str(root))
+    return cfg.model_copy(update={"data_root": str(root)})
 
 
 def test_normalisation_and_size_are_checked(runs_dir, own):

@@ -11,7 +11,6 @@ import signal
 import subprocess
 import sys
 import time
-from dataclasses import replace
 
 import pytest
 
@@ -46,7 +45,7 @@ def local_ray():
 
 def tiny(methods=("tmu", "finetune"), epochs: int = 3):
     cfg = tiny_config(ForgetSpec(forget_class="8", forget_count=10), "")
-    return replace(cfg, methods=methods, train=TrainConfig(epochs=epochs, batch_size=32))
+    return cfg.model_copy(update={"methods": methods, "train": TrainConfig(epochs=epochs, batch_size=32)})
 
 
 def diff(a, b, path=""):

@@ -143,7 +143,6 @@ def test_the_loops_name_what_diverged():
 
 
 def test_a_diverging_method_keeps_the_others(runs_dir, monkeypatch):
-    from dataclasses import replace
 
     from apptools import tiny_config
 
@@ -154,7 +153,9 @@ def test_a_diverging_method_keeps_the_others(runs_dir, monkeypatch):
 
     real = finetune.ce_sum
     monkeypatch.setattr(finetune, "ce_sum", lambda logits, y: real(logits, y) * float("nan"))
-    cfg = replace(tiny_config(ForgetSpec(forget_class="8", forget_count=10), "div"), methods=("finetune", "neggrad"))
+    cfg = tiny_config(ForgetSpec(forget_class="8", forget_count=10), "div").model_copy(
+        update={"methods": ("finetune", "neggrad")}
+    )
     run = start(cfg)
     result = execute(run)
     assert run.status()["state"] == "complete"

@@ -1,8 +1,9 @@
-"""Frozen configuration dataclasses: one per component, shared by the CLI and the dashboard.
+"""Frozen configuration models (pydantic): one per component, shared by the CLI, the dashboard and config.json.
 
-Every field carries its help text (and bounds or choices) in `metadata`, so `tmu_core.options` builds
-CLI flags from them and the dashboard builds widgets from the same source. Validation happens in
-`__post_init__` and raises `TMUError` naming what is valid. Defaults run on a CPU in seconds.
+Every field states its help text (`description`), its bounds (`ge`/`le`) and, as a `Literal`, its choices:
+`tmu_core.options` builds CLI flags from them, the dashboard builds widgets from the same fields, and `RunConfig`
+is the schema of a run's stored config.json, so no second description has to be kept in step. A bad value
+raises `TMUError` with one line naming the setting and what is valid. Defaults run on a CPU in seconds.
 This module imports no registry: dataset, model and method names are checked where a config is resolved
 (`jobs.pipeline.validate`). A config may nest section configs (TMU's twin / scoring / classifier /
 unlearning); `leaf_fields`, `flatten` and `with_flat` address their fields by their (unique) names.
@@ -10,17 +11,20 @@ unlearning); `leaf_fields`, `flatten` and `with_flat` address their fields by th
 
 from __future__ import annotations
 
-import math
-import numbers
 import re
-from dataclasses import MISSING, dataclass, field, fields, is_dataclass, replace
+import typing
+from dataclasses import dataclass
+from typing import Any, Literal
+
+import annotated_types
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_serializer, field_validator, model_validator
 
 from .errors import TMUError
 
 
-def opt(default, help: str, **meta):
-    """A dataclass field with UI/CLI metadata (help, min, max, choices)."""
-    return field(default=default, metadata={"help": help, **meta})
+def opt(default, help: str, *, min: float | None = None, max: float | None = None) -> Any:
+    """A config field: its default, its help text (flag and widget) and its bounds; choices are its `Literal` type."""
+    return Field(default, description=help, ge=min, le=max)
 
 
 def words(name: str) -> str:
@@ -29,63 +33,118 @@ def words(name: str) -> str:
     return name.replace("_", " ")
 
 
-def _coerce(f, value):
-    """The value in the type of the field's default (a hand-edited config.json may hold "3" or 3.0)."""
-    default = f.default
-    what = words(f.name)
-    if default is MISSING or value is None:
-        return value
-    if isinstance(default, bool):
-        numpy_bool = getattr(getattr(value, "dtype", None), "kind", "") == "b"  # neither bool nor Integral
-        if (isinstance(value, (bool, numbers.Integral)) or numpy_bool) and value in (0, 1):
-            return bool(value)
-        raise TMUError(f"{what} must be true or false (got {value!r})")
-    if isinstance(default, int):
-        if isinstance(value, numbers.Integral) and not isinstance(value, bool):
-            return int(value)
-        if isinstance(value, float) and value.is_integer():
-            return int(value)
-        raise TMUError(f"{what} must be a whole number (got {value!r})")
-    if isinstance(default, float):
-        if isinstance(value, numbers.Real) and not isinstance(value, bool):
-            return float(value)
-        raise TMUError(f"{what} must be a number (got {value!r})")
-    if isinstance(default, str):
-        if isinstance(value, str):
-            return value
-        if isinstance(value, numbers.Integral) and not isinstance(value, bool):
-            return str(value)  # a class given as index 3 means "3"
-        raise TMUError(f"{what} must be text (got {value!r})")
-    if isinstance(default, tuple):
-        if isinstance(value, (list, tuple)):
-            return tuple(value)
-        raise TMUError(f"{what} must be a list (got {value!r})")
-    return value
+def _num(value) -> str:
+    return f"{value:g}" if isinstance(value, (int, float)) and not isinstance(value, bool) else repr(value)
 
 
-def check_bounds(obj) -> None:
-    """Coerce every field to its default's type, then enforce the `min`/`max`/`choices` metadata."""
-    for f in fields(obj):
-        value = _coerce(f, getattr(obj, f.name))
-        if value is not getattr(obj, f.name):
-            object.__setattr__(obj, f.name, value)
-        meta = f.metadata
-        if "choices" in meta and value not in meta["choices"]:
-            raise TMUError(
-                f"{words(f.name)} '{value}' is not valid; choose one of: {', '.join(map(str, meta['choices']))}"
-            )
-        if isinstance(value, (int, float)) and not isinstance(value, bool):
-            if isinstance(value, float) and not math.isfinite(value):
-                raise TMUError(f"{words(f.name)} must be a finite number (got {value})")
-            lo, hi = meta.get("min"), meta.get("max")
-            if lo is not None and value < lo:
-                raise TMUError(f"{words(f.name)} must be at least {lo:g} (got {value:g})")
-            if hi is not None and value > hi:
-                raise TMUError(f"{words(f.name)} must be at most {hi:g} (got {value:g})")
+def _error_line(exc: ValidationError, cls: type) -> str:
+    """A pydantic error as one line naming the setting (as flag and widget read it) and what is valid."""
+    errors = exc.errors(include_url=False)
+    extra = [str(e["loc"][-1]) for e in errors if e["type"] == "extra_forbidden"]
+    if extra:
+        owner = _owner(cls, errors[0]["loc"][:-1])
+        valid = ", ".join(sorted(owner.model_fields)) if owner else ""
+        return f"unknown {owner.__name__ if owner else cls.__name__} setting(s) {sorted(extra)}; valid: {valid}"
+    e = errors[0]
+    names = [str(x) for x in e["loc"] if isinstance(x, str)]
+    what = words(names[-1]) if names else cls.__name__
+    kind, ctx, got = e["type"], e.get("ctx") or {}, e.get("input")
+    if kind == "value_error" and "error" in ctx:
+        return str(ctx["error"])
+    if kind == "greater_than_equal":
+        return f"{what} must be at least {_num(ctx['ge'])} (got {_num(got)})"
+    if kind == "less_than_equal":
+        return f"{what} must be at most {_num(ctx['le'])} (got {_num(got)})"
+    if kind == "literal_error":
+        choices = re.findall(r"'([^']*)'", ctx.get("expected", ""))
+        return f"{what} '{got}' is not valid; choose one of: {', '.join(choices)}"
+    if kind.startswith("int_"):
+        leaf = _leaf_at(cls, e["loc"])
+        lo, hi = (leaf.min, leaf.max) if leaf else (None, None)
+        span = f" from {lo:g} to {hi:g}" if lo is not None and hi is not None else ""
+        return f"{what} must be a whole number{span} (got {got!r})"
+    if kind == "finite_number":
+        return f"{what} must be a finite number (got {got})"
+    if kind.startswith("float_"):
+        return f"{what} must be a number (got {got!r})"
+    if kind.startswith("bool_"):
+        return f"{what} must be true or false (got {got!r})"
+    if kind.startswith("string_"):
+        return f"{what} must be text (got {got!r})"
+    if kind.startswith(("tuple_", "list_")):
+        return f"{what} must be a list (got {got!r})"
+    if kind in ("model_type", "model_attributes_type", "dict_type"):
+        return f"the {what} part of the config is damaged (not a JSON object, got {type(got).__name__})"
+    if kind == "missing":
+        return f"{what} is missing"
+    return f"{what}: {e['msg']}"
 
 
-@dataclass(frozen=True)
-class DataConfig:
+def _leaf_at(cls: type, loc: tuple):
+    """The setting at `loc` (section names, then the setting's name), or None."""
+    names = [x for x in loc if isinstance(x, str)]
+    owner = _owner(cls, tuple(names[:-1])) if names else None
+    field = owner.model_fields.get(names[-1]) if owner else None
+    return _leaf(names[-1], field) if field is not None else None
+
+
+def _owner(cls: type, loc: tuple) -> type | None:
+    """The config class at `loc` (a path of section names) below `cls`."""
+    for part in loc:
+        sub = _section_type(cls.model_fields.get(part)) if isinstance(part, str) else None
+        if sub is None:
+            return None
+        cls = sub
+    return cls
+
+
+class Config(BaseModel):
+    """A frozen config: unknown settings refused, numbers finite, bad values one TMUError line.
+
+    `model_copy(update=...)` validates the copy (pydantic's does not), so a copy with a bad value fails as a
+    fresh config would."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid", allow_inf_nan=False, coerce_numbers_to_str=True)
+
+    def __init__(self, **values):
+        try:
+            super().__init__(**values)
+        except ValidationError as exc:
+            raise TMUError(_error_line(exc, type(self))) from None
+
+    @classmethod
+    def from_dict(cls, values):
+        """A config from its JSON form (config.json, a cache key), checked like a fresh one."""
+        if not isinstance(values, dict):
+            raise TMUError(f"the {cls.__name__} part of the config is damaged (not a JSON object)")
+        try:
+            return cls.model_validate(values)
+        except ValidationError as exc:
+            raise TMUError(_error_line(exc, cls)) from None
+
+    def model_copy(self, *, update: dict | None = None, deep: bool = False):
+        if not update:
+            return super().model_copy(deep=deep)
+        return type(self)(**{**{name: getattr(self, name) for name in type(self).model_fields}, **update})
+
+    @model_validator(mode="before")
+    @classmethod
+    def _plain_values(cls, values):
+        """numpy scalars as Python numbers; a bool is no number (True is not a count of 1)."""
+        if not isinstance(values, dict):
+            return values
+        out = dict(values)
+        for name, value in values.items():
+            if type(value).__module__ == "numpy" and hasattr(value, "item") and getattr(value, "ndim", 1) == 0:
+                out[name] = value = value.item()
+            field = cls.model_fields.get(name)
+            if isinstance(value, bool) and field is not None and field.annotation in (int, float, "int", "float"):
+                kind = "whole number" if field.annotation in (int, "int") else "number"
+                raise TMUError(f"{words(name)} must be a {kind} (got {value!r})")
+        return out
+
+
+class DataConfig(Config):
     """Which data, and how it is split into train / aux / test."""
 
     dataset: str = opt("digits", "dataset name (see `python -m tmu_core datasets`)")
@@ -97,17 +156,13 @@ class DataConfig:
     test_fraction: float = opt(0.2, "test share for datasets without an official test split", min=0.05, max=0.5)
     train_per_class: int = opt(0, "use at most this many training images per class (0 = all)", min=0)
 
-    def __post_init__(self):
-        check_bounds(self)
-
 
 MAX_ID = 2**31 - 1  # no data set here has more samples; a larger id would overflow the tensors
 MAX_SEED = 2**32 - 1  # the largest seed numpy accepts
 FRACTION_ERROR = "forget fraction must be below 1 (got {:g}): the class must keep some samples"
 
 
-@dataclass(frozen=True)
-class ForgetSpec:
+class ForgetSpec(Config):
     """The forget set D_f: part of one class, by count, fraction or explicit sample ids."""
 
     forget_class: str = opt(
@@ -119,26 +174,40 @@ class ForgetSpec:
     )
     forget_ids: tuple[int, ...] = opt((), "explicit training sample ids to forget (overrides count/fraction)")
 
-    def __post_init__(self):
-        count, fraction = self.forget_count, self.forget_fraction
-        if isinstance(count, int) and count < 1 and not self.forget_ids and not fraction:
+    @model_validator(mode="before")
+    @classmethod
+    def _size(cls, values):
+        if not isinstance(values, dict):
+            return values
+        count, fraction = values.get("forget_count", 100), values.get("forget_fraction", 0.0)
+        ids = values.get("forget_ids", ())
+        if isinstance(count, int) and not isinstance(count, bool) and count < 1 and not ids and not fraction:
             raise TMUError(f"forget count must be at least 1 (got {count}), or give a forget fraction or forget ids")
-        if isinstance(fraction, numbers.Real) and not isinstance(fraction, bool) and fraction >= 1.0:
+        if isinstance(fraction, (int, float)) and not isinstance(fraction, bool) and fraction >= 1.0:
             raise TMUError(FRACTION_ERROR.format(fraction))  # one message for 1.0 and 1.5 alike
-        check_bounds(self)
-        object.__setattr__(self, "forget_class", str(self.forget_class).strip())
-        if not all(isinstance(i, numbers.Integral) and not isinstance(i, bool) for i in self.forget_ids):
-            raise TMUError(
-                f"forget ids must be whole numbers (sample ids of the training set), got {list(self.forget_ids)[:5]}"
-            )
-        object.__setattr__(self, "forget_ids", tuple(int(i) for i in self.forget_ids))
-        big = [i for i in self.forget_ids if i > MAX_ID]  # a negative id is refused against the data, with its range
+        if isinstance(ids, (list, tuple)) and not all(isinstance(i, int) and not isinstance(i, bool) for i in ids):
+            if not all(type(i).__module__ == "numpy" and float(i).is_integer() for i in ids):
+                raise TMUError(
+                    f"forget ids must be whole numbers (sample ids of the training set), got {list(ids)[:5]}"
+                )
+            values = {**values, "forget_ids": tuple(int(i) for i in ids)}
+        return values
+
+    @field_validator("forget_class")
+    @classmethod
+    def _strip(cls, value: str) -> str:
+        return value.strip()
+
+    @field_validator("forget_ids")
+    @classmethod
+    def _known_ids(cls, ids: tuple[int, ...]) -> tuple[int, ...]:
+        big = [i for i in ids if i > MAX_ID]  # a negative id is refused against the data, with its range
         if big:
             raise TMUError(f"forget ids must be training sample ids; {big[0]} is far beyond any data set's size")
+        return ids
 
 
-@dataclass(frozen=True)
-class TrainConfig:
+class TrainConfig(Config):
     """One training recipe, used for the original, the gold and every from-scratch model."""
 
     model: str = opt("small_cnn", "architecture (see `python -m tmu_core models`)")
@@ -147,25 +216,19 @@ class TrainConfig:
     lr: float = opt(0.05, "initial learning rate (SGD, momentum 0.9)", min=1e-6, max=10.0)
     momentum: float = opt(0.9, "SGD momentum", min=0.0, max=0.999)
     weight_decay: float = opt(5e-4, "weight decay", min=0.0, max=0.1)
-    schedule: str = opt(
-        "cosine",
-        "learning-rate schedule: cosine, or step (/10 at 50% and 75%, as the paper)",
-        choices=("cosine", "step", "constant"),
+    schedule: Literal["cosine", "step", "constant"] = opt(
+        "cosine", "learning-rate schedule: cosine, or step (/10 at 50% and 75%, as the paper)"
     )
-    augment: str = opt(
-        "none", "augmentation: none, flip, crop_flip (pad 4 + crop + flip)", choices=("none", "flip", "crop_flip")
+    augment: Literal["none", "flip", "crop_flip"] = opt(
+        "none", "augmentation: none, flip, crop_flip (pad 4 + crop + flip)"
     )
     label_smoothing: float = opt(0.0, "label smoothing of the cross-entropy", min=0.0, max=0.5)
-
-    def __post_init__(self):
-        check_bounds(self)
 
 
 MAX_GOLD_SEEDS = 20  # each gold is a full retrain on D_r
 
 
-@dataclass(frozen=True)
-class OwnModelConfig:
+class OwnModelConfig(Config):
     """A model the project did not train: its weights, what it saw (train/ aux/ test/ or a CSV manifest), the
     deletion request as files, and an optional gold model. Empty original weights = the project trains its own
     (every other run). Read by `tmu_core.ownmodel`."""
@@ -186,11 +249,10 @@ class OwnModelConfig:
         "your model: a text file of training images to forget, one path per line relative "
         "to train/ (e.g. cat/0001.png); may span several classes",
     )
-    gold: str = opt(
+    gold: Literal["none", "retrain", "weights"] = opt(
         "none",
         "your model: none (train nothing from scratch), retrain (retrain with the project's "
         "recipe, not yours) or weights (--gold-weights)",
-        choices=("none", "retrain", "weights"),
     )
     gold_weights: str = opt(
         "",
@@ -202,10 +264,9 @@ class OwnModelConfig:
         "your model: per-channel mean it subtracts from [0, 1] pixels (default: "
         "what the state dict holds, else the registry's 0.5; a TorchScript model "
         "is given raw [0, 1] pixels unless this is set)",
-        item_type=float,
     )
     input_std: tuple[float, ...] = opt(
-        (), "your model: per-channel std it divides by (default: as --input-mean, the registry's 0.25)", item_type=float
+        (), "your model: per-channel std it divides by (default: as --input-mean, the registry's 0.25)"
     )
     keep_models: bool = opt(
         False,
@@ -213,22 +274,26 @@ class OwnModelConfig:
         "TMU's is always saved (weights/unlearned.pt)",
     )
 
-    def __post_init__(self):
-        check_bounds(self)
+    @model_validator(mode="before")
+    @classmethod
+    def _gold_from_weights(cls, values):
+        if isinstance(values, dict) and values.get("gold_weights"):
+            if values.get("gold") == "retrain":
+                raise TMUError("--gold retrain and --gold-weights both choose the gold model; give one of them")
+            values = {**values, "gold": "weights"}
         for name in ("input_mean", "input_std"):
-            values = getattr(self, name)
-            if not all(isinstance(v, numbers.Real) and not isinstance(v, bool) and math.isfinite(v) for v in values):
-                raise TMUError(f"{words(name)} must be numbers, one per channel (got {list(values)})")
-            object.__setattr__(self, name, tuple(float(v) for v in values))
+            numbers = values.get(name, ()) if isinstance(values, dict) else ()
+            if isinstance(numbers, (list, tuple)) and any(isinstance(v, (bool, str)) for v in numbers):
+                raise TMUError(f"{words(name)} must be numbers, one per channel (got {list(numbers)})")
+        return values
+
+    @model_validator(mode="after")
+    def _consistent(self):
         if any(v <= 0 for v in self.input_std):
             raise TMUError(f"input std must be above 0 (got {list(self.input_std)})")
         if bool(self.input_mean) != bool(self.input_std):
             raise TMUError("give --input-mean and --input-std together (one number per channel each)")
-        if self.gold_weights and self.gold == "retrain":
-            raise TMUError("--gold retrain and --gold-weights both choose the gold model; give one of them")
-        if self.gold_weights:
-            object.__setattr__(self, "gold", "weights")
-        elif self.gold == "weights":
+        if self.gold == "weights" and not self.gold_weights:
             raise TMUError("--gold weights needs --gold-weights FILE (a model you retrained without the forget list)")
         if not self.original_weights:
             given = [
@@ -238,83 +303,140 @@ class OwnModelConfig:
             ] + (["--gold " + self.gold] if self.gold != "none" else [])
             if given:
                 raise TMUError(f"{', '.join(given)} describe your own model: give --original-weights FILE too")
+        return self
 
     @property
     def active(self) -> bool:
         return bool(self.original_weights)
 
 
-@dataclass(frozen=True)
-class RunConfig:
-    """Everything that defines a run: data, forget set, training recipe, methods, seed, device."""
+MethodParams = tuple[tuple[str, tuple[tuple[str, Any], ...]], ...]
+DEVICE_HELP = "auto (CUDA, then MPS, then CPU), cpu, cuda, cuda:N or mps"
 
-    data: DataConfig = field(default_factory=DataConfig)
-    forget: ForgetSpec = field(default_factory=ForgetSpec)
-    train: TrainConfig = field(default_factory=TrainConfig)
-    methods: tuple[str, ...] = ("tmu", "finetune", "neggrad", "randlabel", "badteacher")
-    method_params: tuple[tuple[str, tuple[tuple[str, object], ...]], ...] = ()
-    seed: int = 0
-    device: str = "auto"
-    name: str = ""
-    gold_seeds: int = 1  # K gold models (training seeds differ) for soft truth p_i; 1 = the run's gold alone
-    own: OwnModelConfig = field(default_factory=OwnModelConfig)  # a model the project did not train (tmu_core.ownmodel)
 
-    def __post_init__(self):
-        for part, cls in (
-            ("data", DataConfig),
-            ("forget", ForgetSpec),
-            ("train", TrainConfig),
-            ("own", OwnModelConfig),
-        ):
-            if not isinstance(getattr(self, part), cls):
-                raise TMUError(f"{part} must be a {cls.__name__}, got {type(getattr(self, part)).__name__}")
-        if isinstance(self.seed, float) and self.seed.is_integer():
-            object.__setattr__(self, "seed", int(self.seed))
-        if not isinstance(self.seed, numbers.Integral) or isinstance(self.seed, bool):
-            raise TMUError(f"seed must be a whole number, at least 0 (got {self.seed!r})")
-        object.__setattr__(self, "seed", int(self.seed))
-        if not isinstance(self.device, str) or not isinstance(self.name, str):
-            raise TMUError("device and name must be text")
-        if isinstance(self.methods, str) or not all(isinstance(m, str) for m in self.methods):
-            raise TMUError(f"methods must be a list of method names, got {self.methods!r}")
-        object.__setattr__(self, "methods", tuple(self.methods))
-        if len(set(self.methods)) != len(self.methods):
-            raise TMUError(f"methods listed twice: {', '.join(self.methods)}")
-        if self.device not in ("auto", "cpu", "cuda", "mps") and not re.fullmatch(r"cuda:\d+", self.device):
-            raise TMUError(f"device '{self.device}' is not valid; choose auto, cpu, cuda, cuda:N or mps")
-        if not 0 <= self.seed <= MAX_SEED:
-            raise TMUError(f"seed must be at least 0 and at most {MAX_SEED} (got {self.seed})")
-        k = self.gold_seeds
-        if isinstance(k, bool) or not isinstance(k, numbers.Integral) or not 1 <= k <= MAX_GOLD_SEEDS:
-            raise TMUError(f"gold seeds must be a whole number from 1 to {MAX_GOLD_SEEDS} (got {k!r})")
-        object.__setattr__(self, "gold_seeds", int(k))
+class RunConfig(Config):
+    """Everything that defines a run: data, forget set, training recipe, methods, seed, device; also the schema
+    of a run's stored config.json (`run_config_to_dict` / `run_config_from_dict`)."""
+
+    data: DataConfig = Field(default_factory=DataConfig)
+    forget: ForgetSpec = Field(default_factory=ForgetSpec)
+    train: TrainConfig = Field(default_factory=TrainConfig)
+    methods: tuple[str, ...] = opt(("tmu", "finetune", "neggrad", "randlabel", "badteacher"), "methods to run")
+    # {method: {setting: value}} in config.json; here (method, ((setting, value), ...)) pairs, hashable
+    method_params: MethodParams = opt((), "per-method settings that differ from the method's defaults")
+    seed: int = opt(0, "seed of the split, forget set and training", min=0, max=MAX_SEED)
+    device: str = opt("auto", DEVICE_HELP)
+    name: str = opt("", "a name for the run (part of its id)")
+    gold_seeds: int = opt(
+        1,
+        "K gold models (training seeds differ) for soft truth p_i; 1 = the run's gold alone",
+        min=1,
+        max=MAX_GOLD_SEEDS,
+    )
+    own: OwnModelConfig = Field(default_factory=OwnModelConfig)  # a model the project did not train (tmu_core.ownmodel)
+
+    @model_validator(mode="before")
+    @classmethod
+    def _stored_form(cls, values):
+        """config.json's method_params ({method: {setting: value}}) as pairs; a method named twice is refused."""
+        if not isinstance(values, dict):
+            return values
+        params = values.get("method_params", ())
+        if isinstance(params, dict):
+            if not all(isinstance(p, dict) for p in params.values()):
+                raise TMUError("method_params in the run config is damaged: expected {method: {setting: value}}")
+            values = {**values, "method_params": tuple((m, tuple(sorted(p.items()))) for m, p in params.items())}
+        methods = values.get("methods", ())
+        if isinstance(methods, str) or not isinstance(methods, (list, tuple)):
+            raise TMUError(f"methods must be a list of method names, got {methods!r}")
+        if len(set(map(str, methods))) != len(methods):
+            raise TMUError(f"methods listed twice: {', '.join(map(str, methods))}")
+        return values
+
+    @field_validator("device")
+    @classmethod
+    def _device(cls, device: str) -> str:
+        if device not in ("auto", "cpu", "cuda", "mps") and not re.fullmatch(r"cuda:\d+", device):
+            raise TMUError(
+                f"device '{device}' is not valid; choose {DEVICE_HELP.replace(' (CUDA, then MPS, then CPU)', '')}"
+            )
+        return device
+
+    @field_serializer("method_params")
+    def _params_as_object(self, params: MethodParams) -> dict:
+        return {m: dict(p) for m, p in params}
 
     def params_for(self, method: str) -> dict:
         """The overrides given for one method's config (empty when none)."""
         return dict(dict(self.method_params).get(method, ()))
 
 
-def _section(f) -> type | None:
-    """The dataclass type of a nested section field (one whose default factory is a dataclass), else None."""
-    factory = f.default_factory
-    return factory if factory is not MISSING and is_dataclass(factory) else None
+# ---------------------------------------------------------------- fields as flags and widgets read them
+@dataclass(frozen=True)
+class Leaf:
+    """One setting of a config: its name, default, help text, bounds, choices and item type (for a list)."""
+
+    name: str
+    default: Any
+    help: str
+    min: float | None = None
+    max: float | None = None
+    choices: tuple | None = None
+    item_type: type | None = None
+
+    @property
+    def metadata(self) -> dict:
+        """The help text, bounds, choices and item type that are set, by name."""
+        keys = ("help", "min", "max", "choices", "item_type")
+        return {k: getattr(self, k) for k in keys if getattr(self, k) is not None}
 
 
-def leaf_fields(cls) -> list:
-    """The fields of a config class, nested sections flattened in order; names are unique across sections."""
+def _section_type(field) -> type | None:
+    """The config type of a nested section field, else None."""
+    ann = getattr(field, "annotation", None)
+    return ann if isinstance(ann, type) and issubclass(ann, Config) else None
+
+
+def _leaf(name: str, field) -> Leaf:
+    ann = field.annotation
+    choices = typing.get_args(ann) if typing.get_origin(ann) is Literal else None
+    item = None
+    if typing.get_origin(ann) is tuple:
+        args = typing.get_args(ann)
+        item = args[0] if len(args) == 2 and args[1] is Ellipsis and isinstance(args[0], type) else None
+    bounds = {type(m): m for m in field.metadata}
+    lo, hi = bounds.get(annotated_types.Ge), bounds.get(annotated_types.Le)
+    return Leaf(
+        name,
+        field.get_default(call_default_factory=True),
+        field.description or "",
+        lo.ge if lo else None,
+        hi.le if hi else None,
+        choices,
+        item,
+    )
+
+
+def leaf_fields(cls) -> list[Leaf]:
+    """The settings of a config class, nested sections flattened in order; names are unique across sections."""
     out = []
-    for f in fields(cls):
-        sub = _section(f)
-        out.extend(leaf_fields(sub) if sub else [f])
+    for name, field in cls.model_fields.items():
+        sub = _section_type(field)
+        out.extend(leaf_fields(sub) if sub else [_leaf(name, field)])
     return out
+
+
+def field_info(cls, name: str) -> Leaf:
+    """One setting of config class `cls` (sections searched), by name."""
+    return next(f for f in leaf_fields(cls) if f.name == name)
 
 
 def flatten(obj) -> dict:
     """{leaf name: value} of a (possibly nested) config object."""
     out = {}
-    for f in fields(obj):
-        value = getattr(obj, f.name)
-        out.update(flatten(value) if _section(f) else {f.name: value})
+    for name, field in type(obj).model_fields.items():
+        value = getattr(obj, name)
+        out.update(flatten(value) if _section_type(field) else {name: value})
     return out
 
 
@@ -326,60 +448,24 @@ def with_flat(obj, values: dict):
     if unknown:
         raise TMUError(f"unknown setting(s) {unknown}; valid: {', '.join(sorted(valid))}")
     changes = {}
-    for f in fields(obj):
-        if _section(f):
-            mine = {k: v for k, v in values.items() if k in {g.name for g in leaf_fields(_section(f))}}
+    for name, field in type(obj).model_fields.items():
+        sub = _section_type(field)
+        if sub:
+            mine = {k: v for k, v in values.items() if k in {g.name for g in leaf_fields(sub)}}
             if mine:
-                changes[f.name] = with_flat(getattr(obj, f.name), mine)
-        elif f.name in values:
-            changes[f.name] = values[f.name]
-    return replace(obj, **changes) if changes else obj
+                changes[name] = with_flat(getattr(obj, name), mine)
+        elif name in values:
+            changes[name] = values[name]
+    return obj.model_copy(update=changes) if changes else obj
 
 
 def run_config_to_dict(cfg: RunConfig) -> dict:
     """JSON-ready form of a RunConfig (stored as the run's config.json)."""
-    from dataclasses import asdict
-
-    d = asdict(cfg)
-    d["methods"] = list(cfg.methods)
-    d["method_params"] = {m: dict(p) for m, p in cfg.method_params}
-    d["forget"]["forget_ids"] = list(cfg.forget.forget_ids)
-    d["own"] = {k: list(v) if isinstance(v, tuple) else v for k, v in d["own"].items()}  # as JSON reads it back
-    return d
+    return cfg.model_dump(mode="json")
 
 
 def run_config_from_dict(d: dict) -> RunConfig:
     """Inverse of `run_config_to_dict`; unknown keys are refused with the valid ones named."""
-
-    def build(cls, values):
-        valid = {f.name for f in fields(cls)}
-        if not isinstance(values, dict):
-            raise TMUError(f"the {cls.__name__} part of the config is damaged (not a JSON object)")
-        extra = sorted(set(values) - valid)
-        if extra:
-            raise TMUError(f"unknown {cls.__name__} setting(s) {extra}; valid: {', '.join(sorted(valid))}")
-        return cls(**values)
-
     if not isinstance(d, dict):
         raise TMUError("the run config is damaged (not a JSON object)")
-    d = dict(d)
-    forget = d.get("forget", {})
-    if isinstance(forget, dict):
-        forget = dict(forget)
-        ids = forget.get("forget_ids", ())
-        forget["forget_ids"] = tuple(ids) if isinstance(ids, (list, tuple)) else ids
-    params = d.get("method_params") or {}
-    if not isinstance(params, dict) or not all(isinstance(p, dict) for p in params.values()):
-        raise TMUError("method_params in the run config is damaged: expected {method: {setting: value}}")
-    return build(
-        RunConfig,
-        {
-            **{k: v for k, v in d.items() if k not in ("data", "forget", "train", "methods", "method_params", "own")},
-            "own": build(OwnModelConfig, d.get("own", {})),
-            "data": build(DataConfig, d.get("data", {})),
-            "forget": build(ForgetSpec, forget),
-            "train": build(TrainConfig, d.get("train", {})),
-            "methods": tuple(d.get("methods", RunConfig.methods)),
-            "method_params": tuple((m, tuple(sorted(p.items()))) for m, p in params.items()),
-        },
-    )
+    return RunConfig.from_dict(d)

@@ -19,6 +19,7 @@ Bundle layout (assets/demo/):
 from __future__ import annotations
 
 import json
+import logging
 import os
 import shutil
 import sys
@@ -32,6 +33,8 @@ from . import store
 from .config import DataConfig, ForgetSpec, RunConfig, run_config_to_dict
 from .data.recipes import default_train_config
 from .errors import TMUError
+from .jobs import embedding
+from .jobs.pipeline import execute, start
 from .store.paths import CONFIG, EMBEDDINGS, METRICS, SAMPLES, STATUS, umap_files
 
 BUNDLE = Path(__file__).resolve().parents[1] / "assets" / "demo"
@@ -114,8 +117,6 @@ def _seed_cache(models: Path) -> None:
 def build(bundle: Path = BUNDLE, log=print) -> dict:
     """Run the demo in a fresh temporary run store, compute its UMAP maps and write the bundle. Returns the
     run's metrics."""
-    from .jobs import embedding
-    from .jobs.pipeline import execute, start
 
     with tempfile.TemporaryDirectory() as tmp:
         old = os.environ.get("TMU_RUNS_DIR")
@@ -174,7 +175,6 @@ def build(bundle: Path = BUNDLE, log=print) -> dict:
 
 def main(argv: list[str]) -> int:
     """`python -m tmu_core.demo [BUNDLE_DIR]`: regenerate the demo bundle (assets/demo by default)."""
-    import logging
 
     logging.basicConfig(level=logging.WARNING)
     metrics = build(Path(argv[0]) if argv else BUNDLE)

@@ -1,4 +1,4 @@
-"""Build CLI flags from the config dataclasses and configs back from parsed flags.
+"""Build CLI flags from the config models' fields and configs back from parsed flags.
 
 The same field metadata (help, min, max, choices) drives the dashboard's widgets, so a hyperparameter
 added to a dataclass is reachable from both without further code.
@@ -7,7 +7,6 @@ added to a dataclass is reachable from both without further code.
 from __future__ import annotations
 
 import argparse
-from dataclasses import MISSING, is_dataclass, replace
 
 from .config import leaf_fields
 
@@ -20,23 +19,15 @@ def dest_name(prefix: str, name: str) -> str:
     return ((f"{prefix}_" if prefix else "") + name).replace("-", "_")
 
 
-def _default(f):
-    if f.default is not MISSING:
-        return f.default
-    if f.default_factory is not MISSING:  # type: ignore[misc]
-        return f.default_factory()  # type: ignore[misc]
-    return None
-
-
 def add_config_args(
     parser: argparse.ArgumentParser, cls, prefix: str = "", skip: tuple[str, ...] = (), title: str | None = None
 ) -> None:
-    """One flag per (leaf) field of dataclass `cls`; every flag defaults to None (= keep the config's value)."""
+    """One flag per (leaf) field of config class `cls`; every flag defaults to None (= keep the config's value)."""
     group = parser.add_argument_group(title or cls.__name__)
     for f in leaf_fields(cls):
-        if f.name in skip or is_dataclass(_default(f)):
+        if f.name in skip:
             continue
-        default = _default(f)
+        default = f.default
         meta = f.metadata
         # argparse %-formats help texts: a literal '%' (e.g. "50%") must be doubled or --help crashes
         help_text = f"{meta.get('help', '')} (default: {default!r})".replace("%", "%%")
@@ -64,6 +55,6 @@ def given(args: argparse.Namespace, cls, prefix: str = "") -> dict:
 
 
 def config_from_args(args: argparse.Namespace, cls, base=None, prefix: str = ""):
-    """`base` (or the class defaults) with the user's flags applied; validation runs in __post_init__."""
+    """`base` (or the class defaults) with the user's flags applied, validated (a bad value is a TMUError)."""
     values = given(args, cls, prefix)
-    return replace(base, **values) if base is not None else cls(**values)
+    return base.model_copy(update=values) if base is not None else cls(**values)

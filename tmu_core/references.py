@@ -12,7 +12,7 @@ import hashlib
 import json
 import logging
 import time
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 
 import numpy as np
 import torch
@@ -40,7 +40,7 @@ def _data_identity(data_cfg: DataConfig) -> dict:
     """The data section as the cache key sees it: a data folder by its absolute path, so that `../x` typed in
     another working folder is another key, and `../x` and the same folder typed absolutely (as a sweep passes
     it to its runs) are one."""
-    data = asdict(data_cfg)
+    data = data_cfg.model_dump()
     if data["data_root"]:
         data["data_root"] = str(user_path(data["data_root"]).resolve())
     return data
@@ -51,7 +51,7 @@ def cache_key(kind: str, data_cfg: DataConfig, train_cfg: TrainConfig, seed: int
         {
             "kind": kind,
             "data": _data_identity(data_cfg),
-            "train": asdict(train_cfg),
+            "train": train_cfg.model_dump(),
             "seed": seed,
             "ids": hashlib.sha256(np.asarray(ids, dtype=np.int64).tobytes()).hexdigest(),
         },

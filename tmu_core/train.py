@@ -11,6 +11,7 @@ import logging
 import math
 import os
 import random
+import time
 from collections.abc import Callable
 from dataclasses import dataclass
 
@@ -21,7 +22,7 @@ import torch.nn.functional as F
 
 from .config import TrainConfig
 from .data import to_float
-from .errors import check_finite
+from .errors import TMUError, check_finite
 
 log = logging.getLogger(__name__)
 
@@ -51,8 +52,6 @@ def pick_device(preference: str = "auto") -> torch.device:
             return torch.device("mps")
         return torch.device("cpu")
     if preference.startswith("cuda"):
-        from .errors import TMUError
-
         if not torch.cuda.is_available():
             raise TMUError(f"device '{preference}' was asked for but no CUDA GPU is available; use auto or cpu")
         index = preference.partition(":")[2]
@@ -62,8 +61,6 @@ def pick_device(preference: str = "auto") -> torch.device:
                 f"device '{preference}' is not valid: this machine has {count} CUDA GPU(s), cuda:0..cuda:{count - 1}"
             )
     if preference == "mps" and not (getattr(torch.backends, "mps", None) and torch.backends.mps.is_available()):
-        from .errors import TMUError
-
         raise TMUError("device 'mps' was asked for but Apple MPS is not available; use auto or cpu")
     return torch.device(preference)
 
@@ -149,7 +146,6 @@ def fit(
     early stop by `done_when`, the epoch it stopped in counts), "steps": optimizer steps taken, "steps_per_epoch",
     "seconds": wall time}.
     """
-    import time
 
     t0 = time.perf_counter()
     model.to(device).train()

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import json
 import threading
-from dataclasses import asdict
 
 import pandas as pd
 import streamlit as st
@@ -19,6 +18,7 @@ from tmu_core.config import DataConfig, ForgetSpec, TrainConfig
 from tmu_core.data import Dataset, load_dataset
 from tmu_core.jobs import embedding, preview
 from tmu_core.store.schema import MetricsFile
+from tmu_core.train import pick_device
 
 from .images import FRAME, data_urls
 
@@ -28,14 +28,12 @@ def root() -> str:
 
 
 def as_json(cfg) -> str:
-    """A config dataclass as a stable string: a cache key, and the way back with DataConfig(**json.loads)."""
-    return json.dumps(asdict(cfg), sort_keys=True)
+    """A config as a stable string: a cache key, and the way back with DataConfig(**json.loads)."""
+    return json.dumps(cfg.model_dump(mode="json"), sort_keys=True)
 
 
 @st.cache_resource(show_spinner=False)
 def device() -> str:
-    from tmu_core.train import pick_device
-
     return str(pick_device())
 
 

@@ -8,18 +8,19 @@ one-line refusal is shown as it is. No tensor maths here.
 
 from __future__ import annotations
 
-from dataclasses import fields, replace
-
+import pandas as pd
 import streamlit as st
 
 from tmu_core import store
-from tmu_core.config import DataConfig, OwnModelConfig, RunConfig
+from tmu_core.config import DataConfig, OwnModelConfig, RunConfig, field_info, leaf_fields
 from tmu_core.data.recipes import default_train_config
 from tmu_core.errors import TMUError
+from tmu_core.jobs import launch
 from tmu_core.methods import primary_method
 from tmu_core.models import MODELS
+from tmu_core.store.io import WEIGHTS_LIMIT
 from tmu_core.store.schema import MetricsFile
-from ui import widgets
+from ui import nav, state, widgets
 from ui.text import plain
 
 PREFIX = "own_"
@@ -32,10 +33,6 @@ UPLOADS = {
 # (None: the server's server.maxUploadSize); a larger one is refused and never written.
 UPLOAD_MB = {"original_weights": None, "gold_weights": None, "forget_list": 16}
 PATH_FIELDS = ("original_weights", "gold_weights", "forget_list", "manifest")
-PAGE_NEEDS = (
-    "the project's own original and gold models of one class (the gold model and the stored per-sample "
-    "table and activations of a benchmark run)"
-)
 
 
 OWN_ABSENT = {  # why a cell of the own-model tables reads "—"
@@ -64,8 +61,6 @@ def _created() -> set:
 def uploaded(name: str) -> str | None:
     """The server path of a file uploaded for field `name` (kept in the run store), or None. A file over the
     field's limit is refused before it is stored."""
-    from tmu_core.store.io import WEIGHTS_LIMIT
-
     generation = st.session_state.setdefault(PREFIX + "upload_generation", 0)
     mb = UPLOAD_MB[name]
     up = st.file_uploader(
@@ -108,7 +103,7 @@ def discard_refused(values: dict) -> None:
 def own_inputs() -> dict:
     """One widget per OwnModelConfig field (tuples as typed numbers, a file upload beside the weights and the
     forget list) in two columns (LEFT, RIGHT); returns {field: value}."""
-    by_name = {f.name: f for f in fields(OwnModelConfig)}
+    by_name = {f.name: f for f in leaf_fields(OwnModelConfig)}
     rest = tuple(n for n in by_name if n not in LEFT + RIGHT + CLI_ONLY)
     out = {}
     for col, names in zip(st.columns(2), (LEFT + rest, RIGHT)):
@@ -148,7 +143,7 @@ def run_config(values: dict, data_root: str, image_size: int, model: str, seed: 
             store.uploads.check_readable(getattr(own, name), name.replace("_", " "))
     return RunConfig(
         data=DataConfig(dataset="imagefolder", data_root=data_root.strip(), image_size=image_size),
-        train=replace(default_train_config("imagefolder"), model=model),
+        train=default_train_config("imagefolder").model_copy(update={"model": model}),
         methods=(primary_method(),),
         seed=seed,
         own=own,
@@ -158,9 +153,6 @@ def run_config(values: dict, data_root: str, image_size: int, model: str, seed: 
 def entry() -> bool:
     """The "Your model" entry: paths on the server, checked and launched in the background. True right after a
     launch from it (the page below, about the project's own forget set, then holds back its warnings)."""
-    from tmu_core.jobs import launch
-    from ui import nav, state
-
     store.uploads.expire()  # old uploads go even when nobody uploads again
     with st.expander(
         "Your model: TMU on a model you trained, with your own list of files to forget (no gold retrain needed)",
@@ -186,7 +178,7 @@ def entry() -> bool:
                 max_value=256,
                 value=32,
                 key=PREFIX + "image_size",
-                help=DataConfig.__dataclass_fields__["image_size"].metadata["help"],
+                help=field_info(DataConfig, "image_size").help,
             )
         )
         models = MODELS.names()
@@ -207,29 +199,8 @@ def entry() -> bool:
     return False
 
 
-def explain_page(run_id: str, metrics: MetricsFile) -> None:
-    """On a page that needs the project's own reference models: say why it is empty for a run on the user's model."""
-    from ui import nav
-
-    gold = metrics.own.gold
-    why = (
-        "it ran with gold none (no retrain, by design), so nothing can be compared with a retrain"
-        if gold == "none"
-        else "its models are yours, and this page reads the stored tables of a benchmark run"
-    )
-    st.info(
-        f"Run `{run_id}` is a run on your own model: {why}. This page shows runs with {PAGE_NEEDS}. "
-        "The Run page shows this run: the easy/hard split per class, the audit table and the unlearned model.",
-        icon=":material/info:",
-    )
-    nav.link("run", "Go to the Run page")
-    st.stop()
-
-
 def result_panel(run, metrics: MetricsFile) -> None:
     """A finished run on the user's model: its readouts, TMU's split per class, warnings, files."""
-    import pandas as pd
-
     own = metrics.own
     card = st.container(border=True, key="own_result")
     card.markdown(

@@ -8,7 +8,6 @@ Every accessor sets its default with `session_state.setdefault`, so each page al
 from __future__ import annotations
 
 import copy
-from dataclasses import replace
 
 import streamlit as st
 
@@ -18,7 +17,9 @@ from tmu_core.data import class_ref
 from tmu_core.data.recipes import default_train_config
 from tmu_core.errors import TMUError
 from tmu_core.store.schema import MetricsFile
+from ui import cache, nav, tables
 from ui.text import plain
+from ui.widgets import widget_words
 
 RUN = "run_id"
 DRAFT = "draft"
@@ -98,12 +99,15 @@ def draft_to_url(d: dict) -> None:
         st.query_params[URL_DRAFT] = text
 
 
+AUX_FRACTION = DataConfig().aux_fraction
+
+
 def draft() -> dict:
     if DRAFT not in st.session_state:
         st.session_state[DRAFT] = draft_from_url()
     d = st.session_state[DRAFT]
     d.setdefault("data_root", "")  # a draft from before the data folder existed
-    d.setdefault("aux_fraction", DataConfig.aux_fraction)
+    d.setdefault("aux_fraction", AUX_FRACTION)
     d.setdefault("gold_seeds", 1)
     return d
 
@@ -111,9 +115,7 @@ def draft() -> dict:
 def data_config(d: dict) -> DataConfig:
     """The draft's DataConfig; the data folder counts only for datasets that read files."""
     root = "" if d["dataset"] in BUNDLED else str(d.get("data_root") or "").strip()
-    return DataConfig(
-        dataset=d["dataset"], data_root=root, aux_fraction=float(d.get("aux_fraction", DataConfig.aux_fraction))
-    )
+    return DataConfig(dataset=d["dataset"], data_root=root, aux_fraction=float(d.get("aux_fraction", AUX_FRACTION)))
 
 
 def describe(d: dict) -> str:
@@ -126,7 +128,7 @@ def describe(d: dict) -> str:
     folder = f" · data folder {plain(d['data_root'])}" if d.get("data_root") and d["dataset"] not in BUNDLED else ""
     extra = "".join(
         [
-            f" · aux fraction {d['aux_fraction']:g}" if d.get("aux_fraction", 0.1) != DataConfig.aux_fraction else "",
+            f" · aux fraction {d['aux_fraction']:g}" if d.get("aux_fraction", 0.1) != AUX_FRACTION else "",
             f" · {d['gold_seeds']} gold models" if d.get("gold_seeds", 1) > 1 else "",
         ]
     )
@@ -169,8 +171,6 @@ def draft_error() -> dict | None:
 
 def ui_message(text: str) -> str:
     """A core message (written for the CLI) worded for the dashboard: the --data-root flag is the Data folder field."""
-    from ui.widgets import widget_words
-
     return widget_words(
         str(text)
         .replace("pass --data-root DIR", "enter its folder in the Data folder field")
@@ -198,13 +198,13 @@ def forget_spec(d: dict) -> ForgetSpec:
 
 
 def train_config(d: dict, overrides: dict | None = None):
-    return replace(default_train_config(d["dataset"]), model=d["model"], **(overrides or {}))
+    return default_train_config(d["dataset"]).model_copy(update={"model": d["model"], **(overrides or {})})
 
 
 def run_config(
     d: dict, train_overrides: dict | None = None, methods=None, method_params: dict | None = None, name: str = ""
 ) -> RunConfig:
-    """A RunConfig from the draft and the Run page's settings (validated by the dataclasses)."""
+    """A RunConfig from the draft and the Run page's settings (validated by the config models)."""
     if d["mode"] == "hand-pick" and not d["ids"]:
         raise TMUError("no samples picked: select images in the Forget set page's gallery, or choose by count")
     if methods is not None and not list(methods):
@@ -272,8 +272,6 @@ def selected_run_id(infos: list[store.RunInfo] | None = None) -> str | None:
 
 def require_complete_run() -> store.Run:
     """The selected run when it is complete; otherwise say why, link to the Run page and stop the page."""
-    from ui import nav
-
     run_id = selected_run_id()
     if run_id is None:
         st.info(
@@ -296,12 +294,33 @@ def require_complete_run() -> store.Run:
         nav.link("run", "Go to the Run page")
         st.stop()
     run = store.open_run(run_id)
-    from ui import cache, own_model
-
     metrics = cache.metrics(cache.root(), run_id)
-    if own_model.is_own(metrics):  # a run on the user's own model: its results are on the Run page
-        own_model.explain_page(run_id, metrics)
+    if metrics.own is not None:  # a run on the user's own model: its results are on the Run page
+        _explain_own_run(run_id, metrics)
     return run
+
+
+OWN_PAGE_NEEDS = (
+    "the project's own original and gold models of one class (the gold model and the stored per-sample "
+    "table and activations of a benchmark run)"
+)
+
+
+def _explain_own_run(run_id: str, metrics: MetricsFile) -> None:
+    """On a page that needs the project's own reference models: say why it is empty for a run on the user's model."""
+    gold = metrics.own.gold
+    why = (
+        "it ran with gold none (no retrain, by design), so nothing can be compared with a retrain"
+        if gold == "none"
+        else "its models are yours, and this page reads the stored tables of a benchmark run"
+    )
+    st.info(
+        f"Run `{run_id}` is a run on your own model: {why}. This page shows runs with {OWN_PAGE_NEEDS}. "
+        "The Run page shows this run: the easy/hard split per class, the audit table and the unlearned model.",
+        icon=":material/info:",
+    )
+    nav.link("run", "Go to the Run page")
+    st.stop()
 
 
 POLL_SECONDS = 2.0
@@ -324,8 +343,6 @@ def _wait_for(run_id: str) -> None:
 def require_tmu_results(missing: str, fold: bool = False):
     """(run, metrics, samples) of the selected complete run when it includes TMU; otherwise say so and stop.
     `fold`: its thin-evidence warnings in one line (presentation mode). metrics: the store's typed MetricsFile."""
-    from ui import cache, tables
-
     run = require_complete_run()
     metrics = cache.metrics(cache.root(), run.id)
     if tables.tmu_summary(metrics) is None:
@@ -337,8 +354,6 @@ def require_tmu_results(missing: str, fold: bool = False):
 
 def run_samples(run: store.Run):
     """The run's per-sample table with its images; a table whose ids do not fit the data is said, and the page stops."""
-    from ui import cache
-
     try:
         return cache.samples(cache.root(), run.id)
     except TMUError as exc:
@@ -349,8 +364,6 @@ def run_samples(run: store.Run):
 def show_evidence_warnings(metrics: MetricsFile, fold: bool = False) -> None:
     """TMU's thin-evidence warnings (a tiny or capped twin, no hard example, an adapted setting), in plain words;
     `fold`: one line that opens to show them."""
-    from ui import tables
-
     tmu = tables.tmu_summary(metrics)
     texts = [ui_message(t) for t in (tmu.warnings if tmu else [])]
     if fold and texts:

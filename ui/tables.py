@@ -6,6 +6,8 @@ Inputs are the run store's files as tmu_core reads them back: metrics.json as th
 
 from __future__ import annotations
 
+import time
+
 import numpy as np
 import pandas as pd
 
@@ -536,8 +538,6 @@ def progress_text(status: RunStatus) -> str:
     started, eta = status.started, status.eta_seconds
     times = []
     if started is not None and status.state == "running":
-        import time
-
         times.append(f"{duration(time.time() - started)} so far")
     if eta is not None and status.state == "running":
         times.append(f"about {duration(eta)} left")

@@ -1,13 +1,14 @@
-"""Widgets built from the config dataclasses' field metadata (help, min, max, choices).
+"""Widgets built from the config models' fields (help, min, max, choices).
 
 The CLI builds its flags from the same metadata (tmu_core.options), so a setting added to a config is
-reachable from both. Validation stays in the dataclasses: the page builds the config and shows the
+reachable from both. Validation stays in the config models: the page builds the config and shows the
 TMUError of a bad combination.
 """
 
 from __future__ import annotations
 
 import re
+from math import floor, log10
 
 import streamlit as st
 
@@ -45,7 +46,7 @@ def widget_words(text) -> str:
 
 
 def field_input(f, default, key: str):
-    """One widget for a dataclass field; its value starts at `default` (set once per page visit)."""
+    """One widget for a config field (tmu_core.config.Leaf); its value starts at `default` (set once per page visit)."""
     meta = f.metadata
     label = f.name.replace("_", " ")
     helptext = widget_words(meta["help"]) if meta.get("help") else None
@@ -91,8 +92,6 @@ def _step(value: float) -> float:
     """A step of about a tenth of the value's magnitude (0.01 for lr 0.05, 0.1 for 3.0)."""
     if value == 0:
         return 0.01
-    from math import floor, log10
-
     return 10.0 ** (floor(log10(abs(value))) - 1) if abs(value) < 1 else 10.0 ** floor(log10(abs(value))) / 10
 
 
@@ -100,7 +99,7 @@ def config_inputs(base, prefix: str, skip: tuple[str, ...] = (), columns: int = 
     """Widgets for every field of the config object `base` (in `columns` columns); returns the overrides.
 
     Args:
-        base: a config dataclass instance holding the defaults (e.g. a dataset's recipe).
+        base: a config instance holding the defaults (e.g. a dataset's recipe).
         prefix: widget key prefix, unique per page and per base (e.g. "run_train_digits_").
     Returns: {field: value} for the fields whose value differs from `base`.
     """

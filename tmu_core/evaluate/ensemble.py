@@ -23,6 +23,8 @@ from __future__ import annotations
 
 import numpy as np
 
+from ..train import predict
+
 
 def p_right(correct: np.ndarray) -> np.ndarray:
     """(K, n) 0/1 correctness of K golds -> (n,) share of golds right per sample."""
@@ -99,7 +101,6 @@ def soft_scores(pred_easy: np.ndarray, p_easy: np.ndarray, p: np.ndarray) -> dic
 def gold_correctness(ev, gold_logits: dict, extra_golds: list) -> tuple[np.ndarray, list[float]]:
     """(K, |D_f|) 0/1 correctness of the run's gold (its logits) and the extra golds on D_f, and each
     gold's A_f (percent). `ev` is the run's Evaluator."""
-    from ..train import predict
 
     x, y = ev.sets["forget"]
     logits = [gold_logits["forget"]] + [predict(m, x, ev.device) for m in extra_golds]

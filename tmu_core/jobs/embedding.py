@@ -21,6 +21,7 @@ import numpy as np
 
 from .. import store
 from ..errors import TMUError
+from .launch import spawn
 
 log = logging.getLogger(__name__)
 
@@ -142,7 +143,6 @@ def job_status(run: store.Run, model: str) -> dict:
 def start(run: store.Run, model: str | list[str]) -> int:
     """Compute the map of `model` (or of several, one after another in one process, so numba's kernels are
     loaded once) in a background process; returns its pid."""
-    from .launch import spawn
 
     models = [model] if isinstance(model, str) else list(model)
     for m in models:
@@ -160,7 +160,6 @@ def warm() -> int | None:
     """Compile UMAP's kernels into the run store's cache in a background process, unless they are there; the
     dashboard calls it once at start, so the first map a user asks for loads them (pid, or None: nothing to do).
     TMU_NO_WARMUP=1 turns it off (the test suite, which shares two cores)."""
-    from .launch import spawn
 
     if os.environ.get("TMU_NO_WARMUP") == "1" or store.compiled_code_ready():
         return None

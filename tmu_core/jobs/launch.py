@@ -23,6 +23,7 @@ from pathlib import Path
 from .. import store
 from ..config import RunConfig
 from ..errors import TMUError
+from .pipeline import start
 
 # Children of this process: polled now and then so finished ones do not linger as zombies.
 _children: list[subprocess.Popen] = []
@@ -109,7 +110,6 @@ def resume(run: store.Run) -> int:
 
 def start_run(cfg: RunConfig) -> store.Run:
     """Validate `cfg`, create its run folder and execute it in the background (on Ray when TMU_RAY_ADDRESS is set)."""
-    from .pipeline import start
 
     run = start(cfg)
     launch(run)

@@ -15,9 +15,10 @@ import torch
 from .. import store
 from ..config import DataConfig, ForgetSpec, TrainConfig
 from ..data import Dataset, resolve_forget
-from ..methods import method_config
-from ..references import reference_key
+from ..methods import method_config, primary_method
+from ..references import new_model, reference_key
 from ..tmu.twin import build_aux
+from ..train import predict
 
 
 @dataclass(frozen=True)
@@ -45,7 +46,6 @@ def forget_preview(
     Args:
         tmu_settings: overrides of TMU's config (aux_scale, aux_max_factor); its dataset defaults otherwise.
     """
-    from ..methods import primary_method
 
     forget = resolve_forget(data, spec, seed)
     twin = method_config(primary_method(), data_cfg.dataset, tmu_settings or {}).twin
@@ -90,8 +90,6 @@ def aux_pool_misses(
     """How many of the class's aux pool images the cached original model gets wrong: the twin's hard examples
     before any augmentation (an augmented copy of an easy image is rarely hard). None while the original is not
     in the model cache (it is trained at the start of the run)."""
-    from ..references import new_model
-    from ..train import predict
 
     path = store.model_cache_file(reference_key("original", data_cfg, train_cfg, seed, data.train_ids))
     if not path.exists():

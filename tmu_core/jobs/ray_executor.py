@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import logging
 import os
+import re
 import socket
 import sys
 import time
@@ -21,7 +22,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from .. import store
-from ..config import RunConfig
+from ..config import RunConfig, run_config_from_dict
 from ..errors import TMUError
 from ..train import Progress
 from .pipeline import execute, failure, start
@@ -111,7 +112,6 @@ def probe(address: str, timeout: float | None = None) -> None:
     """Raise TMUError in one line unless something accepts connections at `address` ("HOST:PORT" or
     "ray://HOST:PORT") within `timeout` seconds (TMU_RAY_CONNECT_TIMEOUT, default 10). "auto" and other forms
     are left to Ray."""
-    import re
 
     m = re.fullmatch(r"(?:ray://)?\[?([^\[\]]+?)\]?:(\d{1,5})", address.strip())
     if not m:
@@ -340,7 +340,6 @@ def run_one(run_id: str, address: str) -> int:
 
 
 def _config_of(run: store.Run) -> RunConfig:
-    from ..config import run_config_from_dict
 
     return run_config_from_dict(run.config())
 

@@ -14,7 +14,6 @@ import datetime as _dt
 import platform
 from collections import Counter
 from collections.abc import Callable, Sequence
-from dataclasses import replace
 
 import pandas as pd
 
@@ -72,10 +71,10 @@ def plan(
     for seed in seeds:
         for n in forget_counts:
             for c in classes:
-                forget = replace(
-                    cfg.forget, forget_class=class_ref(c), forget_count=n
-                )  # the index, never re-read as a name
-                out.append(replace(cfg, seed=seed, forget=forget, name=f"{sweep_id}-c{c}-n{n}-s{seed}"))
+                # the class as its index, never re-read as a name
+                forget = cfg.forget.model_copy(update={"forget_class": class_ref(c), "forget_count": n})
+                name = f"{sweep_id}-c{c}-n{n}-s{seed}"
+                out.append(cfg.model_copy(update={"seed": seed, "forget": forget, "name": name}))
     return out
 
 

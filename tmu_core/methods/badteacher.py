@@ -36,12 +36,11 @@ over-forgetting, and the method is kept as its authors wrote it.
 from __future__ import annotations
 
 import copy
-from dataclasses import dataclass
 
 import torch
 import torch.nn.functional as F
 
-from ..config import check_bounds, opt
+from ..config import Config, opt
 from ..data import to_float
 from ..errors import check_finite
 from ..references import new_model
@@ -50,8 +49,7 @@ from .loop import end_epoch, retain_forget_tensors
 from .registry import Display, Method, MethodResult, register
 
 
-@dataclass(frozen=True)
-class BadTeacherConfig:
+class BadTeacherConfig(Config):
     """Student-teacher unlearning at the authors' setting: Adam 1e-4, one epoch, T = 1, 30% of D_r, batch 256."""
 
     epochs: int = opt(1, "passes over the pool (the retain sample and all of D_f)", min=1, max=200)
@@ -59,9 +57,6 @@ class BadTeacherConfig:
     batch_size: int = opt(256, "samples per step, drawn from the shuffled pool", min=2, max=4096)
     retain_fraction: float = opt(0.3, "share of D_r in the pool (drawn once)", min=0.01, max=1.0)
     temperature: float = opt(1.0, "distillation temperature", min=0.1, max=20.0)
-
-    def __post_init__(self):
-        check_bounds(self)
 
 
 def kl_to(student_logits: torch.Tensor, teacher_logits: torch.Tensor, t: float) -> torch.Tensor:

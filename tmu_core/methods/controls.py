@@ -17,6 +17,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from ..config import with_flat
 from ..evaluate import metrics as M
 from ..tmu import method as tmu_method
 from ..tmu.config import TMUConfig, UnlearnConfig, dataset_defaults
@@ -46,7 +47,6 @@ def tmu_hard_count(task, device) -> int:
     rep = task.earlier.get("tmu")
     if rep is not None:
         return int(len(rep.forget_pred) - rep.forget_pred.sum())
-    from ..config import with_flat
 
     cfg = with_flat(TMUConfig(), dataset_defaults(task.data_cfg.dataset))
     pred = tmu_method.predict_easy_hard(task, cfg, device, tmu_method.StageClock(task, None)).split.pred_f

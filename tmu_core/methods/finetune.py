@@ -4,13 +4,10 @@ No forget data enters the loss, so the weighting is moot."""
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-
 from .loop import LoopConfig, ce_sum, retain_forget_tensors, unlearn_loop
 from .registry import Display, Method, MethodResult, register
 
 
-@dataclass(frozen=True)
 class FinetuneConfig(LoopConfig):
     """Fine-tuning: the shared loop with retain loss only."""
 

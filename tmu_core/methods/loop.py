@@ -17,12 +17,13 @@ import copy
 import math
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from typing import Literal
 
 import numpy as np
 import torch
 import torch.nn as nn
 
-from ..config import DataConfig, TrainConfig, check_bounds, opt
+from ..config import Config, DataConfig, TrainConfig, opt
 from ..data import Dataset, ForgetSet, to_float
 from ..errors import check_finite
 from ..train import Progress, ProgressFn, autocast, generator, make_optimizer, make_schedule, on_device
@@ -47,24 +48,19 @@ class UnlearnTask:
         return self.forget.remain_ids(self.data)
 
 
-@dataclass(frozen=True)
-class LoopConfig:
+class LoopConfig(Config):
     """Settings of the shared unlearning loop (embedded in each method's config)."""
 
     epochs: int = opt(3, "passes over the replayed retain share", min=1, max=200)
     lr: float = opt(0.01, "initial learning rate", min=1e-6, max=1.0)
     batch_size: int = opt(64, "retain samples per step (the forget samples of a step come on top)", min=2, max=4096)
     retain_fraction: float = opt(0.3, "share of D_r replayed per epoch", min=0.01, max=1.0)
-    weighting: str = opt(
+    weighting: Literal["separate", "pooled"] = opt(
         "separate",
         "loss weighting: separate (mean of each half, added) or pooled (one mean over every sample of the batch)",
-        choices=("separate", "pooled"),
     )
-    optimizer: str = opt("sgd", "sgd (momentum 0.9, weight decay 5e-4) or adam", choices=("sgd", "adam"))
-    schedule: str = opt("cosine", "learning-rate schedule over the steps", choices=("cosine", "constant"))
-
-    def __post_init__(self):
-        check_bounds(self)
+    optimizer: Literal["sgd", "adam"] = opt("sgd", "sgd (momentum 0.9, weight decay 5e-4) or adam")
+    schedule: Literal["cosine", "constant"] = opt("cosine", "learning-rate schedule over the steps")
 
 
 # loss(logits_r, y_r, logits_f, t_f, x_r, x_f) -> (retain sum, forget sum) of per-sample losses: the logits,
@@ -185,3 +181,11 @@ def ce_sum(logits: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
     if len(y) == 0:
         return logits.sum() * 0.0
     return nn.functional.cross_entropy(logits, y, reduction="sum")
+
+
+def ascent_term(logits: torch.Tensor, y: torch.Tensor, cap: float) -> torch.Tensor:
+    """Minus the summed forget loss, clamped per sample so the gradient vanishes past `cap` (negative gradient:
+    the NG baseline and TMU's neggrad mechanism)."""
+    if len(y) == 0:
+        return logits.sum() * 0.0
+    return -nn.functional.cross_entropy(logits, y, reduction="none").clamp(max=cap).sum()

@@ -8,17 +8,11 @@ weighs about a retain batch. Pooled, D_f would be under 1% of the loss and NG wo
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-
-import torch
-import torch.nn.functional as F
-
 from ..config import opt
-from .loop import LoopConfig, ce_sum, retain_forget_tensors, unlearn_loop
+from .loop import LoopConfig, ascent_term, ce_sum, retain_forget_tensors, unlearn_loop
 from .registry import Display, Method, MethodResult, register
 
 
-@dataclass(frozen=True)
 class NegGradConfig(LoopConfig):
     """Negative gradient on D_f + cross-entropy on replayed D_r."""
 
@@ -26,13 +20,6 @@ class NegGradConfig(LoopConfig):
     max_forget_loss: float = opt(
         5.0, "the ascent stops pushing a sample once its loss exceeds this", min=0.1, max=100.0
     )
-
-
-def ascent_term(logits: torch.Tensor, y: torch.Tensor, cap: float) -> torch.Tensor:
-    """Minus the summed forget loss, clamped per sample so the gradient vanishes past `cap`."""
-    if len(y) == 0:
-        return logits.sum() * 0.0
-    return -F.cross_entropy(logits, y, reduction="none").clamp(max=cap).sum()
 
 
 def run(task, cfg: NegGradConfig, device, progress=None):

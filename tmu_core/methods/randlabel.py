@@ -7,14 +7,11 @@ term are each a mean over their own samples ("separate").
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-
 from ..train import generator
 from .loop import LoopConfig, ce_sum, random_wrong_labels, retain_forget_tensors, unlearn_loop
 from .registry import Display, Method, MethodResult, register
 
 
-@dataclass(frozen=True)
 class RandLabelConfig(LoopConfig):
     """Random wrong labels on D_f (drawn anew each step) + cross-entropy on replayed D_r."""
 

@@ -45,12 +45,11 @@ seeds 0-2; M_o 91): with labels drawn over all classes and ten full passes over 
 from __future__ import annotations
 
 import copy
-from dataclasses import dataclass
 
 import torch
 import torch.nn.functional as F
 
-from ..config import check_bounds, opt
+from ..config import Config, opt
 from ..data import to_float
 from ..errors import check_finite
 from ..train import augment, autocast, generator, on_device
@@ -60,8 +59,7 @@ from .registry import Display, Method, MethodResult, register
 MOMENTUM, WEIGHT_DECAY = 0.9, 5e-4  # their arg_parser defaults
 
 
-@dataclass(frozen=True)
-class SalUnConfig:
+class SalUnConfig(Config):
     """SalUn: the share of weights it may update, then random-label steps on D_f and true-label steps on D_r."""
 
     epochs: int = opt(10, "epochs (each: a pass over D_f with random labels, then a pass over D_r)", min=1, max=200)
@@ -78,9 +76,6 @@ class SalUnConfig:
         min=0,
         max=50,
     )
-
-    def __post_init__(self):
-        check_bounds(self)
 
 
 def saliency_mask(

@@ -18,7 +18,6 @@ ResNet/All-CNN on CIFAR-10; a batch of one sample is skipped (batch norm cannot 
 from __future__ import annotations
 
 import copy
-from dataclasses import dataclass
 
 import torch
 import torch.nn.functional as F
@@ -30,7 +29,6 @@ from .loop import LoopConfig, end_epoch, loop_optimizer, retain_forget_tensors
 from .registry import Display, Method, MethodResult, register
 
 
-@dataclass(frozen=True)
 class ScrubConfig(LoopConfig):
     """SCRUB's settings (the loop's weighting field is unused: its two passes are separate by design)."""
 

@@ -12,10 +12,13 @@
 
 from __future__ import annotations
 
+import hashlib
 import os
+import re
 from pathlib import Path
 
-from .io import ensure_dir
+from .io import ensure_dir, read_json
+from .schema import check_model_meta
 
 CONFIG, STATUS, METRICS, SAMPLES, EMBEDDINGS = (
     "config.json",
@@ -52,8 +55,6 @@ def data_cache_file(key: str) -> Path:
 
 def upload_file(data: bytes, name: str) -> Path:
     """Where a file uploaded on the dashboard (the user's weights or forget list) is kept: named by its content."""
-    import hashlib
-    import re
 
     safe = re.sub(r"[^A-Za-z0-9._-]+", "-", name)[-60:].lstrip(".-") or "upload"
     return cache_dir("uploads") / f"{hashlib.sha256(data).hexdigest()[:16]}-{safe}"
@@ -69,8 +70,6 @@ def model_meta_file(key: str) -> Path:
 
 def read_model_meta(key: str) -> dict:
     """A cached model's metadata, checked in shape (TMUError when damaged: the model is then retrained)."""
-    from .io import read_json
-    from .schema import check_model_meta
 
     path = model_meta_file(key)
     return check_model_meta(read_json(path), f"cached model metadata {path.name}")

@@ -13,6 +13,7 @@ from typing import Annotated, Literal
 import numpy as np
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
+from ..config import RunConfig
 from ..errors import TMUError
 
 STATES = ("queued", "running", "complete", "failed", "cancelled", "interrupted")
@@ -57,23 +58,6 @@ class RunStatus(StatusFile):
     state: Literal[(*STATES, "damaged")]
     started: float | None = None
     eta_seconds: float | None = None
-
-
-class ConfigFile(BaseModel):
-    """config.json's sections; their values are checked by `config.run_config_from_dict`. Every run writes its
-    data, forget and train sections, so a config without one is damaged (not read as the defaults)."""
-
-    model_config = ConfigDict(extra="forbid", strict=True)
-    data: dict
-    forget: dict
-    train: dict
-    methods: list[str] = []
-    method_params: dict[str, dict] = {}
-    seed: int = 0
-    device: str = "auto"
-    name: str = ""
-    gold_seeds: int = 1
-    own: dict = {}  # a model the project did not train (config.OwnModelConfig)
 
 
 class ModelMetrics(_Open):
@@ -316,7 +300,24 @@ def _checker(model: type[BaseModel]):
     return check
 
 
-check_status, check_config = _checker(StatusFile), _checker(ConfigFile)
+check_status = _checker(StatusFile)
+
+
+def check_config(obj, what: str) -> dict:
+    """config.json: its schema is `config.RunConfig` itself (values, bounds and choices included). Every run writes
+    its data, forget and train sections, so a config without one is damaged (not read as the defaults)."""
+    if not isinstance(obj, dict):
+        raise TMUError(f"{what} is damaged (top level: not a JSON object)")
+    missing = [part for part in ("data", "forget", "train") if part not in obj]
+    if missing:
+        raise TMUError(f"{what} is damaged ({missing[0]}: missing)")
+    try:
+        RunConfig.from_dict(obj)
+    except TMUError as exc:
+        raise TMUError(f"{what} is damaged ({exc})") from None
+    return obj
+
+
 check_model_meta, check_umap_job = _checker(ModelMeta), _checker(UmapJob)
 
 

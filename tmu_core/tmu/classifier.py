@@ -13,16 +13,16 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from itertools import combinations
+from typing import Literal
 
 import numpy as np
 import torch
 import torch.nn as nn
 
-from ..config import check_bounds, opt
+from ..config import Config, opt
 
 
-@dataclass(frozen=True)
-class ClassifierConfig:
+class ClassifierConfig(Config):
     """The easy/hard MLP and its training; the paper: (64, 32), SGD 0.01, momentum 0.9, wd 5e-4, 100 epochs."""
 
     clf_hidden: tuple[int, ...] = opt((64, 32), "classifier: hidden layer sizes")
@@ -30,10 +30,9 @@ class ClassifierConfig:
     clf_lr: float = opt(0.01, "classifier learning rate", min=1e-5, max=1.0)
     clf_batch_size: int = opt(32, "classifier mini-batch size", min=1, max=4096)
     clf_balance: bool = opt(True, "classifier: class-weighted loss (hard samples are rare)")
-    clf_threshold: str = opt(
+    clf_threshold: Literal["prior", "auto", "0.5"] = opt(
         "prior",
         "classifier decision: prior (as many hard as the twin's hard rate), auto (balanced accuracy on D_a) or 0.5",
-        choices=("prior", "auto", "0.5"),
     )
     clf_calibration: str = opt(
         "platt",
@@ -42,9 +41,6 @@ class ClassifierConfig:
         choices=("platt", "isotonic"),
     )
     clf_folds: int = opt(5, "calibration: cross-fitting folds over D_a's source images", min=2, max=20)
-
-    def __post_init__(self):
-        check_bounds(self)
 
 
 class MLP(nn.Module):

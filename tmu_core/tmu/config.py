@@ -6,17 +6,18 @@ and the stored `method_params` address them flat; section names are stored nowhe
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from typing import Literal
 
-from ..config import check_bounds, opt
+from pydantic import Field, field_validator, model_validator
+
+from ..config import Config, opt
 from ..errors import TMUError
 from ..methods.loop import LoopConfig
 from .classifier import ClassifierConfig
 from .features import ALL_FEATURES, FEATURES, HELD_OUT_FEATURES
 
 
-@dataclass(frozen=True)
-class TwinConfig:
+class TwinConfig(Config):
     """The twin problem: D_a sized by Eq. 3 from the aux pool, and M_o fine-tuned on it (with replay)."""
 
     aux_scale: float = opt(1.0, "multiplier on Eq. 3's |D_a|", min=0.05, max=20.0)
@@ -28,12 +29,11 @@ class TwinConfig:
     twin_replay: float = opt(
         3.0, "replayed D_r ∪ D_f samples per D_a sample while fine-tuning the twin", min=0.0, max=100.0
     )
-    twin_fit: str = opt(
+    twin_fit: Literal["epochs", "match"] = opt(
         "epochs",
         "twin training: epochs (exactly twin epochs, cosine) or match (constant rate until, "
         "looked at after every step, M_t's loss on D_a is no higher than M_o's on D_f, at "
         "most twin max epochs)",
-        choices=("epochs", "match"),
     )
     twin_max_epochs: int = opt(20, "twin fit match: the most epochs it may take", min=1, max=500)
     twin_bags: int = opt(
@@ -44,12 +44,8 @@ class TwinConfig:
         max=20,
     )
 
-    def __post_init__(self):
-        check_bounds(self)
 
-
-@dataclass(frozen=True)
-class FeatureConfig:
+class FeatureConfig(Config):
     """NF (nearest distance), AF (adversarial) and CF (curriculum loss), and how they are scaled."""
 
     features: tuple[str, ...] = opt(
@@ -63,7 +59,7 @@ class FeatureConfig:
         "extra, left out of the cost ratio)",
     )
     nf_k: int = opt(5, "NF: number of nearest neighbours averaged", min=1, max=1000)
-    nf_distance: str = opt("euclidean", "NF distance", choices=("euclidean", "cosine"))
+    nf_distance: Literal["euclidean", "cosine"] = opt("euclidean", "NF distance")
     nf_normalize: bool = opt(True, "NF: L2-normalise activations first")
     pgd_eps: float = opt(4 / 255, "AF: PGD budget in pixel units ([0,1] scale)", min=0.0, max=1.0)
     pgd_steps: int = opt(5, "AF: PGD steps", min=1, max=1000)
@@ -83,44 +79,46 @@ class FeatureConfig:
         "feature scaling: standardise D_a and D_f each with its own statistics (default: D_a's statistics for both)",
     )
 
-    def __post_init__(self):
-        check_bounds(self)
-        object.__setattr__(self, "features", tuple(self.features))
-        bad = [f for f in self.features if f not in ALL_FEATURES]
-        if bad or not self.features:
+    @field_validator("features")
+    @classmethod
+    def _known(cls, features: tuple[str, ...]) -> tuple[str, ...]:
+        bad = [f for f in features if f not in ALL_FEATURES]
+        if bad or not features:
             raise TMUError(f"unknown feature(s) {bad}; choose from {', '.join(ALL_FEATURES)}")
-        if len(set(self.features)) != len(self.features):
+        if len(set(features)) != len(features):
             raise TMUError(
-                f"features listed twice: {' '.join(self.features)}; give each of {', '.join(ALL_FEATURES)} at most once"
+                f"features listed twice: {' '.join(features)}; give each of {', '.join(ALL_FEATURES)} at most once"
             )
+        return features
+
+    @model_validator(mode="after")
+    def _held_out(self):
         if not self.cf_held_out and set(self.features) & set(HELD_OUT_FEATURES):
             raise TMUError(
                 f"features {', '.join(HELD_OUT_FEATURES)} come from the held-out CF network: keep "
                 f"--tmu-cf-held-out on, or choose from {', '.join(FEATURES)}"
             )
+        return self
 
 
-@dataclass(frozen=True)
 class UnlearnConfig(LoopConfig):
     """The final step from M_o: retain loss on replayed D_r and predicted-easy D_f, the forget mechanism on
     predicted-hard D_f only. The loop fields (epochs, lr, ...) drive it."""
 
-    mechanism: str = opt(
+    mechanism: Literal["randlabel", "neggrad", "heldout_kl", "complement"] = opt(
         "randlabel",
         "forget mechanism on predicted-hard samples: random wrong labels, bounded "
         "negative gradient, heldout_kl (KL toward the held-out CF network's softmax, "
         "a network that never saw the sample), or complement (soft target: M_o's softmax with the "
         "true class removed and renormalised, what a model that never saw the sample would guess instead)",
-        choices=("randlabel", "neggrad", "heldout_kl", "complement"),
     )
     complement_temperature: float = opt(
         1.0, "complement mechanism: temperature on M_o's logits before the true class is removed", min=0.1, max=100.0
     )
-    easy_target: str = opt(
+    easy_target: Literal["label", "twin"] = opt(
         "label",
         "target of predicted-easy D_f: its label (cross-entropy, as D_r), or twin (M_o's softmax at a "
         "temperature fitted on the twin so a member gets a non-member's confidence)",
-        choices=("label", "twin"),
     )
     distill: bool = opt(False, "retain loss on replayed D_r toward M_o's softmax (distillation) instead of its labels")
     saliency: float = opt(
@@ -144,16 +142,16 @@ class UnlearnConfig(LoopConfig):
     )
 
 
-@dataclass(frozen=True)
-class TMUConfig:
+class TMUConfig(Config):
     """All of TMU's settings, by stage."""
 
-    twin: TwinConfig = field(default_factory=TwinConfig)
-    scoring: FeatureConfig = field(default_factory=FeatureConfig)  # its `features` leaf is --tmu-features
-    classifier: ClassifierConfig = field(default_factory=ClassifierConfig)
-    unlearn: UnlearnConfig = field(default_factory=UnlearnConfig)
+    twin: TwinConfig = Field(default_factory=TwinConfig)
+    scoring: FeatureConfig = Field(default_factory=FeatureConfig)  # its `features` leaf is --tmu-features
+    classifier: ClassifierConfig = Field(default_factory=ClassifierConfig)
+    unlearn: UnlearnConfig = Field(default_factory=UnlearnConfig)
 
-    def __post_init__(self):
+    @model_validator(mode="after")
+    def _consistent(self):
         if self.unlearn.easy_target == "twin" and not self.unlearn.keep_easy:
             raise TMUError("easy target twin needs --tmu-keep-easy (the easy samples are kept to be given it)")
         if self.unlearn.mechanism == "heldout_kl" and not self.scoring.cf_held_out:
@@ -161,6 +159,7 @@ class TMUConfig:
                 "mechanism heldout_kl needs the held-out CF network: keep --tmu-cf-held-out on, or use "
                 "mechanism randlabel or neggrad"
             )
+        return self
 
 
 def dataset_defaults(dataset: str) -> dict:

@@ -15,7 +15,7 @@
 from __future__ import annotations
 
 import time
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 
 import numpy as np
 import torch
@@ -23,8 +23,7 @@ import torch.nn.functional as F
 
 from ..config import TrainConfig
 from ..data import to_float
-from ..methods.loop import UnlearnTask, ce_sum, random_wrong_labels, unlearn_loop
-from ..methods.neggrad import ascent_term
+from ..methods.loop import UnlearnTask, ascent_term, ce_sum, random_wrong_labels, unlearn_loop
 from ..methods.registry import MethodResult
 from ..references import new_model
 from ..train import Progress, generator, predict
@@ -358,7 +357,7 @@ def ablation(feats: FeatureValues, twin: TwinProblem, cfg: TMUConfig, seed: int)
     n_eff = len(np.unique(twin.aux.source_ids))
     out = {}
     for subset in feature_subsets(FEATURES):
-        sa, sf = scaled(feats, replace(cfg.scoring, features=subset))
+        sa, sf = scaled(feats, cfg.scoring.model_copy(update={"features": subset}))
         out["+".join(subset)] = train_classifier(sa, twin.labels, cfg.classifier, seed, n_eff).predict(sf)
     return out
 

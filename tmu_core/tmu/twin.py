@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import copy
 import math
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 
 import numpy as np
 import torch
@@ -157,7 +157,7 @@ def train_twin(
         twin,
         x,
         y,
-        replace(cfg, schedule="constant"),
+        cfg.model_copy(update={"schedule": "constant"}),
         device,
         seed=seed,
         stage="twin",
