@@ -5,16 +5,17 @@
 PYTHON ?= python3
 VENV := .venv
 PY := $(VENV)/bin/python
-STAMP := $(VENV)/.installed-$(shell cat requirements.txt pyproject.toml | cksum | cut -d' ' -f1)
+STAMP := $(VENV)/.installed-$(shell cat requirements.txt constraints.txt pyproject.toml | cksum | cut -d' ' -f1)
 PORT ?= 8501
 
 .PHONY: app test test-fast lint setup browser clean
 
 setup: $(STAMP)
 
-$(STAMP): requirements.txt pyproject.toml
+$(STAMP): requirements.txt constraints.txt pyproject.toml
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
-	$(PY) -m pip install --disable-pip-version-check -q -r requirements.txt
+	# requirements.txt: what the project imports; constraints.txt: every package under it, pinned
+	$(PY) -m pip install --disable-pip-version-check -q -r requirements.txt -c constraints.txt
 	# the project itself, editable: `tmu` on the venv's PATH, `import tmu_core` from anywhere
 	$(PY) -m pip install --disable-pip-version-check -q --no-deps --no-build-isolation -e .
 	rm -f $(VENV)/.installed-* && touch $@

@@ -1,9 +1,9 @@
-"""Own-model benchmark (issue 23): TMU on a model the project did not train, with no gold retrain.
+"""Own-model benchmark: TMU on a model the project did not train, with no gold retrain.
 
     OMP_NUM_THREADS=1 python benchmarks/ownmodel.py                  # CIFAR-10 copy, 500 train images per class
     OMP_NUM_THREADS=1 python benchmarks/ownmodel.py --per-class 100  # a quicker look
 
-Lays the CIFAR-10 copy (/work/shared/data/cifar10 or --source) out as train/ (500 per class) aux/ (50 per class,
+Lays the CIFAR-10 JPEG copy (--source, default ../shared/data/cifar10 from the working folder) out as train/ (500 per class) aux/ (50 per class,
 never trained on) test/ (100 per class) of symlinks, trains small_cnn on train/ and saves its state dict (the
 "user's" model), then for two deletion requests, 100 images of one class (cat) and 100 spread over all ten
 classes (10 each):
@@ -85,7 +85,9 @@ def cli(args: list[str], env: dict) -> tuple[dict, float, str]:
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--source", default="/work/shared/data/cifar10")
+    ap.add_argument(
+        "--source", default="../shared/data/cifar10", help="the CIFAR-10 image folder (train/ and test/ class folders)"
+    )
     ap.add_argument("--work", default="/tmp/ownmodel-bench", help="folder for the layout, weights and run store")
     ap.add_argument("--per-class", type=int, default=500)
     ap.add_argument("--aux-per-class", type=int, default=50)

@@ -1,4 +1,4 @@
-"""The bad-input catalogue (issue 6): every case is answered with one line naming what is valid, exit 2
+"""The bad-input catalogue: every case is answered with one line naming what is valid, exit 2
 on the CLI and TMUError in the API, and nothing already stored is lost or half-created.
 
 CLI cases call `tmu_core.cli.main` in-process (the same code path as `python -m tmu_core`, a second
@@ -107,7 +107,6 @@ CLI_CASES = {
     "run id with ../ (cancel)": (["cancel", "../../etc"], ["not a valid run id"]),
     "unknown run id": (["execute", "no-such-run"], ["no run 'no-such-run'"]),
     "damaged config.json": (["execute", "{damaged_config}"], ["config.json", "damaged"]),
-    # issue 25
     "seeds repeated": (["sweep", "--seeds", "0", "0", *TINY_SWEEP], ["0 listed twice in --seeds"]),
     "forget counts repeated": (
         ["sweep", "--forget-counts", "5", "5", *TINY_SWEEP],
@@ -317,7 +316,7 @@ def test_forget_set_too_large_for_eq3_falls_back_to_the_capped_augmented_size():
     assert np.isin(aux.source_ids, data.class_ids(8, pool="aux")).all(), "augmented copies come from the aux pool"
 
 
-# ---------------------------------------------------------------- issue 25: a class is resolved once, by one rule
+# ---------------------------------------------------------------- a class is resolved once, by one rule
 def _number_folders(root: Path, names) -> str:
     for name in names:
         for i in range(4):

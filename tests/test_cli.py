@@ -92,7 +92,7 @@ def test_bad_input_is_one_line_and_exit_2(cli, args, needles):
 
 
 def test_torchvision_dataset_offline_is_one_clear_line(cli, tmp_path):
-    """The issue's check: `python -m tmu_core train --dataset cifar10` with no data and no network."""
+    """The promised check: `python -m tmu_core train --dataset cifar10` with no data and no network."""
     out = cli("train", "--dataset", "cifar10", cwd=tmp_path, offline=True)
     line = assert_one_line_error(out, "cifar10", "could not be downloaded", str(tmp_path / "data" / "cifar10"))
     assert "--data-root" in line

@@ -1,4 +1,4 @@
-"""The bundled teaching demo (assets/demo, tmu_core.demo): it installs into an empty run store as a complete run
+"""The bundled teaching demo (tmu_core/demo_bundle, tmu_core.demo): it installs into an empty run store as a complete run
 that shows the phenomenon, and seeds the model cache so running it again trains neither reference model."""
 
 from __future__ import annotations

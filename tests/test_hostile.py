@@ -119,7 +119,7 @@ def test_the_dashboard_binds_to_localhost_and_keeps_xsrf_protection():
     assert 0 < server.get("maxUploadSize", 200) <= 200
 
 
-# ---------------------------------------------------------------- issue 25: locks, cancel files, cached NaN, text
+# ---------------------------------------------------------------- locks, cancel files, cached NaN, text
 def _tiny_cached_model():
     from tmu_core.data import load_dataset
     from tmu_core.references import train_cached

@@ -1,4 +1,4 @@
-"""TMU on a model the project did not train (issue 23): the done-means run, its refusals, TorchScript, and the
+"""TMU on a model the project did not train: the done-means run, its refusals, TorchScript, and the
 round trip against a native run."""
 
 from __future__ import annotations
@@ -46,7 +46,7 @@ def _run_folders(runs_dir):
 
 
 def test_done_means_run(cli, runs_dir, own):
-    """The issue's command finishes; the unlearned weights load into small_cnn; the audit has 30 verdicts."""
+    """The documented command finishes; the unlearned weights load into small_cnn; the audit has 30 verdicts."""
     from tmu_core.models import build_model
 
     b = own["base"]

@@ -264,7 +264,7 @@ def test_error_log_and_run_log_do_not_follow_links(tmp_path, runs_dir):
     assert victim.read_text() == "keep"
 
 
-# ---------------------------------------------------------------- issue 25: ids, waits, pipes, big images
+# ---------------------------------------------------------------- ids, waits, pipes, big images
 def test_two_sweeps_never_share_a_folder(runs_dir):
     first = store.Sweep.claim("same", exact=False)
     first.save_results({"sweep_id": "same", "results": []})

@@ -107,7 +107,7 @@ def test_a_config_without_its_data_section_is_named_damaged(cfg, tmp_path):
         run.config()
 
 
-# ---------------------------------------------------------------- issue 25: files that are not what they seem
+# ---------------------------------------------------------------- files that are not what they seem
 def _copy(store_pair, name: str) -> store.Run:
     src, root = store_pair
     shutil.rmtree(root / name, ignore_errors=True)

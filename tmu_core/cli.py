@@ -1,6 +1,6 @@
-"""Command line: `tmu {datasets,models,methods,train,run,execute,sweep,runs,cancel}` (or `python -m tmu_core ...`).
+"""Command line: `tmu {datasets,models,methods,train,run,execute,sweep,runs,demo,cancel}` (or `python -m tmu_core ...`).
 
-Flags come from the config dataclasses (tmu_core.options); abbreviated flags are refused (`--gold` is not
+Flags come from the config models' fields (tmu_core.options); abbreviated flags are refused (`--gold` is not
 `--gold-seeds`). A user error prints one line on stderr and exits 2; no traceback reaches the terminal
 (tmu_core.entry). Scripts build a RunConfig from the same flags with `add_run_args`, `add_method_args`
 and `run_config_from_args`. The background workers are hidden commands (`_worker-embedding`,
@@ -239,6 +239,16 @@ def cmd_runs(args) -> int:
     return 0
 
 
+def cmd_demo(args) -> int:
+    """The bundled demo (package data): installed into the run store as a finished run, then summarised."""
+    from . import demo
+
+    run = demo.install()
+    print(_summary(run.metrics_model()))
+    print(f"stored as run {run.id} in {store.runs_root()}: `tmu runs` lists it, and the dashboard opens it")
+    return 0
+
+
 def cmd_cancel(args) -> int:
     run = store.open_run(args.run_id)
     state = run.status().get("state")
@@ -410,6 +420,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("run_id")
     p.set_defaults(fn=cmd_execute)
     sub.add_parser("runs", help="list stored runs").set_defaults(fn=cmd_runs)
+    sub.add_parser(
+        "demo", help="put the bundled digits demo run into the run store (no training) and print its results"
+    ).set_defaults(fn=cmd_demo)
     p = sub.add_parser("cancel", help="ask a running run to stop")
     p.add_argument("run_id")
     p.set_defaults(fn=cmd_cancel)

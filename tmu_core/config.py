@@ -16,7 +16,6 @@ import typing
 from dataclasses import dataclass
 from typing import Any, Literal
 
-import annotated_types
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_serializer, field_validator, model_validator
 
 from .errors import TMUError
@@ -404,17 +403,9 @@ def _leaf(name: str, field) -> Leaf:
     if typing.get_origin(ann) is tuple:
         args = typing.get_args(ann)
         item = args[0] if len(args) == 2 and args[1] is Ellipsis and isinstance(args[0], type) else None
-    bounds = {type(m): m for m in field.metadata}
-    lo, hi = bounds.get(annotated_types.Ge), bounds.get(annotated_types.Le)
-    return Leaf(
-        name,
-        field.get_default(call_default_factory=True),
-        field.description or "",
-        lo.ge if lo else None,
-        hi.le if hi else None,
-        choices,
-        item,
-    )
+    lo = next((m.ge for m in field.metadata if hasattr(m, "ge")), None)  # Field(ge=...) as pydantic keeps it
+    hi = next((m.le for m in field.metadata if hasattr(m, "le")), None)
+    return Leaf(name, field.get_default(call_default_factory=True), field.description or "", lo, hi, choices, item)
 
 
 def leaf_fields(cls) -> list[Leaf]:

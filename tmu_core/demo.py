@@ -1,4 +1,4 @@
-"""The teaching demo: one finished digits run and its original and gold models, bundled in assets/demo/.
+"""The teaching demo: one finished digits run and its original and gold models, bundled in the package.
 
 The demo forgets 110 of the 125 training images of the digit 8: with most of the class gone the retrained
 gold model misses about a sixth of them (A_f near 83%), so the methods differ visibly — some keep D_f at
@@ -9,7 +9,8 @@ The bundled run can also be read in place (`bundle_root()` is a run store of its
 the guided demo does until the run is installed. `build()` regenerates the bundle (`python -m tmu_core.demo`): run it whenever the training recipe, the data
 split or the results format changes (tests/test_demo.py fails while the bundle is stale).
 
-Bundle layout (assets/demo/):
+Bundle layout (tmu_core/demo_bundle/, package data read with importlib.resources, so an installed `tmu`
+has it as a checkout does):
     runs/demo-digits-c8-n110-s0/   config.json status.json metrics.json samples.csv embeddings.npz umap-<model>.npz
                    (activations stored in float16 to keep the bundle small; the UMAP maps are the ones computed
                    from the full-precision activations)
@@ -25,6 +26,7 @@ import shutil
 import sys
 import tempfile
 import time
+from importlib import resources
 from pathlib import Path
 
 import numpy as np
@@ -37,7 +39,8 @@ from .jobs import embedding
 from .jobs.pipeline import execute, start
 from .store.paths import CONFIG, EMBEDDINGS, METRICS, SAMPLES, STATUS, umap_files
 
-BUNDLE = Path(__file__).resolve().parents[1] / "assets" / "demo"
+# pip installs a wheel unpacked, so the package data is a folder on disk: the bundled run is read in place
+BUNDLE = Path(str(resources.files(__package__).joinpath("demo_bundle")))
 RUN_ID = "demo-digits-c8-n110-s0"
 METHODS = ("tmu", "finetune", "neggrad", "randlabel", "badteacher", "scrub", "salun")
 UMAP_MODELS = ("original", "gold", "tmu")
@@ -174,7 +177,7 @@ def build(bundle: Path = BUNDLE, log=print) -> dict:
 
 
 def main(argv: list[str]) -> int:
-    """`python -m tmu_core.demo [BUNDLE_DIR]`: regenerate the demo bundle (assets/demo by default)."""
+    """`python -m tmu_core.demo [BUNDLE_DIR]`: regenerate the demo bundle (tmu_core/demo_bundle by default)."""
 
     logging.basicConfig(level=logging.WARNING)
     metrics = build(Path(argv[0]) if argv else BUNDLE)
