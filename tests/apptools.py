@@ -11,7 +11,7 @@ from __future__ import annotations
 import base64
 import json
 import os
-import socket
+import re
 import subprocess
 import sys
 import tempfile
@@ -326,14 +326,10 @@ def synthetic_store() -> list[str]:
     return [first.id, second.id]
 
 
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-def start_streamlit(runs_dir: Path, port: int, log: Path) -> subprocess.Popen:
-    """`streamlit run app.py` headless on a loopback port, reading `runs_dir`; waits until it answers."""
+def start_streamlit(runs_dir: Path, log: Path) -> tuple[subprocess.Popen, int]:
+    """`streamlit run app.py` headless on a loopback port the server picks itself (port 0: no port is chosen here
+    and bound later, which another process could take in between), reading `runs_dir`. Waits until it answers;
+    returns (process, port)."""
     env = {**os.environ, "TMU_RUNS_DIR": str(runs_dir), "OMP_NUM_THREADS": "1"}
     with open(log, "wb") as out:
         proc = subprocess.Popen(
@@ -346,7 +342,7 @@ def start_streamlit(runs_dir: Path, port: int, log: Path) -> subprocess.Popen:
                 "--server.headless",
                 "true",
                 "--server.port",
-                str(port),
+                "0",
                 "--server.address",
                 "127.0.0.1",
                 "--browser.gatherUsageStats",
@@ -361,6 +357,14 @@ def start_streamlit(runs_dir: Path, port: int, log: Path) -> subprocess.Popen:
             start_new_session=True,
         )
 
+    def port():
+        if proc.poll() is not None:
+            raise AssertionError(f"streamlit exited with {proc.returncode}: {log.read_text()[-2000:]}")
+        found = re.search(r"(?:started on 127\.0\.0\.1|URL: http://[\w.]+):(\d+)", log.read_text())
+        return int(found.group(1)) if found else None
+
+    port = wait_for(port, 60, "streamlit to name its port")
+
     def healthy():
         if proc.poll() is not None:
             raise AssertionError(f"streamlit exited with {proc.returncode}: {log.read_text()[-2000:]}")
@@ -371,7 +375,7 @@ def start_streamlit(runs_dir: Path, port: int, log: Path) -> subprocess.Popen:
             return False
 
     wait_for(healthy, 60, "streamlit to answer")
-    return proc
+    return proc, port
 
 
 def plotly_specs(at) -> list[dict]:

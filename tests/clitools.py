@@ -62,17 +62,27 @@ def cli_env(runs_dir: Path, **extra: str) -> dict:
     }
 
 
-# Makes every epoch of every stage last at least 0.15 s more (each epoch's progress report asks whether the
-# run was cancelled), so a test can catch a stage mid-way however fast the machine is.
-SLOW_EPOCHS = (
-    "import time\n"
-    "from tmu_core import store\n"
-    "_asked = store.Run.cancel_requested\n"
-    "def _slow(self):\n"
-    "    time.sleep(0.15)\n"
-    "    return _asked(self)\n"
-    "store.Run.cancel_requested = _slow\n"
-)
+def hold_in(stage: str, until: Path | None = None) -> str:
+    """A prelude for `start_cli`: the run stops at its first cancel check in `stage` (each progress report asks
+    whether the run was cancelled), writes `held-<stage>` beside its run store and waits there until the file
+    `until` exists, or without `until` until it is killed. A test then acts on a run known to be mid-stage,
+    however fast or slow the machine: no sleep has to be long enough."""
+    return (
+        "import os, threading, time\n"
+        "from pathlib import Path\n"
+        "from tmu_core import store\n"
+        "_asked = store.Run.cancel_requested\n"
+        "def _hold(self):\n"
+        f"    if str(self.status().get('stage', '')).split(' ')[0] == {stage!r}:\n"
+        f"        Path(os.environ['TMU_RUNS_DIR']).parent.joinpath('held-' + {stage!r}).write_text(str(os.getpid()))\n"
+        f"        until = {str(until) if until else None!r}\n"
+        "        if until is None:\n"
+        "            threading.Event().wait()\n"
+        "        while not Path(until).exists():\n"
+        "            time.sleep(0.05)\n"
+        "    return _asked(self)\n"
+        "store.Run.cancel_requested = _hold\n"
+    )
 
 
 def start_cli(

@@ -10,7 +10,7 @@ import shutil
 import signal
 
 import pytest
-from apptools import ARTIFACTS, TITLES, free_port, start_streamlit
+from apptools import ARTIFACTS, TITLES, start_streamlit
 
 CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
 ARGS = [
@@ -49,8 +49,7 @@ def browser():
 @pytest.fixture(scope="module")
 def server(synthetic_runs, tmp_path_factory):
     runs_dir, ids = synthetic_runs
-    port = free_port()
-    proc = start_streamlit(runs_dir, port, tmp_path_factory.mktemp("streamlit") / "streamlit.log")
+    proc, port = start_streamlit(runs_dir, tmp_path_factory.mktemp("streamlit") / "streamlit.log")
     yield f"http://127.0.0.1:{port}", ids, runs_dir
     os.killpg(proc.pid, signal.SIGTERM)
     proc.wait(timeout=30)
@@ -256,8 +255,7 @@ TABLE_OVERFLOW = (
 def fresh_server(tmp_path_factory):
     """The dashboard on an empty run store, as on a fresh clone (nothing trained, nothing cached)."""
     runs_dir = tmp_path_factory.mktemp("fresh") / "runs"
-    port = free_port()
-    proc = start_streamlit(runs_dir, port, tmp_path_factory.mktemp("streamlit-fresh") / "streamlit.log")
+    proc, port = start_streamlit(runs_dir, tmp_path_factory.mktemp("streamlit-fresh") / "streamlit.log")
     yield f"http://127.0.0.1:{port}", runs_dir
     os.killpg(proc.pid, signal.SIGTERM)
     proc.wait(timeout=30)

@@ -6,16 +6,29 @@ from __future__ import annotations
 
 import json
 
-from clitools import SLOW_EPOCHS, TINY_TRAIN, start_cli
+from apptools import wait_for
+from clitools import TINY_TRAIN, hold_in, start_cli
 
 from tmu_core import store
 
-# 12 epochs, each slowed by 0.15 s, keep the first run training while the second reaches the lock.
-ARGS = ["run", *TINY_TRAIN, "--epochs", "12", *["--methods", "finetune", "--finetune-epochs", "1"], "--json"]
+ARGS = ["run", *TINY_TRAIN, "--epochs", "2", *["--methods", "finetune", "--finetune-epochs", "1"], "--json"]
 
 
 def test_two_runs_at_once_share_models_built_once(runs_dir):
-    procs = [start_cli(ARGS, runs_dir, prelude=SLOW_EPOCHS) for _ in range(2)]
+    """The first run to train the original is held inside that stage (clitools.hold_in) until both runs are
+    running, so the second meets the model being built, not a finished one."""
+    go = runs_dir.parent / "go"
+    procs = [start_cli(ARGS, runs_dir, prelude=hold_in("original", until=go)) for _ in range(2)]
+
+    def both_running_one_held():
+        for proc in procs:
+            if proc.poll() is not None:
+                raise AssertionError(f"a run ended early: {proc.stderr.read()[-2000:]}")
+        running = [r for r in store.list_runs(runs_dir) if r.state == "running"]
+        return (runs_dir.parent / "held-original").exists() and len(running) == 2
+
+    wait_for(both_running_one_held, 180, "both runs to start while one trains the original")
+    go.touch()
     results = []
     for proc in procs:
         out, err = proc.communicate(timeout=240)

@@ -9,16 +9,16 @@ from __future__ import annotations
 
 import json
 import signal
-import time
 from pathlib import Path
 
 import pytest
-from clitools import SLOW_EPOCHS, TINY_TRAIN, start_cli
+from apptools import wait_for
+from clitools import TINY_TRAIN, hold_in, start_cli
 
 from tmu_core import store
 
-# Stages long enough to be caught mid-way on any machine: 12 epochs each, every epoch slowed by 0.15 s.
-ARGS = ["run", *TINY_TRAIN, "--epochs", "12", "--methods", "finetune", "--finetune-epochs", "12", "--name", "crash"]
+# Each kill comes while the run is held inside a stage (clitools.hold_in), so two epochs a stage are enough.
+ARGS = ["run", *TINY_TRAIN, "--epochs", "2", "--methods", "finetune", "--finetune-epochs", "2", "--name", "crash"]
 
 
 def _status(runs_dir: Path) -> tuple[str | None, dict]:
@@ -31,21 +31,23 @@ def _status(runs_dir: Path) -> tuple[str | None, dict]:
         pytest.fail("status.json was read half-written")
 
 
-def _kill_when(proc, runs_dir: Path, stage: str, timeout: float = 120) -> str:
-    """Poll status.json until the run is running `stage`, then SIGKILL the process; returns the run id."""
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        run_id, st = _status(runs_dir)
-        if st.get("state") == "running" and st.get("stage") == stage:
-            proc.send_signal(signal.SIGKILL)
-            proc.communicate()
-            assert proc.returncode == -signal.SIGKILL, "the run finished before it could be killed"
-            return run_id
+def _kill_when(proc, runs_dir: Path, stage: str, timeout: float = 180) -> str:
+    """Wait until the run (started with `hold_in(stage)`) is held inside `stage`, then SIGKILL it; returns the
+    run id."""
+    held = runs_dir.parent / f"held-{stage}"
+
+    def holding():
         if proc.poll() is not None:
             pytest.fail(f"the run ended (rc {proc.returncode}) before stage {stage}: {proc.stderr.read()[-2000:]}")
-        time.sleep(0.02)
-    proc.kill()
-    pytest.fail(f"stage {stage} never started")
+        return held.exists()
+
+    wait_for(holding, timeout, f"the run to reach stage {stage}")
+    run_id, st = _status(runs_dir)
+    assert st.get("state") == "running" and st.get("stage", "").split(" ")[0] == stage, st
+    proc.send_signal(signal.SIGKILL)
+    proc.communicate()
+    assert proc.returncode == -signal.SIGKILL
+    return run_id
 
 
 def _check_consistent(runs_dir: Path, run_id: str, stage: str) -> None:
@@ -70,17 +72,17 @@ def _cached(runs_dir: Path, kind: str) -> list[Path]:
 
 
 def test_kill_at_each_stage_then_rerun_completes_with_cached_models(runs_dir):
-    run_id = _kill_when(start_cli(ARGS, runs_dir, prelude=SLOW_EPOCHS), runs_dir, "original")
+    run_id = _kill_when(start_cli(ARGS, runs_dir, prelude=hold_in("original")), runs_dir, "original")
     _check_consistent(runs_dir, run_id, "original")
     assert _cached(runs_dir, "original") == [], "a half-trained original must not be cached"
 
-    run_id2 = _kill_when(start_cli(["execute", run_id], runs_dir, prelude=SLOW_EPOCHS), runs_dir, "gold")
+    run_id2 = _kill_when(start_cli(["execute", run_id], runs_dir, prelude=hold_in("gold")), runs_dir, "gold")
     assert run_id2 == run_id
     _check_consistent(runs_dir, run_id, "gold")
     assert len(_cached(runs_dir, "original")) == 1 and _cached(runs_dir, "gold") == []
     original_bytes = _cached(runs_dir, "original")[0].read_bytes()
 
-    _kill_when(start_cli(["execute", run_id], runs_dir, prelude=SLOW_EPOCHS), runs_dir, "finetune")
+    _kill_when(start_cli(["execute", run_id], runs_dir, prelude=hold_in("finetune")), runs_dir, "finetune")
     _check_consistent(runs_dir, run_id, "finetune")
     assert len(_cached(runs_dir, "gold")) == 1
 
