@@ -189,3 +189,25 @@ def ascent_term(logits: torch.Tensor, y: torch.Tensor, cap: float) -> torch.Tens
     if len(y) == 0:
         return logits.sum() * 0.0
     return -nn.functional.cross_entropy(logits, y, reduction="none").clamp(max=cap).sum()
+
+
+def saliency_mask(
+    model: torch.nn.Module, x: torch.Tensor, y: torch.Tensor, ratio: float, device, batch: int = 256
+) -> dict[str, torch.Tensor]:
+    """SalUn's weight saliency (its baseline, and TMU's `saliency` option). {parameter name: 0/1 mask}: 1 for the int(ratio * n) weights with the largest |d CE(D_f) / d w|, the CE
+    a mean over each batch of `batch` samples, summed over batches (their generate_mask.py, without its sign:
+    |gradient| is the same for the loss and its negative)."""
+    model = copy.deepcopy(model).to(device).eval()  # cached models are shared: not even their .grad is touched
+    for i in range(0, len(x), batch):
+        xb, yb = to_float(on_device(x[i : i + batch], device)), on_device(y[i : i + batch], device)
+        nn.functional.cross_entropy(model(xb).float(), yb).backward()
+    grads = {n: p.grad.detach().abs() for n, p in model.named_parameters() if p.grad is not None}
+    flat = torch.cat([g.flatten() for g in grads.values()])
+    k = max(1, int(ratio * len(flat)))
+    chosen = torch.zeros(len(flat))
+    chosen[torch.argsort(flat.cpu(), descending=True, stable=True)[:k]] = 1.0
+    out, start = {}, 0
+    for n, g in grads.items():
+        out[n] = chosen[start : start + g.numel()].reshape(g.shape).to(g.device)
+        start += g.numel()
+    return out

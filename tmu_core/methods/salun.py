@@ -53,7 +53,7 @@ from ..config import Config, opt
 from ..data import to_float
 from ..errors import check_finite
 from ..train import augment, autocast, generator, on_device
-from .loop import end_epoch, retain_forget_tensors
+from .loop import end_epoch, retain_forget_tensors, saliency_mask
 from .registry import Display, Method, MethodResult, register
 
 MOMENTUM, WEIGHT_DECAY = 0.9, 5e-4  # their arg_parser defaults
@@ -76,28 +76,6 @@ class SalUnConfig(Config):
         min=0,
         max=50,
     )
-
-
-def saliency_mask(
-    model: torch.nn.Module, x: torch.Tensor, y: torch.Tensor, ratio: float, device, batch: int = 256
-) -> dict[str, torch.Tensor]:
-    """{parameter name: 0/1 mask}: 1 for the int(ratio * n) weights with the largest |d CE(D_f) / d w|, the CE
-    a mean over each batch of `batch` samples, summed over batches (their generate_mask.py, without its sign:
-    |gradient| is the same for the loss and its negative)."""
-    model = copy.deepcopy(model).to(device).eval()  # cached models are shared: not even their .grad is touched
-    for i in range(0, len(x), batch):
-        xb, yb = to_float(on_device(x[i : i + batch], device)), on_device(y[i : i + batch], device)
-        F.cross_entropy(model(xb).float(), yb).backward()
-    grads = {n: p.grad.detach().abs() for n, p in model.named_parameters() if p.grad is not None}
-    flat = torch.cat([g.flatten() for g in grads.values()])
-    k = max(1, int(ratio * len(flat)))
-    chosen = torch.zeros(len(flat))
-    chosen[torch.argsort(flat.cpu(), descending=True, stable=True)[:k]] = 1.0
-    out, start = {}, 0
-    for n, g in grads.items():
-        out[n] = chosen[start : start + g.numel()].reshape(g.shape).to(g.device)
-        start += g.numel()
-    return out
 
 
 class _MaskedSGD:

@@ -23,7 +23,7 @@ import torch.nn.functional as F
 
 from ..config import TrainConfig
 from ..data import to_float
-from ..methods.loop import UnlearnTask, ascent_term, ce_sum, random_wrong_labels, unlearn_loop
+from ..methods.loop import UnlearnTask, ascent_term, ce_sum, random_wrong_labels, saliency_mask, unlearn_loop
 from ..methods.registry import MethodResult
 from ..references import new_model
 from ..train import Progress, generator, predict
@@ -451,8 +451,6 @@ def unlearn(
         forget_set = (data.x[hard], data.y[hard])
     mask = None
     if cfg.saliency > 0 and len(hard):
-        from ..methods.salun import saliency_mask
-
         mask = saliency_mask(task.original, data.x[hard], data.y[hard], cfg.saliency, device)
 
     def forget_term(logits: torch.Tensor, t: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
