@@ -271,7 +271,8 @@ def test_the_stored_config_is_the_run_config_itself():
     assert run_config_to_dict(back) == stored and back.own.gold == "weights"
     assert back.params_for("salun") == {"lr": 0.5}
     old = json.loads((CORE / "demo_bundle/runs/demo-digits-c8-n110-s0/config.json").read_text())
-    assert run_config_to_dict(run_config_from_dict(old)) == old
+    again = run_config_to_dict(run_config_from_dict(old))  # settings added since read as their defaults
+    assert all(again[k] == v if not isinstance(v, dict) else again[k] | v == again[k] for k, v in old.items())
     del old["own"], old["gold_seeds"]  # written before those settings existed: their defaults
     assert run_config_from_dict(old).gold_seeds == 1 and not run_config_from_dict(old).own.active
 
