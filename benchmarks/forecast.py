@@ -18,7 +18,6 @@ from __future__ import annotations
 
 import sys
 import time
-from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
@@ -277,7 +276,7 @@ def main(argv=None) -> int:
         "--gold retrain), per seed",
     )
     args = p.parse_args(argv)
-    cfg = replace(run_config_from_args(args, ("tmu",)), gold_seeds=args.gold_seeds)
+    cfg = run_config_from_args(args, ("tmu",)).model_copy(update={"gold_seeds": args.gold_seeds})
     classes = parse_classes(args.classes, cfg)
     tuning = {int(c) for c in parse_classes(args.tuning_classes, cfg)} if args.tuning_classes else set()
     name = f"forecast-{args.tag or cfg.data.dataset}"
@@ -306,8 +305,12 @@ def main(argv=None) -> int:
             for c in classes:
                 if (variant, str(c), int(seed)) in done:
                     continue
-                run_cfg = replace(
-                    cfg, seed=seed, forget=replace(cfg.forget, forget_class=class_ref(c)), method_params=params
+                run_cfg = cfg.model_copy(
+                    update={
+                        "seed": seed,
+                        "forget": cfg.forget.model_copy(update={"forget_class": class_ref(c)}),
+                        "method_params": params,
+                    }
                 )
                 t = time.perf_counter()
                 run = start(run_cfg)

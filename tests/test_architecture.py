@@ -16,7 +16,8 @@ CORE = ROOT / "tmu_core"
 
 # The layers, lowest first. A module imports only from its own layer or the layers below it. A module belongs to
 # the layer of its longest matching prefix (so tmu_core.methods.loop is the method contract, below TMU, while the
-# methods registered in tmu_core.methods sit above TMU, which they register).
+# methods registered in tmu_core.methods sit above TMU, which they register); a new module of tmu_core or ui/ lands
+# in its package's top layer until it is placed lower.
 LAYERS = (
     ("errors", ("tmu_core.errors",)),
     ("configs and the generic registry", ("tmu_core.config", "tmu_core.registry")),
@@ -40,11 +41,11 @@ LAYERS = (
     ("own-model runs", ("tmu_core.ownmodel",)),
     ("jobs", ("tmu_core.jobs",)),
     ("entry points", ("tmu_core", "tmu_core.demo", "tmu_core.options", "tmu_core.entry", "tmu_core.cli")),
-    ("dashboard helpers", ("ui", "ui.text", "ui.images", "ui.nav")),
+    ("dashboard helpers", ("ui.text", "ui.images", "ui.nav", "ui.palette")),
     ("tables and widgets", ("ui.tables", "ui.widgets")),
-    ("charts, loaders and verdict", ("ui.charts", "ui.cache", "ui.verdict")),
+    ("charts, loaders and verdict", ("ui.charts", "ui.cache", "ui.verdict", "ui.forecast")),
     ("session state", ("ui.state",)),
-    ("your-model entry", ("ui.own_model",)),
+    ("your-model entry, and any ui module not placed lower", ("ui", "ui.own_model")),
     ("pages", ("pages",)),
     ("router", ("app",)),
 )

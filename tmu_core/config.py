@@ -21,8 +21,10 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_serial
 from .errors import TMUError
 
 
-def opt(default, help: str, *, min: float | None = None, max: float | None = None) -> Any:
+def opt(default, help: str, *, min: float | None = None, max: float | None = None, **other) -> Any:
     """A config field: its default, its help text (flag and widget) and its bounds; choices are its `Literal` type."""
+    if other:
+        raise TypeError(f"opt() takes a default, help, min and max, not {sorted(other)}: give choices as Literal[...]")
     return Field(default, description=help, ge=min, le=max)
 
 

@@ -34,11 +34,10 @@ class ClassifierConfig(Config):
         "prior",
         "classifier decision: prior (as many hard as the twin's hard rate), auto (balanced accuracy on D_a) or 0.5",
     )
-    clf_calibration: str = opt(
+    clf_calibration: Literal["platt", "isotonic"] = opt(
         "platt",
         "calibration of p(easy) on cross-fitted twin samples: platt, or isotonic (Platt with fewer than "
         "20 easy or hard twin samples)",
-        choices=("platt", "isotonic"),
     )
     clf_folds: int = opt(5, "calibration: cross-fitting folds over D_a's source images", min=2, max=20)
 
