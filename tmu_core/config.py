@@ -35,7 +35,10 @@ def words(name: str) -> str:
 
 
 def _num(value) -> str:
-    return f"{value:g}" if isinstance(value, (int, float)) and not isinstance(value, bool) else repr(value)
+    """A bound or a value as typed: whole numbers in full (a seed of 2**32 - 1), others short (0.02, 1e-06)."""
+    if isinstance(value, int) and not isinstance(value, bool):
+        return str(value)
+    return f"{value:g}" if isinstance(value, float) else repr(value)
 
 
 def _error_line(exc: ValidationError, cls: type) -> str:
