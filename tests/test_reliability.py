@@ -20,8 +20,12 @@ from tmu_core.errors import Diverged, TMUError
 
 
 def copy_run(finished_run, runs_dir, name: str | None = None) -> store.Run:
+    """A copy of the finished run, with its cached original and gold models: a test that executes it again then
+    trains only its methods, as a rerun in the run's own store would."""
     src, run_id = finished_run
     shutil.copytree(src / run_id, runs_dir / (name or run_id))
+    if (src / "_cache" / "models").is_dir():
+        shutil.copytree(src / "_cache" / "models", runs_dir / "_cache" / "models", dirs_exist_ok=True)
     return store.open_run(name or run_id)
 
 
