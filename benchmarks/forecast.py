@@ -34,6 +34,12 @@ from tmu_core.jobs.sweep import parse_classes
 from tmu_core.tmu.forecast import ece
 
 RESULTS = Path(__file__).resolve().parent / "results"
+OWN_CASE = (
+    "scikit-learn's digits as 8x8 PNGs (tests/owntools.digits_folder: per class 30 test/, 12 aux/, the rest "
+    "train/), small_cnn trained on train/ by a plain Adam loop (tests/owntools.train_plain, 12 epochs, the run's "
+    "seed), a forget list of 80 train/ images of each of classes 3, 5 and 8 (240 files); gold retrained by the "
+    "project's recipe (--gold retrain, K = 1); no class was used to choose anything"
+)
 TARGETS = {"coverage": 85.0, "error": 5.0, "ece": 0.10}
 
 
@@ -198,7 +204,8 @@ def ranking_auc(samples: pd.DataFrame) -> float:
 
 def refresh_auc(rows: list[dict], dataset: str) -> None:
     """Rows made before the AUC read the ranking (a flat calibration scored 50): recomputed from the stored run
-    (found by its id, or by dataset, class and seed among the store's runs that ran the peer)."""
+    (found by its id, or by dataset, class and seed among the store's runs that ran the peer with the paper's
+    features: rows without an id are of the default variant)."""
     from tmu_core import store
 
     found = {}
@@ -207,7 +214,8 @@ def refresh_auc(rows: list[dict], dataset: str) -> None:
             m = store.open_run(run.run_id).metrics()
         except Exception:  # noqa: BLE001 - a damaged or unfinished run is no candidate
             continue
-        if m.get("dataset") == dataset and (m.get("tmu") or {}).get("peer") is not None:
+        t = m.get("tmu") or {}
+        if m.get("dataset") == dataset and t.get("peer") is not None and t.get("features_used") == ["NF", "AF", "CF"]:
             found[(int(m["forget_class"]), int(m["seed"]))] = run.run_id
     for r in rows:
         rid = r.get("run") if isinstance(r.get("run"), str) else found.get((int(r["class"]), int(r["seed"])))
@@ -337,9 +345,20 @@ def main(argv=None) -> int:
             *provenance(
                 "forecast.py", argv, started, cfg.device, f"; {len(old_runs)} rows reused from {runs_csv.name}"
             ),
-            f"- data: {cfg.data}; forget {cfg.forget.forget_count} of each class in {classes}; seeds {args.seeds}; "
-            f"K = {cfg.gold_seeds} gold model(s) per run; tuning classes: {sorted(tuning) or 'none named'}",
-            f"- variants: {parse_variants(args.variants)} (each with the self-influence peer, --tmu-peer)",
+            *(
+                [
+                    f"- data: {OWN_CASE}; seeds {args.seeds}",
+                    "- `tmu run --dataset imagefolder --image-size 8 --model small_cnn --original-weights user-SEED.pt "
+                    "--forget-list forget.txt --gold retrain --tmu-peer --seed SEED --json` per seed",
+                ]
+                if args.own_digits
+                else [
+                    f"- data: {cfg.data}; forget {cfg.forget.forget_count} of each class in {classes}; seeds "
+                    f"{args.seeds}; K = {cfg.gold_seeds} gold model(s) per run; tuning classes: "
+                    f"{sorted(tuning) or 'none named'}",
+                    f"- variants: {parse_variants(args.variants)} (each with the self-influence peer, --tmu-peer)",
+                ]
+            ),
             *[f"- {n}" for n in args.note],
             "",
             "## Summary",
