@@ -47,9 +47,16 @@ def browser():
 
 
 @pytest.fixture(scope="module")
-def server(synthetic_runs, tmp_path_factory):
+def server(browser, synthetic_runs, tmp_path_factory):
+    """The dashboard on the synthetic runs, its address opened once first: on a fresh server a deep link runs its
+    page alone until some session has run app.py's st.navigation (README, "The pages folder"), and the tests below
+    open pages by their address in any order."""
     runs_dir, ids = synthetic_runs
     proc, port = start_streamlit(runs_dir, tmp_path_factory.mktemp("streamlit") / "streamlit.log")
+    first = browser.new_page()
+    first.goto(f"http://127.0.0.1:{port}")
+    first.get_by_role("heading", name=TITLES["about"], level=1).wait_for(timeout=120_000)
+    first.close()
     yield f"http://127.0.0.1:{port}", ids, runs_dir
     os.killpg(proc.pid, signal.SIGTERM)
     proc.wait(timeout=30)
