@@ -219,3 +219,11 @@ def test_a_flat_calibration_keeps_the_classifiers_ranking():
 
     rep = SimpleNamespace(forget_p_easy=np.full(4, 0.94), forget_p_raw=np.array([0.9, 0.1, 0.99, 0.5]))
     assert TMUReport.ranking.fget(rep).tolist() == [2, 0, 3, 1]
+
+
+def test_a_requests_forecast_names_the_class_of_each_reason():
+    thin = predict_accuracy(np.zeros(10), np.zeros(12), np.ones(12, int), np.arange(12))
+    a = combine([thin, thin], names=["3", "5"])
+    assert any(r.startswith("class 3: ") for r in a.reasons) and any(r.startswith("class 5: ") for r in a.reasons)
+    d = decide(np.full(5, 0.9), np.full(5, 0.9), "prior", 0.0, np.ones(12), np.ones(12, int))
+    assert "no file is called hard" in d.rule_words and "no hard example" in d.rule_words

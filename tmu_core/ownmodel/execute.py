@@ -357,7 +357,7 @@ def _tmu_block(reports, request: Request, pred, gold_easy, result_models, second
         "pred_hard": int(len(preds) - preds.sum()),
         "predicted_acc_forget": 100.0 * float(preds.mean()),
         **(
-            {"forecast": combine([r.forecast for _, r in reports]).as_dict()}
+            {"forecast": combine([r.forecast for _, r in reports], names=[q.class_name for q, _ in reports]).as_dict()}
             if all(r.forecast for _, r in reports)
             else {}
         ),

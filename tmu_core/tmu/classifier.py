@@ -169,10 +169,14 @@ def decide(
             t = float((p[pred == 0].max() + p[pred == 1].min()) / 2)
         else:
             t = 1.0 if k == n and n else 0.0
+        rate = f"the twin's hard rate {100 * hard_rate:.1f}%, a lower confidence bound, of {n}"
         words = (
-            f"prior: the {k} file(s) of lowest p(easy) are hard (the twin's hard rate {100 * hard_rate:.1f}%, a "
-            f"lower confidence bound, of {n}); cut at p(easy) {t:.4f}"
+            f"prior: the {k} file(s) of lowest p(easy) are hard ({rate}); cut at p(easy) {t:.4f}"
+            if k
+            else f"prior: no file is called hard ({rate} rounds to 0)"
         )
+        if undecided:
+            words += "; the twin had no hard example, so no file can be called hard on evidence"
         return Decision(pred, t, words, undecided)
     t = 0.5
     ok = np.isfinite(p_twin)

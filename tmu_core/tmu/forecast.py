@@ -247,15 +247,20 @@ def describe_calibration(cal: Calibrator, method: str) -> str:
     return f"{base} ({cal.note})" if cal.note else base
 
 
-def combine(forecasts: list[Forecast], level: float = LEVEL) -> Forecast:
-    """The whole request's forecast from per-class ones (file-weighted; class draws are independent)."""
+def combine(forecasts: list[Forecast], level: float = LEVEL, names: list[str] | None = None) -> Forecast:
+    """The whole request's forecast from per-class ones (file-weighted; class draws are independent); with
+    `names` each class's reasons say which class they are about."""
     n = np.array([f.n for f in forecasts], float)
     draws = sum(f.draws * w for f, w in zip(forecasts, n)) / n.sum()
     expected = float(sum(f.expected * w for f, w in zip(forecasts, n)) / n.sum())
     tail = (1 - level) / 2
     low, high = np.nanquantile(draws, [tail, 1 - tail])
-    reasons = tuple(dict.fromkeys(r for f in forecasts for r in f.reasons))
-    cals = tuple(dict.fromkeys(f.calibration for f in forecasts))
+    named = names if names and len(forecasts) > 1 else [""] * len(forecasts)
+    reasons = tuple(dict.fromkeys(f"class {c}: {r}" if c else r for f, c in zip(forecasts, named) for r in f.reasons))
+    by_cal: dict = {}
+    for f, c in zip(forecasts, named):
+        by_cal.setdefault(f.calibration, []).append(c)
+    cals = [f"class {', '.join(cs)}: {cal}" if all(cs) and len(by_cal) > 1 else cal for cal, cs in by_cal.items()]
     return Forecast(
         expected,
         float(min(low, expected)),
