@@ -13,6 +13,7 @@ from math import floor, log10
 import streamlit as st
 
 from tmu_core.config import flatten, leaf_fields
+from ui import tables
 
 # A core message names the CLI's flags; on the dashboard it names the widget that sets the same thing.
 FLAG_WIDGETS = (
@@ -131,8 +132,6 @@ def whole_number_error(text: str, low: int, high: int) -> str | None:
 def text_table(df, key: str | None = None, distance: bool = False, helps: dict | None = None, **kwargs):
     """A results table as text (ui.tables.readable: '—' for a missing value, counts whole, percentages one
     decimal); a column holding a '—' says why on hover of its header, beside its own `helps` entry."""
-    from ui import tables
-
     text = tables.readable(df, distance)
     helps = helps or {}
     why = {c: h for c, h in tables.absent_help(text).items() if not str(helps.get(c, "")).startswith(tables.ABSENT)}

@@ -39,7 +39,7 @@ from dataclasses import dataclass, field
 from functools import lru_cache
 from importlib import resources
 
-from ..methods import display, ordered
+from ..methods import display, ordered, primary_method
 from ..store.schema import MetricsFile, SweepResult
 
 DEFAULT_FLOOR_SCALE = 1.15  # golds' A_f range / sqrt(|D_f| p (1 − p)): 1.155 CIFAR-10 (12 runs), 1.159 digits (24)
@@ -406,7 +406,6 @@ def verdict(metrics: MetricsFile | SweepResult, floor: NoiseFloor | None = None,
 
 def _step_checks(metrics, rows: dict) -> tuple[StepCheck, ...]:
     """TMU's step against its predicted-easy share, and the oracle's against gold's easy share (when run)."""
-    from ..methods import primary_method
 
     out, n_f = [], metrics.forget_count
     primary = primary_method()

@@ -23,6 +23,7 @@ from ..data import class_ref, load_dataset, resolve_class
 from ..errors import TMUError
 from ..evaluate.paper_tables import md_table, tables, to_markdown
 from .pipeline import execute, failure, start
+from .ray_executor import RayOptions, run_on_ray  # Ray is imported only when this executor is used
 
 
 def classes_line(meta: dict) -> str:
@@ -104,7 +105,6 @@ def ray_executor(
 ) -> list[dict]:
     """Each config is one task on the Ray cluster at `address` (None: a local Ray instance sized to this machine)
     asking for `cpus_per_task` CPUs (None: as many threads as a local run here uses, so the numbers are the same)."""
-    from .ray_executor import RayOptions, run_on_ray  # Ray is imported only when this executor is used
 
     return run_on_ray(
         configs, progress=progress, on_result=on_result, options=RayOptions(address=address, num_cpus=cpus_per_task)

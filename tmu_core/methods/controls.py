@@ -61,7 +61,6 @@ def step_temperature(task, cfg: UnlearnConfig, device) -> float:
     rep = task.earlier.get("tmu")
     if rep is not None and "non_member_temperature" in rep.twin_fidelity:
         return float(rep.twin_fidelity["non_member_temperature"])
-    from ..config import with_flat
 
     tcfg = with_flat(TMUConfig(), dataset_defaults(task.data_cfg.dataset))
     twin = tmu_method.twin_problem(task, tcfg.twin, device, None)

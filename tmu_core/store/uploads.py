@@ -12,7 +12,7 @@ from pathlib import Path
 
 from ..errors import TMUError
 from .io import atomic_write_bytes
-from .paths import cache_dir, upload_file
+from .paths import cache_dir, runs_root, upload_file
 
 DEFAULT_DAYS = 7.0
 FOLDERS_ENV = "TMU_DASHBOARD_FOLDERS"
@@ -21,7 +21,6 @@ FOLDERS_ENV = "TMU_DASHBOARD_FOLDERS"
 def readable_folders() -> list[Path]:
     """The server folders the dashboard reads a typed path from: the run store (uploads are kept there) and
     those the operator names in TMU_DASHBOARD_FOLDERS (separated by the platform's path separator)."""
-    from .paths import runs_root
 
     extra = [p for p in os.environ.get(FOLDERS_ENV, "").split(os.pathsep) if p.strip()]
     return [Path(p).expanduser().resolve() for p in [runs_root(), *extra]]
@@ -58,7 +57,6 @@ def uploads_dir() -> Path:
 
 def expire(now: float | None = None) -> list[Path]:
     """Delete the uploads older than TMU_UPLOAD_DAYS (by the time they were last uploaded); returns them."""
-    from .paths import runs_root
 
     folder = runs_root() / "_cache" / "uploads"  # not created here: a page that only looks makes no folder
     if not folder.is_dir():
