@@ -127,8 +127,9 @@ def test_layout_numbers_and_request(runs_dir, own):
         assert set(data.y[p.ids].tolist()) == {p.class_index}
 
 
-def test_torchscript_without_embed(runs_dir, own, tmp_path):
-    """A TorchScript model with no embed() loads, says its features use logits, and trains as a copy."""
+def test_torchscript_without_embed(runs_dir, own, tmp_path, monkeypatch):
+    """A TorchScript model with no embed() loads (where a sandboxed child would load it), says its features use
+    logits, and trains as a copy."""
     from tmu_core.config import DataConfig, OwnModelConfig
     from tmu_core.ownmodel.layout import load_user_data
     from tmu_core.ownmodel.weights import load_model, save_like
@@ -147,7 +148,8 @@ def test_torchscript_without_embed(runs_dir, own, tmp_path):
         DataConfig(dataset="imagefolder", data_root=str(own["root"]), image_size=8),
         OwnModelConfig(original_weights=str(path)),
     )
-    loaded = load_model(str(path), "small_cnn", data)
+    monkeypatch.setenv("TMU_SANDBOXED", "1")  # as in the sandboxed child, which alone loads code
+    loaded = load_model(str(path), "small_cnn", data, allow_code=True)
     assert loaded.format == "torchscript" and not loaded.has_embed and "logits" in loaded.notes[0]
     twin = copy.deepcopy(loaded.model)
     assert all(p.is_leaf for p in twin.parameters())

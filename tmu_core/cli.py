@@ -89,7 +89,7 @@ def run_config_from_args(args, methods=()) -> RunConfig:
             except TMUError as exc:  # the flags are --<method>-<setting>: say which method the setting is of
                 raise TMUError(f"method {m}: {exc}") from exc
             params.append((m, tuple(sorted(values.items()))))
-    return RunConfig(
+    cfg = RunConfig(
         data=data,
         forget=forget,
         train=train,
@@ -101,6 +101,11 @@ def run_config_from_args(args, methods=()) -> RunConfig:
         gold_seeds=getattr(args, "gold_seeds", 1),
         own=_own_config(args),
     )
+    if cfg.own.active and "image_size" not in given(args, DataConfig):  # your own model: the images' own size
+        from .ownmodel.fit import with_native_size
+
+        cfg = with_native_size(cfg)
+    return cfg
 
 
 def _own_config(args) -> OwnModelConfig:
@@ -435,6 +440,12 @@ def _worker_embedding(argv: list[str]) -> int:
     return worker_main(argv)
 
 
+def _worker_sandbox(argv: list[str]) -> int:
+    from .ownmodel.child import worker_main
+
+    return worker_main(argv)
+
+
 def _worker_ray(argv: list[str]) -> int:
     from .jobs.ray_executor import worker_main
 
@@ -442,8 +453,13 @@ def _worker_ray(argv: list[str]) -> int:
 
 
 # Hidden commands, started by jobs.launch as `python -m tmu_core <name> ...`: the UMAP worker (which logs
-# its progress at INFO into the run's log) and the Ray driver of a dashboard run.
-WORKERS = {"_worker-embedding": (_worker_embedding, logging.INFO), "_worker-ray": (_worker_ray, logging.WARNING)}
+# its progress at INFO into the run's log), the Ray driver of a dashboard run, and the sandboxed child of a run
+# whose model is code.
+WORKERS = {
+    "_worker-embedding": (_worker_embedding, logging.INFO),
+    "_worker-ray": (_worker_ray, logging.WARNING),
+    "_worker-sandbox": (_worker_sandbox, logging.WARNING),  # a run whose model is code (tmu_core.ownmodel.sandbox)
+}
 
 
 def main(argv=None) -> int:

@@ -153,7 +153,13 @@ class DataConfig(Config):
 
     dataset: str = opt("digits", "dataset name (see `python -m tmu_core datasets`)")
     data_root: str = opt("", "folder with the dataset files (torchvision sets, imagefolder); default ./data/<dataset>")
-    image_size: int = opt(32, "side length imagefolder images are resized to", min=8, max=256)
+    image_size: int = opt(
+        32,
+        "side length imagefolder images are resized to (on your own model: the images' own size when they all "
+        "share one)",
+        min=8,
+        max=256,
+    )
     aux_fraction: float = opt(
         0.1, "share of each training class held out as the aux pool (never trained on)", min=0.02, max=0.5
     )
@@ -214,7 +220,7 @@ class ForgetSpec(Config):
 class TrainConfig(Config):
     """One training recipe, used for the original, the gold and every from-scratch model."""
 
-    model: str = opt("small_cnn", "architecture (see `python -m tmu_core models`)")
+    model: str = opt("small_cnn", "architecture (see `python -m tmu_core models`; also torchvision:NAME or timm:NAME)")
     epochs: int = opt(30, "training epochs", min=1, max=1000)
     batch_size: int = opt(64, "mini-batch size", min=1, max=4096)
     lr: float = opt(0.05, "initial learning rate (SGD, momentum 0.9)", min=1e-6, max=10.0)
@@ -239,8 +245,9 @@ class OwnModelConfig(Config):
 
     original_weights: str = opt(
         "",
-        "your trained model: a state dict (.pt/.pth) of --model with one output per "
-        "class folder, or a whole-model TorchScript file; the data must then be laid out "
+        "your trained model: a state dict (.pt/.pth, or .safetensors) of --model with one output per "
+        "class folder (a registered architecture, torchvision:NAME or timm:NAME), or with "
+        "--allow-executable-model a TorchScript or torch.export file; the data must then be laid out "
         "as train/ aux/ test/ (or --manifest)",
     )
     manifest: str = opt(
@@ -276,6 +283,17 @@ class OwnModelConfig(Config):
         False,
         "your model: also save each baseline's unlearned model (weights/<method>.pt, in the input's format); "
         "TMU's is always saved (weights/unlearned.pt)",
+    )
+    allow_executable_model: bool = opt(
+        False,
+        "your model: accept a TorchScript or torch.export (.pt2) file, which holds code: it then loads and runs "
+        "only in a sandboxed child process (no writes outside the run folder, memory and time limits); without "
+        "it such a file is refused unread",
+    )
+    accept_poor_fit: bool = opt(
+        False,
+        "your model: run it even when the model-fit check finds it at chance on its data, or far better at "
+        "another image size (the check's numbers stay in the run's notes)",
     )
 
     @model_validator(mode="before")

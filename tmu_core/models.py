@@ -10,6 +10,7 @@ from __future__ import annotations
 import torch
 import torch.nn as nn
 
+from .errors import TMUError
 from .registry import Registry
 
 # factory(in_channels, num_classes, image_size) -> nn.Module (a Net)
@@ -37,7 +38,29 @@ class Net(nn.Module):
         return self.head(self.embed(x))
 
 
+def check_model(name: str) -> None:
+    """A registered architecture, or one named from torchvision or timm (`torchvision:resnet18`, `timm:NAME`);
+    anything else is refused with the valid names."""
+    from .ownmodel.hub import check_name, is_hub
+
+    if is_hub(name):
+        check_name(name)
+    elif name not in MODELS:
+        raise TMUError(
+            f"unknown model '{name}'; valid: {', '.join(MODELS.names())}, or torchvision:NAME / timm:NAME "
+            f"(e.g. torchvision:resnet18)"
+        )
+
+
 def build_model(name: str, channels: int, num_classes: int, size: int, mean=None, std=None) -> Net:
+    """A registered architecture, or (`torchvision:NAME`, `timm:NAME`) one built by that library behind the same
+    interface (tmu_core.ownmodel.hub)."""
+    if ":" in name:
+        from .ownmodel.hub import build_hub, is_hub
+
+        if is_hub(name):
+            net = build_hub(name, channels, num_classes, size)
+            return net.set_normalization(mean, std) if mean is not None else net
     net = MODELS.get(name)(channels, num_classes, size)
     if mean is not None:
         net.set_normalization(mean, std)

@@ -25,8 +25,8 @@ from ui.text import plain
 
 PREFIX = "own_"
 UPLOADS = {
-    "original_weights": ["pt", "pth", "ts", "jit"],
-    "gold_weights": ["pt", "pth", "ts", "jit"],
+    "original_weights": ["pt", "pth", "safetensors", "ts", "jit", "pt2"],
+    "gold_weights": ["pt", "pth", "safetensors", "ts", "jit", "pt2"],
     "forget_list": ["txt", "lst", "csv"],
 }  # fields a file can be uploaded for
 # The most an upload of each field may hold, in MB, checked by the browser and the server before it is stored
@@ -103,9 +103,13 @@ def discard_refused(values: dict) -> None:
 def own_inputs() -> dict:
     """One widget per OwnModelConfig field (tuples as typed numbers, a file upload beside the weights and the
     forget list) in two columns (LEFT, RIGHT); returns {field: value}."""
-    by_name = {f.name: f for f in leaf_fields(OwnModelConfig)}
+    from tmu_core.ownmodel.sandbox import operator_allows
+
+    # executable model files (TorchScript, .pt2) are the server operator's choice (an environment variable), not
+    # a form's
+    by_name = {f.name: f for f in leaf_fields(OwnModelConfig) if f.name != "allow_executable_model"}
     rest = tuple(n for n in by_name if n not in LEFT + RIGHT + CLI_ONLY)
-    out = {}
+    out = {"allow_executable_model": operator_allows()}
     for col, names in zip(st.columns(2), (LEFT + rest, RIGHT)):
         with col:
             for name in (n for n in names if n in by_name):
@@ -130,24 +134,29 @@ def _field(f):
     return value
 
 
-def run_config(values: dict, data_root: str, image_size: int, model: str, seed: int) -> RunConfig:
-    """The RunConfig of a launch from the entry: imagefolder data, TMU alone, the user's model. Every server
-    path must lie in `allowed_folders`."""
+def run_config(values: dict, data_root: str, image_size: int | None, model: str, seed: int) -> RunConfig:
+    """The RunConfig of a launch from the entry: imagefolder data, TMU alone, the user's model; image size None:
+    the images' own size when they all share one. Every server path must lie in `allowed_folders`."""
+    from tmu_core.ownmodel.fit import with_native_size
+
     own = OwnModelConfig(**{k: (v.strip() if isinstance(v, str) else v) for k, v in values.items()})
     if not own.active:
-        raise TMUError("enter the path of your model's weights (original weights): a state dict or a TorchScript file")
+        raise TMUError("enter the path of your model's weights (original weights): a state dict of its architecture")
     if data_root.strip():
         store.uploads.check_readable(data_root.strip(), "data folder")
     for name in PATH_FIELDS:
         if getattr(own, name, ""):
             store.uploads.check_readable(getattr(own, name), name.replace("_", " "))
-    return RunConfig(
-        data=DataConfig(dataset="imagefolder", data_root=data_root.strip(), image_size=image_size),
-        train=default_train_config("imagefolder").model_copy(update={"model": model}),
+    cfg = RunConfig(
+        data=DataConfig(
+            dataset="imagefolder", data_root=data_root.strip(), **({"image_size": image_size} if image_size else {})
+        ),
+        train=default_train_config("imagefolder").model_copy(update={"model": model.strip()}),
         methods=(primary_method(),),
         seed=seed,
         own=own,
     )
+    return cfg if image_size else with_native_size(cfg)
 
 
 def entry() -> bool:
@@ -165,24 +174,33 @@ def entry() -> bool:
             "expire after a week). The data folder holds train/ (what the model was "
             "trained on), aux/ (the same classes, never trained on) and test/, each with one folder per "
             "class; output k of the model must be the k-th class folder in sorted order. The forget list "
-            "names files relative to train/, one per line (e.g. cat/0001.png), from any classes."
+            "names files relative to train/, one per line (e.g. cat/0001.png), from any classes. The safe model "
+            "format is a state dict (.pt or .safetensors) of a named architecture; TorchScript and torch.export "
+            "files hold code and are taken only where the person running this dashboard allowed them "
+            "(TMU_ALLOW_EXECUTABLE_MODELS=1), then run in a sandboxed child process."
         )
         c1, c2, c3, c4 = st.columns([3, 1, 1, 1])
         data_root = c1.text_input(
             "data folder", key=PREFIX + "data_root", placeholder="/path/to/folder with train/ aux/ test/"
         )
-        image_size = int(
-            c2.number_input(
-                "image size",
-                min_value=8,
-                max_value=256,
-                value=32,
-                key=PREFIX + "image_size",
-                help=field_info(DataConfig, "image_size").help,
-            )
+        size = c2.number_input(
+            "image size",
+            min_value=8,
+            max_value=256,
+            value=None,
+            placeholder="the images' own",
+            key=PREFIX + "image_size",
+            help=field_info(DataConfig, "image_size").help,
         )
-        models = MODELS.names()
-        model = c3.selectbox("model", models, key=PREFIX + "model", help="the registered architecture of a state dict")
+        image_size = int(size) if size else None
+        model = c3.selectbox(
+            "model",
+            MODELS.names(),
+            key=PREFIX + "model",
+            accept_new_options=True,
+            help="the architecture of the state dict: a registered one, or type torchvision:NAME (e.g. "
+            "torchvision:resnet18) or timm:NAME",
+        )
         seed = int(c4.number_input("seed", min_value=0, value=0, step=1, key=PREFIX + "seed"))
         values = own_inputs()
         if st.button("Launch TMU on your model", key=PREFIX + "launch", icon=":material/play_arrow:"):

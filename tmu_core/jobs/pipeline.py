@@ -26,7 +26,7 @@ from ..evaluate import artifacts, ensemble
 from ..evaluate.evaluator import Evaluator
 from ..methods import METHODS, REFERENCES, config_dict, method_config, run_method_config, run_order
 from ..methods.loop import UnlearnTask
-from ..models import MODELS
+from ..models import check_model
 from ..references import Trained, extra_golds, gold_seed, original_and_gold, reference_key, train_cached
 from ..train import Progress, pick_device, seed_everything
 
@@ -36,7 +36,7 @@ log = logging.getLogger(__name__)
 def check_names(cfg: RunConfig) -> None:
     """Dataset, model and method names against their registries (config.py imports none of them)."""
     DATASETS.entry(cfg.data.dataset)
-    MODELS.entry(cfg.train.model)
+    check_model(cfg.train.model)
     for m in cfg.methods:
         METHODS.entry(m)
 
@@ -244,7 +244,12 @@ class StatusWriter:
 
 def execute(run: store.Run, progress=None) -> dict:
     """Execute a queued run, or again one that failed, was cancelled or interrupted; returns the result dict
-    (the CLI's --json contract). One process at a time executes a run (the run's lock): a second is refused."""
+    (the CLI's --json contract). One process at a time executes a run (the run's lock): a second is refused.
+    A run whose model is code (TorchScript, torch.export) executes in a sandboxed child (ownmodel.sandbox)."""
+    from ..ownmodel import sandbox
+
+    if sandbox.wants_child(run):
+        return sandbox.execute_in_child(run, progress)
     with run.executing():
         status = run.status()
         state = status.get("state")

@@ -24,7 +24,7 @@ from ..evaluate import metrics as M
 from ..evaluate.evaluator import Evaluator
 from ..methods import METHODS, config_dict, display, primary_method, run_method_config, run_order
 from ..methods.loop import UnlearnTask
-from ..models import MODELS, build_model
+from ..models import build_model, check_model
 from ..references import gold_seed
 from ..tmu.classifier import call_words
 from ..tmu.forecast import combine, forecast_words
@@ -32,7 +32,7 @@ from ..train import fit, pick_device, seed_everything
 from . import pins
 from .layout import Request, UserData, load_user_data, resolve_request
 from .request import run_request
-from .weights import Loaded, ScriptedNet, check_batch, load_model, save_like
+from .weights import Loaded, load_gold, load_original, unlearned_file
 
 RECIPE_NOTE = (
     "gold was retrained with the project's training recipe ({recipe}), not yours: its alignment numbers "
@@ -56,7 +56,7 @@ def stages(cfg: RunConfig) -> list[str]:
 
 
 def check_methods(cfg: RunConfig) -> None:
-    MODELS.entry(cfg.train.model)
+    check_model(cfg.train.model)
     for m in cfg.methods:
         METHODS.entry(m)
         if display(m).kind == "control" or METHODS.get(m).uses_gold:
@@ -77,17 +77,10 @@ def validate(cfg: RunConfig) -> Prepared:
     check_methods(cfg)
     own = cfg.own
     data = load_user_data(cfg.data, own)
-    original = load_model(own.original_weights, cfg.train.model, data, own.input_mean, own.input_std)
-    if isinstance(original.model, ScriptedNet):
-        pass  # from-scratch networks (CF) normalise with the data's own statistics
-    else:  # they normalise as the user's model does
-        data.mean = tuple(original.model.mean.flatten().tolist())
-        data.std = tuple(original.model.std.flatten().tolist())
-    batch_accuracy = check_batch(original, data, "original weights")
+    original = load_original(cfg, data)  # checked for fit; code (TorchScript, .pt2) only in a sandboxed child
+    batch_accuracy = original.batch_accuracy
     request = resolve_request(data, own, cfg.forget, cfg.seed)
-    gold = None
-    if own.gold == "weights":
-        gold = load_model(own.gold_weights, cfg.train.model, data, own.input_mean, own.input_std, what="gold weights")
+    gold = load_gold(cfg, data) if own.gold == "weights" else None
     n_ref = min(len(p.remain_class_ids(data)) for p in request.parts)
     for m in cfg.methods:
         run_method_config(m, cfg)
@@ -177,6 +170,7 @@ def execute(run: store.Run, cfg: RunConfig, writer, report) -> dict:
         "data": p.data.source,
         "classes": [q.class_name for q in request.parts],
         "original_batch_accuracy": p.batch_accuracy,
+        "fit": p.original.fit,
         "notes": notes,
         "multi_class": len(request.parts) > 1,
     }
@@ -184,7 +178,7 @@ def execute(run: store.Run, cfg: RunConfig, writer, report) -> dict:
         own.update(_tmu_block(reports, request, pred, gold_easy, result_models, seconds, gold_seconds))
         if gold_easy is not None and len(reports) == 1:
             result[primary] = reports[0][1].summary(gold_easy)
-        own["unlearned_weights"] = str(_save_unlearned(run, p.original, models.get(primary)))
+        own["unlearned_weights"] = str(_save_unlearned(run, p.original, models.get(primary), notes))
         run.save_table(audit_table(p.data, request, reports, logits, gold_easy, models), store.AUDIT)
         own["audit_csv"] = str(run.dir / store.AUDIT)
     own["kept_models"] = _keep_models(run, cfg, p.original, models, own.get("unlearned_weights"), notes)
@@ -279,11 +273,13 @@ def _audit(reports) -> float:
     return sum(r.audit_seconds for _, r in reports[-1:])  # stage seconds accumulate over the classes
 
 
-def _save_unlearned(run: store.Run, original: Loaded, model):
+def _save_unlearned(run: store.Run, original: Loaded, model, notes: list):
     if model is None:
         return ""
-    path = run.unlearned_path("pt")
-    store.atomic_write_bytes(path, save_like(original, model))
+    data, suffix, note = unlearned_file(original, model)
+    path = run.unlearned_path(suffix)
+    store.atomic_write_bytes(path, data)
+    notes += [note] if note else []
     return path
 
 
