@@ -392,7 +392,7 @@ class Writer(torch.nn.Module):
     def forward(self, x):
         t = torch.from_file(self.target, True, 16, dtype=torch.uint8)
         t.fill_(65)
-        return self.net(x)
+        return self.net(x) + 0 * t[0].float()  # used: TorchScript would drop an unused call
 
 
 def test_code_is_refused_without_the_opt_in_and_sandboxed_with_it(runs_dir, own, tmp_path):
@@ -467,8 +467,8 @@ class Forever(torch.nn.Module):
         self.marker = marker
 
     def forward(self, x):
-        torch.from_file(self.marker, False, 1, dtype=torch.uint8)
-        n = int(x.numel())
+        seen = torch.from_file(self.marker, False, 1, dtype=torch.uint8)
+        n = int(x.numel()) + int(seen[0])
         while n > 0:
             n = n + 1
         return self.net(x)
