@@ -522,3 +522,31 @@ def _parent(proc_dir: Path) -> int | None:
         return int((proc_dir / "stat").read_text().rsplit(")", 1)[1].split()[1])
     except (OSError, IndexError, ValueError):
         return None
+
+
+def test_dashboard_form_refuses_in_one_line(runs_dir, own, tmp_path, monkeypatch):
+    """The Forget set page's "Your model" entry: a model that does not fit its data (wrong image size) and a
+    TorchScript file on a server whose operator did not allow code are each refused in one error line, with no
+    run folder; the form has no switch of its own for code."""
+    from clitools import ROOT
+    from streamlit.testing.v1 import AppTest
+
+    monkeypatch.delenv("TMU_ALLOW_EXECUTABLE_MODELS", raising=False)
+    script = _script(Plain(own["net"]), tmp_path / "m.ts")
+    at = AppTest.from_file(str(ROOT / "pages" / "forget_set.py"), default_timeout=180).run()
+    assert not at.exception, [e.value for e in at.exception]
+    assert not [c for c in at.checkbox if "executable" in c.label]
+    at.text_input(key="own_data_root").set_value(str(own["root"]))
+    at.number_input(key="own_image_size").set_value(32)
+    at.text_input(key="own_original_weights").set_value(str(own["base"] / "W.pt"))
+    at.text_input(key="own_forget_list").set_value(str(own["base"] / "F.txt"))
+    at.button(key="own_launch").click().run()
+    assert not at.exception, [e.value for e in at.exception]
+    errors = [e.value for e in at.error]
+    assert len(errors) == 1 and "does not fit the data" in errors[0] and "image size" in errors[0], errors
+    assert "\n" not in errors[0].strip()
+    at.text_input(key="own_original_weights").set_value(str(script))
+    at.button(key="own_launch").click().run()
+    errors = [e.value for e in at.error]
+    assert len(errors) == 1 and "holds code" in errors[0] and "TMU_ALLOW_EXECUTABLE_MODELS" in errors[0], errors
+    assert _folders(runs_dir) == []

@@ -223,7 +223,10 @@ def native_size(data_cfg, own) -> int | None:
 
     from .layout import _listing
 
-    listing, _ = _listing(data_cfg, own)
+    try:
+        listing, _ = _listing(data_cfg, own)
+    except TMUError:
+        return None  # the run's own validation names what is wrong with the data
     sizes = set()
     for entries in listing.values():
         for e in entries:
