@@ -532,6 +532,7 @@ def test_dashboard_form_refuses_in_one_line(runs_dir, own, tmp_path, monkeypatch
     from streamlit.testing.v1 import AppTest
 
     monkeypatch.delenv("TMU_ALLOW_EXECUTABLE_MODELS", raising=False)
+    monkeypatch.setenv("TMU_DASHBOARD_FOLDERS", os.pathsep.join([str(own["base"]), str(tmp_path)]))
     script = _script(Plain(own["net"]), tmp_path / "m.ts")
     at = AppTest.from_file(str(ROOT / "pages" / "forget_set.py"), default_timeout=180).run()
     assert not at.exception, [e.value for e in at.exception]

@@ -289,8 +289,9 @@ def _keep_models(run: store.Run, cfg: RunConfig, original: Loaded, models, tmu_p
     kept = {primary_method(): tmu_path} if tmu_path else {}
     others = [m for m in models if m not in ("original", "gold", primary_method())]
     for name in others if cfg.own.keep_models else []:
-        path = run.weights_path(name)
-        store.atomic_write_bytes(path, save_like(original, models[name]))
+        data, suffix, _ = unlearned_file(original, models[name])
+        path = run.weights_path(name).with_suffix(f".{suffix}")
+        store.atomic_write_bytes(path, data)
         kept[name] = str(path)
     dropped = [m for m in others if m not in kept]
     if dropped:
