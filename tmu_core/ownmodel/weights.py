@@ -39,11 +39,11 @@ LOGITS_NOTE = (
     "uses its logits in place of the penultimate embedding; AF, CF and every readout are unchanged"
 )
 EXECUTABLE_REFUSED = (
-    "{what} {path} is {kind}: a model file that holds code, which would run with this process's rights; it is "
-    "refused unless you opt in with --allow-executable-model (it then runs in a sandboxed child process; on the "
-    "dashboard only where its operator set {env}=1). The safe format: the model's state dict "
-    "(torch.save(model.state_dict(), 'model.pt')) with --model naming its architecture ({archs}, "
-    "torchvision:NAME or timm:NAME)"
+    "{what} {path} is {kind}: a model file that holds code, which would run with this process's rights; it runs "
+    "only with an explicit opt-in (--allow-executable-model on the command line; on the dashboard, "
+    "{env}=1 in its server's environment, the operator's choice), and then in a sandboxed child process. The safe "
+    "format: the model's state dict (torch.save(model.state_dict(), 'model.pt')) with --model naming its "
+    "architecture ({archs}, torchvision:NAME or timm:NAME)"
 )
 FROZEN = (
     "{what} {path} has no trainable parameters ({why}): it is a deployment format whose weights are constants, "
