@@ -22,7 +22,7 @@ LAYERS = (
     ("errors", ("tmu_core.errors",)),
     ("configs and the generic registry", ("tmu_core.config", "tmu_core.registry")),
     ("run store", ("tmu_core.store",)),
-    ("data and architectures", ("tmu_core.data", "tmu_core.models")),
+    ("data and architectures", ("tmu_core.data", "tmu_core.models", "tmu_core.ownmodel.hub")),
     ("training", ("tmu_core.train",)),
     ("reference models", ("tmu_core.references",)),
     (
@@ -40,7 +40,10 @@ LAYERS = (
     ("tables, protocol and verdict", ("tmu_core.evaluate",)),
     ("own-model runs", ("tmu_core.ownmodel",)),
     ("jobs", ("tmu_core.jobs",)),
-    ("entry points", ("tmu_core", "tmu_core.demo", "tmu_core.options", "tmu_core.entry", "tmu_core.cli")),
+    (
+        "entry points",
+        ("tmu_core", "tmu_core.demo", "tmu_core.options", "tmu_core.entry", "tmu_core.cli", "tmu_core.ownmodel.child"),
+    ),
     ("dashboard helpers", ("ui.text", "ui.images", "ui.nav", "ui.palette")),
     ("tables and widgets", ("ui.tables", "ui.widgets")),
     ("charts, loaders and verdict", ("ui.charts", "ui.cache", "ui.verdict", "ui.forecast")),

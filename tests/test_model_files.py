@@ -339,8 +339,6 @@ def test_native_size_is_the_default(own):
 def test_class_order_is_named_and_accept_poor_fit_runs_anyway(own, monkeypatch):
     """A model whose outputs are in another order than the sorted folders: the refusal names the class order;
     with accept_poor_fit the same measurement becomes a note."""
-    from dataclasses import replace
-
     from tmu_core.config import DataConfig, OwnModelConfig, RunConfig
     from tmu_core.errors import TMUError
     from tmu_core.ownmodel import fit
@@ -355,7 +353,7 @@ def test_class_order_is_named_and_accept_poor_fit_runs_anyway(own, monkeypatch):
     with pytest.raises(TMUError, match="at chance.*class order: images of class '0' mostly get output 1") as err:
         fit.check(loaded, data, cfg, 8, "original weights")
     assert "--accept-poor-fit" in str(err.value)
-    accepted = replace(cfg, own=replace(cfg.own, accept_poor_fit=True))
+    accepted = cfg.model_copy(update={"own": cfg.own.model_copy(update={"accept_poor_fit": True})})
     result, note = fit.check(loaded, data, accepted, 8, "original weights")
     assert result.train < 30 and "model-fit check" in note and "class order" in note
 

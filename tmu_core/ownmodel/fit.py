@@ -15,7 +15,7 @@ user's own model), read from the image headers alone.
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass, replace
+from dataclasses import asdict, dataclass
 
 import numpy as np
 import torch
@@ -245,4 +245,4 @@ def with_native_size(cfg):
     """`cfg` with its image size set to the data's own, when every image shares one (the default of --image-size
     on the user's own model)."""
     size = native_size(cfg.data, cfg.own)
-    return replace(cfg, data=replace(cfg.data, image_size=size)) if size else cfg
+    return cfg.model_copy(update={"data": cfg.data.model_copy(update={"image_size": size})}) if size else cfg
