@@ -136,6 +136,8 @@ def test_a_method_s_floor_is_the_larger_of_gold_s_spread_and_its_own_rerun_sprea
     assert v.winner is None and v.leaders == ("tmu", "finetune")  # 6 apart: within max(8, 5)
     assert "salun" not in v.leaders  # 30 apart is beyond max(8, 12)
     assert "a method's own rerun moves its A_f by more" in v.text() and "TMU 8 images" in v.text()
+    assert "SalUn 12 images" in v.text()  # in this run
+    assert "SalUn" not in verdict(run(original=20.0, tmu=0.0), rerun=RERUN).text()  # not in this run: not named
     assert v.lead_floor == 8.0
     ens = verdict(run(golds=[80.0, 90.0], original=20.0, tmu=0.0, finetune=6.0), rerun=RERUN)
     assert (ens.row("tmu").floor, ens.row("tmu").floor_source) == (10.0, "gold")  # golds span 10 > TMU's 8

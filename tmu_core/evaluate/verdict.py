@@ -113,11 +113,16 @@ class NoiseFloor:
             return float(max(1.0, round(own))), "rerun"
         return self.agreement_images, SOURCES[self.agreement_source]
 
-    def above(self) -> dict:
-        """The methods whose own rerun spread is larger than gold's part of the floor: name -> images."""
-        return {n: self.of(n)[0] for n in self.rerun if n != "original" and self.of(n)[1] == "rerun"}
+    def above(self, names=None) -> dict:
+        """The methods (of `names`, default every measured one) whose own rerun spread is larger than gold's part of
+        the floor: name -> images."""
+        return {
+            n: self.of(n)[0]
+            for n in self.rerun
+            if n != "original" and self.of(n)[1] == "rerun" and (names is None or n in names)
+        }
 
-    def text(self, n_f: int | None) -> str:
+    def text(self, n_f: int | None, names=None) -> str:
         unit = _images(self.images) if n_f else f"{self.images:.1f} points"
         if self.source == "golds":
             out = (
@@ -126,7 +131,7 @@ class NoiseFloor:
             )
         else:
             out = f"one run cannot rank methods closer than about {unit} (the default: {FLOOR_EVIDENCE})"
-        above = self.above()
+        above = self.above(names)
         if above:
             names = ", ".join(f"{display(n).short} {_images(v)}" for n, v in above.items())
             out += f"; a method's own rerun moves its A_f by more, and its floor is that: {names}"
@@ -261,7 +266,8 @@ class Verdict:
             out.append(
                 f"No method is closest to gold on its own: {tied} lie within the noise floor of the smallest |Δ|."
             )
-        out.append(f"Noise floor {_floor_value(self.floor, n_f)}: {self.floor.text(n_f)}.")
+        shown = {r.name for r in self.rows}
+        out.append(f"Noise floor {_floor_value(self.floor, n_f)}: {self.floor.text(n_f, shown)}.")
         out.append(self._agreement_floor_sentence())
         if self.original_ties:
             out.append(
