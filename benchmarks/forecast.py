@@ -31,6 +31,7 @@ from tmu_core.evaluate.paper_tables import md_table
 from tmu_core.evaluate.protocol import class_ci
 from tmu_core.jobs.pipeline import execute, start
 from tmu_core.jobs.sweep import parse_classes
+from tmu_core.store import write_csv
 from tmu_core.tmu.forecast import ece
 
 RESULTS = Path(__file__).resolve().parent / "results"
@@ -105,16 +106,26 @@ def run_row(r: dict, samples: pd.DataFrame, variant: str, c, seed: int, tuning: 
     return row, files
 
 
+def _five_digits(df: pd.DataFrame) -> pd.DataFrame:
+    """Per-file values to five significant digits (the samples file's size; more would be float noise)."""
+    return df.map(lambda v: float(f"{v:.5g}") if isinstance(v, float) else v)
+
+
 def own_case(work: Path, seeds, classes=(3, 5, 8), per_class: int = 80, log=print) -> tuple[list, list]:
     """The own-model case: digits as 8x8 PNGs (train/ aux/ test/), small_cnn trained by a plain Adam loop (not
     the project's recipe) per seed, a forget list of `per_class` files of each of `classes`, and `tmu run
     --gold retrain --tmu-peer`: one row per class of the request and one for the whole request per seed."""
+    import importlib.util
     import json
     import subprocess
 
-    sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))
     import torch
-    from owntools import digits_folder, forget_list, train_plain  # the test suite's "user" (no project code)
+
+    # the test suite's "user" (no project code), loaded from its file rather than put on the import path
+    spec = importlib.util.spec_from_file_location("owntools", Path(__file__).resolve().parents[1] / "tests/owntools.py")
+    owntools = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(owntools)
+    digits_folder, forget_list, train_plain = owntools.digits_folder, owntools.forget_list, owntools.train_plain
 
     root = work / "digits"
     if not root.exists():
@@ -337,11 +348,11 @@ def main(argv=None) -> int:
                     f"original {row['original A_f']:.0f} ({time.perf_counter() - t:.0f} s)"
                 )
                 RESULTS.mkdir(parents=True, exist_ok=True)  # saved after every run: a stopped sweep resumes
-                pd.DataFrame(rows).to_csv(runs_csv, index=False)
-                pd.concat(files, ignore_index=True).to_csv(files_csv, index=False, float_format="%.5g")
+                write_csv(runs_csv, pd.DataFrame(rows))
+                write_csv(files_csv, _five_digits(pd.concat(files, ignore_index=True)))
     runs_df, files_df = pd.DataFrame(rows), pd.concat(files, ignore_index=True)
-    runs_df.to_csv(runs_csv, index=False)
-    files_df.to_csv(files_csv, index=False, float_format="%.5g")
+    write_csv(runs_csv, runs_df)
+    write_csv(files_csv, _five_digits(files_df))
     table = summary(runs_df, files_df)
     md = "\n".join(
         [

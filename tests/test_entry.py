@@ -53,7 +53,7 @@ def test_workers_are_hidden_from_help_but_answer(capsys, runs_dir, restore_sigte
         main(["--help"])
     listing = capsys.readouterr().out
     assert "execute" in listing and "_worker" not in listing
-    assert set(WORKERS) == {"_worker-embedding", "_worker-ray"}
+    assert set(WORKERS) == {"_worker-embedding", "_worker-ray", "_worker-sandbox"}
     assert main(["_worker-embedding"]) == 2
     assert "usage: tmu _worker-embedding" in _one_line(capsys)
     assert main(["_worker-embedding", "no-such-run", "original"]) == 2

@@ -155,12 +155,23 @@ def _verdict_row(r: dict, cls: str) -> dict:
     }
 
 
+STEP_CHECKED = (
+    None,
+    "oracle_labels",
+)  # the step checks a sweep's verdict table shows: the primary method's, the oracle's
+
+
+def _step_labels() -> tuple[str, ...]:
+    """The step-check columns' labels: the methods' short names from the registry."""
+    return tuple(display(primary_method() if n is None else n).short for n in STEP_CHECKED)
+
+
 def _step_cells(v) -> dict:
     """The gold-free step check: achieved minus asked A_f in images, within the method's floor or not."""
     checks = {c.name: c for c in v.step_checks}
     out = {}
-    for name, label in (("tmu", "TMU"), ("oracle_labels", "oracle†")):
-        c = checks.get(name)
+    for name, label in zip(STEP_CHECKED, _step_labels(), strict=True):
+        c = checks.get(primary_method() if name is None else name)
         out[f"{label} step: achieved − asked (images)"] = c.gap if c else float("nan")
         out[f"{label} step within floor"] = ("yes" if c.within else "no") if c else ""
     return out
@@ -198,7 +209,7 @@ def _verdict_count(df: pd.DataFrame) -> pd.DataFrame:
         "act. dist. leader": ", ".join(f"{m} {k}" for m, k in df["act. dist. leader"].value_counts().items()),
         "original ties": f"{int((df['original ties'] == 'yes').sum())} of {len(df)}",
     }
-    for label in ("TMU", "oracle†"):
+    for label in _step_labels():
         within, gap = df[f"{label} step within floor"], df[f"{label} step: achieved − asked (images)"]
         checked = int((within != "").sum())
         total[f"{label} step: achieved − asked (images)"] = float(gap.mean()) if checked else float("nan")
