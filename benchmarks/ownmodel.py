@@ -34,11 +34,14 @@ RESULTS = ROOT / "benchmarks" / "results"
 import numpy as np  # noqa: E402
 import torch  # noqa: E402
 
+from tmu_core import store  # noqa: E402
 from tmu_core.config import DataConfig, OwnModelConfig  # noqa: E402
 from tmu_core.data.recipes import default_train_config  # noqa: E402
+from tmu_core.methods import primary_method  # noqa: E402
 from tmu_core.models import build_model  # noqa: E402
 from tmu_core.ownmodel.layout import load_user_data  # noqa: E402
 from tmu_core.references import gold_seed  # noqa: E402
+from tmu_core.store.schema import MetricsFile  # noqa: E402
 from tmu_core.train import fit, seed_everything  # noqa: E402
 
 # today's single-class result on the full CIFAR-10 copy (45k training images, class cat, 100 forgotten, seed 0)
@@ -152,8 +155,9 @@ def main() -> None:
         gold_path = work / f"gold-{i}.pt"
         torch.save(gold.state_dict(), gold_path)
         none, none_wall, none_cmd = cli([*base, "--forget-list", str(flist), "--gold", "none"], env)
-        tmu_s = none["models"]["tmu"]["seconds"]
-        ablation = none["own"]["stage_seconds"].get("ablation", 0.0)
+        typed = MetricsFile.model_validate(none)
+        tmu_s = typed.models[primary_method()].seconds
+        ablation = getattr(typed, primary_method()).audit_seconds  # the ablation runs on request only
         out["rows"].append(
             {
                 "request": label,
@@ -185,7 +189,7 @@ def main() -> None:
 
 
 def write(out: dict, stem: str) -> None:
-    Path(stem + ".json").write_text(json.dumps(out, indent=1, default=float))
+    Path(stem + ".json").write_text(store.json_text(out, indent=1))
     Path(stem + ".md").write_text(markdown(out))
 
 

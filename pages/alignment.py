@@ -37,10 +37,56 @@ def show_table1(row) -> None:
         widgets.text_table(part, key=f"align_table1_{i}")
 
 
+def show_gold_free(run, metrics) -> None:
+    """A run without a gold model (the user's own model, --gold none): what needs no gold, and why the rest is
+    not shown."""
+    tmu = tables.tmu_summary(metrics)
+    primary = primary_method()
+    if tmu is not None:
+        m = st.columns(3)
+        m[0].metric(
+            "TMU's predicted A_f after removal",
+            "—" if tmu.predicted_acc_forget is None else f"{tmu.predicted_acc_forget:.1f}%",
+            help="TMU's forecast of a retrain's accuracy on the forgotten samples: the predicted-easy share",
+        )
+        if primary in metrics.models:
+            m[1].metric("Achieved A_f", f"{metrics.models[primary].acc_forget:.1f}%", help="the unlearned model's")
+            m[2].metric("TMU seconds", f"{metrics.models[primary].seconds:.1f}")
+    st.info(
+        tables.NO_GOLD.format(
+            what="|Δ|, the per-sample agreement, the activation distance, the verdict and the "
+            "paper's Table 1 (each compares with a retrain)"
+        ),
+        icon=":material/info:",
+    )
+    rows = [
+        {
+            "model": tables.model_label(name),
+            "A_test": v.acc_test,
+            "A_r": v.acc_remain,
+            "A_f": v.acc_forget,
+            "MIA": v.mia,
+            "seconds": v.seconds,
+            "timing": tables.timing_text(v),
+        }
+        for name, v in metrics.models.items()
+    ]
+    st.dataframe(
+        pd.DataFrame(rows),
+        hide_index=True,
+        key="align_gold_free",
+        column_config={c: PCT for c in ("A_test", "A_r", "A_f", "MIA")},
+    )
+    state.run_downloads(run, metrics)
+
+
 def show_run() -> None:
     run = state.require_complete_run()
     metrics = cache.metrics(cache.root(), run.id)
     state.show_evidence_warnings(metrics)
+    if not tables.has_gold(metrics):
+        show_gold_free(run, metrics)
+        return
     models = tables.models_frame(metrics)
     st.caption(
         f"Run `{run.id}`: {plain(metrics.dataset)}, {plain(metrics.model)}, class "

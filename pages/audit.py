@@ -21,34 +21,44 @@ st.caption(
     f"|D_f| = {metrics.forget_count}"
 )
 baseline = tables.all_easy_baseline(tmu)
-m = st.columns(5)
-m[0].metric("Label accuracy", f"{tmu.label_accuracy:.1f}%", help="predicted easy/hard agrees with gold's verdict")
-m[1].metric(
-    "'All easy' baseline",
-    f"{baseline:.1f}%",
-    help="the label accuracy of calling every sample easy (the share of D_f gold gets right): the "
-    "classifier is only useful where it beats this",
-)
-m[2].metric("Predicted easy / hard", f"{tmu.pred_easy} / {tmu.pred_hard}")
-m[3].metric("Gold easy / hard", f"{tmu.gold_easy} / {tmu.gold_hard}", help="hard = the gold model gets it wrong")
-auc = tmu.auc_p_easy
-m[4].metric(
-    "AUC of p(easy)",
-    f"{auc / 100:.2f}" if auc is not None and math.isfinite(auc) else "—",
-    help="how well p(easy) ranks gold-easy above gold-hard samples, from 0 to 1 (0.50 = chance; undefined "
-    f"when all of D_f has one gold label). Threshold: p(easy) ≥ {tmu.threshold:.2f} is predicted easy.",
-)
-gap = tmu.label_accuracy - baseline
-if math.isfinite(baseline) and gap < 0:
-    st.warning(
-        f"**TMU's labels do worse than calling every sample easy**: {tmu.label_accuracy:.1f}% against "
-        f"{baseline:.1f}% ({-gap:.1f} points lower). Here the classifier hurts more than it helps.",
-        icon=":material/warning:",
+gold = tables.has_gold(metrics)
+threshold = f" Threshold: p(easy) ≥ {tmu.threshold:.2f} is predicted easy." if tmu.threshold is not None else ""
+if gold:
+    m = st.columns(5)
+    m[0].metric("Label accuracy", f"{tmu.label_accuracy:.1f}%", help="predicted easy/hard agrees with gold's verdict")
+    m[1].metric(
+        "'All easy' baseline",
+        f"{baseline:.1f}%",
+        help="the label accuracy of calling every sample easy (the share of D_f gold gets right): the "
+        "classifier is only useful where it beats this",
     )
-elif math.isfinite(baseline) and gap == 0:
-    st.info(f"TMU's labels are only as good as calling every sample easy ({baseline:.1f}%).", icon=":material/info:")
+    m[2].metric("Predicted easy / hard", f"{tmu.pred_easy} / {tmu.pred_hard}")
+    m[3].metric("Gold easy / hard", f"{tmu.gold_easy} / {tmu.gold_hard}", help="hard = the gold model gets it wrong")
+    auc = tmu.auc_p_easy
+    m[4].metric(
+        "AUC of p(easy)",
+        f"{auc / 100:.2f}" if auc is not None and math.isfinite(auc) else "—",
+        help="how well p(easy) ranks gold-easy above gold-hard samples, from 0 to 1 (0.50 = chance; undefined "
+        f"when all of D_f has one gold label).{threshold}",
+    )
+    gap = tmu.label_accuracy - baseline
+    if math.isfinite(baseline) and gap < 0:
+        st.warning(
+            f"**TMU's labels do worse than calling every sample easy**: {tmu.label_accuracy:.1f}% against "
+            f"{baseline:.1f}% ({-gap:.1f} points lower). Here the classifier hurts more than it helps.",
+            icon=":material/warning:",
+        )
+    elif math.isfinite(baseline) and gap == 0:
+        st.info(
+            f"TMU's labels are only as good as calling every sample easy ({baseline:.1f}%).", icon=":material/info:"
+        )
+    else:
+        st.caption(f"TMU's labels beat calling every sample easy by {gap:.1f} points.")
 else:
-    st.caption(f"TMU's labels beat calling every sample easy by {gap:.1f} points.")
+    state.split_metrics(st.columns(3), metrics, threshold)
+    st.info(
+        tables.NO_GOLD.format(what="label accuracy, gold's verdicts and the agreement filters"), icon=":material/info:"
+    )
 fid = tmu.twin_fidelity
 if fid and fid.twin_acc_aux is not None:
     f = st.columns(4)
@@ -106,19 +116,25 @@ def table_height(rows: int) -> int:
     return 38 + (ROW * rows if rows <= 7 else ROW * 7 + ROW // 2)
 
 
-left, right = st.columns([1, 2])
-left.plotly_chart(
-    charts.confusion_figure(tables.confusion_frame(tmu.confusion), tmu.label_accuracy), key="audit_confusion"
-)
+left, right = st.columns([1, 2]) if gold else (None, st.container())
+if gold:
+    left.plotly_chart(
+        charts.confusion_figure(tables.confusion_frame(tmu.confusion), tmu.label_accuracy), key="audit_confusion"
+    )
 with right:
     st.markdown("**Filters**")
     f1, f2, f3 = st.columns(3)
     st.session_state.setdefault("audit_pred", ["easy", "hard"])
     st.session_state.setdefault("audit_truth", ["easy", "hard"])
     predicted = f1.multiselect("Predicted", ["easy", "hard"], key="audit_pred")
-    truth = f2.multiselect("Gold truth", ["easy", "hard"], key="audit_truth")
-    disagree = f3.toggle("Disagreements only", key="audit_disagree", help="prediction differs from gold's verdict")
-    st.download_button(
+    truth = f2.multiselect("Gold truth", ["easy", "hard"], key="audit_truth") if gold else ["easy", "hard"]
+    disagree = (
+        f3.toggle("Disagreements only", key="audit_disagree", help="prediction differs from gold's verdict")
+        if gold
+        else False
+    )
+    d1, d2, d3 = st.columns(3)
+    d1.download_button(
         "Download the per-sample table (CSV)",
         tables.samples_csv(samples),
         file_name=f"{run.id}-samples.csv",
@@ -126,6 +142,7 @@ with right:
         key="audit_download",
         icon=":material/download:",
     )
+    state.run_downloads(run, metrics, (d2, d3))
 
 view = tables.filter_audit(
     tables.audit_frame(samples, "forget", cache.class_names(cache.root(), run.id)), predicted, truth, disagree
@@ -160,9 +177,9 @@ for label in ("hard", "easy"):
         continue
     title = "Not called hard, for want of a hard twin example" if tmu.undecided else f"Predicted {label}"
     st.subheader(f"{title}: {len(part)} sample{'s' if len(part) != 1 else ''}")
-    wrong = int((~part["agree"]).sum())
     if len(part):
-        st.caption(f"{wrong} of them disagree with the gold model.")
+        if "agree" in part:
+            st.caption(f"{int((~part['agree']).sum())} of them disagree with the gold model.")
         st.dataframe(
             tables.for_display(part),
             key=f"audit_gallery_{label}",
@@ -182,13 +199,8 @@ for label in ("hard", "easy"):
         )
 
 with st.expander(f"The twin's D_a: {tmu.aux_count} samples the classifier learned from"):
-    sizing = tmu.aux_sizing
     st.caption(
-        f"Eq. 3 requested {sizing.get('requested')}, the class's aux pool held {sizing.get('available')}, "
-        f"{sizing.get('augmented')} augmented copies, {sizing.get('used')} used"
-        + (" (capped)" if sizing.get("capped") else "")
-        + ". Labels: the original model's verdict; "
-        "augmented copies show their source image."
+        tables.aux_sizing_text(tmu) + " Labels: the original model's verdict; augmented copies show their source image."
     )
     aux = tables.audit_frame(samples, "aux", cache.class_names(cache.root(), run.id))
     aux_config = {

@@ -88,6 +88,8 @@ def maps_or_stop(wanted: list[str]) -> None:
 
 
 colour = color_by if tables.tmu_summary(metrics) is not None else "truth"
+if colour == "truth" and not tables.has_truth(samples, "forget"):
+    st.caption("This run has no gold model, so D_f has no gold verdict: its points show TMU's prediction.")
 if side:
     trio = [m for m in ("original", "gold", primary) if m in models]
     maps_or_stop(trio)

@@ -21,6 +21,8 @@ st.session_state.setdefault("feat_color", "truth")
 role = c1.radio("Samples", list(SETS), key="feat_set", format_func=SETS.get)
 color_by = c2.radio("Colour by", list(COLOR_BY), key="feat_color", format_func=COLOR_BY.get)
 kind = c3.radio("Chart", ["violin", "histogram"], key="feat_kind")
+if color_by == "truth" and not tables.has_truth(samples, role):
+    st.caption("D_f has no true label in this run (it has no gold model): its points are coloured by TMU's prediction.")
 df = tables.feature_frame(samples, role, color_by)
 feats = tables.feature_columns(samples)
 st.plotly_chart(
@@ -60,26 +62,30 @@ else:
     st.caption("Select points (box or lasso in the chart's toolbar) to see their images.")
 
 st.subheader("Ablation: label accuracy by feature subset")
-ablation = tables.ablation_frame(metrics)
-c1, c2 = st.columns([1, 1])  # the table needs room for its three columns at 1280 px
-c1.plotly_chart(charts.ablation_figure(ablation), key="feat_ablation")
-c2.dataframe(
-    tables.for_display(ablation),
-    hide_index=True,
-    key="feat_ablation_table",
-    column_config={
-        "features": st.column_config.TextColumn("features", width="medium"),
-        "label_accuracy": st.column_config.NumberColumn("label accuracy (%)", format=tables.PERCENT_FORMAT),
-    },
-)
-c2.caption(
-    f"The last row, *{tables.BASELINE_ROW}*, calls every D_f sample easy without any feature: "
-    f"{tables.all_easy_baseline(tmu):.1f}% of D_f is easy for the gold model. A feature subset "
-    "helps only where it beats that."
-)
-sizing = tmu.aux_sizing
-c2.caption(
-    f"D_a: {tmu.aux_easy} easy, {tmu.aux_hard} hard; {sizing.get('used')} used of "
-    f"{sizing.get('requested')} requested by Eq. 3 ({sizing.get('available')} in the pool, "
-    f"{sizing.get('augmented')} augmented)."
-)
+if not tables.has_gold(metrics):
+    st.info(tables.NO_GOLD.format(what="the label accuracy of each feature subset"), icon=":material/info:")
+elif not tmu.label_accuracy_by_features:
+    st.info(
+        "The feature ablation did not run in this run (it is an audit extra, off by default on your own model): "
+        "run again with --tmu-ablation to see the label accuracy of each feature subset.",
+        icon=":material/info:",
+    )
+else:
+    ablation = tables.ablation_frame(metrics)
+    c1, c2 = st.columns([1, 1])  # the table needs room for its three columns at 1280 px
+    c1.plotly_chart(charts.ablation_figure(ablation), key="feat_ablation")
+    c2.dataframe(
+        tables.for_display(ablation),
+        hide_index=True,
+        key="feat_ablation_table",
+        column_config={
+            "features": st.column_config.TextColumn("features", width="medium"),
+            "label_accuracy": st.column_config.NumberColumn("label accuracy (%)", format=tables.PERCENT_FORMAT),
+        },
+    )
+    c2.caption(
+        f"The last row, *{tables.BASELINE_ROW}*, calls every D_f sample easy without any feature: "
+        f"{tables.all_easy_baseline(tmu):.1f}% of D_f is easy for the gold model. A feature subset "
+        "helps only where it beats that."
+    )
+st.caption(f"D_a: {tmu.aux_easy} easy, {tmu.aux_hard} hard. " + tables.aux_sizing_text(tmu))

@@ -8,6 +8,7 @@ from tmu_core.jobs import launch
 from tmu_core.methods import METHODS, display, method_config, primary_method
 from tmu_core.store.schema import RunStatus
 from ui import cache, nav, own_model, state, tables, verdict, widgets
+from ui.state import run_downloads
 from ui.text import plain
 
 POLL_SECONDS = 2.0  # a poll redraws the run list: ~0.1 s of server CPU on a laptop
@@ -41,6 +42,7 @@ def show_selected(run: store.Run, info: store.RunInfo | None = None) -> None:
             own_model.result_panel(run, metrics)
         else:
             result_card(run)
+            run_downloads(run, metrics)
         diverged = metrics.diverged
         if diverged:
             st.warning("Diverged (no results): " + plain(widgets.widget_words("; ".join(diverged.values()))))

@@ -53,20 +53,22 @@ def test_done_means_run(cli, runs_dir, own):
     proc = own_run(cli, own["root"], b / "W.pt", b / "F.txt", timeout=600)
     assert proc.returncode == 0, proc.stderr[-2000:]
     result = json.loads(proc.stdout)
-    o = result["own"]
+    o, split = result["own"], result["tmu"]
     assert o["gold"] == "none" and o["format"] == "state_dict" and o["classes"] == ["3", "5", "8"]
-    assert set(o["per_class"]) == {"3", "5", "8"} and all(b_["forget_count"] == 10 for b_ in o["per_class"].values())
+    assert set(split["per_class"]) == {"3", "5", "8"}
+    assert all(b_["forget_count"] == 10 for b_ in split["per_class"].values())
+    assert split["label_accuracy"] is None and split["label_accuracy_by_features"] is None  # no gold, no ablation
     assert "gold" not in result["models"] and result["models"]["tmu"]["abs_delta"] is None
     net = build_model("small_cnn", 1, 10, 8)
-    net.load_state_dict(torch.load(o["unlearned_weights"], weights_only=True))  # strict: same architecture
-    audit = pd.read_csv(o["audit_csv"])
+    net.load_state_dict(torch.load(result["unlearned_weights"], weights_only=True))  # strict: same architecture
+    audit = pd.read_csv(result["audit_csv"])
     assert len(audit) == 30 and set(audit["verdict"]) <= {"easy", "hard", "undecided"}
     assert audit["verdict"].notna().all()
     kept_right = audit["action"] == "kept (a retrain would still get it right)"
     assert not (kept_right & (audit["p_easy"] < 0.5)).any()  # the words never contradict p(easy)
-    fc = o["forecast"]  # a retrain's predicted A_f with its 90% interval, without gold
+    fc = split["forecast"]  # a retrain's predicted A_f with its 90% interval, without gold
     assert fc["low"] <= fc["predicted_acc_forget"] <= fc["high"] and fc["level"] == 0.9
-    assert all(b_["forecast"]["files"] == 10 and b_["decision_rule"] for b_ in o["per_class"].values())
+    assert all(b_["forecast"]["files"] == 10 and b_["decision_rule"] for b_ in split["per_class"].values())
     assert set(audit["class"].astype(str)) == {"3", "5", "8"}
     assert {"path", "NF", "AF", "CF", "p_easy"} <= set(audit.columns)
     assert sorted(audit["path"]) == sorted((b / "F.txt").read_text().split())
@@ -215,7 +217,7 @@ def test_round_trip_matches_native_run(runs_dir, tmp_path):
     own = execute(start(own_cfg))
 
     native_split = store.open_run(native["run_id"]).samples().query("role == 'forget'").sort_values("id")["pred_label"]
-    audit = pd.read_csv(own["own"]["audit_csv"])
+    audit = pd.read_csv(own["audit_csv"])
     assert {"easy", "hard"} <= set(native_split)  # a split worth comparing
     assert list(audit["verdict"]) == list(native_split)
     assert list(audit["p_easy"]) == pytest.approx(
@@ -285,7 +287,56 @@ def test_dashboard_shows_an_own_model_run(runs_dir, own, monkeypatch):
     at.session_state["run_id"] = run.id
     at.run()
     assert not at.exception, [e.value for e in at.exception]
-    assert any("your own model" in i.value and "gold none" in i.value for i in at.info)
+    assert any("no gold model" in i.value and "--gold-weights" in i.value for i in at.info)  # why, in words
+    assert {"TMU's predicted A_f after removal", "Achieved A_f", "TMU seconds"} <= {m.label for m in at.metric}
+    (models,) = [df.value for df in at.dataframe if "MIA" in df.value.columns]
+    assert len(models) == 3 and models["A_test"].notna().all()
+    own_pages(run, result)
+
+
+def own_pages(run, result) -> None:
+    """The inspection pages on a run on the user's own model without gold: its own numbers and thumbnails."""
+    from apptools import plotly_specs, values
+    from clitools import ROOT
+    from streamlit.testing.v1 import AppTest
+
+    def page(name, **state):
+        at = AppTest.from_file(str(ROOT / "pages" / f"{name}.py"), default_timeout=180)
+        at.session_state["run_id"] = run.id
+        for k, v in state.items():
+            at.session_state[k] = v
+        at.run()
+        assert not at.exception, (name, [e.value for e in at.exception])
+        assert not any("benchmark run" in i.value for i in at.info), name  # no longer turned away
+        return at
+
+    at = page("audit")
+    shown = [df.value for df in at.dataframe if "p_easy" in df.value.columns and "image" in df.value.columns]
+    forget = [df for df in shown if "source_id" not in df.columns]
+    assert sum(len(df) for df in forget) == 30  # every forgotten file, with its thumbnail
+    assert all(df["image"].str.startswith("data:image/png").all() for df in forget)
+    labels = {m.label: m.value for m in at.metric}
+    assert labels["Predicted easy / hard"] == f"{result['tmu']['pred_easy']} / {result['tmu']['pred_hard']}"
+    assert any("no gold model" in i.value for i in at.info)
+    assert {b.label for b in at.get("download_button")} >= {
+        "Download the unlearned model",
+        "Download the audit table (CSV)",
+    }
+
+    at = page("features", feat_set="forget")
+    dist = plotly_specs(at)[0]
+    assert sum(len(values(t["y"])) for t in dist["data"]) == 3 * 30  # NF, AF, CF of each forgotten file
+    assert any("no gold model" in i.value for i in at.info)  # the ablation says why it is empty
+
+    arrays = run.embeddings()  # a stored map (no UMAP fit in a test): D_f is drawn from the run's own activations
+    angle = np.linspace(0, 2 * np.pi, len(arrays["ids"]), endpoint=False)
+    xy = np.stack([np.cos(angle), np.sin(angle)], 1).astype(np.float32)
+    run.save_umap_map("tmu", ids=arrays["ids"], role=arrays["role"], label=arrays["label"], xy=xy)
+    run.set_umap_job("tmu", state="complete")
+    at = page("embeddings", emb_model="tmu")
+    (fig,) = plotly_specs(at)
+    assert sum(len(values(t["x"])) for t in fig["data"] if t["name"].startswith("D_f")) == 30
+    assert set(arrays["label"][arrays["role"] == "forget"]) == {3, 5, 8}
 
 
 def test_manifest_reads_like_the_folder(runs_dir, own):
@@ -413,3 +464,66 @@ def test_baselines_models_are_kept_on_request_and_the_run_says_which(cli, runs_d
     flags = ["--data-root", str(own["root"]), "--original-weights", str(b / "W.pt"), "--forget-list", str(b / "F.txt")]
     proc = cli(*text_run, *flags, *base, timeout=600)
     assert proc.returncode == 0 and "saved models: none" in proc.stdout, proc.stdout[-500:]
+
+
+@pytest.mark.fast
+@pytest.mark.parametrize("gold", ["none", "retrain"])
+def test_gold_flags_follow_one_rule(gold):
+    """--gold-weights F is --gold weights: given alone it chooses weights; beside another --gold choice it is
+    refused in one line, the same for none and retrain."""
+    from tmu_core.config import OwnModelConfig
+    from tmu_core.errors import TMUError
+
+    assert OwnModelConfig(original_weights="W.pt", gold_weights="G.pt").gold == "weights"
+    assert OwnModelConfig(original_weights="W.pt").gold == "none"
+    with pytest.raises(TMUError) as err:
+        OwnModelConfig(original_weights="W.pt", gold=gold, gold_weights="G.pt")
+    assert f"--gold {gold} and --gold-weights G.pt disagree" in str(err.value) and "\n" not in str(err.value)
+
+
+@pytest.mark.fast
+def test_stored_json_is_strict_and_rounded():
+    """No bare NaN (strict parsers refuse it) and no float32 residue in what the project writes."""
+    from tmu_core import store
+
+    values = {"auc_p_easy": float("nan"), "acc": np.float32(0.1) * 100, "started": 1765080000.123456, "n": np.int64(3)}
+    text = store.json_text({**values, "inf": float("inf")})
+    back = json.loads(text)
+    assert back == {"auc_p_easy": None, "acc": 10.0, "started": 1765080000.123456, "n": 3, "inf": None}
+    assert "NaN" not in text and json.loads(store.json_text({"d": 69.9999988}))["d"] == 70.0
+
+
+@pytest.mark.fast
+def test_gold_retrain_counts_steps_not_epochs():
+    """240 images at batch 128 are 2 steps an epoch: the recipe's 15 epochs would stop after 30 steps."""
+    from tmu_core.config import DataConfig, OwnModelConfig, RunConfig, TrainConfig
+    from tmu_core.ownmodel.source import GOLD_MIN_STEPS, gold_recipe
+
+    cfg = RunConfig(
+        data=DataConfig(dataset="imagefolder", data_root="x"),
+        train=TrainConfig(epochs=15, batch_size=128),
+        own=OwnModelConfig(original_weights="W.pt", gold="retrain"),
+    )
+    recipe, steps = gold_recipe(cfg, 240)
+    assert steps >= GOLD_MIN_STEPS and recipe.epochs == 200 and recipe.batch_size == 128
+    big, steps = gold_recipe(cfg, 128 * 100)  # a large data set keeps the recipe's epochs
+    assert big.epochs == 15 and steps == 1500
+
+
+def test_the_users_folder_is_read_within_the_image_bounds(runs_dir, tmp_path, monkeypatch):
+    """train/ aux/ test/ are read by the one image reader: an image over the pixel cap is refused unread, in one
+    line, as in any image folder."""
+    from owntools import write_png
+
+    import tmu_core.data.sources as sources
+    from tmu_core.config import DataConfig, OwnModelConfig
+    from tmu_core.errors import TMUError
+    from tmu_core.ownmodel.layout import load_user_data
+
+    for split in ("train", "aux", "test"):
+        for c in ("a", "b"):
+            write_png(tmp_path / split / c / "0.png", np.zeros((40, 30), np.uint8))
+    monkeypatch.setattr(sources, "MAX_IMAGE_PIXELS", 1000)
+    with pytest.raises(TMUError) as err:
+        load_user_data(DataConfig(dataset="imagefolder", data_root=str(tmp_path), image_size=8), OwnModelConfig())
+    assert "30x40 pixels" in str(err.value) and "\n" not in str(err.value)

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import pytest
+
 from tmu_core.config import DataConfig, ForgetSpec, RunConfig
 from tmu_core.data.recipes import default_train_config
 from tmu_core.jobs.pipeline import StatusWriter, stage_weights
@@ -141,3 +143,54 @@ def test_a_stop_signal_while_the_cli_builds_its_parser_is_one_line(monkeypatch, 
     monkeypatch.setattr(cli, "build_parser", interrupted)
     assert cli.main(["execute", "whatever"]) == 130
     assert capsys.readouterr().err.strip() == "error: interrupted"
+
+
+@pytest.mark.fast
+def test_time_left_never_grows_by_more_than_the_time_that_passed(monkeypatch):
+    """A stage that turns out slower than its weight said would raise the estimate at once; it may grow only by
+    the seconds that passed since the last one."""
+    import tmu_core.jobs.pipeline as P
+
+    clock = {"t": 1000.0}
+    monkeypatch.setattr(P.time, "time", lambda: clock["t"])
+    monkeypatch.setattr(P.time, "monotonic", lambda: clock["t"])
+    cfg = digits_cfg(("tmu",))
+    writer = StatusWriter(FakeRun(), ["data", "original", "gold", "tmu", "evaluate"], stage_weights(cfg))
+    writer.begin("data")
+    clock["t"] += 1.0
+    writer.done("data", 1.0)
+    writer.begin("original")
+    estimates = []
+    for f in (0.05, 0.1, 0.5, 1.0):  # a fast start, then the stage slows down a lot
+        clock["t"] += 1.0 if f <= 0.1 else 60.0
+        writer(Progress("original", f))
+        estimates.append((clock["t"], writer.run.writes[-1]["eta_seconds"]))
+    known = [(t, e) for t, e in estimates if e is not None]
+    assert len(known) >= 2
+    for (t0, e0), (t1, e1) in zip(known, known[1:]):
+        assert e1 <= e0 + (t1 - t0) + 0.1
+
+
+@pytest.mark.fast
+def test_a_request_over_several_classes_reports_class_k_of_n():
+    """TMU over a request of three classes reports one monotone fraction of its stage, class by class, weighted
+    by each class's files."""
+    from types import SimpleNamespace
+
+    import numpy as np
+
+    from tmu_core.tmu.request import ByClass
+
+    seen = []
+    parts = [SimpleNamespace(ids=np.arange(n), class_name=c) for n, c in ((10, "3"), (30, "5"), (10, "8"))]
+    by = ByClass(seen.append, parts)
+    for i in range(3):
+        by.i = i
+        for stage in ("twin", "nf", "af", "cf", "classifier"):
+            by(Progress(f"tmu:{stage}", 1.0, "done"))
+    by(Progress("tmu:unlearn", 1.0, "done"))
+    fractions = [p.fraction for p in seen]
+    assert fractions == sorted(fractions) and fractions[-1] == 1.0
+    assert seen[0].message.startswith("class 3 (1 of 3)") and any("class 5 (2 of 3)" in p.message for p in seen)
+    share = np.diff([0.0] + [p.fraction for p in seen if "classifier" in p.message])
+    assert share[1] > share[0] and share[1] > share[2]  # the class with three times the files weighs more

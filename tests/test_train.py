@@ -192,9 +192,9 @@ def test_a_run_trains_its_gold_from_gold_seed(runs_dir, monkeypatch):
     import tmu_core.references as refs
     from tmu_core.config import ForgetSpec
     from tmu_core.data import resolve_forget
-    from tmu_core.jobs import pipeline
+    from tmu_core.jobs import sources
 
-    cfg = types.SimpleNamespace(data=DataConfig(train_per_class=20), train=TrainConfig(epochs=1), seed=3)
+    cfg = types.SimpleNamespace(data=DataConfig(train_per_class=20), train=TrainConfig(epochs=1), seed=3, gold_seeds=1)
     data = load_dataset(cfg.data, seed=0)
     forget = resolve_forget(data, ForgetSpec(forget_class="8", forget_count=5), 0)
     seeds = {}
@@ -203,7 +203,8 @@ def test_a_run_trains_its_gold_from_gold_seed(runs_dir, monkeypatch):
     )
     run = types.SimpleNamespace(cancel_requested=lambda: False)
     writer = types.SimpleNamespace(done=lambda *a, **k: None, begin=lambda *a, **k: None, cached=lambda *a, **k: None)
-    pipeline._references(run, cfg, data, forget, CPU, writer, None)
+    inputs = sources.Inputs(data, sources.Request(forget, (forget,)), 0.0)
+    sources.Native().references(run, cfg, inputs, CPU, writer, None)
     assert seeds == {"original": 3, "gold": refs.gold_seed(3, 0)} and refs.gold_seed(3, 0) != 3
 
 

@@ -10,7 +10,6 @@ and `run_config_from_args`. The background workers are hidden commands (`_worker
 from __future__ import annotations
 
 import argparse
-import json
 import logging
 import os
 import sys
@@ -176,7 +175,7 @@ def cmd_run(args) -> int:
     # read as interrupted, not as queued forever
     run.set_status(pid=os.getpid())
     result = execute(run, progress=None if args.json else _stderr_progress)
-    print(json.dumps(result, indent=2) if args.json else _any_summary(run, result))
+    print(store.json_text(result) if args.json else _any_summary(run, result))
     return 0
 
 
@@ -184,7 +183,7 @@ def _any_summary(run: store.Run, result: dict) -> str:
     """The run's summary: a run on the user's own model from its result; any other from metrics.json as stored
     (the schema's typed model)."""
     if "own" in result:  # a run on the user's own model
-        from .ownmodel.execute import summary
+        from .ownmodel.source import summary
 
         return summary(result)
     return _summary(run.metrics_model())

@@ -260,10 +260,10 @@ class OwnModelConfig(Config):
         "your model: a text file of training images to forget, one path per line relative "
         "to train/ (e.g. cat/0001.png); may span several classes",
     )
-    gold: Literal["none", "retrain", "weights"] = opt(
-        "none",
+    gold: Literal["auto", "none", "retrain", "weights"] = opt(
+        "auto",
         "your model: none (train nothing from scratch), retrain (retrain with the project's "
-        "recipe, not yours) or weights (--gold-weights)",
+        "recipe, not yours) or weights (--gold-weights); auto: weights when --gold-weights is given, else none",
     )
     gold_weights: str = opt(
         "",
@@ -299,10 +299,15 @@ class OwnModelConfig(Config):
     @model_validator(mode="before")
     @classmethod
     def _gold_from_weights(cls, values):
-        if isinstance(values, dict) and values.get("gold_weights"):
-            if values.get("gold") == "retrain":
-                raise TMUError("--gold retrain and --gold-weights both choose the gold model; give one of them")
-            values = {**values, "gold": "weights"}
+        if isinstance(values, dict):  # --gold-weights F means --gold weights; any other --gold beside it disagrees
+            gold, weights = values.get("gold", "auto"), values.get("gold_weights")
+            if weights and gold not in ("auto", "weights"):
+                raise TMUError(
+                    f"--gold {gold} and --gold-weights {weights} disagree: --gold-weights is your own gold model "
+                    "(--gold weights); give one of them"
+                )
+            if gold == "auto":
+                values = {**values, "gold": "weights" if weights else "none"}
         for name in ("input_mean", "input_std"):
             numbers = values.get(name, ()) if isinstance(values, dict) else ()
             if isinstance(numbers, (list, tuple)) and any(isinstance(v, (bool, str)) for v in numbers):
@@ -322,7 +327,7 @@ class OwnModelConfig(Config):
                 f"--{n.replace('_', '-')}"
                 for n in ("manifest", "forget_list", "gold_weights", "input_mean")
                 if getattr(self, n)
-            ] + (["--gold " + self.gold] if self.gold != "none" else [])
+            ] + (["--gold " + self.gold] if self.gold not in ("none", "auto") else [])
             if given:
                 raise TMUError(f"{', '.join(given)} describe your own model: give --original-weights FILE too")
         return self
@@ -479,7 +484,8 @@ def run_config_to_dict(cfg: RunConfig) -> dict:
 
 
 def run_config_from_dict(d: dict) -> RunConfig:
-    """Inverse of `run_config_to_dict`; unknown keys are refused with the valid ones named."""
+    """Inverse of `run_config_to_dict`; unknown keys are refused with the valid ones named. A stored config's
+    `request` (what a run on the user's own model was asked, in words) describes the run and sets nothing."""
     if not isinstance(d, dict):
         raise TMUError("the run config is damaged (not a JSON object)")
-    return RunConfig.from_dict(d)
+    return RunConfig.from_dict({k: v for k, v in d.items() if k != "request"})

@@ -14,9 +14,10 @@ import pandas as pd
 import streamlit as st
 
 from tmu_core import store
-from tmu_core.config import DataConfig, ForgetSpec, TrainConfig
+from tmu_core.config import DataConfig, ForgetSpec, TrainConfig, run_config_from_dict, run_config_to_dict
 from tmu_core.data import Dataset, load_dataset
 from tmu_core.jobs import embedding, preview
+from tmu_core.jobs.pipeline import run_dataset
 from tmu_core.store.schema import MetricsFile
 from tmu_core.train import pick_device
 
@@ -65,7 +66,12 @@ def preload(data_json: str, seed: int) -> None:
 
 
 @st.cache_resource(show_spinner="Loading the dataset…", max_entries=4)
-def dataset(data_json: str, seed: int) -> Dataset:
+def dataset(data_json: str, seed: int, own_json: str = "") -> Dataset:
+    """A registered dataset's split, or (`own_json`: a run on the user's own model) the images that run read."""
+    if own_json:
+        return run_dataset(
+            run_config_from_dict({"data": json.loads(data_json), "own": json.loads(own_json), "seed": seed})
+        )
     thread = _PRELOADING.pop((data_json, seed), None)
     if thread is not None:
         thread.join()
@@ -95,9 +101,12 @@ def class_gallery(data_json: str, seed: int, class_index: int, limit: int) -> pd
     return pd.DataFrame({"id": ids.astype(int), "image": data_urls(imgs), "framed": data_urls(imgs, frame=FRAME)})
 
 
-def run_data_config(run_cfg: dict) -> tuple[str, int]:
-    """(data_json, seed) of a run's config.json (as `store.Run.config` checked it), for `dataset`."""
-    return as_json(DataConfig(**run_cfg["data"])), int(run_cfg.get("seed", 0))
+def run_data_config(run_cfg: dict) -> tuple[str, int, str]:
+    """(data_json, seed, own_json) of a run's config.json (as `store.Run.config` checked it), for `dataset`:
+    own_json is empty unless the run is on the user's own model (then its data are the user's folders)."""
+    cfg = run_config_from_dict(run_cfg)
+    own = json.dumps(run_config_to_dict(cfg)["own"], sort_keys=True) if cfg.own.active else ""
+    return as_json(DataConfig(**run_cfg["data"])), int(run_cfg.get("seed", 0)), own
 
 
 @st.cache_data(show_spinner=False, max_entries=32)
@@ -159,9 +168,9 @@ def sweep_tuning_classes(root_dir: str, sweep_id: str, version: str) -> list[int
 
 
 @st.cache_data(show_spinner=False, max_entries=32)
-def training_images(data_json: str, seed: int, ids: tuple[int, ...]) -> pd.DataFrame:
+def training_images(data_json: str, seed: int, own_json: str, ids: tuple[int, ...]) -> pd.DataFrame:
     """id and image (data URL) of training samples, for a selection's gallery."""
-    data = dataset(data_json, seed)
+    data = dataset(data_json, seed, own_json)
     return pd.DataFrame({"id": list(ids), "image": data_urls(preview.images(data, list(ids)))})
 
 

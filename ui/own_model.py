@@ -2,7 +2,7 @@
 pages show for a run on it.
 
 The widgets come from `OwnModelConfig`'s fields (the CLI's --original-weights, --forget-list, --gold ... flags
-come from the same fields); validation stays in tmu_core (`ownmodel.execute.validate`, run by `start`), whose
+come from the same fields); validation stays in tmu_core (`the run's source, `ownmodel.source.Own``, run by `start`), whose
 one-line refusal is shown as it is. No tensor maths here.
 """
 
@@ -20,7 +20,7 @@ from tmu_core.methods import primary_method
 from tmu_core.models import MODELS
 from tmu_core.store.io import WEIGHTS_LIMIT
 from tmu_core.store.schema import MetricsFile
-from ui import nav, state, widgets
+from ui import nav, state, tables, widgets
 from ui.text import plain
 
 PREFIX = "own_"
@@ -218,31 +218,16 @@ def entry() -> bool:
 
 
 def result_panel(run, metrics: MetricsFile) -> None:
-    """A finished run on the user's model: its readouts, TMU's split per class, warnings, files."""
-    own = metrics.own
+    """A finished run on the user's model: where it came from, TMU's split per class, the readouts, notes,
+    warnings and the files to take away (the inspection pages show the rest, as for any run)."""
+    own, tmu = metrics.own, tables.tmu_summary(metrics)
     card = st.container(border=True, key="own_result")
     card.markdown(
         f"**Your model** · {plain(own.original_weights)} ({plain(own.format.replace('_', ' '))}) · "
-        f"{metrics.forget_count} images of {plain(', '.join(own.classes))} · gold: {plain(own.gold)}"
+        f"{metrics.forget_count} files of {plain(', '.join(own.classes))} · gold: {plain(own.gold)}"
     )
-    if own.per_class is not None:
-        m = card.columns(3)
-        m[0].metric(
-            "Predicted easy / hard",
-            f"{own.pred_easy} / {own.pred_hard}",
-            help="easy: a retrain would still classify it right (TMU keeps it); hard: it would not (TMU unlearns it)",
-        )
-        m[1].metric(
-            "Predicted A_f after removal",
-            f"{own.predicted_acc_forget:.1f}%",
-            help="TMU's prediction of a retrain's accuracy on the forgotten images: the predicted-easy share",
-        )
-        achieved = own.achieved_acc_forget
-        m[2].metric(
-            "Achieved A_f",
-            "—" if achieved is None else f"{achieved:.1f}%",
-            help="the unlearned model's accuracy on the forgotten images",
-        )
+    if tmu is not None:
+        state.split_metrics(card.columns(3), metrics)
     rows = [
         {
             "model": name,
@@ -256,7 +241,8 @@ def result_panel(run, metrics: MetricsFile) -> None:
         for name, v in metrics.models.items()
     ]
     widgets.text_table(pd.DataFrame(rows), helps=OWN_ABSENT)
-    if own.per_class is not None:
+    blocks = (tmu.per_class or {}) if tmu is not None else {}
+    if blocks:
         widgets.text_table(
             pd.DataFrame(
                 [
@@ -270,7 +256,7 @@ def result_panel(run, metrics: MetricsFile) -> None:
                         "original on D_f %": b.twin_fidelity.original_acc_forget if b.twin_fidelity else None,
                         "label accuracy %": b.label_accuracy,
                     }
-                    for c, b in own.per_class.items()
+                    for c, b in blocks.items()
                 ]
             ),
             helps=OWN_ABSENT,
@@ -281,15 +267,10 @@ def result_panel(run, metrics: MetricsFile) -> None:
     )
     for note in own.notes:
         st.caption(plain(widgets.widget_words(note)))
-    for text in own.warnings:
+    for text in tmu.warnings if tmu is not None else []:
         st.warning(f"Thin evidence: {plain(widgets.widget_words(text))}.", icon=":material/warning:")
-    if own.audit_csv:
+    if run.exists(store.AUDIT):
         audit = run.load_table(store.AUDIT)
-        st.markdown(f"**Audit**, one row per forgotten file · unlearned model: {plain(own.unlearned_weights)}")
+        st.markdown("**Audit**, one row per forgotten file")
         widgets.text_table(audit, height=min(420, 38 + 35 * len(audit)))  # features 3 digits, p(easy) 2
-        st.download_button(
-            "Download the audit CSV",
-            store.csv_text(audit),
-            file_name=f"{run.id}-audit.csv",
-            key="own_audit_download",
-        )
+    state.run_downloads(run, metrics)

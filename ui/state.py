@@ -293,34 +293,7 @@ def require_complete_run() -> store.Run:
         )
         nav.link("run", "Go to the Run page")
         st.stop()
-    run = store.open_run(run_id)
-    metrics = cache.metrics(cache.root(), run_id)
-    if metrics.own is not None:  # a run on the user's own model: its results are on the Run page
-        _explain_own_run(run_id, metrics)
-    return run
-
-
-OWN_PAGE_NEEDS = (
-    "the project's own original and gold models of one class (the gold model and the stored per-sample "
-    "table and activations of a benchmark run)"
-)
-
-
-def _explain_own_run(run_id: str, metrics: MetricsFile) -> None:
-    """On a page that needs the project's own reference models: say why it is empty for a run on the user's model."""
-    gold = metrics.own.gold
-    why = (
-        "it ran with gold none (no retrain, by design), so nothing can be compared with a retrain"
-        if gold == "none"
-        else "its models are yours, and this page reads the stored tables of a benchmark run"
-    )
-    st.info(
-        f"Run `{run_id}` is a run on your own model: {why}. This page shows runs with {OWN_PAGE_NEEDS}. "
-        "The Run page shows this run: the easy/hard split per class, the audit table and the unlearned model.",
-        icon=":material/info:",
-    )
-    nav.link("run", "Go to the Run page")
-    st.stop()
+    return store.open_run(run_id)
 
 
 POLL_SECONDS = 2.0
@@ -352,6 +325,57 @@ def require_tmu_results(missing: str, fold: bool = False):
     return run, metrics, run_samples(run)
 
 
+def split_metrics(columns, metrics: MetricsFile, threshold: str = "") -> None:
+    """TMU's split and its forecast in three metrics, none needing gold: predicted easy / hard, the A_f it
+    predicts for a retrain, and the A_f its unlearned model achieved."""
+    from tmu_core.methods import primary_method
+    from ui import tables
+
+    tmu = tables.tmu_summary(metrics)
+    columns[0].metric(
+        "Predicted easy / hard",
+        f"{tmu.pred_easy} / {tmu.pred_hard}",
+        help="easy: a retrain would still classify it right (TMU keeps it); hard: it would not (TMU unlearns it)."
+        + threshold,
+    )
+    columns[1].metric(
+        "Predicted A_f after removal",
+        "—" if tmu.predicted_acc_forget is None else f"{tmu.predicted_acc_forget:.1f}%",
+        help="TMU's forecast of a retrain's accuracy on the forgotten samples: the predicted-easy share",
+    )
+    achieved = metrics.models.get(primary_method())
+    columns[2].metric(
+        "Achieved A_f",
+        "—" if achieved is None else f"{achieved.acc_forget:.1f}%",
+        help="the unlearned model's accuracy on the forgotten samples",
+    )
+
+
+def run_downloads(run: store.Run, metrics: MetricsFile, places=None) -> None:
+    """Download buttons for what a user takes away from a run: the unlearned model (in their model's format on
+    their own model, else the registry's state dict) and the audit table, one row per forgotten sample."""
+    slots = places or st.columns(2)
+    weights = run.unlearned_file(metrics.unlearned_weights)
+    if weights is not None:
+        slots[0].download_button(
+            "Download the unlearned model",
+            weights[1],
+            file_name=f"{run.id}-{weights[0]}",
+            mime="application/octet-stream",
+            key=f"download_weights_{run.id}",
+            icon=":material/download:",
+        )
+    if run.exists(store.AUDIT):
+        slots[1].download_button(
+            "Download the audit table (CSV)",
+            run.load_table(store.AUDIT).to_csv(index=False),
+            file_name=f"{run.id}-audit.csv",
+            mime="text/csv",
+            key=f"download_audit_{run.id}",
+            icon=":material/download:",
+        )
+
+
 def run_samples(run: store.Run):
     """The run's per-sample table with its images; a table whose ids do not fit the data is said, and the page stops."""
     try:
@@ -366,7 +390,7 @@ def show_evidence_warnings(metrics: MetricsFile, fold: bool = False) -> None:
     `fold`: one line that opens to show them."""
     tmu = tables.tmu_summary(metrics)
     texts = [ui_message(t) for t in (tmu.warnings if tmu else [])]
-    if fold and texts:
+    if (fold or len(texts) > 2) and texts:  # many (one per class of a request): one line that opens
         with st.expander(
             f"Thin evidence: {len(texts)} warning{'s' if len(texts) > 1 else ''} about this run's twin",
             icon=":material/warning:",

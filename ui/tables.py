@@ -157,10 +157,17 @@ def models_frame(metrics: MetricsFile) -> pd.DataFrame:
                 "mia": m.mia,
                 "mia_auc": number(m.mia_auc),
                 "seconds": m.seconds,
-                "timing": CACHED_NOTE if m.cached else "this run",
+                "timing": timing_text(m),
             }
         )
     return pd.DataFrame(rows)
+
+
+def timing_text(m: ModelMetrics) -> str:
+    """Whose seconds a model's are: this run's, an earlier run's (a cached reference), or none (the user's file)."""
+    if m.source == "file":
+        return "your file (loaded, not trained)"
+    return CACHED_NOTE if m.cached else "this run"
 
 
 # The Alignment page's per-model table in two parts that each fit 1280 px (a table of 13 columns is clipped).
@@ -198,7 +205,7 @@ def cost_text(metrics: MetricsFile) -> str | None:
     when = f" ({CACHED_NOTE}, not by this run)" if gold.cached else ""
     total = models[primary].seconds
     tmu = tmu_summary(metrics)
-    audit = tmu.stage_seconds.get("ablation", 0.0) if tmu else 0.0
+    audit = tmu.audit_seconds if tmu else 0.0
     extras = (
         f", of which {audit:.1f} s went to the audit extras (the feature ablation) and are left out" if audit else ""
     )
@@ -214,8 +221,40 @@ def tmu_summary(metrics: MetricsFile) -> TMUSummary | None:
     return getattr(metrics, primary_method(), None)
 
 
+NO_GOLD = (
+    "This run has no gold model (your own model, run with --gold none): nothing here says which files a "
+    "retrain would really get wrong, so {what} cannot be shown. TMU's own split, p(easy) and the features are "
+    "below. Run again with --gold-weights FILE (a model you retrained without the forget list) or --gold "
+    "retrain to see {what}."
+)
+
+
+def aux_sizing_text(tmu: TMUSummary) -> str:
+    """How D_a was sized, in a sentence: Eq. 3's request, the pool, augmented copies, how many were used (per
+    class for a request over several classes)."""
+
+    def one(s, prefix: str = "") -> str:
+        return (
+            f"{prefix}Eq. 3 requested {s.requested}, the class's aux pool held {s.available}, {s.augmented} "
+            f"augmented copies, {s.used} used" + (" (capped)" if s.capped else "")
+        )
+
+    if tmu.aux_sizing is not None:
+        return one(tmu.aux_sizing) + "."
+    parts = [one(b.aux_sizing, f"class {name}: ") for name, b in (tmu.per_class or {}).items() if b.aux_sizing]
+    return "; ".join(parts) + "." if parts else ""
+
+
+def has_gold(metrics: MetricsFile) -> bool:
+    """Whether the run has a gold model to compare with (a run on the user's own model may have none)."""
+    return "gold" in metrics.models
+
+
 def all_easy_baseline(tmu: TMUSummary) -> float:
-    """Label accuracy (%) of calling every D_f sample easy: the share of D_f the gold model gets right."""
+    """Label accuracy (%) of calling every D_f sample easy: the share of D_f the gold model gets right (NaN
+    without a gold model)."""
+    if tmu.gold_easy is None or tmu.gold_hard is None:
+        return float("nan")
     total = tmu.gold_easy + tmu.gold_hard
     return 100.0 * tmu.gold_easy / total if total else float("nan")
 
@@ -228,11 +267,13 @@ def alignment_note(metrics: MetricsFile) -> str | None:
     that count on the twin's D_a: a D_a smaller than Eq. 3 asks, or with few hard samples, estimates it badly.
     """
     primary, tmu = primary_method(), tmu_summary(metrics)
-    if not tmu or primary not in metrics.models or primary in verdict(metrics).leaders:
+    if not tmu or tmu.gold_easy is None or tmu.gold_hard is None or tmu.aux_sizing is None:
+        return None  # no gold to compare with, or one twin per class (the Easy/hard audit shows each)
+    if primary not in metrics.models or primary in verdict(metrics).leaders:
         return None  # within the noise floor of the best is a tie, not a miss
     n = tmu.gold_easy + tmu.gold_hard
     sizing = tmu.aux_sizing
-    requested, used = sizing.get("requested"), sizing.get("used", tmu.aux_count)
+    requested, used = sizing.requested, sizing.used if sizing.used is not None else tmu.aux_count
     text = (
         f"Gold misclassifies {tmu.gold_hard} of the {n} forgotten images (gold hard); TMU called "
         f"{tmu.pred_hard} of them hard. Its |Δ| is roughly the gap between those two counts, and TMU "
@@ -241,10 +282,10 @@ def alignment_note(metrics: MetricsFile) -> str | None:
     if requested is not None and used is not None and used < requested:
         text += f" of the {requested} Eq. 3 asks for"
     text += f" ({tmu.aux_hard} hard)."
-    if sizing.get("capped") or tmu.aux_hard < 10:
+    if sizing.capped or tmu.aux_hard < 10:
         text += (
             " That is too few to estimate the hard count well"
-            + (": the class's held-out pool is small and augmentation is capped" if sizing.get("capped") else "")
+            + (": the class's held-out pool is small and augmentation is capped" if sizing.capped else "")
             + ". On a larger data set (CIFAR-10, benchmarks/results/NOTES.md) the twin gets the samples "
             "Eq. 3 asks for."
         )
@@ -256,9 +297,23 @@ def short_time(iso: str | None) -> str:
     return (iso or "")[5:16].replace("T", " ")
 
 
+def request_text(cfg: dict | None) -> str:
+    """A run on the user's own model in a few words: 'digits_cnn.pt · 30 files over 3 classes · digits' (its
+    weights file, the request, the data folder); '' for any other run."""
+    request = (cfg or {}).get("request")
+    if not request:
+        return ""
+    k = len(request["classes"])
+    folder = request["data"].rstrip("/").rsplit("/", 1)[-1]
+    return f"{request['weights']} · {request['files']} files over {k} class{'es' if k != 1 else ''} · {folder}"
+
+
 def forget_text(cfg: dict | None) -> str:
-    """A run's forget set in a few words: 'digits · class 8 · 110' ('' for a run without a config)."""
+    """A run's forget set in a few words: 'digits · class 8 · 110' ('' for a run without a config); a run on the
+    user's own model by its request (`request_text`)."""
     cfg = cfg or {}
+    if request_text(cfg):
+        return request_text(cfg)
     forget = cfg.get("forget", {})
     size = len(forget.get("forget_ids") or []) or (
         f"{100 * forget['forget_fraction']:.0f}%" if forget.get("forget_fraction") else forget.get("forget_count")
@@ -315,7 +370,7 @@ def ablation_frame(metrics: MetricsFile, baseline: bool = True) -> pd.DataFrame:
     used = "+".join(tmu.features_used)
     rows = [
         {"features": k, "label_accuracy": v, "used by TMU": k == used}
-        for k, v in tmu.label_accuracy_by_features.items()
+        for k, v in (tmu.label_accuracy_by_features or {}).items()
     ]
     if baseline:
         rows.append({"features": BASELINE_ROW, "label_accuracy": all_easy_baseline(tmu), "used by TMU": False})
@@ -339,12 +394,18 @@ def audit_frame(samples: pd.DataFrame, role: str = "forget", class_names=None) -
     df = samples[samples["role"] == role].copy()
     judge = "gold" if role == "forget" else "original"
     out = pd.DataFrame({"id": df["id"].astype(int)})
+    if "file" in df and df["file"].notna().all() and not df["file"].astype(str).str.startswith("train #").all():
+        out["file"] = df["file"].astype(str)  # the user's own files: by name
     if "image" in df:
         out.insert(0, "image", df["image"])
     out["predicted"] = df["pred_label"]
-    out["truth"] = df["true_label"]
-    out["verdict"] = np.where(df["true_label"] == "easy", f"{judge} correct ✓", f"{judge} wrong ✗")
-    out["agree"] = df["pred_label"] == df["true_label"]
+    if "true_label" in df and df["true_label"].notna().all():
+        out["truth"] = df["true_label"]
+        out["verdict"] = np.where(df["true_label"] == "easy", f"{judge} correct ✓", f"{judge} wrong ✗")
+        out["agree"] = df["pred_label"] == df["true_label"]
+    else:  # a run without a gold model: no sample has a verdict to agree with
+        out["truth"] = "unknown"
+        out["verdict"] = "no gold model"
     out["p_easy"] = df["p_easy"].astype(float)
     if role == "forget" and "p_gold" in df:  # the gold ensemble's share of golds right (K > 1)
         out.insert(out.columns.get_loc("verdict") + 1, "p_gold", df["p_gold"].astype(float))
@@ -396,6 +457,8 @@ def run_label(info) -> str:
         f"class {forget.get('forget_class', '?')}",
         "" if size is None else f"{size}",
     ]
+    if request_text(cfg):  # a run on the user's own model: what it was asked, not unused defaults
+        parts = [cfg.get("name") or "", short_time(info.updated), request_text(cfg)]
     label = " · ".join(p for p in parts if p)
     return label if info.state == "complete" else f"{label} ({info.state})"
 
@@ -403,16 +466,22 @@ def run_label(info) -> str:
 def filter_audit(
     df: pd.DataFrame, predicted=("easy", "hard"), truth=("easy", "hard"), disagreements_only: bool = False
 ) -> pd.DataFrame:
-    keep = df["predicted"].isin(predicted) & df["truth"].isin(truth)
-    if disagreements_only:
+    keep = df["predicted"].isin(predicted) & (df["truth"].isin(truth) | (df["truth"] == "unknown"))
+    if disagreements_only and "agree" in df:
         keep &= ~df["agree"]
     return df[keep].reset_index(drop=True)
+
+
+def has_truth(samples: pd.DataFrame, role: str) -> bool:
+    """Whether the rows of `role` carry a true easy/hard label (D_f's is gold's: none in a run without gold)."""
+    part = samples.loc[samples["role"] == role]
+    return "true_label" in part and bool(part["true_label"].notna().all())
 
 
 def feature_frame(samples: pd.DataFrame, role: str, color_by: str) -> pd.DataFrame:
     """Features of one role with a `label` column: 'truth' (true_label) or 'predicted' (pred_label)."""
     df = samples[samples["role"] == role]
-    col = "true_label" if color_by == "truth" else "pred_label"
+    col = "true_label" if color_by == "truth" and has_truth(samples, role) else "pred_label"
     return pd.DataFrame(
         {
             "id": df["id"].astype(int),
@@ -439,8 +508,10 @@ def umap_frame(
             "label": umap["label"].astype(int),
         }
     )
-    col = "true_label" if color_by == "truth" else "pred_label"
-    group = np.where(df["label"] == forget_class, "D_r of the class", "other classes").astype(object)
+    col = "true_label" if color_by == "truth" and has_truth(samples, "forget") else "pred_label"
+    request = samples.loc[samples["role"] == "forget", "class"] if "class" in samples else []
+    classes = np.unique(np.asarray(request, dtype=np.int64)) if len(request) else np.array([forget_class])
+    group = np.where(np.isin(df["label"], classes), "D_r of the class", "other classes").astype(object)
     for role, name in (("forget", "D_f"), ("aux", "D_a")):
         part = samples[samples["role"] == role]
         lookup = dict(zip(part["id"].astype(int), part[col])) if col in part else {}
@@ -515,6 +586,8 @@ def stage_line(status: RunStatus) -> str:
             parts.append(f"**{name}** ✓{secs}")
         elif state == "cached":
             parts.append(f"**{name}** ✓ cached")
+        elif state == "loaded":
+            parts.append(f"**{name}** ✓ your file")
         elif state == "running":
             timing = ", ".join(
                 t

@@ -64,6 +64,10 @@ class Dataset:
     def num_classes(self) -> int:
         return len(self.classes)
 
+    def sample_names(self, ids) -> list[str]:
+        """How a user names training samples: by their id in the data set (an image folder: by file)."""
+        return [f"train #{int(i)}" for i in ids]
+
     def class_ids(self, c: int, pool: str = "train") -> np.ndarray:
         ids = self.train_ids if pool == "train" else self.aux_ids
         return ids[self.y[ids].numpy() == c]

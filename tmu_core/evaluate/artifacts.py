@@ -28,12 +28,14 @@ class SampleGroup:
     columns: dict = field(default_factory=dict)
     truth: np.ndarray | None = None  # 1 = easy for this group's gold model
     truth_source: str = ""
+    labels: np.ndarray | None = None  # each row's class (default: the forget set's class)
 
 
 def forget_group(
-    data: Dataset, forget: ForgetSet, gold_easy: np.ndarray, reports: list, extra: dict | None = None
+    data: Dataset, forget: ForgetSet, gold_easy: np.ndarray | None, reports: list, extra: dict | None = None
 ) -> SampleGroup:
-    columns = {}
+    """D_f's rows: every report's columns, gold's verdict (none without a gold model), each sample's class."""
+    columns = {"file": data.sample_names(forget.ids)}  # how the user names each sample (their file, or its id)
     for rep in reports:
         columns.update(rep.forget_columns())
     columns.update(extra or {})  # e.g. the gold ensemble's p_gold
@@ -47,20 +49,23 @@ def forget_group(
         columns,
         gold_easy,
         "gold model",
+        data.y[torch.as_tensor(forget.ids)].numpy(),
     )
 
 
-def sample_table(groups: list[SampleGroup], forget: ForgetSet, models: dict, device) -> pd.DataFrame:
-    """One row per sample of every group: its columns, gold's verdict, every model's prediction and confidence."""
-    c = forget.class_index
+def sample_table(groups: list[SampleGroup], forget: ForgetSet, models: dict, device, classes=None) -> pd.DataFrame:
+    """One row per sample of every group: its class, its columns, gold's verdict (where there is a gold model),
+    every model's prediction and confidence. `classes`: the data set's class names (rows of several classes)."""
     frames = []
     for g in groups:
+        labels = g.labels if g.labels is not None else np.full(len(g.ids), forget.class_index)
+        names = [classes[k] for k in labels] if classes is not None else forget.class_name
         df = pd.DataFrame(
             {
                 "id": g.ids,
                 "role": g.role,
-                "class": c,
-                "class_name": forget.class_name,
+                "class": labels.astype(np.int64),
+                "class_name": names,
                 "source_id": g.source,
                 "augmented": g.augmented,
             }
@@ -75,7 +80,7 @@ def sample_table(groups: list[SampleGroup], forget: ForgetSet, models: dict, dev
             conf, pr = probs.max(1)
             df[f"pred_{name}"] = pr.numpy()
             df[f"conf_{name}"] = conf.numpy()
-            df[f"p_true_{name}"] = probs[:, c].numpy()
+            df[f"p_true_{name}"] = probs[torch.arange(len(labels)), torch.as_tensor(labels)].numpy()
         frames.append(df)
     return pd.concat(frames, ignore_index=True)
 
@@ -93,7 +98,7 @@ def embeddings(data: Dataset, forget: ForgetSet, models: dict, extra_points: lis
             "forget",
             to_float(data.x[torch.as_tensor(forget.ids)]),
             forget.ids,
-            np.full(len(forget.ids), forget.class_index),
+            data.y[torch.as_tensor(forget.ids)].numpy(),
         ),
         *extra_points,
     ]
@@ -106,3 +111,27 @@ def embeddings(data: Dataset, forget: ForgetSet, models: dict, extra_points: lis
     for name, model in models.items():
         out[f"emb_{name}"] = predict(model, x, device, what="embed").numpy().astype(np.float32)
     return out
+
+
+SCORE_COLUMNS = ("NF", "AF", "CF", "HNF", "HM", "SI", "p_easy")  # a method's per-sample scores, kept in the audit
+
+
+def audit_table(samples: pd.DataFrame, data: Dataset) -> pd.DataFrame:
+    """One row per forgotten sample, in the user's words: its file (or id), class, the scores, verdict and action
+    of the method that split D_f (where one did; its words never contradict its p(easy)), its rank, every model's
+    predicted class, and gold's verdict where the run has a gold model."""
+    f = samples[samples["role"] == "forget"]
+    df = pd.DataFrame({"path": data.sample_names(f["id"]), "class": f["class_name"].astype(str).to_numpy()})
+    for col in (*SCORE_COLUMNS, "verdict", "action"):
+        if col in f:
+            df[col] = f[col].to_numpy()
+    if "rank_p_easy" in f:
+        df["rank_in_class"] = f["rank_p_easy"].to_numpy()  # 1 = the file a retrain is least likely to get right
+    if "p_easy_peer" in f:
+        df["p_easy_peer"] = f["p_easy_peer"].to_numpy()
+    for col in f.columns:
+        if col.startswith("pred_") and col != "pred_label":
+            df[col] = [data.classes[int(k)] for k in f[col]]
+    if "true_label" in f and f["true_label"].notna().all():
+        df["gold_verdict"] = f["true_label"].to_numpy()
+    return df

@@ -55,4 +55,16 @@ class Evaluator:
 
     def gold_easy(self, gold_logits: dict) -> np.ndarray:
         """1 where the gold model classifies the D_f sample correctly (easy), 0 where not (hard)."""
-        return (gold_logits["forget"].argmax(1) == self.forget.class_index).numpy().astype(np.int64)
+        return (gold_logits["forget"].argmax(1) == self.sets["forget"][1]).numpy().astype(np.int64)
+
+    def readouts(self, logits: dict, gold_logits: dict | None) -> dict:
+        """`report` against gold; without a gold model, what needs none (accuracies, MIA; the rest None)."""
+        if gold_logits is not None:
+            return self.report(logits, gold_logits)
+        mia, mia_auc = M.mia(logits["remain"], logits["test"], logits["forget"], self.seed)
+        return {
+            **self.accuracies(None, logits),
+            **dict.fromkeys(("delta", "abs_delta", "sample_agreement", "activation_distance")),
+            "mia": mia,
+            "mia_auc": mia_auc,
+        }

@@ -20,55 +20,79 @@ import torch
 
 from .. import store
 from ..config import RunConfig, run_config_from_dict, run_config_to_dict
-from ..data import DATASETS, Dataset, ForgetSet, load_dataset, resolve_forget
+from ..data import Dataset, ForgetSet
 from ..errors import Cancelled, Diverged, TMUError
 from ..evaluate import artifacts, ensemble
 from ..evaluate.evaluator import Evaluator
 from ..methods import METHODS, REFERENCES, config_dict, method_config, run_method_config, run_order
 from ..methods.loop import UnlearnTask
 from ..models import check_model
-from ..references import Trained, extra_golds, gold_seed, original_and_gold, reference_key, train_cached
+from ..references import gold_seed, original_and_gold
+from ..store.schema import MetricsFile
 from ..train import Progress, pick_device, seed_everything
+from .sources import Inputs, Native, References, stop_check
 
 log = logging.getLogger(__name__)
 
 
+def source_for(cfg: RunConfig):
+    """Where a run's data and references come from (jobs.sources): the user's own model when its weights are
+    given, else a registered dataset with references trained here."""
+    if cfg.own.active:
+        from ..ownmodel.source import Own
+
+        return Own()
+    return Native()
+
+
+def run_dataset(cfg: RunConfig) -> Dataset:
+    """The data a run of `cfg` reads (its sample ids index them): for the pages that show its images."""
+    return source_for(cfg).dataset(cfg)
+
+
 def check_names(cfg: RunConfig) -> None:
-    """Dataset, model and method names against their registries (config.py imports none of them)."""
-    DATASETS.entry(cfg.data.dataset)
+    """Dataset, model and method names against their registries (config.py imports none of them), and what
+    the run's source refuses before anything is read."""
     check_model(cfg.train.model)
     for m in cfg.methods:
         METHODS.entry(m)
+    source_for(cfg).check(cfg)
 
 
-def validate(cfg: RunConfig) -> tuple[Dataset, ForgetSet]:
-    """Load the data and resolve the forget set; raises TMUError naming what is valid."""
-    check_names(cfg)
-    data = load_dataset(cfg.data, cfg.seed)
-    forget = resolve_forget(data, cfg.forget, cfg.seed)
-    n_ref = len(forget.remain_class_ids(data))
+def check_methods(cfg: RunConfig, inputs: Inputs) -> None:
+    """Every method's settings for this run; an NF k larger than what remains of a class of the request."""
+    part = min(inputs.request.parts, key=lambda p: len(p.remain_class_ids(inputs.data)))
+    n_ref = len(part.remain_class_ids(inputs.data))
     for m in cfg.methods:
         run_method_config(m, cfg)  # valid for this method
         nf_k = cfg.params_for(m).get("nf_k")  # only a k the user chose is refused; a default adapts (with a note)
         if nf_k is not None and nf_k > n_ref:
             raise TMUError(
                 f"NF k={nf_k} is larger than the {n_ref} remaining training samples of class "
-                f"{forget.class_name} it compares with; choose 1..{n_ref}"
+                f"{part.class_name} it compares with; choose 1..{n_ref}"
             )
-    return data, forget
+
+
+def validate(cfg: RunConfig) -> tuple[Dataset, ForgetSet]:
+    """Load the data and resolve the forget set (the whole request); raises TMUError naming what is valid."""
+    check_names(cfg)
+    inputs = source_for(cfg).load(cfg)
+    check_methods(cfg, inputs)
+    return inputs.data, inputs.request.whole
 
 
 def start(cfg: RunConfig, root=None) -> store.Run:
     """Validate (the device too) and create a queued run folder holding config.json: refused input leaves
-    no run folder behind."""
-    if cfg.own.active:  # the user's own model: tmu_core.ownmodel validates and names the run
-        from ..ownmodel.execute import start as start_own
-
-        return start_own(cfg, root)
+    no run folder behind. The stored config describes the request as its source read it."""
     pick_device(cfg.device)
-    _, forget = validate(cfg)
-    hint = cfg.name or f"{cfg.data.dataset}-c{forget.class_index}-n{len(forget.ids)}-s{cfg.seed}"
-    return store.Run.create(hint, run_config_to_dict(cfg), root)
+    check_names(cfg)
+    src = source_for(cfg)
+    inputs = src.load(cfg)
+    check_methods(cfg, inputs)
+    stored = src.described_config(cfg, inputs) or run_config_to_dict(cfg)
+    run = store.Run.create(cfg.name or src.name_hint(cfg, inputs), stored, root)
+    src.pin(run, cfg)
+    return run
 
 
 def failure(run: store.Run | None, cfg: RunConfig, error: str) -> dict:
@@ -115,15 +139,18 @@ METHOD_EPOCH_WEIGHT = 0.35  # one unlearning epoch (a replayed share of D_r plus
 CACHED_WEIGHT = 0.05
 
 
-def stage_weights(cfg: RunConfig) -> dict[str, float]:
-    """The expected relative cost of every stage of a run of `cfg` (see STAGE_WEIGHTS)."""
+def stage_weights(cfg: RunConfig, references: dict | None = None, parts: int = 1) -> dict[str, float]:
+    """The expected relative cost of every stage of a run of `cfg` (see STAGE_WEIGHTS). `references`: the
+    source's own weights of its reference stages (a loaded model weighs almost nothing); `parts`: the classes
+    of the request (the primary method builds one twin problem per class)."""
     epochs = float(cfg.train.epochs)
     out = {"data": STAGE_WEIGHTS["data"], "original": epochs, "gold": epochs}
     if cfg.gold_seeds > 1:
         out["golds"] = epochs * (cfg.gold_seeds - 1)
+    out.update(references or {})
     for m in cfg.methods:
         if METHODS.get(m).primary:
-            out[m] = PRIMARY_WEIGHT
+            out[m] = PRIMARY_WEIGHT * parts
         else:
             try:
                 m_epochs = float(getattr(method_config(m, cfg.data.dataset, cfg.params_for(m)), "epochs", 3))
@@ -152,6 +179,14 @@ class StatusWriter:
         self.current: str | None = None
         self.fraction, self.progress = 0.0, 0.0  # within the current stage; overall
         self.sub: dict[str, tuple[float, float]] = {}  # sub-stage -> (start, span) within the current stage
+        self.eta: tuple[float, float] | None = None  # the last estimate of the seconds left, and when it was made
+
+    def reweigh(self, weights: dict[str, float]) -> None:
+        """The expected costs once the data are read (the request's classes, the source's references); stages
+        already finished keep theirs."""
+        for s in self.stages:
+            if s in weights and self.times[s]["state"] == "pending":
+                self.weights[s] = float(weights[s])
 
     def cached(self, stage: str) -> None:
         """A stage that will load a cached model: it weighs almost nothing."""
@@ -176,7 +211,7 @@ class StatusWriter:
 
     def _overall(self) -> float:
         total = sum(self.weights.values()) or 1.0
-        done = sum(self.weights[s] for s in self.stages if self.times[s]["state"] in ("done", "cached"))
+        done = sum(self.weights[s] for s in self.stages if self.times[s]["state"] in ("done", "cached", "loaded"))
         running = (
             self.weights[self.current] * self.fraction
             if self.current and self.times[self.current]["state"] == "running"
@@ -208,7 +243,12 @@ class StatusWriter:
         if pace is None:
             return None
         pending = sum(self.weights[s] for s in self.stages if self.times[s]["state"] == "pending")
-        return round(pace * pending + float(cur.get("left", 0.0) if cur.get("state") == "running" else 0.0), 1)
+        eta = pace * pending + float(cur.get("left", 0.0) if cur.get("state") == "running" else 0.0)
+        now = time.monotonic()
+        if self.eta is not None:  # the estimate never grows by more than the time that passed since the last one
+            eta = min(eta, self.eta[0] + (now - self.eta[1]))
+        self.eta = (eta, now)
+        return round(eta, 1)
 
     def _write(self, **fields) -> None:
         self.progress = max(self.progress, self._overall())
@@ -230,13 +270,17 @@ class StatusWriter:
         if self.run.cancel_requested():
             raise Cancelled()
 
-    def done(self, stage: str, seconds: float, cached: bool = False) -> None:
+    def done(self, stage: str, seconds: float, cached: bool = False, state: str | None = None) -> None:
+        """`stage` finished: trained or run here ("done"), loaded from the cache ("cached") or from the user's
+        file ("loaded"); either of the last two weighs almost nothing."""
+        state = state or ("cached" if cached else "done")
+        light = state != "done"
         self.times[stage] = {
-            "state": "cached" if cached else "done",
+            "state": state,
             "seconds": round(seconds, 3),
-            "weight": CACHED_WEIGHT if cached else self.weights[stage],
+            "weight": CACHED_WEIGHT if light else self.weights[stage],
         }
-        if cached:
+        if light:
             self.weights[stage] = CACHED_WEIGHT
         self.current, self.fraction = None, 0.0
         self._write(stage=stage, message="done")
@@ -271,11 +315,7 @@ def _execute_owned(run: store.Run, progress=None) -> dict:
     except TMUError as exc:
         run.set_status(state="failed", error=str(exc))
         raise
-    stages = ["data", "original", "gold", *(["golds"] if cfg.gold_seeds > 1 else []), *cfg.methods, "evaluate"]
-    if cfg.own.active:
-        from ..ownmodel import execute as own
-
-        stages = own.stages(cfg)
+    stages = ["data", *source_for(cfg).stages(cfg), *cfg.methods, "evaluate"]
     writer = StatusWriter(run, stages, stage_weights(cfg))
     writer.begin("data")
     run.set_status(
@@ -295,7 +335,7 @@ def _execute_owned(run: store.Run, progress=None) -> dict:
             progress(p)
 
     try:
-        result = (own.execute if cfg.own.active else _execute)(run, cfg, writer, report)
+        result = _execute(run, cfg, writer, report)
     except Cancelled:
         run.set_status(state="cancelled", error="cancelled by the user")
         raise TMUError(f"run {run.id} was cancelled") from None
@@ -326,51 +366,6 @@ class Outcome:
     diverged: dict = field(default_factory=dict)  # method -> why it has no results (a non-finite loss or output)
 
 
-def _references(run, cfg, data, forget, device, writer, report) -> tuple[Trained, Trained]:
-    def should_stop():
-        if run.cancel_requested():
-            raise Cancelled()
-
-    for kind, ids in (("original", data.train_ids), ("gold", forget.remain_ids(data))):
-        if store.model_cache_file(reference_key(kind, cfg.data, cfg.train, cfg.seed, ids)).exists():
-            writer.cached(kind)  # loading it takes a moment: the bar's weight goes to the stages that train
-    writer.begin("original")
-    original = train_cached(
-        "original", data, cfg.data, cfg.train, data.train_ids, cfg.seed, device, report, should_stop
-    )
-    writer.done("original", original.seconds, original.cached)
-    writer.begin("gold")
-    gold = train_cached(
-        "gold", data, cfg.data, cfg.train, forget.remain_ids(data), gold_seed(cfg.seed, 0), device, report, should_stop
-    )
-    writer.done("gold", gold.seconds, gold.cached)
-    return original, gold
-
-
-def _extra_golds(run, cfg, data, forget, device, writer, report) -> list[Trained]:
-    """Golds 2..K of the gold ensemble (none when K = 1), reported as the 'golds' stage."""
-
-    def should_stop():
-        if run.cancel_requested():
-            raise Cancelled()
-
-    if cfg.gold_seeds < 2:
-        return []
-    t = time.perf_counter()
-    writer.begin("golds")
-    seen = {"gold": 0, "last": 0.0}  # each gold reports 0..1: count them, so the stage's fraction only grows
-
-    def each(p: Progress) -> None:
-        if p.fraction < seen["last"]:
-            seen["gold"] += 1
-        seen["last"] = p.fraction
-        report(Progress("golds", min(1.0, (seen["gold"] + p.fraction) / (cfg.gold_seeds - 1)), p.message))
-
-    golds = extra_golds(data, cfg.data, forget, cfg.train, cfg.seed, cfg.gold_seeds, device, each, should_stop)
-    writer.done("golds", time.perf_counter() - t, all(g.cached for g in golds))
-    return golds
-
-
 def _soft_truth(cfg, ev, gold_logits, golds, out, result) -> dict:
     """With K > 1 golds: the ensemble block and each easy/hard report scored against p_i; {column: values}
     for the per-sample table (empty when K = 1)."""
@@ -387,26 +382,24 @@ def _soft_truth(cfg, ev, gold_logits, golds, out, result) -> dict:
     return {"p_gold": p, "golds_right": correct.sum(0)}
 
 
-def _run_methods(run, cfg, data, forget, original, gold, device, writer, report) -> Outcome:
-    def should_stop():
-        if run.cancel_requested():
-            raise Cancelled()
-
+def _run_methods(run, cfg, inputs: Inputs, refs: References, device, writer, report) -> Outcome:
     out = Outcome()
+    request = inputs.request
     for name in run_order(cfg.methods):
         entry = METHODS.get(name)
         mcfg = run_method_config(name, cfg)
         out.configs[name] = mcfg
         task = UnlearnTask(
-            data,
+            inputs.data,
             cfg.data,
             cfg.train,
-            forget,
-            original.model,
+            request.whole,
+            refs.original.model,
             cfg.seed,
-            should_stop,
-            gold=gold.model if entry.uses_gold else None,
+            stop_check(run),
+            gold=refs.gold.model if entry.uses_gold and refs.gold else None,
             earlier=dict(out.reports),
+            parts=tuple(request.parts) if len(request.parts) > 1 else (),
         )
         seed_everything(cfg.seed)
         writer.begin(name)
@@ -426,84 +419,99 @@ def _run_methods(run, cfg, data, forget, original, gold, device, writer, report)
     return out
 
 
-def _cost_ratio(out: Outcome, gold_seconds: float) -> float | None:
-    """The primary method's cost (audit extras left out) over the gold retrain's."""
+def _cost_ratio(out: Outcome, refs: References) -> tuple[float | None, str | None]:
+    """The primary method's cost (audit extras left out) over the gold retrain's, and what it counts; None
+    when the gold model was not trained by this project (the user's file, or no gold)."""
+    gold = refs.gold
+    if gold is None or refs.origin.get("gold") == "file" or gold.seconds <= 0:
+        return None, None
     for name, seconds in out.seconds.items():
-        if METHODS.get(name).primary and gold_seconds > 0:
-            rep = out.reports.get(name)
-            return (seconds - getattr(rep, "audit_seconds", 0.0)) / gold_seconds
-    return None
+        if METHODS.get(name).primary:
+            extra = getattr(out.reports.get(name), "audit_seconds", 0.0)
+            counted = f"{name}'s {seconds - extra:.1f} s" + (
+                f" (its {extra:.1f} s of audit extras, the feature ablation, left out)" if extra > 0 else ""
+            )
+            when = "an earlier run's" if gold.cached else "this run's"
+            return (seconds - extra) / gold.seconds, f"{counted} over {when} gold retrain of {gold.seconds:.1f} s"
+    return None, None
 
 
 def _execute(run: store.Run, cfg: RunConfig, writer: StatusWriter, report) -> dict:
     seed_everything(cfg.seed)
     device = pick_device(cfg.device)
-    t0 = time.perf_counter()
-    data, forget = validate(cfg)
-    writer.done("data", time.perf_counter() - t0)
-    original, gold = _references(run, cfg, data, forget, device, writer, report)
-    golds = _extra_golds(run, cfg, data, forget, device, writer, report)
-    out = _run_methods(run, cfg, data, forget, original, gold, device, writer, report)
-    models = {
-        "original": original.model,
-        "gold": gold.model,
-        **{m: out.models[m] for m in cfg.methods if m in out.models},
-    }
-    seconds = {"original": original.seconds, "gold": gold.seconds, **out.seconds}
-
+    src = source_for(cfg)
+    src.check(cfg)
+    src.check_resume(run, cfg)  # executed again: the same inputs as at its start, or a refusal
+    inputs = src.load(cfg)
+    writer.done("data", inputs.seconds)
+    writer.reweigh(stage_weights(cfg, src.weights(cfg, inputs), len(inputs.request.parts)))
+    refs = src.references(run, cfg, inputs, device, writer, report)
+    out = _run_methods(run, cfg, inputs, refs, device, writer, report)
     t = time.perf_counter()
     writer.begin("evaluate")
-    ev = Evaluator(data, forget, device, cfg.seed)
-    logits = _finite_logits(ev, models, out)
-    models = {name: m for name, m in models.items() if name in logits}
-    result_models = {name: {**ev.report(logits[name], logits["gold"]), "seconds": seconds[name]} for name in models}
-    # original and gold may come from the cache: their seconds are those of the training that made them
-    result_models["original"]["cached"] = original.cached
-    result_models["gold"]["cached"] = gold.cached
-    gold_easy = ev.gold_easy(logits["gold"])
+    ev = Evaluator(inputs.data, inputs.request.whole, device, cfg.seed)
+    result_models, models, gold_easy, gold_logits = _evaluate(ev, refs, out, cfg)
+    whole = inputs.request.whole
+    ratio, counts = _cost_ratio(out, refs)
     result = {
         "run_id": run.id,
-        "dataset": cfg.data.dataset,
+        "dataset": inputs.data.name,
         "model": cfg.train.model,
-        "forget_class": forget.class_index,
-        "forget_class_name": forget.class_name,
-        "forget_count": int(len(forget.ids)),
+        "forget_class": whole.class_index,  # several classes: the first (each in the primary's per_class)
+        "forget_class_name": whole.class_name,
+        "forget_count": int(len(whole.ids)),
         "seed": cfg.seed,
         "device": str(device),
         "models": result_models,
-        "cost_ratio": _cost_ratio(out, gold.seconds),
-        "cache": {
-            "original": original.key,
-            "gold": gold.key,
-            "original_cached": original.cached,
-            "gold_cached": gold.cached,
-        },
+        "cost_ratio": ratio,
+        "cost_ratio_counts": counts,
         "method_config": {k: config_dict(v) for k, v in out.configs.items()},
-        "train_config": run.config()["train"],
+        "train_config": run_config_to_dict(cfg)["train"],
         "diverged": out.diverged,
     }
     for name, rep in out.reports.items():
         result[name] = rep.summary(gold_easy)
-    columns = _soft_truth(cfg, ev, logits["gold"], golds, out, result)
-    _save_artifacts(run, data, forget, models, out, gold_easy, device, cfg.seed, columns)
+    columns = _soft_truth(cfg, ev, gold_logits, refs.golds, out, result) if gold_logits is not None else {}
+    result.update(_save_artifacts(run, cfg, inputs, src, models, out, gold_easy, device, columns))
+    result.update(src.describe(cfg, inputs, refs, result_models))  # after the files: it names those it kept
     writer.done("evaluate", time.perf_counter() - t)
     result["stage_seconds"] = {k: v.get("seconds") for k, v in writer.times.items()}
     result["step_check"] = _step_check(result)
-    run.save_metrics(result)
-    return result
+    metrics = MetricsFile.model_validate(store.json_ready(result))  # typed before it is written
+    run.save_metrics(metrics)
+    return metrics.model_dump(mode="json", exclude_unset=True)
+
+
+def _evaluate(ev: Evaluator, refs: References, out: Outcome, cfg: RunConfig):
+    """Every model's readouts (against gold where the run has one), the models that gave finite outputs,
+    gold's easy/hard verdict on D_f (None without gold) and gold's logits."""
+    models = {
+        "original": refs.original.model,
+        **({"gold": refs.gold.model} if refs.gold is not None else {}),
+        **{m: out.models[m] for m in cfg.methods if m in out.models},
+    }
+    seconds = {"original": refs.original.seconds, **({"gold": refs.gold.seconds} if refs.gold else {}), **out.seconds}
+    logits = _finite_logits(ev, models, out)
+    models = {name: m for name, m in models.items() if name in logits}
+    gold_logits = logits.get("gold")
+    result_models = {}
+    for name in models:
+        result_models[name] = {**ev.readouts(logits[name], gold_logits), "seconds": seconds[name]}
+        if name in refs.origin:  # a reference: trained here, by an earlier run (cached) or the user's file
+            result_models[name]["cached"] = refs.origin[name] == "cache"
+            result_models[name]["source"] = refs.origin[name]
+    gold_easy = ev.gold_easy(gold_logits) if gold_logits is not None else None
+    return result_models, models, gold_easy, gold_logits
 
 
 def _step_check(result: dict) -> dict:
     """The gold-free check of the unlearning step (evaluate.verdict.step_check_block) on the result as a reader
     will see it: achieved A_f against the predicted-easy share, within the noise floor or not."""
-    import json
-
     from ..evaluate.verdict import step_check_block
-    from ..store.io import _json_default
     from ..store.schema import read_metrics
 
     try:
-        typed = read_metrics(json.loads(json.dumps(result, default=_json_default)), "this run")
+        typed = read_metrics(store.json_ready(result), "this run")
     except TMUError:  # a result the store would refuse is reported by the store, not here
         return {}
     return step_check_block(typed)
@@ -528,17 +536,24 @@ def _finite_logits(ev: Evaluator, models: dict, out: Outcome) -> dict:
     return logits
 
 
-def _save_artifacts(run, data, forget, models, out: Outcome, gold_easy, device, seed: int, columns=None) -> None:
-    """The per-sample table, the activations for the embedding maps and the weights of embedded methods;
-    `columns` are extra per-sample columns of D_f (the gold ensemble's p_i)."""
+def _save_artifacts(run, cfg, inputs: Inputs, src, models, out: Outcome, gold_easy, device, columns) -> dict:
+    """The per-sample table, the audit table (one row per forgotten file), the activations for the embedding
+    maps, the unlearned model as a file the user can take away and the weights of embedded methods; `columns`
+    are extra per-sample columns of D_f (the gold ensemble's p_i). Returns where the user's files are."""
+    data, forget = inputs.data, inputs.request.whole
     reports = list(out.reports.values())
     groups = [artifacts.forget_group(data, forget, gold_easy, reports, columns)]
     for rep in reports:
         groups.extend(rep.sample_groups(forget.class_index))
-    run.save_samples(artifacts.sample_table(groups, forget, models, device))
+    samples = artifacts.sample_table(groups, forget, models, device, data.classes)
+    run.save_samples(samples)
+    run.save_table(artifacts.audit_table(samples, data), store.AUDIT)
     embedded = {n: m for n, m in models.items() if n in REFERENCES or (n in out.models and METHODS.get(n).embed)}
     points = [p for rep in reports for p in rep.embedding_points(forget.class_index)]
-    run.save_embeddings(**artifacts.embeddings(data, forget, embedded, points, device, seed))
+    run.save_embeddings(**artifacts.embeddings(data, forget, embedded, points, device, cfg.seed))
+    files = {"audit_csv": str(run.dir / store.AUDIT), "unlearned_weights": None}
     for name in out.models:
-        if METHODS.get(name).embed:
-            run.save_weights(name, out.models[name].state_dict())
+        if METHODS.get(name).primary:
+            files["unlearned_weights"] = str(src.export(run, inputs, name, out.models[name]))
+    src.keep(run, cfg, inputs, {n: m for n, m in out.models.items() if not METHODS.get(n).primary})
+    return files

@@ -22,6 +22,7 @@ from ..config import RunConfig
 from ..data import class_ref, load_dataset, resolve_class
 from ..errors import TMUError
 from ..evaluate.paper_tables import md_table, tables, to_markdown
+from ..store.schema import FailedRun, SweepResult
 from .pipeline import execute, failure, start
 from .ray_executor import RayOptions, run_on_ray  # Ray is imported only when this executor is used
 
@@ -224,8 +225,16 @@ def tables_with_failures(frames: dict[str, pd.DataFrame], header: str, failed: l
 
 
 def _split(outcomes) -> dict:
-    """Completed results (what the tables and the dashboard read) apart from failure records."""
-    return {"results": [r for r in outcomes if not r.get("failed")], "failed": [r for r in outcomes if r.get("failed")]}
+    """Completed results (what the tables and the dashboard read) apart from failure records, each built as its
+    typed record (`SweepResult`, `FailedRun`) and written as that record dumps it."""
+
+    def typed(model, r) -> dict:
+        return model.model_validate(store.json_ready(r)).model_dump(mode="json", exclude_unset=True)
+
+    return {
+        "results": [typed(SweepResult, r) for r in outcomes if not r.get("failed")],
+        "failed": [typed(FailedRun, r) for r in outcomes if r.get("failed")],
+    }
 
 
 def failed_markdown(failed: list[dict]) -> str:

@@ -16,6 +16,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import numpy as np
+import torch
 
 from ..config import with_flat
 from ..evaluate import metrics as M
@@ -35,7 +36,7 @@ class ChoiceReport(MethodReport):
     def summary(self, gold_easy) -> dict:
         return {
             "forgotten": int(len(self.pred) - self.pred.sum()),
-            "choice_agreement": M.label_accuracy(self.pred, gold_easy)["accuracy"],
+            "choice_agreement": None if gold_easy is None else M.label_accuracy(self.pred, gold_easy)["accuracy"],
         }
 
     def forget_columns(self) -> dict:
@@ -77,8 +78,8 @@ def run_random_k(task, cfg: UnlearnConfig, device, progress=None):
 
 
 def run_oracle(task, cfg: UnlearnConfig, device, progress=None):
-    xf = task.data.x[task.forget.ids]
-    pred = (predict(task.gold, xf, device).argmax(1) == task.forget.class_index).numpy().astype(np.int64)
+    ids = torch.as_tensor(task.forget.ids)
+    pred = (predict(task.gold, task.data.x[ids], device).argmax(1) == task.data.y[ids]).numpy().astype(np.int64)
     model = tmu_method.unlearn(task, pred, cfg, device, progress, easy_temperature=step_temperature(task, cfg, device))
     return MethodResult(model, ChoiceReport("oracle_labels", pred))
 

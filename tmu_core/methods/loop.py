@@ -42,6 +42,7 @@ class UnlearnTask:
     should_stop: Callable[[], None] | None = None
     gold: nn.Module | None = None  # only for controls that declare uses_gold
     earlier: dict = field(default_factory=dict)  # reports of the methods run before this one, by name
+    parts: tuple = ()  # a request over several classes: one ForgetSet per class (`forget` is then their union)
 
     @property
     def remain_ids(self) -> np.ndarray:

@@ -145,8 +145,10 @@ def method_config(name: str, dataset: str, overrides: dict | None = None, run_pa
 
 def run_method_config(name: str, run_cfg):
     """A method's config as a run (a RunConfig) resolves it: its dataset's defaults, the run's overrides for it,
-    and, for a method that follows another's settings, that method's overrides in the same run."""
-    return method_config(name, run_cfg.data.dataset, run_cfg.params_for(name), dict(run_cfg.method_params))
+    and, for a method that follows another's settings, that method's overrides in the same run. A run on the
+    user's own model takes the defaults of "own-model" (the data are theirs, not a registered dataset's)."""
+    dataset = "own-model" if run_cfg.own.active else run_cfg.data.dataset
+    return method_config(name, dataset, run_cfg.params_for(name), dict(run_cfg.method_params))
 
 
 def config_dict(cfg) -> dict:

@@ -1,7 +1,7 @@
 """TMU's registry entry; the method itself, stage by stage, is `tmu_core.tmu.method`."""
 
 from ..tmu.config import TMUConfig, dataset_defaults
-from ..tmu.method import run
+from ..tmu.request import run
 from .registry import Display, Method, register
 
 register(

@@ -66,6 +66,9 @@ class UserData(Dataset):
     source: str = ""  # the folder or manifest it was read from
     files: list = field(default_factory=list)  # `files[i]`: sample i's file as an absolute path (str)
 
+    def sample_names(self, ids) -> list[str]:
+        return [self.paths[int(i)] for i in ids]
+
 
 def _order(entries: list[Entry]) -> list[Entry]:
     return sorted(entries, key=lambda e: (PurePosixPath(e.rel).name, e.rel))

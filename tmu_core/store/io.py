@@ -59,7 +59,39 @@ def atomic_write_text(path: Path, text: str) -> None:
 
 
 def atomic_write_json(path: Path, obj) -> None:
-    atomic_write_bytes(path, json.dumps(obj, indent=2, default=_json_default).encode())
+    atomic_write_bytes(path, json_text(obj).encode())
+
+
+SIGNIFICANT = 7  # digits a stored measurement keeps: float32 arithmetic leaves noise beyond them (69.9999988)
+EXACT_FROM = 1e6  # a number this large (a Unix time) keeps every digit: its last ones are not noise
+
+
+def json_ready(obj):
+    """`obj` as strict JSON holds it: NaN and infinities as null (JSON has no NaN), floats rounded to
+    SIGNIFICANT digits (70.0, not 69.9999988), NumPy numbers and arrays as Python ones, paths as text."""
+    if isinstance(obj, dict):
+        return {str(k): json_ready(v) for k, v in obj.items()}
+    if isinstance(obj, (list, tuple)):
+        return [json_ready(v) for v in obj]
+    if isinstance(obj, (bool, np.bool_)):
+        return bool(obj)
+    if isinstance(obj, (int, np.integer)):
+        return int(obj)
+    if isinstance(obj, (float, np.floating)):
+        x = float(obj)
+        if not np.isfinite(x):
+            return None
+        return x if abs(x) >= EXACT_FROM else float(f"{x:.{SIGNIFICANT}g}")
+    if isinstance(obj, np.ndarray):
+        return json_ready(obj.tolist())
+    if isinstance(obj, Path):
+        return str(obj)
+    return obj
+
+
+def json_text(obj, indent: int = 2) -> str:
+    """Strict JSON (`json_ready`): every file the project writes, and the CLI's --json output."""
+    return json.dumps(json_ready(obj), indent=indent, allow_nan=False, default=_json_default)
 
 
 def atomic_savez(path: Path, **arrays: np.ndarray) -> None:

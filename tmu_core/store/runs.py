@@ -147,7 +147,10 @@ class Run:
     def _what(self, name: str) -> str:
         return f"{name} in run {self.id}"
 
-    def save_metrics(self, result: dict) -> None:
+    def save_metrics(self, result: schema.MetricsFile | dict) -> None:
+        """metrics.json: a run's typed result as it dumps itself (the fields it was built with)."""
+        if isinstance(result, schema.MetricsFile):
+            result = result.model_dump(mode="json", exclude_unset=True)
         self.write_json(P.METRICS, result)
 
     def samples(self):
@@ -248,6 +251,20 @@ class Run:
     def unlearned_path(self, ext: str = "pt") -> Path:
         """Where a run on the user's own model writes its unlearned model (the input's format)."""
         return self.dir / "weights" / f"{P.UNLEARNED}.{ext}"
+
+    def unlearned_file(self, stored: str | None) -> tuple[str, bytes] | None:
+        """(file name, bytes) of the unlearned model metrics.json names (`stored`), for a download; None when it
+        names nothing, or a file outside this run's folder or no longer there."""
+        if not stored:
+            return None
+        path = Path(stored)
+        try:
+            inside = path.resolve().is_relative_to(self.dir.resolve())
+        except OSError:
+            return None
+        if not inside or not path.is_file():
+            return None
+        return path.name, path.read_bytes()
 
     def save_weights(self, model: str, state_dict: dict) -> None:
         save_state(self.weights_path(model), state_dict)

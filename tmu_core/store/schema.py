@@ -11,7 +11,7 @@ from __future__ import annotations
 from typing import Annotated, Literal
 
 import numpy as np
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
 from ..config import RunConfig
 from ..errors import TMUError
@@ -60,6 +60,17 @@ class RunStatus(StatusFile):
     eta_seconds: float | None = None
 
 
+class RequestDescription(BaseModel):
+    """What a run on the user's own model was asked (config.json's `request`, beside the settings): their
+    weights file, how many files over which classes, and the data folder (or manifest) it read."""
+
+    model_config = ConfigDict(extra="forbid", strict=True)
+    weights: str
+    files: int
+    classes: list[str]
+    data: str
+
+
 class ModelMetrics(_Open):
     acc_test: Percent
     acc_remain: Percent
@@ -73,6 +84,7 @@ class ModelMetrics(_Open):
     # read by the CLI and the tables; older runs may lack them (or hold NaN: they were never checked)
     sample_agreement: float | None = None
     mia_auc: float | None = None
+    source: Literal["trained", "cache", "file"] | None = None  # a reference: trained here, earlier, or the user's
 
 
 class TwinFidelity(_Open):
@@ -119,23 +131,63 @@ class PeerSummary(_Open):
     ece_gold: float | None = None
 
 
-class TMUSummary(_Open):
-    label_accuracy: Percent
-    confusion: dict[str, Count]
-    label_accuracy_by_features: dict[str, Finite]
-    auc_p_easy: float | None = None  # NaN when gold gets every D_f sample right (or none): no AUC exists
+class AuxSizing(_Open):
+    """How D_a was sized (Eq. 3): the samples it asked for, those used, augmented copies, whether it was capped."""
+
+    requested: Count | None = None
+    available: Count | None = None
+    augmented: Count | None = None
+    used: Count | None = None
+    capped: bool = False
+    max_factor: float | None = None
+    remain_class: Count | None = None
+    forget: Count | None = None
+
+
+class ClassSplit(_Open):
+    """One class's split in a request over several classes (its own twin problem, classifier and cut)."""
+
+    class_index: Count
+    forget_count: Count
     pred_easy: Count
     pred_hard: Count
-    gold_easy: Count
-    gold_hard: Count
+    predicted_acc_forget: Percent | None = None
+    aux_count: Count
+    aux_sizing: AuxSizing | None = None
+    threshold: Finite | None = None
+    twin_fidelity: TwinFidelity | None = None
+    label_accuracy: Percent | None = None
+    auc_p_easy: float | None = None
+    warnings: list[str] = []
+    forecast: Forecast | None = None
+    decision_rule: str = ""
+    undecided: bool = False
+
+
+class TMUSummary(_Open):
+    """The primary method's report (tmu.report): its easy/hard split of D_f, the twin problem behind it, and,
+    where the run has a gold model, the split scored against gold's (None without one)."""
+
+    label_accuracy: Percent | None = None
+    confusion: dict[str, Count] | None = None
+    label_accuracy_by_features: dict[str, Finite] | None = None  # empty: the feature ablation did not run
+    auc_p_easy: float | None = None  # None when gold gets every D_f sample right (or none): no AUC exists
+    pred_easy: Count
+    pred_hard: Count
+    predicted_acc_forget: Percent | None = None  # the predicted-easy share: TMU's forecast of a retrain's A_f
+    gold_easy: Count | None = None
+    gold_hard: Count | None = None
     aux_count: Count
     aux_easy: Count
     aux_hard: Count
-    aux_sizing: dict
-    threshold: Finite
+    aux_sizing: AuxSizing | None = None  # None for a request over several classes: see per_class
+    threshold: Finite | None = None  # None for a request over several classes: each class has its own
+    rule: str | None = None
+    twin_hard_rate: float | None = None
     twin_fidelity: TwinFidelity | None = None
     warnings: list[str] = []
     stage_seconds: dict[str, float] = {}
+    audit_seconds: float = 0.0  # seconds of audit extras (the feature ablation) that unlearning does not need
     features_used: list[str] = ["NF", "AF", "CF"]
     soft_label_accuracy: float | None = None  # with a gold ensemble: against p_i, the share of golds right
     soft_auc_p_easy: float | None = None
@@ -148,6 +200,14 @@ class TMUSummary(_Open):
     ece_gold: float | None = None
     ece_soft: float | None = None  # against p_i of K golds
     peer: PeerSummary | None = None
+    per_class: dict[str, ClassSplit] | None = None  # a request over several classes: each class's own split
+
+    @model_validator(mode="after")
+    def _audit_from_stages(self):
+        """Runs stored before audit_seconds existed: their ablation's seconds, as the stage list recorded them."""
+        if "audit_seconds" not in self.model_fields_set:
+            self.audit_seconds = float(self.stage_seconds.get("ablation", 0.0))
+        return self
 
 
 class GoldEnsemble(_Open):
@@ -163,40 +223,17 @@ class GoldEnsemble(_Open):
     extra_gold_cache: list[str] = []
 
 
-class OwnClassBlock(_Open):
-    """TMU's split of one forgotten class in a run on the user's own model."""
-
-    class_index: Count
-    forget_count: Count
-    pred_easy: Count
-    pred_hard: Count
-    aux_count: Count
-    twin_fidelity: TwinFidelity | None = None
-    label_accuracy: float | None = None
-    forecast: Forecast | None = None
-    decision_rule: str = ""
-    undecided: bool = False
-
-
 class OwnSummary(_Open):
-    """A run on the user's own model (ownmodel.execute): where its files came from and TMU's split per class."""
+    """A run on the user's own model: where its files came from (the split itself is the primary method's)."""
 
     gold: str
     format: str
     original_weights: str
     classes: list[str]
+    data: str | None = None
+    original_batch_accuracy: float | None = None
     notes: list[str] = []
-    warnings: list[str] = []
     multi_class: bool = False
-    per_class: dict[str, OwnClassBlock] | None = None
-    pred_easy: Count | None = None
-    pred_hard: Count | None = None
-    predicted_acc_forget: float | None = None
-    achieved_acc_forget: float | None = None
-    label_accuracy: float | None = None
-    forecast: Forecast | None = None  # the request's predicted A_f of a retrain, classes combined
-    unlearned_weights: str | None = None
-    audit_csv: str | None = None
     kept_models: dict[str, str] = {}  # method -> its saved unlearned model (TMU's always; baselines on request)
 
 
@@ -215,6 +252,9 @@ class MetricsFile(_Open):
     seed: int | None = None
     gold_ensemble: GoldEnsemble | None = None  # K > 1 gold models
     own: OwnSummary | None = None  # a run on the user's own model
+    cost_ratio_counts: str | None = None  # what the cost ratio divides by what, in words
+    unlearned_weights: str | None = None  # the primary method's model as a file (the user's format)
+    audit_csv: str | None = None  # one row per forgotten sample: file, class, scores, verdict, predictions
 
 
 class FailedRun(_Open):
@@ -312,9 +352,11 @@ def check_config(obj, what: str) -> dict:
     if missing:
         raise TMUError(f"{what} is damaged ({missing[0]}: missing)")
     try:
-        RunConfig.from_dict(obj)
+        RunConfig.from_dict({k: v for k, v in obj.items() if k != "request"})
     except TMUError as exc:
         raise TMUError(f"{what} is damaged ({exc})") from None
+    if obj.get("request") is not None:
+        _check(RequestDescription, obj["request"], what)
     return obj
 
 
@@ -356,6 +398,8 @@ def check_samples(df, metrics: dict, what: str) -> None:
     """samples.csv against its run's metrics: its columns and types, and one row per D_f (and D_a) sample,
     so a table cut at a row boundary is caught as well as one cut inside a row."""
     need = {**SAMPLE_COLUMNS, **(TMU_COLUMNS if metrics.get("tmu") else {})}
+    if "gold" not in metrics["models"]:  # a run on the user's model without gold: no gold verdict to store
+        need.pop("true_label")
     for col, kind in need.items():
         if col not in df.columns:
             raise TMUError(f"{what} is damaged (no column '{col}')")

@@ -78,6 +78,11 @@ class FeatureConfig(Config):
         False,
         "feature scaling: standardise D_a and D_f each with its own statistics (default: D_a's statistics for both)",
     )
+    ablation: bool = opt(
+        True,
+        "audit extra: repeat the easy/hard split with every subset of NF, AF, CF (the paper's Table 4); it costs "
+        "classifier fits that unlearning does not need, and is off by default on your own model",
+    )
 
     @field_validator("features")
     @classmethod
@@ -162,9 +167,15 @@ class TMUConfig(Config):
         return self
 
 
+OWN_MODEL = "own-model"  # the defaults key of a run on the user's own model (methods.run_method_config)
+
+
 def dataset_defaults(dataset: str) -> dict:
     """Per-dataset overrides (flat names). Digits: 8x8 images need a larger PGD budget; its tiny twin and
-    gold retrain make shorter twin and unlearning schedules cheaper at equal |delta|."""
+    gold retrain make shorter twin and unlearning schedules cheaper at equal |delta|. On the user's own model
+    the feature ablation (an audit extra whose readout needs gold) runs only on request."""
+    if dataset == OWN_MODEL:
+        return {"ablation": False}
     if dataset == "digits":
         return {"pgd_eps": 16 / 255, "twin_epochs": 3, "epochs": 3, "retain_fraction": 0.5}
     if dataset in ("mnist", "fashion-mnist"):

@@ -557,6 +557,7 @@ def rule_words_fallback(clf: EasyHardClassifier) -> str:
     return f"{clf.rule}: cut at p(easy) {clf.threshold:.3f}"
 
 
+MORE_AUX = "more aux images of this class (a larger --aux-fraction; on your own data, more files in aux/)"
 THIN_TWIN = 20  # fewer distinct D_a images than this: the easy/hard classifier learns from too little
 
 
@@ -568,19 +569,18 @@ def evidence_warnings(task: UnlearnTask, twin: TwinProblem, cfg: TMUConfig) -> l
     if distinct < THIN_TWIN:
         out.append(
             f"the twin problem has only {distinct} distinct aux images of this class (under {THIN_TWIN}): "
-            "its easy/hard labels are thin evidence; a larger aux fraction (--aux-fraction) or a smaller "
-            "forget set would help"
+            f"its easy/hard labels are thin evidence; {MORE_AUX} or a smaller forget set would help"
         )
     if sizing.get("capped"):
         out.append(
             f"D_a was capped at {sizing['used']} of the {sizing['requested']} samples Eq. 3 asks for "
-            f"({sizing['augmented']} augmented copies): a larger aux fraction or a smaller forget set would help"
+            f"({sizing['augmented']} augmented copies): {MORE_AUX} or a smaller forget set would help"
         )
     if int(twin.labels.sum()) == len(twin.labels):
         out.append(
             "no aux sample is hard for the original model, so the classifier never saw a hard example: "
             "TMU cannot tell which files a retrain would get wrong (it calls none hard; the ranking by "
-            "p(easy) is still shown); a larger aux fraction would help"
+            f"p(easy) is still shown); {MORE_AUX} would help"
         )
     n_ref = len(task.forget.remain_class_ids(task.data))
     if cfg.scoring.nf_k > n_ref:

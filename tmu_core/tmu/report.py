@@ -17,6 +17,7 @@ from ..evaluate import ensemble
 from ..evaluate import metrics as M
 from ..evaluate.artifacts import SampleGroup
 from ..methods.registry import MethodReport
+from .classifier import call_words
 from .forecast import Forecast, ece, reliability
 from .twin import AuxSet
 
@@ -52,21 +53,12 @@ class TMUReport(MethodReport):
         peer_extra = "SI" not in self.features_used  # SI computed only for the peer, not as a feature
         return self.stage_seconds.get("ablation", 0.0) + (self.stage_seconds.get("peer", 0.0) if peer_extra else 0.0)
 
-    def summary(self, gold_easy: np.ndarray) -> dict:
-        pred = self.forget_pred
-        la = M.label_accuracy(pred, gold_easy)
-        aux = self.aux
+    def summary(self, gold_easy: np.ndarray | None) -> dict:
+        """What metrics.json stores under the method's name; the scores against gold are None without one."""
+        pred, aux = self.forget_pred, self.aux
         return {
-            "label_accuracy": la["accuracy"],
-            "confusion": {k: v for k, v in la.items() if k != "accuracy"},
-            "label_accuracy_by_features": {
-                n: M.label_accuracy(p, gold_easy)["accuracy"] for n, p in self.ablation.items()
-            },
-            "auc_p_easy": M.roc_auc(self.ranking, gold_easy),
-            "pred_easy": int(pred.sum()),
-            "pred_hard": int(len(pred) - pred.sum()),
-            "gold_hard": int(len(gold_easy) - gold_easy.sum()),
-            "gold_easy": int(gold_easy.sum()),
+            **split_counts(pred),
+            **gold_scores(pred, self.ranking, self.ablation, gold_easy),
             "aux_count": int(len(aux.x)),
             "aux_sizing": aux.sizing,
             "aux_easy": int(self.aux_labels.sum()),
@@ -76,6 +68,7 @@ class TMUReport(MethodReport):
             "twin_hard_rate": float(self.twin_hard_rate),
             "features_used": self.features_used,
             "stage_seconds": {k: round(v, 3) for k, v in self.stage_seconds.items()},
+            "audit_seconds": round(self.audit_seconds, 3),
             "twin_fidelity": self.twin_fidelity,
             "warnings": list(self.warnings),
             **self.forecast_summary(gold_easy),
@@ -129,6 +122,7 @@ class TMUReport(MethodReport):
             cols["rank_p_easy"] = self.ranking.astype(np.int64) + 1  # 1 = least likely easy
         if self.peer is not None:
             cols["p_easy_peer"] = self.peer.p_easy_f
+        cols["verdict"], cols["action"] = call_words(self.forget_p_easy, self.forget_pred, self.undecided)
         return cols
 
     def sample_groups(self, class_index: int) -> list[SampleGroup]:
@@ -149,6 +143,32 @@ class TMUReport(MethodReport):
     def embedding_points(self, class_index: int) -> list[tuple[str, torch.Tensor, np.ndarray, np.ndarray]]:
         n = len(self.aux.x)
         return [("aux", self.aux.x, np.arange(n), np.full(n, class_index))]
+
+
+def split_counts(pred: np.ndarray) -> dict:
+    """The predicted split of D_f, and the A_f it predicts for a retrain (the predicted-easy share)."""
+    return {
+        "pred_easy": int(pred.sum()),
+        "pred_hard": int(len(pred) - pred.sum()),
+        "predicted_acc_forget": 100.0 * float(pred.mean()) if len(pred) else None,
+    }
+
+
+def gold_scores(pred: np.ndarray, p_easy: np.ndarray, by_subset: dict, gold_easy: np.ndarray | None) -> dict:
+    """The split against gold's (label accuracy, confusion, the ablation's accuracies, AUC of p(easy)); every
+    entry None when the run has no gold model."""
+    if gold_easy is None:
+        keys = ("label_accuracy", "confusion", "label_accuracy_by_features", "auc_p_easy", "gold_easy", "gold_hard")
+        return dict.fromkeys(keys)
+    la = M.label_accuracy(pred, gold_easy)
+    return {
+        "label_accuracy": la["accuracy"],
+        "confusion": {k: v for k, v in la.items() if k != "accuracy"},
+        "label_accuracy_by_features": {n: M.label_accuracy(p, gold_easy)["accuracy"] for n, p in by_subset.items()},
+        "auc_p_easy": M.roc_auc(p_easy, gold_easy),
+        "gold_hard": int(len(gold_easy) - gold_easy.sum()),
+        "gold_easy": int(gold_easy.sum()),
+    }
 
 
 def _columns(names: list, raw: np.ndarray, p_easy: np.ndarray, pred: np.ndarray) -> dict:
