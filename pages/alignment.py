@@ -71,12 +71,7 @@ def show_gold_free(run, metrics) -> None:
         }
         for name, v in metrics.models.items()
     ]
-    st.dataframe(
-        pd.DataFrame(rows),
-        hide_index=True,
-        key="align_gold_free",
-        column_config={c: PCT for c in ("A_test", "A_r", "A_f", "MIA")},
-    )
+    widgets.text_table(pd.DataFrame(rows), key="align_gold_free")
     state.run_downloads(run, metrics)
 
 

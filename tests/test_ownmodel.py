@@ -85,16 +85,18 @@ def test_done_means_run(cli, runs_dir, own):
         ("path", ["3/not-there.png", "not in train/"]),
         ("classes", ["3 classes", "10 class folders"]),
         ("noaux", ["no aux/ folder"]),
+        ("oracle", ["oracle_labels reads the gold model", "--gold-weights"]),
     ],
 )
 def test_refusals(cli, runs_dir, own, case, needles):
-    """A path not in train/, a state dict of the wrong class count, a folder without aux/: one line, exit 2,
-    no run folder."""
+    """A path not in train/, a state dict of the wrong class count, a folder without aux/, a control that reads
+    gold in a run without one: one line, exit 2, no run folder."""
     b = own["base"]
     args = {
         "path": [own["root"], b / "W.pt", b / "Fbad.txt"],
         "classes": [own["root"], b / "W3.pt", b / "F.txt"],
         "noaux": [b / "noaux", b / "W.pt", b / "F.txt"],
+        "oracle": [own["root"], b / "W.pt", b / "F.txt", "--methods", "tmu", "oracle_labels"],
     }[case]
     proc = own_run(cli, *args)
     assert_one_line_error(proc, *needles)
@@ -237,6 +239,22 @@ def test_round_trip_matches_native_run(runs_dir, tmp_path):
             assert own["models"][name][key] == pytest.approx(native["models"][name][key], abs=1e-6), (name, key)
     for key in ("label_accuracy", "pred_easy", "pred_hard", "gold_hard", "aux_count", "threshold"):
         assert own["tmu"][key] == pytest.approx(native["tmu"][key], abs=1e-9), key
+    gold_pages(own["run_id"], own)
+
+
+def gold_pages(run_id: str, result: dict) -> None:
+    """With the user's own gold (--gold-weights), Alignment shows the full table and the audit scores the split."""
+    from clitools import ROOT
+    from streamlit.testing.v1 import AppTest
+
+    for name in ("alignment", "audit"):
+        at = AppTest.from_file(str(ROOT / "pages" / f"{name}.py"), default_timeout=180)
+        at.session_state["run_id"] = run_id
+        at.run()
+        assert not at.exception, (name, [e.value for e in at.exception])
+        assert not any("no gold model" in i.value for i in at.info), name
+    labels = {m.label: m.value for m in at.metric}
+    assert labels["Label accuracy"] == f"{result['tmu']['label_accuracy']:.1f}%"
 
 
 def test_dashboard_shows_an_own_model_run(runs_dir, own, monkeypatch):
@@ -266,14 +284,16 @@ def test_dashboard_shows_an_own_model_run(runs_dir, own, monkeypatch):
     cfg = RunConfig(
         data=DataConfig(dataset="imagefolder", data_root=str(own["root"]), image_size=8),
         train=TrainConfig(batch_size=64),
-        methods=("tmu", "finetune"),
+        methods=("tmu", "finetune", "random_k"),
         device="cpu",
         method_params=(("finetune", (("epochs", 1),)), ("tmu", tuple(sorted(tiny.items())))),
         own=OwnModelConfig(original_weights=str(b / "W.pt"), forget_list=str(b / "F.txt")),
     )
     run = start(cfg)
     result = execute(run)
-    assert set(result["models"]) == {"original", "tmu", "finetune"}  # a baseline takes the 3-class request as it is
+    # a baseline takes the 3-class request as it is; the random_k control runs without gold
+    assert set(result["models"]) == {"original", "tmu", "finetune", "random_k"}
+    assert result["random_k"]["forgotten"] == result["tmu"]["pred_hard"]
     assert result["forget_count"] == 30
     at = AppTest.from_file(str(ROOT / "pages" / "run.py"), default_timeout=180)
     at.session_state["run_id"] = run.id
@@ -290,7 +310,7 @@ def test_dashboard_shows_an_own_model_run(runs_dir, own, monkeypatch):
     assert any("no gold model" in i.value and "--gold-weights" in i.value for i in at.info)  # why, in words
     assert {"TMU's predicted A_f after removal", "Achieved A_f", "TMU seconds"} <= {m.label for m in at.metric}
     (models,) = [df.value for df in at.dataframe if "MIA" in df.value.columns]
-    assert len(models) == 3 and models["A_test"].notna().all()
+    assert len(models) == 4 and models["A_test"].notna().all()
     own_pages(run, result)
 
 
@@ -527,3 +547,27 @@ def test_the_users_folder_is_read_within_the_image_bounds(runs_dir, tmp_path, mo
     with pytest.raises(TMUError) as err:
         load_user_data(DataConfig(dataset="imagefolder", data_root=str(tmp_path), image_size=8), OwnModelConfig())
     assert "30x40 pixels" in str(err.value) and "\n" not in str(err.value)
+
+
+@pytest.mark.fast
+def test_a_retrained_gold_well_below_the_original_on_d_r_is_named():
+    """A gold retrained here that has not learned D_r as the user's model did is a weak reference: the run says
+    so beside its recipe (240 images once gave a gold at A_r 77.7 against the original's 100)."""
+    from types import SimpleNamespace as NS
+
+    from tmu_core.jobs.sources import References
+    from tmu_core.ownmodel.source import Own
+
+    loaded = {
+        "original": NS(format="state_dict", path="W.pt"),
+        "batch_accuracy": 100.0,
+        "gold_recipe": "small_cnn, 200 epochs (400 steps of 128)",
+    }
+    inputs = NS(extra=loaded, data=NS(source="/data"), request=NS(parts=[NS(class_name="a")]))
+    cfg = NS(own=NS(gold="retrain"))
+    refs = References(original=None, gold=None)
+    for gold_remain, warned in ((77.7, True), (98.0, False)):
+        models = {"original": {"acc_remain": 100.0}, "gold": {"acc_remain": gold_remain}}
+        notes = Own().describe(cfg, inputs, refs, models)["own"]["notes"]
+        assert any("project's training recipe" in n for n in notes)
+        assert any("points below your model's" in n for n in notes) == warned

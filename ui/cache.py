@@ -158,13 +158,14 @@ def class_names(root_dir: str, run_id: str) -> list[str]:
 
 @st.cache_data(show_spinner=False, max_entries=8)
 def sweep_results(root_dir: str, sweep_id: str, version: str) -> list[dict]:
-    return store.Sweep(sweep_id, root_dir).results().get("results", [])
+    typed = store.Sweep(sweep_id, root_dir).results_model()  # the store's SweepFile: each result typed
+    return [r.model_dump(mode="json", exclude_unset=True) for r in typed.results]
 
 
 @st.cache_data(show_spinner=False, max_entries=8)
 def sweep_tuning_classes(root_dir: str, sweep_id: str, version: str) -> list[int]:
     """The classes a sweep names as used to choose defaults (none for sweeps made before it could say)."""
-    return list(store.Sweep(sweep_id, root_dir).results().get("tuning_classes") or [])
+    return list(store.Sweep(sweep_id, root_dir).results_model().tuning_classes)
 
 
 @st.cache_data(show_spinner=False, max_entries=32)

@@ -368,7 +368,7 @@ def run_downloads(run: store.Run, metrics: MetricsFile, places=None) -> None:
     if run.exists(store.AUDIT):
         slots[1].download_button(
             "Download the audit table (CSV)",
-            run.load_table(store.AUDIT).to_csv(index=False),
+            store.csv_text(run.load_table(store.AUDIT)),
             file_name=f"{run.id}-audit.csv",
             mime="text/csv",
             key=f"download_audit_{run.id}",
