@@ -30,12 +30,13 @@ def _gpu(device: str) -> bool:
 
 def _check(folder: str) -> int:
     from ..config import run_config_from_dict
-    from .execute import validate
+    from .source import Own
 
     cfg = run_config_from_dict(json.loads(sys.stdin.read()))
     sandbox.enter(Path(folder), CHECK_CPU_SECONDS, _gpu(cfg.device))
-    p = validate(cfg)
-    found = {"batch_accuracy": p.original.batch_accuracy, "fit": p.original.fit, "notes": list(p.original.notes)}
+    Own().check(cfg)
+    original = Own().load(cfg).extra["original"]  # the run's data and request, its model loaded and checked
+    found = {"batch_accuracy": original.batch_accuracy, "fit": original.fit, "notes": list(original.notes)}
     print(json.dumps(found))
     return 0
 
