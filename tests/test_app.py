@@ -1126,13 +1126,11 @@ def test_own_model_tables_show_a_dash_for_absent_values_and_round_numbers(synthe
         "original_weights": "/models/mine.pt",
         "classes": ["cat"],
         "notes": ["no gold model (--gold none): measures that compare with a retrain are not computed"],
-        "per_class": {"cat": {"class_index": 0, "forget_count": 24, "pred_easy": 20, "pred_hard": 4, "aux_count": 30}},
-        "pred_easy": 20,
-        "pred_hard": 4,
-        "predicted_acc_forget": 83.3333,
-        "audit_csv": "audit.csv",
-        "unlearned_weights": "unlearned.pt",
     }
+    metrics["tmu"]["per_class"] = {
+        "cat": {"class_index": 0, "forget_count": 24, "pred_easy": 20, "pred_hard": 4, "aux_count": 30}
+    }
+    metrics["tmu"].update(pred_easy=20, pred_hard=4, predicted_acc_forget=83.3333)
     run.write_json("metrics.json", metrics)
     import pandas as pd
 

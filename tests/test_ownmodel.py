@@ -571,3 +571,39 @@ def test_a_retrained_gold_well_below_the_original_on_d_r_is_named():
         notes = Own().describe(cfg, inputs, refs, models)["own"]["notes"]
         assert any("project's training recipe" in n for n in notes)
         assert any("points below your model's" in n for n in notes) == warned
+
+
+def test_a_data_folder_without_a_dataset_is_not_recorded_as_digits(cli, runs_dir, own):
+    """--data-root with train/ folders but no --dataset: with --original-weights the run records what it read
+    (imagefolder, the request, absolute paths); without, digits (which reads no folder) refuses in one line."""
+    from tmu_core.config import DataConfig, OwnModelConfig, RunConfig
+    from tmu_core.jobs.pipeline import start
+
+    proc = cli("run", "--data-root", str(own["root"]), "--forget-count", "5")
+    assert_one_line_error(proc, "digits is bundled and reads no folder", "--dataset imagefolder")
+    assert _run_folders(runs_dir) == []
+    b = own["base"]
+    cfg = RunConfig(
+        data=DataConfig(data_root=str(own["root"]), image_size=8),  # dataset left at its default
+        methods=("tmu",),
+        own=OwnModelConfig(original_weights=str(b / "W.pt"), forget_list=str(b / "F.txt")),
+    )
+    stored = start(cfg).config()
+    assert stored["data"]["dataset"] == "imagefolder" and stored["forget"] == {}  # no unused class 8 / count 100
+    assert stored["request"] == {"weights": "W.pt", "files": 30, "classes": ["3", "5", "8"], "data": str(own["root"])}
+
+
+@pytest.mark.fast
+def test_an_own_model_runs_label_names_its_request():
+    """Two own-model runs used to read 'imagefolder · class 8 · 100' (unused defaults) in the sidebar and the
+    Runs table; they name the weights file, the files over classes and the data folder."""
+    from tmu_core.store import RunInfo
+    from ui import tables
+
+    request = {"weights": "digits_cnn.pt", "files": 30, "classes": ["3", "5", "8"], "data": "/tmp/u/digits"}
+    cfg = {"data": {"dataset": "imagefolder"}, "forget": {}, "train": {"model": "small_cnn"}, "request": request}
+    info = RunInfo("own-c3-5-8", "complete", "complete", 1.0, None, "2026-12-07T02:27:03", cfg)
+    label = tables.run_label(info)
+    assert "digits_cnn.pt · 30 files over 3 classes · digits" in label and "class" not in label.split("over")[0]
+    assert "8 · 100" not in label
+    assert tables.runs_frame([info])["forget set"].tolist() == ["digits_cnn.pt · 30 files over 3 classes · digits"]

@@ -241,14 +241,16 @@ def result_panel(run, metrics: MetricsFile) -> None:
         for name, v in metrics.models.items()
     ]
     widgets.text_table(pd.DataFrame(rows), helps=OWN_ABSENT)
-    blocks = (tmu.per_class or {}) if tmu is not None else {}
+    blocks = dict(tmu.per_class or {}) if tmu is not None else {}
+    if tmu is not None and not blocks and len(own.classes) == 1:  # one class: the whole split is the class's
+        blocks = {own.classes[0]: tmu}
     if blocks:
         widgets.text_table(
             pd.DataFrame(
                 [
                     {
                         "class": c,
-                        "forgotten": b.forget_count,
+                        "forgotten": getattr(b, "forget_count", metrics.forget_count),
                         "easy": b.pred_easy,
                         "hard": b.pred_hard,
                         "|D_a|": b.aux_count,
