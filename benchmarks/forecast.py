@@ -144,8 +144,8 @@ def own_case(work: Path, seeds, classes=(3, 5, 8), per_class: int = 80, log=prin
         if proc.returncode:
             raise SystemExit(f"own-model run failed: {proc.stderr[-800:]}")
         r = json.loads(proc.stdout)
-        own = r["own"]
-        audit = pd.read_csv(own["audit_csv"])
+        own = r["tmu"]  # the request's split: per class and, classes combined, its forecast
+        audit = pd.read_csv(r["audit_csv"])
         gold_all, orig_all = r["models"]["gold"]["acc_forget"], r["models"]["original"]["acc_forget"]
         parts = [(name, b, audit[audit["class"].astype(str) == name]) for name, b in own["per_class"].items()]
         parts.append(("all", {"forecast": own["forecast"]}, audit))
