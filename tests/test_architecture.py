@@ -38,6 +38,7 @@ LAYERS = (
     ("TMU's stages", ("tmu_core.tmu",)),
     ("registered methods", ("tmu_core.methods",)),
     ("tables, protocol and verdict", ("tmu_core.evaluate",)),
+    ("a run's sources of data and references: the contract and the native one", ("tmu_core.jobs.sources",)),
     ("own-model runs", ("tmu_core.ownmodel",)),
     ("jobs", ("tmu_core.jobs",)),
     (
