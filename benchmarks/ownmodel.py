@@ -227,9 +227,9 @@ def markdown(out: dict) -> str:
     ]
     for r in [r for r in out["rows"] if "gold_weights" in r]:
         g = r["gold_weights"]
-        o = g["own"]
+        o = g[primary_method()]  # the split (per class for a request over several) as every run stores it
         gold_af = g["models"]["gold"]["acc_forget"]
-        gold_hard = sum(b.get("gold_hard", 0) for b in o["per_class"].values())
+        gold_hard = o.get("gold_hard") or 0
         for name in ("original", "tmu"):
             m = g["models"][name]
             extra = f"{_f(o.get('label_accuracy'))} | {o['pred_hard']}/{gold_hard}" if name == "tmu" else " | "
@@ -237,7 +237,8 @@ def markdown(out: dict) -> str:
                 f"| {r['request']} | {name} | {_f(m['acc_test'])} | {_f(m['acc_remain'])} | {_f(m['acc_forget'])} | "
                 f"{_f(gold_af)} | {_f(m['abs_delta'])} | {_f(m.get('sample_agreement'))} | {_f(m['mia'])} | {extra} |"
             )
-    multi = out["rows"][-1].get("gold_weights", {}).get("own", {}).get("per_class", {}) if len(out["rows"]) > 1 else {}
+    last = out["rows"][-1].get("gold_weights", {})
+    multi = (last.get(primary_method()) or {}).get("per_class") or {} if len(out["rows"]) > 1 else {}
     if multi:
         lines += [
             "",

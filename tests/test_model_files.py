@@ -421,7 +421,8 @@ def test_torch_export_program_runs_with_the_opt_in(runs_dir, own, tmp_path):
     proc = _run(runs_dir, own, tmp_path / "m.pt2", "--allow-executable-model")
     assert proc.returncode == 0, proc.stderr[-2000:]
     assert "Warning" not in proc.stderr
-    o = json.loads(proc.stdout)["own"]
+    r = json.loads(proc.stdout)
+    o = {**r["own"], "unlearned_weights": r["unlearned_weights"]}  # the unlearned model: every run names it
     assert o["format"] == "export" and o["unlearned_weights"].endswith("unlearned.pt2")
     assert o["fit"]["train"] > 90
     again = torch.export.load(o["unlearned_weights"]).module()
@@ -439,7 +440,8 @@ def test_safetensors_of_a_torchvision_architecture_runs(runs_dir, own, tmp_path)
     save_file({k: v.contiguous() for k, v in r.state_dict().items()}, tmp_path / "r.safetensors")
     proc = _run(runs_dir, own, tmp_path / "r.safetensors", "--model", "torchvision:resnet18", "--accept-poor-fit")
     assert proc.returncode == 0, proc.stderr[-2000:]
-    o = json.loads(proc.stdout)["own"]
+    out = json.loads(proc.stdout)
+    o = {**out["own"], "unlearned_weights": out["unlearned_weights"]}
     assert o["format"] == "safetensors" and o["unlearned_weights"].endswith("unlearned.safetensors")
     assert any("model-fit check" in n for n in o["notes"])
     assert set(load_file(o["unlearned_weights"])) == set(r.state_dict())

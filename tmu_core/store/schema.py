@@ -24,6 +24,7 @@ Fraction = Annotated[float, Field(ge=0.0, le=1.0)]
 Count = Annotated[int, Field(ge=0)]
 Finite = Annotated[float, Field(allow_inf_nan=False)]  # NaN / Infinity parse as JSON here, but mean nothing
 Name = Annotated[str, Field(pattern=r"^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$")]  # a dataset, model or method name
+ModelName = Annotated[str, Field(pattern=r"^[A-Za-z0-9][A-Za-z0-9._:/-]{0,127}$")]  # also torchvision:resnet18
 Percent = Annotated[float, Field(ge=0.0, le=100.0, allow_inf_nan=False)]
 
 
@@ -240,7 +241,7 @@ class OwnSummary(_Open):
 class MetricsFile(_Open):
     run_id: str
     dataset: Name
-    model: Name
+    model: ModelName
     forget_class: Count
     forget_class_name: str
     forget_count: Count
@@ -290,7 +291,7 @@ class SweepResult(_Open):
     seed: Count
     forget_count: Count
     dataset: Name | None = None
-    model: Name | None = None
+    model: ModelName | None = None
     models: dict[Name, SweepModel]
     cost_ratio: Finite | None = None
     gold_ensemble: GoldEnsemble | None = None
