@@ -92,6 +92,7 @@ def results_from_csvs(stem: Path, dataset: str, forget_count: int) -> list[dict]
                 "pred_hard": int(s4["pred hard"]),
                 "pred_easy": forget_count - int(s4["pred hard"]),
                 "aux_hard": int(s4["D_a hard"]),
+                "aux_easy": int(s4["|D_a|"]) - int(s4["D_a hard"]),
                 "aux_count": int(s4["|D_a|"]),
             }
             if ens is not None and label in ens.index:

@@ -490,3 +490,47 @@ def test_rescore_rebuilds_a_sweep_s_runs_from_its_own_csvs(tmp_path, monkeypatch
     again = tables(back, tuning_classes=[3])
     pd.testing.assert_frame_equal(again["paired"], frames["paired"])
     pd.testing.assert_frame_equal(again["verdict"], frames["verdict"])
+
+
+def test_tables_read_a_dict_and_its_typed_model_alike():
+    import json
+    from pathlib import Path
+
+    from tmu_core.evaluate.paper_tables import cost_frame
+    from tmu_core.store.schema import SweepResult, read_metrics
+
+    results = [fake_result(c, s, n, tmu=1.0 + c + s, ft=5.0 + 2 * c) for n in (50, 100) for s in (0, 1) for c in (3, 4)]
+    for i, r in enumerate(results):
+        r["models"]["tmu"]["seconds"], r["models"]["gold"]["seconds"], r["cost_ratio"] = 1.0 + i, 10.0, 0.1 * i
+        r["tmu"] = {
+            "label_accuracy": 80.0 + i,
+            "label_accuracy_by_features": {"NF+AF+CF": 80.0 + i, "NF": 70.0},
+            "auc_p_easy": 60.0 + i,
+            "gold_hard": 10,
+            "pred_hard": 12,
+            "pred_easy": r["forget_count"] - 12,
+            "aux_hard": 5,
+            "aux_easy": 45,
+            "aux_count": 50,
+        }
+        r["gold_ensemble"] = {
+            "k": 3,
+            "gold_agreement": 90.0,
+            "ceiling": 95.0,
+            "gold_acc_forget": [80.0, 81.0 + i, 79.0],
+        }
+    del results[1]["models"]["finetune"]  # a method that diverged in one run
+    typed = [SweepResult.model_validate(r) for r in results]
+    frames, again = tables(results, tuning_classes=[3]), tables(typed, tuning_classes=[3])
+    assert {"table1", "table4", "ensemble", "verdict", "paired", "curve"} <= set(
+        frames
+    ) and frames.keys() == again.keys()
+    for key in frames:
+        pd.testing.assert_frame_equal(frames[key], again[key], check_exact=True)
+    pd.testing.assert_frame_equal(cost_frame(results, [3]), cost_frame(typed, [3]), check_exact=True)
+    # a run read back by the store (MetricsFile) gives the tables its metrics.json dict gives
+    raw = json.loads(
+        (Path(__file__).resolve().parents[1] / "benchmarks/results/cifar10-small_cnn-class3.json").read_text()
+    )
+    for key, frame in tables([raw]).items():
+        pd.testing.assert_frame_equal(frame, tables([read_metrics(raw, "metrics.json")])[key], check_exact=True)

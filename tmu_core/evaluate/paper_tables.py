@@ -1,4 +1,5 @@
-"""The paper's tables from a list of run results (metrics.json dicts), as DataFrames, Markdown and CSV.
+"""The paper's tables from a list of run results (metrics.json dicts or the store's typed models), as DataFrames,
+Markdown and CSV. Each result is read once as a sweep's typed `SweepResult` (store.schema) and by its fields after.
 
 Table 1: per forget class, gold A_test and A_f, then the untouched original's and each method's A_test, A_f,
 |delta| and per-sample agreement, then an Avg row and a 95% CI row over classes (evaluate.protocol; per group
@@ -15,90 +16,96 @@ import numpy as np
 import pandas as pd
 
 from ..methods import METHODS, REFERENCES, display, ordered, primary_method
-from ..store.schema import MetricsFile, SweepResult
+from ..store.schema import MetricsFile, SweepResult, TMUSummary
 from . import protocol
 from .verdict import verdict
 
-NO_RESULT = {
-    k: float("nan")
-    for k in ("acc_test", "acc_forget", "abs_delta", "sample_agreement", "activation_distance", "mia", "mia_auc")
-}
+NAN = float("nan")
+
+
+def typed(results) -> list[SweepResult]:
+    """The results as sweep results: a results.json dict or a run's MetricsFile is checked and read as one; a
+    SweepResult is kept as it is."""
+    return [
+        r
+        if isinstance(r, SweepResult)
+        else SweepResult.model_validate(r.model_dump(exclude_unset=True) if isinstance(r, MetricsFile) else r)
+        for r in results
+    ]
+
+
+def _or_nan(v):
+    return NAN if v is None else v
 
 
 def _label(name: str) -> str:
     return display(name).short
 
 
-def easy_hard_summary(result: dict) -> dict | None:
-    """The easy/hard split a run's method reported with its feature ablation (TMU's), or None."""
-    for name in result.get("models", {}):
-        part = result.get(name)
-        if isinstance(part, dict) and "label_accuracy_by_features" in part:
-            return part
-    return None
+def easy_hard_summary(result: SweepResult) -> TMUSummary | None:
+    """The easy/hard split the primary method reported with its feature ablation (TMU's), or None (no split, or
+    the method has no result in this run)."""
+    split = result.tmu
+    if split is None or split.label_accuracy_by_features is None or primary_method() not in result.models:
+        return None
+    return split
 
 
-def _row_label(r: dict, results: list[dict]) -> str:
+def _row_label(r: SweepResult, results: list[SweepResult]) -> str:
     """The forget class, with the seed and |D_f| when the sweep has several."""
-    cls = (
-        r["forget_class"]
-        if str(r["forget_class"]) == r["forget_class_name"]
-        else f"{r['forget_class']} ({r['forget_class_name']})"
-    )
-    cls = f"{cls} s{r['seed']}" if len({x["seed"] for x in results}) > 1 else str(cls)
-    return f"{cls} n{r['forget_count']}" if len({x["forget_count"] for x in results}) > 1 else cls
+    cls = r.forget_class if str(r.forget_class) == r.forget_class_name else f"{r.forget_class} ({r.forget_class_name})"
+    cls = f"{cls} s{r.seed}" if len({x.seed for x in results}) > 1 else str(cls)
+    return f"{cls} n{r.forget_count}" if len({x.forget_count for x in results}) > 1 else cls
 
 
-def _table1_row(r: dict, cls: str, methods: list[str]) -> dict:
-    g = r["models"]["gold"]
-    row = {"class": cls, "gold A_test": g["acc_test"], "gold A_f": g["acc_forget"]}
+def _table1_row(r: SweepResult, cls: str, methods: list[str]) -> dict:
+    g = r.models["gold"]
+    row = {"class": cls, "gold A_test": g.acc_test, "gold A_f": g.acc_forget}
     for m in ("original", *methods):  # the untouched original is a row of every verdict (EVALUATION.md §5)
-        mm = r["models"].get(m, NO_RESULT)  # a method that diverged in this run has no results
-        row.update(
+        row.update(  # a method that diverged in this run has no results: nan
             {
-                f"{_label(m)} A_test": mm["acc_test"],
-                f"{_label(m)} A_f": mm["acc_forget"],
-                f"{_label(m)} |Δ|": mm["abs_delta"],
-                f"{_label(m)} agree": mm.get("sample_agreement", float("nan")),
+                f"{_label(m)} A_test": protocol.model_value(r, m, "acc_test"),
+                f"{_label(m)} A_f": protocol.model_value(r, m, "acc_forget"),
+                f"{_label(m)} |Δ|": protocol.model_value(r, m, "abs_delta"),
+                f"{_label(m)} agree": protocol.model_value(r, m, "sample_agreement"),
             }
         )
     return row
 
 
-def _table4_row(split: dict, cls: str) -> dict:
-    by = split["label_accuracy_by_features"]
+def _table4_row(split: TMUSummary, cls: str) -> dict:
+    by = split.label_accuracy_by_features
     return {
         "class": cls,
-        "NF+AF+CF": split["label_accuracy"],
+        "NF+AF+CF": split.label_accuracy,
         **{k: v for k, v in by.items() if k != "NF+AF+CF"},
-        "AUC p(easy)": split.get("auc_p_easy", float("nan")),
-        "gold hard": split["gold_hard"],
-        "pred hard": split["pred_hard"],
-        "D_a hard": split["aux_hard"],
-        "|D_a|": split["aux_count"],
+        "AUC p(easy)": _or_nan(split.auc_p_easy),
+        "gold hard": split.gold_hard,
+        "pred hard": split.pred_hard,
+        "D_a hard": split.aux_hard,
+        "|D_a|": split.aux_count,
     }
 
 
-def tables(results: list[dict | MetricsFile], tuning_classes=()) -> dict[str, pd.DataFrame]:
-    """Table 1, Table 3, Table 4, MIA and the MIA attack's AUC from a list of run results (metrics.json dicts),
+def tables(results: list[dict | MetricsFile | SweepResult], tuning_classes=()) -> dict[str, pd.DataFrame]:
+    """Table 1, Table 3, Table 4, MIA and the MIA attack's AUC from a list of run results (results.json's dicts, a
+    run's MetricsFile or SweepResults: each read once as a SweepResult, a shape that does not fit raising),
     each with Avg and 95% CI rows over classes (held-out and tuning classes apart when `tuning_classes` is given);
     each run's verdict above its noise floor with a count of them; the paired comparison, the gold ensemble and
     the forgetting-more-data curve where the results allow them."""
     if not results:
         return {}
-    # a run read back as the store's typed model (a page's one run) joins as the dict it was stored as
-    results = [r.model_dump(exclude_unset=True) if isinstance(r, MetricsFile) else r for r in results]
-    methods = ordered(m for m in results[0]["models"] if m not in REFERENCES)
+    results = typed(results)
+    methods = ordered(m for m in results[0].models if m not in REFERENCES)
     rows = {"table1": [], "table3": [], "table4": [], "mia": [], "mia_auc": [], "verdict": []}
     split_runs = []  # the runs behind Table 4's rows (a run without TMU has none)
     for r in results:
         cls = _row_label(r, results)
-        models = r["models"]
         rows["table1"].append(_table1_row(r, cls, methods))
         rows["table3"].append(
             {
                 "class": cls,
-                **{_label(m): models.get(m, NO_RESULT)["activation_distance"] for m in ("original", *methods)},
+                **{_label(m): protocol.model_value(r, m, "activation_distance") for m in ("original", *methods)},
             }
         )
         rows["verdict"].append(_verdict_row(r, cls))
@@ -106,10 +113,7 @@ def tables(results: list[dict | MetricsFile], tuning_classes=()) -> dict[str, pd
             rows[key].append(
                 {
                     "class": cls,
-                    **{
-                        _label(m): models.get(m, NO_RESULT).get(field, float("nan"))
-                        for m in ("original", "gold", *methods)
-                    },
+                    **{_label(m): protocol.model_value(r, m, field) for m in ("original", "gold", *methods)},
                 }
             )
         split = easy_hard_summary(r)
@@ -117,28 +121,28 @@ def tables(results: list[dict | MetricsFile], tuning_classes=()) -> dict[str, pd
             rows["table4"].append(_table4_row(split, cls))
             split_runs.append(r)
     out = {k: pd.DataFrame(v) for k, v in rows.items() if v}
-    ens_runs = [r for r in results if "gold_ensemble" in r]  # runs with K > 1 golds (a merged file may mix K)
+    ens_runs = [r for r in results if r.gold_ensemble is not None]  # runs with K > 1 golds (a merged file may mix K)
     if ens_runs:
         out["ensemble"] = pd.DataFrame([_ensemble_row(r, _row_label(r, results)) for r in ens_runs])
     for k in [k for k in out if k in SUMMARISED]:  # the class is the unit of every interval
         behind = {"table4": split_runs, "ensemble": ens_runs}.get(k, results)
         out[k] = protocol.with_summary(
-            out[k], protocol.row_groups(behind, tuning_classes), [r["forget_class"] for r in behind]
+            out[k], protocol.row_groups(behind, tuning_classes), [r.forget_class for r in behind]
         )
     out["verdict"] = _verdict_count(out["verdict"])
     groups = protocol.row_groups(results, tuning_classes)
     return {**out, **_protocol_frames(results, methods, groups)}
 
 
-def _verdict_row(r: dict, cls: str) -> dict:
+def _verdict_row(r: SweepResult, cls: str) -> dict:
     """One run's verdict (evaluate.verdict): the floor, the leaders by measure, whether the original ties."""
-    v = verdict(SweepResult.model_validate(r))
+    v = verdict(r)
 
     def short(names) -> str:
         return ", ".join(v.short(n) for n in names)
 
     f = v.floor
-    above = ", ".join(f"{display(n).short} {k:g}" for n, k in f.above().items() if n in r["models"])
+    above = ", ".join(f"{display(n).short} {k:g}" for n, k in f.above().items() if n in r.models)
     return {
         "class": cls,
         "noise floor (images)": f.images,
@@ -217,39 +221,40 @@ def _verdict_count(df: pd.DataFrame) -> pd.DataFrame:
     return pd.concat([df, pd.DataFrame([total])], ignore_index=True)
 
 
-def cost_frame(results: list[dict], tuning_classes=()) -> pd.DataFrame:
+def cost_frame(results: list[dict | MetricsFile | SweepResult], tuning_classes=()) -> pd.DataFrame:
     """TMU's cost ratio per run with Avg and 95% CI rows. Kept out of `tables`: a sweep's tables hold only what
     the same seeds reproduce exactly (the local and Ray executors must print the same tables)."""
+    results = typed(results)
     rows = [
         {
             "class": _row_label(r, results),
-            "TMU seconds": r["models"].get(primary_method(), {}).get("seconds", float("nan")),
-            "gold retrain seconds": r["models"]["gold"].get("seconds", float("nan")),
-            "cost ratio": float("nan") if r.get("cost_ratio") is None else r["cost_ratio"],
+            "TMU seconds": protocol.model_value(r, primary_method(), "seconds"),
+            "gold retrain seconds": _or_nan(r.models["gold"].seconds),
+            "cost ratio": _or_nan(r.cost_ratio),
         }
         for r in results
     ]
     return protocol.with_summary(
-        pd.DataFrame(rows), protocol.row_groups(results, tuning_classes), [r["forget_class"] for r in results]
+        pd.DataFrame(rows), protocol.row_groups(results, tuning_classes), [r.forget_class for r in results]
     )
 
 
-def _ensemble_row(r: dict, cls: str) -> dict:
-    e, split = r["gold_ensemble"], easy_hard_summary(r) or {}
+def _ensemble_row(r: SweepResult, cls: str) -> dict:
+    e, split = r.gold_ensemble, easy_hard_summary(r)
     return {
         "class": cls,
-        "K": e["k"],
-        "gold-vs-gold agreement": e["gold_agreement"],
-        "ceiling (plug-in: reads high at small K)": e["ceiling"],
-        "ceiling (leave-one-gold-out: = gold-vs-gold at K = 3)": e.get("ceiling_loo", float("nan")),
-        "label acc. vs gold": split.get("label_accuracy", float("nan")),
-        "label acc. vs p_i": split.get("soft_label_accuracy", float("nan")),
-        "AUC vs p_i": split.get("soft_auc_p_easy", float("nan")),
-        "gold A_f spread": float(np.ptp(e["gold_acc_forget"])),
+        "K": e.k,
+        "gold-vs-gold agreement": e.gold_agreement,
+        "ceiling (plug-in: reads high at small K)": e.ceiling,
+        "ceiling (leave-one-gold-out: = gold-vs-gold at K = 3)": _or_nan(e.ceiling_loo),
+        "label acc. vs gold": NAN if split is None else _or_nan(split.label_accuracy),
+        "label acc. vs p_i": NAN if split is None else _or_nan(split.soft_label_accuracy),
+        "AUC vs p_i": NAN if split is None else _or_nan(split.soft_auc_p_easy),
+        "gold A_f spread": float(np.ptp(e.gold_acc_forget)),
     }
 
 
-def _protocol_frames(results: list[dict], methods: list[str], groups) -> dict[str, pd.DataFrame]:
+def _protocol_frames(results: list[SweepResult], methods: list[str], groups) -> dict[str, pd.DataFrame]:
     """The paired comparison (several runs, a primary method and the others, doing nothing first: the original is
     the |Δ| every method must beat) and the curve (several |D_f|)."""
     out = {}
@@ -258,7 +263,7 @@ def _protocol_frames(results: list[dict], methods: list[str], groups) -> dict[st
     controls = [m for m in others if display(m).kind == "control"]
     if len(results) > 1 and primary:
         out["paired"] = protocol.paired_frame(results, primary[0], others, _label, groups, controls)
-    if len({r["forget_count"] for r in results}) > 1:
+    if len({r.forget_count for r in results}) > 1:
         out["curve"] = protocol.curve_frame(results, methods, _label)
     return out
 

@@ -22,6 +22,8 @@ import math
 import numpy as np
 import pandas as pd
 
+from ..store.schema import SweepResult
+
 LEVEL = 0.95
 CI_NOTE = (
     "Avg: mean of the per-class means (the class is the unit: runs of one class share its D_f and gold); "
@@ -78,12 +80,19 @@ def paired_test(a, b, level: float = LEVEL) -> dict:
     }
 
 
-def group_of(result: dict, tuning_classes) -> str:
+def group_of(result: SweepResult, tuning_classes) -> str:
     """'tuning' for a run of a class used to choose defaults, 'held-out' otherwise."""
-    return "tuning" if int(result["forget_class"]) in {int(c) for c in tuning_classes} else "held-out"
+    return "tuning" if int(result.forget_class) in {int(c) for c in tuning_classes} else "held-out"
 
 
-def row_groups(results: list[dict], tuning_classes=()) -> list[str] | None:
+def model_value(result: SweepResult, model: str, field: str) -> float:
+    """A model's number in a run (a SweepResult): nan where the model has no result or the number is not stored."""
+    m = result.models.get(model)
+    v = None if m is None else getattr(m, field)
+    return np.nan if v is None else v
+
+
+def row_groups(results: list[SweepResult], tuning_classes=()) -> list[str] | None:
     """The group of every result row, or None when no tuning classes were named (one summary block)."""
     return [group_of(r, tuning_classes) for r in results] if tuning_classes else None
 
@@ -260,7 +269,7 @@ def significance(p_holm: float, exact_holm: float, n: int, family: int, classes:
 
 
 def paired_frame(
-    results: list[dict], primary: str, others: list[str], label, groups: list[str] | None, controls=()
+    results: list[SweepResult], primary: str, others: list[str], label, groups: list[str] | None, controls=()
 ) -> pd.DataFrame:
     """The primary method against each other method on |Δ|, per group, with the class as the unit: per-class mean
     |Δ| of each (over the runs where both have a finite value), a paired t-test, an exact sign test and an exact
@@ -271,12 +280,12 @@ def paired_frame(
     rows = []
     for group in [g for g in ("all", "held-out", "tuning") if g in groups]:
         mine = [r for r, g in zip(results, groups) if g == group]
-        a = np.array([r["models"].get(primary, {}).get("abs_delta", np.nan) for r in mine], dtype=float)
+        a = np.array([model_value(r, primary, "abs_delta") for r in mine], dtype=float)
         block = []
         for other in others:
-            b = np.array([r["models"].get(other, {}).get("abs_delta", np.nan) for r in mine], dtype=float)
+            b = np.array([model_value(r, other, "abs_delta") for r in mine], dtype=float)
             ok = np.isfinite(a) & np.isfinite(b)
-            units = [r["forget_class"] for r, k in zip(mine, ok) if k]
+            units = [r.forget_class for r, k in zip(mine, ok) if k]
             ca, _, _ = class_means(a[ok], units)
             cb, _, _ = class_means(b[ok], units)
             res, sign, wil = paired_test(ca, cb), sign_test(ca - cb), wilcoxon_exact(ca - cb)
@@ -321,16 +330,16 @@ def paired_frame(
     return pd.DataFrame(rows)
 
 
-def curve_frame(results: list[dict], methods: list[str], label) -> pd.DataFrame:
+def curve_frame(results: list[SweepResult], methods: list[str], label) -> pd.DataFrame:
     """Forgetting more data (paper Fig. 3): per |D_f| and method, |Δ| and per-sample agreement with gold
     (mean of the per-class means and the Student-t 95% CI half-width over classes)."""
     rows = []
-    for n in sorted({int(r["forget_count"]) for r in results}):
-        mine = [r for r in results if int(r["forget_count"]) == n]
-        units = [r["forget_class"] for r in mine]
+    for n in sorted({int(r.forget_count) for r in results}):
+        mine = [r for r in results if int(r.forget_count) == n]
+        units = [r.forget_class for r in mine]
         for m in methods:
-            d = class_ci([r["models"].get(m, {}).get("abs_delta", np.nan) for r in mine], units)
-            a = class_ci([r["models"].get(m, {}).get("sample_agreement", np.nan) for r in mine], units)
+            d = class_ci([model_value(r, m, "abs_delta") for r in mine], units)
+            a = class_ci([model_value(r, m, "sample_agreement") for r in mine], units)
             rows.append(
                 {
                     "|D_f|": n,

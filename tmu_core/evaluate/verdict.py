@@ -415,11 +415,8 @@ def _step_checks(metrics, rows: dict) -> tuple[StepCheck, ...]:
 
     out, n_f = [], metrics.forget_count
     primary = primary_method()
-    split = getattr(metrics, primary, None)
-    if isinstance(split, dict):  # a sweep's result keeps the split as a plain dict
-        easy, hard = split.get("pred_easy"), split.get("pred_hard")
-    else:
-        easy, hard = getattr(split, "pred_easy", None), getattr(split, "pred_hard", None)
+    split = getattr(metrics, primary, None)  # the typed summary (MetricsFile and SweepResult alike)
+    easy, hard = getattr(split, "pred_easy", None), getattr(split, "pred_hard", None)
     model = metrics.models.get(primary)
     if model is not None and easy is not None and hard is not None and easy + hard > 0 and primary in rows:
         asked = 100.0 * easy / (easy + hard)

@@ -281,6 +281,7 @@ class SweepModel(_Open):
     mia: Finite | None = None
     seconds: Annotated[float, Field(ge=0.0, allow_inf_nan=False)] | None = None
     sample_agreement: float | None = None
+    mia_auc: float | None = None  # the MIA attack's AUC on the data it was fitted on (its table)
 
 
 class SweepResult(_Open):
@@ -295,6 +296,7 @@ class SweepResult(_Open):
     models: dict[Name, SweepModel]
     cost_ratio: Finite | None = None
     gold_ensemble: GoldEnsemble | None = None
+    tmu: TMUSummary | None = None  # the primary method's split (Table 4, the ensemble's soft scores, the step check)
 
 
 class SweepFile(_Open):
