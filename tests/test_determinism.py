@@ -36,12 +36,13 @@ CONFIG = RunConfig(
         ),
     ),
 )
-TIMINGS = {"run_id", "seconds", "cost_ratio", "stage_seconds"}
+# what depends on timing or on the run's own folder (the files' paths), not on the science
+TIMINGS = {"run_id", "seconds", "cost_ratio", "cost_ratio_counts", "stage_seconds", "unlearned_weights", "audit_csv"}
 
 
 def _without_timings(obj):
     if isinstance(obj, dict):
-        return {k: _without_timings(v) for k, v in obj.items() if k not in TIMINGS}
+        return {k: _without_timings(v) for k, v in obj.items() if k not in TIMINGS and not k.endswith("_seconds")}
     if isinstance(obj, list):
         return [_without_timings(v) for v in obj]
     return obj
