@@ -23,6 +23,9 @@ models = cache.embedding_models(cache.root(), run.id)
 primary = primary_method()
 c1, c2, c3 = st.columns([3, 2, 2])
 st.session_state.setdefault("emb_model", primary if primary in models else models[0])
+gold_truth = tables.has_truth(samples, "forget")  # a run without gold has only TMU's prediction to colour D_f by
+if not gold_truth:
+    st.session_state["emb_color"] = "predicted"
 st.session_state.setdefault("emb_color", "truth")
 model = c1.radio("Model", models, key="emb_model", format_func=tables.model_label, horizontal=True)
 color_by = c2.radio(
@@ -31,7 +34,7 @@ color_by = c2.radio(
     key="emb_color",
     format_func=COLOR_BY.get,
     horizontal=True,
-    disabled=tables.tmu_summary(metrics) is None,
+    disabled=tables.tmu_summary(metrics) is None or not gold_truth,
 )
 show_aux = c3.toggle("Show D_a", key="emb_aux", help="the twin's aux samples (by the original model's verdict)")
 zoom = c3.toggle("Zoom to the forget class", key="emb_zoom", help="show only the region of the forget class's samples")
@@ -88,7 +91,7 @@ def maps_or_stop(wanted: list[str]) -> None:
 
 
 colour = color_by if tables.tmu_summary(metrics) is not None else "truth"
-if colour == "truth" and not tables.has_truth(samples, "forget"):
+if not gold_truth:
     st.caption("This run has no gold model, so D_f has no gold verdict: its points show TMU's prediction.")
 if side:
     trio = [m for m in ("original", "gold", primary) if m in models]

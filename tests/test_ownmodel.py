@@ -353,7 +353,9 @@ def own_pages(run, result) -> None:
     xy = np.stack([np.cos(angle), np.sin(angle)], 1).astype(np.float32)
     run.save_umap_map("tmu", ids=arrays["ids"], role=arrays["role"], label=arrays["label"], xy=xy)
     run.set_umap_job("tmu", state="complete")
-    at = page("embeddings", emb_model="tmu")
+    at = page("embeddings", emb_model="tmu", emb_color="truth")  # a choice left over from a run with gold
+    colour = at.radio(key="emb_color")
+    assert colour.value == "predicted" and colour.disabled  # no gold verdict to colour by: TMU's prediction
     (fig,) = plotly_specs(at)
     assert sum(len(values(t["x"])) for t in fig["data"] if t["name"].startswith("D_f")) == 30
     assert set(arrays["label"][arrays["role"] == "forget"]) == {3, 5, 8}
