@@ -330,6 +330,8 @@ def own_pages(run, result) -> None:
         assert not any("benchmark run" in i.value for i in at.info), name  # no longer turned away
         return at
 
+    # a request over three classes: p(easy)'s reliability pooled over the classes' twins, for the audit page's curve
+    assert result["tmu"]["reliability_twin"] and result["tmu"]["ece_twin"] is not None
     at = page("audit")
     shown = [df.value for df in at.dataframe if "p_easy" in df.value.columns and "image" in df.value.columns]
     forget = [df for df in shown if "source_id" not in df.columns]

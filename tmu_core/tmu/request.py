@@ -21,7 +21,7 @@ from ..methods.loop import UnlearnTask
 from ..methods.registry import MethodReport, MethodResult
 from ..train import Progress
 from .config import TMUConfig
-from .forecast import combine
+from .forecast import combine, ece, reliability
 from .method import StageClock, ablation, easy_hard_report, non_member_temperature, predict_easy_hard, unlearn
 from .report import gold_scores, split_counts
 
@@ -166,6 +166,7 @@ class RequestReport(MethodReport):
         forecasts, names = [rep.forecast for rep in self.reports], [part.class_name for part in self.parts]
         return {
             **({"forecast": combine(forecasts, names=names).as_dict()} if all(forecasts) else {}),
+            **(self._pooled_reliability(gold_easy) if all(forecasts) else {}),
             **split_counts(pred),
             **gold_scores(pred, self.ranking, self.ablation, gold_easy),
             **{k: sum(b[k] for b in blocks) for k in ("aux_count", "aux_easy", "aux_hard")},
@@ -180,6 +181,18 @@ class RequestReport(MethodReport):
             "warnings": [f"class {name}: {w}" for name, b in per_class.items() for w in b["warnings"]],
             "per_class": per_class,
         }
+
+    def _pooled_reliability(self, gold_easy: np.ndarray | None) -> dict:
+        """The reliability of p(easy) over every class of the request pooled: held-out twin samples of each
+        class's twin, and with gold D_f against gold's verdicts (each class's own curve is in per_class)."""
+        p_aux = np.concatenate([rep.aux_p_easy for rep in self.reports])
+        y_aux = np.concatenate([rep.aux_labels for rep in self.reports])
+        ok = np.isfinite(p_aux)
+        out = {"reliability_twin": reliability(p_aux[ok], y_aux[ok]), "ece_twin": ece(p_aux[ok], y_aux[ok])}
+        if gold_easy is not None:
+            out["reliability_gold"] = reliability(self.forget_p_easy, gold_easy)
+            out["ece_gold"] = ece(self.forget_p_easy, gold_easy)
+        return out
 
     def soft_summary(self, p_gold: np.ndarray) -> dict:
         from ..evaluate import ensemble
