@@ -296,7 +296,7 @@ def test_model_failures_name_the_model_error(own, tmp_path, monkeypatch, cls, ne
     from tmu_core.errors import TMUError
     from tmu_core.ownmodel.weights import load_model
 
-    monkeypatch.setenv("TMU_SANDBOXED", "1")  # loaded here as the sandboxed child would
+    monkeypatch.setattr("tmu_core.ownmodel.sandbox._entered", True)  # loaded here as the sandboxed child would
     path = _script(cls(own["net"]), tmp_path / "m.ts")
     with pytest.raises(TMUError) as err:
         load_model(str(path), "small_cnn", _data(own), allow_code=True)
@@ -310,7 +310,7 @@ def test_frozen_and_parameter_free_models_say_what_to_give(own, tmp_path, monkey
     from tmu_core.errors import TMUError
     from tmu_core.ownmodel.weights import load_model
 
-    monkeypatch.setenv("TMU_SANDBOXED", "1")
+    monkeypatch.setattr("tmu_core.ownmodel.sandbox._entered", True)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         frozen = torch.jit.freeze(torch.jit.script(Plain(own["net"]).eval()))
@@ -320,6 +320,20 @@ def test_frozen_and_parameter_free_models_say_what_to_give(own, tmp_path, monkey
 
 
 # ---------------------------------------------------------------- the model-fit check
+
+
+@pytest.mark.fast
+def test_no_environment_makes_this_process_read_code(own, tmp_path, monkeypatch):
+    """Only a process that limited itself (sandbox.enter) reads a model that is code: an environment variable that
+    once marked the child (or any other) leaves the file unread here, the opt-in given or not."""
+    from tmu_core.ownmodel import sandbox
+    from tmu_core.ownmodel.weights import load_model
+
+    monkeypatch.setenv("TMU_SANDBOXED", "1")
+    monkeypatch.setenv(sandbox.ENV_ALLOW, "1")
+    path = _script(Plain(own["net"]), tmp_path / "m.ts")
+    loaded = load_model(str(path), "small_cnn", _data(own), allow_code=True)
+    assert not sandbox.inside() and loaded.model is None and loaded.format == "torchscript"
 
 
 @pytest.mark.fast

@@ -152,7 +152,7 @@ def test_torchscript_without_embed(runs_dir, own, tmp_path, monkeypatch):
         DataConfig(dataset="imagefolder", data_root=str(own["root"]), image_size=8),
         OwnModelConfig(original_weights=str(path)),
     )
-    monkeypatch.setenv("TMU_SANDBOXED", "1")  # as in the sandboxed child, which alone loads code
+    monkeypatch.setattr("tmu_core.ownmodel.sandbox._entered", True)  # as in the sandboxed child, which alone loads code
     loaded = load_model(str(path), "small_cnn", data, allow_code=True)
     assert loaded.format == "torchscript" and not loaded.has_embed and "logits" in loaded.notes[0]
     twin = copy.deepcopy(loaded.model)

@@ -34,7 +34,6 @@ from pathlib import Path
 from ..errors import TMUError
 
 ENV_ALLOW = "TMU_ALLOW_EXECUTABLE_MODELS"
-ENV_INSIDE = "TMU_SANDBOXED"
 ENV_CALL = "TMU_MODEL_CALL_SECONDS"
 ENV_MEMORY = "TMU_MODEL_MEMORY_GB"
 ENV_CPU = "TMU_MODEL_CPU_SECONDS"
@@ -58,8 +57,13 @@ def operator_allows() -> bool:
     return os.environ.get(ENV_ALLOW, "").strip().lower() in ("1", "true", "yes")
 
 
+_entered = False  # set by `enter` in the process that limited itself: never read from the environment
+
+
 def inside() -> bool:
-    return os.environ.get(ENV_INSIDE) == "1"
+    """Whether this process limited itself with `enter` (it, and what it forks, alone may read a model that is
+    code). A flag of the process, not an environment variable: no setting of the server's makes it read code."""
+    return _entered
 
 
 def _number(name: str, default: float) -> float:
@@ -152,9 +156,10 @@ def restrict_writes(writable: list[Path], devices=()) -> bool:
 def enter(folder: Path, cpu_seconds: float, gpu: bool = False) -> list[str]:
     """Limit this process before it reads a model that is code (see the module's docstring); returns (and keeps
     in NOTES) what could not be limited. Temporary files go to `folder`, the one folder it may write."""
+    global _entered
     notes = []
     folder.mkdir(parents=True, exist_ok=True)
-    os.environ.update(TMPDIR=str(folder), **{ENV_INSIDE: "1"})
+    os.environ["TMPDIR"] = str(folder)
     tempfile.tempdir = str(folder)
     cpu = int(_number(ENV_CPU, cpu_seconds))
     resource.setrlimit(resource.RLIMIT_CPU, (cpu, cpu + 5))
@@ -167,6 +172,7 @@ def enter(folder: Path, cpu_seconds: float, gpu: bool = False) -> list[str]:
     if not restrict_writes([folder], devices):
         notes.append(NO_LANDLOCK)
     NOTES[:] = notes
+    _entered = True  # only now, with every limit in place
     return notes
 
 
