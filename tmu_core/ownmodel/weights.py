@@ -391,14 +391,7 @@ def load_original(cfg, data: Dataset) -> Loaded:
     from .fit import check, native_size
 
     own = cfg.own
-    loaded = load_model(
-        own.original_weights,
-        cfg.train.model,
-        data,
-        own.input_mean,
-        own.input_std,
-        allow_code=own.allow_executable_model,
-    )
+    loaded = _load_own(cfg, data, own.original_weights, "original weights")
     if loaded.model is None:
         return _adopt(loaded, sandbox.check_in_child(run_config_to_dict(cfg)))
     holds_norm = not loaded.executable and (own.input_mean or not hub.is_hub(cfg.train.model))
@@ -413,26 +406,28 @@ def load_original(cfg, data: Dataset) -> Loaded:
 
 def load_gold(cfg, data: Dataset) -> Loaded:
     """The user's own gold model (`--gold-weights`), in the same format rules as the original."""
+    return _load_own(cfg, data, cfg.own.gold_weights, "gold weights")
+
+
+def _load_own(cfg, data: Dataset, path_text: str, what: str) -> Loaded:
+    """`load_model` of one of the run's model files with the run's architecture, normalisation and opt-in."""
     own = cfg.own
-    loaded = load_model(
-        own.gold_weights,
+    return load_model(
+        path_text,
         cfg.train.model,
         data,
         own.input_mean,
         own.input_std,
-        what="gold weights",
+        what=what,
         allow_code=own.allow_executable_model,
     )
-    return loaded
 
 
 SUFFIX = {"state_dict": "pt", "safetensors": "safetensors", "torchscript": "pt", "export": "pt2"}
 
 
 def _state_of(model: nn.Module) -> dict:
-    if isinstance(model, hub.HubNet):
-        model = model.inner
-    elif isinstance(model, CodeNet):
+    if isinstance(model, hub.HubNet | CodeNet):  # a wrapper: the user's own module's state
         model = model.inner
     return {k: v.detach().cpu().contiguous().clone() for k, v in model.state_dict().items()}
 
