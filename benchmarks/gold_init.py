@@ -31,9 +31,9 @@ from tmu_core.evaluate.paper_tables import md_table
 from tmu_core.evaluate.protocol import paired_test, sign_test
 from tmu_core.jobs.sweep import parse_classes
 from tmu_core.methods import METHODS, run_method_config
-from tmu_core.methods.loop import UnlearnTask
 from tmu_core.references import gold_seed, train_cached
 from tmu_core.train import pick_device, seed_everything
+from tmu_core.unlearn.loop import UnlearnTask
 
 RESULTS = Path(__file__).resolve().parent / "results"
 GOLDS = {"shared": "gold from the original's seed (shared initialisation)", "own": "gold from its own seed"}

@@ -33,9 +33,9 @@ from tmu_core.evaluate.paper_tables import md_table
 from tmu_core.jobs.pipeline import validate
 from tmu_core.jobs.sweep import parse_classes
 from tmu_core.methods import METHODS, REFERENCES, ordered, run_method_config, run_order
-from tmu_core.methods.loop import UnlearnTask
 from tmu_core.references import original_and_gold
 from tmu_core.train import pick_device, seed_everything
+from tmu_core.unlearn.loop import UnlearnTask
 
 RESULTS = Path(__file__).resolve().parent / "results"
 PACKAGE_FILE = Path(__file__).resolve().parent.parent / "tmu_core" / "evaluate" / "rerun_noise.json"

@@ -128,9 +128,9 @@ def test_a_decompression_bomb_is_one_line(tmp_path, runs_dir, monkeypatch, capsy
 # ---------------------------------------------------------------- 4: diverging recipes
 def test_the_loops_name_what_diverged():
     from tmu_core.config import TrainConfig
-    from tmu_core.methods.loop import LoopConfig, unlearn_loop
     from tmu_core.models import build_model
     from tmu_core.train import fit
+    from tmu_core.unlearn.loop import LoopConfig, unlearn_loop
 
     model = build_model("small_cnn", 1, 10, 8, (0.5,), (0.25,))
     x, y = torch.rand(8, 1, 8, 8), torch.arange(8) % 10

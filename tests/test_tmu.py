@@ -13,13 +13,13 @@ from clitools import TINY_TMU, TINY_TRAIN
 from tmu_core.config import DataConfig, ForgetSpec, RunConfig, TrainConfig
 from tmu_core.data import load_dataset, resolve_forget
 from tmu_core.methods import METHODS, method_config
-from tmu_core.methods.loop import UnlearnTask
 from tmu_core.references import new_model
 from tmu_core.tmu.attacks import adversarial_feature, pgd
 from tmu_core.tmu.classifier import ClassifierConfig, balanced_threshold, feature_subsets, train_classifier
 from tmu_core.tmu.features import Scaler, nearest_distance
 from tmu_core.tmu.twin import build_aux, eq3_size
 from tmu_core.train import fit, predict
+from tmu_core.unlearn.loop import UnlearnTask
 
 CPU = torch.device("cpu")
 
@@ -400,7 +400,7 @@ EXPECTED_WEIGHT = {
 @pytest.mark.parametrize("name", sorted(EXPECTED_WEIGHT))
 def test_each_method_weighs_a_forget_sample_as_documented(name):
     from tmu_core.config import flatten
-    from tmu_core.methods.loop import combine
+    from tmu_core.unlearn.loop import combine
 
     weighting = flatten(method_config(name, "cifar10"))["weighting"]
     per_retain = torch.tensor(1.0, requires_grad=True)  # every retain sample's loss

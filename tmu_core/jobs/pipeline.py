@@ -25,11 +25,11 @@ from ..errors import Cancelled, Diverged, TMUError
 from ..evaluate import artifacts, ensemble
 from ..evaluate.evaluator import Evaluator
 from ..methods import METHODS, REFERENCES, config_dict, method_config, run_method_config, run_order
-from ..methods.loop import UnlearnTask
 from ..models import check_model
 from ..references import gold_seed, original_and_gold
 from ..store.schema import MetricsFile
 from ..train import Progress, pick_device, seed_everything
+from ..unlearn.loop import UnlearnTask
 from .sources import Inputs, Native, References, stop_check
 
 log = logging.getLogger(__name__)

@@ -1,11 +1,11 @@
-"""Unlearning methods and controls, registered by name (see `registry` for the contract).
+"""Unlearning methods and controls, registered by name (the contract and the shared loop are
+`tmu_core.unlearn.registry` and `tmu_core.unlearn.loop`, below TMU's stages).
 
-The shared loop lives in `loop.py`; each baseline is one small file over it; TMU lives in `tmu_core.tmu`
-and registers itself through `tmu.py` here. Importing this package fills the registry.
+Each baseline is one small file over the shared loop; TMU lives in `tmu_core.tmu` and registers itself through
+`tmu.py` here. Importing this package fills the registry.
 """
 
-from . import badteacher, controls, finetune, neggrad, randlabel, salun, scrub, tmu  # noqa: F401  (fill the registry)
-from .registry import (
+from ..unlearn.registry import (
     METHODS,
     REFERENCES,
     Display,
@@ -20,6 +20,7 @@ from .registry import (
     run_method_config,
     run_order,
 )
+from . import badteacher, controls, finetune, neggrad, randlabel, salun, scrub, tmu  # noqa: F401  (fill the registry)
 
 __all__ = [
     "METHODS",

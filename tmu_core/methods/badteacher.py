@@ -45,8 +45,8 @@ from ..data import to_float
 from ..errors import check_finite
 from ..references import new_model
 from ..train import autocast, generator, on_device
-from .loop import end_epoch, retain_forget_tensors
-from .registry import Display, Method, MethodResult, register
+from ..unlearn.loop import end_epoch, retain_forget_tensors
+from ..unlearn.registry import Display, Method, MethodResult, register
 
 
 class BadTeacherConfig(Config):

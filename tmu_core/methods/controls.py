@@ -23,7 +23,7 @@ from ..evaluate import metrics as M
 from ..tmu import method as tmu_method
 from ..tmu.config import TMUConfig, UnlearnConfig, dataset_defaults
 from ..train import predict
-from .registry import Display, Method, MethodReport, MethodResult, register
+from ..unlearn.registry import Display, Method, MethodReport, MethodResult, register
 
 
 @dataclass(frozen=True)

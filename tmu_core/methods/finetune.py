@@ -4,8 +4,8 @@ No forget data enters the loss, so the weighting is moot."""
 
 from __future__ import annotations
 
-from .loop import LoopConfig, ce_sum, retain_forget_tensors, unlearn_loop
-from .registry import Display, Method, MethodResult, register
+from ..unlearn.loop import LoopConfig, ce_sum, retain_forget_tensors, unlearn_loop
+from ..unlearn.registry import Display, Method, MethodResult, register
 
 
 class FinetuneConfig(LoopConfig):

@@ -9,8 +9,8 @@ weighs about a retain batch. Pooled, D_f would be under 1% of the loss and NG wo
 from __future__ import annotations
 
 from ..config import opt
-from .loop import LoopConfig, ascent_term, ce_sum, retain_forget_tensors, unlearn_loop
-from .registry import Display, Method, MethodResult, register
+from ..unlearn.loop import LoopConfig, ascent_term, ce_sum, retain_forget_tensors, unlearn_loop
+from ..unlearn.registry import Display, Method, MethodResult, register
 
 
 class NegGradConfig(LoopConfig):

@@ -8,8 +8,8 @@ term are each a mean over their own samples ("separate").
 from __future__ import annotations
 
 from ..train import generator
-from .loop import LoopConfig, ce_sum, random_wrong_labels, retain_forget_tensors, unlearn_loop
-from .registry import Display, Method, MethodResult, register
+from ..unlearn.loop import LoopConfig, ce_sum, random_wrong_labels, retain_forget_tensors, unlearn_loop
+from ..unlearn.registry import Display, Method, MethodResult, register
 
 
 class RandLabelConfig(LoopConfig):

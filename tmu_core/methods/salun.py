@@ -53,8 +53,8 @@ from ..config import Config, opt
 from ..data import to_float
 from ..errors import check_finite
 from ..train import augment, autocast, generator, on_device
-from .loop import end_epoch, retain_forget_tensors, saliency_mask
-from .registry import Display, Method, MethodResult, register
+from ..unlearn.loop import end_epoch, retain_forget_tensors, saliency_mask
+from ..unlearn.registry import Display, Method, MethodResult, register
 
 MOMENTUM, WEIGHT_DECAY = 0.9, 5e-4  # their arg_parser defaults
 

@@ -25,8 +25,8 @@ import torch.nn.functional as F
 from ..config import opt
 from ..data import to_float
 from ..train import autocast, generator, on_device
-from .loop import LoopConfig, end_epoch, loop_optimizer, retain_forget_tensors
-from .registry import Display, Method, MethodResult, register
+from ..unlearn.loop import LoopConfig, end_epoch, loop_optimizer, retain_forget_tensors
+from ..unlearn.registry import Display, Method, MethodResult, register
 
 
 class ScrubConfig(LoopConfig):

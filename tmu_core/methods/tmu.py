@@ -2,7 +2,7 @@
 
 from ..tmu.config import TMUConfig, dataset_defaults
 from ..tmu.request import run
-from .registry import Display, Method, register
+from ..unlearn.registry import Display, Method, register
 
 register(
     "tmu",

@@ -12,7 +12,7 @@ from pydantic import Field, field_validator, model_validator
 
 from ..config import Config, opt
 from ..errors import TMUError
-from ..methods.loop import LoopConfig
+from ..unlearn.loop import LoopConfig
 from .classifier import ClassifierConfig
 from .features import ALL_FEATURES, FEATURES, HELD_OUT_FEATURES
 

@@ -23,10 +23,10 @@ import torch.nn.functional as F
 
 from ..config import TrainConfig
 from ..data import to_float
-from ..methods.loop import UnlearnTask, ascent_term, ce_sum, random_wrong_labels, saliency_mask, unlearn_loop
-from ..methods.registry import MethodResult
 from ..references import new_model
 from ..train import Progress, generator, predict
+from ..unlearn.loop import UnlearnTask, ascent_term, ce_sum, random_wrong_labels, saliency_mask, unlearn_loop
+from ..unlearn.registry import MethodResult
 from .attacks import adversarial_feature
 from .classifier import Decision, EasyHardClassifier, balanced_threshold, decide, feature_subsets, train_classifier
 from .config import FeatureConfig, TMUConfig, TwinConfig, UnlearnConfig

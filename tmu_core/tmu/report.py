@@ -16,7 +16,7 @@ import torch
 from ..evaluate import ensemble
 from ..evaluate import metrics as M
 from ..evaluate.artifacts import SampleGroup
-from ..methods.registry import MethodReport
+from ..unlearn.registry import MethodReport
 from .classifier import call_words
 from .forecast import Forecast, ece, reliability
 from .twin import AuxSet

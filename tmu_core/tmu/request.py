@@ -17,9 +17,9 @@ import numpy as np
 import torch
 
 from ..evaluate.artifacts import SampleGroup
-from ..methods.loop import UnlearnTask
-from ..methods.registry import MethodReport, MethodResult
 from ..train import Progress
+from ..unlearn.loop import UnlearnTask
+from ..unlearn.registry import MethodReport, MethodResult
 from .config import TMUConfig
 from .forecast import combine, ece, reliability
 from .method import StageClock, ablation, easy_hard_report, non_member_temperature, predict_easy_hard, unlearn
