@@ -36,6 +36,7 @@ TIMING = (
     "stage_seconds",
     "original_cached",
     "gold_cached",
+    "source",  # a reference's origin, "trained" or "cache": whichever Ray task took the model lock first trained it
     "unlearned_weights",
     "audit_csv",
 )
