@@ -103,14 +103,24 @@ def row_of(r: dict) -> dict:
         "oracle |Δ|": orc["abs_delta"],
         "oracle act dist": orc["activation_distance"],
         "oracle step gap": orc["acc_forget"] - m["gold"]["acc_forget"],
+        "step": ((t.get("twin_fidelity") or {}).get("step_choice") or {}).get("chosen", ""),  # step_choice twin
     }
 
 
 def run_variant(
-    cfg, name: str, settings: dict, classes, seeds, log, done: dict | None = None, controls=("random_k",)
+    cfg,
+    name: str,
+    settings: dict,
+    classes,
+    seeds,
+    log,
+    done: dict | None = None,
+    controls=("random_k",),
+    on_row=None,
 ) -> list[dict]:
     """One row per (class, seed); a row found in `done` (keyed by variant, class, seed) is kept, not rerun. The
-    controls follow TMU's unlearning settings as a run resolves them (the variant's included)."""
+    controls follow TMU's unlearning settings as a run resolves them (the variant's included). `on_row` gets
+    each new row as it is made (the script saves them, so a stopped run resumes)."""
     done = done or {}
     typed = typed_params(cfg.data.dataset, settings)
     params = (("tmu", tuple(sorted(typed.items()))),)
@@ -132,6 +142,8 @@ def run_variant(
             t = time.perf_counter()
             r = execute(start(run_cfg))
             rows.append({"variant": name, "class": c, "seed": seed, **row_of(r)})
+            if on_row:
+                on_row(rows[-1])
             log(
                 f"{name} class {c} seed {seed}: label acc {rows[-1]['label acc']:.1f} AUC {rows[-1]['AUC']:.1f} "
                 f"|Δ| {rows[-1]['TMU |Δ|']:.1f} agree {rows[-1]['TMU agree']:.1f} act {rows[-1]['TMU act dist']:.3f} "
@@ -252,18 +264,26 @@ def main(argv=None) -> int:
     def log(msg):
         print(msg, file=sys.stderr, flush=True)
 
-    done = reused_rows(args.reuse)
+    name = f"audit-variants-{cfg.data.dataset}{('-' + args.tag) if args.tag else ''}"
+    partial = RESULTS / f"{name}-partial.csv"  # every finished run, saved as it comes: a stopped script resumes
+    done = reused_rows(args.reuse + ([partial] if partial.exists() else []))
+    made = list(reused_rows([partial]).values()) if partial.exists() else []
+
+    def save(row: dict) -> None:
+        made.append(row)
+        RESULTS.mkdir(parents=True, exist_ok=True)
+        store.write_csv(partial, pd.DataFrame(made))
+
     started = time.perf_counter()
     df = pd.DataFrame(
         [
             row
-            for name, s in variants.items()
-            for row in run_variant(cfg, name, s, classes, args.seeds, log, done, args.controls)
+            for v, s in variants.items()
+            for row in run_variant(cfg, v, s, classes, args.seeds, log, done, args.controls, save)
         ]
     )
     n_reused = sum((r["variant"], int(r["class"]), int(r["seed"])) in done for r in df.to_dict("records"))
     first = next(iter(variants))
-    name = f"audit-variants-{cfg.data.dataset}{('-' + args.tag) if args.tag else ''}"
     md = "\n".join(
         [
             f"# TMU variants for the easy/hard audit: {cfg.data.dataset}, {cfg.train.model}",
@@ -300,6 +320,7 @@ def main(argv=None) -> int:
     RESULTS.mkdir(parents=True, exist_ok=True)
     (RESULTS / f"{name}.md").write_text(md)
     store.write_csv(RESULTS / f"{name}.csv", df)
+    partial.unlink(missing_ok=True)
     print(md)
     log(f"written {RESULTS / (name + '.md')} and .csv")
     return 0

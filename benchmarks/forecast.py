@@ -230,7 +230,7 @@ def refresh_auc(rows: list[dict], dataset: str) -> None:
             found[(int(m["forget_class"]), int(m["seed"]))] = run.run_id
     for r in rows:
         rid = r.get("run") if isinstance(r.get("run"), str) else found.get((int(r["class"]), int(r["seed"])))
-        if rid:
+        if rid and (store.runs_root() / rid).is_dir():  # a row made in another store keeps the AUC it was written with
             r["TMU AUC"] = ranking_auc(store.open_run(rid).samples())
             r["run"] = rid
 

@@ -76,6 +76,16 @@ if fid and fid.twin_acc_aux is not None:
             + (f"; {fid.bags} twins (bags) pooled, fidelity averaged over them" if fid.bags > 1 else "")
             + "."
         )
+if fid and fid.step_choice:
+    sc = fid.step_choice
+    st.markdown(
+        f"**The step chosen on the twin: {plain(sc.chosen)}.** Each candidate unlearned the twin's D_a "
+        f"({sc.aux_count} samples) from M_t, as the split called them ({tables.number(sc.asked_acc_aux):.0f}% easy; "
+        f"M_o gets {tables.number(sc.gold_acc_aux):.0f}% right); the twin's gold M_o is known, so each is scored "
+        "against it. The configured step stays unless another agrees with M_o on more samples, or on as many "
+        "with a clearly lower activation distance."
+    )
+    st.dataframe(tables.step_choice_table(sc), hide_index=True)
 ens = metrics.gold_ensemble  # K > 1 gold models
 if ens:
     st.markdown(

@@ -689,6 +689,27 @@ def test_audit_says_plainly_when_tmu_does_worse_than_all_easy(synthetic_runs, ru
     )
 
 
+def test_audit_shows_the_step_the_twin_chose_beside_the_other_candidates(synthetic_runs, runs_dir):
+    run = copy_run(synthetic_runs, runs_dir)
+    metrics = run.read_json("metrics.json")
+    scores = {"agreement": 90.0, "activation_distance": 0.3, "acc_aux": 70.0}
+    metrics["tmu"]["twin_fidelity"]["step_choice"] = {
+        "chosen": "complement",
+        "changes": {"mechanism": "complement"},
+        "asked_acc_aux": 72.0,
+        "gold_acc_aux": 68.0,
+        "aux_count": 104,
+        "candidates": {"configured": scores, "complement": {**scores, "agreement": 93.0}, "<b>half lr</b>": scores},
+    }
+    run.write_json("metrics.json", metrics)
+    at = page_test("audit", run.id)
+    assert_clean(at)
+    assert any("The step chosen on the twin: complement" in m.value and "104 samples" in m.value for m in at.markdown)
+    table = next(t.value for t in at.dataframe if "step" in t.value.columns)
+    assert list(table["step"]) == ["configured", "complement (used)", "<b>half lr</b>"]  # a name stays text
+    assert list(table["agreement with M_o on D_a %"]) == [90.0, 93.0, 90.0]
+
+
 def test_audit_empty_filter_explains_itself(dashboard_runs):
     _, ids = dashboard_runs
     at = page_test("audit", ids[0])

@@ -515,6 +515,7 @@ def test_stored_json_is_strict_and_rounded():
     back = json.loads(text)
     assert back == {"auc_p_easy": None, "acc": 10.0, "started": 1765080000.123456, "n": 3, "inf": None}
     assert "NaN" not in text and json.loads(store.json_text({"d": 69.9999988}))["d"] == 70.0
+    assert json.loads(store.json_text({"d": 9.999996, "e": 0.1654443})) == {"d": 10.0, "e": 0.165444}
 
 
 @pytest.mark.fast

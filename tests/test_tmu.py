@@ -349,6 +349,7 @@ def test_tmu_forget_term_acts_on_predicted_hard_samples_only(digits, tiny_origin
     """The unlearning step gets D_r plus the predicted-easy D_f as retain data and only the predicted-hard D_f
     as forget data; the forget term leaves a retain sample's loss untouched."""
     import tmu_core.tmu.method as tmu_mod
+    import tmu_core.tmu.step as tmu_step
 
     cfg, data, forget = digits
     tc, original = tiny_original
@@ -360,7 +361,7 @@ def test_tmu_forget_term_acts_on_predicted_hard_samples_only(digits, tiny_origin
         seen.update(retain=retain, forget=forget_xy, loss=loss_fn)
         return model
 
-    monkeypatch.setattr(tmu_mod, "unlearn_loop", spy)
+    monkeypatch.setattr(tmu_step, "unlearn_loop", spy)
     task = UnlearnTask(data, cfg, tc, forget, original, seed=0)
     tmu_mod.unlearn(task, pred, method_config("tmu", "digits").unlearn, CPU, None)
     hard_x = data.x[torch.as_tensor(forget.ids[[0, 3, 7]])]
@@ -634,7 +635,7 @@ def test_heldout_kl_moves_hard_samples_toward_the_held_out_network(digits, tiny_
 
 
 def test_keep_easy_off_leaves_predicted_easy_samples_out_of_the_retain_set(digits, tiny_original, monkeypatch):
-    import tmu_core.tmu.method as tmu_mod
+    import tmu_core.tmu.step as tmu_mod
 
     seen = []
     real = tmu_mod.unlearn_loop
@@ -652,7 +653,7 @@ def test_keep_easy_off_leaves_predicted_easy_samples_out_of_the_retain_set(digit
 # ---------------------------------------------------------------- the aligned step's options
 @pytest.mark.fast
 def test_complement_targets_drop_the_true_class_and_renormalise():
-    from tmu_core.tmu.method import complement_targets, soft_ce_sum
+    from tmu_core.tmu.step import complement_targets, soft_ce_sum
 
     logits = torch.log(torch.tensor([[0.7, 0.2, 0.1], [0.5, 0.25, 0.25]]))
     t = complement_targets(logits, torch.tensor([0, 1]), 1.0)
@@ -682,7 +683,7 @@ def test_salun_forget_passes_keep_the_authors_step_ratio_when_asked():
 def test_each_step_option_changes_the_step_and_the_oracle_follows_it(digits, tiny_original, monkeypatch):
     """complement, easy_target twin, distill and saliency each reach the unlearning loop: soft targets, the twin's
     temperature, M_o's softmax on D_r, a weight mask; a control given TMU's settings gets the same step."""
-    import tmu_core.tmu.method as tmu_mod
+    import tmu_core.tmu.step as tmu_mod
 
     seen = []
     real = tmu_mod.unlearn_loop
@@ -691,7 +692,9 @@ def test_each_step_option_changes_the_step_and_the_oracle_follows_it(digits, tin
     (args, kwargs) = seen[-1]
     (_, tr), (_, tf) = args[1], args[2]
     assert tr.dim() == 2 and tf.dim() == 2, "soft targets for both halves"
-    assert torch.allclose(tf.sum(1), torch.ones(len(tf))) and (tf[:, 8] == 0).all(), "no mass on the true class"
+    soft, label = tf[:, :-1], tf[:, -1]  # the true label rides in the last column
+    assert (label == 8).all(), "each hard sample's own label"
+    assert torch.allclose(soft.sum(1), torch.ones(len(tf))) and (soft[:, 8] == 0).all(), "no mass on the true class"
     assert not torch.equal(tr[:10], torch.nn.functional.one_hot(torch.as_tensor(tr[:10].argmax(1)), 10).float())
     mask = kwargs["grad_mask"]
     share = sum(float(m.sum()) for m in mask.values()) / sum(m.numel() for m in mask.values())
@@ -706,3 +709,87 @@ def test_each_step_option_changes_the_step_and_the_oracle_follows_it(digits, tin
     from tmu_core.methods.controls import step_temperature
 
     assert step_temperature(task, ocfg, CPU) == temperature
+
+
+# ---------------------------------------------------------------- the step chosen on the twin
+@pytest.mark.fast
+def test_the_configured_step_stays_unless_a_candidate_is_clearly_better_on_the_twin():
+    from tmu_core.tmu.step import pick
+
+    def sc(agreement, distance):
+        return {"agreement": agreement, "activation_distance": distance}
+
+    assert pick({"configured": sc(90, 0.30), "complement": sc(90, 0.28), "half lr": sc(89, 0.10)}) == "configured"
+    assert pick({"configured": sc(90, 0.30), "complement": sc(90, 0.26)}) == "complement"  # 13% nearer
+    assert pick({"configured": sc(90, 0.30), "complement": sc(92, 0.40), "half lr": sc(95, 0.50)}) == "half lr"
+    assert pick({"configured": sc(90, 0.30), "complement": sc(95, 0.30), "half lr": sc(95, 0.30)}) == "complement"
+
+
+@pytest.mark.fast
+def test_a_candidate_changes_only_what_it_names_and_scales_the_rate():
+    from tmu_core.tmu.config import UnlearnConfig
+    from tmu_core.tmu.step import CANDIDATES, candidate_config
+
+    base = UnlearnConfig(lr=0.02, mechanism="neggrad", step_choice="twin")
+    assert "configured" in CANDIDATES and CANDIDATES["configured"] == {}
+    assert candidate_config(base, {}) == base.model_copy(update={"step_choice": "fixed"})
+    half = candidate_config(base, CANDIDATES["half lr"])
+    assert half.lr == pytest.approx(0.01) and half.mechanism == "neggrad" and half.step_choice == "fixed"
+    assert candidate_config(base, CANDIDATES["complement + distill"]).model_dump() == {
+        **base.model_dump(),
+        "mechanism": "complement",
+        "distill": True,
+        "step_choice": "fixed",
+    }
+
+
+def test_complement_targets_carry_each_hard_samples_own_label(tiny_original, digits, monkeypatch):
+    """Over several classes the forget term checks each hard sample against its own label, not the first class's."""
+    import tmu_core.tmu.step as tmu_step
+    from tmu_core.tmu.config import UnlearnConfig
+
+    _, data, _ = digits
+    _, original = tiny_original
+    seen = []
+    monkeypatch.setattr(tmu_step, "unlearn_loop", lambda model, retain, forget, *a, **k: seen.append(forget) or model)
+    ids = torch.as_tensor([int(np.flatnonzero(data.y.numpy() == c)[0]) for c in (2, 7)])
+    x, y = data.x[ids], data.y[ids]
+    sd = tmu_step.StepData(x[:0], y[:0], x[:0], y[:0], x, y)
+    tmu_step.unlearn_step(original, sd, UnlearnConfig(mechanism="complement"), CPU, num_classes=10, seed=0)
+    targets = seen[0][1]
+    assert targets[:, -1].long().tolist() == [2, 7]
+    assert targets[0, 2] == 0 and targets[1, 7] == 0
+
+
+def test_the_twin_chooses_the_step_and_the_controls_follow_it(digits, tiny_original, monkeypatch):
+    """step_choice twin: every candidate is run on the twin and scored against M_o on D_a; TMU's real step and the
+    oracle control use the chosen candidate's settings."""
+    import tmu_core.tmu.step as tmu_step
+    from tmu_core.methods.controls import chosen_step
+    from tmu_core.store.schema import TwinFidelity
+    from tmu_core.tmu.step import CANDIDATES, candidate_config
+
+    lrs = []
+    real = tmu_step.unlearn_loop
+    monkeypatch.setattr(
+        tmu_step, "unlearn_loop", lambda m, r, f, loss, c, *a, **k: lrs.append(c.lr) or real(m, r, f, loss, c, *a, **k)
+    )
+    out = _tmu(digits, tiny_original, step_choice="twin")
+    choice = out.report.twin_fidelity["step_choice"]
+    assert set(choice["candidates"]) == set(CANDIDATES) and choice["chosen"] in CANDIDATES
+    for scores in choice["candidates"].values():
+        assert 0 <= scores["agreement"] <= 100 and scores["activation_distance"] >= 0 and 0 <= scores["acc_aux"] <= 100
+    assert choice["aux_count"] == int(out.report.aux.x.shape[0])  # one twin: every D_a sample
+    TwinFidelity.model_validate(json.loads(json.dumps(out.report.twin_fidelity)))  # the stored file's schema
+    tmu_cfg = method_config("tmu", "digits", {"epochs": 1, "step_choice": "twin"}).unlearn
+    chosen = candidate_config(tmu_cfg, choice["changes"])
+    assert len(lrs) == len(CANDIDATES) + 1 and lrs[-1] == pytest.approx(chosen.lr), "the real step used the choice"
+    cfg, data, forget = digits
+    tc, original = tiny_original
+    ocfg = method_config("oracle_labels", "digits", {}, {"tmu": (("step_choice", "twin"),)})
+    task = UnlearnTask(data, cfg, tc, forget, original, seed=0, gold=original, earlier={"tmu": out.report})
+    assert chosen_step(task, ocfg, CPU) == (candidate_config(ocfg, choice["changes"]), choice["chosen"])
+    assert chosen_step(task, ocfg.model_copy(update={"step_choice": "fixed"}), CPU) == (
+        ocfg.model_copy(update={"step_choice": "fixed"}),
+        None,
+    )

@@ -363,6 +363,22 @@ def confusion_frame(confusion: dict) -> pd.DataFrame:
     )
 
 
+def step_choice_table(choice) -> pd.DataFrame:
+    """The candidate steps tried on the twin (a run's `StepChoice`): what each changes and how it scored against
+    the twin's gold M_o on D_a; the chosen one marked."""
+    rows = []
+    for name, sc in choice.candidates.items():
+        rows.append(
+            {
+                "step": name + (" (used)" if name == choice.chosen else ""),
+                "agreement with M_o on D_a %": sc.agreement,
+                "activation distance to M_o": sc.activation_distance,
+                "A on D_a %": sc.acc_aux,
+            }
+        )
+    return pd.DataFrame(rows)
+
+
 def ablation_frame(metrics: MetricsFile, baseline: bool = True) -> pd.DataFrame:
     """Label accuracy (%) per feature subset, the subset TMU used marked; with `baseline`, a last row for
     calling every sample easy (no features at all), the bar any subset must clear."""

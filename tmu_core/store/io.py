@@ -62,7 +62,7 @@ def atomic_write_json(path: Path, obj) -> None:
     atomic_write_bytes(path, json_text(obj).encode())
 
 
-SIGNIFICANT = 7  # digits a stored measurement keeps: float32 arithmetic leaves noise beyond them (69.9999988)
+SIGNIFICANT = 6  # digits a stored measurement keeps: float32 arithmetic leaves noise in the 7th (69.9999988, 9.999996)
 EXACT_FROM = 1e6  # a number this large (a Unix time) keeps every digit: its last ones are not noise
 
 

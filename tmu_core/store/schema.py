@@ -88,6 +88,25 @@ class ModelMetrics(_Open):
     source: Literal["trained", "cache", "file"] | None = None  # a reference: trained here, earlier, or the user's
 
 
+class StepScores(_Open):
+    """One candidate step run on the twin, against its gold M_o on D_a."""
+
+    agreement: Percent | None = None
+    activation_distance: float | None = None
+    acc_aux: Percent | None = None
+
+
+class StepChoice(_Open):
+    """The candidate steps tried on the twin (tmu.step.choose_step) and the one TMU used."""
+
+    chosen: str
+    changes: dict = {}
+    asked_acc_aux: Percent | None = None
+    gold_acc_aux: Percent | None = None
+    aux_count: int = 0
+    candidates: dict[str, StepScores] = {}
+
+
 class TwinFidelity(_Open):
     """M_t on D_a against M_o on D_f (accuracy %, mean loss): how well the twin problem mimics the real one."""
 
@@ -97,6 +116,7 @@ class TwinFidelity(_Open):
     original_loss_forget: float | None = None
     twin_epochs: float | None = None
     bags: int = 1
+    step_choice: StepChoice | None = None  # step_choice twin: each candidate step scored on the twin
 
 
 class Forecast(_Open):

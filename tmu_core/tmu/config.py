@@ -145,6 +145,13 @@ class UnlearnConfig(LoopConfig):
         "push a hard sample only while the model still classifies it correctly "
         "(the aim is gold's accuracy, not maximal damage)",
     )
+    step_choice: Literal["fixed", "twin"] = opt(
+        "fixed",
+        "fixed (the step as configured) or twin: run the configured step and a few variants of it (complement "
+        "targets, half the learning rate, complement with distillation) on the twin problem, whose gold M_o is "
+        "known, and use the one that agrees best with M_o on D_a (ties: the lower activation distance); it costs "
+        "one extra step per candidate, counted in TMU's cost",
+    )
 
 
 class TMUConfig(Config):

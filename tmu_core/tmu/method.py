@@ -1,4 +1,4 @@
-"""Twin Machine Unlearning (the paper's method), one function per stage, read top to bottom in `run`:
+"""Twin Machine Unlearning (the paper's method), one function per stage (`request.run` runs them per class):
 
 1. `twin_problem`: D_a (Eq. 3) from the aux pool, twin model M_t = M_o fine-tuned on D_a with replay;
    D_a's labels are free: easy = M_o classifies it correctly (M_o is the twin's gold model);
@@ -9,7 +9,9 @@
    interval (tmu.forecast) (`predict_easy_hard` runs stages 1-3, for TMU and for the random_k control);
    `ablation` repeats it for every feature subset (paper Table 4, an audit extra);
 4. `unlearn`: from M_o, retain loss on replayed D_r plus predicted-easy D_f, the forget mechanism
-   (random wrong labels, bounded negative gradient, or KL toward the held-out network) on predicted-hard D_f.
+   (random wrong labels, bounded negative gradient, complement targets, or KL toward the held-out network) on
+   predicted-hard D_f (`step.unlearn_step`); with step_choice twin, `step_on_twin` first picks the step's
+   settings on the twin problem, whose gold M_o is known.
 """
 
 from __future__ import annotations
@@ -24,9 +26,8 @@ import torch.nn.functional as F
 from ..config import TrainConfig
 from ..data import to_float
 from ..references import new_model
-from ..train import Progress, generator, predict
-from ..unlearn.loop import UnlearnTask, ascent_term, ce_sum, random_wrong_labels, saliency_mask, unlearn_loop
-from ..unlearn.registry import MethodResult
+from ..train import Progress, predict
+from ..unlearn.loop import UnlearnTask
 from .attacks import adversarial_feature
 from .classifier import Decision, EasyHardClassifier, balanced_threshold, decide, feature_subsets, train_classifier
 from .config import FeatureConfig, TMUConfig, TwinConfig, UnlearnConfig
@@ -43,6 +44,7 @@ from .features import (
 from .forecast import Forecast, cross_fit, fit_calibrator, logit, predict_accuracy
 from .influence import peer_score, self_influence
 from .report import TMUReport
+from .step import StepData, choose_step, unlearn_step
 from .twin import AuxSet, build_aux, concat_aux, fit_of, generalization_labels, train_twin
 
 
@@ -387,21 +389,6 @@ def non_member_temperature(task: UnlearnTask, twin: TwinProblem, device) -> floa
     return float(min(TEMPERATURE_GRID, key=kl))
 
 
-def complement_targets(logits: torch.Tensor, y: torch.Tensor, temperature: float) -> torch.Tensor:
-    """M_o's softmax at `temperature` with the true class removed and the rest renormalised: a guess that is
-    wrong in the way M_o's own second choices are, instead of a uniformly random wrong label."""
-    p = torch.softmax(logits.float() / temperature, 1)
-    p = p.scatter(1, y.view(-1, 1), 0.0)
-    return p / p.sum(1, keepdim=True).clamp_min(1e-12)
-
-
-def soft_ce_sum(logits: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
-    """Summed cross-entropy toward soft targets (rows of `target` sum to 1); zero for an empty batch."""
-    if len(target) == 0:
-        return logits.sum() * 0.0
-    return -(target * torch.log_softmax(logits, 1)).sum()
-
-
 def unlearn(
     task: UnlearnTask,
     pred_f: np.ndarray,
@@ -411,79 +398,60 @@ def unlearn(
     held_out: torch.nn.Module | None = None,
     easy_temperature: float = 1.0,
 ) -> torch.nn.Module:
-    """Keep D_r and predicted-easy D_f (retain loss; easy ones only with keep_easy); apply the forget mechanism to
-    predicted-hard D_f only.
-    - mechanism: randlabel (random wrong labels), neggrad (bounded ascent), heldout_kl (KL toward the held-out
-      network; `held_out`, trained here with default CF settings when None) or complement (M_o's softmax without
-      the true class, renormalised). With stop_when_forgotten a hard sample is pushed only while still right.
-    - easy_target twin: predicted-easy D_f is kept toward softmax(M_o / easy_temperature) (the temperature the
-      twin fitted, `non_member_temperature`) instead of its label; distill: D_r toward M_o's softmax.
-    - saliency > 0: only that share of the weights moves, those with the largest |gradient| of the forget loss
-      on the predicted-hard set (SalUn's mask, computed on the hard set instead of all of D_f)."""
+    """TMU's step (`step.unlearn_step`) on the real problem: from M_o, keep D_r and the D_f samples `pred_f`
+    calls easy (1), forget those it calls hard. heldout_kl's teacher is `held_out`, trained here with default CF
+    settings when None."""
     data, forget = task.data, task.forget
-    c = forget.class_index
-    easy = forget.ids[pred_f == 1] if cfg.keep_easy else forget.ids[:0]
-    keep = torch.as_tensor(np.concatenate([task.remain_ids, easy]))
-    hard = torch.as_tensor(forget.ids[pred_f == 0], dtype=torch.long)
-    gen = generator(task.seed + 1)
+    r = torch.as_tensor(task.remain_ids)
+    e = torch.as_tensor(forget.ids[pred_f == 1], dtype=torch.long)
+    h = torch.as_tensor(forget.ids[pred_f == 0], dtype=torch.long)
+    teacher = None
     if cfg.mechanism == "heldout_kl":
         teacher = (held_out or held_out_network(task, FeatureConfig(), device)).to(device).eval()
-    soft_keep = cfg.distill or cfg.easy_target == "twin"
-    if soft_keep:  # per-sample soft targets of the retained samples
-        y_keep = data.y[keep]
-        target_keep = F.one_hot(y_keep, data.num_classes).float()
-        if cfg.distill:
-            n_r = len(task.remain_ids)
-            target_keep[:n_r] = torch.softmax(predict(task.original, data.x[keep[:n_r]], device).float(), 1)
-        if cfg.easy_target == "twin" and len(easy):
-            logits_e = predict(task.original, data.x[torch.as_tensor(easy)], device).float()
-            target_keep[len(task.remain_ids) :] = torch.softmax(logits_e / easy_temperature, 1)
-        retain = (data.x[keep], target_keep)
-    else:
-        retain = (data.x[keep], data.y[keep])
-    if cfg.mechanism == "complement":  # soft targets fixed from M_o before any step
-        targets = torch.zeros(0, data.num_classes)
-        if len(hard):
-            logits_h = predict(task.original, data.x[hard], device).float()
-            targets = complement_targets(logits_h, data.y[hard], cfg.complement_temperature)
-        forget_set = (data.x[hard], targets)
-    else:
-        forget_set = (data.x[hard], data.y[hard])
-    mask = None
-    if cfg.saliency > 0 and len(hard):
-        mask = saliency_mask(task.original, data.x[hard], data.y[hard], cfg.saliency, device)
-
-    def forget_term(logits: torch.Tensor, t: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
-        if cfg.mechanism == "heldout_kl":  # move toward what a network that never saw the sample predicts
-            with torch.no_grad():
-                target = torch.softmax(teacher(x).float(), 1)
-            return F.kl_div(torch.log_softmax(logits, 1), target, reduction="sum")
-        y = torch.full((len(t),), c, dtype=torch.long, device=logits.device) if t.dim() == 2 else t
-        if cfg.stop_when_forgotten and len(y):
-            still = logits.detach().argmax(1) == y
-            logits, y, t = logits[still], y[still], t[still]
-        if cfg.mechanism == "complement":
-            return soft_ce_sum(logits, t)
-        if cfg.mechanism == "neggrad":
-            return ascent_term(logits, y, cfg.max_forget_loss)
-        return ce_sum(logits, random_wrong_labels(y, data.num_classes, gen))
-
-    def loss(logits_r, t_r, logits_h, t_h, x_r, x_h):  # _r: the retained batch, _h: the predicted-hard batch
-        retain_sum = soft_ce_sum(logits_r, t_r) if soft_keep else ce_sum(logits_r, t_r)
-        return retain_sum, cfg.forget_weight * forget_term(logits_h, t_h, x_h)
-
-    return unlearn_loop(
+    return unlearn_step(
         task.original,
-        retain,
-        forget_set,
-        loss,
+        StepData(data.x[r], data.y[r], data.x[e], data.y[e], data.x[h], data.y[h]),
         cfg,
         device,
+        num_classes=data.num_classes,
         seed=task.seed,
-        stage="tmu:unlearn",
         progress=progress,
         should_stop=task.should_stop,
-        grad_mask=mask,
+        teacher=teacher,
+        easy_temperature=easy_temperature,
+    )
+
+
+def step_on_twin(
+    task: UnlearnTask,
+    twin: TwinProblem,
+    pred_a: np.ndarray,
+    cfg: UnlearnConfig,
+    device,
+    held_out: torch.nn.Module | None = None,
+    easy_temperature: float = 1.0,
+) -> dict:
+    """`step.choose_step` on the first twin (bag 0): M_t, its D_a split by the classifier's cross-fitted calls,
+    replay from D_r ∪ D_f (what M_t trained on besides D_a), gold M_o."""
+    rows = np.flatnonzero(twin.bag == 0)
+    replay = torch.as_tensor(np.concatenate([task.remain_ids, task.forget.ids]))
+    teacher = None
+    if cfg.mechanism == "heldout_kl":
+        teacher = (held_out or held_out_network(task, FeatureConfig(), device)).to(device).eval()
+    return choose_step(
+        task.original,
+        twin.models[0],
+        (task.data.x[replay], task.data.y[replay]),
+        twin.aux.x[torch.as_tensor(rows)],
+        np.asarray(pred_a)[rows],
+        task.forget.class_index,
+        cfg,
+        device,
+        num_classes=task.data.num_classes,
+        seed=task.seed,
+        teacher=teacher,
+        easy_temperature=easy_temperature,
+        should_stop=task.should_stop,
     )
 
 
@@ -506,21 +474,6 @@ def predict_easy_hard(
     clock.lap("classifier")
     peer = peer_split(feats, twin, cfg, task.seed) if cfg.scoring.peer else None
     return EasyHard(twin, feats, split, peer)
-
-
-def run(task: UnlearnTask, cfg: TMUConfig, device, progress=None) -> MethodResult:
-    clock = StageClock(task, progress)
-    eh = predict_easy_hard(task, cfg, device, clock)
-    by_subset = ablation(eh.feature_values, eh.twin, cfg, task.seed)
-    clock.lap("ablation")
-    temperature = non_member_temperature(task, eh.twin, device) if cfg.unlearn.easy_target == "twin" else 1.0
-    if cfg.unlearn.easy_target == "twin":  # reported with the twin it was fitted on; the controls reuse it
-        eh.twin.fidelity["non_member_temperature"] = temperature
-    model = unlearn(
-        task, eh.split.pred_f, cfg.unlearn, device, clock.sub("unlearn"), eh.feature_values.held_out, temperature
-    )
-    clock.lap("unlearn")
-    return MethodResult(model, easy_hard_report(task, eh, by_subset, cfg, clock.seconds))
 
 
 def easy_hard_report(task: UnlearnTask, eh: EasyHard, by_subset: dict, cfg: TMUConfig, seconds: dict) -> TMUReport:

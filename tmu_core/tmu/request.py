@@ -22,8 +22,17 @@ from ..unlearn.loop import UnlearnTask
 from ..unlearn.registry import MethodReport, MethodResult
 from .config import TMUConfig
 from .forecast import combine, ece, reliability
-from .method import StageClock, ablation, easy_hard_report, non_member_temperature, predict_easy_hard, unlearn
+from .method import (
+    StageClock,
+    ablation,
+    easy_hard_report,
+    non_member_temperature,
+    predict_easy_hard,
+    step_on_twin,
+    unlearn,
+)
 from .report import gold_scores, split_counts
+from .step import candidate_config
 
 # Where each of TMU's per-class stages ends, as a share of one class's work (the twin's fine-tuning dominates);
 # the unlearning step over the whole request takes UNLEARN_SHARE of the method.
@@ -83,7 +92,14 @@ def run(task: UnlearnTask, cfg: TMUConfig, device, progress=None) -> MethodResul
     if cfg.unlearn.easy_target == "twin":  # fitted on the first class's twin; reported with it (controls reuse it)
         temperature = non_member_temperature(replace(task, forget=parts[0], parts=()), twins[0], device)
         twins[0].fidelity["non_member_temperature"] = temperature
-    model = unlearn(task, pred, cfg.unlearn, device, clock.sub("unlearn"), first_held_out, temperature)
+    step = cfg.unlearn
+    if step.step_choice == "twin":  # chosen on the first class's twin; reported with it (the controls follow it)
+        first = replace(task, forget=parts[0], parts=())
+        choice = step_on_twin(first, twins[0], reports[0].aux_pred, step, device, first_held_out, temperature)
+        twins[0].fidelity["step_choice"] = choice
+        step = candidate_config(step, choice["changes"])
+        clock.lap("step choice")
+    model = unlearn(task, pred, step, device, clock.sub("unlearn"), first_held_out, temperature)
     clock.lap("unlearn")
     reports[-1].stage_seconds.update(clock.seconds)  # the last report's seconds: every stage, all classes
     report = reports[0] if len(parts) == 1 else RequestReport(parts=parts, reports=tuple(reports), whole=whole)
