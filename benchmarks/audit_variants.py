@@ -275,11 +275,13 @@ def main(argv=None) -> int:
         store.write_csv(partial, pd.DataFrame(made))
 
     started = time.perf_counter()
-    df = pd.DataFrame(
+    df = pd.DataFrame(  # every variant of one (class, seed) before the next: a stopped script leaves matched rows
         [
             row
+            for seed in args.seeds
+            for c in classes
             for v, s in variants.items()
-            for row in run_variant(cfg, v, s, classes, args.seeds, log, done, args.controls, save)
+            for row in run_variant(cfg, v, s, [c], [seed], log, done, args.controls, save)
         ]
     )
     n_reused = sum((r["variant"], int(r["class"]), int(r["seed"])) in done for r in df.to_dict("records"))

@@ -774,7 +774,14 @@ def test_the_twin_chooses_the_step_and_the_controls_follow_it(digits, tiny_origi
     monkeypatch.setattr(
         tmu_step, "unlearn_loop", lambda m, r, f, loss, c, *a, **k: lrs.append(c.lr) or real(m, r, f, loss, c, *a, **k)
     )
-    out = _tmu(digits, tiny_original, step_choice="twin")
+    cfg, data, forget = digits
+    tc, original = tiny_original
+    mcfg = method_config("tmu", "digits", {"epochs": 1, "twin_epochs": 1, "clf_epochs": 5, "cf_epochs": 1})
+    mcfg = mcfg.model_copy(update={"unlearn": mcfg.unlearn.model_copy(update={"step_choice": "twin"})})
+    seen = []
+    out = METHODS.get("tmu").run(UnlearnTask(data, cfg, tc, forget, original, seed=0), mcfg, CPU, seen.append)
+    fractions = [p.fraction for p in seen if p.stage == "tmu:step choice"]
+    assert fractions and fractions == sorted(fractions) and fractions[-1] == 1.0, "one bar over every candidate"
     choice = out.report.twin_fidelity["step_choice"]
     assert set(choice["candidates"]) == set(CANDIDATES) and choice["chosen"] in CANDIDATES
     for scores in choice["candidates"].values():
@@ -784,8 +791,6 @@ def test_the_twin_chooses_the_step_and_the_controls_follow_it(digits, tiny_origi
     tmu_cfg = method_config("tmu", "digits", {"epochs": 1, "step_choice": "twin"}).unlearn
     chosen = candidate_config(tmu_cfg, choice["changes"])
     assert len(lrs) == len(CANDIDATES) + 1 and lrs[-1] == pytest.approx(chosen.lr), "the real step used the choice"
-    cfg, data, forget = digits
-    tc, original = tiny_original
     ocfg = method_config("oracle_labels", "digits", {}, {"tmu": (("step_choice", "twin"),)})
     task = UnlearnTask(data, cfg, tc, forget, original, seed=0, gold=original, earlier={"tmu": out.report})
     assert chosen_step(task, ocfg, CPU) == (candidate_config(ocfg, choice["changes"]), choice["chosen"])

@@ -430,6 +430,7 @@ def step_on_twin(
     device,
     held_out: torch.nn.Module | None = None,
     easy_temperature: float = 1.0,
+    progress=None,
 ) -> dict:
     """`step.choose_step` on the first twin (bag 0): M_t, its D_a split by the classifier's cross-fitted calls,
     replay from D_r ∪ D_f (what M_t trained on besides D_a), gold M_o."""
@@ -452,6 +453,7 @@ def step_on_twin(
         teacher=teacher,
         easy_temperature=easy_temperature,
         should_stop=task.should_stop,
+        progress=progress,
     )
 
 

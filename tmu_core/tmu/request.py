@@ -56,6 +56,9 @@ class ByClass:
         if sub == "unlearn":
             frac = 1.0 - UNLEARN_SHARE + UNLEARN_SHARE * p.fraction
             message = f"unlearning the whole request · {p.message}"
+        elif sub == "step choice":  # between the last class's split and the unlearning
+            frac = 1.0 - UNLEARN_SHARE
+            message = f"choosing the step on class {self.parts[0].class_name}'s twin · {p.message}"
         else:
             end = STAGE_END.get(sub, 1.0)
             begin = max([0.0, *(e for e in STAGE_END.values() if e < end)])
@@ -95,7 +98,9 @@ def run(task: UnlearnTask, cfg: TMUConfig, device, progress=None) -> MethodResul
     step = cfg.unlearn
     if step.step_choice == "twin":  # chosen on the first class's twin; reported with it (the controls follow it)
         first = replace(task, forget=parts[0], parts=())
-        choice = step_on_twin(first, twins[0], reports[0].aux_pred, step, device, first_held_out, temperature)
+        choice = step_on_twin(
+            first, twins[0], reports[0].aux_pred, step, device, first_held_out, temperature, clock.sub("step choice")
+        )
         twins[0].fidelity["step_choice"] = choice
         step = candidate_config(step, choice["changes"])
         clock.lap("step choice")

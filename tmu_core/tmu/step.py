@@ -21,7 +21,7 @@ import torch.nn.functional as F
 
 from ..data import to_float
 from ..evaluate.metrics import activation_distance, sample_agreement
-from ..train import generator, predict
+from ..train import Progress, generator, predict
 from ..unlearn.loop import ascent_term, ce_sum, random_wrong_labels, saliency_mask, unlearn_loop
 from .config import UnlearnConfig
 
@@ -192,6 +192,7 @@ def choose_step(
     teacher: torch.nn.Module | None = None,
     easy_temperature: float = 1.0,
     should_stop=None,
+    progress=None,
 ) -> dict:
     """Each candidate step run on the twin: from M_t (`twin_model`), keeping `replay` (M_t's training images
     other than D_a) and D_a's images the classifier called easy (`pred_aux` 1), forgetting those it called hard;
@@ -206,8 +207,12 @@ def choose_step(
     gold_logits = predict(original, x_aux, device).float()
     gold_pred = gold_logits.argmax(1).numpy()
     scores = {}
-    for name, changes in CANDIDATES.items():
+    for k, (name, changes) in enumerate(CANDIDATES.items()):
         cand = candidate_config(cfg, changes)
+
+        def each(p: Progress, k=k, name=name) -> None:  # one bar over all candidates, never going back
+            progress(Progress(p.stage, (k + p.fraction) / len(CANDIDATES), f"{name} · {p.message}"))
+
         model = unlearn_step(
             twin_model,
             sd,
@@ -215,6 +220,7 @@ def choose_step(
             device,
             num_classes=num_classes,
             seed=seed,
+            progress=each if progress else None,
             should_stop=should_stop,
             teacher=teacher,
             easy_temperature=easy_temperature,
