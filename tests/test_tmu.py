@@ -538,7 +538,9 @@ def test_a_tiny_image_folder_runs_with_defaults_and_says_its_evidence_is_thin(tm
         "original_loss_forget",
         "twin_epochs",
         "bags",
+        "step_choice",  # an image folder's default: the step is chosen on the twin
     }
+    assert fid["step_choice"]["chosen"] in fid["step_choice"]["candidates"]
     assert 0 <= fid["twin_acc_aux"] <= 100 and fid["twin_loss_aux"] >= 0
     assert "distinct aux images" in warnings and "--aux-fraction" in warnings
     assert "NF uses k = 2 nearest neighbours instead of 5" in warnings
