@@ -565,3 +565,11 @@ def test_dashboard_form_refuses_in_one_line(runs_dir, own, tmp_path, monkeypatch
     errors = [e.value.replace("\\_", "_") for e in at.error]  # shown as text: Markdown's _ escaped
     assert len(errors) == 1 and "holds code" in errors[0] and "TMU_ALLOW_EXECUTABLE_MODELS=1" in errors[0], errors
     assert _folders(runs_dir) == []
+
+
+@pytest.mark.fast
+def test_a_program_exported_at_a_fixed_batch_size_is_told_how_to_export_it():
+    from tmu_core.ownmodel.check import _raised
+
+    err = _raised("original weights", "m.pt2", AssertionError("Guard failed: x.size()[0] == 2"), "64", [64, 1, 8, 8])
+    assert "batches of exactly 2 images" in str(err) and "dynamic_shapes" in str(err) and "--image-size" not in str(err)

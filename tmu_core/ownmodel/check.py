@@ -24,6 +24,9 @@ def first_line(exc: BaseException) -> str:
     return line.removeprefix("builtins.")[:200]
 
 
+BATCH_GUARD = re.compile(r"Guard failed: \w+\.size\(\)\[0\] == (\d+)")
+
+
 def _gib(n: int) -> str:
     return f"{n / 2**30:.1f} GiB" if n >= 2**30 else f"{n / 2**20:.0f} MiB"
 
@@ -43,6 +46,11 @@ def _raised(what: str, path: str, exc: BaseException, size: str, shape: list) ->
         if re.search(r"shape|size|mat1|dimension|expected input", text, re.I)
         else ""
     )
+    if BATCH_GUARD.search(text):  # torch.export fixed the batch size it was traced with
+        hint = (
+            f"; it takes batches of exactly {BATCH_GUARD.search(text).group(1)} images: export it with a dynamic "
+            "batch dimension (torch.export.export(model, (x,), dynamic_shapes=({0: torch.export.Dim('batch')},)))"
+        )
     return TMUError(
         f"{what} {path} raised {exc.__class__.__name__} on a batch of {size} images from train/ "
         f"(a float tensor {shape}, values in [0, 1]): {text}{hint}"
