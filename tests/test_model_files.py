@@ -334,6 +334,10 @@ def test_no_environment_makes_this_process_read_code(own, tmp_path, monkeypatch)
     path = _script(Plain(own["net"]), tmp_path / "m.ts")
     loaded = load_model(str(path), "small_cnn", _data(own), allow_code=True)
     assert not sandbox.inside() and loaded.model is None and loaded.format == "torchscript"
+    from tmu_core.ownmodel.weights import _load_code
+
+    with pytest.raises(RuntimeError, match="only in a sandboxed child"):  # the loader itself refuses, called directly
+        _load_code(path, "torchscript", _data(own), None, None, "original weights")
 
 
 @pytest.mark.fast

@@ -66,6 +66,13 @@ def inside() -> bool:
     return _entered
 
 
+def require_inside(what: str) -> None:
+    """Refuse, in any process that did not limit itself, to run `what` (a load of a model that is code): the guard
+    sits where the code would run, whatever called it."""
+    if not _entered:
+        raise RuntimeError(f"{what} runs only in a sandboxed child process (sandbox.enter); refused here")
+
+
 def _number(name: str, default: float) -> float:
     try:
         value = float(os.environ.get(name, default))

@@ -100,6 +100,7 @@ class ScriptedNet(CodeNet):
     def __deepcopy__(self, memo):
         """A copy through TorchScript's own save and load: copy.deepcopy of a ScriptModule gives parameters that
         are not leaves, which no optimizer takes."""
+        sandbox.require_inside("loading a TorchScript model")
         buf = io.BytesIO()
         _quiet(torch.jit.save, self.inner, buf)
         buf.seek(0)
@@ -299,6 +300,7 @@ def _load_state(path: Path, fmt: str, arch: str, data: Dataset, mean, std, what:
 def _load_code(path: Path, fmt: str, data: Dataset, mean, std, what: str) -> CodeNet:
     """Inside the sandbox only: the TorchScript or torch.export file, loaded and wrapped."""
     kind = files.DESCRIPTION[fmt]
+    sandbox.require_inside(f"loading {kind}")
     try:
         with sandbox.call_limit():  # TorchScript runs a model's __setstate__ while loading
             if fmt == "torchscript":
