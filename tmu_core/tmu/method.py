@@ -389,6 +389,14 @@ def non_member_temperature(task: UnlearnTask, twin: TwinProblem, device) -> floa
     return float(min(TEMPERATURE_GRID, key=kl))
 
 
+def step_teacher(task: UnlearnTask, cfg: UnlearnConfig, device, held_out: torch.nn.Module | None):
+    """heldout_kl's teacher (`held_out`, or the held-out CF network trained here with default settings); None for
+    the other mechanisms."""
+    if cfg.mechanism != "heldout_kl":
+        return None
+    return (held_out or held_out_network(task, FeatureConfig(), device)).to(device).eval()
+
+
 def unlearn(
     task: UnlearnTask,
     pred_f: np.ndarray,
@@ -405,9 +413,7 @@ def unlearn(
     r = torch.as_tensor(task.remain_ids)
     e = torch.as_tensor(forget.ids[pred_f == 1], dtype=torch.long)
     h = torch.as_tensor(forget.ids[pred_f == 0], dtype=torch.long)
-    teacher = None
-    if cfg.mechanism == "heldout_kl":
-        teacher = (held_out or held_out_network(task, FeatureConfig(), device)).to(device).eval()
+    teacher = step_teacher(task, cfg, device, held_out)
     return unlearn_step(
         task.original,
         StepData(data.x[r], data.y[r], data.x[e], data.y[e], data.x[h], data.y[h]),
@@ -436,9 +442,7 @@ def step_on_twin(
     replay from D_r ∪ D_f (what M_t trained on besides D_a), gold M_o."""
     rows = np.flatnonzero(twin.bag == 0)
     replay = torch.as_tensor(np.concatenate([task.remain_ids, task.forget.ids]))
-    teacher = None
-    if cfg.mechanism == "heldout_kl":
-        teacher = (held_out or held_out_network(task, FeatureConfig(), device)).to(device).eval()
+    teacher = step_teacher(task, cfg, device, held_out)
     return choose_step(
         task.original,
         twin.models[0],
