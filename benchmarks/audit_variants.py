@@ -34,7 +34,7 @@ from tmu_core import store
 from tmu_core.cli import run_config_from_args
 from tmu_core.data import class_ref  # a parsed class index, never re-read as a name
 from tmu_core.evaluate.paper_tables import md_table
-from tmu_core.evaluate.protocol import class_ci, class_means, paired_test, sign_test
+from tmu_core.evaluate.protocol import class_ci, class_means, paired_test, sign_test, wilcoxon_exact
 from tmu_core.jobs.pipeline import execute, start
 from tmu_core.jobs.sweep import parse_classes
 
@@ -208,7 +208,7 @@ def paired(df: pd.DataFrame, first: str) -> pd.DataFrame:
             )
             ok = np.isfinite(a) & np.isfinite(b)  # per-class means over the matched seeds: the class is the unit
             ca, cb = class_means(a[ok], units[ok])[0], class_means(b[ok], units[ok])[0]
-            t, sign = paired_test(ca, cb), sign_test(ca - cb)
+            t, sign, wil = paired_test(ca, cb), sign_test(ca - cb), wilcoxon_exact(ca - cb)
             out.append(
                 {
                     "variant": name,
@@ -219,6 +219,7 @@ def paired(df: pd.DataFrame, first: str) -> pd.DataFrame:
                     "95% CI": f"[{t['ci_low']:.2f}, {t['ci_high']:.2f}]",
                     "p": round(t["p"], 4),
                     "sign p": round(sign["p"], 4),
+                    "Wilcoxon p": round(wil["p"], 4),
                 }
             )
     return pd.DataFrame(out)
@@ -245,6 +246,14 @@ def main(argv=None) -> int:
         default=["random_k"],
         choices=["random_k", "oracle_labels"],
         help="controls run beside TMU with its step's settings (default random_k)",
+    )
+    p.add_argument(
+        "--pool",
+        type=Path,
+        nargs="+",
+        metavar="CSV",
+        help="run nothing: read these CSVs of this script (made with the same settings) and write their rows as one "
+        "set, with the summary and the paired tests over all their classes",
     )
     p.add_argument(
         "--reuse",
@@ -275,15 +284,20 @@ def main(argv=None) -> int:
         store.write_csv(partial, pd.DataFrame(made))
 
     started = time.perf_counter()
-    df = pd.DataFrame(  # every variant of one (class, seed) before the next: a stopped script leaves matched rows
-        [
-            row
-            for seed in args.seeds
-            for c in classes
-            for v, s in variants.items()
-            for row in run_variant(cfg, v, s, [c], [seed], log, done, args.controls, save)
-        ]
-    )
+    if args.pool:  # no run: the rows of earlier files of this script, read as one set
+        df = pd.concat([pd.read_csv(f, dtype={"variant": str}) for f in args.pool], ignore_index=True)
+        classes, variants = sorted(df["class"].unique().tolist()), dict.fromkeys(df["variant"].unique(), "as run")
+        done = {(r["variant"], int(r["class"]), int(r["seed"])): r for r in df.to_dict("records")}
+    else:
+        df = pd.DataFrame(  # every variant of one (class, seed) before the next: a stopped script leaves matched rows
+            [
+                row
+                for seed in args.seeds
+                for c in classes
+                for v, s in variants.items()
+                for row in run_variant(cfg, v, s, [c], [seed], log, done, args.controls, save)
+            ]
+        )
     n_reused = sum((r["variant"], int(r["class"]), int(r["seed"])) in done for r in df.to_dict("records"))
     first = next(iter(variants))
     md = "\n".join(
