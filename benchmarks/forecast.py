@@ -251,6 +251,8 @@ def summary(runs: pd.DataFrame, files: pd.DataFrame) -> pd.DataFrame:
             ci = class_ci(pd.to_numeric(g[col], errors="coerce"), g["class"])
             row[f"_{col}"] = ci["mean"]  # unrounded, for the targets
             row[col] = f"{ci['mean']:.1f} ± {ci['half']:.1f}" if np.isfinite(ci["half"]) else f"{ci['mean']:.1f}"
+        bias = pd.to_numeric(g["TMU pred"], errors="coerce") - pd.to_numeric(g["gold A_f"], errors="coerce")
+        row["TMU bias"] = f"{bias.mean():+.1f} ({int((bias < 0).sum())} of {int(bias.notna().sum())} below)"
         row["TMU ECE gold"] = round(ece(fl["p_easy"], fl["gold_easy"]), 3)
         row["TMU ECE p_i"] = round(ece(fl["p_easy"], fl["p_gold"]), 3)
         row["peer ECE gold"] = round(ece(fl["p_easy_peer"], fl["gold_easy"]), 3)
@@ -381,7 +383,7 @@ def main(argv=None) -> int:
             "",
             "Coverage: share of runs whose 90% interval holds gold's A_f (target >= 85%). Error: mean |predicted - "
             "gold A_f| in points, ± 95% CI over classes (target <= 5), beside the naive guess (the untouched "
-            "original's A_f). ECE of p(easy) pooled over every file of the set, against gold's verdicts and "
+            "original's A_f). TMU bias: mean predicted − gold A_f, and in how many runs the forecast is below gold. ECE of p(easy) pooled over every file of the set, against gold's verdicts and "
             "against p_i of the K golds (target <= 0.10). AUC of the ranking against gold's easy/hard (%). Label "
             "accuracy of TMU's rule, of 0.5 on calibrated p(easy) and of the peer's twin-chosen cut, beside the "
             "leave-one-gold-out ceiling (K > 1; it carries the small-K bias of a ceiling from K golds).",
